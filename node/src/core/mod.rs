@@ -1,0 +1,699 @@
+//! The sans-IO Paxos core: one node's proposer, acceptor and learner roles as a pure
+//! state machine.
+//!
+//! Events go in ([`Event`]: a peer message, a client request, a timer firing; recovered
+//! durable state is handed to [`Node::start`]); actions come out ([`Action`]: persist a
+//! record, send a message, reply to a client, set a timer). There is no tokio, socket,
+//! clock, thread or unseeded randomness here, so the same code runs inside the real
+//! node (`crate::shell`) and inside the seeded in-process cluster (`crate::sim`).
+//!
+//! The ordering contract with a driver: actions are returned in the order they must
+//! take effect, and every `Persist` precedes the sends and replies that depend on it.
+//! A driver may delay sends and replies (the shell moves all persists of a burst of
+//! events ahead of all its sends, so one fsync covers them), but it must never let a
+//! send or a reply leave before a persist that was returned ahead of it.
+//!
+//! The roles live in two files: `register.rs` (Basic Paxos, one single-decree instance
+//! per register key) and `log.rs` (Multi-Paxos: a replicated log behind the KV store,
+//! with a stable leader). This file holds what they share.
+
+mod log;
+mod register;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rand::{Rng, RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::msg::{PeerMessage, ReportedEntry};
+use crate::types::{Ballot, Batch, Bug, ClientOp, CmdId, Command, NodeId, OpResult, Slot};
+
+pub use register::{RegisterAcceptor, RegisterProposer};
+
+/// Durations the core asks timers for. Milliseconds of whatever clock the driver runs:
+/// real time in the shell, virtual time in the simulation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    /// A follower that has not heard from a leader for a random duration in
+    /// `[min, max)` starts an election. Randomised so candidates rarely collide.
+    pub election_timeout_ms: (u64, u64),
+    /// How often a leader sends `Commit` heartbeats and retransmits unacknowledged
+    /// accepts.
+    pub heartbeat_ms: u64,
+    /// A register proposer that has not completed a phase within this (plus jitter)
+    /// starts a new round with a higher ballot.
+    pub phase_timeout_ms: u64,
+    /// A register proposer refused by a higher ballot waits a random duration in
+    /// `[min, max)` before its next round, so dueling proposers stop dueling.
+    pub backoff_ms: (u64, u64),
+    /// A client request not answered within this gets an indefinite `timeout` reply.
+    pub request_timeout_ms: u64,
+    /// A register proposer gives up after this many rounds.
+    pub max_register_rounds: u32,
+    /// How many log slots a leader keeps in flight at once.
+    pub window: usize,
+    /// How many client commands a leader batches into one slot at most.
+    pub max_batch: usize,
+    /// How many client commands a leader or candidate queues at most; beyond that new
+    /// commands are refused with `unavailable`.
+    pub queue_capacity: usize,
+    /// How many chosen entries one `Chosen` catch-up reply carries at most.
+    pub catch_up_batch: usize,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            election_timeout_ms: (300, 600),
+            heartbeat_ms: 50,
+            phase_timeout_ms: 200,
+            backoff_ms: (10, 120),
+            request_timeout_ms: 2_000,
+            max_register_rounds: 100,
+            window: 16,
+            max_batch: 512,
+            queue_capacity: 16_384,
+            catch_up_batch: 512,
+        }
+    }
+}
+
+/// A node's fixed configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// This node's id, `1..=n`.
+    pub id: NodeId,
+    /// The number of nodes in the cluster.
+    pub n: usize,
+    /// Seeds the node's randomness (election timeouts, backoff). Mixed with the id and
+    /// the incarnation, so nodes and restarts draw different streams.
+    pub seed: u64,
+    pub bugs: BTreeSet<Bug>,
+    pub timing: Timing,
+}
+
+impl Config {
+    pub fn new(id: NodeId, n: usize, seed: u64) -> Config {
+        Config {
+            id,
+            n,
+            seed,
+            bugs: BTreeSet::new(),
+            timing: Timing::default(),
+        }
+    }
+}
+
+/// A durable record: the only state that survives a restart. Written to the WAL by
+/// the driver when the core returns [`Action::Persist`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "r", rename_all = "kebab-case")]
+pub enum Record {
+    /// Written at every start; command ids embed it so they never repeat.
+    Incarnation {
+        incarnation: u64,
+    },
+    RegisterPromise {
+        key: String,
+        ballot: Ballot,
+    },
+    /// Also a promise of `ballot` (an acceptor that accepts `ballot` has promised it).
+    RegisterAccept {
+        key: String,
+        ballot: Ballot,
+        value: i64,
+    },
+    RegisterChosen {
+        key: String,
+        value: i64,
+    },
+    LogPromise {
+        ballot: Ballot,
+    },
+    /// Also a promise of `ballot`.
+    LogAccept {
+        slot: Slot,
+        ballot: Ballot,
+        batch: Batch,
+    },
+    LogChosen {
+        slot: Slot,
+        batch: Batch,
+    },
+}
+
+/// A timer the core asks for. Setting a timer that is already set replaces it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TimerId {
+    /// Follower or candidate: time to (re)start an election if the leader is silent.
+    Election,
+    /// Leader: time to send heartbeats and retransmit accepts.
+    Heartbeat,
+    /// Register proposer for this key: phase timeout or end of backoff.
+    Register(String),
+    /// Client request with this token: time to give up and answer `timeout`.
+    Request(u64),
+}
+
+/// What the driver feeds the core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Peer {
+        from: NodeId,
+        msg: PeerMessage,
+    },
+    /// A client request. `token` is the driver's handle for the reply; it must be unique
+    /// among the requests in flight.
+    Client {
+        token: u64,
+        op: ClientOp,
+    },
+    Timer(TimerId),
+}
+
+/// What the core asks the driver to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Make the record durable before carrying out any later send or reply.
+    Persist(Record),
+    Send {
+        to: NodeId,
+        msg: PeerMessage,
+    },
+    Reply {
+        token: u64,
+        result: OpResult,
+    },
+    SetTimer {
+        timer: TimerId,
+        after_ms: u64,
+    },
+}
+
+/// The role of this node in the Multi-Paxos log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Role {
+    Follower,
+    /// Running phase 1 for every slot from `from_slot` on.
+    Candidate {
+        ballot: Ballot,
+        from_slot: Slot,
+        promises: BTreeMap<NodeId, Vec<ReportedEntry>>,
+    },
+    /// Phase 1 done for every slot from the candidate's `from_slot` on: proposes with
+    /// phase 2 only.
+    Leader {
+        ballot: Ballot,
+        /// The next slot no proposal of this ballot has used.
+        next_slot: Slot,
+        inflight: BTreeMap<Slot, Inflight>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Inflight {
+    batch: Batch,
+    acks: BTreeSet<NodeId>,
+}
+
+/// What a client request in flight is waiting for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Pending {
+    /// A KV command of this node's current incarnation with this sequence number.
+    Kv(u64),
+    /// A propose on this register key.
+    Register(String),
+}
+
+/// A read-only view of the node for the `status` op.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub id: NodeId,
+    pub role: String,
+    pub leader: Option<NodeId>,
+    pub ballot: Ballot,
+    pub commit_index: Slot,
+    pub incarnation: u64,
+    pub registers_chosen: usize,
+    pub queued: usize,
+    pub inflight_slots: usize,
+    pub pending_requests: usize,
+    /// Times this node learned a value that differs from one it had already learned.
+    /// Always 0 in a correct cluster; kept so a bug shows up in `status`.
+    pub conflicts: u64,
+}
+
+/// One node: proposer, acceptor and learner for every register and for the log.
+pub struct Node {
+    cfg: Config,
+    rng: ChaCha8Rng,
+    incarnation: u64,
+    /// Actions produced by the step in progress.
+    out: Vec<Action>,
+    /// Messages this node sent to itself, handled before the step returns.
+    local: VecDeque<PeerMessage>,
+
+    // ---- registers (Basic Paxos) ----
+    reg_acceptors: BTreeMap<String, RegisterAcceptor>,
+    reg_chosen: BTreeMap<String, i64>,
+    reg_proposers: BTreeMap<String, RegisterProposer>,
+
+    // ---- log acceptor ----
+    /// The highest ballot this acceptor promised for the log. Invariant (without
+    /// `accept-lower-ballot`): every ballot in `log_accepted` is at most this.
+    log_promised: Ballot,
+    /// Accepted and not yet known to be chosen. A slot leaves this map when it is
+    /// chosen: from then on the chosen value stands for it.
+    log_accepted: BTreeMap<Slot, (Ballot, Batch)>,
+
+    // ---- log learner and state machine ----
+    chosen: BTreeMap<Slot, Batch>,
+    /// Every slot up to `applied` is chosen and applied to `kv`.
+    applied: Slot,
+    kv: BTreeMap<String, i64>,
+
+    // ---- log proposer ----
+    role: Role,
+    /// The node this one believes leads the log (possibly itself).
+    leader: Option<NodeId>,
+    /// The highest ballot seen in any log message.
+    max_ballot_seen: Ballot,
+    /// Whether a leader made itself heard since the election timer was last armed.
+    heard_from_leader: bool,
+    /// Commands waiting for a slot (leader) or for the election to end (candidate).
+    queue: VecDeque<Command>,
+
+    // ---- client requests ----
+    next_seq: u64,
+    requests: BTreeMap<u64, Pending>,
+    /// Sequence number of a KV command of this incarnation -> the request's token.
+    kv_waiting: BTreeMap<u64, u64>,
+
+    /// Per origin (node, incarnation): the highest command sequence number this node
+    /// has seen forwarded, accepted or chosen. A forwarded command at or below it is a
+    /// duplicate (the network may duplicate messages) and is dropped, so that no
+    /// command is chosen twice. One entry per origin incarnation: bounded by restarts.
+    origin_high: BTreeMap<(NodeId, u64), u64>,
+
+    conflicts: u64,
+}
+
+impl Node {
+    /// Starts a node from its recovered durable records (empty on first start).
+    /// Returns the node and the actions of its start: persist the new incarnation and
+    /// arm the election timer.
+    pub fn start(cfg: Config, recovered: Vec<Record>) -> (Node, Vec<Action>) {
+        assert!(cfg.n >= 1, "a cluster has at least one node");
+        assert!(
+            cfg.id >= 1 && cfg.id as usize <= cfg.n,
+            "node id {} outside 1..={}",
+            cfg.id,
+            cfg.n
+        );
+        let mut node = Node {
+            rng: ChaCha8Rng::seed_from_u64(0),
+            incarnation: 0,
+            out: Vec::new(),
+            local: VecDeque::new(),
+            reg_acceptors: BTreeMap::new(),
+            reg_chosen: BTreeMap::new(),
+            reg_proposers: BTreeMap::new(),
+            log_promised: 0,
+            log_accepted: BTreeMap::new(),
+            chosen: BTreeMap::new(),
+            applied: 0,
+            kv: BTreeMap::new(),
+            role: Role::Follower,
+            leader: None,
+            max_ballot_seen: 0,
+            heard_from_leader: false,
+            queue: VecDeque::new(),
+            next_seq: 0,
+            requests: BTreeMap::new(),
+            kv_waiting: BTreeMap::new(),
+            origin_high: BTreeMap::new(),
+            conflicts: 0,
+            cfg,
+        };
+        for record in recovered {
+            node.recover(record);
+        }
+        node.check_acceptor_invariants();
+        node.incarnation += 1;
+        let mix = node
+            .cfg
+            .seed
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(u64::from(node.cfg.id) << 32)
+            .wrapping_add(node.incarnation);
+        node.rng = ChaCha8Rng::seed_from_u64(mix);
+        node.max_ballot_seen = node.log_promised;
+        node.apply_chosen();
+        node.persist(Record::Incarnation {
+            incarnation: node.incarnation,
+        });
+        node.arm_election_timer();
+        let actions = std::mem::take(&mut node.out);
+        (node, actions)
+    }
+
+    /// Folds one recovered record into the state.
+    fn recover(&mut self, record: Record) {
+        match record {
+            Record::Incarnation { incarnation } => {
+                self.incarnation = self.incarnation.max(incarnation)
+            }
+            Record::RegisterPromise { key, ballot } => {
+                let acc = self.reg_acceptors.entry(key).or_default();
+                acc.promised = acc.promised.max(ballot);
+            }
+            Record::RegisterAccept { key, ballot, value } => {
+                let acc = self.reg_acceptors.entry(key).or_default();
+                acc.promised = acc.promised.max(ballot);
+                acc.accepted = Some((ballot, value));
+            }
+            Record::RegisterChosen { key, value } => {
+                self.reg_acceptors.remove(&key);
+                self.reg_chosen.entry(key).or_insert(value);
+            }
+            Record::LogPromise { ballot } => self.log_promised = self.log_promised.max(ballot),
+            Record::LogAccept {
+                slot,
+                ballot,
+                batch,
+            } => {
+                self.log_promised = self.log_promised.max(ballot);
+                self.note_origins(&batch);
+                if !self.chosen.contains_key(&slot) {
+                    self.log_accepted.insert(slot, (ballot, batch));
+                }
+            }
+            Record::LogChosen { slot, batch } => {
+                self.note_origins(&batch);
+                self.log_accepted.remove(&slot);
+                self.chosen.entry(slot).or_insert(batch);
+            }
+        }
+    }
+
+    /// Acceptor invariants, checked after recovery and kept on in release builds: a
+    /// violated one means our own code (or a deliberate bug) broke a Paxos rule.
+    fn check_acceptor_invariants(&self) {
+        if self.has_bug(Bug::AcceptLowerBallot) {
+            return;
+        }
+        for (slot, (ballot, _)) in &self.log_accepted {
+            assert!(
+                *ballot <= self.log_promised,
+                "slot {slot} accepted in ballot {ballot} above the promise {}",
+                self.log_promised
+            );
+        }
+        for (key, acc) in &self.reg_acceptors {
+            if let Some((ballot, _)) = acc.accepted {
+                assert!(
+                    ballot <= acc.promised,
+                    "register {key} accepted in ballot {ballot} above the promise {}",
+                    acc.promised
+                );
+            }
+        }
+    }
+
+    /// Handles one event and returns the actions it causes, in order.
+    pub fn step(&mut self, event: Event) -> Vec<Action> {
+        match event {
+            Event::Peer { from, msg } => {
+                if from == 0 || from as usize > self.cfg.n {
+                    // Not a member: the shell drops such peers; the core ignores them too.
+                    return Vec::new();
+                }
+                self.on_peer(from, msg)
+            }
+            Event::Client { token, op } => self.on_client(token, op),
+            Event::Timer(timer) => self.on_timer(timer),
+        }
+        self.drain_local();
+        std::mem::take(&mut self.out)
+    }
+
+    fn drain_local(&mut self) {
+        // Bounded by construction: a self-message causes at most a reply to self, whose
+        // handling sends no further self-message of the same kind. The bound guards it.
+        let mut budget = 64 + 4 * self.cfg.n;
+        while let Some(msg) = self.local.pop_front() {
+            budget -= 1;
+            assert!(budget > 0, "self-message loop");
+            self.on_peer(self.cfg.id, msg);
+        }
+    }
+
+    fn on_peer(&mut self, from: NodeId, msg: PeerMessage) {
+        match msg {
+            PeerMessage::Prepare { key, ballot } => self.on_prepare(from, key, ballot),
+            PeerMessage::Promise {
+                key,
+                ballot,
+                accepted,
+            } => self.on_promise(from, key, ballot, accepted),
+            PeerMessage::Accept { key, ballot, value } => self.on_accept(from, key, ballot, value),
+            PeerMessage::Accepted { key, ballot } => self.on_accepted(from, key, ballot),
+            PeerMessage::RegisterNack {
+                key,
+                ballot,
+                promised,
+            } => self.on_register_nack(key, ballot, promised),
+            PeerMessage::Decided { key, value } => self.learn_register(key, value),
+            PeerMessage::LogPrepare { ballot, from_slot } => {
+                self.on_log_prepare(from, ballot, from_slot)
+            }
+            PeerMessage::LogPromise { ballot, entries } => {
+                self.on_log_promise(from, ballot, entries)
+            }
+            PeerMessage::LogAccept {
+                ballot,
+                slot,
+                batch,
+            } => self.on_log_accept(from, ballot, slot, batch),
+            PeerMessage::LogAccepted { ballot, slot } => self.on_log_accepted(from, ballot, slot),
+            PeerMessage::LogNack { ballot, promised } => self.on_log_nack(ballot, promised),
+            PeerMessage::Commit { ballot, commit } => self.on_commit(from, ballot, commit),
+            PeerMessage::CatchUp { from_slot } => self.on_catch_up(from, from_slot),
+            PeerMessage::Chosen { entries } => self.on_chosen(from, entries),
+            PeerMessage::Forward { commands } => self.on_forward(commands),
+            PeerMessage::Reject { ids } => {
+                for id in ids {
+                    self.finish_kv(id, OpResult::Error(crate::types::ErrorCode::Unavailable));
+                }
+            }
+            PeerMessage::EarlyAck { ids } => {
+                for id in ids {
+                    self.finish_kv(id, OpResult::Done);
+                }
+            }
+        }
+    }
+
+    fn on_client(&mut self, token: u64, op: ClientOp) {
+        match op {
+            ClientOp::Propose { key, value } => self.client_propose(token, key, value),
+            ClientOp::Kv(op) => self.client_kv(token, op),
+        }
+    }
+
+    fn on_timer(&mut self, timer: TimerId) {
+        match timer {
+            TimerId::Election => self.on_election_timer(),
+            TimerId::Heartbeat => self.on_heartbeat_timer(),
+            TimerId::Register(key) => self.on_register_timer(key),
+            TimerId::Request(token) => self.on_request_timeout(token),
+        }
+    }
+
+    fn on_request_timeout(&mut self, token: u64) {
+        let Some(pending) = self.requests.remove(&token) else {
+            return; // answered already
+        };
+        match pending {
+            Pending::Kv(seq) => {
+                self.kv_waiting.remove(&seq);
+            }
+            Pending::Register(key) => {
+                if let Some(p) = self.reg_proposers.get_mut(&key) {
+                    p.waiters.retain(|t| *t != token);
+                }
+            }
+        }
+        self.reply(token, OpResult::Error(crate::types::ErrorCode::Timeout));
+    }
+
+    // ---- helpers shared by the roles ----
+
+    fn has_bug(&self, bug: Bug) -> bool {
+        self.cfg.bugs.contains(&bug)
+    }
+
+    /// The number of acceptors that make a quorum: floor(N/2)+1, so any two quorums
+    /// intersect ("Paxos Made Simple" §2.2). `minority-quorum` breaks exactly this.
+    fn quorum(&self) -> usize {
+        if self.has_bug(Bug::MinorityQuorum) {
+            (self.cfg.n / 2).max(1)
+        } else {
+            self.cfg.n / 2 + 1
+        }
+    }
+
+    /// Whether records of acceptor state (promises and acceptances) are written.
+    /// `forget-promises` keeps them in memory only.
+    fn persists_acceptor_state(&self) -> bool {
+        !self.has_bug(Bug::ForgetPromises)
+    }
+
+    fn persist(&mut self, record: Record) {
+        self.out.push(Action::Persist(record));
+    }
+
+    fn send(&mut self, to: NodeId, msg: PeerMessage) {
+        if to == self.cfg.id {
+            self.local.push_back(msg);
+        } else {
+            self.out.push(Action::Send { to, msg });
+        }
+    }
+
+    /// Sends to every node, this one included (handled locally, after the others).
+    fn broadcast(&mut self, msg: PeerMessage) {
+        for to in 1..=self.cfg.n as NodeId {
+            if to != self.cfg.id {
+                self.out.push(Action::Send {
+                    to,
+                    msg: msg.clone(),
+                });
+            }
+        }
+        self.local.push_back(msg);
+    }
+
+    /// Sends to every other node.
+    fn broadcast_others(&mut self, msg: PeerMessage) {
+        for to in 1..=self.cfg.n as NodeId {
+            if to != self.cfg.id {
+                self.out.push(Action::Send {
+                    to,
+                    msg: msg.clone(),
+                });
+            }
+        }
+    }
+
+    fn reply(&mut self, token: u64, result: OpResult) {
+        self.out.push(Action::Reply { token, result });
+    }
+
+    fn set_timer(&mut self, timer: TimerId, after_ms: u64) {
+        self.out.push(Action::SetTimer { timer, after_ms });
+    }
+
+    fn random_in(&mut self, (min, max): (u64, u64)) -> u64 {
+        if max <= min {
+            min
+        } else {
+            self.rng.random_range(min..max)
+        }
+    }
+
+    /// A raw draw, for jitter.
+    fn random_u64(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    fn cmd_is_mine(&self, id: CmdId) -> bool {
+        id.node == self.cfg.id && id.incarnation == self.incarnation
+    }
+
+    /// Answers the client waiting for command `id`, if it is this node's and still
+    /// waiting.
+    fn finish_kv(&mut self, id: CmdId, result: OpResult) {
+        if !self.cmd_is_mine(id) {
+            return;
+        }
+        if let Some(token) = self.kv_waiting.remove(&id.seq) {
+            self.requests.remove(&token);
+            self.reply(token, result);
+        }
+    }
+
+    // ---- read-only views ----
+
+    pub fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn status(&self) -> Status {
+        let (role, ballot, inflight) = match &self.role {
+            Role::Follower => ("follower", self.log_promised, 0),
+            Role::Candidate { ballot, .. } => ("candidate", *ballot, 0),
+            Role::Leader {
+                ballot, inflight, ..
+            } => ("leader", *ballot, inflight.len()),
+        };
+        Status {
+            id: self.cfg.id,
+            role: role.to_string(),
+            leader: self.leader,
+            ballot,
+            commit_index: self.applied,
+            incarnation: self.incarnation,
+            registers_chosen: self.reg_chosen.len(),
+            queued: self.queue.len(),
+            inflight_slots: inflight,
+            pending_requests: self.requests.len(),
+            conflicts: self.conflicts,
+        }
+    }
+
+    /// Registers this node has learned as chosen.
+    pub fn registers(&self) -> &BTreeMap<String, i64> {
+        &self.reg_chosen
+    }
+
+    /// Log slots this node has learned as chosen (not necessarily contiguous).
+    pub fn chosen_log(&self) -> &BTreeMap<Slot, Batch> {
+        &self.chosen
+    }
+
+    /// The KV state after applying every slot up to the commit index.
+    pub fn kv(&self) -> &BTreeMap<String, i64> {
+        &self.kv
+    }
+
+    pub fn commit_index(&self) -> Slot {
+        self.applied
+    }
+
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader { .. })
+    }
+
+    /// The register acceptor state for `key`, for tests and debugging.
+    pub fn register_acceptor(&self, key: &str) -> Option<&RegisterAcceptor> {
+        self.reg_acceptors.get(key)
+    }
+
+    /// The log acceptor's promise, for tests and debugging.
+    pub fn log_promised(&self) -> Ballot {
+        self.log_promised
+    }
+}
+
+#[cfg(test)]
+mod tests;

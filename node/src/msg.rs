@@ -1,0 +1,139 @@
+//! Peer messages: what one node's core sends to another's.
+//!
+//! On the wire each message is one JSON object on one line with a `"type"` field
+//! (DESIGN.md §4), so that a proxy on a link can frame, drop, delay and duplicate single
+//! messages without understanding them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Ballot, Batch, CmdId, Command, Slot};
+
+/// One entry an acceptor reports in a phase-1 reply of the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedEntry {
+    pub slot: Slot,
+    /// The ballot the batch was accepted in; `None` when the acceptor already knows the
+    /// slot is chosen (a chosen value is the only value any later ballot may propose).
+    pub ballot: Option<Ballot>,
+    pub batch: Batch,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum PeerMessage {
+    // ---- Basic Paxos, one single-decree instance per register key ----
+    /// Phase 1a.
+    Prepare { key: String, ballot: Ballot },
+    /// Phase 1b: the acceptor promises `ballot` and reports its highest-numbered
+    /// accepted proposal, if any.
+    Promise {
+        key: String,
+        ballot: Ballot,
+        accepted: Option<(Ballot, i64)>,
+    },
+    /// Phase 2a.
+    Accept {
+        key: String,
+        ballot: Ballot,
+        value: i64,
+    },
+    /// Phase 2b.
+    Accepted { key: String, ballot: Ballot },
+    /// A prepare or accept was refused because the acceptor promised `promised`.
+    RegisterNack {
+        key: String,
+        ballot: Ballot,
+        promised: Ballot,
+    },
+    /// The learner message: `value` is chosen for `key`.
+    Decided { key: String, value: i64 },
+
+    // ---- Multi-Paxos log ----
+    /// Phase 1a for every slot from `from_slot` on.
+    LogPrepare { ballot: Ballot, from_slot: Slot },
+    /// Phase 1b for every slot from the prepare's `from_slot` on.
+    LogPromise {
+        ballot: Ballot,
+        entries: Vec<ReportedEntry>,
+    },
+    /// Phase 2a for one slot.
+    LogAccept {
+        ballot: Ballot,
+        slot: Slot,
+        batch: Batch,
+    },
+    /// Phase 2b for one slot.
+    LogAccepted { ballot: Ballot, slot: Slot },
+    /// A log prepare or accept was refused because the acceptor promised `promised`.
+    LogNack { ballot: Ballot, promised: Ballot },
+    /// Leader heartbeat and commit notice: every slot up to `commit` is chosen, and the
+    /// leader proposed all the slots it did not learn as chosen before its election in
+    /// `ballot`.
+    Commit { ballot: Ballot, commit: Slot },
+    /// A lagging node asks for chosen entries from `from_slot` on.
+    CatchUp { from_slot: Slot },
+    /// Chosen entries, in slot order.
+    Chosen { entries: Vec<(Slot, Batch)> },
+    /// A follower hands client commands to the node it believes is the leader.
+    Forward { commands: Vec<Command> },
+    /// The receiver of a `Forward` is not the leader and did not propose these commands.
+    Reject { ids: Vec<CmdId> },
+    /// Only with `--bug early-ack`: the leader acknowledges a write it has just proposed.
+    EarlyAck { ids: Vec<CmdId> },
+}
+
+impl PeerMessage {
+    /// The wire name of the message type, as it appears in the `"type"` field.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            PeerMessage::Prepare { .. } => "prepare",
+            PeerMessage::Promise { .. } => "promise",
+            PeerMessage::Accept { .. } => "accept",
+            PeerMessage::Accepted { .. } => "accepted",
+            PeerMessage::RegisterNack { .. } => "register-nack",
+            PeerMessage::Decided { .. } => "decided",
+            PeerMessage::LogPrepare { .. } => "log-prepare",
+            PeerMessage::LogPromise { .. } => "log-promise",
+            PeerMessage::LogAccept { .. } => "log-accept",
+            PeerMessage::LogAccepted { .. } => "log-accepted",
+            PeerMessage::LogNack { .. } => "log-nack",
+            PeerMessage::Commit { .. } => "commit",
+            PeerMessage::CatchUp { .. } => "catch-up",
+            PeerMessage::Chosen { .. } => "chosen",
+            PeerMessage::Forward { .. } => "forward",
+            PeerMessage::Reject { .. } => "reject",
+            PeerMessage::EarlyAck { .. } => "early-ack",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_name_matches_the_serialized_tag() {
+        let msgs = [
+            PeerMessage::Prepare {
+                key: "k".into(),
+                ballot: 1,
+            },
+            PeerMessage::LogPromise {
+                ballot: 4,
+                entries: vec![],
+            },
+            PeerMessage::RegisterNack {
+                key: "k".into(),
+                ballot: 1,
+                promised: 2,
+            },
+            PeerMessage::EarlyAck { ids: vec![] },
+        ];
+        for m in msgs {
+            let v: serde_json::Value = serde_json::to_value(&m).unwrap();
+            assert_eq!(v["type"], m.type_name());
+            let back: PeerMessage = serde_json::from_value(v).unwrap();
+            assert_eq!(back, m);
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The domain vocabulary shared by the core, the write-ahead log, the wire formats and
+//! the simulation: node ids, ballots, slots, KV commands and client-visible results.
+//!
+//! These are plain data with serde derives so that the same values travel over the peer
+//! links, land in the WAL and appear in `dump` replies without translation layers.
+
+use serde::{Deserialize, Serialize};
+
+/// A node id, `1..=N`.
+pub type NodeId = u32;
+
+/// A ballot (proposal number). `0` means "none": no node ever uses it.
+///
+/// Ballots are unique per node: `ballot = round * N + id` ("Paxos Made Simple" §2.2:
+/// "different proposers choose their numbers from disjoint sets of numbers").
+pub type Ballot = u64;
+
+/// A position in the Multi-Paxos log. Slots start at 1; slot 0 is "before the log".
+pub type Slot = u64;
+
+/// The node that owns `ballot` in a cluster of `n` nodes.
+pub fn ballot_owner(ballot: Ballot, n: usize) -> NodeId {
+    debug_assert!(ballot > 0);
+    (((ballot - 1) % n as u64) + 1) as NodeId
+}
+
+/// The smallest ballot owned by `id` that is strictly greater than `above`.
+pub fn next_ballot(above: Ballot, id: NodeId, n: usize) -> Ballot {
+    let n = n as u64;
+    let id = u64::from(id);
+    // Ballots of `id` are round * n + id for round >= 0.
+    let round = if above < id { 0 } else { (above - id) / n + 1 };
+    let ballot = round * n + id;
+    debug_assert!(ballot > above);
+    ballot
+}
+
+/// Identifies one client command across the whole run: the node that received it from
+/// a client, that node's incarnation (bumped and persisted on every start, so sequence
+/// numbers never repeat across restarts), and a sequence number within the incarnation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CmdId {
+    pub node: NodeId,
+    pub incarnation: u64,
+    pub seq: u64,
+}
+
+/// An operation of the replicated key-value state machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum KvOp {
+    Read { key: String },
+    Write { key: String, value: i64 },
+    Cas { key: String, from: i64, to: i64 },
+}
+
+/// One client command in the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub id: CmdId,
+    #[serde(flatten)]
+    pub op: KvOp,
+}
+
+/// The value of one log slot: the client commands batched into it. An empty batch is a
+/// no-op, which a new leader proposes to fill a gap it found no value for.
+pub type Batch = Vec<Command>;
+
+/// The operations a client can ask of a node (DESIGN.md §4), as the core sees them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientOp {
+    Propose { key: String, value: i64 },
+    Kv(KvOp),
+}
+
+/// Error codes of the client protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    MalformedRequest,
+    UnknownOp,
+    NotFound,
+    PreconditionFailed,
+    /// The node could not serve the op (no leader known, queue full). Definite.
+    Unavailable,
+    /// The node gave up waiting. Indefinite: the op may still take effect.
+    Timeout,
+}
+
+impl ErrorCode {
+    /// Whether the error promises the operation did not and will not take effect.
+    pub fn definite(self) -> bool {
+        !matches!(self, ErrorCode::Timeout)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedRequest => "malformed-request",
+            ErrorCode::UnknownOp => "unknown-op",
+            ErrorCode::NotFound => "not-found",
+            ErrorCode::PreconditionFailed => "precondition-failed",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Timeout => "timeout",
+        }
+    }
+}
+
+/// The outcome of a client op as the core reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpResult {
+    /// `read` (the observed value, `None` = absent) or `propose` (the chosen value).
+    Value(Option<i64>),
+    /// `write` or `cas` took effect.
+    Done,
+    Error(ErrorCode),
+}
+
+/// The deliberate bugs a node can be started with (DESIGN.md §4). Each breaks exactly
+/// one rule so the harness can prove that it notices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bug {
+    /// Acceptor state is kept in memory only; a restart forgets promises and acceptances.
+    ForgetPromises,
+    /// An acceptor accepts a proposal numbered below its promise.
+    AcceptLowerBallot,
+    /// A register proposer proposes its own value even when promises report an accepted one.
+    IgnoreAccepted,
+    /// Quorums are floor(N/2) nodes instead of floor(N/2)+1.
+    MinorityQuorum,
+    /// KV reads are answered from local state without consensus.
+    StaleRead,
+    /// The leader acknowledges a write when it proposes it, before it is chosen.
+    EarlyAck,
+}
+
+impl Bug {
+    pub const ALL: [Bug; 6] = [
+        Bug::ForgetPromises,
+        Bug::AcceptLowerBallot,
+        Bug::IgnoreAccepted,
+        Bug::MinorityQuorum,
+        Bug::StaleRead,
+        Bug::EarlyAck,
+    ];
+
+    /// The `--bug` name of this bug.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::ForgetPromises => "forget-promises",
+            Bug::AcceptLowerBallot => "accept-lower-ballot",
+            Bug::IgnoreAccepted => "ignore-accepted",
+            Bug::MinorityQuorum => "minority-quorum",
+            Bug::StaleRead => "stale-read",
+            Bug::EarlyAck => "early-ack",
+        }
+    }
+}
+
+impl std::str::FromStr for Bug {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Bug::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+            format!("unknown bug '{s}'; expected one of: {}", names.join(", "))
+        })
+    }
+}
+
+impl std::fmt::Display for Bug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ballots_are_unique_per_node_and_increase() {
+        for n in [1usize, 3, 5, 7] {
+            for id in 1..=n as NodeId {
+                let mut b = 0;
+                for _ in 0..20 {
+                    let next = next_ballot(b, id, n);
+                    assert!(next > b);
+                    assert_eq!(ballot_owner(next, n), id);
+                    b = next;
+                }
+            }
+        }
+        // The literature's example: in a 3-node cluster node 3 moves past ballot 7 to 9.
+        assert_eq!(next_ballot(7, 3, 3), 9);
+        assert_eq!(next_ballot(5, 2, 3), 8);
+        assert_eq!(next_ballot(0, 1, 3), 1);
+    }
+}
