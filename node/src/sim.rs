@@ -102,6 +102,8 @@ pub struct SimReport {
     pub slots_chosen: usize,
     /// Client operations answered with a success.
     pub ops_ok: usize,
+    /// Client operations by outcome: `ok`, an error code, or `unanswered`.
+    pub outcomes: BTreeMap<String, usize>,
     pub messages_delivered: u64,
     pub crashes: u64,
     pub trace: Vec<String>,
@@ -421,6 +423,13 @@ impl Sim {
                 _ if crash_mid => {}
                 Action::Send { to, msg } => self.transmit(id, to, msg),
                 Action::Reply { token, result } => {
+                    if self.cfg.trace {
+                        let line = format!(
+                            "{:>6} reply to op {token} at node {id}: {result:?}",
+                            self.now
+                        );
+                        self.report.trace.push(line);
+                    }
                     let client = &mut self.clients[token as usize];
                     assert!(
                         client.reply.is_none(),
@@ -589,6 +598,14 @@ impl Sim {
             .iter()
             .filter(|c| matches!(c.reply, Some(OpResult::Value(_) | OpResult::Done)))
             .count();
+        for c in &self.clients {
+            let outcome = match &c.reply {
+                None => "unanswered",
+                Some(OpResult::Value(_) | OpResult::Done) => "ok",
+                Some(OpResult::Error(code)) => code.as_str(),
+            };
+            *self.report.outcomes.entry(outcome.to_string()).or_default() += 1;
+        }
         self.report.violations.extend(violations);
     }
 }

@@ -1,1 +1,1141 @@
+//! Core unit tests: one event in, the exact actions out.
+//!
+//! Timer durations drawn from the node's random stream are normalised to 0 before
+//! comparing (`norm`), so the tests pin down what is sent, persisted and replied, and
+//! in which order, without depending on the random draws.
+
 use super::*;
+use crate::types::{ErrorCode, KvOp};
+
+fn cfg(id: NodeId, n: usize) -> Config {
+    Config::new(id, n, 7)
+}
+
+fn with_bug(mut c: Config, bug: Bug) -> Config {
+    c.bugs.insert(bug);
+    c
+}
+
+fn start(c: Config, recovered: Vec<Record>) -> Node {
+    Node::start(c, recovered).0
+}
+
+/// Replaces random timer durations by 0.
+fn norm(actions: Vec<Action>) -> Vec<Action> {
+    actions
+        .into_iter()
+        .map(|a| match a {
+            Action::SetTimer { timer, .. }
+                if matches!(timer, TimerId::Election | TimerId::Register(_)) =>
+            {
+                Action::SetTimer { timer, after_ms: 0 }
+            }
+            other => other,
+        })
+        .collect()
+}
+
+fn peer(node: &mut Node, from: NodeId, msg: PeerMessage) -> Vec<Action> {
+    norm(node.step(Event::Peer { from, msg }))
+}
+
+fn send(to: NodeId, msg: PeerMessage) -> Action {
+    Action::Send { to, msg }
+}
+
+fn k() -> String {
+    "x".to_string()
+}
+
+fn write(node: NodeId, seq: u64, key: &str, value: i64) -> Command {
+    Command {
+        id: CmdId {
+            node,
+            incarnation: 1,
+            seq,
+        },
+        op: KvOp::Write {
+            key: key.into(),
+            value,
+        },
+    }
+}
+
+#[test]
+fn start_persists_a_new_incarnation_and_arms_the_election_timer() {
+    let (node, actions) = Node::start(cfg(1, 3), vec![Record::Incarnation { incarnation: 4 }]);
+    assert_eq!(node.incarnation(), 5);
+    assert_eq!(
+        norm(actions),
+        vec![
+            Action::Persist(Record::Incarnation { incarnation: 5 }),
+            Action::SetTimer {
+                timer: TimerId::Election,
+                after_ms: 0
+            },
+        ]
+    );
+}
+
+// ---- Basic Paxos acceptor ----
+
+#[test]
+fn prepare_above_the_promise_is_persisted_then_promised() {
+    let mut a = start(cfg(1, 3), vec![]);
+    let out = peer(
+        &mut a,
+        2,
+        PeerMessage::Prepare {
+            key: k(),
+            ballot: 5,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![
+            Action::Persist(Record::RegisterPromise {
+                key: k(),
+                ballot: 5
+            }),
+            send(
+                2,
+                PeerMessage::Promise {
+                    key: k(),
+                    ballot: 5,
+                    accepted: None
+                }
+            ),
+        ]
+    );
+}
+
+#[test]
+fn prepare_below_the_promise_is_rejected() {
+    let mut a = start(cfg(1, 3), vec![]);
+    peer(
+        &mut a,
+        2,
+        PeerMessage::Prepare {
+            key: k(),
+            ballot: 5,
+        },
+    );
+    for ballot in [3, 4] {
+        let out = peer(&mut a, 3, PeerMessage::Prepare { key: k(), ballot });
+        assert_eq!(
+            out,
+            vec![send(
+                3,
+                PeerMessage::RegisterNack {
+                    key: k(),
+                    ballot,
+                    promised: 5
+                }
+            )]
+        );
+    }
+    // The same number from another node than its owner is not a repeat either.
+    let out = peer(
+        &mut a,
+        3,
+        PeerMessage::Prepare {
+            key: k(),
+            ballot: 5,
+        },
+    );
+    assert!(matches!(
+        out[..],
+        [Action::Send {
+            msg: PeerMessage::RegisterNack { .. },
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn accept_below_the_promise_is_rejected_and_at_or_above_is_accepted() {
+    let mut a = start(cfg(1, 3), vec![]);
+    peer(
+        &mut a,
+        2,
+        PeerMessage::Prepare {
+            key: k(),
+            ballot: 5,
+        },
+    );
+    let out = peer(
+        &mut a,
+        3,
+        PeerMessage::Accept {
+            key: k(),
+            ballot: 4,
+            value: 1,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![send(
+            3,
+            PeerMessage::RegisterNack {
+                key: k(),
+                ballot: 4,
+                promised: 5
+            }
+        )]
+    );
+    let out = peer(
+        &mut a,
+        2,
+        PeerMessage::Accept {
+            key: k(),
+            ballot: 5,
+            value: 9,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![
+            Action::Persist(Record::RegisterAccept {
+                key: k(),
+                ballot: 5,
+                value: 9
+            }),
+            send(
+                2,
+                PeerMessage::Accepted {
+                    key: k(),
+                    ballot: 5
+                }
+            ),
+        ]
+    );
+    assert_eq!(
+        a.register_acceptor("x"),
+        Some(&RegisterAcceptor {
+            promised: 5,
+            accepted: Some((5, 9))
+        })
+    );
+}
+
+#[test]
+fn a_restarted_acceptor_keeps_its_promise_and_acceptance() {
+    let recovered = vec![
+        Record::RegisterPromise {
+            key: k(),
+            ballot: 5,
+        },
+        Record::RegisterAccept {
+            key: k(),
+            ballot: 5,
+            value: 7,
+        },
+        Record::RegisterPromise {
+            key: k(),
+            ballot: 8,
+        },
+        Record::LogPromise { ballot: 11 },
+    ];
+    let mut a = start(cfg(1, 3), recovered);
+    let out = peer(
+        &mut a,
+        3,
+        PeerMessage::Prepare {
+            key: k(),
+            ballot: 6,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![send(
+            3,
+            PeerMessage::RegisterNack {
+                key: k(),
+                ballot: 6,
+                promised: 8
+            }
+        )]
+    );
+    let out = peer(
+        &mut a,
+        3,
+        PeerMessage::Prepare {
+            key: k(),
+            ballot: 9,
+        },
+    );
+    assert_eq!(
+        out[1],
+        send(
+            3,
+            PeerMessage::Promise {
+                key: k(),
+                ballot: 9,
+                accepted: Some((5, 7))
+            }
+        )
+    );
+    let out = peer(
+        &mut a,
+        2,
+        PeerMessage::LogAccept {
+            ballot: 10,
+            slot: 1,
+            batch: vec![],
+        },
+    );
+    assert_eq!(
+        out,
+        vec![send(
+            2,
+            PeerMessage::LogNack {
+                ballot: 10,
+                promised: 11
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_decided_register_answers_prepares_and_clients_with_the_decision() {
+    let mut a = start(
+        cfg(1, 3),
+        vec![Record::RegisterChosen { key: k(), value: 4 }],
+    );
+    let out = peer(
+        &mut a,
+        2,
+        PeerMessage::Prepare {
+            key: k(),
+            ballot: 50,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![send(2, PeerMessage::Decided { key: k(), value: 4 })]
+    );
+    let out = a.step(Event::Client {
+        token: 9,
+        op: ClientOp::Propose { key: k(), value: 1 },
+    });
+    assert_eq!(
+        out,
+        vec![Action::Reply {
+            token: 9,
+            result: OpResult::Value(Some(4))
+        }]
+    );
+}
+
+// ---- Basic Paxos proposer: the literature's scenario ----
+
+/// Nodes A=1 and B=2 accepted (5, 7); C=3 accepted nothing. C proposes 6 with ballot 9
+/// and must end up proposing and choosing 7.
+#[test]
+fn proposer_adopts_the_highest_accepted_value_five_seven_then_nine_six() {
+    let accepted_5_7 = vec![
+        Record::RegisterPromise {
+            key: k(),
+            ballot: 5,
+        },
+        Record::RegisterAccept {
+            key: k(),
+            ballot: 5,
+            value: 7,
+        },
+    ];
+    let mut a = start(cfg(1, 3), accepted_5_7.clone());
+    let mut b = start(cfg(2, 3), accepted_5_7);
+    // C once promised 7 (node 1's second round), so its next ballot is 9.
+    let mut c = start(
+        cfg(3, 3),
+        vec![Record::RegisterPromise {
+            key: k(),
+            ballot: 7,
+        }],
+    );
+
+    let out = norm(c.step(Event::Client {
+        token: 1,
+        op: ClientOp::Propose { key: k(), value: 6 },
+    }));
+    let prepare = PeerMessage::Prepare {
+        key: k(),
+        ballot: 9,
+    };
+    assert_eq!(
+        out,
+        vec![
+            Action::SetTimer {
+                timer: TimerId::Request(1),
+                after_ms: 2_000
+            },
+            Action::SetTimer {
+                timer: TimerId::Register(k()),
+                after_ms: 0
+            },
+            send(1, prepare.clone()),
+            send(2, prepare.clone()),
+            // C's own acceptor promises 9 (handled locally, after the sends).
+            Action::Persist(Record::RegisterPromise {
+                key: k(),
+                ballot: 9
+            }),
+        ]
+    );
+
+    let promise_a = peer(&mut a, 3, prepare.clone());
+    let promise = PeerMessage::Promise {
+        key: k(),
+        ballot: 9,
+        accepted: Some((5, 7)),
+    };
+    assert_eq!(
+        promise_a,
+        vec![
+            Action::Persist(Record::RegisterPromise {
+                key: k(),
+                ballot: 9
+            }),
+            send(3, promise.clone()),
+        ]
+    );
+    // C's own promise (nothing accepted) plus A's make a majority: C proposes 7, not 6.
+    let out = peer(&mut c, 1, promise);
+    let accept = PeerMessage::Accept {
+        key: k(),
+        ballot: 9,
+        value: 7,
+    };
+    assert_eq!(
+        out,
+        vec![
+            Action::SetTimer {
+                timer: TimerId::Register(k()),
+                after_ms: 0
+            },
+            send(1, accept.clone()),
+            send(2, accept.clone()),
+            Action::Persist(Record::RegisterAccept {
+                key: k(),
+                ballot: 9,
+                value: 7
+            }),
+        ]
+    );
+    let out = peer(&mut b, 3, accept);
+    assert_eq!(
+        out[1],
+        send(
+            3,
+            PeerMessage::Accepted {
+                key: k(),
+                ballot: 9
+            }
+        )
+    );
+    // C accepted locally; B's acceptance makes a majority: 7 is chosen.
+    let out = peer(
+        &mut c,
+        2,
+        PeerMessage::Accepted {
+            key: k(),
+            ballot: 9,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![
+            Action::Persist(Record::RegisterChosen { key: k(), value: 7 }),
+            Action::Reply {
+                token: 1,
+                result: OpResult::Value(Some(7))
+            },
+            send(1, PeerMessage::Decided { key: k(), value: 7 }),
+            send(2, PeerMessage::Decided { key: k(), value: 7 }),
+        ]
+    );
+    assert_eq!(c.registers().get("x"), Some(&7));
+}
+
+#[test]
+fn ignore_accepted_bug_proposes_its_own_value() {
+    let mut c = start(
+        with_bug(cfg(3, 3), Bug::IgnoreAccepted),
+        vec![Record::RegisterPromise {
+            key: k(),
+            ballot: 7,
+        }],
+    );
+    c.step(Event::Client {
+        token: 1,
+        op: ClientOp::Propose { key: k(), value: 6 },
+    });
+    let out = peer(
+        &mut c,
+        1,
+        PeerMessage::Promise {
+            key: k(),
+            ballot: 9,
+            accepted: Some((5, 7)),
+        },
+    );
+    assert!(out.contains(&send(
+        1,
+        PeerMessage::Accept {
+            key: k(),
+            ballot: 9,
+            value: 6
+        }
+    )));
+}
+
+#[test]
+fn a_refused_proposer_backs_off_then_retries_with_a_higher_ballot() {
+    let mut c = start(cfg(3, 3), vec![]);
+    c.step(Event::Client {
+        token: 1,
+        op: ClientOp::Propose { key: k(), value: 6 },
+    });
+    let out = peer(
+        &mut c,
+        1,
+        PeerMessage::RegisterNack {
+            key: k(),
+            ballot: 3,
+            promised: 10,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![Action::SetTimer {
+            timer: TimerId::Register(k()),
+            after_ms: 0
+        }]
+    );
+    let out = norm(c.step(Event::Timer(TimerId::Register(k()))));
+    assert!(out.contains(&send(
+        1,
+        PeerMessage::Prepare {
+            key: k(),
+            ballot: 12
+        }
+    )));
+}
+
+#[test]
+fn accept_lower_ballot_bug_accepts_below_the_promise() {
+    let mut a = start(with_bug(cfg(1, 3), Bug::AcceptLowerBallot), vec![]);
+    peer(
+        &mut a,
+        2,
+        PeerMessage::Prepare {
+            key: k(),
+            ballot: 5,
+        },
+    );
+    let out = peer(
+        &mut a,
+        3,
+        PeerMessage::Accept {
+            key: k(),
+            ballot: 4,
+            value: 1,
+        },
+    );
+    assert_eq!(
+        out[1],
+        send(
+            3,
+            PeerMessage::Accepted {
+                key: k(),
+                ballot: 4
+            }
+        )
+    );
+}
+
+#[test]
+fn forget_promises_bug_persists_no_acceptor_state() {
+    let mut a = start(with_bug(cfg(1, 3), Bug::ForgetPromises), vec![]);
+    let out = peer(
+        &mut a,
+        2,
+        PeerMessage::Prepare {
+            key: k(),
+            ballot: 5,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![send(
+            2,
+            PeerMessage::Promise {
+                key: k(),
+                ballot: 5,
+                accepted: None
+            }
+        )]
+    );
+}
+
+#[test]
+fn minority_quorum_bug_decides_alone_in_a_three_node_cluster() {
+    let mut c = start(with_bug(cfg(3, 3), Bug::MinorityQuorum), vec![]);
+    let out = c.step(Event::Client {
+        token: 1,
+        op: ClientOp::Propose { key: k(), value: 6 },
+    });
+    // Its own promise and acceptance are "a quorum" of 1: it decides without peers.
+    assert!(out.contains(&Action::Reply {
+        token: 1,
+        result: OpResult::Value(Some(6))
+    }));
+    let mut ok = start(cfg(3, 3), vec![]);
+    let out = ok.step(Event::Client {
+        token: 1,
+        op: ClientOp::Propose { key: k(), value: 6 },
+    });
+    assert!(!out.iter().any(|a| matches!(a, Action::Reply { .. })));
+}
+
+// ---- Multi-Paxos ----
+
+/// Makes node `id` of `n` leader with ballot `ballot` via the real election path.
+fn leader(id: NodeId, n: usize) -> Node {
+    let mut l = start(cfg(id, n), vec![]);
+    let out = l.step(Event::Timer(TimerId::Election));
+    if l.is_leader() {
+        return l; // a single node is its own majority
+    }
+    let Some(Action::Send {
+        msg: PeerMessage::LogPrepare { ballot, .. },
+        ..
+    }) = out.iter().find(|a| matches!(a, Action::Send { .. }))
+    else {
+        panic!("no prepare in {out:?}");
+    };
+    let ballot = *ballot;
+    for from in 1..=n as NodeId {
+        if from != id && !l.is_leader() {
+            peer(
+                &mut l,
+                from,
+                PeerMessage::LogPromise {
+                    ballot,
+                    entries: vec![],
+                },
+            );
+        }
+    }
+    assert!(l.is_leader());
+    l
+}
+
+#[test]
+fn a_silent_leader_triggers_an_election_with_phase_one_for_all_later_slots() {
+    let mut f = start(cfg(2, 3), vec![]);
+    let out = norm(f.step(Event::Timer(TimerId::Election)));
+    let prepare = PeerMessage::LogPrepare {
+        ballot: 2,
+        from_slot: 1,
+    };
+    assert_eq!(
+        out,
+        vec![
+            Action::SetTimer {
+                timer: TimerId::Election,
+                after_ms: 0
+            },
+            send(1, prepare.clone()),
+            send(3, prepare),
+            Action::Persist(Record::LogPromise { ballot: 2 }),
+        ]
+    );
+    // A follower that heard from a leader does not campaign.
+    let mut g = start(cfg(3, 3), vec![]);
+    peer(
+        &mut g,
+        1,
+        PeerMessage::Commit {
+            ballot: 1,
+            commit: 0,
+        },
+    );
+    let out = norm(g.step(Event::Timer(TimerId::Election)));
+    assert_eq!(
+        out,
+        vec![Action::SetTimer {
+            timer: TimerId::Election,
+            after_ms: 0
+        }]
+    );
+}
+
+#[test]
+fn log_prepare_reports_accepted_and_chosen_entries() {
+    let recovered = vec![
+        Record::LogAccept {
+            slot: 2,
+            ballot: 4,
+            batch: vec![write(1, 0, "a", 1)],
+        },
+        Record::LogChosen {
+            slot: 3,
+            batch: vec![],
+        },
+    ];
+    let mut a = start(cfg(1, 3), recovered);
+    let out = peer(
+        &mut a,
+        2,
+        PeerMessage::LogPrepare {
+            ballot: 5,
+            from_slot: 1,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![
+            Action::Persist(Record::LogPromise { ballot: 5 }),
+            send(
+                2,
+                PeerMessage::LogPromise {
+                    ballot: 5,
+                    entries: vec![
+                        ReportedEntry {
+                            slot: 2,
+                            ballot: Some(4),
+                            batch: vec![write(1, 0, "a", 1)]
+                        },
+                        ReportedEntry {
+                            slot: 3,
+                            ballot: None,
+                            batch: vec![]
+                        },
+                    ]
+                }
+            ),
+        ]
+    );
+    let out = peer(
+        &mut a,
+        3,
+        PeerMessage::LogPrepare {
+            ballot: 3,
+            from_slot: 1,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![send(
+            3,
+            PeerMessage::LogNack {
+                ballot: 3,
+                promised: 5
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_new_leader_reproposes_the_highest_accepted_batch_and_fills_gaps_with_no_ops() {
+    let mut c = start(cfg(3, 3), vec![]);
+    c.step(Event::Timer(TimerId::Election)); // ballot 3, from slot 1
+    let old = vec![write(1, 0, "a", 1)];
+    let newer = vec![write(2, 0, "a", 2)];
+    let out = peer(
+        &mut c,
+        1,
+        PeerMessage::LogPromise {
+            ballot: 3,
+            entries: vec![
+                ReportedEntry {
+                    slot: 1,
+                    ballot: Some(1),
+                    batch: old,
+                },
+                ReportedEntry {
+                    slot: 1,
+                    ballot: Some(2),
+                    batch: newer.clone(),
+                },
+                ReportedEntry {
+                    slot: 3,
+                    ballot: Some(1),
+                    batch: vec![write(1, 1, "b", 5)],
+                },
+            ],
+        },
+    );
+    let accepts: Vec<(Slot, Batch)> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                to: 1,
+                msg: PeerMessage::LogAccept { slot, batch, .. },
+            } => Some((*slot, batch.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        accepts,
+        vec![(1, newer), (2, vec![]), (3, vec![write(1, 1, "b", 5)])]
+    );
+    assert!(c.is_leader());
+}
+
+#[test]
+fn a_leader_commits_a_write_once_a_majority_accepted_and_then_answers() {
+    let mut l = leader(1, 3);
+    let out = l.step(Event::Client {
+        token: 7,
+        op: ClientOp::Kv(KvOp::Write {
+            key: "a".into(),
+            value: 3,
+        }),
+    });
+    let cmd = Command {
+        id: CmdId {
+            node: 1,
+            incarnation: 1,
+            seq: 0,
+        },
+        op: KvOp::Write {
+            key: "a".into(),
+            value: 3,
+        },
+    };
+    let accept = PeerMessage::LogAccept {
+        ballot: 1,
+        slot: 1,
+        batch: vec![cmd.clone()],
+    };
+    assert_eq!(
+        out,
+        vec![
+            Action::SetTimer {
+                timer: TimerId::Request(7),
+                after_ms: 2_000
+            },
+            send(2, accept.clone()),
+            send(3, accept),
+            Action::Persist(Record::LogAccept {
+                slot: 1,
+                ballot: 1,
+                batch: vec![cmd.clone()]
+            }),
+        ]
+    );
+    let out = peer(&mut l, 2, PeerMessage::LogAccepted { ballot: 1, slot: 1 });
+    assert_eq!(
+        out,
+        vec![
+            Action::Persist(Record::LogChosen {
+                slot: 1,
+                batch: vec![cmd]
+            }),
+            Action::Reply {
+                token: 7,
+                result: OpResult::Done
+            },
+            send(
+                2,
+                PeerMessage::Commit {
+                    ballot: 1,
+                    commit: 1
+                }
+            ),
+            send(
+                3,
+                PeerMessage::Commit {
+                    ballot: 1,
+                    commit: 1
+                }
+            ),
+        ]
+    );
+    assert_eq!(l.kv().get("a"), Some(&3));
+}
+
+#[test]
+fn a_follower_learns_from_commit_in_the_accepted_ballot_and_catches_up_otherwise() {
+    let mut f = start(cfg(2, 3), vec![]);
+    peer(
+        &mut f,
+        1,
+        PeerMessage::LogAccept {
+            ballot: 1,
+            slot: 1,
+            batch: vec![write(1, 0, "a", 1)],
+        },
+    );
+    let out = peer(
+        &mut f,
+        1,
+        PeerMessage::Commit {
+            ballot: 1,
+            commit: 2,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![
+            Action::Persist(Record::LogChosen {
+                slot: 1,
+                batch: vec![write(1, 0, "a", 1)]
+            }),
+            send(1, PeerMessage::CatchUp { from_slot: 2 }),
+        ]
+    );
+    assert_eq!(f.commit_index(), 1);
+    let out = peer(
+        &mut f,
+        1,
+        PeerMessage::Chosen {
+            entries: vec![(2, vec![write(1, 1, "a", 2)])],
+        },
+    );
+    assert_eq!(
+        out,
+        vec![Action::Persist(Record::LogChosen {
+            slot: 2,
+            batch: vec![write(1, 1, "a", 2)]
+        })]
+    );
+    assert_eq!(f.commit_index(), 2);
+    assert_eq!(f.kv().get("a"), Some(&2));
+}
+
+#[test]
+fn a_follower_forwards_to_the_leader_and_answers_when_it_applies() {
+    let mut f = start(cfg(2, 3), vec![]);
+    let op = KvOp::Write {
+        key: "a".into(),
+        value: 1,
+    };
+    // No leader known: refused, definitely.
+    let out = f.step(Event::Client {
+        token: 1,
+        op: ClientOp::Kv(op.clone()),
+    });
+    assert_eq!(
+        out[1],
+        Action::Reply {
+            token: 1,
+            result: OpResult::Error(ErrorCode::Unavailable)
+        }
+    );
+    peer(
+        &mut f,
+        1,
+        PeerMessage::Commit {
+            ballot: 1,
+            commit: 0,
+        },
+    );
+    let out = f.step(Event::Client {
+        token: 2,
+        op: ClientOp::Kv(op.clone()),
+    });
+    let cmd = Command {
+        id: CmdId {
+            node: 2,
+            incarnation: 1,
+            seq: 1,
+        },
+        op,
+    };
+    assert_eq!(
+        out[1],
+        send(
+            1,
+            PeerMessage::Forward {
+                commands: vec![cmd.clone()]
+            }
+        )
+    );
+    peer(
+        &mut f,
+        1,
+        PeerMessage::LogAccept {
+            ballot: 1,
+            slot: 1,
+            batch: vec![cmd],
+        },
+    );
+    let out = peer(
+        &mut f,
+        1,
+        PeerMessage::Commit {
+            ballot: 1,
+            commit: 1,
+        },
+    );
+    assert_eq!(
+        out.last(),
+        Some(&Action::Reply {
+            token: 2,
+            result: OpResult::Done
+        })
+    );
+}
+
+#[test]
+fn a_duplicated_forward_is_proposed_once() {
+    let mut l = leader(1, 3);
+    let forward = PeerMessage::Forward {
+        commands: vec![write(2, 0, "a", 1)],
+    };
+    let first = peer(&mut l, 2, forward.clone());
+    assert!(first.iter().any(|a| matches!(
+        a,
+        Action::Send {
+            msg: PeerMessage::LogAccept { .. },
+            ..
+        }
+    )));
+    let second = peer(&mut l, 2, forward);
+    assert_eq!(second, vec![]);
+}
+
+#[test]
+fn cas_errors_are_definite_and_reads_go_through_the_log() {
+    let mut l = leader(1, 1);
+    let mut ask = |op: KvOp| -> OpResult {
+        let out = l.step(Event::Client {
+            token: 1,
+            op: ClientOp::Kv(op),
+        });
+        match out.into_iter().find(|a| matches!(a, Action::Reply { .. })) {
+            Some(Action::Reply { result, .. }) => result,
+            other => panic!("no reply: {other:?}"),
+        }
+    };
+    let cas = |from, to| KvOp::Cas {
+        key: "a".into(),
+        from,
+        to,
+    };
+    assert_eq!(ask(cas(1, 2)), OpResult::Error(ErrorCode::NotFound));
+    assert_eq!(
+        ask(KvOp::Write {
+            key: "a".into(),
+            value: 1
+        }),
+        OpResult::Done
+    );
+    assert_eq!(
+        ask(cas(5, 2)),
+        OpResult::Error(ErrorCode::PreconditionFailed)
+    );
+    assert_eq!(ask(cas(1, 2)), OpResult::Done);
+    assert_eq!(
+        ask(KvOp::Read { key: "a".into() }),
+        OpResult::Value(Some(2))
+    );
+    assert!(ErrorCode::NotFound.definite() && ErrorCode::PreconditionFailed.definite());
+    assert!(!ErrorCode::Timeout.definite());
+}
+
+#[test]
+fn a_request_not_answered_in_time_gets_an_indefinite_timeout() {
+    let mut f = start(cfg(2, 3), vec![]);
+    peer(
+        &mut f,
+        1,
+        PeerMessage::Commit {
+            ballot: 1,
+            commit: 0,
+        },
+    );
+    f.step(Event::Client {
+        token: 4,
+        op: ClientOp::Kv(KvOp::Write {
+            key: "a".into(),
+            value: 1,
+        }),
+    });
+    let out = f.step(Event::Timer(TimerId::Request(4)));
+    assert_eq!(
+        out,
+        vec![Action::Reply {
+            token: 4,
+            result: OpResult::Error(ErrorCode::Timeout)
+        }]
+    );
+    // A late firing after the answer does nothing.
+    assert_eq!(f.step(Event::Timer(TimerId::Request(4))), vec![]);
+}
+
+#[test]
+fn a_deposed_leader_is_told_and_steps_down() {
+    let mut l = leader(1, 3);
+    let mut f = start(cfg(2, 3), vec![Record::LogPromise { ballot: 5 }]);
+    let out = peer(
+        &mut f,
+        1,
+        PeerMessage::Commit {
+            ballot: 1,
+            commit: 0,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![send(
+            1,
+            PeerMessage::LogNack {
+                ballot: 1,
+                promised: 5
+            }
+        )]
+    );
+    peer(
+        &mut l,
+        2,
+        PeerMessage::LogNack {
+            ballot: 1,
+            promised: 5,
+        },
+    );
+    assert!(!l.is_leader());
+}
+
+#[test]
+fn stale_read_bug_answers_locally_and_early_ack_answers_at_proposal() {
+    let mut f = start(with_bug(cfg(2, 3), Bug::StaleRead), vec![]);
+    let out = f.step(Event::Client {
+        token: 1,
+        op: ClientOp::Kv(KvOp::Read { key: "a".into() }),
+    });
+    assert_eq!(
+        out,
+        vec![Action::Reply {
+            token: 1,
+            result: OpResult::Value(None)
+        }]
+    );
+
+    let mut l = start(with_bug(cfg(1, 3), Bug::EarlyAck), vec![]);
+    l.step(Event::Timer(TimerId::Election));
+    peer(
+        &mut l,
+        2,
+        PeerMessage::LogPromise {
+            ballot: 1,
+            entries: vec![],
+        },
+    );
+    let out = l.step(Event::Client {
+        token: 2,
+        op: ClientOp::Kv(KvOp::Write {
+            key: "a".into(),
+            value: 1,
+        }),
+    });
+    // Acknowledged before any peer accepted it.
+    assert!(out.contains(&Action::Reply {
+        token: 2,
+        result: OpResult::Done
+    }));
+}
