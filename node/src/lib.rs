@@ -10,7 +10,11 @@
 //! - [`shell`]: the tokio server that runs one core over TCP;
 //! - [`cli`]: the `paxos-node` command line, shared with `chaos node`.
 
+pub mod cli;
+pub mod client;
 pub mod core;
 pub mod msg;
+pub mod shell;
 pub mod sim;
 pub mod types;
+pub mod wal;

@@ -1,0 +1,162 @@
+//! The `paxos-node` command line, shared by the `paxos-node` binary and `chaos node`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::core::{Config, Timing};
+use crate::shell::{ShellConfig, ShellError};
+use crate::types::{Bug, NodeId};
+
+/// A Paxos node: Basic Paxos write-once registers (`propose`) and a Multi-Paxos
+/// replicated log behind a linearizable key-value store (`read`, `write`, `cas`).
+///
+/// Once it serves, it prints exactly one line on stdout:
+/// {"ready":true,"id":ID,"listen":"HOST:PORT"}. Logs go to stderr.
+#[derive(Debug, Parser)]
+#[command(name = "paxos-node", version)]
+pub struct NodeArgs {
+    /// This node's id, 1..=N where N = 1 + the number of --peer flags.
+    #[arg(long)]
+    pub id: NodeId,
+
+    /// Address to listen on for clients and peers; port 0 picks a free port (the
+    /// ready line tells which). Only this address is bound.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+
+    /// A peer as ID=HOST:PORT (repeatable). This node sends to peer ID only over the
+    /// connection it dials to this address.
+    #[arg(long = "peer", value_name = "ID=ADDR", value_parser = parse_peer)]
+    pub peers: Vec<(NodeId, String)>,
+
+    /// Directory of the write-ahead log (created if missing). Restarting with the
+    /// same directory recovers every promise, acceptance and chosen entry.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+
+    /// Seed for the node's randomness (election timeouts, proposer backoff).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Switch on a deliberate bug (repeatable), so a harness can prove it notices:
+    /// forget-promises (acceptor state in memory only), accept-lower-ballot (accept
+    /// below the promise), ignore-accepted (propose our own value despite reported
+    /// acceptances), minority-quorum (floor(N/2) nodes make a quorum), stale-read
+    /// (answer reads locally without consensus), early-ack (acknowledge writes when
+    /// proposed, before they are chosen).
+    #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
+    pub bugs: Vec<Bug>,
+
+    /// UNSAFE, for benchmarks only: do not fsync the write-ahead log. A crash of the
+    /// machine (not just the process) can then lose promises and acceptances and
+    /// break consensus.
+    #[arg(long)]
+    pub unsafe_no_fsync: bool,
+
+    /// A client request not answered within this many milliseconds gets an
+    /// indefinite `timeout` error.
+    #[arg(long, default_value_t = Timing::default().request_timeout_ms)]
+    pub request_timeout_ms: u64,
+
+    /// Minimum and maximum election timeout in milliseconds, as MIN,MAX.
+    #[arg(long, value_parser = parse_range, default_value = "300,600")]
+    pub election_timeout_ms: (u64, u64),
+}
+
+fn parse_peer(s: &str) -> Result<(NodeId, String), String> {
+    let (id, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected ID=HOST:PORT, got '{s}'"))?;
+    let id: NodeId = id
+        .parse()
+        .map_err(|_| format!("peer id '{id}' is not a positive integer"))?;
+    if addr.is_empty() {
+        return Err(format!("peer {id} has an empty address"));
+    }
+    Ok((id, addr.to_string()))
+}
+
+fn parse_bug(s: &str) -> Result<Bug, String> {
+    s.parse()
+}
+
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("expected MIN,MAX, got '{s}'"))?;
+    let a: u64 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{a}' is not a number"))?;
+    let b: u64 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{b}' is not a number"))?;
+    if a == 0 || b <= a {
+        return Err(format!("need 0 < MIN < MAX, got {a},{b}"));
+    }
+    Ok((a, b))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArgsError {
+    #[error("--id {id} is outside 1..={n} (N = 1 + the number of --peer flags)")]
+    IdOutOfRange { id: NodeId, n: usize },
+    #[error("--peer {peer}: ids must be 1..=N, distinct, and not this node's own")]
+    BadPeer { peer: NodeId },
+}
+
+impl NodeArgs {
+    /// Checks the flags against each other and builds the shell's configuration.
+    pub fn into_config(self) -> Result<ShellConfig, ArgsError> {
+        let n = self.peers.len() + 1;
+        if self.id == 0 || self.id as usize > n {
+            return Err(ArgsError::IdOutOfRange { id: self.id, n });
+        }
+        let mut peers = BTreeMap::new();
+        for (peer, addr) in self.peers {
+            let valid = peer >= 1 && peer as usize <= n && peer != self.id;
+            if !valid || peers.insert(peer, addr).is_some() {
+                return Err(ArgsError::BadPeer { peer });
+            }
+        }
+        let mut core = Config::new(self.id, n, self.seed);
+        core.bugs = self.bugs.into_iter().collect();
+        core.timing.request_timeout_ms = self.request_timeout_ms;
+        core.timing.election_timeout_ms = self.election_timeout_ms;
+        Ok(ShellConfig {
+            core,
+            listen: self.listen,
+            peers,
+            data_dir: self.data_dir,
+            fsync: !self.unsafe_no_fsync,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Args(#[from] ArgsError),
+    #[error(transparent)]
+    Shell(#[from] ShellError),
+}
+
+impl NodeError {
+    /// 2 for usage errors, 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            NodeError::Args(_) => 2,
+            NodeError::Shell(_) => 1,
+        }
+    }
+}
+
+/// Runs a node from parsed arguments until it is killed or fails.
+pub fn run(args: NodeArgs) -> Result<(), NodeError> {
+    let cfg = args.into_config()?;
+    crate::shell::run(cfg)?;
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! The client protocol (DESIGN.md §4): JSON lines over TCP, pipelined, matched by id.
+//!
+//! Requests are `{"id":<u64>,"op":<name>,...}`; replies `{"id":...,"ok":true,...}` or
+//! `{"id":...,"ok":false,"error":<code>,"definite":<bool>,"message":<text>}`.
+//!
+//! Parsing takes arbitrary bytes and never panics: anything that is not a valid
+//! request becomes a [`ParseError`] carrying the error code to answer with (and the
+//! request id, when one could be read), so the connection stays usable.
+
+use serde_json::{Map, Value, json};
+
+use crate::core::Status;
+use crate::types::{Batch, ClientOp, ErrorCode, KvOp, OpResult, Slot};
+
+/// The longest request line a node accepts; a longer one closes the connection.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// A request the shell answers itself or hands to the core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    Op(ClientOp),
+    Status,
+    Dump,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedRequest {
+    pub id: u64,
+    pub request: Request,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    /// The request's id when it could be read, so the client can match the error.
+    pub id: Option<u64>,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Parses one request line (without its newline).
+pub fn parse_request(line: &[u8]) -> Result<ParsedRequest, ParseError> {
+    let malformed = |id, message: String| ParseError {
+        id,
+        code: ErrorCode::MalformedRequest,
+        message,
+    };
+    let value: Value = serde_json::from_slice(line)
+        .map_err(|e| malformed(None, format!("not valid JSON: {e}")))?;
+    let Value::Object(obj) = value else {
+        return Err(malformed(None, "a request is a JSON object".into()));
+    };
+    let id = match obj.get("id") {
+        Some(v) => v.as_u64().ok_or_else(|| {
+            malformed(None, "field 'id' must be an unsigned 64-bit integer".into())
+        })?,
+        None => return Err(malformed(None, "missing field 'id'".into())),
+    };
+    let op = match obj.get("op") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err(malformed(Some(id), "field 'op' must be a string".into())),
+        None => return Err(malformed(Some(id), "missing field 'op'".into())),
+    };
+    let field = |name: &str| Fields { obj: &obj, id }.get(name);
+    let request = match op {
+        "propose" => Request::Op(ClientOp::Propose {
+            key: field("key")?.string()?,
+            value: field("value")?.int()?,
+        }),
+        "read" => Request::Op(ClientOp::Kv(KvOp::Read {
+            key: field("key")?.string()?,
+        })),
+        "write" => Request::Op(ClientOp::Kv(KvOp::Write {
+            key: field("key")?.string()?,
+            value: field("value")?.int()?,
+        })),
+        "cas" => Request::Op(ClientOp::Kv(KvOp::Cas {
+            key: field("key")?.string()?,
+            from: field("from")?.int()?,
+            to: field("to")?.int()?,
+        })),
+        "status" => Request::Status,
+        "dump" => Request::Dump,
+        other => {
+            return Err(ParseError {
+                id: Some(id),
+                code: ErrorCode::UnknownOp,
+                message: format!(
+                    "unknown op '{}'; expected propose, read, write, cas, status or dump",
+                    truncate(other, 64)
+                ),
+            });
+        }
+    };
+    Ok(ParsedRequest { id, request })
+}
+
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    id: u64,
+}
+
+struct Field<'a> {
+    name: String,
+    value: &'a Value,
+    id: u64,
+}
+
+impl<'a> Fields<'a> {
+    fn get(&self, name: &str) -> Result<Field<'a>, ParseError> {
+        match self.obj.get(name) {
+            Some(value) => Ok(Field {
+                name: name.to_string(),
+                value,
+                id: self.id,
+            }),
+            None => Err(ParseError {
+                id: Some(self.id),
+                code: ErrorCode::MalformedRequest,
+                message: format!("missing field '{name}'"),
+            }),
+        }
+    }
+}
+
+impl Field<'_> {
+    fn wrong(&self, what: &str) -> ParseError {
+        ParseError {
+            id: Some(self.id),
+            code: ErrorCode::MalformedRequest,
+            message: format!("field '{}' must be {what}", self.name),
+        }
+    }
+
+    fn string(&self) -> Result<String, ParseError> {
+        self.value
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| self.wrong("a string"))
+    }
+
+    fn int(&self) -> Result<i64, ParseError> {
+        self.value
+            .as_i64()
+            .ok_or_else(|| self.wrong("a signed 64-bit integer"))
+    }
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    s.chars().take(max_chars).collect()
+}
+
+/// The reply line (without newline) for a core result.
+pub fn encode_result(id: u64, result: &OpResult) -> String {
+    match result {
+        OpResult::Value(v) => json!({"id": id, "ok": true, "value": v}).to_string(),
+        OpResult::Done => json!({"id": id, "ok": true}).to_string(),
+        OpResult::Error(code) => encode_error(Some(id), *code, error_message(*code)),
+    }
+}
+
+fn error_message(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::NotFound => "the key has no value",
+        ErrorCode::PreconditionFailed => "the current value differs from 'from'",
+        ErrorCode::Unavailable => "no leader could take the operation; it was not applied",
+        ErrorCode::Timeout => "no outcome in time; the operation may still take effect",
+        ErrorCode::MalformedRequest => "malformed request",
+        ErrorCode::UnknownOp => "unknown op",
+    }
+}
+
+/// An error reply line (without newline).
+pub fn encode_error(id: Option<u64>, code: ErrorCode, message: &str) -> String {
+    json!({
+        "id": id,
+        "ok": false,
+        "error": code.as_str(),
+        "definite": code.definite(),
+        "message": message,
+    })
+    .to_string()
+}
+
+pub fn encode_status(id: u64, status: &Status) -> String {
+    let mut v = serde_json::to_value(status).expect("status serializes");
+    if let Value::Object(m) = &mut v {
+        m.insert("id".into(), json!(id));
+        m.insert("ok".into(), json!(true));
+    }
+    v.to_string()
+}
+
+/// The `dump` reply: learned registers, and the chosen log with one entry per command
+/// (`{"slot", "command"}`; a no-op slot has `"command": null`), plus the commit index.
+pub fn encode_dump<'a>(
+    id: u64,
+    node: u32,
+    registers: &std::collections::BTreeMap<String, i64>,
+    log: impl Iterator<Item = (&'a Slot, &'a Batch)>,
+    commit_index: Slot,
+) -> String {
+    let mut entries = Vec::new();
+    for (slot, batch) in log {
+        if batch.is_empty() {
+            entries.push(json!({"slot": slot, "command": null}));
+        }
+        for command in batch {
+            entries.push(json!({"slot": slot, "command": command}));
+        }
+    }
+    json!({
+        "id": id,
+        "ok": true,
+        "node": node,
+        "registers": registers,
+        "log": entries,
+        "commit_index": commit_index,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(line: &str) -> ParseError {
+        parse_request(line.as_bytes()).expect_err(line)
+    }
+
+    #[test]
+    fn parses_every_op() {
+        let ok = |line: &str| parse_request(line.as_bytes()).unwrap();
+        assert_eq!(
+            ok(r#"{"id":1,"op":"propose","key":"r","value":-3}"#).request,
+            Request::Op(ClientOp::Propose {
+                key: "r".into(),
+                value: -3
+            })
+        );
+        assert_eq!(
+            ok(r#"{"id":2,"op":"cas","key":"k","from":1,"to":2,"extra":[1]}"#).request,
+            Request::Op(ClientOp::Kv(KvOp::Cas {
+                key: "k".into(),
+                from: 1,
+                to: 2
+            }))
+        );
+        assert_eq!(ok(r#"{"id":3,"op":"dump"}"#).request, Request::Dump);
+        assert_eq!(
+            ok(r#"{"op":"status","id":18446744073709551615}"#).id,
+            u64::MAX
+        );
+    }
+
+    #[test]
+    fn bad_input_gets_the_right_error_and_id() {
+        let e = err("not json");
+        assert_eq!((e.id, e.code), (None, ErrorCode::MalformedRequest));
+        let e = err(r#"{"id":"7","op":"read","key":"k"}"#);
+        assert_eq!((e.id, e.code), (None, ErrorCode::MalformedRequest));
+        let e = err(r#"{"id":7,"op":"frobnicate"}"#);
+        assert_eq!((e.id, e.code), (Some(7), ErrorCode::UnknownOp));
+        let e = err(r#"{"id":7,"op":"write","key":"k","value":1.5}"#);
+        assert_eq!((e.id, e.code), (Some(7), ErrorCode::MalformedRequest));
+        assert!(e.message.contains("'value'"), "{}", e.message);
+        let e = err(r#"{"id":7,"op":"write","key":"k","value":9223372036854775808}"#);
+        assert_eq!(e.code, ErrorCode::MalformedRequest);
+        let e = err(r#"{"id":7,"op":"write","key":3,"value":1}"#);
+        assert!(e.message.contains("'key'"));
+        let e = err(r#"{"id":7,"op":"cas","key":"k","from":1}"#);
+        assert!(e.message.contains("missing field 'to'"));
+        assert_eq!(err("[1,2]").code, ErrorCode::MalformedRequest);
+        assert_eq!(err(r#"{"id":-1,"op":"read"}"#).id, None);
+    }
+
+    #[test]
+    fn replies_carry_definiteness() {
+        let v: Value =
+            serde_json::from_str(&encode_result(4, &OpResult::Error(ErrorCode::Timeout))).unwrap();
+        assert_eq!(v["definite"], false);
+        assert_eq!(v["error"], "timeout");
+        let v: Value = serde_json::from_str(&encode_result(4, &OpResult::Value(None))).unwrap();
+        assert_eq!(v, json!({"id": 4, "ok": true, "value": null}));
+    }
+}

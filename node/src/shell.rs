@@ -1,0 +1,583 @@
+//! The tokio shell: runs one [`Node`] core as a real TCP server.
+//!
+//! One task (the loop in [`Server::run`]) owns the core and the WAL. It takes a burst
+//! of inputs (client requests, peer messages, due timers), steps the core for each,
+//! appends every `Persist` of the burst to the WAL and syncs once (group commit), and
+//! only then sends the burst's messages and replies. That keeps the core's contract
+//! (no send or reply before the persist it depends on) at one fsync per burst.
+//!
+//! Around it:
+//! - a listener accepting both clients and peers on `--listen`: a connection whose
+//!   first line is `{"hello":i}` is peer i's, anything else is a client's;
+//! - one dialer task per peer j, which connects to the address `--peer j=ADDR` names,
+//!   says hello, and writes this node's messages for j. A node sends to j only on the
+//!   connection it dialed and never on one it accepted (DESIGN.md §4), so a proxy on
+//!   each directed link sees every message of that link. Dialers reconnect with
+//!   exponential backoff.
+//!
+//! Every queue is bounded: a full peer queue drops the message (the protocol treats
+//! that as loss), a full input queue slows readers down, and a client that does not
+//! read its replies is disconnected.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::client::{
+    MAX_LINE_BYTES, Request, encode_dump, encode_error, encode_result, encode_status, parse_request,
+};
+use crate::core::{Action, Config, Event, Node, TimerId};
+use crate::msg::PeerMessage;
+use crate::types::{ErrorCode, NodeId};
+use crate::wal::{Wal, WalError};
+
+/// Peer lines may carry catch-up batches and phase-1 reports: larger than client lines.
+pub const MAX_PEER_LINE_BYTES: usize = 64 << 20;
+const INPUT_QUEUE: usize = 65_536;
+const PEER_QUEUE: usize = 16_384;
+const CLIENT_QUEUE: usize = 65_536;
+const MAX_BURST: usize = 4_096;
+
+/// Everything the shell needs to run a node.
+#[derive(Clone, Debug)]
+pub struct ShellConfig {
+    pub core: Config,
+    pub listen: String,
+    /// Peer id -> the address to dial for it.
+    pub peers: BTreeMap<NodeId, String>,
+    pub data_dir: PathBuf,
+    /// `false` only with `--unsafe-no-fsync`.
+    pub fsync: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write to stdout: {0}")]
+    Stdout(#[source] io::Error),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] io::Error),
+}
+
+enum Input {
+    Peer {
+        from: NodeId,
+        msg: PeerMessage,
+    },
+    Client {
+        out: mpsc::Sender<String>,
+        id: u64,
+        request: Request,
+    },
+}
+
+/// Runs the node until the process is killed or a fatal error (WAL I/O) occurs.
+pub fn run(cfg: ShellConfig) -> Result<(), ShellError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(ShellError::Runtime)?;
+    runtime.block_on(serve(cfg))
+}
+
+async fn serve(cfg: ShellConfig) -> Result<(), ShellError> {
+    let id = cfg.core.id;
+    let (wal, recovery) = Wal::open(&cfg.data_dir, cfg.fsync)?;
+    if let Some((offset, bytes)) = recovery.torn_tail {
+        log(
+            id,
+            &format!(
+                "discarded a torn final record of {bytes} bytes at offset {offset} of {}",
+                wal.path().display()
+            ),
+        );
+    }
+    let n_records = recovery.records.len();
+    let (node, start_actions) = Node::start(cfg.core.clone(), recovery.records);
+    log(
+        id,
+        &format!(
+            "recovered {n_records} records; incarnation {}, commit index {}, {} registers",
+            node.incarnation(),
+            node.commit_index(),
+            node.registers().len()
+        ),
+    );
+
+    let listener = TcpListener::bind(&cfg.listen)
+        .await
+        .map_err(|source| ShellError::Bind {
+            addr: cfg.listen.clone(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ShellError::Bind {
+        addr: cfg.listen.clone(),
+        source,
+    })?;
+
+    let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+    let mut peers = BTreeMap::new();
+    for (&peer, addr) in &cfg.peers {
+        let (ptx, prx) = mpsc::channel(PEER_QUEUE);
+        tokio::spawn(dial_peer(id, peer, addr.clone(), prx));
+        peers.insert(peer, ptx);
+    }
+    tokio::spawn(accept_loop(listener, id, cfg.core.n, tx.clone()));
+
+    let mut server = Server {
+        node,
+        wal,
+        timers: Timers::default(),
+        peers,
+        pending: BTreeMap::new(),
+        next_token: 0,
+        deferred: Vec::new(),
+    };
+    server.execute(start_actions)?;
+
+    // The ready line: exactly one line on stdout, once the node serves.
+    let ready = format!(r#"{{"ready":true,"id":{id},"listen":"{local}"}}"#);
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{ready}").map_err(ShellError::Stdout)?;
+        stdout.flush().map_err(ShellError::Stdout)?;
+    }
+    server.run(rx, tx).await
+}
+
+struct Server {
+    node: Node,
+    wal: Wal,
+    timers: Timers,
+    peers: BTreeMap<NodeId, mpsc::Sender<Arc<str>>>,
+    /// Core token -> where and under which request id to answer.
+    pending: BTreeMap<u64, (mpsc::Sender<String>, u64)>,
+    next_token: u64,
+    /// Replies produced outside the core (status, dump), sent after the burst's sync.
+    deferred: Vec<(mpsc::Sender<String>, String)>,
+}
+
+impl Server {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Input>,
+        // Held so that `rx` never reports closed.
+        _tx: mpsc::Sender<Input>,
+    ) -> Result<(), ShellError> {
+        loop {
+            let first = match self.timers.next_deadline() {
+                Some(at) => tokio::select! {
+                    input = rx.recv() => input,
+                    _ = tokio::time::sleep_until(at) => None,
+                },
+                None => rx.recv().await,
+            };
+            let mut actions = Vec::new();
+            if let Some(input) = first {
+                self.handle(input, &mut actions);
+                for _ in 0..MAX_BURST {
+                    match rx.try_recv() {
+                        Ok(input) => self.handle(input, &mut actions),
+                        Err(_) => break,
+                    }
+                }
+            }
+            for timer in self.timers.pop_due(Instant::now()) {
+                actions.extend(self.node.step(Event::Timer(timer)));
+            }
+            self.execute(actions)?;
+        }
+    }
+
+    fn handle(&mut self, input: Input, actions: &mut Vec<Action>) {
+        match input {
+            Input::Peer { from, msg } => actions.extend(self.node.step(Event::Peer { from, msg })),
+            Input::Client { out, id, request } => match request {
+                Request::Op(op) => {
+                    let token = self.next_token;
+                    self.next_token += 1;
+                    self.pending.insert(token, (out, id));
+                    actions.extend(self.node.step(Event::Client { token, op }));
+                }
+                Request::Status => {
+                    let line = encode_status(id, &self.node.status());
+                    self.deferred.push((out, line));
+                }
+                Request::Dump => {
+                    let line = encode_dump(
+                        id,
+                        self.node.id(),
+                        self.node.registers(),
+                        self.node.chosen_log().iter(),
+                        self.node.commit_index(),
+                    );
+                    self.deferred.push((out, line));
+                }
+            },
+        }
+    }
+
+    /// Carries out a burst's actions: persists first (one sync), then the rest in order.
+    fn execute(&mut self, actions: Vec<Action>) -> Result<(), ShellError> {
+        let mut wrote = false;
+        for action in &actions {
+            if let Action::Persist(record) = action {
+                self.wal.append(record);
+                wrote = true;
+            }
+        }
+        if wrote {
+            let wal = &mut self.wal;
+            tokio::task::block_in_place(|| wal.sync())?;
+        }
+        // A broadcast yields the same message for every peer: serialize it once.
+        let mut last: Option<(PeerMessage, Arc<str>)> = None;
+        for action in actions {
+            match action {
+                Action::Persist(_) => {}
+                Action::Send { to, msg } => {
+                    let line = match &last {
+                        Some((m, line)) if *m == msg => line.clone(),
+                        _ => {
+                            let line: Arc<str> = serde_json::to_string(&msg)
+                                .expect("peer messages serialize")
+                                .into();
+                            last = Some((msg, line.clone()));
+                            line
+                        }
+                    };
+                    if let Some(peer) = self.peers.get(&to) {
+                        // A full queue drops the message: loss, which Paxos tolerates.
+                        let _ = peer.try_send(line);
+                    }
+                }
+                Action::Reply { token, result } => {
+                    if let Some((out, id)) = self.pending.remove(&token) {
+                        let _ = out.try_send(encode_result(id, &result));
+                    }
+                }
+                Action::SetTimer { timer, after_ms } => {
+                    let at = Instant::now() + Duration::from_millis(after_ms);
+                    self.timers.set(timer, at);
+                }
+            }
+        }
+        for (out, line) in self.deferred.drain(..) {
+            let _ = out.try_send(line);
+        }
+        Ok(())
+    }
+}
+
+/// The core's timers: one deadline per timer id; setting one again replaces it.
+#[derive(Default)]
+struct Timers {
+    deadline_of: BTreeMap<TimerId, Instant>,
+    queue: BTreeSet<(Instant, TimerId)>,
+}
+
+impl Timers {
+    fn set(&mut self, timer: TimerId, at: Instant) {
+        if let Some(old) = self.deadline_of.insert(timer.clone(), at) {
+            self.queue.remove(&(old, timer.clone()));
+        }
+        self.queue.insert((at, timer));
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.queue.first().map(|(at, _)| *at)
+    }
+
+    fn pop_due(&mut self, now: Instant) -> Vec<TimerId> {
+        let mut due = Vec::new();
+        while let Some((at, _)) = self.queue.first() {
+            if *at > now {
+                break;
+            }
+            let (_, timer) = self.queue.pop_first().expect("non-empty");
+            self.deadline_of.remove(&timer);
+            due.push(timer);
+        }
+        due
+    }
+}
+
+fn log(id: NodeId, text: &str) {
+    eprintln!("[n{id}] {text}");
+}
+
+/// Keeps a connection to peer `peer` and writes this node's messages for it.
+async fn dial_peer(id: NodeId, peer: NodeId, addr: String, mut rx: mpsc::Receiver<Arc<str>>) {
+    let min_backoff = Duration::from_millis(20);
+    let mut backoff = min_backoff;
+    let mut connected_once = false;
+    loop {
+        let attempt = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&addr)).await;
+        let stream = match attempt {
+            Ok(Ok(stream)) => stream,
+            _ => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        if !connected_once {
+            log(id, &format!("connected to peer n{peer} at {addr}"));
+            connected_once = true;
+        }
+        backoff = min_backoff;
+        let mut writer = BufWriter::with_capacity(256 << 10, stream);
+        let hello = format!("{{\"hello\":{id}}}\n");
+        if writer.write_all(hello.as_bytes()).await.is_err() || writer.flush().await.is_err() {
+            continue;
+        }
+        // Write messages as they come, flushing whenever the queue runs dry.
+        loop {
+            let Some(line) = rx.recv().await else {
+                return; // the server is gone
+            };
+            let mut ok = write_line(&mut writer, &line).await;
+            while ok {
+                match rx.try_recv() {
+                    Ok(line) => ok = write_line(&mut writer, &line).await,
+                    Err(_) => break,
+                }
+            }
+            if !ok || writer.flush().await.is_err() {
+                break; // reconnect; the messages in the failed write are lost
+            }
+        }
+    }
+}
+
+async fn write_line<W: AsyncWriteExt + Unpin>(w: &mut W, line: &str) -> bool {
+    w.write_all(line.as_bytes()).await.is_ok() && w.write_all(b"\n").await.is_ok()
+}
+
+async fn accept_loop(listener: TcpListener, id: NodeId, n: usize, tx: mpsc::Sender<Input>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, from)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(handle_connection(stream, from, id, n, tx.clone()));
+            }
+            Err(e) => {
+                log(id, &format!("accept failed: {e}"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+enum Line {
+    Data,
+    TooLong,
+    Eof,
+}
+
+/// Reads one line into `buf` (without the newline), refusing lines over `max` bytes
+/// before buffering more than `max` plus one read's worth.
+async fn read_line_limited<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Line> {
+    buf.clear();
+    loop {
+        let available = r.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(if buf.is_empty() {
+                Line::Eof
+            } else {
+                Line::Data
+            });
+        }
+        if let Some(pos) = available.iter().position(|b| *b == b'\n') {
+            buf.extend_from_slice(&available[..pos]);
+            r.consume(pos + 1);
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            return Ok(if buf.len() > max {
+                Line::TooLong
+            } else {
+                Line::Data
+            });
+        }
+        let len = available.len();
+        buf.extend_from_slice(available);
+        r.consume(len);
+        if buf.len() > max {
+            return Ok(Line::TooLong);
+        }
+    }
+}
+
+/// The peer id in a hello line, or why the line is not a valid hello.
+fn parse_hello(line: &[u8]) -> Option<Result<u64, String>> {
+    let value: serde_json::Value = serde_json::from_slice(line).ok()?;
+    let hello = value.as_object()?.get("hello")?;
+    Some(
+        hello
+            .as_u64()
+            .ok_or_else(|| format!("hello with a non-integer id {hello}")),
+    )
+}
+
+async fn handle_connection(
+    stream: TcpStream,
+    from: SocketAddr,
+    id: NodeId,
+    n: usize,
+    tx: mpsc::Sender<Input>,
+) {
+    let (read, write) = stream.into_split();
+    let mut reader = BufReader::with_capacity(64 << 10, read);
+    let mut line = Vec::new();
+    match read_line_limited(&mut reader, &mut line, MAX_LINE_BYTES).await {
+        Ok(Line::Data) => {}
+        Ok(Line::TooLong) => {
+            let mut w = write;
+            let msg = encode_error(None, ErrorCode::MalformedRequest, "line exceeds 1 MiB");
+            let _ = w.write_all(format!("{msg}\n").as_bytes()).await;
+            return;
+        }
+        _ => return,
+    }
+    match parse_hello(&line) {
+        Some(Ok(peer)) if peer >= 1 && peer <= n as u64 && peer != u64::from(id) => {
+            drop(write); // never send on an accepted connection
+            serve_peer(reader, peer as NodeId, id, tx).await;
+        }
+        Some(Ok(peer)) => log(
+            id,
+            &format!(
+                "dropped a connection from {from} claiming peer id {peer}, outside 1..={n} or our own"
+            ),
+        ),
+        Some(Err(why)) => log(id, &format!("dropped a connection from {from}: {why}")),
+        None => serve_client(reader, write, line, tx).await,
+    }
+}
+
+async fn serve_peer(
+    mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    peer: NodeId,
+    id: NodeId,
+    tx: mpsc::Sender<Input>,
+) {
+    let mut line = Vec::new();
+    let mut bad_lines = 0u64;
+    loop {
+        match read_line_limited(&mut reader, &mut line, MAX_PEER_LINE_BYTES).await {
+            Ok(Line::Data) => match serde_json::from_slice::<PeerMessage>(&line) {
+                Ok(msg) => {
+                    if tx.send(Input::Peer { from: peer, msg }).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    bad_lines += 1;
+                    if bad_lines <= 10 {
+                        log(
+                            id,
+                            &format!("ignored an unreadable message from n{peer}: {e}"),
+                        );
+                    }
+                }
+            },
+            Ok(Line::TooLong) => {
+                log(
+                    id,
+                    &format!("closed the link from n{peer}: message over the size limit"),
+                );
+                return;
+            }
+            Ok(Line::Eof) | Err(_) => return,
+        }
+    }
+}
+
+async fn serve_client(
+    mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    write: tokio::net::tcp::OwnedWriteHalf,
+    first: Vec<u8>,
+    tx: mpsc::Sender<Input>,
+) {
+    let (out, mut out_rx) = mpsc::channel::<String>(CLIENT_QUEUE);
+    let writer = tokio::spawn(async move {
+        // An empty line is the reader's request to close the connection.
+        let mut w = BufWriter::new(write);
+        while let Some(mut line) = out_rx.recv().await {
+            loop {
+                if line.is_empty() {
+                    let _ = w.flush().await;
+                    return;
+                }
+                if !write_line(&mut w, &line).await {
+                    return;
+                }
+                match out_rx.try_recv() {
+                    Ok(next) => line = next,
+                    Err(_) => break,
+                }
+            }
+            if w.flush().await.is_err() {
+                return;
+            }
+        }
+        let _ = w.flush().await;
+    });
+    let mut line = first;
+    loop {
+        let reply = match parse_request(&line) {
+            Ok(req) => {
+                let input = Input::Client {
+                    out: out.clone(),
+                    id: req.id,
+                    request: req.request,
+                };
+                if tx.send(input).await.is_err() {
+                    break;
+                }
+                None
+            }
+            Err(e) => Some(encode_error(e.id, e.code, &e.message)),
+        };
+        if let Some(reply) = reply {
+            if out.try_send(reply).is_err() {
+                break; // the client does not read its replies
+            }
+        }
+        match read_line_limited(&mut reader, &mut line, MAX_LINE_BYTES).await {
+            Ok(Line::Data) => {}
+            Ok(Line::TooLong) => {
+                let msg = encode_error(None, ErrorCode::MalformedRequest, "line exceeds 1 MiB");
+                let _ = out.send(msg).await;
+                let _ = out.send(String::new()).await;
+                break;
+            }
+            Ok(Line::Eof) | Err(_) => break,
+        }
+    }
+    drop(out);
+    let _ = writer.await;
+}
