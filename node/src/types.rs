@@ -18,21 +18,23 @@ pub type Ballot = u64;
 /// A position in the Multi-Paxos log. Slots start at 1; slot 0 is "before the log".
 pub type Slot = u64;
 
-/// The node that owns `ballot` in a cluster of `n` nodes.
+/// The node that owns `ballot` in a cluster of `n` nodes; 0 for ballot 0 (nobody's).
 pub fn ballot_owner(ballot: Ballot, n: usize) -> NodeId {
-    debug_assert!(ballot > 0);
+    if ballot == 0 || n == 0 {
+        return 0;
+    }
     (((ballot - 1) % n as u64) + 1) as NodeId
 }
 
-/// The smallest ballot owned by `id` that is strictly greater than `above`.
-pub fn next_ballot(above: Ballot, id: NodeId, n: usize) -> Ballot {
+/// The smallest ballot owned by `id` that is strictly greater than `above`, or `None`
+/// when no such ballot fits in a u64 (only a peer sending absurd ballots gets us
+/// there; the node then stops proposing rather than wrap around).
+pub fn next_ballot(above: Ballot, id: NodeId, n: usize) -> Option<Ballot> {
     let n = n as u64;
     let id = u64::from(id);
     // Ballots of `id` are round * n + id for round >= 0.
     let round = if above < id { 0 } else { (above - id) / n + 1 };
-    let ballot = round * n + id;
-    debug_assert!(ballot > above);
-    ballot
+    round.checked_mul(n)?.checked_add(id)
 }
 
 /// Identifies one client command across the whole run: the node that received it from
@@ -184,7 +186,7 @@ mod tests {
             for id in 1..=n as NodeId {
                 let mut b = 0;
                 for _ in 0..20 {
-                    let next = next_ballot(b, id, n);
+                    let next = next_ballot(b, id, n).unwrap();
                     assert!(next > b);
                     assert_eq!(ballot_owner(next, n), id);
                     b = next;
@@ -192,8 +194,10 @@ mod tests {
             }
         }
         // The literature's example: in a 3-node cluster node 3 moves past ballot 7 to 9.
-        assert_eq!(next_ballot(7, 3, 3), 9);
-        assert_eq!(next_ballot(5, 2, 3), 8);
-        assert_eq!(next_ballot(0, 1, 3), 1);
+        assert_eq!(next_ballot(7, 3, 3), Some(9));
+        assert_eq!(next_ballot(5, 2, 3), Some(8));
+        assert_eq!(next_ballot(0, 1, 3), Some(1));
+        assert_eq!(next_ballot(u64::MAX, 3, 3), None);
+        assert_eq!(ballot_owner(0, 3), 0);
     }
 }

@@ -19,6 +19,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Inflight, Node, Pending, Record, Role, TimerId};
+
+/// The most slots a new leader re-proposes after phase 1. Far above any honest lag in
+/// a test run; a report beyond it can only come from a broken peer.
+pub(super) const MAX_RECOVERY_SPAN: Slot = 1 << 22;
 use crate::msg::{PeerMessage, ReportedEntry};
 use crate::types::{
     Ballot, Batch, Bug, CmdId, Command, ErrorCode, KvOp, NodeId, OpResult, Slot, ballot_owner,
@@ -118,7 +122,7 @@ impl Node {
         if id.seq < *high {
             return false;
         }
-        *high = id.seq + 1;
+        *high = id.seq.saturating_add(1);
         true
     }
 
@@ -147,11 +151,12 @@ impl Node {
     }
 
     fn start_campaign(&mut self) {
-        let ballot = next_ballot(
-            self.max_ballot_seen.max(self.log_promised),
-            self.cfg.id,
-            self.cfg.n,
-        );
+        let above = self.max_ballot_seen.max(self.log_promised);
+        let Some(ballot) = next_ballot(above, self.cfg.id, self.cfg.n) else {
+            // Ballot space exhausted (only absurd peer ballots get here): never lead.
+            self.arm_election_timer();
+            return;
+        };
         self.max_ballot_seen = ballot;
         let from_slot = self.applied + 1;
         self.role = Role::Candidate {
@@ -285,9 +290,20 @@ impl Node {
         let last_reported = merged.keys().next_back().copied().unwrap_or(0);
         let last_known = self.chosen.keys().next_back().copied().unwrap_or(0);
         let max_slot = last_reported.max(last_known).max(self.applied);
+        if max_slot.saturating_sub(from_slot) > MAX_RECOVERY_SPAN {
+            // Leading would mean proposing in more slots than any honest log holds
+            // here. Safer to stay a follower and catch up from whoever leads.
+            self.role = Role::Candidate {
+                ballot,
+                from_slot,
+                promises: BTreeMap::new(),
+            };
+            self.step_down();
+            return;
+        }
         self.role = Role::Leader {
             ballot,
-            next_slot: max_slot + 1,
+            next_slot: max_slot.saturating_add(1),
             inflight: BTreeMap::new(),
         };
         self.leader = Some(self.cfg.id);
@@ -344,7 +360,7 @@ impl Node {
                 return;
             }
             let (ballot, slot) = (*ballot, *next_slot);
-            *next_slot += 1;
+            *next_slot = next_slot.saturating_add(1);
             let take = self.queue.len().min(max_batch);
             let batch: Batch = self.queue.drain(..take).collect();
             if self.has_bug(Bug::EarlyAck) {
@@ -511,7 +527,10 @@ impl Node {
                     }
                 }
             }
-            slot += 1;
+            let Some(next) = slot.checked_add(1) else {
+                break;
+            };
+            slot = next;
         }
         self.apply_chosen();
     }

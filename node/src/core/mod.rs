@@ -439,9 +439,11 @@ impl Node {
     }
 
     fn drain_local(&mut self) {
-        // Bounded by construction: a self-message causes at most a reply to self, whose
-        // handling sends no further self-message of the same kind. The bound guards it.
-        let mut budget = 64 + 4 * self.cfg.n;
+        // Finite by construction: a request to self causes at most one reply to self,
+        // and a reply causes no further self-message but new proposals, of which a
+        // step makes at most one per recovered slot plus the window. The bound turns a
+        // bug that breaks this into a loud failure instead of a hang.
+        let mut budget = 4 * (log::MAX_RECOVERY_SPAN + self.cfg.timing.window as u64) + 1_024;
         while let Some(msg) = self.local.pop_front() {
             budget -= 1;
             assert!(budget > 0, "self-message loop");

@@ -100,8 +100,12 @@ impl Node {
             self.reg_proposers.remove(&key);
             return;
         }
+        let Some(ballot) = next_ballot(p.max_seen.max(promised_here).max(p.ballot), id, n) else {
+            self.reg_proposers.remove(&key); // ballot space exhausted: stop proposing
+            return;
+        };
         p.rounds += 1;
-        p.ballot = next_ballot(p.max_seen.max(promised_here).max(p.ballot), id, n);
+        p.ballot = ballot;
         p.max_seen = p.ballot;
         p.phase = Phase::Preparing {
             promises: BTreeMap::new(),

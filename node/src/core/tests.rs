@@ -1139,3 +1139,62 @@ fn stale_read_bug_answers_locally_and_early_ack_answers_at_proposal() {
         result: OpResult::Done
     }));
 }
+
+// ---- regressions found by the fuzz tests ----
+
+#[test]
+fn an_absurd_ballot_from_a_peer_stops_proposals_without_a_panic() {
+    let mut a = start(cfg(1, 3), vec![]);
+    peer(
+        &mut a,
+        2,
+        PeerMessage::LogPrepare {
+            ballot: u64::MAX,
+            from_slot: 1,
+        },
+    );
+    peer(
+        &mut a,
+        2,
+        PeerMessage::Prepare {
+            key: k(),
+            ballot: u64::MAX,
+        },
+    );
+    // No ballot above u64::MAX exists: campaigning and proposing give up quietly.
+    let out = norm(a.step(Event::Timer(TimerId::Election)));
+    assert!(!out.iter().any(|x| matches!(x, Action::Send { .. })));
+    let out = a.step(Event::Client {
+        token: 1,
+        op: ClientOp::Propose { key: k(), value: 1 },
+    });
+    assert!(!out.iter().any(|x| matches!(x, Action::Send { .. })));
+}
+
+#[test]
+fn a_new_leader_reproposes_hundreds_of_slots_in_one_step() {
+    let mut c = start(cfg(3, 3), vec![]);
+    c.step(Event::Timer(TimerId::Election));
+    let entries = (1..=300)
+        .map(|slot| ReportedEntry {
+            slot,
+            ballot: Some(1),
+            batch: vec![write(1, slot, "a", slot as i64)],
+        })
+        .collect();
+    let out = peer(&mut c, 1, PeerMessage::LogPromise { ballot: 3, entries });
+    assert!(c.is_leader());
+    let accepts = out
+        .iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Action::Send {
+                    to: 1,
+                    msg: PeerMessage::LogAccept { .. }
+                }
+            )
+        })
+        .count();
+    assert_eq!(accepts, 300);
+}
