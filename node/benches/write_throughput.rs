@@ -101,7 +101,13 @@ struct Totals {
     hist: std::sync::Mutex<Histogram<u64>>,
 }
 
-async fn client(port: u16, index: u64, totals: Arc<Totals>, measuring: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
+async fn client(
+    port: u16,
+    index: u64,
+    totals: Arc<Totals>,
+    measuring: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) {
     let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     stream.set_nodelay(true).unwrap();
     let (r, mut w) = stream.into_split();
@@ -187,7 +193,13 @@ fn run(mode: &str, secs: u64, clients: u64) {
     let handles: Vec<_> = (0..clients)
         .map(|i| {
             let port = nodes.ports[(i % 3) as usize];
-            rt.spawn(client(port, i, totals.clone(), measuring.clone(), stop.clone()))
+            rt.spawn(client(
+                port,
+                i,
+                totals.clone(),
+                measuring.clone(),
+                stop.clone(),
+            ))
         })
         .collect();
     std::thread::sleep(Duration::from_secs(1)); // warm-up, not measured
