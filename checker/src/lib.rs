@@ -1,0 +1,160 @@
+//! The checker: judges a recorded history (and the nodes' final dumps) for the safety
+//! properties of the Paxos cluster, and explains every anomaly it finds.
+//!
+//! Pure and synchronous: no tokio, no processes, no files except through the parse
+//! entry points ([`history::parse_history`], [`finals::read_finals`]). It reports every
+//! anomaly it finds, never only the first. A check that cannot decide says `unknown`,
+//! never `valid`.
+//!
+//! Checks: register agreement and validity (Basic Paxos, [`register`]), linearizability
+//! of the KV store per key ([`linear`]), log agreement from the final dumps
+//! ([`logcheck`]). [`brute`] is a slow reference checker for tests.
+
+pub mod brute;
+pub mod finals;
+pub mod history;
+pub mod linear;
+pub mod logcheck;
+pub mod register;
+pub mod report;
+pub mod stats;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+pub use finals::FinalDump;
+pub use history::{History, Op};
+pub use report::{Anomaly, CheckReport, CheckResult, OpRef, Verdict};
+
+use history::F;
+use linear::{Budget, KeyResult};
+use report::LinearizabilityWitness;
+
+/// Limits of a check.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Wall-clock limit of the linearizability search over all keys.
+    pub time_limit: Option<Duration>,
+    /// Most memoised states per key.
+    pub max_states: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            time_limit: Some(Duration::from_secs(60)),
+            max_states: Budget::default().max_states,
+        }
+    }
+}
+
+/// Runs every check.
+pub fn check(history: &History, finals: &[FinalDump], options: &Options) -> CheckResult {
+    let (agreement, validity) = register::check(history, finals);
+    let linearizability = linearizability(history, options);
+    let log = logcheck::check(history, finals);
+    let checks = vec![agreement, validity, linearizability, log];
+    CheckResult {
+        verdict: Verdict::combine(checks.iter().map(|c| c.verdict)),
+        checks,
+        stats: stats::Stats::of(history),
+    }
+}
+
+/// Linearizability of every KV key, independently (P-compositionality: a history is
+/// linearizable iff each key's sub-history is).
+pub fn linearizability(history: &History, options: &Options) -> CheckReport {
+    let mut by_key: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
+    for op in &history.ops {
+        if op.f() != F::Propose {
+            by_key.entry(&op.key).or_default().push(op);
+        }
+    }
+    let budget = Budget {
+        deadline: options.time_limit.map(|t| Instant::now() + t),
+        max_states: options.max_states,
+    };
+    let mut anomalies = Vec::new();
+    let mut unknown = Vec::new();
+    let mut ok_ops = 0usize;
+    for (key, ops) in &by_key {
+        ok_ops += ops
+            .iter()
+            .filter(|o| o.outcome == history::Outcome::Ok)
+            .count();
+        match linear::check_key(ops, &budget) {
+            KeyResult::Linearizable => {}
+            KeyResult::Unknown(why) => unknown.push(format!("key {key}: {why}")),
+            KeyResult::NotLinearizable {
+                prefix,
+                blocked,
+                value,
+            } => {
+                let blocked_op = ops[blocked];
+                let witness = LinearizabilityWitness {
+                    prefix: prefix.iter().map(|&i| OpRef::of(ops[i])).collect(),
+                    blocked: OpRef::of(blocked_op),
+                    value,
+                };
+                let value_text = value.map_or("absent".to_string(), |v| v.to_string());
+                anomalies.push(Anomaly {
+                    kind: "non-linearizable".into(),
+                    key: Some(key.to_string()),
+                    slot: None,
+                    message: format!(
+                        "key {key}: no order of its {} ops explains the results. After the longest explainable prefix ({} ops) the value is {value_text}, and {} {} by process {} (index {}) cannot take effect there: {}",
+                        ops.len(),
+                        witness.prefix.len(),
+                        witness.blocked.f,
+                        witness.blocked.value,
+                        witness.blocked.process,
+                        witness.blocked.index,
+                        why_blocked(blocked_op, value)
+                    ),
+                    ops: vec![witness.blocked.clone()],
+                    witness: Some(witness),
+                });
+            }
+        }
+    }
+    let verdict = if !anomalies.is_empty() {
+        Verdict::Invalid
+    } else if !unknown.is_empty() {
+        Verdict::Unknown
+    } else if by_key.is_empty() {
+        Verdict::Skipped
+    } else if ok_ops == 0 {
+        unknown.push("no KV op completed ok: nothing to check".into());
+        Verdict::Unknown
+    } else {
+        Verdict::Valid
+    };
+    CheckReport {
+        name: "linearizability".into(),
+        verdict,
+        summary: format!(
+            "{} keys, {} KV ops ({ok_ops} ok); {} non-linearizable, {} unknown",
+            by_key.len(),
+            by_key.values().map(Vec::len).sum::<usize>(),
+            anomalies.len(),
+            unknown.len()
+        ),
+        anomalies,
+        unknown,
+    }
+}
+
+fn why_blocked(op: &Op, value: Option<i64>) -> String {
+    use history::Call;
+    let shown = value.map_or("absent".to_string(), |v| v.to_string());
+    match (op.call, op.result) {
+        (Call::Read, Some(r)) => format!(
+            "it returned {} but the value is {shown}",
+            r.map_or("absent".to_string(), |v| v.to_string())
+        ),
+        (Call::Cas { from, .. }, _) => {
+            format!("it succeeded, which needs the value {from}, but the value is {shown}")
+        }
+        _ => "every order that places it here breaks a later op".into(),
+    }
+}

@@ -1,0 +1,314 @@
+//! Linearizability of one key of the KV store: a register holding `Option<i64>`
+//! (absent at first), with `read`, `write` and `cas`.
+//!
+//! The search is Wing & Gong's, with Lowe's memoisation ("Testing for
+//! linearizability", 2017), as Porcupine does it: walk a doubly linked list of call and
+//! return events in real-time order; at a call, try to linearize that op now (apply it
+//! to the model); at a return of an op not yet linearized, backtrack. A (set of
+//! linearized ops, register value) pair already explored is never explored again.
+//! Written by hand because no maintained Rust crate does this search over our history
+//! model, and the explanation of a failure (longest prefix, the op that could not be
+//! placed, the value at that point) needs the search's internals.
+//!
+//! Outcomes (DESIGN.md §9): `ok` ops must take effect between invoke and completion
+//! with their observed results; `fail` ops did not happen and are dropped; `info` ops
+//! may take effect at any point after their invoke, or never, so they get no return
+//! event. An `info` read constrains nothing and is dropped, as is an `info` write or
+//! cas whose value no read or cas ever observes (taking effect could only disable other
+//! ops, never enable one).
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use crate::history::{Call, Op, Outcome};
+
+/// Limits of one key's search. Running out makes the key `unknown`, never `valid`.
+#[derive(Clone, Debug)]
+pub struct Budget {
+    pub deadline: Option<Instant>,
+    /// Most memoised states kept (each costs about `ops / 8 + 40` bytes).
+    pub max_states: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            deadline: None,
+            max_states: 20_000_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyResult {
+    Linearizable,
+    /// Indices are positions in the slice given to [`check_key`].
+    NotLinearizable {
+        /// The longest sequence of ops linearized before the search got stuck.
+        prefix: Vec<usize>,
+        /// An op that had to be linearized next (its completion came) but could not be.
+        blocked: usize,
+        /// The register's value after `prefix`.
+        value: Option<i64>,
+    },
+    Unknown(String),
+}
+
+/// One op as the search sees it.
+struct SearchOp {
+    call: Call,
+    /// For an ok read: the observed value.
+    observed: Option<Option<i64>>,
+    required: bool,
+}
+
+const HEAD: usize = 0;
+const NONE: usize = usize::MAX;
+
+/// A list entry: the call or the return of an op.
+#[derive(Clone, Copy)]
+struct Entry {
+    op: usize,
+    is_call: bool,
+    prev: usize,
+    next: usize,
+    /// For a call entry: its op's return entry (NONE for info ops).
+    partner: usize,
+}
+
+/// Checks one key's ops. `ops` may be in any order; all must be on the same key.
+pub fn check_key(ops: &[&Op], budget: &Budget) -> KeyResult {
+    // Keep what constrains the search; remember where each kept op came from.
+    let observed_values: HashSet<i64> = ops
+        .iter()
+        .filter(|o| o.outcome == Outcome::Ok)
+        .filter_map(|o| match (o.call, o.result) {
+            (Call::Read, Some(Some(v))) => Some(v),
+            (Call::Cas { from, .. }, _) => Some(from),
+            _ => None,
+        })
+        .chain(ops.iter().filter_map(|o| match (o.call, o.outcome) {
+            // An info cas can only take effect from a value someone wrote.
+            (Call::Cas { from, .. }, Outcome::Info) => Some(from),
+            _ => None,
+        }))
+        .collect();
+    let mut kept: Vec<usize> = Vec::new();
+    let mut search: Vec<SearchOp> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let keep = match (op.outcome, op.call) {
+            (Outcome::Fail, _) | (_, Call::Propose { .. }) => false,
+            (Outcome::Ok, _) => true,
+            (Outcome::Info, Call::Read) => false,
+            (Outcome::Info, Call::Write { value }) => observed_values.contains(&value),
+            (Outcome::Info, Call::Cas { to, .. }) => observed_values.contains(&to),
+        };
+        if keep {
+            kept.push(i);
+            search.push(SearchOp {
+                call: op.call,
+                observed: if op.call == Call::Read {
+                    op.result
+                } else {
+                    None
+                },
+                required: op.outcome == Outcome::Ok,
+            });
+        }
+    }
+    let n = search.len();
+    if n == 0 {
+        return KeyResult::Linearizable;
+    }
+
+    // Events in real-time order. At equal times calls come first, so ops that touch
+    // are treated as concurrent (never a false alarm from clock granularity).
+    let mut events: Vec<(u64, u8, u64, usize, bool)> = Vec::with_capacity(2 * n);
+    for (s, &i) in kept.iter().enumerate() {
+        let op = ops[i];
+        events.push((op.invoke_ns, 0, op.index, s, true));
+        if search[s].required {
+            let t = op.complete_ns.unwrap_or(u64::MAX);
+            events.push((t, 1, op.complete_index.unwrap_or(u64::MAX), s, false));
+        }
+    }
+    events.sort_unstable();
+    let mut list: Vec<Entry> = Vec::with_capacity(events.len() + 1);
+    list.push(Entry {
+        op: NONE,
+        is_call: false,
+        prev: NONE,
+        next: NONE,
+        partner: NONE,
+    });
+    let mut call_entry = vec![NONE; n];
+    let mut ret_entry = vec![NONE; n];
+    for (_, _, _, s, is_call) in events {
+        let at = list.len();
+        let prev = at - 1;
+        list[prev].next = at;
+        list.push(Entry {
+            op: s,
+            is_call,
+            prev,
+            next: NONE,
+            partner: NONE,
+        });
+        if is_call {
+            call_entry[s] = at;
+        } else {
+            ret_entry[s] = at;
+        }
+    }
+    for s in 0..n {
+        list[call_entry[s]].partner = ret_entry[s];
+    }
+
+    let required_total = search.iter().filter(|o| o.required).count();
+    let mut required_done = 0usize;
+    let words = n.div_ceil(64);
+    let mut linearized = vec![0u64; words];
+    let mut cache: HashSet<(Box<[u64]>, Option<i64>)> = HashSet::new();
+    let mut state: Option<i64> = None;
+    // (op, state before it)
+    let mut stack: Vec<(usize, Option<i64>)> = Vec::new();
+    let mut best: Option<(Vec<usize>, usize, Option<i64>)> = None;
+    let mut entry = list[HEAD].next;
+    let mut steps: u64 = 0;
+
+    loop {
+        if required_done == required_total {
+            return KeyResult::Linearizable;
+        }
+        steps += 1;
+        if steps % 4096 == 0 {
+            if let Some(deadline) = budget.deadline {
+                if Instant::now() >= deadline {
+                    return KeyResult::Unknown(format!(
+                        "time budget spent after {steps} search steps and {} states",
+                        cache.len()
+                    ));
+                }
+            }
+        }
+        if entry == NONE {
+            // Only skipped info calls remained ahead: undo the last choice.
+            match stack.pop() {
+                Some((op, before)) => {
+                    unlift(&mut list, call_entry[op]);
+                    clear_bit(&mut linearized, op);
+                    state = before;
+                    if search[op].required {
+                        required_done -= 1;
+                    }
+                    entry = list[call_entry[op]].next;
+                    continue;
+                }
+                None => break,
+            }
+        }
+        let e = list[entry];
+        if e.is_call {
+            let op = &search[e.op];
+            if let Some(next_state) = apply(op, state) {
+                set_bit(&mut linearized, e.op);
+                if cache.insert((linearized.clone().into_boxed_slice(), next_state)) {
+                    if cache.len() > budget.max_states {
+                        return KeyResult::Unknown(format!(
+                            "memory budget spent: {} states explored",
+                            cache.len()
+                        ));
+                    }
+                    stack.push((e.op, state));
+                    state = next_state;
+                    if op.required {
+                        required_done += 1;
+                    }
+                    lift(&mut list, entry);
+                    entry = list[HEAD].next;
+                    continue;
+                }
+                clear_bit(&mut linearized, e.op);
+            }
+            entry = e.next;
+        } else {
+            // A completion of an op not yet linearized: this branch is dead.
+            if best.as_ref().is_none_or(|(p, _, _)| stack.len() > p.len()) {
+                let prefix: Vec<usize> = stack.iter().map(|(op, _)| kept[*op]).collect();
+                best = Some((prefix, kept[e.op], state));
+            }
+            match stack.pop() {
+                Some((op, before)) => {
+                    unlift(&mut list, call_entry[op]);
+                    clear_bit(&mut linearized, op);
+                    state = before;
+                    if search[op].required {
+                        required_done -= 1;
+                    }
+                    entry = list[call_entry[op]].next;
+                }
+                None => break,
+            }
+        }
+    }
+    // A failed search always meets a completion first; the fallback only keeps a
+    // broken invariant from panicking the checker.
+    let first_required = (0..n).find(|s| search[*s].required).unwrap_or(0);
+    let (prefix, blocked, value) = best.unwrap_or((Vec::new(), kept[first_required], None));
+    KeyResult::NotLinearizable {
+        prefix,
+        blocked,
+        value,
+    }
+}
+
+/// The register's sequential specification: the state after `op`, or `None` if `op`
+/// cannot happen in `state` with its observed result.
+fn apply(op: &SearchOp, state: Option<i64>) -> Option<Option<i64>> {
+    match op.call {
+        Call::Read => (op.observed == Some(state)).then_some(state),
+        Call::Write { value } => Some(Some(value)),
+        Call::Cas { from, to } => (state == Some(from)).then_some(Some(to)),
+        Call::Propose { .. } => None,
+    }
+}
+
+/// Unlinks a call entry and its return entry (if any).
+fn lift(list: &mut [Entry], call: usize) {
+    let e = list[call];
+    list[e.prev].next = e.next;
+    if e.next != NONE {
+        list[e.next].prev = e.prev;
+    }
+    if e.partner != NONE {
+        let r = list[e.partner];
+        list[r.prev].next = r.next;
+        if r.next != NONE {
+            list[r.next].prev = r.prev;
+        }
+    }
+}
+
+/// Relinks what [`lift`] unlinked; undone in reverse order of lifting.
+fn unlift(list: &mut [Entry], call: usize) {
+    let e = list[call];
+    if e.partner != NONE {
+        let r = list[e.partner];
+        if r.next != NONE {
+            list[r.next].prev = e.partner;
+        }
+        list[r.prev].next = e.partner;
+    }
+    if e.next != NONE {
+        list[e.next].prev = call;
+    }
+    list[e.prev].next = call;
+}
+
+fn set_bit(bits: &mut [u64], i: usize) {
+    bits[i / 64] |= 1 << (i % 64);
+}
+
+fn clear_bit(bits: &mut [u64], i: usize) {
+    bits[i / 64] &= !(1 << (i % 64));
+}

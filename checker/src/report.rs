@@ -1,0 +1,208 @@
+//! The checker's result: verdicts, anomalies with their witness ops, and stats. This
+//! is the structure `chaos check --json` prints and result.json embeds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::history::{Op, Outcome};
+use crate::stats::Stats;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Valid,
+    /// A check could not decide (search budget spent, nothing exercised).
+    Unknown,
+    Invalid,
+    /// The check had nothing to look at (e.g. log agreement without final dumps);
+    /// it does not count towards the overall verdict.
+    Skipped,
+}
+
+impl Verdict {
+    /// Combines verdicts: invalid beats unknown beats valid; skipped counts for nothing.
+    pub fn combine(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
+        let mut out = Verdict::Valid;
+        for v in verdicts {
+            out = match (out, v) {
+                (_, Verdict::Invalid) | (Verdict::Invalid, _) => Verdict::Invalid,
+                (_, Verdict::Unknown) | (Verdict::Unknown, _) => Verdict::Unknown,
+                _ => Verdict::Valid,
+            };
+        }
+        out
+    }
+
+    /// The exit code of `chaos check` (DESIGN.md §7).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Valid | Verdict::Skipped => 0,
+            Verdict::Invalid => 1,
+            Verdict::Unknown => 3,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Unknown => "unknown",
+            Verdict::Invalid => "invalid",
+            Verdict::Skipped => "skipped",
+        }
+    }
+}
+
+/// A witness op, with everything a reader needs to find it in the history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpRef {
+    pub index: u64,
+    pub process: u64,
+    pub node: Option<u64>,
+    pub f: String,
+    pub key: String,
+    /// The invoke's value as the history writes it.
+    pub value: String,
+    pub outcome: Outcome,
+    /// The returned value of an ok read or propose (`null` = absent).
+    pub result: Option<String>,
+    pub invoke_ns: u64,
+    pub complete_ns: Option<u64>,
+}
+
+impl OpRef {
+    pub fn of(op: &Op) -> OpRef {
+        OpRef {
+            index: op.index,
+            process: op.process,
+            node: op.node,
+            f: op.f().name().to_string(),
+            key: op.key.clone(),
+            value: op.call.value_text(),
+            outcome: op.outcome,
+            result: op
+                .result
+                .map(|r| r.map_or("null".into(), |v| v.to_string())),
+            invoke_ns: op.invoke_ns,
+            complete_ns: op.complete_ns,
+        }
+    }
+
+    /// `p3 write k1 7 -> ok (index 12, node 2, 1.204-1.310 ms)`.
+    pub fn describe(&self) -> String {
+        let outcome = match self.outcome {
+            Outcome::Ok => "ok",
+            Outcome::Fail => "fail",
+            Outcome::Info => "info",
+        };
+        let result = self
+            .result
+            .as_ref()
+            .map(|r| format!(" {r}"))
+            .unwrap_or_default();
+        let node = self.node.map(|n| format!(", node {n}")).unwrap_or_default();
+        let until = self.complete_ns.map_or("never completed".to_string(), |c| {
+            format!("{:.3} ms", c as f64 / 1e6)
+        });
+        format!(
+            "p{} {} {} {} -> {outcome}{result} (index {}{node}, {:.3} ms to {until})",
+            self.process,
+            self.f,
+            self.key,
+            self.value,
+            self.index,
+            self.invoke_ns as f64 / 1e6
+        )
+    }
+}
+
+/// Why a key is not linearizable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinearizabilityWitness {
+    /// The longest linearization found, in order.
+    pub prefix: Vec<OpRef>,
+    /// The op that had to come next and could not.
+    pub blocked: OpRef,
+    /// The register's value after `prefix` (`null` = absent).
+    pub value: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anomaly {
+    /// `agreement`, `validity`, `non-linearizable`, `log-disagreement`,
+    /// `unknown-command`, `duplicate-command`.
+    pub kind: String,
+    pub key: Option<String>,
+    pub slot: Option<u64>,
+    /// What is wrong, in words.
+    pub message: String,
+    pub ops: Vec<OpRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness: Option<LinearizabilityWitness>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// `register-agreement`, `register-validity`, `linearizability`, `log-agreement`.
+    pub name: String,
+    pub verdict: Verdict,
+    /// One line: what was checked and what was found.
+    pub summary: String,
+    pub anomalies: Vec<Anomaly>,
+    /// Why parts of the check are unknown (e.g. keys whose search ran out of budget).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub verdict: Verdict,
+    pub checks: Vec<CheckReport>,
+    pub stats: Stats,
+}
+
+impl CheckResult {
+    /// A terminal rendering: one line per check, then its anomalies.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "verdict: {}\n",
+            self.verdict.as_str().to_uppercase()
+        ));
+        for c in &self.checks {
+            out.push_str(&format!(
+                "  {:<20} {:<8} {}\n",
+                c.name,
+                c.verdict.as_str(),
+                c.summary
+            ));
+            for a in &c.anomalies {
+                out.push_str(&format!("    ! {}: {}\n", a.kind, a.message));
+                for op in &a.ops {
+                    out.push_str(&format!("        {}\n", op.describe()));
+                }
+                if let Some(w) = &a.witness {
+                    out.push_str(&format!(
+                        "        longest linearizable prefix ({} ops), then the value is {}:\n",
+                        w.prefix.len(),
+                        w.value.map_or("absent".into(), |v| v.to_string())
+                    ));
+                    let skip = w.prefix.len().saturating_sub(5);
+                    if skip > 0 {
+                        out.push_str(&format!("          ... {skip} earlier ops\n"));
+                    }
+                    for op in &w.prefix[skip..] {
+                        out.push_str(&format!("          {}\n", op.describe()));
+                    }
+                    out.push_str(&format!(
+                        "        cannot place next: {}\n",
+                        w.blocked.describe()
+                    ));
+                }
+            }
+            for u in &c.unknown {
+                out.push_str(&format!("    ? {u}\n"));
+            }
+        }
+        out.push_str(&self.stats.render_text());
+        out
+    }
+}

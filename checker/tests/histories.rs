@@ -1,0 +1,434 @@
+//! Hand-written histories on both sides of every anomaly kind: each valid one passes,
+//! each invalid one fails with the right anomaly.
+
+mod common;
+
+use checker::finals::parse_final;
+use checker::{FinalDump, Options, Verdict, check};
+use common::H;
+use serde_json::{Value, json};
+
+fn verdict_of(h: &H, check_name: &str) -> (Verdict, Vec<String>) {
+    verdict_with(h, &[], check_name)
+}
+
+fn verdict_with(h: &H, finals: &[FinalDump], check_name: &str) -> (Verdict, Vec<String>) {
+    let result = check(&h.history(), finals, &Options::default());
+    let c = result
+        .checks
+        .iter()
+        .find(|c| c.name == check_name)
+        .unwrap_or_else(|| panic!("no check {check_name}"));
+    (
+        c.verdict,
+        c.anomalies.iter().map(|a| a.kind.clone()).collect(),
+    )
+}
+
+fn lin(h: &H) -> (Verdict, Vec<String>) {
+    verdict_of(h, "linearizability")
+}
+
+fn nonlin() -> (Verdict, Vec<String>) {
+    (Verdict::Invalid, vec!["non-linearizable".to_string()])
+}
+
+fn valid() -> (Verdict, Vec<String>) {
+    (Verdict::Valid, vec![])
+}
+
+// ---- linearizability shapes ----
+
+#[test]
+fn stale_read() {
+    // Invalid: the read starts after the write of 2 completed, yet returns 1.
+    let mut bad = H::new();
+    bad.write(1, "k", 1).write(1, "k", 2).read(2, "k", Some(1));
+    assert_eq!(lin(&bad), nonlin());
+    // Valid: the read overlaps the write of 2, so it may come first.
+    let mut good = H::new();
+    good.write(1, "k", 1)
+        .invoke(1, "write", "k", json!(2))
+        .read(2, "k", Some(1))
+        .ok(1, "write", "k", json!(2));
+    assert_eq!(lin(&good), valid());
+}
+
+#[test]
+fn lost_write() {
+    // Invalid: an acknowledged write is never seen; a later read sees the older value.
+    let mut bad = H::new();
+    bad.write(1, "k", 1)
+        .write(2, "k", 2)
+        .read(3, "k", Some(1))
+        .read(3, "k", Some(1));
+    assert_eq!(lin(&bad), nonlin());
+    let mut good = H::new();
+    good.write(1, "k", 1).write(2, "k", 2).read(3, "k", Some(2));
+    assert_eq!(lin(&good), valid());
+}
+
+#[test]
+fn cas_on_a_stale_value() {
+    // Invalid: cas 1->3 succeeds after the value became 2.
+    let mut bad = H::new();
+    bad.write(1, "k", 1).write(1, "k", 2).cas(2, "k", 1, 3);
+    assert_eq!(lin(&bad), nonlin());
+    let mut good = H::new();
+    good.write(1, "k", 1)
+        .cas(2, "k", 1, 3)
+        .read(1, "k", Some(3));
+    assert_eq!(lin(&good), valid());
+    // A failed cas did not happen: it constrains nothing.
+    let mut failed = H::new();
+    failed
+        .write(1, "k", 1)
+        .invoke(2, "cas", "k", json!([5, 6]))
+        .fail(2, "cas", "k", json!([5, 6]))
+        .read(1, "k", Some(1));
+    assert_eq!(lin(&failed), valid());
+}
+
+#[test]
+fn read_of_a_never_written_value() {
+    let mut bad = H::new();
+    bad.write(1, "k", 1).read(2, "k", Some(99));
+    assert_eq!(lin(&bad), nonlin());
+    // Reading absent before any write is fine; the initial value is null.
+    let mut good = H::new();
+    good.read(2, "k", None)
+        .write(1, "k", 1)
+        .read(2, "k", Some(1));
+    assert_eq!(lin(&good), valid());
+    let mut absent_after = H::new();
+    absent_after.write(1, "k", 1).read(2, "k", None);
+    assert_eq!(lin(&absent_after), nonlin());
+}
+
+#[test]
+fn an_info_write_that_must_have_happened() {
+    // The write of 2 timed out (info), yet a later read sees 2: it must have happened.
+    let mut h = H::new();
+    h.write(1, "k", 1)
+        .invoke(2, "write", "k", json!(2))
+        .info(2, "write", "k", json!(2))
+        .read(3, "k", Some(2));
+    assert_eq!(lin(&h), valid());
+    // Even with no completion at all (the history ended while it was in flight).
+    let mut open = H::new();
+    open.write(1, "k", 1)
+        .invoke(2, "write", "k", json!(2))
+        .read(3, "k", Some(2));
+    assert_eq!(lin(&open), valid());
+    // But not before it was invoked.
+    let mut early = H::new();
+    early
+        .write(1, "k", 1)
+        .read(3, "k", Some(2))
+        .invoke(2, "write", "k", json!(2))
+        .info(2, "write", "k", json!(2));
+    assert_eq!(lin(&early), nonlin());
+}
+
+#[test]
+fn an_info_write_that_must_not_have_happened() {
+    // The write of 2 is info; reads after it see 1 then 1 again: it never happened
+    // (or has not yet), which is allowed.
+    let mut h = H::new();
+    h.write(1, "k", 1)
+        .invoke(2, "write", "k", json!(2))
+        .info(2, "write", "k", json!(2))
+        .read(3, "k", Some(1))
+        .read(3, "k", Some(1));
+    assert_eq!(lin(&h), valid());
+    // It may not happen twice: 1, then 2, then 1 again needs a second write of 1.
+    let mut flip = H::new();
+    flip.write(1, "k", 1)
+        .invoke(2, "write", "k", json!(2))
+        .info(2, "write", "k", json!(2))
+        .read(3, "k", Some(2))
+        .read(3, "k", Some(1));
+    assert_eq!(lin(&flip), nonlin());
+}
+
+#[test]
+fn an_info_cas_can_explain_a_value() {
+    let mut h = H::new();
+    h.write(1, "k", 1)
+        .invoke(2, "cas", "k", json!([1, 5]))
+        .info(2, "cas", "k", json!([1, 5]))
+        .read(3, "k", Some(5));
+    assert_eq!(lin(&h), valid());
+    // ...but only if its precondition could hold.
+    let mut h = H::new();
+    h.write(1, "k", 2)
+        .invoke(2, "cas", "k", json!([1, 5]))
+        .info(2, "cas", "k", json!([1, 5]))
+        .read(3, "k", Some(5));
+    assert_eq!(lin(&h), nonlin());
+}
+
+#[test]
+fn keys_are_independent_and_every_bad_key_is_reported() {
+    let mut h = H::new();
+    h.write(1, "a", 1)
+        .read(2, "a", Some(7))
+        .write(1, "b", 1)
+        .read(2, "b", Some(1))
+        .write(1, "c", 1)
+        .read(2, "c", Some(8));
+    let result = check(&h.history(), &[], &Options::default());
+    let lin = &result.checks[2];
+    let keys: Vec<_> = lin
+        .anomalies
+        .iter()
+        .map(|a| a.key.clone().unwrap())
+        .collect();
+    assert_eq!(keys, vec!["a", "c"]);
+    assert_eq!(result.verdict, Verdict::Invalid);
+}
+
+#[test]
+fn the_explanation_names_the_prefix_the_blocked_op_and_the_value() {
+    let mut bad = H::new();
+    bad.write(1, "k", 1).write(1, "k", 2).read(2, "k", Some(1));
+    let result = check(&bad.history(), &[], &Options::default());
+    let a = &result.checks[2].anomalies[0];
+    let w = a.witness.as_ref().unwrap();
+    assert_eq!(
+        w.prefix.iter().map(|o| o.index).collect::<Vec<_>>(),
+        vec![0, 2]
+    );
+    assert_eq!(w.blocked.index, 4);
+    assert_eq!(w.blocked.f, "read");
+    assert_eq!(w.value, Some(2));
+    assert!(
+        a.message.contains("it returned 1 but the value is 2"),
+        "{}",
+        a.message
+    );
+    let text = result.render_text();
+    assert!(
+        text.contains("cannot place next: p2 read k null -> ok 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn no_completed_kv_op_is_unknown_not_valid() {
+    let mut h = H::new();
+    h.invoke(1, "write", "k", json!(1))
+        .info(1, "write", "k", json!(1));
+    assert_eq!(lin(&h).0, Verdict::Unknown);
+}
+
+#[test]
+fn a_spent_budget_is_unknown_never_valid() {
+    // Many concurrent writes and no way to decide quickly under a tiny budget.
+    let mut h = H::new();
+    for p in 0..12 {
+        h.invoke(p, "write", "k", json!(p));
+    }
+    for p in 0..12 {
+        h.ok(p, "write", "k", json!(p));
+    }
+    h.read(20, "k", Some(99));
+    let opts = Options {
+        time_limit: None,
+        max_states: 50,
+    };
+    let result = check(&h.history(), &[], &opts);
+    assert_eq!(result.checks[2].verdict, Verdict::Unknown);
+    assert_eq!(result.verdict, Verdict::Unknown);
+    assert!(result.checks[2].unknown[0].contains("memory budget"));
+}
+
+// ---- registers ----
+
+fn dump(node: u64, registers: Value, log: Value) -> FinalDump {
+    parse_final(
+        &json!({"node": node, "registers": registers, "log": log}).to_string(),
+        None,
+    )
+    .unwrap()
+}
+
+#[test]
+fn register_agreement_both_sides() {
+    let mut good = H::new();
+    good.invoke(1, "propose", "r", json!(5))
+        .invoke(2, "propose", "r", json!(6))
+        .ok(1, "propose", "r", json!(6))
+        .ok(2, "propose", "r", json!(6));
+    let finals = [
+        dump(1, json!({"r": 6}), json!([])),
+        dump(2, json!({"r": 6}), json!([])),
+    ];
+    assert_eq!(verdict_with(&good, &finals, "register-agreement"), valid());
+    assert_eq!(verdict_with(&good, &finals, "register-validity"), valid());
+
+    let mut bad = H::new();
+    bad.propose(1, "r", 5, 5).propose(2, "r", 6, 6);
+    assert_eq!(
+        verdict_of(&bad, "register-agreement"),
+        (Verdict::Invalid, vec!["agreement".into()])
+    );
+    // A node learning a different value than the clients were told also breaks it.
+    let mut replies = H::new();
+    replies.propose(1, "r", 5, 5);
+    let finals = [dump(3, json!({"r": 7}), json!([]))];
+    let (v, kinds) = verdict_with(&replies, &finals, "register-agreement");
+    assert_eq!(
+        (v, kinds),
+        (Verdict::Invalid, vec!["agreement".to_string()])
+    );
+}
+
+#[test]
+fn register_validity_both_sides() {
+    // Chosen value nobody proposed.
+    let mut bad = H::new();
+    bad.propose(1, "r", 5, 9);
+    assert_eq!(
+        verdict_of(&bad, "register-validity"),
+        (Verdict::Invalid, vec!["validity".into()])
+    );
+    // Chosen value proposed only after the decision was reported.
+    let mut late = H::new();
+    late.propose(1, "r", 5, 6).propose(2, "r", 6, 6);
+    assert_eq!(verdict_of(&late, "register-validity").0, Verdict::Invalid);
+    // An info propose counts as proposed.
+    let mut info = H::new();
+    info.invoke(1, "propose", "r", json!(6))
+        .info(1, "propose", "r", json!(6))
+        .propose(2, "r", 5, 6);
+    assert_eq!(verdict_of(&info, "register-validity"), valid());
+    // A failed propose does not.
+    let mut failed = H::new();
+    failed
+        .invoke(1, "propose", "r", json!(6))
+        .fail(1, "propose", "r", json!(6))
+        .propose(2, "r", 5, 6);
+    assert_eq!(verdict_of(&failed, "register-validity").0, Verdict::Invalid);
+}
+
+#[test]
+fn proposes_that_decide_nothing_are_unknown() {
+    let mut h = H::new();
+    h.invoke(1, "propose", "r", json!(5))
+        .info(1, "propose", "r", json!(5));
+    assert_eq!(verdict_of(&h, "register-agreement").0, Verdict::Unknown);
+    let result = check(&h.history(), &[], &Options::default());
+    assert_eq!(result.verdict, Verdict::Unknown);
+    // A KV-only history skips the register checks instead.
+    let mut kv = H::new();
+    kv.write(1, "k", 1).read(1, "k", Some(1));
+    assert_eq!(verdict_of(&kv, "register-agreement").0, Verdict::Skipped);
+    assert_eq!(
+        check(&kv.history(), &[], &Options::default()).verdict,
+        Verdict::Valid
+    );
+}
+
+// ---- log agreement ----
+
+fn cmd(node: u64, seq: u64, op: &str, key: &str, extra: Value) -> Value {
+    let mut c = json!({"id": {"node": node, "incarnation": 1, "seq": seq}, "op": op, "key": key});
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+#[test]
+fn log_agreement_both_sides() {
+    let mut h = H::new();
+    h.write(1, "k", 1).write(2, "k", 2);
+    let w1 = cmd(1, 0, "write", "k", json!({"value": 1}));
+    let w2 = cmd(2, 0, "write", "k", json!({"value": 2}));
+    let same = json!([{"slot": 1, "command": w1}, {"slot": 2, "command": w2}, {"slot": 3, "command": null}]);
+    let finals = [dump(1, json!({}), same.clone()), dump(2, json!({}), same)];
+    assert_eq!(verdict_with(&h, &finals, "log-agreement"), valid());
+
+    let other = json!([{"slot": 1, "command": w2}, {"slot": 2, "command": w1}]);
+    let finals = [
+        dump(
+            1,
+            json!({}),
+            json!([{"slot": 1, "command": w1}, {"slot": 2, "command": w2}]),
+        ),
+        dump(2, json!({}), other),
+    ];
+    let (v, kinds) = verdict_with(&h, &finals, "log-agreement");
+    assert_eq!(v, Verdict::Invalid);
+    assert_eq!(kinds, vec!["log-disagreement", "log-disagreement"]);
+    // A node that lags (reports fewer slots) is not a disagreement.
+    let finals = [
+        dump(
+            1,
+            json!({}),
+            json!([{"slot": 1, "command": w1}, {"slot": 2, "command": w2}]),
+        ),
+        dump(2, json!({}), json!([{"slot": 1, "command": w1}])),
+    ];
+    assert_eq!(verdict_with(&h, &finals, "log-agreement"), valid());
+}
+
+#[test]
+fn duplicated_and_unknown_commands() {
+    let mut h = H::new();
+    h.write(1, "k", 1);
+    let w1 = cmd(1, 0, "write", "k", json!({"value": 1}));
+    let twice = json!([{"slot": 1, "command": w1}, {"slot": 2, "command": w1}]);
+    let (v, kinds) = verdict_with(&h, &[dump(1, json!({}), twice)], "log-agreement");
+    assert_eq!(v, Verdict::Invalid);
+    assert!(kinds.iter().all(|k| k == "duplicate-command"), "{kinds:?}");
+    // The same write under a new id: a duplicate unless the client invoked it twice.
+    let w1_again = cmd(1, 1, "write", "k", json!({"value": 1}));
+    let retry = json!([{"slot": 1, "command": w1}, {"slot": 2, "command": w1_again}]);
+    let (v, kinds) = verdict_with(&h, &[dump(1, json!({}), retry.clone())], "log-agreement");
+    assert_eq!(
+        (v, kinds),
+        (Verdict::Invalid, vec!["duplicate-command".to_string()])
+    );
+    let mut retried = H::new();
+    retried.write(1, "k", 1).write(2, "k", 1);
+    assert_eq!(
+        verdict_with(&retried, &[dump(1, json!({}), retry)], "log-agreement"),
+        valid()
+    );
+    // A command nobody invoked.
+    let ghost = json!([{"slot": 1, "command": cmd(3, 0, "write", "k", json!({"value": 42}))}]);
+    let (v, kinds) = verdict_with(&h, &[dump(1, json!({}), ghost)], "log-agreement");
+    assert_eq!(
+        (v, kinds),
+        (Verdict::Invalid, vec!["unknown-command".to_string()])
+    );
+    // Without dumps the check is skipped, not passed.
+    assert_eq!(verdict_of(&h, "log-agreement").0, Verdict::Skipped);
+}
+
+#[test]
+fn nemesis_events_are_kept_and_do_not_disturb() {
+    let mut h = H::new();
+    h.write(1, "k", 1)
+        .nemesis("partition")
+        .read(2, "k", Some(1));
+    let history = h.history();
+    assert_eq!(history.nemesis.len(), 1);
+    assert_eq!(lin(&h), valid());
+}
+
+#[test]
+fn stats_count_per_f_and_outcome() {
+    let mut h = H::new();
+    h.write(1, "k", 1)
+        .read(1, "k", Some(1))
+        .invoke(2, "write", "k", json!(2))
+        .info(2, "write", "k", json!(2));
+    let result = check(&h.history(), &[], &Options::default());
+    assert_eq!(result.stats.counts["write"]["ok"], 1);
+    assert_eq!(result.stats.counts["write"]["info"], 1);
+    assert_eq!(result.stats.latency["read"].count, 1);
+    assert_eq!(result.stats.latency["write"].p50_us, 1);
+}
