@@ -1,0 +1,243 @@
+//! Property tests of the linearizability search against the brute-force reference.
+//!
+//! 1. Random small histories (up to 8 ops, 3 client slots, crashes included; results
+//!    drawn at random, so most are invalid) get the same verdict from both.
+//! 2. Histories generated from a sequential execution, with each op's interval
+//!    stretched around its linearization point so that ops overlap at random, are
+//!    always linearizable, whatever ops crash (info) or fail.
+
+use checker::brute;
+use checker::history::{History, Op, parse_history_str};
+use checker::linear::{Budget, KeyResult, check_key};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+fn ops_of(h: &History) -> Vec<&Op> {
+    h.ops.iter().collect()
+}
+
+fn search_says(h: &History) -> bool {
+    match check_key(&ops_of(h), &Budget::default()) {
+        KeyResult::Linearizable => true,
+        KeyResult::NotLinearizable { .. } => false,
+        KeyResult::Unknown(why) => panic!("budget spent on a tiny history: {why}"),
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    Read(Option<i64>),
+    Write(i64),
+    Cas(i64, i64),
+}
+
+#[derive(Clone, Debug)]
+enum End {
+    Ok,
+    Fail,
+    Info,
+    Open,
+}
+
+fn kind() -> impl Strategy<Value = Kind> {
+    prop_oneof![
+        prop::option::of(1..4i64).prop_map(Kind::Read),
+        (1..4i64).prop_map(Kind::Write),
+        (1..4i64, 1..4i64).prop_map(|(a, b)| Kind::Cas(a, b)),
+    ]
+}
+
+fn end() -> impl Strategy<Value = End> {
+    prop_oneof![6 => Just(End::Ok), 1 => Just(End::Fail), 2 => Just(End::Info)]
+}
+
+fn line(index: u64, process: u64, ty: &str, kind: &Kind, result: bool) -> String {
+    let (f, value) = match kind {
+        Kind::Read(observed) => ("read", if result { json!(observed) } else { Value::Null }),
+        Kind::Write(v) => ("write", json!(v)),
+        Kind::Cas(a, b) => ("cas", json!([a, b])),
+    };
+    json!({"index": index, "time_ns": index * 10, "process": process, "type": ty,
+           "f": f, "key": "k", "value": value})
+    .to_string()
+}
+
+/// Interleaves ops of 3 client slots as `schedule` says: each entry picks a slot,
+/// which invokes its next op or completes the one in flight. A slot whose op ended
+/// in info continues as a fresh process.
+fn random_history(ops: Vec<(Kind, End)>, schedule: Vec<u8>) -> String {
+    let mut lines = Vec::new();
+    let mut next_op = 0;
+    let mut in_flight: [Option<usize>; 3] = [None; 3];
+    let mut process = [0u64, 1, 2];
+    let mut index = 0;
+    for s in schedule {
+        let slot = (s % 3) as usize;
+        match in_flight[slot] {
+            None if next_op < ops.len() => {
+                lines.push(line(index, process[slot], "invoke", &ops[next_op].0, false));
+                in_flight[slot] = Some(next_op);
+                next_op += 1;
+            }
+            None => continue,
+            Some(i) => {
+                let (kind, end) = &ops[i];
+                let ty = match end {
+                    End::Ok => "ok",
+                    End::Fail => "fail",
+                    End::Info => "info",
+                    End::Open => continue,
+                };
+                lines.push(line(index, process[slot], ty, kind, matches!(end, End::Ok)));
+                in_flight[slot] = None;
+                if matches!(end, End::Info) {
+                    process[slot] += 3;
+                }
+            }
+        }
+        index += 1;
+    }
+    lines.join("\n")
+}
+
+/// A sequential execution: op i takes effect at time 100 * (i + 1); its interval is
+/// stretched by up to `spread` on each side, and clients are assigned greedily so that
+/// each runs one op at a time.
+fn sequential_history(ops: Vec<(Kind, End, u64, u64, bool)>) -> String {
+    let mut state: Option<i64> = None;
+    // (invoke, complete, process, kind, end, observed)
+    let mut planned = Vec::new();
+    for (i, (kind, end, before, after, takes_effect)) in ops.into_iter().enumerate() {
+        let at = 100 * (i as u64 + 1);
+        // Fail: did not happen. Info: took effect or not, as drawn. Ok: took effect.
+        let happens = match end {
+            End::Ok => true,
+            End::Fail => false,
+            End::Info | End::Open => takes_effect,
+        };
+        let (kind, end) = match kind {
+            Kind::Read(_) => (Kind::Read(state), end),
+            Kind::Write(v) => {
+                if happens {
+                    state = Some(v);
+                }
+                (Kind::Write(v), end)
+            }
+            Kind::Cas(_, to) => {
+                // An ok cas must find its precondition; make `from` the current value.
+                match (state, happens) {
+                    (Some(cur), true) => {
+                        state = Some(to);
+                        (Kind::Cas(cur, to), end)
+                    }
+                    (Some(cur), false) => (Kind::Cas(cur + 100, to), End::Fail),
+                    (None, _) => (Kind::Cas(0, to), End::Fail),
+                }
+            }
+        };
+        planned.push((at - before, at + after, kind, end));
+    }
+    // Assign processes: a process is free once its previous op completed (ok/fail);
+    // info and open ops retire their process.
+    let mut free_at: Vec<Option<u64>> = Vec::new();
+    let mut events = Vec::new();
+    for (invoke, complete, kind, end) in planned {
+        let p = match free_at.iter().position(|f| f.is_some_and(|t| t < invoke)) {
+            Some(p) => p,
+            None => {
+                free_at.push(None);
+                free_at.len() - 1
+            }
+        };
+        free_at[p] = match end {
+            End::Ok | End::Fail => Some(complete),
+            End::Info | End::Open => None,
+        };
+        events.push((invoke, 0, p, "invoke", kind.clone()));
+        let ty = match end {
+            End::Ok => "ok",
+            End::Fail => "fail",
+            End::Info => "info",
+            End::Open => continue,
+        };
+        events.push((complete, 1, p, ty, kind));
+    }
+    events.sort_by_key(|e| (e.0, e.1));
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, (t, _, p, ty, kind))| {
+            let l = line(i as u64, *p as u64, ty, kind, *ty == "ok");
+            // Keep real times so overlaps are what the plan says.
+            l.replace(
+                &format!("\"time_ns\":{}", i * 10),
+                &format!("\"time_ns\":{t}"),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000)
+    ))]
+
+    #[test]
+    fn search_agrees_with_brute_force(
+        ops in prop::collection::vec((kind(), prop_oneof![9 => end(), 1 => Just(End::Open)]), 1..9),
+        schedule in prop::collection::vec(0..3u8, 1..24),
+    ) {
+        let text = random_history(ops, schedule);
+        let h = parse_history_str(&text).expect("generated histories are well-formed");
+        let expected = brute::linearizable(&ops_of(&h));
+        prop_assert_eq!(search_says(&h), expected, "history:\n{}", text);
+    }
+
+    #[test]
+    fn sequential_executions_with_overlap_are_linearizable(
+        ops in prop::collection::vec(
+            (kind(), prop_oneof![9 => end(), 1 => Just(End::Open)], 0..99u64, 0..250u64, any::<bool>()),
+            1..40,
+        ),
+    ) {
+        let text = sequential_history(ops);
+        let h = parse_history_str(&text).expect("generated histories are well-formed");
+        prop_assert!(search_says(&h), "history:\n{}", text);
+        if h.ops.len() <= 9 {
+            prop_assert!(brute::linearizable(&ops_of(&h)), "brute force disagrees:\n{}", text);
+        }
+    }
+}
+
+/// "Sometimes": the random generator above produces both verdicts in good numbers, so
+/// agreement with the brute-force checker is tested on both sides.
+#[test]
+fn random_histories_cover_both_verdicts() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let strategy = (
+        prop::collection::vec((kind(), end()), 1..9),
+        prop::collection::vec(0..3u8, 1..24),
+    );
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let (mut valid, mut invalid) = (0, 0);
+    for _ in 0..1_000 {
+        let (ops, schedule) = strategy.new_tree(&mut runner).unwrap().current();
+        let h = parse_history_str(&random_history(ops, schedule)).unwrap();
+        if h.ops.is_empty() {
+            continue;
+        }
+        if search_says(&h) {
+            valid += 1;
+        } else {
+            invalid += 1;
+        }
+    }
+    eprintln!("random histories: {valid} linearizable, {invalid} not");
+    assert!(
+        valid > 150 && invalid > 150,
+        "valid {valid}, invalid {invalid}"
+    );
+}
