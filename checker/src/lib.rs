@@ -18,6 +18,7 @@ pub mod logcheck;
 pub mod register;
 pub mod report;
 pub mod stats;
+pub mod synth;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

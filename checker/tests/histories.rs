@@ -432,3 +432,24 @@ fn stats_count_per_f_and_outcome() {
     assert_eq!(result.stats.latency["read"].count, 1);
     assert_eq!(result.stats.latency["write"].p50_us, 1);
 }
+
+// ---- synthetic histories (used by the benchmarks) are valid by construction ----
+
+#[test]
+fn synthetic_histories_pass_every_check() {
+    use checker::synth::{SynthConfig, history_text};
+    for seed in 0..20 {
+        let mut cfg = SynthConfig::kv(seed, 10, 3, 300, 0.15);
+        cfg.register_keys = 4;
+        cfg.propose_share = 0.3;
+        let h = checker::history::parse_history_str(&history_text(&cfg)).unwrap();
+        let result = check(&h, &[], &Options::default());
+        assert_eq!(
+            result.verdict,
+            Verdict::Valid,
+            "seed {seed}: {}",
+            result.render_text()
+        );
+        assert!(result.stats.counts["read"]["ok"] > 10);
+    }
+}
