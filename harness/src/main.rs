@@ -5,6 +5,13 @@
 //! 4 liveness, 5 harness failure.
 
 mod check;
+mod cluster;
+mod network;
+mod plan;
+mod recorder;
+mod run;
+mod rundir;
+mod workload;
 
 use std::process::ExitCode;
 
@@ -19,6 +26,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a complete chaos test of a real cluster: spawn the nodes, drive the
+    /// workload, record history.jsonl, judge it, and leave a run directory. Exit 0
+    /// valid, 1 safety violation, 2 usage error, 3 unknown, 4 liveness, 5 harness
+    /// failure.
+    Run(run::RunArgs),
+    /// Re-run the plan of an earlier run and report how often its verdict comes back.
+    Replay {
+        /// The run directory (holds plan.json and result.json).
+        run_dir: std::path::PathBuf,
+        /// How many times to re-run it.
+        #[arg(long, default_value_t = 1)]
+        times: usize,
+        /// No progress bar.
+        #[arg(long)]
+        no_progress: bool,
+    },
     /// Judge a recorded history: register agreement and validity, linearizability of
     /// the KV store, log agreement. Exit 0 valid, 1 invalid, 3 unknown, 2 bad input.
     Check(check::CheckArgs),
@@ -33,10 +56,48 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Whatever panics, no node outlives the harness.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        cluster::kill_all_registered();
+        default_hook(info);
+    }));
     let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Node { args } => run_node(args),
+        Command::Run(args) => {
+            let plan = match run::plan_from_args(&args) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("chaos run: {e:#}");
+                    return ExitCode::from(run::EXIT_USAGE);
+                }
+            };
+            let show = run::presentation(args.no_progress, args.json);
+            match run::execute(&plan, &args.results, show) {
+                Ok(outcome) => ExitCode::from(outcome.exit_code),
+                Err(e) => {
+                    eprintln!("chaos run: {e:#}");
+                    ExitCode::from(run::EXIT_HARNESS)
+                }
+            }
+        }
+        Command::Replay {
+            run_dir,
+            times,
+            no_progress,
+        } => match run::replay(
+            &run_dir,
+            times.max(1),
+            run::presentation(no_progress, false),
+        ) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("chaos replay: {e:#}");
+                ExitCode::from(run::EXIT_USAGE)
+            }
+        },
     }
 }
 

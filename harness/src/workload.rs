@@ -1,0 +1,349 @@
+//! The workload: client slots that each run one op at a time against one node.
+//!
+//! Register slots propose distinct values for the *same* key through different nodes
+//! at once (the contended case Paxos exists for) and move to a new key once one of
+//! them learns it is decided. KV slots issue a read/write/cas mix over `keys` keys
+//! with values unique within the run. Each slot draws its ops from its own named
+//! stream of the seed.
+//!
+//! Outcomes (DESIGN.md §9): an ok reply is `ok`; a definite error is `fail`; an
+//! indefinite one (`timeout`), a client timeout or a broken connection is `info` for
+//! propose, write and cas and `fail` for read (a read changes nothing). A process that
+//! got `info` is retired and the slot continues as a fresh process.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand::RngExt;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::cluster::Addresses;
+use crate::plan::{Workload, substream};
+use crate::recorder::{ClientEvent, Recorder};
+
+/// One client operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientOp {
+    Propose { key: String, value: i64 },
+    Read { key: String },
+    Write { key: String, value: i64 },
+    Cas { key: String, from: i64, to: i64 },
+}
+
+impl ClientOp {
+    fn f(&self) -> &'static str {
+        match self {
+            ClientOp::Propose { .. } => "propose",
+            ClientOp::Read { .. } => "read",
+            ClientOp::Write { .. } => "write",
+            ClientOp::Cas { .. } => "cas",
+        }
+    }
+
+    fn key(&self) -> &str {
+        match self {
+            ClientOp::Propose { key, .. }
+            | ClientOp::Read { key }
+            | ClientOp::Write { key, .. }
+            | ClientOp::Cas { key, .. } => key,
+        }
+    }
+
+    /// The invoke's value in the history.
+    fn value(&self) -> Value {
+        match self {
+            ClientOp::Propose { value, .. } | ClientOp::Write { value, .. } => json!(value),
+            ClientOp::Read { .. } => Value::Null,
+            ClientOp::Cas { from, to, .. } => json!([from, to]),
+        }
+    }
+
+    fn request(&self) -> Value {
+        match self {
+            ClientOp::Propose { key, value } => {
+                json!({"op": "propose", "key": key, "value": value})
+            }
+            ClientOp::Read { key } => json!({"op": "read", "key": key}),
+            ClientOp::Write { key, value } => json!({"op": "write", "key": key, "value": value}),
+            ClientOp::Cas { key, from, to } => {
+                json!({"op": "cas", "key": key, "from": from, "to": to})
+            }
+        }
+    }
+}
+
+/// A client connection speaking the node's JSON-lines protocol, one request at a time.
+pub struct Conn {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    next_id: u64,
+    line: String,
+}
+
+#[derive(Debug)]
+pub enum CallError {
+    Timeout,
+    Broken,
+}
+
+impl Conn {
+    pub async fn connect(addr: SocketAddr, timeout: Duration) -> Option<Conn> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .ok()?
+            .ok()?;
+        let _ = stream.set_nodelay(true);
+        let (r, w) = stream.into_split();
+        Some(Conn {
+            reader: BufReader::new(r),
+            writer: w,
+            next_id: 1,
+            line: String::new(),
+        })
+    }
+
+    /// Sends `request` (an `id` is added) and waits for the reply with that id.
+    pub async fn call(
+        &mut self,
+        mut request: Value,
+        timeout: Duration,
+    ) -> Result<Value, CallError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        request["id"] = json!(id);
+        let mut bytes = request.to_string().into_bytes();
+        bytes.push(b'\n');
+        let exchange = async {
+            self.writer
+                .write_all(&bytes)
+                .await
+                .map_err(|_| CallError::Broken)?;
+            loop {
+                self.line.clear();
+                match self.reader.read_line(&mut self.line).await {
+                    Ok(0) | Err(_) => return Err(CallError::Broken),
+                    Ok(_) => {}
+                }
+                let reply: Value =
+                    serde_json::from_str(self.line.trim()).map_err(|_| CallError::Broken)?;
+                if reply["id"] == json!(id) {
+                    return Ok(reply);
+                }
+                // A late reply to an earlier, timed-out request: skip it.
+            }
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or(Err(CallError::Timeout))
+    }
+}
+
+/// How one op ended, as recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    Ok,
+    Fail,
+    Info,
+}
+
+/// Runs one op: records the invoke, calls, records the completion.
+pub async fn perform(
+    conn: &mut Conn,
+    op: &ClientOp,
+    process: u64,
+    node: u32,
+    recorder: &Recorder,
+    timeout: Duration,
+) -> (Ended, Option<Value>) {
+    let (f, key) = (op.f(), op.key());
+    recorder.client(ClientEvent {
+        process,
+        kind: "invoke",
+        f,
+        key,
+        value: op.value(),
+        node,
+        error: None,
+    });
+    let reply = conn.call(op.request(), timeout).await;
+    let is_read = matches!(op, ClientOp::Read { .. });
+    let (ended, value, error): (Ended, Value, Option<String>) = match &reply {
+        Ok(r) if r["ok"] == true => {
+            let value = match op {
+                ClientOp::Propose { .. } | ClientOp::Read { .. } => r["value"].clone(),
+                _ => op.value(),
+            };
+            (Ended::Ok, value, None)
+        }
+        Ok(r) => {
+            let code = r["error"].as_str().unwrap_or("unknown-error").to_string();
+            let definite = r["definite"].as_bool().unwrap_or(false);
+            let ended = if definite || is_read {
+                Ended::Fail
+            } else {
+                Ended::Info
+            };
+            (ended, op.value(), Some(code))
+        }
+        Err(e) => {
+            let code = match e {
+                CallError::Timeout => "client-timeout",
+                CallError::Broken => "connection-broken",
+            };
+            let ended = if is_read { Ended::Fail } else { Ended::Info };
+            (ended, op.value(), Some(code.to_string()))
+        }
+    };
+    let kind = match ended {
+        Ended::Ok => "ok",
+        Ended::Fail => "fail",
+        Ended::Info => "info",
+    };
+    recorder.client(ClientEvent {
+        process,
+        kind,
+        f,
+        key,
+        value: value.clone(),
+        node,
+        error: error.as_deref(),
+    });
+    (ended, (ended == Ended::Ok).then_some(value))
+}
+
+/// What the client tasks share.
+pub struct Shared {
+    pub stop: AtomicBool,
+    /// The register key the register slots contend on now.
+    pub register_key: AtomicU64,
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkloadConfig {
+    pub seed: u64,
+    pub nodes: usize,
+    pub concurrency: usize,
+    pub workload: Workload,
+    pub keys: usize,
+    /// Total ops/s; 0 = as fast as possible.
+    pub rate: f64,
+    pub op_timeout: Duration,
+}
+
+/// Starts every client slot; they run until `shared.stop` is set.
+pub fn start(
+    cfg: &WorkloadConfig,
+    recorder: Arc<Recorder>,
+    addrs: Addresses,
+    shared: Arc<Shared>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..cfg.concurrency)
+        .map(|slot| {
+            let register = match cfg.workload {
+                Workload::Register => true,
+                Workload::Kv => false,
+                Workload::Both => slot % 2 == 0,
+            };
+            tokio::spawn(client_slot(
+                cfg.clone(),
+                slot,
+                register,
+                recorder.clone(),
+                addrs.clone(),
+                shared.clone(),
+            ))
+        })
+        .collect()
+}
+
+async fn client_slot(
+    cfg: WorkloadConfig,
+    slot: usize,
+    register: bool,
+    recorder: Arc<Recorder>,
+    addrs: Addresses,
+    shared: Arc<Shared>,
+) {
+    let node = (slot % cfg.nodes) as u32 + 1;
+    let mut rng = substream(cfg.seed, &format!("workload/{slot}"));
+    let mut process = slot as u64;
+    let mut conn: Option<Conn> = None;
+    let mut seq: i64 = 0;
+    // Per key: the last value this client saw, for cas.
+    let mut seen: BTreeMap<String, i64> = BTreeMap::new();
+    let interval =
+        (cfg.rate > 0.0).then(|| Duration::from_secs_f64(cfg.concurrency as f64 / cfg.rate));
+    let mut next_at = tokio::time::Instant::now();
+    while !shared.stop.load(Ordering::Relaxed) {
+        if let Some(every) = interval {
+            tokio::time::sleep_until(next_at).await;
+            next_at += every;
+        }
+        if conn.is_none() {
+            let addr = addrs.lock().ok().and_then(|a| a[node as usize]);
+            conn = match addr {
+                Some(addr) => Conn::connect(addr, Duration::from_secs(1)).await,
+                None => None,
+            };
+            if conn.is_none() {
+                // The node is down: nothing was invoked, so nothing is recorded.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        }
+        seq += 1;
+        // Unique within the run: slots never share a value.
+        let value = (slot as i64 + 1) * 1_000_000_000 + seq;
+        let op = if register {
+            let k = shared.register_key.load(Ordering::Relaxed);
+            ClientOp::Propose {
+                key: format!("r{k}"),
+                value,
+            }
+        } else {
+            let key = format!("k{}", rng.random_range(0..cfg.keys.max(1)));
+            match rng.random_range(0..10) {
+                0..=3 => ClientOp::Read { key },
+                4..=7 => ClientOp::Write { key, value },
+                _ => {
+                    let from = seen.get(&key).copied().unwrap_or(0);
+                    ClientOp::Cas {
+                        key,
+                        from,
+                        to: value,
+                    }
+                }
+            }
+        };
+        let c = conn.as_mut().expect("connected above");
+        let (ended, result) = perform(c, &op, process, node, &recorder, cfg.op_timeout).await;
+        match (ended, &op) {
+            (Ended::Ok, ClientOp::Propose { key, .. }) => {
+                let k: u64 = key[1..].parse().unwrap_or(0);
+                shared.register_key.fetch_max(k + 1, Ordering::Relaxed);
+            }
+            (Ended::Ok, ClientOp::Read { key }) => {
+                if let Some(v) = result.and_then(|r| r.as_i64()) {
+                    seen.insert(key.clone(), v);
+                }
+            }
+            (Ended::Ok, ClientOp::Write { key, value } | ClientOp::Cas { key, to: value, .. }) => {
+                seen.insert(key.clone(), *value);
+            }
+            _ => {}
+        }
+        if ended == Ended::Info {
+            process = recorder.new_process();
+            conn = None;
+        } else if ended == Ended::Fail && matches!(op, ClientOp::Read { .. }) {
+            // A read that failed for a broken connection needs a new connection.
+            conn = None;
+        }
+    }
+}
