@@ -1,0 +1,348 @@
+//! `chaos run` end to end: real node processes, short runs, bounded waits.
+//!
+//! "No process remains" is checked through /proc: every node's command line carries
+//! its data directory, which lies inside the test's unique temporary results root.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
+
+fn chaos_run(root: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(CHAOS);
+    cmd.arg("run")
+        .arg("--results")
+        .arg(root)
+        .args(["--no-progress", "--grace", "10"])
+        .args(args);
+    cmd
+}
+
+fn run(root: &Path, args: &[&str]) -> Output {
+    chaos_run(root, args).output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The run directory `results/latest` points at.
+fn latest(root: &Path) -> PathBuf {
+    std::fs::canonicalize(root.join("latest")).expect("results/latest exists")
+}
+
+fn result_json(root: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(latest(root).join("result.json")).unwrap())
+        .unwrap()
+}
+
+fn check<'a>(result: &'a Value, name: &str) -> &'a Value {
+    result["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()
+}
+
+/// Pids of live processes whose command line mentions `root`.
+fn processes_under(root: &Path) -> Vec<(u32, String)> {
+    let needle = root.to_string_lossy().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        // A zombie has an empty command line; only live processes matter.
+        if cmdline.contains(&needle) && !cmdline.contains("chaos run") {
+            let state = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            found.push((
+                pid,
+                format!("{cmdline} [{}]", state.split(' ').nth(2).unwrap_or("?")),
+            ));
+        }
+    }
+    found
+}
+
+/// Polls until no node process of `root` is left, or fails after a deadline.
+fn assert_nothing_left(root: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = processes_under(root);
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "processes left behind: {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until the running harness has recorded at least `lines` history events.
+fn wait_for_history(root: &Path, lines: usize, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = std::fs::canonicalize(root.join("latest"))
+            .ok()
+            .and_then(|d| std::fs::read_to_string(d.join("history.jsonl")).ok())
+            .map_or(0, |t| t.lines().count());
+        if n >= lines {
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the harness exited early"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "history did not grow to {lines} lines"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_clean_three_node_run_is_valid() {
+    let root = tempfile::tempdir().unwrap();
+    let out = run(
+        root.path(),
+        &["--nodes", "3", "--time-limit", "5", "--seed", "7"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let dir = latest(root.path());
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    let parsed = checker::history::parse_history_str(&history).expect("well-formed history");
+    assert!(parsed.ops.len() > 100, "only {} ops", parsed.ops.len());
+    let result = result_json(root.path());
+    assert_eq!(result["verdict"], "valid");
+    assert_eq!(result["seed"], 7);
+    assert_eq!(check(&result, "register-agreement")["verdict"], "valid");
+    assert_eq!(check(&result, "linearizability")["verdict"], "valid");
+    assert_eq!(check(&result, "log-agreement")["verdict"], "valid");
+    assert_eq!(result["liveness"]["ok"], true);
+    // Registers were decided and KV ops completed: the run exercised consensus.
+    assert!(parsed.ops.iter().any(
+        |o| o.f() == checker::history::F::Propose && o.outcome == checker::history::Outcome::Ok
+    ));
+    for id in 1..=3 {
+        assert!(dir.join(format!("final/n{id}.json")).exists());
+        assert!(dir.join(format!("nodes/n{id}/stderr.log")).exists());
+    }
+    let plan: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(plan["seed"], 7);
+    assert!(text(&out).contains("reproduce: chaos run --seed 7 --nodes 3"));
+    assert_nothing_left(root.path());
+}
+
+#[test]
+fn a_stale_read_node_is_caught_by_the_same_path() {
+    let root = tempfile::tempdir().unwrap();
+    let out = run(
+        root.path(),
+        &[
+            "--nodes",
+            "3",
+            "--time-limit",
+            "3",
+            "--seed",
+            "2",
+            "--workload",
+            "kv",
+            "--node-arg=--bug=stale-read",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let result = result_json(root.path());
+    assert_eq!(check(&result, "linearizability")["verdict"], "invalid");
+    assert_nothing_left(root.path());
+}
+
+#[test]
+fn a_minority_quorum_node_breaks_agreement_and_exits_1() {
+    let root = tempfile::tempdir().unwrap();
+    let out = run(
+        root.path(),
+        &[
+            "--nodes",
+            "3",
+            "--time-limit",
+            "3",
+            "--seed",
+            "3",
+            "--workload",
+            "register",
+            "--node-arg=--bug=minority-quorum",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("agreement: register"));
+    assert_nothing_left(root.path());
+}
+
+#[test]
+fn scheduled_kills_and_pauses_are_healed_by_the_final_phase() {
+    let root = tempfile::tempdir().unwrap();
+    let schedule = root.path().join("schedule.json");
+    std::fs::write(
+        &schedule,
+        json!([
+            {"at_ms": 500, "fault": {"kind": "kill"}, "targets": [1]},
+            {"at_ms": 800, "fault": {"kind": "pause"}, "targets": [2]},
+            {"at_ms": 1200, "fault": {"kind": "isolate"}, "targets": [3]},
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    // The run ends with node 1 dead, node 2 stopped and node 3 cut off: the final
+    // phase must undo all of it.
+    let out = run(
+        root.path(),
+        &[
+            "--nodes",
+            "3",
+            "--time-limit",
+            "3",
+            "--seed",
+            "4",
+            "--schedule",
+            schedule.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let history = std::fs::read_to_string(latest(root.path()).join("history.jsonl")).unwrap();
+    let nemesis: Vec<Value> = history
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["process"] == "nemesis")
+        .collect();
+    let fs: Vec<&str> = nemesis.iter().map(|e| e["f"].as_str().unwrap()).collect();
+    assert_eq!(fs, vec!["kill", "pause", "isolate", "heal"]);
+    assert_eq!(nemesis[3]["value"]["restarted"], json!([1]));
+    assert_eq!(nemesis[3]["value"]["resumed"], json!([2]));
+    assert_eq!(result_json(root.path())["liveness"]["ok"], true);
+    assert_nothing_left(root.path());
+}
+
+#[test]
+fn a_node_that_will_not_start_fails_the_run_with_5() {
+    let root = tempfile::tempdir().unwrap();
+    let out = run(
+        root.path(),
+        &[
+            "--nodes",
+            "3",
+            "--time-limit",
+            "2",
+            "--node-bin",
+            "/bin/false",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(
+        text(&out).contains("node 1 exited during start-up"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(result_json(root.path())["exit_code"], 5);
+    assert_nothing_left(root.path());
+}
+
+#[test]
+fn sigint_stops_gracefully_and_leaves_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let mut child = chaos_run(
+        root.path(),
+        &["--nodes", "3", "--time-limit", "60", "--seed", "5"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for_history(root.path(), 200, &mut child);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(3), "interrupted runs are unknown");
+    let result = result_json(root.path());
+    assert_eq!(result["interrupted"], true);
+    assert_nothing_left(root.path());
+}
+
+#[test]
+fn sigkill_of_the_harness_takes_its_nodes_along() {
+    let root = tempfile::tempdir().unwrap();
+    let mut child = chaos_run(
+        root.path(),
+        &["--nodes", "3", "--time-limit", "60", "--seed", "6"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for_history(root.path(), 200, &mut child);
+    assert_eq!(processes_under(root.path()).len(), 3, "three nodes running");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_nothing_left(root.path());
+    // What was recorded up to the last flush is there and well-formed up to a torn line.
+    let history = std::fs::read_to_string(latest(root.path()).join("history.jsonl")).unwrap();
+    assert!(history.lines().count() >= 200);
+}
+
+#[test]
+fn flag_errors_are_one_line_with_exit_2() {
+    let root = tempfile::tempdir().unwrap();
+    for (args, what) in [
+        (vec!["--nodes", "0"], "--nodes"),
+        (vec!["--time-limit=-3"], "--time-limit"),
+        (vec!["--node-bin", "/nonexistent/node"], "no such file"),
+        (vec!["--workload", "sideways"], "invalid value"),
+        (vec!["--name", "../x"], "--name"),
+    ] {
+        let out = run(root.path(), &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(what), "{args:?}: {}", text(&out));
+    }
+    // An unwritable results directory is a harness failure with a hint.
+    let out = Command::new(CHAOS)
+        .args([
+            "run",
+            "--results",
+            "/proc/no-such-place",
+            "--time-limit",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(
+        text(&out).contains("is --results writable"),
+        "{}",
+        text(&out)
+    );
+}
