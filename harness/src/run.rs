@@ -284,7 +284,6 @@ async fn run_plan(plan: &Plan, dir: &RunDir, show: Presentation) -> RunOutcome {
     )));
 
     // Start every node; a node that will not start fails the run (exit 5).
-    let first_op = Instant::now();
     for id in 1..=plan.nodes as u32 {
         let c = cluster.clone();
         let started =
@@ -307,6 +306,8 @@ async fn run_plan(plan: &Plan, dir: &RunDir, show: Presentation) -> RunOutcome {
         register_key: std::sync::atomic::AtomicU64::new(0),
     });
     let mut interrupted_at: Option<f64> = None;
+    let startup_s = started.elapsed().as_secs_f64();
+    let mut workload_s = 0.0;
     if harness_failure.is_none() {
         let wcfg = WorkloadConfig {
             seed: plan.seed,
@@ -325,6 +326,7 @@ async fn run_plan(plan: &Plan, dir: &RunDir, show: Presentation) -> RunOutcome {
             recorder.clone(),
         ));
         let limit = Duration::from_secs_f64(plan.time_limit_s);
+        let workload_started = Instant::now();
         progress(
             plan,
             &recorder,
@@ -332,9 +334,10 @@ async fn run_plan(plan: &Plan, dir: &RunDir, show: Presentation) -> RunOutcome {
             limit,
             &interrupted,
             show,
-            first_op,
+            workload_started,
         )
         .await;
+        workload_s = workload_started.elapsed().as_secs_f64();
         if interrupted.load(Ordering::SeqCst) {
             interrupted_at = Some(recorder.elapsed().as_secs_f64());
             notes.push("interrupted: the run stopped early on SIGINT/SIGTERM".into());
@@ -362,7 +365,11 @@ async fn run_plan(plan: &Plan, dir: &RunDir, show: Presentation) -> RunOutcome {
     if let Err(e) = recorder.flush() {
         harness_failure.get_or_insert(format!("cannot write history.jsonl: {e}"));
     }
-    let run_secs = started.elapsed().as_secs_f64();
+    let durations = Durations {
+        startup_s,
+        workload_s,
+        final_s: started.elapsed().as_secs_f64() - startup_s - workload_s,
+    };
     judge(
         plan,
         dir,
@@ -372,7 +379,7 @@ async fn run_plan(plan: &Plan, dir: &RunDir, show: Presentation) -> RunOutcome {
             liveness,
             interrupted: interrupted_at.is_some(),
             notes,
-            run_secs,
+            durations,
             links: serde_json::to_value(network.stats()).unwrap_or(Value::Null),
         },
     )
@@ -430,7 +437,6 @@ async fn progress(
         bar
     });
     let mut last_line = Instant::now();
-    let mut first_ok_reported = false;
     loop {
         let elapsed = start.elapsed();
         if elapsed >= limit || interrupted.load(Ordering::SeqCst) {
@@ -441,10 +447,6 @@ async fn progress(
             recorder.fail.load(Ordering::Relaxed),
             recorder.info.load(Ordering::Relaxed),
         );
-        if ok > 0 && !first_ok_reported {
-            first_ok_reported = true;
-            tracing_first_ok(elapsed);
-        }
         let faults = if network.any_cut() {
             "partitioned"
         } else {
@@ -470,14 +472,6 @@ async fn progress(
     }
     if let Some(b) = bar {
         b.finish_and_clear();
-    }
-}
-
-/// The time from the start of `chaos run` to the first acknowledged op, for the
-/// benchmark (printed to stderr when CHAOS_TRACE_FIRST_OK is set).
-fn tracing_first_ok(elapsed: Duration) {
-    if std::env::var_os("CHAOS_TRACE_FIRST_OK").is_some() {
-        eprintln!("first acknowledged op after {:.3} s", elapsed.as_secs_f64());
     }
 }
 
@@ -680,12 +674,23 @@ async fn node_answers(
     false
 }
 
+/// Where the time of a run went, in seconds.
+#[derive(Clone, Copy, Default)]
+struct Durations {
+    /// Network layer and nodes up.
+    startup_s: f64,
+    /// The time limit (less if interrupted).
+    workload_s: f64,
+    /// Stopping clients, healing, recovery, final reads, dumps, stopping nodes.
+    final_s: f64,
+}
+
 struct Judgement {
     harness_failure: Option<String>,
     liveness: Option<Result<(), String>>,
     interrupted: bool,
     notes: Vec<String>,
-    run_secs: f64,
+    durations: Durations,
     links: Value,
 }
 
@@ -699,7 +704,7 @@ fn finish_failed(plan: &Plan, dir: &RunDir, show: Presentation, why: String) -> 
             liveness: None,
             interrupted: false,
             notes: Vec::new(),
-            run_secs: 0.0,
+            durations: Durations::default(),
             links: Value::Null,
         },
     )
@@ -764,7 +769,12 @@ fn judge(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> RunOutc
         "checks": result.as_ref().map(|r| serde_json::to_value(&r.checks).unwrap_or(Value::Null)),
         "stats": result.as_ref().map(|r| serde_json::to_value(&r.stats).unwrap_or(Value::Null)),
         "links": j.links,
-        "durations": {"run_s": j.run_secs, "check_s": check_secs},
+        "durations": {
+            "startup_s": j.durations.startup_s,
+            "workload_s": j.durations.workload_s,
+            "final_s": j.durations.final_s,
+            "check_s": check_secs,
+        },
         "versions": {"chaos": env!("CARGO_PKG_VERSION")},
     });
     let text = serde_json::to_string_pretty(&result_json).unwrap_or_default();

@@ -259,6 +259,22 @@ fn a_node_that_will_not_start_fails_the_run_with_5() {
         text(&out)
     );
     assert_eq!(result_json(root.path())["exit_code"], 5);
+    // With --json, stdout is exactly result.json.
+    let out = run(
+        root.path(),
+        &[
+            "--nodes",
+            "1",
+            "--time-limit",
+            "1",
+            "--node-bin",
+            "/bin/false",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(5));
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(printed, result_json(root.path()));
     assert_nothing_left(root.path());
 }
 
@@ -345,4 +361,90 @@ fn flag_errors_are_one_line_with_exit_2() {
         "{}",
         text(&out)
     );
+}
+
+#[test]
+fn replay_reruns_the_stored_plan_and_reports_reproduction() {
+    let root = tempfile::tempdir().unwrap();
+    let out = run(
+        root.path(),
+        &[
+            "--nodes",
+            "3",
+            "--time-limit",
+            "2",
+            "--seed",
+            "8",
+            "--workload",
+            "kv",
+            "--node-arg=--bug=stale-read",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let original = latest(root.path());
+    let out = Command::new(CHAOS)
+        .args(["replay", "--no-progress", "--times", "2"])
+        .arg(&original)
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("reproduced the original verdict 'invalid' in 2 of 2 runs"),
+        "{t}"
+    );
+    // The replays ran the same plan: same seed, same node arguments.
+    let replayed = latest(root.path());
+    assert_ne!(replayed, original);
+    let plan = |d: &Path| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("plan.json")).unwrap()).unwrap()
+    };
+    assert_eq!(plan(&replayed), plan(&original));
+    let out = Command::new(CHAOS)
+        .args(["replay", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("has no plan.json"));
+    assert_nothing_left(root.path());
+}
+
+#[test]
+fn help_explains_every_flag_with_its_default() {
+    let out = Command::new(CHAOS)
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = text(&out);
+    for flag in [
+        "--nodes",
+        "--workload",
+        "--time-limit",
+        "--concurrency",
+        "--rate",
+        "--keys",
+        "--seed",
+        "--node-bin",
+        "--node-arg",
+        "--results",
+        "--name",
+        "--no-progress",
+        "--json",
+        "--grace",
+        "--op-timeout-ms",
+    ] {
+        assert!(help.contains(flag), "run --help lacks {flag}");
+    }
+    for default in [
+        "[default: 5]",
+        "[default: both]",
+        "[default: 30]",
+        "[default: results]",
+    ] {
+        assert!(help.contains(default), "run --help lacks {default}");
+    }
+    let out = Command::new(CHAOS).arg("--help").output().unwrap();
+    for sub in ["run", "replay", "check", "node"] {
+        assert!(text(&out).contains(sub));
+    }
 }
