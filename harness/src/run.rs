@@ -659,9 +659,9 @@ async fn node_answers(
                 }
             };
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let (ended, _) =
+            let done =
                 workload::perform(&mut conn, &op, process, id, recorder, timeout.min(left)).await;
-            match ended {
+            match done.ended {
                 Ended::Ok => return true,
                 Ended::Info => {
                     process = recorder.new_process();

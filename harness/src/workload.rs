@@ -152,6 +152,16 @@ pub enum Ended {
     Info,
 }
 
+/// How an op completed.
+pub struct Completion {
+    pub ended: Ended,
+    /// The returned value of an ok op.
+    pub value: Option<Value>,
+    /// The error code of a failed or unknown op (`client-timeout` and
+    /// `connection-broken` for failures on our side).
+    pub error: Option<String>,
+}
+
 /// Runs one op: records the invoke, calls, records the completion.
 pub async fn perform(
     conn: &mut Conn,
@@ -160,7 +170,7 @@ pub async fn perform(
     node: u32,
     recorder: &Recorder,
     timeout: Duration,
-) -> (Ended, Option<Value>) {
+) -> Completion {
     let (f, key) = (op.f(), op.key());
     recorder.client(ClientEvent {
         process,
@@ -214,7 +224,11 @@ pub async fn perform(
         node,
         error: error.as_deref(),
     });
-    (ended, (ended == Ended::Ok).then_some(value))
+    Completion {
+        ended,
+        value: (ended == Ended::Ok).then_some(value),
+        error,
+    }
 }
 
 /// What the client tasks share.
@@ -322,7 +336,8 @@ async fn client_slot(
             }
         };
         let c = conn.as_mut().expect("connected above");
-        let (ended, result) = perform(c, &op, process, node, &recorder, cfg.op_timeout).await;
+        let done = perform(c, &op, process, node, &recorder, cfg.op_timeout).await;
+        let (ended, result) = (done.ended, done.value);
         match (ended, &op) {
             (Ended::Ok, ClientOp::Propose { key, .. }) => {
                 let k: u64 = key[1..].parse().unwrap_or(0);
@@ -338,12 +353,20 @@ async fn client_slot(
             }
             _ => {}
         }
+        let ours = matches!(
+            done.error.as_deref(),
+            Some("client-timeout" | "connection-broken")
+        );
         if ended == Ended::Info {
             process = recorder.new_process();
             conn = None;
-        } else if ended == Ended::Fail && matches!(op, ClientOp::Read { .. }) {
-            // A read that failed for a broken connection needs a new connection.
+        } else if ours {
+            // A read that failed on our side: the connection is unusable.
             conn = None;
+        }
+        if done.error.as_deref() == Some("unavailable") {
+            // No leader yet (an election is on): do not spin.
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 }
