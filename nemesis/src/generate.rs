@@ -1,0 +1,261 @@
+//! Seeded schedule generation.
+//!
+//! The run is cut into slots of `interval_ms`, after a quiet first half-slot. Slots
+//! come in rounds; each round has one slot per enabled kind, in a shuffled order, so a
+//! run sees every enabled kind about equally often. A fault starts at the beginning of
+//! its slot and is undone (heal, restart, resume, links-heal) after 40-70% of it; the
+//! rest of the slot is quiet, so the cluster can make progress between faults. No
+//! fault is left active at the end: the last slot ends half an interval before the
+//! time limit. Faults may take a majority down: safety must not depend on them.
+
+use std::str::FromStr;
+
+use rand::RngExt;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::shapes::{SHAPES, Shape, grudge};
+use crate::{Fault, LinkFaults, NodeId, ScheduledFault};
+
+/// Which kinds of faults a schedule may contain (`--nemesis LIST`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultKinds {
+    pub partition: bool,
+    pub kill: bool,
+    pub pause: bool,
+    pub links: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "unknown fault kind '{0}'; expected a comma-separated list of partition, kill, pause, links, or all, or none"
+)]
+pub struct KindsError(pub String);
+
+impl FromStr for FaultKinds {
+    type Err = KindsError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut k = FaultKinds::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "partition" => k.partition = true,
+                "kill" => k.kill = true,
+                "pause" => k.pause = true,
+                "links" => k.links = true,
+                "all" => {
+                    k = FaultKinds {
+                        partition: true,
+                        kill: true,
+                        pause: true,
+                        links: true,
+                    }
+                }
+                "none" => {}
+                other => return Err(KindsError(other.to_string())),
+            }
+        }
+        Ok(k)
+    }
+}
+
+impl FaultKinds {
+    fn enabled(&self, n: usize) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.partition && n >= 2 {
+            v.push("partition");
+        }
+        if self.kill {
+            v.push("kill");
+        }
+        if self.pause {
+            v.push("pause");
+        }
+        if self.links && n >= 2 {
+            v.push("links");
+        }
+        v
+    }
+
+    /// The `--nemesis` spelling.
+    pub fn describe(&self) -> String {
+        let mut v = Vec::new();
+        for (on, name) in [
+            (self.partition, "partition"),
+            (self.kill, "kill"),
+            (self.pause, "pause"),
+            (self.links, "links"),
+        ] {
+            if on {
+                v.push(name);
+            }
+        }
+        if v.is_empty() {
+            "none".into()
+        } else {
+            v.join(",")
+        }
+    }
+}
+
+/// A schedule for `n` nodes over `duration_ms`, from `rng` (the run's nemesis stream).
+pub fn generate(
+    n: usize,
+    rng: &mut ChaCha8Rng,
+    kinds: FaultKinds,
+    interval_ms: u64,
+    duration_ms: u64,
+) -> Vec<ScheduledFault> {
+    let enabled = kinds.enabled(n);
+    let mut schedule = Vec::new();
+    if enabled.is_empty() || interval_ms == 0 {
+        return schedule;
+    }
+    let mut t = interval_ms / 2;
+    let mut round: Vec<&str> = Vec::new();
+    while t + interval_ms + interval_ms / 2 <= duration_ms.max(interval_ms) {
+        if round.is_empty() {
+            round = enabled.clone();
+            round.shuffle(rng);
+        }
+        let kind = round.pop().expect("refilled above");
+        let active = interval_ms * rng.random_range(40..=70) / 100;
+        let (start, stop, targets) = match kind {
+            "partition" => {
+                let shape_name = SHAPES[rng.random_range(0..SHAPES.len())];
+                let shape = Shape::draw(shape_name, n, rng);
+                let cut = grudge(&shape, n);
+                let targets = shape.nodes();
+                (Fault::Partition { shape, cut }, Fault::Heal, targets)
+            }
+            "kill" => (Fault::Kill, Fault::Restart, pick_targets(n, rng)),
+            "pause" => (Fault::Pause, Fault::Resume, pick_targets(n, rng)),
+            _ => {
+                let faults = LinkFaults {
+                    loss: rng.random_range(0..=30) as f64 / 100.0,
+                    delay_ms: rng.random_range(0..=40),
+                    jitter_ms: rng.random_range(0..=20),
+                    duplicate: rng.random_range(0..=10) as f64 / 100.0,
+                    reorder: rng.random_range(0..=20) as f64 / 100.0,
+                };
+                (Fault::Links(faults), Fault::LinksHeal, pick_targets(n, rng))
+            }
+        };
+        schedule.push(ScheduledFault {
+            at_ms: t,
+            fault: start,
+            targets: targets.clone(),
+        });
+        schedule.push(ScheduledFault {
+            at_ms: t + active,
+            fault: stop,
+            targets,
+        });
+        t += interval_ms;
+    }
+    schedule
+}
+
+/// One node (half the time), a minority, or a majority: faults may take a majority
+/// down, since safety must not depend on a fault budget.
+fn pick_targets(n: usize, rng: &mut ChaCha8Rng) -> Vec<NodeId> {
+    let mut ids: Vec<NodeId> = (1..=n as NodeId).collect();
+    ids.shuffle(rng);
+    let size = match rng.random_range(0..10) {
+        0..=4 => 1,
+        5..=7 => rng.random_range(1..=((n - 1) / 2).max(1)),
+        _ => n / 2 + 1,
+    };
+    let mut t = ids[..size.min(n)].to_vec();
+    t.sort_unstable();
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn all() -> FaultKinds {
+        "all".parse().unwrap()
+    }
+
+    fn schedule(seed: u64, kinds: FaultKinds) -> Vec<ScheduledFault> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        generate(5, &mut rng, kinds, 3_000, 30_000)
+    }
+
+    #[test]
+    fn same_seed_same_schedule_and_different_seeds_differ() {
+        assert_eq!(schedule(1, all()), schedule(1, all()));
+        assert_ne!(schedule(1, all()), schedule(2, all()));
+        let json = serde_json::to_string(&schedule(3, all())).unwrap();
+        let back: Vec<ScheduledFault> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, schedule(3, all()));
+    }
+
+    #[test]
+    fn the_default_sees_several_faults_of_each_kind_in_30_seconds() {
+        let kinds: FaultKinds = "partition,kill,pause".parse().unwrap();
+        for seed in 0..50 {
+            let s = schedule(seed, kinds);
+            for name in ["partition", "kill", "pause"] {
+                let count = s.iter().filter(|f| f.fault.name() == name).count();
+                assert!(count >= 2, "seed {seed}: only {count} {name} faults");
+            }
+        }
+    }
+
+    #[test]
+    fn every_fault_is_undone_within_the_run_and_faults_do_not_overlap() {
+        for seed in 0..50 {
+            let s = schedule(seed, all());
+            assert_eq!(s.len() % 2, 0);
+            for pair in s.chunks(2) {
+                let (start, stop) = (&pair[0], &pair[1]);
+                assert!(stop.at_ms > start.at_ms);
+                assert_eq!(start.targets, stop.targets);
+                let undo = match start.fault {
+                    Fault::Partition { .. } => "heal",
+                    Fault::Kill => "restart",
+                    Fault::Pause => "resume",
+                    Fault::Links(_) => "links-heal",
+                    _ => panic!("a start fault expected, got {:?}", start.fault),
+                };
+                assert_eq!(stop.fault.name(), undo);
+                assert!(stop.at_ms <= 30_000 - 1_500, "quiet end");
+            }
+            for w in s.windows(2) {
+                assert!(w[0].at_ms < w[1].at_ms, "seed {seed}: overlapping faults");
+            }
+        }
+    }
+
+    #[test]
+    fn targets_are_valid_and_sometimes_a_majority() {
+        let mut majority = 0;
+        for seed in 0..200 {
+            for f in schedule(seed, "kill".parse().unwrap()) {
+                assert!(!f.targets.is_empty());
+                assert!(f.targets.iter().all(|t| (1..=5).contains(t)));
+                if f.targets.len() >= 3 {
+                    majority += 1;
+                }
+            }
+        }
+        assert!(majority > 0, "faults never took a majority down");
+    }
+
+    #[test]
+    fn kinds_parse_and_errors_name_the_bad_kind() {
+        assert_eq!("none".parse::<FaultKinds>().unwrap(), FaultKinds::default());
+        assert_eq!(all().describe(), "partition,kill,pause,links");
+        assert_eq!(
+            "kill,teleport".parse::<FaultKinds>(),
+            Err(KindsError("teleport".into()))
+        );
+        assert!(schedule(1, FaultKinds::default()).is_empty());
+    }
+}
