@@ -3,26 +3,46 @@
 //! Node i dials node j only through the proxy of link (i, j) (DESIGN.md §4: a node
 //! sends to j only on the connection it dialed to the address `--peer j=...` names),
 //! so this layer sees every message of every link. It frames the JSON lines, so the
-//! unit of a fault is one message: a cut link drops every message on it (the `hello`
-//! that opens a connection always passes). The proxy dials the destination's current
-//! address when a connection comes in, so it follows a restarted node to its new port;
-//! when the destination goes away, it closes the incoming side and the sender's dialer
-//! reconnects.
+//! unit of a fault is one message: a cut link drops every message on it; a degraded
+//! link drops, delays, duplicates and reorders single messages, each choice drawn from
+//! the link's own seeded stream. The `hello` that opens a connection always passes.
+//!
+//! The proxy dials the destination's current address when a connection comes in, so
+//! it follows a restarted node to its new port; when the destination goes away (a
+//! write fails), it closes the incoming side and the sender's dialer reconnects.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nemesis::LinkFaults;
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::cluster::Addresses;
+use crate::plan::substream;
 
 /// Peer messages can be large (phase-1 reports, catch-up batches).
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// Messages waiting for delivery on one connection, at most.
+const DELIVERY_QUEUE: usize = 65_536;
+
+/// Message counts of one type on one link.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Counts {
+    pub sent: u64,
+    pub delivered: u64,
+    pub dropped: u64,
+    pub duplicated: u64,
+}
 
 /// The controllable state of one directed link.
 pub struct Link {
@@ -30,16 +50,17 @@ pub struct Link {
     pub to: u32,
     pub listen: SocketAddr,
     cut: AtomicBool,
-    delivered: AtomicU64,
-    dropped: AtomicU64,
+    faults: Mutex<Option<LinkFaults>>,
+    rng: Mutex<ChaCha8Rng>,
+    counts: Mutex<BTreeMap<String, Counts>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct LinkStats {
     pub from: u32,
     pub to: u32,
-    pub delivered: u64,
-    pub dropped: u64,
+    /// Message type -> counts.
+    pub types: BTreeMap<String, Counts>,
 }
 
 pub struct Network {
@@ -48,7 +69,7 @@ pub struct Network {
 
 impl Network {
     /// Binds a proxy for every directed link between `n` nodes and starts forwarding.
-    pub async fn start(n: usize, addrs: Addresses) -> std::io::Result<Network> {
+    pub async fn start(n: usize, seed: u64, addrs: Addresses) -> std::io::Result<Network> {
         let mut links = BTreeMap::new();
         for from in 1..=n as u32 {
             for to in 1..=n as u32 {
@@ -61,8 +82,9 @@ impl Network {
                     to,
                     listen: listener.local_addr()?,
                     cut: AtomicBool::new(false),
-                    delivered: AtomicU64::new(0),
-                    dropped: AtomicU64::new(0),
+                    faults: Mutex::new(None),
+                    rng: Mutex::new(substream(seed, &format!("link/{from}/{to}"))),
+                    counts: Mutex::new(BTreeMap::new()),
                 });
                 tokio::spawn(accept_loop(listener, link.clone(), addrs.clone()));
                 links.insert((from, to), link);
@@ -76,24 +98,34 @@ impl Network {
         self.links[&(from, to)].listen
     }
 
-    /// Cuts every link between a node of `group` and a node outside it, both ways.
-    pub fn isolate(&self, group: &[u32]) {
+    /// Cuts exactly the directed links in `cut` (a partition's grudge); others flow.
+    pub fn cut(&self, cut: &[(u32, u32)]) {
+        for (key, link) in &self.links {
+            link.cut.store(cut.contains(key), Ordering::SeqCst);
+        }
+    }
+
+    pub fn heal_partitions(&self) {
+        self.cut(&[]);
+    }
+
+    /// Degrades every link from or to a node of `targets`.
+    pub fn degrade(&self, targets: &[u32], faults: &LinkFaults) {
         for ((from, to), link) in &self.links {
-            if group.contains(from) != group.contains(to) {
-                link.cut.store(true, Ordering::SeqCst);
+            if targets.contains(from) || targets.contains(to) {
+                if let Ok(mut f) = link.faults.lock() {
+                    *f = Some(faults.clone());
+                }
             }
         }
     }
 
-    /// Restores every link.
-    pub fn heal(&self) {
+    pub fn restore_links(&self) {
         for link in self.links.values() {
-            link.cut.store(false, Ordering::SeqCst);
+            if let Ok(mut f) = link.faults.lock() {
+                *f = None;
+            }
         }
-    }
-
-    pub fn any_cut(&self) -> bool {
-        self.links.values().any(|l| l.cut.load(Ordering::SeqCst))
     }
 
     pub fn stats(&self) -> Vec<LinkStats> {
@@ -102,8 +134,49 @@ impl Network {
             .map(|l| LinkStats {
                 from: l.from,
                 to: l.to,
-                delivered: l.delivered.load(Ordering::Relaxed),
-                dropped: l.dropped.load(Ordering::Relaxed),
+                types: l.counts.lock().map(|c| c.clone()).unwrap_or_default(),
+            })
+            .collect()
+    }
+}
+
+impl Link {
+    fn count(&self, kind: &str, f: impl FnOnce(&mut Counts)) {
+        if let Ok(mut c) = self.counts.lock() {
+            f(c.entry(kind.to_string()).or_default());
+        }
+    }
+
+    /// Decides one message's fate: the delays (from now) of its deliveries; empty if
+    /// it is dropped, two entries if it is duplicated.
+    fn fate(&self) -> Vec<Duration> {
+        if self.cut.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
+        let faults = self.faults.lock().ok().and_then(|f| f.clone());
+        let Some(f) = faults else {
+            return vec![Duration::ZERO];
+        };
+        let Ok(mut rng) = self.rng.lock() else {
+            return vec![Duration::ZERO];
+        };
+        if rng.random_bool(f.loss.clamp(0.0, 1.0)) {
+            return Vec::new();
+        }
+        let copies = if rng.random_bool(f.duplicate.clamp(0.0, 1.0)) {
+            2
+        } else {
+            1
+        };
+        (0..copies)
+            .map(|_| {
+                let jitter = rng.random_range(0..=2 * f.jitter_ms) as i64 - f.jitter_ms as i64;
+                let mut ms = (f.delay_ms as i64 + jitter).max(0) as u64;
+                if rng.random_bool(f.reorder.clamp(0.0, 1.0)) {
+                    // Held back long enough for later messages to overtake it.
+                    ms += rng.random_range(1..=2 * f.delay_ms.max(10));
+                }
+                Duration::from_millis(ms)
             })
             .collect()
     }
@@ -125,41 +198,133 @@ async fn accept_loop(listener: TcpListener, link: Arc<Link>, addrs: Addresses) {
             if let Ok(Ok(outgoing)) = connect.await {
                 let _ = incoming.set_nodelay(true);
                 let _ = outgoing.set_nodelay(true);
-                forward(incoming, outgoing, &link).await;
+                forward(incoming, outgoing, link).await;
             }
         });
     }
 }
 
-/// Copies messages from `incoming` to `outgoing` until either side closes.
+/// The `"type"` of a peer message line, without parsing the whole line.
+fn message_type(line: &[u8]) -> &str {
+    let needle = b"\"type\":\"";
+    line.windows(needle.len())
+        .position(|w| w == needle)
+        .and_then(|at| {
+            let rest = &line[at + needle.len()..];
+            let end = rest.iter().position(|b| *b == b'"')?;
+            std::str::from_utf8(&rest[..end]).ok()
+        })
+        .unwrap_or("unknown")
+}
+
+/// Copies messages from `incoming` to `outgoing` until either side closes: a reader
+/// decides each message's fate, a writer delivers in order of delivery time.
 ///
 /// A dead destination shows as a failing write (nodes may half-close the connections
-/// they accept, since they never send on them, so an EOF from the destination means
-/// nothing). The incoming side is then closed and the sender's dialer reconnects.
-async fn forward(incoming: TcpStream, outgoing: TcpStream, link: &Link) {
+/// they accept, since they never send on them, so an EOF from it means nothing).
+async fn forward(incoming: TcpStream, outgoing: TcpStream, link: Arc<Link>) {
+    let (tx, rx) = mpsc::channel::<(Instant, Arc<[u8]>)>(DELIVERY_QUEUE);
+    let writer = tokio::spawn(deliver(outgoing, rx));
     let mut reader = BufReader::with_capacity(256 << 10, incoming);
-    let mut writer = BufWriter::with_capacity(256 << 10, outgoing);
     let mut line = Vec::new();
     let mut first = true;
     loop {
         line.clear();
         if !read_message(&mut reader, &mut line).await {
-            let _ = writer.flush().await;
+            break;
+        }
+        let bytes: Arc<[u8]> = line.as_slice().into();
+        let now = Instant::now();
+        if first {
+            first = false; // the hello always passes
+            if tx.send((now, bytes)).await.is_err() {
+                break;
+            }
+            continue;
+        }
+        let kind = message_type(&line).to_string();
+        let deliveries = link.fate();
+        link.count(&kind, |c| {
+            c.sent += 1;
+            match deliveries.len() {
+                0 => c.dropped += 1,
+                1 => c.delivered += 1,
+                _ => {
+                    c.delivered += 1;
+                    c.duplicated += 1;
+                }
+            }
+        });
+        let mut closed = false;
+        for delay in deliveries {
+            if tx.send((now + delay, bytes.clone())).await.is_err() {
+                closed = true;
+            }
+        }
+        if closed {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+/// Writes queued messages when they are due, earliest first.
+async fn deliver(outgoing: TcpStream, mut rx: mpsc::Receiver<(Instant, Arc<[u8]>)>) {
+    let mut writer = BufWriter::with_capacity(256 << 10, outgoing);
+    let mut pending: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
+    let mut bodies: BTreeMap<u64, Arc<[u8]>> = BTreeMap::new();
+    let mut seq = 0u64;
+    let mut open = true;
+    loop {
+        // Write everything due, then flush once.
+        let now = Instant::now();
+        let mut wrote = false;
+        while let Some(Reverse((at, id))) = pending.peek().copied() {
+            if at > now {
+                break;
+            }
+            pending.pop();
+            if let Some(body) = bodies.remove(&id) {
+                if writer.write_all(&body).await.is_err() {
+                    return;
+                }
+                wrote = true;
+            }
+        }
+        if wrote && writer.flush().await.is_err() {
             return;
         }
-        if !first && link.cut.load(Ordering::Relaxed) {
-            link.dropped.fetch_add(1, Ordering::Relaxed);
-        } else {
-            if !first {
-                link.delivered.fetch_add(1, Ordering::Relaxed);
-            }
-            if writer.write_all(&line).await.is_err() {
-                return;
-            }
-        }
-        first = false;
-        if reader.buffer().is_empty() && writer.flush().await.is_err() {
+        if !open && pending.is_empty() {
             return;
+        }
+        let next_due = pending.peek().map(|Reverse((at, _))| *at);
+        let received = match (open, next_due) {
+            (true, Some(at)) => tokio::select! {
+                r = rx.recv() => Some(r),
+                _ = tokio::time::sleep_until(at) => None,
+            },
+            (true, None) => Some(rx.recv().await),
+            (false, Some(at)) => {
+                tokio::time::sleep_until(at).await;
+                None
+            }
+            (false, None) => return,
+        };
+        match received {
+            Some(Some((at, body))) => {
+                seq += 1;
+                pending.push(Reverse((at, seq)));
+                bodies.insert(seq, body);
+                // Take whatever else is already queued before writing.
+                while let Ok((at, body)) = rx.try_recv() {
+                    seq += 1;
+                    pending.push(Reverse((at, seq)));
+                    bodies.insert(seq, body);
+                }
+            }
+            Some(None) => open = false,
+            None => {}
         }
     }
 }
@@ -170,5 +335,103 @@ async fn read_message<R: AsyncBufReadExt + Unpin>(reader: &mut R, line: &mut Vec
     match reader.read_until(b'\n', line).await {
         Ok(0) | Err(_) => false,
         Ok(_) => line.len() <= MAX_MESSAGE_BYTES && line.ends_with(b"\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(faults: Option<LinkFaults>) -> Link {
+        Link {
+            from: 1,
+            to: 2,
+            listen: "127.0.0.1:1".parse().unwrap(),
+            cut: AtomicBool::new(false),
+            faults: Mutex::new(faults),
+            rng: Mutex::new(substream(7, "link/1/2")),
+            counts: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn faults(
+        loss: f64,
+        delay_ms: u64,
+        jitter_ms: u64,
+        duplicate: f64,
+        reorder: f64,
+    ) -> LinkFaults {
+        LinkFaults {
+            loss,
+            delay_ms,
+            jitter_ms,
+            duplicate,
+            reorder,
+        }
+    }
+
+    const N: usize = 20_000;
+
+    #[test]
+    fn a_healthy_link_delivers_everything_at_once() {
+        let l = link(None);
+        assert!((0..N).all(|_| l.fate() == vec![Duration::ZERO]));
+        l.cut.store(true, Ordering::SeqCst);
+        assert!((0..N).all(|_| l.fate().is_empty()));
+    }
+
+    #[test]
+    fn loss_and_duplication_happen_at_the_configured_rates() {
+        let l = link(Some(faults(0.2, 0, 0, 0.1, 0.0)));
+        let fates: Vec<usize> = (0..N).map(|_| l.fate().len()).collect();
+        let dropped = fates.iter().filter(|c| **c == 0).count() as f64 / N as f64;
+        let duplicated = fates.iter().filter(|c| **c == 2).count() as f64 / N as f64;
+        assert!((dropped - 0.2).abs() < 0.02, "dropped {dropped}");
+        // Duplication applies to the messages not dropped.
+        assert!(
+            (duplicated - 0.8 * 0.1).abs() < 0.015,
+            "duplicated {duplicated}"
+        );
+    }
+
+    #[test]
+    fn delay_and_jitter_stay_in_range_and_average_to_the_mean() {
+        let l = link(Some(faults(0.0, 30, 10, 0.0, 0.0)));
+        let delays: Vec<u64> = (0..N).map(|_| l.fate()[0].as_millis() as u64).collect();
+        assert!(delays.iter().all(|d| (20..=40).contains(d)));
+        let mean = delays.iter().sum::<u64>() as f64 / N as f64;
+        assert!((mean - 30.0).abs() < 0.5, "mean {mean}");
+    }
+
+    #[test]
+    fn reordering_holds_messages_back_past_later_ones() {
+        let l = link(Some(faults(0.0, 10, 0, 0.0, 0.25)));
+        let delays: Vec<u64> = (0..N).map(|_| l.fate()[0].as_millis() as u64).collect();
+        // A message sent 1 ms after another with a shorter delay overtakes it.
+        let overtaken = delays.windows(2).filter(|w| w[0] > w[1] + 1).count() as f64 / N as f64;
+        assert!(overtaken > 0.15 && overtaken < 0.3, "overtaken {overtaken}");
+    }
+
+    #[test]
+    fn the_stream_is_seeded_per_link() {
+        let a: Vec<Vec<Duration>> = {
+            let l = link(Some(faults(0.3, 5, 5, 0.2, 0.2)));
+            (0..100).map(|_| l.fate()).collect()
+        };
+        let b: Vec<Vec<Duration>> = {
+            let l = link(Some(faults(0.3, 5, 5, 0.2, 0.2)));
+            (0..100).map(|_| l.fate()).collect()
+        };
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn message_types_are_read_from_the_line() {
+        assert_eq!(
+            message_type(br#"{"type":"log-accept","ballot":3}"#),
+            "log-accept"
+        );
+        assert_eq!(message_type(br#"{"ballot":3,"type":"commit"}"#), "commit");
+        assert_eq!(message_type(b"garbage"), "unknown");
     }
 }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use nemesis::{FaultKinds, ScheduledFault};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -31,34 +32,6 @@ impl Workload {
     }
 }
 
-/// A fault the nemesis executes at `at_ms` after the workload starts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScheduledFault {
-    pub at_ms: u64,
-    pub fault: Fault,
-    /// Node ids the fault applies to.
-    pub targets: Vec<u32>,
-}
-
-/// The faults the run can execute today. Seeded schedule generation and the richer
-/// vocabulary (shapes of partitions, link faults) belong to the nemesis.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Fault {
-    /// SIGKILL the targets' process groups.
-    Kill,
-    /// Start the targets again on their data directories.
-    Restart,
-    /// SIGSTOP the targets.
-    Pause,
-    /// SIGCONT the targets.
-    Resume,
-    /// Cut every link between the targets and the other nodes, both ways.
-    Isolate,
-    /// Restore every link.
-    Heal,
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub version: u32,
@@ -76,7 +49,14 @@ pub struct Plan {
     pub node_args: Vec<String>,
     pub grace_s: f64,
     pub op_timeout_ms: u64,
+    /// The fault kinds the schedule was generated from (`--nemesis`).
+    pub nemesis: FaultKinds,
+    pub nemesis_interval_s: f64,
+    /// Generated from the seed's `nemesis` stream, or given with `--schedule`.
     pub schedule: Vec<ScheduledFault>,
+    /// Whether `schedule` came from a `--schedule` file rather than the seed.
+    #[serde(default)]
+    pub explicit_schedule: bool,
 }
 
 impl Plan {
@@ -94,6 +74,8 @@ impl Plan {
             format!("--grace {}", self.grace_s),
             format!("--op-timeout-ms {}", self.op_timeout_ms),
             format!("--name {}", shell_quote(&self.name)),
+            format!("--nemesis {}", self.nemesis.describe()),
+            format!("--nemesis-interval {}", self.nemesis_interval_s),
         ];
         if let Some(bin) = &self.node_bin {
             parts.push(format!(
@@ -103,6 +85,9 @@ impl Plan {
         }
         for arg in &self.node_args {
             parts.push(format!("--node-arg={}", shell_quote(arg)));
+        }
+        if self.explicit_schedule {
+            parts.push("--schedule <the schedule in plan.json>".into());
         }
         parts.join(" ")
     }

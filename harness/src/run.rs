@@ -22,7 +22,9 @@ use serde_json::{Value, json};
 
 use crate::cluster::{Addresses, Cluster, NodeCommand};
 use crate::network::Network;
-use crate::plan::{Fault, PLAN_VERSION, Plan, ScheduledFault, Workload};
+use nemesis::{Fault, FaultKinds, ScheduledFault};
+
+use crate::plan::{PLAN_VERSION, Plan, Workload, substream};
 use crate::recorder::{FLUSH_EVERY, Recorder};
 use crate::rundir::RunDir;
 use crate::workload::{self, Conn, Ended, Shared, WorkloadConfig};
@@ -77,8 +79,16 @@ pub struct RunArgs {
     /// Client-side timeout of one op, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 2_500)]
     pub op_timeout_ms: u64,
-    /// A JSON file with an explicit fault schedule: [{"at_ms", "fault": {"kind": ...},
-    /// "targets": [ids]}]. Kinds: kill, restart, pause, resume, isolate, heal.
+    /// Fault kinds for the seeded schedule: a comma-separated list of partition, kill,
+    /// pause, links; or all; or none.
+    #[arg(long, value_name = "LIST", default_value = "partition,kill,pause")]
+    pub nemesis: String,
+    /// Seconds per fault slot: a fault starts at the beginning of its slot and is undone
+    /// after 40-70% of it (so a 30 s run sees about 9 faults).
+    #[arg(long, value_name = "S", default_value_t = 3.0)]
+    pub nemesis_interval: f64,
+    /// A JSON file with an explicit fault schedule instead of a generated one:
+    /// [{"at_ms", "fault": {"kind": ...}, "targets": [ids]}], as plan.json stores it.
     #[arg(long, value_name = "FILE")]
     pub schedule: Option<PathBuf>,
     /// No progress bar; a plain status line every few seconds instead.
@@ -129,8 +139,22 @@ pub fn plan_from_args(args: &RunArgs) -> Result<Plan> {
     if let Some(bin) = &args.node_bin {
         check_executable(bin)?;
     }
+    let kinds: FaultKinds = args
+        .nemesis
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--nemesis: {e}"))?;
+    if !(args.nemesis_interval > 0.0 && args.nemesis_interval.is_finite()) {
+        bail!("--nemesis-interval must be a positive number of seconds");
+    }
+    let seed = args.seed.unwrap_or_else(random_seed);
     let schedule = match &args.schedule {
-        None => Vec::new(),
+        None => nemesis::generate(
+            args.nodes,
+            &mut substream(seed, "nemesis"),
+            kinds,
+            (args.nemesis_interval * 1e3) as u64,
+            (args.time_limit * 1e3) as u64,
+        ),
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read --schedule {}", path.display()))?;
@@ -151,7 +175,7 @@ pub fn plan_from_args(args: &RunArgs) -> Result<Plan> {
     Ok(Plan {
         version: PLAN_VERSION,
         name: args.name.clone(),
-        seed: args.seed.unwrap_or_else(random_seed),
+        seed,
         nodes: args.nodes,
         workload: args.workload,
         time_limit_s: args.time_limit,
@@ -162,7 +186,10 @@ pub fn plan_from_args(args: &RunArgs) -> Result<Plan> {
         node_args: args.node_args.clone(),
         grace_s: args.grace,
         op_timeout_ms: args.op_timeout_ms,
+        nemesis: kinds,
+        nemesis_interval_s: args.nemesis_interval,
         schedule,
+        explicit_schedule: args.schedule.is_some(),
     })
 }
 
@@ -215,11 +242,13 @@ async fn run_plan(plan: &Plan, dir: &RunDir, show: Presentation) -> RunOutcome {
     let started = Instant::now();
     if !show.json {
         println!(
-            "chaos run: seed {} | {} nodes | {} workload | {} s | run directory {}",
+            "chaos run: seed {} | {} nodes | {} workload | {} s | nemesis {} ({} faults) | run directory {}",
             plan.seed,
             plan.nodes,
             plan.workload.name(),
             plan.time_limit_s,
+            plan.nemesis.describe(),
+            plan.schedule.len(),
             dir.path.display()
         );
     }
@@ -246,7 +275,7 @@ async fn run_plan(plan: &Plan, dir: &RunDir, show: Presentation) -> RunOutcome {
     };
 
     let addrs: Addresses = Arc::new(Mutex::new(vec![None; plan.nodes + 1]));
-    let network = match Network::start(plan.nodes, addrs.clone()).await {
+    let network = match Network::start(plan.nodes, plan.seed, addrs.clone()).await {
         Ok(n) => Arc::new(n),
         Err(e) => {
             return finish_failed(
@@ -319,18 +348,20 @@ async fn run_plan(plan: &Plan, dir: &RunDir, show: Presentation) -> RunOutcome {
             op_timeout: Duration::from_millis(plan.op_timeout_ms),
         };
         let clients = workload::start(&wcfg, recorder.clone(), addrs.clone(), shared.clone());
+        let active_faults = Arc::new(Mutex::new(Vec::new()));
         let nemesis = tokio::spawn(run_schedule(
             plan.schedule.clone(),
             cluster.clone(),
             network.clone(),
             recorder.clone(),
+            active_faults.clone(),
         ));
         let limit = Duration::from_secs_f64(plan.time_limit_s);
         let workload_started = Instant::now();
         progress(
             plan,
             &recorder,
-            &network,
+            &active_faults,
             limit,
             &interrupted,
             show,
@@ -418,7 +449,7 @@ fn watch_signals(flag: Arc<AtomicBool>) {
 async fn progress(
     plan: &Plan,
     recorder: &Recorder,
-    network: &Network,
+    active_faults: &Mutex<Vec<String>>,
     limit: Duration,
     interrupted: &AtomicBool,
     show: Presentation,
@@ -447,11 +478,11 @@ async fn progress(
             recorder.fail.load(Ordering::Relaxed),
             recorder.info.load(Ordering::Relaxed),
         );
-        let faults = if network.any_cut() {
-            "partitioned"
-        } else {
-            "none"
-        };
+        let faults = active_faults
+            .lock()
+            .ok()
+            .filter(|a| !a.is_empty())
+            .map_or("none".to_string(), |a| a.join(", "));
         let msg = format!("ok {ok} fail {fail} info {info} | faults: {faults}");
         match &bar {
             Some(b) => {
@@ -475,24 +506,34 @@ async fn progress(
     }
 }
 
-/// Executes a fault schedule, recording each fault as a nemesis event.
+/// Executes a fault schedule, recording each fault as a nemesis event with its outcome
+/// (DESIGN.md §9: installed, skipped with a reason, or indeterminate).
 async fn run_schedule(
     schedule: Vec<ScheduledFault>,
     cluster: Arc<Mutex<Cluster>>,
     network: Arc<Network>,
     recorder: Arc<Recorder>,
+    active: Arc<Mutex<Vec<String>>>,
 ) {
     let start = tokio::time::Instant::now();
     for fault in schedule {
         tokio::time::sleep_until(start + Duration::from_millis(fault.at_ms)).await;
         let targets = fault.targets.clone();
-        let outcome = match fault.fault {
-            Fault::Isolate => {
-                network.isolate(&targets);
+        let outcome = match &fault.fault {
+            Fault::Partition { cut, .. } => {
+                network.cut(cut);
                 json!("installed")
             }
             Fault::Heal => {
-                network.heal();
+                network.heal_partitions();
+                json!("installed")
+            }
+            Fault::Links(faults) => {
+                network.degrade(&targets, faults);
+                json!("installed")
+            }
+            Fault::LinksHeal => {
+                network.restore_links();
                 json!("installed")
             }
             Fault::Kill | Fault::Pause | Fault::Resume | Fault::Restart => {
@@ -511,25 +552,29 @@ async fn run_schedule(
                         })
                         .collect::<Vec<bool>>()
                 })
-                .await
-                .unwrap_or_default();
-                if done.iter().all(|d| *d) {
-                    json!("installed")
-                } else if done.iter().any(|d| *d) {
-                    json!({"partially-installed": done})
-                } else {
-                    json!({"skipped": "no target was in a state the fault applies to"})
+                .await;
+                match done {
+                    Ok(done) if done.iter().all(|d| *d) => json!("installed"),
+                    Ok(done) if done.iter().any(|d| *d) => json!({"partially-installed": done}),
+                    Ok(_) => json!({"skipped": "no target was in a state the fault applies to"}),
+                    Err(e) => json!({"indeterminate": e.to_string()}),
                 }
             }
         };
-        let f = serde_json::to_value(&fault.fault)
-            .ok()
-            .and_then(|v| v["kind"].as_str().map(str::to_string))
-            .unwrap_or_default();
-        recorder.nemesis(
-            &f,
-            json!({"targets": fault.targets, "outcome": outcome, "at_ms": fault.at_ms}),
-        );
+        if let Ok(mut a) = active.lock() {
+            match &fault.fault {
+                Fault::Heal | Fault::Restart | Fault::Resume | Fault::LinksHeal => a.clear(),
+                f => {
+                    a.clear();
+                    a.push(format!("{} {:?}", f.name(), fault.targets));
+                }
+            }
+        }
+        let mut value = serde_json::to_value(&fault.fault).unwrap_or(Value::Null);
+        value["targets"] = json!(fault.targets);
+        value["outcome"] = outcome;
+        value["at_ms"] = json!(fault.at_ms);
+        recorder.nemesis(fault.fault.name(), value);
     }
 }
 
@@ -539,7 +584,8 @@ async fn heal_everything(
     network: &Network,
     recorder: &Recorder,
 ) -> Result<(), String> {
-    network.heal();
+    network.heal_partitions();
+    network.restore_links();
     let c = cluster.clone();
     let (resumed, restarted, failed) = tokio::task::spawn_blocking(move || {
         let mut c = c.lock().expect("cluster");

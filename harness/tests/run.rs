@@ -203,7 +203,9 @@ fn scheduled_kills_and_pauses_are_healed_by_the_final_phase() {
         json!([
             {"at_ms": 500, "fault": {"kind": "kill"}, "targets": [1]},
             {"at_ms": 800, "fault": {"kind": "pause"}, "targets": [2]},
-            {"at_ms": 1200, "fault": {"kind": "isolate"}, "targets": [3]},
+            {"at_ms": 1200, "fault": {"kind": "partition",
+                "shape": {"shape": "isolate-one", "node": 3},
+                "cut": [[1, 3], [2, 3], [3, 1], [3, 2]]}, "targets": [3]},
         ])
         .to_string(),
     )
@@ -231,7 +233,13 @@ fn scheduled_kills_and_pauses_are_healed_by_the_final_phase() {
         .filter(|e| e["process"] == "nemesis")
         .collect();
     let fs: Vec<&str> = nemesis.iter().map(|e| e["f"].as_str().unwrap()).collect();
-    assert_eq!(fs, vec!["kill", "pause", "isolate", "heal"]);
+    assert_eq!(fs, vec!["kill", "pause", "partition", "heal"]);
+    assert!(
+        nemesis
+            .iter()
+            .take(3)
+            .all(|e| e["value"]["outcome"] == "installed")
+    );
     assert_eq!(nemesis[3]["value"]["restarted"], json!([1]));
     assert_eq!(nemesis[3]["value"]["resumed"], json!([2]));
     assert_eq!(result_json(root.path())["liveness"]["ok"], true);
@@ -339,6 +347,10 @@ fn flag_errors_are_one_line_with_exit_2() {
         (vec!["--node-bin", "/nonexistent/node"], "no such file"),
         (vec!["--workload", "sideways"], "invalid value"),
         (vec!["--name", "../x"], "--name"),
+        (
+            vec!["--nemesis", "kill,flood"],
+            "unknown fault kind 'flood'",
+        ),
     ] {
         let out = run(root.path(), &args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
