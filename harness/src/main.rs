@@ -6,6 +6,7 @@
 
 mod check;
 mod cluster;
+mod matrix;
 mod network;
 mod plan;
 mod recorder;
@@ -31,6 +32,10 @@ enum Command {
     /// valid, 1 safety violation, 2 usage error, 3 unknown, 4 liveness, 5 harness
     /// failure.
     Run(run::RunArgs),
+    /// Prove the harness finds bugs: run each node --bug under the nemesis over a few
+    /// seeds and report, per bug, whether and when a violation was found. Exit 0 if
+    /// every bug was detected, 1 if one was not.
+    Matrix(matrix::MatrixArgs),
     /// Re-run the plan of an earlier run and report how often its verdict comes back.
     Replay {
         /// The run directory (holds plan.json and result.json).
@@ -83,6 +88,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Matrix(args) => match matrix::matrix(&args) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("chaos matrix: {e:#}");
+                ExitCode::from(run::EXIT_USAGE)
+            }
+        },
         Command::Replay {
             run_dir,
             times,

@@ -29,6 +29,9 @@ use crate::recorder::{FLUSH_EVERY, Recorder};
 use crate::rundir::RunDir;
 use crate::workload::{self, Conn, Ended, Shared, WorkloadConfig};
 
+/// How long the final phase waits for one node's dump.
+const DUMP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Exit codes (DESIGN.md §7).
 pub const EXIT_VALID: u8 = 0;
 pub const EXIT_INVALID: u8 = 1;
@@ -104,6 +107,8 @@ pub struct RunArgs {
 pub struct Presentation {
     pub progress_bar: bool,
     pub json: bool,
+    /// No header, no status lines and no summary (result.json is still written).
+    pub quiet: bool,
 }
 
 /// Turns flags into a plan; a bad flag is a usage error.
@@ -240,7 +245,7 @@ pub fn execute(plan: &Plan, results: &Path, show: Presentation) -> Result<RunOut
 
 async fn run_plan(plan: &Plan, dir: &RunDir, show: Presentation) -> RunOutcome {
     let started = Instant::now();
-    if !show.json {
+    if !show.json && !show.quiet {
         println!(
             "chaos run: seed {} | {} nodes | {} workload | {} s | nemesis {} ({} faults) | run directory {}",
             plan.seed,
@@ -489,7 +494,7 @@ async fn progress(
                 b.set_position(elapsed.as_millis() as u64);
                 b.set_message(msg);
             }
-            None if !show.json && last_line.elapsed() >= Duration::from_secs(5) => {
+            None if !show.json && !show.quiet && last_line.elapsed() >= Duration::from_secs(5) => {
                 last_line = Instant::now();
                 eprintln!(
                     "[{:>5.1}s/{}s] {msg}",
@@ -654,13 +659,14 @@ async fn final_phase(
             }
         }
     }
-    // Dumps: what each node learned.
+    // Dumps: what each node learned. A dump holds the whole chosen log, so it gets
+    // more time than an op.
     for id in 1..=plan.nodes as u32 {
         let Some(addr) = addrs.lock().ok().and_then(|a| a[id as usize]) else {
             continue;
         };
         if let Some(mut conn) = Conn::connect(addr, Duration::from_secs(1)).await {
-            if let Ok(dump) = conn.call(json!({"op": "dump"}), timeout).await {
+            if let Ok(dump) = conn.call(json!({"op": "dump"}), DUMP_TIMEOUT).await {
                 let path = dir.file(&format!("final/n{id}.json"));
                 let _ = std::fs::write(&path, serde_json::to_string(&dump).unwrap_or_default());
             }
@@ -771,6 +777,17 @@ fn judge(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> RunOutc
         });
     let check_secs = check_started.elapsed().as_secs_f64();
     let mut harness_failure = j.harness_failure;
+    let mut notes = j.notes;
+    // Nodes that recovered must have left their dumps, or log agreement went unchecked.
+    let missing_dumps: Vec<usize> = (1..=plan.nodes)
+        .filter(|id| !dir.file(&format!("final/n{id}.json")).exists())
+        .collect();
+    let dumps_missing = matches!(j.liveness, Some(Ok(()))) && !missing_dumps.is_empty();
+    if dumps_missing {
+        notes.push(format!(
+            "the dumps of nodes {missing_dumps:?} could not be fetched: log agreement is not fully checked"
+        ));
+    }
     let result = match checked {
         Ok(r) => Some(r),
         Err(e) => {
@@ -788,7 +805,7 @@ fn judge(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> RunOutc
         EXIT_HARNESS
     } else if liveness_failed {
         EXIT_LIVENESS
-    } else if j.interrupted || verdict == checker::Verdict::Unknown {
+    } else if j.interrupted || dumps_missing || verdict == checker::Verdict::Unknown {
         EXIT_UNKNOWN
     } else {
         EXIT_VALID
@@ -811,7 +828,7 @@ fn judge(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> RunOutc
             Some(Err(e)) => json!({"checked": true, "ok": false, "message": e}),
         },
         "interrupted": j.interrupted,
-        "notes": j.notes,
+        "notes": notes,
         "checks": result.as_ref().map(|r| serde_json::to_value(&r.checks).unwrap_or(Value::Null)),
         "stats": result.as_ref().map(|r| serde_json::to_value(&r.stats).unwrap_or(Value::Null)),
         "links": j.links,
@@ -822,6 +839,7 @@ fn judge(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> RunOutc
             "check_s": check_secs,
         },
         "versions": {"chaos": env!("CARGO_PKG_VERSION")},
+        "harness_peak_rss_mb": peak_rss_mb(),
     });
     let text = serde_json::to_string_pretty(&result_json).unwrap_or_default();
     if let Err(e) = std::fs::write(dir.file("result.json"), &text) {
@@ -829,7 +847,7 @@ fn judge(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> RunOutc
     }
     if show.json {
         println!("{text}");
-    } else {
+    } else if !show.quiet {
         print_summary(&result_json, result.as_ref(), exit_code);
     }
     RunOutcome {
@@ -837,6 +855,19 @@ fn judge(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> RunOutc
         verdict: verdict.as_str().to_string(),
         run_dir: dir.path.clone(),
     }
+}
+
+/// This process's peak resident memory so far (VmHWM), in MB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
 }
 
 fn print_summary(r: &Value, result: Option<&checker::CheckResult>, exit_code: u8) {
@@ -948,5 +979,6 @@ pub fn presentation(no_progress: bool, json: bool) -> Presentation {
     Presentation {
         progress_bar: !no_progress && !json && std::io::stderr().is_terminal(),
         json,
+        quiet: false,
     }
 }

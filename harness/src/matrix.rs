@@ -1,0 +1,127 @@
+//! `chaos matrix`: proof that the harness finds bugs. Runs each `--bug` of the node
+//! under the nemesis over seeds 1..=N and reports, per bug, whether a run found a
+//! violation (exit 1), the first seed that did, and the wall time until it did.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::run::{self, EXIT_INVALID, Presentation, RunArgs};
+
+#[derive(Debug, clap::Args)]
+pub struct MatrixArgs {
+    /// Bugs to try (comma-separated) [default: all six].
+    #[arg(long, value_name = "LIST")]
+    pub bugs: Option<String>,
+    /// Seeds to try per bug, 1..=N; a bug stops at its first detection.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub seeds: u64,
+    /// Seconds per run.
+    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    pub time_limit: f64,
+    /// Nodes per run.
+    #[arg(long, default_value_t = 5)]
+    pub nodes: usize,
+    /// Fault kinds, as for `chaos run --nemesis`.
+    #[arg(long, value_name = "LIST", default_value = "partition,kill,pause")]
+    pub nemesis: String,
+    /// Root directory of the run directories.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+}
+
+const ALL_BUGS: [&str; 6] = [
+    "forget-promises",
+    "accept-lower-ballot",
+    "ignore-accepted",
+    "minority-quorum",
+    "stale-read",
+    "early-ack",
+];
+
+pub fn matrix(args: &MatrixArgs) -> Result<u8> {
+    let bugs: Vec<String> = match &args.bugs {
+        Some(list) => list.split(',').map(|s| s.trim().to_string()).collect(),
+        None => ALL_BUGS.iter().map(|s| s.to_string()).collect(),
+    };
+    for b in &bugs {
+        if !ALL_BUGS.contains(&b.as_str()) {
+            anyhow::bail!(
+                "--bugs: unknown bug '{b}'; expected some of {}",
+                ALL_BUGS.join(", ")
+            );
+        }
+    }
+    let mut rows = Vec::new();
+    let mut all_found = true;
+    for bug in &bugs {
+        let started = Instant::now();
+        let mut found: Option<(u64, String)> = None;
+        let mut runs = 0;
+        for seed in 1..=args.seeds {
+            runs += 1;
+            let run_args = RunArgs {
+                nodes: args.nodes,
+                workload: crate::plan::Workload::Both,
+                time_limit: args.time_limit,
+                concurrency: None,
+                rate: 0.0,
+                keys: 5,
+                seed: Some(seed),
+                node_bin: None,
+                node_args: vec![format!("--bug={bug}")],
+                results: args.results.clone(),
+                name: format!("matrix-{bug}"),
+                grace: 10.0,
+                op_timeout_ms: 2_500,
+                nemesis: args.nemesis.clone(),
+                nemesis_interval: 3.0,
+                schedule: None,
+                no_progress: true,
+                json: false,
+            };
+            let plan = run::plan_from_args(&run_args)?;
+            let show = Presentation {
+                progress_bar: false,
+                json: false,
+                quiet: true,
+            };
+            let outcome = run::execute(&plan, &args.results, show)?;
+            eprintln!(
+                "  {bug} seed {seed}: {} (exit {})",
+                outcome.verdict, outcome.exit_code
+            );
+            if outcome.exit_code == EXIT_INVALID {
+                found = Some((seed, outcome.run_dir.display().to_string()));
+                break;
+            }
+        }
+        if found.is_none() {
+            all_found = false;
+        }
+        rows.push((bug.clone(), found, runs, started.elapsed().as_secs_f64()));
+    }
+    println!(
+        "\n{:<20} {:<9} {:<11} {:<5} {:<18} run directory",
+        "bug", "detected", "first seed", "runs", "time to detection"
+    );
+    for (bug, found, runs, secs) in &rows {
+        match found {
+            Some((seed, dir)) => println!(
+                "{bug:<20} {:<9} {seed:<11} {runs:<5} {:<18} {dir}",
+                "yes",
+                format!("{secs:.1} s")
+            ),
+            None => println!("{bug:<20} {:<9} {:<11} {runs:<5} {:<18} -", "NO", "-", "-"),
+        }
+    }
+    println!(
+        "\n{} of {} bugs detected within {} seeds of {} s runs",
+        rows.iter().filter(|r| r.1.is_some()).count(),
+        rows.len(),
+        args.seeds,
+        args.time_limit
+    );
+    Ok(if all_found { 0 } else { EXIT_INVALID })
+}
