@@ -316,7 +316,7 @@ fn unlift(list: &mut [Entry], call: usize) {
 /// beyond the collision bound above, and is the same on every run).
 fn zobrist_keys(n: usize) -> Vec<u128> {
     use rand::{Rng, SeedableRng};
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5EED_0F_11_4EA2);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5EED_0F11_4EA2);
     (0..n)
         .map(|_| (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64()))
         .collect()
