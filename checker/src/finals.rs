@@ -1,29 +1,46 @@
 //! Final dumps: what each node reported as learned at the end of a run (`final/n<i>.json`,
 //! the node's `dump` reply; docs/protocol.md). Parsed leniently: unknown fields are
-//! ignored, and a command is kept as its JSON so any node's format compares exactly.
+//! ignored, and a command is kept as its raw JSON text, so any node's format compares
+//! exactly and a dump of hundreds of thousands of commands stays compact in memory
+//! (a parsed JSON tree per command cost gigabytes on a 10-minute run).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct FinalDump {
     /// The node's id (from the dump's `node` field, else the file name `n<i>.json`).
     pub node: u64,
-    #[serde(default)]
     pub registers: BTreeMap<String, i64>,
-    #[serde(default)]
     pub log: Vec<LogEntry>,
+    /// The dump's JSON text; log entries point into it.
+    text: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LogEntry {
     pub slot: u64,
-    /// `None` for a no-op slot.
-    #[serde(default)]
-    pub command: Option<Value>,
+    /// Byte range of the command's JSON in the dump text; `None` for a no-op slot.
+    command: Option<(u32, u32)>,
+}
+
+impl FinalDump {
+    /// The JSON text of an entry's command, `None` for a no-op.
+    pub fn command(&self, entry: &LogEntry) -> Option<&str> {
+        entry
+            .command
+            .map(|(start, len)| &self.text[start as usize..(start + len) as usize])
+    }
+
+    /// Drops the log (and the text it points into), keeping node and registers.
+    pub fn without_log(mut self) -> FinalDump {
+        self.log = Vec::new();
+        self.text = String::new();
+        self
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +52,13 @@ pub struct FinalsError {
 
 /// Reads every `*.json` file of `dir` as a node's final dump, in file-name order.
 pub fn read_finals(dir: &Path) -> Result<Vec<FinalDump>, FinalsError> {
+    finals_in(dir)?.collect()
+}
+
+/// The final dumps of `dir`, read one at a time as the iterator is advanced.
+pub fn finals_in(
+    dir: &Path,
+) -> Result<impl Iterator<Item = Result<FinalDump, FinalsError>>, FinalsError> {
     let err = |path: &Path, message: String| FinalsError {
         path: path.display().to_string(),
         message,
@@ -45,22 +69,57 @@ pub fn read_finals(dir: &Path) -> Result<Vec<FinalDump>, FinalsError> {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     paths.sort();
-    let mut dumps = Vec::new();
-    for path in paths {
+    Ok(paths.into_iter().map(move |path| {
         let text = std::fs::read_to_string(&path).map_err(|e| err(&path, e.to_string()))?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
         let from_name = stem.trim_start_matches('n').parse::<u64>().ok();
-        dumps.push(parse_final(&text, from_name).map_err(|m| err(&path, m))?);
-    }
-    Ok(dumps)
+        parse_final(&text, from_name).map_err(|m| err(&path, m))
+    }))
 }
 
 /// Parses one dump; `default_node` is used when the dump has no `node` field.
 pub fn parse_final(text: &str, default_node: Option<u64>) -> Result<FinalDump, String> {
-    let mut v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    if v.get("node").is_none() {
-        let node = default_node.ok_or("no 'node' field and no n<i>.json file name")?;
-        v["node"] = node.into();
+    #[derive(Deserialize)]
+    struct Entry<'a> {
+        slot: u64,
+        #[serde(borrow, default)]
+        command: Option<&'a RawValue>,
     }
-    serde_json::from_value(v).map_err(|e| format!("not a node dump: {e}"))
+    #[derive(Deserialize)]
+    struct Dump<'a> {
+        #[serde(default)]
+        node: Option<u64>,
+        #[serde(default)]
+        registers: BTreeMap<String, i64>,
+        #[serde(borrow, default)]
+        log: Vec<Entry<'a>>,
+    }
+    if text.len() > u32::MAX as usize {
+        return Err("dump larger than 4 GiB".into());
+    }
+    let dump: Dump = serde_json::from_str(text).map_err(|e| format!("not a node dump: {e}"))?;
+    let node = match dump.node {
+        Some(n) => n,
+        None => default_node.ok_or("no 'node' field and no n<i>.json file name")?,
+    };
+    let base = text.as_ptr() as usize;
+    let log = dump
+        .log
+        .iter()
+        .map(|e| LogEntry {
+            slot: e.slot,
+            // A borrowed RawValue is a slice of `text`: record where.
+            command: e.command.map(|c| {
+                let start = c.get().as_ptr() as usize - base;
+                (start as u32, c.get().len() as u32)
+            }),
+        })
+        .collect();
+    let registers = dump.registers;
+    Ok(FinalDump {
+        node,
+        registers,
+        log,
+        text: text.to_string(),
+    })
 }

@@ -51,15 +51,34 @@ impl Default for Options {
 
 /// Runs every check.
 pub fn check(history: &History, finals: &[FinalDump], options: &Options) -> CheckResult {
-    let (agreement, validity) = register::check(history, finals);
+    check_streaming(history, finals.iter().cloned().map(Ok::<_, ()>), options)
+        .expect("infallible source")
+}
+
+/// Runs every check, taking the final dumps one at a time (each is dropped once it is
+/// folded in), so that memory holds the history plus one dump, not every dump.
+pub fn check_streaming<E>(
+    history: &History,
+    finals: impl IntoIterator<Item = Result<FinalDump, E>>,
+    options: &Options,
+) -> Result<CheckResult, E> {
+    let mut log = logcheck::LogAgreement::new();
+    // Registers are small: keep them, without the logs.
+    let mut registers = Vec::new();
+    for dump in finals {
+        let dump = dump?;
+        log.add(&dump);
+        registers.push(dump.without_log());
+    }
+    let (agreement, validity) = register::check(history, &registers);
     let linearizability = linearizability(history, options);
-    let log = logcheck::check(history, finals);
+    let log = log.finish(history);
     let checks = vec![agreement, validity, linearizability, log];
-    CheckResult {
+    Ok(CheckResult {
         verdict: Verdict::combine(checks.iter().map(|c| c.verdict)),
         checks,
         stats: stats::Stats::of(history),
-    }
+    })
 }
 
 /// Linearizability of every KV key, independently (P-compositionality: a history is

@@ -8,7 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::finals::FinalDump;
 use crate::history::{Call, F, History, Op};
@@ -23,16 +24,35 @@ enum Chosen<'a> {
     Other,
 }
 
-fn understand(cmd: &Value) -> Chosen<'_> {
-    let key = cmd.get("key").and_then(Value::as_str);
-    let int = |f: &str| cmd.get(f).and_then(Value::as_i64);
-    match (cmd.get("op").and_then(Value::as_str), key) {
+/// The fields of a logged command the checks look at, borrowed from its JSON text.
+#[derive(Deserialize, Default)]
+struct CommandView<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(default)]
+    op: Option<&'a str>,
+    #[serde(default)]
+    key: Option<&'a str>,
+    #[serde(default)]
+    value: Option<i64>,
+    #[serde(default)]
+    from: Option<i64>,
+    #[serde(default)]
+    to: Option<i64>,
+}
+
+fn view(cmd: &str) -> CommandView<'_> {
+    serde_json::from_str(cmd).unwrap_or_default()
+}
+
+fn understand<'a>(v: &CommandView<'a>) -> Chosen<'a> {
+    match (v.op, v.key) {
         (Some("read"), Some(key)) => Chosen::Read { key },
-        (Some("write"), Some(key)) => match int("value") {
+        (Some("write"), Some(key)) => match v.value {
             Some(value) => Chosen::Write { key, value },
             None => Chosen::Other,
         },
-        (Some("cas"), Some(key)) => match (int("from"), int("to")) {
+        (Some("cas"), Some(key)) => match (v.from, v.to) {
             (Some(from), Some(to)) => Chosen::Cas { key, from, to },
             _ => Chosen::Other,
         },
@@ -40,53 +60,79 @@ fn understand(cmd: &Value) -> Chosen<'_> {
     }
 }
 
-/// The commands one node reports for one slot, in order (`None` = no-op).
-type SlotCommands<'a> = Vec<Option<&'a Value>>;
+/// Log agreement, fed one dump at a time so that only one node's dump is in memory at
+/// once: per slot it keeps the first reporter's commands as one compact JSON array
+/// text (`[cmd, ...]`, `null` for a no-op), and every disagreeing report.
+#[derive(Default)]
+pub struct LogAgreement {
+    union: BTreeMap<u64, (u64, Box<str>)>,
+    disagreeing: BTreeMap<u64, Vec<(u64, Box<str>)>>,
+    dumps: usize,
+}
 
-pub fn check(history: &History, finals: &[FinalDump]) -> CheckReport {
-    if finals.is_empty() {
-        return CheckReport {
-            name: "log-agreement".into(),
-            verdict: Verdict::Skipped,
-            summary: "no final node dumps given".into(),
-            anomalies: Vec::new(),
-            unknown: Vec::new(),
-        };
+impl LogAgreement {
+    pub fn new() -> LogAgreement {
+        LogAgreement::default()
     }
-    let mut anomalies = Vec::new();
 
-    // Per slot: the first node's commands, then every disagreeing node.
-    let mut union: BTreeMap<u64, (u64, SlotCommands)> = BTreeMap::new();
-    let mut disagreeing: BTreeMap<u64, Vec<(u64, SlotCommands)>> = BTreeMap::new();
-    for dump in finals {
-        let mut mine: BTreeMap<u64, SlotCommands> = BTreeMap::new();
+    pub fn add(&mut self, dump: &FinalDump) {
+        self.dumps += 1;
+        let mut mine: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
         for e in &dump.log {
-            mine.entry(e.slot).or_default().push(e.command.as_ref());
+            let text = dump.command(e).unwrap_or("null");
+            mine.entry(e.slot).or_default().push(text);
         }
         for (slot, cmds) in mine {
-            match union.get(&slot) {
+            let text: Box<str> = format!("[{}]", cmds.join(",")).into_boxed_str();
+            match self.union.get(&slot) {
                 None => {
-                    union.insert(slot, (dump.node, cmds));
+                    self.union.insert(slot, (dump.node, text));
                 }
-                Some((_, first)) if *first != cmds => {
-                    disagreeing.entry(slot).or_default().push((dump.node, cmds));
+                Some((_, first)) if *first != text => {
+                    self.disagreeing
+                        .entry(slot)
+                        .or_default()
+                        .push((dump.node, text));
                 }
                 Some(_) => {}
             }
         }
     }
-    let show = |cmds: &SlotCommands| {
-        let parts: Vec<String> = cmds
-            .iter()
-            .map(|c| c.map_or("no-op".to_string(), |v| v.to_string()))
-            .collect();
-        format!("[{}]", parts.join(", "))
-    };
+
+    pub fn finish(self, history: &History) -> CheckReport {
+        if self.dumps == 0 {
+            return CheckReport {
+                name: "log-agreement".into(),
+                verdict: Verdict::Skipped,
+                summary: "no final node dumps given".into(),
+                anomalies: Vec::new(),
+                unknown: Vec::new(),
+            };
+        }
+        finish(self, history)
+    }
+}
+
+pub fn check(history: &History, finals: &[FinalDump]) -> CheckReport {
+    let mut agreement = LogAgreement::new();
+    for dump in finals {
+        agreement.add(dump);
+    }
+    agreement.finish(history)
+}
+
+fn finish(state: LogAgreement, history: &History) -> CheckReport {
+    let LogAgreement {
+        union,
+        disagreeing,
+        dumps,
+    } = state;
+    let mut anomalies = Vec::new();
     for (slot, others) in &disagreeing {
         let (first_node, first) = &union[slot];
-        let mut text = format!("slot {slot}: node {first_node} chose {}", show(first));
+        let mut text = format!("slot {slot}: node {first_node} chose {first}");
         for (node, cmds) in others {
-            text.push_str(&format!("; node {node} chose {}", show(cmds)));
+            text.push_str(&format!("; node {node} chose {cmds}"));
         }
         anomalies.push(Anomaly {
             kind: "log-disagreement".into(),
@@ -116,18 +162,23 @@ pub fn check(history: &History, finals: &[FinalDump]) -> CheckReport {
         };
         invokes.entry(c).or_default().push(op);
     }
-    let mut by_id: BTreeMap<String, u64> = BTreeMap::new();
-    let mut times_chosen: BTreeMap<Chosen, Vec<u64>> = BTreeMap::new();
+    // Both maps borrow from the union's text: no allocation per command.
+    let mut by_id: BTreeMap<&str, u64> = BTreeMap::new();
+    // Per write or cas: (first slot, times chosen).
+    let mut times_chosen: BTreeMap<Chosen, (u64, usize)> = BTreeMap::new();
     let mut commands = 0usize;
-    for (slot, (_, cmds)) in &union {
-        for cmd in cmds.iter().flatten() {
+    for (slot, (_, text)) in &union {
+        let cmds: Vec<Option<&RawValue>> = serde_json::from_str(text).unwrap_or_default();
+        for cmd in cmds.into_iter().flatten() {
+            let cmd = cmd.get();
             commands += 1;
-            if let Some(id) = cmd.get("id") {
-                let id = id.to_string();
-                if let Some(first) = by_id.insert(id.clone(), *slot) {
+            let v = view(cmd);
+            if let Some(id) = v.id {
+                let id = id.get();
+                if let Some(first) = by_id.insert(id, *slot) {
                     anomalies.push(Anomaly {
                         kind: "duplicate-command".into(),
-                        key: cmd.get("key").and_then(Value::as_str).map(str::to_string),
+                        key: v.key.map(str::to_string),
                         slot: Some(*slot),
                         message: format!(
                             "command {id} was chosen in slot {first} and again in slot {slot}"
@@ -137,15 +188,19 @@ pub fn check(history: &History, finals: &[FinalDump]) -> CheckReport {
                     });
                 }
             }
-            let c = understand(cmd);
+            let c = understand(&v);
             if c == Chosen::Other {
                 continue;
             }
-            times_chosen.entry(c).or_default().push(*slot);
+            if !matches!(c, Chosen::Read { .. }) {
+                // Reads are not unique and change nothing: no duplicate check for them.
+                let entry = times_chosen.entry(c).or_insert((*slot, 0));
+                entry.1 += 1;
+            }
             if !invokes.contains_key(&c) {
                 anomalies.push(Anomaly {
                     kind: "unknown-command".into(),
-                    key: cmd.get("key").and_then(Value::as_str).map(str::to_string),
+                    key: v.key.map(str::to_string),
                     slot: Some(*slot),
                     message: format!("slot {slot} holds {cmd}, which no client invoked"),
                     ops: Vec::new(),
@@ -154,12 +209,9 @@ pub fn check(history: &History, finals: &[FinalDump]) -> CheckReport {
             }
         }
     }
-    for (c, slots) in &times_chosen {
-        if matches!(c, Chosen::Read { .. }) {
-            continue; // reads are not unique and change nothing
-        }
+    for (c, &(first_slot, times)) in &times_chosen {
         let invoked = invokes.get(c).map_or(0, Vec::len);
-        if invoked > 0 && slots.len() > invoked {
+        if invoked > 0 && times > invoked {
             let ops = invokes[c].iter().map(|o| OpRef::of(o)).collect();
             let key = match c {
                 Chosen::Write { key, .. } | Chosen::Cas { key, .. } | Chosen::Read { key } => key,
@@ -168,10 +220,9 @@ pub fn check(history: &History, finals: &[FinalDump]) -> CheckReport {
             anomalies.push(Anomaly {
                 kind: "duplicate-command".into(),
                 key: Some(key.to_string()),
-                slot: slots.first().copied(),
+                slot: Some(first_slot),
                 message: format!(
-                    "{c:?} was chosen {} times (slots {slots:?}) but invoked {invoked} time(s)",
-                    slots.len()
+                    "{c:?} was chosen {times} times (first in slot {first_slot}) but invoked {invoked} time(s)"
                 ),
                 ops,
                 witness: None,
@@ -187,9 +238,8 @@ pub fn check(history: &History, finals: &[FinalDump]) -> CheckReport {
             Verdict::Invalid
         },
         summary: format!(
-            "{} slots, {commands} commands from {} nodes ({kv_ops} KV ops in the history); {} anomalies",
+            "{} slots, {commands} commands from {dumps} nodes ({kv_ops} KV ops in the history); {} anomalies",
             union.len(),
-            finals.len(),
             anomalies.len()
         ),
         anomalies,

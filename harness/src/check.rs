@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use checker::{Options, check, finals, history};
+use checker::{Options, check, check_streaming, finals, history};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -56,15 +56,17 @@ fn judge(args: &CheckArgs) -> Result<u8> {
     let history = history::parse_history(BufReader::new(file))
         .with_context(|| format!("{} is not a valid history", history_path.display()))?;
     let finals_dir = args.finals.clone().or(default_finals);
-    let dumps = match &finals_dir {
-        Some(dir) => finals::read_finals(dir).context("cannot read the final dumps")?,
-        None => Vec::new(),
-    };
     let options = Options {
         time_limit: Some(Duration::from_secs_f64(args.time_limit)),
         max_states: args.max_states,
     };
-    let result = check(&history, &dumps, &options);
+    let result = match &finals_dir {
+        Some(dir) => {
+            let dumps = finals::finals_in(dir).context("cannot read the final dumps")?;
+            check_streaming(&history, dumps, &options).context("cannot read a final dump")?
+        }
+        None => check(&history, &[], &options),
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {

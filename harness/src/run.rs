@@ -666,9 +666,10 @@ async fn final_phase(
             continue;
         };
         if let Some(mut conn) = Conn::connect(addr, Duration::from_secs(1)).await {
-            if let Ok(dump) = conn.call(json!({"op": "dump"}), DUMP_TIMEOUT).await {
+            // Written as received: a dump can hold hundreds of thousands of commands.
+            if let Ok(dump) = conn.call_raw(json!({"op": "dump"}), DUMP_TIMEOUT).await {
                 let path = dir.file(&format!("final/n{id}.json"));
-                let _ = std::fs::write(&path, serde_json::to_string(&dump).unwrap_or_default());
+                let _ = std::fs::write(&path, dump.trim_end());
             }
         }
     }
@@ -771,9 +772,13 @@ fn judge(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> RunOutc
         .and_then(|f| {
             checker::history::parse_history(std::io::BufReader::new(f)).map_err(|e| e.to_string())
         })
-        .map(|history| {
-            let finals = checker::finals::read_finals(&dir.file("final")).unwrap_or_default();
-            checker::check(&history, &finals, &checker::Options::default())
+        .and_then(|history| {
+            let options = checker::Options::default();
+            match checker::finals::finals_in(&dir.file("final")) {
+                Ok(dumps) => checker::check_streaming(&history, dumps, &options)
+                    .map_err(|e| format!("a final dump is unreadable: {e}")),
+                Err(_) => Ok(checker::check(&history, &[], &options)),
+            }
         });
     let check_secs = check_started.elapsed().as_secs_f64();
     let mut harness_failure = j.harness_failure;

@@ -108,6 +108,45 @@ impl Conn {
         })
     }
 
+    /// Like [`Conn::call`] but returns the reply line unparsed (only its `id` is read,
+    /// without building a JSON tree): for replies as large as a node's dump.
+    pub async fn call_raw(
+        &mut self,
+        mut request: Value,
+        timeout: Duration,
+    ) -> Result<String, CallError> {
+        #[derive(serde::Deserialize)]
+        struct IdOnly {
+            id: Option<u64>,
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        request["id"] = json!(id);
+        let mut bytes = request.to_string().into_bytes();
+        bytes.push(b'\n');
+        let exchange = async {
+            self.writer
+                .write_all(&bytes)
+                .await
+                .map_err(|_| CallError::Broken)?;
+            loop {
+                self.line.clear();
+                match self.reader.read_line(&mut self.line).await {
+                    Ok(0) | Err(_) => return Err(CallError::Broken),
+                    Ok(_) => {}
+                }
+                let reply: IdOnly =
+                    serde_json::from_str(self.line.trim()).map_err(|_| CallError::Broken)?;
+                if reply.id == Some(id) {
+                    return Ok(std::mem::take(&mut self.line));
+                }
+            }
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or(Err(CallError::Timeout))
+    }
+
     /// Sends `request` (an `id` is added) and waits for the reply with that id.
     pub async fn call(
         &mut self,
