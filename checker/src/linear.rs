@@ -198,24 +198,8 @@ pub fn check_key(ops: &[&Op], budget: &Budget) -> KeyResult {
                 }
             }
         }
-        if entry == NONE {
-            // Only skipped info calls remained ahead: undo the last choice.
-            match stack.pop() {
-                Some((op, before)) => {
-                    unlift(&mut list, call_entry[op]);
-                    linearized ^= zobrist[op];
-                    state = before;
-                    if search[op].required {
-                        required_done -= 1;
-                    }
-                    entry = list[call_entry[op]].next;
-                    continue;
-                }
-                None => break,
-            }
-        }
-        let e = list[entry];
-        if e.is_call {
+        if entry != NONE && list[entry].is_call {
+            let e = list[entry];
             let op = &search[e.op];
             if let Some(next_state) = apply(op, state) {
                 linearized ^= zobrist[e.op];
@@ -238,25 +222,25 @@ pub fn check_key(ops: &[&Op], budget: &Budget) -> KeyResult {
                 linearized ^= zobrist[e.op];
             }
             entry = e.next;
-        } else {
-            // A completion of an op not yet linearized: this branch is dead.
-            if best.as_ref().is_none_or(|(p, _, _)| stack.len() > p.len()) {
-                let prefix: Vec<usize> = stack.iter().map(|(op, _)| kept[*op]).collect();
-                best = Some((prefix, kept[e.op], state));
-            }
-            match stack.pop() {
-                Some((op, before)) => {
-                    unlift(&mut list, call_entry[op]);
-                    linearized ^= zobrist[op];
-                    state = before;
-                    if search[op].required {
-                        required_done -= 1;
-                    }
-                    entry = list[call_entry[op]].next;
-                }
-                None => break,
-            }
+            continue;
         }
+        // Dead end: the completion of an op not yet linearized (this branch cannot
+        // place it), or the end of the list with only skipped info calls ahead.
+        if entry != NONE && best.as_ref().is_none_or(|(p, _, _)| stack.len() > p.len()) {
+            let prefix: Vec<usize> = stack.iter().map(|(op, _)| kept[*op]).collect();
+            best = Some((prefix, kept[list[entry].op], state));
+        }
+        // Undo the last choice and try the next call after it.
+        let Some((op, before)) = stack.pop() else {
+            break;
+        };
+        unlift(&mut list, call_entry[op]);
+        linearized ^= zobrist[op];
+        state = before;
+        if search[op].required {
+            required_done -= 1;
+        }
+        entry = list[call_entry[op]].next;
     }
     // A failed search always meets a completion first; the fallback only keeps a
     // broken invariant from panicking the checker.

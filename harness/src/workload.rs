@@ -140,6 +140,7 @@ impl Conn {
                 if reply.id == Some(id) {
                     return Ok(std::mem::take(&mut self.line));
                 }
+                // A late reply to an earlier, timed-out request: skip it.
             }
         };
         tokio::time::timeout(timeout, exchange)
@@ -148,38 +149,9 @@ impl Conn {
     }
 
     /// Sends `request` (an `id` is added) and waits for the reply with that id.
-    pub async fn call(
-        &mut self,
-        mut request: Value,
-        timeout: Duration,
-    ) -> Result<Value, CallError> {
-        let id = self.next_id;
-        self.next_id += 1;
-        request["id"] = json!(id);
-        let mut bytes = request.to_string().into_bytes();
-        bytes.push(b'\n');
-        let exchange = async {
-            self.writer
-                .write_all(&bytes)
-                .await
-                .map_err(|_| CallError::Broken)?;
-            loop {
-                self.line.clear();
-                match self.reader.read_line(&mut self.line).await {
-                    Ok(0) | Err(_) => return Err(CallError::Broken),
-                    Ok(_) => {}
-                }
-                let reply: Value =
-                    serde_json::from_str(self.line.trim()).map_err(|_| CallError::Broken)?;
-                if reply["id"] == json!(id) {
-                    return Ok(reply);
-                }
-                // A late reply to an earlier, timed-out request: skip it.
-            }
-        };
-        tokio::time::timeout(timeout, exchange)
-            .await
-            .unwrap_or(Err(CallError::Timeout))
+    pub async fn call(&mut self, request: Value, timeout: Duration) -> Result<Value, CallError> {
+        let line = self.call_raw(request, timeout).await?;
+        serde_json::from_str(line.trim()).map_err(|_| CallError::Broken)
     }
 }
 
