@@ -7,6 +7,11 @@
 //! rest of the slot is quiet, so the cluster can make progress between faults. No
 //! fault is left active at the end: the last slot ends half an interval before the
 //! time limit. Faults may take a majority down: safety must not depend on them.
+//!
+//! One composite: a third of kill slots kill the majority side *of a partition*
+//! (partition, kill that side, restart it, heal). Only overlapping faults like this
+//! expose a node that forgets what it accepted: the nodes that could have reported
+//! the newest entries are exactly the ones that restarted.
 
 use std::str::FromStr;
 
@@ -121,6 +126,11 @@ pub fn generate(
         }
         let kind = round.pop().expect("refilled above");
         let active = interval_ms * rng.random_range(40..=70) / 100;
+        if kind == "kill" && n >= 3 && rng.random_range(0..3) == 0 {
+            schedule.extend(kill_in_partition(n, rng, t, active));
+            t += interval_ms;
+            continue;
+        }
         let (start, stop, targets) = match kind {
             "partition" => {
                 let shape_name = SHAPES[rng.random_range(0..SHAPES.len())];
@@ -155,6 +165,40 @@ pub fn generate(
         t += interval_ms;
     }
     schedule
+}
+
+/// Partition into random halves, let the majority side work, kill it all at once,
+/// restart it, then heal: four faults within `active` ms of `t`.
+fn kill_in_partition(n: usize, rng: &mut ChaCha8Rng, t: u64, active: u64) -> Vec<ScheduledFault> {
+    let shape = Shape::draw("random-halves", n, rng);
+    let cut = grudge(&shape, n);
+    let majority_side = match &shape {
+        Shape::RandomHalves { groups } => groups[1].clone(), // the larger half
+        _ => unreachable!("drew random-halves"),
+    };
+    let step = active / 4;
+    vec![
+        ScheduledFault {
+            at_ms: t,
+            fault: Fault::Partition { shape, cut },
+            targets: majority_side.clone(),
+        },
+        ScheduledFault {
+            at_ms: t + step,
+            fault: Fault::Kill,
+            targets: majority_side.clone(),
+        },
+        ScheduledFault {
+            at_ms: t + 2 * step,
+            fault: Fault::Restart,
+            targets: majority_side.clone(),
+        },
+        ScheduledFault {
+            at_ms: t + 3 * step,
+            fault: Fault::Heal,
+            targets: majority_side,
+        },
+    ]
 }
 
 /// One node (half the time), a minority, or a majority: faults may take a majority
@@ -209,26 +253,53 @@ mod tests {
     }
 
     #[test]
-    fn every_fault_is_undone_within_the_run_and_faults_do_not_overlap() {
-        for seed in 0..50 {
+    fn every_fault_is_undone_within_the_run() {
+        let mut composites = 0;
+        for seed in 0..100 {
             let s = schedule(seed, all());
-            assert_eq!(s.len() % 2, 0);
-            for pair in s.chunks(2) {
-                let (start, stop) = (&pair[0], &pair[1]);
-                assert!(stop.at_ms > start.at_ms);
-                assert_eq!(start.targets, stop.targets);
-                let undo = match start.fault {
-                    Fault::Partition { .. } => "heal",
-                    Fault::Kill => "restart",
-                    Fault::Pause => "resume",
-                    Fault::Links(_) => "links-heal",
-                    _ => panic!("a start fault expected, got {:?}", start.fault),
-                };
-                assert_eq!(stop.fault.name(), undo);
-                assert!(stop.at_ms <= 30_000 - 1_500, "quiet end");
-            }
+            let (mut cut, mut down, mut paused, mut degraded) = (false, 0i64, 0i64, false);
             for w in s.windows(2) {
-                assert!(w[0].at_ms < w[1].at_ms, "seed {seed}: overlapping faults");
+                assert!(w[0].at_ms < w[1].at_ms, "seed {seed}: simultaneous faults");
+            }
+            for f in &s {
+                match &f.fault {
+                    Fault::Partition { .. } => cut = true,
+                    Fault::Heal => cut = false,
+                    Fault::Kill => {
+                        if cut {
+                            composites += 1;
+                        }
+                        down += f.targets.len() as i64
+                    }
+                    Fault::Restart => down -= f.targets.len() as i64,
+                    Fault::Pause => paused += f.targets.len() as i64,
+                    Fault::Resume => paused -= f.targets.len() as i64,
+                    Fault::Links(_) => degraded = true,
+                    Fault::LinksHeal => degraded = false,
+                }
+                assert!(f.at_ms <= 30_000 - 1_500, "quiet end");
+            }
+            assert!(
+                !cut && down == 0 && paused == 0 && !degraded,
+                "seed {seed}: left a fault on"
+            );
+        }
+        assert!(composites > 10, "kills during partitions: {composites}");
+    }
+
+    #[test]
+    fn a_kill_in_a_partition_kills_the_majority_side() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let s = kill_in_partition(5, &mut rng, 1_000, 2_000);
+        let names: Vec<&str> = s.iter().map(|f| f.fault.name()).collect();
+        assert_eq!(names, vec!["partition", "kill", "restart", "heal"]);
+        assert_eq!(s[1].targets.len(), 3);
+        let Fault::Partition { cut, .. } = &s[0].fault else {
+            panic!()
+        };
+        for &a in &s[1].targets {
+            for b in 1..=5 {
+                assert_eq!(cut.contains(&(a, b)), !s[1].targets.contains(&b));
             }
         }
     }
