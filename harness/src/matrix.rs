@@ -26,6 +26,9 @@ pub struct MatrixArgs {
     /// Fault kinds, as for `chaos run --nemesis`.
     #[arg(long, value_name = "LIST", default_value = "partition,kill,pause")]
     pub nemesis: String,
+    /// Seconds per fault slot, as for `chaos run --nemesis-interval`.
+    #[arg(long, value_name = "S", default_value_t = 3.0)]
+    pub nemesis_interval: f64,
     /// Root directory of the run directories.
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub results: PathBuf,
@@ -76,7 +79,7 @@ pub fn matrix(args: &MatrixArgs) -> Result<u8> {
                 grace: 10.0,
                 op_timeout_ms: 2_500,
                 nemesis: args.nemesis.clone(),
-                nemesis_interval: 3.0,
+                nemesis_interval: args.nemesis_interval,
                 schedule: None,
                 no_progress: true,
                 json: false,
