@@ -81,6 +81,7 @@ pub fn matrix(args: &MatrixArgs) -> Result<u8> {
                 nemesis: args.nemesis.clone(),
                 nemesis_interval: args.nemesis_interval,
                 schedule: None,
+                trace_messages: false,
                 no_progress: true,
                 json: false,
             };

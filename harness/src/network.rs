@@ -65,11 +65,55 @@ pub struct LinkStats {
 
 pub struct Network {
     links: BTreeMap<(u32, u32), Arc<Link>>,
+    tracer: Option<Arc<Tracer>>,
+}
+
+/// messages.jsonl: one line per peer message with its fate (`--trace-messages`).
+pub struct Tracer {
+    out: Mutex<std::io::BufWriter<std::fs::File>>,
+    /// The run's time origin, shared with history.jsonl.
+    start: std::time::Instant,
+}
+
+impl Tracer {
+    pub fn create(path: &std::path::Path, start: std::time::Instant) -> std::io::Result<Tracer> {
+        Ok(Tracer {
+            out: Mutex::new(std::io::BufWriter::with_capacity(
+                1 << 20,
+                std::fs::File::create(path)?,
+            )),
+            start,
+        })
+    }
+
+    fn record(&self, from: u32, to: u32, kind: &str, fate: &str, delays: &[Duration]) {
+        use std::io::Write;
+        let time_ns = self.start.elapsed().as_nanos() as u64;
+        let delays_ms: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
+        let line = serde_json::json!({"time_ns": time_ns, "from": from, "to": to,
+            "type": kind, "fate": fate, "delay_ms": delays_ms});
+        if let Ok(mut out) = self.out.lock() {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+
+    pub fn flush(&self) -> std::io::Result<()> {
+        use std::io::Write;
+        self.out
+            .lock()
+            .map_err(|_| std::io::Error::other("trace lock poisoned"))?
+            .flush()
+    }
 }
 
 impl Network {
     /// Binds a proxy for every directed link between `n` nodes and starts forwarding.
-    pub async fn start(n: usize, seed: u64, addrs: Addresses) -> std::io::Result<Network> {
+    pub async fn start(
+        n: usize,
+        seed: u64,
+        addrs: Addresses,
+        tracer: Option<Arc<Tracer>>,
+    ) -> std::io::Result<Network> {
         let mut links = BTreeMap::new();
         for from in 1..=n as u32 {
             for to in 1..=n as u32 {
@@ -86,11 +130,21 @@ impl Network {
                     rng: Mutex::new(substream(seed, &format!("link/{from}/{to}"))),
                     counts: Mutex::new(BTreeMap::new()),
                 });
-                tokio::spawn(accept_loop(listener, link.clone(), addrs.clone()));
+                tokio::spawn(accept_loop(
+                    listener,
+                    link.clone(),
+                    addrs.clone(),
+                    tracer.clone(),
+                ));
                 links.insert((from, to), link);
             }
         }
-        Ok(Network { links })
+        Ok(Network { links, tracer })
+    }
+
+    /// Writes out the message trace, if there is one.
+    pub fn flush_trace(&self) -> std::io::Result<()> {
+        self.tracer.as_ref().map_or(Ok(()), |t| t.flush())
     }
 
     /// The address node `from` must dial to reach node `to`.
@@ -182,7 +236,12 @@ impl Link {
     }
 }
 
-async fn accept_loop(listener: TcpListener, link: Arc<Link>, addrs: Addresses) {
+async fn accept_loop(
+    listener: TcpListener,
+    link: Arc<Link>,
+    addrs: Addresses,
+    tracer: Option<Arc<Tracer>>,
+) {
     loop {
         let Ok((incoming, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -190,6 +249,7 @@ async fn accept_loop(listener: TcpListener, link: Arc<Link>, addrs: Addresses) {
         };
         let target = addrs.lock().ok().and_then(|a| a[link.to as usize]);
         let link = link.clone();
+        let tracer = tracer.clone();
         tokio::spawn(async move {
             let Some(target) = target else {
                 return; // destination down: drop; the sender's dialer retries
@@ -198,7 +258,7 @@ async fn accept_loop(listener: TcpListener, link: Arc<Link>, addrs: Addresses) {
             if let Ok(Ok(outgoing)) = connect.await {
                 let _ = incoming.set_nodelay(true);
                 let _ = outgoing.set_nodelay(true);
-                forward(incoming, outgoing, link).await;
+                forward(incoming, outgoing, link, tracer).await;
             }
         });
     }
@@ -222,7 +282,12 @@ fn message_type(line: &[u8]) -> &str {
 ///
 /// A dead destination shows as a failing write (nodes may half-close the connections
 /// they accept, since they never send on them, so an EOF from it means nothing).
-async fn forward(incoming: TcpStream, outgoing: TcpStream, link: Arc<Link>) {
+async fn forward(
+    incoming: TcpStream,
+    outgoing: TcpStream,
+    link: Arc<Link>,
+    tracer: Option<Arc<Tracer>>,
+) {
     let (tx, rx) = mpsc::channel::<(Instant, Arc<[u8]>)>(DELIVERY_QUEUE);
     let writer = tokio::spawn(deliver(outgoing, rx));
     let mut reader = BufReader::with_capacity(256 << 10, incoming);
@@ -244,6 +309,14 @@ async fn forward(incoming: TcpStream, outgoing: TcpStream, link: Arc<Link>) {
         }
         let kind = message_type(&line).to_string();
         let deliveries = link.fate();
+        if let Some(t) = &tracer {
+            let fate = match deliveries.len() {
+                0 => "dropped",
+                1 => "delivered",
+                _ => "duplicated",
+            };
+            t.record(link.from, link.to, &kind, fate, &deliveries);
+        }
         link.count(&kind, |c| {
             c.sent += 1;
             match deliveries.len() {

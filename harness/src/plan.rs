@@ -57,6 +57,9 @@ pub struct Plan {
     /// Whether `schedule` came from a `--schedule` file rather than the seed.
     #[serde(default)]
     pub explicit_schedule: bool,
+    /// Write messages.jsonl (every peer message and its fate).
+    #[serde(default)]
+    pub trace_messages: bool,
 }
 
 impl Plan {
@@ -85,6 +88,9 @@ impl Plan {
         }
         for arg in &self.node_args {
             parts.push(format!("--node-arg={}", shell_quote(arg)));
+        }
+        if self.trace_messages {
+            parts.push("--trace-messages".into());
         }
         if self.explicit_schedule {
             parts.push("--schedule <the schedule in plan.json>".into());

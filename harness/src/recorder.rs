@@ -64,6 +64,11 @@ impl Recorder {
         self.next_process.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// The run's time origin (`time_ns` 0).
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()
     }

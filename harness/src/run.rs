@@ -94,6 +94,10 @@ pub struct RunArgs {
     /// [{"at_ms", "fault": {"kind": ...}, "targets": [ids]}], as plan.json stores it.
     #[arg(long, value_name = "FILE")]
     pub schedule: Option<PathBuf>,
+    /// Write messages.jsonl in the run directory: every peer message with its time,
+    /// link, type and fate (delivered, dropped, duplicated) and delay.
+    #[arg(long)]
+    pub trace_messages: bool,
     /// No progress bar; a plain status line every few seconds instead.
     #[arg(long)]
     pub no_progress: bool,
@@ -195,6 +199,7 @@ pub fn plan_from_args(args: &RunArgs) -> Result<Plan> {
         nemesis_interval_s: args.nemesis_interval,
         schedule,
         explicit_schedule: args.schedule.is_some(),
+        trace_messages: args.trace_messages,
     })
 }
 
@@ -280,7 +285,22 @@ async fn run_plan(plan: &Plan, dir: &RunDir, show: Presentation) -> RunOutcome {
     };
 
     let addrs: Addresses = Arc::new(Mutex::new(vec![None; plan.nodes + 1]));
-    let network = match Network::start(plan.nodes, plan.seed, addrs.clone()).await {
+    let tracer = if plan.trace_messages {
+        match crate::network::Tracer::create(&dir.file("messages.jsonl"), recorder.start()) {
+            Ok(t) => Some(Arc::new(t)),
+            Err(e) => {
+                return finish_failed(
+                    plan,
+                    dir,
+                    show,
+                    format!("cannot create messages.jsonl: {e}"),
+                );
+            }
+        }
+    } else {
+        None
+    };
+    let network = match Network::start(plan.nodes, plan.seed, addrs.clone(), tracer).await {
         Ok(n) => Arc::new(n),
         Err(e) => {
             return finish_failed(
@@ -398,6 +418,9 @@ async fn run_plan(plan: &Plan, dir: &RunDir, show: Presentation) -> RunOutcome {
         let _ = tokio::task::spawn_blocking(move || c.lock().expect("cluster").shutdown()).await;
     }
     flusher.abort();
+    if let Err(e) = network.flush_trace() {
+        harness_failure.get_or_insert(format!("cannot write messages.jsonl: {e}"));
+    }
     if let Err(e) = recorder.flush() {
         harness_failure.get_or_insert(format!("cannot write history.jsonl: {e}"));
     }

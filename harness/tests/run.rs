@@ -221,6 +221,7 @@ fn scheduled_kills_and_pauses_are_healed_by_the_final_phase() {
             "3",
             "--seed",
             "4",
+            "--trace-messages",
             "--schedule",
             schedule.to_str().unwrap(),
         ],
@@ -243,6 +244,28 @@ fn scheduled_kills_and_pauses_are_healed_by_the_final_phase() {
     assert_eq!(nemesis[3]["value"]["restarted"], json!([1]));
     assert_eq!(nemesis[3]["value"]["resumed"], json!([2]));
     assert_eq!(result_json(root.path())["liveness"]["ok"], true);
+    // The message trace saw the cut: messages to or from node 3 were dropped.
+    let trace = std::fs::read_to_string(latest(root.path()).join("messages.jsonl")).unwrap();
+    let messages: Vec<Value> = trace
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["type"] == "log-accept" && m["fate"] == "delivered")
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["fate"] == "dropped" && (m["from"] == 3 || m["to"] == 3))
+    );
+    assert!(
+        messages
+            .windows(2)
+            .all(|w| w[0]["time_ns"].as_u64() <= w[1]["time_ns"].as_u64()
+                || w[0]["from"] != w[1]["from"])
+    );
     assert_nothing_left(root.path());
 }
 
