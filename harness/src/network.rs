@@ -88,11 +88,12 @@ impl Tracer {
 
     fn record(&self, from: u32, to: u32, kind: &str, fate: &str, delays: &[Duration]) {
         use std::io::Write;
-        let time_ns = self.start.elapsed().as_nanos() as u64;
         let delays_ms: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
-        let line = serde_json::json!({"time_ns": time_ns, "from": from, "to": to,
-            "type": kind, "fate": fate, "delay_ms": delays_ms});
+        // Stamped under the lock, so the file is in time order.
         if let Ok(mut out) = self.out.lock() {
+            let time_ns = self.start.elapsed().as_nanos() as u64;
+            let line = serde_json::json!({"time_ns": time_ns, "from": from, "to": to,
+                "type": kind, "fate": fate, "delay_ms": delays_ms});
             let _ = writeln!(out, "{line}");
         }
     }
