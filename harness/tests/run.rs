@@ -311,18 +311,34 @@ fn a_node_that_will_not_start_fails_the_run_with_5() {
     assert_nothing_left(root.path());
 }
 
-#[test]
-fn sigint_stops_gracefully_and_leaves_nothing() {
-    let root = tempfile::tempdir().unwrap();
+/// A 60 s fault-free run, already recording (200 history events).
+fn start_long_run(root: &Path, seed: u64) -> Child {
+    let seed = seed.to_string();
     let mut child = chaos_run(
-        root.path(),
-        &["--nodes", "3", "--time-limit", "60", "--seed", "5"],
+        root,
+        &[
+            "--nodes",
+            "3",
+            "--time-limit",
+            "60",
+            "--seed",
+            &seed,
+            "--nemesis",
+            "none",
+        ],
     )
     .stdout(Stdio::null())
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    wait_for_history(root.path(), 200, &mut child);
+    wait_for_history(root, 200, &mut child);
+    child
+}
+
+#[test]
+fn sigint_stops_gracefully_and_leaves_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let mut child = start_long_run(root.path(), 5);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -345,15 +361,7 @@ fn sigint_stops_gracefully_and_leaves_nothing() {
 #[test]
 fn sigkill_of_the_harness_takes_its_nodes_along() {
     let root = tempfile::tempdir().unwrap();
-    let mut child = chaos_run(
-        root.path(),
-        &["--nodes", "3", "--time-limit", "60", "--seed", "6"],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    wait_for_history(root.path(), 200, &mut child);
+    let mut child = start_long_run(root.path(), 6);
     assert_eq!(processes_under(root.path()).len(), 3, "three nodes running");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
