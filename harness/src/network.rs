@@ -50,6 +50,8 @@ pub struct Link {
     pub to: u32,
     pub listen: SocketAddr,
     cut: AtomicBool,
+    /// Whether `faults` is set: lets a healthy link skip the lock per message.
+    degraded: AtomicBool,
     faults: Mutex<Option<LinkFaults>>,
     rng: Mutex<ChaCha8Rng>,
     counts: Mutex<BTreeMap<String, Counts>>,
@@ -127,6 +129,7 @@ impl Network {
                     to,
                     listen: listener.local_addr()?,
                     cut: AtomicBool::new(false),
+                    degraded: AtomicBool::new(false),
                     faults: Mutex::new(None),
                     rng: Mutex::new(substream(seed, &format!("link/{from}/{to}"))),
                     counts: Mutex::new(BTreeMap::new()),
@@ -170,6 +173,7 @@ impl Network {
             if targets.contains(from) || targets.contains(to) {
                 if let Ok(mut f) = link.faults.lock() {
                     *f = Some(faults.clone());
+                    link.degraded.store(true, Ordering::SeqCst);
                 }
             }
         }
@@ -179,6 +183,7 @@ impl Network {
         for link in self.links.values() {
             if let Ok(mut f) = link.faults.lock() {
                 *f = None;
+                link.degraded.store(false, Ordering::SeqCst);
             }
         }
     }
@@ -198,7 +203,11 @@ impl Network {
 impl Link {
     fn count(&self, kind: &str, f: impl FnOnce(&mut Counts)) {
         if let Ok(mut c) = self.counts.lock() {
-            f(c.entry(kind.to_string()).or_default());
+            // A new key is allocated once per message type, not once per message.
+            match c.get_mut(kind) {
+                Some(counts) => f(counts),
+                None => f(c.entry(kind.to_string()).or_default()),
+            }
         }
     }
 
@@ -207,6 +216,9 @@ impl Link {
     fn fate(&self) -> Vec<Duration> {
         if self.cut.load(Ordering::Relaxed) {
             return Vec::new();
+        }
+        if !self.degraded.load(Ordering::Relaxed) {
+            return vec![Duration::ZERO];
         }
         let faults = self.faults.lock().ok().and_then(|f| f.clone());
         let Some(f) = faults else {
@@ -308,7 +320,7 @@ async fn forward(
             }
             continue;
         }
-        let kind = message_type(&line).to_string();
+        let kind = message_type(&line);
         let deliveries = link.fate();
         if let Some(t) = &tracer {
             let fate = match deliveries.len() {
@@ -316,9 +328,9 @@ async fn forward(
                 1 => "delivered",
                 _ => "duplicated",
             };
-            t.record(link.from, link.to, &kind, fate, &deliveries);
+            t.record(link.from, link.to, kind, fate, &deliveries);
         }
-        link.count(&kind, |c| {
+        link.count(kind, |c| {
             c.sent += 1;
             match deliveries.len() {
                 0 => c.dropped += 1,
@@ -422,6 +434,7 @@ mod tests {
             to: 2,
             listen: "127.0.0.1:1".parse().unwrap(),
             cut: AtomicBool::new(false),
+            degraded: AtomicBool::new(faults.is_some()),
             faults: Mutex::new(faults),
             rng: Mutex::new(substream(7, "link/1/2")),
             counts: Mutex::new(BTreeMap::new()),

@@ -112,13 +112,38 @@ impl Conn {
     /// without building a JSON tree): for replies as large as a node's dump.
     pub async fn call_raw(
         &mut self,
-        mut request: Value,
+        request: Value,
         timeout: Duration,
     ) -> Result<String, CallError> {
         #[derive(serde::Deserialize)]
         struct IdOnly {
             id: Option<u64>,
         }
+        self.exchange(request, timeout, |line, id| {
+            let reply: IdOnly = serde_json::from_str(line).map_err(|_| CallError::Broken)?;
+            Ok((reply.id == Some(id)).then(|| line.to_string()))
+        })
+        .await
+    }
+
+    /// Sends `request` (an `id` is added) and waits for the reply with that id.
+    pub async fn call(&mut self, request: Value, timeout: Duration) -> Result<Value, CallError> {
+        self.exchange(request, timeout, |line, id| {
+            let reply: Value = serde_json::from_str(line).map_err(|_| CallError::Broken)?;
+            Ok((reply["id"] == json!(id)).then_some(reply))
+        })
+        .await
+    }
+
+    /// Sends `request` with a fresh id and reads reply lines until `accept` (given the
+    /// line and the id) returns the reply; lines it declines are late replies to
+    /// earlier, timed-out requests. Each line is parsed once, by `accept`.
+    async fn exchange<T>(
+        &mut self,
+        mut request: Value,
+        timeout: Duration,
+        accept: impl Fn(&str, u64) -> Result<Option<T>, CallError>,
+    ) -> Result<T, CallError> {
         let id = self.next_id;
         self.next_id += 1;
         request["id"] = json!(id);
@@ -135,23 +160,14 @@ impl Conn {
                     Ok(0) | Err(_) => return Err(CallError::Broken),
                     Ok(_) => {}
                 }
-                let reply: IdOnly =
-                    serde_json::from_str(self.line.trim()).map_err(|_| CallError::Broken)?;
-                if reply.id == Some(id) {
-                    return Ok(std::mem::take(&mut self.line));
+                if let Some(reply) = accept(self.line.trim_end(), id)? {
+                    return Ok(reply);
                 }
-                // A late reply to an earlier, timed-out request: skip it.
             }
         };
         tokio::time::timeout(timeout, exchange)
             .await
             .unwrap_or(Err(CallError::Timeout))
-    }
-
-    /// Sends `request` (an `id` is added) and waits for the reply with that id.
-    pub async fn call(&mut self, request: Value, timeout: Duration) -> Result<Value, CallError> {
-        let line = self.call_raw(request, timeout).await?;
-        serde_json::from_str(line.trim()).map_err(|_| CallError::Broken)
     }
 }
 
