@@ -14,12 +14,12 @@ use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nemesis::process;
+use nix::sys::signal::Signal;
 
 /// Process groups of live nodes, for cleanup from a panic hook or signal handler.
 static LIVE_GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
@@ -31,7 +31,7 @@ pub fn kill_all_registered() {
         .map(|g| g.iter().copied().collect())
         .unwrap_or_default();
     for pgid in groups {
-        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        let _ = process::kill(pgid);
     }
 }
 
@@ -116,7 +116,7 @@ struct NodeProc {
 
 /// The addresses clients reach each node at, by id (index 0 unused). Shared with the
 /// network layer, which follows a restarted node to its new port through it.
-pub type Addresses = Arc<Mutex<Vec<Option<SocketAddr>>>>;
+pub use nemesis::net::Addresses;
 
 pub struct Cluster {
     n: usize,
@@ -220,7 +220,7 @@ impl Cluster {
                     });
                 }
                 Err(_) if Instant::now() >= deadline => {
-                    let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+                    let _ = process::kill(pgid);
                     let _ = child.wait();
                     unregister(pgid);
                     return Err(StartError::Silent {
@@ -233,7 +233,7 @@ impl Cluster {
             }
         };
         let addr = parse_ready(&line).ok_or_else(|| {
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+            let _ = process::kill(pgid);
             StartError::BadReady {
                 id,
                 line: line.clone(),
@@ -263,7 +263,7 @@ impl Cluster {
         let Some(mut p) = self.procs[id as usize].take() else {
             return false;
         };
-        let _ = killpg(Pid::from_raw(p.pgid), Signal::SIGKILL);
+        let _ = process::kill(p.pgid);
         let _ = p.child.wait();
         unregister(p.pgid);
         if let Ok(mut a) = self.addrs.lock() {
@@ -276,7 +276,7 @@ impl Cluster {
     pub fn pause(&mut self, id: u32) -> bool {
         match self.procs[id as usize].as_mut() {
             Some(p) if !p.paused => {
-                p.paused = killpg(Pid::from_raw(p.pgid), Signal::SIGSTOP).is_ok();
+                p.paused = process::pause(p.pgid).is_ok();
                 p.paused
             }
             _ => false,
@@ -287,7 +287,7 @@ impl Cluster {
     pub fn resume(&mut self, id: u32) -> bool {
         match self.procs[id as usize].as_mut() {
             Some(p) if p.paused => {
-                let _ = killpg(Pid::from_raw(p.pgid), Signal::SIGCONT);
+                let _ = process::resume(p.pgid);
                 p.paused = false;
                 true
             }

@@ -7,7 +7,6 @@
 mod check;
 mod cluster;
 mod matrix;
-mod network;
 mod plan;
 mod recorder;
 mod run;

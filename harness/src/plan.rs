@@ -4,8 +4,6 @@
 use std::path::PathBuf;
 
 use nemesis::{FaultKinds, ScheduledFault};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 /// Version of the plan.json format.
@@ -110,14 +108,4 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-/// A named random stream derived from the run's seed, so that changing one knob (say,
-/// the number of clients) does not reshuffle the others (DESIGN.md §8).
-pub fn substream(seed: u64, name: &str) -> ChaCha8Rng {
-    // FNV-1a of the name, mixed with the seed.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    ChaCha8Rng::seed_from_u64(seed ^ h.rotate_left(17))
-}
+pub use nemesis::substream;

@@ -21,7 +21,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::cluster::{Addresses, Cluster, NodeCommand};
-use crate::network::Network;
+use nemesis::net::{Network, Tracer};
 use nemesis::{Fault, FaultKinds, ScheduledFault};
 
 use crate::plan::{PLAN_VERSION, Plan, Workload, substream};
@@ -286,7 +286,7 @@ async fn run_plan(plan: &Plan, dir: &RunDir, show: Presentation) -> RunOutcome {
 
     let addrs: Addresses = Arc::new(Mutex::new(vec![None; plan.nodes + 1]));
     let tracer = if plan.trace_messages {
-        match crate::network::Tracer::create(&dir.file("messages.jsonl"), recorder.start()) {
+        match Tracer::create(&dir.file("messages.jsonl"), recorder.start()) {
             Ok(t) => Some(Arc::new(t)),
             Err(e) => {
                 return finish_failed(

@@ -10,13 +10,20 @@
 //!   pause, resume, link faults, link heal).
 //! - [`grudge`]: a partition shape resolved to the set of cut directed links.
 //! - [`generate`]: a seeded schedule for a set of fault kinds.
+//! - [`net`]: the network layer that executes partitions and link faults: a
+//!   forwarding proxy per directed link (tokio).
+//! - [`process`]: process faults as signals to a node's process group.
 
 mod generate;
+pub mod net;
+pub mod process;
 mod shapes;
 
 pub use generate::{FaultKinds, KindsError, generate};
 pub use shapes::{SHAPES, Shape, grudge, reachable};
 
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 pub type NodeId = u32;
@@ -93,4 +100,16 @@ pub enum NemesisOutcome {
     Skipped(String),
     /// It may or may not have taken effect (e.g. an error half-way).
     Indeterminate(String),
+}
+
+/// A named random stream derived from the run's seed, so that changing one knob (say,
+/// the number of clients) does not reshuffle the others (DESIGN.md §8).
+pub fn substream(seed: u64, name: &str) -> ChaCha8Rng {
+    // FNV-1a of the name, mixed with the seed.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    ChaCha8Rng::seed_from_u64(seed ^ h.rotate_left(17))
 }

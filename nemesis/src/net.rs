@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nemesis::LinkFaults;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -27,8 +26,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::cluster::Addresses;
-use crate::plan::substream;
+use crate::{LinkFaults, substream};
+
+/// Where each node listens now, indexed by node id; `None` while it is down. The
+/// cluster updates it on every (re)start, and the proxies read it per connection.
+pub type Addresses = Arc<Mutex<Vec<Option<SocketAddr>>>>;
 
 /// Peer messages can be large (phase-1 reports, catch-up batches).
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
