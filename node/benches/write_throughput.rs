@@ -7,7 +7,12 @@
 //! acknowledged writes/s, latency percentiles of acknowledged writes, error counts, and
 //! each node's peak resident memory (VmHWM from /proc).
 //!
-//! Knobs: BENCH_SECS, BENCH_CLIENTS, BENCH_MODES (`fsync,no-fsync`).
+//! A mode ending in `+proxy` puts the chaos harness's network layer (a healthy
+//! `nemesis::net` proxy per directed link, on its own one-thread runtime) between the
+//! nodes, so the figures show what the proxies cost the cluster.
+//!
+//! Knobs: BENCH_SECS, BENCH_CLIENTS, BENCH_MODES (default
+//! `fsync,no-fsync,fsync+proxy,no-fsync+proxy`).
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -32,6 +37,8 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 struct Nodes {
     children: Vec<Child>,
     ports: Vec<u16>,
+    /// The proxies' runtime, when the peers talk through them.
+    _network: Option<(tokio::runtime::Runtime, nemesis::net::Network)>,
 }
 
 impl Drop for Nodes {
@@ -43,7 +50,7 @@ impl Drop for Nodes {
     }
 }
 
-fn start_nodes(dir: &std::path::Path, fsync: bool) -> Nodes {
+fn start_nodes(dir: &std::path::Path, fsync: bool, proxy: bool) -> Nodes {
     let listeners: Vec<TcpListener> = (0..3)
         .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
@@ -52,6 +59,20 @@ fn start_nodes(dir: &std::path::Path, fsync: bool) -> Nodes {
         .map(|l| l.local_addr().unwrap().port())
         .collect();
     drop(listeners);
+    let network = proxy.then(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut addrs = vec![None];
+        addrs.extend(ports.iter().map(|p| Some(([127, 0, 0, 1], *p).into())));
+        let addrs = Arc::new(std::sync::Mutex::new(addrs));
+        let net = rt
+            .block_on(nemesis::net::Network::start(3, 1, addrs, None))
+            .unwrap();
+        (rt, net)
+    });
     let mut children = Vec::new();
     for id in 1..=3usize {
         let mut cmd = Command::new(BIN);
@@ -64,9 +85,15 @@ fn start_nodes(dir: &std::path::Path, fsync: bool) -> Nodes {
             cmd.arg("--unsafe-no-fsync");
         }
         for (j, p) in ports.iter().enumerate() {
-            if j + 1 != id {
-                cmd.arg("--peer").arg(format!("{}=127.0.0.1:{p}", j + 1));
+            let to = j + 1;
+            if to == id {
+                continue;
             }
+            let addr = match &network {
+                Some((_, net)) => net.proxy_addr(id as u32, to as u32).to_string(),
+                None => format!("127.0.0.1:{p}"),
+            };
+            cmd.arg("--peer").arg(format!("{to}={addr}"));
         }
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -82,7 +109,11 @@ fn start_nodes(dir: &std::path::Path, fsync: bool) -> Nodes {
         assert!(line.contains("\"ready\":true"), "node {id}: {line}");
         children.push(child);
     }
-    Nodes { children, ports }
+    Nodes {
+        children,
+        ports,
+        _network: network,
+    }
 }
 
 fn peak_rss_mb(pid: u32) -> f64 {
@@ -174,9 +205,13 @@ fn wait_for_leader(ports: &[u16]) {
 }
 
 fn run(mode: &str, secs: u64, clients: u64) {
-    let fsync = mode == "fsync";
+    let (base, proxy) = match mode.strip_suffix("+proxy") {
+        Some(base) => (base, true),
+        None => (mode, false),
+    };
+    let fsync = base == "fsync";
     let dir = tempfile::tempdir().unwrap();
-    let nodes = start_nodes(dir.path(), fsync);
+    let nodes = start_nodes(dir.path(), fsync, proxy);
     wait_for_leader(&nodes.ports);
     let totals = Arc::new(Totals {
         ok: AtomicU64::new(0),
@@ -240,7 +275,8 @@ fn main() {
     }
     let secs = env_or("BENCH_SECS", 20u64);
     let clients = env_or("BENCH_CLIENTS", 64u64);
-    let modes = std::env::var("BENCH_MODES").unwrap_or_else(|_| "fsync,no-fsync".into());
+    let modes = std::env::var("BENCH_MODES")
+        .unwrap_or_else(|_| "fsync,no-fsync,fsync+proxy,no-fsync+proxy".into());
     for mode in modes.split(',') {
         run(mode.trim(), secs, clients);
     }
