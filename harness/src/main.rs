@@ -1,5 +1,6 @@
 //! `chaos`: the command line of the chaos harness. Glue only: it parses flags and
-//! wires the libraries together; the work lives in `checker` and `node`.
+//! wires the libraries together; the work lives in `node`, `checker`, `nemesis` and
+//! `results`.
 //!
 //! Exit codes (DESIGN.md §7): 0 valid, 1 safety violation, 2 usage error, 3 unknown,
 //! 4 liveness, 5 harness failure.
@@ -10,7 +11,6 @@ mod matrix;
 mod plan;
 mod recorder;
 mod run;
-mod rundir;
 mod workload;
 
 use std::process::ExitCode;
@@ -45,6 +45,14 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         no_progress: bool,
+    },
+    /// Re-render a run's report.html, junit.xml and the results index from its files,
+    /// without re-running anything, and print its summary. A run that left no
+    /// result.json (the harness was killed) is judged from its history and marked
+    /// incomplete. Exit: the run's own exit code; 2 if RUN_DIR is not a run.
+    Report {
+        /// The run directory (holds plan.json, history.jsonl, result.json).
+        run_dir: std::path::PathBuf,
     },
     /// Judge a recorded history: register agreement and validity, linearizability of
     /// the KV store, log agreement. Exit 0 valid, 1 invalid, 3 unknown, 2 bad input.
@@ -87,6 +95,27 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Report { run_dir } => match results::render_run(&run_dir) {
+            Ok(r) => {
+                print!(
+                    "{}",
+                    results::summary::render(
+                        &r.result,
+                        Some(&r.report),
+                        results::summary::colour_on_stdout()
+                    )
+                );
+                println!("  junit:     {}", r.junit.display());
+                if let Some(index) = &r.index {
+                    println!("  index:     {}", index.display());
+                }
+                ExitCode::from(r.result.exit_code)
+            }
+            Err(e) => {
+                eprintln!("chaos report: {e}");
+                ExitCode::from(run::EXIT_USAGE)
+            }
+        },
         Command::Matrix(args) => match matrix::matrix(&args) {
             Ok(code) => ExitCode::from(code),
             Err(e) => {

@@ -26,19 +26,18 @@ use nemesis::{Fault, FaultKinds, ScheduledFault};
 
 use crate::plan::{PLAN_VERSION, Plan, Workload, substream};
 use crate::recorder::{FLUSH_EVERY, Recorder};
-use crate::rundir::RunDir;
 use crate::workload::{self, Conn, Ended, Shared, WorkloadConfig};
+use results::RunDir;
+use results::schema::{Durations, Liveness, RunResult, Versions};
 
 /// How long the final phase waits for one node's dump.
 const DUMP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Exit codes (DESIGN.md §7).
-pub const EXIT_VALID: u8 = 0;
-pub const EXIT_INVALID: u8 = 1;
-pub const EXIT_USAGE: u8 = 2;
-pub const EXIT_UNKNOWN: u8 = 3;
-pub const EXIT_LIVENESS: u8 = 4;
-pub const EXIT_HARNESS: u8 = 5;
+pub use results::exit::{
+    HARNESS as EXIT_HARNESS, INVALID as EXIT_INVALID, LIVENESS as EXIT_LIVENESS,
+    UNKNOWN as EXIT_UNKNOWN, USAGE as EXIT_USAGE, VALID as EXIT_VALID,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -428,6 +427,7 @@ async fn run_plan(plan: &Plan, dir: &RunDir, show: Presentation) -> RunOutcome {
         startup_s,
         workload_s,
         final_s: started.elapsed().as_secs_f64() - startup_s - workload_s,
+        check_s: 0.0,
     };
     judge(
         plan,
@@ -439,7 +439,7 @@ async fn run_plan(plan: &Plan, dir: &RunDir, show: Presentation) -> RunOutcome {
             interrupted: interrupted_at.is_some(),
             notes,
             durations,
-            links: serde_json::to_value(network.stats()).unwrap_or(Value::Null),
+            links: network.stats(),
         },
     )
 }
@@ -750,24 +750,13 @@ async fn node_answers(
     false
 }
 
-/// Where the time of a run went, in seconds.
-#[derive(Clone, Copy, Default)]
-struct Durations {
-    /// Network layer and nodes up.
-    startup_s: f64,
-    /// The time limit (less if interrupted).
-    workload_s: f64,
-    /// Stopping clients, healing, recovery, final reads, dumps, stopping nodes.
-    final_s: f64,
-}
-
 struct Judgement {
     harness_failure: Option<String>,
     liveness: Option<Result<(), String>>,
     interrupted: bool,
     notes: Vec<String>,
     durations: Durations,
-    links: Value,
+    links: Vec<nemesis::net::LinkStats>,
 }
 
 fn finish_failed(plan: &Plan, dir: &RunDir, show: Presentation, why: String) -> RunOutcome {
@@ -781,7 +770,7 @@ fn finish_failed(plan: &Plan, dir: &RunDir, show: Presentation, why: String) -> 
             interrupted: false,
             notes: Vec::new(),
             durations: Durations::default(),
-            links: Value::Null,
+            links: Vec::new(),
         },
     )
 }
@@ -790,19 +779,24 @@ fn finish_failed(plan: &Plan, dir: &RunDir, show: Presentation, why: String) -> 
 fn judge(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> RunOutcome {
     let check_started = Instant::now();
     let history_path = dir.file("history.jsonl");
-    let checked = std::fs::File::open(&history_path)
+    let parsed = std::fs::File::open(&history_path)
         .map_err(|e| e.to_string())
         .and_then(|f| {
             checker::history::parse_history(std::io::BufReader::new(f)).map_err(|e| e.to_string())
-        })
-        .and_then(|history| {
-            let options = checker::Options::default();
-            match checker::finals::finals_in(&dir.file("final")) {
-                Ok(dumps) => checker::check_streaming(&history, dumps, &options)
-                    .map_err(|e| format!("a final dump is unreadable: {e}")),
-                Err(_) => Ok(checker::check(&history, &[], &options)),
-            }
         });
+    let checked = parsed.as_ref().map_err(Clone::clone).and_then(|history| {
+        let options = checker::Options::default();
+        match checker::finals::finals_in(&dir.file("final")) {
+            Ok(dumps) => checker::check_streaming(history, dumps, &options)
+                .map_err(|e| format!("a final dump is unreadable: {e}")),
+            Err(_) => Ok(checker::check(history, &[], &options)),
+        }
+    });
+    let faults = parsed
+        .as_ref()
+        .map(|h| results::FaultSummary::of(&h.nemesis, h.end_ns))
+        .unwrap_or_default();
+    drop(parsed);
     let check_secs = check_started.elapsed().as_secs_f64();
     let mut harness_failure = j.harness_failure;
     let mut notes = j.notes;
@@ -838,45 +832,70 @@ fn judge(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> RunOutc
     } else {
         EXIT_VALID
     };
-    let reproduce = plan.command_line();
-    let result_json = json!({
-        "schema_version": 1,
-        "verdict": verdict.as_str(),
-        "exit_code": exit_code,
-        "seed": plan.seed,
-        "name": plan.name,
-        "run_dir": dir.path.display().to_string(),
-        "reproduce": reproduce,
-        "replay": format!("chaos replay {}", dir.path.display()),
-        "plan": plan,
-        "harness_failure": harness_failure,
-        "liveness": match &j.liveness {
-            None => json!({"checked": false}),
-            Some(Ok(())) => json!({"checked": true, "ok": true}),
-            Some(Err(e)) => json!({"checked": true, "ok": false, "message": e}),
+    let run_result = RunResult {
+        schema_version: results::SCHEMA_VERSION,
+        verdict: results::Verdict::of(verdict),
+        exit_code,
+        seed: plan.seed,
+        name: plan.name.clone(),
+        started_at: Some(dir.started_at.clone()),
+        run_dir: dir.path.display().to_string(),
+        reproduce: plan.command_line(),
+        replay: format!("chaos replay {}", dir.path.display()),
+        plan: serde_json::to_value(plan).unwrap_or(Value::Null),
+        harness_failure,
+        liveness: match &j.liveness {
+            None => Liveness::default(),
+            Some(Ok(())) => Liveness {
+                checked: true,
+                ok: Some(true),
+                message: None,
+            },
+            Some(Err(e)) => Liveness {
+                checked: true,
+                ok: Some(false),
+                message: Some(e.clone()),
+            },
         },
-        "interrupted": j.interrupted,
-        "notes": notes,
-        "checks": result.as_ref().map(|r| serde_json::to_value(&r.checks).unwrap_or(Value::Null)),
-        "stats": result.as_ref().map(|r| serde_json::to_value(&r.stats).unwrap_or(Value::Null)),
-        "links": j.links,
-        "durations": {
-            "startup_s": j.durations.startup_s,
-            "workload_s": j.durations.workload_s,
-            "final_s": j.durations.final_s,
-            "check_s": check_secs,
+        interrupted: j.interrupted,
+        incomplete: false,
+        notes,
+        checks: result.as_ref().map(|r| r.checks.clone()),
+        stats: result.as_ref().map(|r| r.stats.clone()),
+        faults,
+        links: j.links,
+        durations: Durations {
+            check_s: check_secs,
+            ..j.durations
         },
-        "versions": {"chaos": env!("CARGO_PKG_VERSION")},
-        "harness_peak_rss_mb": peak_rss_mb(),
-    });
-    let text = serde_json::to_string_pretty(&result_json).unwrap_or_default();
+        versions: Versions {
+            chaos: env!("CARGO_PKG_VERSION").to_string(),
+        },
+        harness_peak_rss_mb: peak_rss_mb(),
+    };
+    let text = run_result.to_json();
     if let Err(e) = std::fs::write(dir.file("result.json"), &text) {
         eprintln!("chaos run: cannot write result.json: {e}");
     }
+    // report.html, junit.xml and the results index, from the files just written.
+    let report = match results::render_run(&dir.path) {
+        Ok(r) => Some(r.report),
+        Err(e) => {
+            eprintln!("chaos run: cannot render the report: {e}");
+            None
+        }
+    };
     if show.json {
         println!("{text}");
     } else if !show.quiet {
-        print_summary(&result_json, result.as_ref(), exit_code);
+        print!(
+            "{}",
+            results::summary::render(
+                &run_result,
+                report.as_deref(),
+                results::summary::colour_on_stdout()
+            )
+        );
     }
     RunOutcome {
         exit_code,
@@ -896,57 +915,6 @@ fn peak_rss_mb() -> Option<f64> {
         .parse()
         .ok()?;
     Some(kb / 1024.0)
-}
-
-fn print_summary(r: &Value, result: Option<&checker::CheckResult>, exit_code: u8) {
-    let what = match exit_code {
-        EXIT_VALID => "VALID: every check passed",
-        EXIT_INVALID => "INVALID: a safety violation was found",
-        EXIT_UNKNOWN => "UNKNOWN: a check could not decide",
-        EXIT_LIVENESS => "LIVENESS FAILURE: the cluster did not recover after the final heal",
-        _ => "HARNESS FAILURE: the test itself broke",
-    };
-    println!("\n{what} (exit {exit_code})");
-    if let Some(e) = r["harness_failure"].as_str() {
-        println!("  harness failure: {e}");
-    }
-    if let Some(m) = r["liveness"]["message"].as_str() {
-        println!("  liveness: {m}");
-    }
-    if let Some(result) = result {
-        for c in &result.checks {
-            println!("  {:<20} {:<8} {}", c.name, c.verdict.as_str(), c.summary);
-            for a in &c.anomalies {
-                println!("    ! {}: {}", a.kind, a.message);
-            }
-        }
-        let counts = &result.stats.counts;
-        let total = |k: &str| -> u64 {
-            counts
-                .values()
-                .map(|m| m.get(k).copied().unwrap_or(0))
-                .sum()
-        };
-        println!(
-            "  ops: ok {} fail {} info {} ({:.0} ok/s)",
-            total("ok"),
-            total("fail"),
-            total("info"),
-            result.stats.ok_per_second
-        );
-    }
-    for n in r["notes"].as_array().into_iter().flatten() {
-        println!("  note: {}", n.as_str().unwrap_or_default());
-    }
-    println!(
-        "  run directory: {}",
-        r["run_dir"].as_str().unwrap_or_default()
-    );
-    println!(
-        "  reproduce: {}",
-        r["reproduce"].as_str().unwrap_or_default()
-    );
-    println!("  replay:    {}", r["replay"].as_str().unwrap_or_default());
 }
 
 /// `chaos replay RUN_DIR --times N`: re-runs a stored plan and reports how often the

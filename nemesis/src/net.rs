@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -38,7 +38,7 @@ const MAX_MESSAGE_BYTES: usize = 64 << 20;
 const DELIVERY_QUEUE: usize = 65_536;
 
 /// Message counts of one type on one link.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counts {
     pub sent: u64,
     pub delivered: u64,
@@ -59,7 +59,7 @@ pub struct Link {
     counts: Mutex<BTreeMap<String, Counts>>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LinkStats {
     pub from: u32,
     pub to: u32,
