@@ -73,12 +73,18 @@ pub fn finals_in(
         let text = std::fs::read_to_string(&path).map_err(|e| err(&path, e.to_string()))?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
         let from_name = stem.trim_start_matches('n').parse::<u64>().ok();
-        parse_final(&text, from_name).map_err(|m| err(&path, m))
+        parse_final_owned(text, from_name).map_err(|m| err(&path, m))
     }))
 }
 
 /// Parses one dump; `default_node` is used when the dump has no `node` field.
 pub fn parse_final(text: &str, default_node: Option<u64>) -> Result<FinalDump, String> {
+    parse_final_owned(text.to_string(), default_node)
+}
+
+/// [`parse_final`] taking the text it keeps, so a dump of many megabytes is held once,
+/// not twice.
+pub fn parse_final_owned(text: String, default_node: Option<u64>) -> Result<FinalDump, String> {
     #[derive(Deserialize)]
     struct Entry<'a> {
         slot: u64,
@@ -97,7 +103,7 @@ pub fn parse_final(text: &str, default_node: Option<u64>) -> Result<FinalDump, S
     if text.len() > u32::MAX as usize {
         return Err("dump larger than 4 GiB".into());
     }
-    let dump: Dump = serde_json::from_str(text).map_err(|e| format!("not a node dump: {e}"))?;
+    let dump: Dump = serde_json::from_str(&text).map_err(|e| format!("not a node dump: {e}"))?;
     let node = match dump.node {
         Some(n) => n,
         None => default_node.ok_or("no 'node' field and no n<i>.json file name")?,
@@ -120,6 +126,6 @@ pub fn parse_final(text: &str, default_node: Option<u64>) -> Result<FinalDump, S
         node,
         registers,
         log,
-        text: text.to_string(),
+        text,
     })
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::finals::FinalDump;
+use crate::finals::{FinalDump, LogEntry};
 use crate::history::{Call, F, History, Op};
 use crate::report::{Anomaly, CheckReport, OpRef, Verdict};
 
@@ -77,22 +77,22 @@ impl LogAgreement {
 
     pub fn add(&mut self, dump: &FinalDump) {
         self.dumps += 1;
-        let mut mine: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
-        for e in &dump.log {
-            let text = dump.command(e).unwrap_or("null");
-            mine.entry(e.slot).or_default().push(text);
-        }
-        for (slot, cmds) in mine {
-            let text: Box<str> = format!("[{}]", cmds.join(",")).into_boxed_str();
+        // Entries grouped by slot (a stable sort keeps the order within a slot); a
+        // slot's text is built only when it is new or disagrees.
+        let mut order: Vec<&LogEntry> = dump.log.iter().collect();
+        order.sort_by_key(|e| e.slot);
+        for group in order.chunk_by(|a, b| a.slot == b.slot) {
+            let slot = group[0].slot;
+            let cmds = || group.iter().map(|e| dump.command(e).unwrap_or("null"));
             match self.union.get(&slot) {
                 None => {
-                    self.union.insert(slot, (dump.node, text));
+                    self.union.insert(slot, (dump.node, bracketed(cmds())));
                 }
-                Some((_, first)) if *first != text => {
+                Some((_, first)) if !bracketed_eq(first, cmds()) => {
                     self.disagreeing
                         .entry(slot)
                         .or_default()
-                        .push((dump.node, text));
+                        .push((dump.node, bracketed(cmds())));
                 }
                 Some(_) => {}
             }
@@ -111,6 +111,39 @@ impl LogAgreement {
         }
         finish(self, history)
     }
+}
+
+/// `[a,b,c]` from the parts.
+fn bracketed<'a>(parts: impl Iterator<Item = &'a str>) -> Box<str> {
+    let mut out = String::from("[");
+    for (i, p) in parts.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(p);
+    }
+    out.push(']');
+    out.into_boxed_str()
+}
+
+/// Whether `text` is `[a,b,c]` of the parts, without building it.
+fn bracketed_eq<'a>(text: &str, parts: impl Iterator<Item = &'a str>) -> bool {
+    let Some(mut rest) = text.strip_prefix('[') else {
+        return false;
+    };
+    for (i, p) in parts.enumerate() {
+        if i > 0 {
+            let Some(r) = rest.strip_prefix(',') else {
+                return false;
+            };
+            rest = r;
+        }
+        let Some(r) = rest.strip_prefix(p) else {
+            return false;
+        };
+        rest = r;
+    }
+    rest == "]"
 }
 
 pub fn check(history: &History, finals: &[FinalDump]) -> CheckReport {
@@ -144,28 +177,40 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
         });
     }
 
-    // Validity and duplicates over the log as first reported per slot.
-    let mut invokes: BTreeMap<Chosen, Vec<&Op>> = BTreeMap::new();
-    for op in &history.ops {
-        let c = match op.call {
-            Call::Read => Chosen::Read { key: &op.key },
-            Call::Write { value } => Chosen::Write {
-                key: &op.key,
-                value,
-            },
-            Call::Cas { from, to } => Chosen::Cas {
-                key: &op.key,
-                from,
-                to,
-            },
-            Call::Propose { .. } => continue,
-        };
-        invokes.entry(c).or_default().push(op);
-    }
-    // Both maps borrow from the union's text: no allocation per command.
-    let mut by_id: BTreeMap<&str, u64> = BTreeMap::new();
-    // Per write or cas: (first slot, times chosen).
-    let mut times_chosen: BTreeMap<Chosen, (u64, usize)> = BTreeMap::new();
+    // Validity and duplicates over the log as first reported per slot. Sorted vectors
+    // rather than maps: after a long run there are hundreds of thousands of commands,
+    // nearly all invoked and chosen once, and a map entry (with its own vector) per
+    // command was most of the checker's memory.
+    let mut invokes: Vec<(Chosen, &Op)> = history
+        .ops
+        .iter()
+        .filter_map(|op| {
+            let c = match op.call {
+                Call::Read => Chosen::Read { key: &op.key },
+                Call::Write { value } => Chosen::Write {
+                    key: &op.key,
+                    value,
+                },
+                Call::Cas { from, to } => Chosen::Cas {
+                    key: &op.key,
+                    from,
+                    to,
+                },
+                Call::Propose { .. } => return None,
+            };
+            Some((c, op))
+        })
+        .collect();
+    invokes.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.index.cmp(&b.1.index)));
+    let invoked_as = |c: &Chosen| -> &[(Chosen, &Op)] {
+        let lo = invokes.partition_point(|(x, _)| x < c);
+        let hi = invokes.partition_point(|(x, _)| x <= c);
+        &invokes[lo..hi]
+    };
+    // Both borrow from the union's text: no allocation per command.
+    let mut ids: Vec<(&str, u64, Option<&str>)> = Vec::new();
+    // Every write or cas chosen, with its slot.
+    let mut chosen: Vec<(Chosen, u64)> = Vec::new();
     let mut commands = 0usize;
     for (slot, (_, text)) in &union {
         let cmds: Vec<Option<&RawValue>> = serde_json::from_str(text).unwrap_or_default();
@@ -174,19 +219,7 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
             commands += 1;
             let v = view(cmd);
             if let Some(id) = v.id {
-                let id = id.get();
-                if let Some(first) = by_id.insert(id, *slot) {
-                    anomalies.push(Anomaly {
-                        kind: "duplicate-command".into(),
-                        key: v.key.map(str::to_string),
-                        slot: Some(*slot),
-                        message: format!(
-                            "command {id} was chosen in slot {first} and again in slot {slot}"
-                        ),
-                        ops: Vec::new(),
-                        witness: None,
-                    });
-                }
+                ids.push((id.get(), *slot, v.key));
             }
             let c = understand(&v);
             if c == Chosen::Other {
@@ -194,10 +227,9 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
             }
             if !matches!(c, Chosen::Read { .. }) {
                 // Reads are not unique and change nothing: no duplicate check for them.
-                let entry = times_chosen.entry(c).or_insert((*slot, 0));
-                entry.1 += 1;
+                chosen.push((c, *slot));
             }
-            if !invokes.contains_key(&c) {
+            if invoked_as(&c).is_empty() {
                 anomalies.push(Anomaly {
                     kind: "unknown-command".into(),
                     key: v.key.map(str::to_string),
@@ -209,10 +241,36 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
             }
         }
     }
-    for (c, &(first_slot, times)) in &times_chosen {
-        let invoked = invokes.get(c).map_or(0, Vec::len);
-        if invoked > 0 && times > invoked {
-            let ops = invokes[c].iter().map(|o| OpRef::of(o)).collect();
+    // The same command id in two slots: each repeat against the slot before it.
+    ids.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let mut repeats: Vec<(u64, Anomaly)> = ids
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .map(|w| {
+            let (id, first, slot, key) = (w[1].0, w[0].1, w[1].1, w[1].2);
+            let anomaly = Anomaly {
+                kind: "duplicate-command".into(),
+                key: key.map(str::to_string),
+                slot: Some(slot),
+                message: format!(
+                    "command {id} was chosen in slot {first} and again in slot {slot}"
+                ),
+                ops: Vec::new(),
+                witness: None,
+            };
+            (slot, anomaly)
+        })
+        .collect();
+    repeats.sort_by_key(|(slot, _)| *slot);
+    anomalies.extend(repeats.into_iter().map(|(_, a)| a));
+    // A write or cas chosen more often than it was invoked.
+    chosen.sort_unstable();
+    for group in chosen.chunk_by(|a, b| a.0 == b.0) {
+        let (c, first_slot) = group[0];
+        let times = group.len();
+        let invoked = invoked_as(&c);
+        if !invoked.is_empty() && times > invoked.len() {
+            let ops = invoked.iter().map(|(_, o)| OpRef::of(o)).collect();
             let key = match c {
                 Chosen::Write { key, .. } | Chosen::Cas { key, .. } | Chosen::Read { key } => key,
                 Chosen::Other => "",
@@ -222,7 +280,8 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
                 key: Some(key.to_string()),
                 slot: Some(first_slot),
                 message: format!(
-                    "{c:?} was chosen {times} times (first in slot {first_slot}) but invoked {invoked} time(s)"
+                    "{c:?} was chosen {times} times (first in slot {first_slot}) but invoked {} time(s)",
+                    invoked.len()
                 ),
                 ops,
                 witness: None,

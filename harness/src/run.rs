@@ -238,7 +238,8 @@ pub fn execute(plan: &Plan, results: &Path, show: Presentation) -> Result<RunOut
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let dir = RunDir::create(results, &plan.name, plan.seed, plan.nodes)?;
+    let dir = RunDir::create(results, &plan.name, plan.seed, plan.nodes)
+        .map_err(|e| anyhow::anyhow!("{e}: {} (is --results writable?)", e.source))?;
     std::fs::write(dir.file("plan.json"), serde_json::to_string_pretty(plan)?)
         .with_context(|| format!("cannot write {}", dir.file("plan.json").display()))?;
     let outcome = runtime.block_on(run_plan(plan, &dir, show));
@@ -682,20 +683,26 @@ async fn final_phase(
             }
         }
     }
-    // Dumps: what each node learned. A dump holds the whole chosen log, so it gets
-    // more time than an op.
+    // Dumps: what each node learned, fetched from every node at once. A dump holds
+    // the whole chosen log, so it gets more time than an op.
+    let mut fetches = tokio::task::JoinSet::new();
     for id in 1..=plan.nodes as u32 {
         let Some(addr) = addrs.lock().ok().and_then(|a| a[id as usize]) else {
             continue;
         };
-        if let Some(mut conn) = Conn::connect(addr, Duration::from_secs(1)).await {
-            // Written as received: a dump can hold hundreds of thousands of commands.
-            if let Ok(dump) = conn.call_raw(json!({"op": "dump"}), DUMP_TIMEOUT).await {
-                let path = dir.file(&format!("final/n{id}.json"));
-                let _ = std::fs::write(&path, dump.trim_end());
+        let path = dir.file(&format!("final/n{id}.json"));
+        fetches.spawn(async move {
+            if let Some(mut conn) = Conn::connect(addr, Duration::from_secs(1)).await {
+                // Written as received: a dump can hold hundreds of thousands of commands.
+                if let Ok(dump) = conn.call_raw(json!({"op": "dump"}), DUMP_TIMEOUT).await {
+                    let _ =
+                        tokio::task::spawn_blocking(move || std::fs::write(&path, dump.trim_end()))
+                            .await;
+                }
             }
-        }
+        });
     }
+    while fetches.join_next().await.is_some() {}
     if silent.is_empty() {
         Ok(())
     } else {

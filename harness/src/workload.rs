@@ -120,6 +120,10 @@ impl Conn {
             id: Option<u64>,
         }
         self.exchange(request, timeout, |line, id| {
+            // The bundled node writes the id first; any other layout is parsed.
+            if line.starts_with(&format!("{{\"id\":{id},")) {
+                return Ok(Some(line.to_string()));
+            }
             let reply: IdOnly = serde_json::from_str(line).map_err(|_| CallError::Broken)?;
             Ok((reply.id == Some(id)).then(|| line.to_string()))
         })
