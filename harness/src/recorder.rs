@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
@@ -73,21 +73,20 @@ impl Recorder {
         self.start.elapsed()
     }
 
-    fn write(&self, mut fields: Map<String, Value>) {
+    /// Appends one event: `body` is the event's fields after index and time, as JSON
+    /// object members without braces. Formatted by the caller, outside the lock; only
+    /// the index, the clock read and the copy into the buffer happen under it.
+    fn write(&self, body: &str) {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
         let time_ns = self.start.elapsed().as_nanos() as u64;
-        let mut e = Map::new();
-        e.insert("index".into(), json!(inner.next_index));
-        e.insert("time_ns".into(), json!(time_ns));
-        e.append(&mut fields);
+        let index = inner.next_index;
         inner.next_index += 1;
-        let line = Value::Object(e).to_string();
-        let result = inner
-            .out
-            .write_all(line.as_bytes())
-            .and_then(|()| inner.out.write_all(b"\n"));
+        let result = write!(
+            inner.out,
+            "{{\"index\":{index},\"time_ns\":{time_ns},{body}}}\n"
+        );
         if let Err(err) = result {
             inner.error.get_or_insert(err);
         }
@@ -100,27 +99,29 @@ impl Recorder {
             "info" => self.info.fetch_add(1, Ordering::Relaxed),
             _ => 0,
         };
-        let mut m = Map::new();
-        m.insert("process".into(), json!(e.process));
-        m.insert("type".into(), json!(e.kind));
-        m.insert("f".into(), json!(e.f));
-        m.insert("key".into(), json!(e.key));
-        m.insert("value".into(), e.value);
-        m.insert("node".into(), json!(e.node));
+        let mut body = format!(
+            "\"process\":{},\"type\":{},\"f\":{},\"key\":{},\"value\":{},\"node\":{}",
+            e.process,
+            json_str(e.kind),
+            json_str(e.f),
+            json_str(e.key),
+            e.value,
+            e.node
+        );
         if let Some(err) = e.error {
-            m.insert("error".into(), json!(err));
+            body.push_str(",\"error\":");
+            body.push_str(&json_str(err));
         }
-        self.write(m);
+        self.write(&body);
     }
 
     /// A nemesis event (`"process":"nemesis"`, type `info`).
     pub fn nemesis(&self, f: &str, value: Value) {
-        let mut m = Map::new();
-        m.insert("process".into(), json!("nemesis"));
-        m.insert("type".into(), json!("info"));
-        m.insert("f".into(), json!(f));
-        m.insert("value".into(), value);
-        self.write(m);
+        let body = format!(
+            "\"process\":\"nemesis\",\"type\":\"info\",\"f\":{},\"value\":{value}",
+            json_str(f)
+        );
+        self.write(&body);
     }
 
     /// Flushes to the file; returns the first write error seen, if any.
@@ -134,4 +135,9 @@ impl Recorder {
         }
         inner.out.flush()
     }
+}
+
+/// A string as a JSON string literal (quoted and escaped).
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).expect("a str always serialises")
 }

@@ -64,16 +64,21 @@ impl ClientOp {
         }
     }
 
-    fn request(&self) -> Value {
+    /// The request's JSON members after `"id"`, e.g. `"op":"write","key":"k1","value":7`.
+    fn request_members(&self) -> String {
+        let key = |k: &str| serde_json::to_string(k).expect("a str always serialises");
         match self {
-            ClientOp::Propose { key, value } => {
-                json!({"op": "propose", "key": key, "value": value})
+            ClientOp::Propose { key: k, value } => {
+                format!("\"op\":\"propose\",\"key\":{},\"value\":{value}", key(k))
             }
-            ClientOp::Read { key } => json!({"op": "read", "key": key}),
-            ClientOp::Write { key, value } => json!({"op": "write", "key": key, "value": value}),
-            ClientOp::Cas { key, from, to } => {
-                json!({"op": "cas", "key": key, "from": from, "to": to})
+            ClientOp::Read { key: k } => format!("\"op\":\"read\",\"key\":{}", key(k)),
+            ClientOp::Write { key: k, value } => {
+                format!("\"op\":\"write\",\"key\":{},\"value\":{value}", key(k))
             }
+            ClientOp::Cas { key: k, from, to } => format!(
+                "\"op\":\"cas\",\"key\":{},\"from\":{from},\"to\":{to}",
+                key(k)
+            ),
         }
     }
 }
@@ -119,7 +124,7 @@ impl Conn {
         struct IdOnly {
             id: Option<u64>,
         }
-        self.exchange(request, timeout, |line, id| {
+        self.exchange(with_id(request), timeout, |line, id| {
             // The bundled node writes the id first; any other layout is parsed.
             if line.starts_with(&format!("{{\"id\":{id},")) {
                 return Ok(Some(line.to_string()));
@@ -130,28 +135,18 @@ impl Conn {
         .await
     }
 
-    /// Sends `request` (an `id` is added) and waits for the reply with that id.
-    pub async fn call(&mut self, request: Value, timeout: Duration) -> Result<Value, CallError> {
-        self.exchange(request, timeout, |line, id| {
-            let reply: Value = serde_json::from_str(line).map_err(|_| CallError::Broken)?;
-            Ok((reply["id"] == json!(id)).then_some(reply))
-        })
-        .await
-    }
-
     /// Sends `request` with a fresh id and reads reply lines until `accept` (given the
     /// line and the id) returns the reply; lines it declines are late replies to
     /// earlier, timed-out requests. Each line is parsed once, by `accept`.
     async fn exchange<T>(
         &mut self,
-        mut request: Value,
+        request: impl FnOnce(u64) -> String,
         timeout: Duration,
         accept: impl Fn(&str, u64) -> Result<Option<T>, CallError>,
     ) -> Result<T, CallError> {
         let id = self.next_id;
         self.next_id += 1;
-        request["id"] = json!(id);
-        let mut bytes = request.to_string().into_bytes();
+        let mut bytes = request(id).into_bytes();
         bytes.push(b'\n');
         let exchange = async {
             self.writer
@@ -172,6 +167,44 @@ impl Conn {
         tokio::time::timeout(timeout, exchange)
             .await
             .unwrap_or(Err(CallError::Timeout))
+    }
+}
+
+/// A request builder that adds the id to a JSON object.
+fn with_id(mut request: Value) -> impl FnOnce(u64) -> String {
+    move |id| {
+        request["id"] = json!(id);
+        request.to_string()
+    }
+}
+
+/// The fields of an op's reply (DESIGN.md §4), parsed without building a map.
+#[derive(serde::Deserialize)]
+struct OpReply {
+    id: Option<u64>,
+    #[serde(default)]
+    ok: bool,
+    #[serde(default)]
+    value: Option<Value>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    definite: bool,
+}
+
+impl Conn {
+    /// Sends one client op and waits for its reply.
+    async fn call_op(&mut self, op: &ClientOp, timeout: Duration) -> Result<OpReply, CallError> {
+        let members = op.request_members();
+        self.exchange(
+            |id| format!("{{\"id\":{id},{members}}}"),
+            timeout,
+            |line, id| {
+                let reply: OpReply = serde_json::from_str(line).map_err(|_| CallError::Broken)?;
+                Ok((reply.id == Some(id)).then_some(reply))
+            },
+        )
+        .await
     }
 }
 
@@ -212,19 +245,19 @@ pub async fn perform(
         node,
         error: None,
     });
-    let reply = conn.call(op.request(), timeout).await;
+    let reply = conn.call_op(op, timeout).await;
     let is_read = matches!(op, ClientOp::Read { .. });
-    let (ended, value, error): (Ended, Value, Option<String>) = match &reply {
-        Ok(r) if r["ok"] == true => {
+    let (ended, value, error): (Ended, Value, Option<String>) = match reply {
+        Ok(r) if r.ok => {
             let value = match op {
-                ClientOp::Propose { .. } | ClientOp::Read { .. } => r["value"].clone(),
+                ClientOp::Propose { .. } | ClientOp::Read { .. } => r.value.unwrap_or(Value::Null),
                 _ => op.value(),
             };
             (Ended::Ok, value, None)
         }
         Ok(r) => {
-            let code = r["error"].as_str().unwrap_or("unknown-error").to_string();
-            let definite = r["definite"].as_bool().unwrap_or(false);
+            let code = r.error.unwrap_or_else(|| "unknown-error".to_string());
+            let definite = r.definite;
             let ended = if definite || is_read {
                 Ended::Fail
             } else {

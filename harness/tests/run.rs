@@ -146,6 +146,32 @@ fn a_clean_three_node_run_is_valid() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
     assert_eq!(plan["seed"], 7);
     assert!(text(&out).contains("reproduce: chaos run --seed 7 --nodes 3"));
+    // The results: report, junit, the index over the root, and where the report is.
+    let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(report.contains("chaos run --seed 7 --nodes 3"));
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("<testcase name=\"linearizability\""),
+        "{junit}"
+    );
+    assert!(!junit.contains("<failure"), "{junit}");
+    let index = std::fs::read_to_string(root.path().join("index.html")).unwrap();
+    assert!(index.contains("report.html"));
+    assert!(text(&out).contains("report:    "), "{}", text(&out));
+    assert!(
+        !text(&out).contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
+    // `chaos report` renders the same run again from its files, with the run's exit code.
+    std::fs::remove_file(dir.join("report.html")).unwrap();
+    let again = Command::new(CHAOS)
+        .arg("report")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(dir.join("report.html").exists());
+    assert!(text(&again).contains("VALID"));
     assert_nothing_left(root.path());
 }
 
@@ -191,6 +217,14 @@ fn a_minority_quorum_node_breaks_agreement_and_exits_1() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("agreement: register"));
+    let dir = latest(root.path());
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("<failure"),
+        "the violation is a junit failure: {junit}"
+    );
+    let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(report.contains("id=\"anomalies\""));
     assert_nothing_left(root.path());
 }
 
