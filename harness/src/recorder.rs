@@ -83,9 +83,9 @@ impl Recorder {
         let time_ns = self.start.elapsed().as_nanos() as u64;
         let index = inner.next_index;
         inner.next_index += 1;
-        let result = write!(
+        let result = writeln!(
             inner.out,
-            "{{\"index\":{index},\"time_ns\":{time_ns},{body}}}\n"
+            "{{\"index\":{index},\"time_ns\":{time_ns},{body}}}"
         );
         if let Err(err) = result {
             inner.error.get_or_insert(err);
