@@ -1,0 +1,487 @@
+//! The report's figures as inline SVG, drawn on the server so they read without
+//! JavaScript: latency over time, throughput over time, the close-up of the ops
+//! around the first anomaly, and the space-time diagram of the messages there.
+//! Each element carries a `<title>`, which browsers show as a tooltip.
+
+use std::collections::BTreeSet;
+
+use checker::history::{History, Op, Outcome};
+use maud::{Markup, html};
+
+use crate::data::{TracedMessage, outcome_name};
+use crate::faults::FaultPeriod;
+
+const W: f64 = 1000.0;
+const LEFT: f64 = 60.0;
+const RIGHT: f64 = 10.0;
+
+/// Maps a time (ns) to an x coordinate in a plot of width `W`.
+#[derive(Clone, Copy)]
+struct TimeAxis {
+    a: u64,
+    b: u64,
+}
+
+impl TimeAxis {
+    fn x(&self, t: u64) -> f64 {
+        let span = (self.b - self.a).max(1) as f64;
+        LEFT + (t.clamp(self.a, self.b) - self.a) as f64 / span * (W - LEFT - RIGHT)
+    }
+
+    /// About `n` ticks at round seconds or milliseconds.
+    fn ticks(&self, n: u64) -> Vec<(u64, String)> {
+        let span = (self.b - self.a).max(1);
+        let raw = span / n.max(1);
+        let step = [
+            1_000u64,
+            10_000,
+            100_000,
+            1_000_000,
+            2_000_000,
+            5_000_000,
+            10_000_000,
+            20_000_000,
+            50_000_000,
+            100_000_000,
+            200_000_000,
+            500_000_000,
+            1_000_000_000,
+            2_000_000_000,
+            5_000_000_000,
+            10_000_000_000,
+            30_000_000_000,
+            60_000_000_000,
+            300_000_000_000,
+        ]
+        .into_iter()
+        .find(|s| *s >= raw)
+        .unwrap_or(600_000_000_000);
+        let first = self.a.div_ceil(step) * step;
+        (0..)
+            .map(|i| first + i * step)
+            .take_while(|t| *t <= self.b)
+            .map(|t| (t, time_label(t, step)))
+            .collect()
+    }
+}
+
+fn time_label(t: u64, step: u64) -> String {
+    // As many decimals of a second as the step needs.
+    let decimals = match step {
+        s if s >= 1_000_000_000 => 0,
+        s if s >= 100_000_000 => 1,
+        s if s >= 10_000_000 => 2,
+        s if s >= 1_000_000 => 3,
+        _ => 6,
+    };
+    format!("{:.*} s", decimals, t as f64 / 1e9)
+}
+
+fn fmt_ms(ns: u64) -> String {
+    format!("{:.3} ms", ns as f64 / 1e6)
+}
+
+pub fn fault_colour(kind: &str) -> &'static str {
+    match kind {
+        "partition" => "#f4b400",
+        "links" => "#4285f4",
+        "kill" => "#db4437",
+        "pause" => "#9c27b0",
+        _ => "#999999",
+    }
+}
+
+/// Translucent bands for every fault period over the plot area.
+fn shading(axis: TimeAxis, periods: &[FaultPeriod], top: f64, height: f64) -> Markup {
+    html! {
+        @for p in periods.iter().filter(|p| p.end_ns >= axis.a && p.start_ns <= axis.b) {
+            @let x0 = axis.x(p.start_ns);
+            @let x1 = axis.x(p.end_ns).max(x0 + 1.0);
+            rect class="fault" x=(x0) y=(top) width=(x1 - x0) height=(height)
+                fill=(fault_colour(&p.kind)) fill-opacity="0.13" {
+                title { (p.kind) " " (format!("{:?}", p.nodes)) ": " (p.detail) ", "
+                    (fmt_ms(p.start_ns)) " to " (fmt_ms(p.end_ns)) }
+            }
+        }
+    }
+}
+
+fn x_axis(axis: TimeAxis, y: f64) -> Markup {
+    html! {
+        line x1=(LEFT) x2=(W - RIGHT) y1=(y) y2=(y) stroke="#888" {}
+        @for (t, label) in axis.ticks(8) {
+            @let x = axis.x(t);
+            line x1=(x) x2=(x) y1=(y) y2=(y + 4.0) stroke="#888" {}
+            text x=(x) y=(y + 15.0) text-anchor="middle" class="tick" { (label) }
+        }
+    }
+}
+
+fn outcome_colour(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Ok => "#2e7d32",
+        Outcome::Fail => "#9e9e9e",
+        Outcome::Info => "#ef6c00",
+    }
+}
+
+fn op_title(op: &Op) -> String {
+    let result = match op.result {
+        Some(Some(v)) => format!(" -> {v}"),
+        Some(None) => " -> null".into(),
+        None => String::new(),
+    };
+    let node = op.node.map(|n| format!(" via n{n}")).unwrap_or_default();
+    let err = op
+        .error
+        .as_deref()
+        .map(|e| format!(" ({e})"))
+        .unwrap_or_default();
+    let done = op.complete_ns.map_or("never completed".into(), |c| {
+        format!("{} ({:.3} ms)", fmt_ms(c), (c - op.invoke_ns) as f64 / 1e6)
+    });
+    format!(
+        "#{} p{} {} {} {}{result}: {}{err}{node}; {} to {done}",
+        op.index,
+        op.process,
+        op.f().name(),
+        op.key,
+        op.call.value_text(),
+        outcome_name(op.outcome),
+        fmt_ms(op.invoke_ns)
+    )
+}
+
+/// Latency of every op over time, log scale, coloured by outcome. At most `cap` ok ops
+/// are drawn (an even sample); every fail, info and anomaly op is drawn.
+pub fn latency(
+    history: &History,
+    periods: &[FaultPeriod],
+    marked: &BTreeSet<u64>,
+    cap: usize,
+) -> Markup {
+    let start = history.ops.first().map_or(0, |o| o.invoke_ns);
+    let axis = TimeAxis {
+        a: start,
+        b: history.end_ns.max(start + 1),
+    };
+    let (top, h) = (10.0, 260.0);
+    let ok = history
+        .ops
+        .iter()
+        .filter(|o| o.outcome == Outcome::Ok)
+        .count();
+    let stride = ok.div_ceil(cap.max(1)).max(1);
+    let lat = |o: &Op| {
+        o.complete_ns
+            .map(|c| c.saturating_sub(o.invoke_ns).max(1_000))
+    };
+    let max_ns = history
+        .ops
+        .iter()
+        .filter_map(lat)
+        .max()
+        .unwrap_or(1_000_000);
+    let (lo, hi) = (4.0f64, ((max_ns as f64).log10()).ceil().max(7.0));
+    let y = |ns: u64| top + h - ((ns as f64).log10() - lo) / (hi - lo) * h;
+    let mut seen_ok = 0usize;
+    let points: Vec<&Op> = history
+        .ops
+        .iter()
+        .filter(|o| {
+            if lat(o).is_none() {
+                return false;
+            }
+            if o.outcome == Outcome::Ok && !marked.contains(&o.index) {
+                seen_ok += 1;
+                return seen_ok % stride == 0;
+            }
+            true
+        })
+        .collect();
+    html! {
+        svg class="chart" viewBox=(format!("0 0 {W} {}", top + h + 30.0)) role="img" aria-label="latency over time" {
+            (shading(axis, periods, top, h))
+            @for e in (lo as i32)..=(hi as i32) {
+                @let yy = top + h - (f64::from(e) - lo) / (hi - lo) * h;
+                line x1=(LEFT) x2=(W - RIGHT) y1=(yy) y2=(yy) stroke="#eee" {}
+                text x=(LEFT - 6.0) y=(yy + 4.0) text-anchor="end" class="tick" { (latency_label(e)) }
+            }
+            @for o in &points {
+                @let l = lat(o).unwrap_or(1_000);
+                @if marked.contains(&o.index) {
+                    circle cx=(axis.x(o.invoke_ns)) cy=(y(l)) r="4" fill="none" stroke="#000" stroke-width="2" { title { (op_title(o)) } }
+                } @else {
+                    circle cx=(axis.x(o.invoke_ns)) cy=(y(l)) r="1.6" fill=(outcome_colour(o.outcome)) { title { (op_title(o)) } }
+                }
+            }
+            (x_axis(axis, top + h))
+        }
+        p class="caption" {
+            "Latency of each op against its start time, log scale. Green ok, orange info (timed out), grey fail; circled: ops of an anomaly. "
+            @if stride > 1 { "Ok ops sampled 1 in " (stride) "; every fail, info and anomaly op is shown. " }
+            "Shaded: faults in force (hover for details)."
+        }
+    }
+}
+
+fn latency_label(exp: i32) -> String {
+    match exp {
+        e if e < 6 => format!("{} us", 10u64.pow((e - 3).max(0) as u32)),
+        e if e < 9 => format!("{} ms", 10u64.pow((e - 6) as u32)),
+        e => format!("{} s", 10u64.pow((e - 9) as u32)),
+    }
+}
+
+/// Completions per second over time, one line per outcome.
+pub fn throughput(history: &History, periods: &[FaultPeriod]) -> Markup {
+    let start = history.ops.first().map_or(0, |o| o.invoke_ns);
+    let axis = TimeAxis {
+        a: start,
+        b: history.end_ns.max(start + 1),
+    };
+    let span = axis.b - axis.a;
+    let bin = [
+        100_000_000u64,
+        250_000_000,
+        500_000_000,
+        1_000_000_000,
+        5_000_000_000,
+    ]
+    .into_iter()
+    .find(|b| span / b <= 300)
+    .unwrap_or(10_000_000_000);
+    let bins = (span / bin + 1) as usize;
+    let mut counts = [vec![0u64; bins], vec![0u64; bins], vec![0u64; bins]];
+    for o in &history.ops {
+        if let Some(c) = o.complete_ns {
+            let i = ((c.saturating_sub(start)) / bin) as usize;
+            let k = match o.outcome {
+                Outcome::Ok => 0,
+                Outcome::Fail => 1,
+                Outcome::Info => 2,
+            };
+            counts[k][i.min(bins - 1)] += 1;
+        }
+    }
+    let per_s = |n: u64| n as f64 * 1e9 / bin as f64;
+    let max = counts
+        .iter()
+        .flatten()
+        .map(|n| per_s(*n))
+        .fold(1.0, f64::max);
+    let (top, h) = (10.0, 200.0);
+    let y = |v: f64| top + h - v / max * h;
+    let line = |k: usize| -> String {
+        counts[k]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                format!(
+                    "{:.1},{:.1}",
+                    axis.x(start + i as u64 * bin + bin / 2),
+                    y(per_s(*n))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    html! {
+        svg class="chart" viewBox=(format!("0 0 {W} {}", top + h + 30.0)) role="img" aria-label="throughput over time" {
+            (shading(axis, periods, top, h))
+            @for i in 0..=4 {
+                @let v = max * f64::from(i) / 4.0;
+                line x1=(LEFT) x2=(W - RIGHT) y1=(y(v)) y2=(y(v)) stroke="#eee" {}
+                text x=(LEFT - 6.0) y=(y(v) + 4.0) text-anchor="end" class="tick" { (format!("{v:.0}")) }
+            }
+            polyline points=(line(0)) fill="none" stroke=(outcome_colour(Outcome::Ok)) stroke-width="1.5" {}
+            polyline points=(line(1)) fill="none" stroke=(outcome_colour(Outcome::Fail)) stroke-width="1.2" {}
+            polyline points=(line(2)) fill="none" stroke=(outcome_colour(Outcome::Info)) stroke-width="1.2" {}
+            (x_axis(axis, top + h))
+        }
+        p class="caption" { "Completed ops per second (bins of " (bin / 1_000_000) " ms): green ok, grey fail, orange info. Shaded: faults in force." }
+    }
+}
+
+/// The ops overlapping a window as bars on their lanes, anomaly ops outlined; each bar
+/// has an id (`op-<index>`) the anomaly tables link to.
+pub fn closeup(
+    ops: &[&Op],
+    lanes: &[u32],
+    index_to_pos: &dyn Fn(u64) -> usize,
+    window: (u64, u64),
+    periods: &[FaultPeriod],
+    marked: &BTreeSet<u64>,
+) -> Markup {
+    let axis = TimeAxis {
+        a: window.0,
+        b: window.1.max(window.0 + 1),
+    };
+    let mut used: Vec<u32> = ops.iter().map(|o| lanes[index_to_pos(o.index)]).collect();
+    used.sort_unstable();
+    used.dedup();
+    let row = |lane: u32| used.binary_search(&lane).unwrap_or(0) as f64;
+    let (top, lane_h) = (10.0, 14.0);
+    let h = used.len() as f64 * lane_h;
+    html! {
+        svg class="chart" viewBox=(format!("0 0 {W} {}", top + h + 30.0)) role="img" aria-label="ops around the first anomaly" {
+            (shading(axis, periods, top, h))
+            @for (i, lane) in used.iter().enumerate() {
+                text x=(LEFT - 6.0) y=(top + i as f64 * lane_h + 10.0) text-anchor="end" class="tick" { "lane " (lane) }
+            }
+            @for o in ops {
+                @let x0 = axis.x(o.invoke_ns);
+                @let x1 = axis.x(o.complete_ns.unwrap_or(window.1)).max(x0 + 2.0);
+                @let yy = top + row(lanes[index_to_pos(o.index)]) * lane_h + 2.0;
+                @let hit = marked.contains(&o.index);
+                rect id=(format!("op-{}", o.index)) x=(x0) y=(yy) width=(x1 - x0) height=(lane_h - 4.0)
+                    fill=(outcome_colour(o.outcome)) stroke=(if hit { "#000" } else { "none" })
+                    stroke-width=(if hit { "2.5" } else { "0" }) {
+                    title { (op_title(o)) }
+                }
+                @if hit {
+                    text x=(x1 + 3.0) y=(yy + 9.0) class="tick mark" { "#" (o.index) " " (o.f().name()) " " (o.key) " " (o.call.value_text())
+                        @match o.result { Some(Some(v)) => { " → " (v) }, Some(None) => { " → null" }, None => {} } }
+                }
+            }
+            (x_axis(axis, top + h))
+        }
+    }
+}
+
+fn message_colour(kind: &str) -> &'static str {
+    match kind {
+        "prepare" => "#3949ab",
+        "promise" => "#00897b",
+        "accept" => "#6d4c41",
+        "accepted" => "#7cb342",
+        "commit" | "decided" => "#8e24aa",
+        "nack" | "reject" => "#e53935",
+        _ => "#546e7a",
+    }
+}
+
+/// A space-time (Lamport) diagram: one vertical line per node, events downwards in the
+/// order they happened (one row per event, so near-simultaneous messages stay
+/// readable), an arrow per message from its send to its delivery (a dropped message
+/// ends in a cross), and the first anomaly's ops as boxes on the node that served them.
+pub fn lamport(messages: &[TracedMessage], nodes: u32, anomaly: &[checker::OpRef]) -> Markup {
+    let Some(first) = messages.first() else {
+        return html! { p { "No traced messages in this window." } };
+    };
+    let t0 = first.time_ns;
+    let t1 = messages.last().map_or(t0 + 1, |m| m.time_ns).max(t0 + 1);
+    // Events: (time, order of insertion). A delivery is after its send, by the delay
+    // the proxy added plus a token transit time.
+    #[derive(Clone, Copy)]
+    enum Ev {
+        Send(usize),
+        Deliver(usize),
+        Drop(usize),
+        OpStart(usize),
+        OpEnd(usize),
+    }
+    let mut events: Vec<(u64, usize, Ev)> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        events.push((m.time_ns, events.len(), Ev::Send(i)));
+        if m.fate == "dropped" || m.delay_ms.is_empty() {
+            events.push((m.time_ns + 1, events.len(), Ev::Drop(i)));
+        }
+        for d in &m.delay_ms {
+            events.push((
+                m.time_ns + (d * 1e6) as u64 + 20_000,
+                events.len(),
+                Ev::Deliver(i),
+            ));
+        }
+    }
+    let ops: Vec<&checker::OpRef> = anomaly
+        .iter()
+        .filter(|o| {
+            // The trace starts a little before the first anomaly's ops, which may all
+            // end before the next message (a node that decides alone sends none).
+            o.node.is_some()
+                && o.invoke_ns <= t1
+                && o.complete_ns.unwrap_or(u64::MAX).saturating_add(5_000_000) >= t0
+        })
+        .collect();
+    for (i, o) in ops.iter().enumerate() {
+        events.push((o.invoke_ns, events.len(), Ev::OpStart(i)));
+        events.push((
+            o.complete_ns.unwrap_or(t1).min(t1),
+            events.len(),
+            Ev::OpEnd(i),
+        ));
+    }
+    events.sort_by_key(|(t, order, _)| (*t, *order));
+    const ROW: f64 = 13.0;
+    let top = 30.0;
+    let mut send_y = vec![0.0; messages.len()];
+    let mut op_y = vec![(0.0, 0.0); ops.len()];
+    let mut arrows: Vec<(usize, f64, Option<f64>)> = Vec::new();
+    let mut times: Vec<(f64, u64)> = Vec::new();
+    for (row, (t, _, ev)) in events.iter().enumerate() {
+        let y = top + row as f64 * ROW;
+        if row % 10 == 0 {
+            times.push((y, *t));
+        }
+        match *ev {
+            Ev::Send(i) => send_y[i] = y,
+            Ev::Deliver(i) => arrows.push((i, send_y[i], Some(y))),
+            Ev::Drop(i) => arrows.push((i, send_y[i], None)),
+            Ev::OpStart(i) => op_y[i].0 = y,
+            Ev::OpEnd(i) => op_y[i].1 = y,
+        }
+    }
+    let h = events.len() as f64 * ROW;
+    let col = |n: u32| 140.0 + (f64::from(n) - 1.0) * (W - 220.0) / f64::from(nodes.max(2) - 1);
+    let mut kinds: Vec<&str> = messages.iter().map(|m| m.kind.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    html! {
+        svg class="chart lamport" viewBox=(format!("0 0 {W} {}", top + h + 40.0)) role="img" aria-label="message diagram" {
+            defs {
+                marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse" {
+                    path d="M 0 0 L 10 5 L 0 10 z" fill="#555" {}
+                }
+            }
+            @for (y, t) in &times {
+                text x="4" y=(y + 4.0) class="tick" { (fmt_ms(*t)) }
+            }
+            @for n in 1..=nodes {
+                line x1=(col(n)) x2=(col(n)) y1=(top - 10.0) y2=(top + h + 5.0) stroke="#333" stroke-width="1.5" {}
+                text x=(col(n)) y=(top - 14.0) text-anchor="middle" class="node-label" { "n" (n) }
+            }
+            @for (o, (y0, y1)) in ops.iter().zip(&op_y) {
+                @let cx = col(o.node.unwrap_or(1) as u32);
+                rect x=(cx - 6.0) y=(y0 - 4.0) width="12" height=((y1 - y0).max(8.0)) fill="#000" fill-opacity="0.2" stroke="#000" {
+                    title { (o.describe()) }
+                }
+                @let right = cx > W - 250.0;
+                text x=(if right { cx - 9.0 } else { cx + 9.0 }) y=(y0 + 4.0) text-anchor=(if right { "end" } else { "start" }) class="tick mark" { "#" (o.index) " " (o.f) " " (o.key) " " (o.value) }
+            }
+            @for (i, y0, end) in &arrows {
+                @let m = &messages[*i];
+                @let x0 = col(m.from);
+                @let (x1, y1) = match end { Some(y) => (col(m.to), *y), None => ((x0 + col(m.to)) / 2.0, y0 + ROW / 2.0) };
+                line x1=(x0) y1=(y0) x2=(x1) y2=(y1) stroke=(message_colour(&m.kind)) stroke-width="1.2"
+                    marker-end=(if end.is_some() { "url(#arrow)" } else { "" }) {
+                    title { (m.kind) " n" (m.from) " → n" (m.to) " sent at " (fmt_ms(m.time_ns)) ": " (m.fate) }
+                }
+                @if end.is_none() {
+                    text x=(x1) y=(y1 + 4.0) text-anchor="middle" class="drop" { "×" }
+                } @else {
+                    text x=(x0 + (x1 - x0) * 0.12) y=(y0 + (y1 - y0) * 0.12 - 2.0) class="tick msg" { (m.kind) }
+                }
+            }
+            @for (i, k) in kinds.iter().enumerate() {
+                rect x=(10.0 + i as f64 * 110.0) y=(top + h + 22.0) width="10" height="10" fill=(message_colour(k)) {}
+                text x=(24.0 + i as f64 * 110.0) y=(top + h + 31.0) class="tick" { (k) }
+            }
+        }
+        p class="caption" {
+            (messages.len()) " messages sent from " (fmt_ms(t0)) " to " (fmt_ms(t1)) ". One row per event, in the order they happened (times at the left). "
+            "An arrow runs from send to delivery; a cross marks a dropped message. Grey boxes: the first anomaly's ops on the node that served them."
+        }
+    }
+}

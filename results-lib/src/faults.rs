@@ -1,0 +1,292 @@
+//! Fault periods, reconstructed from the nemesis events of a history.
+//!
+//! A fault starts with its event and lasts until the event that undoes it: a partition
+//! until the next `heal`, link faults until `links-heal`, a kill until a `restart` of
+//! that node, a pause until its `resume`; the final heal ends everything. A fault that
+//! was `skipped` never started. A fault still open at the end of the history lasts to
+//! the end.
+
+use std::collections::BTreeMap;
+
+use checker::history::NemesisEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One fault from installation to heal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaultPeriod {
+    /// `partition`, `links`, `kill`, `pause`.
+    pub kind: String,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// The nodes it acted on (for a partition: the nodes named by its targets).
+    pub nodes: Vec<u64>,
+    /// Words for a tooltip: the shape of a partition, the rates of link faults.
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultSummary {
+    /// Nemesis events per fault name (`partition`, `heal`, `kill`, ...), final heal
+    /// included.
+    pub counts: BTreeMap<String, u64>,
+    /// Events that did not take effect (`skipped`) or whose effect is not known
+    /// (`indeterminate`, `partially-installed`), per outcome.
+    #[serde(default)]
+    pub not_installed: BTreeMap<String, u64>,
+    /// Time with at least one fault in force, in ms.
+    pub total_ms: f64,
+    /// Time in force per fault kind, in ms (overlaps counted once per kind).
+    #[serde(default)]
+    pub ms_per_kind: BTreeMap<String, f64>,
+    /// Every period, in start order.
+    #[serde(default)]
+    pub periods: Vec<FaultPeriod>,
+}
+
+fn outcome_name(v: &Value) -> String {
+    match &v["outcome"] {
+        Value::String(s) => s.clone(),
+        Value::Object(m) => m.keys().next().cloned().unwrap_or_default(),
+        _ => "installed".into(),
+    }
+}
+
+fn ids(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+fn detail(e: &NemesisEvent) -> String {
+    match e.f.as_str() {
+        "partition" => {
+            let shape = e.value["shape"]["shape"].as_str().unwrap_or("partition");
+            let cut = e.value["cut"].as_array().map_or(0, Vec::len);
+            format!("{shape}, {cut} directed links cut")
+        }
+        "links" => format!(
+            "loss {} delay {}±{} ms duplicate {} reorder {}",
+            e.value["loss"],
+            e.value["delay_ms"],
+            e.value["jitter_ms"],
+            e.value["duplicate"],
+            e.value["reorder"]
+        ),
+        f => f.to_string(),
+    }
+}
+
+impl FaultSummary {
+    pub fn of(events: &[NemesisEvent], end_ns: u64) -> FaultSummary {
+        let mut s = FaultSummary::default();
+        // Open faults: network-wide (partition, links) and per node (kill, pause).
+        let mut partition: Option<FaultPeriod> = None;
+        let mut links: Option<FaultPeriod> = None;
+        let mut per_node: BTreeMap<(u64, &'static str), FaultPeriod> = BTreeMap::new();
+        let mut periods = Vec::new();
+        for e in events {
+            *s.counts.entry(e.f.clone()).or_default() += 1;
+            let outcome = outcome_name(&e.value);
+            if outcome != "installed" {
+                *s.not_installed.entry(outcome.clone()).or_default() += 1;
+            }
+            let took_effect = outcome == "installed" || outcome == "partially-installed";
+            let targets = ids(&e.value["targets"]);
+            let open = |kind: &str, nodes: Vec<u64>| FaultPeriod {
+                kind: kind.to_string(),
+                start_ns: e.time_ns,
+                end_ns,
+                nodes,
+                detail: detail(e),
+            };
+            let close = |p: Option<FaultPeriod>, periods: &mut Vec<FaultPeriod>| {
+                if let Some(mut p) = p {
+                    p.end_ns = e.time_ns;
+                    periods.push(p);
+                }
+            };
+            let is_final = e.value["final"].as_bool() == Some(true);
+            match e.f.as_str() {
+                "partition" if took_effect => {
+                    close(partition.take(), &mut periods);
+                    partition = Some(open("partition", targets));
+                }
+                "links" if took_effect => {
+                    close(links.take(), &mut periods);
+                    links = Some(open("links", targets));
+                }
+                "heal" => {
+                    close(partition.take(), &mut periods);
+                    if is_final {
+                        close(links.take(), &mut periods);
+                        for (_, p) in std::mem::take(&mut per_node) {
+                            close(Some(p), &mut periods);
+                        }
+                    }
+                }
+                "links-heal" => close(links.take(), &mut periods),
+                "kill" | "pause" if took_effect => {
+                    let kind: &'static str = if e.f == "kill" { "kill" } else { "pause" };
+                    for id in targets {
+                        per_node
+                            .entry((id, kind))
+                            .or_insert_with(|| open(kind, vec![id]));
+                    }
+                }
+                "restart" | "resume" => {
+                    let kind = if e.f == "restart" { "kill" } else { "pause" };
+                    for id in targets {
+                        close(per_node.remove(&(id, kind)), &mut periods);
+                    }
+                }
+                _ => {}
+            }
+        }
+        periods.extend(partition);
+        periods.extend(links);
+        periods.extend(per_node.into_values());
+        periods
+            .sort_by(|a, b| (a.start_ns, &a.kind, &a.nodes).cmp(&(b.start_ns, &b.kind, &b.nodes)));
+        s.total_ms = union_ms(periods.iter());
+        let kinds: Vec<String> = {
+            let mut k: Vec<String> = periods.iter().map(|p| p.kind.clone()).collect();
+            k.dedup();
+            k.sort();
+            k.dedup();
+            k
+        };
+        for k in kinds {
+            s.ms_per_kind
+                .insert(k.clone(), union_ms(periods.iter().filter(|p| p.kind == k)));
+        }
+        s.periods = periods;
+        s
+    }
+}
+
+/// Length of the union of the periods' intervals, in ms.
+fn union_ms<'a>(periods: impl Iterator<Item = &'a FaultPeriod>) -> f64 {
+    let mut spans: Vec<(u64, u64)> = periods.map(|p| (p.start_ns, p.end_ns)).collect();
+    spans.sort_unstable();
+    let mut total = 0u64;
+    let mut current: Option<(u64, u64)> = None;
+    for (a, b) in spans {
+        current = match current {
+            Some((s, e)) if a <= e => Some((s, e.max(b))),
+            Some((s, e)) => {
+                total += e - s;
+                Some((a, b))
+            }
+            None => Some((a, b)),
+        };
+    }
+    if let Some((s, e)) = current {
+        total += e - s;
+    }
+    total as f64 / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ev(index: u64, ms: u64, f: &str, value: Value) -> NemesisEvent {
+        NemesisEvent {
+            index,
+            time_ns: ms * 1_000_000,
+            kind: "info".into(),
+            f: f.into(),
+            value,
+        }
+    }
+
+    #[test]
+    fn periods_pair_faults_with_what_undoes_them() {
+        let events = vec![
+            ev(
+                1,
+                100,
+                "partition",
+                json!({"outcome": "installed", "targets": [1, 2], "shape": {"shape": "halves"}, "cut": [[1, 3]]}),
+            ),
+            ev(
+                2,
+                150,
+                "kill",
+                json!({"outcome": "installed", "targets": [3]}),
+            ),
+            ev(
+                3,
+                200,
+                "heal",
+                json!({"outcome": "installed", "targets": [1, 2]}),
+            ),
+            ev(
+                4,
+                300,
+                "restart",
+                json!({"outcome": "installed", "targets": [3]}),
+            ),
+            ev(
+                5,
+                400,
+                "pause",
+                json!({"outcome": {"skipped": "not running"}, "targets": [2]}),
+            ),
+            ev(
+                6,
+                500,
+                "pause",
+                json!({"outcome": "installed", "targets": [1]}),
+            ),
+            ev(
+                7,
+                900,
+                "heal",
+                json!({"final": true, "outcome": "installed"}),
+            ),
+        ];
+        let s = FaultSummary::of(&events, 1_000_000_000);
+        let spans: Vec<(&str, u64, u64, Vec<u64>)> = s
+            .periods
+            .iter()
+            .map(|p| {
+                (
+                    p.kind.as_str(),
+                    p.start_ns / 1_000_000,
+                    p.end_ns / 1_000_000,
+                    p.nodes.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            spans,
+            vec![
+                ("partition", 100, 200, vec![1, 2]),
+                ("kill", 150, 300, vec![3]),
+                ("pause", 500, 900, vec![1]),
+            ]
+        );
+        assert_eq!(s.total_ms, 200.0 + 400.0);
+        assert_eq!(s.ms_per_kind["kill"], 150.0);
+        assert_eq!(s.counts["heal"], 2);
+        assert_eq!(s.not_installed["skipped"], 1);
+        assert_eq!(s.periods[0].detail, "halves, 1 directed links cut");
+    }
+
+    #[test]
+    fn a_fault_left_open_lasts_to_the_end() {
+        let events = vec![ev(
+            1,
+            100,
+            "links",
+            json!({"outcome": "installed", "targets": [1], "loss": 0.1}),
+        )];
+        let s = FaultSummary::of(&events, 250_000_000);
+        assert_eq!(s.periods.len(), 1);
+        assert_eq!(s.periods[0].end_ns, 250_000_000);
+        assert_eq!(s.total_ms, 150.0);
+    }
+}

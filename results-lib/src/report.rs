@@ -1,0 +1,538 @@
+//! report.html: one self-contained page per run. Inline CSS, inline SVG figures that
+//! read without JavaScript, and one inline script for the zoomable timeline of every
+//! op. Nothing is fetched from anywhere; links go only to files of the run directory.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use checker::history::{History, Outcome};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use crate::charts;
+use crate::data;
+use crate::schema::{RunResult, Verdict, exit};
+
+const CSS: &str = include_str!("report.css");
+const JS: &str = include_str!("report.js");
+
+/// At most this many ok ops are drawn in the latency scatter.
+const SCATTER_OK_CAP: usize = 4_000;
+/// At most this many ops in the static close-up.
+const CLOSEUP_CAP: usize = 600;
+/// At most this many traced messages in the space-time diagram.
+pub const LAMPORT_CAP: usize = 80;
+
+/// Everything the page is made from.
+pub struct Inputs<'a> {
+    pub result: &'a RunResult,
+    /// `None` when history.jsonl is missing or unreadable (the reason is in `notes`).
+    pub history: Option<&'a History>,
+    /// Traced messages around the first anomaly (`None` without messages.jsonl).
+    pub trace: Option<Vec<data::TracedMessage>>,
+    /// Files present per node: (node, relative paths).
+    pub node_files: Vec<(u32, Vec<String>)>,
+    /// Problems met while reading the run's files.
+    pub notes: Vec<String>,
+}
+
+/// What an anomaly kind means, for a reader who has not met it before.
+pub fn explain(kind: &str) -> &'static str {
+    match kind {
+        "agreement" => {
+            "Two different values were decided for the same write-once register. Paxos chooses at most one value per register: once a majority has accepted a value, every higher ballot must propose that same value. Two clients (or two nodes' final dumps) saw different values, so some node acted on an acceptance it should have carried forward, or a quorum that was not a majority."
+        }
+        "validity" => {
+            "A register was decided to a value that no client proposed for it. A value can only be chosen if some proposer put it forward; this one came from nowhere (or from another register)."
+        }
+        "non-linearizable" => {
+            "No order of these operations explains what the clients saw while respecting real time (an op that completed before another began must come first). The search below found the longest order that works; the op it could not place next is the one whose result contradicts every consistent order, typically a stale read or a write acknowledged before it was chosen."
+        }
+        "log-disagreement" => {
+            "Two nodes hold different commands in the same slot of the replicated log. Every node must apply the same command in each slot, or replicas diverge."
+        }
+        "unknown-command" => "A node's log holds a command that no client issued in this history.",
+        "duplicate-command" => {
+            "The same client command was chosen in two slots, so it would be applied twice."
+        }
+        _ => "An anomaly reported by the checker.",
+    }
+}
+
+fn verdict_class(r: &RunResult) -> &'static str {
+    match (r.verdict, r.exit_code) {
+        (Verdict::Invalid, _) => "invalid",
+        (_, exit::VALID) => "valid",
+        (_, exit::HARNESS) => "invalid",
+        _ => "unknown",
+    }
+}
+
+fn ms(ns: u64) -> String {
+    format!("{:.3}", ns as f64 / 1e6)
+}
+
+fn op_rows(ops: &[checker::OpRef], link: bool) -> Markup {
+    html! {
+        table class="ops" {
+            thead { tr { th { "index" } th { "process" } th { "node" } th { "op" } th { "key" } th { "value" } th { "outcome" } th { "result" } th { "start ms" } th { "end ms" } } }
+            tbody {
+                @for o in ops {
+                    tr class=(format!("o-{}", data::outcome_name(o.outcome))) {
+                        td { @if link { a href=(format!("#op-{}", o.index)) data-op=(o.index) { "#" (o.index) } } @else { "#" (o.index) } }
+                        td { "p" (o.process) }
+                        td { @if let Some(n) = o.node { "n" (n) } @else { "-" } }
+                        td { (o.f) }
+                        td { (o.key) }
+                        td { code { (o.value) } }
+                        td { (data::outcome_name(o.outcome)) }
+                        td { code { (o.result.as_deref().unwrap_or("")) } }
+                        td { (ms(o.invoke_ns)) }
+                        td { @if let Some(c) = o.complete_ns { (ms(c)) } @else { "never" } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn banner(r: &RunResult) -> Markup {
+    let counts = r.outcome_counts();
+    let get = |k: &str| counts.get(k).copied().unwrap_or(0);
+    let params: Vec<(&str, String)> = vec![
+        ("nodes", r.plan_field("nodes")),
+        ("workload", r.plan_field("workload")),
+        ("time limit", format!("{} s", r.plan_field("time_limit_s"))),
+        ("clients", r.plan_field("concurrency")),
+        ("rate", r.plan_field("rate")),
+        ("keys", r.plan_field("keys")),
+        ("nemesis", nemesis_text(&r.plan["nemesis"])),
+        (
+            "nemesis interval",
+            format!("{} s", r.plan_field("nemesis_interval_s")),
+        ),
+        ("node binary", r.plan_field("node_bin")),
+        ("node args", r.plan_field("node_args")),
+        ("grace", format!("{} s", r.plan_field("grace_s"))),
+        (
+            "op timeout",
+            format!("{} ms", r.plan_field("op_timeout_ms")),
+        ),
+        (
+            "started",
+            r.started_at.clone().unwrap_or_else(|| "-".into()),
+        ),
+        ("chaos", r.versions.chaos.clone()),
+    ];
+    html! {
+        header class=(format!("banner {}", verdict_class(r))) {
+            div class="verdict" { (r.verdict.as_str().to_uppercase()) }
+            div class="headline" {
+                h1 { "Run " (r.name) ", seed " (r.seed) }
+                p { "exit " (r.exit_code) ": " (exit::meaning(r.exit_code))
+                    @if r.incomplete { " — " strong { "incomplete run" } ": no result.json was written; judged from the files it left" } }
+                p class="counts" { "ok " (get("ok")) " · fail " (get("fail")) " · info " (get("info"))
+                    @if let Some(s) = &r.stats { " · " (format!("{:.0}", s.ok_per_second)) " ok/s over " (format!("{:.1}", s.duration_ms / 1e3)) " s" }
+                    " · " (r.faults.periods.len()) " fault periods" }
+            }
+        }
+        section class="reproduce" {
+            p { "Reproduce from scratch:" }
+            pre { code id="reproduce" { (r.reproduce) } }
+            p { "Re-run the stored plan:" }
+            pre { code { (r.replay) } }
+        }
+        details class="params" open {
+            summary { "Parameters" }
+            table class="kv" {
+                @for (k, v) in &params { tr { th { (k) } td { (v) } } }
+                tr { th { "durations" } td { (format!("start-up {:.1} s, workload {:.1} s, final phase {:.1} s, check {:.1} s", r.durations.startup_s, r.durations.workload_s, r.durations.final_s, r.durations.check_s)) } }
+            }
+        }
+    }
+}
+
+/// The `--nemesis` kinds of a plan, from either form plan.json has used.
+pub fn nemesis_text(v: &serde_json::Value) -> String {
+    let kinds: Vec<String> = match v {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .filter(|(_, on)| on.as_bool() == Some(true))
+            .map(|(k, _)| k.clone())
+            .collect(),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|k| k.as_str().map(str::to_string))
+            .collect(),
+        serde_json::Value::String(s) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    if kinds.is_empty() {
+        "none".into()
+    } else {
+        kinds.join(",")
+    }
+}
+
+fn problems(r: &RunResult, notes: &[String]) -> Markup {
+    html! {
+        @if r.harness_failure.is_some() || r.liveness.ok == Some(false) || r.interrupted || !r.notes.is_empty() || !notes.is_empty() {
+            section class="problems" {
+                h2 { "What else happened" }
+                ul {
+                    @if let Some(h) = &r.harness_failure { li { strong { "Harness failure: " } (h) } }
+                    @if r.liveness.ok == Some(false) { li { strong { "Liveness: " } (r.liveness.message.as_deref().unwrap_or("the cluster did not recover after the final heal")) } }
+                    @if r.interrupted { li { "The run was interrupted before its time limit." } }
+                    @for n in r.notes.iter().chain(notes) { li { (n) } }
+                }
+            }
+        }
+    }
+}
+
+fn anomalies(r: &RunResult) -> Markup {
+    let list: Vec<_> = r.anomalies().collect();
+    html! {
+        @if !list.is_empty() {
+            section id="anomalies" {
+                h2 { "Anomalies (" (list.len()) ")" }
+                @for (i, (check, a)) in list.iter().enumerate() {
+                    article class="anomaly" id=(format!("anomaly-{}", i + 1)) {
+                        h3 { (i + 1) ". " (a.kind) " in " (check.name)
+                            @if let Some(k) = &a.key { ", key " code { (k) } }
+                            @if let Some(s) = a.slot { ", slot " (s) } }
+                        p class="message" { (a.message) }
+                        p class="explain" { (explain(&a.kind)) }
+                        @if !a.ops.is_empty() {
+                            p { "Witness ops (click one to find it on the timeline):" }
+                            (op_rows(&a.ops, true))
+                        }
+                        @if let Some(w) = &a.witness {
+                            @let skip = w.prefix.len().saturating_sub(8);
+                            p { "The longest linearizable order has " (w.prefix.len()) " ops"
+                                @if skip > 0 { "; its last " (w.prefix.len() - skip) " are" } ":" }
+                            (op_rows(&w.prefix[skip..], true))
+                            p { "After it the register holds " code { (w.value.map_or("nothing (absent)".into(), |v| v.to_string())) }
+                                ", and this op cannot be placed next:" }
+                            (op_rows(std::slice::from_ref(&w.blocked), true))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn checks(r: &RunResult) -> Markup {
+    html! {
+        section id="checks" {
+            h2 { "Checks" }
+            @match &r.checks {
+                Some(checks) => {
+                    table class="checks" {
+                        thead { tr { th { "check" } th { "verdict" } th { "what was checked, what was found" } } }
+                        tbody {
+                            @for c in checks {
+                                tr class=(format!("v-{}", c.verdict.as_str())) {
+                                    td { (c.name) } td { (c.verdict.as_str()) }
+                                    td { (c.summary)
+                                        @for u in &c.unknown { br; "? " (u) } }
+                                }
+                            }
+                            tr class=(match r.liveness.ok { Some(true) => "v-valid", Some(false) => "v-invalid", None => "v-skipped" }) {
+                                td { "liveness" }
+                                td { (match r.liveness.ok { Some(true) => "valid", Some(false) => "invalid", None => "skipped" }) }
+                                td { (match r.liveness.ok { Some(true) => "every node answered within the grace period after the final heal", Some(false) => "the cluster did not recover within the grace period", None => "the run did not reach the final phase" }) }
+                            }
+                        }
+                    }
+                }
+                None => { p { "The history could not be checked." } }
+            }
+            @if let Some(s) = &r.stats {
+                table class="stats" {
+                    thead { tr { th { "op" } th { "ok" } th { "fail" } th { "info" } th { "p50 ms" } th { "p90 ms" } th { "p99 ms" } th { "max ms" } } }
+                    tbody {
+                        @for (f, by) in &s.counts {
+                            @let l = s.latency.get(f).cloned().unwrap_or_default();
+                            tr { td { (f) } td { (by.get("ok").copied().unwrap_or(0)) } td { (by.get("fail").copied().unwrap_or(0)) } td { (by.get("info").copied().unwrap_or(0)) }
+                                td { (format!("{:.2}", l.p50_us as f64 / 1e3)) } td { (format!("{:.2}", l.p90_us as f64 / 1e3)) } td { (format!("{:.2}", l.p99_us as f64 / 1e3)) } td { (format!("{:.2}", l.max_us as f64 / 1e3)) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The timeline's data for the script: columnar, times in microseconds.
+fn timeline_json(
+    history: &History,
+    lanes: &[u32],
+    lane_procs: &[Vec<u64>],
+    r: &RunResult,
+    marked: &std::collections::BTreeSet<u64>,
+) -> String {
+    let mut keys: BTreeMap<&str, usize> = BTreeMap::new();
+    for op in &history.ops {
+        let next = keys.len();
+        keys.entry(op.key.as_str()).or_insert(next);
+    }
+    let mut key_list = vec![""; keys.len()];
+    for (k, i) in &keys {
+        key_list[*i] = k;
+    }
+    let mut s = String::with_capacity(history.ops.len() * 48 + 4096);
+    let us = |ns: u64| ns / 1_000;
+    let col = |s: &mut String, name: &str, f: &mut dyn FnMut(&checker::Op, &mut String)| {
+        let _ = write!(s, "\"{name}\":[");
+        for (i, op) in history.ops.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            f(op, s);
+        }
+        s.push_str("],");
+    };
+    s.push('{');
+    col(&mut s, "t0", &mut |o, s| {
+        let _ = write!(s, "{}", us(o.invoke_ns));
+    });
+    col(&mut s, "t1", &mut |o, s| {
+        let _ = write!(s, "{}", o.complete_ns.map_or(-1, |c| us(c) as i64));
+    });
+    let mut pos = 0usize;
+    col(&mut s, "lane", &mut |_, s| {
+        let _ = write!(s, "{}", lanes[pos]);
+        pos += 1;
+    });
+    col(&mut s, "c", &mut |o, s| {
+        let c = match o.outcome {
+            Outcome::Ok => 0,
+            Outcome::Fail => 1,
+            Outcome::Info => 2,
+        };
+        let _ = write!(s, "{c}");
+    });
+    col(&mut s, "f", &mut |o, s| {
+        let _ = write!(s, "{}", o.f() as u8);
+    });
+    col(&mut s, "p", &mut |o, s| {
+        let _ = write!(s, "{}", o.process);
+    });
+    col(&mut s, "n", &mut |o, s| {
+        let _ = write!(s, "{}", o.node.unwrap_or(0));
+    });
+    col(&mut s, "i", &mut |o, s| {
+        let _ = write!(s, "{}", o.index);
+    });
+    col(&mut s, "k", &mut |o, s| {
+        let _ = write!(s, "{}", keys[o.key.as_str()]);
+    });
+    col(&mut s, "v", &mut |o, s| {
+        let _ = write!(s, "\"{}\"", o.call.value_text().replace('"', ""));
+    });
+    col(&mut s, "r", &mut |o, s| match o.result {
+        Some(Some(v)) => {
+            let _ = write!(s, "\"{v}\"");
+        }
+        Some(None) => s.push_str("\"null\""),
+        None => match &o.error {
+            Some(e) => {
+                let _ = write!(s, "{}", serde_json::Value::from(e.as_str()));
+            }
+            None => s.push_str("\"\""),
+        },
+    });
+    let _ = write!(
+        s,
+        "\"keys\":{},",
+        serde_json::to_string(&key_list).unwrap_or_default()
+    );
+    let _ = write!(
+        s,
+        "\"lanes\":{},",
+        serde_json::to_string(lane_procs).unwrap_or_default()
+    );
+    let faults: Vec<serde_json::Value> = r
+        .faults
+        .periods
+        .iter()
+        .map(|p| serde_json::json!([p.kind, us(p.start_ns), us(p.end_ns), p.nodes, p.detail]))
+        .collect();
+    let _ = write!(s, "\"faults\":{},", serde_json::Value::from(faults));
+    let _ = write!(
+        s,
+        "\"marked\":{},",
+        serde_json::to_string(&marked.iter().collect::<Vec<_>>()).unwrap_or_default()
+    );
+    let focus = data::focus_window(r, history);
+    let _ = write!(s, "\"focus\":[{},{}],", us(focus.0), us(focus.1));
+    let _ = write!(s, "\"nodes\":{},", r.plan["nodes"].as_u64().unwrap_or(0));
+    let _ = write!(s, "\"end\":{}", us(history.end_ns));
+    s.push('}');
+    // Inside a <script> element only `</` can end it early.
+    s.replace("</", "<\\/")
+}
+
+fn timeline(history: &History, r: &RunResult) -> Markup {
+    let (lanes, lane_procs) = data::assign_lanes(history);
+    let marked = data::anomaly_ops(r);
+    let window = data::focus_window(r, history);
+    let close = data::ops_in_window(history, window, CLOSEUP_CAP);
+    let position: BTreeMap<u64, usize> = history
+        .ops
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.index, i))
+        .collect();
+    let pos = |index: u64| position.get(&index).copied().unwrap_or(0);
+    let has_anomaly = r.anomalies().next().is_some();
+    html! {
+        section id="timeline" {
+            h2 { "Timeline" }
+            p { (history.ops.len()) " ops on " (lane_procs.len()) " client lanes (a lane is a client slot: a process that timed out is replaced by a new one on the same lane). "
+                "Bars run from invoke to completion: " span class="key ok" { "ok" } " " span class="key fail" { "fail" } " " span class="key info" { "info" }
+                "; outlined: ops of an anomaly. Shaded: " span class="key partition" { "partition" } " " span class="key links" { "link faults" }
+                "; per-node rows: " span class="key kill" { "killed" } " " span class="key pause" { "paused" } "." }
+            div id="tl-controls" class="js-only" {
+                button type="button" data-zoom="all" { "Whole run" }
+                button type="button" data-zoom="focus" { (if has_anomaly { "First anomaly" } else { "First 200 ms" }) }
+                button type="button" data-zoom="in" { "Zoom in" }
+                button type="button" data-zoom="out" { "Zoom out" }
+                span id="tl-range" {}
+                span class="hint" { " Scroll to zoom, drag to pan, hover for an op's fields." }
+            }
+            div id="tl-wrap" class="js-only" { canvas id="tl-canvas" width="1000" height="200" {} div id="tl-tip" hidden {} }
+            noscript { p { "The zoomable timeline of every op needs JavaScript; the close-up below does not." } }
+            h3 { (if has_anomaly { "Close-up around the first anomaly" } else { "Close-up of the first 200 ms" }) }
+            p class="caption" { (close.len()) " ops from " (ms(window.0)) " ms to " (ms(window.1)) " ms. Hover a bar for its fields." }
+            (charts::closeup(&close, &lanes, &pos, window, &r.faults.periods, &marked))
+            script type="application/json" id="tl-data" { (PreEscaped(timeline_json(history, &lanes, &lane_procs, r, &marked))) }
+        }
+    }
+}
+
+fn faults(r: &RunResult) -> Markup {
+    html! {
+        section id="faults" {
+            h2 { "Faults" }
+            @if r.faults.periods.is_empty() && r.faults.counts.is_empty() {
+                p { "No faults were injected." }
+            } @else {
+                p { (format!("{:.1}", r.faults.total_ms / 1e3)) " s with at least one fault in force"
+                    @for (k, v) in &r.faults.ms_per_kind { "; " (k) " " (format!("{:.1}", v / 1e3)) " s" } ". Events: "
+                    @for (i, (k, n)) in r.faults.counts.iter().enumerate() { @if i > 0 { ", " } (k) " " (n) }
+                    @for (k, n) in &r.faults.not_installed { "; " (n) " " (k) } "." }
+                table class="faults" {
+                    thead { tr { th { "fault" } th { "nodes" } th { "from s" } th { "to s" } th { "lasted ms" } th { "detail" } } }
+                    tbody {
+                        @for p in &r.faults.periods {
+                            tr { td { span class=(format!("key {}", p.kind)) { (p.kind) } } td { (format!("{:?}", p.nodes)) }
+                                td { (format!("{:.3}", p.start_ns as f64 / 1e9)) } td { (format!("{:.3}", p.end_ns as f64 / 1e9)) }
+                                td { (format!("{:.0}", (p.end_ns - p.start_ns) as f64 / 1e6)) } td { (p.detail) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn node_panels(r: &RunResult, history: Option<&History>, files: &[(u32, Vec<String>)]) -> Markup {
+    html! {
+        section id="nodes" {
+            h2 { "Nodes" }
+            div class="panels" {
+                @for (id, paths) in files {
+                    @let id64 = u64::from(*id);
+                    @let mine: Vec<_> = r.faults.periods.iter().filter(|p| p.nodes.contains(&id64)).collect();
+                    @let kills = mine.iter().filter(|p| p.kind == "kill").count();
+                    @let pauses = mine.iter().filter(|p| p.kind == "pause").count();
+                    @let served: BTreeMap<&str, u64> = history.map(|h| {
+                        let mut m = BTreeMap::new();
+                        for o in h.ops.iter().filter(|o| o.node == Some(id64)) { *m.entry(data::outcome_name(o.outcome)).or_default() += 1; }
+                        m
+                    }).unwrap_or_default();
+                    div class="panel" id=(format!("node-{id}")) {
+                        h3 { "n" (id) }
+                        p { (kills) " kills (each followed by a restart on the same data), " (pauses) " pauses, in " (mine.len()) " fault periods." }
+                        p { "Ops it served: " @for (k, n) in &served { (k) " " (n) " " } @if served.is_empty() { "none recorded" } }
+                        @if !mine.is_empty() {
+                            ul class="node-faults" {
+                                @for p in &mine { li { span class=(format!("key {}", p.kind)) { (p.kind) } " " (format!("{:.3}-{:.3} s", p.start_ns as f64 / 1e9, p.end_ns as f64 / 1e9)) " " (p.detail) } }
+                            }
+                        }
+                        p { "Files: " @for f in paths { a href=(f) { (f) } " " } @if paths.is_empty() { "none left" } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn links(r: &RunResult) -> Markup {
+    html! {
+        section id="messages" {
+            h2 { "Messages per link" }
+            @if r.links.is_empty() {
+                p { "No message counts were recorded." }
+            } @else {
+                table class="links" {
+                    thead { tr { th { "link" } th { "sent" } th { "delivered" } th { "dropped" } th { "duplicated" } th { "by type" } } }
+                    tbody {
+                        @for l in &r.links {
+                            @let t = l.types.values().fold([0u64; 4], |a, c| [a[0] + c.sent, a[1] + c.delivered, a[2] + c.dropped, a[3] + c.duplicated]);
+                            tr { td { "n" (l.from) " → n" (l.to) } td { (t[0]) } td { (t[1]) } td { (t[2]) } td { (t[3]) }
+                                td { details { summary { (l.types.len()) " types" }
+                                    @for (k, c) in &l.types { (k) ": " (c.sent) " sent, " (c.dropped) " dropped, " (c.duplicated) " duplicated" br; } } } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn render(inputs: &Inputs) -> String {
+    let r = inputs.result;
+    let marked = data::anomaly_ops(r);
+    let page: Markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (r.verdict.as_str().to_uppercase()) " · " (r.name) " seed " (r.seed) " · chaos report" }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                (banner(r))
+                (problems(r, &inputs.notes))
+                (anomalies(r))
+                (checks(r))
+                @if let Some(h) = inputs.history {
+                    @if !h.ops.is_empty() {
+                        (timeline(h, r))
+                        section id="latency" { h2 { "Latency" } (charts::latency(h, &r.faults.periods, &marked, SCATTER_OK_CAP)) }
+                        section id="throughput" { h2 { "Throughput" } (charts::throughput(h, &r.faults.periods)) }
+                    }
+                } @else {
+                    section { h2 { "Timeline" } p { "No readable history: nothing to draw." } }
+                }
+                (faults(r))
+                (node_panels(r, inputs.history, &inputs.node_files))
+                (links(r))
+                section id="lamport" {
+                    h2 { "Messages around " (if marked.is_empty() { "the start of the run" } else { "the first anomaly" }) }
+                    @match &inputs.trace {
+                        Some(t) => { (charts::lamport(t, r.plan["nodes"].as_u64().unwrap_or(3) as u32, &data::first_anomaly_ops(r))) }
+                        None => { p { "No message trace: run with " code { "--trace-messages" } " to record every peer message and draw them here." } }
+                    }
+                }
+                footer { "chaos " (r.versions.chaos) " · result.json schema " (r.schema_version) " · " a href="result.json" { "result.json" } " · " a href="history.jsonl" { "history.jsonl" } " · " a href="plan.json" { "plan.json" } }
+                script { (PreEscaped(JS)) }
+            }
+        }
+    };
+    page.into_string()
+}

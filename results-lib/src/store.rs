@@ -1,0 +1,169 @@
+//! The run store (DESIGN.md §6): `<root>/<name>/<UTC stamp>-s<seed>/`, the
+//! `<root>/latest` and `<root>/<name>/latest` links, and the list of runs the index
+//! shows.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::schema::RunResult;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create the run directory {path}")]
+pub struct CreateError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+pub struct RunDir {
+    pub path: PathBuf,
+    /// When the directory was made, UTC, RFC 3339.
+    pub started_at: String,
+}
+
+impl RunDir {
+    /// Creates a fresh run directory under `root` and points the `latest` links at it.
+    pub fn create(root: &Path, name: &str, seed: u64, nodes: usize) -> Result<RunDir, CreateError> {
+        let now = chrono::Utc::now();
+        let stamp = now.format("%Y%m%dT%H%M%S%.3fZ").to_string();
+        let leaf = format!("{stamp}-s{seed}");
+        let group = root.join(name);
+        let path = group.join(&leaf);
+        let made = (|| {
+            std::fs::create_dir_all(&path)?;
+            for id in 1..=nodes {
+                std::fs::create_dir_all(path.join(format!("nodes/n{id}/data")))?;
+            }
+            std::fs::create_dir_all(path.join("final"))
+        })();
+        made.map_err(|source| CreateError {
+            path: path.clone(),
+            source,
+        })?;
+        relink(&group.join("latest"), Path::new(&leaf));
+        relink(&root.join("latest"), &Path::new(name).join(&leaf));
+        Ok(RunDir {
+            path,
+            started_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        })
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+/// Replaces a symlink atomically (best effort: a failure leaves the old link).
+fn relink(link: &Path, target: &Path) {
+    let tmp = link.with_extension("tmp-link");
+    let _ = std::fs::remove_file(&tmp);
+    if std::os::unix::fs::symlink(target, &tmp).is_ok() {
+        let _ = std::fs::rename(&tmp, link);
+    }
+}
+
+/// The results root a run directory belongs to (`<root>/<name>/<leaf>`), if its
+/// grandparent looks like one (it has a `latest` link or an index).
+pub fn root_of(run_dir: &Path) -> Option<PathBuf> {
+    let root = run_dir.parent()?.parent()?;
+    (root.join("latest").exists() || root.join("index.html").exists()).then(|| root.to_path_buf())
+}
+
+/// One run as the index lists it.
+#[derive(Clone, Debug)]
+pub struct RunEntry {
+    /// Relative to the root: `<name>/<leaf>`.
+    pub rel: String,
+    pub name: String,
+    /// The leaf's UTC stamp.
+    pub stamp: String,
+    pub seed: Option<u64>,
+    pub nodes: Option<u64>,
+    pub nemesis: String,
+    /// `valid`, `invalid`, `unknown`, or `incomplete` without a result.json.
+    pub verdict: String,
+    pub exit_code: Option<u8>,
+    pub has_report: bool,
+}
+
+/// Every run directory under `root`, newest first. Unreadable entries are listed with
+/// what could be read; nothing here fails.
+pub fn list_runs(root: &Path) -> Vec<RunEntry> {
+    let mut out = Vec::new();
+    let Ok(groups) = std::fs::read_dir(root) else {
+        return out;
+    };
+    let mut groups: Vec<PathBuf> = groups
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    groups.sort();
+    for group in groups {
+        let Ok(runs) = std::fs::read_dir(&group) else {
+            continue;
+        };
+        let mut runs: Vec<PathBuf> = runs
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .filter(|p| p.join("plan.json").exists())
+            .collect();
+        runs.sort();
+        for run in runs {
+            out.push(entry(root, &run));
+        }
+    }
+    out.sort_by(|a, b| b.stamp.cmp(&a.stamp).then_with(|| a.rel.cmp(&b.rel)));
+    out
+}
+
+fn entry(root: &Path, run: &Path) -> RunEntry {
+    let rel = run
+        .strip_prefix(root)
+        .unwrap_or(run)
+        .to_string_lossy()
+        .into_owned();
+    let leaf = run
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let plan: Value = std::fs::read_to_string(run.join("plan.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    let result = std::fs::read_to_string(run.join("result.json"))
+        .ok()
+        .and_then(|t| RunResult::parse(&t).ok());
+    let nemesis = match &plan["nemesis"] {
+        Value::Array(kinds) => kinds
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
+        Value::String(s) => s.clone(),
+        _ => "-".into(),
+    };
+    RunEntry {
+        rel,
+        name: plan["name"].as_str().unwrap_or("-").to_string(),
+        stamp: leaf.split("-s").next().unwrap_or_default().to_string(),
+        seed: plan["seed"].as_u64(),
+        nodes: plan["nodes"].as_u64(),
+        nemesis: if nemesis.is_empty() {
+            "none".into()
+        } else {
+            nemesis
+        },
+        verdict: result.as_ref().map_or("incomplete".into(), |r| {
+            if r.incomplete {
+                format!("{} (incomplete)", r.verdict.as_str())
+            } else {
+                r.verdict.as_str().to_string()
+            }
+        }),
+        exit_code: result.as_ref().map(|r| r.exit_code),
+        has_report: run.join("report.html").exists(),
+    }
+}

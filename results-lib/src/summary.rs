@@ -1,0 +1,118 @@
+//! The terminal summary at the end of `chaos run` and `chaos report`: a verdict line,
+//! op counts, one line per check and per anomaly, where the report is, and the
+//! commands that reproduce the run. Colour only when asked (a terminal without
+//! `NO_COLOR`).
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use crate::schema::{RunResult, exit};
+
+/// Whether stdout should get colour: a terminal, and `NO_COLOR` unset.
+pub fn colour_on_stdout() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+struct Paint(bool);
+
+impl Paint {
+    fn code(&self, code: &str, s: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn red(&self, s: &str) -> String {
+        self.code("1;31", s)
+    }
+    fn green(&self, s: &str) -> String {
+        self.code("1;32", s)
+    }
+    fn yellow(&self, s: &str) -> String {
+        self.code("1;33", s)
+    }
+    fn dim(&self, s: &str) -> String {
+        self.code("2", s)
+    }
+    fn by_exit(&self, code: u8, s: &str) -> String {
+        match code {
+            exit::VALID => self.green(s),
+            exit::INVALID | exit::HARNESS => self.red(s),
+            _ => self.yellow(s),
+        }
+    }
+}
+
+pub fn render(r: &RunResult, report: Option<&Path>, colour: bool) -> String {
+    let p = Paint(colour);
+    let mut out = String::new();
+    let headline = exit::meaning(r.exit_code).to_uppercase();
+    out.push_str(&format!(
+        "\n{} (exit {})\n",
+        p.by_exit(r.exit_code, &headline),
+        r.exit_code
+    ));
+    if r.incomplete {
+        out.push_str(&format!(
+            "  {}\n",
+            p.yellow("incomplete run: no result.json was written; judged from the files it left")
+        ));
+    }
+    if let Some(e) = &r.harness_failure {
+        out.push_str(&format!("  harness failure: {e}\n"));
+    }
+    if let Some(m) = &r.liveness.message {
+        out.push_str(&format!("  liveness: {m}\n"));
+    }
+    for c in r.checks.iter().flatten() {
+        let verdict = match c.verdict {
+            checker::Verdict::Valid => p.green("valid   "),
+            checker::Verdict::Invalid => p.red("invalid "),
+            checker::Verdict::Unknown => p.yellow("unknown "),
+            checker::Verdict::Skipped => p.dim("skipped "),
+        };
+        out.push_str(&format!("  {:<20} {verdict} {}\n", c.name, c.summary));
+        for a in &c.anomalies {
+            out.push_str(&format!("    {} {}: {}\n", p.red("!"), a.kind, a.message));
+        }
+        for u in &c.unknown {
+            out.push_str(&format!("    {} {u}\n", p.yellow("?")));
+        }
+    }
+    if let Some(stats) = &r.stats {
+        let counts = r.outcome_counts();
+        let get = |k: &str| counts.get(k).copied().unwrap_or(0);
+        out.push_str(&format!(
+            "  ops: ok {} fail {} info {} ({:.0} ok/s)\n",
+            get("ok"),
+            get("fail"),
+            get("info"),
+            stats.ok_per_second
+        ));
+    }
+    if !r.faults.periods.is_empty() {
+        let kinds: Vec<String> = r
+            .faults
+            .ms_per_kind
+            .iter()
+            .map(|(k, ms)| format!("{k} {:.1} s", ms / 1e3))
+            .collect();
+        out.push_str(&format!(
+            "  faults: {} periods, {:.1} s with a fault in force ({})\n",
+            r.faults.periods.len(),
+            r.faults.total_ms / 1e3,
+            kinds.join(", ")
+        ));
+    }
+    for n in &r.notes {
+        out.push_str(&format!("  note: {n}\n"));
+    }
+    out.push_str(&format!("  run directory: {}\n", r.run_dir));
+    if let Some(report) = report {
+        out.push_str(&format!("  report:    {}\n", report.display()));
+    }
+    out.push_str(&format!("  reproduce: {}\n", p.dim(&r.reproduce)));
+    out.push_str(&format!("  replay:    {}\n", p.dim(&r.replay)));
+    out
+}

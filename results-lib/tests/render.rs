@@ -1,0 +1,299 @@
+//! Rendering tests on checked-in run directories (`tests/runs/`): a valid run, a run
+//! with an agreement violation (`--bug=minority-quorum`), one with a linearizability
+//! anomaly (`--bug=stale-read`), and an incomplete run (the harness was SIGKILLed, so
+//! there is no result.json and no final dump). Each is copied into a scratch results
+//! root and rendered as `chaos report` would.
+
+use std::path::{Path, PathBuf};
+
+use quick_junit::{NonSuccessKind, Report, TestCaseStatus};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/runs")
+        .join(name)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// Copies a fixture to `<root>/<name>/<leaf>` with a `latest` link, as a run store.
+fn stage(root: &Path, name: &str) -> PathBuf {
+    let run = root
+        .join(name)
+        .join(format!("20261122T000000.000Z-s-{name}"));
+    copy_dir(&fixture(name), &run);
+    let _ = std::os::unix::fs::symlink(run.strip_prefix(root).unwrap(), root.join("latest"));
+    run
+}
+
+fn validate_schema(result_json: &Path) {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/result.schema.json");
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    let index = compiler
+        .compile(
+            schema.canonicalize().unwrap().to_str().unwrap(),
+            &mut schemas,
+        )
+        .expect("the schema compiles");
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(result_json).unwrap()).unwrap();
+    if let Err(e) = schemas.validate(&value, index) {
+        panic!("{} does not validate:\n{e:#}", result_json.display());
+    }
+}
+
+fn junit(run: &Path) -> Report {
+    let text = std::fs::read_to_string(run.join("junit.xml")).unwrap();
+    Report::deserialize_from_str(&text).expect("junit.xml parses")
+}
+
+/// (test case name, "ok" | "failure" | "error" | "skipped")
+fn cases(report: &Report) -> Vec<(String, &'static str)> {
+    assert_eq!(report.test_suites.len(), 1, "one suite per run");
+    report.test_suites[0]
+        .test_cases
+        .iter()
+        .map(|c| {
+            let status = match &c.status {
+                TestCaseStatus::Success { .. } => "ok",
+                TestCaseStatus::NonSuccess {
+                    kind: NonSuccessKind::Failure,
+                    ..
+                } => "failure",
+                TestCaseStatus::NonSuccess { .. } => "error",
+                TestCaseStatus::Skipped { .. } => "skipped",
+            };
+            (c.name.to_string(), status)
+        })
+        .collect()
+}
+
+fn failure_text(report: &Report, case: &str) -> String {
+    let c = report.test_suites[0]
+        .test_cases
+        .iter()
+        .find(|c| c.name.as_str() == case)
+        .unwrap();
+    match &c.status {
+        TestCaseStatus::NonSuccess {
+            message,
+            description,
+            ..
+        } => format!(
+            "{} {}",
+            message.as_ref().map(|m| m.as_str()).unwrap_or(""),
+            description.as_ref().map(|d| d.as_str()).unwrap_or("")
+        ),
+        _ => panic!("{case} is not a failure"),
+    }
+}
+
+fn render(name: &str) -> (tempfile::TempDir, PathBuf, results::Rendered, String) {
+    let root = tempfile::tempdir().unwrap();
+    let run = stage(root.path(), name);
+    let rendered = results::render_run(&run).expect("renders");
+    for f in ["report.html", "junit.xml", "result.json"] {
+        assert!(run.join(f).exists(), "{name}: {f} missing");
+    }
+    validate_schema(&run.join("result.json"));
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    // Self-contained: nothing is fetched from a network.
+    for remote in ["http://", "https://", "src=\"//"] {
+        assert!(
+            !html.contains(remote),
+            "{name}: the report refers to {remote}"
+        );
+    }
+    assert!(
+        html.contains(&format!("--seed {}", rendered.result.seed)) || html.contains("chaos replay")
+    );
+    let index = std::fs::read_to_string(root.path().join("index.html")).expect("index.html");
+    assert!(index.contains(&format!("{name}/20261122T000000.000Z-s-{name}/report.html")));
+    (root, run, rendered, html)
+}
+
+#[test]
+fn a_valid_run_renders_with_passing_test_cases() {
+    let (_root, run, r, html) = render("valid");
+    assert_eq!(r.result.verdict, results::Verdict::Valid);
+    assert!(html.contains("VALID"));
+    assert!(
+        html.contains(&r.result.reproduce),
+        "the reproduce command is on the page"
+    );
+    assert!(
+        !html.contains("id=\"anomalies\""),
+        "no anomaly section for a valid run"
+    );
+    assert!(html.contains("tl-data"), "the timeline data is embedded");
+    assert!(html.contains("lamport"), "the message diagram is drawn");
+    let report = junit(&run);
+    let cases = cases(&report);
+    assert!(
+        cases.iter().all(|(_, s)| *s == "ok" || *s == "skipped"),
+        "{cases:?}"
+    );
+    assert!(cases.iter().any(|(n, _)| n == "linearizability"));
+    assert!(cases.iter().any(|(n, _)| n == "liveness"));
+}
+
+#[test]
+fn an_agreement_violation_is_explained_with_its_witnesses() {
+    let (_root, run, r, html) = render("agreement");
+    assert_eq!(r.result.verdict, results::Verdict::Invalid);
+    assert_eq!(r.result.exit_code, 1);
+    assert!(html.contains("id=\"anomalies\""));
+    assert!(html.contains(results::report::explain("agreement")));
+    let first = r.result.anomalies().next().unwrap().1;
+    assert_eq!(first.kind, "agreement");
+    for op in &first.ops {
+        assert!(
+            html.contains(&format!("href=\"#op-{}\"", op.index)),
+            "witness op {} links to the timeline",
+            op.index
+        );
+        assert!(
+            html.contains(&format!("id=\"op-{}\"", op.index)),
+            "witness op {} is drawn",
+            op.index
+        );
+    }
+    assert!(html.contains(&r.result.reproduce));
+    let report = junit(&run);
+    let cases = cases(&report);
+    assert!(
+        cases.contains(&("register-agreement".into(), "failure")),
+        "{cases:?}"
+    );
+    assert!(
+        cases.contains(&("register-validity".into(), "ok")),
+        "{cases:?}"
+    );
+    assert!(failure_text(&report, "register-agreement").contains(&first.message));
+}
+
+#[test]
+fn a_linearizability_anomaly_shows_the_longest_order_and_the_blocked_op() {
+    let (_root, run, r, html) = render("linearizability");
+    assert_eq!(r.result.verdict, results::Verdict::Invalid);
+    let (check, anomaly) = r.result.anomalies().next().unwrap();
+    assert_eq!(check.name, "linearizability");
+    assert_eq!(anomaly.kind, "non-linearizable");
+    let w = anomaly.witness.as_ref().expect("a witness");
+    assert!(html.contains(results::report::explain("non-linearizable")));
+    assert!(html.contains("cannot be placed next"));
+    assert!(
+        html.contains(&format!("id=\"op-{}\"", w.blocked.index)),
+        "the blocked op is on the close-up"
+    );
+    let report = junit(&run);
+    assert!(cases(&report).contains(&("linearizability".into(), "failure")));
+    assert!(failure_text(&report, "linearizability").contains("cannot place next"));
+}
+
+#[test]
+fn an_incomplete_run_is_judged_from_what_it_left_and_marked() {
+    let fixture_dir = fixture("incomplete");
+    assert!(
+        !fixture_dir.join("result.json").exists(),
+        "the fixture has no result.json"
+    );
+    let (_root, run, r, html) = render("incomplete");
+    assert!(r.result.incomplete);
+    assert_eq!(
+        r.result.exit_code, 3,
+        "an unfinished run is unknown at best"
+    );
+    assert!(r.result.checks.is_some(), "its history was still checked");
+    assert!(html.contains("incomplete run"));
+    let report = junit(&run);
+    let cases = cases(&report);
+    assert!(cases.contains(&("harness".into(), "error")), "{cases:?}");
+    assert!(cases.contains(&("liveness".into(), "skipped")), "{cases:?}");
+    // Rendering again reads the result.json it wrote, and says the same.
+    let again = results::render_run(&run).unwrap();
+    assert_eq!(again.result, r.result);
+}
+
+#[test]
+fn a_directory_without_a_plan_is_not_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = results::render_run(dir.path()).err().expect("an error");
+    assert!(err.to_string().contains("not a run directory"), "{err}");
+}
+
+#[test]
+fn a_result_from_a_newer_chaos_is_refused_not_misread() {
+    let root = tempfile::tempdir().unwrap();
+    let run = stage(root.path(), "valid");
+    let path = run.join("result.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["schema_version"] = 99.into();
+    std::fs::write(&path, v.to_string()).unwrap();
+    let err = results::render_run(&run).err().expect("an error");
+    assert!(err.to_string().contains("schema version 99"), "{err}");
+}
+
+#[test]
+fn the_summary_has_colour_only_when_asked() {
+    let (_root, _run, r, _) = render("agreement");
+    let plain = results::summary::render(&r.result, Some(Path::new("x/report.html")), false);
+    let coloured = results::summary::render(&r.result, None, true);
+    assert!(!plain.contains('\x1b'));
+    assert!(coloured.contains("\x1b[1;31m"));
+    assert!(plain.contains("INVALID"));
+    assert!(plain.contains("report:    x/report.html"));
+    assert!(plain.contains(&r.result.reproduce));
+    let anomalies = r.result.anomalies().count();
+    assert_eq!(
+        plain.matches("\n    ! ").count(),
+        anomalies,
+        "one line per anomaly"
+    );
+}
+
+#[test]
+fn the_schema_rejects_what_it_should() {
+    let root = tempfile::tempdir().unwrap();
+    let run = stage(root.path(), "agreement");
+    let path = run.join("result.json");
+    let good: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/result.schema.json");
+    let mut schemas = boon::Schemas::new();
+    let index = boon::Compiler::new()
+        .compile(
+            schema.canonicalize().unwrap().to_str().unwrap(),
+            &mut schemas,
+        )
+        .unwrap();
+    assert!(schemas.validate(&good, index).is_ok());
+    let mut bad = good.clone();
+    bad["verdict"] = "maybe".into();
+    assert!(schemas.validate(&bad, index).is_err(), "an unknown verdict");
+    let mut bad = good.clone();
+    bad["checks"][0]["anomalies"][0]["ops"][0]["outcome"] = "done".into();
+    assert!(
+        schemas.validate(&bad, index).is_err(),
+        "an unknown outcome in a witness op"
+    );
+    let mut bad = good;
+    bad.as_object_mut().unwrap().remove("reproduce");
+    assert!(
+        schemas.validate(&bad, index).is_err(),
+        "no reproduce command"
+    );
+}
