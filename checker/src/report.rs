@@ -139,6 +139,34 @@ pub struct Anomaly {
     pub witness: Option<LinearizabilityWitness>,
 }
 
+impl Anomaly {
+    /// The anomaly for a person, one line each: `kind: message`, then its witness ops
+    /// (indented), then for a linearizability witness the end of the longest order
+    /// found and the op that cannot come next.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec![format!("{}: {}", self.kind, self.message)];
+        out.extend(self.ops.iter().map(|op| format!("  {}", op.describe())));
+        if let Some(w) = &self.witness {
+            out.push(format!(
+                "  longest linearizable prefix ({} ops), then the value is {}:",
+                w.prefix.len(),
+                w.value.map_or("absent".into(), |v| v.to_string())
+            ));
+            let skip = w.prefix.len().saturating_sub(5);
+            if skip > 0 {
+                out.push(format!("    ... {skip} earlier ops"));
+            }
+            out.extend(
+                w.prefix[skip..]
+                    .iter()
+                    .map(|op| format!("    {}", op.describe())),
+            );
+            out.push(format!("  cannot place next: {}", w.blocked.describe()));
+        }
+        out
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckReport {
     /// `register-agreement`, `register-validity`, `linearizability`, `log-agreement`.
@@ -175,27 +203,9 @@ impl CheckResult {
                 c.summary
             ));
             for a in &c.anomalies {
-                out.push_str(&format!("    ! {}: {}\n", a.kind, a.message));
-                for op in &a.ops {
-                    out.push_str(&format!("        {}\n", op.describe()));
-                }
-                if let Some(w) = &a.witness {
-                    out.push_str(&format!(
-                        "        longest linearizable prefix ({} ops), then the value is {}:\n",
-                        w.prefix.len(),
-                        w.value.map_or("absent".into(), |v| v.to_string())
-                    ));
-                    let skip = w.prefix.len().saturating_sub(5);
-                    if skip > 0 {
-                        out.push_str(&format!("          ... {skip} earlier ops\n"));
-                    }
-                    for op in &w.prefix[skip..] {
-                        out.push_str(&format!("          {}\n", op.describe()));
-                    }
-                    out.push_str(&format!(
-                        "        cannot place next: {}\n",
-                        w.blocked.describe()
-                    ));
+                for (n, line) in a.lines().iter().enumerate() {
+                    let lead = if n == 0 { "    ! " } else { "      " };
+                    out.push_str(&format!("{lead}{line}\n"));
                 }
             }
             for u in &c.unknown {

@@ -141,6 +141,14 @@ fn throughput() {
         d["final_s"].as_f64().unwrap(),
         d["check_s"].as_f64().unwrap()
     );
+    println!(
+        "harness peak memory: {:.0} MB",
+        result["harness_peak_rss_mb"].as_f64().unwrap_or(0.0)
+    );
+    // A run that was not valid is worth studying: keep its directory.
+    if result["verdict"] != "valid" {
+        println!("kept the run for study: {}", root.keep().display());
+    }
 }
 
 fn main() {

@@ -693,11 +693,12 @@ async fn final_phase(
         let path = dir.file(&format!("final/n{id}.json"));
         fetches.spawn(async move {
             if let Some(mut conn) = Conn::connect(addr, Duration::from_secs(1)).await {
-                // Written as received: a dump can hold hundreds of thousands of commands.
-                if let Ok(dump) = conn.call_raw(json!({"op": "dump"}), DUMP_TIMEOUT).await {
-                    let _ =
-                        tokio::task::spawn_blocking(move || std::fs::write(&path, dump.trim_end()))
-                            .await;
+                // Streamed to the file as it arrives; a partial file is removed.
+                let fetched = conn
+                    .call_to_file(json!({"op": "dump"}), &path, DUMP_TIMEOUT)
+                    .await;
+                if fetched.is_err() {
+                    let _ = std::fs::remove_file(&path);
                 }
             }
         });

@@ -113,26 +113,83 @@ impl Conn {
         })
     }
 
-    /// Like [`Conn::call`] but returns the reply line unparsed (only its `id` is read,
-    /// without building a JSON tree): for replies as large as a node's dump.
-    pub async fn call_raw(
+    /// Sends `request` and streams its reply line into `path` (without the newline),
+    /// holding at most one read buffer: after a long run a dump is tens of megabytes
+    /// per node, and the dumps of all nodes are fetched at once. The reply is known by
+    /// its leading `{"id":N,` (the bundled node writes the id first); other lines (late
+    /// replies to earlier requests) are skipped. Returns the bytes written.
+    pub async fn call_to_file(
         &mut self,
-        request: Value,
+        mut request: Value,
+        path: &std::path::Path,
         timeout: Duration,
-    ) -> Result<String, CallError> {
-        #[derive(serde::Deserialize)]
-        struct IdOnly {
-            id: Option<u64>,
-        }
-        self.exchange(with_id(request), timeout, |line, id| {
-            // The bundled node writes the id first; any other layout is parsed.
-            if line.starts_with(&format!("{{\"id\":{id},")) {
-                return Ok(Some(line.to_string()));
+    ) -> Result<u64, CallError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        request["id"] = json!(id);
+        let bytes = format!("{request}\n");
+        let prefix = format!("{{\"id\":{id},");
+        let exchange = async {
+            self.writer
+                .write_all(bytes.as_bytes())
+                .await
+                .map_err(|_| CallError::Broken)?;
+            loop {
+                // The start of the next line, up to the length of the prefix.
+                let mut head = Vec::with_capacity(prefix.len());
+                let mut line_ended = false;
+                while head.len() < prefix.len() && !line_ended {
+                    let buf = more(&mut self.reader).await?;
+                    let want = (prefix.len() - head.len()).min(buf.len());
+                    let take = buf[..want]
+                        .iter()
+                        .position(|b| *b == b'\n')
+                        .map_or(want, |nl| {
+                            line_ended = true;
+                            nl + 1
+                        });
+                    head.extend_from_slice(&buf[..take]);
+                    self.reader.consume(take);
+                }
+                let ours = head == prefix.as_bytes();
+                if line_ended && !ours {
+                    continue;
+                }
+                let mut out = if ours {
+                    let file = std::fs::File::create(path).map_err(|_| CallError::Broken)?;
+                    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+                    std::io::Write::write_all(&mut out, &head).map_err(|_| CallError::Broken)?;
+                    Some(out)
+                } else {
+                    None
+                };
+                let mut written = head.len() as u64;
+                // The rest of the line: into the file if it is ours, else skipped.
+                loop {
+                    let buf = more(&mut self.reader).await?;
+                    let (take, done) = match buf.iter().position(|b| *b == b'\n') {
+                        Some(nl) => (nl, true),
+                        None => (buf.len(), false),
+                    };
+                    if let Some(out) = out.as_mut() {
+                        std::io::Write::write_all(out, &buf[..take])
+                            .map_err(|_| CallError::Broken)?;
+                        written += take as u64;
+                    }
+                    self.reader.consume(if done { take + 1 } else { take });
+                    if done {
+                        break;
+                    }
+                }
+                if let Some(mut out) = out {
+                    std::io::Write::flush(&mut out).map_err(|_| CallError::Broken)?;
+                    return Ok(written);
+                }
             }
-            let reply: IdOnly = serde_json::from_str(line).map_err(|_| CallError::Broken)?;
-            Ok((reply.id == Some(id)).then(|| line.to_string()))
-        })
-        .await
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or(Err(CallError::Timeout))
     }
 
     /// Sends `request` with a fresh id and reads reply lines until `accept` (given the
@@ -170,12 +227,13 @@ impl Conn {
     }
 }
 
-/// A request builder that adds the id to a JSON object.
-fn with_id(mut request: Value) -> impl FnOnce(u64) -> String {
-    move |id| {
-        request["id"] = json!(id);
-        request.to_string()
+/// The reader's buffered bytes, refilled when empty; the peer closing is an error.
+async fn more(reader: &mut BufReader<OwnedReadHalf>) -> Result<&[u8], CallError> {
+    let buf = reader.fill_buf().await.map_err(|_| CallError::Broken)?;
+    if buf.is_empty() {
+        return Err(CallError::Broken);
     }
+    Ok(buf)
 }
 
 /// The fields of an op's reply (DESIGN.md §4), parsed without building a map.

@@ -27,21 +27,13 @@ fn case(name: &str, status: TestCaseStatus, secs: f64) -> TestCase {
     c
 }
 
-/// The anomaly text of one check: each anomaly, then its witness ops, one per line.
+/// The anomaly text of one check: each anomaly with its witness ops, one per line.
 pub fn anomaly_text(check: &checker::CheckReport) -> String {
     let mut out = String::new();
     for a in &check.anomalies {
-        out.push_str(&format!("{}: {}\n", a.kind, a.message));
-        for op in &a.ops {
-            out.push_str(&format!("    {}\n", op.describe()));
-        }
-        if let Some(w) = &a.witness {
-            out.push_str(&format!(
-                "    after the longest linearizable prefix ({} ops) the value is {}; cannot place next: {}\n",
-                w.prefix.len(),
-                w.value.map_or("absent".into(), |v| v.to_string()),
-                w.blocked.describe()
-            ));
+        for line in a.lines() {
+            out.push_str(&line);
+            out.push('\n');
         }
     }
     for u in &check.unknown {
