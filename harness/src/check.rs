@@ -32,7 +32,7 @@ pub struct CheckArgs {
 
     /// Most search states memoised per key (memory budget); more makes the key
     /// `unknown`.
-    #[arg(long, value_name = "N", default_value_t = 20_000_000)]
+    #[arg(long, value_name = "N", default_value_t = checker::linear::Budget::default().max_states)]
     max_states: usize,
 }
 
