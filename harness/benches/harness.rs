@@ -2,9 +2,9 @@
 //!
 //! 1. Time from `chaos run` start (spawn) to the first acknowledged op with 5 nodes,
 //!    measured from outside: the first `"type":"ok"` line in history.jsonl.
-//! 2. Ops/s with 64 clients against 3 nodes run with `--unsafe-no-fsync`, and the CPU
-//!    share of the harness process (its own user+sys time over that of the harness
-//!    and all nodes together).
+//! 2. Ops/s with 64 clients on 64 keys against 3 nodes run with `--unsafe-no-fsync`,
+//!    without faults, and the CPU share of the harness process (its own user+sys
+//!    time over that of the harness and all nodes together).
 //! 3. Time from the end of the time limit to exit (final phase, checking, writing).
 //!
 //! Knobs: BENCH_SECS (throughput run length, default 20).
@@ -79,6 +79,10 @@ fn throughput() {
             "kv",
             "--concurrency",
             "64",
+            "--keys",
+            "64",
+            "--nemesis",
+            "none",
         ])
         .args([
             "--time-limit",

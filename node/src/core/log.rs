@@ -134,9 +134,15 @@ impl Node {
 
     // ---- election ----
 
+    /// Arms the election timer at a random point of the timeout range, doubled for each
+    /// campaign in a row that ended without a leader (at most 8 times): phase 1 from a
+    /// node that lags far behind carries the whole chosen tail in its promises, which
+    /// can take longer to arrive than one timeout, and restarting it with a higher
+    /// ballot each time deposed every leader without ever finishing.
     pub(super) fn arm_election_timer(&mut self) {
         let wait = self.random_in(self.cfg.timing.election_timeout_ms);
-        self.set_timer(TimerId::Election, wait);
+        let backoff = 1u64 << self.failed_campaigns.min(3);
+        self.set_timer(TimerId::Election, wait.saturating_mul(backoff));
     }
 
     pub(super) fn on_election_timer(&mut self) {
@@ -146,7 +152,11 @@ impl Node {
                 self.heard_from_leader = false;
                 self.arm_election_timer();
             }
-            Role::Follower | Role::Candidate { .. } => self.start_campaign(),
+            Role::Follower => self.start_campaign(),
+            Role::Candidate { .. } => {
+                self.failed_campaigns = self.failed_campaigns.saturating_add(1);
+                self.start_campaign();
+            }
         }
     }
 
@@ -307,6 +317,7 @@ impl Node {
             inflight: BTreeMap::new(),
         };
         self.leader = Some(self.cfg.id);
+        self.failed_campaigns = 0;
         for slot in from_slot..=max_slot {
             if self.chosen.contains_key(&slot) {
                 continue;
@@ -400,6 +411,7 @@ impl Node {
         if from != self.cfg.id {
             self.leader = Some(from);
             self.heard_from_leader = true;
+            self.failed_campaigns = 0;
         }
         self.log_promised = self.log_promised.max(ballot);
         self.note_origins(&batch);
@@ -511,6 +523,7 @@ impl Node {
         self.observe_ballot(ballot);
         self.leader = Some(from);
         self.heard_from_leader = true;
+        self.failed_campaigns = 0;
         let mut slot = self.applied + 1;
         while slot <= commit {
             if !self.chosen.contains_key(&slot) {

@@ -281,6 +281,8 @@ pub struct Node {
     max_ballot_seen: Ballot,
     /// Whether a leader made itself heard since the election timer was last armed.
     heard_from_leader: bool,
+    /// Campaigns in a row that ended without a leader; each doubles the next wait.
+    failed_campaigns: u32,
     /// Commands waiting for a slot (leader) or for the election to end (candidate).
     queue: VecDeque<Command>,
 
@@ -328,6 +330,7 @@ impl Node {
             leader: None,
             max_ballot_seen: 0,
             heard_from_leader: false,
+            failed_campaigns: 0,
             queue: VecDeque::new(),
             next_seq: 0,
             requests: BTreeMap::new(),

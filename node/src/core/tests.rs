@@ -1198,3 +1198,38 @@ fn a_new_leader_reproposes_hundreds_of_slots_in_one_step() {
         .count();
     assert_eq!(accepts, 300);
 }
+
+/// The election timer's wait, in ms, among `actions`.
+fn election_wait(actions: &[Action]) -> u64 {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            Action::SetTimer {
+                timer: TimerId::Election,
+                after_ms,
+            } => Some(*after_ms),
+            _ => None,
+        })
+        .expect("the election timer is armed")
+}
+
+#[test]
+fn campaigns_that_end_without_a_leader_back_off_until_a_leader_is_heard() {
+    // A fixed range makes the draws exact: the wait is the range times the backoff.
+    let mut c = cfg(2, 3);
+    c.timing.election_timeout_ms = (100, 100);
+    let mut n = start(c, vec![]);
+    let mut waits = vec![];
+    for _ in 0..6 {
+        waits.push(election_wait(&n.step(Event::Timer(TimerId::Election))));
+    }
+    // The first campaign starts from a follower; each one that times out doubles the
+    // next wait, up to eight times the range.
+    assert_eq!(waits, vec![100, 200, 400, 800, 800, 800]);
+    // A commit from a leader ends the streak: the next wait is back to the range.
+    let ballot = n.max_ballot_seen + 1;
+    peer(&mut n, 1, PeerMessage::Commit { ballot, commit: 0 });
+    assert_eq!(n.failed_campaigns, 0);
+    let out = n.step(Event::Timer(TimerId::Election));
+    assert_eq!(election_wait(&out), 100);
+}
