@@ -23,9 +23,18 @@
 //! may take effect at any point after their invoke, or never, so they get no return
 //! event. An `info` read constrains nothing and is dropped, as is an `info` write or
 //! cas whose value no read or cas ever observes (taking effect could only disable other
-//! ops, never enable one).
+//! ops, never enable one). An `info` write or cas whose value an `ok` op observed, and
+//! which alone wrote that value, certainly took effect before that observer returned,
+//! and gets a return event there; more such bounds follow from unique values
+//! ([`value_windows`]).
+//!
+//! One departure from the textbook search: an `ok` write whose value nobody observed
+//! is never tried on its own, only placed right before another write or at its own
+//! return (the comment at the search loop says why that loses no linearization).
+//! Without it, every such write in flight doubles the states; 64 clients on 5 keys
+//! under partitions exhausted 7 M states on every key, and now check in seconds.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use crate::history::{Call, Op, Outcome};
@@ -71,7 +80,21 @@ struct SearchOp {
     /// For an ok read: the observed value.
     observed: Option<Option<i64>>,
     required: bool,
+    /// An ok write whose value nobody observed: never tried at its call (see
+    /// [`check_key`]'s search loop), only placed before another write or at its return.
+    lazy: bool,
 }
+
+/// One step of the current branch: `op` was linearized in state `before`, right after
+/// the ops `absorbed[absorbed_from..]` of the step's own (lazy writes placed with it).
+struct Step {
+    op: usize,
+    before: Option<i64>,
+    absorbed_from: usize,
+}
+
+/// A point of the history: (time in ns, event index).
+type At = (u64, u64);
 
 const HEAD: usize = 0;
 const NONE: usize = usize::MAX;
@@ -104,8 +127,12 @@ pub fn check_key(ops: &[&Op], budget: &Budget) -> KeyResult {
             _ => None,
         }))
         .collect();
+    let windows = value_windows(ops);
     let mut kept: Vec<usize> = Vec::new();
     let mut search: Vec<SearchOp> = Vec::new();
+    // Where each kept op's call and return events go (time, index): see
+    // [`value_windows`]; an op with no return event may also never take effect.
+    let mut events_at: Vec<(At, Option<At>)> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         let keep = match (op.outcome, op.call) {
             (Outcome::Fail, _) | (_, Call::Propose { .. }) => false,
@@ -114,18 +141,38 @@ pub fn check_key(ops: &[&Op], budget: &Budget) -> KeyResult {
             (Outcome::Info, Call::Write { value }) => observed_values.contains(&value),
             (Outcome::Info, Call::Cas { to, .. }) => observed_values.contains(&to),
         };
-        if keep {
-            kept.push(i);
-            search.push(SearchOp {
-                call: op.call,
-                observed: if op.call == Call::Read {
-                    op.result
-                } else {
-                    None
-                },
-                required: op.outcome == Outcome::Ok,
-            });
+        if !keep {
+            continue;
         }
+        let mut call = (op.invoke_ns, op.index);
+        let mut ret = (op.outcome == Outcome::Ok).then(|| {
+            (
+                op.complete_ns.unwrap_or(u64::MAX),
+                op.complete_index.unwrap_or(u64::MAX),
+            )
+        });
+        if let Some(w) = observed_value(op).and_then(|v| windows.get(&v)) {
+            call = call.max(w.writer_invoked);
+        }
+        if let Some(first) = written_value(op.call)
+            .and_then(|v| windows.get(&v))
+            .and_then(|w| w.first_observer_returned)
+        {
+            ret = Some(ret.map_or(first, |r| r.min(first)));
+        }
+        events_at.push((call, ret));
+        kept.push(i);
+        search.push(SearchOp {
+            call: op.call,
+            observed: if op.call == Call::Read {
+                op.result
+            } else {
+                None
+            },
+            required: ret.is_some(),
+            lazy: op.outcome == Outcome::Ok
+                && matches!(op.call, Call::Write { value } if !observed_values.contains(&value)),
+        });
     }
     let n = search.len();
     if n == 0 {
@@ -135,12 +182,10 @@ pub fn check_key(ops: &[&Op], budget: &Budget) -> KeyResult {
     // Events in real-time order. At equal times calls come first, so ops that touch
     // are treated as concurrent (never a false alarm from clock granularity).
     let mut events: Vec<(u64, u8, u64, usize, bool)> = Vec::with_capacity(2 * n);
-    for (s, &i) in kept.iter().enumerate() {
-        let op = ops[i];
-        events.push((op.invoke_ns, 0, op.index, s, true));
-        if search[s].required {
-            let t = op.complete_ns.unwrap_or(u64::MAX);
-            events.push((t, 1, op.complete_index.unwrap_or(u64::MAX), s, false));
+    for (s, &(call, ret)) in events_at.iter().enumerate() {
+        events.push((call.0, 0, call.1, s, true));
+        if let Some((t, index)) = ret {
+            events.push((t, 1, index, s, false));
         }
     }
     events.sort_unstable();
@@ -183,12 +228,34 @@ pub fn check_key(ops: &[&Op], budget: &Budget) -> KeyResult {
     // bytes a state rather than 32 for the pair).
     let mut cache: HashSet<u128> = HashSet::new();
     let mut state: Option<i64> = None;
-    // (op, state before it)
-    let mut stack: Vec<(usize, Option<i64>)> = Vec::new();
+    let mut stack: Vec<Step> = Vec::new();
+    // Lazy writes placed along the current branch, in the order they were placed.
+    let mut absorbed: Vec<usize> = Vec::new();
     let mut best: Option<(Vec<usize>, usize, Option<i64>)> = None;
     let mut entry = list[HEAD].next;
     let mut steps: u64 = 0;
+    // The most required ops ever placed at once, and the invoke time of the op that
+    // got there: where the search stalls, for a budget that runs out.
+    let mut furthest: (usize, u64) = (0, 0);
+    let stalled = |furthest: (usize, u64)| {
+        format!(
+            "; at most {} of {required_total} ops that must take effect placed, stalled near {:.1} s",
+            furthest.0,
+            furthest.1 as f64 / 1e9
+        )
+    };
 
+    // An ok write whose value no op observes (a `lazy` op) changes nothing anyone sees,
+    // so in any linearization the next op after it is another write, or nothing. Trying
+    // it at every point of its interval would only multiply the states (each pending one
+    // doubles them), so it is never tried at its call. Instead:
+    // - when a plain write is linearized, every lazy write that could be linearized
+    //   at that point (its call lies before the first return entry of the list) is
+    //   placed just before it. Placing it there is always allowed and never worse than
+    //   placing it later: the write right after it hides its value either way, and an
+    //   earlier place satisfies more real-time constraints;
+    // - when the walk reaches the return of a lazy write not yet placed, it is placed
+    //   there, at the last moment its interval allows.
     loop {
         if required_done == required_total {
             return KeyResult::Linearizable;
@@ -198,55 +265,110 @@ pub fn check_key(ops: &[&Op], budget: &Budget) -> KeyResult {
             if let Some(deadline) = budget.deadline {
                 if Instant::now() >= deadline {
                     return KeyResult::Unknown(format!(
-                        "time budget spent after {steps} search steps and {} states",
-                        cache.len()
+                        "time budget spent after {steps} search steps and {} states{}",
+                        cache.len(),
+                        stalled(furthest)
                     ));
                 }
             }
         }
-        if entry != NONE && list[entry].is_call {
-            let e = list[entry];
-            let op = &search[e.op];
+        // The op to try at this entry: a call, or the return of a lazy write.
+        let candidate = match entry {
+            NONE => None,
+            at if list[at].is_call && !search[list[at].op].lazy => Some(list[at].op),
+            at if list[at].is_call => {
+                entry = list[at].next;
+                continue;
+            }
+            at if search[list[at].op].lazy => Some(list[at].op),
+            _ => None,
+        };
+        let placed_at_return = candidate.is_some() && !list[entry].is_call;
+        if let Some(op_ix) = candidate {
+            let op = &search[op_ix];
             if let Some(next_state) = apply(op, state) {
-                linearized ^= zobrist[e.op];
-                if cache.insert(linearized ^ value_key(next_state)) {
+                let absorbed_from = absorbed.len();
+                if matches!(op.call, Call::Write { .. }) && !op.lazy {
+                    let mut at = list[HEAD].next;
+                    while at != NONE && list[at].is_call {
+                        if search[list[at].op].lazy {
+                            absorbed.push(list[at].op);
+                        }
+                        at = list[at].next;
+                    }
+                }
+                let mut key = linearized ^ zobrist[op_ix];
+                for &a in &absorbed[absorbed_from..] {
+                    key ^= zobrist[a];
+                }
+                if cache.insert(key ^ value_key(next_state)) {
                     if cache.len() > budget.max_states {
                         return KeyResult::Unknown(format!(
-                            "memory budget spent: {} states explored",
-                            cache.len()
+                            "memory budget spent: {} states explored{}",
+                            cache.len(),
+                            stalled(furthest)
                         ));
                     }
-                    stack.push((e.op, state));
+                    linearized = key;
+                    for &a in &absorbed[absorbed_from..] {
+                        lift(&mut list, call_entry[a]);
+                    }
+                    required_done += absorbed.len() - absorbed_from;
+                    lift(&mut list, call_entry[op_ix]);
+                    stack.push(Step {
+                        op: op_ix,
+                        before: state,
+                        absorbed_from,
+                    });
                     state = next_state;
                     if op.required {
                         required_done += 1;
                     }
-                    lift(&mut list, entry);
+                    if required_done > furthest.0 {
+                        furthest = (required_done, ops[kept[op_ix]].invoke_ns);
+                    }
                     entry = list[HEAD].next;
                     continue;
                 }
-                linearized ^= zobrist[e.op];
+                absorbed.truncate(absorbed_from);
             }
-            entry = e.next;
-            continue;
+            if !placed_at_return {
+                entry = list[entry].next;
+                continue;
+            }
         }
         // Dead end: the completion of an op not yet linearized (this branch cannot
         // place it), or the end of the list with only skipped info calls ahead.
-        if entry != NONE && best.as_ref().is_none_or(|(p, _, _)| stack.len() > p.len()) {
-            let prefix: Vec<usize> = stack.iter().map(|(op, _)| kept[*op]).collect();
-            best = Some((prefix, kept[list[entry].op], state));
+        let depth = stack.len() + absorbed.len();
+        if entry != NONE && best.as_ref().is_none_or(|(p, _, _)| depth > p.len()) {
+            best = Some((
+                branch(&stack, &absorbed, &kept),
+                kept[list[entry].op],
+                state,
+            ));
         }
-        // Undo the last choice and try the next call after it.
-        let Some((op, before)) = stack.pop() else {
+        // Undo the last choice and try the next call after it (or, for a lazy write
+        // placed at its return, give up that return too).
+        let Some(step) = stack.pop() else {
             break;
         };
-        unlift(&mut list, call_entry[op]);
-        linearized ^= zobrist[op];
-        state = before;
-        if search[op].required {
+        unlift(&mut list, call_entry[step.op]);
+        for &a in absorbed[step.absorbed_from..].iter().rev() {
+            unlift(&mut list, call_entry[a]);
+            linearized ^= zobrist[a];
+        }
+        required_done -= absorbed.len() - step.absorbed_from;
+        absorbed.truncate(step.absorbed_from);
+        linearized ^= zobrist[step.op];
+        state = step.before;
+        if search[step.op].required {
             required_done -= 1;
         }
-        entry = list[call_entry[op]].next;
+        entry = if search[step.op].lazy {
+            ret_entry[step.op]
+        } else {
+            list[call_entry[step.op]].next
+        };
     }
     // A failed search always meets a completion first; the fallback only keeps a
     // broken invariant from panicking the checker.
@@ -257,6 +379,91 @@ pub fn check_key(ops: &[&Op], budget: &Budget) -> KeyResult {
         blocked,
         value,
     }
+}
+
+/// The ops of the current branch in the order linearized, as indices into the slice
+/// given to [`check_key`].
+fn branch(stack: &[Step], absorbed: &[usize], kept: &[usize]) -> Vec<usize> {
+    let mut ops = Vec::with_capacity(stack.len() + absorbed.len());
+    for (i, step) in stack.iter().enumerate() {
+        let end = stack.get(i + 1).map_or(absorbed.len(), |s| s.absorbed_from);
+        ops.extend(absorbed[step.absorbed_from..end].iter().map(|&a| kept[a]));
+        ops.push(kept[step.op]);
+    }
+    ops
+}
+
+/// The value a write or cas would leave in the register.
+fn written_value(call: Call) -> Option<i64> {
+    match call {
+        Call::Write { value } => Some(value),
+        Call::Cas { to, .. } => Some(to),
+        Call::Read | Call::Propose { .. } => None,
+    }
+}
+
+/// The value an op saw in the register, if it was a value (not absent): an ok read's
+/// result, or a cas's expected value (an ok cas found it; an info cas would have).
+fn observed_value(op: &Op) -> Option<i64> {
+    match (op.call, op.outcome, op.result) {
+        (Call::Read, Outcome::Ok, Some(Some(v))) => Some(v),
+        (Call::Cas { from, .. }, Outcome::Ok | Outcome::Info, _) => Some(from),
+        _ => None,
+    }
+}
+
+/// What the history says about a value that exactly one op of the key writes.
+#[derive(Clone, Copy, Debug)]
+struct ValueWindow {
+    /// The invocation, (time, index), of that one writer.
+    writer_invoked: (u64, u64),
+    /// The first completion among the ok ops that observed the value.
+    first_observer_returned: Option<(u64, u64)>,
+}
+
+/// Tightens the search's real-time bounds with what unique values imply, for each
+/// value that exactly one op writes (as the harness's workload guarantees for all):
+///
+/// - the writer took effect before its first `ok` observer returned, since nothing
+///   else could have put the value there: its return event moves up to that point
+///   (an `info` writer that someone observed certainly took effect, so it gets a
+///   return event there and becomes required);
+/// - every observer took effect after the writer was invoked: its call event moves
+///   down to that point.
+///
+/// Both are implied by every linearization of the history, so the verdict is the
+/// same; the search has fewer places to try for ops that stayed in flight for long
+/// (a write stuck behind a partition for seconds spans thousands of other ops).
+fn value_windows(ops: &[&Op]) -> HashMap<i64, ValueWindow> {
+    let mut writers: HashMap<i64, (u32, (u64, u64))> = HashMap::new();
+    for op in ops.iter().filter(|o| o.outcome != Outcome::Fail) {
+        if let Some(v) = written_value(op.call) {
+            let w = writers.entry(v).or_insert((0, (op.invoke_ns, op.index)));
+            w.0 += 1;
+        }
+    }
+    let mut windows: HashMap<i64, ValueWindow> = writers
+        .into_iter()
+        .filter(|(_, (count, _))| *count == 1)
+        .map(|(v, (_, invoked))| {
+            let window = ValueWindow {
+                writer_invoked: invoked,
+                first_observer_returned: None,
+            };
+            (v, window)
+        })
+        .collect();
+    for op in ops.iter().filter(|o| o.outcome == Outcome::Ok) {
+        let Some(w) = observed_value(op).and_then(|v| windows.get_mut(&v)) else {
+            continue;
+        };
+        let at = (
+            op.complete_ns.unwrap_or(u64::MAX),
+            op.complete_index.unwrap_or(u64::MAX),
+        );
+        w.first_observer_returned = Some(w.first_observer_returned.map_or(at, |f| f.min(at)));
+    }
+    windows
 }
 
 /// The register's sequential specification: the state after `op`, or `None` if `op`

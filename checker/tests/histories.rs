@@ -224,13 +224,16 @@ fn no_completed_kv_op_is_unknown_not_valid() {
 
 #[test]
 fn a_spent_budget_is_unknown_never_valid() {
-    // Many concurrent writes and no way to decide quickly under a tiny budget.
+    // Many concurrent writes, each read by a concurrent read, and no way to decide
+    // quickly under a tiny budget.
     let mut h = H::new();
     for p in 0..12 {
         h.invoke(p, "write", "k", json!(p));
+        h.invoke(100 + p, "read", "k", json!(null));
     }
     for p in 0..12 {
         h.ok(p, "write", "k", json!(p));
+        h.ok(100 + p, "read", "k", json!(p));
     }
     h.read(20, "k", Some(99));
     let opts = Options {
