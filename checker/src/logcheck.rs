@@ -146,6 +146,15 @@ fn bracketed_eq<'a>(text: &str, parts: impl Iterator<Item = &'a str>) -> bool {
     rest == "]"
 }
 
+/// The key of the command with id `id` among a slot's commands (`[cmd, ...]`).
+fn key_of(slot_text: &str, id: &str) -> Option<String> {
+    let cmds: Vec<Option<&RawValue>> = serde_json::from_str(slot_text).unwrap_or_default();
+    cmds.into_iter().flatten().find_map(|cmd| {
+        let v = view(cmd.get());
+        (v.id.map(RawValue::get) == Some(id)).then(|| v.key.map(str::to_string))?
+    })
+}
+
 pub fn check(history: &History, finals: &[FinalDump]) -> CheckReport {
     let mut agreement = LogAgreement::new();
     for dump in finals {
@@ -181,26 +190,25 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
     // rather than maps: after a long run there are hundreds of thousands of commands,
     // nearly all invoked and chosen once, and a map entry (with its own vector) per
     // command was most of the checker's memory.
-    let mut invokes: Vec<(Chosen, &Op)> = history
-        .ops
-        .iter()
-        .filter_map(|op| {
-            let c = match op.call {
-                Call::Read => Chosen::Read { key: &op.key },
-                Call::Write { value } => Chosen::Write {
-                    key: &op.key,
-                    value,
-                },
-                Call::Cas { from, to } => Chosen::Cas {
-                    key: &op.key,
-                    from,
-                    to,
-                },
-                Call::Propose { .. } => return None,
-            };
-            Some((c, op))
-        })
-        .collect();
+    // Sized exactly (a grown vector is up to half empty: ~10 MB here after a long run).
+    let kv_ops = history.ops.iter().filter(|o| o.f() != F::Propose).count();
+    let mut invokes: Vec<(Chosen, &Op)> = Vec::with_capacity(kv_ops);
+    invokes.extend(history.ops.iter().filter_map(|op| {
+        let c = match op.call {
+            Call::Read => Chosen::Read { key: &op.key },
+            Call::Write { value } => Chosen::Write {
+                key: &op.key,
+                value,
+            },
+            Call::Cas { from, to } => Chosen::Cas {
+                key: &op.key,
+                from,
+                to,
+            },
+            Call::Propose { .. } => return None,
+        };
+        Some((c, op))
+    }));
     invokes.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.index.cmp(&b.1.index)));
     let invoked_as = |c: &Chosen| -> &[(Chosen, &Op)] {
         let lo = invokes.partition_point(|(x, _)| x < c);
@@ -208,7 +216,8 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
         &invokes[lo..hi]
     };
     // Both borrow from the union's text: no allocation per command.
-    let mut ids: Vec<(&str, u64, Option<&str>)> = Vec::new();
+    // (id, slot); a repeat's key is looked up again in its slot's text.
+    let mut ids: Vec<(&str, u64)> = Vec::with_capacity(union.len());
     // Every write or cas chosen, with its slot.
     let mut chosen: Vec<(Chosen, u64)> = Vec::new();
     let mut commands = 0usize;
@@ -219,7 +228,7 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
             commands += 1;
             let v = view(cmd);
             if let Some(id) = v.id {
-                ids.push((id.get(), *slot, v.key));
+                ids.push((id.get(), *slot));
             }
             let c = understand(&v);
             if c == Chosen::Other {
@@ -247,10 +256,10 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
         .windows(2)
         .filter(|w| w[0].0 == w[1].0)
         .map(|w| {
-            let (id, first, slot, key) = (w[1].0, w[0].1, w[1].1, w[1].2);
+            let (id, first, slot) = (w[1].0, w[0].1, w[1].1);
             let anomaly = Anomaly {
                 kind: "duplicate-command".into(),
-                key: key.map(str::to_string),
+                key: key_of(&union[&slot].1, id),
                 slot: Some(slot),
                 message: format!(
                     "command {id} was chosen in slot {first} and again in slot {slot}"
@@ -288,7 +297,6 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
             });
         }
     }
-    let kv_ops = history.ops.iter().filter(|o| o.f() != F::Propose).count();
     CheckReport {
         name: "log-agreement".into(),
         verdict: if anomalies.is_empty() {

@@ -75,7 +75,7 @@ impl OpRef {
             process: op.process,
             node: op.node,
             f: op.f().name().to_string(),
-            key: op.key.clone(),
+            key: op.key.to_string(),
             value: op.call.value_text(),
             outcome: op.outcome,
             result: op

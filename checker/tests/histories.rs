@@ -383,9 +383,26 @@ fn duplicated_and_unknown_commands() {
     h.write(1, "k", 1);
     let w1 = cmd(1, 0, "write", "k", json!({"value": 1}));
     let twice = json!([{"slot": 1, "command": w1}, {"slot": 2, "command": w1}]);
-    let (v, kinds) = verdict_with(&h, &[dump(1, json!({}), twice)], "log-agreement");
+    let (v, kinds) = verdict_with(&h, &[dump(1, json!({}), twice.clone())], "log-agreement");
     assert_eq!(v, Verdict::Invalid);
     assert!(kinds.iter().all(|k| k == "duplicate-command"), "{kinds:?}");
+    // The id repeated in slot 2 names its key and that slot.
+    let result = check(
+        &h.history(),
+        &[dump(1, json!({}), twice)],
+        &Options::default(),
+    );
+    let log = result
+        .checks
+        .iter()
+        .find(|c| c.name == "log-agreement")
+        .unwrap();
+    let by_id = log
+        .anomalies
+        .iter()
+        .find(|a| a.message.contains("chosen in slot 1 and again in slot 2"))
+        .expect("the repeated id is reported");
+    assert_eq!((by_id.key.as_deref(), by_id.slot), (Some("k"), Some(2)));
     // The same write under a new id: a duplicate unless the client invoked it twice.
     let w1_again = cmd(1, 1, "write", "k", json!({"value": 1}));
     let retry = json!([{"slot": 1, "command": w1}, {"slot": 2, "command": w1_again}]);

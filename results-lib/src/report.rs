@@ -275,7 +275,7 @@ fn timeline_json(
     let mut keys: BTreeMap<&str, usize> = BTreeMap::new();
     for op in &history.ops {
         let next = keys.len();
-        keys.entry(op.key.as_str()).or_insert(next);
+        keys.entry(&*op.key).or_insert(next);
     }
     let mut key_list = vec![""; keys.len()];
     for (k, i) in &keys {
@@ -326,7 +326,7 @@ fn timeline_json(
         let _ = write!(s, "{}", o.index);
     });
     col(&mut s, "k", &mut |o, s| {
-        let _ = write!(s, "{}", keys[o.key.as_str()]);
+        let _ = write!(s, "{}", keys[&*o.key]);
     });
     col(&mut s, "v", &mut |o, s| {
         let _ = write!(s, "\"{}\"", o.call.value_text().replace('"', ""));
