@@ -193,14 +193,26 @@ pub fn render_run(dir: &Path) -> Result<Rendered, RenderError> {
         data::trace_window(&dir.join("messages.jsonl"), from, report::LAMPORT_CAP)
     });
     let nodes = result.plan["nodes"].as_u64().unwrap_or(0);
-    let html = report::render(&report::Inputs {
+    let inputs = report::Inputs {
         result: &result,
         history: history.as_ref(),
         trace,
         node_files: node_files(dir, nodes),
         notes,
-    });
-    let report = write(dir.join("report.html"), &html)?;
+    };
+    let report = dir.join("report.html");
+    std::fs::File::create(&report)
+        .and_then(|f| {
+            let mut out = std::io::BufWriter::new(f);
+            report::render_to(&inputs, &mut out)?;
+            std::io::Write::flush(&mut out)
+        })
+        .map_err(|source| RenderError::Write {
+            path: report.clone(),
+            source,
+        })?;
+    drop(inputs);
+    drop(history);
     let junit = write(dir.join("junit.xml"), &junit::render(&result))?;
     let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let index = match store::root_of(&real) {

@@ -281,7 +281,8 @@ fn timeline_json(
     for (k, i) in &keys {
         key_list[*i] = k;
     }
-    let mut s = String::with_capacity(history.ops.len() * 48 + 4096);
+    // About 85 bytes an op in practice: sized so that it does not grow.
+    let mut s = String::with_capacity(history.ops.len() * 100 + 4096);
     let us = |ns: u64| ns / 1_000;
     let col = |s: &mut String, name: &str, f: &mut dyn FnMut(&checker::Op, &mut String)| {
         let _ = write!(s, "\"{name}\":[");
@@ -337,16 +338,14 @@ fn timeline_json(
         }
         Some(None) => s.push_str("\"null\""),
         None => match &o.error {
-            Some(e) => {
-                let _ = write!(s, "{}", serde_json::Value::from(e.as_str()));
-            }
+            Some(e) => s.push_str(&script_safe(&serde_json::Value::from(e.as_str()))),
             None => s.push_str("\"\""),
         },
     });
     let _ = write!(
         s,
         "\"keys\":{},",
-        serde_json::to_string(&key_list).unwrap_or_default()
+        script_safe(&serde_json::to_value(&key_list).unwrap_or_default())
     );
     let _ = write!(
         s,
@@ -359,7 +358,11 @@ fn timeline_json(
         .iter()
         .map(|p| serde_json::json!([p.kind, us(p.start_ns), us(p.end_ns), p.nodes, p.detail]))
         .collect();
-    let _ = write!(s, "\"faults\":{},", serde_json::Value::from(faults));
+    let _ = write!(
+        s,
+        "\"faults\":{},",
+        script_safe(&serde_json::Value::from(faults))
+    );
     let _ = write!(
         s,
         "\"marked\":{},",
@@ -370,8 +373,13 @@ fn timeline_json(
     let _ = write!(s, "\"nodes\":{},", r.plan["nodes"].as_u64().unwrap_or(0));
     let _ = write!(s, "\"end\":{}", us(history.end_ns));
     s.push('}');
-    // Inside a <script> element only `</` can end it early.
-    s.replace("</", "<\\/")
+    s
+}
+
+/// JSON text that cannot end the `<script>` element it sits in: only `</` can, and
+/// only inside a string (the other columns are numbers and fixed text).
+fn script_safe(v: &serde_json::Value) -> String {
+    v.to_string().replace("</", "<\\/")
 }
 
 fn timeline(history: &History, r: &RunResult) -> Markup {
@@ -407,7 +415,7 @@ fn timeline(history: &History, r: &RunResult) -> Markup {
             h3 { (if has_anomaly { "Close-up around the first anomaly" } else { "Close-up of the first 200 ms" }) }
             p class="caption" { (close.len()) " ops from " (ms(window.0)) " ms to " (ms(window.1)) " ms. Hover a bar for its fields." }
             (charts::closeup(&close, &lanes, &pos, window, &r.faults.periods, &marked))
-            script type="application/json" id="tl-data" { (PreEscaped(timeline_json(history, &lanes, &lane_procs, r, &marked))) }
+            script type="application/json" id="tl-data" { (PreEscaped(DATA_SLOT)) }
         }
     }
 }
@@ -493,7 +501,35 @@ fn links(r: &RunResult) -> Markup {
     }
 }
 
+/// Where the timeline's data goes in the page. The data is most of a large report
+/// (about 85 bytes an op), so it is written straight to the output between the two
+/// halves of the page rather than copied into the page's string.
+const DATA_SLOT: &str = "<!--chaos:timeline-data-->";
+
+/// The report as one string (tests, benches); [`render_to`] writes it out.
 pub fn render(inputs: &Inputs) -> String {
+    let mut out = Vec::new();
+    render_to(inputs, &mut out).expect("writing to memory cannot fail");
+    String::from_utf8(out).expect("the report is UTF-8")
+}
+
+/// Writes the report to `out`.
+pub fn render_to(inputs: &Inputs, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let page = page(inputs);
+    let Some((head, tail)) = page.split_once(DATA_SLOT) else {
+        return out.write_all(page.as_bytes());
+    };
+    out.write_all(head.as_bytes())?;
+    if let Some(h) = inputs.history {
+        let (lanes, lane_procs) = data::assign_lanes(h);
+        let marked = data::anomaly_ops(inputs.result);
+        let data = timeline_json(h, &lanes, &lane_procs, inputs.result, &marked);
+        out.write_all(data.as_bytes())?;
+    }
+    out.write_all(tail.as_bytes())
+}
+
+fn page(inputs: &Inputs) -> String {
     let r = inputs.result;
     let marked = data::anomaly_ops(r);
     let page: Markup = html! {

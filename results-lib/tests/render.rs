@@ -297,3 +297,46 @@ fn the_schema_rejects_what_it_should() {
         "no reproduce command"
     );
 }
+
+#[test]
+fn text_from_the_history_cannot_end_the_timeline_script_early() {
+    let root = tempfile::tempdir().unwrap();
+    let run = stage(root.path(), "valid");
+    // A key and an error text that would close the <script> element holding the data.
+    let mut history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    history.push_str(concat!(
+        r#"{"f":"write","index":403,"key":"</script><b>k","node":1,"process":99,"time_ns":3056000000,"type":"invoke","value":7}"#,
+        "\n",
+        r#"{"f":"write","index":404,"key":"</script><b>k","node":1,"process":99,"time_ns":3057000000,"type":"fail","value":7,"error":"</script>boom"}"#,
+        "\n"
+    ));
+    std::fs::write(run.join("history.jsonl"), history).unwrap();
+    results::render_run(&run).expect("renders");
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    let start = html.find(r#"id="tl-data">"#).expect("the data script") + r#"id="tl-data">"#.len();
+    let len = html[start..]
+        .find("</script>")
+        .expect("the data script ends");
+    let data: serde_json::Value =
+        serde_json::from_str(&html[start..start + len]).expect("the whole data is in the script");
+    assert!(
+        data["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == "</script><b>k"),
+        "{}",
+        data["keys"]
+    );
+    assert!(
+        data["r"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "</script>boom")
+    );
+    assert!(
+        !html.contains("chaos:timeline-data"),
+        "the data slot is filled"
+    );
+}
