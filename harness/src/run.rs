@@ -804,7 +804,8 @@ fn judge(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> RunOutc
         .as_ref()
         .map(|h| results::FaultSummary::of(&h.nemesis, h.end_ns))
         .unwrap_or_default();
-    drop(parsed);
+    // Kept for the report, which would otherwise parse the file again.
+    let parsed = parsed.ok();
     let check_secs = check_started.elapsed().as_secs_f64();
     let mut harness_failure = j.harness_failure;
     let mut notes = j.notes;
@@ -886,7 +887,7 @@ fn judge(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> RunOutc
         eprintln!("chaos run: cannot write result.json: {e}");
     }
     // report.html, junit.xml and the results index, from the files just written.
-    let report = match results::render_run(&dir.path) {
+    let report = match results::render_run_with(&dir.path, parsed) {
         Ok(r) => Some(r.report),
         Err(e) => {
             eprintln!("chaos run: cannot render the report: {e}");

@@ -14,6 +14,7 @@ pub mod schema;
 pub mod store;
 pub mod summary;
 
+use checker::history::History;
 use std::path::{Path, PathBuf};
 
 pub use faults::{FaultPeriod, FaultSummary};
@@ -130,21 +131,33 @@ fn node_files(dir: &Path, nodes: u64) -> Vec<(u32, Vec<String>)> {
         .collect()
 }
 
+fn read_history(dir: &Path) -> Result<History, String> {
+    match std::fs::File::open(dir.join("history.jsonl")) {
+        Ok(f) => checker::history::parse_history(std::io::BufReader::new(f))
+            .map_err(|e| format!("history.jsonl is unreadable: {e}")),
+        Err(e) => Err(format!("history.jsonl cannot be opened: {e}")),
+    }
+}
+
 /// Renders report.html and junit.xml of a run directory from its files (and, for a
 /// run that left no result.json, writes one from a fresh check), then rebuilds the
 /// results root's index.html. Nothing is re-run.
 pub fn render_run(dir: &Path) -> Result<Rendered, RenderError> {
+    render_run_with(dir, None)
+}
+
+/// [`render_run`] with the run's history already parsed (the harness has just judged
+/// it): reading history.jsonl again would hold a second copy while the first is
+/// freed, and on a long run the history is the biggest thing in memory.
+pub fn render_run_with(dir: &Path, parsed: Option<History>) -> Result<Rendered, RenderError> {
     let plan_path = dir.join("plan.json");
     let plan_text =
         std::fs::read_to_string(&plan_path).map_err(|_| RenderError::NotARun(dir.to_path_buf()))?;
     let plan: serde_json::Value = serde_json::from_str(&plan_text).map_err(RenderError::Plan)?;
     let mut notes = Vec::new();
-    let history = match std::fs::File::open(dir.join("history.jsonl")) {
-        Ok(f) => match checker::history::parse_history(std::io::BufReader::new(f)) {
-            Ok(h) => Ok(h),
-            Err(e) => Err(format!("history.jsonl is unreadable: {e}")),
-        },
-        Err(e) => Err(format!("history.jsonl cannot be opened: {e}")),
+    let history = match parsed {
+        Some(h) => Ok(h),
+        None => read_history(dir),
     };
     let result_path = dir.join("result.json");
     let mut result = match std::fs::read_to_string(&result_path) {
