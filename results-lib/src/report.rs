@@ -3,7 +3,6 @@
 //! op. Nothing is fetched from anywhere; links go only to files of the run directory.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use checker::history::{History, Outcome};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -265,13 +264,16 @@ fn checks(r: &RunResult) -> Markup {
 }
 
 /// The timeline's data for the script: columnar, times in microseconds.
-fn timeline_json(
+/// Writes the timeline's data, column by column, straight into the page: a run of
+/// 589,000 ops makes about 50 MB of it, which is not worth holding in memory too.
+fn write_timeline_json(
+    out: &mut dyn std::io::Write,
     history: &History,
     lanes: &[u32],
     lane_procs: &[Vec<u64>],
     r: &RunResult,
     marked: &std::collections::BTreeSet<u64>,
-) -> String {
+) -> std::io::Result<()> {
     let mut keys: BTreeMap<&str, usize> = BTreeMap::new();
     for op in &history.ops {
         let next = keys.len();
@@ -281,99 +283,84 @@ fn timeline_json(
     for (k, i) in &keys {
         key_list[*i] = k;
     }
-    // About 85 bytes an op in practice: sized so that it does not grow.
-    let mut s = String::with_capacity(history.ops.len() * 100 + 4096);
     let us = |ns: u64| ns / 1_000;
-    let col = |s: &mut String, name: &str, f: &mut dyn FnMut(&checker::Op, &mut String)| {
-        let _ = write!(s, "\"{name}\":[");
+    type Cell<'a> =
+        dyn FnMut(usize, &checker::Op, &mut dyn std::io::Write) -> std::io::Result<()> + 'a;
+    let col = |out: &mut dyn std::io::Write, name: &str, f: &mut Cell| {
+        write!(out, "\"{name}\":[")?;
         for (i, op) in history.ops.iter().enumerate() {
             if i > 0 {
-                s.push(',');
+                out.write_all(b",")?;
             }
-            f(op, s);
+            f(i, op, out)?;
         }
-        s.push_str("],");
+        out.write_all(b"],")
     };
-    s.push('{');
-    col(&mut s, "t0", &mut |o, s| {
-        let _ = write!(s, "{}", us(o.invoke_ns));
-    });
-    col(&mut s, "t1", &mut |o, s| {
-        let _ = write!(s, "{}", o.complete_ns.map_or(-1, |c| us(c) as i64));
-    });
-    let mut pos = 0usize;
-    col(&mut s, "lane", &mut |_, s| {
-        let _ = write!(s, "{}", lanes[pos]);
-        pos += 1;
-    });
-    col(&mut s, "c", &mut |o, s| {
+    out.write_all(b"{")?;
+    col(out, "t0", &mut |_, o, out| {
+        write!(out, "{}", us(o.invoke_ns))
+    })?;
+    col(out, "t1", &mut |_, o, out| {
+        write!(out, "{}", o.complete_ns.map_or(-1, |c| us(c) as i64))
+    })?;
+    col(out, "lane", &mut |i, _, out| write!(out, "{}", lanes[i]))?;
+    col(out, "c", &mut |_, o, out| {
         let c = match o.outcome {
             Outcome::Ok => 0,
             Outcome::Fail => 1,
             Outcome::Info => 2,
         };
-        let _ = write!(s, "{c}");
-    });
-    col(&mut s, "f", &mut |o, s| {
-        let _ = write!(s, "{}", o.f() as u8);
-    });
-    col(&mut s, "p", &mut |o, s| {
-        let _ = write!(s, "{}", o.process);
-    });
-    col(&mut s, "n", &mut |o, s| {
-        let _ = write!(s, "{}", o.node.unwrap_or(0));
-    });
-    col(&mut s, "i", &mut |o, s| {
-        let _ = write!(s, "{}", o.index);
-    });
-    col(&mut s, "k", &mut |o, s| {
-        let _ = write!(s, "{}", keys[&*o.key]);
-    });
-    col(&mut s, "v", &mut |o, s| {
-        let _ = write!(s, "\"{}\"", o.call.value_text().replace('"', ""));
-    });
-    col(&mut s, "r", &mut |o, s| match o.result {
-        Some(Some(v)) => {
-            let _ = write!(s, "\"{v}\"");
-        }
-        Some(None) => s.push_str("\"null\""),
+        write!(out, "{c}")
+    })?;
+    col(out, "f", &mut |_, o, out| write!(out, "{}", o.f() as u8))?;
+    col(out, "p", &mut |_, o, out| write!(out, "{}", o.process))?;
+    col(out, "n", &mut |_, o, out| {
+        write!(out, "{}", o.node.unwrap_or(0))
+    })?;
+    col(out, "i", &mut |_, o, out| write!(out, "{}", o.index))?;
+    col(out, "k", &mut |_, o, out| write!(out, "{}", keys[&*o.key]))?;
+    col(out, "v", &mut |_, o, out| {
+        write!(out, "\"{}\"", o.call.value_text().replace('"', ""))
+    })?;
+    col(out, "r", &mut |_, o, out| match o.result {
+        Some(Some(v)) => write!(out, "\"{v}\""),
+        Some(None) => out.write_all(b"\"null\""),
         None => match &o.error {
-            Some(e) => s.push_str(&script_safe(&serde_json::Value::from(e.as_str()))),
-            None => s.push_str("\"\""),
+            Some(e) => out.write_all(script_safe(&serde_json::Value::from(e.as_str())).as_bytes()),
+            None => out.write_all(b"\"\""),
         },
-    });
-    let _ = write!(
-        s,
+    })?;
+    write!(
+        out,
         "\"keys\":{},",
         script_safe(&serde_json::to_value(&key_list).unwrap_or_default())
-    );
-    let _ = write!(
-        s,
+    )?;
+    write!(
+        out,
         "\"lanes\":{},",
         serde_json::to_string(lane_procs).unwrap_or_default()
-    );
+    )?;
     let faults: Vec<serde_json::Value> = r
         .faults
         .periods
         .iter()
         .map(|p| serde_json::json!([p.kind, us(p.start_ns), us(p.end_ns), p.nodes, p.detail]))
         .collect();
-    let _ = write!(
-        s,
+    write!(
+        out,
         "\"faults\":{},",
         script_safe(&serde_json::Value::from(faults))
-    );
-    let _ = write!(
-        s,
+    )?;
+    write!(
+        out,
         "\"marked\":{},",
         serde_json::to_string(&marked.iter().collect::<Vec<_>>()).unwrap_or_default()
-    );
+    )?;
     let focus = data::focus_window(r, history);
-    let _ = write!(s, "\"focus\":[{},{}],", us(focus.0), us(focus.1));
-    let _ = write!(s, "\"nodes\":{},", r.plan["nodes"].as_u64().unwrap_or(0));
-    let _ = write!(s, "\"end\":{}", us(history.end_ns));
-    s.push('}');
-    s
+    write!(out, "\"focus\":[{},{}],", us(focus.0), us(focus.1))?;
+    write!(out, "\"nodes\":{},", r.plan["nodes"].as_u64().unwrap_or(0))?;
+    write!(out, "\"end\":{}", us(history.end_ns))?;
+    out.write_all(b"}")
 }
 
 /// JSON text that cannot end the `<script>` element it sits in: only `</` can, and
@@ -387,13 +374,18 @@ fn timeline(history: &History, r: &RunResult) -> Markup {
     let marked = data::anomaly_ops(r);
     let window = data::focus_window(r, history);
     let close = data::ops_in_window(history, window, CLOSEUP_CAP);
-    let position: BTreeMap<u64, usize> = history
-        .ops
-        .iter()
-        .enumerate()
-        .map(|(i, o)| (o.index, i))
-        .collect();
-    let pos = |index: u64| position.get(&index).copied().unwrap_or(0);
+    // Ops are in invoke order, so by index: a binary search, not a map of every op.
+    let pos = |index: u64| {
+        let p = history.ops.partition_point(|o| o.index < index);
+        match history.ops.get(p) {
+            Some(o) if o.index == index => p,
+            _ => history
+                .ops
+                .iter()
+                .position(|o| o.index == index)
+                .unwrap_or(0),
+        }
+    };
     let has_anomaly = r.anomalies().next().is_some();
     html! {
         section id="timeline" {
@@ -523,8 +515,7 @@ pub fn render_to(inputs: &Inputs, out: &mut dyn std::io::Write) -> std::io::Resu
     if let Some(h) = inputs.history {
         let (lanes, lane_procs) = data::assign_lanes(h);
         let marked = data::anomaly_ops(inputs.result);
-        let data = timeline_json(h, &lanes, &lane_procs, inputs.result, &marked);
-        out.write_all(data.as_bytes())?;
+        write_timeline_json(out, h, &lanes, &lane_procs, inputs.result, &marked)?;
     }
     out.write_all(tail.as_bytes())
 }
