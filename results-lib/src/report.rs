@@ -374,17 +374,13 @@ fn timeline(history: &History, r: &RunResult) -> Markup {
     let marked = data::anomaly_ops(r);
     let window = data::focus_window(r, history);
     let close = data::ops_in_window(history, window, CLOSEUP_CAP);
-    // Ops are in invoke order, so by index: a binary search, not a map of every op.
+    // The parser keeps ops in invoke order with strictly increasing indexes, so an
+    // op is found by binary search, not through a map of every op.
     let pos = |index: u64| {
-        let p = history.ops.partition_point(|o| o.index < index);
-        match history.ops.get(p) {
-            Some(o) if o.index == index => p,
-            _ => history
-                .ops
-                .iter()
-                .position(|o| o.index == index)
-                .unwrap_or(0),
-        }
+        history
+            .ops
+            .binary_search_by_key(&index, |o| o.index)
+            .unwrap_or(0)
     };
     let has_anomaly = r.anomalies().next().is_some();
     html! {
