@@ -31,7 +31,7 @@ pub struct MatrixArgs {
     #[arg(long, value_name = "S", default_value_t = 3.0)]
     pub nemesis_interval: f64,
     /// Root directory of the run directories.
-    #[arg(long, value_name = "DIR", default_value = "results")]
+    #[arg(long, value_name = "DIR", default_value = "runs")]
     pub results: PathBuf,
 }
 

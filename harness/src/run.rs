@@ -70,9 +70,9 @@ pub struct RunArgs {
     #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
     /// Root directory of run directories.
-    #[arg(long, value_name = "DIR", default_value = "results")]
+    #[arg(long, value_name = "DIR", default_value = "runs")]
     pub results: PathBuf,
-    /// Name of this test; runs are grouped under results/<name>/.
+    /// Name of this test; runs are grouped under <DIR>/<name>/.
     #[arg(long, default_value = "chaos")]
     pub name: String,
     /// Seconds the cluster has to answer again after the final heal.
@@ -942,11 +942,11 @@ pub fn replay(run_dir: &Path, times: usize, show: Presentation) -> Result<u8> {
         .as_str()
         .unwrap_or("unknown")
         .to_string();
-    // The run directory is results/<name>/<leaf>: replays go beside it.
+    // The run directory is <root>/<name>/<leaf>: replays go beside it.
     let root = run_dir
         .parent()
         .and_then(Path::parent)
-        .map_or_else(|| PathBuf::from("results"), Path::to_path_buf);
+        .map_or_else(|| PathBuf::from("runs"), Path::to_path_buf);
     let mut same = 0;
     let mut worst = EXIT_VALID;
     for i in 1..=times {

@@ -33,7 +33,7 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// The run directory `results/latest` points at.
+/// The run directory `<root>/latest` points at.
 fn latest(root: &Path) -> PathBuf {
     std::fs::canonicalize(root.join("latest")).expect("results/latest exists")
 }
