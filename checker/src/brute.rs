@@ -7,6 +7,8 @@
 //! two agreeing is evidence about both.
 
 use crate::history::{Call, Op, Outcome};
+use crate::linear::Timed;
+use crate::model::Model;
 
 /// Whether the ops of one key are linearizable. Meant for at most ~10 ops.
 pub fn linearizable(ops: &[&Op]) -> bool {
@@ -58,4 +60,43 @@ fn search(ops: &[&Op], placed: &mut [bool], state: Option<i64>) -> bool {
         }
     }
     false
+}
+
+/// Brute force over any [`Model`]: every order of `ops` that respects real time (an op
+/// whose return precedes another's call comes first), with each op that has no return
+/// either taking effect at some point or never. For property tests of
+/// [`crate::linear::search`] on small inputs; it ignores `lazy`.
+pub fn linearizable_model<M: Model>(model: &M, ops: &[Timed<M::Op>]) -> bool {
+    fn go<M: Model>(model: &M, ops: &[Timed<M::Op>], placed: &mut [bool], s: &M::State) -> bool {
+        if ops
+            .iter()
+            .zip(placed.iter())
+            .all(|(o, p)| *p || o.ret.is_none())
+        {
+            return true;
+        }
+        for i in 0..ops.len() {
+            if placed[i] {
+                continue;
+            }
+            let blocked = ops
+                .iter()
+                .zip(placed.iter())
+                .any(|(o, p)| !p && o.ret.is_some_and(|r| r.0 < ops[i].call.0));
+            if blocked {
+                continue;
+            }
+            if let Some(next) = model.step(s, &ops[i].op) {
+                placed[i] = true;
+                let ok = go(model, ops, placed, &next);
+                placed[i] = false;
+                if ok {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+    let mut placed = vec![false; ops.len()];
+    go(model, ops, &mut placed, &model.init())
 }

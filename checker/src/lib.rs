@@ -15,6 +15,7 @@ pub mod finals;
 pub mod history;
 pub mod linear;
 pub mod logcheck;
+pub mod model;
 pub mod register;
 pub mod report;
 pub mod stats;

@@ -1,5 +1,6 @@
-//! Linearizability of one key of the KV store: a register holding `Option<i64>`
-//! (absent at first), with `read`, `write` and `cas`.
+//! Linearizability: a search generic over a sequential specification ([`Model`]),
+//! and its use on one key of the KV store ([`check_key`], the [`Register`] model:
+//! `Option<i64>`, absent at first, with `read`, `write` and `cas`).
 //!
 //! The search is Wing & Gong's, with Lowe's memoisation ("Testing for
 //! linearizability", 2017), as Porcupine does it: walk a doubly linked list of call and
@@ -38,6 +39,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use crate::history::{Call, Op, Outcome};
+use crate::model::{Model, Register, RegisterOp};
 
 /// Limits of one key's search. Running out makes the key `unknown`, never `valid`.
 #[derive(Clone, Debug)]
@@ -59,14 +61,46 @@ impl Default for Budget {
     }
 }
 
+/// A point of the history: (time in ns, event index).
+pub type At = (u64, u64);
+
+/// One op given to the generic [`search`].
+#[derive(Clone, Debug)]
+pub struct Timed<O> {
+    pub op: O,
+    /// The earliest point it may take effect.
+    pub call: At,
+    /// The latest point it must have taken effect by; `None`: it may take effect at any
+    /// point after `call`, or never (an `info` op).
+    pub ret: Option<At>,
+    /// Placed only right before another overwriting op or at its return, never tried
+    /// on its own (see [`search`]). Only for ops with a `ret` that the model
+    /// [`overwrites`](Model::overwrites) and that nobody observed.
+    pub lazy: bool,
+}
+
+/// What the generic search found. Indices are positions in the slice it was given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Found<S> {
+    Linearizable,
+    NotLinearizable {
+        /// The longest sequence of ops linearized before the search got stuck.
+        prefix: Vec<usize>,
+        /// An op that had to be linearized next (its return came) but could not be.
+        blocked: usize,
+        /// The model's state after `prefix`.
+        state: S,
+    },
+    Unknown(String),
+}
+
+/// The result of one KV key ([`check_key`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyResult {
     Linearizable,
     /// Indices are positions in the slice given to [`check_key`].
     NotLinearizable {
-        /// The longest sequence of ops linearized before the search got stuck.
         prefix: Vec<usize>,
-        /// An op that had to be linearized next (its completion came) but could not be.
         blocked: usize,
         /// The register's value after `prefix`.
         value: Option<i64>,
@@ -74,45 +108,28 @@ pub enum KeyResult {
     Unknown(String),
 }
 
-/// One op as the search sees it.
-struct SearchOp {
-    call: Call,
-    /// For an ok read: the observed value.
-    observed: Option<Option<i64>>,
-    required: bool,
-    /// An ok write whose value nobody observed: never tried at its call (see
-    /// [`check_key`]'s search loop), only placed before another write or at its return.
-    lazy: bool,
-}
-
-/// One step of the current branch: `op` was linearized in state `before`, right after
-/// the ops `absorbed[absorbed_from..]` of the step's own (lazy writes placed with it).
-struct Step {
-    op: usize,
-    before: Option<i64>,
-    absorbed_from: usize,
-}
-
-/// A point of the history: (time in ns, event index).
-type At = (u64, u64);
-
-const HEAD: usize = 0;
-const NONE: usize = usize::MAX;
-
-/// A list entry: the call or the return of an op.
-#[derive(Clone, Copy)]
-struct Entry {
-    op: usize,
-    is_call: bool,
-    prev: usize,
-    next: usize,
-    /// For a call entry: its op's return entry (NONE for info ops).
-    partner: usize,
-}
-
-/// Checks one key's ops. `ops` may be in any order; all must be on the same key.
+/// Checks one key's ops against the [`Register`] model. `ops` may be in any order;
+/// all must be on the same key.
 pub fn check_key(ops: &[&Op], budget: &Budget) -> KeyResult {
-    // Keep what constrains the search; remember where each kept op came from.
+    let (timed, kept) = register_ops(ops);
+    match search(&Register, &timed, budget) {
+        Found::Linearizable => KeyResult::Linearizable,
+        Found::Unknown(why) => KeyResult::Unknown(why),
+        Found::NotLinearizable {
+            prefix,
+            blocked,
+            state,
+        } => KeyResult::NotLinearizable {
+            prefix: prefix.into_iter().map(|i| kept[i]).collect(),
+            blocked: kept[blocked],
+            value: state,
+        },
+    }
+}
+
+/// The ops of one key that constrain the search, as [`Register`] ops with their
+/// windows, and for each the position in `ops` it came from.
+fn register_ops(ops: &[&Op]) -> (Vec<Timed<RegisterOp>>, Vec<usize>) {
     let observed_values: HashSet<i64> = ops
         .iter()
         .filter(|o| o.outcome == Outcome::Ok)
@@ -128,22 +145,21 @@ pub fn check_key(ops: &[&Op], budget: &Budget) -> KeyResult {
         }))
         .collect();
     let windows = value_windows(ops);
-    let mut kept: Vec<usize> = Vec::new();
-    let mut search: Vec<SearchOp> = Vec::new();
-    // Where each kept op's call and return events go (time, index): see
-    // [`value_windows`]; an op with no return event may also never take effect.
-    let mut events_at: Vec<(At, Option<At>)> = Vec::new();
+    let mut kept = Vec::new();
+    let mut timed = Vec::new();
     for (i, op) in ops.iter().enumerate() {
-        let keep = match (op.outcome, op.call) {
-            (Outcome::Fail, _) | (_, Call::Propose { .. }) => false,
-            (Outcome::Ok, _) => true,
-            (Outcome::Info, Call::Read) => false,
-            (Outcome::Info, Call::Write { value }) => observed_values.contains(&value),
-            (Outcome::Info, Call::Cas { to, .. }) => observed_values.contains(&to),
+        let model_op = match (op.outcome, op.call) {
+            (Outcome::Fail, _) | (_, Call::Propose { .. }) | (Outcome::Info, Call::Read) => {
+                continue;
+            }
+            (Outcome::Info, Call::Write { value }) if !observed_values.contains(&value) => {
+                continue;
+            }
+            (Outcome::Info, Call::Cas { to, .. }) if !observed_values.contains(&to) => continue,
+            (_, Call::Read) => RegisterOp::Read(op.result.unwrap_or(None)),
+            (_, Call::Write { value }) => RegisterOp::Write(value),
+            (_, Call::Cas { from, to }) => RegisterOp::Cas { from, to },
         };
-        if !keep {
-            continue;
-        }
         let mut call = (op.invoke_ns, op.index);
         let mut ret = (op.outcome == Outcome::Ok).then(|| {
             (
@@ -160,237 +176,358 @@ pub fn check_key(ops: &[&Op], budget: &Budget) -> KeyResult {
         {
             ret = Some(ret.map_or(first, |r| r.min(first)));
         }
-        events_at.push((call, ret));
+        let lazy = op.outcome == Outcome::Ok
+            && matches!(op.call, Call::Write { value } if !observed_values.contains(&value));
+        timed.push(Timed {
+            op: model_op,
+            call,
+            ret,
+            lazy,
+        });
         kept.push(i);
-        search.push(SearchOp {
-            call: op.call,
-            observed: if op.call == Call::Read {
-                op.result
-            } else {
-                None
-            },
-            required: ret.is_some(),
-            lazy: op.outcome == Outcome::Ok
-                && matches!(op.call, Call::Write { value } if !observed_values.contains(&value)),
-        });
     }
-    let n = search.len();
-    if n == 0 {
-        return KeyResult::Linearizable;
-    }
+    (timed, kept)
+}
 
-    // Events in real-time order. At equal times calls come first, so ops that touch
-    // are treated as concurrent (never a false alarm from clock granularity).
-    let mut events: Vec<(u64, u8, u64, usize, bool)> = Vec::with_capacity(2 * n);
-    for (s, &(call, ret)) in events_at.iter().enumerate() {
-        events.push((call.0, 0, call.1, s, true));
-        if let Some((t, index)) = ret {
-            events.push((t, 1, index, s, false));
-        }
-    }
-    events.sort_unstable();
-    let mut list: Vec<Entry> = Vec::with_capacity(events.len() + 1);
-    list.push(Entry {
-        op: NONE,
-        is_call: false,
-        prev: NONE,
-        next: NONE,
-        partner: NONE,
-    });
-    let mut call_entry = vec![NONE; n];
-    let mut ret_entry = vec![NONE; n];
-    for (_, _, _, s, is_call) in events {
-        let at = list.len();
-        let prev = at - 1;
-        list[prev].next = at;
-        list.push(Entry {
-            op: s,
-            is_call,
-            prev,
-            next: NONE,
-            partner: NONE,
-        });
-        if is_call {
-            call_entry[s] = at;
-        } else {
-            ret_entry[s] = at;
-        }
-    }
-    for s in 0..n {
-        list[call_entry[s]].partner = ret_entry[s];
-    }
+/// One step of the current branch: `op` was linearized in state `before`, right after
+/// the ops `absorbed[absorbed_from..]` of the step's own (lazy ops placed with it).
+struct Step<S> {
+    op: usize,
+    before: S,
+    absorbed_from: usize,
+}
 
-    let required_total = search.iter().filter(|o| o.required).count();
-    let mut required_done = 0usize;
-    let zobrist = zobrist_keys(n);
-    let mut linearized: u128 = 0;
-    // One 128-bit key per state: the set's hash mixed with a hash of the value (16
-    // bytes a state rather than 32 for the pair).
-    let mut cache: HashSet<u128> = HashSet::new();
-    let mut state: Option<i64> = None;
-    let mut stack: Vec<Step> = Vec::new();
-    // Lazy writes placed along the current branch, in the order they were placed.
-    let mut absorbed: Vec<usize> = Vec::new();
-    let mut best: Option<(Vec<usize>, usize, Option<i64>)> = None;
-    let mut entry = list[HEAD].next;
+const HEAD: usize = 0;
+const NONE: usize = usize::MAX;
+
+/// A list entry: the call or the return of an op.
+#[derive(Clone, Copy)]
+struct Entry {
+    op: usize,
+    is_call: bool,
+    prev: usize,
+    next: usize,
+    /// For a call entry: its op's return entry (NONE for ops without one).
+    partner: usize,
+}
+
+/// Whether `ops` are linearizable under `model`: the search described at the top of
+/// this module, over any model.
+///
+/// An op marked `lazy` (an overwriting op whose effect nobody observed) changes nothing
+/// anyone sees, so in any linearization the next op after it overwrites it too, or
+/// nothing follows. Trying it at every point of its interval would only multiply the
+/// states (each pending one doubles them), so it is never tried at its call. Instead:
+/// - when a non-lazy overwriting op is linearized, every lazy op that could be
+///   linearized at that point (its call lies before the first return entry of the
+///   list) is placed just before it. Placing it there is always allowed and never
+///   worse than placing it later: the op right after it hides its effect either way,
+///   and an earlier place satisfies more real-time constraints;
+/// - when the walk reaches the return of a lazy op not yet placed, it is placed there,
+///   at the last moment its interval allows.
+pub fn search<M: Model>(model: &M, ops: &[Timed<M::Op>], budget: &Budget) -> Found<M::State> {
+    for op in ops {
+        assert!(
+            !op.lazy || (op.ret.is_some() && model.overwrites(&op.op)),
+            "a lazy op must be a required overwrite: {op:?}"
+        );
+    }
+    if ops.is_empty() {
+        return Found::Linearizable;
+    }
+    let mut s = Search::new(model, ops, budget.max_states);
+    let mut entry = s.list[HEAD].next;
     let mut steps: u64 = 0;
-    // The most required ops ever placed at once, and the invoke time of the op that
-    // got there: where the search stalls, for a budget that runs out.
-    let mut furthest: (usize, u64) = (0, 0);
-    let stalled = |furthest: (usize, u64)| {
-        format!(
-            "; at most {} of {required_total} ops that must take effect placed, stalled near {:.1} s",
-            furthest.0,
-            furthest.1 as f64 / 1e9
-        )
-    };
-
-    // An ok write whose value no op observes (a `lazy` op) changes nothing anyone sees,
-    // so in any linearization the next op after it is another write, or nothing. Trying
-    // it at every point of its interval would only multiply the states (each pending one
-    // doubles them), so it is never tried at its call. Instead:
-    // - when a plain write is linearized, every lazy write that could be linearized
-    //   at that point (its call lies before the first return entry of the list) is
-    //   placed just before it. Placing it there is always allowed and never worse than
-    //   placing it later: the write right after it hides its value either way, and an
-    //   earlier place satisfies more real-time constraints;
-    // - when the walk reaches the return of a lazy write not yet placed, it is placed
-    //   there, at the last moment its interval allows.
     loop {
-        if required_done == required_total {
-            return KeyResult::Linearizable;
+        if s.required_done == s.required_total {
+            s.assert_complete();
+            return Found::Linearizable;
         }
         steps += 1;
-        if steps % 4096 == 0 {
-            if let Some(deadline) = budget.deadline {
-                if Instant::now() >= deadline {
-                    return KeyResult::Unknown(format!(
-                        "time budget spent after {steps} search steps and {} states{}",
-                        cache.len(),
-                        stalled(furthest)
-                    ));
-                }
-            }
-        }
-        // The op to try at this entry: a call, or the return of a lazy write.
-        let candidate = match entry {
-            NONE => None,
-            at if list[at].is_call && !search[list[at].op].lazy => Some(list[at].op),
-            at if list[at].is_call => {
-                entry = list[at].next;
-                continue;
-            }
-            at if search[list[at].op].lazy => Some(list[at].op),
-            _ => None,
-        };
-        let placed_at_return = candidate.is_some() && !list[entry].is_call;
-        if let Some(op_ix) = candidate {
-            let op = &search[op_ix];
-            if let Some(next_state) = apply(op, state) {
-                let absorbed_from = absorbed.len();
-                if matches!(op.call, Call::Write { .. }) && !op.lazy {
-                    let mut at = list[HEAD].next;
-                    while at != NONE && list[at].is_call {
-                        if search[list[at].op].lazy {
-                            absorbed.push(list[at].op);
-                        }
-                        at = list[at].next;
-                    }
-                }
-                let mut key = linearized ^ zobrist[op_ix];
-                for &a in &absorbed[absorbed_from..] {
-                    key ^= zobrist[a];
-                }
-                if cache.insert(key ^ value_key(next_state)) {
-                    if cache.len() > budget.max_states {
-                        return KeyResult::Unknown(format!(
-                            "memory budget spent: {} states explored{}",
-                            cache.len(),
-                            stalled(furthest)
-                        ));
-                    }
-                    linearized = key;
-                    for &a in &absorbed[absorbed_from..] {
-                        lift(&mut list, call_entry[a]);
-                    }
-                    required_done += absorbed.len() - absorbed_from;
-                    lift(&mut list, call_entry[op_ix]);
-                    stack.push(Step {
-                        op: op_ix,
-                        before: state,
-                        absorbed_from,
-                    });
-                    state = next_state;
-                    if op.required {
-                        required_done += 1;
-                    }
-                    if required_done > furthest.0 {
-                        furthest = (required_done, ops[kept[op_ix]].invoke_ns);
-                    }
-                    entry = list[HEAD].next;
-                    continue;
-                }
-                absorbed.truncate(absorbed_from);
-            }
-            if !placed_at_return {
-                entry = list[entry].next;
-                continue;
-            }
-        }
-        // Dead end: the completion of an op not yet linearized (this branch cannot
-        // place it), or the end of the list with only skipped info calls ahead.
-        let depth = stack.len() + absorbed.len();
-        if entry != NONE && best.as_ref().is_none_or(|(p, _, _)| depth > p.len()) {
-            best = Some((
-                branch(&stack, &absorbed, &kept),
-                kept[list[entry].op],
-                state,
+        if steps % 4096 == 0 && budget.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Found::Unknown(format!(
+                "time budget spent after {steps} search steps and {} states{}",
+                s.cache.len(),
+                s.stalled()
             ));
         }
-        // Undo the last choice and try the next call after it (or, for a lazy write
-        // placed at its return, give up that return too).
-        let Some(step) = stack.pop() else {
-            break;
+        // The op to try at this entry: a call, or the return of a lazy op.
+        let candidate = match entry {
+            NONE => None,
+            at if s.list[at].is_call && !ops[s.list[at].op].lazy => Some(s.list[at].op),
+            at if s.list[at].is_call => {
+                entry = s.list[at].next;
+                continue;
+            }
+            at if ops[s.list[at].op].lazy => Some(s.list[at].op),
+            _ => None,
         };
-        unlift(&mut list, call_entry[step.op]);
-        for &a in absorbed[step.absorbed_from..].iter().rev() {
-            unlift(&mut list, call_entry[a]);
-            linearized ^= zobrist[a];
+        if let Some(op_ix) = candidate {
+            match s.place(op_ix) {
+                Err(spent) => return spent,
+                Ok(true) => {
+                    entry = s.list[HEAD].next;
+                    continue;
+                }
+                Ok(false) => {}
+            }
+            if s.list[entry].is_call {
+                entry = s.list[entry].next;
+                continue;
+            }
         }
-        required_done -= absorbed.len() - step.absorbed_from;
-        absorbed.truncate(step.absorbed_from);
-        linearized ^= zobrist[step.op];
-        state = step.before;
-        if search[step.op].required {
-            required_done -= 1;
+        // Dead end: the return of an op not yet linearized (this branch cannot place
+        // it), or the end of the list with only skipped calls ahead.
+        if entry != NONE {
+            s.note_dead_end(entry);
         }
-        entry = if search[step.op].lazy {
-            ret_entry[step.op]
-        } else {
-            list[call_entry[step.op]].next
-        };
+        match s.backtrack() {
+            Some(next) => entry = next,
+            None => break,
+        }
     }
-    // A failed search always meets a completion first; the fallback only keeps a
-    // broken invariant from panicking the checker.
-    let first_required = (0..n).find(|s| search[*s].required).unwrap_or(0);
-    let (prefix, blocked, value) = best.unwrap_or((Vec::new(), kept[first_required], None));
-    KeyResult::NotLinearizable {
+    // A failed search always meets a return first; the fallback only keeps a broken
+    // invariant from panicking the checker.
+    let first_required = (0..ops.len()).find(|&i| ops[i].ret.is_some()).unwrap_or(0);
+    let (prefix, blocked, state) = s
+        .best
+        .unwrap_or_else(|| (Vec::new(), first_required, model.init()));
+    Found::NotLinearizable {
         prefix,
         blocked,
-        value,
+        state,
     }
 }
 
-/// The ops of the current branch in the order linearized, as indices into the slice
-/// given to [`check_key`].
-fn branch(stack: &[Step], absorbed: &[usize], kept: &[usize]) -> Vec<usize> {
-    let mut ops = Vec::with_capacity(stack.len() + absorbed.len());
-    for (i, step) in stack.iter().enumerate() {
-        let end = stack.get(i + 1).map_or(absorbed.len(), |s| s.absorbed_from);
-        ops.extend(absorbed[step.absorbed_from..end].iter().map(|&a| kept[a]));
-        ops.push(kept[step.op]);
+/// The search's state: the list of entries not yet linearized, the current branch,
+/// and the memo.
+struct Search<'a, M: Model> {
+    model: &'a M,
+    ops: &'a [Timed<M::Op>],
+    max_states: usize,
+    list: Vec<Entry>,
+    call_entry: Vec<usize>,
+    ret_entry: Vec<usize>,
+    zobrist: Vec<u128>,
+    /// The Zobrist hash of the ops linearized on the current branch.
+    linearized: u128,
+    /// One 128-bit key per state explored: the set's hash mixed with the state's.
+    cache: HashSet<u128>,
+    state: M::State,
+    stack: Vec<Step<M::State>>,
+    /// Lazy ops placed along the current branch, in the order they were placed.
+    absorbed: Vec<usize>,
+    required_total: usize,
+    required_done: usize,
+    best: Option<(Vec<usize>, usize, M::State)>,
+    /// The most required ops ever placed at once, and the call time of the op that got
+    /// there: where the search stalls, for a budget that runs out.
+    furthest: (usize, u64),
+}
+
+impl<'a, M: Model> Search<'a, M> {
+    fn new(model: &'a M, ops: &'a [Timed<M::Op>], max_states: usize) -> Self {
+        let n = ops.len();
+        // Events in real-time order. At equal times calls come first, so ops that
+        // touch are treated as concurrent (never a false alarm from clock granularity).
+        let mut events: Vec<(u64, u8, u64, usize, bool)> = Vec::with_capacity(2 * n);
+        for (i, op) in ops.iter().enumerate() {
+            events.push((op.call.0, 0, op.call.1, i, true));
+            if let Some((t, index)) = op.ret {
+                events.push((t, 1, index, i, false));
+            }
+        }
+        events.sort_unstable();
+        let mut list: Vec<Entry> = Vec::with_capacity(events.len() + 1);
+        list.push(Entry {
+            op: NONE,
+            is_call: false,
+            prev: NONE,
+            next: NONE,
+            partner: NONE,
+        });
+        let mut call_entry = vec![NONE; n];
+        let mut ret_entry = vec![NONE; n];
+        for (_, _, _, i, is_call) in events {
+            let at = list.len();
+            list[at - 1].next = at;
+            list.push(Entry {
+                op: i,
+                is_call,
+                prev: at - 1,
+                next: NONE,
+                partner: NONE,
+            });
+            if is_call {
+                call_entry[i] = at;
+            } else {
+                ret_entry[i] = at;
+            }
+        }
+        for i in 0..n {
+            list[call_entry[i]].partner = ret_entry[i];
+        }
+        Search {
+            model,
+            ops,
+            max_states,
+            list,
+            call_entry,
+            ret_entry,
+            zobrist: zobrist_keys(n),
+            linearized: 0,
+            cache: HashSet::new(),
+            state: model.init(),
+            stack: Vec::new(),
+            absorbed: Vec::new(),
+            required_total: ops.iter().filter(|o| o.ret.is_some()).count(),
+            required_done: 0,
+            best: None,
+            furthest: (0, 0),
+        }
     }
-    ops
+
+    fn stalled(&self) -> String {
+        format!(
+            "; at most {} of {} ops that must take effect placed, stalled near {:.1} s",
+            self.furthest.0,
+            self.required_total,
+            self.furthest.1 as f64 / 1e9
+        )
+    }
+
+    /// Tries to linearize `op_ix` now (with the lazy ops it absorbs). `Ok(true)`: it is
+    /// on the branch; `Ok(false)`: the model refuses it, or that state was explored.
+    fn place(&mut self, op_ix: usize) -> Result<bool, Found<M::State>> {
+        let op = &self.ops[op_ix];
+        let Some(next_state) = self.model.step(&self.state, &op.op) else {
+            return Ok(false);
+        };
+        let absorbed_from = self.absorbed.len();
+        if self.model.overwrites(&op.op) && !op.lazy {
+            let mut at = self.list[HEAD].next;
+            while at != NONE && self.list[at].is_call {
+                if self.ops[self.list[at].op].lazy {
+                    self.absorbed.push(self.list[at].op);
+                }
+                at = self.list[at].next;
+            }
+        }
+        let mut key = self.linearized ^ self.zobrist[op_ix];
+        for &a in &self.absorbed[absorbed_from..] {
+            key ^= self.zobrist[a];
+        }
+        if !self.cache.insert(key ^ self.model.state_key(&next_state)) {
+            self.absorbed.truncate(absorbed_from);
+            return Ok(false);
+        }
+        if self.cache.len() > self.max_states {
+            return Err(Found::Unknown(format!(
+                "memory budget spent: {} states explored{}",
+                self.cache.len(),
+                self.stalled()
+            )));
+        }
+        self.linearized = key;
+        for i in absorbed_from..self.absorbed.len() {
+            let a = self.absorbed[i];
+            lift(&mut self.list, self.call_entry[a]);
+        }
+        // Lazy ops always have a return: each absorbed one is a required op placed.
+        self.required_done += self.absorbed.len() - absorbed_from;
+        lift(&mut self.list, self.call_entry[op_ix]);
+        let before = std::mem::replace(&mut self.state, next_state);
+        self.stack.push(Step {
+            op: op_ix,
+            before,
+            absorbed_from,
+        });
+        if op.ret.is_some() {
+            self.required_done += 1;
+        }
+        debug_assert!(self.required_done <= self.required_total);
+        if self.required_done > self.furthest.0 {
+            self.furthest = (self.required_done, op.call.0);
+        }
+        Ok(true)
+    }
+
+    /// Remembers the longest branch that got stuck, and the op it got stuck on.
+    fn note_dead_end(&mut self, entry: usize) {
+        let depth = self.stack.len() + self.absorbed.len();
+        if self.best.as_ref().is_none_or(|(p, _, _)| depth > p.len()) {
+            self.best = Some((self.branch(), self.list[entry].op, self.state.clone()));
+        }
+    }
+
+    /// Undoes the last choice; returns the entry to go on from (the next call after
+    /// it, or, for a lazy op placed at its return, past that return), or `None` when
+    /// every choice is exhausted.
+    fn backtrack(&mut self) -> Option<usize> {
+        let step = self.stack.pop()?;
+        unlift(&mut self.list, self.call_entry[step.op]);
+        for i in (step.absorbed_from..self.absorbed.len()).rev() {
+            let a = self.absorbed[i];
+            unlift(&mut self.list, self.call_entry[a]);
+            self.linearized ^= self.zobrist[a];
+        }
+        self.required_done -= self.absorbed.len() - step.absorbed_from;
+        self.absorbed.truncate(step.absorbed_from);
+        self.linearized ^= self.zobrist[step.op];
+        self.state = step.before;
+        if self.ops[step.op].ret.is_some() {
+            self.required_done -= 1;
+        }
+        if self.stack.is_empty() {
+            // Back at the root: nothing may be left of any branch.
+            assert!(
+                self.linearized == 0 && self.absorbed.is_empty() && self.required_done == 0,
+                "search bookkeeping: the root is not empty after backtracking"
+            );
+        }
+        Some(if self.ops[step.op].lazy {
+            self.ret_entry[step.op]
+        } else {
+            self.list[self.call_entry[step.op]].next
+        })
+    }
+
+    /// The ops of the current branch in the order linearized.
+    fn branch(&self) -> Vec<usize> {
+        let mut out = Vec::with_capacity(self.stack.len() + self.absorbed.len());
+        for (i, step) in self.stack.iter().enumerate() {
+            let end = self
+                .stack
+                .get(i + 1)
+                .map_or(self.absorbed.len(), |s| s.absorbed_from);
+            out.extend_from_slice(&self.absorbed[step.absorbed_from..end]);
+            out.push(step.op);
+        }
+        out
+    }
+
+    /// A linearization was found: every required op is on the branch exactly once, and
+    /// replaying the branch through the model from the start reaches the same state.
+    fn assert_complete(&self) {
+        let branch = self.branch();
+        let mut seen = vec![false; self.ops.len()];
+        let mut state = self.model.init();
+        for &i in &branch {
+            assert!(!seen[i], "search bookkeeping: op {i} linearized twice");
+            seen[i] = true;
+            state = self
+                .model
+                .step(&state, &self.ops[i].op)
+                .expect("search bookkeeping: the branch replays through the model");
+        }
+        let required = (0..self.ops.len())
+            .filter(|&i| self.ops[i].ret.is_some())
+            .all(|i| seen[i]);
+        assert!(
+            required && state == self.state,
+            "search bookkeeping: the linearization misses a required op or ends elsewhere"
+        );
+    }
 }
 
 /// The value a write or cas would leave in the register.
@@ -466,17 +603,6 @@ fn value_windows(ops: &[&Op]) -> HashMap<i64, ValueWindow> {
     windows
 }
 
-/// The register's sequential specification: the state after `op`, or `None` if `op`
-/// cannot happen in `state` with its observed result.
-fn apply(op: &SearchOp, state: Option<i64>) -> Option<Option<i64>> {
-    match op.call {
-        Call::Read => (op.observed == Some(state)).then_some(state),
-        Call::Write { value } => Some(Some(value)),
-        Call::Cas { from, to } => (state == Some(from)).then_some(Some(to)),
-        Call::Propose { .. } => None,
-    }
-}
-
 /// Unlinks a call entry and its return entry (if any).
 fn lift(list: &mut [Entry], call: usize) {
     let e = list[call];
@@ -511,21 +637,6 @@ fn unlift(list: &mut [Entry], call: usize) {
 
 /// One random 128-bit key per op, from a fixed seed (a verdict never depends on luck
 /// beyond the collision bound above, and is the same on every run).
-/// A 128-bit hash of a register value, to mix into a state's key: splitmix64 of the
-/// value, and of its complement, one per half (absent has its own constant).
-fn value_key(v: Option<i64>) -> u128 {
-    fn mix(mut z: u64) -> u64 {
-        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    match v {
-        None => 0x7A3C_55E1_09D2_4B6F_D1E8_2A90_6C3B_F157,
-        Some(x) => (u128::from(mix(x as u64)) << 64) | u128::from(mix(!(x as u64) ^ 0x55AA)),
-    }
-}
-
 fn zobrist_keys(n: usize) -> Vec<u128> {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5EED_0F11_4EA2);
