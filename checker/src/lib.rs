@@ -22,11 +22,12 @@ pub mod stats;
 pub mod synth;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub use finals::FinalDump;
 pub use history::{History, Op};
-pub use report::{Anomaly, CheckReport, CheckResult, OpRef, Verdict};
+pub use report::{Anomaly, AnomalyKind, CheckReport, CheckResult, OpRef, Verdict};
 
 use history::F;
 use linear::{Budget, KeyResult};
@@ -52,36 +53,66 @@ impl Default for Options {
 
 /// Runs every check.
 pub fn check(history: &History, finals: &[FinalDump], options: &Options) -> CheckResult {
-    check_streaming(history, finals.iter().cloned().map(Ok::<_, ()>), options)
-        .expect("infallible source")
+    check_streaming(
+        history,
+        finals.iter().cloned().map(Ok::<_, String>),
+        options,
+    )
+}
+
+/// Runs every check with the final dumps of `dir` (`n<i>.json`, read one at a time);
+/// `None`, or a directory that does not exist, means no dumps. This is the one
+/// judging path of a run directory: `chaos run`, `chaos check` and `chaos report`
+/// all come here, so they agree on every input.
+pub fn check_finals_dir(history: &History, dir: Option<&Path>, options: &Options) -> CheckResult {
+    match dir.filter(|d| d.exists()) {
+        None => check_streaming(history, std::iter::empty::<Result<_, String>>(), options),
+        Some(d) => match finals::finals_in(d) {
+            Ok(dumps) => check_streaming(history, dumps, options),
+            Err(e) => check_streaming(history, std::iter::once(Err(e)), options),
+        },
+    }
 }
 
 /// Runs every check, taking the final dumps one at a time (each is dropped once it is
-/// folded in), so that memory holds the history plus one dump, not every dump.
-pub fn check_streaming<E>(
+/// folded in), so that memory holds the history plus one dump, not every dump. A dump
+/// that cannot be read makes log agreement `unknown` (naming the dump and why): what
+/// it held is not known, so the check cannot say valid.
+pub fn check_streaming<E: std::fmt::Display>(
     history: &History,
     finals: impl IntoIterator<Item = Result<FinalDump, E>>,
     options: &Options,
-) -> Result<CheckResult, E> {
+) -> CheckResult {
     let mut log = logcheck::LogAgreement::new();
     // Registers are small: keep them, without the logs.
     let mut registers = Vec::new();
+    let mut unreadable = Vec::new();
     for dump in finals {
-        let dump = dump?;
-        log.add(&dump);
-        registers.push(dump.without_log());
+        match dump {
+            Ok(dump) => {
+                log.add(&dump);
+                registers.push(dump.without_log());
+            }
+            Err(e) => unreadable.push(format!("a final dump is unreadable: {e}")),
+        }
     }
     // Log agreement is finished (and its per-slot state freed) before the
     // linearizability search allocates its memo, so the two never peak together.
-    let log = log.finish(history);
+    let mut log = log.finish(history);
+    if !unreadable.is_empty() {
+        if log.verdict != Verdict::Invalid {
+            log.verdict = Verdict::Unknown;
+        }
+        log.unknown.extend(unreadable);
+    }
     let (agreement, validity) = register::check(history, &registers);
     let linearizability = linearizability(history, options);
     let checks = vec![agreement, validity, linearizability, log];
-    Ok(CheckResult {
+    CheckResult {
         verdict: Verdict::combine(checks.iter().map(|c| c.verdict)),
         checks,
         stats: stats::Stats::of(history),
-    })
+    }
 }
 
 /// Linearizability of every KV key, independently (P-compositionality: a history is
@@ -121,15 +152,14 @@ pub fn linearizability(history: &History, options: &Options) -> CheckReport {
                 };
                 let value_text = value.map_or("absent".to_string(), |v| v.to_string());
                 anomalies.push(Anomaly {
-                    kind: "non-linearizable".into(),
+                    kind: AnomalyKind::NonLinearizable,
                     key: Some(key.to_string()),
                     slot: None,
                     message: format!(
-                        "key {key}: no order of its {} ops explains the results. After the longest explainable prefix ({} ops) the value is {value_text}, and {} {} by process {} (index {}) cannot take effect there: {}",
+                        "key {key}: no order of its {} ops explains the results. After the longest explainable prefix ({} ops) the value is {value_text}, and {} by process {} (index {}) cannot take effect there: {}",
                         ops.len(),
                         witness.prefix.len(),
-                        witness.blocked.f,
-                        witness.blocked.value,
+                        name_op(blocked_op),
                         witness.blocked.process,
                         witness.blocked.index,
                         why_blocked(blocked_op, value)
@@ -143,6 +173,9 @@ pub fn linearizability(history: &History, options: &Options) -> CheckReport {
     let verdict = if !anomalies.is_empty() {
         Verdict::Invalid
     } else if !unknown.is_empty() {
+        Verdict::Unknown
+    } else if history.ops.is_empty() {
+        unknown.push("the history holds no client op: nothing to check".into());
         Verdict::Unknown
     } else if by_key.is_empty() {
         Verdict::Skipped
@@ -167,14 +200,25 @@ pub fn linearizability(history: &History, options: &Options) -> CheckReport {
     }
 }
 
+/// An op as a sentence names it: a read by what it returned ("the read that returned
+/// 3"), a write by its value, a cas by its values.
+fn name_op(op: &Op) -> String {
+    use history::Call;
+    let shown = |v: Option<i64>| v.map_or("absent".to_string(), |v| v.to_string());
+    match (op.call, op.result) {
+        (Call::Read, Some(r)) => format!("the read that returned {}", shown(r)),
+        (Call::Read, None) => "a read".into(),
+        (Call::Write { value }, _) => format!("write {value}"),
+        (Call::Cas { from, to }, _) => format!("cas {from} -> {to}"),
+        (Call::Propose { value }, _) => format!("propose {value}"),
+    }
+}
+
 fn why_blocked(op: &Op, value: Option<i64>) -> String {
     use history::Call;
     let shown = value.map_or("absent".to_string(), |v| v.to_string());
     match (op.call, op.result) {
-        (Call::Read, Some(r)) => format!(
-            "it returned {} but the value is {shown}",
-            r.map_or("absent".to_string(), |v| v.to_string())
-        ),
+        (Call::Read, Some(_)) => format!("the value there is {shown}"),
         (Call::Cas { from, .. }, _) => {
             format!("it succeeded, which needs the value {from}, but the value is {shown}")
         }

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::finals::{FinalDump, LogEntry};
-use crate::history::{Call, F, History, Op};
-use crate::report::{Anomaly, CheckReport, OpRef, Verdict};
+use crate::history::{Call, F, History, Op, Outcome};
+use crate::report::{Anomaly, AnomalyKind, CheckReport, OpRef, Verdict};
 
 /// A chosen command as the checker understands it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -155,6 +155,47 @@ fn key_of(slot_text: &str, id: &str) -> Option<String> {
     })
 }
 
+/// Errors a node gives after it applied a chosen command whose condition did not hold:
+/// the command is in the log although the client was told it failed.
+const APPLIED_BUT_REFUSED: [&str; 2] = ["precondition-failed", "not-found"];
+
+/// A write or cas in the chosen log although every client that invoked it was told it
+/// definitely failed (`fail`: it did not and will not happen). A cas refused when
+/// applied (its precondition did not hold) is chosen and fails legitimately, so those
+/// errors are not counted.
+fn failed_but_chosen(c: Chosen, slot: u64, invoked: &[(Chosen, &Op)]) -> Option<Anomaly> {
+    let (key, what) = match c {
+        Chosen::Write { key, value } => (key, format!("write {value}")),
+        Chosen::Cas { key, from, to } => (key, format!("cas {from} -> {to}")),
+        Chosen::Read { .. } | Chosen::Other => return None,
+    };
+    let all_failed = !invoked.is_empty()
+        && invoked.iter().all(|(_, op)| {
+            op.outcome == Outcome::Fail
+                && !op
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| APPLIED_BUT_REFUSED.contains(&e))
+        });
+    if !all_failed {
+        return None;
+    }
+    let (_, op) = invoked[0];
+    Some(Anomaly {
+        kind: AnomalyKind::FailedCommandChosen,
+        key: Some(key.to_string()),
+        slot: Some(slot),
+        message: format!(
+            "slot {slot} holds {what} on key {key}, but process {} (index {}) was told it definitely failed ({})",
+            op.process,
+            op.index,
+            op.error.as_deref().unwrap_or("no error code")
+        ),
+        ops: invoked.iter().map(|(_, o)| OpRef::of(o)).collect(),
+        witness: None,
+    })
+}
+
 pub fn check(history: &History, finals: &[FinalDump]) -> CheckReport {
     let mut agreement = LogAgreement::new();
     for dump in finals {
@@ -177,7 +218,7 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
             text.push_str(&format!("; node {node} chose {cmds}"));
         }
         anomalies.push(Anomaly {
-            kind: "log-disagreement".into(),
+            kind: AnomalyKind::LogDisagreement,
             key: None,
             slot: Some(*slot),
             message: text,
@@ -240,7 +281,7 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
             }
             if invoked_as(&c).is_empty() {
                 anomalies.push(Anomaly {
-                    kind: "unknown-command".into(),
+                    kind: AnomalyKind::UnknownCommand,
                     key: v.key.map(str::to_string),
                     slot: Some(*slot),
                     message: format!("slot {slot} holds {cmd}, which no client invoked"),
@@ -258,7 +299,7 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
         .map(|w| {
             let (id, first, slot) = (w[1].0, w[0].1, w[1].1);
             let anomaly = Anomaly {
-                kind: "duplicate-command".into(),
+                kind: AnomalyKind::DuplicateCommand,
                 key: key_of(&union[&slot].1, id),
                 slot: Some(slot),
                 message: format!(
@@ -278,6 +319,9 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
         let (c, first_slot) = group[0];
         let times = group.len();
         let invoked = invoked_as(&c);
+        if let Some(a) = failed_but_chosen(c, first_slot, invoked) {
+            anomalies.push(a);
+        }
         if !invoked.is_empty() && times > invoked.len() {
             let ops = invoked.iter().map(|(_, o)| OpRef::of(o)).collect();
             let key = match c {
@@ -285,7 +329,7 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
                 Chosen::Other => "",
             };
             anomalies.push(Anomaly {
-                kind: "duplicate-command".into(),
+                kind: AnomalyKind::DuplicateCommand,
                 key: Some(key.to_string()),
                 slot: Some(first_slot),
                 message: format!(

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::finals::FinalDump;
 use crate::history::{Call, History, Op, Outcome};
-use crate::report::{Anomaly, CheckReport, OpRef, Verdict};
+use crate::report::{Anomaly, AnomalyKind, CheckReport, OpRef, Verdict};
 
 pub fn check(history: &History, finals: &[FinalDump]) -> (CheckReport, CheckReport) {
     let mut by_key: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
@@ -69,7 +69,7 @@ pub fn check(history: &History, finals: &[FinalDump]) -> (CheckReport, CheckRepo
                 })
                 .collect();
             agreement.push(Anomaly {
-                kind: "agreement".into(),
+                kind: AnomalyKind::Agreement,
                 key: Some(key.to_string()),
                 slot: None,
                 message: format!(
@@ -110,7 +110,7 @@ pub fn check(history: &History, finals: &[FinalDump]) -> (CheckReport, CheckRepo
                 reporters.iter().take(1).map(|o| OpRef::of(o)).collect();
             witnesses.extend(proposers.iter().take(1).map(|o| OpRef::of(o)));
             validity.push(Anomaly {
-                kind: "validity".into(),
+                kind: AnomalyKind::Validity,
                 key: Some(key.to_string()),
                 slot: None,
                 message: format!("register {key}: value {value} was chosen but {why}"),

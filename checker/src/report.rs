@@ -102,12 +102,17 @@ impl OpRef {
         let until = self.complete_ns.map_or("never completed".to_string(), |c| {
             format!("{:.3} ms", c as f64 / 1e6)
         });
+        // A read asks for nothing: it is named by what it returned.
+        let asked = if self.f == "read" {
+            String::new()
+        } else {
+            format!(" {}", self.value)
+        };
         format!(
-            "p{} {} {} {} -> {outcome}{result} (index {}{node}, {:.3} ms to {until})",
+            "p{} {} {}{asked} -> {outcome}{result} (index {}{node}, {:.3} ms to {until})",
             self.process,
             self.f,
             self.key,
-            self.value,
             self.index,
             self.invoke_ns as f64 / 1e6
         )
@@ -125,11 +130,61 @@ pub struct LinearizabilityWitness {
     pub value: Option<i64>,
 }
 
+/// Every kind of anomaly the checker reports. Its text form (kebab-case) is what
+/// result.json, junit.xml and the report carry; the report's explanation of each kind
+/// matches on this enum, so a new kind cannot go unexplained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnomalyKind {
+    /// Two values decided for one write-once register.
+    Agreement,
+    /// A register decided to a value nobody proposed for it.
+    Validity,
+    /// No order of a key's ops explains what the clients saw.
+    NonLinearizable,
+    /// Two nodes chose different commands for one log slot.
+    LogDisagreement,
+    /// A chosen command that no client invoked.
+    UnknownCommand,
+    /// A command chosen twice.
+    DuplicateCommand,
+    /// A command chosen although its client was told it definitely failed.
+    FailedCommandChosen,
+}
+
+impl AnomalyKind {
+    pub const ALL: [AnomalyKind; 7] = [
+        AnomalyKind::Agreement,
+        AnomalyKind::Validity,
+        AnomalyKind::NonLinearizable,
+        AnomalyKind::LogDisagreement,
+        AnomalyKind::UnknownCommand,
+        AnomalyKind::DuplicateCommand,
+        AnomalyKind::FailedCommandChosen,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyKind::Agreement => "agreement",
+            AnomalyKind::Validity => "validity",
+            AnomalyKind::NonLinearizable => "non-linearizable",
+            AnomalyKind::LogDisagreement => "log-disagreement",
+            AnomalyKind::UnknownCommand => "unknown-command",
+            AnomalyKind::DuplicateCommand => "duplicate-command",
+            AnomalyKind::FailedCommandChosen => "failed-command-chosen",
+        }
+    }
+}
+
+impl std::fmt::Display for AnomalyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anomaly {
-    /// `agreement`, `validity`, `non-linearizable`, `log-disagreement`,
-    /// `unknown-command`, `duplicate-command`.
-    pub kind: String,
+    pub kind: AnomalyKind,
     pub key: Option<String>,
     pub slot: Option<u64>,
     /// What is wrong, in words.

@@ -21,7 +21,7 @@ fn verdict_with(h: &H, finals: &[FinalDump], check_name: &str) -> (Verdict, Vec<
         .unwrap_or_else(|| panic!("no check {check_name}"));
     (
         c.verdict,
-        c.anomalies.iter().map(|a| a.kind.clone()).collect(),
+        c.anomalies.iter().map(|a| a.kind.to_string()).collect(),
     )
 }
 
@@ -203,13 +203,14 @@ fn the_explanation_names_the_prefix_the_blocked_op_and_the_value() {
     assert_eq!(w.blocked.f, "read");
     assert_eq!(w.value, Some(2));
     assert!(
-        a.message.contains("it returned 1 but the value is 2"),
+        a.message
+            .contains("the read that returned 1 by process 2 (index 4) cannot take effect there: the value there is 2"),
         "{}",
         a.message
     );
     let text = result.render_text();
     assert!(
-        text.contains("cannot place next: p2 read k null -> ok 1"),
+        text.contains("cannot place next: p2 read k -> ok 1"),
         "{text}"
     );
 }
@@ -426,6 +427,88 @@ fn duplicated_and_unknown_commands() {
     );
     // Without dumps the check is skipped, not passed.
     assert_eq!(verdict_of(&h, "log-agreement").0, Verdict::Skipped);
+}
+
+#[test]
+fn a_chosen_command_whose_client_was_told_it_failed() {
+    // p1's write of 5 failed definitely (unavailable), yet slot 1 holds it.
+    let mut h = H::new();
+    h.invoke(1, "write", "k", json!(5));
+    h.fail_with(1, "write", "k", json!(5), "unavailable");
+    let w5 = cmd(1, 0, "write", "k", json!({"value": 5}));
+    let log = json!([{"slot": 1, "command": w5}]);
+    let result = check(
+        &h.history(),
+        &[dump(1, json!({}), log.clone())],
+        &Options::default(),
+    );
+    let c = result
+        .checks
+        .iter()
+        .find(|c| c.name == "log-agreement")
+        .unwrap();
+    assert_eq!(c.verdict, Verdict::Invalid);
+    let a = &c.anomalies[0];
+    assert_eq!(a.kind, checker::AnomalyKind::FailedCommandChosen);
+    assert_eq!((a.slot, a.key.as_deref()), (Some(1), Some("k")));
+    assert_eq!(a.ops.len(), 1, "the failed op is the witness");
+    assert_eq!(a.ops[0].index, 0);
+    // The same write acknowledged: valid.
+    let mut ok = H::new();
+    ok.write(1, "k", 5);
+    assert_eq!(
+        verdict_with(&ok, &[dump(1, json!({}), log)], "log-agreement"),
+        valid()
+    );
+    // A cas refused when applied is chosen and fails legitimately.
+    let mut refused = H::new();
+    refused.invoke(1, "cas", "k", json!([1, 2]));
+    refused.fail_with(1, "cas", "k", json!([1, 2]), "precondition-failed");
+    let c12 = cmd(1, 0, "cas", "k", json!({"from": 1, "to": 2}));
+    let log = json!([{"slot": 1, "command": c12}]);
+    assert_eq!(
+        verdict_with(&refused, &[dump(1, json!({}), log)], "log-agreement"),
+        valid()
+    );
+}
+
+#[test]
+fn an_empty_history_and_one_with_nothing_ok_are_both_unknown() {
+    let empty = H::new();
+    let r = check(&empty.history(), &[], &Options::default());
+    assert_eq!(r.verdict, Verdict::Unknown, "{}", r.render_text());
+    let mut failed = H::new();
+    failed
+        .invoke(1, "read", "k", Value::Null)
+        .fail(1, "read", "k", Value::Null);
+    let r = check(&failed.history(), &[], &Options::default());
+    assert_eq!(r.verdict, Verdict::Unknown, "{}", r.render_text());
+}
+
+#[test]
+fn a_blocked_read_is_named_by_what_it_returned() {
+    let mut bad = H::new();
+    bad.write(1, "k", 1).write(1, "k", 2).read(2, "k", Some(1));
+    let r = check(&bad.history(), &[], &Options::default());
+    let a = r.checks.iter().flat_map(|c| &c.anomalies).next().unwrap();
+    assert!(
+        a.message.contains("the read that returned 1 by process 2"),
+        "{}",
+        a.message
+    );
+    assert!(!a.message.contains("read null"), "{}", a.message);
+}
+
+#[test]
+fn an_unreadable_dump_makes_log_agreement_unknown() {
+    let mut h = H::new();
+    h.write(1, "k", 1).read(2, "k", Some(1));
+    let dumps = vec![Err::<FinalDump, _>("final/n2.json: not JSON".to_string())];
+    let r = checker::check_streaming(&h.history(), dumps, &Options::default());
+    let c = r.checks.iter().find(|c| c.name == "log-agreement").unwrap();
+    assert_eq!(c.verdict, Verdict::Unknown);
+    assert!(c.unknown[0].contains("final/n2.json"), "{:?}", c.unknown);
+    assert_eq!(r.verdict, Verdict::Unknown);
 }
 
 #[test]

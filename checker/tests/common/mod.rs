@@ -45,6 +45,16 @@ impl H {
     pub fn fail(&mut self, p: u64, f: &str, key: &str, value: Value) -> &mut H {
         self.push(json!(p), "fail", f, key, value)
     }
+    /// A `fail` completion with this error code.
+    #[allow(dead_code)]
+    pub fn fail_with(&mut self, p: u64, f: &str, key: &str, value: Value, error: &str) -> &mut H {
+        self.fail(p, f, key, value);
+        let last = self.lines.pop().expect("just pushed");
+        let mut e: Value = serde_json::from_str(&last).expect("json");
+        e["error"] = json!(error);
+        self.lines.push(e.to_string());
+        self
+    }
     pub fn info(&mut self, p: u64, f: &str, key: &str, value: Value) -> &mut H {
         self.push(json!(p), "info", f, key, value)
     }
