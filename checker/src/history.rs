@@ -1,4 +1,4 @@
-//! The history model and its parser (DESIGN.md §5).
+//! The history model, its event type and its parser (docs/history.md).
 //!
 //! A history is a stream of JSON lines: client `invoke`s and their completions
 //! (`ok`, `fail`, `info`), and nemesis events. Parsing is streaming and validating: a
@@ -7,6 +7,7 @@
 //! [`HistoryError`] naming the line. Unknown fields are ignored. An invoke with no
 //! completion by the end counts as `info`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The operation classes of DESIGN.md §9.
+/// The outcome classes of an op (docs/history.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
@@ -45,7 +46,7 @@ impl F {
         }
     }
 
-    fn parse(s: &str) -> Option<F> {
+    pub fn parse(s: &str) -> Option<F> {
         Some(match s {
             "propose" => F::Propose,
             "read" => F::Read,
@@ -143,31 +144,145 @@ pub struct HistoryError {
     pub message: String,
 }
 
-#[derive(Deserialize)]
-struct RawEvent {
-    index: u64,
-    time_ns: u64,
-    process: Value,
-    #[serde(rename = "type")]
-    kind: RawType,
-    f: String,
-    #[serde(default)]
-    key: Option<String>,
-    #[serde(default)]
-    value: Value,
-    #[serde(default)]
-    node: Option<u64>,
-    #[serde(default)]
-    error: Option<String>,
+/// Who an event is from: a client process (a number, never reused after `info`) or
+/// the nemesis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Process {
+    Client(u64),
+    Nemesis,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+impl Serialize for Process {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Process::Client(p) => s.serialize_u64(*p),
+            Process::Nemesis => s.serialize_str("nemesis"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Process {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Process;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("process: a non-negative integer or \"nemesis\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Process, E> {
+                Ok(Process::Client(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Process, E> {
+                if v == "nemesis" {
+                    Ok(Process::Nemesis)
+                } else {
+                    Err(E::custom(format!(
+                        "process must be a non-negative integer or \"nemesis\", got \"{v}\""
+                    )))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An event's `type`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-enum RawType {
+pub enum EventType {
     Invoke,
     Ok,
     Fail,
     Info,
+}
+
+impl EventType {
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::Invoke => "invoke",
+            EventType::Ok => "ok",
+            EventType::Fail => "fail",
+            EventType::Info => "info",
+        }
+    }
+
+    /// The completion type of an outcome.
+    pub fn of(outcome: Outcome) -> EventType {
+        match outcome {
+            Outcome::Ok => EventType::Ok,
+            Outcome::Fail => EventType::Fail,
+            Outcome::Info => EventType::Info,
+        }
+    }
+}
+
+/// An event's `f`: a client op's function, or the name of a fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Func<'a> {
+    Op(F),
+    Fault(Cow<'a, str>),
+}
+
+impl Serialize for Func<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Func::Op(f) => s.serialize_str(f.name()),
+            Func::Fault(name) => s.serialize_str(name),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Func<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name: Cow<'a, str> = crate::history::borrow_str(d)?;
+        Ok(match F::parse(&name) {
+            Some(f) => Func::Op(f),
+            None => Func::Fault(name),
+        })
+    }
+}
+
+/// A string borrowed from the input where it has no escapes.
+fn borrow_str<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Cow<'a, str>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Borrowed::deserialize(d)?.0)
+}
+
+/// One line of history.jsonl (docs/history.md). The recorder writes this type and the
+/// parser reads it, so the two cannot drift apart. Unknown fields are ignored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event<'a> {
+    pub index: u64,
+    pub time_ns: u64,
+    pub process: Process,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    #[serde(borrow)]
+    pub f: Func<'a>,
+    /// The op's key (client events only).
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Cow<'a, str>>,
+    /// The op's value (docs/history.md), or a nemesis event's details.
+    #[serde(default)]
+    pub value: Value,
+    /// The node a client talked to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<u64>,
+    /// A failed or unknown op's error code.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Cow<'a, str>>,
+}
+
+impl Call {
+    /// The invoke's value as the history writes it: `null`, `v` or `[from, to]`.
+    pub fn value_json(self) -> Value {
+        match self {
+            Call::Read => Value::Null,
+            Call::Propose { value } | Call::Write { value } => Value::from(value),
+            Call::Cas { from, to } => Value::from(vec![from, to]),
+        }
+    }
 }
 
 /// Parses a whole history from a reader, line by line.
@@ -210,7 +325,7 @@ impl Parser {
         if line.trim().is_empty() {
             return Ok(()); // blank lines (a trailing newline) carry nothing
         }
-        let raw: RawEvent = serde_json::from_str(line)
+        let raw: Event = serde_json::from_str(line)
             .map_err(|e| format!("not a valid history event: {}", diagnose(line, &e)))?;
         if let Some(last) = self.last_index {
             if raw.index <= last {
@@ -230,38 +345,37 @@ impl Parser {
         self.last_time = raw.time_ns;
         self.history.events += 1;
         self.history.end_ns = raw.time_ns;
-        match &raw.process {
-            Value::String(s) if s == "nemesis" => {
+        match raw.process {
+            Process::Nemesis => {
                 self.history.nemesis.push(NemesisEvent {
                     index: raw.index,
                     time_ns: raw.time_ns,
-                    kind: raw_type_name(raw.kind).into(),
-                    f: raw.f,
+                    kind: raw.kind.name().into(),
+                    f: match raw.f {
+                        Func::Op(f) => f.name().to_string(),
+                        Func::Fault(name) => name.into_owned(),
+                    },
                     value: raw.value,
                 });
                 Ok(())
             }
-            Value::Number(n) if n.as_u64().is_some() => {
-                let process = n.as_u64().expect("checked");
-                self.client_event(process, raw)
-            }
-            other => Err(format!(
-                "process must be a non-negative integer or \"nemesis\", got {other}"
-            )),
+            Process::Client(process) => self.client_event(process, raw),
         }
     }
 
-    fn client_event(&mut self, process: u64, raw: RawEvent) -> Result<(), String> {
-        let f = F::parse(&raw.f).ok_or_else(|| {
-            format!(
-                "unknown f '{}' for a client op; expected propose, read, write or cas",
-                raw.f
-            )
-        })?;
+    fn client_event(&mut self, process: u64, raw: Event) -> Result<(), String> {
+        let f = match &raw.f {
+            Func::Op(f) => *f,
+            Func::Fault(name) => {
+                return Err(format!(
+                    "unknown f '{name}' for a client op; expected propose, read, write or cas"
+                ));
+            }
+        };
         let key = raw
             .key
             .as_deref()
-            .ok_or_else(|| format!("{} event without a 'key'", raw.f))?;
+            .ok_or_else(|| format!("{} event without a 'key'", f.name()))?;
         let key = match self.keys.get(key) {
             Some(k) => Arc::clone(k),
             None => {
@@ -270,7 +384,7 @@ impl Parser {
                 k
             }
         };
-        if raw.kind == RawType::Invoke {
+        if raw.kind == EventType::Invoke {
             if let Some(&at) = self.in_flight.get(&process) {
                 let pending = &self.history.ops[at];
                 return Err(format!(
@@ -310,7 +424,7 @@ impl Parser {
         let at = self.in_flight.remove(&process).ok_or_else(|| {
             format!(
                 "{} completion for process {process} without a pending invoke",
-                raw_type_name(raw.kind)
+                raw.kind.name()
             )
         })?;
         let op = &mut self.history.ops[at];
@@ -326,15 +440,15 @@ impl Parser {
         }
         op.complete_index = Some(raw.index);
         op.complete_ns = Some(raw.time_ns);
-        op.error = raw.error;
+        op.error = raw.error.map(Cow::into_owned);
         if op.node.is_none() {
             op.node = raw.node;
         }
         op.outcome = match raw.kind {
-            RawType::Ok => Outcome::Ok,
-            RawType::Fail => Outcome::Fail,
-            RawType::Info => Outcome::Info,
-            RawType::Invoke => unreachable!("handled above"),
+            EventType::Ok => Outcome::Ok,
+            EventType::Fail => Outcome::Fail,
+            EventType::Info => Outcome::Info,
+            EventType::Invoke => unreachable!("handled above"),
         };
         if op.outcome == Outcome::Info {
             self.retired.insert(process, raw.index);
@@ -402,15 +516,6 @@ fn diagnose(line: &str, error: &serde_json::Error) -> String {
         .flatten()
         .next()
         .unwrap_or_else(|| error.to_string())
-}
-
-fn raw_type_name(t: RawType) -> &'static str {
-    match t {
-        RawType::Invoke => "invoke",
-        RawType::Ok => "ok",
-        RawType::Fail => "fail",
-        RawType::Info => "info",
-    }
 }
 
 fn optional_i64(v: &Value, what: &str) -> Result<Option<i64>, String> {

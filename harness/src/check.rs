@@ -1,74 +1,73 @@
-//! `chaos check`: judge a history file or a run directory.
+//! `chaos check`: judge a history file or a run directory, through the same judging
+//! path as `chaos run` and `chaos report` ([`results::judge_files`]).
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use checker::{Options, check, check_streaming, finals, history};
+use checker::Options;
+use results::ExitCode;
+
+use crate::cli::UsageError;
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// A history.jsonl file, or a run directory (its history.jsonl, and its final/
     /// dumps unless --final says otherwise).
-    history: PathBuf,
+    pub history: PathBuf,
 
     /// A directory of final node dumps (`n<i>.json`, each a node's `dump` reply), for
     /// the log agreement check and the nodes' learned registers.
     #[arg(long = "final", value_name = "DIR")]
-    finals: Option<PathBuf>,
+    pub finals: Option<PathBuf>,
 
     /// Print the machine-readable result (the structure result.json embeds) instead of
     /// the text summary.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 
     /// Seconds the linearizability search may take over all keys; keys still open
     /// then are `unknown`.
     #[arg(long, value_name = "S", default_value_t = 60.0)]
-    time_limit: f64,
+    pub time_limit: f64,
 
     /// Most search states memoised per key (memory budget); more makes the key
     /// `unknown`.
     #[arg(long, value_name = "N", default_value_t = checker::linear::Budget::default().max_states)]
-    max_states: usize,
+    pub max_states: usize,
 }
 
-pub fn run(args: CheckArgs) -> ExitCode {
-    match judge(&args) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("chaos check: {e:#}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn judge(args: &CheckArgs) -> Result<u8> {
+/// Judges and prints; the exit code follows the verdict (a history that cannot be
+/// read is a usage error).
+pub fn check(args: &CheckArgs) -> Result<ExitCode, UsageError> {
     if !(args.time_limit > 0.0 && args.time_limit.is_finite()) {
-        anyhow::bail!("--time-limit must be a positive number of seconds");
+        return Err(UsageError(
+            "--time-limit must be a positive number of seconds".into(),
+        ));
     }
     let (history_path, default_finals) = locate(&args.history);
-    let file = File::open(&history_path)
-        .with_context(|| format!("cannot open {}", history_path.display()))?;
-    let history = history::parse_history(BufReader::new(file))
-        .with_context(|| format!("{} is not a valid history", history_path.display()))?;
-    let finals_dir = args.finals.clone().or(default_finals);
+    let finals = args.finals.clone().or(default_finals);
+    if let Some(dir) = &args.finals {
+        if !dir.is_dir() {
+            return Err(UsageError(format!(
+                "--final {}: not a directory",
+                dir.display()
+            )));
+        }
+    }
     let options = Options {
         time_limit: Some(Duration::from_secs_f64(args.time_limit)),
         max_states: args.max_states,
     };
-    let result = match &finals_dir {
-        Some(dir) => {
-            let dumps = finals::finals_in(dir).context("cannot read the final dumps")?;
-            check_streaming(&history, dumps, &options).context("cannot read a final dump")?
-        }
-        None => check(&history, &[], &options),
-    };
+    let judged = results::judge_files(&history_path, finals.as_deref(), &options);
+    let history = judged.history.map_err(UsageError)?;
+    let result = judged
+        .checked
+        .expect("a history that parsed is always checked");
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&result).expect("a result always serialises")
+        );
     } else {
         println!(
             "history: {} ({} events)",
@@ -77,17 +76,13 @@ fn judge(args: &CheckArgs) -> Result<u8> {
         );
         print!("{}", result.render_text());
     }
-    Ok(result.verdict.exit_code() as u8)
+    Ok(ExitCode::of_verdict(result.verdict))
 }
 
-/// A run directory means its history.jsonl and, when present, its final/ dumps.
+/// A run directory means its history.jsonl and its final/ dumps.
 fn locate(path: &Path) -> (PathBuf, Option<PathBuf>) {
     if path.is_dir() {
-        let finals = path.join("final");
-        (
-            path.join("history.jsonl"),
-            finals.is_dir().then_some(finals),
-        )
+        (path.join("history.jsonl"), Some(path.join("final")))
     } else {
         (path.to_path_buf(), None)
     }

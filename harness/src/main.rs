@@ -1,21 +1,12 @@
-//! `chaos`: the command line of the chaos harness. Glue only: it parses flags and
-//! wires the libraries together; the work lives in `node`, `checker`, `nemesis` and
-//! `results`.
-//!
-//! Exit codes (DESIGN.md §7): 0 valid, 1 safety violation, 2 usage error, 3 unknown,
-//! 4 liveness, 5 harness failure.
+//! `chaos`: the command line of the chaos harness. It parses flags and calls the
+//! `harness` library; exit codes are [`results::ExitCode`] (docs/exit-codes.md).
 
-mod check;
-mod cluster;
-mod matrix;
-mod plan;
-mod recorder;
-mod run;
-mod workload;
-
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use harness::{Presentation, check, cli, cluster, engine, matrix, replay};
+use results::ExitCode as Exit;
 
 #[derive(Debug, Parser)]
 #[command(name = "chaos", version, about = "Chaos testing for a Paxos cluster")]
@@ -30,7 +21,7 @@ enum Command {
     /// workload, record history.jsonl, judge it, and leave a run directory. Exit 0
     /// valid, 1 safety violation, 2 usage error, 3 unknown, 4 liveness, 5 harness
     /// failure.
-    Run(run::RunArgs),
+    Run(cli::RunArgs),
     /// Prove the harness finds bugs: run each node --bug under the nemesis over a few
     /// seeds and report, per bug, whether and when a violation was found. Exit 0 if
     /// every bug was detected, 1 if one was not.
@@ -38,7 +29,7 @@ enum Command {
     /// Re-run the plan of an earlier run and report how often its verdict comes back.
     Replay {
         /// The run directory (holds plan.json and result.json).
-        run_dir: std::path::PathBuf,
+        run_dir: PathBuf,
         /// How many times to re-run it.
         #[arg(long, default_value_t = 1)]
         times: usize,
@@ -52,7 +43,7 @@ enum Command {
     /// incomplete. Exit: the run's own exit code; 2 if RUN_DIR is not a run.
     Report {
         /// The run directory (holds plan.json, history.jsonl, result.json).
-        run_dir: std::path::PathBuf,
+        run_dir: PathBuf,
     },
     /// Judge a recorded history: register agreement and validity, linearizability of
     /// the KV store, log agreement. Exit 0 valid, 1 invalid, 3 unknown, 2 bad input.
@@ -67,6 +58,12 @@ enum Command {
     },
 }
 
+/// Prints `chaos <cmd>: <error>` and gives `code`.
+fn fail(cmd: &str, e: impl std::fmt::Display, code: Exit) -> ExitCode {
+    eprintln!("chaos {cmd}: {e}");
+    code.into()
+}
+
 fn main() -> ExitCode {
     // Whatever panics, no node outlives the harness.
     let default_hook = std::panic::take_hook();
@@ -74,75 +71,59 @@ fn main() -> ExitCode {
         cluster::kill_all_registered();
         default_hook(info);
     }));
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Check(args) => check::run(args),
+    match Cli::parse().command {
+        Command::Check(args) => match check::check(&args) {
+            Ok(code) => code.into(),
+            Err(e) => fail("check", e, Exit::Usage),
+        },
         Command::Node { args } => run_node(args),
         Command::Run(args) => {
-            let plan = match run::plan_from_args(&args) {
+            let plan = match cli::plan_from_args(&args) {
                 Ok(p) => p,
-                Err(e) => {
-                    eprintln!("chaos run: {e:#}");
-                    return ExitCode::from(run::EXIT_USAGE);
-                }
+                Err(e) => return fail("run", e, Exit::Usage),
             };
-            let show = run::presentation(args.no_progress, args.json);
-            match run::execute(&plan, &args.results, show) {
-                Ok(outcome) => ExitCode::from(outcome.exit_code),
-                Err(e) => {
-                    eprintln!("chaos run: {e:#}");
-                    ExitCode::from(run::EXIT_HARNESS)
-                }
+            let show = Presentation::new(args.no_progress, args.json);
+            match engine::execute(&plan, &args.results, show) {
+                Ok(outcome) => outcome.exit_code.into(),
+                Err(e) => fail("run", e, Exit::Harness),
             }
         }
         Command::Report { run_dir } => match results::render_run(&run_dir) {
             Ok(r) => {
+                let colour = results::summary::colour_on_stdout();
                 print!(
                     "{}",
-                    results::summary::render(
-                        &r.result,
-                        Some(&r.report),
-                        results::summary::colour_on_stdout()
-                    )
+                    results::summary::render(&r.result, Some(&r.report), colour)
                 );
                 println!("  junit:     {}", r.junit.display());
                 if let Some(index) = &r.index {
                     println!("  index:     {}", index.display());
                 }
-                ExitCode::from(r.result.exit_code)
+                r.result.exit_code.into()
             }
-            Err(e) => {
-                eprintln!("chaos report: {e}");
-                ExitCode::from(run::EXIT_USAGE)
-            }
+            Err(e) => fail("report", e, Exit::Usage),
         },
         Command::Matrix(args) => match matrix::matrix(&args) {
-            Ok(code) => ExitCode::from(code),
-            Err(e) => {
-                eprintln!("chaos matrix: {e:#}");
-                ExitCode::from(run::EXIT_USAGE)
-            }
+            Ok(code) => code.into(),
+            Err(e @ matrix::MatrixError::Usage(_)) => fail("matrix", e, Exit::Usage),
+            Err(e) => fail("matrix", e, Exit::Harness),
         },
         Command::Replay {
             run_dir,
             times,
             no_progress,
-        } => match run::replay(
-            &run_dir,
-            times.max(1),
-            run::presentation(no_progress, false),
-        ) {
-            Ok(code) => ExitCode::from(code),
-            Err(e) => {
-                eprintln!("chaos replay: {e:#}");
-                ExitCode::from(run::EXIT_USAGE)
+        } => {
+            let show = Presentation::new(no_progress, false);
+            match replay::replay(&run_dir, times.max(1), show) {
+                Ok(code) => code.into(),
+                Err(e @ replay::ReplayError::Plan(..)) => fail("replay", e, Exit::Usage),
+                Err(e) => fail("replay", e, Exit::Harness),
             }
-        },
+        }
     }
 }
 
 fn run_node(args: Vec<String>) -> ExitCode {
-    use clap::Parser as _;
     let argv = std::iter::once("chaos node".to_string()).chain(args);
     let node_args = match paxos_node::cli::NodeArgs::try_parse_from(argv) {
         Ok(a) => a,
@@ -154,6 +135,7 @@ fn run_node(args: Vec<String>) -> ExitCode {
     match paxos_node::cli::run(node_args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // The node's own exit codes (docs/node.md), not the harness's.
             eprintln!("chaos node: error: {e}");
             ExitCode::from(e.exit_code())
         }

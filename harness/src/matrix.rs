@@ -5,10 +5,20 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
 use paxos_node::types::Bug;
+use results::{ExitCode, Workload};
 
-use crate::run::{self, EXIT_INVALID, Presentation, RunArgs};
+use crate::cli::{RunArgs, UsageError, plan_from_args};
+use crate::engine::{EngineError, execute};
+use crate::progress::Presentation;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
 
 #[derive(Debug, clap::Args)]
 pub struct MatrixArgs {
@@ -35,14 +45,14 @@ pub struct MatrixArgs {
     pub results: PathBuf,
 }
 
-pub fn matrix(args: &MatrixArgs) -> Result<u8> {
+pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
     // The node's own list of bugs, so the matrix can never miss one.
     let bugs: Vec<String> = match &args.bugs {
         Some(list) => list
             .split(',')
             .map(|s| s.trim().parse::<Bug>().map(|b| b.name().to_string()))
             .collect::<Result<_, _>>()
-            .map_err(|e| anyhow::anyhow!("--bugs: {e}"))?,
+            .map_err(|e| UsageError(format!("--bugs: {e}")))?,
         None => Bug::ALL.iter().map(|b| b.name().to_string()).collect(),
     };
     let mut rows = Vec::new();
@@ -55,7 +65,7 @@ pub fn matrix(args: &MatrixArgs) -> Result<u8> {
             runs += 1;
             let run_args = RunArgs {
                 nodes: args.nodes,
-                workload: crate::plan::Workload::Both,
+                workload: Workload::Both,
                 time_limit: args.time_limit,
                 concurrency: None,
                 rate: 0.0,
@@ -74,18 +84,14 @@ pub fn matrix(args: &MatrixArgs) -> Result<u8> {
                 no_progress: true,
                 json: false,
             };
-            let plan = run::plan_from_args(&run_args)?;
-            let show = Presentation {
-                progress_bar: false,
-                json: false,
-                quiet: true,
-            };
-            let outcome = run::execute(&plan, &args.results, show)?;
+            let plan = plan_from_args(&run_args)?;
+            let outcome = execute(&plan, &args.results, Presentation::quiet())?;
             eprintln!(
                 "  {bug} seed {seed}: {} (exit {})",
-                outcome.verdict, outcome.exit_code
+                outcome.verdict.as_str(),
+                outcome.exit_code.code()
             );
-            if outcome.exit_code == EXIT_INVALID {
+            if outcome.exit_code == ExitCode::Invalid {
                 found = Some((seed, outcome.run_dir.display().to_string()));
                 break;
             }
@@ -116,5 +122,9 @@ pub fn matrix(args: &MatrixArgs) -> Result<u8> {
         args.seeds,
         args.time_limit
     );
-    Ok(if all_found { 0 } else { EXIT_INVALID })
+    Ok(if all_found {
+        ExitCode::Valid
+    } else {
+        ExitCode::Invalid
+    })
 }

@@ -1,11 +1,14 @@
-//! Writes history.jsonl as the run goes (DESIGN.md §5).
+//! Writes history.jsonl as the run goes (docs/history.md).
 //!
-//! Index and time are assigned under one lock, so index order is time order. A client
-//! records its invoke *before* sending the request and its completion *after* reading
-//! the reply, so each recorded interval contains the op's real execution: the checker
-//! may then trust real-time order. A background task flushes every 100 ms, so a
-//! SIGKILLed harness loses at most the last 100 ms.
+//! Every line is a [`checker::history::Event`], the type the checker parses, so the
+//! writer and the reader cannot disagree. Index and time are assigned under one lock,
+//! so index order is time order. A client records its invoke *before* sending the
+//! request and its completion *after* reading the reply, so each recorded interval
+//! contains the op's real execution: the checker may then trust real-time order. A
+//! background task flushes every 100 ms, so a SIGKILLed harness loses at most the last
+//! 100 ms.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -13,6 +16,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use checker::history::{Call, Event, EventType, Func, Outcome, Process};
+
+use crate::system::Completion;
 use serde_json::Value;
 
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -30,17 +36,6 @@ pub struct Recorder {
     pub fail: AtomicU64,
     pub info: AtomicU64,
     next_process: AtomicU64,
-}
-
-/// What a client event says; index and time are added by the recorder.
-pub struct ClientEvent<'a> {
-    pub process: u64,
-    pub kind: &'a str,
-    pub f: &'a str,
-    pub key: &'a str,
-    pub value: Value,
-    pub node: u32,
-    pub error: Option<&'a str>,
 }
 
 impl Recorder {
@@ -73,55 +68,79 @@ impl Recorder {
         self.start.elapsed()
     }
 
-    /// Appends one event: `body` is the event's fields after index and time, as JSON
-    /// object members without braces. Formatted by the caller, outside the lock; only
-    /// the index, the clock read and the copy into the buffer happen under it.
-    fn write(&self, body: &str) {
+    /// Appends one event, stamping its index and time under the lock.
+    fn write(&self, mut event: Event) {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
-        let time_ns = self.start.elapsed().as_nanos() as u64;
-        let index = inner.next_index;
+        event.time_ns = self.start.elapsed().as_nanos() as u64;
+        event.index = inner.next_index;
         inner.next_index += 1;
-        let result = writeln!(
-            inner.out,
-            "{{\"index\":{index},\"time_ns\":{time_ns},{body}}}"
-        );
+        let result = serde_json::to_writer(&mut inner.out, &event)
+            .map_err(std::io::Error::from)
+            .and_then(|()| inner.out.write_all(b"\n"));
         if let Err(err) = result {
             inner.error.get_or_insert(err);
         }
     }
 
-    pub fn client(&self, e: ClientEvent) {
-        match e.kind {
-            "ok" => self.ok.fetch_add(1, Ordering::Relaxed),
-            "fail" => self.fail.fetch_add(1, Ordering::Relaxed),
-            "info" => self.info.fetch_add(1, Ordering::Relaxed),
-            _ => 0,
-        };
-        let mut body = format!(
-            "\"process\":{},\"type\":{},\"f\":{},\"key\":{},\"value\":{},\"node\":{}",
-            e.process,
-            json_str(e.kind),
-            json_str(e.f),
-            json_str(e.key),
-            e.value,
-            e.node
-        );
-        if let Some(err) = e.error {
-            body.push_str(",\"error\":");
-            body.push_str(&json_str(err));
-        }
-        self.write(&body);
+    /// A client's invoke of `call` on `key` through `node`.
+    pub fn invoke(&self, process: u64, call: Call, key: &str, node: u32) {
+        self.write(Event {
+            index: 0,
+            time_ns: 0,
+            process: Process::Client(process),
+            kind: EventType::Invoke,
+            f: Func::Op(call.f()),
+            key: Some(Cow::Borrowed(key)),
+            value: call.value_json(),
+            node: Some(u64::from(node)),
+            error: None,
+        });
     }
 
-    /// A nemesis event (`"process":"nemesis"`, type `info`).
-    pub fn nemesis(&self, f: &str, value: Value) {
-        let body = format!(
-            "\"process\":\"nemesis\",\"type\":\"info\",\"f\":{},\"value\":{value}",
-            json_str(f)
-        );
-        self.write(&body);
+    /// The completion of that invoke. An ok read's or propose's value is what it
+    /// returned; every other completion repeats the invoke's value.
+    pub fn complete(&self, process: u64, call: Call, key: &str, node: u32, done: &Completion) {
+        let (outcome, returned, error) = (done.outcome, done.value, done.error.as_deref());
+        let counter = match outcome {
+            Outcome::Ok => &self.ok,
+            Outcome::Fail => &self.fail,
+            Outcome::Info => &self.info,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let value = match (outcome, call) {
+            (Outcome::Ok, Call::Read | Call::Propose { .. }) => {
+                returned.map_or(Value::Null, Value::from)
+            }
+            _ => call.value_json(),
+        };
+        self.write(Event {
+            index: 0,
+            time_ns: 0,
+            process: Process::Client(process),
+            kind: EventType::of(outcome),
+            f: Func::Op(call.f()),
+            key: Some(Cow::Borrowed(key)),
+            value,
+            node: Some(u64::from(node)),
+            error: error.map(Cow::Borrowed),
+        });
+    }
+
+    /// A nemesis event (`"process":"nemesis"`, type `info`) named for its fault.
+    pub fn nemesis(&self, fault: &str, value: Value) {
+        self.write(Event {
+            index: 0,
+            time_ns: 0,
+            process: Process::Nemesis,
+            kind: EventType::Info,
+            f: Func::Fault(Cow::Borrowed(fault)),
+            key: None,
+            value,
+            node: None,
+            error: None,
+        });
     }
 
     /// Flushes to the file; returns the first write error seen, if any.
@@ -137,7 +156,55 @@ impl Recorder {
     }
 }
 
-/// A string as a JSON string literal (quoted and escaped).
-fn json_str(s: &str) -> String {
-    serde_json::to_string(s).expect("a str always serialises")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_recorder_writes_the_checker_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        let r = Recorder::create(&path, 10).unwrap();
+        let p = r.new_process();
+        r.invoke(p, Call::Write { value: 7 }, "k\"0", 2);
+        r.complete(
+            p,
+            Call::Write { value: 7 },
+            "k\"0",
+            2,
+            &Completion::ok(None),
+        );
+        r.invoke(p, Call::Read, "k\"0", 2);
+        r.complete(p, Call::Read, "k\"0", 2, &Completion::ok(Some(7)));
+        r.invoke(p, Call::Cas { from: 7, to: 8 }, "k\"0", 1);
+        let cas = crate::system::ClientOp::Cas {
+            key: "k\"0".into(),
+            from: 7,
+            to: 8,
+        };
+        let timed_out = Completion::unknown(&cas, "client-timeout", true);
+        r.complete(p, cas.call(), "k\"0", 1, &timed_out);
+        r.nemesis(
+            "kill",
+            serde_json::json!({"targets": [1], "outcome": "installed"}),
+        );
+        r.flush().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let h = checker::history::parse_history_str(&text).unwrap();
+        assert_eq!(h.events, 7);
+        assert_eq!(h.ops.len(), 3);
+        assert_eq!(&*h.ops[0].key, "k\"0");
+        assert_eq!(h.ops[1].result, Some(Some(7)));
+        assert_eq!(h.ops[2].outcome, Outcome::Info);
+        assert_eq!(h.ops[2].error.as_deref(), Some("client-timeout"));
+        assert_eq!(h.ops[2].node, Some(1));
+        assert_eq!(h.nemesis[0].f, "kill");
+        // The documented line shape.
+        let first = text.lines().next().unwrap();
+        assert!(
+            first.starts_with("{\"index\":0,\"time_ns\":")
+                && first.contains("\"process\":10,\"type\":\"invoke\",\"f\":\"write\""),
+            "{first}"
+        );
+    }
 }

@@ -518,7 +518,7 @@ fn help_explains_every_flag_with_its_default() {
         "[default: 5]",
         "[default: both]",
         "[default: 30]",
-        "[default: results]",
+        "[default: runs]",
     ] {
         assert!(help.contains(default), "run --help lacks {default}");
     }

@@ -22,6 +22,9 @@ mod shapes;
 pub use generate::{FaultKinds, KindsError, generate};
 pub use shapes::{SHAPES, Shape, grudge, reachable};
 
+#[cfg(test)]
+mod apply_tests;
+
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -68,6 +71,15 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// Whether this starts a fault (rather than undoing one). Headers and summaries
+    /// count faults in this one unit.
+    pub fn starts_fault(&self) -> bool {
+        match self {
+            Fault::Partition { .. } | Fault::Kill | Fault::Pause | Fault::Links(_) => true,
+            Fault::Heal | Fault::Restart | Fault::Resume | Fault::LinksHeal => false,
+        }
+    }
+
     /// The name used for nemesis events in the history.
     pub fn name(&self) -> &'static str {
         match self {
@@ -92,18 +104,104 @@ pub struct ScheduledFault {
     pub targets: Vec<NodeId>,
 }
 
-/// The outcome of executing a fault (DESIGN.md §9), as recorded in the history.
+/// The outcome of executing a fault, as recorded in the history's nemesis event
+/// (docs/faults.md): `"installed"`, `{"skipped": why}`, `{"indeterminate": why}`, or
+/// `{"partially-installed": {"applied": [ids], "skipped": [ids]}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NemesisOutcome {
+    /// It took effect on every target.
     Installed,
+    /// It took effect on some targets; the others were not in a state it applies to
+    /// (a kill of a node already down).
+    PartiallyInstalled {
+        applied: Vec<NodeId>,
+        skipped: Vec<NodeId>,
+    },
+    /// It took effect nowhere, for the reason given.
     Skipped(String),
-    /// It may or may not have taken effect (e.g. an error half-way).
+    /// It may or may not have taken effect (an error half-way).
     Indeterminate(String),
 }
 
+impl NemesisOutcome {
+    /// Whether the fault is in force (wholly or on some targets) afterwards.
+    pub fn took_effect(&self) -> bool {
+        matches!(
+            self,
+            NemesisOutcome::Installed | NemesisOutcome::PartiallyInstalled { .. }
+        )
+    }
+}
+
+/// What executes process faults on a system's nodes. Each call reports `Ok(true)`
+/// when it acted, `Ok(false)` when the node was not in a state the fault applies to
+/// (killing a node that is down), and `Err` when it is not known whether it acted.
+pub trait Nodes {
+    fn kill(&self, id: NodeId) -> Result<bool, String>;
+    fn pause(&self, id: NodeId) -> Result<bool, String>;
+    fn resume(&self, id: NodeId) -> Result<bool, String>;
+    /// Starts the node again on its own data, if it is down.
+    fn restart(&self, id: NodeId) -> Result<bool, String>;
+}
+
+/// What executes network faults between a system's nodes. A backend that cannot
+/// make a fault returns `Err` with the reason, and the fault is recorded as skipped.
+pub trait Links {
+    /// Cuts the directed links `(from, to)`: `to` no longer hears `from`.
+    fn cut(&self, links: &[(NodeId, NodeId)]) -> Result<(), String>;
+    /// Restores every cut link.
+    fn heal(&self) -> Result<(), String>;
+    /// Degrades every link between `targets` and all nodes.
+    fn degrade(&self, targets: &[NodeId], faults: &LinkFaults) -> Result<(), String>;
+    /// Restores every degraded link.
+    fn restore(&self) -> Result<(), String>;
+}
+
+/// Executes one scheduled fault: the one entry point from a schedule to a system. It
+/// never decides anything (the schedule did); it acts and says what happened. Every
+/// fault kind is matched here, so a new kind does not compile until it is executed.
+pub fn apply(nodes: &dyn Nodes, links: &dyn Links, fault: &ScheduledFault) -> NemesisOutcome {
+    let network = |r: Result<(), String>| match r {
+        Ok(()) => NemesisOutcome::Installed,
+        Err(why) => NemesisOutcome::Skipped(why),
+    };
+    let per_node = |act: &dyn Fn(NodeId) -> Result<bool, String>| {
+        let mut applied = Vec::new();
+        let mut skipped = Vec::new();
+        for &id in &fault.targets {
+            match act(id) {
+                Ok(true) => applied.push(id),
+                Ok(false) => skipped.push(id),
+                Err(e) => {
+                    return NemesisOutcome::Indeterminate(format!(
+                        "node {id}: {e} (done on {applied:?} before it)"
+                    ));
+                }
+            }
+        }
+        if skipped.is_empty() && !applied.is_empty() {
+            NemesisOutcome::Installed
+        } else if applied.is_empty() {
+            NemesisOutcome::Skipped("no target was in a state the fault applies to".into())
+        } else {
+            NemesisOutcome::PartiallyInstalled { applied, skipped }
+        }
+    };
+    match &fault.fault {
+        Fault::Partition { cut, .. } => network(links.cut(cut)),
+        Fault::Heal => network(links.heal()),
+        Fault::Links(faults) => network(links.degrade(&fault.targets, faults)),
+        Fault::LinksHeal => network(links.restore()),
+        Fault::Kill => per_node(&|id| nodes.kill(id)),
+        Fault::Pause => per_node(&|id| nodes.pause(id)),
+        Fault::Resume => per_node(&|id| nodes.resume(id)),
+        Fault::Restart => per_node(&|id| nodes.restart(id)),
+    }
+}
+
 /// A named random stream derived from the run's seed, so that changing one knob (say,
-/// the number of clients) does not reshuffle the others (DESIGN.md §8).
+/// the number of clients) does not reshuffle the others (docs/plans.md).
 pub fn substream(seed: u64, name: &str) -> ChaCha8Rng {
     // FNV-1a of the name, mixed with the seed.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -111,6 +111,26 @@ impl Tracer {
     }
 }
 
+/// The proxy backend makes every network fault, and none can fail half-way.
+impl crate::Links for Network {
+    fn cut(&self, links: &[(u32, u32)]) -> Result<(), String> {
+        Network::cut(self, links);
+        Ok(())
+    }
+    fn heal(&self) -> Result<(), String> {
+        self.heal_partitions();
+        Ok(())
+    }
+    fn degrade(&self, targets: &[u32], faults: &LinkFaults) -> Result<(), String> {
+        Network::degrade(self, targets, faults);
+        Ok(())
+    }
+    fn restore(&self) -> Result<(), String> {
+        self.restore_links();
+        Ok(())
+    }
+}
+
 impl Network {
     /// Binds a proxy for every directed link between `n` nodes and starts forwarding.
     pub async fn start(

@@ -149,6 +149,49 @@ fn truncate(s: &str, max_chars: usize) -> String {
     s.chars().take(max_chars).collect()
 }
 
+/// A request line (without newline), as a client writes it: the other side of
+/// [`parse_request`]. The harness talks to nodes through this, so the request format
+/// is written in one place.
+pub fn encode_request(id: u64, request: &Request) -> String {
+    let key = |k: &str| serde_json::to_string(k).expect("a str always serialises");
+    match request {
+        Request::Op(ClientOp::Propose { key: k, value }) => format!(
+            "{{\"id\":{id},\"op\":\"propose\",\"key\":{},\"value\":{value}}}",
+            key(k)
+        ),
+        Request::Op(ClientOp::Kv(KvOp::Read { key: k })) => {
+            format!("{{\"id\":{id},\"op\":\"read\",\"key\":{}}}", key(k))
+        }
+        Request::Op(ClientOp::Kv(KvOp::Write { key: k, value })) => format!(
+            "{{\"id\":{id},\"op\":\"write\",\"key\":{},\"value\":{value}}}",
+            key(k)
+        ),
+        Request::Op(ClientOp::Kv(KvOp::Cas { key: k, from, to })) => format!(
+            "{{\"id\":{id},\"op\":\"cas\",\"key\":{},\"from\":{from},\"to\":{to}}}",
+            key(k)
+        ),
+        Request::Status => format!("{{\"id\":{id},\"op\":\"status\"}}"),
+        Request::Dump => format!("{{\"id\":{id},\"op\":\"dump\"}}"),
+    }
+}
+
+/// An op's reply as a client reads it: the other side of [`encode_result`] and
+/// [`encode_error`]. `value` is an ok read's value (`None`: absent) or an ok
+/// propose's chosen value.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct Reply {
+    pub id: Option<u64>,
+    #[serde(default)]
+    pub ok: bool,
+    #[serde(default)]
+    pub value: Option<i64>,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The error promises the op did not and will not take effect.
+    #[serde(default)]
+    pub definite: bool,
+}
+
 /// The reply line (without newline) for a core result.
 pub fn encode_result(id: u64, result: &OpResult) -> String {
     match result {
@@ -342,5 +385,51 @@ mod tests {
         let empty = encode_dump(1, 1, &Default::default(), std::iter::empty(), 0);
         let v: Value = serde_json::from_str(&empty).unwrap();
         assert_eq!(v["log"], json!([]));
+    }
+}
+
+#[cfg(test)]
+mod encode_tests {
+    use super::*;
+
+    #[test]
+    fn every_request_the_client_encodes_parses_back() {
+        let requests = [
+            Request::Op(ClientOp::Propose {
+                key: "r\"1".into(),
+                value: -3,
+            }),
+            Request::Op(ClientOp::Kv(KvOp::Read { key: "k0".into() })),
+            Request::Op(ClientOp::Kv(KvOp::Write {
+                key: "k0".into(),
+                value: 7,
+            })),
+            Request::Op(ClientOp::Kv(KvOp::Cas {
+                key: "k0".into(),
+                from: 7,
+                to: 8,
+            })),
+            Request::Status,
+            Request::Dump,
+        ];
+        for (id, request) in requests.into_iter().enumerate() {
+            let line = encode_request(id as u64, &request);
+            let parsed = parse_request(line.as_bytes()).expect(&line);
+            assert_eq!(parsed.id, id as u64);
+            assert_eq!(parsed.request, request, "{line}");
+        }
+    }
+
+    #[test]
+    fn replies_read_back_as_the_node_wrote_them() {
+        let ok: Reply = serde_json::from_str(&encode_result(4, &OpResult::Value(Some(9)))).unwrap();
+        assert_eq!((ok.id, ok.ok, ok.value), (Some(4), true, Some(9)));
+        let absent: Reply =
+            serde_json::from_str(&encode_result(5, &OpResult::Value(None))).unwrap();
+        assert_eq!((absent.ok, absent.value), (true, None));
+        let err: Reply =
+            serde_json::from_str(&encode_result(6, &OpResult::Error(ErrorCode::Timeout))).unwrap();
+        assert_eq!((err.ok, err.definite), (false, false));
+        assert_eq!(err.error.as_deref(), Some("timeout"));
     }
 }

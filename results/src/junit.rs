@@ -52,7 +52,7 @@ pub fn render(r: &RunResult) -> String {
     );
     suite.add_property(("seed", r.seed.to_string().as_str()));
     suite.add_property(("reproduce", r.reproduce.as_str()));
-    suite.add_property(("exit_code", r.exit_code.to_string().as_str()));
+    suite.add_property(("exit_code", r.exit_code.code().to_string().as_str()));
     let check_secs = r.durations.check_s;
     match &r.checks {
         Some(checks) => {

@@ -1,5 +1,6 @@
 //! Results of a run: the run store, result.json, report.html, junit.xml, the run
-//! index and the terminal summary (DESIGN.md §3, §6).
+//! index, the terminal summary, and the typed plan every command shares
+//! (docs/run-directory.md, docs/plans.md).
 //!
 //! This crate reads only the files of a run directory, so any run can be rendered
 //! again, including runs written by older versions and runs that never finished.
@@ -8,7 +9,9 @@ mod charts;
 pub mod data;
 pub mod faults;
 pub mod index;
+pub mod judge;
 pub mod junit;
+pub mod plan;
 pub mod report;
 pub mod schema;
 pub mod store;
@@ -18,7 +21,9 @@ use checker::history::History;
 use std::path::{Path, PathBuf};
 
 pub use faults::{FaultPeriod, FaultSummary};
-pub use schema::{RunResult, SCHEMA_VERSION, Verdict, exit};
+pub use judge::{Judged, judge_files, judge_run_dir};
+pub use plan::{OpMix, PLAN_VERSION, Plan, PlanError, Workload};
+pub use schema::{ExitCode, RunEnd, RunResult, SCHEMA_VERSION, Verdict};
 pub use store::RunDir;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +48,8 @@ pub enum RenderError {
         #[source]
         source: schema::SchemaError,
     },
-    #[error("plan.json is not JSON: {0}")]
-    Plan(serde_json::Error),
+    #[error("{0}")]
+    Plan(PlanError),
 }
 
 /// What [`render_run`] wrote.
@@ -64,43 +69,35 @@ fn write(path: PathBuf, text: &str) -> Result<PathBuf, RenderError> {
     Ok(path)
 }
 
-/// Judges a run that left no result.json (the harness was killed or crashed): the
-/// history and whatever final dumps exist are checked, and the result is marked
-/// incomplete.
-fn judge_incomplete(
-    dir: &Path,
-    plan: serde_json::Value,
-    history: Option<&checker::History>,
-    history_error: Option<String>,
-) -> RunResult {
-    let options = checker::Options::default();
-    let checked = history.map(|h| match checker::finals::finals_in(&dir.join("final")) {
-        Ok(dumps) => checker::check_streaming(h, dumps, &options)
-            .unwrap_or_else(|_| checker::check(h, &[], &options)),
-        Err(_) => checker::check(h, &[], &options),
+/// A run that left no result.json (the harness was killed or crashed), judged from
+/// the history and whatever final dumps exist, and marked incomplete.
+fn judge_incomplete(dir: &Path, plan: Plan, judged: &Judged) -> RunResult {
+    let verdict = judged.verdict();
+    let exit_code = ExitCode::of_run(schema::RunEnd {
+        verdict,
+        harness_failed: false,
+        liveness_failed: false,
+        // A run cut short decided nothing about liveness: at best unknown.
+        undecided: true,
     });
-    let verdict = checked
-        .as_ref()
-        .map_or(Verdict::Unknown, |c| Verdict::of(c.verdict));
-    let seed = plan["seed"].as_u64().unwrap_or(0);
     RunResult {
         schema_version: SCHEMA_VERSION,
-        verdict,
-        exit_code: if verdict == Verdict::Invalid { exit::INVALID } else { exit::UNKNOWN },
-        seed,
-        name: plan["name"].as_str().unwrap_or("chaos").to_string(),
+        verdict: verdict.map_or(Verdict::Unknown, Verdict::of),
+        exit_code,
+        seed: plan.seed,
+        name: plan.name.clone(),
         started_at: None,
         run_dir: dir.display().to_string(),
         reproduce: format!("chaos replay {}", dir.display()),
         replay: format!("chaos replay {}", dir.display()),
-        harness_failure: history_error,
+        harness_failure: judged.history.as_ref().err().cloned(),
         liveness: schema::Liveness::default(),
         interrupted: false,
         incomplete: true,
         notes: vec!["the run did not finish: there is no result.json, so this was judged by `chaos report` from the history and dumps it left".into()],
-        faults: history.map(|h| FaultSummary::of(&h.nemesis, h.end_ns)).unwrap_or_default(),
-        checks: checked.as_ref().map(|c| c.checks.clone()),
-        stats: checked.map(|c| c.stats),
+        faults: judged.faults.clone(),
+        checks: judged.checked.as_ref().map(|c| c.checks.clone()),
+        stats: judged.checked.as_ref().map(|c| c.stats.clone()),
         plan,
         links: Vec::new(),
         durations: schema::Durations::default(),
@@ -131,14 +128,6 @@ fn node_files(dir: &Path, nodes: u64) -> Vec<(u32, Vec<String>)> {
         .collect()
 }
 
-fn read_history(dir: &Path) -> Result<History, String> {
-    match std::fs::File::open(dir.join("history.jsonl")) {
-        Ok(f) => checker::history::parse_history(std::io::BufReader::new(f))
-            .map_err(|e| format!("history.jsonl is unreadable: {e}")),
-        Err(e) => Err(format!("history.jsonl cannot be opened: {e}")),
-    }
-}
-
 /// Renders report.html and junit.xml of a run directory from its files (and, for a
 /// run that left no result.json, writes one from a fresh check), then rebuilds the
 /// results root's index.html. Nothing is re-run.
@@ -150,30 +139,30 @@ pub fn render_run(dir: &Path) -> Result<Rendered, RenderError> {
 /// it): reading history.jsonl again would hold a second copy while the first is
 /// freed, and on a long run the history is the biggest thing in memory.
 pub fn render_run_with(dir: &Path, parsed: Option<History>) -> Result<Rendered, RenderError> {
-    let plan_path = dir.join("plan.json");
-    let plan_text =
-        std::fs::read_to_string(&plan_path).map_err(|_| RenderError::NotARun(dir.to_path_buf()))?;
-    let plan: serde_json::Value = serde_json::from_str(&plan_text).map_err(RenderError::Plan)?;
-    let mut notes = Vec::new();
-    let history = match parsed {
-        Some(h) => Ok(h),
-        None => read_history(dir),
+    let plan = match Plan::read(dir) {
+        Ok(p) => p,
+        Err(PlanError::Read { .. }) => return Err(RenderError::NotARun(dir.to_path_buf())),
+        Err(e) => return Err(RenderError::Plan(e)),
     };
+    let mut notes = Vec::new();
     let result_path = dir.join("result.json");
-    let mut result = match std::fs::read_to_string(&result_path) {
-        Ok(text) => RunResult::parse(&text).map_err(|source| RenderError::Schema {
-            path: result_path.clone(),
-            source,
-        })?,
+    let (mut result, history) = match std::fs::read_to_string(&result_path) {
+        Ok(text) => {
+            let result = RunResult::parse(&text).map_err(|source| RenderError::Schema {
+                path: result_path.clone(),
+                source,
+            })?;
+            let history = match parsed {
+                Some(h) => Ok(h),
+                None => judge::read_history(&dir.join("history.jsonl")),
+            };
+            (result, history)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let r = judge_incomplete(
-                dir,
-                plan,
-                history.as_ref().ok(),
-                history.as_ref().err().cloned(),
-            );
+            let judged = judge::judge_run_dir(dir, &checker::Options::default());
+            let r = judge_incomplete(dir, plan, &judged);
             write(result_path, &r.to_json())?;
-            r
+            (r, judged.history)
         }
         Err(source) => {
             return Err(RenderError::Read {
@@ -205,7 +194,7 @@ pub fn render_run_with(dir: &Path, parsed: Option<History>) -> Result<Rendered, 
             .unwrap_or_else(|| data::focus_window(&result, h).0);
         data::trace_window(&dir.join("messages.jsonl"), from, report::LAMPORT_CAP)
     });
-    let nodes = result.plan["nodes"].as_u64().unwrap_or(0);
+    let nodes = result.plan.nodes as u64;
     let inputs = report::Inputs {
         result: &result,
         history: history.as_ref(),

@@ -4,12 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use checker::AnomalyKind;
 use checker::history::{History, Outcome};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::charts;
 use crate::data;
-use crate::schema::{RunResult, Verdict, exit};
+use crate::schema::{ExitCode, RunResult, Verdict};
 
 const CSS: &str = include_str!("report.css");
 const JS: &str = include_str!("report.js");
@@ -35,33 +36,37 @@ pub struct Inputs<'a> {
 }
 
 /// What an anomaly kind means, for a reader who has not met it before.
-pub fn explain(kind: &str) -> &'static str {
+pub fn explain(kind: AnomalyKind) -> &'static str {
     match kind {
-        "agreement" => {
+        AnomalyKind::Agreement => {
             "Two different values were decided for the same write-once register. Paxos chooses at most one value per register: once a majority has accepted a value, every higher ballot must propose that same value. Two clients (or two nodes' final dumps) saw different values, so some node acted on an acceptance it should have carried forward, or a quorum that was not a majority."
         }
-        "validity" => {
+        AnomalyKind::Validity => {
             "A register was decided to a value that no client proposed for it. A value can only be chosen if some proposer put it forward; this one came from nowhere (or from another register)."
         }
-        "non-linearizable" => {
+        AnomalyKind::NonLinearizable => {
             "No order of these operations explains what the clients saw while respecting real time (an op that completed before another began must come first). The search below found the longest order that works; the op it could not place next is the one whose result contradicts every consistent order, typically a stale read or a write acknowledged before it was chosen."
         }
-        "log-disagreement" => {
+        AnomalyKind::LogDisagreement => {
             "Two nodes hold different commands in the same slot of the replicated log. Every node must apply the same command in each slot, or replicas diverge."
         }
-        "unknown-command" => "A node's log holds a command that no client issued in this history.",
-        "duplicate-command" => {
+        AnomalyKind::UnknownCommand => {
+            "A node's log holds a command that no client issued in this history."
+        }
+        AnomalyKind::DuplicateCommand => {
             "The same client command was chosen in two slots, so it would be applied twice."
         }
-        _ => "An anomaly reported by the checker.",
+        AnomalyKind::FailedCommandChosen => {
+            "A node's chosen log holds a command whose client was told it definitely failed. A definite failure promises the command did not and will not take effect; the cluster applied it anyway, so the client was lied to."
+        }
     }
 }
 
 fn verdict_class(r: &RunResult) -> &'static str {
     match (r.verdict, r.exit_code) {
         (Verdict::Invalid, _) => "invalid",
-        (_, exit::VALID) => "valid",
-        (_, exit::HARNESS) => "invalid",
+        (_, ExitCode::Valid) => "valid",
+        (_, ExitCode::Harness) => "invalid",
         _ => "unknown",
     }
 }
@@ -97,25 +102,39 @@ fn op_rows(ops: &[checker::OpRef], link: bool) -> Markup {
 fn banner(r: &RunResult) -> Markup {
     let counts = r.outcome_counts();
     let get = |k: &str| counts.get(k).copied().unwrap_or(0);
+    let plan = &r.plan;
     let params: Vec<(&str, String)> = vec![
-        ("nodes", r.plan_field("nodes")),
-        ("workload", r.plan_field("workload")),
-        ("time limit", format!("{} s", r.plan_field("time_limit_s"))),
-        ("clients", r.plan_field("concurrency")),
-        ("rate", r.plan_field("rate")),
-        ("keys", r.plan_field("keys")),
-        ("nemesis", nemesis_text(&r.plan["nemesis"])),
+        ("nodes", plan.nodes.to_string()),
+        ("workload", plan.workload.name().to_string()),
+        ("time limit", format!("{} s", plan.time_limit_s)),
+        ("clients", plan.concurrency.to_string()),
+        ("rate", plan.rate.to_string()),
+        ("keys", plan.kv_keys.join(" ")),
         (
-            "nemesis interval",
-            format!("{} s", r.plan_field("nemesis_interval_s")),
+            "op mix",
+            format!(
+                "read {} · write {} · cas {}",
+                plan.op_mix.read, plan.op_mix.write, plan.op_mix.cas
+            ),
         ),
-        ("node binary", r.plan_field("node_bin")),
-        ("node args", r.plan_field("node_args")),
-        ("grace", format!("{} s", r.plan_field("grace_s"))),
+        ("nemesis", plan.nemesis.describe()),
+        ("nemesis interval", format!("{} s", plan.nemesis_interval_s)),
         (
-            "op timeout",
-            format!("{} ms", r.plan_field("op_timeout_ms")),
+            "node binary",
+            plan.node_bin
+                .as_ref()
+                .map_or("bundled".into(), |b| b.display().to_string()),
         ),
+        (
+            "node args",
+            if plan.node_args.is_empty() {
+                "-".into()
+            } else {
+                plan.node_args.join(" ")
+            },
+        ),
+        ("grace", format!("{} s", plan.grace_s)),
+        ("op timeout", format!("{} ms", plan.op_timeout_ms)),
         (
             "started",
             r.started_at.clone().unwrap_or_else(|| "-".into()),
@@ -127,7 +146,7 @@ fn banner(r: &RunResult) -> Markup {
             div class="verdict" { (r.verdict.as_str().to_uppercase()) }
             div class="headline" {
                 h1 { "Run " (r.name) ", seed " (r.seed) }
-                p { "exit " (r.exit_code) ": " (exit::meaning(r.exit_code))
+                p { "exit " (r.exit_code.code()) ": " (r.exit_code.meaning())
                     @if r.incomplete { " — " strong { "incomplete run" } ": no result.json was written; judged from the files it left" } }
                 p class="counts" { "ok " (get("ok")) " · fail " (get("fail")) " · info " (get("info"))
                     @if let Some(s) = &r.stats { " · " (format!("{:.0}", s.ok_per_second)) " ok/s over " (format!("{:.1}", s.duration_ms / 1e3)) " s" }
@@ -147,28 +166,6 @@ fn banner(r: &RunResult) -> Markup {
                 tr { th { "durations" } td { (format!("start-up {:.1} s, workload {:.1} s, final phase {:.1} s, check {:.1} s", r.durations.startup_s, r.durations.workload_s, r.durations.final_s, r.durations.check_s)) } }
             }
         }
-    }
-}
-
-/// The `--nemesis` kinds of a plan, from either form plan.json has used.
-pub fn nemesis_text(v: &serde_json::Value) -> String {
-    let kinds: Vec<String> = match v {
-        serde_json::Value::Object(m) => m
-            .iter()
-            .filter(|(_, on)| on.as_bool() == Some(true))
-            .map(|(k, _)| k.clone())
-            .collect(),
-        serde_json::Value::Array(a) => a
-            .iter()
-            .filter_map(|k| k.as_str().map(str::to_string))
-            .collect(),
-        serde_json::Value::String(s) => vec![s.clone()],
-        _ => Vec::new(),
-    };
-    if kinds.is_empty() {
-        "none".into()
-    } else {
-        kinds.join(",")
     }
 }
 
@@ -196,11 +193,11 @@ fn anomalies(r: &RunResult) -> Markup {
                 h2 { "Anomalies (" (list.len()) ")" }
                 @for (i, (check, a)) in list.iter().enumerate() {
                     article class="anomaly" id=(format!("anomaly-{}", i + 1)) {
-                        h3 { (i + 1) ". " (a.kind) " in " (check.name)
+                        h3 { (i + 1) ". " (a.kind.as_str()) " in " (check.name)
                             @if let Some(k) = &a.key { ", key " code { (k) } }
                             @if let Some(s) = a.slot { ", slot " (s) } }
                         p class="message" { (a.message) }
-                        p class="explain" { (explain(&a.kind)) }
+                        p class="explain" { (explain(a.kind)) }
                         @if !a.ops.is_empty() {
                             p { "Witness ops (click one to find it on the timeline):" }
                             (op_rows(&a.ops, true))
@@ -358,7 +355,7 @@ fn write_timeline_json(
     )?;
     let focus = data::focus_window(r, history);
     write!(out, "\"focus\":[{},{}],", us(focus.0), us(focus.1))?;
-    write!(out, "\"nodes\":{},", r.plan["nodes"].as_u64().unwrap_or(0))?;
+    write!(out, "\"nodes\":{},", r.plan.nodes)?;
     write!(out, "\"end\":{}", us(history.end_ns))?;
     out.write_all(b"}")
 }
@@ -548,7 +545,7 @@ fn page(inputs: &Inputs) -> String {
                 section id="lamport" {
                     h2 { "Messages around " (if marked.is_empty() { "the start of the run" } else { "the first anomaly" }) }
                     @match &inputs.trace {
-                        Some(t) => { (charts::lamport(t, r.plan["nodes"].as_u64().unwrap_or(3) as u32, &data::first_anomaly_ops(r))) }
+                        Some(t) => { (charts::lamport(t, r.plan.nodes as u32, &data::first_anomaly_ops(r))) }
                         None => { p { "No message trace: run with " code { "--trace-messages" } " to record every peer message and draw them here." } }
                     }
                 }

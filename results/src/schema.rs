@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::faults::FaultSummary;
+use crate::plan::Plan;
 
 /// The version this code writes.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -45,25 +46,133 @@ impl Verdict {
     }
 }
 
-/// The exit codes of DESIGN.md §7.
-pub mod exit {
-    pub const VALID: u8 = 0;
-    pub const INVALID: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const UNKNOWN: u8 = 3;
-    pub const LIVENESS: u8 = 4;
-    pub const HARNESS: u8 = 5;
+/// The exit codes of `chaos run`, `chaos check`, `chaos report`, `chaos replay` and
+/// `chaos matrix` (docs/exit-codes.md). Defined once: every command and result.json use
+/// this type, and [`ExitCode::worse`] is the one priority rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Every check passed.
+    Valid = 0,
+    /// A safety violation was found.
+    Invalid = 1,
+    /// The command line was wrong.
+    Usage = 2,
+    /// A check could not decide (or the run was cut short).
+    Unknown = 3,
+    /// The cluster did not recover within the grace period after the final heal.
+    Liveness = 4,
+    /// The test itself broke.
+    Harness = 5,
+}
+
+/// What made a run end as it did, for [`ExitCode::of_run`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunEnd {
+    pub verdict: Option<checker::Verdict>,
+    pub harness_failed: bool,
+    pub liveness_failed: bool,
+    /// Interrupted, or a part of the judgement is missing (dumps not fetched).
+    pub undecided: bool,
+}
+
+impl ExitCode {
+    pub const ALL: [ExitCode; 6] = [
+        ExitCode::Valid,
+        ExitCode::Invalid,
+        ExitCode::Usage,
+        ExitCode::Unknown,
+        ExitCode::Liveness,
+        ExitCode::Harness,
+    ];
+
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_code(code: u8) -> Option<ExitCode> {
+        ExitCode::ALL.into_iter().find(|c| c.code() == code)
+    }
 
     /// What an exit code means, in the words the summary and the report use.
-    pub fn meaning(code: u8) -> &'static str {
-        match code {
-            VALID => "valid: every check passed",
-            INVALID => "invalid: a safety violation was found",
-            UNKNOWN => "unknown: a check could not decide",
-            LIVENESS => "liveness failure: the cluster did not recover after the final heal",
-            USAGE => "usage error",
-            _ => "harness failure: the test itself broke",
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ExitCode::Valid => "valid: every check passed",
+            ExitCode::Invalid => "invalid: a safety violation was found",
+            ExitCode::Unknown => "unknown: a check could not decide",
+            ExitCode::Liveness => {
+                "liveness failure: the cluster did not recover after the final heal"
+            }
+            ExitCode::Usage => "usage error",
+            ExitCode::Harness => "harness failure: the test itself broke",
         }
+    }
+
+    /// Priority when several hold: a violation beats a harness failure beats a
+    /// liveness failure beats unknown beats a usage error beats valid.
+    fn rank(self) -> u8 {
+        match self {
+            ExitCode::Valid => 0,
+            ExitCode::Usage => 1,
+            ExitCode::Unknown => 2,
+            ExitCode::Liveness => 3,
+            ExitCode::Harness => 4,
+            ExitCode::Invalid => 5,
+        }
+    }
+
+    /// The code that wins when both hold (several runs, or several conditions).
+    pub fn worse(self, other: ExitCode) -> ExitCode {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
+    }
+
+    /// The exit code of a verdict alone (`chaos check`).
+    pub fn of_verdict(v: checker::Verdict) -> ExitCode {
+        match v {
+            checker::Verdict::Valid | checker::Verdict::Skipped => ExitCode::Valid,
+            checker::Verdict::Invalid => ExitCode::Invalid,
+            checker::Verdict::Unknown => ExitCode::Unknown,
+        }
+    }
+
+    /// The exit code of a run: every condition that holds, folded by [`Self::worse`].
+    /// A run whose history could not be judged (`verdict` `None`) is unknown.
+    pub fn of_run(end: RunEnd) -> ExitCode {
+        let mut code = end.verdict.map_or(ExitCode::Unknown, ExitCode::of_verdict);
+        for (holds, c) in [
+            (end.harness_failed, ExitCode::Harness),
+            (end.liveness_failed, ExitCode::Liveness),
+            (end.undecided, ExitCode::Unknown),
+        ] {
+            if holds {
+                code = code.worse(c);
+            }
+        }
+        code
+    }
+}
+
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(c: ExitCode) -> Self {
+        std::process::ExitCode::from(c.code())
+    }
+}
+
+impl Serialize for ExitCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for ExitCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = u8::deserialize(d)?;
+        ExitCode::from_code(code)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown exit code {code}")))
     }
 }
 
@@ -106,9 +215,9 @@ pub struct RunResult {
     pub schema_version: u32,
     /// The verdict of the safety checks.
     pub verdict: Verdict,
-    /// The exit code `chaos run` gave (DESIGN.md §7); it also reflects liveness,
-    /// interruption and harness failures.
-    pub exit_code: u8,
+    /// The exit code `chaos run` gave; it also reflects liveness, interruption and
+    /// harness failures.
+    pub exit_code: ExitCode,
     pub seed: u64,
     pub name: String,
     /// When the run started, UTC, RFC 3339.
@@ -120,7 +229,7 @@ pub struct RunResult {
     /// The command that re-runs the stored plan (`chaos replay`).
     pub replay: String,
     /// plan.json as it was run.
-    pub plan: Value,
+    pub plan: Plan,
     #[serde(default)]
     pub harness_failure: Option<String>,
     #[serde(default)]
@@ -163,14 +272,17 @@ pub enum SchemaError {
     Json(#[from] serde_json::Error),
     #[error("result.json has schema version {0}; this chaos reads up to {SCHEMA_VERSION}")]
     TooNew(u32),
+    #[error("result.json's plan: {0}")]
+    Plan(#[from] crate::plan::PlanError),
 }
 
 impl RunResult {
     pub fn parse(text: &str) -> Result<RunResult, SchemaError> {
-        let r: RunResult = serde_json::from_str(text)?;
+        let mut r: RunResult = serde_json::from_str(text)?;
         if r.schema_version > SCHEMA_VERSION {
             return Err(SchemaError::TooNew(r.schema_version));
         }
+        r.plan = r.plan.normalised()?;
         Ok(r)
     }
 
@@ -199,7 +311,8 @@ impl RunResult {
 
     /// A plan field as text, for the report's parameter table.
     pub fn plan_field(&self, name: &str) -> String {
-        match &self.plan[name] {
+        let plan = serde_json::to_value(&self.plan).unwrap_or(Value::Null);
+        match &plan[name] {
             Value::Null => "-".into(),
             Value::String(s) => s.clone(),
             Value::Array(a) if a.is_empty() => "-".into(),

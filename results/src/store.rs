@@ -4,8 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
+use crate::plan::Plan;
 use crate::schema::RunResult;
 
 #[derive(Debug, thiserror::Error)]
@@ -129,33 +128,17 @@ fn entry(root: &Path, run: &Path) -> RunEntry {
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let plan: Value = std::fs::read_to_string(run.join("plan.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
+    let plan = Plan::read(run).ok();
     let result = std::fs::read_to_string(run.join("result.json"))
         .ok()
         .and_then(|t| RunResult::parse(&t).ok());
-    let nemesis = match &plan["nemesis"] {
-        Value::Array(kinds) => kinds
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(","),
-        Value::String(s) => s.clone(),
-        _ => "-".into(),
-    };
     RunEntry {
         rel,
-        name: plan["name"].as_str().unwrap_or("-").to_string(),
+        name: plan.as_ref().map_or("-".into(), |p| p.name.clone()),
         stamp: leaf.split("-s").next().unwrap_or_default().to_string(),
-        seed: plan["seed"].as_u64(),
-        nodes: plan["nodes"].as_u64(),
-        nemesis: if nemesis.is_empty() {
-            "none".into()
-        } else {
-            nemesis
-        },
+        seed: plan.as_ref().map(|p| p.seed),
+        nodes: plan.as_ref().map(|p| p.nodes as u64),
+        nemesis: plan.as_ref().map_or("-".into(), |p| p.nemesis.describe()),
         verdict: result.as_ref().map_or("incomplete".into(), |r| {
             if r.incomplete {
                 format!("{} (incomplete)", r.verdict.as_str())
@@ -163,7 +146,7 @@ fn entry(root: &Path, run: &Path) -> RunEntry {
                 r.verdict.as_str().to_string()
             }
         }),
-        exit_code: result.as_ref().map(|r| r.exit_code),
+        exit_code: result.as_ref().map(|r| r.exit_code.code()),
         has_report: run.join("report.html").exists(),
     }
 }

@@ -3,10 +3,16 @@
 //! commands that reproduce the run. Colour only when asked (a terminal without
 //! `NO_COLOR`).
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
+
+use checker::AnomalyKind;
 use std::path::Path;
 
-use crate::schema::{RunResult, exit};
+use crate::schema::{ExitCode, RunResult};
+
+/// Anomalies printed per kind and check; the rest are counted.
+pub const ANOMALIES_PER_KIND: usize = 3;
 
 /// Whether stdout should get colour: a terminal, and `NO_COLOR` unset.
 pub fn colour_on_stdout() -> bool {
@@ -35,10 +41,10 @@ impl Paint {
     fn dim(&self, s: &str) -> String {
         self.code("2", s)
     }
-    fn by_exit(&self, code: u8, s: &str) -> String {
+    fn by_exit(&self, code: ExitCode, s: &str) -> String {
         match code {
-            exit::VALID => self.green(s),
-            exit::INVALID | exit::HARNESS => self.red(s),
+            ExitCode::Valid => self.green(s),
+            ExitCode::Invalid | ExitCode::Harness => self.red(s),
             _ => self.yellow(s),
         }
     }
@@ -47,11 +53,11 @@ impl Paint {
 pub fn render(r: &RunResult, report: Option<&Path>, colour: bool) -> String {
     let p = Paint(colour);
     let mut out = String::new();
-    let headline = exit::meaning(r.exit_code).to_uppercase();
+    let headline = r.exit_code.meaning().to_uppercase();
     out.push_str(&format!(
         "\n{} (exit {})\n",
         p.by_exit(r.exit_code, &headline),
-        r.exit_code
+        r.exit_code.code()
     ));
     if r.incomplete {
         out.push_str(&format!(
@@ -73,8 +79,21 @@ pub fn render(r: &RunResult, report: Option<&Path>, colour: bool) -> String {
             checker::Verdict::Skipped => p.dim("skipped "),
         };
         out.push_str(&format!("  {:<20} {verdict} {}\n", c.name, c.summary));
+        // The first few of each kind; the full list is in result.json and the report.
+        let mut shown: BTreeMap<AnomalyKind, usize> = BTreeMap::new();
         for a in &c.anomalies {
-            out.push_str(&format!("    {} {}: {}\n", p.red("!"), a.kind, a.message));
+            let n = shown.entry(a.kind).or_default();
+            *n += 1;
+            if *n <= ANOMALIES_PER_KIND {
+                out.push_str(&format!("    {} {}: {}\n", p.red("!"), a.kind, a.message));
+            }
+        }
+        for (kind, n) in shown.iter().filter(|(_, n)| **n > ANOMALIES_PER_KIND) {
+            out.push_str(&format!(
+                "    {} ... {} more {kind} anomalies ({n} in all; every one is in result.json and report.html)\n",
+                p.red("!"),
+                n - ANOMALIES_PER_KIND
+            ));
         }
         for u in &c.unknown {
             out.push_str(&format!("    {} {u}\n", p.yellow("?")));

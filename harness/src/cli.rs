@@ -1,0 +1,202 @@
+//! The command lines' flags, and turning them into a plan. The binary only parses
+//! them; everything they mean is decided here, once.
+
+use std::path::{Path, PathBuf};
+
+use nemesis::{FaultKinds, ScheduledFault, substream};
+use results::{OpMix, PLAN_VERSION, Plan, Workload};
+
+/// A flag or its value is wrong: exit 2 with this one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+macro_rules! usage {
+    ($($t:tt)*) => { return Err(UsageError(format!($($t)*))) };
+}
+
+fn parse_workload(s: &str) -> Result<Workload, String> {
+    s.parse()
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 5)]
+    pub nodes: usize,
+    /// register: contended proposals; kv: read/write/cas; both: half the clients each.
+    #[arg(long, default_value = "both", value_parser = parse_workload)]
+    pub workload: Workload,
+    /// Seconds of workload (and faults) before the final phase.
+    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    pub time_limit: f64,
+    /// Number of concurrent clients [default: 2 per node].
+    #[arg(long, value_name = "C")]
+    pub concurrency: Option<usize>,
+    /// Total ops/s over all clients; 0 = as fast as possible.
+    #[arg(long, value_name = "R", default_value_t = 0.0)]
+    pub rate: f64,
+    /// Number of KV keys.
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    pub keys: usize,
+    /// Seed of every random choice [default: random, printed and stored].
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Node executable speaking the node protocols [default: this executable's
+    /// bundled node, run as `chaos node ...`].
+    #[arg(long, value_name = "PATH")]
+    pub node_bin: Option<PathBuf>,
+    /// Extra argument for every node (repeatable), e.g. --node-arg=--bug=stale-read.
+    #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub node_args: Vec<String>,
+    /// Root directory of run directories.
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    pub results: PathBuf,
+    /// Name of this test; runs are grouped under <DIR>/<name>/.
+    #[arg(long, default_value = "chaos")]
+    pub name: String,
+    /// Seconds the cluster has to answer again after the final heal.
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    pub grace: f64,
+    /// Client-side timeout of one op, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2_500)]
+    pub op_timeout_ms: u64,
+    /// Fault kinds for the seeded schedule: a comma-separated list of partition, kill,
+    /// pause, links; or all; or none.
+    #[arg(long, value_name = "LIST", default_value = "partition,kill,pause")]
+    pub nemesis: String,
+    /// Seconds per fault slot: a fault starts at the beginning of its slot and is undone
+    /// after 40-70% of it (so a 30 s run sees about 9 faults).
+    #[arg(long, value_name = "S", default_value_t = 3.0)]
+    pub nemesis_interval: f64,
+    /// A JSON file with an explicit fault schedule instead of a generated one:
+    /// [{"at_ms", "fault": {"kind": ...}, "targets": [ids]}], as plan.json stores it.
+    #[arg(long, value_name = "FILE")]
+    pub schedule: Option<PathBuf>,
+    /// Write messages.jsonl in the run directory: every peer message with its time,
+    /// link, type and fate (delivered, dropped, duplicated) and delay.
+    #[arg(long)]
+    pub trace_messages: bool,
+    /// No progress bar; a plain status line every few seconds instead.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Print result.json on stdout instead of the text summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Turns flags into a plan; a bad flag is a usage error.
+pub fn plan_from_args(args: &RunArgs) -> Result<Plan, UsageError> {
+    if args.nodes == 0 || args.nodes > 15 {
+        usage!("--nodes must be between 1 and 15 (got {})", args.nodes);
+    }
+    if !(args.time_limit > 0.0 && args.time_limit.is_finite()) {
+        usage!("--time-limit must be a positive number of seconds");
+    }
+    if !(args.grace > 0.0 && args.grace.is_finite()) {
+        usage!("--grace must be a positive number of seconds");
+    }
+    if !(args.rate >= 0.0 && args.rate.is_finite()) {
+        usage!("--rate must be 0 (as fast as possible) or a positive number of ops/s");
+    }
+    if args.keys == 0 {
+        usage!("--keys must be at least 1");
+    }
+    if args.op_timeout_ms == 0 {
+        usage!("--op-timeout-ms must be positive");
+    }
+    if args.name.is_empty() || args.name.contains('/') || args.name.starts_with('.') {
+        usage!(
+            "--name must be a plain directory name (got {:?})",
+            args.name
+        );
+    }
+    let concurrency = args.concurrency.unwrap_or(2 * args.nodes);
+    if concurrency == 0 {
+        usage!("--concurrency must be at least 1");
+    }
+    if let Some(bin) = &args.node_bin {
+        check_executable(bin)?;
+    }
+    let kinds: FaultKinds = args
+        .nemesis
+        .parse()
+        .map_err(|e| UsageError(format!("--nemesis: {e}")))?;
+    if !(args.nemesis_interval > 0.0 && args.nemesis_interval.is_finite()) {
+        usage!("--nemesis-interval must be a positive number of seconds");
+    }
+    let seed = args.seed.unwrap_or_else(random_seed);
+    let schedule = match &args.schedule {
+        None => nemesis::generate(
+            args.nodes,
+            &mut substream(seed, "nemesis"),
+            kinds,
+            (args.nemesis_interval * 1e3) as u64,
+            (args.time_limit * 1e3) as u64,
+        ),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                UsageError(format!("cannot read --schedule {}: {e}", path.display()))
+            })?;
+            let s: Vec<ScheduledFault> = serde_json::from_str(&text).map_err(|e| {
+                UsageError(format!(
+                    "--schedule {} is not a fault schedule: {e}",
+                    path.display()
+                ))
+            })?;
+            for f in &s {
+                if f.targets
+                    .iter()
+                    .any(|t| *t == 0 || *t as usize > args.nodes)
+                {
+                    usage!("--schedule: targets must be node ids 1..={}", args.nodes);
+                }
+            }
+            s
+        }
+    };
+    let plan = Plan {
+        version: PLAN_VERSION,
+        name: args.name.clone(),
+        seed,
+        nodes: args.nodes,
+        workload: args.workload,
+        time_limit_s: args.time_limit,
+        concurrency,
+        rate: args.rate,
+        keys: args.keys,
+        kv_keys: results::plan::default_kv_keys(args.keys),
+        op_mix: OpMix::default(),
+        node_bin: args.node_bin.clone(),
+        node_args: args.node_args.clone(),
+        grace_s: args.grace,
+        op_timeout_ms: args.op_timeout_ms,
+        nemesis: kinds,
+        nemesis_interval_s: args.nemesis_interval,
+        schedule,
+        explicit_schedule: args.schedule.is_some(),
+        trace_messages: args.trace_messages,
+    };
+    plan.normalised().map_err(|e| UsageError(e.to_string()))
+}
+
+fn check_executable(bin: &Path) -> Result<(), UsageError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(bin).map_err(|_| {
+        UsageError(format!(
+            "--node-bin {}: no such file; build it first or omit --node-bin to test the bundled node",
+            bin.display()
+        ))
+    })?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        usage!("--node-bin {}: not an executable file", bin.display());
+    }
+    Ok(())
+}
+
+fn random_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (t ^ (u64::from(std::process::id()) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 1
+}

@@ -1,0 +1,159 @@
+//! The end of a run: judge its files (the one judging path, [`results::judge_run_dir`]),
+//! write result.json, render the report, junit.xml and the index, print the summary,
+//! and pick the exit code ([`ExitCode::of_run`]).
+
+use results::schema::{Durations, Liveness, RunResult, Versions};
+use results::{ExitCode, Plan, RunDir, RunEnd};
+
+use crate::engine::RunOutcome;
+use crate::progress::Presentation;
+use crate::system::NodeId;
+
+/// What the run itself observed, beside the history.
+pub struct Judgement {
+    pub harness_failure: Option<String>,
+    /// `None`: the final phase did not get as far as asking.
+    pub liveness: Option<Result<(), String>>,
+    pub interrupted: bool,
+    pub notes: Vec<String>,
+    pub durations: Durations,
+    pub links: Vec<nemesis::net::LinkStats>,
+    /// Nodes whose final dump could not be fetched, and why.
+    pub missing_dumps: Vec<(NodeId, String)>,
+}
+
+/// A run that broke before it could drive anything: judged all the same (exit 5).
+pub fn failed(plan: &Plan, dir: &RunDir, show: Presentation, why: String) -> RunOutcome {
+    finish(
+        plan,
+        dir,
+        show,
+        Judgement {
+            harness_failure: Some(why),
+            liveness: None,
+            interrupted: false,
+            notes: Vec::new(),
+            durations: Durations::default(),
+            links: Vec::new(),
+            missing_dumps: Vec::new(),
+        },
+    )
+}
+
+/// Checks the history, writes result.json, prints the summary, picks the exit code.
+pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> RunOutcome {
+    let judged = results::judge_run_dir(&dir.path, &checker::Options::default());
+    let mut harness_failure = j.harness_failure;
+    let mut notes = j.notes;
+    if let Err(e) = &judged.history {
+        harness_failure.get_or_insert(format!("the recorded history is unreadable: {e}"));
+    }
+    // Nodes that recovered must have left their dumps, or log agreement went unchecked.
+    let dumps_missing = matches!(j.liveness, Some(Ok(()))) && !j.missing_dumps.is_empty();
+    if dumps_missing {
+        let why: Vec<String> = j
+            .missing_dumps
+            .iter()
+            .map(|(id, why)| format!("node {id}: {why}"))
+            .collect();
+        notes.push(format!(
+            "some final dumps could not be fetched, so log agreement is not fully checked: {}",
+            why.join("; ")
+        ));
+    }
+    let verdict = judged.verdict();
+    let exit_code = ExitCode::of_run(RunEnd {
+        verdict,
+        harness_failed: harness_failure.is_some(),
+        liveness_failed: matches!(j.liveness, Some(Err(_))),
+        undecided: j.interrupted || dumps_missing,
+    });
+    let run_result = RunResult {
+        schema_version: results::SCHEMA_VERSION,
+        verdict: verdict.map_or(results::Verdict::Unknown, results::Verdict::of),
+        exit_code,
+        seed: plan.seed,
+        name: plan.name.clone(),
+        started_at: Some(dir.started_at.clone()),
+        run_dir: dir.path.display().to_string(),
+        reproduce: plan.command_line(),
+        replay: format!("chaos replay {}", dir.path.display()),
+        plan: plan.clone(),
+        harness_failure,
+        liveness: liveness(&j.liveness),
+        interrupted: j.interrupted,
+        incomplete: false,
+        notes,
+        checks: judged.checked.as_ref().map(|r| r.checks.clone()),
+        stats: judged.checked.as_ref().map(|r| r.stats.clone()),
+        faults: judged.faults.clone(),
+        links: j.links,
+        durations: Durations {
+            check_s: judged.secs,
+            ..j.durations
+        },
+        versions: Versions {
+            chaos: env!("CARGO_PKG_VERSION").to_string(),
+        },
+        harness_peak_rss_mb: peak_rss_mb(),
+    };
+    let text = run_result.to_json();
+    if let Err(e) = std::fs::write(dir.file("result.json"), &text) {
+        eprintln!("chaos run: cannot write result.json: {e}");
+    }
+    // report.html, junit.xml and the results index, from the files just written and
+    // the history already parsed.
+    let report = match results::render_run_with(&dir.path, judged.history.ok()) {
+        Ok(r) => Some(r.report),
+        Err(e) => {
+            eprintln!("chaos run: cannot render the report: {e}");
+            None
+        }
+    };
+    if show.json {
+        println!("{text}");
+    } else if !show.quiet {
+        print!(
+            "{}",
+            results::summary::render(
+                &run_result,
+                report.as_deref(),
+                results::summary::colour_on_stdout()
+            )
+        );
+    }
+    RunOutcome {
+        exit_code,
+        verdict: run_result.verdict,
+        run_dir: dir.path.clone(),
+    }
+}
+
+fn liveness(l: &Option<Result<(), String>>) -> Liveness {
+    match l {
+        None => Liveness::default(),
+        Some(Ok(())) => Liveness {
+            checked: true,
+            ok: Some(true),
+            message: None,
+        },
+        Some(Err(e)) => Liveness {
+            checked: true,
+            ok: Some(false),
+            message: Some(e.clone()),
+        },
+    }
+}
+
+/// This process's peak resident memory so far (VmHWM), in MB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}

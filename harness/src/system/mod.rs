@@ -1,0 +1,190 @@
+//! The system seam: what the engine needs from a system under test.
+//!
+//! The engine (plan -> run -> history -> judge -> report) is written once, against
+//! [`System`] and [`Client`]. A system says how to start node i and know it is ready,
+//! how to kill, pause, resume and restart it ([`nemesis::Nodes`]), how the network
+//! between its nodes is arranged and cut ([`System::links`]), how a client turns a
+//! workload op into a request and the reply into ok / fail / info ([`Client`]), and
+//! how to fetch what each node learned at the end ([`System::dump`], optional).
+//!
+//! - [`node::NodeSystem`]: the bundled Paxos node (or any `--node-bin` speaking its
+//!   protocols), as real processes behind a per-link proxy.
+//!
+//! A new kind of system (nodes over stdio, a kernel-level network, a simulated
+//! cluster) is one [`Launcher`] plus one [`System`] and [`Client`] implementation;
+//! the workload, the nemesis, the history, the checks and the report stay as they are.
+//! `tests/system_seam.rs` runs the engine on an in-memory toy system to keep the seam
+//! honest.
+
+pub mod node;
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use checker::history::{Call, F, Outcome};
+use nemesis::net::LinkStats;
+use results::Plan;
+
+use crate::recorder::Recorder;
+
+pub type NodeId = u32;
+
+/// The error code of an op the client gave up waiting for.
+pub const CLIENT_TIMEOUT: &str = "client-timeout";
+/// The error code of an op whose connection broke before its reply.
+pub const CONNECTION_BROKEN: &str = "connection-broken";
+/// The error code of an op refused because no leader could take it (definite); the
+/// workload backs off briefly after one.
+pub const UNAVAILABLE: &str = "unavailable";
+
+/// One workload operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientOp {
+    Propose { key: String, value: i64 },
+    Read { key: String },
+    Write { key: String, value: i64 },
+    Cas { key: String, from: i64, to: i64 },
+}
+
+impl ClientOp {
+    pub fn f(&self) -> F {
+        self.call().f()
+    }
+
+    pub fn key(&self) -> &str {
+        match self {
+            ClientOp::Propose { key, .. }
+            | ClientOp::Read { key }
+            | ClientOp::Write { key, .. }
+            | ClientOp::Cas { key, .. } => key,
+        }
+    }
+
+    /// What the op asks for, as the history records it.
+    pub fn call(&self) -> Call {
+        match *self {
+            ClientOp::Propose { value, .. } => Call::Propose { value },
+            ClientOp::Read { .. } => Call::Read,
+            ClientOp::Write { value, .. } => Call::Write { value },
+            ClientOp::Cas { from, to, .. } => Call::Cas { from, to },
+        }
+    }
+}
+
+/// How an op ended, as its client classified it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// `ok`: it happened; `fail`: it certainly did not and will not; `info`: unknown.
+    /// A read that did not succeed is `fail` (it changes nothing).
+    pub outcome: Outcome,
+    /// What an ok read (`None`: absent) or an ok propose returned.
+    pub value: Option<i64>,
+    /// The error code of a failed or unknown op.
+    pub error: Option<String>,
+    /// The connection cannot be used again (it broke, or a late reply may still come).
+    pub reconnect: bool,
+}
+
+impl Completion {
+    pub fn ok(value: Option<i64>) -> Completion {
+        Completion {
+            outcome: Outcome::Ok,
+            value,
+            error: None,
+            reconnect: false,
+        }
+    }
+
+    /// A definite refusal: the op did not and will not happen.
+    pub fn fail(error: &str) -> Completion {
+        Completion {
+            outcome: Outcome::Fail,
+            value: None,
+            error: Some(error.to_string()),
+            reconnect: false,
+        }
+    }
+
+    /// No reply the client can trust (timeout, broken connection, an indefinite error):
+    /// `info`, except for a read, which is `fail` since it changes nothing.
+    pub fn unknown(op: &ClientOp, error: &str, reconnect: bool) -> Completion {
+        let outcome = if matches!(op, ClientOp::Read { .. }) {
+            Outcome::Fail
+        } else {
+            Outcome::Info
+        };
+        Completion {
+            outcome,
+            value: None,
+            error: Some(error.to_string()),
+            reconnect,
+        }
+    }
+}
+
+/// A client connection to one node, one op at a time.
+pub trait Client: Send + 'static {
+    /// Sends `op` and waits up to `timeout` for its reply.
+    fn call(&mut self, op: &ClientOp, timeout: Duration)
+    -> impl Future<Output = Completion> + Send;
+}
+
+/// A system under test. Methods that act on processes block (the engine calls them
+/// off the async workers); the rest are cheap or async.
+pub trait System: nemesis::Nodes + Send + Sync + 'static {
+    type Client: Client;
+
+    /// The number of nodes, with ids 1..=n.
+    fn nodes(&self) -> usize;
+
+    /// Starts node `id` on its own data and waits until it is ready.
+    fn start(&self, id: NodeId) -> Result<(), String>;
+
+    /// Whether node `id` is alive (paused counts as alive).
+    fn is_running(&self, id: NodeId) -> bool;
+
+    fn is_paused(&self, id: NodeId) -> bool;
+
+    /// Where network faults are made.
+    fn links(&self) -> &dyn nemesis::Links;
+
+    /// A client connection to node `id`, or `None` when it cannot be reached now.
+    fn connect(&self, id: NodeId) -> impl Future<Output = Option<Self::Client>> + Send;
+
+    /// Writes what node `id` learned (its final dump, docs/protocol.md) to `path`.
+    /// `Ok(false)`: this system has no dumps (log agreement is then skipped).
+    fn dump(
+        &self,
+        _id: NodeId,
+        _path: &Path,
+        _timeout: Duration,
+    ) -> impl Future<Output = Result<bool, String>> + Send {
+        async { Ok(false) }
+    }
+
+    /// Kills every node. Called on every exit path; safe to call twice.
+    fn shutdown(&self);
+
+    /// Message counts per directed link, when the network layer counts them.
+    fn link_stats(&self) -> Vec<LinkStats> {
+        Vec::new()
+    }
+
+    /// Makes the message trace durable, when there is one.
+    fn flush_trace(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Makes a system for a plan: sets up its network and data, starts nothing yet.
+pub trait Launcher {
+    type System: System;
+
+    fn launch(
+        &self,
+        plan: &Plan,
+        run_dir: &Path,
+        recorder: &Recorder,
+    ) -> impl Future<Output = Result<Self::System, String>> + Send;
+}

@@ -1,0 +1,368 @@
+//! The bundled Paxos node as a system under test: real processes (see
+//! [`crate::cluster`]) behind a forwarding proxy on every directed link
+//! ([`nemesis::net::Network`]), spoken to over the node's JSON-lines client protocol
+//! (docs/protocol.md). `--node-bin` runs any other binary that speaks the same
+//! protocols the same way.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nemesis::net::{Addresses, LinkStats, Network, Tracer};
+use paxos_node::client::{Reply, Request, encode_request};
+use paxos_node::types::{self as node_types, KvOp};
+use results::Plan;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use super::{
+    CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, ClientOp, Completion, Launcher, NodeId, System,
+};
+use crate::cluster::{Cluster, NodeCommand};
+use crate::recorder::Recorder;
+
+/// How long a client waits to connect to a node.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Launches [`NodeSystem`]s.
+pub struct NodeLauncher;
+
+impl Launcher for NodeLauncher {
+    type System = NodeSystem;
+
+    async fn launch(
+        &self,
+        plan: &Plan,
+        run_dir: &Path,
+        recorder: &Recorder,
+    ) -> Result<NodeSystem, String> {
+        let tracer = if plan.trace_messages {
+            let t = Tracer::create(&run_dir.join("messages.jsonl"), recorder.start())
+                .map_err(|e| format!("cannot create messages.jsonl: {e}"))?;
+            Some(Arc::new(t))
+        } else {
+            None
+        };
+        let addrs: Addresses = Arc::new(Mutex::new(vec![None; plan.nodes + 1]));
+        let network = Network::start(plan.nodes, plan.seed, addrs.clone(), tracer)
+            .await
+            .map_err(|e| format!("cannot start the network layer: {e}"))?;
+        // Node i reaches node j only through the proxy of link (i, j).
+        let peers: Vec<Vec<String>> = (0..=plan.nodes as u32)
+            .map(|i| {
+                (1..=plan.nodes as u32)
+                    .filter(|j| i != 0 && *j != i)
+                    .flat_map(|j| {
+                        [
+                            "--peer".to_string(),
+                            format!("{j}={}", network.proxy_addr(i, j)),
+                        ]
+                    })
+                    .collect()
+            })
+            .collect();
+        let cluster = Cluster::new(
+            plan.nodes,
+            run_dir,
+            node_command(plan),
+            plan.seed,
+            peers,
+            addrs.clone(),
+        );
+        Ok(NodeSystem {
+            cluster: Mutex::new(cluster),
+            network,
+            addrs,
+        })
+    }
+}
+
+/// The program and arguments that run a plan's node.
+fn node_command(plan: &Plan) -> NodeCommand {
+    match &plan.node_bin {
+        Some(bin) => NodeCommand {
+            program: bin.clone(),
+            prefix: Vec::new(),
+            extra: plan.node_args.clone(),
+        },
+        None => NodeCommand {
+            program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("chaos")),
+            prefix: vec!["node".into()],
+            extra: plan.node_args.clone(),
+        },
+    }
+}
+
+/// The bundled node's cluster: processes, proxies and where each node listens.
+pub struct NodeSystem {
+    cluster: Mutex<Cluster>,
+    network: Network,
+    addrs: Addresses,
+}
+
+impl NodeSystem {
+    fn with_cluster<T>(&self, f: impl FnOnce(&mut Cluster) -> T) -> Result<T, String> {
+        let mut c = self
+            .cluster
+            .lock()
+            .map_err(|_| "the cluster's lock is poisoned".to_string())?;
+        Ok(f(&mut c))
+    }
+
+    fn addr(&self, id: NodeId) -> Option<SocketAddr> {
+        self.addrs.lock().ok().and_then(|a| a[id as usize])
+    }
+}
+
+impl nemesis::Nodes for NodeSystem {
+    fn kill(&self, id: NodeId) -> Result<bool, String> {
+        self.with_cluster(|c| c.kill(id))
+    }
+    fn pause(&self, id: NodeId) -> Result<bool, String> {
+        self.with_cluster(|c| c.pause(id))
+    }
+    fn resume(&self, id: NodeId) -> Result<bool, String> {
+        self.with_cluster(|c| c.resume(id))
+    }
+    fn restart(&self, id: NodeId) -> Result<bool, String> {
+        self.with_cluster(|c| {
+            if c.is_running(id) {
+                return Ok(false);
+            }
+            c.start(id).map(|_| true).map_err(|e| e.to_string())
+        })?
+    }
+}
+
+impl System for NodeSystem {
+    type Client = NodeClient;
+
+    fn nodes(&self) -> usize {
+        self.with_cluster(|c| c.n()).unwrap_or(0)
+    }
+
+    fn start(&self, id: NodeId) -> Result<(), String> {
+        self.with_cluster(|c| c.start(id).map(|_| ()).map_err(|e| e.to_string()))?
+    }
+
+    fn is_running(&self, id: NodeId) -> bool {
+        self.with_cluster(|c| c.is_running(id)).unwrap_or(false)
+    }
+
+    fn is_paused(&self, id: NodeId) -> bool {
+        self.with_cluster(|c| c.is_paused(id)).unwrap_or(false)
+    }
+
+    fn links(&self) -> &dyn nemesis::Links {
+        &self.network
+    }
+
+    async fn connect(&self, id: NodeId) -> Option<NodeClient> {
+        let conn = Conn::connect(self.addr(id)?, CONNECT_TIMEOUT).await?;
+        Some(NodeClient { conn })
+    }
+
+    async fn dump(&self, id: NodeId, path: &Path, timeout: Duration) -> Result<bool, String> {
+        let addr = self.addr(id).ok_or_else(|| format!("node {id} is down"))?;
+        let mut conn = Conn::connect(addr, CONNECT_TIMEOUT)
+            .await
+            .ok_or_else(|| format!("node {id} does not accept a connection"))?;
+        let fetched = conn.dump_to_file(path, timeout).await;
+        if fetched.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        fetched.map(|_| true)
+    }
+
+    fn shutdown(&self) {
+        let _ = self.with_cluster(Cluster::shutdown);
+    }
+
+    fn link_stats(&self) -> Vec<LinkStats> {
+        self.network.stats()
+    }
+
+    fn flush_trace(&self) -> std::io::Result<()> {
+        self.network.flush_trace()
+    }
+}
+
+/// A client of one node: the node's protocol in, ok / fail / info out.
+pub struct NodeClient {
+    conn: Conn,
+}
+
+impl Client for NodeClient {
+    async fn call(&mut self, op: &ClientOp, timeout: Duration) -> Completion {
+        match self.conn.call_op(&request_of(op), timeout).await {
+            Ok(r) if r.ok => Completion::ok(match op {
+                ClientOp::Propose { .. } | ClientOp::Read { .. } => r.value,
+                _ => None,
+            }),
+            Ok(r) => {
+                let code = r.error.unwrap_or_else(|| "unknown-error".to_string());
+                if r.definite {
+                    Completion::fail(&code)
+                } else {
+                    Completion::unknown(op, &code, false)
+                }
+            }
+            Err(CallError::Timeout) => Completion::unknown(op, CLIENT_TIMEOUT, true),
+            Err(CallError::Broken) => Completion::unknown(op, CONNECTION_BROKEN, true),
+        }
+    }
+}
+
+/// A workload op as the node's request.
+fn request_of(op: &ClientOp) -> Request {
+    let kv = |op: KvOp| Request::Op(node_types::ClientOp::Kv(op));
+    match op.clone() {
+        ClientOp::Propose { key, value } => {
+            Request::Op(node_types::ClientOp::Propose { key, value })
+        }
+        ClientOp::Read { key } => kv(KvOp::Read { key }),
+        ClientOp::Write { key, value } => kv(KvOp::Write { key, value }),
+        ClientOp::Cas { key, from, to } => kv(KvOp::Cas { key, from, to }),
+    }
+}
+
+/// A connection speaking the node's JSON-lines protocol, one request at a time.
+pub struct Conn {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    next_id: u64,
+    line: String,
+}
+
+#[derive(Debug)]
+pub enum CallError {
+    Timeout,
+    Broken,
+}
+
+impl Conn {
+    pub async fn connect(addr: SocketAddr, timeout: Duration) -> Option<Conn> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .ok()?
+            .ok()?;
+        let _ = stream.set_nodelay(true);
+        let (r, w) = stream.into_split();
+        Some(Conn {
+            reader: BufReader::new(r),
+            writer: w,
+            next_id: 1,
+            line: String::new(),
+        })
+    }
+
+    /// Sends one request and waits for the reply with its id; earlier lines are late
+    /// replies to requests that timed out, and are skipped.
+    async fn call_op(&mut self, request: &Request, timeout: Duration) -> Result<Reply, CallError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut bytes = encode_request(id, request).into_bytes();
+        bytes.push(b'\n');
+        let exchange = async {
+            self.writer
+                .write_all(&bytes)
+                .await
+                .map_err(|_| CallError::Broken)?;
+            loop {
+                self.line.clear();
+                match self.reader.read_line(&mut self.line).await {
+                    Ok(0) | Err(_) => return Err(CallError::Broken),
+                    Ok(_) => {}
+                }
+                let reply: Reply =
+                    serde_json::from_str(self.line.trim_end()).map_err(|_| CallError::Broken)?;
+                if reply.id == Some(id) {
+                    return Ok(reply);
+                }
+            }
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or(Err(CallError::Timeout))
+    }
+
+    /// Asks for the node's dump on this fresh connection and streams the reply line
+    /// into `path` (without its newline), holding one read buffer at a time: after a
+    /// long run a dump is tens of megabytes per node, and every node's is fetched at
+    /// once. Since it is the only request on the connection, the first line is its
+    /// reply; its id and `ok` are then checked by a streaming read of the file, so the
+    /// fields may come in any order.
+    async fn dump_to_file(&mut self, path: &Path, timeout: Duration) -> Result<u64, String> {
+        assert_eq!(self.next_id, 1, "a dump is fetched on a fresh connection");
+        let id = self.next_id;
+        self.next_id += 1;
+        let bytes = format!("{}\n", encode_request(id, &Request::Dump));
+        let exchange = async {
+            self.writer
+                .write_all(bytes.as_bytes())
+                .await
+                .map_err(|e| format!("cannot send the dump request: {e}"))?;
+            let file = std::fs::File::create(path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            let mut written = 0u64;
+            loop {
+                let buf = self
+                    .reader
+                    .fill_buf()
+                    .await
+                    .map_err(|e| format!("the dump broke off: {e}"))?;
+                if buf.is_empty() {
+                    return Err("the node closed the connection mid-dump".to_string());
+                }
+                let (take, done) = match buf.iter().position(|b| *b == b'\n') {
+                    Some(nl) => (nl, true),
+                    None => (buf.len(), false),
+                };
+                std::io::Write::write_all(&mut out, &buf[..take])
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                written += take as u64;
+                self.reader.consume(if done { take + 1 } else { take });
+                if done {
+                    break;
+                }
+            }
+            std::io::Write::flush(&mut out)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Ok(written)
+        };
+        let written = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| format!("no whole dump within {} s", timeout.as_secs()))??;
+        check_dump_reply(path, id)?;
+        Ok(written)
+    }
+}
+
+/// Checks a dump file is the reply to request `id` and says ok, reading only those two
+/// fields (the log is skipped, not built).
+fn check_dump_reply(path: &Path, id: u64) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        id: Option<u64>,
+        #[serde(default)]
+        ok: bool,
+        #[serde(default)]
+        error: Option<String>,
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot reopen the dump: {e}"))?;
+    let head: Head = serde_json::from_reader(std::io::BufReader::with_capacity(1 << 20, file))
+        .map_err(|e| format!("the dump reply is not JSON: {e}"))?;
+    if head.id != Some(id) {
+        return Err(format!("the dump reply has id {:?}, not {id}", head.id));
+    }
+    if !head.ok {
+        return Err(format!(
+            "the node refused the dump: {}",
+            head.error.unwrap_or_default()
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,359 @@
+//! The system seam is real: the engine runs, faults, records, judges and reports a
+//! second system that has nothing to do with the bundled node, an in-memory key-value
+//! store whose "nodes" are views of one map. A correct store is judged valid; one whose
+//! nodes answer reads from their own stale copy is caught.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use harness::cli::{RunArgs, plan_from_args};
+use harness::recorder::Recorder;
+use harness::system::{
+    CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, ClientOp, Completion, Launcher, NodeId, System,
+    UNAVAILABLE,
+};
+use harness::{Presentation, execute_with};
+use results::{ExitCode, Plan};
+
+#[derive(Default)]
+struct State {
+    running: BTreeSet<NodeId>,
+    paused: BTreeSet<NodeId>,
+    cut: BTreeSet<(NodeId, NodeId)>,
+    store: BTreeMap<String, i64>,
+    registers: BTreeMap<String, i64>,
+    /// Per node: the store as that node last saw it (the stale variant reads this).
+    copies: BTreeMap<NodeId, BTreeMap<String, i64>>,
+}
+
+struct Toy {
+    n: usize,
+    stale_reads: bool,
+    garbage_dumps: bool,
+    state: Arc<Mutex<State>>,
+}
+
+impl Toy {
+    fn st(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+}
+
+impl nemesis::Nodes for Toy {
+    fn kill(&self, id: NodeId) -> Result<bool, String> {
+        self.st().paused.remove(&id);
+        Ok(self.st().running.remove(&id))
+    }
+    fn pause(&self, id: NodeId) -> Result<bool, String> {
+        let mut s = self.st();
+        Ok(s.running.contains(&id) && s.paused.insert(id))
+    }
+    fn resume(&self, id: NodeId) -> Result<bool, String> {
+        Ok(self.st().paused.remove(&id))
+    }
+    fn restart(&self, id: NodeId) -> Result<bool, String> {
+        Ok(self.st().running.insert(id))
+    }
+}
+
+impl nemesis::Links for Toy {
+    fn cut(&self, links: &[(NodeId, NodeId)]) -> Result<(), String> {
+        self.st().cut = links.iter().copied().collect();
+        Ok(())
+    }
+    fn heal(&self) -> Result<(), String> {
+        self.st().cut.clear();
+        Ok(())
+    }
+    fn degrade(&self, _: &[NodeId], _: &nemesis::LinkFaults) -> Result<(), String> {
+        Err("the toy network has no link faults".into())
+    }
+    fn restore(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+struct ToyClient {
+    node: NodeId,
+    n: usize,
+    stale_reads: bool,
+    state: Arc<Mutex<State>>,
+}
+
+impl Client for ToyClient {
+    async fn call(&mut self, op: &ClientOp, timeout: Duration) -> Completion {
+        let (running, paused) = {
+            let s = self.state.lock().unwrap();
+            (
+                s.running.contains(&self.node),
+                s.paused.contains(&self.node),
+            )
+        };
+        if !running {
+            return Completion::unknown(op, CONNECTION_BROKEN, true);
+        }
+        if paused {
+            tokio::time::sleep(timeout).await;
+            return Completion::unknown(op, CLIENT_TIMEOUT, true);
+        }
+        let mut s = self.state.lock().unwrap();
+        // Serve only with a majority in reach (a partition's minority refuses).
+        let reach = (1..=self.n as NodeId)
+            .filter(|j| *j == self.node || !s.cut.contains(&(self.node, *j)))
+            .count();
+        if reach * 2 <= self.n {
+            return Completion::fail(UNAVAILABLE);
+        }
+        let node = self.node;
+        let done = match op {
+            ClientOp::Propose { key, value } => {
+                Completion::ok(Some(*s.registers.entry(key.clone()).or_insert(*value)))
+            }
+            ClientOp::Read { key } if self.stale_reads => {
+                Completion::ok(s.copies.get(&node).and_then(|c| c.get(key)).copied())
+            }
+            ClientOp::Read { key } => Completion::ok(s.store.get(key).copied()),
+            ClientOp::Write { key, value } => {
+                s.store.insert(key.clone(), *value);
+                Completion::ok(None)
+            }
+            ClientOp::Cas { key, from, to } => {
+                if s.store.get(key) == Some(from) {
+                    s.store.insert(key.clone(), *to);
+                    Completion::ok(None)
+                } else {
+                    Completion::fail("precondition-failed")
+                }
+            }
+        };
+        if !matches!(op, ClientOp::Read { .. }) {
+            let copy = s.store.clone();
+            s.copies.insert(node, copy);
+        }
+        done
+    }
+}
+
+impl System for Toy {
+    type Client = ToyClient;
+    fn nodes(&self) -> usize {
+        self.n
+    }
+    fn start(&self, id: NodeId) -> Result<(), String> {
+        self.st().running.insert(id);
+        Ok(())
+    }
+    fn is_running(&self, id: NodeId) -> bool {
+        self.st().running.contains(&id)
+    }
+    fn is_paused(&self, id: NodeId) -> bool {
+        self.st().paused.contains(&id)
+    }
+    fn links(&self) -> &dyn nemesis::Links {
+        self
+    }
+    async fn connect(&self, id: NodeId) -> Option<ToyClient> {
+        self.is_running(id).then(|| ToyClient {
+            node: id,
+            n: self.n,
+            stale_reads: self.stale_reads,
+            state: self.state.clone(),
+        })
+    }
+    async fn dump(&self, _: NodeId, path: &Path, _: Duration) -> Result<bool, String> {
+        if !self.garbage_dumps {
+            return Ok(false);
+        }
+        std::fs::write(path, "{\"registers\": {\"r0\"").map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+    fn shutdown(&self) {
+        self.st().running.clear();
+    }
+}
+
+#[derive(Default)]
+struct ToyLauncher {
+    stale_reads: bool,
+    garbage_dumps: bool,
+}
+
+impl Launcher for ToyLauncher {
+    type System = Toy;
+    async fn launch(&self, plan: &Plan, _: &Path, _: &Recorder) -> Result<Toy, String> {
+        Ok(Toy {
+            n: plan.nodes,
+            stale_reads: self.stale_reads,
+            garbage_dumps: self.garbage_dumps,
+            state: Arc::default(),
+        })
+    }
+}
+
+fn plan(root: &Path, seed: u64) -> Plan {
+    let args = RunArgs {
+        nodes: 3,
+        workload: results::Workload::Both,
+        time_limit: 2.0,
+        concurrency: Some(6),
+        // Bounded: the toy answers at once, and the history must stay small.
+        rate: 600.0,
+        keys: 2,
+        seed: Some(seed),
+        node_bin: None,
+        node_args: Vec::new(),
+        results: root.to_path_buf(),
+        name: "toy".into(),
+        grace: 2.0,
+        op_timeout_ms: 100,
+        nemesis: "all".into(),
+        nemesis_interval: 0.4,
+        schedule: None,
+        trace_messages: false,
+        no_progress: true,
+        json: false,
+    };
+    let mut plan = plan_from_args(&args).unwrap();
+    // The workload's keys are data in the plan, and the final reads follow them.
+    plan.kv_keys = vec!["alpha".into(), "beta".into()];
+    plan
+}
+
+#[test]
+fn the_engine_runs_faults_and_judges_a_second_system() {
+    let root = tempfile::tempdir().unwrap();
+    let plan = plan(root.path(), 3);
+    let launcher = ToyLauncher::default();
+    let out = execute_with(&plan, root.path(), Presentation::quiet(), &launcher).unwrap();
+    let result = std::fs::read_to_string(out.run_dir.join("result.json")).unwrap();
+    assert_eq!(out.exit_code, ExitCode::Valid, "{result}");
+    let r = results::RunResult::parse(&result).unwrap();
+    let history = results::judge::read_history(&out.run_dir.join("history.jsonl")).unwrap();
+    let keys: BTreeSet<&str> = history
+        .ops
+        .iter()
+        .filter(|o| o.f() != checker::history::F::Propose)
+        .map(|o| &*o.key)
+        .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["alpha", "beta"]),
+        "only the plan's keys"
+    );
+    assert!(
+        history
+            .ops
+            .iter()
+            .any(|o| o.f() == checker::history::F::Propose)
+    );
+    // Every fault kind went through nemesis::apply and was recorded with its outcome;
+    // the toy has no link faults, so those were skipped with its reason.
+    let outcome = |f: &str| {
+        history
+            .nemesis
+            .iter()
+            .filter(|e| e.f == f)
+            .map(|e| e.value["outcome"].clone())
+            .collect::<Vec<_>>()
+    };
+    for f in ["partition", "kill", "pause"] {
+        assert!(
+            outcome(f).iter().any(|o| o == "installed"),
+            "{f}: {:?}",
+            outcome(f)
+        );
+    }
+    assert!(
+        outcome("links")
+            .iter()
+            .all(|o| o["skipped"] == "the toy network has no link faults"),
+        "{:?}",
+        outcome("links")
+    );
+    // No dumps: log agreement is skipped, not failed; liveness was asked and held.
+    let log = r
+        .checks
+        .iter()
+        .flatten()
+        .find(|c| c.name == "log-agreement");
+    assert_eq!(log.unwrap().verdict, checker::Verdict::Skipped);
+    assert_eq!(r.liveness.ok, Some(true));
+    assert!(out.run_dir.join("report.html").exists());
+}
+
+#[test]
+fn a_second_system_with_stale_reads_is_caught() {
+    let root = tempfile::tempdir().unwrap();
+    let plan = plan(root.path(), 4);
+    let launcher = ToyLauncher {
+        stale_reads: true,
+        ..ToyLauncher::default()
+    };
+    let out = execute_with(&plan, root.path(), Presentation::quiet(), &launcher).unwrap();
+    assert_eq!(out.exit_code, ExitCode::Invalid);
+    let r = results::RunResult::parse(
+        &std::fs::read_to_string(out.run_dir.join("result.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        r.anomalies()
+            .any(|(_, a)| a.kind == checker::AnomalyKind::NonLinearizable)
+    );
+}
+
+fn log_agreement(r: &results::RunResult) -> &checker::CheckReport {
+    r.checks
+        .iter()
+        .flatten()
+        .find(|c| c.name == "log-agreement")
+        .unwrap()
+}
+
+/// `chaos run`, `chaos check RUN_DIR` and `chaos report` on a run without result.json
+/// judge through one path: an unreadable dump is the same `unknown` (exit 3) in all.
+#[test]
+fn an_unreadable_dump_is_judged_alike_by_run_check_and_report() {
+    const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
+    let root = tempfile::tempdir().unwrap();
+    let plan = plan(root.path(), 5);
+    let launcher = ToyLauncher {
+        garbage_dumps: true,
+        ..ToyLauncher::default()
+    };
+    let out = execute_with(&plan, root.path(), Presentation::quiet(), &launcher).unwrap();
+    let read = |dir: &Path| {
+        results::RunResult::parse(&std::fs::read_to_string(dir.join("result.json")).unwrap())
+            .unwrap()
+    };
+    let ran = read(&out.run_dir);
+    assert_eq!(out.exit_code, ExitCode::Unknown, "{:?}", ran.checks);
+    assert_eq!(log_agreement(&ran).verdict, checker::Verdict::Unknown);
+    assert!(
+        log_agreement(&ran).unknown[0].contains("unreadable"),
+        "{:?}",
+        log_agreement(&ran).unknown
+    );
+
+    let checked = std::process::Command::new(CHAOS)
+        .args(["check", "--json"])
+        .arg(&out.run_dir)
+        .output()
+        .unwrap();
+    assert_eq!(checked.status.code(), Some(3));
+    let json: checker::CheckResult = serde_json::from_slice(&checked.stdout).unwrap();
+    assert_eq!(json.verdict, checker::Verdict::Unknown);
+    assert_eq!(json.checks, ran.checks.clone().unwrap());
+
+    std::fs::remove_file(out.run_dir.join("result.json")).unwrap();
+    let reported = std::process::Command::new(CHAOS)
+        .arg("report")
+        .arg(&out.run_dir)
+        .output()
+        .unwrap();
+    assert_eq!(reported.status.code(), Some(3));
+    let again = read(&out.run_dir);
+    assert!(again.incomplete);
+    assert_eq!(again.checks, ran.checks);
+}

@@ -1,0 +1,71 @@
+//! The one judging path of a run's files: parse history.jsonl, check it with the final
+//! dumps in final/, and summarise its faults. `chaos run` (after a run), `chaos check`
+//! (on a history or a run directory) and `chaos report` (on a run that left no
+//! result.json) all call [`judge_files`], so they reach the same verdict on the same
+//! files; what differs is only how each presents it.
+
+use std::path::Path;
+use std::time::Instant;
+
+use checker::history::History;
+use checker::{CheckResult, Options};
+
+use crate::faults::FaultSummary;
+
+/// What judging a run's files found.
+pub struct Judged {
+    /// The parsed history, or why it could not be read.
+    pub history: Result<History, String>,
+    /// The checks' result; `None` when the history could not be read.
+    pub checked: Option<CheckResult>,
+    /// Fault periods from the history's nemesis events.
+    pub faults: FaultSummary,
+    /// Seconds spent parsing and checking.
+    pub secs: f64,
+}
+
+impl Judged {
+    /// The verdict over every check; `None` when nothing could be checked.
+    pub fn verdict(&self) -> Option<checker::Verdict> {
+        self.checked.as_ref().map(|c| c.verdict)
+    }
+}
+
+/// Reads a history file: parse errors name the line.
+pub fn read_history(path: &Path) -> Result<History, String> {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    checker::history::parse_history(std::io::BufReader::new(file))
+        .map_err(|e| format!("{} is not a valid history: {e}", path.display()))
+}
+
+/// Judges `history` (a history.jsonl) with the dumps of `finals` (a final/ directory;
+/// `None` or a missing directory means no dumps, and log agreement is skipped). An
+/// unreadable dump makes log agreement `unknown`, on every path.
+pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> Judged {
+    let started = Instant::now();
+    let history = read_history(history);
+    let checked = history
+        .as_ref()
+        .ok()
+        .map(|h| checker::check_finals_dir(h, finals, options));
+    let faults = history
+        .as_ref()
+        .map(|h| FaultSummary::of(&h.nemesis, h.end_ns))
+        .unwrap_or_default();
+    Judged {
+        history,
+        checked,
+        faults,
+        secs: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// [`judge_files`] on a run directory: its history.jsonl and final/.
+pub fn judge_run_dir(dir: &Path, options: &Options) -> Judged {
+    judge_files(
+        &dir.join("history.jsonl"),
+        Some(&dir.join("final")),
+        options,
+    )
+}

@@ -1,0 +1,361 @@
+//! The plan of a run (plan.json): everything needed to run it again. Written by
+//! `chaos run` before the run starts; read back by `chaos replay`, `chaos report`, the
+//! run index and the report. docs/plans.md describes the format.
+//!
+//! Version 1 plans (before the workload's keys and op mix were stored) still read:
+//! [`Plan::parse`] fills in what version 1 implied.
+
+use std::path::{Path, PathBuf};
+
+use nemesis::{FaultKinds, ScheduledFault};
+use serde::{Deserialize, Serialize};
+
+/// The version of plan.json this code writes.
+pub const PLAN_VERSION: u32 = 2;
+
+/// Which clients run: contended register proposals, KV ops, or half each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// Contended proposals on write-once registers (Basic Paxos).
+    Register,
+    /// Reads, writes and cas on a key-value store (Multi-Paxos).
+    Kv,
+    /// Half the clients on each.
+    Both,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 3] = [Workload::Register, Workload::Kv, Workload::Both];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Register => "register",
+            Workload::Kv => "kv",
+            Workload::Both => "both",
+        }
+    }
+
+    /// Whether client slot `slot` proposes on registers (else it runs KV ops).
+    pub fn slot_is_register(self, slot: usize) -> bool {
+        match self {
+            Workload::Register => true,
+            Workload::Kv => false,
+            Workload::Both => slot % 2 == 0,
+        }
+    }
+
+    /// Whether any client runs KV ops.
+    pub fn has_kv(self) -> bool {
+        self != Workload::Register
+    }
+}
+
+impl std::str::FromStr for Workload {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Workload, String> {
+        Workload::ALL
+            .into_iter()
+            .find(|w| w.name() == s)
+            .ok_or_else(|| format!("unknown workload '{s}'; expected register, kv or both"))
+    }
+}
+
+/// The relative weights of a KV client's ops. A KV client draws each op with
+/// probability weight / total.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpMix {
+    pub read: u32,
+    pub write: u32,
+    pub cas: u32,
+}
+
+impl Default for OpMix {
+    /// 40% reads, 40% writes, 20% cas.
+    fn default() -> Self {
+        OpMix {
+            read: 4,
+            write: 4,
+            cas: 2,
+        }
+    }
+}
+
+/// What a KV client does next, drawn from the mix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvChoice {
+    Read,
+    Write,
+    Cas,
+}
+
+impl OpMix {
+    pub fn total(&self) -> u32 {
+        self.read + self.write + self.cas
+    }
+
+    /// The op for a draw `r` in `0..total()`.
+    pub fn choose(&self, r: u32) -> KvChoice {
+        if r < self.read {
+            KvChoice::Read
+        } else if r < self.read + self.write {
+            KvChoice::Write
+        } else {
+            KvChoice::Cas
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub version: u32,
+    pub name: String,
+    pub seed: u64,
+    pub nodes: usize,
+    pub workload: Workload,
+    pub time_limit_s: f64,
+    pub concurrency: usize,
+    /// Total ops/s over all clients; 0 = as fast as possible.
+    pub rate: f64,
+    /// How many KV keys (`kv_keys` names them).
+    pub keys: usize,
+    /// The KV keys the clients use and the final reads read. Version 1 plans have
+    /// none stored: `k0`..`k{keys-1}` is what they used.
+    #[serde(default)]
+    pub kv_keys: Vec<String>,
+    /// The KV clients' op mix.
+    #[serde(default)]
+    pub op_mix: OpMix,
+    /// `None`: the bundled node (`chaos node ...` from the same executable).
+    pub node_bin: Option<PathBuf>,
+    pub node_args: Vec<String>,
+    pub grace_s: f64,
+    pub op_timeout_ms: u64,
+    /// The fault kinds the schedule was generated from (`--nemesis`).
+    pub nemesis: FaultKinds,
+    pub nemesis_interval_s: f64,
+    /// Generated from the seed's `nemesis` stream, or given with `--schedule`.
+    pub schedule: Vec<ScheduledFault>,
+    /// Whether `schedule` came from a `--schedule` file rather than the seed.
+    #[serde(default)]
+    pub explicit_schedule: bool,
+    /// Write messages.jsonl (every peer message and its fate).
+    #[serde(default)]
+    pub trace_messages: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("plan.json is not a plan: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("plan.json has version {0}; this chaos reads up to {PLAN_VERSION}")]
+    TooNew(u32),
+    #[error("plan.json is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// The KV key names of a plan with `keys` keys and none stored.
+pub fn default_kv_keys(keys: usize) -> Vec<String> {
+    (0..keys).map(|k| format!("k{k}")).collect()
+}
+
+impl Plan {
+    /// Parses plan.json text, filling in what a version 1 plan implied, and checks
+    /// that it hangs together.
+    pub fn parse(text: &str) -> Result<Plan, PlanError> {
+        let plan: Plan = serde_json::from_str(text)?;
+        plan.normalised()
+    }
+
+    /// Reads `<dir>/plan.json`.
+    pub fn read(dir: &Path) -> Result<Plan, PlanError> {
+        let path = dir.join("plan.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| PlanError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Plan::parse(&text)
+    }
+
+    /// Fills in version 1 defaults and checks the invariants every reader relies on.
+    pub fn normalised(mut self) -> Result<Plan, PlanError> {
+        if self.version > PLAN_VERSION {
+            return Err(PlanError::TooNew(self.version));
+        }
+        if self.kv_keys.is_empty() {
+            self.kv_keys = default_kv_keys(self.keys);
+        }
+        let bad = |m: String| Err(PlanError::Inconsistent(m));
+        if self.kv_keys.len() != self.keys {
+            return bad(format!(
+                "keys is {} but kv_keys names {}",
+                self.keys,
+                self.kv_keys.len()
+            ));
+        }
+        if self.nodes == 0 {
+            return bad("nodes must be at least 1".into());
+        }
+        if self.workload.has_kv() && self.op_mix.total() == 0 {
+            return bad("op_mix gives every op weight 0".into());
+        }
+        if let Some(f) = self.schedule.iter().find(|f| {
+            f.targets
+                .iter()
+                .any(|t| *t == 0 || *t as usize > self.nodes)
+        }) {
+            return bad(format!(
+                "a fault at {} ms targets {:?}, outside nodes 1..={}",
+                f.at_ms, f.targets, self.nodes
+            ));
+        }
+        Ok(self)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a plan always serialises")
+    }
+
+    /// The `chaos run` command line that runs this plan again.
+    pub fn command_line(&self) -> String {
+        let mut parts = vec![
+            "chaos run".to_string(),
+            format!("--seed {}", self.seed),
+            format!("--nodes {}", self.nodes),
+            format!("--workload {}", self.workload.name()),
+            format!("--time-limit {}", self.time_limit_s),
+            format!("--concurrency {}", self.concurrency),
+            format!("--rate {}", self.rate),
+            format!("--keys {}", self.keys),
+            format!("--grace {}", self.grace_s),
+            format!("--op-timeout-ms {}", self.op_timeout_ms),
+            format!("--name {}", shell_quote(&self.name)),
+            format!("--nemesis {}", self.nemesis.describe()),
+            format!("--nemesis-interval {}", self.nemesis_interval_s),
+        ];
+        if let Some(bin) = &self.node_bin {
+            parts.push(format!(
+                "--node-bin {}",
+                shell_quote(&bin.display().to_string())
+            ));
+        }
+        for arg in &self.node_args {
+            parts.push(format!("--node-arg={}", shell_quote(arg)));
+        }
+        if self.trace_messages {
+            parts.push("--trace-messages".into());
+        }
+        if self.explicit_schedule {
+            parts.push("--schedule <the schedule in plan.json>".into());
+        }
+        parts.join(" ")
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Plan {
+        let kinds: FaultKinds = "partition,kill".parse().unwrap();
+        let schedule = nemesis::generate(
+            3,
+            &mut nemesis::substream(7, "nemesis"),
+            kinds,
+            1_000,
+            5_000,
+        );
+        Plan {
+            version: PLAN_VERSION,
+            name: "t".into(),
+            seed: 7,
+            nodes: 3,
+            workload: Workload::Both,
+            time_limit_s: 5.0,
+            concurrency: 6,
+            rate: 0.0,
+            keys: 2,
+            kv_keys: vec!["a".into(), "b".into()],
+            op_mix: OpMix {
+                read: 1,
+                write: 2,
+                cas: 3,
+            },
+            node_bin: Some("/bin/x y".into()),
+            node_args: vec!["--bug=stale-read".into()],
+            grace_s: 10.0,
+            op_timeout_ms: 2_500,
+            nemesis: kinds,
+            nemesis_interval_s: 1.0,
+            schedule,
+            explicit_schedule: false,
+            trace_messages: true,
+        }
+    }
+
+    #[test]
+    fn a_plan_round_trips_through_json() {
+        let plan = sample();
+        assert!(!plan.schedule.is_empty());
+        let back = Plan::parse(&plan.to_json()).unwrap();
+        assert_eq!(back, plan);
+        assert!(plan.command_line().contains("--node-bin '/bin/x y'"));
+    }
+
+    #[test]
+    fn a_version_1_plan_reads_with_its_implied_keys_and_mix() {
+        let mut v: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        let obj = v.as_object_mut().unwrap();
+        obj.remove("kv_keys");
+        obj.remove("op_mix");
+        obj.insert("version".into(), 1.into());
+        let plan = Plan::parse(&v.to_string()).unwrap();
+        assert_eq!(plan.kv_keys, vec!["k0", "k1"]);
+        assert_eq!(plan.op_mix, OpMix::default());
+    }
+
+    #[test]
+    fn inconsistent_or_newer_plans_are_refused() {
+        let mut p = sample();
+        p.version = PLAN_VERSION + 1;
+        assert!(matches!(
+            Plan::parse(&p.to_json()),
+            Err(PlanError::TooNew(_))
+        ));
+        let mut p = sample();
+        p.schedule[0].targets = vec![9];
+        assert!(matches!(
+            Plan::parse(&p.to_json()),
+            Err(PlanError::Inconsistent(_))
+        ));
+        let mut p = sample();
+        p.keys = 3;
+        assert!(Plan::parse(&p.to_json()).is_err());
+    }
+
+    #[test]
+    fn the_mix_draws_each_op_by_weight() {
+        let mix = OpMix::default();
+        let drawn: Vec<KvChoice> = (0..mix.total()).map(|r| mix.choose(r)).collect();
+        assert_eq!(drawn.iter().filter(|c| **c == KvChoice::Read).count(), 4);
+        assert_eq!(drawn.iter().filter(|c| **c == KvChoice::Write).count(), 4);
+        assert_eq!(drawn.iter().filter(|c| **c == KvChoice::Cas).count(), 2);
+    }
+}
