@@ -78,6 +78,20 @@ fn detail(e: &NemesisEvent) -> String {
 }
 
 impl FaultSummary {
+    /// How many faults took effect: fault events (a partition, a kill of some nodes,
+    /// ...), not the per-node periods they opened. The run header counts the faults a
+    /// schedule starts in the same unit.
+    pub fn faults(&self) -> usize {
+        let mut starts: Vec<(u64, &str)> = self
+            .periods
+            .iter()
+            .map(|p| (p.start_ns, p.kind.as_str()))
+            .collect();
+        starts.sort_unstable();
+        starts.dedup();
+        starts.len()
+    }
+
     pub fn of(events: &[NemesisEvent], end_ns: u64) -> FaultSummary {
         let mut s = FaultSummary::default();
         // Open faults: network-wide (partition, links) and per node (kill, pause).

@@ -150,7 +150,7 @@ fn banner(r: &RunResult) -> Markup {
                     @if r.incomplete { " — " strong { "incomplete run" } ": no result.json was written; judged from the files it left" } }
                 p class="counts" { "ok " (get("ok")) " · fail " (get("fail")) " · info " (get("info"))
                     @if let Some(s) = &r.stats { " · " (format!("{:.0}", s.ok_per_second)) " ok/s over " (format!("{:.1}", s.duration_ms / 1e3)) " s" }
-                    " · " (r.faults.periods.len()) " fault periods" }
+                    " · " (r.faults.faults()) " faults took effect" }
             }
         }
         section class="reproduce" {

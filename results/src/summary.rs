@@ -118,8 +118,8 @@ pub fn render(r: &RunResult, report: Option<&Path>, colour: bool) -> String {
             .map(|(k, ms)| format!("{k} {:.1} s", ms / 1e3))
             .collect();
         out.push_str(&format!(
-            "  faults: {} periods, {:.1} s with a fault in force ({})\n",
-            r.faults.periods.len(),
+            "  faults: {} took effect, {:.1} s with a fault in force ({})\n",
+            r.faults.faults(),
             r.faults.total_ms / 1e3,
             kinds.join(", ")
         ));

@@ -577,6 +577,8 @@ impl Node {
     pub(super) fn learn_slot(&mut self, slot: Slot, batch: Batch) {
         if let Some(known) = self.chosen.get(&slot) {
             if *known != batch {
+                // A peer claims another value (a bug, or a forged message): the log
+                // keeps what it chose, and the conflict is counted, never panicked on.
                 self.conflicts += 1;
             }
             return;

@@ -378,7 +378,11 @@ impl Node {
             }
             Record::RegisterChosen { key, value } => {
                 self.reg_acceptors.remove(&key);
-                self.reg_chosen.entry(key).or_insert(value);
+                let known = *self.reg_chosen.entry(key.clone()).or_insert(value);
+                assert!(
+                    known == value || !self.cfg.bugs.is_empty(),
+                    "the log holds register {key} chosen as {known} and as {value}"
+                );
             }
             Record::LogPromise { ballot } => self.log_promised = self.log_promised.max(ballot),
             Record::LogAccept {
@@ -395,7 +399,12 @@ impl Node {
             Record::LogChosen { slot, batch } => {
                 self.note_origins(&batch);
                 self.log_accepted.remove(&slot);
-                self.chosen.entry(slot).or_insert(batch);
+                let bugs = !self.cfg.bugs.is_empty();
+                let known = self.chosen.entry(slot).or_insert_with(|| batch.clone());
+                assert!(
+                    *known == batch || bugs,
+                    "the log holds slot {slot} chosen twice with different commands"
+                );
             }
         }
     }
@@ -556,7 +565,40 @@ impl Node {
     }
 
     fn persist(&mut self, record: Record) {
+        self.check_record(&record);
         self.out.push(Action::Persist(record));
+    }
+
+    /// The write side of the invariants [`Self::check_acceptor_invariants`] and
+    /// [`Self::recover`] check on the read side, kept on in release builds: an accept
+    /// is persisted only at the acceptor's current promise (never below it), and a
+    /// chosen slot or register is never persisted with a second value. A `--bug` that
+    /// breaks one of these rules on purpose turns its check off.
+    fn check_record(&self, record: &Record) {
+        let lower_ok = self.has_bug(Bug::AcceptLowerBallot);
+        match record {
+            Record::LogAccept { slot, ballot, .. } if !lower_ok => assert!(
+                *ballot >= self.log_promised,
+                "slot {slot}: accept in ballot {ballot} persisted below the promise {}",
+                self.log_promised
+            ),
+            Record::RegisterAccept { key, ballot, .. } if !lower_ok => {
+                let promised = self.reg_acceptors.get(key).map_or(*ballot, |a| a.promised);
+                assert!(
+                    *ballot >= promised,
+                    "register {key}: accept in ballot {ballot} persisted below the promise {promised}"
+                );
+            }
+            Record::LogChosen { slot, batch } if self.cfg.bugs.is_empty() => assert!(
+                self.chosen.get(slot).is_none_or(|known| known == batch),
+                "slot {slot} is chosen already with other commands"
+            ),
+            Record::RegisterChosen { key, value } if self.cfg.bugs.is_empty() => assert!(
+                self.reg_chosen.get(key).is_none_or(|known| known == value),
+                "register {key} is chosen already as another value"
+            ),
+            _ => {}
+        }
     }
 
     fn send(&mut self, to: NodeId, msg: PeerMessage) {

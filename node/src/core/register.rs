@@ -279,6 +279,8 @@ impl Node {
     pub(super) fn learn_register(&mut self, key: String, value: i64) {
         if let Some(&known) = self.reg_chosen.get(&key) {
             if known != value {
+                // A peer claims another value (a bug, or a forged message): the log
+                // keeps what it chose, and the conflict is counted, never panicked on.
                 self.conflicts += 1;
             }
             return;

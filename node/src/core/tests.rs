@@ -1233,3 +1233,75 @@ fn campaigns_that_end_without_a_leader_back_off_until_a_leader_is_heard() {
     let out = n.step(Event::Timer(TimerId::Election));
     assert_eq!(election_wait(&out), 100);
 }
+
+// ---- invariants asserted where records are written and where they are read ----
+
+#[test]
+#[should_panic(expected = "chosen twice with different commands")]
+fn a_log_that_chose_one_slot_twice_does_not_recover() {
+    start(
+        cfg(1, 3),
+        vec![
+            Record::LogChosen {
+                slot: 1,
+                batch: vec![write(2, 1, "a", 1)],
+            },
+            Record::LogChosen {
+                slot: 1,
+                batch: vec![write(2, 2, "a", 2)],
+            },
+        ],
+    );
+}
+
+#[test]
+fn with_a_bug_set_a_conflicting_log_still_recovers() {
+    let node = start(
+        with_bug(cfg(1, 3), Bug::MinorityQuorum),
+        vec![
+            Record::LogChosen {
+                slot: 1,
+                batch: vec![write(2, 1, "a", 1)],
+            },
+            Record::LogChosen {
+                slot: 1,
+                batch: vec![write(2, 2, "a", 2)],
+            },
+        ],
+    );
+    assert_eq!(
+        node.chosen[&1],
+        vec![write(2, 1, "a", 1)],
+        "the first stays"
+    );
+}
+
+#[test]
+#[should_panic(expected = "persisted below the promise")]
+fn an_accept_below_the_promise_is_never_persisted() {
+    let mut node = start(cfg(1, 3), vec![Record::LogPromise { ballot: 9 }]);
+    node.persist(Record::LogAccept {
+        slot: 1,
+        ballot: 4,
+        batch: Vec::new(),
+    });
+}
+
+#[test]
+#[should_panic(expected = "is chosen already")]
+fn a_chosen_register_is_never_persisted_with_another_value() {
+    let mut node = start(
+        cfg(1, 3),
+        vec![Record::RegisterChosen { key: k(), value: 5 }],
+    );
+    node.persist(Record::RegisterChosen { key: k(), value: 6 });
+}
+
+#[test]
+fn a_peer_claiming_another_value_for_a_chosen_slot_changes_nothing() {
+    let mut node = start(cfg(1, 3), Vec::new());
+    node.learn_slot(1, vec![write(2, 1, "a", 1)]);
+    node.learn_slot(1, vec![write(2, 2, "a", 2)]);
+    assert_eq!(node.chosen[&1], vec![write(2, 1, "a", 1)]);
+    assert_eq!(node.conflicts, 1);
+}
