@@ -196,6 +196,31 @@ fn failed_but_chosen(c: Chosen, slot: u64, invoked: &[(Chosen, &Op)]) -> Option<
     })
 }
 
+/// One anomaly per slot that some node reported with other commands than the first.
+fn disagreements(
+    union: &BTreeMap<u64, (u64, Box<str>)>,
+    disagreeing: &BTreeMap<u64, Vec<(u64, Box<str>)>>,
+) -> Vec<Anomaly> {
+    disagreeing
+        .iter()
+        .map(|(slot, others)| {
+            let (first_node, first) = &union[slot];
+            let mut text = format!("slot {slot}: node {first_node} chose {first}");
+            for (node, cmds) in others {
+                text.push_str(&format!("; node {node} chose {cmds}"));
+            }
+            Anomaly {
+                kind: AnomalyKind::LogDisagreement,
+                key: None,
+                slot: Some(*slot),
+                message: text,
+                ops: Vec::new(),
+                witness: None,
+            }
+        })
+        .collect()
+}
+
 pub fn check(history: &History, finals: &[FinalDump]) -> CheckReport {
     let mut agreement = LogAgreement::new();
     for dump in finals {
@@ -210,23 +235,7 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
         disagreeing,
         dumps,
     } = state;
-    let mut anomalies = Vec::new();
-    for (slot, others) in &disagreeing {
-        let (first_node, first) = &union[slot];
-        let mut text = format!("slot {slot}: node {first_node} chose {first}");
-        for (node, cmds) in others {
-            text.push_str(&format!("; node {node} chose {cmds}"));
-        }
-        anomalies.push(Anomaly {
-            kind: AnomalyKind::LogDisagreement,
-            key: None,
-            slot: Some(*slot),
-            message: text,
-            ops: Vec::new(),
-            witness: None,
-        });
-    }
-
+    let mut anomalies = disagreements(&union, &disagreeing);
     // Validity and duplicates over the log as first reported per slot. Sorted vectors
     // rather than maps: after a long run there are hundreds of thousands of commands,
     // nearly all invoked and chosen once, and a map entry (with its own vector) per

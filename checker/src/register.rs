@@ -54,36 +54,7 @@ pub fn check(history: &History, finals: &[FinalDump]) -> (CheckReport, CheckRepo
         }
         decided += 1;
         if reports.len() > 1 {
-            let parts: Vec<String> = reports
-                .iter()
-                .map(|(v, (ops, nodes))| {
-                    format!(
-                        "{v} ({} replies{})",
-                        ops.len(),
-                        if nodes.is_empty() {
-                            String::new()
-                        } else {
-                            format!(", learned by nodes {nodes:?}")
-                        }
-                    )
-                })
-                .collect();
-            agreement.push(Anomaly {
-                kind: AnomalyKind::Agreement,
-                key: Some(key.to_string()),
-                slot: None,
-                message: format!(
-                    "register {key}: {} different values chosen: {}",
-                    reports.len(),
-                    parts.join(", ")
-                ),
-                // The first reply reporting each value.
-                ops: reports
-                    .values()
-                    .filter_map(|(ops, _)| ops.first().map(|o| OpRef::of(o)))
-                    .collect(),
-                witness: None,
-            });
+            agreement.push(disagreement(key, &reports));
         }
         for (value, (reporters, _)) in &reports {
             let first_report_ns = reporters
@@ -166,4 +137,38 @@ pub fn check(history: &History, finals: &[FinalDump]) -> (CheckReport, CheckRepo
             unknown: unknown(vv),
         },
     )
+}
+
+/// The agreement anomaly of a register decided to more than one value.
+fn disagreement(key: &str, reports: &BTreeMap<i64, (Vec<&Op>, Vec<u64>)>) -> Anomaly {
+    let parts: Vec<String> = reports
+        .iter()
+        .map(|(v, (ops, nodes))| {
+            format!(
+                "{v} ({} replies{})",
+                ops.len(),
+                if nodes.is_empty() {
+                    String::new()
+                } else {
+                    format!(", learned by nodes {nodes:?}")
+                }
+            )
+        })
+        .collect();
+    Anomaly {
+        kind: AnomalyKind::Agreement,
+        key: Some(key.to_string()),
+        slot: None,
+        message: format!(
+            "register {key}: {} different values chosen: {}",
+            reports.len(),
+            parts.join(", ")
+        ),
+        // The first reply reporting each value.
+        ops: reports
+            .values()
+            .filter_map(|(ops, _)| ops.first().map(|o| OpRef::of(o)))
+            .collect(),
+        witness: None,
+    }
 }
