@@ -19,7 +19,7 @@
 //! model, and the explanation of a failure (longest prefix, the op that could not be
 //! placed, the value at that point) needs the search's internals.
 //!
-//! Outcomes (DESIGN.md §9): `ok` ops must take effect between invoke and completion
+//! Outcomes (docs/history.md): `ok` ops must take effect between invoke and completion
 //! with their observed results; `fail` ops did not happen and are dropped; `info` ops
 //! may take effect at any point after their invoke, or never, so they get no return
 //! event. An `info` read constrains nothing and is dropped, as is an `info` write or

@@ -1,4 +1,4 @@
-//! Checks of the Basic Paxos registers, per register key (DESIGN.md §5: `propose`).
+//! Checks of the Basic Paxos registers, per register key (docs/history.md: `propose`).
 //!
 //! - Agreement: every ok propose reply and every node's learned value (final dumps)
 //!   name the same value.

@@ -32,15 +32,6 @@ impl Verdict {
         out
     }
 
-    /// The exit code of `chaos check` (DESIGN.md §7).
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Verdict::Valid | Verdict::Skipped => 0,
-            Verdict::Invalid => 1,
-            Verdict::Unknown => 3,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Valid => "valid",

@@ -1,6 +1,6 @@
 //! The network layer: a forwarding proxy per directed link.
 //!
-//! Node i dials node j only through the proxy of link (i, j) (DESIGN.md §4: a node
+//! Node i dials node j only through the proxy of link (i, j) (docs/protocol.md: a node
 //! sends to j only on the connection it dialed to the address `--peer j=...` names),
 //! so this layer sees every message of every link. It frames the JSON lines, so the
 //! unit of a fault is one message: a cut link drops every message on it; a degraded

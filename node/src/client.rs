@@ -1,4 +1,4 @@
-//! The client protocol (DESIGN.md §4): JSON lines over TCP, pipelined, matched by id.
+//! The client protocol (docs/protocol.md): JSON lines over TCP, pipelined, matched by id.
 //!
 //! Requests are `{"id":<u64>,"op":<name>,...}`; replies `{"id":...,"ok":true,...}` or
 //! `{"id":...,"ok":false,"error":<code>,"definite":<bool>,"message":<text>}`.

@@ -1,7 +1,7 @@
 //! Peer messages: what one node's core sends to another's.
 //!
 //! On the wire each message is one JSON object on one line with a `"type"` field
-//! (DESIGN.md §4), so that a proxy on a link can frame, drop, delay and duplicate single
+//! (docs/protocol.md), so that a proxy on a link can frame, drop, delay and duplicate single
 //! messages without understanding them.
 
 use serde::{Deserialize, Serialize};

@@ -11,7 +11,7 @@
 //!   first line is `{"hello":i}` is peer i's, anything else is a client's;
 //! - one dialer task per peer j, which connects to the address `--peer j=ADDR` names,
 //!   says hello, and writes this node's messages for j. A node sends to j only on the
-//!   connection it dialed and never on one it accepted (DESIGN.md §4), so a proxy on
+//!   connection it dialed and never on one it accepted (docs/protocol.md), so a proxy on
 //!   each directed link sees every message of that link. Dialers reconnect with
 //!   exponential backoff.
 //!

@@ -68,7 +68,7 @@ pub struct Command {
 /// no-op, which a new leader proposes to fill a gap it found no value for.
 pub type Batch = Vec<Command>;
 
-/// The operations a client can ask of a node (DESIGN.md §4), as the core sees them.
+/// The operations a client can ask of a node (docs/protocol.md), as the core sees them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientOp {
     Propose { key: String, value: i64 },
@@ -117,7 +117,7 @@ pub enum OpResult {
     Error(ErrorCode),
 }
 
-/// The deliberate bugs a node can be started with (DESIGN.md §4). Each breaks exactly
+/// The deliberate bugs a node can be started with (docs/protocol.md). Each breaks exactly
 /// one rule so the harness can prove that it notices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

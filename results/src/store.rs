@@ -1,4 +1,4 @@
-//! The run store (DESIGN.md §6): `<root>/<name>/<UTC stamp>-s<seed>/`, the
+//! The run store (docs/run-directory.md): `<root>/<name>/<UTC stamp>-s<seed>/`, the
 //! `<root>/latest` and `<root>/<name>/latest` links, and the list of runs the index
 //! shows.
 

@@ -1,4 +1,4 @@
-//! A tiny builder for histories in the DESIGN.md §5 format: events get increasing
+//! A tiny builder for histories in the format of docs/history.md: events get increasing
 //! indices and times in the order the test writes them.
 
 #![allow(dead_code)]
