@@ -90,6 +90,27 @@ fn an_undecided_run_exits_3() {
 }
 
 #[test]
+fn a_history_with_nothing_to_judge_is_unknown_whether_empty_or_all_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let out = chaos(&["check", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    assert!(stdout(&out).contains("no client op"), "{}", stdout(&out));
+    let failed = write_history(
+        dir.path(),
+        &[
+            event(0, 0, "invoke", "read", "k", Value::Null),
+            event(1, 0, "fail", "read", "k", Value::Null),
+        ],
+    );
+    assert_eq!(
+        chaos(&["check", failed.to_str().unwrap()]).status.code(),
+        Some(3)
+    );
+}
+
+#[test]
 fn a_run_directory_uses_its_final_dumps() {
     let dir = tempfile::tempdir().unwrap();
     write_history(dir.path(), &valid_lines());
