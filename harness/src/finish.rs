@@ -70,7 +70,7 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> Ru
     });
     let run_result = RunResult {
         schema_version: results::SCHEMA_VERSION,
-        verdict: verdict.map_or(results::Verdict::Unknown, results::Verdict::of),
+        verdict: verdict.unwrap_or(results::Verdict::Unknown),
         exit_code,
         seed: plan.seed,
         name: plan.name.clone(),

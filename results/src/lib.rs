@@ -82,7 +82,7 @@ fn judge_incomplete(dir: &Path, plan: Plan, judged: &Judged) -> RunResult {
     });
     RunResult {
         schema_version: SCHEMA_VERSION,
-        verdict: verdict.map_or(Verdict::Unknown, Verdict::of),
+        verdict: verdict.unwrap_or(Verdict::Unknown),
         exit_code,
         seed: plan.seed,
         name: plan.name.clone(),

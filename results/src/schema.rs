@@ -19,32 +19,10 @@ use crate::plan::Plan;
 /// The version this code writes.
 pub const SCHEMA_VERSION: u32 = 2;
 
-/// The overall verdict of the safety checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Valid,
-    Invalid,
-    Unknown,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Valid => "valid",
-            Verdict::Invalid => "invalid",
-            Verdict::Unknown => "unknown",
-        }
-    }
-
-    pub fn of(v: checker::Verdict) -> Verdict {
-        match v {
-            checker::Verdict::Valid | checker::Verdict::Skipped => Verdict::Valid,
-            checker::Verdict::Invalid => Verdict::Invalid,
-            checker::Verdict::Unknown => Verdict::Unknown,
-        }
-    }
-}
+/// The overall verdict of the safety checks is the checker's own type: defined once.
+/// An overall verdict is never `skipped` ([`Verdict::combine`] counts a skipped check
+/// for nothing), so result.json's `verdict` is `valid`, `invalid` or `unknown`.
+pub use checker::Verdict;
 
 /// The exit codes of `chaos run`, `chaos check`, `chaos report`, `chaos replay` and
 /// `chaos matrix` (docs/exit-codes.md). Defined once: every command and result.json use

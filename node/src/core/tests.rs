@@ -1236,38 +1236,31 @@ fn campaigns_that_end_without_a_leader_back_off_until_a_leader_is_heard() {
 
 // ---- invariants asserted where records are written and where they are read ----
 
+/// A log holding two different choices for slot 1.
+fn slot_1_chosen_twice() -> Vec<Record> {
+    vec![
+        Record::LogChosen {
+            slot: 1,
+            batch: vec![write(2, 1, "a", 1)],
+        },
+        Record::LogChosen {
+            slot: 1,
+            batch: vec![write(2, 2, "a", 2)],
+        },
+    ]
+}
+
 #[test]
 #[should_panic(expected = "chosen twice with different commands")]
 fn a_log_that_chose_one_slot_twice_does_not_recover() {
-    start(
-        cfg(1, 3),
-        vec![
-            Record::LogChosen {
-                slot: 1,
-                batch: vec![write(2, 1, "a", 1)],
-            },
-            Record::LogChosen {
-                slot: 1,
-                batch: vec![write(2, 2, "a", 2)],
-            },
-        ],
-    );
+    start(cfg(1, 3), slot_1_chosen_twice());
 }
 
 #[test]
 fn with_a_bug_set_a_conflicting_log_still_recovers() {
     let node = start(
         with_bug(cfg(1, 3), Bug::MinorityQuorum),
-        vec![
-            Record::LogChosen {
-                slot: 1,
-                batch: vec![write(2, 1, "a", 1)],
-            },
-            Record::LogChosen {
-                slot: 1,
-                batch: vec![write(2, 2, "a", 2)],
-            },
-        ],
+        slot_1_chosen_twice(),
     );
     assert_eq!(
         node.chosen[&1],
