@@ -6,6 +6,7 @@
 //! - [`engine::execute`] / [`engine::execute_with`]: `chaos run` (a plan, a system);
 //! - [`check::check`]: `chaos check`;
 //! - [`replay::replay`]: `chaos replay`;
+//! - [`report::report`]: `chaos report`;
 //! - [`matrix::matrix`]: `chaos matrix`;
 //! - [`cli::plan_from_args`]: flags to a [`results::Plan`].
 //!
@@ -23,6 +24,7 @@ pub mod matrix;
 pub mod progress;
 pub mod recorder;
 pub mod replay;
+pub mod report;
 pub mod system;
 pub mod workload;
 

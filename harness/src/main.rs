@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use harness::{Presentation, check, cli, cluster, engine, matrix, replay};
+use harness::{Presentation, check, cli, cluster, engine, matrix, replay, report};
 use results::ExitCode as Exit;
 
 #[derive(Debug, Parser)]
@@ -88,19 +88,8 @@ fn main() -> ExitCode {
                 Err(e) => fail("run", e, Exit::Harness),
             }
         }
-        Command::Report { run_dir } => match results::render_run(&run_dir) {
-            Ok(r) => {
-                let colour = results::summary::colour_on_stdout();
-                print!(
-                    "{}",
-                    results::summary::render(&r.result, Some(&r.report), colour)
-                );
-                println!("  junit:     {}", r.junit.display());
-                if let Some(index) = &r.index {
-                    println!("  index:     {}", index.display());
-                }
-                r.result.exit_code.into()
-            }
+        Command::Report { run_dir } => match report::report(&run_dir) {
+            Ok(code) => code.into(),
             Err(e) => fail("report", e, Exit::Usage),
         },
         Command::Matrix(args) => match matrix::matrix(&args) {
