@@ -153,10 +153,6 @@ impl Cluster {
         }
     }
 
-    pub fn n(&self) -> usize {
-        self.n
-    }
-
     fn node_dir(&self, id: u32) -> PathBuf {
         self.run_dir.join(format!("nodes/n{id}"))
     }

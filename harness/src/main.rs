@@ -105,7 +105,9 @@ fn main() -> ExitCode {
             let show = Presentation::new(no_progress, false);
             match replay::replay(&run_dir, times.max(1), show) {
                 Ok(code) => code.into(),
-                Err(e @ replay::ReplayError::Plan(..)) => fail("replay", e, Exit::Usage),
+                Err(e @ (replay::ReplayError::NoPlan(_) | replay::ReplayError::Plan(..))) => {
+                    fail("replay", e, Exit::Usage)
+                }
                 Err(e) => fail("replay", e, Exit::Harness),
             }
         }

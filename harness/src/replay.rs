@@ -11,6 +11,8 @@ use crate::progress::Presentation;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
+    #[error("{0} has no plan.json: it is not a run directory")]
+    NoPlan(PathBuf),
     #[error("{0} has no readable plan: {1}")]
     Plan(PathBuf, results::PlanError),
     #[error(transparent)]
@@ -18,16 +20,10 @@ pub enum ReplayError {
 }
 
 pub fn replay(run_dir: &Path, times: usize, show: Presentation) -> Result<ExitCode, ReplayError> {
-    let plan = match Plan::read(run_dir) {
-        Ok(p) => p,
-        Err(results::PlanError::Read { .. }) => {
-            return Err(ReplayError::Plan(
-                run_dir.to_path_buf(),
-                results::PlanError::Inconsistent("it has no plan.json".into()),
-            ));
-        }
-        Err(e) => return Err(ReplayError::Plan(run_dir.to_path_buf(), e)),
-    };
+    let plan = Plan::read(run_dir).map_err(|e| match e {
+        results::PlanError::Read { .. } => ReplayError::NoPlan(run_dir.to_path_buf()),
+        e => ReplayError::Plan(run_dir.to_path_buf(), e),
+    })?;
     let original = std::fs::read_to_string(run_dir.join("result.json"))
         .ok()
         .and_then(|t| RunResult::parse(&t).ok())

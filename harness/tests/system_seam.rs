@@ -192,6 +192,12 @@ impl Launcher for ToyLauncher {
     }
 }
 
+/// The result.json a run left.
+fn result_of(run_dir: &Path) -> results::RunResult {
+    results::RunResult::parse(&std::fs::read_to_string(run_dir.join("result.json")).unwrap())
+        .unwrap()
+}
+
 fn plan(root: &Path, seed: u64) -> Plan {
     let args = RunArgs {
         nodes: 3,
@@ -227,9 +233,8 @@ fn the_engine_runs_faults_and_judges_a_second_system() {
     let plan = plan(root.path(), 3);
     let launcher = ToyLauncher::default();
     let out = execute_with(&plan, root.path(), Presentation::quiet(), &launcher).unwrap();
-    let result = std::fs::read_to_string(out.run_dir.join("result.json")).unwrap();
-    assert_eq!(out.exit_code, ExitCode::Valid, "{result}");
-    let r = results::RunResult::parse(&result).unwrap();
+    let r = result_of(&out.run_dir);
+    assert_eq!(out.exit_code, ExitCode::Valid, "{:?}", r.checks);
     let history = results::judge::read_history(&out.run_dir.join("history.jsonl")).unwrap();
     let keys: BTreeSet<&str> = history
         .ops
@@ -272,6 +277,23 @@ fn the_engine_runs_faults_and_judges_a_second_system() {
         "{:?}",
         outcome("links")
     );
+    // The header counts the faults the schedule starts; the summary counts those that
+    // took effect: one unit, so they differ exactly by the ones that did not.
+    let starts = ["partition", "kill", "pause", "links"];
+    let not_in_force = history
+        .nemesis
+        .iter()
+        .filter(|e| starts.contains(&e.f.as_str()))
+        .filter(|e| {
+            e.value["outcome"] != "installed"
+                && e.value["outcome"].get("partially-installed").is_none()
+        })
+        .count();
+    assert!(not_in_force > 0, "the toy's link faults were skipped");
+    assert_eq!(
+        r.faults.faults() + not_in_force,
+        harness::progress::scheduled_faults(&plan)
+    );
     // No dumps: log agreement is skipped, not failed; liveness was asked and held.
     let log = r
         .checks
@@ -293,10 +315,7 @@ fn a_second_system_with_stale_reads_is_caught() {
     };
     let out = execute_with(&plan, root.path(), Presentation::quiet(), &launcher).unwrap();
     assert_eq!(out.exit_code, ExitCode::Invalid);
-    let r = results::RunResult::parse(
-        &std::fs::read_to_string(out.run_dir.join("result.json")).unwrap(),
-    )
-    .unwrap();
+    let r = result_of(&out.run_dir);
     assert!(
         r.anomalies()
             .any(|(_, a)| a.kind == checker::AnomalyKind::NonLinearizable)
@@ -323,11 +342,7 @@ fn an_unreadable_dump_is_judged_alike_by_run_check_and_report() {
         ..ToyLauncher::default()
     };
     let out = execute_with(&plan, root.path(), Presentation::quiet(), &launcher).unwrap();
-    let read = |dir: &Path| {
-        results::RunResult::parse(&std::fs::read_to_string(dir.join("result.json")).unwrap())
-            .unwrap()
-    };
-    let ran = read(&out.run_dir);
+    let ran = result_of(&out.run_dir);
     assert_eq!(out.exit_code, ExitCode::Unknown, "{:?}", ran.checks);
     assert_eq!(log_agreement(&ran).verdict, checker::Verdict::Unknown);
     assert!(
@@ -353,7 +368,7 @@ fn an_unreadable_dump_is_judged_alike_by_run_check_and_report() {
         .output()
         .unwrap();
     assert_eq!(reported.status.code(), Some(3));
-    let again = read(&out.run_dir);
+    let again = result_of(&out.run_dir);
     assert!(again.incomplete);
     assert_eq!(again.checks, ran.checks);
 }

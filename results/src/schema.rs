@@ -303,3 +303,52 @@ impl RunResult {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_rule_orders_the_exit_codes() {
+        use ExitCode::*;
+        let order = [Valid, Usage, Unknown, Liveness, Harness, Invalid];
+        for (i, a) in order.iter().enumerate() {
+            for b in &order[i..] {
+                assert_eq!(a.worse(*b), *b, "{a:?} then {b:?}");
+                assert_eq!(b.worse(*a), *b, "{b:?} then {a:?}");
+            }
+        }
+        for c in ExitCode::ALL {
+            assert_eq!(ExitCode::from_code(c.code()), Some(c));
+        }
+        assert_eq!(ExitCode::from_code(6), None);
+    }
+
+    #[test]
+    fn a_run_ends_with_the_worst_of_what_held() {
+        let run = |verdict, harness_failed, liveness_failed, undecided| {
+            ExitCode::of_run(RunEnd {
+                verdict,
+                harness_failed,
+                liveness_failed,
+                undecided,
+            })
+        };
+        let valid = Some(checker::Verdict::Valid);
+        assert_eq!(run(valid, false, false, false), ExitCode::Valid);
+        assert_eq!(run(valid, false, false, true), ExitCode::Unknown);
+        assert_eq!(run(valid, false, true, true), ExitCode::Liveness);
+        assert_eq!(run(valid, true, true, true), ExitCode::Harness);
+        assert_eq!(
+            run(Some(checker::Verdict::Invalid), true, true, true),
+            ExitCode::Invalid,
+            "a violation found is always reported"
+        );
+        assert_eq!(run(None, false, false, false), ExitCode::Unknown);
+        assert_eq!(run(None, true, false, false), ExitCode::Harness);
+        assert_eq!(
+            run(Some(checker::Verdict::Skipped), false, false, false),
+            ExitCode::Valid
+        );
+    }
+}

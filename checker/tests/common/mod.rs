@@ -46,7 +46,6 @@ impl H {
         self.push(json!(p), "fail", f, key, value)
     }
     /// A `fail` completion with this error code.
-    #[allow(dead_code)]
     pub fn fail_with(&mut self, p: u64, f: &str, key: &str, value: Value, error: &str) -> &mut H {
         self.fail(p, f, key, value);
         let last = self.lines.pop().expect("just pushed");

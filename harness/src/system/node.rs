@@ -72,6 +72,7 @@ impl Launcher for NodeLauncher {
             addrs.clone(),
         );
         Ok(NodeSystem {
+            n: plan.nodes,
             cluster: Mutex::new(cluster),
             network,
             addrs,
@@ -97,6 +98,7 @@ fn node_command(plan: &Plan) -> NodeCommand {
 
 /// The bundled node's cluster: processes, proxies and where each node listens.
 pub struct NodeSystem {
+    n: usize,
     cluster: Mutex<Cluster>,
     network: Network,
     addrs: Addresses,
@@ -140,7 +142,7 @@ impl System for NodeSystem {
     type Client = NodeClient;
 
     fn nodes(&self) -> usize {
-        self.with_cluster(|c| c.n()).unwrap_or(0)
+        self.n
     }
 
     fn start(&self, id: NodeId) -> Result<(), String> {
