@@ -234,7 +234,7 @@ impl Serialize for Func<'_> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for Func<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name: Cow<'a, str> = crate::history::borrow_str(d)?;
+        let name: Cow<'a, str> = borrow_str(d)?;
         Ok(match F::parse(&name) {
             Some(f) => Func::Op(f),
             None => Func::Fault(name),
