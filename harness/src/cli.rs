@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use nemesis::{FaultKinds, ScheduledFault, substream};
-use results::{OpMix, PLAN_VERSION, Plan, Workload};
+use results::{Mode, OpMix, PLAN_VERSION, Plan, Workload};
 
 /// A flag or its value is wrong: exit 2 with this one line.
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +62,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "MS", default_value_t = 2_500)]
     pub op_timeout_ms: u64,
     /// Fault kinds for the seeded schedule: a comma-separated list of partition, kill,
-    /// pause, links; or all; or none.
-    #[arg(long, value_name = "LIST", default_value = "partition,kill,pause")]
-    pub nemesis: String,
+    /// pause, links, and (chaos sim only) clock, corrupt; or all (the first four); or
+    /// none [default: partition,kill,pause; chaos sim: partition,kill,pause,links,clock].
+    #[arg(long, value_name = "LIST")]
+    pub nemesis: Option<String>,
     /// Seconds per fault slot: a fault starts at the beginning of its slot and is undone
     /// after 40-70% of it (so a 30 s run sees about 9 faults).
     #[arg(long, value_name = "S", default_value_t = 3.0)]
@@ -85,8 +86,16 @@ pub struct RunArgs {
     pub json: bool,
 }
 
-/// Turns flags into a plan; a bad flag is a usage error.
-pub fn plan_from_args(args: &RunArgs) -> Result<Plan, UsageError> {
+/// The fault kinds of a plan when `--nemesis` is not given.
+pub fn default_nemesis(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Real => "partition,kill,pause",
+        Mode::Sim => "partition,kill,pause,links,clock",
+    }
+}
+
+/// Turns flags into a plan for `mode`; a bad flag is a usage error.
+pub fn plan_from_args(args: &RunArgs, mode: Mode) -> Result<Plan, UsageError> {
     if args.nodes == 0 || args.nodes > 15 {
         usage!("--nodes must be between 1 and 15 (got {})", args.nodes);
     }
@@ -116,12 +125,23 @@ pub fn plan_from_args(args: &RunArgs) -> Result<Plan, UsageError> {
         usage!("--concurrency must be at least 1");
     }
     if let Some(bin) = &args.node_bin {
+        if mode == Mode::Sim {
+            usage!("--node-bin: chaos sim runs the bundled node's core in one process; use chaos run to test another binary");
+        }
         check_executable(bin)?;
     }
     let kinds: FaultKinds = args
         .nemesis
+        .as_deref()
+        .unwrap_or(default_nemesis(mode))
         .parse()
         .map_err(|e| UsageError(format!("--nemesis: {e}")))?;
+    if mode == Mode::Real && kinds.needs_simulation() {
+        usage!(
+            "--nemesis {}: clock and corrupt faults need the simulated clock and disk; use chaos sim",
+            kinds.describe()
+        );
+    }
     if !(args.nemesis_interval > 0.0 && args.nemesis_interval.is_finite()) {
         usage!("--nemesis-interval must be a positive number of seconds");
     }
@@ -157,6 +177,7 @@ pub fn plan_from_args(args: &RunArgs) -> Result<Plan, UsageError> {
     };
     let plan = Plan {
         version: PLAN_VERSION,
+        mode,
         name: args.name.clone(),
         seed,
         nodes: args.nodes,

@@ -78,7 +78,7 @@ fn main() -> ExitCode {
         },
         Command::Node { args } => run_node(args),
         Command::Run(args) => {
-            let plan = match cli::plan_from_args(&args) {
+            let plan = match cli::plan_from_args(&args, results::Mode::Real) {
                 Ok(p) => p,
                 Err(e) => return fail("run", e, Exit::Usage),
             };

@@ -77,14 +77,14 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
                 name: format!("matrix-{bug}"),
                 grace: 10.0,
                 op_timeout_ms: 2_500,
-                nemesis: args.nemesis.clone(),
+                nemesis: Some(args.nemesis.clone()),
                 nemesis_interval: args.nemesis_interval,
                 schedule: None,
                 trace_messages: false,
                 no_progress: true,
                 json: false,
             };
-            let plan = plan_from_args(&run_args)?;
+            let plan = plan_from_args(&run_args, results::Mode::Real)?;
             let outcome = execute(&plan, &args.results, Presentation::quiet())?;
             eprintln!(
                 "  {bug} seed {seed}: {} (exit {})",

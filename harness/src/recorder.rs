@@ -24,14 +24,22 @@ use serde_json::Value;
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 struct Inner {
-    out: BufWriter<File>,
+    out: BufWriter<Box<dyn Write + Send>>,
     next_index: u64,
     error: Option<std::io::Error>,
+}
+
+/// Where `time_ns` comes from: the wall clock since the recorder was made, or the
+/// simulation's virtual clock, which its driver sets before each event.
+enum Clock {
+    Wall,
+    Virtual(AtomicU64),
 }
 
 pub struct Recorder {
     inner: Mutex<Inner>,
     start: Instant,
+    clock: Clock,
     pub ok: AtomicU64,
     pub fail: AtomicU64,
     pub info: AtomicU64,
@@ -39,19 +47,42 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// A recorder writing `path`, stamping events with wall-clock time.
     pub fn create(path: &Path, first_process: u64) -> std::io::Result<Recorder> {
-        Ok(Recorder {
+        Ok(Recorder::new(
+            Box::new(File::create(path)?),
+            first_process,
+            Clock::Wall,
+        ))
+    }
+
+    /// A recorder writing to `out`, stamping events with the virtual time last given
+    /// to [`Recorder::set_virtual_ns`] (the simulation's clock).
+    pub fn with_virtual_clock(out: Box<dyn Write + Send>, first_process: u64) -> Recorder {
+        Recorder::new(out, first_process, Clock::Virtual(AtomicU64::new(0)))
+    }
+
+    fn new(out: Box<dyn Write + Send>, first_process: u64, clock: Clock) -> Recorder {
+        Recorder {
             inner: Mutex::new(Inner {
-                out: BufWriter::with_capacity(1 << 20, File::create(path)?),
+                out: BufWriter::with_capacity(1 << 20, out),
                 next_index: 0,
                 error: None,
             }),
             start: Instant::now(),
+            clock,
             ok: AtomicU64::new(0),
             fail: AtomicU64::new(0),
             info: AtomicU64::new(0),
             next_process: AtomicU64::new(first_process),
-        })
+        }
+    }
+
+    /// Sets the virtual time of the next events. No effect on a wall-clock recorder.
+    pub fn set_virtual_ns(&self, ns: u64) {
+        if let Clock::Virtual(now) = &self.clock {
+            now.store(ns, Ordering::Relaxed);
+        }
     }
 
     /// A fresh client process number (one never used before in this run).
@@ -64,8 +95,12 @@ impl Recorder {
         self.start
     }
 
+    /// Time since the origin, on the recorder's clock.
     pub fn elapsed(&self) -> Duration {
-        self.start.elapsed()
+        match &self.clock {
+            Clock::Wall => self.start.elapsed(),
+            Clock::Virtual(now) => Duration::from_nanos(now.load(Ordering::Relaxed)),
+        }
     }
 
     /// Appends one event, stamping its index and time under the lock.
@@ -73,7 +108,7 @@ impl Recorder {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
-        event.time_ns = self.start.elapsed().as_nanos() as u64;
+        event.time_ns = self.elapsed().as_nanos() as u64;
         event.index = inner.next_index;
         inner.next_index += 1;
         let result = serde_json::to_writer(&mut inner.out, &event)

@@ -110,55 +110,124 @@ pub fn start<S: System>(
         .collect()
 }
 
-/// One slot's next op. `seen` holds, per key, the last value this client saw (a cas
-/// expects it).
-fn next_op(
-    cfg: &WorkloadConfig,
-    register: bool,
-    rng: &mut rand_chacha::ChaCha8Rng,
-    value: i64,
-    seen: &BTreeMap<String, i64>,
-    shared: &Shared,
-) -> ClientOp {
-    if register {
-        let k = shared.register_key.load(Ordering::Relaxed);
-        return ClientOp::Propose {
-            key: format!("r{k}"),
-            value,
-        };
+/// How long a slot waits before trying again to connect to a node that is down.
+pub const CONNECT_RETRY: Duration = Duration::from_millis(50);
+/// How long a slot backs off after an `unavailable` reply (an election is on).
+pub const UNAVAILABLE_BACKOFF: Duration = Duration::from_millis(25);
+
+/// One client slot's own state: what it draws its ops from and what it has seen.
+/// The async driver below and the simulation both run slots through this.
+pub struct Slot {
+    pub index: usize,
+    pub register: bool,
+    /// The node this slot talks to.
+    pub node: NodeId,
+    /// The history process of the slot's current client.
+    pub process: u64,
+    rng: rand_chacha::ChaCha8Rng,
+    seq: i64,
+    /// Per key, the last value this client saw (a cas expects it).
+    seen: BTreeMap<String, i64>,
+}
+
+/// What a slot does after an op completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct After {
+    /// Drop the connection and make a new one before the next op.
+    pub reconnect: bool,
+    /// Wait this long before the next op.
+    pub backoff: Option<Duration>,
+}
+
+impl Slot {
+    pub fn new(cfg: &WorkloadConfig, index: usize) -> Slot {
+        Slot {
+            index,
+            register: cfg.workload.slot_is_register(index),
+            node: (index % cfg.nodes) as NodeId + 1,
+            process: index as u64,
+            rng: substream(cfg.seed, &format!("workload/{index}")),
+            seq: 0,
+            seen: BTreeMap::new(),
+        }
     }
-    let key = cfg.kv_keys[rng.random_range(0..cfg.kv_keys.len().max(1))].clone();
-    match cfg
-        .op_mix
-        .choose(rng.random_range(0..cfg.op_mix.total().max(1)))
-    {
-        KvChoice::Read => ClientOp::Read { key },
-        KvChoice::Write => ClientOp::Write { key, value },
-        KvChoice::Cas => {
-            let from = seen.get(&key).copied().unwrap_or(0);
-            ClientOp::Cas {
-                key,
-                from,
-                to: value,
+
+    /// The slot's next op, with a value unique within the run.
+    pub fn next_op(&mut self, cfg: &WorkloadConfig, shared: &Shared) -> ClientOp {
+        self.seq += 1;
+        // Slots never share a value.
+        let value = (self.index as i64 + 1) * 1_000_000_000 + self.seq;
+        if self.register {
+            let k = shared.register_key.load(Ordering::Relaxed);
+            return ClientOp::Propose {
+                key: format!("r{k}"),
+                value,
+            };
+        }
+        let rng = &mut self.rng;
+        let key = cfg.kv_keys[rng.random_range(0..cfg.kv_keys.len().max(1))].clone();
+        match cfg
+            .op_mix
+            .choose(rng.random_range(0..cfg.op_mix.total().max(1)))
+        {
+            KvChoice::Read => ClientOp::Read { key },
+            KvChoice::Write => ClientOp::Write { key, value },
+            KvChoice::Cas => {
+                let from = self.seen.get(&key).copied().unwrap_or(0);
+                ClientOp::Cas {
+                    key,
+                    from,
+                    to: value,
+                }
             }
+        }
+    }
+
+    /// Learns from a completed op: a decided register moves every register slot to a
+    /// new key; a client that got `info` is retired for a fresh process.
+    pub fn after(
+        &mut self,
+        op: &ClientOp,
+        done: &Completion,
+        shared: &Shared,
+        recorder: &Recorder,
+    ) -> After {
+        if done.outcome == Outcome::Ok {
+            match op {
+                ClientOp::Propose { key, .. } => {
+                    let k: u64 = key[1..].parse().unwrap_or(0);
+                    shared.register_key.fetch_max(k + 1, Ordering::Relaxed);
+                }
+                ClientOp::Read { key } => {
+                    if let Some(v) = done.value {
+                        self.seen.insert(key.clone(), v);
+                    }
+                }
+                ClientOp::Write { key, value } | ClientOp::Cas { key, to: value, .. } => {
+                    self.seen.insert(key.clone(), *value);
+                }
+            }
+        }
+        let info = done.outcome == Outcome::Info;
+        if info {
+            self.process = recorder.new_process();
+        }
+        After {
+            reconnect: info || done.reconnect,
+            backoff: (done.error.as_deref() == Some(UNAVAILABLE)).then_some(UNAVAILABLE_BACKOFF),
         }
     }
 }
 
 async fn client_slot<S: System>(
     cfg: WorkloadConfig,
-    slot: usize,
+    index: usize,
     recorder: Arc<Recorder>,
     system: Arc<S>,
     shared: Arc<Shared>,
 ) {
-    let register = cfg.workload.slot_is_register(slot);
-    let node = (slot % cfg.nodes) as NodeId + 1;
-    let mut rng = substream(cfg.seed, &format!("workload/{slot}"));
-    let mut process = slot as u64;
+    let mut slot = Slot::new(&cfg, index);
     let mut client: Option<S::Client> = None;
-    let mut seq: i64 = 0;
-    let mut seen: BTreeMap<String, i64> = BTreeMap::new();
     let interval =
         (cfg.rate > 0.0).then(|| Duration::from_secs_f64(cfg.concurrency as f64 / cfg.rate));
     let mut next_at = tokio::time::Instant::now();
@@ -168,44 +237,23 @@ async fn client_slot<S: System>(
             next_at += every;
         }
         if client.is_none() {
-            client = system.connect(node).await;
+            client = system.connect(slot.node).await;
             if client.is_none() {
                 // The node is down: nothing was invoked, so nothing is recorded.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(CONNECT_RETRY).await;
                 continue;
             }
         }
-        seq += 1;
-        // Unique within the run: slots never share a value.
-        let value = (slot as i64 + 1) * 1_000_000_000 + seq;
-        let op = next_op(&cfg, register, &mut rng, value, &seen, &shared);
+        let op = slot.next_op(&cfg, &shared);
         let c = client.as_mut().expect("connected above");
-        let done = perform(c, &op, process, node, &recorder, cfg.op_timeout).await;
-        if done.outcome == Outcome::Ok {
-            match &op {
-                ClientOp::Propose { key, .. } => {
-                    let k: u64 = key[1..].parse().unwrap_or(0);
-                    shared.register_key.fetch_max(k + 1, Ordering::Relaxed);
-                }
-                ClientOp::Read { key } => {
-                    if let Some(v) = done.value {
-                        seen.insert(key.clone(), v);
-                    }
-                }
-                ClientOp::Write { key, value } | ClientOp::Cas { key, to: value, .. } => {
-                    seen.insert(key.clone(), *value);
-                }
-            }
-        }
-        if done.outcome == Outcome::Info {
-            process = recorder.new_process();
-            client = None;
-        } else if done.reconnect {
+        let done = perform(c, &op, slot.process, slot.node, &recorder, cfg.op_timeout).await;
+        let after = slot.after(&op, &done, &shared, &recorder);
+        if after.reconnect {
             client = None;
         }
-        if done.error.as_deref() == Some(UNAVAILABLE) {
+        if let Some(wait) = after.backoff {
             // No leader yet (an election is on): do not spin.
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            tokio::time::sleep(wait).await;
         }
         // A system that answers without ever waiting (in memory, simulated) would
         // otherwise keep this worker forever, starving the time limit itself.

@@ -214,14 +214,14 @@ fn plan(root: &Path, seed: u64) -> Plan {
         name: "toy".into(),
         grace: 2.0,
         op_timeout_ms: 100,
-        nemesis: "all".into(),
+        nemesis: Some("all".into()),
         nemesis_interval: 0.4,
         schedule: None,
         trace_messages: false,
         no_progress: true,
         json: false,
     };
-    let mut plan = plan_from_args(&args).unwrap();
+    let mut plan = plan_from_args(&args, results::Mode::Real).unwrap();
     // The workload's keys are data in the plan, and the final reads follow them.
     plan.kv_keys = vec!["alpha".into(), "beta".into()];
     plan

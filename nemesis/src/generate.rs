@@ -30,11 +30,17 @@ pub struct FaultKinds {
     pub kill: bool,
     pub pause: bool,
     pub links: bool,
+    /// Clock rate changes and jumps (simulation only).
+    #[serde(default)]
+    pub clock: bool,
+    /// A flipped bit in a synced WAL record, then a restart (simulation only).
+    #[serde(default)]
+    pub corrupt: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "unknown fault kind '{0}'; expected a comma-separated list of partition, kill, pause, links, or all, or none"
+    "unknown fault kind '{0}'; expected a comma-separated list of partition, kill, pause, links, clock, corrupt, or all (the first four), or none"
 )]
 pub struct KindsError(pub String);
 
@@ -49,13 +55,13 @@ impl FromStr for FaultKinds {
                 "kill" => k.kill = true,
                 "pause" => k.pause = true,
                 "links" => k.links = true,
+                "clock" => k.clock = true,
+                "corrupt" => k.corrupt = true,
                 "all" => {
-                    k = FaultKinds {
-                        partition: true,
-                        kill: true,
-                        pause: true,
-                        links: true,
-                    }
+                    k.partition = true;
+                    k.kill = true;
+                    k.pause = true;
+                    k.links = true;
                 }
                 "none" => {}
                 other => return Err(KindsError(other.to_string())),
@@ -80,7 +86,18 @@ impl FaultKinds {
         if self.links && n >= 2 {
             v.push("links");
         }
+        if self.clock {
+            v.push("clock");
+        }
+        if self.corrupt {
+            v.push("corrupt");
+        }
         v
+    }
+
+    /// Whether only the simulation can make some of these kinds.
+    pub fn needs_simulation(&self) -> bool {
+        self.clock || self.corrupt
     }
 
     /// The `--nemesis` spelling.
@@ -91,6 +108,8 @@ impl FaultKinds {
             (self.kill, "kill"),
             (self.pause, "pause"),
             (self.links, "links"),
+            (self.clock, "clock"),
+            (self.corrupt, "corrupt"),
         ] {
             if on {
                 v.push(name);
@@ -131,6 +150,11 @@ pub fn generate(
             t += interval_ms;
             continue;
         }
+        if kind == "corrupt" {
+            schedule.extend(corrupt_then_restart(n, rng, t, active));
+            t += interval_ms;
+            continue;
+        }
         let (start, stop, targets) = match kind {
             "partition" => {
                 let shape_name = SHAPES[rng.random_range(0..SHAPES.len())];
@@ -141,6 +165,15 @@ pub fn generate(
             }
             "kill" => (Fault::Kill, Fault::Restart, pick_targets(n, rng)),
             "pause" => (Fault::Pause, Fault::Resume, pick_targets(n, rng)),
+            "clock" => {
+                let rate = rng.random_range(50..=200) as f64 / 100.0;
+                let jump_ms = if rng.random_bool(0.5) {
+                    0
+                } else {
+                    rng.random_range(1..=1_000)
+                };
+                (Fault::Clock { rate, jump_ms }, Fault::ClockReset, pick_targets(n, rng))
+            }
             _ => {
                 let faults = LinkFaults {
                     loss: rng.random_range(0..=30) as f64 / 100.0,
@@ -197,6 +230,31 @@ fn kill_in_partition(n: usize, rng: &mut ChaCha8Rng, t: u64, active: u64) -> Vec
             at_ms: t + 3 * step,
             fault: Fault::Heal,
             targets: majority_side,
+        },
+    ]
+}
+
+/// Corrupt one node's WAL, kill it, and restart it on the damaged log: three faults
+/// within `active` ms of `t`. A node that finds the damage stays down.
+fn corrupt_then_restart(n: usize, rng: &mut ChaCha8Rng, t: u64, active: u64) -> Vec<ScheduledFault> {
+    let targets = vec![rng.random_range(1..=n as NodeId)];
+    let position = rng.random();
+    let step = active / 3;
+    vec![
+        ScheduledFault {
+            at_ms: t,
+            fault: Fault::Corrupt { position },
+            targets: targets.clone(),
+        },
+        ScheduledFault {
+            at_ms: t + step,
+            fault: Fault::Kill,
+            targets: targets.clone(),
+        },
+        ScheduledFault {
+            at_ms: t + 2 * step,
+            fault: Fault::Restart,
+            targets,
         },
     ]
 }
@@ -276,6 +334,7 @@ mod tests {
                     Fault::Resume => paused -= f.targets.len() as i64,
                     Fault::Links(_) => degraded = true,
                     Fault::LinksHeal => degraded = false,
+                    Fault::Clock { .. } | Fault::ClockReset | Fault::Corrupt { .. } => {}
                 }
                 assert!(f.at_ms <= 30_000 - 1_500, "quiet end");
             }

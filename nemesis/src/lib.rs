@@ -7,7 +7,8 @@
 //! a `minority` kill with the nodes it picked. The harness only executes.
 //!
 //! - [`Fault`]: the vocabulary (partitions of several shapes, heal, kill, restart,
-//!   pause, resume, link faults, link heal).
+//!   pause, resume, link faults, link heal; clock and disk-corruption faults, which
+//!   only the simulation makes).
 //! - [`grudge`]: a partition shape resolved to the set of cut directed links.
 //! - [`generate`]: a seeded schedule for a set of fault kinds.
 //! - [`net`]: the network layer that executes partitions and link faults: a
@@ -68,6 +69,17 @@ pub enum Fault {
     Links(LinkFaults),
     /// Restore normal links.
     LinksHeal,
+    /// Run the targets' clocks at `rate` times real speed from now on, after jumping
+    /// them `jump_ms` forward: their timers fire early or late. Safety must not depend
+    /// on clocks. Only `chaos sim` makes it; other systems record it as skipped.
+    Clock { rate: f64, jump_ms: u64 },
+    /// Put the targets' clocks back to real speed.
+    ClockReset,
+    /// Flip one bit inside a synced record of each target's write-ahead log (not its
+    /// final record, which recovery may take for a torn write); `position` picks
+    /// which, modulo the bytes eligible. The node must refuse to start on it, naming
+    /// the file and offset. Only `chaos sim` makes it.
+    Corrupt { position: u64 },
 }
 
 impl Fault {
@@ -75,8 +87,17 @@ impl Fault {
     /// count faults in this one unit.
     pub fn starts_fault(&self) -> bool {
         match self {
-            Fault::Partition { .. } | Fault::Kill | Fault::Pause | Fault::Links(_) => true,
-            Fault::Heal | Fault::Restart | Fault::Resume | Fault::LinksHeal => false,
+            Fault::Partition { .. }
+            | Fault::Kill
+            | Fault::Pause
+            | Fault::Links(_)
+            | Fault::Clock { .. }
+            | Fault::Corrupt { .. } => true,
+            Fault::Heal
+            | Fault::Restart
+            | Fault::Resume
+            | Fault::LinksHeal
+            | Fault::ClockReset => false,
         }
     }
 
@@ -91,6 +112,9 @@ impl Fault {
             Fault::Resume => "resume",
             Fault::Links(_) => "links",
             Fault::LinksHeal => "links-heal",
+            Fault::Clock { .. } => "clock",
+            Fault::ClockReset => "clock-reset",
+            Fault::Corrupt { .. } => "corrupt",
         }
     }
 }
@@ -143,7 +167,21 @@ pub trait Nodes {
     fn resume(&self, id: NodeId) -> Result<bool, String>;
     /// Starts the node again on its own data, if it is down.
     fn restart(&self, id: NodeId) -> Result<bool, String>;
+    /// Runs the node's clock at `rate` after a forward jump of `jump_ms`
+    /// ([`Fault::Clock`]); `rate` 1 and no jump is [`Fault::ClockReset`].
+    fn set_clock(&self, _id: NodeId, _rate: f64, _jump_ms: u64) -> Result<bool, String> {
+        Err(NO_CLOCK.into())
+    }
+    /// Flips one bit of a synced WAL record ([`Fault::Corrupt`]).
+    fn corrupt(&self, _id: NodeId, _position: u64) -> Result<bool, String> {
+        Err(NO_CORRUPT.into())
+    }
 }
+
+/// Why a system without clock control skips a clock fault.
+pub const NO_CLOCK: &str = "this system cannot change a node's clock (chaos sim can)";
+/// Why a system without a simulated disk skips a corruption fault.
+pub const NO_CORRUPT: &str = "this system cannot corrupt a node's disk (chaos sim can)";
 
 /// What executes network faults between a system's nodes. A backend that cannot
 /// make a fault returns `Err` with the reason, and the fault is recorded as skipped.
@@ -156,6 +194,17 @@ pub trait Links {
     fn degrade(&self, targets: &[NodeId], faults: &LinkFaults) -> Result<(), String>;
     /// Restores every degraded link.
     fn restore(&self) -> Result<(), String>;
+}
+
+/// A fault the system cannot make at all is skipped, not indeterminate.
+fn unsupported(outcome: NemesisOutcome) -> NemesisOutcome {
+    match outcome {
+        NemesisOutcome::Indeterminate(why) if why.contains(NO_CLOCK) || why.contains(NO_CORRUPT) => {
+            let reason = if why.contains(NO_CLOCK) { NO_CLOCK } else { NO_CORRUPT };
+            NemesisOutcome::Skipped(reason.into())
+        }
+        other => other,
+    }
 }
 
 /// Executes one scheduled fault: the one entry point from a schedule to a system. It
@@ -197,6 +246,11 @@ pub fn apply(nodes: &dyn Nodes, links: &dyn Links, fault: &ScheduledFault) -> Ne
         Fault::Pause => per_node(&|id| nodes.pause(id)),
         Fault::Resume => per_node(&|id| nodes.resume(id)),
         Fault::Restart => per_node(&|id| nodes.restart(id)),
+        Fault::Clock { rate, jump_ms } => {
+            unsupported(per_node(&|id| nodes.set_clock(id, *rate, *jump_ms)))
+        }
+        Fault::ClockReset => unsupported(per_node(&|id| nodes.set_clock(id, 1.0, 0))),
+        Fault::Corrupt { position } => unsupported(per_node(&|id| nodes.corrupt(id, *position))),
     }
 }
 

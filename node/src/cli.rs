@@ -45,7 +45,8 @@ pub struct NodeArgs {
     /// below the promise), ignore-accepted (propose our own value despite reported
     /// acceptances), minority-quorum (floor(N/2) nodes make a quorum), stale-read
     /// (answer reads locally without consensus), early-ack (acknowledge writes when
-    /// proposed, before they are chosen).
+    /// proposed, before they are chosen), unsynced-reply (send messages and replies
+    /// before the WAL's fsync completes; only a simulated disk shows it).
     #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,
 

@@ -5,6 +5,7 @@
 //! a deterministic simulation:
 //! - [`core`]: the sans-IO state machine (events in, actions out);
 //! - [`sim`]: a seeded in-process cluster of cores with a faulty network and crashes;
+//! - [`commit`]: the order of a burst's records, sync and effects (shell and sim);
 //! - [`wal`]: the checksummed write-ahead log that makes acceptor state durable;
 //! - [`client`]: the JSON-lines client protocol (parsing never panics);
 //! - [`shell`]: the tokio server that runs one core over TCP;
@@ -12,6 +13,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod commit;
 pub mod core;
 pub mod msg;
 pub mod shell;

@@ -3,7 +3,8 @@
 //! One task (the loop in [`Server::run`]) owns the core and the WAL. It takes a burst
 //! of inputs (client requests, peer messages, due timers), steps the core for each,
 //! appends every `Persist` of the burst to the WAL and syncs once (group commit), and
-//! only then sends the burst's messages and replies. That keeps the core's contract
+//! only then sends the burst's messages and replies ([`crate::commit`], shared with
+//! the simulation). That keeps the core's contract
 //! (no send or reply before the persist it depends on) at one fsync per burst.
 //!
 //! Around it:
@@ -34,6 +35,7 @@ use tokio::time::Instant;
 use crate::client::{
     MAX_LINE_BYTES, Request, encode_dump, encode_error, encode_result, encode_status, parse_request,
 };
+use crate::commit::{self, Effect, Step};
 use crate::core::{Action, Config, Event, Node, TimerId};
 use crate::msg::PeerMessage;
 use crate::types::{ErrorCode, NodeId};
@@ -148,6 +150,7 @@ async fn serve(cfg: ShellConfig) -> Result<(), ShellError> {
         pending: BTreeMap::new(),
         next_token: 0,
         deferred: Vec::new(),
+        bugs: cfg.core.bugs.clone(),
     };
     server.execute(start_actions)?;
 
@@ -172,6 +175,7 @@ struct Server {
     next_token: u64,
     /// Replies produced outside the core (status, dump), sent after the burst's sync.
     deferred: Vec<(mpsc::Sender<String>, String)>,
+    bugs: BTreeSet<crate::types::Bug>,
 }
 
 impl Server {
@@ -234,25 +238,19 @@ impl Server {
         }
     }
 
-    /// Carries out a burst's actions: persists first (one sync), then the rest in order.
+    /// Carries out a burst's actions in the order [`commit::order`] gives (records,
+    /// one sync, then sends, replies and timers): the same code the simulation runs.
     fn execute(&mut self, actions: Vec<Action>) -> Result<(), ShellError> {
-        let mut wrote = false;
-        for action in &actions {
-            if let Action::Persist(record) = action {
-                self.wal.append(record);
-                wrote = true;
-            }
-        }
-        if wrote {
-            let wal = &mut self.wal;
-            tokio::task::block_in_place(|| wal.sync())?;
-        }
         // A broadcast yields the same message for every peer: serialize it once.
         let mut last: Option<(PeerMessage, Arc<str>)> = None;
-        for action in actions {
-            match action {
-                Action::Persist(_) => {}
-                Action::Send { to, msg } => {
+        for step in commit::order(actions, &self.bugs) {
+            match step {
+                Step::Append(record) => self.wal.append(&record),
+                Step::Sync => {
+                    let wal = &mut self.wal;
+                    tokio::task::block_in_place(|| wal.sync())?;
+                }
+                Step::Effect(Effect::Send { to, msg }) => {
                     let line = match &last {
                         Some((m, line)) if *m == msg => line.clone(),
                         _ => {
@@ -268,12 +266,12 @@ impl Server {
                         let _ = peer.try_send(line);
                     }
                 }
-                Action::Reply { token, result } => {
+                Step::Effect(Effect::Reply { token, result }) => {
                     if let Some((out, id)) = self.pending.remove(&token) {
                         let _ = out.try_send(encode_result(id, &result));
                     }
                 }
-                Action::SetTimer { timer, after_ms } => {
+                Step::Effect(Effect::SetTimer { timer, after_ms }) => {
                     let at = Instant::now() + Duration::from_millis(after_ms);
                     self.timers.set(timer, at);
                 }

@@ -134,17 +134,28 @@ pub enum Bug {
     StaleRead,
     /// The leader acknowledges a write when it proposes it, before it is chosen.
     EarlyAck,
+    /// The shell sends a burst's messages and replies before the WAL's fsync of that
+    /// burst completes. A killed process does not show it (the page cache survives);
+    /// only a crash that loses unsynced bytes does, which `chaos sim` models.
+    UnsyncedReply,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 7] = [
         Bug::ForgetPromises,
         Bug::AcceptLowerBallot,
         Bug::IgnoreAccepted,
         Bug::MinorityQuorum,
         Bug::StaleRead,
         Bug::EarlyAck,
+        Bug::UnsyncedReply,
     ];
+
+    /// Whether only a simulated disk can show the bug: a real process killed with
+    /// SIGKILL keeps what it wrote to the page cache.
+    pub fn needs_simulated_disk(self) -> bool {
+        self == Bug::UnsyncedReply
+    }
 
     /// The `--bug` name of this bug.
     pub fn name(self) -> &'static str {
@@ -155,6 +166,7 @@ impl Bug {
             Bug::MinorityQuorum => "minority-quorum",
             Bug::StaleRead => "stale-read",
             Bug::EarlyAck => "early-ack",
+            Bug::UnsyncedReply => "unsynced-reply",
         }
     }
 }

@@ -79,14 +79,9 @@ impl Wal {
             .map_err(io(&path))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io(&path))?;
-        let (records, good_len) = decode_all(&path, &bytes)?;
-        let mut recovery = Recovery {
-            records,
-            torn_tail: None,
-        };
-        if good_len < bytes.len() {
-            recovery.torn_tail = Some((good_len as u64, (bytes.len() - good_len) as u64));
-            file.set_len(good_len as u64).map_err(io(&path))?;
+        let recovery = recover(&path, &bytes)?;
+        if let Some((good_len, _)) = recovery.torn_tail {
+            file.set_len(good_len).map_err(io(&path))?;
             file.sync_all().map_err(io(&path))?;
         }
         if fsync {
@@ -132,6 +127,15 @@ impl Wal {
         }
         Ok(())
     }
+}
+
+/// Recovery from a log's bytes (named `path` in errors): its records, and the torn
+/// final record to cut off, if any. [`Wal::open`] and the simulated disk both use it.
+pub fn recover(path: &Path, bytes: &[u8]) -> Result<Recovery, WalError> {
+    let (records, good_len) = decode_all(path, bytes)?;
+    let torn_tail =
+        (good_len < bytes.len()).then(|| (good_len as u64, (bytes.len() - good_len) as u64));
+    Ok(Recovery { records, torn_tail })
 }
 
 /// Appends one framed record to `out`.

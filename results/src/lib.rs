@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use faults::{FaultPeriod, FaultSummary};
 pub use judge::{Judged, judge_files, judge_run_dir};
-pub use plan::{OpMix, PLAN_VERSION, Plan, PlanError, Workload};
+pub use plan::{Mode, OpMix, PLAN_VERSION, Plan, PlanError, Workload};
 pub use schema::{ExitCode, RunEnd, RunResult, SCHEMA_VERSION, Verdict};
 pub use store::RunDir;
 

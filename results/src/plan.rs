@@ -106,9 +106,39 @@ impl OpMix {
     }
 }
 
+/// What drives a plan: real processes (`chaos run`) or the deterministic simulation
+/// (`chaos sim`), where every node's core runs in one process on virtual time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Real,
+    Sim,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Real => "real",
+            Mode::Sim => "sim",
+        }
+    }
+
+    /// The command that runs a plan of this mode.
+    pub fn command(self) -> &'static str {
+        match self {
+            Mode::Real => "chaos run",
+            Mode::Sim => "chaos sim",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub version: u32,
+    /// Real processes or the simulation; plans before the simulation are real.
+    #[serde(default)]
+    pub mode: Mode,
     pub name: String,
     pub seed: u64,
     pub nodes: usize,
@@ -205,6 +235,15 @@ impl Plan {
         if self.workload.has_kv() && self.op_mix.total() == 0 {
             return bad("op_mix gives every op weight 0".into());
         }
+        if self.mode == Mode::Real && self.nemesis.needs_simulation() {
+            return bad(format!(
+                "nemesis {} includes faults only chaos sim makes",
+                self.nemesis.describe()
+            ));
+        }
+        if self.mode == Mode::Sim && self.node_bin.is_some() {
+            return bad("a simulated run runs the bundled node's core, not a node_bin".into());
+        }
         if let Some(f) = self.schedule.iter().find(|f| {
             f.targets
                 .iter()
@@ -222,10 +261,10 @@ impl Plan {
         serde_json::to_string_pretty(self).expect("a plan always serialises")
     }
 
-    /// The `chaos run` command line that runs this plan again.
+    /// The `chaos run` (or `chaos sim`) command line that runs this plan again.
     pub fn command_line(&self) -> String {
         let mut parts = vec![
-            "chaos run".to_string(),
+            self.mode.command().to_string(),
             format!("--seed {}", self.seed),
             format!("--nodes {}", self.nodes),
             format!("--workload {}", self.workload.name()),
@@ -284,6 +323,7 @@ mod tests {
         );
         Plan {
             version: PLAN_VERSION,
+            mode: Mode::Real,
             name: "t".into(),
             seed: 7,
             nodes: 3,

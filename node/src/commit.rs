@@ -1,0 +1,120 @@
+//! The order in which a driver carries out a burst of the core's actions: the one
+//! piece of the durability contract that lives outside the core, written once and
+//! driven by both the tokio shell and the simulation.
+//!
+//! The core's contract is that no send or reply leaves before the records it
+//! depends on are durable. A burst (the actions of every event a driver stepped
+//! before its next sync) is therefore carried out as: append every record, sync once
+//! (group commit), then every other action in the order the core produced them.
+//! [`order`] returns exactly that sequence; the driver only executes it, so the
+//! simulation's crashes test the ordering the real node uses.
+//!
+//! With [`Bug::UnsyncedReply`] the sends, replies and timers come first and the sync
+//! last: a crash between them loses records that a peer or client already relied on.
+
+use std::collections::BTreeSet;
+
+use crate::core::{Action, Record, TimerId};
+use crate::msg::PeerMessage;
+use crate::types::{Bug, NodeId, OpResult};
+
+/// One thing a driver does, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Append the record to the WAL (buffered; durable only after [`Step::Sync`]).
+    Append(Record),
+    /// Make every appended record durable before going on.
+    Sync,
+    /// An action with an effect outside the node.
+    Effect(Effect),
+}
+
+/// A non-durable action of the core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Send { to: NodeId, msg: PeerMessage },
+    Reply { token: u64, result: OpResult },
+    SetTimer { timer: TimerId, after_ms: u64 },
+}
+
+/// The steps that carry out one burst of actions. At most one [`Step::Sync`], and
+/// only when the burst persisted something.
+pub fn order(actions: Vec<Action>, bugs: &BTreeSet<Bug>) -> Vec<Step> {
+    let mut appends = Vec::new();
+    let mut effects = Vec::new();
+    for action in actions {
+        match action {
+            Action::Persist(record) => appends.push(Step::Append(record)),
+            Action::Send { to, msg } => effects.push(Step::Effect(Effect::Send { to, msg })),
+            Action::Reply { token, result } => {
+                effects.push(Step::Effect(Effect::Reply { token, result }));
+            }
+            Action::SetTimer { timer, after_ms } => {
+                effects.push(Step::Effect(Effect::SetTimer { timer, after_ms }));
+            }
+        }
+    }
+    let sync = if appends.is_empty() {
+        None
+    } else {
+        Some(Step::Sync)
+    };
+    let mut steps = Vec::with_capacity(appends.len() + effects.len() + 1);
+    if bugs.contains(&Bug::UnsyncedReply) {
+        steps.extend(effects);
+        steps.extend(appends);
+        steps.extend(sync);
+    } else {
+        steps.extend(appends);
+        steps.extend(sync);
+        steps.extend(effects);
+    }
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn burst() -> Vec<Action> {
+        vec![
+            Action::SetTimer {
+                timer: TimerId::Heartbeat,
+                after_ms: 5,
+            },
+            Action::Persist(Record::LogPromise { ballot: 3 }),
+            Action::Reply {
+                token: 1,
+                result: OpResult::Done,
+            },
+            Action::Persist(Record::Incarnation { incarnation: 2 }),
+        ]
+    }
+
+    #[test]
+    fn records_are_synced_before_any_effect_leaves() {
+        let steps = order(burst(), &BTreeSet::new());
+        let sync = steps.iter().position(|s| *s == Step::Sync).unwrap();
+        assert_eq!(sync, 2, "{steps:?}");
+        assert!(steps[..sync].iter().all(|s| matches!(s, Step::Append(_))));
+        assert!(steps[sync + 1..].iter().all(|s| matches!(s, Step::Effect(_))));
+        // The core's order is kept within each kind.
+        assert_eq!(steps[0], Step::Append(Record::LogPromise { ballot: 3 }));
+        assert!(matches!(steps[3], Step::Effect(Effect::SetTimer { .. })));
+    }
+
+    #[test]
+    fn a_burst_without_records_does_not_sync() {
+        let steps = order(burst().into_iter().filter(|a| !matches!(a, Action::Persist(_))).collect(), &BTreeSet::new());
+        assert!(!steps.contains(&Step::Sync));
+        assert_eq!(steps.len(), 2);
+    }
+
+    #[test]
+    fn the_unsynced_reply_bug_lets_effects_overtake_the_sync() {
+        let bugs = BTreeSet::from([Bug::UnsyncedReply]);
+        let steps = order(burst(), &bugs);
+        assert_eq!(steps.last(), Some(&Step::Sync));
+        assert!(matches!(steps[0], Step::Effect(_)));
+    }
+}
