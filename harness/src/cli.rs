@@ -19,7 +19,7 @@ fn parse_workload(s: &str) -> Result<Workload, String> {
     s.parse()
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct RunArgs {
     /// Number of nodes.
     #[arg(long, default_value_t = 5)]
@@ -92,6 +92,42 @@ pub fn default_nemesis(mode: Mode) -> &'static str {
         Mode::Real => "partition,kill,pause",
         Mode::Sim => "partition,kill,pause,links,clock",
     }
+}
+
+/// `chaos sim`: the run flags (time in virtual seconds) and the simulation's own.
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Run this plan.json (from any run, real or simulated) in simulation instead of
+    /// one made from the flags above.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Run every seed in A..B (B excluded) and print one line per failing seed with
+    /// the command that reproduces it; failing seeds get a run directory.
+    #[arg(long, value_name = "A..B", value_parser = parse_seeds)]
+    pub seeds: Option<std::ops::Range<u64>>,
+    /// Seeds run at once with --seeds [default: the number of cores].
+    #[arg(long, value_name = "J")]
+    pub jobs: Option<usize>,
+    /// Stop --seeds after this many failing seeds (0: never).
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub max_failures: usize,
+    /// Run the plan twice and exit 5 unless both histories have the same SHA-256.
+    #[arg(long)]
+    pub check_determinism: bool,
+}
+
+fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>, String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("expected A..B, got '{s}'"))?;
+    let a: u64 = a.trim().parse().map_err(|_| format!("'{a}' is not a seed"))?;
+    let b: u64 = b.trim().parse().map_err(|_| format!("'{b}' is not a seed"))?;
+    if b <= a {
+        return Err(format!("{s} holds no seed: B must be above A"));
+    }
+    Ok(a..b)
 }
 
 /// Turns flags into a plan for `mode`; a bad flag is a usage error.

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use nemesis::{NemesisOutcome, ScheduledFault};
 use results::schema::Durations;
 use results::{ExitCode, Plan, RunDir};
-use serde_json::{Value, json};
 
 use crate::final_phase;
 use crate::finish::{self, Judgement};
@@ -163,6 +162,7 @@ async fn run_plan<L: Launcher>(
         durations,
         links: system.link_stats(),
         missing_dumps: st.missing_dumps,
+        simulation: None,
     };
     finish::finish(plan, dir, show, judgement)
 }
@@ -249,10 +249,6 @@ async fn run_schedule<S: System>(
                 a.push(format!("{} {:?}", fault.fault.name(), fault.targets));
             }
         }
-        let mut value = serde_json::to_value(&fault.fault).unwrap_or(Value::Null);
-        value["targets"] = json!(fault.targets);
-        value["outcome"] = serde_json::to_value(&outcome).unwrap_or(Value::Null);
-        value["at_ms"] = json!(fault.at_ms);
-        recorder.nemesis(fault.fault.name(), value);
+        recorder.fault(&fault, &outcome);
     }
 }

@@ -15,7 +15,7 @@ use crate::system::{ClientOp, NodeId, System};
 use crate::workload::perform;
 
 /// How long the final phase waits for one node's dump (it holds the whole log).
-const DUMP_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DUMP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the final phase found.
 pub struct FinalPhase {
@@ -148,6 +148,21 @@ async fn fetch_dumps<S: System>(
     missing
 }
 
+/// The op that asks node `id` whether it serves: a read of the plan's first KV key,
+/// or, for a register workload, a propose on a fresh register.
+pub fn liveness_op(plan: &Plan, id: NodeId) -> ClientOp {
+    match plan.kv_keys.first() {
+        Some(key) if plan.workload.has_kv() => ClientOp::Read { key: key.clone() },
+        _ => ClientOp::Propose {
+            key: format!("final-n{id}"),
+            value: -i64::from(id),
+        },
+    }
+}
+
+/// How long a final-phase client waits before asking a node again.
+pub const RETRY: Duration = Duration::from_millis(100);
+
 /// Polls node `id` with a recorded op until one succeeds or the deadline passes: a
 /// read of the plan's first KV key, or, for a register workload, a propose on a fresh
 /// register.
@@ -159,17 +174,11 @@ async fn node_answers<S: System>(
     timeout: Duration,
     recorder: &Recorder,
 ) -> bool {
-    let op = match plan.kv_keys.first() {
-        Some(key) if plan.workload.has_kv() => ClientOp::Read { key: key.clone() },
-        _ => ClientOp::Propose {
-            key: format!("final-n{id}"),
-            value: -i64::from(id),
-        },
-    };
+    let op = liveness_op(plan, id);
     let mut process = recorder.new_process();
     while tokio::time::Instant::now() < deadline {
         let Some(mut client) = system.connect(id).await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(RETRY).await;
             continue;
         };
         loop {
@@ -185,7 +194,7 @@ async fn node_answers<S: System>(
                     break;
                 }
                 Outcome::Fail if done.reconnect => break,
-                Outcome::Fail => tokio::time::sleep(Duration::from_millis(100)).await,
+                Outcome::Fail => tokio::time::sleep(RETRY).await,
             }
         }
     }

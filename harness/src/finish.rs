@@ -20,6 +20,8 @@ pub struct Judgement {
     pub links: Vec<nemesis::net::LinkStats>,
     /// Nodes whose final dump could not be fetched, and why.
     pub missing_dumps: Vec<(NodeId, String)>,
+    /// What a simulated run did.
+    pub simulation: Option<results::schema::Simulation>,
 }
 
 /// A run that broke before it could drive anything: judged all the same (exit 5).
@@ -36,6 +38,7 @@ pub fn failed(plan: &Plan, dir: &RunDir, show: Presentation, why: String) -> Run
             durations: Durations::default(),
             links: Vec::new(),
             missing_dumps: Vec::new(),
+            simulation: None,
         },
     )
 }
@@ -96,6 +99,7 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> Ru
             chaos: env!("CARGO_PKG_VERSION").to_string(),
         },
         harness_peak_rss_mb: peak_rss_mb(),
+        simulation: j.simulation,
     };
     let text = run_result.to_json();
     if let Err(e) = std::fs::write(dir.file("result.json"), &text) {

@@ -4,6 +4,8 @@
 //!
 //! Entry points:
 //! - [`engine::execute`] / [`engine::execute_with`]: `chaos run` (a plan, a system);
+//! - [`sim::execute`] / [`sim::simulate`]: `chaos sim` (a plan, in one process on
+//!   virtual time);
 //! - [`check::check`]: `chaos check`;
 //! - [`replay::replay`]: `chaos replay`;
 //! - [`report::report`]: `chaos report`;
@@ -25,6 +27,7 @@ pub mod progress;
 pub mod recorder;
 pub mod replay;
 pub mod report;
+pub mod sim;
 pub mod system;
 pub mod workload;
 

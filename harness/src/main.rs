@@ -22,6 +22,13 @@ enum Command {
     /// valid, 1 safety violation, 2 usage error, 3 unknown, 4 liveness, 5 harness
     /// failure.
     Run(cli::RunArgs),
+    /// Run a plan in deterministic simulation: every node's real core in this one
+    /// process, on virtual time, with a simulated network, disk (lost, torn and
+    /// corrupt writes) and clocks. The same plan, history, checks, report and exit
+    /// codes as `chaos run`; the same plan gives a byte-identical history.
+    /// --time-limit, --grace and timeouts are virtual. With --seeds A..B, many seeds on
+    /// all cores.
+    Sim(cli::SimArgs),
     /// Prove the harness finds bugs: run each node --bug under the nemesis over a few
     /// seeds and report, per bug, whether and when a violation was found. Exit 0 if
     /// every bug was detected, 1 if one was not.
@@ -88,6 +95,11 @@ fn main() -> ExitCode {
                 Err(e) => fail("run", e, Exit::Harness),
             }
         }
+        Command::Sim(args) => match harness::sim::command(&args) {
+            Ok(code) => code.into(),
+            Err(e @ harness::sim::SimError::Usage(_)) => fail("sim", e, Exit::Usage),
+            Err(e) => fail("sim", e, Exit::Harness),
+        },
         Command::Report { run_dir } => match report::report(&run_dir) {
             Ok(code) => code.into(),
             Err(e) => fail("report", e, Exit::Usage),

@@ -53,8 +53,14 @@ pub fn header(plan: &Plan, dir: &RunDir, show: Presentation) {
     if show.json || show.quiet {
         return;
     }
+    let virtual_time = if plan.mode == results::Mode::Sim {
+        " virtual"
+    } else {
+        ""
+    };
     println!(
-        "chaos run: seed {} | {} nodes | {} workload | {} s | nemesis {} ({} faults scheduled) | run directory {}",
+        "{}: seed {} | {} nodes | {} workload | {}{virtual_time} s | nemesis {} ({} faults scheduled) | run directory {}",
+        plan.mode.command(),
         plan.seed,
         plan.nodes,
         plan.workload.name(),

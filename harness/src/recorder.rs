@@ -178,6 +178,16 @@ impl Recorder {
         });
     }
 
+    /// A scheduled fault and what executing it did (docs/faults.md): the fault's
+    /// fields, its targets, its outcome and its scheduled time.
+    pub fn fault(&self, fault: &nemesis::ScheduledFault, outcome: &nemesis::NemesisOutcome) {
+        let mut value = serde_json::to_value(&fault.fault).unwrap_or(Value::Null);
+        value["targets"] = serde_json::json!(fault.targets);
+        value["outcome"] = serde_json::to_value(outcome).unwrap_or(Value::Null);
+        value["at_ms"] = serde_json::json!(fault.at_ms);
+        self.nemesis(fault.fault.name(), value);
+    }
+
     /// Flushes to the file; returns the first write error seen, if any.
     pub fn flush(&self) -> std::io::Result<()> {
         let mut inner = self

@@ -105,6 +105,7 @@ fn judge_incomplete(dir: &Path, plan: Plan, judged: &Judged) -> RunResult {
             chaos: env!("CARGO_PKG_VERSION").to_string(),
         },
         harness_peak_rss_mb: None,
+        simulation: None,
     }
 }
 

@@ -187,6 +187,52 @@ pub struct Versions {
     pub chaos: String,
 }
 
+/// What a simulated run did (`chaos sim`); absent for real runs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Simulation {
+    /// SHA-256 of history.jsonl: one plan gives one history, so equal hashes mean an
+    /// exact replay.
+    pub history_sha256: String,
+    /// Virtual seconds from the first node's start to the last dump.
+    pub virtual_s: f64,
+    /// Wall-clock seconds the simulation took, check excluded (a wall-clock field).
+    pub wall_s: f64,
+    /// What happened inside, deterministic for a plan.
+    pub counts: SimCounts,
+}
+
+/// Counts of what a simulated run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimCounts {
+    /// Items the event loop processed.
+    pub events: u64,
+    pub messages_sent: u64,
+    pub messages_delivered: u64,
+    pub messages_dropped: u64,
+    pub messages_duplicated: u64,
+    pub fsyncs: u64,
+    pub crashes: u64,
+    /// Crashes that lost every unsynced byte, tore the unsynced tail, or kept it.
+    pub unsynced_lost: u64,
+    pub unsynced_torn: u64,
+    pub unsynced_kept: u64,
+    /// Bits flipped in synced WAL records.
+    pub corruptions: u64,
+    /// Starts refused because the WAL was corrupt.
+    pub refused_starts: u64,
+}
+
+/// The fields of result.json that depend on the wall clock or the machine; the rest
+/// of a simulated run's result.json is a function of its plan.
+pub const WALL_CLOCK_FIELDS: [&str; 6] = [
+    "started_at",
+    "run_dir",
+    "replay",
+    "durations",
+    "harness_peak_rss_mb",
+    "simulation.wall_s",
+];
+
 /// The whole of result.json.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
@@ -237,6 +283,9 @@ pub struct RunResult {
     pub versions: Versions,
     #[serde(default)]
     pub harness_peak_rss_mb: Option<f64>,
+    /// Present for simulated runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulation: Option<Simulation>,
 }
 
 /// Version 1 wrote `null` for a run that never started its network.
@@ -262,6 +311,27 @@ impl RunResult {
         }
         r.plan = r.plan.normalised()?;
         Ok(r)
+    }
+
+    /// result.json without its wall-clock fields ([`WALL_CLOCK_FIELDS`]): equal for
+    /// two simulated runs of one plan.
+    pub fn without_wall_clock(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("a result always serialises");
+        for field in WALL_CLOCK_FIELDS {
+            match field.split_once('.') {
+                Some((outer, inner)) => {
+                    if let Some(o) = v.get_mut(outer).and_then(|o| o.as_object_mut()) {
+                        o.remove(inner);
+                    }
+                }
+                None => {
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove(field);
+                    }
+                }
+            }
+        }
+        v
     }
 
     pub fn to_json(&self) -> String {

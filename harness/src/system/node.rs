@@ -217,8 +217,23 @@ impl Client for NodeClient {
     }
 }
 
+/// How a client classifies the core's answer to `op`, as [`NodeClient`] classifies
+/// the same answer read off the wire: the simulation's clients use it.
+pub fn completion_of(op: &ClientOp, result: &node_types::OpResult) -> Completion {
+    use node_types::OpResult;
+    match result {
+        OpResult::Value(v) => Completion::ok(match op {
+            ClientOp::Propose { .. } | ClientOp::Read { .. } => *v,
+            _ => None,
+        }),
+        OpResult::Done => Completion::ok(None),
+        OpResult::Error(code) if code.definite() => Completion::fail(code.as_str()),
+        OpResult::Error(code) => Completion::unknown(op, code.as_str(), false),
+    }
+}
+
 /// A workload op as the node's request.
-fn request_of(op: &ClientOp) -> Request {
+pub fn request_of(op: &ClientOp) -> Request {
     let kv = |op: KvOp| Request::Op(node_types::ClientOp::Kv(op));
     match op.clone() {
         ClientOp::Propose { key, value } => {

@@ -1,0 +1,207 @@
+//! A simulated disk for one node's write-ahead log, with a page cache.
+//!
+//! Records are encoded by the node's own WAL code ([`paxos_node::wal::encode_into`])
+//! and recovered by its own recovery code ([`paxos_node::wal::recover`]), so a
+//! simulated restart reads exactly what a real one would. Appended bytes sit in the
+//! page cache until a sync makes them durable. A crash decides, from the run's disk
+//! stream, what happens to bytes not yet synced: lost entirely, torn (a prefix
+//! survives, cutting a record), or kept (the kernel happened to write them back).
+//! A killed real process always keeps them; only here can they be lost.
+
+use std::path::Path;
+
+use paxos_node::core::Record;
+use paxos_node::wal::{self, Recovery, WalError};
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+/// What a crash did to the bytes that were not yet synced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrashFate {
+    /// Nothing was waiting for a sync.
+    Clean,
+    /// Every unsynced byte was lost.
+    Lost { bytes: u64 },
+    /// A prefix survived; the rest, from inside a record, was lost.
+    Torn { kept: u64, lost: u64 },
+    /// Every unsynced byte reached the disk after all.
+    Kept { bytes: u64 },
+}
+
+#[derive(Debug, Default)]
+pub struct SimDisk {
+    durable: Vec<u8>,
+    cache: Vec<u8>,
+}
+
+impl SimDisk {
+    /// Encodes a record into the page cache, as `Wal::append` plus the write does.
+    pub fn append(&mut self, record: &Record) {
+        wal::encode_into(record, &mut self.cache);
+    }
+
+    /// Makes everything in the page cache durable (fsync).
+    pub fn sync(&mut self) {
+        self.durable.append(&mut self.cache);
+    }
+
+    pub fn durable_len(&self) -> usize {
+        self.durable.len()
+    }
+
+    /// A crash: the page cache's fate is drawn from `rng`.
+    pub fn crash(&mut self, rng: &mut ChaCha8Rng) -> CrashFate {
+        let cache = std::mem::take(&mut self.cache);
+        let len = cache.len() as u64;
+        if cache.is_empty() {
+            return CrashFate::Clean;
+        }
+        match rng.random_range(0..3) {
+            0 => CrashFate::Lost { bytes: len },
+            1 if cache.len() > 1 => {
+                let kept = rng.random_range(1..cache.len());
+                self.durable.extend_from_slice(&cache[..kept]);
+                CrashFate::Torn {
+                    kept: kept as u64,
+                    lost: len - kept as u64,
+                }
+            }
+            _ => {
+                self.durable.extend_from_slice(&cache);
+                CrashFate::Kept { bytes: len }
+            }
+        }
+    }
+
+    /// Recovery on restart, through the real node's code: the records, or the error
+    /// the real node refuses to start with. A torn tail is cut off, as `Wal::open`
+    /// truncates the file.
+    pub fn recover(&mut self, path: &Path) -> Result<Recovery, WalError> {
+        assert!(self.cache.is_empty(), "recovery runs after a crash");
+        let recovery = wal::recover(path, &self.durable)?;
+        if let Some((good, _)) = recovery.torn_tail {
+            self.durable.truncate(good as usize);
+        }
+        Ok(recovery)
+    }
+
+    /// Flips one bit in the checksummed payload of a synced record other than the
+    /// final one (damage to the final record is indistinguishable from a torn write,
+    /// and the header's length field is not checksummed). `position` picks the bit,
+    /// modulo the bits eligible. Returns the byte offset of the damaged record, or
+    /// `None` when fewer than two records are synced.
+    pub fn corrupt(&mut self, position: u64) -> Option<u64> {
+        let mut payloads = Vec::new(); // (record offset, payload start, payload end)
+        let mut at = 0usize;
+        while at + 8 <= self.durable.len() {
+            let len = u32::from_le_bytes(self.durable[at..at + 4].try_into().ok()?) as usize;
+            let end = at + 8 + len;
+            if end > self.durable.len() {
+                break;
+            }
+            payloads.push((at, at + 8, end));
+            at = end;
+        }
+        payloads.pop(); // never the final record
+        let bits: u64 = payloads.iter().map(|(_, s, e)| (e - s) as u64 * 8).sum();
+        if bits == 0 {
+            return None;
+        }
+        let mut bit = position % bits;
+        for (record, start, end) in payloads {
+            let here = (end - start) as u64 * 8;
+            if bit < here {
+                self.durable[start + (bit / 8) as usize] ^= 1 << (bit % 8);
+                return Some(record as u64);
+            }
+            bit -= here;
+        }
+        unreachable!("the bit lies inside one of the payloads")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn records(n: u64) -> Vec<Record> {
+        (1..=n).map(|ballot| Record::LogPromise { ballot }).collect()
+    }
+
+    fn path() -> &'static Path {
+        Path::new("n1/wal.log")
+    }
+
+    #[test]
+    fn synced_records_survive_and_unsynced_ones_meet_every_fate() {
+        let mut fates = std::collections::BTreeSet::new();
+        for seed in 0..60 {
+            let mut disk = SimDisk::default();
+            for r in records(3) {
+                disk.append(&r);
+            }
+            disk.sync();
+            for r in records(6).into_iter().skip(3) {
+                disk.append(&r);
+            }
+            let fate = disk.crash(&mut ChaCha8Rng::seed_from_u64(seed));
+            let got = disk.recover(path()).unwrap().records;
+            // Synced records always survive; unsynced ones survive only as a prefix.
+            assert_eq!(got[..3], records(3)[..]);
+            assert_eq!(got[..], records(6)[..got.len()]);
+            match fate {
+                CrashFate::Lost { .. } => assert_eq!(got.len(), 3),
+                CrashFate::Kept { .. } => assert_eq!(got.len(), 6),
+                CrashFate::Torn { .. } => assert!(got.len() < 6),
+                CrashFate::Clean => panic!("bytes were waiting"),
+            }
+            fates.insert(std::mem::discriminant(&fate));
+        }
+        assert_eq!(fates.len(), 3, "lost, torn and kept all happen");
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_off_and_later_appends_follow_the_good_prefix() {
+        let mut disk = SimDisk::default();
+        for r in records(2) {
+            disk.append(&r);
+        }
+        disk.sync();
+        disk.append(&Record::LogPromise { ballot: 9 });
+        let full = disk.durable_len() + disk.cache.len();
+        // Keep all but the last byte of the unsynced record.
+        let cache = std::mem::take(&mut disk.cache);
+        disk.durable.extend_from_slice(&cache[..cache.len() - 1]);
+        let rec = disk.recover(path()).unwrap();
+        assert_eq!(rec.records, records(2));
+        assert!(rec.torn_tail.is_some());
+        assert!(disk.durable_len() < full);
+        disk.append(&Record::LogPromise { ballot: 10 });
+        disk.sync();
+        assert_eq!(disk.recover(path()).unwrap().records.len(), 3);
+    }
+
+    #[test]
+    fn a_flipped_bit_in_a_synced_record_refuses_recovery_naming_file_and_offset() {
+        for position in [0u64, 7, 100, 12_345, u64::MAX] {
+            let mut disk = SimDisk::default();
+            for r in records(4) {
+                disk.append(&r);
+            }
+            disk.sync();
+            let offset = disk.corrupt(position).expect("records to damage");
+            let err = disk.recover(path()).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("n1/wal.log"), "{text}");
+            assert!(text.contains(&format!("byte offset {offset}")), "{text}");
+        }
+        let mut one = SimDisk::default();
+        one.append(&Record::LogPromise { ballot: 1 });
+        one.sync();
+        assert_eq!(one.corrupt(3), None, "a lone record is never damaged");
+    }
+}

@@ -1,0 +1,52 @@
+//! The simulated world as the executor of nemesis faults: the same
+//! [`nemesis::apply`] that drives real processes and proxies drives the simulation,
+//! so a plan's faults mean the same in both.
+
+use std::cell::RefCell;
+
+use nemesis::{LinkFaults, NodeId};
+
+use super::world::World;
+
+pub struct Faults<'a, 'w, 'r>(pub &'a RefCell<&'w mut World<'r>>);
+
+impl nemesis::Nodes for Faults<'_, '_, '_> {
+    fn kill(&self, id: NodeId) -> Result<bool, String> {
+        Ok(self.0.borrow_mut().kill(id))
+    }
+    fn pause(&self, id: NodeId) -> Result<bool, String> {
+        Ok(self.0.borrow_mut().pause(id))
+    }
+    fn resume(&self, id: NodeId) -> Result<bool, String> {
+        Ok(self.0.borrow_mut().resume(id))
+    }
+    fn restart(&self, id: NodeId) -> Result<bool, String> {
+        self.0.borrow_mut().boot(id)
+    }
+    fn set_clock(&self, id: NodeId, rate: f64, jump_ms: u64) -> Result<bool, String> {
+        self.0.borrow_mut().set_clock(id, rate, jump_ms);
+        Ok(true)
+    }
+    fn corrupt(&self, id: NodeId, position: u64) -> Result<bool, String> {
+        Ok(self.0.borrow_mut().corrupt(id, position))
+    }
+}
+
+impl nemesis::Links for Faults<'_, '_, '_> {
+    fn cut(&self, links: &[(NodeId, NodeId)]) -> Result<(), String> {
+        self.0.borrow_mut().cut(links);
+        Ok(())
+    }
+    fn heal(&self) -> Result<(), String> {
+        self.0.borrow_mut().heal_partitions();
+        Ok(())
+    }
+    fn degrade(&self, targets: &[NodeId], faults: &LinkFaults) -> Result<(), String> {
+        self.0.borrow_mut().degrade(targets, faults);
+        Ok(())
+    }
+    fn restore(&self) -> Result<(), String> {
+        self.0.borrow_mut().restore_links();
+        Ok(())
+    }
+}

@@ -1,0 +1,420 @@
+//! `chaos sim`: the same plan, workload, faults, history, final phase, checks and
+//! report as `chaos run`, with every node's real core running in this one process on
+//! virtual time. One plan gives one run: the history is a function of the plan, and
+//! its SHA-256 in result.json proves a replay exact.
+//!
+//! - [`world`]: the discrete-event world (nodes, disks, clocks, network, clients);
+//! - [`disk`]: a WAL file with a page cache, recovered by the node's own code;
+//! - [`faults`]: the world as the executor of [`nemesis::apply`];
+//! - [`sweep`]: runs judged in memory, and many seeds of them on all cores.
+
+//!
+//! What differs from a real run is only what a real run cannot control: time (virtual,
+//! so a 30 s run takes a fraction of a second), the disk (unsynced bytes can be lost
+//! on a crash, synced ones corrupted), and the clocks (nodes' timers can run fast or
+//! slow, or jump).
+
+mod disk;
+mod faults;
+
+pub mod sweep;
+mod world;
+
+pub use disk::{CrashFate, SimDisk};
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use checker::history::Outcome;
+use clap::Parser;
+use paxos_node::core::Config;
+use results::schema::{Durations, SimCounts, Simulation};
+use results::{Plan, RunDir};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::engine::{EngineError, RunOutcome};
+use crate::final_phase::{RETRY, liveness_op};
+use crate::finish::{self, Judgement};
+use crate::progress::{self, Presentation};
+use crate::recorder::Recorder;
+use crate::system::{ClientOp, NodeId};
+use world::World;
+
+const MS: u64 = 1_000_000;
+
+/// What a simulation produced besides its history.
+pub struct Simulated {
+    pub liveness: Result<(), String>,
+    /// Each running node's final dump (docs/protocol.md), as the real node writes it.
+    pub dumps: Vec<(NodeId, String)>,
+    pub missing_dumps: Vec<(NodeId, String)>,
+    pub notes: Vec<String>,
+    pub counts: SimCounts,
+    pub virtual_ns: u64,
+}
+
+/// The nodes' configuration from the plan's node arguments, parsed by the node's own
+/// command line so that `--bug`, `--election-timeout-ms` and `--request-timeout-ms`
+/// mean what they mean to a real node. Arguments that only make sense for a process
+/// (addresses, data directories, `--unsafe-no-fsync`) are refused.
+pub fn node_config(plan: &Plan) -> Result<Config, String> {
+    for arg in &plan.node_args {
+        let name = arg.split('=').next().unwrap_or(arg);
+        if ["--id", "--listen", "--peer", "--data-dir", "--seed", "--unsafe-no-fsync"].contains(&name) {
+            return Err(format!(
+                "--node-arg={arg}: chaos sim decides {name} itself; only --bug, --election-timeout-ms and --request-timeout-ms apply"
+            ));
+        }
+    }
+    let argv = ["chaos node", "--id", "1", "--data-dir", "sim"]
+        .into_iter()
+        .map(String::from)
+        .chain(plan.node_args.iter().cloned());
+    let args = paxos_node::cli::NodeArgs::try_parse_from(argv)
+        .map_err(|e| format!("--node-arg: {}", e.to_string().lines().next().unwrap_or("")))?;
+    let cfg = args.into_config().map_err(|e| e.to_string())?;
+    Ok(cfg.core)
+}
+
+/// Runs `plan` to its end, writing its history through `recorder`.
+pub fn simulate(plan: &Plan, recorder: &Recorder) -> Result<Simulated, String> {
+    let base = node_config(plan)?;
+    let mut w = World::new(plan, recorder, base);
+    w.start();
+    let limit = (plan.time_limit_s * 1e9) as u64;
+    w.sleep_until(limit);
+    // As in a real run: no new ops; those in flight finish or time out.
+    w.stop_workload();
+    let wait = w.now + plan.op_timeout_ms * MS + 2_000 * MS;
+    w.run_until(wait, |w| !w.workload_in_flight());
+    let mut notes = Vec::new();
+    heal_everything(&mut w, recorder, &mut notes);
+    let liveness = final_phase(&mut w, plan, recorder, &mut notes);
+    let (dumps, missing_dumps) = dumps(&w, plan);
+    Ok(Simulated {
+        liveness,
+        dumps,
+        missing_dumps,
+        notes,
+        counts: w.counts.clone(),
+        virtual_ns: w.now,
+    })
+}
+
+/// The final heal: links restored, clocks back to real speed, paused nodes resumed,
+/// dead ones restarted (a node whose WAL is corrupt stays down, as a real one would).
+fn heal_everything(w: &mut World, recorder: &Recorder, notes: &mut Vec<String>) {
+    w.heal_links();
+    let (mut resumed, mut restarted) = (Vec::new(), Vec::new());
+    for id in 1..=w.nodes() as NodeId {
+        w.set_clock(id, 1.0, 0);
+        if w.is_paused(id) && w.resume(id) {
+            resumed.push(id);
+        }
+        match w.boot(id) {
+            Ok(true) => restarted.push(id),
+            Ok(false) => {}
+            Err(why) => notes.push(format!("{why}; it stays down, as a real node would")),
+        }
+    }
+    recorder.nemesis(
+        "heal",
+        json!({"final": true, "resumed": resumed, "restarted": restarted, "outcome": "installed"}),
+    );
+}
+
+/// Liveness within the grace period, then every KV key read through every node that
+/// answered: the steps of the real final phase, on virtual time.
+fn final_phase(
+    w: &mut World,
+    plan: &Plan,
+    recorder: &Recorder,
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
+    let deadline = w.now + (plan.grace_s * 1e9) as u64;
+    let timeout = plan.op_timeout_ms * MS;
+    let mut silent = Vec::new();
+    let mut refused = Vec::new();
+    for id in 1..=plan.nodes as NodeId {
+        if w.refused(id).is_some() {
+            refused.push(id);
+        } else if !node_answers(w, plan, id, deadline, timeout, recorder) {
+            silent.push(id);
+        }
+    }
+    if !refused.is_empty() {
+        notes.push(format!(
+            "nodes {refused:?} found their WAL corrupt and refused to start, so liveness is judged on the others"
+        ));
+    }
+    if plan.workload.has_kv() {
+        for id in (1..=plan.nodes as NodeId).filter(|id| !silent.contains(id) && !refused.contains(id)) {
+            let client = w.script_client();
+            let process = recorder.new_process();
+            for key in &plan.kv_keys {
+                let op = ClientOp::Read { key: key.clone() };
+                if w.call(client, id, op, process, timeout).is_none() {
+                    break;
+                }
+            }
+        }
+    }
+    if silent.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "nodes {silent:?} did not answer within the {} s grace period after the final heal",
+            plan.grace_s
+        ))
+    }
+}
+
+fn node_answers(
+    w: &mut World,
+    plan: &Plan,
+    id: NodeId,
+    deadline: u64,
+    timeout: u64,
+    recorder: &Recorder,
+) -> bool {
+    let op = liveness_op(plan, id);
+    let client = w.script_client();
+    let mut process = recorder.new_process();
+    let retry = RETRY.as_nanos() as u64;
+    while w.now < deadline {
+        let left = deadline - w.now;
+        match w.call(client, id, op.clone(), process, timeout.min(left)) {
+            None => w.sleep_until(w.now + retry),
+            Some(done) => match done.outcome {
+                Outcome::Ok => return true,
+                Outcome::Info => process = recorder.new_process(),
+                Outcome::Fail if done.reconnect => {}
+                Outcome::Fail => w.sleep_until(w.now + retry),
+            },
+        }
+    }
+    false
+}
+
+/// Every running node's dump, in the real node's format, and the nodes that could
+/// not give one.
+fn dumps(w: &World, plan: &Plan) -> (Vec<(NodeId, String)>, Vec<(NodeId, String)>) {
+    let (mut dumps, mut missing) = (Vec::new(), Vec::new());
+    for id in 1..=plan.nodes as NodeId {
+        match w.core(id) {
+            Some(core) => dumps.push((
+                id,
+                paxos_node::client::encode_dump(
+                    1,
+                    id,
+                    core.registers(),
+                    core.chosen_log().iter(),
+                    core.commit_index(),
+                ),
+            )),
+            // A node that refused its corrupt WAL has nothing to dump (a note says so).
+            None if w.refused(id).is_some() => {}
+            None => missing.push((id, format!("node {id} is down"))),
+        }
+    }
+    (dumps, missing)
+}
+
+/// SHA-256 of a file, in hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut hasher = Sha256::new();
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// SHA-256 of bytes, in hex.
+pub fn sha256(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs a sim plan into a new run directory under `results`, as `chaos run` does for
+/// real processes: plan.json, history.jsonl, final/, result.json, report, exit code.
+pub fn execute(plan: &Plan, results: &Path, show: Presentation) -> Result<RunOutcome, EngineError> {
+    let dir = RunDir::create(results, &plan.name, plan.seed, plan.nodes).map_err(|e| {
+        EngineError::RunDir {
+            path: e.path.clone(),
+            source: e.source,
+        }
+    })?;
+    let io = |path: std::path::PathBuf| move |source| EngineError::RunDir { path, source };
+    let plan_path = dir.file("plan.json");
+    std::fs::write(&plan_path, plan.to_json()).map_err(io(plan_path.clone()))?;
+    progress::header(plan, &dir, show);
+    let history = dir.file("history.jsonl");
+    let file = std::fs::File::create(&history).map_err(io(history.clone()))?;
+    let recorder = Recorder::with_virtual_clock(Box::new(file), plan.concurrency as u64);
+    let started = Instant::now();
+    let simulated = simulate(plan, &recorder);
+    let wall_s = started.elapsed().as_secs_f64();
+    let mut harness_failure = None;
+    if let Err(e) = recorder.flush() {
+        harness_failure = Some(format!("cannot write history.jsonl: {e}"));
+    }
+    drop(recorder);
+    let judgement = match simulated {
+        Err(why) => {
+            return Ok(finish::failed(plan, &dir, show, why));
+        }
+        Ok(sim) => {
+            let mut missing = sim.missing_dumps;
+            for (id, text) in &sim.dumps {
+                let path = dir.file(&format!("final/n{id}.json"));
+                if let Err(e) = std::fs::write(&path, text) {
+                    missing.push((*id, format!("cannot write {}: {e}", path.display())));
+                }
+            }
+            let history_sha256 = sha256_file(&history).unwrap_or_default();
+            Judgement {
+                harness_failure,
+                liveness: Some(sim.liveness),
+                interrupted: false,
+                notes: sim.notes,
+                durations: Durations {
+                    startup_s: 0.0,
+                    workload_s: wall_s,
+                    final_s: 0.0,
+                    check_s: 0.0,
+                },
+                links: Vec::new(),
+                missing_dumps: missing,
+                simulation: Some(Simulation {
+                    history_sha256,
+                    virtual_s: sim.virtual_ns as f64 / 1e9,
+                    wall_s,
+                    counts: sim.counts,
+                }),
+            }
+        }
+    };
+    Ok(finish::finish(plan, &dir, show, judgement))
+}
+
+/// A history sink in memory, for runs judged without files (tests, sweeps).
+#[derive(Clone, Default)]
+pub struct Memory(pub Arc<Mutex<Vec<u8>>>);
+
+impl Write for Memory {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Usage(#[from] crate::cli::UsageError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The plan `chaos sim` runs for `seed`: from `--plan`, or from the flags.
+fn plan_for(args: &crate::cli::SimArgs, seed: Option<u64>) -> Result<Plan, SimError> {
+    use crate::cli::UsageError;
+    match &args.plan {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| UsageError(format!("cannot read --plan {}: {e}", path.display())))?;
+            let mut plan = Plan::parse(&text)
+                .map_err(|e| UsageError(format!("--plan {}: {e}", path.display())))?;
+            plan.mode = results::Mode::Sim;
+            // A real run's plan may name a node binary; the simulation runs the core.
+            plan.node_bin = None;
+            Ok(plan)
+        }
+        None => {
+            let mut run = crate::cli::RunArgs { ..args.run.clone() };
+            if seed.is_some() {
+                run.seed = seed;
+            }
+            let plan = crate::cli::plan_from_args(&run, results::Mode::Sim)?;
+            node_config(&plan).map_err(UsageError)?;
+            Ok(plan)
+        }
+    }
+}
+
+/// `chaos sim`: one run, a determinism check, or a sweep over seeds.
+pub fn command(args: &crate::cli::SimArgs) -> Result<results::ExitCode, SimError> {
+    use crate::cli::UsageError;
+    let show = Presentation::new(args.run.no_progress, args.run.json);
+    if let Some(seeds) = args.seeds.clone() {
+        if args.plan.is_some() || args.run.seed.is_some() {
+            return Err(UsageError("--seeds runs plans made from the flags: drop --plan and --seed".into()).into());
+        }
+        plan_for(args, Some(seeds.start))?; // flags checked once, up front
+        let jobs = args.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        });
+        let plan_of = |seed: u64| plan_for(args, Some(seed)).expect("flags checked above");
+        let sweep = sweep::sweep(seeds.clone(), jobs, args.max_failures, &plan_of, Some(&args.run.results))
+            .map_err(SimError::Failed)?;
+        println!(
+            "{} seeds run ({}..{}), {} failing, {:.1} s, {:.1} seeds/s on {jobs} jobs",
+            sweep.seeds_run,
+            seeds.start,
+            seeds.end,
+            sweep.failures.len(),
+            sweep.wall_s,
+            sweep.seeds_run as f64 / sweep.wall_s.max(1e-9)
+        );
+        return Ok(sweep.exit_code);
+    }
+    let plan = plan_for(args, None)?;
+    let first = execute(&plan, &args.run.results, show)?;
+    if !args.check_determinism {
+        return Ok(first.exit_code);
+    }
+    let second = execute(&plan, &args.run.results, Presentation::quiet())?;
+    let digest = |dir: &Path| {
+        std::fs::read_to_string(dir.join("result.json"))
+            .ok()
+            .and_then(|t| results::RunResult::parse(&t).ok())
+            .map(|r| (r.simulation.as_ref().map(|s| s.history_sha256.clone()), r.without_wall_clock()))
+    };
+    let (a, b) = (digest(&first.run_dir), digest(&second.run_dir));
+    let same = a.is_some() && a == b;
+    let hash = |d: &Option<(Option<String>, serde_json::Value)>| {
+        d.as_ref().and_then(|d| d.0.clone()).unwrap_or_else(|| "none".into())
+    };
+    println!(
+        "determinism: run 1 history sha256 {}, run 2 {}: {}",
+        hash(&a),
+        hash(&b),
+        if same { "identical" } else { "DIFFERENT (a bug in the simulation; please report it with this plan)" }
+    );
+    Ok(if same {
+        first.exit_code
+    } else {
+        results::ExitCode::Harness
+    })
+}

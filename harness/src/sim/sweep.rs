@@ -1,0 +1,162 @@
+//! Simulated runs judged in memory, and many seeds of them on all cores.
+//!
+//! A seed's run writes no files: its history and dumps stay in memory and go through
+//! the same checks as a run directory's ([`checker::check_streaming`]) and the same
+//! exit-code rule ([`ExitCode::of_run`]). A failing seed is then run once more into a
+//! run directory (the same plan gives the same run), so it gets its report.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use checker::finals::parse_final;
+use results::schema::SimCounts;
+use results::{ExitCode, Plan, RunEnd, Verdict};
+
+use super::{Memory, sha256, simulate};
+use crate::progress::Presentation;
+use crate::recorder::Recorder;
+
+/// One simulated run, judged in memory.
+#[derive(Clone, Debug)]
+pub struct Judged {
+    pub seed: u64,
+    pub exit_code: ExitCode,
+    pub verdict: Verdict,
+    /// The first thing wrong, in one line (`None` for a valid run).
+    pub problem: Option<String>,
+    pub history_sha256: String,
+    /// Client ops completed ok.
+    pub ok_ops: u64,
+    pub counts: SimCounts,
+}
+
+/// Simulates `plan` and judges it without touching the disk.
+pub fn judge(plan: &Plan) -> Result<Judged, String> {
+    let memory = Memory::default();
+    let recorder = Recorder::with_virtual_clock(Box::new(memory.clone()), plan.concurrency as u64);
+    let sim = simulate(plan, &recorder)?;
+    recorder
+        .flush()
+        .map_err(|e| format!("cannot keep the history: {e}"))?;
+    let ok_ops = recorder.ok.load(Ordering::Relaxed);
+    drop(recorder);
+    let bytes = std::mem::take(&mut *memory.0.lock().map_err(|_| "poisoned".to_string())?);
+    let text = String::from_utf8(bytes).map_err(|e| format!("history is not UTF-8: {e}"))?;
+    let history = checker::history::parse_history_str(&text)
+        .map_err(|e| format!("the simulated history is unreadable: {e}"))?;
+    let finals = sim
+        .dumps
+        .iter()
+        .map(|(id, dump)| parse_final(dump, Some(u64::from(*id))));
+    let checked = checker::check_streaming(&history, finals, &checker::Options::default());
+    let liveness_failed = sim.liveness.is_err();
+    let exit_code = ExitCode::of_run(RunEnd {
+        verdict: Some(checked.verdict),
+        harness_failed: false,
+        liveness_failed,
+        undecided: !liveness_failed && !sim.missing_dumps.is_empty(),
+    });
+    let problem = checked
+        .checks
+        .iter()
+        .find_map(|c| c.anomalies.first().map(|a| format!("{}: {}", c.name, a.message)))
+        .or_else(|| sim.liveness.clone().err());
+    Ok(Judged {
+        seed: plan.seed,
+        exit_code,
+        verdict: checked.verdict,
+        problem,
+        history_sha256: sha256(text.as_bytes()),
+        ok_ops,
+        counts: sim.counts,
+    })
+}
+
+/// What a sweep over seeds found.
+#[derive(Debug)]
+pub struct Sweep {
+    pub seeds_run: u64,
+    /// Failing seeds, in seed order.
+    pub failures: Vec<Judged>,
+    pub exit_code: ExitCode,
+    pub wall_s: f64,
+}
+
+/// Runs `plan_of(seed)` for every seed in `seeds` on `jobs` threads, stopping once
+/// `max_failures` seeds failed (0: never). Each failing seed is printed when found,
+/// with the command that reproduces it, and then run again into a run directory.
+pub fn sweep(
+    seeds: std::ops::Range<u64>,
+    jobs: usize,
+    max_failures: usize,
+    plan_of: &(dyn Fn(u64) -> Plan + Sync),
+    results: Option<&Path>,
+) -> Result<Sweep, String> {
+    let started = Instant::now();
+    let next = AtomicU64::new(seeds.start);
+    let failed = AtomicUsize::new(0);
+    let done = AtomicU64::new(0);
+    let found: Mutex<Vec<Judged>> = Mutex::new(Vec::new());
+    let error: Mutex<Option<String>> = Mutex::new(None);
+    let worst = Mutex::new(ExitCode::Valid);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    if max_failures > 0 && failed.load(Ordering::SeqCst) >= max_failures {
+                        return;
+                    }
+                    let seed = next.fetch_add(1, Ordering::SeqCst);
+                    if seed >= seeds.end {
+                        return;
+                    }
+                    let plan = plan_of(seed);
+                    let judged = match judge(&plan) {
+                        Ok(j) => j,
+                        Err(e) => {
+                            error.lock().expect("not poisoned").get_or_insert(e);
+                            return;
+                        }
+                    };
+                    done.fetch_add(1, Ordering::SeqCst);
+                    if let Ok(mut w) = worst.lock() {
+                        *w = w.worse(judged.exit_code);
+                    }
+                    if judged.exit_code != ExitCode::Valid {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                        println!(
+                            "seed {seed}: {} (exit {}): {}\n  reproduce: {}",
+                            judged.verdict.as_str(),
+                            judged.exit_code.code(),
+                            judged.problem.as_deref().unwrap_or("-"),
+                            plan.command_line()
+                        );
+                        found.lock().expect("not poisoned").push(judged);
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = error.into_inner().expect("not poisoned") {
+        return Err(e);
+    }
+    let mut failures = found.into_inner().expect("not poisoned");
+    failures.sort_by_key(|j| j.seed);
+    if let Some(root) = results {
+        for f in &failures {
+            let plan = plan_of(f.seed);
+            match super::execute(&plan, root, Presentation::quiet()) {
+                Ok(out) => println!("seed {}: run directory {}", f.seed, out.run_dir.display()),
+                Err(e) => println!("seed {}: cannot write its run directory: {e}", f.seed),
+            }
+        }
+    }
+    Ok(Sweep {
+        seeds_run: done.into_inner(),
+        failures,
+        exit_code: worst.into_inner().expect("not poisoned"),
+        wall_s: started.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,801 @@
+//! The simulated world: every node's real core, its simulated disk and clock, the
+//! network between the nodes, and the clients, on one virtual clock.
+//!
+//! A discrete-event loop: a queue of items ordered by (virtual time, sequence number)
+//! is popped one at a time, and every random choice comes from a named stream of the
+//! plan's seed, so one plan gives one run. Hand-written rather than an async runtime
+//! under a paused clock: no runtime promises the order in which ready tasks run, and
+//! that order is the whole of determinism.
+//!
+//! What each node does is what the real shell does with the same inputs: it steps its
+//! core ([`Node::step`]) for each event, and carries out the actions in the order
+//! [`paxos_node::commit::order`] gives (records into the page cache, one fsync that
+//! takes virtual time, then sends, replies and timers). Events that arrive while a
+//! sync is in flight or while the node is paused wait in its inbox, as on a socket,
+//! and are stepped as one burst afterwards (group commit).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
+
+use nemesis::{LinkFaults, NemesisOutcome, ScheduledFault, substream};
+use paxos_node::commit::{self, Effect, Step};
+use paxos_node::core::{Action, Config, Event, Node, TimerId};
+use paxos_node::msg::PeerMessage;
+use paxos_node::types::{self as node_types, OpResult};
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use results::Plan;
+use results::schema::SimCounts;
+
+use super::disk::{CrashFate, SimDisk};
+use crate::recorder::Recorder;
+use crate::system::node::{completion_of, request_of};
+use crate::system::{CLIENT_TIMEOUT, CONNECTION_BROKEN, ClientOp, Completion, NodeId};
+use crate::workload::{CONNECT_RETRY, Shared, Slot, WorkloadConfig};
+
+const MS: u64 = 1_000_000;
+/// One way on a peer link (loopback plus a proxy hop), in ns.
+const PEER_DELAY: (u64, u64) = (150_000, 900_000);
+/// One way between a client and a node, in ns.
+const CLIENT_DELAY: (u64, u64) = (50_000, 300_000);
+/// One fsync of the WAL, in ns.
+const FSYNC: (u64, u64) = (300_000, 2_500_000);
+/// Events a paused or syncing node holds before it drops more (a full socket).
+const INBOX_CAPACITY: usize = 65_536;
+
+#[derive(Clone, Debug)]
+enum Item {
+    Peer {
+        from: NodeId,
+        to: NodeId,
+        msg: PeerMessage,
+    },
+    Request {
+        client: usize,
+        seq: u64,
+        node: NodeId,
+        epoch: u64,
+        op: node_types::ClientOp,
+    },
+    Reply {
+        client: usize,
+        seq: u64,
+        result: OpResult,
+    },
+    Timer {
+        node: NodeId,
+        epoch: u64,
+        timer: TimerId,
+        generation: u64,
+    },
+    SyncDone {
+        node: NodeId,
+        epoch: u64,
+    },
+    Wake {
+        client: usize,
+    },
+    Timeout {
+        client: usize,
+        seq: u64,
+    },
+    Fault(usize),
+}
+
+/// A node's clock: local = base_local + (global - base_global) * rate.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    rate: f64,
+    base_global: u64,
+    base_local: u64,
+}
+
+impl Clock {
+    fn local(&self, global: u64) -> u64 {
+        self.base_local + (global.saturating_sub(self.base_global) as f64 * self.rate) as u64
+    }
+
+    /// The global time at which local time reaches `deadline` (never before `now`).
+    fn global_at(&self, deadline: u64, now: u64) -> u64 {
+        if deadline <= self.local(now) {
+            return now;
+        }
+        let t = self.base_global + ((deadline - self.base_local) as f64 / self.rate).ceil() as u64;
+        t.max(now)
+    }
+}
+
+struct SimNode {
+    core: Option<Node>,
+    disk: SimDisk,
+    /// Bumped on every crash: timers and syncs of an earlier life are void.
+    epoch: u64,
+    paused: bool,
+    syncing: bool,
+    /// Effects waiting for the sync in flight.
+    after_sync: Vec<Effect>,
+    inbox: VecDeque<Event>,
+    /// Timer -> (local deadline, generation).
+    timers: BTreeMap<TimerId, (u64, u64)>,
+    generation: u64,
+    clock: Clock,
+    /// Why the node refused to start (its WAL is corrupt): it stays down.
+    refused: Option<String>,
+    /// Core token -> (client, op sequence number).
+    pending: BTreeMap<u64, (usize, u64)>,
+}
+
+struct InFlight {
+    op: ClientOp,
+    process: u64,
+    node: NodeId,
+}
+
+struct SimClient {
+    /// The node this client holds a connection to.
+    conn: Option<NodeId>,
+    /// Sequence number of the client's current (or last) op.
+    seq: u64,
+    in_flight: Option<InFlight>,
+    /// A completion the final phase waits for.
+    done: Option<Completion>,
+    /// A workload slot; `None` for the final phase's clients.
+    slot: Option<Slot>,
+    next_at: u64,
+}
+
+pub struct World<'r> {
+    plan: &'r Plan,
+    recorder: &'r Recorder,
+    base: Config,
+    workload: WorkloadConfig,
+    shared: Shared,
+    pub now: u64,
+    seq: u64,
+    queue: BTreeMap<(u64, u64), Item>,
+    nodes: Vec<SimNode>,
+    blocked: BTreeSet<(NodeId, NodeId)>,
+    degraded: BTreeMap<(NodeId, NodeId), LinkFaults>,
+    net: ChaCha8Rng,
+    disk: ChaCha8Rng,
+    client_net: ChaCha8Rng,
+    clients: Vec<SimClient>,
+    next_token: u64,
+    stopping: bool,
+    pub counts: SimCounts,
+}
+
+impl<'r> World<'r> {
+    /// A world for `plan`; `base` carries the nodes' bugs and timing (from the plan's
+    /// node arguments).
+    pub fn new(plan: &'r Plan, recorder: &'r Recorder, base: Config) -> World<'r> {
+        let nodes = (0..plan.nodes)
+            .map(|_| SimNode {
+                core: None,
+                disk: SimDisk::default(),
+                epoch: 0,
+                paused: false,
+                syncing: false,
+                after_sync: Vec::new(),
+                inbox: VecDeque::new(),
+                timers: BTreeMap::new(),
+                generation: 0,
+                clock: Clock {
+                    rate: 1.0,
+                    base_global: 0,
+                    base_local: 0,
+                },
+                refused: None,
+                pending: BTreeMap::new(),
+            })
+            .collect();
+        World {
+            plan,
+            recorder,
+            base,
+            workload: WorkloadConfig::of(plan),
+            shared: Shared::new(),
+            now: 0,
+            seq: 0,
+            queue: BTreeMap::new(),
+            nodes,
+            blocked: BTreeSet::new(),
+            degraded: BTreeMap::new(),
+            net: substream(plan.seed, "sim/net"),
+            disk: substream(plan.seed, "sim/disk"),
+            client_net: substream(plan.seed, "sim/clients"),
+            clients: Vec::new(),
+            next_token: 0,
+            stopping: false,
+            counts: SimCounts::default(),
+        }
+    }
+
+    fn node(&mut self, id: NodeId) -> &mut SimNode {
+        &mut self.nodes[id as usize - 1]
+    }
+
+    fn schedule(&mut self, at: u64, item: Item) {
+        self.seq += 1;
+        self.queue.insert((at, self.seq), item);
+    }
+
+    /// Boots every node, starts the workload's slots and schedules the plan's faults.
+    pub fn start(&mut self) {
+        for id in 1..=self.plan.nodes as NodeId {
+            let _ = self.boot(id);
+        }
+        for i in 0..self.plan.concurrency {
+            self.clients.push(SimClient {
+                conn: None,
+                seq: 0,
+                in_flight: None,
+                done: None,
+                slot: Some(Slot::new(&self.workload, i)),
+                next_at: 0,
+            });
+            self.schedule(0, Item::Wake { client: i });
+        }
+        for (i, f) in self.plan.schedule.iter().enumerate() {
+            self.schedule(f.at_ms * MS, Item::Fault(i));
+        }
+    }
+
+    /// Processes items up to virtual time `until` or until `done` holds.
+    pub fn run_until(&mut self, until: u64, done: impl Fn(&World) -> bool) {
+        while let Some((&(at, _), _)) = self.queue.first_key_value() {
+            if at > until || done(self) {
+                return;
+            }
+            let ((at, _), item) = self.queue.pop_first().expect("looked at it");
+            self.now = at;
+            self.recorder.set_virtual_ns(at);
+            self.counts.events += 1;
+            self.handle(item);
+        }
+    }
+
+    /// Advances the clock to `until`, processing everything due meanwhile.
+    pub fn sleep_until(&mut self, until: u64) {
+        self.run_until(until, |_| false);
+        self.now = self.now.max(until);
+        self.recorder.set_virtual_ns(self.now);
+    }
+
+    /// Stops the workload: no slot starts another op.
+    pub fn stop_workload(&mut self) {
+        self.stopping = true;
+    }
+
+    /// Whether a workload op is still waiting for its completion.
+    pub fn workload_in_flight(&self) -> bool {
+        self.clients
+            .iter()
+            .any(|c| c.slot.is_some() && c.in_flight.is_some())
+    }
+
+    fn handle(&mut self, item: Item) {
+        match item {
+            Item::Peer { from, to, msg } => {
+                if self.nodes[to as usize - 1].core.is_some() {
+                    self.counts.messages_delivered += 1;
+                    self.deliver(to, Event::Peer { from, msg });
+                }
+            }
+            Item::Request {
+                client,
+                seq,
+                node,
+                epoch,
+                op,
+            } => {
+                let n = self.node(node);
+                // A request to a process that died on its way is lost with it.
+                if n.core.is_some() && n.epoch == epoch {
+                    let token = self.next_token;
+                    self.next_token += 1;
+                    self.node(node).pending.insert(token, (client, seq));
+                    self.deliver(node, Event::Client { token, op });
+                }
+            }
+            Item::Reply {
+                client,
+                seq,
+                result,
+            } => {
+                let c = &self.clients[client];
+                if c.seq == seq {
+                    if let Some(f) = &c.in_flight {
+                        let done = completion_of(&f.op, &result);
+                        self.complete(client, done);
+                    }
+                }
+            }
+            Item::Timer {
+                node,
+                epoch,
+                timer,
+                generation,
+            } => {
+                let n = self.node(node);
+                if n.epoch == epoch && n.timers.get(&timer).map(|t| t.1) == Some(generation) {
+                    n.timers.remove(&timer);
+                    self.deliver(node, Event::Timer(timer));
+                }
+            }
+            Item::SyncDone { node, epoch } => {
+                if self.node(node).epoch == epoch {
+                    self.sync_done(node);
+                }
+            }
+            Item::Wake { client } => self.wake(client),
+            Item::Timeout { client, seq } => {
+                let c = &self.clients[client];
+                if c.seq == seq {
+                    if let Some(f) = &c.in_flight {
+                        let done = Completion::unknown(&f.op, CLIENT_TIMEOUT, true);
+                        self.complete(client, done);
+                    }
+                }
+            }
+            Item::Fault(i) => {
+                let fault = self.plan.schedule[i].clone();
+                let outcome = self.apply(&fault);
+                self.recorder.fault(&fault, &outcome);
+            }
+        }
+    }
+
+    /// Executes a scheduled fault through the same dispatch as real runs.
+    fn apply(&mut self, fault: &ScheduledFault) -> NemesisOutcome {
+        let cell = std::cell::RefCell::new(self);
+        let faults = super::faults::Faults(&cell);
+        nemesis::apply(&faults, &faults, fault)
+    }
+
+    // ---- nodes ----------------------------------------------------------------------
+
+    fn config_for(&self, id: NodeId) -> Config {
+        let mut c = self.base.clone();
+        c.id = id;
+        c.n = self.plan.nodes;
+        // As the real cluster seeds each node's process.
+        c.seed = self.plan.seed ^ u64::from(id);
+        c
+    }
+
+    /// Starts node `id` from its durable records. `Ok(false)`: already up.
+    pub fn boot(&mut self, id: NodeId) -> Result<bool, String> {
+        let cfg = self.config_for(id);
+        let n = self.node(id);
+        if n.core.is_some() {
+            return Ok(false);
+        }
+        if let Some(why) = &n.refused {
+            return Err(why.clone());
+        }
+        let path = PathBuf::from(format!("n{id}/wal.log"));
+        let recovery = match n.disk.recover(&path) {
+            Ok(r) => r,
+            Err(e) => {
+                let why = format!("node {id} refused to start: {e}");
+                n.refused = Some(why.clone());
+                self.counts.refused_starts += 1;
+                return Err(why);
+            }
+        };
+        let (core, actions) = Node::start(cfg, recovery.records);
+        let n = self.node(id);
+        n.core = Some(core);
+        n.paused = false;
+        self.commit(id, actions);
+        Ok(true)
+    }
+
+    /// Kills node `id`: its page cache meets its fate, its connections break.
+    pub fn kill(&mut self, id: NodeId) -> bool {
+        let fate = {
+            let disk_rng = &mut self.disk;
+            let n = &mut self.nodes[id as usize - 1];
+            if n.core.is_none() {
+                return false;
+            }
+            n.core = None;
+            n.epoch += 1;
+            n.paused = false;
+            n.syncing = false;
+            n.after_sync.clear();
+            n.inbox.clear();
+            n.timers.clear();
+            n.pending.clear();
+            n.disk.crash(disk_rng)
+        };
+        self.counts.crashes += 1;
+        match fate {
+            CrashFate::Clean => {}
+            CrashFate::Lost { .. } => self.counts.unsynced_lost += 1,
+            CrashFate::Torn { .. } => self.counts.unsynced_torn += 1,
+            CrashFate::Kept { .. } => self.counts.unsynced_kept += 1,
+        }
+        for client in 0..self.clients.len() {
+            if self.clients[client].conn == Some(id) {
+                self.clients[client].conn = None;
+                if let Some(f) = &self.clients[client].in_flight {
+                    let done = Completion::unknown(&f.op, CONNECTION_BROKEN, true);
+                    self.complete(client, done);
+                }
+            }
+        }
+        true
+    }
+
+    pub fn pause(&mut self, id: NodeId) -> bool {
+        let n = self.node(id);
+        if n.core.is_none() || n.paused {
+            return false;
+        }
+        n.paused = true;
+        true
+    }
+
+    pub fn resume(&mut self, id: NodeId) -> bool {
+        let n = self.node(id);
+        if n.core.is_none() || !n.paused {
+            return false;
+        }
+        n.paused = false;
+        if !n.syncing {
+            self.after_sync_and_drain(id);
+        }
+        true
+    }
+
+    pub fn nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_running(&self, id: NodeId) -> bool {
+        self.nodes[id as usize - 1].core.is_some()
+    }
+
+    pub fn is_paused(&self, id: NodeId) -> bool {
+        self.nodes[id as usize - 1].paused
+    }
+
+    pub fn refused(&self, id: NodeId) -> Option<&str> {
+        self.nodes[id as usize - 1].refused.as_deref()
+    }
+
+    pub fn core(&self, id: NodeId) -> Option<&Node> {
+        self.nodes[id as usize - 1].core.as_ref()
+    }
+
+    /// Runs node `id`'s clock at `rate` after jumping it `jump_ms` forward; its
+    /// pending timers move with it.
+    pub fn set_clock(&mut self, id: NodeId, rate: f64, jump_ms: u64) {
+        assert!(rate > 0.0 && rate.is_finite(), "clock rate {rate}");
+        let now = self.now;
+        let n = self.node(id);
+        let local = n.clock.local(now) + jump_ms * MS;
+        n.clock = Clock {
+            rate,
+            base_global: now,
+            base_local: local,
+        };
+        let timers: Vec<(TimerId, u64)> = n.timers.iter().map(|(t, (d, _))| (t.clone(), *d)).collect();
+        for (timer, deadline) in timers {
+            self.arm(id, timer, deadline);
+        }
+    }
+
+    pub fn corrupt(&mut self, id: NodeId, position: u64) -> bool {
+        let hit = self.node(id).disk.corrupt(position).is_some();
+        if hit {
+            self.counts.corruptions += 1;
+        }
+        hit
+    }
+
+    /// Heals the network: every cut and degraded link is restored.
+    pub fn heal_links(&mut self) {
+        self.blocked.clear();
+        self.degraded.clear();
+    }
+
+    pub fn cut(&mut self, links: &[(NodeId, NodeId)]) {
+        self.blocked.extend(links.iter().copied());
+    }
+
+    pub fn heal_partitions(&mut self) {
+        self.blocked.clear();
+    }
+
+    pub fn degrade(&mut self, targets: &[NodeId], faults: &LinkFaults) {
+        let n = self.plan.nodes as NodeId;
+        for from in 1..=n {
+            for to in 1..=n {
+                if from != to && (targets.contains(&from) || targets.contains(&to)) {
+                    self.degraded.insert((from, to), faults.clone());
+                }
+            }
+        }
+    }
+
+    pub fn restore_links(&mut self) {
+        self.degraded.clear();
+    }
+
+    /// Hands node `id` an event, or queues it while the node cannot step.
+    fn deliver(&mut self, id: NodeId, event: Event) {
+        let n = self.node(id);
+        let Some(core) = n.core.as_mut() else {
+            return;
+        };
+        if n.paused || n.syncing {
+            if n.inbox.len() < INBOX_CAPACITY {
+                n.inbox.push_back(event);
+            }
+            return;
+        }
+        let actions = core.step(event);
+        self.commit(id, actions);
+    }
+
+    /// Carries out a burst of actions in the shell's order.
+    fn commit(&mut self, id: NodeId, actions: Vec<Action>) {
+        let steps = commit::order(actions, &self.base.bugs);
+        let mut steps = steps.into_iter();
+        while let Some(step) = steps.next() {
+            match step {
+                Step::Append(record) => self.node(id).disk.append(&record),
+                Step::Sync => {
+                    let rest: Vec<Effect> = steps
+                        .by_ref()
+                        .map(|s| match s {
+                            Step::Effect(e) => e,
+                            other => unreachable!("commit::order: {other:?} after the sync"),
+                        })
+                        .collect();
+                    let delay = self.disk.random_range(FSYNC.0..=FSYNC.1);
+                    let n = self.node(id);
+                    n.syncing = true;
+                    n.after_sync = rest;
+                    let epoch = n.epoch;
+                    self.counts.fsyncs += 1;
+                    self.schedule(self.now + delay, Item::SyncDone { node: id, epoch });
+                    return;
+                }
+                Step::Effect(effect) => self.effect(id, effect),
+            }
+        }
+    }
+
+    fn sync_done(&mut self, id: NodeId) {
+        let n = self.node(id);
+        n.disk.sync();
+        n.syncing = false;
+        if !n.paused {
+            self.after_sync_and_drain(id);
+        }
+    }
+
+    /// The effects a finished sync released, then everything that queued meanwhile,
+    /// stepped as one burst.
+    fn after_sync_and_drain(&mut self, id: NodeId) {
+        for effect in std::mem::take(&mut self.node(id).after_sync) {
+            self.effect(id, effect);
+        }
+        let n = self.node(id);
+        if n.inbox.is_empty() || n.syncing || n.paused {
+            return;
+        }
+        let Some(core) = n.core.as_mut() else {
+            return;
+        };
+        let mut actions = Vec::new();
+        for event in n.inbox.drain(..) {
+            actions.extend(core.step(event));
+        }
+        self.commit(id, actions);
+    }
+
+    fn effect(&mut self, id: NodeId, effect: Effect) {
+        match effect {
+            Effect::Send { to, msg } => self.transmit(id, to, msg),
+            Effect::Reply { token, result } => {
+                if let Some((client, seq)) = self.node(id).pending.remove(&token) {
+                    let delay = self.client_net.random_range(CLIENT_DELAY.0..=CLIENT_DELAY.1);
+                    self.schedule(
+                        self.now + delay,
+                        Item::Reply {
+                            client,
+                            seq,
+                            result,
+                        },
+                    );
+                }
+            }
+            Effect::SetTimer { timer, after_ms } => {
+                let now = self.now;
+                let deadline = self.node(id).clock.local(now) + after_ms * MS;
+                self.arm(id, timer, deadline);
+            }
+        }
+    }
+
+    /// (Re)arms a timer at a local deadline; an earlier arming of it is void.
+    fn arm(&mut self, id: NodeId, timer: TimerId, deadline: u64) {
+        let now = self.now;
+        let n = self.node(id);
+        n.generation += 1;
+        let generation = n.generation;
+        let epoch = n.epoch;
+        let at = n.clock.global_at(deadline, now);
+        n.timers.insert(timer.clone(), (deadline, generation));
+        self.schedule(
+            at,
+            Item::Timer {
+                node: id,
+                epoch,
+                timer,
+                generation,
+            },
+        );
+    }
+
+    fn transmit(&mut self, from: NodeId, to: NodeId, msg: PeerMessage) {
+        self.counts.messages_sent += 1;
+        if self.blocked.contains(&(from, to)) {
+            self.counts.messages_dropped += 1;
+            return;
+        }
+        let faults = self.degraded.get(&(from, to)).cloned();
+        let rng = &mut self.net;
+        let mut copies = 1;
+        let mut extra = 0u64;
+        let mut reorder = 0.0;
+        if let Some(f) = &faults {
+            if rng.random_bool(f.loss.clamp(0.0, 1.0)) {
+                self.counts.messages_dropped += 1;
+                return;
+            }
+            if rng.random_bool(f.duplicate.clamp(0.0, 1.0)) {
+                copies = 2;
+                self.counts.messages_duplicated += 1;
+            }
+            let jitter = f.jitter_ms * MS;
+            extra = (f.delay_ms * MS + rng.random_range(0..=2 * jitter)).saturating_sub(jitter);
+            reorder = f.reorder.clamp(0.0, 1.0);
+        }
+        for _ in 0..copies {
+            let rng = &mut self.net;
+            let mut delay = rng.random_range(PEER_DELAY.0..=PEER_DELAY.1) + extra;
+            if reorder > 0.0 && rng.random_bool(reorder) {
+                // Held back long enough for later messages to overtake it.
+                delay += rng.random_range(5 * MS..=25 * MS);
+            }
+            self.schedule(
+                self.now + delay,
+                Item::Peer {
+                    from,
+                    to,
+                    msg: msg.clone(),
+                },
+            );
+        }
+    }
+
+    // ---- clients --------------------------------------------------------------------
+
+    fn wake(&mut self, client: usize) {
+        if self.stopping || self.clients[client].in_flight.is_some() {
+            return;
+        }
+        let Some(slot) = self.clients[client].slot.as_ref() else {
+            return;
+        };
+        let node = slot.node;
+        if self.clients[client].conn.is_none() {
+            if !self.is_running(node) {
+                // The node is down: nothing was invoked, so nothing is recorded.
+                let at = self.now + CONNECT_RETRY.as_nanos() as u64;
+                self.schedule(at, Item::Wake { client });
+                return;
+            }
+            self.clients[client].conn = Some(node);
+        }
+        let c = &mut self.clients[client];
+        let slot = c.slot.as_mut().expect("a workload client");
+        let op = slot.next_op(&self.workload, &self.shared);
+        let process = slot.process;
+        self.send(client, node, op, process, self.plan.op_timeout_ms * MS);
+    }
+
+    /// Records the invoke and sends `op` to `node` on the client's connection.
+    fn send(&mut self, client: usize, node: NodeId, op: ClientOp, process: u64, timeout: u64) {
+        self.recorder.invoke(process, op.call(), op.key(), node);
+        let request = match request_of(&op) {
+            paxos_node::client::Request::Op(op) => op,
+            other => unreachable!("a workload op is a core op, not {other:?}"),
+        };
+        let c = &mut self.clients[client];
+        c.seq += 1;
+        let seq = c.seq;
+        c.in_flight = Some(InFlight { op, process, node });
+        let delay = self.client_net.random_range(CLIENT_DELAY.0..=CLIENT_DELAY.1);
+        let epoch = self.node(node).epoch;
+        self.schedule(
+            self.now + delay,
+            Item::Request {
+                client,
+                seq,
+                node,
+                epoch,
+                op: request,
+            },
+        );
+        self.schedule(self.now + timeout, Item::Timeout { client, seq });
+    }
+
+    fn complete(&mut self, client: usize, done: Completion) {
+        let Some(f) = self.clients[client].in_flight.take() else {
+            return;
+        };
+        self.recorder
+            .complete(f.process, f.op.call(), f.op.key(), f.node, &done);
+        if done.reconnect {
+            self.clients[client].conn = None;
+        }
+        let c = &mut self.clients[client];
+        let Some(slot) = c.slot.as_mut() else {
+            c.done = Some(done);
+            return;
+        };
+        let after = slot.after(&f.op, &done, &self.shared, self.recorder);
+        if after.reconnect {
+            c.conn = None;
+        }
+        let mut at = self.now + after.backoff.map_or(0, |d| d.as_nanos() as u64);
+        if self.plan.rate > 0.0 {
+            let every = (self.plan.concurrency as f64 / self.plan.rate * 1e9) as u64;
+            c.next_at += every;
+            at = at.max(c.next_at);
+        }
+        self.schedule(at, Item::Wake { client });
+    }
+
+    /// A client for the final phase: one op at a time through [`World::call`].
+    pub fn script_client(&mut self) -> usize {
+        self.clients.push(SimClient {
+            conn: None,
+            seq: 0,
+            in_flight: None,
+            done: None,
+            slot: None,
+            next_at: 0,
+        });
+        self.clients.len() - 1
+    }
+
+    /// Runs one op of a final-phase client to its completion (bounded by `timeout`).
+    /// `None`: the node is down, so nothing was invoked.
+    pub fn call(
+        &mut self,
+        client: usize,
+        node: NodeId,
+        op: ClientOp,
+        process: u64,
+        timeout: u64,
+    ) -> Option<Completion> {
+        if self.clients[client].conn != Some(node) {
+            if !self.is_running(node) {
+                return None;
+            }
+            self.clients[client].conn = Some(node);
+        }
+        self.send(client, node, op, process, timeout);
+        self.run_until(u64::MAX, |w| w.clients[client].done.is_some());
+        self.clients[client].done.take()
+    }
+
+}
