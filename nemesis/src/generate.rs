@@ -138,6 +138,7 @@ pub fn generate(
     }
     let mut t = interval_ms / 2;
     let mut round: Vec<&str> = Vec::new();
+    let mut corrupted: Vec<NodeId> = Vec::new();
     while t + interval_ms + interval_ms / 2 <= duration_ms.max(interval_ms) {
         if round.is_empty() {
             round = enabled.clone();
@@ -151,7 +152,14 @@ pub fn generate(
             continue;
         }
         if kind == "corrupt" {
-            schedule.extend(corrupt_then_restart(n, rng, t, active));
+            // A node that finds its WAL corrupt stays down: at most a minority ever
+            // does, so the cluster can still serve.
+            let healthy: Vec<NodeId> = (1..=n as NodeId).filter(|id| !corrupted.contains(id)).collect();
+            if corrupted.len() < (n - 1) / 2 {
+                let target = healthy[rng.random_range(0..healthy.len())];
+                corrupted.push(target);
+                schedule.extend(corrupt_then_restart(target, rng, t, active));
+            }
             t += interval_ms;
             continue;
         }
@@ -236,8 +244,13 @@ fn kill_in_partition(n: usize, rng: &mut ChaCha8Rng, t: u64, active: u64) -> Vec
 
 /// Corrupt one node's WAL, kill it, and restart it on the damaged log: three faults
 /// within `active` ms of `t`. A node that finds the damage stays down.
-fn corrupt_then_restart(n: usize, rng: &mut ChaCha8Rng, t: u64, active: u64) -> Vec<ScheduledFault> {
-    let targets = vec![rng.random_range(1..=n as NodeId)];
+fn corrupt_then_restart(
+    target: NodeId,
+    rng: &mut ChaCha8Rng,
+    t: u64,
+    active: u64,
+) -> Vec<ScheduledFault> {
+    let targets = vec![target];
     let position = rng.random();
     let step = active / 3;
     vec![
@@ -344,6 +357,26 @@ mod tests {
             );
         }
         assert!(composites > 10, "kills during partitions: {composites}");
+    }
+
+    #[test]
+    fn corruption_takes_at_most_a_minority_down_for_good() {
+        let kinds: FaultKinds = "corrupt,kill".parse().unwrap();
+        let mut corrupting = 0;
+        for n in [1usize, 2, 3, 5] {
+            for seed in 0..50 {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                let s = generate(n, &mut rng, kinds, 500, 30_000);
+                let hit: std::collections::BTreeSet<NodeId> = s
+                    .iter()
+                    .filter(|f| matches!(f.fault, Fault::Corrupt { .. }))
+                    .flat_map(|f| f.targets.clone())
+                    .collect();
+                assert!(hit.len() <= (n - 1) / 2, "n={n} seed {seed}: {hit:?}");
+                corrupting += usize::from(!hit.is_empty());
+            }
+        }
+        assert!(corrupting > 50, "corruption was drawn in {corrupting} schedules");
     }
 
     #[test]
