@@ -1,10 +1,11 @@
 //! `chaos replay RUN_DIR --times N`: re-runs a stored plan and reports how often the
 //! original verdict came back. Real processes are not deterministic: the rate is the
-//! figure.
+//! figure. A simulated run is: its replay says whether the history's SHA-256 matched,
+//! and a mismatch is a harness failure (exit 5).
 
 use std::path::{Path, PathBuf};
 
-use results::{ExitCode, Plan, RunResult};
+use results::{ExitCode, Mode, Plan, RunResult};
 
 use crate::engine::{EngineError, execute};
 use crate::progress::Presentation;
@@ -26,8 +27,12 @@ pub fn replay(run_dir: &Path, times: usize, show: Presentation) -> Result<ExitCo
     })?;
     let original = std::fs::read_to_string(run_dir.join("result.json"))
         .ok()
-        .and_then(|t| RunResult::parse(&t).ok())
-        .map_or(results::Verdict::Unknown, |r| r.verdict);
+        .and_then(|t| RunResult::parse(&t).ok());
+    let original_hash = original
+        .as_ref()
+        .and_then(|r| r.simulation.as_ref())
+        .map(|s| s.history_sha256.clone());
+    let original = original.map_or(results::Verdict::Unknown, |r| r.verdict);
     // The run directory is <root>/<name>/<leaf>: replays go beside it.
     let root = run_dir
         .parent()
@@ -36,11 +41,37 @@ pub fn replay(run_dir: &Path, times: usize, show: Presentation) -> Result<ExitCo
     let mut same = 0;
     let mut worst = ExitCode::Valid;
     for i in 1..=times {
-        let outcome = execute(&plan, &root, show)?;
+        let outcome = match plan.mode {
+            Mode::Real => execute(&plan, &root, show)?,
+            Mode::Sim => crate::sim::execute(&plan, &root, show)?,
+        };
         if outcome.verdict == original {
             same += 1;
         }
         worst = worst.worse(outcome.exit_code);
+        if plan.mode == Mode::Sim {
+            let hash = std::fs::read_to_string(outcome.run_dir.join("result.json"))
+                .ok()
+                .and_then(|t| RunResult::parse(&t).ok())
+                .and_then(|r| r.simulation)
+                .map(|s| s.history_sha256);
+            let matched = hash.is_some() && hash == original_hash;
+            println!(
+                "replay {i}/{times}: history sha256 {} {}",
+                hash.as_deref().unwrap_or("none"),
+                if matched {
+                    "matches the original: an exact replay".to_string()
+                } else {
+                    format!(
+                        "DIFFERS from the original {} (a simulation bug, or a run of another chaos version)",
+                        original_hash.as_deref().unwrap_or("(none recorded)")
+                    )
+                }
+            );
+            if !matched {
+                worst = worst.worse(ExitCode::Harness);
+            }
+        }
         println!(
             "replay {i}/{times}: {} (exit {}) in {}",
             outcome.verdict.as_str(),

@@ -145,7 +145,12 @@ fn banner(r: &RunResult) -> Markup {
         header class=(format!("banner {}", verdict_class(r))) {
             div class="verdict" { (r.verdict.as_str().to_uppercase()) }
             div class="headline" {
-                h1 { "Run " (r.name) ", seed " (r.seed) }
+                h1 { @if r.simulation.is_some() { "Simulated run " } @else { "Run " } (r.name) ", seed " (r.seed) }
+                @if let Some(sim) = &r.simulation {
+                    p class="simulated" { "Deterministic simulation: every node's core in one process on virtual time ("
+                        (format!("{:.1}", sim.virtual_s)) " virtual s in " (format!("{:.2}", sim.wall_s)) " s). The same plan gives the same history, SHA-256 "
+                        code { (sim.history_sha256) } "." }
+                }
                 p { "exit " (r.exit_code.code()) ": " (r.exit_code.meaning())
                     @if r.incomplete { " — " strong { "incomplete run" } ": no result.json was written; judged from the files it left" } }
                 p class="counts" { "ok " (get("ok")) " · fail " (get("fail")) " · info " (get("info"))

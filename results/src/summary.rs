@@ -127,6 +127,21 @@ pub fn render(r: &RunResult, report: Option<&Path>, colour: bool) -> String {
     for n in &r.notes {
         out.push_str(&format!("  note: {n}\n"));
     }
+    if let Some(sim) = &r.simulation {
+        out.push_str(&format!(
+            "  simulated: {:.1} virtual s in {:.2} s ({:.0}x real time); {} crashes, {} fsyncs, {} messages\n",
+            sim.virtual_s,
+            sim.wall_s,
+            sim.virtual_s / sim.wall_s.max(1e-9),
+            sim.counts.crashes,
+            sim.counts.fsyncs,
+            sim.counts.messages_sent
+        ));
+        out.push_str(&format!(
+            "  history sha256: {} (the same plan gives the same history)\n",
+            sim.history_sha256
+        ));
+    }
     out.push_str(&format!("  run directory: {}\n", r.run_dir));
     if let Some(report) = report {
         out.push_str(&format!("  report:    {}\n", report.display()));
