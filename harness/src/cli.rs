@@ -62,8 +62,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "MS", default_value_t = 2_500)]
     pub op_timeout_ms: u64,
     /// Fault kinds for the seeded schedule: a comma-separated list of partition, kill,
-    /// pause, links, and (chaos sim only) clock, corrupt; or all (the first four); or
-    /// none [default: partition,kill,pause; chaos sim: partition,kill,pause,links,clock].
+    /// pause, links, power (every node killed at once), and (chaos sim only) clock,
+    /// corrupt; or all (the first four); or none [default: partition,kill,pause; chaos
+    /// sim: partition,kill,pause,links,power,clock].
     #[arg(long, value_name = "LIST")]
     pub nemesis: Option<String>,
     /// Seconds per fault slot: a fault starts at the beginning of its slot and is undone
@@ -90,7 +91,7 @@ pub struct RunArgs {
 pub fn default_nemesis(mode: Mode) -> &'static str {
     match mode {
         Mode::Real => "partition,kill,pause",
-        Mode::Sim => "partition,kill,pause,links,clock",
+        Mode::Sim => "partition,kill,pause,links,power,clock",
     }
 }
 

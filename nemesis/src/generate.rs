@@ -36,11 +36,15 @@ pub struct FaultKinds {
     /// A flipped bit in a synced WAL record, then a restart (simulation only).
     #[serde(default)]
     pub corrupt: bool,
+    /// Every node killed at once and restarted, as in a power cut: in simulation each
+    /// loses or tears what it had not yet synced.
+    #[serde(default)]
+    pub power: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "unknown fault kind '{0}'; expected a comma-separated list of partition, kill, pause, links, clock, corrupt, or all (the first four), or none"
+    "unknown fault kind '{0}'; expected a comma-separated list of partition, kill, pause, links, power, clock, corrupt, or all (the first four), or none"
 )]
 pub struct KindsError(pub String);
 
@@ -57,6 +61,7 @@ impl FromStr for FaultKinds {
                 "links" => k.links = true,
                 "clock" => k.clock = true,
                 "corrupt" => k.corrupt = true,
+                "power" => k.power = true,
                 "all" => {
                     k.partition = true;
                     k.kill = true;
@@ -92,6 +97,9 @@ impl FaultKinds {
         if self.corrupt {
             v.push("corrupt");
         }
+        if self.power {
+            v.push("power");
+        }
         v
     }
 
@@ -110,6 +118,7 @@ impl FaultKinds {
             (self.links, "links"),
             (self.clock, "clock"),
             (self.corrupt, "corrupt"),
+            (self.power, "power"),
         ] {
             if on {
                 v.push(name);
@@ -172,6 +181,7 @@ pub fn generate(
                 (Fault::Partition { shape, cut }, Fault::Heal, targets)
             }
             "kill" => (Fault::Kill, Fault::Restart, pick_targets(n, rng)),
+            "power" => (Fault::Kill, Fault::Restart, (1..=n as NodeId).collect()),
             "pause" => (Fault::Pause, Fault::Resume, pick_targets(n, rng)),
             "clock" => {
                 let rate = rng.random_range(50..=200) as f64 / 100.0;

@@ -5,7 +5,7 @@
 //! durable state is handed to [`Node::start`]); actions come out ([`Action`]: persist a
 //! record, send a message, reply to a client, set a timer). There is no tokio, socket,
 //! clock, thread or unseeded randomness here, so the same code runs inside the real
-//! node (`crate::shell`) and inside the seeded in-process cluster (`crate::sim`).
+//! node (`crate::shell`) and inside the deterministic simulation (`chaos sim`).
 //!
 //! The ordering contract with a driver: actions are returned in the order they must
 //! take effect, and every `Persist` precedes the sends and replies that depend on it.

@@ -1,0 +1,226 @@
+//! The deterministic simulation (`chaos sim`), over many seeds, judged by the full
+//! checker: register agreement and validity, linearizability of every KV key (reads
+//! and cas results), log agreement, and that no op with a definite error took effect.
+//!
+//! Correct nodes: every seed is valid, and the seeds did work and met faults (so the
+//! test cannot pass by doing nothing). Buggy nodes: a bounded sweep finds every
+//! `--bug`. A failing seed is printed with the `chaos sim` command that reproduces it.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use harness::cli::{RunArgs, plan_from_args};
+use harness::sim::sweep::{Judged, judge, sweep};
+use nemesis::{Fault, ScheduledFault};
+use paxos_node::types::Bug;
+use results::{ExitCode, Mode, Plan, RunResult};
+
+/// A short, fault-dense simulated plan: `secs` virtual seconds, a fault slot every
+/// `interval` seconds.
+fn plan(nodes: usize, seed: u64, secs: f64, nemesis: &str, interval: f64, bug: Option<Bug>) -> Plan {
+    let args = RunArgs {
+        nodes,
+        workload: results::Workload::Both,
+        time_limit: secs,
+        concurrency: Some(4),
+        rate: 0.0,
+        keys: 3,
+        seed: Some(seed),
+        node_bin: None,
+        node_args: bug.map(|b| format!("--bug={b}")).into_iter().collect(),
+        results: "unused".into(),
+        name: "sim-test".into(),
+        grace: 10.0,
+        op_timeout_ms: 1_000,
+        nemesis: Some(nemesis.into()),
+        nemesis_interval: interval,
+        schedule: None,
+        trace_messages: false,
+        no_progress: true,
+        json: false,
+    };
+    plan_from_args(&args, Mode::Sim).unwrap()
+}
+
+const EVERY_FAULT: &str = "partition,kill,pause,links,clock,corrupt";
+
+fn run(plan: &Plan) -> Judged {
+    judge(plan).unwrap_or_else(|e| panic!("{}: {e}", plan.command_line()))
+}
+
+/// Every seed of `seeds` is valid with the correct node; the runs did work and met
+/// crashes. Runs on two threads.
+fn sweep_correct(nodes: usize, seeds: std::ops::Range<u64>) {
+    let total = seeds.end - seeds.start;
+    let results: Vec<Judged> = std::thread::scope(|s| {
+        let halves = [
+            seeds.start..seeds.start + total / 2,
+            seeds.start + total / 2..seeds.end,
+        ];
+        let handles: Vec<_> = halves
+            .into_iter()
+            .map(|half| {
+                s.spawn(move || {
+                    half.map(|seed| run(&plan(nodes, seed, 1.5, EVERY_FAULT, 0.25, None)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    for j in &results {
+        assert_eq!(
+            j.exit_code,
+            ExitCode::Valid,
+            "seed {}: {:?}\n  reproduce: {}",
+            j.seed,
+            j.problem,
+            plan(nodes, j.seed, 1.5, EVERY_FAULT, 0.25, None).command_line()
+        );
+    }
+    // "Sometimes" checks: the seeds did work, and met every kind of disk fault.
+    let sum = |f: fn(&Judged) -> u64| results.iter().map(f).sum::<u64>();
+    assert!(sum(|j| j.ok_ops) > 100 * total, "ok ops: {}", sum(|j| j.ok_ops));
+    assert!(sum(|j| j.counts.crashes) > total, "crashes: {}", sum(|j| j.counts.crashes));
+    for (what, n) in [
+        ("lost", sum(|j| j.counts.unsynced_lost)),
+        ("torn", sum(|j| j.counts.unsynced_torn)),
+        ("kept", sum(|j| j.counts.unsynced_kept)),
+        ("refused", sum(|j| j.counts.refused_starts)),
+    ] {
+        assert!(n > 0, "no crash left its unsynced bytes {what}");
+    }
+}
+
+#[test]
+fn three_nodes_correct_over_600_seeds() {
+    sweep_correct(3, 0..600);
+}
+
+#[test]
+fn five_nodes_correct_over_300_seeds() {
+    sweep_correct(5, 0..300);
+}
+
+#[test]
+fn one_plan_gives_one_history_over_200_seeds() {
+    let mut hashes = BTreeSet::new();
+    for seed in 0..200 {
+        let p = plan(3, seed, 0.5, EVERY_FAULT, 0.1, None);
+        let (a, b) = (run(&p), run(&p));
+        assert_eq!(a.history_sha256, b.history_sha256, "seed {seed}");
+        assert_eq!(a.counts, b.counts, "seed {seed}");
+        hashes.insert(a.history_sha256);
+    }
+    assert_eq!(hashes.len(), 200, "different seeds give different histories");
+}
+
+#[test]
+fn every_bug_is_found_by_a_bounded_sweep() {
+    let mut missed = Vec::new();
+    for bug in Bug::ALL {
+        // Unsynced bytes are lost only when a node crashes, and the loss shows only
+        // when the leader that holds the value is left out of the next election:
+        // overlapping kills and partitions.
+        let nemesis = if bug.needs_simulated_disk() {
+            "partition,kill,power"
+        } else {
+            "partition,kill,pause,links"
+        };
+        // The sweep stops at the first detection; most bugs need a seed or two,
+        // early-ack and unsynced-reply about a hundred.
+        let plan_of = |seed| plan(3, seed, 3.0, nemesis, 0.3, Some(bug));
+        let found = sweep(0..600, 2, 1, &plan_of, None).unwrap();
+        match found.failures.first() {
+            Some(j) if j.exit_code == ExitCode::Invalid => {
+                eprintln!("--bug {bug}: seed {}: {:?}", j.seed, j.problem);
+            }
+            _ => missed.push(bug),
+        }
+    }
+    assert!(missed.is_empty(), "not found: {missed:?}");
+}
+
+#[test]
+fn skewed_and_jumping_clocks_do_not_break_safety() {
+    for seed in 0..40 {
+        let p = plan(3, seed, 2.0, "clock,kill,partition", 0.2, None);
+        assert!(p.schedule.iter().any(|f| matches!(f.fault, Fault::Clock { .. })));
+        let j = run(&p);
+        assert_eq!(j.exit_code, ExitCode::Valid, "seed {seed}: {:?}", j.problem);
+    }
+}
+
+fn result_of(dir: &Path) -> RunResult {
+    RunResult::parse(&std::fs::read_to_string(dir.join("result.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_simulated_run_leaves_a_run_directory_like_a_real_one_and_replays_exactly() {
+    let root = tempfile::tempdir().unwrap();
+    let mut p = plan(3, 11, 2.0, "partition,kill", 0.5, None);
+    // A corrupt WAL, found on restart: the node stays down, naming file and offset.
+    p.schedule.extend([
+        ScheduledFault {
+            at_ms: 1_600,
+            fault: Fault::Corrupt { position: 12_345 },
+            targets: vec![2],
+        },
+        ScheduledFault {
+            at_ms: 1_700,
+            fault: Fault::Kill,
+            targets: vec![2],
+        },
+        ScheduledFault {
+            at_ms: 1_800,
+            fault: Fault::Restart,
+            targets: vec![2],
+        },
+    ]);
+    p.explicit_schedule = true;
+    let show = harness::Presentation::quiet();
+    let first = harness::sim::execute(&p, root.path(), show).unwrap();
+    let dir = &first.run_dir;
+    for file in ["plan.json", "history.jsonl", "result.json", "report.html", "junit.xml"] {
+        assert!(dir.join(file).exists(), "{file} missing");
+    }
+    assert!(dir.join("final/n1.json").exists() && !dir.join("final/n2.json").exists());
+    let r = result_of(dir);
+    assert_eq!(r.exit_code, ExitCode::Valid, "{:?} {:?}", r.checks, r.notes);
+    assert_eq!(r.plan.mode, Mode::Sim);
+    assert!(r.reproduce.starts_with("chaos sim --seed 11"), "{}", r.reproduce);
+    let sim = r.simulation.clone().expect("a simulated run says so");
+    assert_eq!(
+        sim.history_sha256,
+        harness::sim::sha256_file(&dir.join("history.jsonl")).unwrap()
+    );
+    assert_eq!(sim.counts.refused_starts, 1);
+    let note = r.notes.join("\n");
+    assert!(
+        note.contains("n2/wal.log") && note.contains("byte offset"),
+        "{note}"
+    );
+    let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(report.contains("Simulated run") && report.contains(&sim.history_sha256));
+    // The same plan again: the same history, and the same result.json but for its
+    // wall-clock fields.
+    let again = harness::sim::execute(&p, root.path(), show).unwrap();
+    let r2 = result_of(&again.run_dir);
+    assert_eq!(r2.simulation.as_ref().unwrap().history_sha256, sim.history_sha256);
+    assert_eq!(r2.without_wall_clock(), r.without_wall_clock());
+    assert_eq!(
+        std::fs::read(dir.join("history.jsonl")).unwrap(),
+        std::fs::read(again.run_dir.join("history.jsonl")).unwrap()
+    );
+}
+
+#[test]
+fn node_arguments_that_need_a_process_are_refused() {
+    let mut p = plan(3, 1, 1.0, "none", 1.0, None);
+    p.node_args = vec!["--unsafe-no-fsync".into()];
+    assert!(judge(&p).unwrap_err().contains("--unsafe-no-fsync"));
+    p.node_args = vec!["--bug=nonsense".into()];
+    assert!(judge(&p).unwrap_err().contains("nonsense"));
+    p.node_args = vec!["--election-timeout-ms=100,200".into()];
+    assert_eq!(run(&p).exit_code, ExitCode::Valid);
+}
