@@ -82,6 +82,8 @@ pub struct Sweep {
     pub failures: Vec<Judged>,
     pub exit_code: ExitCode,
     pub wall_s: f64,
+    /// The run directory written for each failing seed.
+    pub run_dirs: Vec<(u64, std::path::PathBuf)>,
 }
 
 /// Runs `plan_of(seed)` for every seed in `seeds` on `jobs` threads, stopping once
@@ -144,11 +146,15 @@ pub fn sweep(
     }
     let mut failures = found.into_inner().expect("not poisoned");
     failures.sort_by_key(|j| j.seed);
+    let mut run_dirs = Vec::new();
     if let Some(root) = results {
         for f in &failures {
             let plan = plan_of(f.seed);
             match super::execute(&plan, root, Presentation::quiet()) {
-                Ok(out) => println!("seed {}: run directory {}", f.seed, out.run_dir.display()),
+                Ok(out) => {
+                    println!("seed {}: run directory {}", f.seed, out.run_dir.display());
+                    run_dirs.push((f.seed, out.run_dir));
+                }
                 Err(e) => println!("seed {}: cannot write its run directory: {e}", f.seed),
             }
         }
@@ -158,5 +164,6 @@ pub fn sweep(
         failures,
         exit_code: worst.into_inner().expect("not poisoned"),
         wall_s: started.elapsed().as_secs_f64(),
+        run_dirs,
     })
 }
