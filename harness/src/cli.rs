@@ -123,8 +123,14 @@ fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>, String> {
     let (a, b) = s
         .split_once("..")
         .ok_or_else(|| format!("expected A..B, got '{s}'"))?;
-    let a: u64 = a.trim().parse().map_err(|_| format!("'{a}' is not a seed"))?;
-    let b: u64 = b.trim().parse().map_err(|_| format!("'{b}' is not a seed"))?;
+    let a: u64 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{a}' is not a seed"))?;
+    let b: u64 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{b}' is not a seed"))?;
     if b <= a {
         return Err(format!("{s} holds no seed: B must be above A"));
     }
@@ -163,7 +169,9 @@ pub fn plan_from_args(args: &RunArgs, mode: Mode) -> Result<Plan, UsageError> {
     }
     if let Some(bin) = &args.node_bin {
         if mode == Mode::Sim {
-            usage!("--node-bin: chaos sim runs the bundled node's core in one process; use chaos run to test another binary");
+            usage!(
+                "--node-bin: chaos sim runs the bundled node's core in one process; use chaos run to test another binary"
+            );
         }
         check_executable(bin)?;
     }

@@ -111,26 +111,38 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
         let started = Instant::now();
         let needs_sim = bug.parse::<Bug>().is_ok_and(Bug::needs_simulated_disk);
         if needs_sim && !sim {
-            eprintln!("  {bug}: skipped: only a simulated disk can lose unsynced writes (chaos matrix --sim)");
-            rows.push(Row { bug: bug.clone(), found: None, runs: 0, secs: 0.0, skipped: true });
+            eprintln!(
+                "  {bug}: skipped: only a simulated disk can lose unsynced writes (chaos matrix --sim)"
+            );
+            rows.push(Row {
+                bug: bug.clone(),
+                found: None,
+                runs: 0,
+                secs: 0.0,
+                skipped: true,
+            });
             continue;
         }
         let (found, runs) = if sim {
             let plan_of = |seed: u64| {
                 plan_from_args(&run_args(bug, seed), mode).expect("flags checked above")
             };
-            let jobs = args.jobs.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(1, |n| n.get())
-            });
-            let sweep = crate::sim::sweep::sweep(1..seeds + 1, jobs, 1, &plan_of, Some(&args.results))
-                .map_err(MatrixError::Sim)?;
+            let jobs = args
+                .jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let sweep =
+                crate::sim::sweep::sweep(1..seeds + 1, jobs, 1, &plan_of, Some(&args.results))
+                    .map_err(MatrixError::Sim)?;
             let found = sweep
                 .failures
                 .iter()
                 .find(|j| j.exit_code == ExitCode::Invalid)
                 .map(|j| {
                     let dir = sweep.run_dirs.iter().find(|(s, _)| *s == j.seed);
-                    (j.seed, dir.map_or_else(|| "-".into(), |(_, d)| d.display().to_string()))
+                    (
+                        j.seed,
+                        dir.map_or_else(|| "-".into(), |(_, d)| d.display().to_string()),
+                    )
                 });
             (found, sweep.seeds_run)
         } else {
@@ -155,7 +167,13 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
         if found.is_none() {
             all_found = false;
         }
-        rows.push(Row { bug: bug.clone(), found, runs, secs: started.elapsed().as_secs_f64(), skipped: false });
+        rows.push(Row {
+            bug: bug.clone(),
+            found,
+            runs,
+            secs: started.elapsed().as_secs_f64(),
+            skipped: false,
+        });
     }
     println!(
         "\n{:<20} {:<9} {:<11} {:<5} {:<18} run directory",

@@ -17,7 +17,14 @@ use results::{ExitCode, Mode, Plan, RunResult};
 
 /// A short, fault-dense simulated plan: `secs` virtual seconds, a fault slot every
 /// `interval` seconds.
-fn plan(nodes: usize, seed: u64, secs: f64, nemesis: &str, interval: f64, bug: Option<Bug>) -> Plan {
+fn plan(
+    nodes: usize,
+    seed: u64,
+    secs: f64,
+    nemesis: &str,
+    interval: f64,
+    bug: Option<Bug>,
+) -> Plan {
     let args = RunArgs {
         nodes,
         workload: results::Workload::Both,
@@ -66,7 +73,10 @@ fn sweep_correct(nodes: usize, seeds: std::ops::Range<u64>) {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     for j in &results {
         assert_eq!(
@@ -80,8 +90,16 @@ fn sweep_correct(nodes: usize, seeds: std::ops::Range<u64>) {
     }
     // "Sometimes" checks: the seeds did work, and met every kind of disk fault.
     let sum = |f: fn(&Judged) -> u64| results.iter().map(f).sum::<u64>();
-    assert!(sum(|j| j.ok_ops) > 100 * total, "ok ops: {}", sum(|j| j.ok_ops));
-    assert!(sum(|j| j.counts.crashes) > total, "crashes: {}", sum(|j| j.counts.crashes));
+    assert!(
+        sum(|j| j.ok_ops) > 100 * total,
+        "ok ops: {}",
+        sum(|j| j.ok_ops)
+    );
+    assert!(
+        sum(|j| j.counts.crashes) > total,
+        "crashes: {}",
+        sum(|j| j.counts.crashes)
+    );
     for (what, n) in [
         ("lost", sum(|j| j.counts.unsynced_lost)),
         ("torn", sum(|j| j.counts.unsynced_torn)),
@@ -112,7 +130,11 @@ fn one_plan_gives_one_history_over_200_seeds() {
         assert_eq!(a.counts, b.counts, "seed {seed}");
         hashes.insert(a.history_sha256);
     }
-    assert_eq!(hashes.len(), 200, "different seeds give different histories");
+    assert_eq!(
+        hashes.len(),
+        200,
+        "different seeds give different histories"
+    );
 }
 
 #[test]
@@ -145,7 +167,11 @@ fn every_bug_is_found_by_a_bounded_sweep() {
 fn skewed_and_jumping_clocks_do_not_break_safety() {
     for seed in 0..40 {
         let p = plan(3, seed, 2.0, "clock,kill,partition", 0.2, None);
-        assert!(p.schedule.iter().any(|f| matches!(f.fault, Fault::Clock { .. })));
+        assert!(
+            p.schedule
+                .iter()
+                .any(|f| matches!(f.fault, Fault::Clock { .. }))
+        );
         let j = run(&p);
         assert_eq!(j.exit_code, ExitCode::Valid, "seed {seed}: {:?}", j.problem);
     }
@@ -181,14 +207,24 @@ fn a_simulated_run_leaves_a_run_directory_like_a_real_one_and_replays_exactly() 
     let show = harness::Presentation::quiet();
     let first = harness::sim::execute(&p, root.path(), show).unwrap();
     let dir = &first.run_dir;
-    for file in ["plan.json", "history.jsonl", "result.json", "report.html", "junit.xml"] {
+    for file in [
+        "plan.json",
+        "history.jsonl",
+        "result.json",
+        "report.html",
+        "junit.xml",
+    ] {
         assert!(dir.join(file).exists(), "{file} missing");
     }
     assert!(dir.join("final/n1.json").exists() && !dir.join("final/n2.json").exists());
     let r = result_of(dir);
     assert_eq!(r.exit_code, ExitCode::Valid, "{:?} {:?}", r.checks, r.notes);
     assert_eq!(r.plan.mode, Mode::Sim);
-    assert!(r.reproduce.starts_with("chaos sim --seed 11"), "{}", r.reproduce);
+    assert!(
+        r.reproduce.starts_with("chaos sim --seed 11"),
+        "{}",
+        r.reproduce
+    );
     let sim = r.simulation.clone().expect("a simulated run says so");
     assert_eq!(
         sim.history_sha256,
@@ -206,7 +242,10 @@ fn a_simulated_run_leaves_a_run_directory_like_a_real_one_and_replays_exactly() 
     // wall-clock fields.
     let again = harness::sim::execute(&p, root.path(), show).unwrap();
     let r2 = result_of(&again.run_dir);
-    assert_eq!(r2.simulation.as_ref().unwrap().history_sha256, sim.history_sha256);
+    assert_eq!(
+        r2.simulation.as_ref().unwrap().history_sha256,
+        sim.history_sha256
+    );
     assert_eq!(r2.without_wall_clock(), r.without_wall_clock());
     assert_eq!(
         std::fs::read(dir.join("history.jsonl")).unwrap(),

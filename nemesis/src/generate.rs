@@ -163,7 +163,9 @@ pub fn generate(
         if kind == "corrupt" {
             // A node that finds its WAL corrupt stays down: at most a minority ever
             // does, so the cluster can still serve.
-            let healthy: Vec<NodeId> = (1..=n as NodeId).filter(|id| !corrupted.contains(id)).collect();
+            let healthy: Vec<NodeId> = (1..=n as NodeId)
+                .filter(|id| !corrupted.contains(id))
+                .collect();
             if corrupted.len() < (n - 1) / 2 {
                 let target = healthy[rng.random_range(0..healthy.len())];
                 corrupted.push(target);
@@ -190,7 +192,11 @@ pub fn generate(
                 } else {
                     rng.random_range(1..=1_000)
                 };
-                (Fault::Clock { rate, jump_ms }, Fault::ClockReset, pick_targets(n, rng))
+                (
+                    Fault::Clock { rate, jump_ms },
+                    Fault::ClockReset,
+                    pick_targets(n, rng),
+                )
             }
             _ => {
                 let faults = LinkFaults {
@@ -386,7 +392,10 @@ mod tests {
                 corrupting += usize::from(!hit.is_empty());
             }
         }
-        assert!(corrupting > 50, "corruption was drawn in {corrupting} schedules");
+        assert!(
+            corrupting > 50,
+            "corruption was drawn in {corrupting} schedules"
+        );
     }
 
     #[test]

@@ -93,11 +93,9 @@ impl Fault {
             | Fault::Links(_)
             | Fault::Clock { .. }
             | Fault::Corrupt { .. } => true,
-            Fault::Heal
-            | Fault::Restart
-            | Fault::Resume
-            | Fault::LinksHeal
-            | Fault::ClockReset => false,
+            Fault::Heal | Fault::Restart | Fault::Resume | Fault::LinksHeal | Fault::ClockReset => {
+                false
+            }
         }
     }
 
@@ -199,8 +197,14 @@ pub trait Links {
 /// A fault the system cannot make at all is skipped, not indeterminate.
 fn unsupported(outcome: NemesisOutcome) -> NemesisOutcome {
     match outcome {
-        NemesisOutcome::Indeterminate(why) if why.contains(NO_CLOCK) || why.contains(NO_CORRUPT) => {
-            let reason = if why.contains(NO_CLOCK) { NO_CLOCK } else { NO_CORRUPT };
+        NemesisOutcome::Indeterminate(why)
+            if why.contains(NO_CLOCK) || why.contains(NO_CORRUPT) =>
+        {
+            let reason = if why.contains(NO_CLOCK) {
+                NO_CLOCK
+            } else {
+                NO_CORRUPT
+            };
             NemesisOutcome::Skipped(reason.into())
         }
         other => other,

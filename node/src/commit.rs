@@ -97,7 +97,11 @@ mod tests {
         let sync = steps.iter().position(|s| *s == Step::Sync).unwrap();
         assert_eq!(sync, 2, "{steps:?}");
         assert!(steps[..sync].iter().all(|s| matches!(s, Step::Append(_))));
-        assert!(steps[sync + 1..].iter().all(|s| matches!(s, Step::Effect(_))));
+        assert!(
+            steps[sync + 1..]
+                .iter()
+                .all(|s| matches!(s, Step::Effect(_)))
+        );
         // The core's order is kept within each kind.
         assert_eq!(steps[0], Step::Append(Record::LogPromise { ballot: 3 }));
         assert!(matches!(steps[3], Step::Effect(Effect::SetTimer { .. })));
@@ -105,7 +109,13 @@ mod tests {
 
     #[test]
     fn a_burst_without_records_does_not_sync() {
-        let steps = order(burst().into_iter().filter(|a| !matches!(a, Action::Persist(_))).collect(), &BTreeSet::new());
+        let steps = order(
+            burst()
+                .into_iter()
+                .filter(|a| !matches!(a, Action::Persist(_)))
+                .collect(),
+            &BTreeSet::new(),
+        );
         assert!(!steps.contains(&Step::Sync));
         assert_eq!(steps.len(), 2);
     }

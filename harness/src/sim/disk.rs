@@ -129,7 +129,9 @@ mod tests {
     use super::*;
 
     fn records(n: u64) -> Vec<Record> {
-        (1..=n).map(|ballot| Record::LogPromise { ballot }).collect()
+        (1..=n)
+            .map(|ballot| Record::LogPromise { ballot })
+            .collect()
     }
 
     fn path() -> &'static Path {

@@ -63,7 +63,16 @@ pub struct Simulated {
 pub fn node_config(plan: &Plan) -> Result<Config, String> {
     for arg in &plan.node_args {
         let name = arg.split('=').next().unwrap_or(arg);
-        if ["--id", "--listen", "--peer", "--data-dir", "--seed", "--unsafe-no-fsync"].contains(&name) {
+        if [
+            "--id",
+            "--listen",
+            "--peer",
+            "--data-dir",
+            "--seed",
+            "--unsafe-no-fsync",
+        ]
+        .contains(&name)
+        {
             return Err(format!(
                 "--node-arg={arg}: chaos sim decides {name} itself; only --bug, --election-timeout-ms and --request-timeout-ms apply"
             ));
@@ -151,7 +160,9 @@ fn final_phase(
         ));
     }
     if plan.workload.has_kv() {
-        for id in (1..=plan.nodes as NodeId).filter(|id| !silent.contains(id) && !refused.contains(id)) {
+        for id in
+            (1..=plan.nodes as NodeId).filter(|id| !silent.contains(id) && !refused.contains(id))
+        {
             let client = w.script_client();
             let process = recorder.new_process();
             for key in &plan.kv_keys {
@@ -199,9 +210,12 @@ fn node_answers(
     false
 }
 
+/// A text per node: a dump, or why there is none.
+type PerNode = Vec<(NodeId, String)>;
+
 /// Every running node's dump, in the real node's format, and the nodes that could
 /// not give one.
-fn dumps(w: &World, plan: &Plan) -> (Vec<(NodeId, String)>, Vec<(NodeId, String)>) {
+fn dumps(w: &World, plan: &Plan) -> (PerNode, PerNode) {
     let (mut dumps, mut missing) = (Vec::new(), Vec::new());
     for id in 1..=plan.nodes as NodeId {
         match w.core(id) {
@@ -369,15 +383,24 @@ pub fn command(args: &crate::cli::SimArgs) -> Result<results::ExitCode, SimError
     let show = Presentation::new(args.run.no_progress, args.run.json);
     if let Some(seeds) = args.seeds.clone() {
         if args.plan.is_some() || args.run.seed.is_some() {
-            return Err(UsageError("--seeds runs plans made from the flags: drop --plan and --seed".into()).into());
+            return Err(UsageError(
+                "--seeds runs plans made from the flags: drop --plan and --seed".into(),
+            )
+            .into());
         }
         plan_for(args, Some(seeds.start))?; // flags checked once, up front
-        let jobs = args.jobs.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        });
+        let jobs = args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let plan_of = |seed: u64| plan_for(args, Some(seed)).expect("flags checked above");
-        let sweep = sweep::sweep(seeds.clone(), jobs, args.max_failures, &plan_of, Some(&args.run.results))
-            .map_err(SimError::Failed)?;
+        let sweep = sweep::sweep(
+            seeds.clone(),
+            jobs,
+            args.max_failures,
+            &plan_of,
+            Some(&args.run.results),
+        )
+        .map_err(SimError::Failed)?;
         println!(
             "{} seeds run ({}..{}), {} failing, {:.1} s, {:.1} seeds/s on {jobs} jobs",
             sweep.seeds_run,
@@ -399,18 +422,29 @@ pub fn command(args: &crate::cli::SimArgs) -> Result<results::ExitCode, SimError
         std::fs::read_to_string(dir.join("result.json"))
             .ok()
             .and_then(|t| results::RunResult::parse(&t).ok())
-            .map(|r| (r.simulation.as_ref().map(|s| s.history_sha256.clone()), r.without_wall_clock()))
+            .map(|r| {
+                (
+                    r.simulation.as_ref().map(|s| s.history_sha256.clone()),
+                    r.without_wall_clock(),
+                )
+            })
     };
     let (a, b) = (digest(&first.run_dir), digest(&second.run_dir));
     let same = a.is_some() && a == b;
     let hash = |d: &Option<(Option<String>, serde_json::Value)>| {
-        d.as_ref().and_then(|d| d.0.clone()).unwrap_or_else(|| "none".into())
+        d.as_ref()
+            .and_then(|d| d.0.clone())
+            .unwrap_or_else(|| "none".into())
     };
     println!(
         "determinism: run 1 history sha256 {}, run 2 {}: {}",
         hash(&a),
         hash(&b),
-        if same { "identical" } else { "DIFFERENT (a bug in the simulation; please report it with this plan)" }
+        if same {
+            "identical"
+        } else {
+            "DIFFERENT (a bug in the simulation; please report it with this plan)"
+        }
     );
     Ok(if same {
         first.exit_code

@@ -61,7 +61,11 @@ pub fn judge(plan: &Plan) -> Result<Judged, String> {
     let problem = checked
         .checks
         .iter()
-        .find_map(|c| c.anomalies.first().map(|a| format!("{}: {}", c.name, a.message)))
+        .find_map(|c| {
+            c.anomalies
+                .first()
+                .map(|a| format!("{}: {}", c.name, a.message))
+        })
         .or_else(|| sim.liveness.clone().err());
     Ok(Judged {
         seed: plan.seed,

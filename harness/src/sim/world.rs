@@ -482,7 +482,8 @@ impl<'r> World<'r> {
             base_global: now,
             base_local: local,
         };
-        let timers: Vec<(TimerId, u64)> = n.timers.iter().map(|(t, (d, _))| (t.clone(), *d)).collect();
+        let timers: Vec<(TimerId, u64)> =
+            n.timers.iter().map(|(t, (d, _))| (t.clone(), *d)).collect();
         for (timer, deadline) in timers {
             self.arm(id, timer, deadline);
         }
@@ -604,7 +605,9 @@ impl<'r> World<'r> {
             Effect::Send { to, msg } => self.transmit(id, to, msg),
             Effect::Reply { token, result } => {
                 if let Some((client, seq)) = self.node(id).pending.remove(&token) {
-                    let delay = self.client_net.random_range(CLIENT_DELAY.0..=CLIENT_DELAY.1);
+                    let delay = self
+                        .client_net
+                        .random_range(CLIENT_DELAY.0..=CLIENT_DELAY.1);
                     self.schedule(
                         self.now + delay,
                         Item::Reply {
@@ -722,7 +725,9 @@ impl<'r> World<'r> {
         c.seq += 1;
         let seq = c.seq;
         c.in_flight = Some(InFlight { op, process, node });
-        let delay = self.client_net.random_range(CLIENT_DELAY.0..=CLIENT_DELAY.1);
+        let delay = self
+            .client_net
+            .random_range(CLIENT_DELAY.0..=CLIENT_DELAY.1);
         let epoch = self.node(node).epoch;
         self.schedule(
             self.now + delay,
@@ -797,5 +802,4 @@ impl<'r> World<'r> {
         self.run_until(u64::MAX, |w| w.clients[client].done.is_some());
         self.clients[client].done.take()
     }
-
 }

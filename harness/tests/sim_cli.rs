@@ -1,0 +1,170 @@
+//! `chaos sim`, `chaos replay` of a simulated run and `chaos matrix --sim` from the
+//! command line: what a user types, and what they read back.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
+
+fn chaos(root: &Path, args: &[&str]) -> Output {
+    Command::new(CHAOS)
+        .args(args)
+        .arg("--results")
+        .arg(root)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn latest(root: &Path) -> PathBuf {
+    std::fs::canonicalize(root.join("latest")).expect("results/latest exists")
+}
+
+const SHORT: [&str; 6] = [
+    "--nodes",
+    "3",
+    "--time-limit",
+    "2",
+    "--nemesis-interval",
+    "0.4",
+];
+
+#[test]
+fn a_sim_run_says_it_is_simulated_and_its_replay_is_exact() {
+    let root = tempfile::tempdir().unwrap();
+    let mut args = vec!["sim", "--seed", "9", "--no-progress"];
+    args.extend(SHORT);
+    let out = chaos(root.path(), &args);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.starts_with("chaos sim: seed 9 | 3 nodes"), "{t}");
+    assert!(t.contains("2 virtual s"), "{t}");
+    assert!(
+        t.contains("simulated: ") && t.contains("history sha256: "),
+        "{t}"
+    );
+    assert!(t.contains("reproduce: chaos sim --seed 9"), "{t}");
+    let dir = latest(root.path());
+    let plan = std::fs::read_to_string(dir.join("plan.json")).unwrap();
+    assert!(plan.contains("\"mode\": \"sim\""), "{plan}");
+
+    let replay = Command::new(CHAOS)
+        .args(["replay", "--no-progress", "--times", "2"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let r = text(&replay);
+    assert_eq!(replay.status.code(), Some(0), "{r}");
+    assert_eq!(
+        r.matches("matches the original: an exact replay").count(),
+        2,
+        "{r}"
+    );
+}
+
+#[test]
+fn check_determinism_runs_the_plan_twice() {
+    let root = tempfile::tempdir().unwrap();
+    let mut args = vec!["sim", "--seed", "4", "--json", "--check-determinism"];
+    args.extend(SHORT);
+    let out = chaos(root.path(), &args);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("determinism: run 1 history sha256 "), "{t}");
+    assert!(t.contains(": identical"), "{t}");
+}
+
+#[test]
+fn a_seed_sweep_prints_failing_seeds_with_their_reproduce_command() {
+    let root = tempfile::tempdir().unwrap();
+    let mut args = vec!["sim", "--seeds", "1..40", "--node-arg=--bug=stale-read"];
+    args.extend(SHORT);
+    let out = chaos(root.path(), &args);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let line = t
+        .lines()
+        .find(|l| l.starts_with("seed "))
+        .expect("a failing seed");
+    assert!(line.contains("invalid (exit 1)"), "{t}");
+    assert!(t.contains("  reproduce: chaos sim --seed "), "{t}");
+    assert!(t.contains("--node-arg=--bug=stale-read"), "{t}");
+    assert!(t.contains("failing") && t.contains("seeds/s"), "{t}");
+    // The failing seed got a run directory with its report.
+    let dir = t
+        .lines()
+        .find_map(|l| {
+            l.split_once(": run directory ")
+                .map(|(_, d)| PathBuf::from(d))
+        })
+        .expect("a run directory line");
+    assert!(dir.join("report.html").exists());
+
+    let mut clean = vec!["sim", "--seeds", "1..9", "--jobs", "2"];
+    clean.extend(SHORT);
+    let out = chaos(root.path(), &clean);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("8 seeds run (1..9), 0 failing"), "{t}");
+}
+
+#[test]
+fn sim_flags_are_checked() {
+    let root = tempfile::tempdir().unwrap();
+    for (args, wanted) in [
+        (vec!["sim", "--seeds", "5..5"], "holds no seed"),
+        (
+            vec!["sim", "--seeds", "1..3", "--seed", "2"],
+            "--seeds runs plans made from the flags",
+        ),
+        (
+            vec!["sim", "--node-arg=--unsafe-no-fsync"],
+            "--unsafe-no-fsync",
+        ),
+        (vec!["sim", "--node-bin", "/bin/true"], "--node-bin"),
+        (vec!["run", "--nemesis", "clock"], "use chaos sim"),
+        (
+            vec!["sim", "--plan", "/nonexistent/plan.json"],
+            "cannot read --plan",
+        ),
+    ] {
+        let out = chaos(root.path(), &args);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {t}");
+        assert!(t.contains(wanted), "{args:?}: {t}");
+    }
+}
+
+#[test]
+fn the_bug_matrix_runs_in_simulation() {
+    let root = tempfile::tempdir().unwrap();
+    let out = chaos(
+        root.path(),
+        &[
+            "matrix",
+            "--sim",
+            "--bugs",
+            "stale-read,accept-lower-ballot",
+            "--seeds",
+            "50",
+        ],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("2 of 2 bugs detected within 50 seeds of 3 s simulated runs"),
+        "{t}"
+    );
+    // The real matrix cannot show a bug that needs a simulated disk, and says so.
+    let real = chaos(root.path(), &["matrix", "--bugs", "unsynced-reply"]);
+    let t = text(&real);
+    assert_eq!(real.status.code(), Some(0), "{t}");
+    assert!(t.contains("needs sim"), "{t}");
+}
