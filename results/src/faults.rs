@@ -2,7 +2,8 @@
 //!
 //! A fault starts with its event and lasts until the event that undoes it: a partition
 //! until the next `heal`, link faults until `links-heal`, a kill until a `restart` of
-//! that node, a pause until its `resume`; the final heal ends everything. A fault that
+//! that node, a pause until its `resume`, a clock fault until `clock-reset`, a corrupt
+//! WAL until the final heal; the final heal ends everything. A fault that
 //! was `skipped` never started. A fault still open at the end of the history lasts to
 //! the end.
 
@@ -140,16 +141,25 @@ impl FaultSummary {
                     }
                 }
                 "links-heal" => close(links.take(), &mut periods),
-                "kill" | "pause" if took_effect => {
-                    let kind: &'static str = if e.f == "kill" { "kill" } else { "pause" };
+                "kill" | "pause" | "clock" | "corrupt" if took_effect => {
+                    let kind: &'static str = match e.f.as_str() {
+                        "kill" => "kill",
+                        "pause" => "pause",
+                        "clock" => "clock",
+                        _ => "corrupt",
+                    };
                     for id in targets {
                         per_node
                             .entry((id, kind))
                             .or_insert_with(|| open(kind, vec![id]));
                     }
                 }
-                "restart" | "resume" => {
-                    let kind = if e.f == "restart" { "kill" } else { "pause" };
+                "restart" | "resume" | "clock-reset" => {
+                    let kind = match e.f.as_str() {
+                        "restart" => "kill",
+                        "resume" => "pause",
+                        _ => "clock",
+                    };
                     for id in targets {
                         close(per_node.remove(&(id, kind)), &mut periods);
                     }
