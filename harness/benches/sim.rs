@@ -49,7 +49,10 @@ fn plan(a: &RunArgs) -> Plan {
 }
 
 fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn cores() -> usize {
@@ -62,11 +65,16 @@ fn one_long_run() {
     for seed in 1..=5 {
         let root = tempfile::tempdir().unwrap();
         let started = Instant::now();
-        let out = harness::sim::execute(&plan(&args(5, 30.0, seed)), root.path(), Presentation::quiet())
-            .unwrap();
+        let out = harness::sim::execute(
+            &plan(&args(5, 30.0, seed)),
+            root.path(),
+            Presentation::quiet(),
+        )
+        .unwrap();
         let wall = started.elapsed().as_secs_f64();
-        let r = RunResult::parse(&std::fs::read_to_string(out.run_dir.join("result.json")).unwrap())
-            .unwrap();
+        let r =
+            RunResult::parse(&std::fs::read_to_string(out.run_dir.join("result.json")).unwrap())
+                .unwrap();
         let sim = r.simulation.clone().unwrap();
         let ok = r.outcome_counts().get("ok").copied().unwrap_or(0);
         println!(
@@ -85,7 +93,10 @@ fn one_long_run() {
 
 fn many_seeds() {
     let n = knob("SIM_BENCH_SEEDS", 10_000);
-    println!("2. {n} seeds of 3 nodes, 5 virtual s, default workload and nemesis, {} jobs", cores());
+    println!(
+        "2. {n} seeds of 3 nodes, 5 virtual s, default workload and nemesis, {} jobs",
+        cores()
+    );
     let plan_of = |seed| plan(&args(3, 5.0, seed));
     let s = sweep(0..n, cores(), 0, &plan_of, None).unwrap();
     println!(
@@ -98,8 +109,13 @@ fn many_seeds() {
 }
 
 fn matrix() {
-    println!("3. chaos matrix --sim: 3 nodes, 3 virtual s, 0.3 s fault slots, up to 600 seeds per bug");
-    println!("   {:<20} {:<9} {:<11} time to detection", "bug", "detected", "first seed");
+    println!(
+        "3. chaos matrix --sim: 3 nodes, 3 virtual s, 0.3 s fault slots, up to 600 seeds per bug"
+    );
+    println!(
+        "   {:<20} {:<9} {:<11} time to detection",
+        "bug", "detected", "first seed"
+    );
     let mut times = Vec::new();
     for bug in Bug::ALL {
         let plan_of = |seed| {
@@ -113,7 +129,12 @@ fn matrix() {
         let secs = started.elapsed().as_secs_f64();
         match s.failures.first() {
             Some(j) if j.exit_code == results::ExitCode::Invalid => {
-                println!("   {:<20} {:<9} {:<11} {secs:.2} s", bug.name(), "yes", j.seed);
+                println!(
+                    "   {:<20} {:<9} {:<11} {secs:.2} s",
+                    bug.name(),
+                    "yes",
+                    j.seed
+                );
                 times.push(secs);
             }
             _ => println!("   {:<20} {:<9} {:<11} -", bug.name(), "NO", "-"),
@@ -121,7 +142,10 @@ fn matrix() {
     }
     times.sort_by(f64::total_cmp);
     if !times.is_empty() {
-        println!("   median time to detection: {:.2} s", times[times.len() / 2]);
+        println!(
+            "   median time to detection: {:.2} s",
+            times[times.len() / 2]
+        );
     }
 }
 

@@ -361,11 +361,20 @@ fn plan_for(args: &crate::cli::SimArgs, seed: Option<u64>) -> Result<Plan, SimEr
             let mut plan = Plan::parse(&text)
                 .map_err(|e| UsageError(format!("--plan {}: {e}", path.display())))?;
             plan.mode = results::Mode::Sim;
-            // A real run's plan may name a node binary; the simulation runs the core.
+            // A real run's plan may name a node binary and ask for the proxies' message
+            // trace; the simulation runs the bundled core and writes no trace yet.
             plan.node_bin = None;
+            plan.trace_messages = false;
+            node_config(&plan).map_err(UsageError)?;
             Ok(plan)
         }
         None => {
+            if args.run.trace_messages {
+                return Err(UsageError(
+                    "--trace-messages: chaos sim does not write messages.jsonl yet".into(),
+                )
+                .into());
+            }
             let mut run = crate::cli::RunArgs { ..args.run.clone() };
             if seed.is_some() {
                 run.seed = seed;

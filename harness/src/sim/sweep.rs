@@ -27,8 +27,10 @@ pub struct Judged {
     /// The first thing wrong, in one line (`None` for a valid run).
     pub problem: Option<String>,
     pub history_sha256: String,
-    /// Client ops completed ok.
+    /// Client ops completed ok, failed, and of unknown outcome.
     pub ok_ops: u64,
+    pub fail_ops: u64,
+    pub info_ops: u64,
     pub counts: SimCounts,
 }
 
@@ -41,6 +43,8 @@ pub fn judge(plan: &Plan) -> Result<Judged, String> {
         .flush()
         .map_err(|e| format!("cannot keep the history: {e}"))?;
     let ok_ops = recorder.ok.load(Ordering::Relaxed);
+    let fail_ops = recorder.fail.load(Ordering::Relaxed);
+    let info_ops = recorder.info.load(Ordering::Relaxed);
     drop(recorder);
     let bytes = std::mem::take(&mut *memory.0.lock().map_err(|_| "poisoned".to_string())?);
     let text = String::from_utf8(bytes).map_err(|e| format!("history is not UTF-8: {e}"))?;
@@ -74,6 +78,8 @@ pub fn judge(plan: &Plan) -> Result<Judged, String> {
         problem,
         history_sha256: sha256(text.as_bytes()),
         ok_ops,
+        fail_ops,
+        info_ops,
         counts: sim.counts,
     })
 }

@@ -1,7 +1,7 @@
 //! The simulated world: every node's real core, its simulated disk and clock, the
 //! network between the nodes, and the clients, on one virtual clock.
 //!
-//! A discrete-event loop: a queue of items ordered by (virtual time, sequence number)
+//! A discrete-event loop: a heap of items ordered by (virtual time, sequence number)
 //! is popped one at a time, and every random choice comes from a named stream of the
 //! plan's seed, so one plan gives one run. Hand-written rather than an async runtime
 //! under a paused clock: no runtime promises the order in which ready tasks run, and
@@ -14,7 +14,7 @@
 //! sync is in flight or while the node is paused wait in its inbox, as on a socket,
 //! and are stepped as one burst afterwards (group commit).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::path::PathBuf;
 
 use nemesis::{LinkFaults, NemesisOutcome, ScheduledFault, substream};
@@ -42,6 +42,34 @@ const CLIENT_DELAY: (u64, u64) = (50_000, 300_000);
 const FSYNC: (u64, u64) = (300_000, 2_500_000);
 /// Events a paused or syncing node holds before it drops more (a full socket).
 const INBOX_CAPACITY: usize = 65_536;
+
+/// An item due at `at`; `seq` orders items due at the same time (first scheduled,
+/// first processed). The heap is a max-heap, so the order is reversed.
+struct Queued {
+    at: u64,
+    seq: u64,
+    item: Item,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Queued {}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
 
 #[derive(Clone, Debug)]
 enum Item {
@@ -152,7 +180,7 @@ pub struct World<'r> {
     shared: Shared,
     pub now: u64,
     seq: u64,
-    queue: BTreeMap<(u64, u64), Item>,
+    queue: BinaryHeap<Queued>,
     nodes: Vec<SimNode>,
     blocked: BTreeSet<(NodeId, NodeId)>,
     degraded: BTreeMap<(NodeId, NodeId), LinkFaults>,
@@ -197,7 +225,7 @@ impl<'r> World<'r> {
             shared: Shared::new(),
             now: 0,
             seq: 0,
-            queue: BTreeMap::new(),
+            queue: BinaryHeap::new(),
             nodes,
             blocked: BTreeSet::new(),
             degraded: BTreeMap::new(),
@@ -217,7 +245,11 @@ impl<'r> World<'r> {
 
     fn schedule(&mut self, at: u64, item: Item) {
         self.seq += 1;
-        self.queue.insert((at, self.seq), item);
+        self.queue.push(Queued {
+            at,
+            seq: self.seq,
+            item,
+        });
     }
 
     /// Boots every node, starts the workload's slots and schedules the plan's faults.
@@ -243,11 +275,11 @@ impl<'r> World<'r> {
 
     /// Processes items up to virtual time `until` or until `done` holds.
     pub fn run_until(&mut self, until: u64, done: impl Fn(&World) -> bool) {
-        while let Some((&(at, _), _)) = self.queue.first_key_value() {
-            if at > until || done(self) {
+        while let Some(next) = self.queue.peek() {
+            if next.at > until || done(self) {
                 return;
             }
-            let ((at, _), item) = self.queue.pop_first().expect("looked at it");
+            let Queued { at, item, .. } = self.queue.pop().expect("looked at it");
             self.now = at;
             self.recorder.set_virtual_ns(at);
             self.counts.events += 1;
