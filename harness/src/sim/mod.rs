@@ -126,7 +126,9 @@ fn heal_everything(w: &mut World, recorder: &Recorder, notes: &mut Vec<String>) 
         match w.boot(id) {
             Ok(true) => restarted.push(id),
             Ok(false) => {}
-            Err(why) => notes.push(format!("{why}; it stays down, as a real node would")),
+            Err(why) => notes.push(format!(
+                "node {id} {why}; it stays down, as a real node would"
+            )),
         }
     }
     recorder.nemesis(

@@ -410,7 +410,7 @@ impl<'r> World<'r> {
         let recovery = match n.disk.recover(&path) {
             Ok(r) => r,
             Err(e) => {
-                let why = format!("node {id} refused to start: {e}");
+                let why = format!("refused to start: {e}");
                 n.refused = Some(why.clone());
                 self.counts.refused_starts += 1;
                 return Err(why);
