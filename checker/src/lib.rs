@@ -16,6 +16,7 @@ pub mod history;
 pub mod linear;
 pub mod logcheck;
 pub mod model;
+pub mod protocol;
 pub mod register;
 pub mod report;
 pub mod stats;
@@ -166,6 +167,7 @@ pub fn linearizability(history: &History, options: &Options) -> CheckReport {
                     ),
                     ops: vec![witness.blocked.clone()],
                     witness: Some(witness),
+                    messages: Vec::new(),
                 });
             }
         }

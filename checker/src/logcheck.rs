@@ -193,6 +193,7 @@ fn failed_but_chosen(c: Chosen, slot: u64, invoked: &[(Chosen, &Op)]) -> Option<
         ),
         ops: invoked.iter().map(|(_, o)| OpRef::of(o)).collect(),
         witness: None,
+        messages: Vec::new(),
     })
 }
 
@@ -216,6 +217,7 @@ fn disagreements(
                 message: text,
                 ops: Vec::new(),
                 witness: None,
+                messages: Vec::new(),
             }
         })
         .collect()
@@ -296,6 +298,7 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
                     message: format!("slot {slot} holds {cmd}, which no client invoked"),
                     ops: Vec::new(),
                     witness: None,
+                    messages: Vec::new(),
                 });
             }
         }
@@ -316,6 +319,7 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
                 ),
                 ops: Vec::new(),
                 witness: None,
+                messages: Vec::new(),
             };
             (slot, anomaly)
         })
@@ -347,6 +351,7 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
                 ),
                 ops,
                 witness: None,
+                messages: Vec::new(),
             });
         }
     }

@@ -87,6 +87,7 @@ pub fn check(history: &History, finals: &[FinalDump]) -> (CheckReport, CheckRepo
                 message: format!("register {key}: value {value} was chosen but {why}"),
                 ops: witnesses,
                 witness: None,
+                messages: Vec::new(),
             });
         }
     }
@@ -170,5 +171,6 @@ fn disagreement(key: &str, reports: &BTreeMap<i64, (Vec<&Op>, Vec<u64>)>) -> Ano
             .filter_map(|(ops, _)| ops.first().map(|o| OpRef::of(o)))
             .collect(),
         witness: None,
+        messages: Vec::new(),
     }
 }

@@ -141,10 +141,18 @@ pub enum AnomalyKind {
     DuplicateCommand,
     /// A command chosen although its client was told it definitely failed.
     FailedCommandChosen,
+    /// An acceptor promised a ballot below one it had promised.
+    PromiseRegressed,
+    /// An acceptor accepted a proposal below its promise.
+    AcceptedBelowPromise,
+    /// A proposer did not propose the value its promises required.
+    WrongValueProposed,
+    /// A register or slot was learned as two different values.
+    ConflictingLearn,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 7] = [
+    pub const ALL: [AnomalyKind; 11] = [
         AnomalyKind::Agreement,
         AnomalyKind::Validity,
         AnomalyKind::NonLinearizable,
@@ -152,6 +160,10 @@ impl AnomalyKind {
         AnomalyKind::UnknownCommand,
         AnomalyKind::DuplicateCommand,
         AnomalyKind::FailedCommandChosen,
+        AnomalyKind::PromiseRegressed,
+        AnomalyKind::AcceptedBelowPromise,
+        AnomalyKind::WrongValueProposed,
+        AnomalyKind::ConflictingLearn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -163,6 +175,10 @@ impl AnomalyKind {
             AnomalyKind::UnknownCommand => "unknown-command",
             AnomalyKind::DuplicateCommand => "duplicate-command",
             AnomalyKind::FailedCommandChosen => "failed-command-chosen",
+            AnomalyKind::PromiseRegressed => "promise-regressed",
+            AnomalyKind::AcceptedBelowPromise => "accepted-below-promise",
+            AnomalyKind::WrongValueProposed => "wrong-value-proposed",
+            AnomalyKind::ConflictingLearn => "conflicting-learn",
         }
     }
 }
@@ -183,6 +199,39 @@ pub struct Anomaly {
     pub ops: Vec<OpRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub witness: Option<LinearizabilityWitness>,
+    /// For a broken protocol rule: the messages and records that show it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<MessageRef>,
+}
+
+/// A message or record a protocol anomaly points at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRef {
+    pub time_ns: u64,
+    /// `send`, `receive` or `record`.
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u64>,
+    /// The message in a line.
+    pub text: String,
+}
+
+impl MessageRef {
+    pub fn describe(&self) -> String {
+        let who = match (self.from, self.to) {
+            (Some(f), Some(t)) => format!("n{f} -> n{t}"),
+            (Some(f), None) => format!("n{f}"),
+            _ => "-".into(),
+        };
+        format!(
+            "{:>10.3} ms {:<7} {who}: {}",
+            self.time_ns as f64 / 1e6,
+            self.event,
+            self.text
+        )
+    }
 }
 
 impl Anomaly {
@@ -192,6 +241,7 @@ impl Anomaly {
     pub fn lines(&self) -> Vec<String> {
         let mut out = vec![format!("{}: {}", self.kind, self.message)];
         out.extend(self.ops.iter().map(|op| format!("  {}", op.describe())));
+        out.extend(self.messages.iter().map(|m| format!("  {}", m.describe())));
         if let Some(w) = &self.witness {
             out.push(format!(
                 "  longest linearizable prefix ({} ops), then the value is {}:",

@@ -163,6 +163,7 @@ async fn run_plan<L: Launcher>(
         links: system.link_stats(),
         missing_dumps: st.missing_dumps,
         simulation: None,
+        protocol: None,
     };
     finish::finish(plan, dir, show, judgement)
 }

@@ -22,6 +22,8 @@ pub struct Judgement {
     pub missing_dumps: Vec<(NodeId, String)>,
     /// What a simulated run did.
     pub simulation: Option<results::schema::Simulation>,
+    /// The protocol's rules, when the run could check them, and the situations reached.
+    pub protocol: Option<(checker::CheckReport, checker::protocol::Coverage)>,
 }
 
 /// A run that broke before it could drive anything: judged all the same (exit 5).
@@ -39,6 +41,7 @@ pub fn failed(plan: &Plan, dir: &RunDir, show: Presentation, why: String) -> Run
             links: Vec::new(),
             missing_dumps: Vec::new(),
             simulation: None,
+            protocol: None,
         },
     )
 }
@@ -64,7 +67,15 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> Ru
             why.join("; ")
         ));
     }
-    let verdict = judged.verdict();
+    let mut checks = judged.checked.as_ref().map(|r| r.checks.clone());
+    let mut coverage = None;
+    if let (Some(checks), Some((protocol, reached))) = (checks.as_mut(), j.protocol) {
+        checks.push(protocol);
+        coverage = Some(reached);
+    }
+    let verdict = checks
+        .as_ref()
+        .map(|c| results::Verdict::combine(c.iter().map(|c| c.verdict)));
     let exit_code = ExitCode::of_run(RunEnd {
         verdict,
         harness_failed: harness_failure.is_some(),
@@ -87,7 +98,8 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> Ru
         interrupted: j.interrupted,
         incomplete: false,
         notes,
-        checks: judged.checked.as_ref().map(|r| r.checks.clone()),
+        checks,
+        coverage,
         stats: judged.checked.as_ref().map(|r| r.stats.clone()),
         faults: judged.faults.clone(),
         links: j.links,

@@ -100,6 +100,16 @@ fn sweep_correct(nodes: usize, seeds: std::ops::Range<u64>) {
         "crashes: {}",
         sum(|j| j.counts.crashes)
     );
+    // The situations the protocol's rules exist for were reached (a promise quorum
+    // reporting two accepted values needs longer runs: a 30 s run reaches it).
+    let mut reached = checker::protocol::Coverage::default();
+    for j in &results {
+        reached.add(&j.coverage);
+    }
+    assert!(
+        reached.never_reached().len() <= 1 && reached.restart_between_promise_and_accept > 0,
+        "{reached:?}"
+    );
     for (what, n) in [
         ("lost", sum(|j| j.counts.unsynced_lost)),
         ("torn", sum(|j| j.counts.unsynced_torn)),
@@ -161,6 +171,41 @@ fn every_bug_is_found_by_a_bounded_sweep() {
         }
     }
     assert!(missed.is_empty(), "not found: {missed:?}");
+}
+
+/// The first seed below 200 whose protocol check broke a rule, for a bug.
+fn first_broken_rule(bug: Bug) -> Option<Judged> {
+    let plan_of = |seed| plan(3, seed, 3.0, "partition,kill,power,pause", 0.3, Some(bug));
+    (0..200)
+        .map(|seed| run(&plan_of(seed)))
+        .find(|j| !j.broken_rules.is_empty())
+}
+
+#[test]
+fn each_bug_that_breaks_a_protocol_rule_trips_that_rule() {
+    use checker::AnomalyKind::*;
+    for (bug, rule) in [
+        (Bug::ForgetPromises, PromiseRegressed),
+        (Bug::AcceptLowerBallot, AcceptedBelowPromise),
+        (Bug::IgnoreAccepted, WrongValueProposed),
+        (Bug::MinorityQuorum, ConflictingLearn),
+    ] {
+        let j = first_broken_rule(bug).unwrap_or_else(|| panic!("--bug {bug}: no rule broken"));
+        assert!(
+            j.broken_rules.contains(&rule),
+            "--bug {bug} seed {}: {:?}",
+            j.seed,
+            j.broken_rules
+        );
+        assert_eq!(j.exit_code, ExitCode::Invalid);
+    }
+    // Bugs in what a node tells its clients break no rule between the nodes.
+    for bug in [Bug::StaleRead, Bug::EarlyAck] {
+        for seed in 0..20 {
+            let j = run(&plan(3, seed, 2.0, "partition,kill,pause", 0.3, Some(bug)));
+            assert_eq!(j.broken_rules, vec![], "--bug {bug} seed {seed}");
+        }
+    }
 }
 
 #[test]

@@ -48,7 +48,7 @@ pub struct CmdId {
 }
 
 /// An operation of the replicated key-value state machine.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum KvOp {
     Read { key: String },
@@ -57,7 +57,7 @@ pub enum KvOp {
 }
 
 /// One client command in the log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Command {
     pub id: CmdId,
     #[serde(flatten)]

@@ -106,6 +106,7 @@ fn judge_incomplete(dir: &Path, plan: Plan, judged: &Judged) -> RunResult {
         },
         harness_peak_rss_mb: None,
         simulation: None,
+        coverage: None,
     }
 }
 

@@ -59,6 +59,18 @@ pub fn explain(kind: AnomalyKind) -> &'static str {
         AnomalyKind::FailedCommandChosen => {
             "A node's chosen log holds a command whose client was told it definitely failed. A definite failure promises the command did not and will not take effect; the cluster applied it anyway, so the client was lied to."
         }
+        AnomalyKind::PromiseRegressed => {
+            "An acceptor promised a ballot below one it had already promised (or accepted in). A promise is a vow never to take part in a lower ballot; a proposer that counted the earlier promise may now be overtaken by one that counts this one, and two values can be chosen. Typically the acceptor lost its promise in a restart: it was not durable before the promise was sent."
+        }
+        AnomalyKind::AcceptedBelowPromise => {
+            "An acceptor accepted a proposal in a ballot below the one it had promised. The proposer of the higher ballot relied on that promise when it chose what to propose; this acceptance can complete a quorum for a value the higher ballot does not carry forward."
+        }
+        AnomalyKind::WrongValueProposed => {
+            "A proposer sent accept(b) with a value other than the one its promises for b required: the value accepted in the highest ballot among them, or a value reported as chosen (its own value is allowed only when none reported one). This is the rule that makes a chosen value survive a change of proposer."
+        }
+        AnomalyKind::ConflictingLearn => {
+            "The same register or log slot was learned (written down as chosen, or announced as decided or chosen) as two different values. At most one value is ever chosen; two learned values mean some node declared a value chosen that was not."
+        }
     }
 }
 
@@ -206,6 +218,17 @@ fn anomalies(r: &RunResult) -> Markup {
                         @if !a.ops.is_empty() {
                             p { "Witness ops (click one to find it on the timeline):" }
                             (op_rows(&a.ops, true))
+                        }
+                        @if !a.messages.is_empty() {
+                            p { "The messages and records that show it, in the order the nodes stepped them:" }
+                            table class="ops" {
+                                tr { th { "time (ms)" } th { "event" } th { "nodes" } th { "message" } }
+                                @for m in &a.messages {
+                                    tr { td { (ms(m.time_ns)) } td { (m.event) }
+                                        td { @if let Some(f) = m.from { "n" (f) } @if let Some(t) = m.to { " → n" (t) } }
+                                        td { code { (m.text) } } }
+                                }
+                            }
                         }
                         @if let Some(w) = &a.witness {
                             @let skip = w.prefix.len().saturating_sub(8);

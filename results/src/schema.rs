@@ -286,6 +286,10 @@ pub struct RunResult {
     /// Present for simulated runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulation: Option<Simulation>,
+    /// How often the run reached the situations the protocol's rules matter in; present
+    /// when the rules were checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<checker::protocol::Coverage>,
 }
 
 /// Version 1 wrote `null` for a run that never started its network.

@@ -1,7 +1,8 @@
 //! Rendering tests on checked-in run directories (`tests/runs/`): a valid run, a run
 //! with an agreement violation (`--bug=minority-quorum`), one with a linearizability
-//! anomaly (`--bug=stale-read`), and an incomplete run (the harness was SIGKILLed, so
-//! there is no result.json and no final dump). Each is copied into a scratch results
+//! anomaly (`--bug=stale-read`), an incomplete run (the harness was SIGKILLed, so
+//! there is no result.json and no final dump), and a simulated run whose protocol check
+//! caught `--bug=forget-promises` while every history check stayed valid. Each is copied into a scratch results
 //! root and rendered as `chaos report` would.
 
 use std::path::{Path, PathBuf};
@@ -203,6 +204,45 @@ fn a_linearizability_anomaly_shows_the_longest_order_and_the_blocked_op() {
     let report = junit(&run);
     assert!(cases(&report).contains(&("linearizability".into(), "failure")));
     assert!(failure_text(&report, "linearizability").contains("cannot place next"));
+}
+
+#[test]
+fn a_broken_protocol_rule_is_shown_with_its_messages() {
+    let (_root, run, r, html) = render("protocol");
+    assert_eq!(r.result.verdict, results::Verdict::Invalid);
+    let sim = r.result.simulation.as_ref().expect("a simulated run");
+    assert!(html.contains("Simulated run") && html.contains(&sim.history_sha256));
+    let protocol = r
+        .result
+        .checks
+        .iter()
+        .flatten()
+        .find(|c| c.name == "protocol")
+        .expect("the protocol check");
+    let kinds: Vec<&str> = protocol.anomalies.iter().map(|a| a.kind.as_str()).collect();
+    assert!(kinds.contains(&"promise-regressed"), "{kinds:?}");
+    assert!(protocol.anomalies.iter().all(|a| !a.messages.is_empty()));
+    assert!(html.contains("The messages and records that show it"));
+    assert!(
+        html.contains("promise key=r21 ballot=4"),
+        "the witness message is shown"
+    );
+    assert!(r.result.coverage.is_some());
+    // Every history check passed: only the protocol's own rules saw the bug.
+    for c in r
+        .result
+        .checks
+        .iter()
+        .flatten()
+        .filter(|c| c.name != "protocol")
+    {
+        assert_ne!(c.verdict, checker::Verdict::Invalid, "{}", c.name);
+    }
+    let cases = cases(&junit(&run));
+    assert!(
+        cases.contains(&("protocol".to_string(), "failure")),
+        "{cases:?}"
+    );
 }
 
 #[test]

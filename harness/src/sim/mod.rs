@@ -6,7 +6,9 @@
 //! - [`world`]: the discrete-event world (nodes, disks, clocks, network, clients);
 //! - [`disk`]: a WAL file with a page cache, recovered by the node's own code;
 //! - [`faults`]: the world as the executor of [`nemesis::apply`];
-//! - [`sweep`]: runs judged in memory, and many seeds of them on all cores.
+//! - [`sweep`]: runs judged in memory, and many seeds of them on all cores;
+//! - [`trace`]: each node's steps shown to the protocol's rules
+//!   ([`checker::protocol`]), checked on every step.
 
 //!
 //! What differs from a real run is only what a real run cannot control: time (virtual,
@@ -16,6 +18,7 @@
 
 mod disk;
 mod faults;
+pub mod trace;
 
 pub mod sweep;
 mod world;
@@ -54,6 +57,9 @@ pub struct Simulated {
     pub notes: Vec<String>,
     pub counts: SimCounts,
     pub virtual_ns: u64,
+    /// The protocol's rules, checked on every step, and the situations reached.
+    pub protocol: checker::CheckReport,
+    pub coverage: checker::protocol::Coverage,
 }
 
 /// The nodes' configuration from the plan's node arguments, parsed by the node's own
@@ -103,6 +109,8 @@ pub fn simulate(plan: &Plan, recorder: &Recorder) -> Result<Simulated, String> {
     heal_everything(&mut w, recorder, &mut notes);
     let liveness = final_phase(&mut w, plan, recorder, &mut notes);
     let (dumps, missing_dumps) = dumps(&w, plan);
+    let rules = std::mem::replace(&mut w.rules, checker::protocol::Invariants::new(plan.nodes));
+    let (protocol, coverage) = rules.finish();
     Ok(Simulated {
         liveness,
         dumps,
@@ -110,6 +118,8 @@ pub fn simulate(plan: &Plan, recorder: &Recorder) -> Result<Simulated, String> {
         notes,
         counts: w.counts.clone(),
         virtual_ns: w.now,
+        protocol,
+        coverage,
     })
 }
 
@@ -320,6 +330,7 @@ pub fn execute(plan: &Plan, results: &Path, show: Presentation) -> Result<RunOut
                     wall_s,
                     counts: sim.counts,
                 }),
+                protocol: Some((sim.protocol, sim.coverage)),
             }
         }
     };

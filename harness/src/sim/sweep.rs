@@ -31,6 +31,10 @@ pub struct Judged {
     pub ok_ops: u64,
     pub fail_ops: u64,
     pub info_ops: u64,
+    /// The situations the protocol's rules matter in, as reached.
+    pub coverage: checker::protocol::Coverage,
+    /// The kinds of the protocol rules broken, in the order found.
+    pub broken_rules: Vec<checker::AnomalyKind>,
     pub counts: SimCounts,
 }
 
@@ -54,7 +58,10 @@ pub fn judge(plan: &Plan) -> Result<Judged, String> {
         .dumps
         .iter()
         .map(|(id, dump)| parse_final(dump, Some(u64::from(*id))));
-    let checked = checker::check_streaming(&history, finals, &checker::Options::default());
+    let mut checked = checker::check_streaming(&history, finals, &checker::Options::default());
+    let broken_rules = sim.protocol.anomalies.iter().map(|a| a.kind).collect();
+    checked.checks.push(sim.protocol);
+    checked.verdict = Verdict::combine(checked.checks.iter().map(|c| c.verdict));
     let liveness_failed = sim.liveness.is_err();
     let exit_code = ExitCode::of_run(RunEnd {
         verdict: Some(checked.verdict),
@@ -80,6 +87,8 @@ pub fn judge(plan: &Plan) -> Result<Judged, String> {
         ok_ops,
         fail_ops,
         info_ops,
+        coverage: sim.coverage,
+        broken_rules,
         counts: sim.counts,
     })
 }

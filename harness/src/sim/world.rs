@@ -28,10 +28,12 @@ use results::Plan;
 use results::schema::SimCounts;
 
 use super::disk::{CrashFate, SimDisk};
+use super::trace;
 use crate::recorder::Recorder;
 use crate::system::node::{completion_of, request_of};
 use crate::system::{CLIENT_TIMEOUT, CONNECTION_BROKEN, ClientOp, Completion, NodeId};
 use crate::workload::{CONNECT_RETRY, Shared, Slot, WorkloadConfig};
+use checker::protocol::{self, Invariants};
 
 const MS: u64 = 1_000_000;
 /// One way on a peer link (loopback plus a proxy hop), in ns.
@@ -191,6 +193,8 @@ pub struct World<'r> {
     next_token: u64,
     stopping: bool,
     pub counts: SimCounts,
+    /// The protocol's rules, checked on every step.
+    pub rules: Invariants,
 }
 
 impl<'r> World<'r> {
@@ -236,6 +240,7 @@ impl<'r> World<'r> {
             next_token: 0,
             stopping: false,
             counts: SimCounts::default(),
+            rules: Invariants::new(plan.nodes),
         }
     }
 
@@ -420,6 +425,13 @@ impl<'r> World<'r> {
         let n = self.node(id);
         n.core = Some(core);
         n.paused = false;
+        if n.epoch > 0 {
+            let restart = protocol::Event::Restart {
+                node: u64::from(id),
+            };
+            self.rules.observe(self.now, &restart);
+        }
+        trace::observe_step(&mut self.rules, self.now, id, &actions);
         self.commit(id, actions);
         Ok(true)
     }
@@ -560,7 +572,7 @@ impl<'r> World<'r> {
 
     /// Hands node `id` an event, or queues it while the node cannot step.
     fn deliver(&mut self, id: NodeId, event: Event) {
-        let n = self.node(id);
+        let n = &mut self.nodes[id as usize - 1];
         let Some(core) = n.core.as_mut() else {
             return;
         };
@@ -570,7 +582,7 @@ impl<'r> World<'r> {
             }
             return;
         }
-        let actions = core.step(event);
+        let actions = step(core, &mut self.rules, self.now, id, event);
         self.commit(id, actions);
     }
 
@@ -618,7 +630,7 @@ impl<'r> World<'r> {
         for effect in std::mem::take(&mut self.node(id).after_sync) {
             self.effect(id, effect);
         }
-        let n = self.node(id);
+        let n = &mut self.nodes[id as usize - 1];
         if n.inbox.is_empty() || n.syncing || n.paused {
             return;
         }
@@ -627,14 +639,17 @@ impl<'r> World<'r> {
         };
         let mut actions = Vec::new();
         for event in n.inbox.drain(..) {
-            actions.extend(core.step(event));
+            actions.extend(step(core, &mut self.rules, self.now, id, event));
         }
         self.commit(id, actions);
     }
 
     fn effect(&mut self, id: NodeId, effect: Effect) {
         match effect {
-            Effect::Send { to, msg } => self.transmit(id, to, msg),
+            Effect::Send { to, msg } => {
+                trace::sent(&mut self.rules, self.now, id, to, &msg);
+                self.transmit(id, to, msg);
+            }
             Effect::Reply { token, result } => {
                 if let Some((client, seq)) = self.node(id).pending.remove(&token) {
                     let delay = self
@@ -834,4 +849,28 @@ impl<'r> World<'r> {
         self.run_until(u64::MAX, |w| w.clients[client].done.is_some());
         self.clients[client].done.take()
     }
+}
+
+/// Steps a core with one event, showing the step to the protocol's rules.
+fn step(
+    core: &mut Node,
+    rules: &mut Invariants,
+    now: u64,
+    id: NodeId,
+    event: Event,
+) -> Vec<Action> {
+    let actions = match &event {
+        Event::Peer { from, msg } => {
+            let received = protocol::Event::Receive {
+                from: u64::from(*from),
+                to: u64::from(id),
+                msg: trace::msg(msg),
+            };
+            rules.observe(now, &received);
+            core.step(event)
+        }
+        _ => core.step(event),
+    };
+    trace::observe_step(rules, now, id, &actions);
+    actions
 }

@@ -1,0 +1,823 @@
+//! The bundled node's protocol rules (docs/protocol.md), checked over what its nodes
+//! send, take in and write down, one event at a time.
+//!
+//! A client-visible history shows a protocol bug only once the bug produces a visible
+//! anomaly. These rules catch the broken step itself and name the messages that broke
+//! it:
+//! - `promise-regressed`: an acceptor promises a ballot below one it promised (or
+//!   accepted) before, across its restarts too. A duplicated prepare is answered with
+//!   the same promise again, so an equal ballot is not a regression.
+//! - `accepted-below-promise`: an acceptor accepts a proposal below its promise.
+//! - `wrong-value-proposed`: the value a proposer sends in accept(b) is not the value
+//!   with the highest accepted ballot among the promises it took in for b before its
+//!   first accept of b (its own value only when none reported one). The proposer's
+//!   own acceptor answers it without a message; what that acceptor wrote down
+//!   ([`Record`]) counts as its report.
+//! - `conflicting-learn`: a register or a log slot learned (written down as chosen, or
+//!   announced as decided or chosen) as two different values, by any nodes.
+//!
+//! Every rule is judged from the events of the node that must keep it, in the order
+//! that node stepped them, so a message still in flight never counts as known. The
+//! checker knows the protocol's message shapes ([`Msg`]); a driver translates its
+//! messages into them (batches of log commands become fingerprints).
+//!
+//! Alongside the rules, "sometimes" counts ([`Coverage`]) say which situations where
+//! the rules matter a run reached, so a green run says what it did not exercise.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Verdict;
+use crate::report::{Anomaly, AnomalyKind, CheckReport, MessageRef};
+
+pub type NodeId = u64;
+pub type Ballot = u64;
+pub type Slot = u64;
+/// A batch of log commands as the rules compare it: a fingerprint of its contents.
+pub type BatchId = u64;
+
+/// A peer message, as far as the rules look at it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Msg {
+    Promise {
+        key: String,
+        ballot: Ballot,
+        accepted: Option<(Ballot, i64)>,
+    },
+    Accept {
+        key: String,
+        ballot: Ballot,
+        value: i64,
+    },
+    Accepted {
+        key: String,
+        ballot: Ballot,
+    },
+    Decided {
+        key: String,
+        value: i64,
+    },
+    /// Phase 1b of the log: per slot, the ballot it was accepted in (`None`: known
+    /// chosen) and the batch.
+    LogPromise {
+        ballot: Ballot,
+        entries: Vec<(Slot, Option<Ballot>, BatchId)>,
+    },
+    LogAccept {
+        ballot: Ballot,
+        slot: Slot,
+        batch: BatchId,
+    },
+    LogAccepted {
+        ballot: Ballot,
+        slot: Slot,
+    },
+    Chosen {
+        entries: Vec<(Slot, BatchId)>,
+    },
+    /// A leader's heartbeat: it has finished phase 1 of `ballot`.
+    Commit {
+        ballot: Ballot,
+    },
+    /// A message no rule looks at, by its type name.
+    Other(&'static str),
+}
+
+/// A durable record a node appended: what its own acceptor and learner did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    Promise {
+        key: String,
+        ballot: Ballot,
+    },
+    Accept {
+        key: String,
+        ballot: Ballot,
+        value: i64,
+    },
+    Chosen {
+        key: String,
+        value: i64,
+    },
+    LogPromise {
+        ballot: Ballot,
+    },
+    LogAccept {
+        slot: Slot,
+        ballot: Ballot,
+        batch: BatchId,
+    },
+    LogChosen {
+        slot: Slot,
+        batch: BatchId,
+    },
+}
+
+/// One observed step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// `msg` left `from` for `to` (what the network then does is its fate). An
+    /// acceptor's promises and acceptances count from here: a message lost with its
+    /// node before it left promised nothing.
+    Send { from: NodeId, to: NodeId, msg: Msg },
+    /// `from` decided, in the step it took last, to propose `msg` (an accept, a log
+    /// accept, or a leader's first heartbeat). A proposer's duties are judged here,
+    /// against what it had taken in by then.
+    Propose { from: NodeId, msg: Msg },
+    /// `to` took `msg` in.
+    Receive { from: NodeId, to: NodeId, msg: Msg },
+    /// `node` appended `record` to its log.
+    Record { node: NodeId, record: Record },
+    /// `node` started again from its durable records.
+    Restart { node: NodeId },
+}
+
+/// How often a run reached the situations the rules exist for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coverage {
+    /// A proposer's promise quorum reported two or more different accepted values.
+    pub promises_disagreed: u64,
+    /// A new leader recovered a slot whose value fewer than a majority had accepted.
+    pub minority_slot_recovered: u64,
+    /// An acceptor restarted between promising a ballot and accepting in it.
+    pub restart_between_promise_and_accept: u64,
+    /// An accepted message reached its proposer twice.
+    pub duplicate_accepted_delivered: u64,
+    /// A new leader began while slots proposed by another were not yet chosen.
+    pub leader_change_with_slots_in_flight: u64,
+}
+
+impl Coverage {
+    /// The situations never reached, by name.
+    pub fn never_reached(&self) -> Vec<&'static str> {
+        [
+            ("promises-disagreed", self.promises_disagreed),
+            ("minority-slot-recovered", self.minority_slot_recovered),
+            (
+                "restart-between-promise-and-accept",
+                self.restart_between_promise_and_accept,
+            ),
+            (
+                "duplicate-accepted-delivered",
+                self.duplicate_accepted_delivered,
+            ),
+            (
+                "leader-change-with-slots-in-flight",
+                self.leader_change_with_slots_in_flight,
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n == 0)
+        .map(|(name, _)| name)
+        .collect()
+    }
+
+    pub fn add(&mut self, other: &Coverage) {
+        self.promises_disagreed += other.promises_disagreed;
+        self.minority_slot_recovered += other.minority_slot_recovered;
+        self.restart_between_promise_and_accept += other.restart_between_promise_and_accept;
+        self.duplicate_accepted_delivered += other.duplicate_accepted_delivered;
+        self.leader_change_with_slots_in_flight += other.leader_change_with_slots_in_flight;
+    }
+}
+
+/// What a proposer's phase 1 reported for one register or slot.
+#[derive(Clone, Debug, Default)]
+struct Reports<V> {
+    /// (accepted ballot, value, who reported it, when it was taken in); `None`
+    /// ballot: reported as chosen.
+    reported: Vec<(Option<Ballot>, V, NodeId, u64)>,
+}
+
+impl<V: Copy + Ord> Reports<V> {
+    /// The value phase 2 must propose: a value reported as chosen, else the one
+    /// accepted in the highest ballot. `None`: the proposer is free.
+    fn required(&self) -> Option<(Option<Ballot>, V)> {
+        if let Some((_, v, _, _)) = self.reported.iter().find(|r| r.0.is_none()) {
+            return Some((None, *v));
+        }
+        self.reported
+            .iter()
+            .max_by_key(|r| r.0)
+            .map(|(b, v, _, _)| (*b, *v))
+    }
+
+    fn distinct_values(&self) -> usize {
+        self.reported
+            .iter()
+            .map(|r| r.1)
+            .collect::<BTreeSet<V>>()
+            .len()
+    }
+}
+
+/// A log promise a proposer took in (from whom, its entries, when), kept until the
+/// end of its phase 1.
+type LogReport = (NodeId, Vec<(Slot, Option<Ballot>, BatchId)>, u64);
+/// A register promise a proposer took in: from whom, what it reported, when.
+type RegisterReport = (NodeId, Option<(Ballot, i64)>, u64);
+/// What a node's own acceptor accepted in a slot (`None` ballot: learned chosen).
+type OwnSlot = Vec<(Option<Ballot>, BatchId)>;
+
+/// The rules' state over a run.
+pub struct Invariants {
+    quorum: usize,
+    time_ns: u64,
+    /// (acceptor, register) -> highest ballot promised or accepted, and where.
+    reg_promised: BTreeMap<(NodeId, String), (Ballot, MessageRef)>,
+    log_promised: BTreeMap<NodeId, (Ballot, MessageRef)>,
+    /// Promises a proposer took in for (register, ballot), until its first accept.
+    reg_promises: BTreeMap<(NodeId, String, Ballot), Vec<RegisterReport>>,
+    /// The value of a proposer's first accept of (register, ballot).
+    reg_proposed: BTreeMap<(NodeId, String, Ballot), i64>,
+    log_promises: BTreeMap<(NodeId, Ballot), Vec<LogReport>>,
+    /// Per leader ballot, what phase 1 required per slot (set at its first accept).
+    log_required: BTreeMap<(NodeId, Ballot), BTreeMap<Slot, Reports<BatchId>>>,
+    log_proposed: BTreeMap<(NodeId, Ballot, Slot), BatchId>,
+    /// What each node's own acceptor accepted, from its records.
+    own_reg: BTreeMap<(NodeId, String), Vec<(Ballot, i64)>>,
+    own_log: BTreeMap<(NodeId, Slot), OwnSlot>,
+    /// The first learned value of each register and slot, and where.
+    reg_learned: BTreeMap<String, (i64, MessageRef)>,
+    log_learned: BTreeMap<Slot, (BatchId, MessageRef)>,
+    /// Coverage bookkeeping.
+    promised_then_restarted: BTreeSet<(NodeId, Option<String>, Ballot)>,
+    last_promise: BTreeMap<(NodeId, Option<String>), Ballot>,
+    accepted_seen: BTreeSet<(NodeId, NodeId, Option<String>, Slot, Ballot)>,
+    log_accepted_by: BTreeMap<(Slot, Ballot), BTreeSet<NodeId>>,
+    in_flight: BTreeMap<Slot, NodeId>,
+    anomalies: Vec<Anomaly>,
+    events: u64,
+    pub coverage: Coverage,
+}
+
+/// At most this many anomalies of one kind are kept (the count goes on).
+const MAX_PER_KIND: usize = 100;
+
+impl Invariants {
+    /// The rules for a cluster of `n` nodes.
+    pub fn new(n: usize) -> Invariants {
+        Invariants {
+            quorum: n / 2 + 1,
+            time_ns: 0,
+            reg_promised: BTreeMap::new(),
+            log_promised: BTreeMap::new(),
+            reg_promises: BTreeMap::new(),
+            reg_proposed: BTreeMap::new(),
+            log_promises: BTreeMap::new(),
+            log_required: BTreeMap::new(),
+            log_proposed: BTreeMap::new(),
+            own_reg: BTreeMap::new(),
+            own_log: BTreeMap::new(),
+            reg_learned: BTreeMap::new(),
+            log_learned: BTreeMap::new(),
+            promised_then_restarted: BTreeSet::new(),
+            last_promise: BTreeMap::new(),
+            accepted_seen: BTreeSet::new(),
+            log_accepted_by: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            anomalies: Vec::new(),
+            events: 0,
+            coverage: Coverage::default(),
+        }
+    }
+
+    /// Takes one event, observed at virtual or wall time `time_ns`.
+    pub fn observe(&mut self, time_ns: u64, event: &Event) {
+        self.time_ns = time_ns;
+        self.events += 1;
+        match event {
+            Event::Send { from, to, msg } => self.sent(*from, *to, msg),
+            Event::Propose { from, msg } => self.proposed(*from, msg),
+            Event::Receive { from, to, msg } => self.received(*from, *to, msg),
+            Event::Record { node, record } => self.recorded(*node, record),
+            Event::Restart { node } => {
+                for ((n, key), b) in &self.last_promise {
+                    if n == node {
+                        self.promised_then_restarted.insert((*n, key.clone(), *b));
+                    }
+                }
+            }
+        }
+    }
+
+    fn at(&self, kind: &str, from: Option<NodeId>, to: Option<NodeId>, text: String) -> MessageRef {
+        MessageRef {
+            time_ns: self.time_ns,
+            event: kind.to_string(),
+            from,
+            to,
+            text,
+        }
+    }
+
+    fn flag(
+        &mut self,
+        kind: AnomalyKind,
+        key: Option<String>,
+        slot: Option<Slot>,
+        message: String,
+        messages: Vec<MessageRef>,
+    ) {
+        if self.anomalies.iter().filter(|a| a.kind == kind).count() >= MAX_PER_KIND {
+            return;
+        }
+        self.anomalies.push(Anomaly {
+            kind,
+            key,
+            slot,
+            message,
+            ops: Vec::new(),
+            witness: None,
+            messages,
+        });
+    }
+
+    /// An acceptor's promise or acceptance of `ballot` for a register (`key`) or the
+    /// log (`None`): rules 1 and 2.
+    fn acceptor_ballot(
+        &mut self,
+        node: NodeId,
+        key: Option<&str>,
+        ballot: Ballot,
+        accepting: bool,
+        here: MessageRef,
+    ) {
+        let previous = match key {
+            Some(k) => self.reg_promised.get(&(node, k.to_string())).cloned(),
+            None => self.log_promised.get(&node).cloned(),
+        };
+        if let Some((promised, there)) = &previous {
+            if ballot < *promised {
+                let what = key.map_or("the log".to_string(), |k| format!("register {k}"));
+                let (kind, verb) = if accepting {
+                    (AnomalyKind::AcceptedBelowPromise, "accepted")
+                } else {
+                    (AnomalyKind::PromiseRegressed, "promised")
+                };
+                self.flag(
+                    kind,
+                    key.map(str::to_string),
+                    None,
+                    format!(
+                        "node {node} {verb} ballot {ballot} for {what} after promising ballot {promised}"
+                    ),
+                    vec![there.clone(), here.clone()],
+                );
+            }
+        }
+        if previous.as_ref().is_none_or(|(p, _)| ballot > *p) {
+            match key {
+                Some(k) => {
+                    self.reg_promised
+                        .insert((node, k.to_string()), (ballot, here));
+                }
+                None => {
+                    self.log_promised.insert(node, (ballot, here));
+                }
+            }
+        }
+        let k = (node, key.map(str::to_string));
+        if accepting {
+            if self
+                .promised_then_restarted
+                .remove(&(k.0, k.1.clone(), ballot))
+            {
+                self.coverage.restart_between_promise_and_accept += 1;
+            }
+        } else {
+            self.last_promise.insert(k, ballot);
+        }
+    }
+
+    fn sent(&mut self, from: NodeId, to: NodeId, msg: &Msg) {
+        let here = || describe(msg);
+        match msg {
+            Msg::Promise { key, ballot, .. } => {
+                let r = self.at("send", Some(from), Some(to), here());
+                self.acceptor_ballot(from, Some(key), *ballot, false, r);
+            }
+            Msg::Accepted { key, ballot } => {
+                let r = self.at("send", Some(from), Some(to), here());
+                self.acceptor_ballot(from, Some(key), *ballot, true, r);
+            }
+            Msg::LogPromise { ballot, .. } => {
+                let r = self.at("send", Some(from), Some(to), here());
+                self.acceptor_ballot(from, None, *ballot, false, r);
+            }
+            Msg::LogAccepted { ballot, slot } => {
+                let r = self.at("send", Some(from), Some(to), here());
+                self.acceptor_ballot(from, None, *ballot, true, r);
+                self.log_accepted_by
+                    .entry((*slot, *ballot))
+                    .or_default()
+                    .insert(from);
+            }
+            // A proposer's duties are judged when it decides ([`Event::Propose`]).
+            Msg::Accept { .. } | Msg::LogAccept { .. } | Msg::Commit { .. } => {}
+            Msg::Decided { key, value } => {
+                let r = self.at("send", Some(from), Some(to), here());
+                self.learn_register(key, *value, r);
+            }
+            Msg::Chosen { entries } => {
+                for (slot, batch) in entries {
+                    let r = self.at("send", Some(from), Some(to), here());
+                    self.learn_slot(*slot, *batch, r);
+                }
+            }
+            Msg::Other(_) => {}
+        }
+    }
+
+    fn proposed(&mut self, from: NodeId, msg: &Msg) {
+        match msg {
+            Msg::Accept { key, ballot, value } => self.register_accept(from, key, *ballot, *value),
+            Msg::LogAccept {
+                ballot,
+                slot,
+                batch,
+            } => {
+                self.end_phase_one(from, *ballot);
+                self.log_accept(from, *ballot, *slot, *batch);
+            }
+            Msg::Commit { ballot } => self.end_phase_one(from, *ballot),
+            _ => {}
+        }
+    }
+
+    fn received(&mut self, from: NodeId, to: NodeId, msg: &Msg) {
+        match msg {
+            // Only promises taken in before the proposer's first accept count.
+            Msg::Promise {
+                key,
+                ballot,
+                accepted,
+            } if !self.reg_proposed.contains_key(&(to, key.clone(), *ballot)) => {
+                self.reg_promises
+                    .entry((to, key.clone(), *ballot))
+                    .or_default()
+                    .push((from, *accepted, self.time_ns));
+            }
+            Msg::LogPromise { ballot, entries }
+                if !self.log_required.contains_key(&(to, *ballot)) =>
+            {
+                self.log_promises.entry((to, *ballot)).or_default().push((
+                    from,
+                    entries.clone(),
+                    self.time_ns,
+                ));
+            }
+            Msg::Accepted { key, ballot } => {
+                self.note_accepted((from, to, Some(key.clone()), 0, *ballot));
+            }
+            Msg::LogAccepted { ballot, slot } => {
+                self.note_accepted((from, to, None, *slot, *ballot));
+            }
+            _ => {}
+        }
+    }
+
+    /// An acceptance taken in by its proposer: counts the duplicates.
+    fn note_accepted(&mut self, id: (NodeId, NodeId, Option<String>, Slot, Ballot)) {
+        if !self.accepted_seen.insert(id) {
+            self.coverage.duplicate_accepted_delivered += 1;
+        }
+    }
+
+    /// A record is appended before it is durable, and a crash may lose it: records
+    /// never count against an acceptor (its messages do), only as its own report
+    /// to its own proposer and as what a node learned.
+    fn recorded(&mut self, node: NodeId, record: &Record) {
+        match record {
+            Record::Promise { .. } | Record::LogPromise { .. } => {}
+            Record::Accept { key, ballot, value } => {
+                self.own_reg
+                    .entry((node, key.clone()))
+                    .or_default()
+                    .push((*ballot, *value));
+            }
+            Record::LogAccept {
+                slot,
+                ballot,
+                batch,
+            } => {
+                self.own_log
+                    .entry((node, *slot))
+                    .or_default()
+                    .push((Some(*ballot), *batch));
+                self.log_accepted_by
+                    .entry((*slot, *ballot))
+                    .or_default()
+                    .insert(node);
+            }
+            Record::Chosen { key, value } => {
+                let r = self.at("record", Some(node), None, format!("{record:?}"));
+                self.learn_register(key, *value, r);
+            }
+            Record::LogChosen { slot, batch } => {
+                let r = self.at("record", Some(node), None, format!("{record:?}"));
+                self.own_log
+                    .entry((node, *slot))
+                    .or_default()
+                    .push((None, *batch));
+                self.in_flight.remove(slot);
+                self.learn_slot(*slot, *batch, r);
+            }
+        }
+    }
+
+    /// Rule 3 for a register: the first accept of (key, ballot) by `from`.
+    fn register_accept(&mut self, from: NodeId, key: &str, ballot: Ballot, value: i64) {
+        let id = (from, key.to_string(), ballot);
+        if let Some(first) = self.reg_proposed.get(&id) {
+            if *first != value {
+                let r = self.at(
+                    "propose",
+                    Some(from),
+                    None,
+                    format!("accept key={key} ballot={ballot} value={value}"),
+                );
+                self.flag(
+                    AnomalyKind::WrongValueProposed,
+                    Some(key.to_string()),
+                    None,
+                    format!("node {from} proposed both {first} and {value} for register {key} in ballot {ballot}"),
+                    vec![r],
+                );
+            }
+            return;
+        }
+        self.reg_proposed.insert(id.clone(), value);
+        let promises = self.reg_promises.remove(&id).unwrap_or_default();
+        let mut reports = Reports::<i64>::default();
+        for (acceptor, accepted, _) in &promises {
+            if let Some((b, v)) = accepted {
+                reports.reported.push((Some(*b), *v, *acceptor, 0));
+            }
+        }
+        // The proposer's own acceptor answers without a message: what it accepted
+        // below this ballot, as its records say.
+        let own: Vec<(Ballot, i64)> = self
+            .own_reg
+            .get(&(from, key.to_string()))
+            .map(|v| v.iter().filter(|(b, _)| *b < ballot).copied().collect())
+            .unwrap_or_default();
+        if reports.distinct_values() >= 2 {
+            self.coverage.promises_disagreed += 1;
+        }
+        let Some((Some(highest), required)) = reports.required() else {
+            return; // nobody reported an accepted value: the proposer is free
+        };
+        if value == required || own.iter().any(|(b, v)| *v == value && *b >= highest) {
+            return;
+        }
+        let mut witness: Vec<MessageRef> = promises
+            .iter()
+            .map(|(a, acc, t)| MessageRef {
+                time_ns: *t,
+                event: "receive".into(),
+                from: Some(*a),
+                to: Some(from),
+                text: format!("promise key={key} ballot={ballot} accepted={acc:?}"),
+            })
+            .collect();
+        witness.push(self.at(
+            "propose",
+            Some(from),
+            None,
+            format!("accept key={key} ballot={ballot} value={value}"),
+        ));
+        self.flag(
+            AnomalyKind::WrongValueProposed,
+            Some(key.to_string()),
+            None,
+            format!(
+                "node {from} proposed {value} for register {key} in ballot {ballot}, but its promises reported {required} accepted in ballot {highest}, the highest"
+            ),
+            witness,
+        );
+    }
+
+    /// A leader's first accept or heartbeat in `ballot` ends its phase 1: the
+    /// promises taken in by then are the ones its proposals must respect.
+    fn end_phase_one(&mut self, from: NodeId, ballot: Ballot) {
+        let leader = (from, ballot);
+        if self.log_required.contains_key(&leader) {
+            return;
+        }
+        let promises = self.log_promises.remove(&leader).unwrap_or_default();
+        let mut per_slot: BTreeMap<Slot, Reports<BatchId>> = BTreeMap::new();
+        for (acceptor, entries, t) in &promises {
+            for (s, b, batch) in entries {
+                per_slot
+                    .entry(*s)
+                    .or_default()
+                    .reported
+                    .push((*b, *batch, *acceptor, *t));
+            }
+        }
+        for (s, reports) in &per_slot {
+            if reports.distinct_values() >= 2 {
+                self.coverage.promises_disagreed += 1;
+            }
+            if let Some((Some(b), _)) = reports.required() {
+                let had = self.log_accepted_by.get(&(*s, b)).map_or(0, BTreeSet::len);
+                if had < self.quorum {
+                    self.coverage.minority_slot_recovered += 1;
+                }
+            }
+        }
+        if self.in_flight.values().any(|owner| *owner != from) {
+            self.coverage.leader_change_with_slots_in_flight += 1;
+        }
+        self.log_required.insert(leader, per_slot);
+    }
+
+    /// Rule 3 for the log: the first accept of (ballot, slot) by `from`.
+    fn log_accept(&mut self, from: NodeId, ballot: Ballot, slot: Slot, batch: BatchId) {
+        let leader = (from, ballot);
+        self.in_flight.entry(slot).or_insert(from);
+        let id = (from, ballot, slot);
+        if let Some(first) = self.log_proposed.get(&id) {
+            if *first != batch {
+                let r = self.at(
+                    "propose",
+                    Some(from),
+                    None,
+                    format!("log-accept ballot={ballot} slot={slot} batch=#{batch:016x}"),
+                );
+                self.flag(
+                    AnomalyKind::WrongValueProposed,
+                    None,
+                    Some(slot),
+                    format!("node {from} proposed two batches for slot {slot} in ballot {ballot}"),
+                    vec![r],
+                );
+            }
+            return;
+        }
+        self.log_proposed.insert(id, batch);
+        let Some(reports) = self.log_required.get(&leader).and_then(|m| m.get(&slot)) else {
+            return; // nobody reported the slot: the leader is free
+        };
+        let Some((highest, required)) = reports.required() else {
+            return;
+        };
+        if batch == required {
+            return;
+        }
+        // The leader's own acceptor reports without a message.
+        let own_ok = self.own_log.get(&(from, slot)).is_some_and(|v| {
+            v.iter().any(|(b, x)| {
+                *x == batch
+                    && match (b, highest) {
+                        (None, _) => true,
+                        (Some(b), Some(h)) => *b >= h && *b < ballot,
+                        (Some(_), None) => false,
+                    }
+            })
+        });
+        if own_ok {
+            return;
+        }
+        let witness: Vec<MessageRef> = reports
+            .reported
+            .iter()
+            .map(|(b, x, a, t)| MessageRef {
+                time_ns: *t,
+                event: "receive".into(),
+                from: Some(*a),
+                to: Some(from),
+                text: format!(
+                    "log-promise ballot={ballot}: slot {slot} accepted in {b:?}, batch #{x:016x}"
+                ),
+            })
+            .chain(std::iter::once(self.at(
+                "propose",
+                Some(from),
+                None,
+                format!("log-accept ballot={ballot} slot={slot} batch=#{batch:016x}"),
+            )))
+            .collect();
+        let was = match highest {
+            None => "reported as chosen".to_string(),
+            Some(h) => format!("accepted in ballot {h}, the highest reported"),
+        };
+        self.flag(
+            AnomalyKind::WrongValueProposed,
+            None,
+            Some(slot),
+            format!(
+                "node {from} proposed batch #{batch:016x} for slot {slot} in ballot {ballot}, but its promises reported batch #{required:016x} {was}"
+            ),
+            witness,
+        );
+    }
+
+    /// Rule 4: one value per register.
+    fn learn_register(&mut self, key: &str, value: i64, here: MessageRef) {
+        match self.reg_learned.get(key) {
+            None => {
+                self.reg_learned.insert(key.to_string(), (value, here));
+            }
+            Some((v, there)) if *v != value => {
+                let (v, there) = (*v, there.clone());
+                self.flag(
+                    AnomalyKind::ConflictingLearn,
+                    Some(key.to_string()),
+                    None,
+                    format!("register {key} was learned as {v} and as {value}"),
+                    vec![there, here],
+                );
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Rule 4: one batch per slot.
+    fn learn_slot(&mut self, slot: Slot, batch: BatchId, here: MessageRef) {
+        match self.log_learned.get(&slot) {
+            None => {
+                self.log_learned.insert(slot, (batch, here));
+            }
+            Some((b, there)) if *b != batch => {
+                let (b, there) = (*b, there.clone());
+                self.flag(
+                    AnomalyKind::ConflictingLearn,
+                    None,
+                    Some(slot),
+                    format!(
+                        "slot {slot} was learned as batch #{b:016x} and as batch #{batch:016x}"
+                    ),
+                    vec![there, here],
+                );
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// The verdict: invalid with the broken rules' anomalies, valid otherwise.
+    pub fn finish(self) -> (CheckReport, Coverage) {
+        let verdict = if self.anomalies.is_empty() {
+            Verdict::Valid
+        } else {
+            Verdict::Invalid
+        };
+        let never = self.coverage.never_reached();
+        let summary = format!(
+            "{} events; {} rules broken; {} registers and {} slots learned; situations never reached: {}",
+            self.events,
+            self.anomalies.len(),
+            self.reg_learned.len(),
+            self.log_learned.len(),
+            if never.is_empty() {
+                "none".to_string()
+            } else {
+                never.join(", ")
+            }
+        );
+        (
+            CheckReport {
+                name: "protocol".into(),
+                verdict,
+                summary,
+                anomalies: self.anomalies,
+                unknown: Vec::new(),
+            },
+            self.coverage,
+        )
+    }
+}
+
+/// A message in a line.
+pub fn describe(msg: &Msg) -> String {
+    match msg {
+        Msg::Promise {
+            key,
+            ballot,
+            accepted,
+        } => format!("promise key={key} ballot={ballot} accepted={accepted:?}"),
+        Msg::Accept { key, ballot, value } => {
+            format!("accept key={key} ballot={ballot} value={value}")
+        }
+        Msg::Accepted { key, ballot } => format!("accepted key={key} ballot={ballot}"),
+        Msg::Decided { key, value } => format!("decided key={key} value={value}"),
+        Msg::LogPromise { ballot, entries } => {
+            format!("log-promise ballot={ballot} ({} entries)", entries.len())
+        }
+        Msg::LogAccept {
+            ballot,
+            slot,
+            batch,
+        } => format!("log-accept ballot={ballot} slot={slot} batch=#{batch:016x}"),
+        Msg::LogAccepted { ballot, slot } => format!("log-accepted ballot={ballot} slot={slot}"),
+        Msg::Chosen { entries } => format!("chosen ({} entries)", entries.len()),
+        Msg::Commit { ballot } => format!("commit ballot={ballot}"),
+        Msg::Other(name) => (*name).to_string(),
+    }
+}
+
+#[cfg(test)]
+#[path = "protocol_tests.rs"]
+mod tests;

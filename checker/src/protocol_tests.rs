@@ -1,0 +1,431 @@
+//! Each rule with a small hand-written trace that breaks it and one that keeps it.
+
+use super::*;
+
+fn kinds(events: &[Event]) -> Vec<AnomalyKind> {
+    let mut inv = Invariants::new(3);
+    for (t, e) in events.iter().enumerate() {
+        inv.observe(t as u64, e);
+    }
+    let (report, _) = inv.finish();
+    assert_eq!(
+        report.verdict == Verdict::Invalid,
+        !report.anomalies.is_empty()
+    );
+    report.anomalies.iter().map(|a| a.kind).collect()
+}
+
+fn send(from: NodeId, to: NodeId, msg: Msg) -> Event {
+    Event::Send { from, to, msg }
+}
+
+/// A proposer deciding to send a phase-2 message.
+fn propose(from: NodeId, msg: Msg) -> Event {
+    Event::Propose { from, msg }
+}
+
+fn recv(from: NodeId, to: NodeId, msg: Msg) -> Event {
+    Event::Receive { from, to, msg }
+}
+
+fn promise(key: &str, ballot: Ballot, accepted: Option<(Ballot, i64)>) -> Msg {
+    Msg::Promise {
+        key: key.into(),
+        ballot,
+        accepted,
+    }
+}
+
+fn accept(key: &str, ballot: Ballot, value: i64) -> Msg {
+    Msg::Accept {
+        key: key.into(),
+        ballot,
+        value,
+    }
+}
+
+#[test]
+fn a_promise_below_an_earlier_one_is_a_regression_even_across_a_restart() {
+    let keeps = [
+        send(2, 1, promise("x", 4, None)),
+        send(2, 1, promise("x", 4, None)), // a duplicated prepare, answered again
+        send(2, 3, promise("x", 6, None)),
+    ];
+    assert_eq!(kinds(&keeps), vec![]);
+    let breaks = [
+        send(2, 3, promise("x", 6, None)),
+        Event::Restart { node: 2 },
+        send(2, 1, promise("x", 4, None)),
+    ];
+    assert_eq!(kinds(&breaks), vec![AnomalyKind::PromiseRegressed]);
+    let log = [
+        send(
+            2,
+            3,
+            Msg::LogPromise {
+                ballot: 9,
+                entries: vec![],
+            },
+        ),
+        send(
+            2,
+            1,
+            Msg::LogPromise {
+                ballot: 7,
+                entries: vec![],
+            },
+        ),
+    ];
+    assert_eq!(kinds(&log), vec![AnomalyKind::PromiseRegressed]);
+}
+
+#[test]
+fn an_acceptance_below_the_promise_is_caught() {
+    let keeps = [
+        send(2, 1, promise("x", 4, None)),
+        send(
+            2,
+            1,
+            Msg::Accepted {
+                key: "x".into(),
+                ballot: 4,
+            },
+        ),
+        send(
+            2,
+            3,
+            Msg::LogPromise {
+                ballot: 5,
+                entries: vec![],
+            },
+        ),
+        send(2, 3, Msg::LogAccepted { ballot: 5, slot: 1 }),
+    ];
+    assert_eq!(kinds(&keeps), vec![]);
+    let breaks = [
+        send(2, 3, promise("x", 6, None)),
+        send(
+            2,
+            1,
+            Msg::Accepted {
+                key: "x".into(),
+                ballot: 4,
+            },
+        ),
+        send(
+            2,
+            3,
+            Msg::LogPromise {
+                ballot: 8,
+                entries: vec![],
+            },
+        ),
+        send(2, 3, Msg::LogAccepted { ballot: 7, slot: 3 }),
+    ];
+    assert_eq!(
+        kinds(&breaks),
+        vec![
+            AnomalyKind::AcceptedBelowPromise,
+            AnomalyKind::AcceptedBelowPromise
+        ]
+    );
+}
+
+#[test]
+fn the_highest_accepted_value_must_be_proposed_5_7_then_9_6_gives_7() {
+    // Nodes 1 and 2 accepted (5, 7); node 3 wants 6 in ballot 9: it must propose 7.
+    let promises = [
+        recv(1, 3, promise("x", 9, Some((5, 7)))),
+        recv(2, 3, promise("x", 9, Some((5, 7)))),
+    ];
+    let mut keeps = promises.to_vec();
+    keeps.push(propose(3, accept("x", 9, 7)));
+    keeps.push(propose(3, accept("x", 9, 7)));
+    assert_eq!(kinds(&keeps), vec![]);
+    let mut breaks = promises.to_vec();
+    breaks.push(propose(3, accept("x", 9, 6)));
+    assert_eq!(kinds(&breaks), vec![AnomalyKind::WrongValueProposed]);
+    // Of two reported values, the one accepted in the higher ballot.
+    let two = [
+        recv(1, 3, promise("w", 12, Some((5, 7)))),
+        recv(2, 3, promise("w", 12, Some((9, 6)))),
+    ];
+    let mut keeps = two.to_vec();
+    keeps.push(propose(3, accept("w", 12, 6)));
+    assert_eq!(kinds(&keeps), vec![]);
+    let mut breaks = two.to_vec();
+    breaks.push(propose(3, accept("w", 12, 7)));
+    assert_eq!(kinds(&breaks), vec![AnomalyKind::WrongValueProposed]);
+    // Its own value only when nobody reported one.
+    let free = [
+        recv(1, 3, promise("y", 12, None)),
+        recv(2, 3, promise("y", 12, None)),
+        propose(3, accept("y", 12, 42)),
+    ];
+    assert_eq!(kinds(&free), vec![]);
+    // A promise taken in after the first accept does not count.
+    let late = [
+        recv(1, 3, promise("z", 12, None)),
+        propose(3, accept("z", 12, 42)),
+        recv(2, 3, promise("z", 12, Some((9, 6)))),
+        propose(3, accept("z", 12, 42)),
+    ];
+    assert_eq!(kinds(&late), vec![]);
+}
+
+#[test]
+fn the_proposers_own_acceptor_reports_through_its_records() {
+    // Node 3's own acceptor accepted (11, 8): higher than anything reported.
+    let own = [
+        Event::Record {
+            node: 3,
+            record: Record::Accept {
+                key: "x".into(),
+                ballot: 11,
+                value: 8,
+            },
+        },
+        recv(1, 3, promise("x", 12, Some((9, 6)))),
+        propose(3, accept("x", 12, 8)),
+    ];
+    assert_eq!(kinds(&own), vec![]);
+}
+
+#[test]
+fn a_new_leader_must_propose_the_recovered_batches() {
+    let promises = [
+        recv(
+            1,
+            3,
+            Msg::LogPromise {
+                ballot: 12,
+                entries: vec![(1, Some(5), 0xa), (2, None, 0xc)],
+            },
+        ),
+        recv(
+            2,
+            3,
+            Msg::LogPromise {
+                ballot: 12,
+                entries: vec![(1, Some(9), 0xb)],
+            },
+        ),
+    ];
+    let mut keeps = promises.to_vec();
+    keeps.push(propose(
+        3,
+        Msg::LogAccept {
+            ballot: 12,
+            slot: 1,
+            batch: 0xb,
+        },
+    ));
+    keeps.push(propose(
+        3,
+        Msg::LogAccept {
+            ballot: 12,
+            slot: 2,
+            batch: 0xc,
+        },
+    ));
+    keeps.push(propose(
+        3,
+        Msg::LogAccept {
+            ballot: 12,
+            slot: 3,
+            batch: 0xf,
+        },
+    )); // fresh
+    assert_eq!(kinds(&keeps), vec![]);
+    let mut breaks = promises.to_vec();
+    breaks.push(propose(
+        3,
+        Msg::LogAccept {
+            ballot: 12,
+            slot: 1,
+            batch: 0xa,
+        },
+    ));
+    breaks.push(propose(
+        3,
+        Msg::LogAccept {
+            ballot: 12,
+            slot: 2,
+            batch: 0xd,
+        },
+    ));
+    assert_eq!(
+        kinds(&breaks),
+        vec![
+            AnomalyKind::WrongValueProposed,
+            AnomalyKind::WrongValueProposed
+        ]
+    );
+    // A promise that arrives after the leader's first heartbeat does not count.
+    let late = [
+        recv(
+            1,
+            3,
+            Msg::LogPromise {
+                ballot: 12,
+                entries: vec![],
+            },
+        ),
+        propose(3, Msg::Commit { ballot: 12 }),
+        recv(
+            2,
+            3,
+            Msg::LogPromise {
+                ballot: 12,
+                entries: vec![(4, Some(9), 0xb)],
+            },
+        ),
+        propose(
+            3,
+            Msg::LogAccept {
+                ballot: 12,
+                slot: 4,
+                batch: 0xe,
+            },
+        ),
+    ];
+    assert_eq!(kinds(&late), vec![]);
+}
+
+#[test]
+fn a_register_or_slot_is_learned_as_one_value() {
+    let keeps = [
+        send(
+            1,
+            2,
+            Msg::Decided {
+                key: "x".into(),
+                value: 7,
+            },
+        ),
+        Event::Record {
+            node: 2,
+            record: Record::Chosen {
+                key: "x".into(),
+                value: 7,
+            },
+        },
+        Event::Record {
+            node: 1,
+            record: Record::LogChosen {
+                slot: 3,
+                batch: 0xa,
+            },
+        },
+        send(
+            1,
+            2,
+            Msg::Chosen {
+                entries: vec![(3, 0xa)],
+            },
+        ),
+    ];
+    assert_eq!(kinds(&keeps), vec![]);
+    let breaks = [
+        send(
+            1,
+            2,
+            Msg::Decided {
+                key: "x".into(),
+                value: 7,
+            },
+        ),
+        Event::Record {
+            node: 3,
+            record: Record::Chosen {
+                key: "x".into(),
+                value: 8,
+            },
+        },
+        Event::Record {
+            node: 1,
+            record: Record::LogChosen {
+                slot: 3,
+                batch: 0xa,
+            },
+        },
+        send(
+            2,
+            3,
+            Msg::Chosen {
+                entries: vec![(3, 0xb)],
+            },
+        ),
+    ];
+    assert_eq!(
+        kinds(&breaks),
+        vec![AnomalyKind::ConflictingLearn, AnomalyKind::ConflictingLearn]
+    );
+}
+
+#[test]
+fn records_alone_never_count_against_an_acceptor() {
+    // A promise appended but lost in a crash was never sent: a lower one after the
+    // restart is no regression.
+    let lost = [
+        Event::Record {
+            node: 2,
+            record: Record::Promise {
+                key: "x".into(),
+                ballot: 9,
+            },
+        },
+        Event::Restart { node: 2 },
+        send(2, 1, promise("x", 4, None)),
+    ];
+    assert_eq!(kinds(&lost), vec![]);
+}
+
+#[test]
+fn coverage_counts_the_situations_the_rules_exist_for() {
+    let mut inv = Invariants::new(3);
+    let events = [
+        send(2, 3, promise("x", 6, None)),
+        Event::Restart { node: 2 },
+        send(
+            2,
+            3,
+            Msg::Accepted {
+                key: "x".into(),
+                ballot: 6,
+            },
+        ),
+        recv(1, 3, promise("y", 12, Some((5, 7)))),
+        recv(2, 3, promise("y", 12, Some((9, 6)))),
+        propose(3, accept("y", 12, 6)),
+        recv(
+            1,
+            3,
+            Msg::Accepted {
+                key: "y".into(),
+                ballot: 12,
+            },
+        ),
+        recv(
+            1,
+            3,
+            Msg::Accepted {
+                key: "y".into(),
+                ballot: 12,
+            },
+        ),
+    ];
+    for (t, e) in events.iter().enumerate() {
+        inv.observe(t as u64, e);
+    }
+    let (report, coverage) = inv.finish();
+    assert_eq!(report.verdict, Verdict::Valid, "{:?}", report.anomalies);
+    assert_eq!(coverage.restart_between_promise_and_accept, 1);
+    assert_eq!(coverage.promises_disagreed, 1);
+    assert_eq!(coverage.duplicate_accepted_delivered, 1);
+    assert!(
+        coverage
+            .never_reached()
+            .contains(&"minority-slot-recovered")
+    );
+}
