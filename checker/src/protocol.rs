@@ -13,6 +13,11 @@
 //!   first accept of b (its own value only when none reported one). The proposer's
 //!   own acceptor answers it without a message; what that acceptor wrote down
 //!   ([`Record`]) counts as its report.
+//! - `chosen-without-quorum`: a node wrote a register value or a log slot down as
+//!   chosen without having learned it: no majority of distinct acceptors (its own
+//!   acceptor through its records) had sent it acceptances of that value's ballot, and
+//!   no peer had told it the value was chosen (decided, chosen, a promise reporting
+//!   it chosen, or a commit covering a slot it had accepted in the committing ballot).
 //! - `conflicting-learn`: a register or a log slot learned (written down as chosen, or
 //!   announced as decided or chosen) as two different values, by any nodes.
 //!
@@ -76,9 +81,11 @@ pub enum Msg {
     Chosen {
         entries: Vec<(Slot, BatchId)>,
     },
-    /// A leader's heartbeat: it has finished phase 1 of `ballot`.
+    /// A leader's heartbeat: it has finished phase 1 of `ballot`, and every slot up to
+    /// `commit` is chosen.
     Commit {
         ballot: Ballot,
+        commit: Slot,
     },
     /// A message no rule looks at, by its type name.
     Other(&'static str),
@@ -235,12 +242,21 @@ pub struct Invariants {
     /// Per leader ballot, what phase 1 required per slot (set at its first accept).
     log_required: BTreeMap<(NodeId, Ballot), BTreeMap<Slot, Reports<BatchId>>>,
     log_proposed: BTreeMap<(NodeId, Ballot, Slot), BatchId>,
+    /// The same, by (node, slot): the ballots it proposed the slot in.
+    log_proposed_in: BTreeMap<(NodeId, Slot), Vec<(Ballot, BatchId)>>,
     /// What each node's own acceptor accepted, from its records.
     own_reg: BTreeMap<(NodeId, String), Vec<(Ballot, i64)>>,
     own_log: BTreeMap<(NodeId, Slot), OwnSlot>,
     /// The first learned value of each register and slot, and where.
     reg_learned: BTreeMap<String, (i64, MessageRef)>,
     log_learned: BTreeMap<Slot, (BatchId, MessageRef)>,
+    /// What each node was told was chosen, and the acceptances it took in.
+    told_register: BTreeSet<(NodeId, String, i64)>,
+    told_slot: BTreeSet<(NodeId, Slot, BatchId)>,
+    /// (node, leader ballot) -> the highest commit index it took in from that ballot.
+    commits: BTreeMap<(NodeId, Ballot), Slot>,
+    reg_acks: BTreeMap<(NodeId, String, Ballot), BTreeSet<NodeId>>,
+    log_acks: BTreeMap<(NodeId, Ballot, Slot), BTreeSet<NodeId>>,
     /// Coverage bookkeeping.
     promised_then_restarted: BTreeSet<(NodeId, Option<String>, Ballot)>,
     last_promise: BTreeMap<(NodeId, Option<String>), Ballot>,
@@ -268,10 +284,16 @@ impl Invariants {
             log_promises: BTreeMap::new(),
             log_required: BTreeMap::new(),
             log_proposed: BTreeMap::new(),
+            log_proposed_in: BTreeMap::new(),
             own_reg: BTreeMap::new(),
             own_log: BTreeMap::new(),
             reg_learned: BTreeMap::new(),
             log_learned: BTreeMap::new(),
+            told_register: BTreeSet::new(),
+            told_slot: BTreeSet::new(),
+            commits: BTreeMap::new(),
+            reg_acks: BTreeMap::new(),
+            log_acks: BTreeMap::new(),
             promised_then_restarted: BTreeSet::new(),
             last_promise: BTreeMap::new(),
             accepted_seen: BTreeSet::new(),
@@ -441,7 +463,7 @@ impl Invariants {
                 self.end_phase_one(from, *ballot);
                 self.log_accept(from, *ballot, *slot, *batch);
             }
-            Msg::Commit { ballot } => self.end_phase_one(from, *ballot),
+            Msg::Commit { ballot, .. } => self.end_phase_one(from, *ballot),
             _ => {}
         }
     }
@@ -470,12 +492,88 @@ impl Invariants {
             }
             Msg::Accepted { key, ballot } => {
                 self.note_accepted((from, to, Some(key.clone()), 0, *ballot));
+                self.reg_acks
+                    .entry((to, key.clone(), *ballot))
+                    .or_default()
+                    .insert(from);
             }
             Msg::LogAccepted { ballot, slot } => {
                 self.note_accepted((from, to, None, *slot, *ballot));
+                self.log_acks
+                    .entry((to, *ballot, *slot))
+                    .or_default()
+                    .insert(from);
+            }
+            Msg::Decided { key, value } => {
+                self.told_register.insert((to, key.clone(), *value));
+            }
+            Msg::Chosen { entries } => {
+                for (slot, batch) in entries {
+                    self.told_slot.insert((to, *slot, *batch));
+                }
+            }
+            Msg::Commit { ballot, commit } => {
+                let c = self.commits.entry((to, *ballot)).or_default();
+                *c = (*c).max(*commit);
             }
             _ => {}
         }
+        // A promise reporting a slot chosen tells the candidate so, whether or not it
+        // still counts for phase 1.
+        if let Msg::LogPromise { entries, .. } = msg {
+            for (slot, b, batch) in entries {
+                if b.is_none() {
+                    self.told_slot.insert((to, *slot, *batch));
+                }
+            }
+        }
+    }
+
+    /// Rule: a register value written down as chosen must have been learned.
+    fn register_justified(&self, node: NodeId, key: &str, value: i64) -> bool {
+        if self.told_register.contains(&(node, key.to_string(), value)) {
+            return true;
+        }
+        let own = self.own_reg.get(&(node, key.to_string()));
+        self.reg_acks
+            .range((node, key.to_string(), 0)..=(node, key.to_string(), Ballot::MAX))
+            .any(|((_, _, b), acks)| {
+                if self.reg_proposed.get(&(node, key.to_string(), *b)) != Some(&value) {
+                    return false;
+                }
+                let mine = own.is_some_and(|v| v.contains(&(*b, value))) && !acks.contains(&node);
+                acks.len() + usize::from(mine) >= self.quorum
+            })
+    }
+
+    /// Rule: a slot written down as chosen must have been learned.
+    fn slot_justified(&self, node: NodeId, slot: Slot, batch: BatchId) -> bool {
+        if self.told_slot.contains(&(node, slot, batch)) {
+            return true;
+        }
+        let own: &[(Option<Ballot>, BatchId)] =
+            self.own_log.get(&(node, slot)).map_or(&[], Vec::as_slice);
+        // A commit of the ballot the node accepted this batch in.
+        let committed = own.iter().any(|(b, x)| {
+            *x == batch
+                && b.is_some_and(|b| self.commits.get(&(node, b)).is_some_and(|c| *c >= slot))
+        });
+        if committed {
+            return true;
+        }
+        // A majority of acceptances of the node's own proposal.
+        self.log_proposed_in
+            .get(&(node, slot))
+            .into_iter()
+            .flatten()
+            .filter(|(_, x)| *x == batch)
+            .any(|(b, _)| {
+                let acks = self.log_acks.get(&(node, *b, slot));
+                let n = acks.map_or(0, BTreeSet::len);
+                let mine =
+                    own.contains(&(Some(*b), batch)) && !acks.is_some_and(|a| a.contains(&node));
+                n + usize::from(mine) >= self.quorum
+            })
     }
 
     /// An acceptance taken in by its proposer: counts the duplicates.
@@ -513,10 +611,32 @@ impl Invariants {
             }
             Record::Chosen { key, value } => {
                 let r = self.at("record", Some(node), None, format!("{record:?}"));
+                if !self.register_justified(node, key, *value) {
+                    self.flag(
+                        AnomalyKind::ChosenWithoutQuorum,
+                        Some(key.clone()),
+                        None,
+                        format!(
+                            "node {node} wrote register {key} down as chosen ({value}) without a majority's acceptances or a peer telling it"
+                        ),
+                        vec![r.clone()],
+                    );
+                }
                 self.learn_register(key, *value, r);
             }
             Record::LogChosen { slot, batch } => {
                 let r = self.at("record", Some(node), None, format!("{record:?}"));
+                if !self.slot_justified(node, *slot, *batch) {
+                    self.flag(
+                        AnomalyKind::ChosenWithoutQuorum,
+                        None,
+                        Some(*slot),
+                        format!(
+                            "node {node} wrote slot {slot} down as chosen (batch #{batch:016x}) without a majority's acceptances or a peer telling it"
+                        ),
+                        vec![r.clone()],
+                    );
+                }
                 self.own_log
                     .entry((node, *slot))
                     .or_default()
@@ -658,6 +778,10 @@ impl Invariants {
             return;
         }
         self.log_proposed.insert(id, batch);
+        self.log_proposed_in
+            .entry((from, slot))
+            .or_default()
+            .push((ballot, batch));
         let Some(reports) = self.log_required.get(&leader).and_then(|m| m.get(&slot)) else {
             return; // nobody reported the slot: the leader is free
         };
@@ -813,7 +937,7 @@ pub fn describe(msg: &Msg) -> String {
         } => format!("log-accept ballot={ballot} slot={slot} batch=#{batch:016x}"),
         Msg::LogAccepted { ballot, slot } => format!("log-accepted ballot={ballot} slot={slot}"),
         Msg::Chosen { entries } => format!("chosen ({} entries)", entries.len()),
-        Msg::Commit { ballot } => format!("commit ballot={ballot}"),
+        Msg::Commit { ballot, commit } => format!("commit ballot={ballot} commit={commit}"),
         Msg::Other(name) => (*name).to_string(),
     }
 }

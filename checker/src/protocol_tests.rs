@@ -271,7 +271,13 @@ fn a_new_leader_must_propose_the_recovered_batches() {
                 entries: vec![],
             },
         ),
-        propose(3, Msg::Commit { ballot: 12 }),
+        propose(
+            3,
+            Msg::Commit {
+                ballot: 12,
+                commit: 0,
+            },
+        ),
         recv(
             2,
             3,
@@ -303,6 +309,14 @@ fn a_register_or_slot_is_learned_as_one_value() {
                 value: 7,
             },
         ),
+        recv(
+            1,
+            2,
+            Msg::Decided {
+                key: "x".into(),
+                value: 7,
+            },
+        ),
         Event::Record {
             node: 2,
             record: Record::Chosen {
@@ -310,6 +324,13 @@ fn a_register_or_slot_is_learned_as_one_value() {
                 value: 7,
             },
         },
+        recv(
+            3,
+            1,
+            Msg::Chosen {
+                entries: vec![(3, 0xa)],
+            },
+        ),
         Event::Record {
             node: 1,
             record: Record::LogChosen {
@@ -335,6 +356,14 @@ fn a_register_or_slot_is_learned_as_one_value() {
                 value: 7,
             },
         ),
+        recv(
+            2,
+            3,
+            Msg::Decided {
+                key: "x".into(),
+                value: 8,
+            },
+        ),
         Event::Record {
             node: 3,
             record: Record::Chosen {
@@ -342,6 +371,13 @@ fn a_register_or_slot_is_learned_as_one_value() {
                 value: 8,
             },
         },
+        recv(
+            3,
+            1,
+            Msg::Chosen {
+                entries: vec![(3, 0xa)],
+            },
+        ),
         Event::Record {
             node: 1,
             record: Record::LogChosen {
@@ -428,4 +464,118 @@ fn coverage_counts_the_situations_the_rules_exist_for() {
             .never_reached()
             .contains(&"minority-slot-recovered")
     );
+}
+
+#[test]
+fn a_value_is_written_down_as_chosen_only_once_learned() {
+    let chosen = |node, key: &str, value| Event::Record {
+        node,
+        record: Record::Chosen {
+            key: key.into(),
+            value,
+        },
+    };
+    let own_accept = |node, key: &str, ballot, value| Event::Record {
+        node,
+        record: Record::Accept {
+            key: key.into(),
+            ballot,
+            value,
+        },
+    };
+    // Node 1 proposed 7 in ballot 1, accepted it itself and heard node 2: a majority.
+    let keeps = [
+        propose(1, accept("x", 1, 7)),
+        own_accept(1, "x", 1, 7),
+        recv(
+            2,
+            1,
+            Msg::Accepted {
+                key: "x".into(),
+                ballot: 1,
+            },
+        ),
+        chosen(1, "x", 7),
+        // Node 3 was told.
+        recv(
+            1,
+            3,
+            Msg::Decided {
+                key: "x".into(),
+                value: 7,
+            },
+        ),
+        chosen(3, "x", 7),
+    ];
+    assert_eq!(kinds(&keeps), vec![]);
+    // Its own acceptance alone is no majority of three.
+    let breaks = [
+        propose(1, accept("y", 1, 7)),
+        own_accept(1, "y", 1, 7),
+        chosen(1, "y", 7),
+    ];
+    assert_eq!(kinds(&breaks), vec![AnomalyKind::ChosenWithoutQuorum]);
+    // The log: a majority of acceptances, or a commit of the ballot it accepted in.
+    let log_chosen = |node, slot, batch| Event::Record {
+        node,
+        record: Record::LogChosen { slot, batch },
+    };
+    let keeps = [
+        propose(
+            1,
+            Msg::LogAccept {
+                ballot: 1,
+                slot: 1,
+                batch: 0xa,
+            },
+        ),
+        Event::Record {
+            node: 1,
+            record: Record::LogAccept {
+                slot: 1,
+                ballot: 1,
+                batch: 0xa,
+            },
+        },
+        recv(3, 1, Msg::LogAccepted { ballot: 1, slot: 1 }),
+        log_chosen(1, 1, 0xa),
+        Event::Record {
+            node: 2,
+            record: Record::LogAccept {
+                slot: 1,
+                ballot: 1,
+                batch: 0xa,
+            },
+        },
+        recv(
+            1,
+            2,
+            Msg::Commit {
+                ballot: 1,
+                commit: 1,
+            },
+        ),
+        log_chosen(2, 1, 0xa),
+    ];
+    assert_eq!(kinds(&keeps), vec![]);
+    let breaks = [
+        propose(
+            1,
+            Msg::LogAccept {
+                ballot: 1,
+                slot: 1,
+                batch: 0xa,
+            },
+        ),
+        Event::Record {
+            node: 1,
+            record: Record::LogAccept {
+                slot: 1,
+                ballot: 1,
+                batch: 0xa,
+            },
+        },
+        log_chosen(1, 1, 0xa),
+    ];
+    assert_eq!(kinds(&breaks), vec![AnomalyKind::ChosenWithoutQuorum]);
 }

@@ -149,10 +149,12 @@ pub enum AnomalyKind {
     WrongValueProposed,
     /// A register or slot was learned as two different values.
     ConflictingLearn,
+    /// A node wrote a value down as chosen without having learned it.
+    ChosenWithoutQuorum,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 11] = [
+    pub const ALL: [AnomalyKind; 12] = [
         AnomalyKind::Agreement,
         AnomalyKind::Validity,
         AnomalyKind::NonLinearizable,
@@ -164,6 +166,7 @@ impl AnomalyKind {
         AnomalyKind::AcceptedBelowPromise,
         AnomalyKind::WrongValueProposed,
         AnomalyKind::ConflictingLearn,
+        AnomalyKind::ChosenWithoutQuorum,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -179,6 +182,7 @@ impl AnomalyKind {
             AnomalyKind::AcceptedBelowPromise => "accepted-below-promise",
             AnomalyKind::WrongValueProposed => "wrong-value-proposed",
             AnomalyKind::ConflictingLearn => "conflicting-learn",
+            AnomalyKind::ChosenWithoutQuorum => "chosen-without-quorum",
         }
     }
 }

@@ -188,7 +188,7 @@ fn each_bug_that_breaks_a_protocol_rule_trips_that_rule() {
         (Bug::ForgetPromises, PromiseRegressed),
         (Bug::AcceptLowerBallot, AcceptedBelowPromise),
         (Bug::IgnoreAccepted, WrongValueProposed),
-        (Bug::MinorityQuorum, ConflictingLearn),
+        (Bug::MinorityQuorum, ChosenWithoutQuorum),
     ] {
         let j = first_broken_rule(bug).unwrap_or_else(|| panic!("--bug {bug}: no rule broken"));
         assert!(

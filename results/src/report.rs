@@ -68,6 +68,9 @@ pub fn explain(kind: AnomalyKind) -> &'static str {
         AnomalyKind::WrongValueProposed => {
             "A proposer sent accept(b) with a value other than the one its promises for b required: the value accepted in the highest ballot among them, or a value reported as chosen (its own value is allowed only when none reported one). This is the rule that makes a chosen value survive a change of proposer."
         }
+        AnomalyKind::ChosenWithoutQuorum => {
+            "A node wrote a value down as chosen without having learned it: no majority of distinct acceptors had sent it acceptances of that value's ballot, and no peer had told it the value was chosen. A quorum that is not a majority can miss another quorum entirely, so two values can be chosen."
+        }
         AnomalyKind::ConflictingLearn => {
             "The same register or log slot was learned (written down as chosen, or announced as decided or chosen) as two different values. At most one value is ever chosen; two learned values mean some node declared a value chosen that was not."
         }

@@ -66,7 +66,10 @@ pub fn msg(m: &PeerMessage) -> Msg {
         PeerMessage::Chosen { entries } => Msg::Chosen {
             entries: entries.iter().map(|(s, b)| (*s, fingerprint(b))).collect(),
         },
-        PeerMessage::Commit { ballot, .. } => Msg::Commit { ballot: *ballot },
+        PeerMessage::Commit { ballot, commit } => Msg::Commit {
+            ballot: *ballot,
+            commit: *commit,
+        },
         other => Msg::Other(other.type_name()),
     }
 }
