@@ -8,6 +8,8 @@
 //! 3. `chaos matrix --sim` (every `--bug`, 3 nodes, 3 s runs, 0.3 s fault slots):
 //!    seeds and wall time to the first detection.
 //! 4. Determinism: 1,000 seeds run twice, history hashes compared.
+//! 5. Per `--bug`, the first detecting seed with the protocol's rules and with the
+//!    history checks alone.
 //!
 //! Knobs: SIM_BENCH_SEEDS (figure 2, default 10000), SIM_BENCH_DETERMINISM (figure 4,
 //! default 1000), SIM_BENCH_ONLY (a figure number, to run just that one).
@@ -106,6 +108,51 @@ fn many_seeds() {
         s.seeds_run as f64 / s.wall_s,
         s.failures.len()
     );
+    println!("   coverage summed over the seeds: {:?}", s.coverage);
+}
+
+fn rules_against_history() {
+    println!(
+        "5. per --bug, first detecting seed with the protocol rules and with the history checks alone (3 nodes, 3 virtual s, 0.3 s slots, one thread)"
+    );
+    println!(
+        "   {:<20} {:<26} history checks alone",
+        "bug", "rules and history"
+    );
+    for bug in Bug::ALL {
+        let started = Instant::now();
+        let (mut with, mut alone) = (None, None);
+        for seed in 1..=600u64 {
+            let mut a = args(3, 3.0, seed);
+            a.nemesis_interval = 0.3;
+            a.node_args = vec![format!("--bug={bug}")];
+            let j = judge(&plan(&a)).unwrap();
+            let secs = started.elapsed().as_secs_f64();
+            if with.is_none() && j.exit_code == results::ExitCode::Invalid {
+                with = Some((seed, secs, j.broken_rules.first().copied()));
+            }
+            if alone.is_none() && j.history_verdict == results::Verdict::Invalid {
+                alone = Some((seed, secs));
+            }
+            if alone.is_some() && with.is_some() {
+                break;
+            }
+        }
+        let show = |f: Option<(u64, f64)>| {
+            f.map_or("not in 600 seeds".to_string(), |(s, t)| {
+                format!("seed {s}, {t:.2} s")
+            })
+        };
+        let rule = with
+            .and_then(|w| w.2)
+            .map_or(String::new(), |k| format!(" ({k})"));
+        println!(
+            "   {:<20} {:<26} {}",
+            bug.name(),
+            format!("{}{rule}", show(with.map(|w| (w.0, w.1)))),
+            show(alone)
+        );
+    }
 }
 
 fn matrix() {
@@ -196,5 +243,8 @@ fn main() {
     }
     if want("4") {
         determinism();
+    }
+    if want("5") {
+        rules_against_history();
     }
 }

@@ -432,6 +432,15 @@ pub fn command(args: &crate::cli::SimArgs) -> Result<results::ExitCode, SimError
             sweep.wall_s,
             sweep.seeds_run as f64 / sweep.wall_s.max(1e-9)
         );
+        let never = sweep.coverage.never_reached();
+        println!(
+            "situations the protocol's rules exist for, never reached: {}",
+            if never.is_empty() {
+                "none".to_string()
+            } else {
+                never.join(", ")
+            }
+        );
         return Ok(sweep.exit_code);
     }
     let plan = plan_for(args, None)?;

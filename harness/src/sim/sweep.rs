@@ -35,6 +35,8 @@ pub struct Judged {
     pub coverage: checker::protocol::Coverage,
     /// The kinds of the protocol rules broken, in the order found.
     pub broken_rules: Vec<checker::AnomalyKind>,
+    /// The verdict of the history checks alone, without the protocol's rules.
+    pub history_verdict: Verdict,
     pub counts: SimCounts,
 }
 
@@ -60,6 +62,7 @@ pub fn judge(plan: &Plan) -> Result<Judged, String> {
         .map(|(id, dump)| parse_final(dump, Some(u64::from(*id))));
     let mut checked = checker::check_streaming(&history, finals, &checker::Options::default());
     let broken_rules = sim.protocol.anomalies.iter().map(|a| a.kind).collect();
+    let history_verdict = checked.verdict;
     checked.checks.push(sim.protocol);
     checked.verdict = Verdict::combine(checked.checks.iter().map(|c| c.verdict));
     let liveness_failed = sim.liveness.is_err();
@@ -89,6 +92,7 @@ pub fn judge(plan: &Plan) -> Result<Judged, String> {
         info_ops,
         coverage: sim.coverage,
         broken_rules,
+        history_verdict,
         counts: sim.counts,
     })
 }
@@ -103,6 +107,8 @@ pub struct Sweep {
     pub wall_s: f64,
     /// The run directory written for each failing seed.
     pub run_dirs: Vec<(u64, std::path::PathBuf)>,
+    /// The situations the protocol's rules exist for, summed over every seed run.
+    pub coverage: checker::protocol::Coverage,
 }
 
 /// Runs `plan_of(seed)` for every seed in `seeds` on `jobs` threads, stopping once
@@ -122,6 +128,7 @@ pub fn sweep(
     let found: Mutex<Vec<Judged>> = Mutex::new(Vec::new());
     let error: Mutex<Option<String>> = Mutex::new(None);
     let worst = Mutex::new(ExitCode::Valid);
+    let coverage = Mutex::new(checker::protocol::Coverage::default());
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             scope.spawn(|| {
@@ -142,6 +149,9 @@ pub fn sweep(
                         }
                     };
                     done.fetch_add(1, Ordering::SeqCst);
+                    if let Ok(mut c) = coverage.lock() {
+                        c.add(&judged.coverage);
+                    }
                     if let Ok(mut w) = worst.lock() {
                         *w = w.worse(judged.exit_code);
                     }
@@ -184,5 +194,6 @@ pub fn sweep(
         exit_code: worst.into_inner().expect("not poisoned"),
         wall_s: started.elapsed().as_secs_f64(),
         run_dirs,
+        coverage: coverage.into_inner().expect("not poisoned"),
     })
 }
