@@ -650,14 +650,17 @@ impl Invariants {
     /// Rule 3 for a register: the first accept of (key, ballot) by `from`.
     fn register_accept(&mut self, from: NodeId, key: &str, ballot: Ballot, value: i64) {
         let id = (from, key.to_string(), ballot);
+        let proposal = |me: &Self| {
+            me.at(
+                "propose",
+                Some(from),
+                None,
+                format!("accept key={key} ballot={ballot} value={value}"),
+            )
+        };
         if let Some(first) = self.reg_proposed.get(&id) {
             if *first != value {
-                let r = self.at(
-                    "propose",
-                    Some(from),
-                    None,
-                    format!("accept key={key} ballot={ballot} value={value}"),
-                );
+                let r = proposal(self);
                 self.flag(
                     AnomalyKind::WrongValueProposed,
                     Some(key.to_string()),
@@ -702,12 +705,7 @@ impl Invariants {
                 text: format!("promise key={key} ballot={ballot} accepted={acc:?}"),
             })
             .collect();
-        witness.push(self.at(
-            "propose",
-            Some(from),
-            None,
-            format!("accept key={key} ballot={ballot} value={value}"),
-        ));
+        witness.push(proposal(self));
         self.flag(
             AnomalyKind::WrongValueProposed,
             Some(key.to_string()),

@@ -298,100 +298,60 @@ fn a_new_leader_must_propose_the_recovered_batches() {
     assert_eq!(kinds(&late), vec![]);
 }
 
+fn decided(key: &str, value: i64) -> Msg {
+    Msg::Decided {
+        key: key.into(),
+        value,
+    }
+}
+
+fn chosen(entries: &[(Slot, BatchId)]) -> Msg {
+    Msg::Chosen {
+        entries: entries.to_vec(),
+    }
+}
+
+fn wrote(node: NodeId, record: Record) -> Event {
+    Event::Record { node, record }
+}
+
+fn register_chosen(key: &str, value: i64) -> Record {
+    Record::Chosen {
+        key: key.into(),
+        value,
+    }
+}
+
 #[test]
 fn a_register_or_slot_is_learned_as_one_value() {
     let keeps = [
-        send(
+        send(1, 2, decided("x", 7)),
+        recv(1, 2, decided("x", 7)),
+        wrote(2, register_chosen("x", 7)),
+        recv(3, 1, chosen(&[(3, 0xa)])),
+        wrote(
             1,
-            2,
-            Msg::Decided {
-                key: "x".into(),
-                value: 7,
-            },
-        ),
-        recv(
-            1,
-            2,
-            Msg::Decided {
-                key: "x".into(),
-                value: 7,
-            },
-        ),
-        Event::Record {
-            node: 2,
-            record: Record::Chosen {
-                key: "x".into(),
-                value: 7,
-            },
-        },
-        recv(
-            3,
-            1,
-            Msg::Chosen {
-                entries: vec![(3, 0xa)],
-            },
-        ),
-        Event::Record {
-            node: 1,
-            record: Record::LogChosen {
+            Record::LogChosen {
                 slot: 3,
                 batch: 0xa,
             },
-        },
-        send(
-            1,
-            2,
-            Msg::Chosen {
-                entries: vec![(3, 0xa)],
-            },
         ),
+        send(1, 2, chosen(&[(3, 0xa)])),
     ];
     assert_eq!(kinds(&keeps), vec![]);
     let breaks = [
-        send(
+        send(1, 2, decided("x", 7)),
+        recv(2, 3, decided("x", 8)),
+        wrote(3, register_chosen("x", 8)),
+        recv(3, 1, chosen(&[(3, 0xa)])),
+        wrote(
             1,
-            2,
-            Msg::Decided {
-                key: "x".into(),
-                value: 7,
-            },
-        ),
-        recv(
-            2,
-            3,
-            Msg::Decided {
-                key: "x".into(),
-                value: 8,
-            },
-        ),
-        Event::Record {
-            node: 3,
-            record: Record::Chosen {
-                key: "x".into(),
-                value: 8,
-            },
-        },
-        recv(
-            3,
-            1,
-            Msg::Chosen {
-                entries: vec![(3, 0xa)],
-            },
-        ),
-        Event::Record {
-            node: 1,
-            record: Record::LogChosen {
+            Record::LogChosen {
                 slot: 3,
                 batch: 0xa,
             },
-        },
-        send(
-            2,
-            3,
-            Msg::Chosen {
-                entries: vec![(3, 0xb)],
-            },
         ),
+        send(2, 3, chosen(&[(3, 0xb)])),
     ];
     assert_eq!(
         kinds(&breaks),
