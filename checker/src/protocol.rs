@@ -22,7 +22,10 @@
 //!   announced as decided or chosen) as two different values, by any nodes.
 //!
 //! Every rule is judged from the events of the node that must keep it, in the order
-//! that node stepped them, so a message still in flight never counts as known. The
+//! that node stepped them, so a message still in flight never counts as known. From
+//! a real run's wire ([`check_wire`]) only sends are known, stamped by a proxy per
+//! link: an acceptor is held to the promises it made before its last restart, the
+//! only ones certainly earlier, and the rules that need a node's steps are not judged. The
 //! checker knows the protocol's message shapes ([`Msg`]); a driver translates its
 //! messages into them (batches of log commands become fingerprints).
 //!
@@ -234,6 +237,11 @@ pub struct Invariants {
     /// (acceptor, register) -> highest ballot promised or accepted, and where.
     reg_promised: BTreeMap<(NodeId, String), (Ballot, MessageRef)>,
     log_promised: BTreeMap<NodeId, (Ballot, MessageRef)>,
+    /// The same, as of each acceptor's last restart. On the wire, messages on
+    /// different links are stamped by different proxies, so only a promise made
+    /// before a restart is certainly earlier than one made after it.
+    settled_reg: BTreeMap<(NodeId, String), (Ballot, MessageRef)>,
+    settled_log: BTreeMap<NodeId, (Ballot, MessageRef)>,
     /// Promises a proposer took in for (register, ballot), until its first accept.
     reg_promises: BTreeMap<(NodeId, String, Ballot), Vec<RegisterReport>>,
     /// The value of a proposer's first accept of (register, ballot).
@@ -265,6 +273,8 @@ pub struct Invariants {
     in_flight: BTreeMap<Slot, NodeId>,
     anomalies: Vec<Anomaly>,
     events: u64,
+    /// Only what the wire shows: sends, no steps or records.
+    wire: bool,
     pub coverage: Coverage,
 }
 
@@ -279,6 +289,8 @@ impl Invariants {
             time_ns: 0,
             reg_promised: BTreeMap::new(),
             log_promised: BTreeMap::new(),
+            settled_reg: BTreeMap::new(),
+            settled_log: BTreeMap::new(),
             reg_promises: BTreeMap::new(),
             reg_proposed: BTreeMap::new(),
             log_promises: BTreeMap::new(),
@@ -301,7 +313,19 @@ impl Invariants {
             in_flight: BTreeMap::new(),
             anomalies: Vec::new(),
             events: 0,
+            wire: false,
             coverage: Coverage::default(),
+        }
+    }
+
+    /// The rules for a trace of the wire (real processes behind proxies): only what
+    /// each node sent is known, so the rules that need a node's steps (what it had
+    /// taken in when it proposed; what its own acceptor recorded) are not judged.
+    pub fn wire() -> Invariants {
+        Invariants {
+            wire: true,
+            // No rule judged from the wire counts a quorum.
+            ..Invariants::new(0)
         }
     }
 
@@ -319,6 +343,12 @@ impl Invariants {
                     if n == node {
                         self.promised_then_restarted.insert((*n, key.clone(), *b));
                     }
+                }
+                for (k, v) in self.reg_promised.iter().filter(|(k, _)| k.0 == *node) {
+                    self.settled_reg.insert(k.clone(), v.clone());
+                }
+                if let Some(v) = self.log_promised.get(node) {
+                    self.settled_log.insert(*node, v.clone());
                 }
             }
         }
@@ -370,7 +400,15 @@ impl Invariants {
             Some(k) => self.reg_promised.get(&(node, k.to_string())).cloned(),
             None => self.log_promised.get(&node).cloned(),
         };
-        if let Some((promised, there)) = &previous {
+        let reference = if self.wire {
+            match key {
+                Some(k) => self.settled_reg.get(&(node, k.to_string())).cloned(),
+                None => self.settled_log.get(&node).cloned(),
+            }
+        } else {
+            previous.clone()
+        };
+        if let Some((promised, there)) = &reference {
             if ballot < *promised {
                 let what = key.map_or("the log".to_string(), |k| format!("register {k}"));
                 let (kind, verb) = if accepting {
@@ -887,18 +925,28 @@ impl Invariants {
             Verdict::Invalid
         };
         let never = self.coverage.never_reached();
-        let summary = format!(
-            "{} events; {} rules broken; {} registers and {} slots learned; situations never reached: {}",
-            self.events,
-            self.anomalies.len(),
-            self.reg_learned.len(),
-            self.log_learned.len(),
-            if never.is_empty() {
-                "none".to_string()
-            } else {
-                never.join(", ")
-            }
-        );
+        let summary = if self.wire {
+            format!(
+                "{} messages from the wire; {} rules broken; {} registers and {} slots announced (promise-regressed, accepted-below-promise and conflicting-learn judged; wrong-value-proposed and chosen-without-quorum need each node's steps, which chaos sim sees)",
+                self.events,
+                self.anomalies.len(),
+                self.reg_learned.len(),
+                self.log_learned.len()
+            )
+        } else {
+            format!(
+                "{} events; {} rules broken; {} registers and {} slots learned; situations never reached: {}",
+                self.events,
+                self.anomalies.len(),
+                self.reg_learned.len(),
+                self.log_learned.len(),
+                if never.is_empty() {
+                    "none".to_string()
+                } else {
+                    never.join(", ")
+                }
+            )
+        };
         (
             CheckReport {
                 name: "protocol".into(),
@@ -910,6 +958,113 @@ impl Invariants {
             self.coverage,
         )
     }
+}
+
+/// Why a line of a message trace cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("messages.jsonl line {line}: {why}")]
+pub struct TraceError {
+    pub line: usize,
+    pub why: String,
+}
+
+/// Judges a message trace of real processes (messages.jsonl, docs/run-directory.md):
+/// every line that carries its message (`msg`) is a send by `from` to `to` at
+/// `time_ns`; `restarts` are (time, node), in time order, from the history.
+/// `Ok(None)`: the trace carries no messages, so nothing is judged.
+pub fn check_wire<R: std::io::BufRead>(
+    trace: R,
+    restarts: &[(u64, NodeId)],
+) -> Result<Option<CheckReport>, TraceError> {
+    let mut rules = Invariants::wire();
+    let mut restarts = restarts.iter().peekable();
+    let mut any = false;
+    for (i, line) in trace.lines().enumerate() {
+        let bad = |why: String| TraceError { line: i + 1, why };
+        let line = line.map_err(|e| bad(e.to_string()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
+        let Some(text) = entry.get("msg").and_then(|m| m.as_str()) else {
+            continue;
+        };
+        let field = |name: &str| {
+            entry
+                .get(name)
+                .and_then(serde_json::Value::as_u64)
+                .ok_or_else(|| bad(format!("no {name}")))
+        };
+        let (from, to, time_ns) = (field("from")?, field("to")?, field("time_ns")?);
+        // A message the rules cannot read is the node's business, not the trace's.
+        let Some(msg) = wire_msg(text) else {
+            continue;
+        };
+        any = true;
+        while let Some((t, node)) = restarts.next_if(|(t, _)| *t <= time_ns) {
+            rules.observe(*t, &Event::Restart { node: *node });
+        }
+        rules.observe(time_ns, &Event::Send { from, to, msg });
+    }
+    Ok(any.then(|| rules.finish().0))
+}
+
+/// A peer message's wire text (docs/protocol.md) as the rules see it.
+fn wire_msg(text: &str) -> Option<Msg> {
+    use serde_json::Value;
+    let v: Value = serde_json::from_str(text).ok()?;
+    let u = |f: &str| v.get(f).and_then(Value::as_u64);
+    let key = || v.get("key").and_then(Value::as_str).map(str::to_string);
+    Some(match v.get("type")?.as_str()? {
+        "promise" => Msg::Promise {
+            key: key()?,
+            ballot: u("ballot")?,
+            accepted: v
+                .get("accepted")
+                .and_then(Value::as_array)
+                .and_then(|a| Some((a.first()?.as_u64()?, a.get(1)?.as_i64()?))),
+        },
+        "accepted" => Msg::Accepted {
+            key: key()?,
+            ballot: u("ballot")?,
+        },
+        "decided" => Msg::Decided {
+            key: key()?,
+            value: v.get("value").and_then(Value::as_i64)?,
+        },
+        "log-promise" => Msg::LogPromise {
+            ballot: u("ballot")?,
+            entries: Vec::new(),
+        },
+        "log-accepted" => Msg::LogAccepted {
+            ballot: u("ballot")?,
+            slot: u("slot")?,
+        },
+        "chosen" => Msg::Chosen {
+            entries: v
+                .get("entries")?
+                .as_array()?
+                .iter()
+                .filter_map(|e| {
+                    let e = e.as_array()?;
+                    Some((e.first()?.as_u64()?, fnv(&e.get(1)?.to_string())))
+                })
+                .collect(),
+        },
+        _ => return None,
+    })
+}
+
+/// FNV-1a of a batch's canonical JSON text (object keys sorted): its fingerprint on
+/// the wire.
+fn fnv(text: &str) -> BatchId {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// A message in a line.

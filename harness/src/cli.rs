@@ -76,7 +76,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub schedule: Option<PathBuf>,
     /// Write messages.jsonl in the run directory: every peer message with its time,
-    /// link, type and fate (delivered, dropped, duplicated) and delay.
+    /// link, type and fate (delivered, dropped, duplicated) and delay; promises,
+    /// acceptances and announcements with their text, so that the protocol's rules are
+    /// checked from the wire.
     #[arg(long)]
     pub trace_messages: bool,
     /// No progress bar; a plain status line every few seconds instead.

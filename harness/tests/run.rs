@@ -302,6 +302,28 @@ fn scheduled_kills_and_pauses_are_healed_by_the_final_phase() {
         times.windows(2).all(|w| w[0] <= w[1]),
         "messages.jsonl is in time order"
     );
+    // The trace carries the messages the protocol's rules read from the wire, and the
+    // correct node keeps them.
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["type"] == "log-accepted" && m["msg"].is_string())
+    );
+    let checks = result_json(root.path())["checks"].clone();
+    let protocol = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "protocol")
+        .expect("a protocol check from the trace")
+        .clone();
+    assert_eq!(protocol["verdict"], "valid", "{protocol}");
+    assert!(
+        protocol["summary"]
+            .as_str()
+            .unwrap()
+            .contains("from the wire")
+    );
     assert_nothing_left(root.path());
 }
 

@@ -72,6 +72,16 @@ pub struct Network {
     tracer: Option<Arc<Tracer>>,
 }
 
+/// The message types whose text the trace keeps, for the protocol's rules.
+pub const WIRE_RULE_TYPES: [&str; 6] = [
+    "promise",
+    "accepted",
+    "decided",
+    "log-promise",
+    "log-accepted",
+    "chosen",
+];
+
 /// messages.jsonl: one line per peer message with its fate (`--trace-messages`).
 pub struct Tracer {
     out: Mutex<std::io::BufWriter<std::fs::File>>,
@@ -90,15 +100,24 @@ impl Tracer {
         })
     }
 
-    fn record(&self, from: u32, to: u32, kind: &str, fate: &str, delays: &[Duration]) {
+    /// One message: its link, type, fate and delays, and for the messages the
+    /// protocol's rules read from the wire (an acceptor's promises and acceptances, a
+    /// learner's announcements) the message itself, as `msg`.
+    fn record(&self, from: u32, to: u32, kind: &str, fate: &str, delays: &[Duration], line: &[u8]) {
         use std::io::Write;
         let delays_ms: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
+        let payload = WIRE_RULE_TYPES
+            .contains(&kind)
+            .then(|| String::from_utf8_lossy(line));
         // Stamped under the lock, so the file is in time order.
         if let Ok(mut out) = self.out.lock() {
             let time_ns = self.start.elapsed().as_nanos() as u64;
-            let line = serde_json::json!({"time_ns": time_ns, "from": from, "to": to,
+            let mut entry = serde_json::json!({"time_ns": time_ns, "from": from, "to": to,
                 "type": kind, "fate": fate, "delay_ms": delays_ms});
-            let _ = writeln!(out, "{line}");
+            if let Some(msg) = payload {
+                entry["msg"] = serde_json::Value::String(msg.into_owned());
+            }
+            let _ = writeln!(out, "{entry}");
         }
     }
 
@@ -350,7 +369,7 @@ async fn forward(
                 1 => "delivered",
                 _ => "duplicated",
             };
-            t.record(link.from, link.to, kind, fate, &deliveries);
+            t.record(link.from, link.to, kind, fate, &deliveries, &line);
         }
         link.count(kind, |c| {
             c.sent += 1;

@@ -45,6 +45,25 @@ pub struct FaultSummary {
     pub periods: Vec<FaultPeriod>,
 }
 
+/// When each node was started again, from the nemesis events: (time, node), in time
+/// order. A restart that skipped a node (it was up) does not count.
+pub fn restarts(events: &[NemesisEvent]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for e in events {
+        let nodes = match e.f.as_str() {
+            "restart" => match outcome_name(&e.value).as_str() {
+                "installed" => ids(&e.value["targets"]),
+                "partially-installed" => ids(&e.value["outcome"]["partially-installed"]["applied"]),
+                _ => Vec::new(),
+            },
+            "heal" => ids(&e.value["restarted"]),
+            _ => Vec::new(),
+        };
+        out.extend(nodes.into_iter().map(|n| (e.time_ns, n)));
+    }
+    out
+}
+
 fn outcome_name(v: &Value) -> String {
     match &v["outcome"] {
         Value::String(s) => s.clone(),

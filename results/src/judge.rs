@@ -41,14 +41,25 @@ pub fn read_history(path: &Path) -> Result<History, String> {
 
 /// Judges `history` (a history.jsonl) with the dumps of `finals` (a final/ directory;
 /// `None` or a missing directory means no dumps, and log agreement is skipped). An
-/// unreadable dump makes log agreement `unknown`, on every path.
+/// unreadable dump makes log agreement `unknown`, on every path. A messages.jsonl
+/// beside the history that carries messages adds the `protocol` check.
 pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> Judged {
     let started = Instant::now();
+    let history_path = history;
     let history = read_history(history);
-    let checked = history
+    let mut checked = history
         .as_ref()
         .ok()
         .map(|h| checker::check_finals_dir(h, finals, options));
+    // A message trace beside the history that carries messages: the protocol's rules
+    // that the wire shows (docs/protocol.md).
+    if let (Some(result), Some(dir), Ok(h)) = (checked.as_mut(), history_path.parent(), &history) {
+        let restarts = crate::faults::restarts(&h.nemesis);
+        if let Some(report) = wire_rules(&dir.join("messages.jsonl"), &restarts) {
+            result.checks.push(report);
+            result.verdict = checker::Verdict::combine(result.checks.iter().map(|c| c.verdict));
+        }
+    }
     let faults = history
         .as_ref()
         .map(|h| FaultSummary::of(&h.nemesis, h.end_ns))
@@ -58,6 +69,22 @@ pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> 
         checked,
         faults,
         secs: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// The protocol's rules over a real run's message trace, if it has one that carries
+/// messages; an unreadable trace is a check that cannot decide.
+fn wire_rules(path: &Path, restarts: &[(u64, u64)]) -> Option<checker::CheckReport> {
+    let file = std::fs::File::open(path).ok()?;
+    match checker::protocol::check_wire(std::io::BufReader::new(file), restarts) {
+        Ok(report) => report,
+        Err(e) => Some(checker::CheckReport {
+            name: "protocol".into(),
+            verdict: checker::Verdict::Unknown,
+            summary: "the message trace is unreadable".into(),
+            anomalies: Vec::new(),
+            unknown: vec![e.to_string()],
+        }),
     }
 }
 
