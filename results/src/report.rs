@@ -205,6 +205,29 @@ fn problems(r: &RunResult, notes: &[String]) -> Markup {
     }
 }
 
+/// A broken rule's witness messages (those between two nodes) as arrows for the
+/// space-time diagram; records and proposals stay in the table.
+fn witness_arrows(messages: &[checker::report::MessageRef]) -> Vec<data::TracedMessage> {
+    messages
+        .iter()
+        .filter_map(|m| {
+            Some(data::TracedMessage {
+                time_ns: m.time_ns,
+                from: u32::try_from(m.from?).ok()?,
+                to: u32::try_from(m.to?).ok()?,
+                kind: m
+                    .text
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("message")
+                    .to_string(),
+                fate: "delivered".into(),
+                delay_ms: vec![0.0],
+            })
+        })
+        .collect()
+}
+
 fn anomalies(r: &RunResult) -> Markup {
     let list: Vec<_> = r.anomalies().collect();
     html! {
@@ -223,6 +246,11 @@ fn anomalies(r: &RunResult) -> Markup {
                             (op_rows(&a.ops, true))
                         }
                         @if !a.messages.is_empty() {
+                            @let arrows = witness_arrows(&a.messages);
+                            @if !arrows.is_empty() {
+                                p { "The messages between the nodes, as a space-time diagram:" }
+                                (charts::lamport(&arrows, r.plan.nodes as u32, &[]))
+                            }
                             p { "The messages and records that show it, in the order the nodes stepped them:" }
                             table class="ops" {
                                 tr { th { "time (ms)" } th { "event" } th { "nodes" } th { "message" } }

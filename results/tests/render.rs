@@ -224,6 +224,10 @@ fn a_broken_protocol_rule_is_shown_with_its_messages() {
     assert!(protocol.anomalies.iter().all(|a| !a.messages.is_empty()));
     assert!(html.contains("The messages and records that show it"));
     assert!(
+        html.contains("as a space-time diagram") && html.contains("class=\"chart lamport\""),
+        "the witness messages are drawn"
+    );
+    assert!(
         html.contains("promise key=r21 ballot=4"),
         "the witness message is shown"
     );
