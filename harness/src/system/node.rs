@@ -199,17 +199,10 @@ pub struct NodeClient {
 impl Client for NodeClient {
     async fn call(&mut self, op: &ClientOp, timeout: Duration) -> Completion {
         match self.conn.call_op(&request_of(op), timeout).await {
-            Ok(r) if r.ok => Completion::ok(match op {
-                ClientOp::Propose { .. } | ClientOp::Read { .. } => r.value,
-                _ => None,
-            }),
+            Ok(r) if r.ok => classify(op, Answer::Ok(r.value)),
             Ok(r) => {
-                let code = r.error.unwrap_or_else(|| "unknown-error".to_string());
-                if r.definite {
-                    Completion::fail(&code)
-                } else {
-                    Completion::unknown(op, &code, false)
-                }
+                let code = r.error.as_deref().unwrap_or("unknown-error");
+                classify(op, Answer::Error(code, r.definite))
             }
             Err(CallError::Timeout) => Completion::unknown(op, CLIENT_TIMEOUT, true),
             Err(CallError::Broken) => Completion::unknown(op, CONNECTION_BROKEN, true),
@@ -217,18 +210,35 @@ impl Client for NodeClient {
     }
 }
 
-/// How a client classifies the core's answer to `op`, as [`NodeClient`] classifies
-/// the same answer read off the wire: the simulation's clients use it.
+/// The node's answer to an op, read off the wire or taken from the core.
+enum Answer<'a> {
+    /// It happened; the value a read or propose returned.
+    Ok(Option<i64>),
+    /// An error code, and whether it is definite.
+    Error(&'a str, bool),
+}
+
+/// How a client of the node classifies an answer: the one rule for real and
+/// simulated clients.
+fn classify(op: &ClientOp, answer: Answer) -> Completion {
+    match answer {
+        Answer::Ok(value) => Completion::ok(match op {
+            ClientOp::Propose { .. } | ClientOp::Read { .. } => value,
+            _ => None,
+        }),
+        Answer::Error(code, true) => Completion::fail(code),
+        Answer::Error(code, false) => Completion::unknown(op, code, false),
+    }
+}
+
+/// The core's answer to `op`, classified as [`NodeClient`] classifies the same
+/// answer read off the wire: the simulation's clients use it.
 pub fn completion_of(op: &ClientOp, result: &node_types::OpResult) -> Completion {
     use node_types::OpResult;
     match result {
-        OpResult::Value(v) => Completion::ok(match op {
-            ClientOp::Propose { .. } | ClientOp::Read { .. } => *v,
-            _ => None,
-        }),
-        OpResult::Done => Completion::ok(None),
-        OpResult::Error(code) if code.definite() => Completion::fail(code.as_str()),
-        OpResult::Error(code) => Completion::unknown(op, code.as_str(), false),
+        OpResult::Value(v) => classify(op, Answer::Ok(*v)),
+        OpResult::Done => classify(op, Answer::Ok(None)),
+        OpResult::Error(code) => classify(op, Answer::Error(code.as_str(), code.definite())),
     }
 }
 
