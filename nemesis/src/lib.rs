@@ -165,6 +165,16 @@ pub trait Nodes {
     fn resume(&self, id: NodeId) -> Result<bool, String>;
     /// Starts the node again on its own data, if it is down.
     fn restart(&self, id: NodeId) -> Result<bool, String>;
+    /// Why this system cannot make `fault` at all, if it cannot: the fault is then
+    /// recorded as skipped with this reason. By default, clock and disk-corruption
+    /// faults (which need a simulated clock and disk) cannot be made.
+    fn cannot(&self, fault: &Fault) -> Option<&'static str> {
+        match fault {
+            Fault::Clock { .. } | Fault::ClockReset => Some(NO_CLOCK),
+            Fault::Corrupt { .. } => Some(NO_CORRUPT),
+            _ => None,
+        }
+    }
     /// Runs the node's clock at `rate` after a forward jump of `jump_ms`
     /// ([`Fault::Clock`]); `rate` 1 and no jump is [`Fault::ClockReset`].
     fn set_clock(&self, _id: NodeId, _rate: f64, _jump_ms: u64) -> Result<bool, String> {
@@ -194,27 +204,13 @@ pub trait Links {
     fn restore(&self) -> Result<(), String>;
 }
 
-/// A fault the system cannot make at all is skipped, not indeterminate.
-fn unsupported(outcome: NemesisOutcome) -> NemesisOutcome {
-    match outcome {
-        NemesisOutcome::Indeterminate(why)
-            if why.contains(NO_CLOCK) || why.contains(NO_CORRUPT) =>
-        {
-            let reason = if why.contains(NO_CLOCK) {
-                NO_CLOCK
-            } else {
-                NO_CORRUPT
-            };
-            NemesisOutcome::Skipped(reason.into())
-        }
-        other => other,
-    }
-}
-
 /// Executes one scheduled fault: the one entry point from a schedule to a system. It
 /// never decides anything (the schedule did); it acts and says what happened. Every
 /// fault kind is matched here, so a new kind does not compile until it is executed.
 pub fn apply(nodes: &dyn Nodes, links: &dyn Links, fault: &ScheduledFault) -> NemesisOutcome {
+    if let Some(why) = nodes.cannot(&fault.fault) {
+        return NemesisOutcome::Skipped(why.into());
+    }
     let network = |r: Result<(), String>| match r {
         Ok(()) => NemesisOutcome::Installed,
         Err(why) => NemesisOutcome::Skipped(why),
@@ -250,11 +246,9 @@ pub fn apply(nodes: &dyn Nodes, links: &dyn Links, fault: &ScheduledFault) -> Ne
         Fault::Pause => per_node(&|id| nodes.pause(id)),
         Fault::Resume => per_node(&|id| nodes.resume(id)),
         Fault::Restart => per_node(&|id| nodes.restart(id)),
-        Fault::Clock { rate, jump_ms } => {
-            unsupported(per_node(&|id| nodes.set_clock(id, *rate, *jump_ms)))
-        }
-        Fault::ClockReset => unsupported(per_node(&|id| nodes.set_clock(id, 1.0, 0))),
-        Fault::Corrupt { position } => unsupported(per_node(&|id| nodes.corrupt(id, *position))),
+        Fault::Clock { rate, jump_ms } => per_node(&|id| nodes.set_clock(id, *rate, *jump_ms)),
+        Fault::ClockReset => per_node(&|id| nodes.set_clock(id, 1.0, 0)),
+        Fault::Corrupt { position } => per_node(&|id| nodes.corrupt(id, *position)),
     }
 }
 

@@ -11,6 +11,10 @@ use super::world::World;
 pub struct Faults<'a, 'w, 'r>(pub &'a RefCell<&'w mut World<'r>>);
 
 impl nemesis::Nodes for Faults<'_, '_, '_> {
+    /// The simulation makes every fault.
+    fn cannot(&self, _fault: &nemesis::Fault) -> Option<&'static str> {
+        None
+    }
     fn kill(&self, id: NodeId) -> Result<bool, String> {
         Ok(self.0.borrow_mut().kill(id))
     }
