@@ -145,8 +145,32 @@ pub fn observe_step(rules: &mut Invariants, now: u64, id: u32, actions: &[Action
     }
 }
 
+/// Whether the rules read `m` when it leaves its node: an acceptor's promises and
+/// acceptances, a learner's announcements. Others are not converted at all (a log
+/// accept's batch would be fingerprinted for nothing).
+fn read_when_sent(m: &PeerMessage) -> bool {
+    matches!(
+        m,
+        PeerMessage::Promise { .. }
+            | PeerMessage::Accepted { .. }
+            | PeerMessage::LogPromise { .. }
+            | PeerMessage::LogAccepted { .. }
+            | PeerMessage::Decided { .. }
+            | PeerMessage::Chosen { .. }
+    )
+}
+
+/// Whether the rules read `m` when its node takes it in: what a proposer or learner
+/// hears.
+pub fn read_when_received(m: &PeerMessage) -> bool {
+    read_when_sent(m) || matches!(m, PeerMessage::Commit { .. })
+}
+
 /// A message leaving node `from` for `to`.
 pub fn sent(rules: &mut Invariants, now: u64, from: u32, to: u32, m: &PeerMessage) {
+    if !read_when_sent(m) {
+        return;
+    }
     let send = Event::Send {
         from: u64::from(from),
         to: u64::from(to),

@@ -860,7 +860,7 @@ fn step(
     event: Event,
 ) -> Vec<Action> {
     let actions = match &event {
-        Event::Peer { from, msg } => {
+        Event::Peer { from, msg } if trace::read_when_received(msg) => {
             let received = protocol::Event::Receive {
                 from: u64::from(*from),
                 to: u64::from(id),
