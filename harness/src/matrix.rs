@@ -104,7 +104,10 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
         no_progress: true,
         json: false,
     };
-    plan_from_args(&run_args("early-ack", 1), mode)?; // flags checked once, up front
+    // The flags are checked once, up front, with the first bug of the list.
+    if let Some(bug) = bugs.first() {
+        plan_from_args(&run_args(bug, 1), mode)?;
+    }
     let mut rows = Vec::new();
     let mut all_found = true;
     for bug in &bugs {

@@ -388,7 +388,7 @@ fn plan_for(args: &crate::cli::SimArgs, seed: Option<u64>) -> Result<Plan, SimEr
                 )
                 .into());
             }
-            let mut run = crate::cli::RunArgs { ..args.run.clone() };
+            let mut run = args.run.clone();
             if seed.is_some() {
                 run.seed = seed;
             }
