@@ -3,11 +3,14 @@
 //! "No process remains" is checked through /proc: every node's command line carries
 //! its data directory, which lies inside the test's unique temporary results root.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+mod common;
+use common::{latest, text};
 
 const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
 
@@ -23,19 +26,6 @@ fn chaos_run(root: &Path, args: &[&str]) -> Command {
 
 fn run(root: &Path, args: &[&str]) -> Output {
     chaos_run(root, args).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// The run directory `<root>/latest` points at.
-fn latest(root: &Path) -> PathBuf {
-    std::fs::canonicalize(root.join("latest")).expect("results/latest exists")
 }
 
 fn result_json(root: &Path) -> Value {

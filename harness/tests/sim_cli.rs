@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+use common::{latest, text};
+
 const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
 
 fn chaos(root: &Path, args: &[&str]) -> Output {
@@ -13,18 +16,6 @@ fn chaos(root: &Path, args: &[&str]) -> Output {
         .arg(root)
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn latest(root: &Path) -> PathBuf {
-    std::fs::canonicalize(root.join("latest")).expect("results/latest exists")
 }
 
 const SHORT: [&str; 6] = [
