@@ -14,11 +14,9 @@ use paxos_node::core::Record;
 use paxos_node::wal::{self, Recovery, WalError};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
 
 /// What a crash did to the bytes that were not yet synced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CrashFate {
     /// Nothing was waiting for a sync.
     Clean,
@@ -47,7 +45,8 @@ impl SimDisk {
         self.durable.append(&mut self.cache);
     }
 
-    pub fn durable_len(&self) -> usize {
+    #[cfg(test)]
+    fn durable_len(&self) -> usize {
         self.durable.len()
     }
 

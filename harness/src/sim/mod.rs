@@ -23,8 +23,6 @@ pub mod trace;
 pub mod sweep;
 mod world;
 
-pub use disk::{CrashFate, SimDisk};
-
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
