@@ -46,7 +46,8 @@ pub type Slot = u64;
 pub type BatchId = u64;
 
 /// A peer message, as far as the rules look at it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Msg {
     Promise {
         key: String,
@@ -90,12 +91,11 @@ pub enum Msg {
         ballot: Ballot,
         commit: Slot,
     },
-    /// A message no rule looks at, by its type name.
-    Other(&'static str),
 }
 
 /// A durable record a node appended: what its own acceptor and learner did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Record {
     Promise {
         key: String,
@@ -125,7 +125,8 @@ pub enum Record {
 }
 
 /// One observed step.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Event {
     /// `msg` left `from` for `to` (what the network then does is its fate). An
     /// acceptor's promises and acceptances count from here: a message lost with its
@@ -486,7 +487,6 @@ impl Invariants {
                     self.learn_slot(*slot, *batch, r);
                 }
             }
-            Msg::Other(_) => {}
         }
     }
 
@@ -960,12 +960,123 @@ impl Invariants {
     }
 }
 
-/// Why a line of a message trace cannot be read.
+/// Why a line of a message trace or a journal cannot be read.
 #[derive(Debug, thiserror::Error)]
-#[error("messages.jsonl line {line}: {why}")]
+#[error("{file} line {line}: {why}")]
 pub struct TraceError {
+    pub file: String,
     pub line: usize,
     pub why: String,
+}
+
+/// One line of a node's journal (docs/run-directory.md): an event as the node stepped
+/// it, at `t` ns from the run's start, on the clock every process of the run shares
+/// (CLOCK_MONOTONIC). `{"t":1234,"send":{"from":1,"to":2,"msg":{"promise":{..}}}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalLine {
+    pub t: u64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Reads one journal in order. A kill can cut the node's last write short: a line
+/// that does not parse is skipped when the journal ends after it or the node's next
+/// start follows it, and is an error anywhere else.
+struct JournalReader<R> {
+    name: String,
+    lines: std::io::Lines<R>,
+    line_no: usize,
+    /// A line read ahead while deciding whether a bad line was torn.
+    ahead: Option<(usize, String)>,
+}
+
+impl<R: std::io::BufRead> JournalReader<R> {
+    fn next_line(&mut self) -> Result<Option<(usize, String)>, TraceError> {
+        if let Some(l) = self.ahead.take() {
+            return Ok(Some(l));
+        }
+        loop {
+            let Some(line) = self.lines.next() else {
+                return Ok(None);
+            };
+            self.line_no += 1;
+            let line = line.map_err(|e| TraceError {
+                file: self.name.clone(),
+                line: self.line_no,
+                why: e.to_string(),
+            })?;
+            if !line.trim().is_empty() {
+                return Ok(Some((self.line_no, line)));
+            }
+        }
+    }
+
+    fn next_event(&mut self) -> Result<Option<JournalLine>, TraceError> {
+        loop {
+            let Some((no, line)) = self.next_line()? else {
+                return Ok(None);
+            };
+            match serde_json::from_str::<JournalLine>(&line) {
+                Ok(entry) => return Ok(Some(entry)),
+                Err(e) => {
+                    let next = self.next_line()?;
+                    let torn = match &next {
+                        None => true,
+                        Some((_, l)) => serde_json::from_str::<JournalLine>(l)
+                            .is_ok_and(|j| matches!(j.event, Event::Restart { .. })),
+                    };
+                    if !torn {
+                        return Err(TraceError {
+                            file: self.name.clone(),
+                            line: no,
+                            why: e.to_string(),
+                        });
+                    }
+                    self.ahead = next;
+                }
+            }
+        }
+    }
+}
+
+/// Judges the journals of a real run's nodes (one per node, each in the order its
+/// node stepped), merged by time, with every rule, as the simulation judges its
+/// steps; `n` is the cluster's size. `Ok(None)`: no journal has an event.
+pub fn check_journals<R: std::io::BufRead>(
+    journals: Vec<(String, R)>,
+    n: usize,
+) -> Result<Option<(CheckReport, Coverage)>, TraceError> {
+    use std::cmp::Reverse;
+    let mut readers: Vec<JournalReader<R>> = journals
+        .into_iter()
+        .map(|(name, r)| JournalReader {
+            name,
+            lines: r.lines(),
+            line_no: 0,
+            ahead: None,
+        })
+        .collect();
+    let mut heads: Vec<Option<JournalLine>> = Vec::with_capacity(readers.len());
+    let mut queue = std::collections::BinaryHeap::new();
+    for (i, r) in readers.iter_mut().enumerate() {
+        let head = r.next_event()?;
+        if let Some(h) = &head {
+            queue.push(Reverse((h.t, i)));
+        }
+        heads.push(head);
+    }
+    let mut rules = Invariants::new(n);
+    let mut any = false;
+    while let Some(Reverse((_, i))) = queue.pop() {
+        let entry = heads[i].take().expect("a queued journal has a head");
+        any = true;
+        rules.observe(entry.t, &entry.event);
+        heads[i] = readers[i].next_event()?;
+        if let Some(h) = &heads[i] {
+            queue.push(Reverse((h.t, i)));
+        }
+    }
+    Ok(any.then(|| rules.finish()))
 }
 
 /// Judges a message trace of real processes (messages.jsonl, docs/run-directory.md):
@@ -980,7 +1091,11 @@ pub fn check_wire<R: std::io::BufRead>(
     let mut restarts = restarts.iter().peekable();
     let mut any = false;
     for (i, line) in trace.lines().enumerate() {
-        let bad = |why: String| TraceError { line: i + 1, why };
+        let bad = |why: String| TraceError {
+            file: "messages.jsonl".into(),
+            line: i + 1,
+            why,
+        };
         let line = line.map_err(|e| bad(e.to_string()))?;
         if line.trim().is_empty() {
             continue;
@@ -1091,7 +1206,6 @@ pub fn describe(msg: &Msg) -> String {
         Msg::LogAccepted { ballot, slot } => format!("log-accepted ballot={ballot} slot={slot}"),
         Msg::Chosen { entries } => format!("chosen ({} entries)", entries.len()),
         Msg::Commit { ballot, commit } => format!("commit ballot={ballot} commit={commit}"),
-        Msg::Other(name) => (*name).to_string(),
     }
 }
 

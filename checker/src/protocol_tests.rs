@@ -611,3 +611,88 @@ fn a_real_runs_trace_is_judged_on_what_the_wire_shows() {
     let err = check_wire("{\"time_ns\":1}\nnot json\n".as_bytes(), &[]).unwrap_err();
     assert_eq!(err.line, 2);
 }
+
+fn journal(lines: &[(u64, Event)]) -> String {
+    lines
+        .iter()
+        .map(|(t, e)| {
+            serde_json::to_string(&JournalLine {
+                t: *t,
+                event: e.clone(),
+            })
+            .unwrap()
+                + "\n"
+        })
+        .collect()
+}
+
+fn judge_journals(journals: &[String]) -> Result<Option<(CheckReport, Coverage)>, TraceError> {
+    check_journals(
+        journals
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (format!("n{}", i + 1), std::io::Cursor::new(j.clone())))
+            .collect(),
+        3,
+    )
+}
+
+#[test]
+fn the_nodes_journals_are_merged_by_time_and_judged_with_every_rule() {
+    // Node 1 proposes x=5 in ballot 9 after node 2 reported 7 accepted in ballot 5
+    // (wrong-value-proposed: a rule the wire alone cannot judge). Node 2's journal
+    // holds its send, node 1's the receipt, later on the shared clock.
+    let n1 = journal(&[
+        (1, Event::Restart { node: 1 }),
+        (
+            30,
+            wrote(
+                1,
+                Record::Promise {
+                    key: "x".into(),
+                    ballot: 9,
+                },
+            ),
+        ),
+        (40, recv(2, 1, promise("x", 9, Some((5, 7))))),
+        (50, propose(1, accept("x", 9, 5))),
+    ]);
+    let n2 = journal(&[
+        (2, Event::Restart { node: 2 }),
+        (20, send(2, 1, promise("x", 9, Some((5, 7))))),
+    ]);
+    let (report, _) = judge_journals(&[n1.clone(), n2.clone()]).unwrap().unwrap();
+    let kinds: Vec<_> = report.anomalies.iter().map(|a| a.kind).collect();
+    assert_eq!(kinds, vec![AnomalyKind::WrongValueProposed]);
+    // The same steps with the right value keep every rule.
+    let right = n1.replace(r#""value":5"#, r#""value":7"#);
+    let (report, _) = judge_journals(&[right, n2]).unwrap().unwrap();
+    assert_eq!(report.verdict, Verdict::Valid, "{:?}", report.anomalies);
+    // Journals with no events judge nothing.
+    assert!(judge_journals(&[String::new()]).unwrap().is_none());
+}
+
+#[test]
+fn a_line_torn_by_a_kill_is_skipped_and_any_other_bad_line_is_an_error() {
+    let before = journal(&[
+        (1, Event::Restart { node: 2 }),
+        (5, send(2, 1, promise("x", 6, None))),
+    ]);
+    let after = journal(&[
+        (9, Event::Restart { node: 2 }),
+        (10, send(2, 1, promise("x", 4, None))),
+    ]);
+    // Torn before the next start: skipped, and the regression across it is caught.
+    let torn = format!("{before}{{\"t\":7,\"send\":{{\"fr\n{after}");
+    let (report, _) = judge_journals(&[String::new(), torn]).unwrap().unwrap();
+    let kinds: Vec<_> = report.anomalies.iter().map(|a| a.kind).collect();
+    assert_eq!(kinds, vec![AnomalyKind::PromiseRegressed]);
+    // Torn at the end: skipped.
+    let at_end = format!("{before}{{\"t\":7,\"se");
+    assert!(judge_journals(&[at_end]).unwrap().is_some());
+    // Anywhere else: an error naming the journal and the line.
+    let middle = format!("{before}{{\"t\":6,\"bogus\":1}}\n{before}")
+        .replace("{\"t\":1,\"restart\":{\"node\":2}}\n{\"t\":5", "{\"t\":8");
+    let err = judge_journals(&[String::new(), middle]).unwrap_err();
+    assert_eq!((err.file.as_str(), err.line), ("n2", 2), "{err}");
+}

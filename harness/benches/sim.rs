@@ -40,6 +40,7 @@ fn args(nodes: usize, secs: f64, seed: u64) -> RunArgs {
         nemesis: None,
         nemesis_interval: 3.0,
         schedule: None,
+        no_trace_messages: false,
         trace_messages: false,
         no_progress: true,
         json: false,

@@ -86,6 +86,9 @@ pub struct NodeCommand {
     pub prefix: Vec<String>,
     /// Extra arguments passed to every node (`--node-arg`).
     pub extra: Vec<String>,
+    /// The bundled node journals its steps to nodes/nI/journal.jsonl with this time
+    /// origin (CLOCK_MONOTONIC ns of the run's start).
+    pub journal_origin_ns: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +171,14 @@ impl Cluster {
             .args(["--seed", &(self.seed ^ u64::from(id)).to_string()])
             .args(&self.peers[id as usize])
             .args(&self.command.extra)
+            .args(self.command.journal_origin_ns.iter().flat_map(|origin| {
+                [
+                    "--journal".into(),
+                    dir.join("journal.jsonl").into_os_string(),
+                    "--journal-origin-ns".into(),
+                    origin.to_string().into(),
+                ]
+            }))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(match append(&dir.join("stderr.log")) {

@@ -68,7 +68,7 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> Ru
         ));
     }
     let mut checks = judged.checked.as_ref().map(|r| r.checks.clone());
-    let mut coverage = None;
+    let mut coverage = judged.coverage.clone();
     if let (Some(checks), Some((protocol, reached))) = (checks.as_mut(), j.protocol) {
         checks.push(protocol);
         coverage = Some(reached);

@@ -100,6 +100,7 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
         nemesis: args.nemesis.clone(),
         nemesis_interval: args.nemesis_interval.unwrap_or(if sim { 0.3 } else { 3.0 }),
         schedule: None,
+        no_trace_messages: false,
         trace_messages: false,
         no_progress: true,
         json: false,

@@ -39,6 +39,8 @@ enum Clock {
 pub struct Recorder {
     inner: Mutex<Inner>,
     start: Instant,
+    /// `start` on CLOCK_MONOTONIC, in ns: the origin of the nodes' journals.
+    origin_ns: u64,
     clock: Clock,
     pub ok: AtomicU64,
     pub fail: AtomicU64,
@@ -70,6 +72,7 @@ impl Recorder {
                 error: None,
             }),
             start: Instant::now(),
+            origin_ns: paxos_node::journal::monotonic_ns(),
             clock,
             ok: AtomicU64::new(0),
             fail: AtomicU64::new(0),
@@ -93,6 +96,12 @@ impl Recorder {
     /// The run's time origin (`time_ns` 0).
     pub fn start(&self) -> Instant {
         self.start
+    }
+
+    /// The run's time origin on CLOCK_MONOTONIC, in ns (what a node's journal
+    /// subtracts from its times).
+    pub fn origin_ns(&self) -> u64 {
+        self.origin_ns
     }
 
     /// Time since the origin, on the recorder's clock.

@@ -124,6 +124,26 @@ fn a_clean_three_node_run_is_valid() {
     assert_eq!(check(&result, "linearizability")["verdict"], "valid");
     assert_eq!(check(&result, "log-agreement")["verdict"], "valid");
     assert_eq!(result["liveness"]["ok"], true);
+    // By default every node journals its steps and the protocol's rules judge them
+    // all (not only what the wire shows), with the situations they met.
+    let protocol = check(&result, "protocol");
+    assert_eq!(protocol["verdict"], "valid", "{protocol}");
+    let summary = protocol["summary"].as_str().unwrap();
+    assert!(summary.contains(" events;"), "{summary}");
+    assert!(
+        result["coverage"]["duplicate_accepted_delivered"].is_u64(),
+        "{}",
+        result["coverage"]
+    );
+    for id in 1..=3 {
+        let journal =
+            std::fs::read_to_string(dir.join(format!("nodes/n{id}/journal.jsonl"))).unwrap();
+        assert!(
+            journal.starts_with("{\"t\":") && journal.contains("\"restart\""),
+            "{}",
+            &journal[..journal.len().min(300)]
+        );
+    }
     // Registers were decided and KV ops completed: the run exercised consensus.
     assert!(parsed.ops.iter().any(
         |o| o.f() == checker::history::F::Propose && o.outcome == checker::history::Outcome::Ok
@@ -180,11 +200,32 @@ fn a_stale_read_node_is_caught_by_the_same_path() {
             "--workload",
             "kv",
             "--node-arg=--bug=stale-read",
+            "--no-trace-messages",
         ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let result = result_json(root.path());
     assert_eq!(check(&result, "linearizability")["verdict"], "invalid");
+    // Without the trace: no journals, no messages.jsonl, no protocol check, and the
+    // reproduce command says so.
+    let dir = latest(root.path());
+    assert!(!dir.join("messages.jsonl").exists());
+    assert!(!dir.join("nodes/n1/journal.jsonl").exists());
+    assert!(
+        result["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["name"] != "protocol")
+    );
+    assert!(
+        result["reproduce"]
+            .as_str()
+            .unwrap()
+            .ends_with("--no-trace-messages"),
+        "{}",
+        result["reproduce"]
+    );
     assert_nothing_left(root.path());
 }
 
@@ -207,6 +248,19 @@ fn a_minority_quorum_node_breaks_agreement_and_exits_1() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("agreement: register"));
+    // The nodes' journals show the broken step itself: a value written down as
+    // chosen with acceptances from one of three acceptors.
+    let result = result_json(root.path());
+    let protocol = check(&result, "protocol");
+    assert_eq!(protocol["verdict"], "invalid", "{protocol}");
+    assert!(
+        protocol["anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "chosen-without-quorum"),
+        "{protocol}"
+    );
     let dir = latest(root.path());
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     assert!(
@@ -245,7 +299,6 @@ fn scheduled_kills_and_pauses_are_healed_by_the_final_phase() {
             "3",
             "--seed",
             "4",
-            "--trace-messages",
             "--schedule",
             schedule.to_str().unwrap(),
         ],
@@ -305,15 +358,13 @@ fn scheduled_kills_and_pauses_are_healed_by_the_final_phase() {
         .unwrap()
         .iter()
         .find(|c| c["name"] == "protocol")
-        .expect("a protocol check from the trace")
+        .expect("a protocol check from the journals")
         .clone();
     assert_eq!(protocol["verdict"], "valid", "{protocol}");
-    assert!(
-        protocol["summary"]
-            .as_str()
-            .unwrap()
-            .contains("from the wire")
-    );
+    // A restarted node goes on in the same journal: two starts in node 1's.
+    let journal =
+        std::fs::read_to_string(latest(root.path()).join("nodes/n1/journal.jsonl")).unwrap();
+    assert_eq!(journal.matches("\"restart\"").count(), 2);
     assert_nothing_left(root.path());
 }
 

@@ -42,6 +42,7 @@ fn plan(
         nemesis: Some(nemesis.into()),
         nemesis_interval: interval,
         schedule: None,
+        no_trace_messages: false,
         trace_messages: false,
         no_progress: true,
         json: false,

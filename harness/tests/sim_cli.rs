@@ -96,7 +96,21 @@ fn a_seed_sweep_prints_failing_seeds_with_their_reproduce_command() {
                 .map(|(_, d)| PathBuf::from(d))
         })
         .expect("a run directory line");
-    assert!(dir.join("report.html").exists());
+    // Its report draws the messages around the first anomaly: the failed run was
+    // simulated again, identically, keeping them.
+    let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        report.contains("Messages around the first anomaly"),
+        "{}",
+        dir.display()
+    );
+    assert!(report.contains("class=\"chart lamport\""));
+    let trace = std::fs::read_to_string(dir.join("messages.jsonl")).unwrap();
+    assert!(
+        (1..=80).contains(&trace.lines().count()),
+        "{}",
+        trace.lines().count()
+    );
 
     let mut clean = vec!["sim", "--seeds", "1..9", "--jobs", "2"];
     clean.extend(SHORT);

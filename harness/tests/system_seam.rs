@@ -217,6 +217,7 @@ fn plan(root: &Path, seed: u64) -> Plan {
         nemesis: Some("all".into()),
         nemesis_interval: 0.4,
         schedule: None,
+        no_trace_messages: false,
         trace_messages: false,
         no_progress: true,
         json: false,

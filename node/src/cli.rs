@@ -64,6 +64,17 @@ pub struct NodeArgs {
     /// Minimum and maximum election timeout in milliseconds, as MIN,MAX.
     #[arg(long, value_parser = parse_range, default_value = "300,600")]
     pub election_timeout_ms: (u64, u64),
+
+    /// Append every step the protocol's rules read (promises, acceptances, proposals,
+    /// records, announcements) to FILE as JSON lines, for `chaos` to judge
+    /// (docs/run-directory.md). Costs one extra write per burst.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+
+    /// The journal's time origin: CLOCK_MONOTONIC nanoseconds subtracted from every
+    /// time it records (the harness passes the run's start).
+    #[arg(long, value_name = "NS", default_value_t = 0, requires = "journal")]
+    pub journal_origin_ns: u64,
 }
 
 fn parse_peer(s: &str) -> Result<(NodeId, String), String> {
@@ -133,6 +144,7 @@ impl NodeArgs {
             peers,
             data_dir: self.data_dir,
             fsync: !self.unsafe_no_fsync,
+            journal: self.journal.map(|path| (path, self.journal_origin_ns)),
         })
     }
 }

@@ -6,6 +6,8 @@
 //! - [`core`]: the sans-IO state machine (events in, actions out);
 //! - [`commit`]: the order of a burst's records, sync and effects, driven by the
 //!   shell and by the deterministic simulation (`chaos sim`, in the harness);
+//! - [`rules`]: its steps as the protocol's rules read them, and the [`journal`]
+//!   the shell writes them to;
 //! - [`wal`]: the checksummed write-ahead log that makes acceptor state durable;
 //! - [`client`]: the JSON-lines client protocol (parsing never panics);
 //! - [`shell`]: the tokio server that runs one core over TCP;
@@ -15,7 +17,9 @@ pub mod cli;
 pub mod client;
 pub mod commit;
 pub mod core;
+pub mod journal;
 pub mod msg;
+pub mod rules;
 pub mod shell;
 pub mod types;
 pub mod wal;

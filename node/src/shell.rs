@@ -37,7 +37,9 @@ use crate::client::{
 };
 use crate::commit::{self, Effect, Step};
 use crate::core::{Action, Config, Event, Node, TimerId};
+use crate::journal::Journal;
 use crate::msg::PeerMessage;
+use crate::rules;
 use crate::types::{ErrorCode, NodeId};
 use crate::wal::{Wal, WalError};
 
@@ -58,6 +60,8 @@ pub struct ShellConfig {
     pub data_dir: PathBuf,
     /// `false` only with `--unsafe-no-fsync`.
     pub fsync: bool,
+    /// Where to journal the steps the protocol's rules read, and the time origin.
+    pub journal: Option<(PathBuf, u64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +78,12 @@ pub enum ShellError {
     Stdout(#[source] io::Error),
     #[error("cannot start the runtime: {0}")]
     Runtime(#[source] io::Error),
+    #[error("cannot write the journal {path}: {source}")]
+    Journal {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 enum Input {
@@ -111,7 +121,24 @@ async fn serve(cfg: ShellConfig) -> Result<(), ShellError> {
         );
     }
     let n_records = recovery.records.len();
+    let mut journal = match &cfg.journal {
+        Some((path, origin)) => {
+            Some(
+                Journal::open(path, *origin).map_err(|source| ShellError::Journal {
+                    path: path.clone(),
+                    source,
+                })?,
+            )
+        }
+        None => None,
+    };
     let (node, start_actions) = Node::start(cfg.core.clone(), recovery.records);
+    if let Some(j) = &mut journal {
+        j.note(checker::protocol::Event::Restart {
+            node: u64::from(id),
+        });
+        rules::step_events(id, &start_actions, |e| j.note(e));
+    }
     log(
         id,
         &format!(
@@ -151,6 +178,7 @@ async fn serve(cfg: ShellConfig) -> Result<(), ShellError> {
         next_token: 0,
         deferred: Vec::new(),
         bugs: cfg.core.bugs.clone(),
+        journal,
     };
     server.execute(start_actions)?;
 
@@ -176,6 +204,7 @@ struct Server {
     /// Replies produced outside the core (status, dump), sent after the burst's sync.
     deferred: Vec<(mpsc::Sender<String>, String)>,
     bugs: BTreeSet<crate::types::Bug>,
+    journal: Option<Journal>,
 }
 
 impl Server {
@@ -204,21 +233,37 @@ impl Server {
                 }
             }
             for timer in self.timers.pop_due(Instant::now()) {
-                actions.extend(self.node.step(Event::Timer(timer)));
+                self.step(Event::Timer(timer), &mut actions);
             }
             self.execute(actions)?;
         }
     }
 
+    /// Steps the core with one event, journaling what the rules read of it.
+    fn step(&mut self, event: Event, actions: &mut Vec<Action>) {
+        let Some(journal) = &mut self.journal else {
+            actions.extend(self.node.step(event));
+            return;
+        };
+        if let Event::Peer { from, msg } = &event {
+            if let Some(e) = rules::received(*from, self.node.id(), msg) {
+                journal.note(e);
+            }
+        }
+        let stepped = self.node.step(event);
+        rules::step_events(self.node.id(), &stepped, |e| journal.note(e));
+        actions.extend(stepped);
+    }
+
     fn handle(&mut self, input: Input, actions: &mut Vec<Action>) {
         match input {
-            Input::Peer { from, msg } => actions.extend(self.node.step(Event::Peer { from, msg })),
+            Input::Peer { from, msg } => self.step(Event::Peer { from, msg }, actions),
             Input::Client { out, id, request } => match request {
                 Request::Op(op) => {
                     let token = self.next_token;
                     self.next_token += 1;
                     self.pending.insert(token, (out, id));
-                    actions.extend(self.node.step(Event::Client { token, op }));
+                    self.step(Event::Client { token, op }, actions);
                 }
                 Request::Status => {
                     let line = encode_status(id, &self.node.status());
@@ -243,7 +288,13 @@ impl Server {
     fn execute(&mut self, actions: Vec<Action>) -> Result<(), ShellError> {
         // A broadcast yields the same message for every peer: serialize it once.
         let mut last: Option<(PeerMessage, Arc<str>)> = None;
+        let mut journaled = false;
         for step in commit::order(actions, &self.bugs) {
+            // The journal's lines of the burst go out before its first effect.
+            if matches!(step, Step::Effect(_)) && !journaled {
+                journaled = true;
+                self.flush_journal()?;
+            }
             match step {
                 Step::Append(record) => self.wal.append(&record),
                 Step::Sync => {
@@ -251,6 +302,11 @@ impl Server {
                     tokio::task::block_in_place(|| wal.sync())?;
                 }
                 Step::Effect(Effect::Send { to, msg }) => {
+                    if let Some(j) = &mut self.journal {
+                        if let Some(e) = rules::sent(self.node.id(), to, &msg) {
+                            j.note(e);
+                        }
+                    }
                     let line = match &last {
                         Some((m, line)) if *m == msg => line.clone(),
                         _ => {
@@ -280,7 +336,17 @@ impl Server {
         for (out, line) in self.deferred.drain(..) {
             let _ = out.try_send(line);
         }
-        Ok(())
+        self.flush_journal()
+    }
+
+    fn flush_journal(&mut self) -> Result<(), ShellError> {
+        match &mut self.journal {
+            Some(j) => j.flush().map_err(|source| ShellError::Journal {
+                path: j.path().to_path_buf(),
+                source,
+            }),
+            None => Ok(()),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::io::BufRead;
 use std::path::Path;
 
 use checker::history::{History, Op, Outcome};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::schema::RunResult;
 
@@ -119,7 +119,7 @@ pub fn outcome_name(o: Outcome) -> &'static str {
 }
 
 /// One line of messages.jsonl.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 pub struct TracedMessage {
     pub time_ns: u64,
     pub from: u32,
@@ -131,24 +131,148 @@ pub struct TracedMessage {
     pub delay_ms: Vec<f64>,
 }
 
-/// Up to `cap` traced messages sent at or after `from_ns` (the first anomaly's
-/// window), read in one pass; lines that do not parse are skipped.
-pub fn trace_window(path: &Path, from_ns: u64, cap: usize) -> Option<Vec<TracedMessage>> {
+/// Which messages the space-time diagram draws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceFocus {
+    /// Those sent from this time on (shortly before the first anomaly's ops, or the
+    /// start of the run).
+    From(u64),
+    /// Those sent around this time, half before and half after (the message that
+    /// broke a protocol rule).
+    Around(u64),
+}
+
+/// Where the diagram looks: around the last witness message of the first anomaly
+/// when it is a broken rule, else from shortly before its earliest op, else from the
+/// focus window's start.
+pub fn trace_focus(r: &RunResult, history: Option<&History>) -> TraceFocus {
+    if let Some((_, a)) = r.anomalies().next() {
+        if let Some(t) = a.messages.iter().map(|m| m.time_ns).max() {
+            return TraceFocus::Around(t);
+        }
+    }
+    let from = first_anomaly_ops(r)
+        .iter()
+        .map(|o| o.invoke_ns.saturating_sub(1_000_000))
+        .min()
+        .or_else(|| history.map(|h| focus_window(r, h).0))
+        .unwrap_or(0);
+    TraceFocus::From(from)
+}
+
+/// Picks up to `cap` messages for a [`TraceFocus`] from messages offered in time
+/// order, holding at most `cap` at any moment.
+pub struct TraceSelector {
+    focus: TraceFocus,
+    cap: usize,
+    before: std::collections::VecDeque<TracedMessage>,
+    after: Vec<TracedMessage>,
+}
+
+impl TraceSelector {
+    pub fn new(focus: TraceFocus, cap: usize) -> TraceSelector {
+        TraceSelector {
+            focus,
+            cap,
+            before: std::collections::VecDeque::new(),
+            after: Vec::new(),
+        }
+    }
+
+    /// Whether a message sent at `time_ns` could still be kept (false once the
+    /// window is full).
+    pub fn wants(&self, time_ns: u64) -> bool {
+        match self.focus {
+            TraceFocus::From(from) => time_ns >= from && self.after.len() < self.cap,
+            TraceFocus::Around(_) => self.after.len() < self.cap - self.cap / 2,
+        }
+    }
+
+    /// Offers the next message in time order.
+    pub fn offer(&mut self, m: TracedMessage) {
+        if !self.wants(m.time_ns) {
+            return;
+        }
+        match self.focus {
+            TraceFocus::Around(at) if m.time_ns < at => {
+                if self.before.len() == self.cap / 2 {
+                    self.before.pop_front();
+                }
+                if self.cap / 2 > 0 {
+                    self.before.push_back(m);
+                }
+            }
+            _ => self.after.push(m),
+        }
+    }
+
+    /// Whether nothing more will be kept.
+    pub fn full(&self) -> bool {
+        !self.wants(u64::MAX)
+    }
+
+    pub fn finish(self) -> Vec<TracedMessage> {
+        let mut out: Vec<TracedMessage> = self.before.into_iter().chain(self.after).collect();
+        out.sort_by_key(|m| m.time_ns);
+        out
+    }
+}
+
+/// The messages of messages.jsonl that `focus` selects, at most `cap`, read in one
+/// pass; lines that do not parse are skipped.
+pub fn trace_window(path: &Path, focus: TraceFocus, cap: usize) -> Option<Vec<TracedMessage>> {
     let file = std::fs::File::open(path).ok()?;
-    let mut out = Vec::new();
+    let mut selector = TraceSelector::new(focus, cap);
     for line in std::io::BufReader::with_capacity(1 << 20, file).lines() {
         let Ok(line) = line else { break };
         let Ok(m) = serde_json::from_str::<TracedMessage>(&line) else {
             continue;
         };
-        if m.time_ns < from_ns {
-            continue;
-        }
-        out.push(m);
-        if out.len() >= cap {
+        selector.offer(m);
+        if selector.full() {
             break;
         }
     }
-    out.sort_by_key(|m| m.time_ns);
-    Some(out)
+    Some(selector.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(time_ns: u64) -> TracedMessage {
+        TracedMessage {
+            time_ns,
+            from: 1,
+            to: 2,
+            kind: "promise".into(),
+            fate: "delivered".into(),
+            delay_ms: vec![0.5],
+        }
+    }
+
+    fn select(focus: TraceFocus, cap: usize) -> Vec<u64> {
+        let mut s = TraceSelector::new(focus, cap);
+        for t in 0..100 {
+            if s.full() {
+                break;
+            }
+            s.offer(at(t * 10));
+        }
+        s.finish().iter().map(|m| m.time_ns).collect()
+    }
+
+    #[test]
+    fn a_window_from_a_time_keeps_the_first_messages_from_it() {
+        assert_eq!(select(TraceFocus::From(305), 3), vec![310, 320, 330]);
+        assert_eq!(select(TraceFocus::From(2_000), 3), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn a_window_around_a_time_keeps_half_before_and_half_after() {
+        assert_eq!(select(TraceFocus::Around(500), 4), vec![480, 490, 500, 510]);
+        // Near the start there is less before; near the end, less after.
+        assert_eq!(select(TraceFocus::Around(10), 4), vec![0, 10, 20]);
+        assert_eq!(select(TraceFocus::Around(985), 5), vec![970, 980, 990]);
+    }
 }

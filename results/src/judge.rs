@@ -20,6 +20,8 @@ pub struct Judged {
     pub checked: Option<CheckResult>,
     /// Fault periods from the history's nemesis events.
     pub faults: FaultSummary,
+    /// What the protocol's rules saw reached, when the nodes' journals were judged.
+    pub coverage: Option<checker::protocol::Coverage>,
     /// Seconds spent parsing and checking.
     pub secs: f64,
 }
@@ -51,11 +53,22 @@ pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> 
         .as_ref()
         .ok()
         .map(|h| checker::check_finals_dir(h, finals, options));
-    // A message trace beside the history that carries messages: the protocol's rules
-    // that the wire shows (docs/protocol.md).
+    // The protocol's rules (docs/protocol.md): over the nodes' journals beside the
+    // history when the nodes kept them (every rule), else over a message trace that
+    // carries messages (the rules the wire shows).
+    let mut coverage = None;
     if let (Some(result), Some(dir), Ok(h)) = (checked.as_mut(), history_path.parent(), &history) {
-        let restarts = crate::faults::restarts(&h.nemesis);
-        if let Some(report) = wire_rules(&dir.join("messages.jsonl"), &restarts) {
+        let report = match journal_rules(dir) {
+            Some((report, reached)) => {
+                coverage = reached;
+                Some(report)
+            }
+            None => wire_rules(
+                &dir.join("messages.jsonl"),
+                &crate::faults::restarts(&h.nemesis),
+            ),
+        };
+        if let Some(report) = report {
             result.checks.push(report);
             result.verdict = checker::Verdict::combine(result.checks.iter().map(|c| c.verdict));
         }
@@ -68,7 +81,68 @@ pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> 
         history,
         checked,
         faults,
+        coverage,
         secs: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// The nodes' journals of a run directory (nodes/nI/journal.jsonl), by node id.
+pub fn journals(dir: &Path) -> Vec<(u64, std::path::PathBuf)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir.join("nodes")) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let id = name
+            .to_str()
+            .and_then(|n| n.strip_prefix('n')?.parse::<u64>().ok());
+        let path = entry.path().join("journal.jsonl");
+        if let (Some(id), true) = (id, path.is_file()) {
+            found.push((id, path));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Every protocol rule over the nodes' journals, if the run has any with events; an
+/// unreadable journal is a check that cannot decide. The cluster's size is the
+/// plan's, or else the highest node id that kept a journal.
+fn journal_rules(
+    dir: &Path,
+) -> Option<(checker::CheckReport, Option<checker::protocol::Coverage>)> {
+    let journals = journals(dir);
+    let n = std::fs::read_to_string(dir.join("plan.json"))
+        .ok()
+        .and_then(|text| crate::Plan::parse(&text).ok())
+        .map(|plan| plan.nodes)
+        .or_else(|| journals.last().map(|(id, _)| *id as usize))?;
+    let mut readers = Vec::new();
+    for (id, path) in &journals {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => return Some((unreadable(format!("{}: {e}", path.display())), None)),
+        };
+        readers.push((
+            format!("nodes/n{id}/journal.jsonl"),
+            std::io::BufReader::with_capacity(1 << 20, file),
+        ));
+    }
+    match checker::protocol::check_journals(readers, n) {
+        Ok(Some((report, reached))) => Some((report, Some(reached))),
+        Ok(None) => None,
+        Err(e) => Some((unreadable(e.to_string()), None)),
+    }
+}
+
+fn unreadable(why: String) -> checker::CheckReport {
+    checker::CheckReport {
+        name: "protocol".into(),
+        verdict: checker::Verdict::Unknown,
+        summary: "a node's journal is unreadable".into(),
+        anomalies: Vec::new(),
+        unknown: vec![why],
     }
 }
 

@@ -187,15 +187,11 @@ pub fn render_run_with(dir: &Path, parsed: Option<History>) -> Result<Rendered, 
     {
         result.faults = FaultSummary::of(&h.nemesis, h.end_ns);
     }
-    let trace = history.as_ref().and_then(|h| {
-        // Shortly before the first anomaly's earliest op, or the focus window's start.
-        let from = data::first_anomaly_ops(&result)
-            .iter()
-            .map(|o| o.invoke_ns.saturating_sub(1_000_000))
-            .min()
-            .unwrap_or_else(|| data::focus_window(&result, h).0);
-        data::trace_window(&dir.join("messages.jsonl"), from, report::LAMPORT_CAP)
-    });
+    let trace = data::trace_window(
+        &dir.join("messages.jsonl"),
+        data::trace_focus(&result, history.as_ref()),
+        report::LAMPORT_CAP,
+    );
     let nodes = result.plan.nodes as u64;
     let inputs = report::Inputs {
         result: &result,

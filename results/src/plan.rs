@@ -169,7 +169,9 @@ pub struct Plan {
     /// Whether `schedule` came from a `--schedule` file rather than the seed.
     #[serde(default)]
     pub explicit_schedule: bool,
-    /// Write messages.jsonl (every peer message and its fate).
+    /// Keep the message trace: the bundled node's journals (the protocol's rules
+    /// judge them) and messages.jsonl (every peer message and its fate). On unless
+    /// `--no-trace-messages`; a plan.json without the field kept none.
     #[serde(default)]
     pub trace_messages: bool,
 }
@@ -287,8 +289,8 @@ impl Plan {
         for arg in &self.node_args {
             parts.push(format!("--node-arg={}", shell_quote(arg)));
         }
-        if self.trace_messages {
-            parts.push("--trace-messages".into());
+        if !self.trace_messages && self.mode == Mode::Real {
+            parts.push("--no-trace-messages".into());
         }
         if self.explicit_schedule {
             parts.push("--schedule <the schedule in plan.json>".into());

@@ -205,6 +205,19 @@ fn problems(r: &RunResult, notes: &[String]) -> Markup {
     }
 }
 
+/// Why a run has no message trace to draw.
+fn no_trace(r: &RunResult) -> Markup {
+    html! {
+        @if r.plan.mode == crate::Mode::Sim {
+            "No message trace: chaos sim keeps the messages around the first anomaly of a failed run only."
+        } @else if r.plan.trace_messages {
+            "No message trace: messages.jsonl is missing or empty."
+        } @else {
+            "No message trace: the run was made with " code { "--no-trace-messages" } "."
+        }
+    }
+}
+
 /// A broken rule's witness messages (those between two nodes) as arrows for the
 /// space-time diagram; records and proposals stay in the table.
 fn witness_arrows(messages: &[checker::report::MessageRef]) -> Vec<data::TracedMessage> {
@@ -602,10 +615,10 @@ fn page(inputs: &Inputs) -> String {
                 (node_panels(r, inputs.history, &inputs.node_files))
                 (links(r))
                 section id="lamport" {
-                    h2 { "Messages around " (if marked.is_empty() { "the start of the run" } else { "the first anomaly" }) }
+                    h2 { "Messages around " (if r.anomalies().next().is_none() { "the start of the run" } else { "the first anomaly" }) }
                     @match &inputs.trace {
                         Some(t) => { (charts::lamport(t, r.plan.nodes as u32, &data::first_anomaly_ops(r))) }
-                        None => { p { "No message trace: run with " code { "--trace-messages" } " to record every peer message and draw them here." } }
+                        None => { p { (no_trace(r)) } }
                     }
                 }
                 footer { "chaos " (r.versions.chaos) " · result.json schema " (r.schema_version) " · " a href="result.json" { "result.json" } " · " a href="history.jsonl" { "history.jsonl" } " · " a href="plan.json" { "plan.json" } }

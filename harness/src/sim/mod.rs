@@ -7,8 +7,10 @@
 //! - [`disk`]: a WAL file with a page cache, recovered by the node's own code;
 //! - [`faults`]: the world as the executor of [`nemesis::apply`];
 //! - [`sweep`]: runs judged in memory, and many seeds of them on all cores;
-//! - [`trace`]: each node's steps shown to the protocol's rules
-//!   ([`checker::protocol`]), checked on every step.
+//!
+//! Every node's steps are shown to the protocol's rules ([`checker::protocol`]) as
+//! they happen, in the words of [`paxos_node::rules`] (the same translation the
+//! real node writes to its journal).
 
 //!
 //! What differs from a real run is only what a real run cannot control: time (virtual,
@@ -18,7 +20,6 @@
 
 mod disk;
 mod faults;
-pub mod trace;
 
 pub mod sweep;
 mod world;
@@ -94,8 +95,18 @@ pub fn node_config(plan: &Plan) -> Result<Config, String> {
 
 /// Runs `plan` to its end, writing its history through `recorder`.
 pub fn simulate(plan: &Plan, recorder: &Recorder) -> Result<Simulated, String> {
+    simulate_traced(plan, recorder, None).map(|(sim, _)| sim)
+}
+
+/// [`simulate`], keeping the messages `trace` selects.
+pub fn simulate_traced(
+    plan: &Plan,
+    recorder: &Recorder,
+    trace: Option<results::data::TraceSelector>,
+) -> Result<(Simulated, Vec<results::data::TracedMessage>), String> {
     let base = node_config(plan)?;
     let mut w = World::new(plan, recorder, base);
+    w.trace = trace;
     w.start();
     let limit = (plan.time_limit_s * 1e9) as u64;
     w.sleep_until(limit);
@@ -109,16 +120,59 @@ pub fn simulate(plan: &Plan, recorder: &Recorder) -> Result<Simulated, String> {
     let (dumps, missing_dumps) = dumps(&w, plan);
     let rules = std::mem::replace(&mut w.rules, checker::protocol::Invariants::new(plan.nodes));
     let (protocol, coverage) = rules.finish();
-    Ok(Simulated {
-        liveness,
-        dumps,
-        missing_dumps,
-        notes,
-        counts: w.counts.clone(),
-        virtual_ns: w.now,
-        protocol,
-        coverage,
-    })
+    let traced = w.trace.take().map(|t| t.finish()).unwrap_or_default();
+    Ok((
+        Simulated {
+            liveness,
+            dumps,
+            missing_dumps,
+            notes,
+            counts: w.counts.clone(),
+            virtual_ns: w.now,
+            protocol,
+            coverage,
+        },
+        traced,
+    ))
+}
+
+/// A failed simulated run's messages.jsonl, for the report's space-time diagram:
+/// the plan runs again, which gives the same run, keeping the messages around the
+/// first anomaly (the first pass keeps none, so a passing run costs nothing). The
+/// second pass's history must hash as the first's did; if it does not, the run was
+/// not deterministic and that is returned as the error.
+pub fn trace_failed_run(plan: &Plan, dir: &Path) -> Result<usize, String> {
+    let result_path = dir.join("result.json");
+    let text = std::fs::read_to_string(&result_path)
+        .map_err(|e| format!("cannot read {}: {e}", result_path.display()))?;
+    let result = results::RunResult::parse(&text).map_err(|e| e.to_string())?;
+    let history = results::judge::read_history(&dir.join("history.jsonl")).ok();
+    let focus = results::data::trace_focus(&result, history.as_ref());
+    drop(history);
+    let sink = Memory::default();
+    let recorder = Recorder::with_virtual_clock(Box::new(sink.clone()), plan.concurrency as u64);
+    let selector = results::data::TraceSelector::new(focus, results::report::LAMPORT_CAP);
+    let (_, traced) = simulate_traced(plan, &recorder, Some(selector))?;
+    recorder.flush().map_err(|e| e.to_string())?;
+    drop(recorder);
+    let again = sha256(&sink.0.lock().map_err(|_| "history sink poisoned")?);
+    let first = result
+        .simulation
+        .map(|s| s.history_sha256)
+        .unwrap_or_default();
+    if again != first {
+        return Err(format!(
+            "the second pass for the message trace gave a different history (SHA-256 {again}, first {first}): the simulation is not deterministic here"
+        ));
+    }
+    let mut out = Vec::new();
+    for m in &traced {
+        serde_json::to_writer(&mut out, m).map_err(|e| e.to_string())?;
+        out.push(b'\n');
+    }
+    let path = dir.join("messages.jsonl");
+    std::fs::write(&path, out).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(traced.len())
 }
 
 /// The final heal: links restored, clocks back to real speed, paused nodes resumed,
@@ -332,7 +386,18 @@ pub fn execute(plan: &Plan, results: &Path, show: Presentation) -> Result<RunOut
             }
         }
     };
-    Ok(finish::finish(plan, &dir, show, judgement))
+    let outcome = finish::finish(plan, &dir, show, judgement);
+    if outcome.verdict == results::Verdict::Invalid {
+        match trace_failed_run(plan, &dir.path) {
+            Ok(_) => {
+                if let Err(e) = results::render_run(&dir.path) {
+                    eprintln!("chaos sim: cannot redraw the report with its messages: {e}");
+                }
+            }
+            Err(e) => eprintln!("chaos sim: no message trace for the report: {e}"),
+        }
+    }
+    Ok(outcome)
 }
 
 /// A history sink in memory, for runs judged without files (tests, sweeps).
@@ -372,25 +437,20 @@ fn plan_for(args: &crate::cli::SimArgs, seed: Option<u64>) -> Result<Plan, SimEr
             let mut plan = Plan::parse(&text)
                 .map_err(|e| UsageError(format!("--plan {}: {e}", path.display())))?;
             plan.mode = results::Mode::Sim;
-            // A real run's plan may name a node binary and ask for the proxies' message
-            // trace; the simulation runs the bundled core and writes no trace yet.
+            // A real run's plan may name a node binary; the simulation runs the
+            // bundled core, and the rules see its every step.
             plan.node_bin = None;
-            plan.trace_messages = false;
+            plan.trace_messages = true;
             node_config(&plan).map_err(UsageError)?;
             Ok(plan)
         }
         None => {
-            if args.run.trace_messages {
-                return Err(UsageError(
-                    "--trace-messages: chaos sim does not write messages.jsonl yet".into(),
-                )
-                .into());
-            }
             let mut run = args.run.clone();
             if seed.is_some() {
                 run.seed = seed;
             }
-            let plan = crate::cli::plan_from_args(&run, results::Mode::Sim)?;
+            let mut plan = crate::cli::plan_from_args(&run, results::Mode::Sim)?;
+            plan.trace_messages = true;
             node_config(&plan).map_err(UsageError)?;
             Ok(plan)
         }

@@ -28,12 +28,12 @@ use results::Plan;
 use results::schema::SimCounts;
 
 use super::disk::{CrashFate, SimDisk};
-use super::trace;
 use crate::recorder::Recorder;
 use crate::system::node::{completion_of, request_of};
 use crate::system::{CLIENT_TIMEOUT, CONNECTION_BROKEN, ClientOp, Completion, NodeId};
 use crate::workload::{CONNECT_RETRY, Shared, Slot, WorkloadConfig};
 use checker::protocol::{self, Invariants};
+use paxos_node::rules;
 
 const MS: u64 = 1_000_000;
 /// One way on a peer link (loopback plus a proxy hop), in ns.
@@ -195,6 +195,9 @@ pub struct World<'r> {
     pub counts: SimCounts,
     /// The protocol's rules, checked on every step.
     pub rules: Invariants,
+    /// The messages the report draws, with their fates, as a real run's
+    /// messages.jsonl has them (kept in a second, identical pass of a failed run).
+    pub trace: Option<results::data::TraceSelector>,
 }
 
 impl<'r> World<'r> {
@@ -241,6 +244,7 @@ impl<'r> World<'r> {
             stopping: false,
             counts: SimCounts::default(),
             rules: Invariants::new(plan.nodes),
+            trace: None,
         }
     }
 
@@ -431,7 +435,8 @@ impl<'r> World<'r> {
             };
             self.rules.observe(self.now, &restart);
         }
-        trace::observe_step(&mut self.rules, self.now, id, &actions);
+        let (rules, now) = (&mut self.rules, self.now);
+        rules::step_events(id, &actions, |e| rules.observe(now, &e));
         self.commit(id, actions);
         Ok(true)
     }
@@ -647,7 +652,9 @@ impl<'r> World<'r> {
     fn effect(&mut self, id: NodeId, effect: Effect) {
         match effect {
             Effect::Send { to, msg } => {
-                trace::sent(&mut self.rules, self.now, id, to, &msg);
+                if let Some(e) = rules::sent(id, to, &msg) {
+                    self.rules.observe(self.now, &e);
+                }
                 self.transmit(id, to, msg);
             }
             Effect::Reply { token, result } => {
@@ -697,6 +704,7 @@ impl<'r> World<'r> {
         self.counts.messages_sent += 1;
         if self.blocked.contains(&(from, to)) {
             self.counts.messages_dropped += 1;
+            self.traced(from, to, &msg, &[]);
             return;
         }
         let faults = self.degraded.get(&(from, to)).cloned();
@@ -707,6 +715,7 @@ impl<'r> World<'r> {
         if let Some(f) = &faults {
             if rng.random_bool(f.loss.clamp(0.0, 1.0)) {
                 self.counts.messages_dropped += 1;
+                self.traced(from, to, &msg, &[]);
                 return;
             }
             if rng.random_bool(f.duplicate.clamp(0.0, 1.0)) {
@@ -717,13 +726,15 @@ impl<'r> World<'r> {
             extra = (f.delay_ms * MS + rng.random_range(0..=2 * jitter)).saturating_sub(jitter);
             reorder = f.reorder.clamp(0.0, 1.0);
         }
-        for _ in 0..copies {
+        let mut delays = [0u64; 2];
+        for slot in delays.iter_mut().take(copies) {
             let rng = &mut self.net;
             let mut delay = rng.random_range(PEER_DELAY.0..=PEER_DELAY.1) + extra;
             if reorder > 0.0 && rng.random_bool(reorder) {
                 // Held back long enough for later messages to overtake it.
                 delay += rng.random_range(5 * MS..=25 * MS);
             }
+            *slot = delay;
             self.schedule(
                 self.now + delay,
                 Item::Peer {
@@ -733,6 +744,31 @@ impl<'r> World<'r> {
                 },
             );
         }
+        self.traced(from, to, &msg, &delays[..copies]);
+    }
+
+    /// Keeps a message for the report's space-time diagram, if a trace window is open
+    /// and it falls inside.
+    fn traced(&mut self, from: NodeId, to: NodeId, msg: &PeerMessage, delays: &[u64]) {
+        let Some(selector) = &mut self.trace else {
+            return;
+        };
+        if !selector.wants(self.now) {
+            return;
+        }
+        selector.offer(results::data::TracedMessage {
+            time_ns: self.now,
+            from,
+            to,
+            kind: msg.type_name().to_string(),
+            fate: match delays.len() {
+                0 => "dropped",
+                1 => "delivered",
+                _ => "duplicated",
+            }
+            .into(),
+            delay_ms: delays.iter().map(|d| *d as f64 / 1e6).collect(),
+        });
     }
 
     // ---- clients --------------------------------------------------------------------
@@ -859,18 +895,12 @@ fn step(
     id: NodeId,
     event: Event,
 ) -> Vec<Action> {
-    let actions = match &event {
-        Event::Peer { from, msg } if trace::read_when_received(msg) => {
-            let received = protocol::Event::Receive {
-                from: u64::from(*from),
-                to: u64::from(id),
-                msg: trace::msg(msg),
-            };
+    if let Event::Peer { from, msg } = &event {
+        if let Some(received) = paxos_node::rules::received(*from, id, msg) {
             rules.observe(now, &received);
-            core.step(event)
         }
-        _ => core.step(event),
-    };
-    trace::observe_step(rules, now, id, &actions);
+    }
+    let actions = core.step(event);
+    paxos_node::rules::step_events(id, &actions, |e| rules.observe(now, &e));
     actions
 }

@@ -66,7 +66,7 @@ impl Launcher for NodeLauncher {
         let cluster = Cluster::new(
             plan.nodes,
             run_dir,
-            node_command(plan),
+            node_command(plan, recorder),
             plan.seed,
             peers,
             addrs.clone(),
@@ -81,17 +81,21 @@ impl Launcher for NodeLauncher {
 }
 
 /// The program and arguments that run a plan's node.
-fn node_command(plan: &Plan) -> NodeCommand {
+/// How to run the plan's nodes. The bundled node journals its steps when the plan
+/// traces messages; another binary is not assumed to take `--journal`.
+fn node_command(plan: &Plan, recorder: &Recorder) -> NodeCommand {
     match &plan.node_bin {
         Some(bin) => NodeCommand {
             program: bin.clone(),
             prefix: Vec::new(),
             extra: plan.node_args.clone(),
+            journal_origin_ns: None,
         },
         None => NodeCommand {
             program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("chaos")),
             prefix: vec!["node".into()],
             extra: plan.node_args.clone(),
+            journal_origin_ns: plan.trace_messages.then(|| recorder.origin_ns()),
         },
     }
 }

@@ -1,26 +1,53 @@
-//! The simulation's view of each node's steps as the protocol rules see them
-//! ([`checker::protocol`]): every message a node sends (when it leaves), every
-//! message it takes in (when it steps it), every record it appends, every restart.
-//! The rules are checked as the run goes, on every step.
+//! This node's steps in the vocabulary of the protocol's rules
+//! ([`checker::protocol`]): every message it sends (when it leaves), every message
+//! it takes in (when it steps it), every record it appends, every proposal it makes.
+//! One translation for both drivers of the core: the simulation feeds these events
+//! to the rules as it steps each node, and the shell writes them to the node's
+//! journal (`--journal`), which `chaos` judges after a real run
+//! ([`crate::journal`]).
+//!
+//! Only the messages the rules read are translated; batches of log commands become
+//! fingerprints.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use checker::protocol::{self, BatchId, Event, Invariants, Msg};
-use paxos_node::core::{Action, Record};
-use paxos_node::msg::PeerMessage;
-use paxos_node::types::Batch;
+use checker::protocol::{self, BatchId, Event, Msg};
+
+use crate::core::{Action, Record};
+use crate::msg::PeerMessage;
+use crate::types::{Batch, NodeId};
 
 /// A batch's fingerprint: equal batches, equal fingerprints (SipHash with fixed keys,
-/// so the same in every run of this binary).
+/// so the same in every process built from this source, node and harness alike).
 pub fn fingerprint(batch: &Batch) -> BatchId {
     let mut h = DefaultHasher::new();
     batch.hash(&mut h);
     h.finish()
 }
 
-/// A peer message as the rules see it.
-pub fn msg(m: &PeerMessage) -> Msg {
-    match m {
+/// Whether the rules read `m` when it leaves its node: an acceptor's promises and
+/// acceptances, a learner's announcements.
+pub fn read_when_sent(m: &PeerMessage) -> bool {
+    matches!(
+        m,
+        PeerMessage::Promise { .. }
+            | PeerMessage::Accepted { .. }
+            | PeerMessage::LogPromise { .. }
+            | PeerMessage::LogAccepted { .. }
+            | PeerMessage::Decided { .. }
+            | PeerMessage::Chosen { .. }
+    )
+}
+
+/// Whether the rules read `m` when its node takes it in: what a proposer or learner
+/// hears.
+pub fn read_when_received(m: &PeerMessage) -> bool {
+    read_when_sent(m) || matches!(m, PeerMessage::Commit { .. })
+}
+
+/// A peer message as the rules see it (`None`: one no rule reads).
+pub fn msg(m: &PeerMessage) -> Option<Msg> {
+    Some(match m {
         PeerMessage::Promise {
             key,
             ballot,
@@ -70,8 +97,8 @@ pub fn msg(m: &PeerMessage) -> Msg {
             ballot: *ballot,
             commit: *commit,
         },
-        other => Msg::Other(other.type_name()),
-    }
+        _ => return None,
+    })
 }
 
 /// A WAL record as the rules see it (`None`: one they do not look at).
@@ -108,18 +135,17 @@ pub fn record(r: &Record) -> Option<protocol::Record> {
     })
 }
 
-/// Feeds the rules with what one step of node `id` decided, in order: the records it
-/// appended and the proposals it made. What it sends is shown when it leaves
-/// ([`sent`]): after the fsync it waits for, so a message lost with its node in a
-/// crash never counts.
-pub fn observe_step(rules: &mut Invariants, now: u64, id: u32, actions: &[Action]) {
+/// What one step of node `id` decided, in order: the records it appended and the
+/// proposals it made. What it sends is shown when it leaves ([`sent`]): after the
+/// fsync it waits for, so a message lost with its node in a crash never counts.
+pub fn step_events(id: NodeId, actions: &[Action], mut out: impl FnMut(Event)) {
     let node = u64::from(id);
     let mut proposed: Option<&PeerMessage> = None;
     for action in actions {
         match action {
             Action::Persist(r) => {
                 if let Some(record) = record(r) {
-                    rules.observe(now, &Event::Record { node, record });
+                    out(Event::Record { node, record });
                 }
             }
             // A broadcast is one decision: shown once.
@@ -132,49 +158,35 @@ pub fn observe_step(rules: &mut Invariants, now: u64, id: u32, actions: &[Action
                 ) && proposed != Some(m) =>
             {
                 proposed = Some(m);
-                rules.observe(
-                    now,
-                    &Event::Propose {
-                        from: node,
-                        msg: msg(m),
-                    },
-                );
+                if let Some(msg) = msg(m) {
+                    out(Event::Propose { from: node, msg });
+                }
             }
             _ => {}
         }
     }
 }
 
-/// Whether the rules read `m` when it leaves its node: an acceptor's promises and
-/// acceptances, a learner's announcements. Others are not converted at all (a log
-/// accept's batch would be fingerprinted for nothing).
-fn read_when_sent(m: &PeerMessage) -> bool {
-    matches!(
-        m,
-        PeerMessage::Promise { .. }
-            | PeerMessage::Accepted { .. }
-            | PeerMessage::LogPromise { .. }
-            | PeerMessage::LogAccepted { .. }
-            | PeerMessage::Decided { .. }
-            | PeerMessage::Chosen { .. }
-    )
-}
-
-/// Whether the rules read `m` when its node takes it in: what a proposer or learner
-/// hears.
-pub fn read_when_received(m: &PeerMessage) -> bool {
-    read_when_sent(m) || matches!(m, PeerMessage::Commit { .. })
-}
-
-/// A message leaving node `from` for `to`.
-pub fn sent(rules: &mut Invariants, now: u64, from: u32, to: u32, m: &PeerMessage) {
-    if !read_when_sent(m) {
-        return;
+/// Node `to` taking in `m` from `from`, if the rules read it.
+pub fn received(from: NodeId, to: NodeId, m: &PeerMessage) -> Option<Event> {
+    if !read_when_received(m) {
+        return None;
     }
-    let send = Event::Send {
+    Some(Event::Receive {
         from: u64::from(from),
         to: u64::from(to),
-        msg: msg(m),
-    };
-    rules.observe(now, &send);
+        msg: msg(m)?,
+    })
+}
+
+/// `m` leaving node `from` for `to`, if the rules read it.
+pub fn sent(from: NodeId, to: NodeId, m: &PeerMessage) -> Option<Event> {
+    if !read_when_sent(m) {
+        return None;
+    }
+    Some(Event::Send {
+        from: u64::from(from),
+        to: u64::from(to),
+        msg: msg(m)?,
+    })
 }
