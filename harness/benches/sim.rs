@@ -41,6 +41,8 @@ fn args(nodes: usize, secs: f64, seed: u64) -> RunArgs {
         nemesis_interval: 3.0,
         schedule: None,
         no_trace_messages: false,
+        ops_per_client: None,
+        plan: None,
         trace_messages: false,
         no_progress: true,
         json: false,

@@ -86,6 +86,14 @@ pub struct RunArgs {
     /// The default; accepted so that older reproduce commands still run.
     #[arg(long, hide = true, conflicts_with = "no_trace_messages")]
     pub trace_messages: bool,
+    /// Each client slot stops after this many ops (the time limit still ends the run).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub ops_per_client: Option<u64>,
+    /// Run this plan.json (from any run, real or simulated, or `chaos shrink`) instead
+    /// of one made from the flags; `chaos run` runs it with real processes, `chaos sim`
+    /// in simulation. Other plan flags are refused beside it.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
     /// No progress bar; a plain status line every few seconds instead.
     #[arg(long)]
     pub no_progress: bool,
@@ -107,10 +115,6 @@ pub fn default_nemesis(mode: Mode) -> &'static str {
 pub struct SimArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    /// Run this plan.json (from any run, real or simulated) in simulation instead of
-    /// one made from the flags above.
-    #[arg(long, value_name = "FILE")]
-    pub plan: Option<PathBuf>,
     /// Run every seed in A..B (B excluded) and print one line per failing seed with
     /// the command that reproduces it; failing seeds get a run directory.
     #[arg(long, value_name = "A..B", value_parser = parse_seeds)]
@@ -142,6 +146,41 @@ fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>, String> {
         return Err(format!("{s} holds no seed: B must be above A"));
     }
     Ok(a..b)
+}
+
+/// A plan.json from any run (real, simulated or shrunk), to run in `mode`. A real
+/// run's plan may name a node binary; the simulation runs the bundled core, and its
+/// rules see every step. A simulated plan with faults only the simulation makes
+/// cannot run with real processes: a usage error.
+pub fn plan_from_file(path: &Path, mode: Mode) -> Result<Plan, UsageError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("cannot read --plan {}: {e}", path.display())))?;
+    let mut plan =
+        Plan::parse(&text).map_err(|e| UsageError(format!("--plan {}: {e}", path.display())))?;
+    plan.mode = mode;
+    if mode == Mode::Sim {
+        plan.node_bin = None;
+        plan.trace_messages = true;
+    }
+    plan.normalised().map_err(|e| {
+        UsageError(format!(
+            "--plan {}: {e}{}",
+            path.display(),
+            if mode == Mode::Real {
+                " (run it with chaos sim --plan)"
+            } else {
+                ""
+            }
+        ))
+    })
+}
+
+/// The plan of `chaos run`: `--plan FILE`, or one made from the flags.
+pub fn run_plan(args: &RunArgs) -> Result<Plan, UsageError> {
+    match &args.plan {
+        Some(path) => plan_from_file(path, Mode::Real),
+        None => plan_from_args(args, Mode::Real),
+    }
 }
 
 /// Turns flags into a plan for `mode`; a bad flag is a usage error.
@@ -249,6 +288,9 @@ pub fn plan_from_args(args: &RunArgs, mode: Mode) -> Result<Plan, UsageError> {
         schedule,
         explicit_schedule: args.schedule.is_some(),
         trace_messages: !args.no_trace_messages,
+        ops_per_client: args.ops_per_client,
+        script: None,
+        shrunk_from: None,
     };
     plan.normalised().map_err(|e| UsageError(e.to_string()))
 }

@@ -90,7 +90,16 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> Ru
         name: plan.name.clone(),
         started_at: Some(dir.started_at.clone()),
         run_dir: dir.path.display().to_string(),
-        reproduce: plan.command_line(),
+        // A shrunk plan's schedule and op budget are its own: it reruns from plan.json.
+        reproduce: if plan.shrunk_from.is_some() {
+            format!(
+                "{} --plan {}",
+                plan.mode.command(),
+                dir.file("plan.json").display()
+            )
+        } else {
+            plan.command_line()
+        },
         replay: format!("chaos replay {}", dir.path.display()),
         plan: plan.clone(),
         harness_failure,

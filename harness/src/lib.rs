@@ -27,6 +27,7 @@ pub mod progress;
 pub mod recorder;
 pub mod replay;
 pub mod report;
+pub mod shrink;
 pub mod sim;
 pub mod system;
 pub mod workload;

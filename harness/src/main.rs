@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use harness::{Presentation, check, cli, cluster, engine, matrix, replay, report};
+use harness::{Presentation, check, cli, cluster, engine, matrix, replay, report, shrink};
 use results::ExitCode as Exit;
 
 #[derive(Debug, Parser)]
@@ -33,6 +33,13 @@ enum Command {
     /// seeds and report, per bug, whether and when a violation was found. Exit 0 if
     /// every bug was detected, 1 if one was not.
     Matrix(matrix::MatrixArgs),
+    /// Shrink a failing run: search for the smallest plan (fewest faults, ops, clients,
+    /// keys, nodes, shortest time) that still fails the same way, by delta debugging,
+    /// and run it into a new run directory whose report says what it was shrunk from.
+    /// Simulated runs shrink exactly; real runs try each candidate --trials times and
+    /// measure the result's reproduction rate. Exit: the smallest plan's run's code; 2
+    /// if RUN_DIR is not a failing run.
+    Shrink(shrink::ShrinkArgs),
     /// Re-run the plan of an earlier run and report how often its verdict comes back.
     Replay {
         /// The run directory (holds plan.json and result.json).
@@ -85,7 +92,7 @@ fn main() -> ExitCode {
         },
         Command::Node { args } => run_node(args),
         Command::Run(args) => {
-            let plan = match cli::plan_from_args(&args, results::Mode::Real) {
+            let plan = match cli::run_plan(&args) {
                 Ok(p) => p,
                 Err(e) => return fail("run", e, Exit::Usage),
             };
@@ -99,6 +106,11 @@ fn main() -> ExitCode {
             Ok(code) => code.into(),
             Err(e @ harness::sim::SimError::Usage(_)) => fail("sim", e, Exit::Usage),
             Err(e) => fail("sim", e, Exit::Harness),
+        },
+        Command::Shrink(args) => match shrink::command(&args) {
+            Ok(code) => code.into(),
+            Err(e @ shrink::ShrinkError::Usage(_)) => fail("shrink", e, Exit::Usage),
+            Err(e) => fail("shrink", e, Exit::Harness),
         },
         Command::Report { run_dir } => match report::report(&run_dir) {
             Ok(code) => code.into(),

@@ -101,6 +101,8 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
         nemesis_interval: args.nemesis_interval.unwrap_or(if sim { 0.3 } else { 3.0 }),
         schedule: None,
         no_trace_messages: false,
+        ops_per_client: None,
+        plan: None,
         trace_messages: false,
         no_progress: true,
         json: false,

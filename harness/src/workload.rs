@@ -62,6 +62,9 @@ impl Default for Shared {
     }
 }
 
+/// A scripted workload, per slot: each op and the time (ns from the start) it may go at.
+pub type Script = Arc<[Vec<(u64, ClientOp)>]>;
+
 #[derive(Clone, Debug)]
 pub struct WorkloadConfig {
     pub seed: u64,
@@ -73,6 +76,11 @@ pub struct WorkloadConfig {
     /// Total ops/s; 0 = as fast as possible.
     pub rate: f64,
     pub op_timeout: Duration,
+    /// A slot stops after this many ops.
+    pub ops_per_client: Option<u64>,
+    /// A scripted workload: per slot, its ops and the time (ns from the start) each
+    /// may go at.
+    pub script: Option<Script>,
 }
 
 impl WorkloadConfig {
@@ -86,6 +94,16 @@ impl WorkloadConfig {
             op_mix: plan.op_mix,
             rate: plan.rate,
             op_timeout: Duration::from_millis(plan.op_timeout_ms),
+            ops_per_client: plan.ops_per_client,
+            script: plan.script.as_ref().map(|ops| {
+                let mut slots: Vec<Vec<(u64, ClientOp)>> = vec![Vec::new(); plan.concurrency];
+                for o in ops {
+                    if let Some(slot) = slots.get_mut(o.slot) {
+                        slot.push((o.at_us * 1_000, o.op.clone()));
+                    }
+                }
+                slots.into()
+            }),
         }
     }
 }
@@ -152,8 +170,33 @@ impl Slot {
         }
     }
 
-    /// The slot's next op, with a value unique within the run.
+    /// Whether the slot has invoked all the ops the plan allows it (its budget, or
+    /// its script).
+    pub fn exhausted(&self, cfg: &WorkloadConfig) -> bool {
+        let done = u64::try_from(self.seq).unwrap_or(0);
+        cfg.ops_per_client.is_some_and(|n| done >= n)
+            || cfg.script.as_ref().is_some_and(|s| {
+                s.get(self.index)
+                    .is_none_or(|ops| done as usize >= ops.len())
+            })
+    }
+
+    /// A scripted slot's next op's time (ns from the start): not before it.
+    pub fn due_at(&self, cfg: &WorkloadConfig) -> Option<u64> {
+        let ops = cfg.script.as_ref()?.get(self.index)?;
+        ops.get(usize::try_from(self.seq).ok()?).map(|(at, _)| *at)
+    }
+
+    /// The slot's next op: its script's next, or one drawn from its stream with a
+    /// value unique within the run.
     pub fn next_op(&mut self, cfg: &WorkloadConfig, shared: &Shared) -> ClientOp {
+        if let Some(ops) = &cfg.script {
+            let i = usize::try_from(self.seq).unwrap_or(usize::MAX);
+            self.seq += 1;
+            if let Some((_, op)) = ops.get(self.index).and_then(|ops| ops.get(i)) {
+                return op.clone();
+            }
+        }
         self.seq += 1;
         // Slots never share a value.
         let value = (self.index as i64 + 1) * 1_000_000_000 + self.seq;
@@ -231,10 +274,14 @@ async fn client_slot<S: System>(
     let interval =
         (cfg.rate > 0.0).then(|| Duration::from_secs_f64(cfg.concurrency as f64 / cfg.rate));
     let mut next_at = tokio::time::Instant::now();
-    while !shared.stop.load(Ordering::Relaxed) {
+    while !shared.stop.load(Ordering::Relaxed) && !slot.exhausted(&cfg) {
         if let Some(every) = interval {
             tokio::time::sleep_until(next_at).await;
             next_at += every;
+        }
+        if let Some(at) = slot.due_at(&cfg) {
+            let due = recorder.start() + Duration::from_nanos(at);
+            tokio::time::sleep_until(due.into()).await;
         }
         if client.is_none() {
             client = system.connect(slot.node).await;

@@ -43,6 +43,8 @@ fn plan(
         nemesis_interval: interval,
         schedule: None,
         no_trace_messages: false,
+        ops_per_client: None,
+        plan: None,
         trace_messages: false,
         no_progress: true,
         json: false,

@@ -173,3 +173,131 @@ fn the_bug_matrix_runs_in_simulation() {
     assert_eq!(real.status.code(), Some(0), "{t}");
     assert!(t.contains("needs sim"), "{t}");
 }
+
+fn run_dir_of(out: &str) -> PathBuf {
+    out.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("run directory: ").map(PathBuf::from))
+        .expect("a run directory line")
+}
+
+fn plan_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_shrunk_sim_failure_is_small_fails_again_and_says_where_it_came_from() {
+    let root = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "sim",
+        "--seed",
+        "2",
+        "--no-progress",
+        "--node-arg=--bug=stale-read",
+        "--nodes",
+        "3",
+        "--time-limit",
+        "3",
+        "--nemesis-interval",
+        "0.3",
+    ];
+    let out = chaos(root.path(), &args);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let original = run_dir_of(&text(&out));
+    let shrink = Command::new(CHAOS)
+        .args(["shrink", "--no-progress"])
+        .arg(&original)
+        .arg("--results")
+        .arg(root.path())
+        .output()
+        .unwrap();
+    let t = text(&shrink);
+    assert_eq!(shrink.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("keeping linearizability (non-linearizable) failing"),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "shrunk from {}",
+            original.canonicalize().unwrap().display()
+        )),
+        "{t}"
+    );
+    let small = run_dir_of(&t);
+    let plan = plan_json(&small);
+    let from = &plan["shrunk_from"];
+    assert_eq!(from["minimal"], true, "{from}");
+    let ops_before = from["ops"].as_u64().unwrap();
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(small.join("result.json")).unwrap()).unwrap();
+    let ops_after = result["stats"]["ops"].as_u64().unwrap();
+    assert!(
+        ops_after * 20 <= ops_before,
+        "ops {ops_before} -> {ops_after}: not 5% or less"
+    );
+    assert!(
+        plan["schedule"].as_array().unwrap().len() <= 4,
+        "{}",
+        plan["schedule"]
+    );
+    assert!(plan["script"].is_array(), "the ops are scripted");
+    assert!(
+        result["reproduce"]
+            .as_str()
+            .unwrap()
+            .starts_with("chaos sim --plan "),
+        "{}",
+        result["reproduce"]
+    );
+    let report = std::fs::read_to_string(small.join("report.html")).unwrap();
+    assert!(report.contains("Shrunk from"), "the report links back");
+    // The shrunk plan fails again, exactly, when replayed.
+    let replay = Command::new(CHAOS)
+        .args(["replay", "--no-progress"])
+        .arg(&small)
+        .output()
+        .unwrap();
+    let r = text(&replay);
+    assert_eq!(replay.status.code(), Some(1), "{r}");
+    assert!(r.contains("an exact replay"), "{r}");
+
+    // A budget that runs out keeps the smallest failing plan found, marked so.
+    args.clear();
+    let out = Command::new(CHAOS)
+        .args(["shrink", "--no-progress", "--max-runs", "3"])
+        .arg(&original)
+        .arg("--results")
+        .arg(root.path())
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("not minimal"), "{t}");
+    let plan = plan_json(&run_dir_of(&t));
+    assert_eq!(plan["shrunk_from"]["minimal"], false);
+    assert_eq!(plan["shrunk_from"]["candidates"], 3);
+}
+
+#[test]
+fn shrink_refuses_a_run_that_did_not_fail() {
+    let root = tempfile::tempdir().unwrap();
+    let mut args = vec!["sim", "--seed", "9", "--no-progress"];
+    args.extend(SHORT);
+    let out = chaos(root.path(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let dir = run_dir_of(&text(&out));
+    for (extra, wanted) in [
+        (vec![], "nothing to shrink: the run exited 0"),
+        (vec!["--target", "liveness"], "not 4 (liveness)"),
+    ] {
+        let out = Command::new(CHAOS)
+            .arg("shrink")
+            .arg(&dir)
+            .args(&extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains(wanted), "{}", text(&out));
+    }
+}

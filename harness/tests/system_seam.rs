@@ -218,6 +218,8 @@ fn plan(root: &Path, seed: u64) -> Plan {
         nemesis_interval: 0.4,
         schedule: None,
         no_trace_messages: false,
+        ops_per_client: None,
+        plan: None,
         trace_messages: false,
         no_progress: true,
         json: false,

@@ -9,10 +9,11 @@
 //! a receipt after it arrives) and line up with the history's times.
 //!
 //! Lines are buffered per burst and written with one `write` before the burst's
-//! first effect: a message never leaves before the records and proposals that led to
-//! it are in the file (the page cache keeps them through a kill). A kill during that
-//! write can leave a torn last line; the next start ends it with a newline, and the
-//! reader skips it.
+//! records are written to the WAL and before its first effect: a record the node
+//! recovers after a kill, or a message another node takes in, is always in the
+//! journal already (the page cache keeps it through a kill). A kill during that write
+//! can leave a torn last line; the next start ends it with a newline, and the reader
+//! skips it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};

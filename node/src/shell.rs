@@ -290,8 +290,12 @@ impl Server {
         let mut last: Option<(PeerMessage, Arc<str>)> = None;
         let mut journaled = false;
         for step in commit::order(actions, &self.bugs) {
-            // The journal's lines of the burst go out before its first effect.
-            if matches!(step, Step::Effect(_)) && !journaled {
+            // The burst's journal lines are written before its records reach the WAL
+            // file and before its first effect: a kill can then cost the journal a
+            // line whose record never became durable (the rules never judge an
+            // acceptor by a record alone), never a record a restarted node goes on
+            // with, nor a step another node saw.
+            if matches!(step, Step::Sync | Step::Effect(_)) && !journaled {
                 journaled = true;
                 self.flush_journal()?;
             }

@@ -174,6 +174,128 @@ pub struct Plan {
     /// `--no-trace-messages`; a plan.json without the field kept none.
     #[serde(default)]
     pub trace_messages: bool,
+    /// At most this many ops per client slot, after which the slot stops
+    /// (`--ops-per-client`; `chaos shrink` sets it). `None`: until the time limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops_per_client: Option<u64>,
+    /// The workload as a script: the slots invoke exactly these ops (in order per
+    /// slot) instead of drawing them from the seed. `chaos shrink` writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<Vec<ScriptedOp>>,
+    /// Where `chaos shrink` made this plan from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shrunk_from: Option<ShrunkFrom>,
+}
+
+impl ShrunkFrom {
+    /// "faults 9 -> 1, ops 61,234 -> 37, nodes 5 -> 3", given the shrunk run's sizes.
+    pub fn sizes(&self, faults: usize, ops: u64, nodes: usize) -> String {
+        format!(
+            "faults {} -> {faults}, ops {} -> {}, nodes {} -> {nodes}",
+            self.faults,
+            thousands(self.ops),
+            thousands(ops),
+            self.nodes
+        )
+    }
+
+    /// What else a reader should know: not minimal, how often it reproduces.
+    pub fn caveats(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "kept failing: {}; {} candidate plans tried",
+            self.target, self.candidates
+        )];
+        if !self.minimal {
+            out.push("not minimal: the budget ran out first".into());
+        }
+        if let Some((k, n)) = self.reproduced {
+            out.push(format!("reproduced {k} of {n} confirming runs"));
+        }
+        out
+    }
+}
+
+/// 61234 -> "61,234".
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One workload operation: what a client slot asks of the system.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "kebab-case")]
+pub enum ClientOp {
+    Propose { key: String, value: i64 },
+    Read { key: String },
+    Write { key: String, value: i64 },
+    Cas { key: String, from: i64, to: i64 },
+}
+
+impl ClientOp {
+    pub fn f(&self) -> checker::history::F {
+        self.call().f()
+    }
+
+    pub fn key(&self) -> &str {
+        match self {
+            ClientOp::Propose { key, .. }
+            | ClientOp::Read { key }
+            | ClientOp::Write { key, .. }
+            | ClientOp::Cas { key, .. } => key,
+        }
+    }
+
+    /// What the op asks for, as the history records it.
+    pub fn call(&self) -> checker::history::Call {
+        use checker::history::Call;
+        match *self {
+            ClientOp::Propose { value, .. } => Call::Propose { value },
+            ClientOp::Read { .. } => Call::Read,
+            ClientOp::Write { value, .. } => Call::Write { value },
+            ClientOp::Cas { from, to, .. } => Call::Cas { from, to },
+        }
+    }
+}
+
+/// One op of a scripted workload: client slot `slot` invokes `op`, not before `at_us`
+/// microseconds after the workload starts (and after the slot's previous op ended).
+/// `chaos shrink` writes scripts from the ops a simulated run invoked, so that ops can
+/// be taken away one by one without moving the others in time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptedOp {
+    pub slot: usize,
+    pub at_us: u64,
+    #[serde(flatten)]
+    pub op: ClientOp,
+}
+
+/// A shrunk plan's origin and how far it shrank.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShrunkFrom {
+    /// The failing run it was shrunk from.
+    pub run_dir: String,
+    /// Faults (fault starts), client ops and nodes of that run.
+    pub faults: usize,
+    pub ops: u64,
+    pub nodes: usize,
+    /// What every candidate had to keep failing: a check, and for linearizability
+    /// and the protocol's rules the anomaly kind (`liveness`: the liveness check).
+    pub target: String,
+    /// Candidate plans tried.
+    pub candidates: u64,
+    /// Whether the search ran to its end (false: the budget ran out first, and a
+    /// smaller failing plan may exist).
+    pub minimal: bool,
+    /// Real runs: how many of the confirming runs of this plan failed the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reproduced: Option<(u32, u32)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -246,6 +368,17 @@ impl Plan {
         if self.mode == Mode::Sim && self.node_bin.is_some() {
             return bad("a simulated run runs the bundled node's core, not a node_bin".into());
         }
+        if let Some(op) = self
+            .script
+            .iter()
+            .flatten()
+            .find(|o| o.slot >= self.concurrency)
+        {
+            return bad(format!(
+                "a scripted op is for client slot {}, but there are {} slots",
+                op.slot, self.concurrency
+            ));
+        }
         if let Some(f) = self.schedule.iter().find(|f| {
             f.targets
                 .iter()
@@ -291,6 +424,12 @@ impl Plan {
         }
         if !self.trace_messages && self.mode == Mode::Real {
             parts.push("--no-trace-messages".into());
+        }
+        if let Some(n) = self.ops_per_client {
+            parts.push(format!("--ops-per-client {n}"));
+        }
+        if self.script.is_some() {
+            parts.push("--plan <this plan.json: its ops are scripted>".into());
         }
         if self.explicit_schedule {
             parts.push("--schedule <the schedule in plan.json>".into());
@@ -349,7 +488,37 @@ mod tests {
             schedule,
             explicit_schedule: false,
             trace_messages: true,
+            ops_per_client: None,
+            script: None,
+            shrunk_from: None,
         }
+    }
+
+    #[test]
+    fn shrink_sizes_read_at_a_glance() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(61_234), "61,234");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        let from = ShrunkFrom {
+            run_dir: "runs/x".into(),
+            faults: 9,
+            ops: 61_234,
+            nodes: 5,
+            target: "linearizability".into(),
+            candidates: 40,
+            minimal: false,
+            reproduced: Some((4, 5)),
+        };
+        assert_eq!(
+            from.sizes(1, 37, 3),
+            "faults 9 -> 1, ops 61,234 -> 37, nodes 5 -> 3"
+        );
+        let caveats = from.caveats().join("; ");
+        assert!(
+            caveats.contains("not minimal") && caveats.contains("4 of 5"),
+            "{caveats}"
+        );
     }
 
     #[test]

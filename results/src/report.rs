@@ -166,6 +166,11 @@ fn banner(r: &RunResult) -> Markup {
                         (format!("{:.1}", sim.virtual_s)) " virtual s in " (format!("{:.2}", sim.wall_s)) " s). The same plan gives the same history, SHA-256 "
                         code { (sim.history_sha256) } "." }
                 }
+                @if let Some(from) = &r.plan.shrunk_from {
+                    p class="shrunk" { "Shrunk from " a href=(format!("{}/report.html", from.run_dir)) { (from.run_dir) } ": "
+                        strong { (from.sizes(r.plan.schedule.iter().filter(|f| f.fault.starts_fault()).count(), r.stats.as_ref().map_or(0, |s| s.ops), r.plan.nodes)) }
+                        ". " (from.caveats().join("; ")) "." }
+                }
                 p { "exit " (r.exit_code.code()) ": " (r.exit_code.meaning())
                     @if r.incomplete { " — " strong { "incomplete run" } ": no result.json was written; judged from the files it left" } }
                 p class="counts" { "ok " (get("ok")) " · fail " (get("fail")) " · info " (get("info"))

@@ -142,6 +142,24 @@ pub fn render(r: &RunResult, report: Option<&Path>, colour: bool) -> String {
             sim.history_sha256
         ));
     }
+    if let Some(from) = &r.plan.shrunk_from {
+        out.push_str(&format!(
+            "  shrunk from {}: {}\n",
+            from.run_dir,
+            from.sizes(
+                r.plan
+                    .schedule
+                    .iter()
+                    .filter(|f| f.fault.starts_fault())
+                    .count(),
+                r.stats.as_ref().map_or(0, |s| s.ops),
+                r.plan.nodes
+            )
+        ));
+        for c in from.caveats() {
+            out.push_str(&format!("    {c}\n"));
+        }
+    }
     out.push_str(&format!("  run directory: {}\n", r.run_dir));
     if let Some(report) = report {
         out.push_str(&format!("  report:    {}\n", report.display()));

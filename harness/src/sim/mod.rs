@@ -59,6 +59,8 @@ pub struct Simulated {
     /// The protocol's rules, checked on every step, and the situations reached.
     pub protocol: checker::CheckReport,
     pub coverage: checker::protocol::Coverage,
+    /// The workload ops as invoked, when asked for ([`simulate_traced`]).
+    pub script: Option<Vec<results::plan::ScriptedOp>>,
 }
 
 /// The nodes' configuration from the plan's node arguments, parsed by the node's own
@@ -95,18 +97,21 @@ pub fn node_config(plan: &Plan) -> Result<Config, String> {
 
 /// Runs `plan` to its end, writing its history through `recorder`.
 pub fn simulate(plan: &Plan, recorder: &Recorder) -> Result<Simulated, String> {
-    simulate_traced(plan, recorder, None).map(|(sim, _)| sim)
+    simulate_traced(plan, recorder, None, false).map(|(sim, _)| sim)
 }
 
-/// [`simulate`], keeping the messages `trace` selects.
+/// [`simulate`], keeping the messages `trace` selects and, with `capture`, every
+/// workload op as it is invoked.
 pub fn simulate_traced(
     plan: &Plan,
     recorder: &Recorder,
     trace: Option<results::data::TraceSelector>,
+    capture: bool,
 ) -> Result<(Simulated, Vec<results::data::TracedMessage>), String> {
     let base = node_config(plan)?;
     let mut w = World::new(plan, recorder, base);
     w.trace = trace;
+    w.capture = capture.then(Vec::new);
     w.start();
     let limit = (plan.time_limit_s * 1e9) as u64;
     w.sleep_until(limit);
@@ -131,6 +136,7 @@ pub fn simulate_traced(
             virtual_ns: w.now,
             protocol,
             coverage,
+            script: w.capture.take(),
         },
         traced,
     ))
@@ -152,7 +158,7 @@ pub fn trace_failed_run(plan: &Plan, dir: &Path) -> Result<usize, String> {
     let sink = Memory::default();
     let recorder = Recorder::with_virtual_clock(Box::new(sink.clone()), plan.concurrency as u64);
     let selector = results::data::TraceSelector::new(focus, results::report::LAMPORT_CAP);
-    let (_, traced) = simulate_traced(plan, &recorder, Some(selector))?;
+    let (_, traced) = simulate_traced(plan, &recorder, Some(selector), false)?;
     recorder.flush().map_err(|e| e.to_string())?;
     drop(recorder);
     let again = sha256(&sink.0.lock().map_err(|_| "history sink poisoned")?);
@@ -430,17 +436,9 @@ pub enum SimError {
 /// The plan `chaos sim` runs for `seed`: from `--plan`, or from the flags.
 fn plan_for(args: &crate::cli::SimArgs, seed: Option<u64>) -> Result<Plan, SimError> {
     use crate::cli::UsageError;
-    match &args.plan {
+    match &args.run.plan {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| UsageError(format!("cannot read --plan {}: {e}", path.display())))?;
-            let mut plan = Plan::parse(&text)
-                .map_err(|e| UsageError(format!("--plan {}: {e}", path.display())))?;
-            plan.mode = results::Mode::Sim;
-            // A real run's plan may name a node binary; the simulation runs the
-            // bundled core, and the rules see its every step.
-            plan.node_bin = None;
-            plan.trace_messages = true;
+            let plan = crate::cli::plan_from_file(path, results::Mode::Sim)?;
             node_config(&plan).map_err(UsageError)?;
             Ok(plan)
         }
@@ -462,7 +460,7 @@ pub fn command(args: &crate::cli::SimArgs) -> Result<results::ExitCode, SimError
     use crate::cli::UsageError;
     let show = Presentation::new(args.run.no_progress, args.run.json);
     if let Some(seeds) = args.seeds.clone() {
-        if args.plan.is_some() || args.run.seed.is_some() {
+        if args.run.plan.is_some() || args.run.seed.is_some() {
             return Err(UsageError(
                 "--seeds runs plans made from the flags: drop --plan and --seed".into(),
             )

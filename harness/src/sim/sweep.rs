@@ -14,7 +14,7 @@ use checker::finals::parse_final;
 use results::schema::SimCounts;
 use results::{ExitCode, Plan, RunEnd, Verdict};
 
-use super::{Memory, sha256, simulate};
+use super::{Memory, sha256, simulate_traced};
 use crate::progress::Presentation;
 use crate::recorder::Recorder;
 
@@ -38,13 +38,24 @@ pub struct Judged {
     /// The verdict of the history checks alone, without the protocol's rules.
     pub history_verdict: Verdict,
     pub counts: SimCounts,
+    /// Every check that failed, with the kinds of its anomalies in the order found.
+    pub failures: Vec<(String, Vec<checker::AnomalyKind>)>,
+    /// Whether the nodes failed to serve after the final heal.
+    pub liveness_failed: bool,
+    /// The workload ops as invoked ([`judge_capturing`]).
+    pub script: Option<Vec<results::plan::ScriptedOp>>,
 }
 
 /// Simulates `plan` and judges it without touching the disk.
 pub fn judge(plan: &Plan) -> Result<Judged, String> {
+    judge_capturing(plan, false)
+}
+
+/// [`judge`]; with `capture`, the run's workload ops as a script too.
+pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, String> {
     let memory = Memory::default();
     let recorder = Recorder::with_virtual_clock(Box::new(memory.clone()), plan.concurrency as u64);
-    let sim = simulate(plan, &recorder)?;
+    let (sim, _) = simulate_traced(plan, &recorder, None, capture)?;
     recorder
         .flush()
         .map_err(|e| format!("cannot keep the history: {e}"))?;
@@ -72,6 +83,12 @@ pub fn judge(plan: &Plan) -> Result<Judged, String> {
         liveness_failed,
         undecided: !liveness_failed && !sim.missing_dumps.is_empty(),
     });
+    let failures = checked
+        .checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Invalid)
+        .map(|c| (c.name.clone(), c.anomalies.iter().map(|a| a.kind).collect()))
+        .collect();
     let problem = checked
         .checks
         .iter()
@@ -94,6 +111,9 @@ pub fn judge(plan: &Plan) -> Result<Judged, String> {
         broken_rules,
         history_verdict,
         counts: sim.counts,
+        failures,
+        liveness_failed,
+        script: sim.script,
     })
 }
 

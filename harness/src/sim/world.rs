@@ -198,6 +198,8 @@ pub struct World<'r> {
     /// The messages the report draws, with their fates, as a real run's
     /// messages.jsonl has them (kept in a second, identical pass of a failed run).
     pub trace: Option<results::data::TraceSelector>,
+    /// Every workload op as it is invoked, as a script (`chaos shrink`).
+    pub capture: Option<Vec<results::plan::ScriptedOp>>,
 }
 
 impl<'r> World<'r> {
@@ -245,6 +247,7 @@ impl<'r> World<'r> {
             counts: SimCounts::default(),
             rules: Invariants::new(plan.nodes),
             trace: None,
+            capture: None,
         }
     }
 
@@ -780,6 +783,13 @@ impl<'r> World<'r> {
         let Some(slot) = self.clients[client].slot.as_ref() else {
             return;
         };
+        if slot.exhausted(&self.workload) {
+            return;
+        }
+        if let Some(at) = slot.due_at(&self.workload).filter(|at| *at > self.now) {
+            self.schedule(at, Item::Wake { client });
+            return;
+        }
         let node = slot.node;
         if self.clients[client].conn.is_none() {
             if !self.is_running(node) {
@@ -794,6 +804,13 @@ impl<'r> World<'r> {
         let slot = c.slot.as_mut().expect("a workload client");
         let op = slot.next_op(&self.workload, &self.shared);
         let process = slot.process;
+        if let Some(script) = &mut self.capture {
+            script.push(results::plan::ScriptedOp {
+                slot: slot.index,
+                at_us: self.now / 1_000,
+                op: op.clone(),
+            });
+        }
         self.send(client, node, op, process, self.plan.op_timeout_ms * MS);
     }
 

@@ -22,7 +22,7 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-use checker::history::{Call, F, Outcome};
+use checker::history::Outcome;
 use nemesis::net::LinkStats;
 use results::Plan;
 
@@ -38,39 +38,8 @@ pub const CONNECTION_BROKEN: &str = "connection-broken";
 /// workload backs off briefly after one.
 pub const UNAVAILABLE: &str = "unavailable";
 
-/// One workload operation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ClientOp {
-    Propose { key: String, value: i64 },
-    Read { key: String },
-    Write { key: String, value: i64 },
-    Cas { key: String, from: i64, to: i64 },
-}
-
-impl ClientOp {
-    pub fn f(&self) -> F {
-        self.call().f()
-    }
-
-    pub fn key(&self) -> &str {
-        match self {
-            ClientOp::Propose { key, .. }
-            | ClientOp::Read { key }
-            | ClientOp::Write { key, .. }
-            | ClientOp::Cas { key, .. } => key,
-        }
-    }
-
-    /// What the op asks for, as the history records it.
-    pub fn call(&self) -> Call {
-        match *self {
-            ClientOp::Propose { value, .. } => Call::Propose { value },
-            ClientOp::Read { .. } => Call::Read,
-            ClientOp::Write { value, .. } => Call::Write { value },
-            ClientOp::Cas { from, to, .. } => Call::Cas { from, to },
-        }
-    }
-}
+/// One workload operation (defined with the plan, which can script them).
+pub use results::plan::ClientOp;
 
 /// How an op ended, as its client classified it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,941 @@
+//! `chaos shrink RUN_DIR`: from a failing run to the smallest plan that still fails
+//! the same way.
+//!
+//! A candidate is the current smallest failing plan with one thing taken away; it is
+//! kept when it fails the same way (the same check, and for linearizability and the
+//! protocol's rules the same kind of anomaly). The passes, repeated until a round
+//! keeps nothing or the budget ends:
+//! 1. the time limit, halved while the failure survives, then bisected;
+//! 2. the faults, by delta debugging over fault groups (a start with its undo);
+//! 3. the nodes, 5 to 3 (faults naming a dropped node go with it);
+//! 4. the workload, kv or register alone instead of both;
+//! 5. the clients, bisected down to one;
+//! 6. the KV keys, by delta debugging;
+//! 7. the op rate, halved while the failure survives;
+//! 8. the ops, as a per-client budget (`ops_per_client`), bisected;
+//! 9. in simulation, the ops one by one: the run's ops become a script (`script`,
+//!    each op at the time it was invoked) and delta debugging drops those the
+//!    failure does not need;
+//! 10. each fault's duration, halved while the failure survives;
+//! 11. each fault's targets, narrowed to one node where it can be.
+//!
+//! In simulation a candidate is one deterministic run, so the answer is exact. With
+//! real processes it is tried `--trials` times and fails if any try fails; the final
+//! plan is then run `--confirm` times and its reproduction rate kept in plan.json.
+//!
+//! Written by hand: the search is over this project's own plan (fault pairs, client
+//! slots, keys, an op budget) with a candidate budget in time and in runs; the
+//! classic delta-debugging loop ([`ddmin`]) is a few dozen lines.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use checker::AnomalyKind;
+use nemesis::{Fault, ScheduledFault};
+use results::plan::{ScriptedOp, ShrunkFrom};
+use results::{ExitCode, Mode, Plan, RunResult, Verdict};
+
+use crate::progress::Presentation;
+
+/// `chaos shrink`'s flags.
+#[derive(Debug, clap::Args)]
+pub struct ShrinkArgs {
+    /// The failing run's directory (holds plan.json and result.json).
+    pub run_dir: PathBuf,
+    /// What must keep failing: `safety` (the run's first failed check; for
+    /// linearizability and the protocol's rules also the kind of its first anomaly;
+    /// the run must have exited 1) or `liveness` (it must have exited 4).
+    #[arg(long, value_enum, default_value_t = TargetKind::Safety)]
+    pub target: TargetKind,
+    /// Real runs: tries per candidate; a candidate fails if any try fails.
+    #[arg(long, value_name = "K", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub trials: u32,
+    /// Real runs: how many times the smallest plan is run again to measure how often
+    /// it reproduces.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub confirm: u32,
+    /// Stop searching after S seconds and keep the smallest failing plan found (it is
+    /// then marked as not minimal).
+    #[arg(long, value_name = "S", default_value_t = 600.0)]
+    pub max_time: f64,
+    /// Stop searching after N candidate runs (trials count one each).
+    #[arg(long, value_name = "N")]
+    pub max_runs: Option<u64>,
+    /// Root directory of run directories: the shrunk plan's run goes here.
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    pub results: PathBuf,
+    /// No progress bar: a plain line whenever the plan gets smaller.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetKind {
+    Safety,
+    Liveness,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShrinkError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+}
+
+/// The way a candidate must fail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// A check's name, or `liveness`.
+    pub check: String,
+    /// For linearizability and the protocol's rules: the anomaly kind.
+    pub kind: Option<AnomalyKind>,
+}
+
+impl Target {
+    /// The target a failed run sets.
+    pub fn of(result: &RunResult, kind: TargetKind) -> Result<Target, String> {
+        if kind == TargetKind::Liveness {
+            if result.exit_code != ExitCode::Liveness {
+                return Err(format!(
+                    "--target liveness: the run exited {}, not 4 (liveness)",
+                    result.exit_code.code()
+                ));
+            }
+            return Ok(Target {
+                check: "liveness".into(),
+                kind: None,
+            });
+        }
+        if result.exit_code != ExitCode::Invalid {
+            return Err(match result.exit_code {
+                ExitCode::Liveness => {
+                    "the run failed liveness (exit 4), not safety: use --target liveness".into()
+                }
+                code => format!(
+                    "nothing to shrink: the run exited {} ({}), not 1 (a safety violation)",
+                    code.code(),
+                    result.verdict.as_str()
+                ),
+            });
+        }
+        let failed = result
+            .checks
+            .iter()
+            .flatten()
+            .find(|c| c.verdict == Verdict::Invalid)
+            .ok_or("the run exited 1 but no check failed")?;
+        let kind = matches!(failed.name.as_str(), "linearizability" | "protocol")
+            .then(|| failed.anomalies.first().map(|a| a.kind))
+            .flatten();
+        Ok(Target {
+            check: failed.name.clone(),
+            kind,
+        })
+    }
+
+    /// Whether a run with these failed checks (name and anomaly kinds) and liveness
+    /// failed the same way.
+    pub fn hit(&self, failures: &[(String, Vec<AnomalyKind>)], liveness_failed: bool) -> bool {
+        if self.check == "liveness" {
+            return liveness_failed;
+        }
+        failures.iter().any(|(name, kinds)| {
+            *name == self.check && self.kind.is_none_or(|k| kinds.contains(&k))
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        match self.kind {
+            Some(k) => format!("{} ({})", self.check, k.as_str()),
+            None => self.check.clone(),
+        }
+    }
+}
+
+/// What one candidate did.
+#[derive(Clone, Copy, Debug)]
+pub struct Tried {
+    pub fails: bool,
+    /// Client ops invoked (of the failing try, when one failed).
+    pub ops: u64,
+    /// Runs it took.
+    pub runs: u64,
+}
+
+/// Runs candidates.
+pub trait Oracle {
+    fn try_plan(&mut self, plan: &Plan, target: &Target) -> Result<Tried, String>;
+
+    /// The ops a run of `plan` invokes, as a script, where runs are exact (`None`
+    /// where they are not: a real run's script would not replay it).
+    fn script_of(&mut self, _plan: &Plan) -> Option<Vec<ScriptedOp>> {
+        None
+    }
+}
+
+/// Candidates in simulation: one exact run each, judged in memory.
+pub struct SimOracle;
+
+impl Oracle for SimOracle {
+    fn try_plan(&mut self, plan: &Plan, target: &Target) -> Result<Tried, String> {
+        let j = crate::sim::sweep::judge(plan)?;
+        Ok(Tried {
+            fails: target.hit(&j.failures, j.liveness_failed),
+            ops: j.ok_ops + j.fail_ops + j.info_ops,
+            runs: 1,
+        })
+    }
+
+    fn script_of(&mut self, plan: &Plan) -> Option<Vec<ScriptedOp>> {
+        crate::sim::sweep::judge_capturing(plan, true).ok()?.script
+    }
+}
+
+/// Candidates with real processes: up to `trials` runs each, in a scratch results
+/// directory that is emptied after every run.
+pub struct RealOracle {
+    pub scratch: PathBuf,
+    pub trials: u32,
+}
+
+impl RealOracle {
+    /// One real run of `plan`: whether it failed like `target`, and its ops.
+    pub fn run_once(&self, plan: &Plan, target: &Target) -> Result<(bool, u64), String> {
+        let out = crate::engine::execute(plan, &self.scratch, Presentation::quiet())
+            .map_err(|e| e.to_string())?;
+        let text = std::fs::read_to_string(out.run_dir.join("result.json"))
+            .map_err(|e| format!("{}: {e}", out.run_dir.display()))?;
+        let _ = std::fs::remove_dir_all(&self.scratch);
+        let result = RunResult::parse(&text).map_err(|e| e.to_string())?;
+        let failures = failures_of(&result);
+        let liveness_failed = result.liveness.ok == Some(false);
+        let ops = result.stats.as_ref().map_or(0, |s| s.ops);
+        Ok((target.hit(&failures, liveness_failed), ops))
+    }
+}
+
+impl Oracle for RealOracle {
+    fn try_plan(&mut self, plan: &Plan, target: &Target) -> Result<Tried, String> {
+        let mut ops = 0;
+        for trial in 1..=self.trials {
+            let (fails, n) = self.run_once(plan, target)?;
+            ops = n;
+            if fails {
+                return Ok(Tried {
+                    fails: true,
+                    ops,
+                    runs: u64::from(trial),
+                });
+            }
+        }
+        Ok(Tried {
+            fails: false,
+            ops,
+            runs: u64::from(self.trials),
+        })
+    }
+}
+
+/// The failed checks of a run, with their anomaly kinds.
+pub fn failures_of(result: &RunResult) -> Vec<(String, Vec<AnomalyKind>)> {
+    result
+        .checks
+        .iter()
+        .flatten()
+        .filter(|c| c.verdict == Verdict::Invalid)
+        .map(|c| (c.name.clone(), c.anomalies.iter().map(|a| a.kind).collect()))
+        .collect()
+}
+
+/// Delta debugging ("ddmin"): a smallest subset of `items` for which `test` holds,
+/// assuming it holds for `items`. `test` answers `None` when the budget is spent;
+/// the smallest subset found so far is returned then.
+pub fn ddmin<T: Clone>(items: &[T], test: &mut dyn FnMut(&[T]) -> Option<bool>) -> Vec<T> {
+    let mut current = items.to_vec();
+    let mut n = 2usize;
+    while current.len() >= 2 {
+        let chunk = current.len().div_ceil(n);
+        let parts: Vec<Vec<T>> = current.chunks(chunk).map(<[T]>::to_vec).collect();
+        let mut reduced = false;
+        // A part alone that fails: keep only it.
+        for part in &parts {
+            match test(part) {
+                None => return current,
+                Some(true) => {
+                    current = part.clone();
+                    n = 2;
+                    reduced = true;
+                    break;
+                }
+                Some(false) => {}
+            }
+        }
+        // Everything but one part: drop that part.
+        if !reduced && parts.len() > 2 {
+            for i in 0..parts.len() {
+                let rest: Vec<T> = parts
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .flat_map(|(_, p)| p.iter().cloned())
+                    .collect();
+                match test(&rest) {
+                    None => return current,
+                    Some(true) => {
+                        current = rest;
+                        n = (n - 1).max(2);
+                        reduced = true;
+                        break;
+                    }
+                    Some(false) => {}
+                }
+            }
+        }
+        if !reduced {
+            if n >= current.len() {
+                break;
+            }
+            n = (2 * n).min(current.len());
+        }
+    }
+    current
+}
+
+/// The entries of a schedule grouped into faults: each start with the undo that
+/// ends it (a partition with its heal, a kill or corruption with its restart, ...);
+/// an undo that ends nothing stands alone.
+pub fn fault_groups(schedule: &[ScheduledFault]) -> Vec<Vec<usize>> {
+    let mut taken = vec![false; schedule.len()];
+    let mut groups = Vec::new();
+    for (i, f) in schedule.iter().enumerate() {
+        if taken[i] {
+            continue;
+        }
+        taken[i] = true;
+        let mut group = vec![i];
+        if f.fault.starts_fault() {
+            let ends = |g: &Fault| {
+                matches!(
+                    (&f.fault, g),
+                    (Fault::Partition { .. }, Fault::Heal)
+                        | (Fault::Kill | Fault::Corrupt { .. }, Fault::Restart)
+                        | (Fault::Pause, Fault::Resume)
+                        | (Fault::Links(_), Fault::LinksHeal)
+                        | (Fault::Clock { .. }, Fault::ClockReset)
+                )
+            };
+            let undo = (i + 1..schedule.len())
+                .find(|&j| {
+                    !taken[j] && ends(&schedule[j].fault) && schedule[j].targets == f.targets
+                })
+                .or_else(|| {
+                    (i + 1..schedule.len()).find(|&j| !taken[j] && ends(&schedule[j].fault))
+                });
+            if let Some(j) = undo {
+                taken[j] = true;
+                group.push(j);
+            }
+        }
+        groups.push(group);
+    }
+    groups
+}
+
+/// Faults (fault starts) in a schedule: the unit headers and summaries count.
+pub fn fault_count(plan: &Plan) -> usize {
+    plan.schedule
+        .iter()
+        .filter(|f| f.fault.starts_fault())
+        .count()
+}
+
+fn with_groups(plan: &Plan, groups: &[Vec<usize>], keep: &[usize]) -> Plan {
+    let mut indices: Vec<usize> = keep
+        .iter()
+        .flat_map(|g| groups[*g].iter().copied())
+        .collect();
+    indices.sort_unstable();
+    let mut p = plan.clone();
+    p.schedule = indices.iter().map(|i| plan.schedule[*i].clone()).collect();
+    p.explicit_schedule = true;
+    p
+}
+
+fn mentions_above(f: &ScheduledFault, n: usize) -> bool {
+    let above = |id: &u32| *id as usize > n;
+    f.targets.iter().any(above)
+        || matches!(&f.fault, Fault::Partition { cut, .. } if cut.iter().any(|(a, b)| above(a) || above(b)))
+}
+
+/// The search: the smallest failing plan so far and the budget.
+struct Search<'a> {
+    oracle: &'a mut dyn Oracle,
+    target: Target,
+    best: Plan,
+    best_ops: u64,
+    tried: u64,
+    runs: u64,
+    started: Instant,
+    max_time: Duration,
+    max_runs: Option<u64>,
+    out_of_budget: bool,
+    improved: bool,
+    bar: Option<indicatif::ProgressBar>,
+    plain: bool,
+}
+
+impl Search<'_> {
+    fn size(&self) -> String {
+        format!(
+            "faults {}, ops {}, nodes {}, clients {}, keys {}, {} s",
+            fault_count(&self.best),
+            self.best_ops,
+            self.best.nodes,
+            self.best.concurrency,
+            self.best.keys,
+            self.best.time_limit_s
+        )
+    }
+
+    /// Tries `cand`, keeping it if it fails the same way. `None`: the budget is spent.
+    fn attempt(&mut self, cand: Plan) -> Option<bool> {
+        let spent = self.started.elapsed() >= self.max_time
+            || self.max_runs.is_some_and(|m| self.runs >= m);
+        if spent {
+            self.out_of_budget = true;
+            return None;
+        }
+        self.tried += 1;
+        let tried = self.oracle.try_plan(&cand, &self.target);
+        let fails = match tried {
+            Ok(t) => {
+                self.runs += t.runs;
+                if t.fails {
+                    self.best = cand;
+                    self.best_ops = t.ops;
+                    self.improved = true;
+                }
+                t.fails
+            }
+            // A candidate that cannot run (a plan the system refuses) is not kept.
+            Err(_) => {
+                self.runs += 1;
+                false
+            }
+        };
+        let line = format!("{} candidates | {}", self.tried, self.size());
+        if let Some(bar) = &self.bar {
+            bar.set_message(line);
+        } else if self.plain && fails {
+            println!("shrink: {line}");
+        }
+        Some(fails)
+    }
+
+    fn time(&mut self) {
+        let with_time = |plan: &Plan, t: f64| {
+            let mut p = plan.clone();
+            p.time_limit_s = t;
+            let end = (t * 1000.0) as u64;
+            let before = p.schedule.len();
+            p.schedule.retain(|f| f.at_ms < end);
+            if p.schedule.len() != before {
+                p.explicit_schedule = true;
+            }
+            p
+        };
+        let round = |t: f64| (t * 10.0).round() / 10.0;
+        let mut hi = self.best.time_limit_s;
+        let mut lo = 0.0;
+        loop {
+            let t = round(hi / 2.0);
+            if t < 0.1 || t >= hi {
+                break;
+            }
+            let cand = with_time(&self.best, t);
+            match self.attempt(cand) {
+                None => return,
+                Some(true) => hi = t,
+                Some(false) => {
+                    lo = t;
+                    break;
+                }
+            }
+        }
+        while hi - lo > 0.15 && hi - lo > hi * 0.05 {
+            let mid = round((lo + hi) / 2.0);
+            if mid <= lo || mid >= hi {
+                break;
+            }
+            match self.attempt(with_time(&self.best, mid)) {
+                None => return,
+                Some(true) => hi = mid,
+                Some(false) => lo = mid,
+            }
+        }
+    }
+
+    fn faults(&mut self) {
+        if self.best.schedule.is_empty() {
+            return;
+        }
+        let base = self.best.clone();
+        let groups = fault_groups(&base.schedule);
+        let all: Vec<usize> = (0..groups.len()).collect();
+        match self.attempt(with_groups(&base, &groups, &[])) {
+            None | Some(true) => return,
+            Some(false) => {}
+        }
+        ddmin(&all, &mut |keep| {
+            self.attempt(with_groups(&base, &groups, keep))
+        });
+    }
+
+    fn nodes(&mut self) {
+        while self.best.nodes > 3 {
+            let n = self.best.nodes - 2;
+            let mut cand = self.best.clone();
+            cand.nodes = n;
+            let groups = fault_groups(&cand.schedule);
+            let keep: Vec<usize> = (0..groups.len())
+                .filter(|g| {
+                    !groups[*g]
+                        .iter()
+                        .any(|i| mentions_above(&cand.schedule[*i], n))
+                })
+                .collect();
+            let cand = with_groups(&cand, &groups, &keep);
+            if self.attempt(cand) != Some(true) {
+                return;
+            }
+        }
+    }
+
+    fn clients(&mut self) {
+        let (mut lo, mut hi) = (0usize, self.best.concurrency);
+        while hi - lo > 1 {
+            // One client first: the smallest answer is the likeliest to read well.
+            let c = if lo == 0 { 1 } else { lo + (hi - lo) / 2 };
+            let mut cand = self.best.clone();
+            cand.concurrency = c;
+            if let Some(script) = &mut cand.script {
+                script.retain(|o| o.slot < c);
+            }
+            match self.attempt(cand) {
+                None => return,
+                Some(true) => hi = c,
+                Some(false) => lo = c,
+            }
+        }
+    }
+
+    /// One workload instead of both, when the failure lives in one.
+    fn workload(&mut self) {
+        if self.best.workload != results::Workload::Both {
+            return;
+        }
+        for w in [results::Workload::Kv, results::Workload::Register] {
+            let mut cand = self.best.clone();
+            cand.workload = w;
+            match self.attempt(cand) {
+                None | Some(true) => return,
+                Some(false) => {}
+            }
+        }
+    }
+
+    /// A lower op rate: the same time, fewer ops.
+    fn rate(&mut self) {
+        let effective = self.best_ops as f64 / self.best.time_limit_s.max(0.1);
+        let mut rate = if self.best.rate > 0.0 {
+            self.best.rate.min(effective)
+        } else {
+            effective
+        };
+        for _ in 0..8 {
+            rate = (rate / 2.0).round();
+            if rate < 1.0 {
+                return;
+            }
+            let mut cand = self.best.clone();
+            cand.rate = rate;
+            if self.attempt(cand) != Some(true) {
+                return;
+            }
+        }
+    }
+
+    fn keys(&mut self) {
+        if !self.best.workload.has_kv() || self.best.kv_keys.len() < 2 {
+            return;
+        }
+        let base = self.best.clone();
+        let with_keys = |keys: &[String]| {
+            let mut p = base.clone();
+            p.kv_keys = keys.to_vec();
+            p.keys = keys.len();
+            p
+        };
+        ddmin(&base.kv_keys, &mut |keys| {
+            if keys.is_empty() {
+                return Some(false);
+            }
+            self.attempt(with_keys(keys))
+        });
+    }
+
+    fn ops(&mut self) {
+        let per_client = self
+            .best_ops
+            .div_ceil(self.best.concurrency.max(1) as u64)
+            .max(1);
+        let mut hi = self
+            .best
+            .ops_per_client
+            .unwrap_or(u64::MAX)
+            .min(per_client + 1);
+        if self.best.ops_per_client != Some(hi) {
+            let mut cand = self.best.clone();
+            cand.ops_per_client = Some(hi);
+            if self.attempt(cand) != Some(true) {
+                return;
+            }
+        }
+        let mut lo = 0;
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            let mut cand = self.best.clone();
+            cand.ops_per_client = Some(mid);
+            match self.attempt(cand) {
+                None => return,
+                Some(true) => hi = mid,
+                Some(false) => lo = mid,
+            }
+        }
+    }
+
+    /// The ops themselves: the run's ops become a script (each at the time it was
+    /// invoked), and delta debugging takes away those the failure does not need.
+    /// Only where runs are exact.
+    fn script(&mut self) {
+        if self.best.script.is_none() {
+            let Some(ops) = self.oracle.script_of(&self.best) else {
+                return;
+            };
+            let mut cand = self.best.clone();
+            cand.script = Some(ops);
+            cand.ops_per_client = None;
+            cand.rate = 0.0;
+            if self.attempt(cand) != Some(true) {
+                return;
+            }
+        }
+        let base = self.best.clone();
+        let ops = base.script.clone().unwrap_or_default();
+        let all: Vec<usize> = (0..ops.len()).collect();
+        ddmin(&all, &mut |keep| {
+            let mut cand = base.clone();
+            cand.script = Some(keep.iter().map(|i| ops[*i].clone()).collect());
+            self.attempt(cand)
+        });
+    }
+
+    fn shorten(&mut self) {
+        let groups = fault_groups(&self.best.schedule);
+        for g in groups.iter().filter(|g| g.len() == 2) {
+            for _ in 0..4 {
+                let (s, u) = (g[0], g[1]);
+                let (start, end) = (self.best.schedule[s].at_ms, self.best.schedule[u].at_ms);
+                let shorter = start + (end - start) / 2;
+                if end - start < 20 {
+                    break;
+                }
+                let mut cand = self.best.clone();
+                cand.schedule[u].at_ms = shorter;
+                cand.schedule.sort_by_key(|f| f.at_ms);
+                cand.explicit_schedule = true;
+                // Sorting is stable and the undo stays after its start, so the group's
+                // indices hold only if nothing moved past another entry.
+                if fault_groups(&cand.schedule) != groups {
+                    break;
+                }
+                if self.attempt(cand) != Some(true) {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn narrow(&mut self) {
+        let groups = fault_groups(&self.best.schedule);
+        for g in &groups {
+            let start = &self.best.schedule[g[0]];
+            let narrowable = matches!(
+                start.fault,
+                Fault::Kill | Fault::Pause | Fault::Links(_) | Fault::Clock { .. }
+            );
+            if !narrowable || start.targets.len() < 2 {
+                continue;
+            }
+            for t in start.targets.clone() {
+                let mut cand = self.best.clone();
+                for i in g {
+                    cand.schedule[*i].targets = vec![t];
+                }
+                cand.explicit_schedule = true;
+                match self.attempt(cand) {
+                    None => return,
+                    Some(true) => break,
+                    Some(false) => {}
+                }
+            }
+        }
+    }
+}
+
+/// When a search stops early.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    pub max_time: Duration,
+    /// Candidate runs (a real candidate's trials count one each).
+    pub max_runs: Option<u64>,
+}
+
+/// What a search found.
+pub struct Shrunk {
+    pub plan: Plan,
+    pub ops: u64,
+    pub candidates: u64,
+    pub runs: u64,
+    pub minimal: bool,
+    pub secs: f64,
+}
+
+/// Shrinks `plan` (which failed like `target` with `ops` client ops) with `oracle`
+/// within the budget.
+pub fn shrink(
+    plan: &Plan,
+    ops: u64,
+    target: &Target,
+    oracle: &mut dyn Oracle,
+    budget: Budget,
+    bar: Option<indicatif::ProgressBar>,
+    plain: bool,
+) -> Shrunk {
+    let mut s = Search {
+        oracle,
+        target: target.clone(),
+        best: plan.clone(),
+        best_ops: ops,
+        tried: 0,
+        runs: 0,
+        started: Instant::now(),
+        max_time: budget.max_time,
+        max_runs: budget.max_runs,
+        out_of_budget: false,
+        improved: false,
+        bar,
+        plain,
+    };
+    for _round in 0..4 {
+        s.improved = false;
+        s.time();
+        s.faults();
+        s.nodes();
+        s.workload();
+        s.clients();
+        s.keys();
+        s.rate();
+        s.ops();
+        s.script();
+        s.shorten();
+        s.narrow();
+        if !s.improved || s.out_of_budget {
+            break;
+        }
+    }
+    if let Some(bar) = &s.bar {
+        bar.finish_and_clear();
+    }
+    Shrunk {
+        plan: s.best,
+        ops: s.best_ops,
+        candidates: s.tried,
+        runs: s.runs,
+        minimal: !s.out_of_budget,
+        secs: s.started.elapsed().as_secs_f64(),
+    }
+}
+
+/// `chaos shrink`: read the failing run, search, run the smallest plan into a new
+/// run directory, and give that run's exit code.
+pub fn command(args: &ShrinkArgs) -> Result<ExitCode, ShrinkError> {
+    let usage = ShrinkError::Usage;
+    let plan =
+        Plan::read(&args.run_dir).map_err(|e| usage(format!("{}: {e}", args.run_dir.display())))?;
+    let result_path = args.run_dir.join("result.json");
+    let text = std::fs::read_to_string(&result_path).map_err(|e| {
+        usage(format!(
+            "{}: {e} (a run that never finished has no verdict to keep; chaos report judges it first)",
+            result_path.display()
+        ))
+    })?;
+    let result =
+        RunResult::parse(&text).map_err(|e| usage(format!("{}: {e}", result_path.display())))?;
+    let target = Target::of(&result, args.target).map_err(usage)?;
+    if args.max_time.is_nan() || args.max_time <= 0.0 {
+        return Err(usage("--max-time must be above 0".into()));
+    }
+    let ops = result.stats.as_ref().map_or(0, |s| s.ops);
+    let show = Presentation::new(args.no_progress, false);
+    println!(
+        "chaos shrink: {} ({} run, faults {}, ops {}, nodes {}), keeping {} failing",
+        args.run_dir.display(),
+        if plan.mode == Mode::Sim {
+            "simulated"
+        } else {
+            "real"
+        },
+        fault_count(&plan),
+        ops,
+        plan.nodes,
+        target.describe()
+    );
+    let bar = show.progress_bar.then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+                .expect("a valid template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+    let scratch = args.results.join(".shrink-scratch");
+    let mut sim_oracle = SimOracle;
+    let mut real_oracle = RealOracle {
+        scratch: scratch.clone(),
+        trials: args.trials,
+    };
+    let oracle: &mut dyn Oracle = match plan.mode {
+        Mode::Sim => &mut sim_oracle,
+        Mode::Real => &mut real_oracle,
+    };
+    let found = shrink(
+        &plan,
+        ops,
+        &target,
+        oracle,
+        Budget {
+            max_time: Duration::from_secs_f64(args.max_time),
+            max_runs: args.max_runs,
+        },
+        bar,
+        !show.progress_bar,
+    );
+    let mut small = found.plan;
+    let reproduced = match plan.mode {
+        Mode::Sim => None,
+        Mode::Real => {
+            let mut hits = 0;
+            for _ in 0..args.confirm {
+                if matches!(real_oracle.run_once(&small, &target), Ok((true, _))) {
+                    hits += 1;
+                }
+            }
+            Some((hits, args.confirm))
+        }
+    };
+    let _ = std::fs::remove_dir_all(&scratch);
+    small.name = format!("{}-shrunk", plan.name);
+    small.shrunk_from = Some(ShrunkFrom {
+        run_dir: std::fs::canonicalize(&args.run_dir)
+            .unwrap_or_else(|_| args.run_dir.clone())
+            .display()
+            .to_string(),
+        faults: fault_count(&plan),
+        ops,
+        nodes: plan.nodes,
+        target: target.describe(),
+        candidates: found.candidates,
+        minimal: found.minimal,
+        reproduced,
+    });
+    println!(
+        "chaos shrink: {} candidates ({} runs) in {:.1} s{}; running the smallest plan:",
+        found.candidates,
+        found.runs,
+        found.secs,
+        if found.minimal {
+            ""
+        } else {
+            " (budget spent: the plan may not be minimal)"
+        }
+    );
+    let show = Presentation::new(true, false);
+    let outcome = match small.mode {
+        Mode::Sim => crate::sim::execute(&small, &args.results, show)?,
+        Mode::Real => crate::engine::execute(&small, &args.results, show)?,
+    };
+    Ok(outcome.exit_code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ddmin_finds_the_known_minimal_subset() {
+        let items: Vec<u32> = (0..40).collect();
+        let mut calls = 0;
+        let found = ddmin(&items, &mut |s: &[u32]| {
+            calls += 1;
+            Some(s.contains(&3) && s.contains(&29) && s.contains(&30))
+        });
+        assert_eq!(found, vec![3, 29, 30]);
+        assert!(calls < 120, "{calls} tests");
+        // One item that matters alone.
+        let found = ddmin(&items, &mut |s: &[u32]| Some(s.contains(&17)));
+        assert_eq!(found, vec![17]);
+    }
+
+    #[test]
+    fn ddmin_returns_what_it_has_when_the_budget_ends() {
+        let items: Vec<u32> = (0..40).collect();
+        let mut left = 3;
+        let found = ddmin(&items, &mut |s: &[u32]| {
+            if left == 0 {
+                return None;
+            }
+            left -= 1;
+            Some(s.contains(&3))
+        });
+        // Three tests: the first half fails (kept), then its first half (kept), then
+        // the budget is spent.
+        assert!(found.contains(&3));
+        assert!(found.len() < 40 && found.len() > 1, "{found:?}");
+    }
+
+    #[test]
+    fn faults_are_grouped_with_their_undo() {
+        let plan_schedule = nemesis::generate(
+            5,
+            &mut nemesis::substream(3, "nemesis"),
+            "partition,kill,pause,links".parse().unwrap(),
+            1_000,
+            30_000,
+        );
+        let groups = fault_groups(&plan_schedule);
+        let starts = plan_schedule
+            .iter()
+            .filter(|f| f.fault.starts_fault())
+            .count();
+        assert_eq!(groups.len(), starts, "every entry pairs with a start");
+        for g in &groups {
+            assert_eq!(g.len(), 2, "{g:?}");
+            assert!(plan_schedule[g[0]].fault.starts_fault());
+            assert!(!plan_schedule[g[1]].fault.starts_fault());
+            assert!(plan_schedule[g[0]].at_ms <= plan_schedule[g[1]].at_ms);
+        }
+    }
+}
