@@ -383,6 +383,8 @@ struct Search<'a> {
     improved: bool,
     bar: Option<indicatif::ProgressBar>,
     plain: bool,
+    /// The size last printed.
+    shown: String,
 }
 
 impl Search<'_> {
@@ -424,11 +426,14 @@ impl Search<'_> {
                 false
             }
         };
-        let line = format!("{} candidates | {}", self.tried, self.size());
+        let size = self.size();
         if let Some(bar) = &self.bar {
-            bar.set_message(line);
-        } else if self.plain && fails {
-            println!("shrink: {line}");
+            bar.set_message(format!("{} candidates | {size}", self.tried));
+        } else if self.plain && fails && size != self.shown {
+            println!("shrink: {} candidates | {size}", self.tried);
+        }
+        if fails {
+            self.shown = size;
         }
         Some(fails)
     }
@@ -737,6 +742,7 @@ pub fn shrink(
         improved: false,
         bar,
         plain,
+        shown: String::new(),
     };
     for _round in 0..4 {
         s.improved = false;

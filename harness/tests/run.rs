@@ -206,17 +206,18 @@ fn a_stale_read_node_is_caught_by_the_same_path() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let result = result_json(root.path());
     assert_eq!(check(&result, "linearizability")["verdict"], "invalid");
-    // Without the trace: no journals, no messages.jsonl, no protocol check, and the
-    // reproduce command says so.
+    // Without the trace: no journals, no messages.jsonl, the protocol check skipped
+    // with the reason, and the reproduce command says so.
     let dir = latest(root.path());
     assert!(!dir.join("messages.jsonl").exists());
     assert!(!dir.join("nodes/n1/journal.jsonl").exists());
+    let protocol = check(&result, "protocol");
+    assert_eq!(protocol["verdict"], "skipped", "{protocol}");
     assert!(
-        result["checks"]
-            .as_array()
+        protocol["summary"]
+            .as_str()
             .unwrap()
-            .iter()
-            .all(|c| c["name"] != "protocol")
+            .contains("--no-trace-messages")
     );
     assert!(
         result["reproduce"]

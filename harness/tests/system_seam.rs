@@ -304,6 +304,20 @@ fn the_engine_runs_faults_and_judges_a_second_system() {
         .flatten()
         .find(|c| c.name == "log-agreement");
     assert_eq!(log.unwrap().verdict, checker::Verdict::Skipped);
+    // A system that is not the bundled node keeps no journal: the protocol's rules
+    // are skipped, saying why, and the history checks still run.
+    let protocol = r
+        .checks
+        .iter()
+        .flatten()
+        .find(|c| c.name == "protocol")
+        .expect("a protocol check");
+    assert_eq!(protocol.verdict, checker::Verdict::Skipped, "{protocol:?}");
+    assert!(
+        protocol.summary.contains("no journal"),
+        "{}",
+        protocol.summary
+    );
     assert_eq!(r.liveness.ok, Some(true));
     assert!(out.run_dir.join("report.html").exists());
 }

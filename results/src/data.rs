@@ -74,9 +74,24 @@ pub fn first_anomaly_ops(r: &RunResult) -> Vec<checker::OpRef> {
         .unwrap_or_default()
 }
 
-/// The time window (ns) a close-up should show: around the first anomaly's ops, or
-/// the start of the run when there is none.
+/// A run with at most this many ops (a shrunk one, say) is shown whole: every op
+/// is readable on the timeline without zooming.
+pub const SMALL_RUN_OPS: usize = 200;
+
+/// The time window (ns) a close-up should show: a small run whole; else around the
+/// first anomaly's ops, or the start of the run when there is none.
 pub fn focus_window(r: &RunResult, history: &History) -> (u64, u64) {
+    if history.ops.len() <= SMALL_RUN_OPS {
+        let start = history.ops.first().map_or(0, |o| o.invoke_ns);
+        let end = history
+            .ops
+            .iter()
+            .map(|o| o.complete_ns.unwrap_or(history.end_ns))
+            .max()
+            .unwrap_or(history.end_ns);
+        let margin = ((end - start.min(end)) / 50).max(1_000_000);
+        return (start.saturating_sub(margin), end + margin);
+    }
     let ops = first_anomaly_ops(r);
     let end_of = |o: &checker::OpRef| o.complete_ns.unwrap_or(history.end_ns);
     if let (Some(a), Some(b)) = (

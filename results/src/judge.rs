@@ -67,7 +67,8 @@ pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> 
                 &dir.join("messages.jsonl"),
                 &crate::faults::restarts(&h.nemesis),
             ),
-        };
+        }
+        .or_else(|| not_judged(dir));
         if let Some(report) = report {
             result.checks.push(report);
             result.verdict = checker::Verdict::combine(result.checks.iter().map(|c| c.verdict));
@@ -134,6 +135,26 @@ fn journal_rules(
         Ok(None) => None,
         Err(e) => Some((unreadable(e.to_string()), None)),
     }
+}
+
+/// A run directory whose nodes left nothing the rules can read: the check is there,
+/// skipped, with the reason. (A history judged on its own is no run: nothing is said.)
+fn not_judged(dir: &Path) -> Option<checker::CheckReport> {
+    let plan = crate::Plan::read(dir).ok()?;
+    let why = if !plan.trace_messages {
+        "the run kept no message trace (--no-trace-messages)"
+    } else if plan.node_bin.is_some() {
+        "the nodes kept no journal and the wire trace carries no messages (only the bundled node journals its steps)"
+    } else {
+        "the nodes left no journal and the wire trace carries no messages"
+    };
+    Some(checker::CheckReport {
+        name: "protocol".into(),
+        verdict: checker::Verdict::Skipped,
+        summary: format!("the protocol's rules were not checked: {why}"),
+        anomalies: Vec::new(),
+        unknown: Vec::new(),
+    })
 }
 
 fn unreadable(why: String) -> checker::CheckReport {

@@ -184,7 +184,8 @@ fn banner(r: &RunResult) -> Markup {
             p { "Re-run the stored plan:" }
             pre { code { (r.replay) } }
         }
-        details class="params" open {
+        // A shrunk run is read for its anomaly: the parameters stay folded.
+        details class="params" open[r.plan.shrunk_from.is_none()] {
             summary { "Parameters" }
             table class="kv" {
                 @for (k, v) in &params { tr { th { (k) } td { (v) } } }
@@ -474,7 +475,7 @@ fn timeline(history: &History, r: &RunResult) -> Markup {
             }
             div id="tl-wrap" class="js-only" { canvas id="tl-canvas" width="1000" height="200" {} div id="tl-tip" hidden {} }
             noscript { p { "The zoomable timeline of every op needs JavaScript; the close-up below does not." } }
-            h3 { (if has_anomaly { "Close-up around the first anomaly" } else { "Close-up of the first 200 ms" }) }
+            h3 { (if history.ops.len() <= data::SMALL_RUN_OPS { "Every op" } else if has_anomaly { "Close-up around the first anomaly" } else { "Close-up of the first 200 ms" }) }
             p class="caption" { (close.len()) " ops from " (ms(window.0)) " ms to " (ms(window.1)) " ms. Hover a bar for its fields." }
             (charts::closeup(&close, &lanes, &pos, window, &r.faults.periods, &marked))
             script type="application/json" id="tl-data" { (PreEscaped(DATA_SLOT)) }
