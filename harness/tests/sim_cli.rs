@@ -204,6 +204,17 @@ fn a_shrunk_sim_failure_is_small_fails_again_and_says_where_it_came_from() {
     let out = chaos(root.path(), &args);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let original = run_dir_of(&text(&out));
+    // Its plan has clock faults, which only the simulation makes: chaos run --plan
+    // refuses it, saying where it runs.
+    let refused = Command::new(CHAOS)
+        .args(["run", "--plan"])
+        .arg(original.join("plan.json"))
+        .arg("--results")
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(text(&refused).contains("chaos sim --plan"), "{}", text(&refused));
     let shrink = Command::new(CHAOS)
         .args(["shrink", "--no-progress"])
         .arg(&original)
@@ -252,7 +263,12 @@ fn a_shrunk_sim_failure_is_small_fails_again_and_says_where_it_came_from() {
     );
     let report = std::fs::read_to_string(small.join("report.html")).unwrap();
     assert!(report.contains("Shrunk from"), "the report links back");
-    // The shrunk plan fails again, exactly, when replayed.
+    // The shrunk plan fails again from its plan.json, and exactly when replayed.
+    let again = chaos(
+        root.path(),
+        &["sim", "--no-progress", "--plan", small.join("plan.json").to_str().unwrap()],
+    );
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
     let replay = Command::new(CHAOS)
         .args(["replay", "--no-progress"])
         .arg(&small)
