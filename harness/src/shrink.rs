@@ -410,7 +410,13 @@ struct Search<'a> {
     plain: bool,
     /// The size last printed.
     shown: String,
+    /// The plans `best` replaced, oldest first (at most [`CHAIN`]).
+    chain: Vec<(Plan, u64)>,
 }
+
+/// How many of the plans a search passed through it keeps, for a real search to fall
+/// back on when its smallest plan does not reproduce.
+const CHAIN: usize = 5;
 
 impl Search<'_> {
     fn size(&self) -> String {
@@ -440,7 +446,11 @@ impl Search<'_> {
             Ok(t) => {
                 self.runs += t.runs;
                 if t.fails {
-                    self.best = cand;
+                    let previous = std::mem::replace(&mut self.best, cand);
+                    self.chain.push((previous, self.best_ops));
+                    if self.chain.len() > CHAIN {
+                        self.chain.remove(0);
+                    }
                     self.best_ops = t.ops;
                     self.improved = true;
                 }
@@ -737,6 +747,8 @@ pub struct Budget {
 pub struct Shrunk {
     pub plan: Plan,
     pub ops: u64,
+    /// The failing plans the search kept before `plan`, oldest (largest) first.
+    pub chain: Vec<(Plan, u64)>,
     pub candidates: u64,
     pub runs: u64,
     pub minimal: bool,
@@ -769,6 +781,7 @@ pub fn shrink(
         bar,
         plain,
         shown: String::new(),
+        chain: Vec::new(),
     };
     for _round in 0..4 {
         s.improved = false;
@@ -793,6 +806,7 @@ pub fn shrink(
     Shrunk {
         plan: s.best,
         ops: s.best_ops,
+        chain: s.chain,
         candidates: s.tried,
         runs: s.runs,
         minimal: !s.out_of_budget,
@@ -867,18 +881,41 @@ pub fn command(args: &ShrinkArgs) -> Result<ExitCode, ShrinkError> {
         !show.progress_bar,
     );
     let mut small = found.plan;
+    let mut minimal = found.minimal;
     let stopped = STOP.load(std::sync::atomic::Ordering::SeqCst);
     let reproduced = match plan.mode {
         Mode::Sim => None,
-        Mode::Real if stopped => None,
+        Mode::Real if stopped || args.confirm == 0 => None,
         Mode::Real => {
-            let mut hits = 0;
-            for _ in 0..args.confirm {
-                if matches!(real_oracle.run_once(&small, &target), Ok((true, _))) {
-                    hits += 1;
+            // The smallest plan first; if it never fails again, the larger ones the
+            // search passed through, newest first: a plan that does not reproduce
+            // helps nobody.
+            let mut candidates = vec![small.clone()];
+            candidates.extend(found.chain.iter().rev().map(|(p, _)| p.clone()));
+            let mut rate = (0, args.confirm);
+            for (i, cand) in candidates.iter().enumerate() {
+                let hits = (0..args.confirm)
+                    .filter(|_| matches!(real_oracle.run_once(cand, &target), Ok((true, _))))
+                    .count() as u32;
+                println!(
+                    "chaos shrink: {} plan reproduced {hits} of {} times",
+                    if i == 0 { "the smallest" } else { "a larger" },
+                    args.confirm
+                );
+                if hits > 0 {
+                    if i > 0 {
+                        small = cand.clone();
+                        minimal = false;
+                    }
+                    rate = (hits, args.confirm);
+                    break;
+                }
+                // None reproduces: the smallest is kept, with its rate of 0.
+                if STOP.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
                 }
             }
-            Some((hits, args.confirm))
+            Some(rate)
         }
     };
     let _ = std::fs::remove_dir_all(&scratch);
@@ -893,7 +930,7 @@ pub fn command(args: &ShrinkArgs) -> Result<ExitCode, ShrinkError> {
         nodes: plan.nodes,
         target: target.describe(),
         candidates: found.candidates,
-        minimal: found.minimal,
+        minimal,
         reproduced,
     });
     println!(

@@ -214,7 +214,11 @@ fn a_shrunk_sim_failure_is_small_fails_again_and_says_where_it_came_from() {
         .output()
         .unwrap();
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
-    assert!(text(&refused).contains("chaos sim --plan"), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("chaos sim --plan"),
+        "{}",
+        text(&refused)
+    );
     let shrink = Command::new(CHAOS)
         .args(["shrink", "--no-progress"])
         .arg(&original)
@@ -266,7 +270,12 @@ fn a_shrunk_sim_failure_is_small_fails_again_and_says_where_it_came_from() {
     // The shrunk plan fails again from its plan.json, and exactly when replayed.
     let again = chaos(
         root.path(),
-        &["sim", "--no-progress", "--plan", small.join("plan.json").to_str().unwrap()],
+        &[
+            "sim",
+            "--no-progress",
+            "--plan",
+            small.join("plan.json").to_str().unwrap(),
+        ],
     );
     assert_eq!(again.status.code(), Some(1), "{}", text(&again));
     let replay = Command::new(CHAOS)

@@ -206,7 +206,10 @@ impl ShrunkFrom {
             self.target, self.candidates
         )];
         if !self.minimal {
-            out.push("not minimal: the search ended early (its budget ran out, or it was interrupted)".into());
+            out.push(
+                "not minimal: the search ended early (its budget ran out, or it was interrupted)"
+                    .into(),
+            );
         }
         if let Some((k, n)) = self.reproduced {
             out.push(format!("reproduced {k} of {n} confirming runs"));
