@@ -61,10 +61,16 @@ pub struct RunArgs {
     /// Client-side timeout of one op, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 2_500)]
     pub op_timeout_ms: u64,
-    /// Fault kinds for the seeded schedule: a comma-separated list of partition, kill,
-    /// pause, links, power (every node killed at once), and (chaos sim only) clock,
-    /// corrupt; or all (the first four); or none [default: partition,kill,pause; chaos
-    /// sim: partition,kill,pause,links,power,clock].
+    /// Fault kinds for the seeded schedule, a comma-separated list: partition, kill,
+    /// pause (a third of kills and pauses aim at the leader, a quarter of partitions
+    /// cut it off in a minority), links (loss, delay, duplication, reordering),
+    /// flaky-links (1-3% loss and duplication), power (every node killed at once),
+    /// clock (a node's timers run fast or slow: a restart with --clock-rate for real
+    /// processes), leader-kill, leader-isolate, leader-pause (past an election
+    /// timeout), rolling-restart, swizzle (links cut one by one, restored in another
+    /// order), corrupt (chaos sim only); or all (every kind but power and corrupt); or
+    /// none [default: partition,kill,pause,flaky-links; chaos sim:
+    /// partition,kill,pause,links,power,clock].
     #[arg(long, value_name = "LIST")]
     pub nemesis: Option<String>,
     /// Seconds per fault slot: a fault starts at the beginning of its slot and is undone
@@ -105,7 +111,7 @@ pub struct RunArgs {
 /// The fault kinds of a plan when `--nemesis` is not given.
 pub fn default_nemesis(mode: Mode) -> &'static str {
     match mode {
-        Mode::Real => "partition,kill,pause",
+        Mode::Real => "partition,kill,pause,flaky-links",
         Mode::Sim => "partition,kill,pause,links,power,clock",
     }
 }
@@ -229,7 +235,7 @@ pub fn plan_from_args(args: &RunArgs, mode: Mode) -> Result<Plan, UsageError> {
         .map_err(|e| UsageError(format!("--nemesis: {e}")))?;
     if mode == Mode::Real && kinds.needs_simulation() {
         usage!(
-            "--nemesis {}: clock and corrupt faults need the simulated clock and disk; use chaos sim",
+            "--nemesis {}: corrupt faults need the simulated disk; use chaos sim",
             kinds.describe()
         );
     }

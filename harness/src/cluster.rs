@@ -129,6 +129,8 @@ pub struct Cluster {
     /// `peers[i]` = the `--peer j=ADDR` arguments of node i (proxy addresses).
     peers: Vec<Vec<String>>,
     procs: Vec<Option<NodeProc>>,
+    /// Each node's clock rate (`--clock-rate`) for its next start; 1 is real time.
+    clock_rate: Vec<f64>,
     addrs: Addresses,
     spawner: Spawner,
     pub startup_timeout: Duration,
@@ -150,6 +152,7 @@ impl Cluster {
             seed,
             peers,
             procs: (0..=n).map(|_| None).collect(),
+            clock_rate: vec![1.0; n + 1],
             addrs,
             spawner: Spawner::new(),
             startup_timeout: Duration::from_secs(10),
@@ -171,6 +174,11 @@ impl Cluster {
             .args(["--seed", &(self.seed ^ u64::from(id)).to_string()])
             .args(&self.peers[id as usize])
             .args(&self.command.extra)
+            .args(
+                Some(self.clock_rate[id as usize])
+                    .filter(|r| *r != 1.0)
+                    .map(|r| format!("--clock-rate={r}")),
+            )
             .args(self.command.journal_origin_ns.iter().flat_map(|origin| {
                 [
                     "--journal".into(),
@@ -266,6 +274,11 @@ impl Cluster {
     }
 
     /// SIGKILLs node `id`'s process group and reaps it. False if it was not running.
+    /// The clock rate node `id` starts with from now on (a skewed clock).
+    pub fn set_clock_rate(&mut self, id: u32, rate: f64) {
+        self.clock_rate[id as usize] = rate;
+    }
+
     pub fn kill(&mut self, id: u32) -> bool {
         let Some(mut p) = self.procs[id as usize].take() else {
             return false;

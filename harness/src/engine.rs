@@ -236,8 +236,17 @@ async fn run_schedule<S: System>(
     active: Arc<Mutex<Vec<String>>>,
 ) {
     let start = tokio::time::Instant::now();
+    let mut resolver = nemesis::Resolver::default();
     for fault in schedule {
         tokio::time::sleep_until(start + Duration::from_millis(fault.at_ms)).await;
+        // A fault aimed by role is aimed now, from what the nodes say.
+        let view = match fault.role {
+            Some(_) if fault.fault.starts_fault() => Some(system.leader().await),
+            _ => None,
+        };
+        let (fault, resolution) = resolver.resolve(&fault, system.nodes(), || {
+            view.unwrap_or_else(|| nemesis::LeaderView::unknown("not asked"))
+        });
         let outcome = {
             let (s, f) = (system.clone(), fault.clone());
             tokio::task::spawn_blocking(move || nemesis::apply(&*s, s.links(), &f))
@@ -250,6 +259,6 @@ async fn run_schedule<S: System>(
                 a.push(format!("{} {:?}", fault.fault.name(), fault.targets));
             }
         }
-        recorder.fault(&fault, &outcome);
+        recorder.fault(&fault, &outcome, resolution.as_ref());
     }
 }

@@ -33,6 +33,8 @@ struct Row {
     secs: f64,
     /// Not tried: the bug needs the simulation.
     skipped: bool,
+    /// The same under `--hog`: first detecting seed, runs, seconds.
+    hogged: Option<(Option<u64>, u64, f64)>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -64,12 +66,93 @@ pub struct MatrixArgs {
     /// Simulated runs at once with --sim [default: the number of cores].
     #[arg(long, value_name = "J")]
     pub jobs: Option<usize>,
+    /// Also run every bug with N busy threads beside the test (a loaded CI runner),
+    /// and print per bug the first detecting seed quiet and under the hog. Real
+    /// processes only.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub hog: usize,
     /// Root directory of the run directories.
     #[arg(long, value_name = "DIR", default_value = "runs")]
     pub results: PathBuf,
 }
 
+/// N threads that keep the CPU busy until dropped (or, as a bound, for two hours).
+struct Hog {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Hog {
+    const MAX: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
+
+    fn start(n: usize) -> Hog {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..n)
+            .map(|i| {
+                let stop = stop.clone();
+                std::thread::Builder::new()
+                    .name(format!("hog-{i}"))
+                    .spawn(move || {
+                        let started = Instant::now();
+                        let mut x: u64 = i as u64 + 1;
+                        while !stop.load(Ordering::Relaxed) && started.elapsed() < Hog::MAX {
+                            for _ in 0..100_000 {
+                                x = std::hint::black_box(
+                                    x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1),
+                                );
+                            }
+                        }
+                    })
+                    .expect("spawn a hog thread")
+            })
+            .collect();
+        Hog { stop, threads }
+    }
+}
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs `run` for seeds 1..=`seeds` until one finds a violation (exit 1): that seed
+/// and its run directory, and how many runs it took.
+type Found = Option<(u64, String)>;
+
+fn real_seeds(
+    bug: &str,
+    seeds: u64,
+    label: &str,
+    run: &dyn Fn(u64) -> Result<crate::engine::RunOutcome, MatrixError>,
+) -> Result<(Found, u64), MatrixError> {
+    let mut runs = 0;
+    for seed in 1..=seeds {
+        runs += 1;
+        let outcome = run(seed)?;
+        eprintln!(
+            "  {bug}{label} seed {seed}: {} (exit {})",
+            outcome.verdict.as_str(),
+            outcome.exit_code.code()
+        );
+        if outcome.exit_code == ExitCode::Invalid {
+            return Ok((Some((seed, outcome.run_dir.display().to_string())), runs));
+        }
+    }
+    Ok((None, runs))
+}
+
 pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
+    if args.hog > 0 && args.sim {
+        return Err(UsageError(
+            "--hog loads the machine beside real processes; a simulation runs on virtual time and would only run slower".into(),
+        )
+        .into());
+    }
     // The node's own list of bugs, so the matrix can never miss one.
     let bugs: Vec<String> = match &args.bugs {
         Some(list) => list
@@ -126,6 +209,7 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
                 runs: 0,
                 secs: 0.0,
                 skipped: true,
+                hogged: None,
             });
             continue;
         }
@@ -152,23 +236,26 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
                 });
             (found, sweep.seeds_run)
         } else {
-            let mut found = None;
-            let mut runs = 0;
-            for seed in 1..=seeds {
-                runs += 1;
+            real_seeds(bug, seeds, "", &|seed| {
                 let plan = plan_from_args(&run_args(bug, seed), mode)?;
-                let outcome = execute(&plan, &args.results, Presentation::quiet())?;
-                eprintln!(
-                    "  {bug} seed {seed}: {} (exit {})",
-                    outcome.verdict.as_str(),
-                    outcome.exit_code.code()
-                );
-                if outcome.exit_code == ExitCode::Invalid {
-                    found = Some((seed, outcome.run_dir.display().to_string()));
-                    break;
-                }
+                Ok(execute(&plan, &args.results, Presentation::quiet())?)
+            })?
+        };
+        let secs = started.elapsed().as_secs_f64();
+        let hogged = if args.hog > 0 {
+            let started = Instant::now();
+            let _hog = Hog::start(args.hog);
+            let label = format!(" (hog {})", args.hog);
+            let (found, runs) = real_seeds(bug, seeds, &label, &|seed| {
+                let plan = plan_from_args(&run_args(bug, seed), mode)?;
+                Ok(execute(&plan, &args.results, Presentation::quiet())?)
+            })?;
+            if found.is_none() {
+                all_found = false;
             }
-            (found, runs)
+            Some((found.map(|(s, _)| s), runs, started.elapsed().as_secs_f64()))
+        } else {
+            None
         };
         if found.is_none() {
             all_found = false;
@@ -177,9 +264,31 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
             bug: bug.clone(),
             found,
             runs,
-            secs: started.elapsed().as_secs_f64(),
+            secs,
             skipped: false,
+            hogged,
         });
+    }
+    if args.hog > 0 {
+        println!(
+            "\n{:<20} {:<22} {:<22}",
+            "bug",
+            "quiet: seed (time)",
+            format!("hog {}: seed (time)", args.hog)
+        );
+        for r in rows.iter().filter(|r| !r.skipped) {
+            let quiet = r.found.as_ref().map_or_else(
+                || "NO".to_string(),
+                |(s, _)| format!("{s} ({:.1} s)", r.secs),
+            );
+            let hogged = r.hogged.map_or_else(
+                || "-".to_string(),
+                |(found, _, secs)| {
+                    found.map_or_else(|| "NO".into(), |s| format!("{s} ({secs:.1} s)"))
+                },
+            );
+            println!("{:<20} {quiet:<22} {hogged:<22}", r.bug);
+        }
     }
     println!(
         "\n{:<20} {:<9} {:<11} {:<5} {:<18} run directory",

@@ -189,11 +189,28 @@ impl Recorder {
 
     /// A scheduled fault and what executing it did (docs/faults.md): the fault's
     /// fields, its targets, its outcome and its scheduled time.
-    pub fn fault(&self, fault: &nemesis::ScheduledFault, outcome: &nemesis::NemesisOutcome) {
+    /// A fault as applied (its targets resolved), its outcome, and for a fault aimed by
+    /// role the role and how the leader was learned (docs/faults.md).
+    pub fn fault(
+        &self,
+        fault: &nemesis::ScheduledFault,
+        outcome: &nemesis::NemesisOutcome,
+        resolution: Option<&nemesis::Resolution>,
+    ) {
         let mut value = serde_json::to_value(&fault.fault).unwrap_or(Value::Null);
         value["targets"] = serde_json::json!(fault.targets);
         value["outcome"] = serde_json::to_value(outcome).unwrap_or(Value::Null);
         value["at_ms"] = serde_json::json!(fault.at_ms);
+        if let Some(role) = fault.role {
+            value["role"] = serde_json::json!(role.name());
+        }
+        if let Some(r) = resolution {
+            value["leader"] = serde_json::json!({
+                "id": r.leader,
+                "how": r.how,
+                "fallback": r.fallback,
+            });
+        }
         self.nemesis(fault.fault.name(), value);
     }
 

@@ -634,3 +634,59 @@ fn a_bounded_matrix_catches_two_bugs_under_faults() {
     }
     assert_nothing_left(root.path());
 }
+
+#[test]
+fn faults_aimed_at_the_leader_and_a_skewed_clock_keep_safety() {
+    let root = tempfile::tempdir().unwrap();
+    let out = run(
+        root.path(),
+        &[
+            "--nodes",
+            "3",
+            "--time-limit",
+            "5",
+            "--seed",
+            "11",
+            "--nemesis",
+            "leader-kill,leader-pause,clock",
+            "--nemesis-interval",
+            "1.2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let history = std::fs::read_to_string(latest(root.path()).join("history.jsonl")).unwrap();
+    let nemesis: Vec<Value> = history
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["process"] == "nemesis")
+        .collect();
+    let fs: Vec<&str> = nemesis.iter().map(|e| e["f"].as_str().unwrap()).collect();
+    for f in ["kill", "restart", "pause", "resume", "clock", "clock-reset"] {
+        assert!(fs.contains(&f), "{f} in {fs:?}");
+    }
+    // Each start aimed at the leader says whom the nodes named and how; its undo acts
+    // on the node the start chose.
+    for e in nemesis.iter().filter(|e| e["value"]["role"] == "leader") {
+        let v = &e["value"];
+        if e["f"] == "kill" || e["f"] == "pause" {
+            assert!(v["leader"].is_object(), "{e}");
+            if v["leader"]["fallback"] == false {
+                assert_eq!(v["targets"], json!([v["leader"]["id"]]), "{e}");
+            }
+        }
+    }
+    let starts: Vec<&Value> = nemesis
+        .iter()
+        .filter(|e| e["value"]["role"] == "leader" && (e["f"] == "kill" || e["f"] == "pause"))
+        .collect();
+    assert!(
+        starts
+            .iter()
+            .any(|e| e["value"]["leader"]["fallback"] == false),
+        "the nodes named a leader at least once: {starts:?}"
+    );
+    // The clock fault restarted a node with a skewed clock (its timers at another rate).
+    let clock = nemesis.iter().find(|e| e["f"] == "clock").unwrap();
+    assert_eq!(clock["value"]["outcome"], "installed", "{clock}");
+    assert_nothing_left(root.path());
+}

@@ -256,16 +256,19 @@ fn a_simulated_run_leaves_a_run_directory_like_a_real_one_and_replays_exactly() 
             at_ms: 1_600,
             fault: Fault::Corrupt { position: 12_345 },
             targets: vec![2],
+            role: None,
         },
         ScheduledFault {
             at_ms: 1_700,
             fault: Fault::Kill,
             targets: vec![2],
+            role: None,
         },
         ScheduledFault {
             at_ms: 1_800,
             fault: Fault::Restart,
             targets: vec![2],
+            role: None,
         },
     ]);
     p.explicit_schedule = true;

@@ -134,7 +134,7 @@ fn sim_flags_are_checked() {
             "--unsafe-no-fsync",
         ),
         (vec!["sim", "--node-bin", "/bin/true"], "--node-bin"),
-        (vec!["run", "--nemesis", "clock"], "use chaos sim"),
+        (vec!["run", "--nemesis", "corrupt"], "use chaos sim"),
         (
             vec!["sim", "--plan", "/nonexistent/plan.json"],
             "cannot read --plan",
@@ -204,21 +204,6 @@ fn a_shrunk_sim_failure_is_small_fails_again_and_says_where_it_came_from() {
     let out = chaos(root.path(), &args);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let original = run_dir_of(&text(&out));
-    // Its plan has clock faults, which only the simulation makes: chaos run --plan
-    // refuses it, saying where it runs.
-    let refused = Command::new(CHAOS)
-        .args(["run", "--plan"])
-        .arg(original.join("plan.json"))
-        .arg("--results")
-        .arg(root.path())
-        .output()
-        .unwrap();
-    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
-    assert!(
-        text(&refused).contains("chaos sim --plan"),
-        "{}",
-        text(&refused)
-    );
     let shrink = Command::new(CHAOS)
         .args(["shrink", "--no-progress"])
         .arg(&original)
@@ -305,6 +290,39 @@ fn a_shrunk_sim_failure_is_small_fails_again_and_says_where_it_came_from() {
 }
 
 #[test]
+fn a_plan_with_faults_only_the_simulation_makes_does_not_run_for_real() {
+    let root = tempfile::tempdir().unwrap();
+    let out = chaos(
+        root.path(),
+        &[
+            "sim",
+            "--seed",
+            "1",
+            "--no-progress",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "1",
+            "--nemesis",
+            "corrupt,kill",
+            "--nemesis-interval",
+            "0.2",
+        ],
+    );
+    let dir = run_dir_of(&text(&out));
+    let refused = chaos(
+        root.path(),
+        &["run", "--plan", dir.join("plan.json").to_str().unwrap()],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("chaos sim --plan"),
+        "{}",
+        text(&refused)
+    );
+}
+
+#[test]
 fn shrink_refuses_a_run_that_did_not_fail() {
     let root = tempfile::tempdir().unwrap();
     let mut args = vec!["sim", "--seed", "9", "--no-progress"];
@@ -325,4 +343,71 @@ fn shrink_refuses_a_run_that_did_not_fail() {
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));
         assert!(text(&out).contains(wanted), "{}", text(&out));
     }
+}
+
+#[test]
+fn composite_and_role_aimed_faults_run_and_heal_in_simulation() {
+    let root = tempfile::tempdir().unwrap();
+    let out = chaos(
+        root.path(),
+        &[
+            "sim",
+            "--seed",
+            "5",
+            "--no-progress",
+            "--nodes",
+            "5",
+            "--time-limit",
+            "8",
+            "--nemesis",
+            "leader-kill,leader-isolate,leader-pause,rolling-restart,swizzle,clock,flaky-links",
+            "--nemesis-interval",
+            "0.8",
+        ],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    let history = std::fs::read_to_string(latest(root.path()).join("history.jsonl")).unwrap();
+    let nemesis: Vec<serde_json::Value> = history
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["process"] == "nemesis")
+        .collect();
+    let has = |f: &str, role: Option<&str>| {
+        nemesis.iter().any(|e| {
+            e["f"] == f
+                && role.is_none_or(|r| e["value"]["role"] == r)
+                && e["value"]["outcome"] == "installed"
+        })
+    };
+    assert!(has("kill", Some("leader")), "leader-kill");
+    assert!(has("restart", Some("leader")));
+    assert!(has("pause", Some("leader")), "leader-pause");
+    assert!(
+        has("partition", Some("minority-with-leader")),
+        "leader-isolate"
+    );
+    assert!(has("clock", None) && has("clock-reset", None));
+    assert!(has("links", None) && has("links-heal", None));
+    let swizzle = nemesis
+        .iter()
+        .filter(|e| e["value"]["shape"]["shape"] == "swizzle")
+        .count();
+    assert_eq!(swizzle, 20 + 19, "a swizzle of 5 nodes' 20 links");
+    // Roles were resolved from the nodes' own view: the leader was known, and the
+    // event says who and how.
+    let aimed: Vec<&serde_json::Value> = nemesis
+        .iter()
+        .filter(|e| e["value"]["leader"].is_object())
+        .collect();
+    assert!(!aimed.is_empty());
+    assert!(
+        aimed
+            .iter()
+            .any(|e| e["value"]["leader"]["fallback"] == false
+                && e["value"]["targets"][0] == e["value"]["leader"]["id"]
+                && e["f"] == "kill")
+    );
+    // Everything is healed at the end, and the run is judged valid.
+    assert_eq!(nemesis.last().unwrap()["f"], "heal");
 }

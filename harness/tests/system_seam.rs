@@ -214,7 +214,7 @@ fn plan(root: &Path, seed: u64) -> Plan {
         name: "toy".into(),
         grace: 2.0,
         op_timeout_ms: 100,
-        nemesis: Some("all".into()),
+        nemesis: Some("partition,kill,pause,links".into()),
         nemesis_interval: 0.4,
         schedule: None,
         no_trace_messages: false,

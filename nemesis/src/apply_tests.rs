@@ -62,6 +62,7 @@ fn at(fault: Fault, targets: &[NodeId]) -> ScheduledFault {
         at_ms: 0,
         fault,
         targets: targets.to_vec(),
+        role: None,
     }
 }
 

@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::shapes::{SHAPES, Shape, grudge};
-use crate::{Fault, LinkFaults, NodeId, ScheduledFault};
+use crate::{Fault, LinkFaults, NodeId, Role, ScheduledFault};
 
 /// Which kinds of faults a schedule may contain (`--nemesis LIST`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,11 +40,46 @@ pub struct FaultKinds {
     /// loses or tears what it had not yet synced.
     #[serde(default)]
     pub power: bool,
+    /// Kill the leader while writes are in flight, restart it soon after.
+    #[serde(default)]
+    pub leader_kill: bool,
+    /// The leader in a minority, cut off from the majority; clients write on both sides.
+    #[serde(default)]
+    pub leader_isolate: bool,
+    /// Pause the leader past an election timeout, then resume it.
+    #[serde(default)]
+    pub leader_pause: bool,
+    /// Restart every node in turn.
+    #[serde(default)]
+    pub rolling_restart: bool,
+    /// Cut the links one by one, then restore them one by one in another order.
+    #[serde(default)]
+    pub swizzle: bool,
+    /// Low-rate loss and duplication (1-3% each) on one node's links.
+    #[serde(default)]
+    pub flaky_links: bool,
 }
+
+/// Every `--nemesis` name, in the order `describe` lists them.
+const NAMES: [&str; 13] = [
+    "partition",
+    "kill",
+    "pause",
+    "links",
+    "clock",
+    "corrupt",
+    "power",
+    "leader-kill",
+    "leader-isolate",
+    "leader-pause",
+    "rolling-restart",
+    "swizzle",
+    "flaky-links",
+];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "unknown fault kind '{0}'; expected a comma-separated list of partition, kill, pause, links, power, clock, corrupt, or all (the first four), or none"
+    "unknown fault kind '{0}'; expected a comma-separated list of partition, kill, pause, links, flaky-links, power, clock, corrupt, leader-kill, leader-isolate, leader-pause, rolling-restart, swizzle, or all (every one but power and corrupt), or none"
 )]
 pub struct KindsError(pub String);
 
@@ -55,21 +90,18 @@ impl FromStr for FaultKinds {
         let mut k = FaultKinds::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part {
-                "partition" => k.partition = true,
-                "kill" => k.kill = true,
-                "pause" => k.pause = true,
-                "links" => k.links = true,
-                "clock" => k.clock = true,
-                "corrupt" => k.corrupt = true,
-                "power" => k.power = true,
                 "all" => {
-                    k.partition = true;
-                    k.kill = true;
-                    k.pause = true;
-                    k.links = true;
+                    for name in NAMES {
+                        if name != "power" && name != "corrupt" {
+                            *k.flag(name).expect("a known name") = true;
+                        }
+                    }
                 }
                 "none" => {}
-                other => return Err(KindsError(other.to_string())),
+                name => match k.flag(name) {
+                    Some(flag) => *flag = true,
+                    None => return Err(KindsError(name.to_string())),
+                },
             }
         }
         Ok(k)
@@ -77,53 +109,57 @@ impl FromStr for FaultKinds {
 }
 
 impl FaultKinds {
-    fn enabled(&self, n: usize) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        if self.partition && n >= 2 {
-            v.push("partition");
-        }
-        if self.kill {
-            v.push("kill");
-        }
-        if self.pause {
-            v.push("pause");
-        }
-        if self.links && n >= 2 {
-            v.push("links");
-        }
-        if self.clock {
-            v.push("clock");
-        }
-        if self.corrupt {
-            v.push("corrupt");
-        }
-        if self.power {
-            v.push("power");
-        }
-        v
+    /// The flag of the kind `name` (a `--nemesis` name).
+    fn flag(&mut self, name: &str) -> Option<&mut bool> {
+        Some(match name {
+            "partition" => &mut self.partition,
+            "kill" => &mut self.kill,
+            "pause" => &mut self.pause,
+            "links" => &mut self.links,
+            "clock" => &mut self.clock,
+            "corrupt" => &mut self.corrupt,
+            "power" => &mut self.power,
+            "leader-kill" => &mut self.leader_kill,
+            "leader-isolate" => &mut self.leader_isolate,
+            "leader-pause" => &mut self.leader_pause,
+            "rolling-restart" => &mut self.rolling_restart,
+            "swizzle" => &mut self.swizzle,
+            "flaky-links" => &mut self.flaky_links,
+            _ => return None,
+        })
     }
 
-    /// Whether only the simulation can make some of these kinds.
+    /// The enabled kinds, by `--nemesis` name, in a fixed order.
+    fn names(&self) -> Vec<&'static str> {
+        let mut copy = *self;
+        NAMES
+            .into_iter()
+            .filter(|name| copy.flag(name).is_some_and(|f| *f))
+            .collect()
+    }
+
+    fn enabled(&self, n: usize) -> Vec<&'static str> {
+        // Network faults need two nodes; a swizzle, a leader cut off in a minority
+        // and a rolling restart need three to mean anything.
+        self.names()
+            .into_iter()
+            .filter(|name| match *name {
+                "partition" | "links" | "flaky-links" => n >= 2,
+                "leader-isolate" | "swizzle" | "rolling-restart" => n >= 3,
+                _ => true,
+            })
+            .collect()
+    }
+
+    /// Whether only the simulation can make some of these kinds (a corrupted disk;
+    /// real processes take clock faults as a restart with a skewed clock).
     pub fn needs_simulation(&self) -> bool {
-        self.clock || self.corrupt
+        self.corrupt
     }
 
     /// The `--nemesis` spelling.
     pub fn describe(&self) -> String {
-        let mut v = Vec::new();
-        for (on, name) in [
-            (self.partition, "partition"),
-            (self.kill, "kill"),
-            (self.pause, "pause"),
-            (self.links, "links"),
-            (self.clock, "clock"),
-            (self.corrupt, "corrupt"),
-            (self.power, "power"),
-        ] {
-            if on {
-                v.push(name);
-            }
-        }
+        let v = self.names();
         if v.is_empty() {
             "none".into()
         } else {
@@ -147,6 +183,8 @@ pub fn generate(
     }
     let mut t = interval_ms / 2;
     let mut round: Vec<&str> = Vec::new();
+    // Plain kills, pauses and partitions that may be aimed by role: (index, kind).
+    let mut aimable: Vec<(usize, &str)> = Vec::new();
     let mut corrupted: Vec<NodeId> = Vec::new();
     while t + interval_ms + interval_ms / 2 <= duration_ms.max(interval_ms) {
         if round.is_empty() {
@@ -174,6 +212,12 @@ pub fn generate(
             t += interval_ms;
             continue;
         }
+        if let Some(steps) = composite(kind, n, rng, t, active, interval_ms) {
+            schedule.extend(steps);
+            t += interval_ms;
+            continue;
+        }
+        let first = schedule.len();
         let (start, stop, targets) = match kind {
             "partition" => {
                 let shape_name = SHAPES[rng.random_range(0..SHAPES.len())];
@@ -198,7 +242,7 @@ pub fn generate(
                     pick_targets(n, rng),
                 )
             }
-            _ => {
+            "links" => {
                 let faults = LinkFaults {
                     loss: rng.random_range(0..=30) as f64 / 100.0,
                     delay_ms: rng.random_range(0..=40),
@@ -208,20 +252,170 @@ pub fn generate(
                 };
                 (Fault::Links(faults), Fault::LinksHeal, pick_targets(n, rng))
             }
+            other => unreachable!("a fault kind without a generator: {other}"),
         };
         schedule.push(ScheduledFault {
             at_ms: t,
             fault: start,
             targets: targets.clone(),
+            role: None,
         });
         schedule.push(ScheduledFault {
             at_ms: t + active,
             fault: stop,
             targets,
+            role: None,
         });
+        if matches!(kind, "kill" | "pause" | "partition") {
+            aimable.push((first, kind));
+        }
         t += interval_ms;
     }
+    aim(&mut schedule, &aimable, rng);
     schedule
+}
+
+/// How long `leader-pause` holds the leader at least: past the node's longest
+/// default election timeout (600 ms), so that the others elect a new one.
+const LEADER_PAUSE_MS: u64 = 700;
+
+/// Aims some plain kills, pauses and partitions by role, from a stream of their own
+/// (the same key, another stream), so the schedule's times, kinds and drawn targets
+/// stay what they are without roles: a third of kills and pauses at the leader, a
+/// quarter of partitions at a minority that holds it. The drawn targets stay as the
+/// fallback for when no leader is known.
+fn aim(schedule: &mut [ScheduledFault], aimable: &[(usize, &str)], rng: &ChaCha8Rng) {
+    let mut roles = rng.clone();
+    roles.set_stream(1);
+    for (first, kind) in aimable {
+        let role = match *kind {
+            "kill" | "pause" if roles.random_range(0..3) == 0 => Role::Leader,
+            "partition" if roles.random_range(0..4) == 0 => Role::MinorityWithLeader,
+            _ => continue,
+        };
+        schedule[*first].role = Some(role);
+        schedule[*first + 1].role = Some(role);
+    }
+}
+
+/// The entries of a composite fault kind starting at `t`, or `None` for a plain kind.
+fn composite(
+    kind: &str,
+    n: usize,
+    rng: &mut ChaCha8Rng,
+    t: u64,
+    active: u64,
+    interval_ms: u64,
+) -> Option<Vec<ScheduledFault>> {
+    let at = |at_ms: u64, fault: Fault, targets: Vec<NodeId>, role: Option<Role>| ScheduledFault {
+        at_ms,
+        fault,
+        targets,
+        role,
+    };
+    let one = |rng: &mut ChaCha8Rng| vec![rng.random_range(1..=n as NodeId)];
+    Some(match kind {
+        "leader-kill" => {
+            let fallback = one(rng);
+            vec![
+                at(t, Fault::Kill, fallback.clone(), Some(Role::Leader)),
+                at(t + active, Fault::Restart, fallback, Some(Role::Leader)),
+            ]
+        }
+        "leader-pause" => {
+            let fallback = one(rng);
+            let hold = active.max(LEADER_PAUSE_MS).min(interval_ms * 9 / 10);
+            vec![
+                at(t, Fault::Pause, fallback.clone(), Some(Role::Leader)),
+                at(t + hold, Fault::Resume, fallback, Some(Role::Leader)),
+            ]
+        }
+        "leader-isolate" => {
+            let shape = Shape::draw("isolate-one", n, rng);
+            let cut = grudge(&shape, n);
+            let targets = shape.nodes();
+            let role = Some(Role::MinorityWithLeader);
+            vec![
+                at(t, Fault::Partition { shape, cut }, targets.clone(), role),
+                at(t + active, Fault::Heal, targets, role),
+            ]
+        }
+        "rolling-restart" => {
+            let mut order: Vec<NodeId> = (1..=n as NodeId).collect();
+            order.shuffle(rng);
+            let step = active / n as u64;
+            order
+                .iter()
+                .enumerate()
+                .flat_map(|(k, id)| {
+                    let from = t + k as u64 * step;
+                    [
+                        at(from, Fault::Kill, vec![*id], None),
+                        at(from + step / 2, Fault::Restart, vec![*id], None),
+                    ]
+                })
+                .collect()
+        }
+        "swizzle" => {
+            let mut links: Vec<(NodeId, NodeId)> = (1..=n as NodeId)
+                .flat_map(|a| {
+                    (1..=n as NodeId)
+                        .filter(move |b| *b != a)
+                        .map(move |b| (a, b))
+                })
+                .collect();
+            links.shuffle(rng);
+            let mut restore = links.clone();
+            restore.shuffle(rng);
+            let of = links.len();
+            let half = active / 2;
+            let step = (half / of as u64).max(1);
+            let mut out = Vec::new();
+            for k in 1..=of {
+                let mut cut = links[..k].to_vec();
+                cut.sort_unstable();
+                let shape = Shape::Swizzle { cut: k, of };
+                out.push(at(
+                    t + (k as u64 - 1) * step,
+                    Fault::Partition { shape, cut },
+                    Vec::new(),
+                    None,
+                ));
+            }
+            for k in 1..of {
+                let mut cut: Vec<(NodeId, NodeId)> = links
+                    .iter()
+                    .copied()
+                    .filter(|l| !restore[..k].contains(l))
+                    .collect();
+                cut.sort_unstable();
+                let shape = Shape::Swizzle { cut: of - k, of };
+                out.push(at(
+                    t + half + (k as u64 - 1) * step,
+                    Fault::Partition { shape, cut },
+                    Vec::new(),
+                    None,
+                ));
+            }
+            out.push(at(t + active, Fault::Heal, Vec::new(), None));
+            out
+        }
+        "flaky-links" => {
+            let faults = LinkFaults {
+                loss: rng.random_range(1..=3) as f64 / 100.0,
+                delay_ms: 0,
+                jitter_ms: 0,
+                duplicate: rng.random_range(1..=3) as f64 / 100.0,
+                reorder: 0.0,
+            };
+            let targets = one(rng);
+            vec![
+                at(t, Fault::Links(faults), targets.clone(), None),
+                at(t + active, Fault::LinksHeal, targets, None),
+            ]
+        }
+        _ => return None,
+    })
 }
 
 /// Partition into random halves, let the majority side work, kill it all at once,
@@ -239,21 +433,25 @@ fn kill_in_partition(n: usize, rng: &mut ChaCha8Rng, t: u64, active: u64) -> Vec
             at_ms: t,
             fault: Fault::Partition { shape, cut },
             targets: majority_side.clone(),
+            role: None,
         },
         ScheduledFault {
             at_ms: t + step,
             fault: Fault::Kill,
             targets: majority_side.clone(),
+            role: None,
         },
         ScheduledFault {
             at_ms: t + 2 * step,
             fault: Fault::Restart,
             targets: majority_side.clone(),
+            role: None,
         },
         ScheduledFault {
             at_ms: t + 3 * step,
             fault: Fault::Heal,
             targets: majority_side,
+            role: None,
         },
     ]
 }
@@ -274,16 +472,19 @@ fn corrupt_then_restart(
             at_ms: t,
             fault: Fault::Corrupt { position },
             targets: targets.clone(),
+            role: None,
         },
         ScheduledFault {
             at_ms: t + step,
             fault: Fault::Kill,
             targets: targets.clone(),
+            role: None,
         },
         ScheduledFault {
             at_ms: t + 2 * step,
             fault: Fault::Restart,
             targets,
+            role: None,
         },
     ]
 }
@@ -325,6 +526,75 @@ mod tests {
         let json = serde_json::to_string(&schedule(3, all())).unwrap();
         let back: Vec<ScheduledFault> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, schedule(3, all()));
+    }
+
+    #[test]
+    fn roles_are_drawn_per_seed_and_a_start_and_its_undo_share_one() {
+        let kinds: FaultKinds = "partition,kill,pause".parse().unwrap();
+        let mut aimed = 0;
+        for seed in 0..50 {
+            let s = schedule(seed, kinds);
+            assert_eq!(s, schedule(seed, kinds), "seed {seed}: deterministic");
+            for (i, f) in s.iter().enumerate() {
+                let Some(role) = f.role else { continue };
+                if f.fault.starts_fault() {
+                    aimed += 1;
+                    assert_eq!(s[i + 1].role, Some(role), "seed {seed}: its undo");
+                    assert!(!s[i + 1].fault.starts_fault());
+                    assert!(!f.targets.is_empty(), "a fallback to fall back on");
+                }
+            }
+        }
+        // A third of kills and pauses, a quarter of partitions: about 90 of 300.
+        assert!((40..=160).contains(&aimed), "{aimed} faults aimed by role");
+    }
+
+    #[test]
+    fn composite_faults_have_their_shapes() {
+        let one = |kind: &str, seed: u64| schedule(seed, kind.parse().unwrap());
+        for seed in 0..20 {
+            let s = one("leader-kill", seed);
+            assert!(s.chunks(2).all(|p| p[0].fault == Fault::Kill
+                && p[1].fault == Fault::Restart
+                && p[0].role == Some(Role::Leader)));
+            let s = one("leader-pause", seed);
+            assert!(
+                s.chunks(2)
+                    .all(|p| p[0].fault == Fault::Pause
+                        && p[1].at_ms - p[0].at_ms >= LEADER_PAUSE_MS)
+            );
+            let s = one("leader-isolate", seed);
+            assert!(s.iter().all(|f| f.role == Some(Role::MinorityWithLeader)));
+            // A rolling restart kills and restarts each node once per slot, in turn.
+            let s = one("rolling-restart", seed);
+            let kills: Vec<NodeId> = s
+                .iter()
+                .filter(|f| f.fault == Fault::Kill)
+                .flat_map(|f| f.targets.clone())
+                .collect();
+            assert_eq!(kills.len() % 5, 0);
+            let mut first = kills[..5].to_vec();
+            first.sort_unstable();
+            assert_eq!(first, vec![1, 2, 3, 4, 5]);
+            // A swizzle cuts 1, 2, ... 20 links, then 19, ... 1, then heals.
+            let s = one("swizzle", seed);
+            let sizes: Vec<usize> = s
+                .iter()
+                .take_while(|f| f.fault != Fault::Heal)
+                .map(|f| match &f.fault {
+                    Fault::Partition { cut, .. } => cut.len(),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            let expect: Vec<usize> = (1..=20).chain((1..20).rev()).collect();
+            assert_eq!(sizes, expect);
+            let s = one("flaky-links", seed);
+            assert!(s.iter().all(|f| match &f.fault {
+                Fault::Links(l) => l.loss <= 0.03 && l.duplicate <= 0.03 && l.delay_ms == 0,
+                Fault::LinksHeal => true,
+                _ => false,
+            }));
+        }
     }
 
     #[test]
@@ -433,7 +703,13 @@ mod tests {
     #[test]
     fn kinds_parse_and_errors_name_the_bad_kind() {
         assert_eq!("none".parse::<FaultKinds>().unwrap(), FaultKinds::default());
-        assert_eq!(all().describe(), "partition,kill,pause,links");
+        assert_eq!(
+            all().describe(),
+            "partition,kill,pause,links,clock,leader-kill,leader-isolate,leader-pause,rolling-restart,swizzle,flaky-links"
+        );
+        let back: FaultKinds = all().describe().parse().unwrap();
+        assert_eq!(back, all());
+        assert!(!all().needs_simulation(), "all runs with real processes");
         assert_eq!(
             "kill,teleport".parse::<FaultKinds>(),
             Err(KindsError("teleport".into()))

@@ -18,9 +18,11 @@
 mod generate;
 pub mod net;
 pub mod process;
+mod roles;
 mod shapes;
 
 pub use generate::{FaultKinds, KindsError, generate};
+pub use roles::{LeaderView, Resolution, Resolver, Role};
 pub use shapes::{SHAPES, Shape, grudge, reachable};
 
 #[cfg(test)]
@@ -123,7 +125,11 @@ pub struct ScheduledFault {
     pub at_ms: u64,
     pub fault: Fault,
     /// The nodes the fault applies to (for partitions: the nodes named by the shape).
+    /// With a `role`, the nodes to fall back on when no leader is known.
     pub targets: Vec<NodeId>,
+    /// Aimed by role: resolved to nodes when the fault starts ([`Resolver`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
 }
 
 /// The outcome of executing a fault, as recorded in the history's nemesis event

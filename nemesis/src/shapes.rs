@@ -32,6 +32,9 @@ pub enum Shape {
     },
     /// Messages from `from` to the other nodes are dropped; the other direction flows.
     OneWay { from: Vec<NodeId> },
+    /// One step of a swizzle: links cut one at a time, then restored one at a time in
+    /// another order; `cut` of the `of` directed links are cut at this step.
+    Swizzle { cut: usize, of: usize },
 }
 
 /// The shape names `--nemesis` partitions draw from.
@@ -89,6 +92,7 @@ impl Shape {
             Shape::MajoritiesRing { ring } => ring.clone(),
             Shape::Bridge { bridge, .. } => vec![*bridge],
             Shape::OneWay { from } => from.clone(),
+            Shape::Swizzle { .. } => Vec::new(),
         };
         v.sort_unstable();
         v
@@ -125,6 +129,8 @@ pub fn grudge(shape: &Shape, n: usize) -> Vec<(NodeId, NodeId)> {
                 }
             }
         }
+        // Its links are listed step by step in the schedule, not derived.
+        Shape::Swizzle { .. } => {}
         Shape::MajoritiesRing { ring } => {
             let m = ring.len() / 2 + 1;
             for (k, &node) in ring.iter().enumerate() {

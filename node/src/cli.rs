@@ -65,6 +65,12 @@ pub struct NodeArgs {
     #[arg(long, value_parser = parse_range, default_value = "300,600")]
     pub election_timeout_ms: (u64, u64),
 
+    /// Run this node's timers F times as fast as real time (0.5: half as fast, 2:
+    /// twice as fast), as a skewed clock would: election timeouts, heartbeats and
+    /// request timeouts all scale. Safety must hold with any rate.
+    #[arg(long, value_name = "F", default_value_t = 1.0, value_parser = parse_rate)]
+    pub clock_rate: f64,
+
     /// Append every step the protocol's rules read (promises, acceptances, proposals,
     /// records, announcements) to FILE as JSON lines, for `chaos` to judge
     /// (docs/run-directory.md). Costs one extra write per burst.
@@ -92,6 +98,13 @@ fn parse_peer(s: &str) -> Result<(NodeId, String), String> {
 
 fn parse_bug(s: &str) -> Result<Bug, String> {
     s.parse()
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && (0.01..=100.0).contains(&f) => Ok(f),
+        _ => Err(format!("'{s}' is not a clock rate in 0.01..=100")),
+    }
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -145,6 +158,7 @@ impl NodeArgs {
             data_dir: self.data_dir,
             fsync: !self.unsafe_no_fsync,
             journal: self.journal.map(|path| (path, self.journal_origin_ns)),
+            clock_rate: self.clock_rate,
         })
     }
 }

@@ -62,6 +62,8 @@ pub struct ShellConfig {
     pub fsync: bool,
     /// Where to journal the steps the protocol's rules read, and the time origin.
     pub journal: Option<(PathBuf, u64)>,
+    /// How fast this node's timers run against real time (`--clock-rate`).
+    pub clock_rate: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +181,7 @@ async fn serve(cfg: ShellConfig) -> Result<(), ShellError> {
         deferred: Vec::new(),
         bugs: cfg.core.bugs.clone(),
         journal,
+        clock_rate: cfg.clock_rate,
     };
     server.execute(start_actions)?;
 
@@ -205,6 +208,7 @@ struct Server {
     deferred: Vec<(mpsc::Sender<String>, String)>,
     bugs: BTreeSet<crate::types::Bug>,
     journal: Option<Journal>,
+    clock_rate: f64,
 }
 
 impl Server {
@@ -332,7 +336,9 @@ impl Server {
                     }
                 }
                 Step::Effect(Effect::SetTimer { timer, after_ms }) => {
-                    let at = Instant::now() + Duration::from_millis(after_ms);
+                    // A skewed clock: the core asked for after_ms of its own time.
+                    let real = Duration::from_secs_f64(after_ms as f64 / 1e3 / self.clock_rate);
+                    let at = Instant::now() + real;
                     self.timers.set(timer, at);
                 }
             }

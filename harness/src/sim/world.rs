@@ -200,6 +200,8 @@ pub struct World<'r> {
     pub trace: Option<results::data::TraceSelector>,
     /// Every workload op as it is invoked, as a script (`chaos shrink`).
     pub capture: Option<Vec<results::plan::ScriptedOp>>,
+    /// Faults aimed by role, resolved as they start.
+    resolver: nemesis::Resolver,
 }
 
 impl<'r> World<'r> {
@@ -248,6 +250,7 @@ impl<'r> World<'r> {
             rules: Invariants::new(plan.nodes),
             trace: None,
             capture: None,
+            resolver: nemesis::Resolver::default(),
         }
     }
 
@@ -383,11 +386,30 @@ impl<'r> World<'r> {
                 }
             }
             Item::Fault(i) => {
-                let fault = self.plan.schedule[i].clone();
+                let planned = self.plan.schedule[i].clone();
+                let mut resolver = std::mem::take(&mut self.resolver);
+                let (fault, resolution) =
+                    resolver.resolve(&planned, self.plan.nodes, || self.leader_view());
+                self.resolver = resolver;
                 let outcome = self.apply(&fault);
-                self.recorder.fault(&fault, &outcome);
+                self.recorder.fault(&fault, &outcome, resolution.as_ref());
             }
         }
+    }
+
+    /// Who leads, by the running nodes' own account (what a real node's `status`
+    /// says), for faults aimed by role.
+    fn leader_view(&self) -> nemesis::LeaderView {
+        let answers: Vec<(NodeId, Option<NodeId>)> = (1..=self.plan.nodes as NodeId)
+            .filter(|id| !self.is_paused(*id))
+            .filter_map(|id| {
+                Some((
+                    id,
+                    self.nodes[id as usize - 1].core.as_ref()?.status().leader,
+                ))
+            })
+            .collect();
+        nemesis::LeaderView::by_vote(&answers)
     }
 
     /// Executes a scheduled fault through the same dispatch as real runs.

@@ -132,6 +132,11 @@ pub trait System: nemesis::Nodes + Send + Sync + 'static {
         async { Ok(false) }
     }
 
+    /// Who leads, by the running nodes' own account, for faults aimed by role.
+    fn leader(&self) -> impl Future<Output = nemesis::LeaderView> + Send {
+        async { nemesis::LeaderView::unknown("this system does not say who leads") }
+    }
+
     /// Kills every node. Called on every exit path; safe to call twice.
     fn shutdown(&self);
 

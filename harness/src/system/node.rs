@@ -25,6 +25,8 @@ use crate::recorder::Recorder;
 
 /// How long a client waits to connect to a node.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the nemesis waits for a node's `status` when it aims a fault by role.
+const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// Launches [`NodeSystem`]s.
 pub struct NodeLauncher;
@@ -73,6 +75,7 @@ impl Launcher for NodeLauncher {
         );
         Ok(NodeSystem {
             n: plan.nodes,
+            bundled: plan.node_bin.is_none(),
             cluster: Mutex::new(cluster),
             network,
             addrs,
@@ -103,6 +106,8 @@ fn node_command(plan: &Plan, recorder: &Recorder) -> NodeCommand {
 /// The bundled node's cluster: processes, proxies and where each node listens.
 pub struct NodeSystem {
     n: usize,
+    /// The bundled node (not a `--node-bin`): it takes `--clock-rate`.
+    bundled: bool,
     cluster: Mutex<Cluster>,
     network: Network,
     addrs: Addresses,
@@ -140,7 +145,37 @@ impl nemesis::Nodes for NodeSystem {
             c.start(id).map(|_| true).map_err(|e| e.to_string())
         })?
     }
+    /// The bundled node takes a clock fault as a restart with `--clock-rate`: a real
+    /// clock cannot be made to run fast, but the node's timers can. Only the
+    /// simulation makes disk corruption, and another `--node-bin` is not assumed to
+    /// take `--clock-rate`.
+    fn cannot(&self, fault: &nemesis::Fault) -> Option<&'static str> {
+        match fault {
+            nemesis::Fault::Clock { .. } | nemesis::Fault::ClockReset if !self.bundled => {
+                Some(NO_CLOCK_RATE)
+            }
+            nemesis::Fault::Corrupt { .. } => Some(nemesis::NO_CORRUPT),
+            _ => None,
+        }
+    }
+    /// Restarts a running node with its timers at `rate` (a jump cannot be made for
+    /// real: the restart starts its timers afresh). A node that is down starts with
+    /// that rate when it next starts; `Ok(false)` then.
+    fn set_clock(&self, id: NodeId, rate: f64, _jump_ms: u64) -> Result<bool, String> {
+        self.with_cluster(|c| {
+            c.set_clock_rate(id, rate);
+            if !c.is_running(id) {
+                return Ok(false);
+            }
+            c.kill(id);
+            c.start(id).map(|_| true).map_err(|e| e.to_string())
+        })?
+    }
 }
+
+/// Why a clock fault is skipped for a `--node-bin` node.
+const NO_CLOCK_RATE: &str =
+    "a --node-bin node is not assumed to take --clock-rate (the bundled node and chaos sim can)";
 
 impl System for NodeSystem {
     type Client = NodeClient;
@@ -163,6 +198,32 @@ impl System for NodeSystem {
 
     fn links(&self) -> &dyn nemesis::Links {
         &self.network
+    }
+
+    /// Asks every running, unpaused node for its `status` at once (each within
+    /// [`STATUS_TIMEOUT`]) and takes the leader most of them name.
+    async fn leader(&self) -> nemesis::LeaderView {
+        let mut asks = tokio::task::JoinSet::new();
+        for id in 1..=self.n as NodeId {
+            if !self.is_running(id) || self.is_paused(id) {
+                continue;
+            }
+            let Some(addr) = self.addr(id) else {
+                continue;
+            };
+            asks.spawn(async move {
+                let mut conn = Conn::connect(addr, STATUS_TIMEOUT).await?;
+                Some((id, conn.leader(STATUS_TIMEOUT).await?))
+            });
+        }
+        let mut answers = Vec::new();
+        while let Some(asked) = asks.join_next().await {
+            if let Ok(Some(answer)) = asked {
+                answers.push(answer);
+            }
+        }
+        answers.sort_unstable();
+        nemesis::LeaderView::by_vote(&answers)
     }
 
     async fn connect(&self, id: NodeId) -> Option<NodeClient> {
@@ -317,6 +378,29 @@ impl Conn {
         tokio::time::timeout(timeout, exchange)
             .await
             .unwrap_or(Err(CallError::Timeout))
+    }
+
+    /// The leader the node names in its `status` (`None` inside: it knows none;
+    /// `None` outside: no answer in time).
+    async fn leader(&mut self, timeout: Duration) -> Option<Option<NodeId>> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let bytes = format!("{}\n", encode_request(id, &Request::Status));
+        let exchange = async {
+            self.writer.write_all(bytes.as_bytes()).await.ok()?;
+            loop {
+                self.line.clear();
+                if self.reader.read_line(&mut self.line).await.ok()? == 0 {
+                    return None;
+                }
+                let v: serde_json::Value = serde_json::from_str(self.line.trim_end()).ok()?;
+                if v.get("id").and_then(serde_json::Value::as_u64) == Some(id) {
+                    let leader = v.get("leader").and_then(serde_json::Value::as_u64);
+                    return Some(leader.and_then(|l| NodeId::try_from(l).ok()));
+                }
+            }
+        };
+        tokio::time::timeout(timeout, exchange).await.ok()?
     }
 
     /// Asks for the node's dump on this fresh connection and streams the reply line
