@@ -207,7 +207,7 @@ impl ShrunkFrom {
         )];
         if !self.minimal {
             out.push(
-                "not minimal: the search ended early (its budget ran out, or it was interrupted)"
+                "not minimal: a smaller failing plan may exist (the search ended early, or the smallest plan it found did not fail again)"
                     .into(),
             );
         }
