@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod engine;
 pub mod final_phase;
 pub mod finish;
+pub mod maelstrom;
 pub mod matrix;
 pub mod progress;
 pub mod recorder;

@@ -1,0 +1,309 @@
+//! Maelstrom's node protocol as types: one JSON object per line,
+//! `{"src":"c1","dest":"n1","body":{"type":"read","msg_id":1,"key":0}}`, on a node's
+//! stdin (in) and stdout (out). A body is kept open (a node may add any fields of its
+//! own); the fields the harness reads are typed accessors.
+//!
+//! Parsing never panics: a line from a node that is too long, not JSON or not an
+//! envelope is a [`LineError`], which the router records as the node misbehaving.
+
+use serde_json::{Map, Value, json};
+
+use crate::system::{ClientOp, Completion};
+
+/// A line longer than this (newline excluded) is refused.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// One message between two of: nodes `n1..nN`, clients `c1..cK`, services
+/// (`lin-kv`, `seq-kv`, `lww-kv`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Envelope {
+    pub src: String,
+    pub dest: String,
+    pub body: Map<String, Value>,
+}
+
+/// Why a line is not a message.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LineError {
+    #[error("a line of {0} bytes (at most {MAX_LINE_BYTES})")]
+    TooLong(usize),
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    #[error("not a message: {0}")]
+    Shape(&'static str),
+}
+
+impl Envelope {
+    pub fn new(src: &str, dest: &str, body: Map<String, Value>) -> Envelope {
+        Envelope {
+            src: src.to_string(),
+            dest: dest.to_string(),
+            body,
+        }
+    }
+
+    /// One line (without its newline) as a message.
+    pub fn parse(line: &[u8]) -> Result<Envelope, LineError> {
+        if line.len() > MAX_LINE_BYTES {
+            return Err(LineError::TooLong(line.len()));
+        }
+        let v: Value =
+            serde_json::from_slice(line).map_err(|e| LineError::NotJson(e.to_string()))?;
+        let Value::Object(mut m) = v else {
+            return Err(LineError::Shape("not a JSON object"));
+        };
+        let text = |m: &mut Map<String, Value>, f: &str| match m.remove(f) {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        let src = text(&mut m, "src").ok_or(LineError::Shape("no \"src\" string"))?;
+        let dest = text(&mut m, "dest").ok_or(LineError::Shape("no \"dest\" string"))?;
+        let Some(Value::Object(body)) = m.remove("body") else {
+            return Err(LineError::Shape("no \"body\" object"));
+        };
+        if !matches!(body.get("type"), Some(Value::String(_))) {
+            return Err(LineError::Shape("no body \"type\" string"));
+        }
+        Ok(Envelope { src, dest, body })
+    }
+
+    /// The message as one line, without the newline.
+    pub fn to_line(&self) -> String {
+        json!({"src": self.src, "dest": self.dest, "body": self.body}).to_string()
+    }
+
+    pub fn kind(&self) -> &str {
+        self.body.get("type").and_then(Value::as_str).unwrap_or("")
+    }
+
+    pub fn msg_id(&self) -> Option<u64> {
+        self.body.get("msg_id").and_then(Value::as_u64)
+    }
+
+    pub fn in_reply_to(&self) -> Option<u64> {
+        self.body.get("in_reply_to").and_then(Value::as_u64)
+    }
+
+    /// A reply to this message from its destination: `body` with `in_reply_to` set.
+    pub fn reply(&self, mut body: Map<String, Value>) -> Envelope {
+        if let Some(id) = self.msg_id() {
+            body.insert("in_reply_to".into(), json!(id));
+        }
+        Envelope::new(&self.dest, &self.src, body)
+    }
+}
+
+/// A body from a JSON object literal (`json!({...})`).
+pub fn body(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// The error codes of the protocol.
+pub mod code {
+    pub const TIMEOUT: i64 = 0;
+    pub const NODE_NOT_FOUND: i64 = 1;
+    pub const NOT_SUPPORTED: i64 = 10;
+    pub const TEMPORARILY_UNAVAILABLE: i64 = 11;
+    pub const MALFORMED_REQUEST: i64 = 12;
+    pub const CRASH: i64 = 13;
+    pub const ABORT: i64 = 14;
+    pub const KEY_DOES_NOT_EXIST: i64 = 20;
+    pub const KEY_ALREADY_EXISTS: i64 = 21;
+    pub const PRECONDITION_FAILED: i64 = 22;
+    pub const TXN_CONFLICT: i64 = 30;
+
+    /// Whether an error with this code means the operation certainly did not happen.
+    /// Timeouts, crashes and codes of 1000 or more (a node's own) leave it unknown.
+    pub fn is_definite(code: i64) -> bool {
+        matches!(code, 1 | 10 | 11 | 12 | 14 | 20 | 21 | 22 | 30)
+    }
+
+    /// The name of a code, for the history's error field.
+    pub fn name(code: i64) -> String {
+        match code {
+            TIMEOUT => "timeout".into(),
+            NODE_NOT_FOUND => "node-not-found".into(),
+            NOT_SUPPORTED => "not-supported".into(),
+            TEMPORARILY_UNAVAILABLE => "temporarily-unavailable".into(),
+            MALFORMED_REQUEST => "malformed-request".into(),
+            CRASH => "crash".into(),
+            ABORT => "abort".into(),
+            KEY_DOES_NOT_EXIST => "key-does-not-exist".into(),
+            KEY_ALREADY_EXISTS => "key-already-exists".into(),
+            PRECONDITION_FAILED => "precondition-failed".into(),
+            TXN_CONFLICT => "txn-conflict".into(),
+            other => format!("error-{other}"),
+        }
+    }
+}
+
+/// An error body.
+pub fn error(code: i64, text: &str) -> Map<String, Value> {
+    body(json!({"type": "error", "code": code, "text": text}))
+}
+
+/// The `init` a node gets first.
+pub fn init(node: &str, nodes: &[String], msg_id: u64) -> Map<String, Value> {
+    body(json!({"type": "init", "msg_id": msg_id, "node_id": node, "node_ids": nodes}))
+}
+
+/// The lin-kv request for a workload op, with lin-kv's integer key (`None`: the op is
+/// not part of the lin-kv workload, as register proposals are not).
+pub fn request(op: &ClientOp, key: i64, msg_id: u64) -> Option<Map<String, Value>> {
+    Some(body(match op {
+        ClientOp::Read { .. } => json!({"type": "read", "msg_id": msg_id, "key": key}),
+        ClientOp::Write { value, .. } => {
+            json!({"type": "write", "msg_id": msg_id, "key": key, "value": value})
+        }
+        ClientOp::Cas { from, to, .. } => {
+            json!({"type": "cas", "msg_id": msg_id, "key": key, "from": from, "to": to})
+        }
+        ClientOp::Propose { .. } => return None,
+    }))
+}
+
+/// How a client classifies a node's reply to `op`: `read_ok`, `write_ok` and `cas_ok`
+/// of the right kind are ok; an error with a definite code, or any error on a read, is
+/// a fail; any other error is unknown (`info`). A reply of the wrong kind is unknown
+/// too, with the reply's type in the error, since the client cannot tell what
+/// happened.
+pub fn completion(op: &ClientOp, reply: &Envelope) -> Completion {
+    match (op, reply.kind()) {
+        (ClientOp::Read { .. }, "read_ok") => match reply.body.get("value") {
+            Some(Value::Null) | None => Completion::ok(None),
+            Some(v) => match v.as_i64() {
+                Some(x) => Completion::ok(Some(x)),
+                None => {
+                    Completion::unknown(op, "read_ok with a value that is not an integer", false)
+                }
+            },
+        },
+        (ClientOp::Write { .. }, "write_ok") | (ClientOp::Cas { .. }, "cas_ok") => {
+            Completion::ok(None)
+        }
+        (_, "error") => {
+            let c = reply.body.get("code").and_then(Value::as_i64).unwrap_or(-1);
+            let name = code::name(c);
+            if code::is_definite(c) || matches!(op, ClientOp::Read { .. }) {
+                Completion::fail(&name)
+            } else {
+                Completion::unknown(op, &name, false)
+            }
+        }
+        (_, other) => Completion::unknown(op, &format!("unexpected reply {other:?}"), false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use checker::history::Outcome;
+
+    use super::*;
+
+    fn reply(kind: &str, extra: Value) -> Envelope {
+        let mut b = body(extra);
+        b.insert("type".into(), json!(kind));
+        Envelope::new("n1", "c1", b)
+    }
+
+    #[test]
+    fn a_line_parses_or_says_why_not() {
+        let e = Envelope::parse(
+            br#"{"src":"c1","dest":"n1","body":{"type":"read","msg_id":4,"key":0,"x":[1]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (e.src.as_str(), e.dest.as_str(), e.kind()),
+            ("c1", "n1", "read")
+        );
+        assert_eq!(e.msg_id(), Some(4));
+        assert_eq!(
+            Envelope::parse(e.to_line().as_bytes()).unwrap(),
+            e,
+            "round trip"
+        );
+        let r = e.reply(body(json!({"type": "read_ok", "value": 3})));
+        assert_eq!(
+            (r.src.as_str(), r.dest.as_str(), r.in_reply_to()),
+            ("n1", "c1", Some(4))
+        );
+        for (bad, why) in [
+            (&b"{nope"[..], "not JSON"),
+            (b"[1,2]", "not a JSON object"),
+            (br#"{"dest":"n1","body":{"type":"x"}}"#, "src"),
+            (br#"{"src":"c1","dest":"n1","body":{}}"#, "type"),
+            (br#"{"src":"c1","dest":"n1","body":3}"#, "body"),
+        ] {
+            let e = Envelope::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
+        let long = vec![b' '; MAX_LINE_BYTES + 1];
+        assert_eq!(
+            Envelope::parse(&long),
+            Err(LineError::TooLong(MAX_LINE_BYTES + 1))
+        );
+    }
+
+    #[test]
+    fn replies_map_to_outcomes_as_the_protocol_defines() {
+        let read = ClientOp::Read { key: "k0".into() };
+        let write = ClientOp::Write {
+            key: "k0".into(),
+            value: 7,
+        };
+        let cas = ClientOp::Cas {
+            key: "k0".into(),
+            from: 1,
+            to: 2,
+        };
+        assert_eq!(
+            completion(&read, &reply("read_ok", json!({"value": 5}))).value,
+            Some(5)
+        );
+        assert_eq!(
+            completion(&read, &reply("read_ok", json!({"value": null}))).value,
+            None
+        );
+        assert_eq!(
+            completion(&write, &reply("write_ok", json!({}))).outcome,
+            Outcome::Ok
+        );
+        assert_eq!(
+            completion(&cas, &reply("cas_ok", json!({}))).outcome,
+            Outcome::Ok
+        );
+        let err = |c: i64| reply("error", json!({"code": c, "text": "t"}));
+        // Definite codes fail; indefinite ones leave a write unknown.
+        assert_eq!(completion(&cas, &err(22)).outcome, Outcome::Fail);
+        assert_eq!(completion(&write, &err(11)).outcome, Outcome::Fail);
+        assert_eq!(completion(&write, &err(0)).outcome, Outcome::Info);
+        assert_eq!(completion(&write, &err(13)).outcome, Outcome::Info);
+        assert_eq!(completion(&write, &err(1000)).outcome, Outcome::Info);
+        // Any error on a read is a fail: a read changes nothing.
+        assert_eq!(completion(&read, &err(0)).outcome, Outcome::Fail);
+        assert_eq!(
+            completion(&cas, &err(20)).error.as_deref(),
+            Some("key-does-not-exist")
+        );
+        // A reply of the wrong kind tells the client nothing.
+        assert_eq!(
+            completion(&write, &reply("read_ok", json!({}))).outcome,
+            Outcome::Info
+        );
+        assert!(
+            request(
+                &ClientOp::Propose {
+                    key: "r0".into(),
+                    value: 1
+                },
+                0,
+                1
+            )
+            .is_none()
+        );
+        assert_eq!(request(&cas, 3, 9).unwrap()["key"], json!(3));
+    }
+}
