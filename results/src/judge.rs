@@ -142,7 +142,7 @@ fn journal_rules(
 fn not_judged(dir: &Path) -> Option<checker::CheckReport> {
     let plan = crate::Plan::read(dir).ok()?;
     let why = if !plan.trace_messages {
-        "the run kept no message trace (--no-trace-messages)"
+        "the run kept no message trace (--no-trace-messages, or a plan from before the trace was on by default)"
     } else if plan.node_bin.is_some() {
         "the nodes kept no journal and the wire trace carries no messages (only the bundled node journals its steps)"
     } else {
