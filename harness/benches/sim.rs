@@ -43,6 +43,8 @@ fn args(nodes: usize, secs: f64, seed: u64) -> RunArgs {
         no_trace_messages: false,
         ops_per_client: None,
         plan: None,
+        node_cmd: None,
+        protocol: None,
         trace_messages: false,
         no_progress: true,
         json: false,

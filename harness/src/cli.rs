@@ -92,6 +92,16 @@ pub struct RunArgs {
     /// The default; accepted so that older reproduce commands still run.
     #[arg(long, hide = true, conflicts_with = "no_trace_messages")]
     pub trace_messages: bool,
+    /// How to talk to the nodes: bundled (the bundled node's TCP protocols) or
+    /// maelstrom (JSON lines over stdio; implied by --node-cmd).
+    #[arg(long, value_name = "NAME", value_parser = ["bundled", "maelstrom"])]
+    pub protocol: Option<String>,
+    /// Test a node that speaks Maelstrom's protocol (JSON lines on stdin and stdout):
+    /// the command line that runs one node, through `sh -c`. The harness routes its
+    /// messages through the fault model and emulates the lin-kv, seq-kv and lww-kv
+    /// services; needs --workload kv.
+    #[arg(long, value_name = "CMD")]
+    pub node_cmd: Option<String>,
     /// Each client slot stops after this many ops (the time limit still ends the run).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub ops_per_client: Option<u64>,
@@ -295,6 +305,12 @@ pub fn plan_from_args(args: &RunArgs, mode: Mode) -> Result<Plan, UsageError> {
         explicit_schedule: args.schedule.is_some(),
         trace_messages: !args.no_trace_messages,
         ops_per_client: args.ops_per_client,
+        protocol: if args.node_cmd.is_some() || args.protocol.as_deref() == Some("maelstrom") {
+            results::plan::Protocol::Maelstrom
+        } else {
+            results::plan::Protocol::Bundled
+        },
+        node_cmd: args.node_cmd.clone(),
         script: None,
         shrunk_from: None,
     };

@@ -35,13 +35,13 @@ pub fn kill_all_registered() {
     }
 }
 
-fn register(pgid: i32) {
+pub(crate) fn register(pgid: i32) {
     if let Ok(mut g) = LIVE_GROUPS.lock() {
         g.insert(pgid);
     }
 }
 
-fn unregister(pgid: i32) {
+pub(crate) fn unregister(pgid: i32) {
     if let Ok(mut g) = LIVE_GROUPS.lock() {
         g.remove(&pgid);
     }
@@ -50,12 +50,12 @@ fn unregister(pgid: i32) {
 type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
 
 /// The one thread that forks node processes (see the module comment).
-struct Spawner {
+pub(crate) struct Spawner {
     tx: mpsc::Sender<SpawnRequest>,
 }
 
 impl Spawner {
-    fn new() -> Spawner {
+    pub(crate) fn new() -> Spawner {
         let (tx, rx) = mpsc::channel::<SpawnRequest>();
         std::thread::Builder::new()
             .name("node-spawner".into())
@@ -68,7 +68,7 @@ impl Spawner {
         Spawner { tx }
     }
 
-    fn spawn(&self, cmd: Command) -> std::io::Result<Child> {
+    pub(crate) fn spawn(&self, cmd: Command) -> std::io::Result<Child> {
         let (tx, rx) = mpsc::channel();
         self.tx
             .send((cmd, tx))

@@ -49,7 +49,15 @@ pub enum EngineError {
 
 /// Runs a plan against the bundled node (or `--node-bin`).
 pub fn execute(plan: &Plan, results: &Path, show: Presentation) -> Result<RunOutcome, EngineError> {
-    execute_with(plan, results, show, &NodeLauncher)
+    match plan.protocol {
+        results::plan::Protocol::Bundled => execute_with(plan, results, show, &NodeLauncher),
+        results::plan::Protocol::Maelstrom => execute_with(
+            plan,
+            results,
+            show,
+            &crate::system::maelstrom::MaelstromLauncher,
+        ),
+    }
 }
 
 /// Runs a plan against the system `launcher` makes. Errors before the run directory

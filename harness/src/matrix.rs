@@ -186,6 +186,8 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
         no_trace_messages: false,
         ops_per_client: None,
         plan: None,
+        node_cmd: None,
+        protocol: None,
         trace_messages: false,
         no_progress: true,
         json: false,

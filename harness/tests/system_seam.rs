@@ -220,6 +220,8 @@ fn plan(root: &Path, seed: u64) -> Plan {
         no_trace_messages: false,
         ops_per_client: None,
         plan: None,
+        node_cmd: None,
+        protocol: None,
         trace_messages: false,
         no_progress: true,
         json: false,

@@ -178,6 +178,13 @@ pub struct Plan {
     /// (`--ops-per-client`; `chaos shrink` sets it). `None`: until the time limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ops_per_client: Option<u64>,
+    /// How the harness talks to the nodes: the bundled node's TCP protocols, or
+    /// Maelstrom's JSON lines over stdio (`--protocol maelstrom --node-cmd CMD`).
+    #[serde(default, skip_serializing_if = "Protocol::is_bundled")]
+    pub protocol: Protocol,
+    /// The command line that runs one Maelstrom node (`sh -c`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_cmd: Option<String>,
     /// The workload as a script: the slots invoke exactly these ops (in order per
     /// slot) instead of drawing them from the seed. `chaos shrink` writes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,6 +236,23 @@ pub fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// How the harness talks to the nodes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// The bundled node's client and peer protocols over TCP (docs/protocol.md).
+    #[default]
+    Bundled,
+    /// Maelstrom's node protocol: JSON lines on each node's stdin and stdout.
+    Maelstrom,
+}
+
+impl Protocol {
+    pub fn is_bundled(&self) -> bool {
+        *self == Protocol::Bundled
+    }
 }
 
 /// One workload operation: what a client slot asks of the system.
@@ -371,6 +395,17 @@ impl Plan {
         if self.mode == Mode::Sim && self.node_bin.is_some() {
             return bad("a simulated run runs the bundled node's core, not a node_bin".into());
         }
+        if self.protocol == Protocol::Maelstrom {
+            if self.node_cmd.is_none() {
+                return bad("a maelstrom plan needs node_cmd (--node-cmd)".into());
+            }
+            if self.workload != Workload::Kv {
+                return bad("a maelstrom plan runs the lin-kv workload: --workload kv".into());
+            }
+            if self.mode == Mode::Sim {
+                return bad("chaos sim runs the bundled core, not a maelstrom node".into());
+            }
+        }
         if let Some(op) = self
             .script
             .iter()
@@ -430,6 +465,12 @@ impl Plan {
         }
         if let Some(n) = self.ops_per_client {
             parts.push(format!("--ops-per-client {n}"));
+        }
+        if let Some(cmd) = &self.node_cmd {
+            parts.push(format!(
+                "--protocol maelstrom --node-cmd {}",
+                shell_quote(cmd)
+            ));
         }
         if self.script.is_some() {
             parts.push("--plan <this plan.json: its ops are scripted>".into());
@@ -492,6 +533,8 @@ mod tests {
             explicit_schedule: false,
             trace_messages: true,
             ops_per_client: None,
+            protocol: Protocol::Bundled,
+            node_cmd: None,
             script: None,
             shrunk_from: None,
         }

@@ -6,8 +6,8 @@
 //! - [`services`]: the `lin-kv`, `seq-kv` and `lww-kv` services a node may message,
 //!   emulated inside the harness on the run's seeded stream.
 //!
-//! Still to come: the stdio router as a system under test (spawning the nodes,
-//! `init`, routing node-to-node messages through the fault model, clients c1..cK).
+//! The router that runs such nodes as a system under test is
+//! [`crate::system::maelstrom`].
 
 pub mod proto;
 pub mod services;

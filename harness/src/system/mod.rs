@@ -9,6 +9,8 @@
 //!
 //! - [`node::NodeSystem`]: the bundled Paxos node (or any `--node-bin` speaking its
 //!   protocols), as real processes behind a per-link proxy.
+//! - [`maelstrom::MaelstromSystem`]: any node speaking Maelstrom's protocol over
+//!   stdio (`--node-cmd`), with the harness as its network and its services.
 //!
 //! A new kind of system (nodes over stdio, a kernel-level network, a simulated
 //! cluster) is one [`Launcher`] plus one [`System`] and [`Client`] implementation;
@@ -16,6 +18,7 @@
 //! `tests/system_seam.rs` runs the engine on an in-memory toy system to keep the seam
 //! honest.
 
+pub mod maelstrom;
 pub mod node;
 
 use std::future::Future;
