@@ -49,6 +49,35 @@ pub struct LinkFaults {
     pub reorder: f64,
 }
 
+impl LinkFaults {
+    /// One message's fate on a link degraded like this, drawn from the link's own
+    /// stream: the delays of its deliveries; empty if it is dropped, two if it is
+    /// duplicated. Every network backend that degrades links draws from here.
+    pub fn fate(&self, rng: &mut ChaCha8Rng) -> Vec<std::time::Duration> {
+        use rand::RngExt;
+        if rng.random_bool(self.loss.clamp(0.0, 1.0)) {
+            return Vec::new();
+        }
+        let copies = if rng.random_bool(self.duplicate.clamp(0.0, 1.0)) {
+            2
+        } else {
+            1
+        };
+        (0..copies)
+            .map(|_| {
+                let jitter =
+                    rng.random_range(0..=2 * self.jitter_ms) as i64 - self.jitter_ms as i64;
+                let mut ms = (self.delay_ms as i64 + jitter).max(0) as u64;
+                if rng.random_bool(self.reorder.clamp(0.0, 1.0)) {
+                    // Held back long enough for later messages to overtake it.
+                    ms += rng.random_range(1..=2 * self.delay_ms.max(10));
+                }
+                std::time::Duration::from_millis(ms)
+            })
+            .collect()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Fault {

@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
@@ -268,25 +267,7 @@ impl Link {
         let Ok(mut rng) = self.rng.lock() else {
             return vec![Duration::ZERO];
         };
-        if rng.random_bool(f.loss.clamp(0.0, 1.0)) {
-            return Vec::new();
-        }
-        let copies = if rng.random_bool(f.duplicate.clamp(0.0, 1.0)) {
-            2
-        } else {
-            1
-        };
-        (0..copies)
-            .map(|_| {
-                let jitter = rng.random_range(0..=2 * f.jitter_ms) as i64 - f.jitter_ms as i64;
-                let mut ms = (f.delay_ms as i64 + jitter).max(0) as u64;
-                if rng.random_bool(f.reorder.clamp(0.0, 1.0)) {
-                    // Held back long enough for later messages to overtake it.
-                    ms += rng.random_range(1..=2 * f.delay_ms.max(10));
-                }
-                Duration::from_millis(ms)
-            })
-            .collect()
+        f.fate(&mut rng)
     }
 }
 

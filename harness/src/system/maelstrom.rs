@@ -22,7 +22,6 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use nemesis::{LinkFaults, process};
-use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use results::Plan;
 use tokio::sync::oneshot;
@@ -128,35 +127,19 @@ impl LinkState {
         }
     }
 
-    /// The delays of the copies of one message on `link` (none: dropped).
+    /// The delays of the copies of one message on `link` (none: dropped), by the same
+    /// rule as the TCP proxy's ([`LinkFaults::fate`]).
     fn fate(&mut self, link: (NodeId, NodeId)) -> Vec<Duration> {
         if self.cut.contains(&link) {
             return Vec::new();
         }
-        let Some(f) = self.degraded.get(&link).cloned() else {
+        let Some(f) = self.degraded.get(&link) else {
             return vec![Duration::ZERO];
         };
         let Some(rng) = self.rng.get_mut(&link) else {
             return vec![Duration::ZERO];
         };
-        if rng.random_bool(f.loss.clamp(0.0, 1.0)) {
-            return Vec::new();
-        }
-        let copies = if rng.random_bool(f.duplicate.clamp(0.0, 1.0)) {
-            2
-        } else {
-            1
-        };
-        (0..copies)
-            .map(|_| {
-                let jitter = rng.random_range(0..=2 * f.jitter_ms);
-                let mut ms = (f.delay_ms + jitter).saturating_sub(f.jitter_ms);
-                if rng.random_bool(f.reorder.clamp(0.0, 1.0)) {
-                    ms += rng.random_range(5..=25);
-                }
-                Duration::from_millis(ms)
-            })
-            .collect()
+        f.fate(rng)
     }
 }
 
