@@ -208,7 +208,7 @@ impl RealOracle {
             .map_err(|e| format!("{}: {e}", out.run_dir.display()))?;
         let _ = std::fs::remove_dir_all(&self.scratch);
         let result = RunResult::parse(&text).map_err(|e| e.to_string())?;
-        let failures = failures_of(&result);
+        let failures = crate::sim::sweep::failures(result.checks.as_deref().unwrap_or(&[]));
         let liveness_failed = result.liveness.ok == Some(false);
         let ops = result.stats.as_ref().map_or(0, |s| s.ops);
         Ok((target.hit(&failures, liveness_failed), ops))
@@ -235,17 +235,6 @@ impl Oracle for RealOracle {
             runs: u64::from(self.trials),
         })
     }
-}
-
-/// The failed checks of a run, with their anomaly kinds.
-pub fn failures_of(result: &RunResult) -> Vec<(String, Vec<AnomalyKind>)> {
-    result
-        .checks
-        .iter()
-        .flatten()
-        .filter(|c| c.verdict == Verdict::Invalid)
-        .map(|c| (c.name.clone(), c.anomalies.iter().map(|a| a.kind).collect()))
-        .collect()
 }
 
 /// Delta debugging ("ddmin"): a smallest subset of `items` for which `test` holds,

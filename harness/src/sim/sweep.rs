@@ -46,6 +46,16 @@ pub struct Judged {
     pub script: Option<Vec<results::plan::ScriptedOp>>,
 }
 
+/// Every failed check, with the kinds of its anomalies in the order found: what
+/// `chaos shrink` compares candidates by.
+pub fn failures(checks: &[checker::CheckReport]) -> Vec<(String, Vec<checker::AnomalyKind>)> {
+    checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Invalid)
+        .map(|c| (c.name.clone(), c.anomalies.iter().map(|a| a.kind).collect()))
+        .collect()
+}
+
 /// Simulates `plan` and judges it without touching the disk.
 pub fn judge(plan: &Plan) -> Result<Judged, String> {
     judge_capturing(plan, false)
@@ -83,12 +93,7 @@ pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, String> {
         liveness_failed,
         undecided: !liveness_failed && !sim.missing_dumps.is_empty(),
     });
-    let failures = checked
-        .checks
-        .iter()
-        .filter(|c| c.verdict == Verdict::Invalid)
-        .map(|c| (c.name.clone(), c.anomalies.iter().map(|a| a.kind).collect()))
-        .collect();
+    let failures = failures(&checked.checks);
     let problem = checked
         .checks
         .iter()
