@@ -90,8 +90,7 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> Ru
         name: plan.name.clone(),
         started_at: Some(dir.started_at.clone()),
         run_dir: dir.path.display().to_string(),
-        // A shrunk plan's schedule and op budget are its own: it reruns from plan.json.
-        reproduce: if plan.shrunk_from.is_some() {
+        reproduce: if !plan.made_by_flags() {
             format!(
                 "{} --plan {}",
                 plan.mode.command(),

@@ -434,6 +434,12 @@ impl Plan {
         serde_json::to_string_pretty(self).expect("a plan always serialises")
     }
 
+    /// Whether flags alone can make this plan again: not a shrunk plan or one whose
+    /// ops are scripted, which rerun from their plan.json (`--plan`).
+    pub fn made_by_flags(&self) -> bool {
+        self.script.is_none() && self.shrunk_from.is_none()
+    }
+
     /// The `chaos run` (or `chaos sim`) command line that runs this plan again.
     pub fn command_line(&self) -> String {
         let mut parts = vec![
@@ -471,9 +477,6 @@ impl Plan {
                 "--protocol maelstrom --node-cmd {}",
                 shell_quote(cmd)
             ));
-        }
-        if self.script.is_some() {
-            parts.push("--plan <this plan.json: its ops are scripted>".into());
         }
         if self.explicit_schedule {
             parts.push("--schedule <the schedule in plan.json>".into());
