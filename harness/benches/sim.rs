@@ -25,7 +25,7 @@ use results::{Mode, Plan, RunResult};
 fn args(nodes: usize, secs: f64, seed: u64) -> RunArgs {
     RunArgs {
         nodes,
-        workload: results::Workload::Both,
+        workload: Some(results::Workload::Both),
         time_limit: secs,
         concurrency: None,
         rate: 0.0,

@@ -24,9 +24,10 @@ pub struct RunArgs {
     /// Number of nodes.
     #[arg(long, default_value_t = 5)]
     pub nodes: usize,
-    /// register: contended proposals; kv: read/write/cas; both: half the clients each.
-    #[arg(long, default_value = "both", value_parser = parse_workload)]
-    pub workload: Workload,
+    /// register: contended proposals; kv: read/write/cas; both: half the clients each
+    /// [default: both; kv for Maelstrom nodes, which serve lin-kv].
+    #[arg(long, value_parser = parse_workload)]
+    pub workload: Option<Workload>,
     /// Seconds of workload (and faults) before the final phase.
     #[arg(long, value_name = "S", default_value_t = 30.0)]
     pub time_limit: f64,
@@ -282,13 +283,18 @@ pub fn plan_from_args(args: &RunArgs, mode: Mode) -> Result<Plan, UsageError> {
             s
         }
     };
+    let maelstrom = args.node_cmd.is_some() || args.protocol.as_deref() == Some("maelstrom");
     let plan = Plan {
         version: PLAN_VERSION,
         mode,
         name: args.name.clone(),
         seed,
         nodes: args.nodes,
-        workload: args.workload,
+        workload: args.workload.unwrap_or(if maelstrom {
+            Workload::Kv
+        } else {
+            Workload::Both
+        }),
         time_limit_s: args.time_limit,
         concurrency,
         rate: args.rate,
@@ -305,7 +311,7 @@ pub fn plan_from_args(args: &RunArgs, mode: Mode) -> Result<Plan, UsageError> {
         explicit_schedule: args.schedule.is_some(),
         trace_messages: !args.no_trace_messages,
         ops_per_client: args.ops_per_client,
-        protocol: if args.node_cmd.is_some() || args.protocol.as_deref() == Some("maelstrom") {
+        protocol: if maelstrom {
             results::plan::Protocol::Maelstrom
         } else {
             results::plan::Protocol::Bundled

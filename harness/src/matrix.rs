@@ -168,7 +168,7 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
     let time_limit = args.time_limit.unwrap_or(if sim { 3.0 } else { 30.0 });
     let run_args = |bug: &str, seed: u64| RunArgs {
         nodes: args.nodes.unwrap_or(if sim { 3 } else { 5 }),
-        workload: Workload::Both,
+        workload: Some(Workload::Both),
         time_limit,
         concurrency: None,
         rate: 0.0,

@@ -214,6 +214,26 @@ impl Recorder {
         self.nemesis(fault.fault.name(), value);
     }
 
+    /// A node misbehaving (docs/maelstrom.md): one `node-misbehaved` event, with what
+    /// it did. The caller bounds how many it records
+    /// ([`results::faults::MISBEHAVED_EVENTS_MAX`]) and reports the rest with
+    /// [`Recorder::misbehaved_total`].
+    pub fn misbehaved(&self, node: u32, kind: results::faults::MisbehaviourKind, detail: &str) {
+        self.nemesis(
+            results::faults::MISBEHAVED,
+            serde_json::json!({"node": node, "kind": kind, "detail": detail}),
+        );
+    }
+
+    /// How often a node misbehaved in one way over the run, when more often than
+    /// was recorded one by one.
+    pub fn misbehaved_total(&self, node: u32, kind: results::faults::MisbehaviourKind, total: u64) {
+        self.nemesis(
+            results::faults::MISBEHAVED,
+            serde_json::json!({"node": node, "kind": kind, "total": total}),
+        );
+    }
+
     /// Flushes to the file; returns the first write error seen, if any.
     pub fn flush(&self) -> std::io::Result<()> {
         let mut inner = self

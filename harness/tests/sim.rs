@@ -27,7 +27,7 @@ fn plan(
 ) -> Plan {
     let args = RunArgs {
         nodes,
-        workload: results::Workload::Both,
+        workload: Some(results::Workload::Both),
         time_limit: secs,
         concurrency: Some(4),
         rate: 0.0,

@@ -182,7 +182,7 @@ struct ToyLauncher {
 
 impl Launcher for ToyLauncher {
     type System = Toy;
-    async fn launch(&self, plan: &Plan, _: &Path, _: &Recorder) -> Result<Toy, String> {
+    async fn launch(&self, plan: &Plan, _: &Path, _: &Arc<Recorder>) -> Result<Toy, String> {
         Ok(Toy {
             n: plan.nodes,
             stale_reads: self.stale_reads,
@@ -201,7 +201,7 @@ fn result_of(run_dir: &Path) -> results::RunResult {
 fn plan(root: &Path, seed: u64) -> Plan {
     let args = RunArgs {
         nodes: 3,
-        workload: results::Workload::Both,
+        workload: Some(results::Workload::Both),
         time_limit: 2.0,
         concurrency: Some(6),
         // Bounded: the toy answers at once, and the history must stay small.

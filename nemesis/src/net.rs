@@ -103,11 +103,29 @@ impl Tracer {
     /// protocol's rules read from the wire (an acceptor's promises and acceptances, a
     /// learner's announcements) the message itself, as `msg`.
     fn record(&self, from: u32, to: u32, kind: &str, fate: &str, delays: &[Duration], line: &[u8]) {
-        use std::io::Write;
-        let delays_ms: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
         let payload = WIRE_RULE_TYPES
             .contains(&kind)
             .then(|| String::from_utf8_lossy(line));
+        self.write(from, to, kind, fate, delays, payload);
+    }
+
+    /// One message of a network whose messages the protocol's rules cannot read (a
+    /// Maelstrom node's): its link, type, fate and delays, without its text.
+    pub fn record_opaque(&self, from: u32, to: u32, kind: &str, fate: &str, delays: &[Duration]) {
+        self.write(from, to, kind, fate, delays, None);
+    }
+
+    fn write(
+        &self,
+        from: u32,
+        to: u32,
+        kind: &str,
+        fate: &str,
+        delays: &[Duration],
+        payload: Option<std::borrow::Cow<'_, str>>,
+    ) {
+        use std::io::Write;
+        let delays_ms: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
         // Stamped under the lock, so the file is in time order.
         if let Ok(mut out) = self.out.lock() {
             let time_ns = self.start.elapsed().as_nanos() as u64;

@@ -18,8 +18,16 @@ use crate::types::{Bug, NodeId};
 #[command(name = "paxos-node", version)]
 pub struct NodeArgs {
     /// This node's id, 1..=N where N = 1 + the number of --peer flags.
-    #[arg(long)]
-    pub id: NodeId,
+    #[arg(long, required_unless_present = "maelstrom")]
+    pub id: Option<NodeId>,
+
+    /// Speak Maelstrom's node protocol on stdin and stdout instead of serving TCP:
+    /// the id and the cluster come from the first message (`init`), peers and clients
+    /// are other processes' names (docs/maelstrom.md). The same core, WAL, bugs and
+    /// journal; the WAL lives in DATA_DIR/NODE_ID (default DATA_DIR: the working
+    /// directory), so a node started again in the same place recovers.
+    #[arg(long, conflicts_with_all = ["id", "peers"])]
+    pub maelstrom: bool,
 
     /// Address to listen on for clients and peers; port 0 picks a free port (the
     /// ready line tells which). Only this address is bound.
@@ -33,8 +41,8 @@ pub struct NodeArgs {
 
     /// Directory of the write-ahead log (created if missing). Restarting with the
     /// same directory recovers every promise, acceptance and chosen entry.
-    #[arg(long)]
-    pub data_dir: PathBuf,
+    #[arg(long, required_unless_present = "maelstrom")]
+    pub data_dir: Option<PathBuf>,
 
     /// Seed for the node's randomness (election timeouts, proposer backoff).
     #[arg(long, default_value_t = 0)]
@@ -78,8 +86,15 @@ pub struct NodeArgs {
     pub journal: Option<PathBuf>,
 
     /// The journal's time origin: CLOCK_MONOTONIC nanoseconds subtracted from every
-    /// time it records (the harness passes the run's start).
-    #[arg(long, value_name = "NS", default_value_t = 0, requires = "journal")]
+    /// time it records. The harness passes the run's start, as this flag or (to
+    /// nodes it runs from a command line, as Maelstrom nodes) as the environment
+    /// variable.
+    #[arg(
+        long,
+        value_name = "NS",
+        default_value_t = 0,
+        env = "CHAOS_JOURNAL_ORIGIN_NS"
+    )]
     pub journal_origin_ns: u64,
 }
 
@@ -137,29 +152,46 @@ impl NodeArgs {
     /// Checks the flags against each other and builds the shell's configuration.
     pub fn into_config(self) -> Result<ShellConfig, ArgsError> {
         let n = self.peers.len() + 1;
-        if self.id == 0 || self.id as usize > n {
-            return Err(ArgsError::IdOutOfRange { id: self.id, n });
+        let id = self.id.unwrap_or(0);
+        if id == 0 || id as usize > n {
+            return Err(ArgsError::IdOutOfRange { id, n });
         }
         let mut peers = BTreeMap::new();
-        for (peer, addr) in self.peers {
-            let valid = peer >= 1 && peer as usize <= n && peer != self.id;
-            if !valid || peers.insert(peer, addr).is_some() {
-                return Err(ArgsError::BadPeer { peer });
+        for (peer, addr) in &self.peers {
+            let valid = *peer >= 1 && *peer as usize <= n && *peer != id;
+            if !valid || peers.insert(*peer, addr.clone()).is_some() {
+                return Err(ArgsError::BadPeer { peer: *peer });
             }
         }
-        let mut core = Config::new(self.id, n, self.seed);
-        core.bugs = self.bugs.into_iter().collect();
+        let data_dir = self.data_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+        Ok(self.config(id, n, peers, data_dir))
+    }
+
+    /// The shell's configuration for node `id` of `n`, once both are known (from the
+    /// flags, or in Maelstrom mode from `init`).
+    pub fn config(
+        &self,
+        id: NodeId,
+        n: usize,
+        peers: BTreeMap<NodeId, String>,
+        data_dir: PathBuf,
+    ) -> ShellConfig {
+        let mut core = Config::new(id, n, self.seed);
+        core.bugs = self.bugs.iter().copied().collect();
         core.timing.request_timeout_ms = self.request_timeout_ms;
         core.timing.election_timeout_ms = self.election_timeout_ms;
-        Ok(ShellConfig {
+        ShellConfig {
             core,
-            listen: self.listen,
+            listen: self.listen.clone(),
             peers,
-            data_dir: self.data_dir,
+            data_dir,
             fsync: !self.unsafe_no_fsync,
-            journal: self.journal.map(|path| (path, self.journal_origin_ns)),
+            journal: self
+                .journal
+                .clone()
+                .map(|path| (path, self.journal_origin_ns)),
             clock_rate: self.clock_rate,
-        })
+        }
     }
 }
 
@@ -169,6 +201,8 @@ pub enum NodeError {
     Args(#[from] ArgsError),
     #[error(transparent)]
     Shell(#[from] ShellError),
+    #[error(transparent)]
+    Maelstrom(#[from] crate::stdio::StdioError),
 }
 
 impl NodeError {
@@ -176,13 +210,17 @@ impl NodeError {
     pub fn exit_code(&self) -> u8 {
         match self {
             NodeError::Args(_) => 2,
-            NodeError::Shell(_) => 1,
+            NodeError::Shell(_) | NodeError::Maelstrom(_) => 1,
         }
     }
 }
 
 /// Runs a node from parsed arguments until it is killed or fails.
 pub fn run(args: NodeArgs) -> Result<(), NodeError> {
+    if args.maelstrom {
+        crate::stdio::run(args)?;
+        return Ok(());
+    }
     let cfg = args.into_config()?;
     crate::shell::run(cfg)?;
     Ok(())

@@ -11,6 +11,7 @@
 //! - [`wal`]: the checksummed write-ahead log that makes acceptor state durable;
 //! - [`client`]: the JSON-lines client protocol (parsing never panics);
 //! - [`shell`]: the tokio server that runs one core over TCP;
+//! - [`stdio`]: the same server over Maelstrom's node protocol on stdin and stdout;
 //! - [`cli`]: the `paxos-node` command line, shared with `chaos node`.
 
 pub mod cli;
@@ -21,5 +22,6 @@ pub mod journal;
 pub mod msg;
 pub mod rules;
 pub mod shell;
+pub mod stdio;
 pub mod types;
 pub mod wal;

@@ -45,9 +45,9 @@ use crate::wal::{Wal, WalError};
 
 /// Peer lines may carry catch-up batches and phase-1 reports: larger than client lines.
 pub const MAX_PEER_LINE_BYTES: usize = 64 << 20;
-const INPUT_QUEUE: usize = 65_536;
-const PEER_QUEUE: usize = 16_384;
-const CLIENT_QUEUE: usize = 65_536;
+pub(crate) const INPUT_QUEUE: usize = 65_536;
+pub(crate) const PEER_QUEUE: usize = 16_384;
+pub(crate) const CLIENT_QUEUE: usize = 65_536;
 const MAX_BURST: usize = 4_096;
 
 /// Everything the shell needs to run a node.
@@ -88,7 +88,7 @@ pub enum ShellError {
     },
 }
 
-enum Input {
+pub(crate) enum Input {
     Peer {
         from: NodeId,
         msg: PeerMessage,
@@ -110,7 +110,14 @@ pub fn run(cfg: ShellConfig) -> Result<(), ShellError> {
     runtime.block_on(serve(cfg))
 }
 
-async fn serve(cfg: ShellConfig) -> Result<(), ShellError> {
+/// Opens a node's WAL and journal and starts its core: everything a transport needs
+/// before it serves. `peers` carries each peer's serialized messages to the
+/// transport (TCP dialers, or stdout in Maelstrom mode); the returned actions are the
+/// core's first, for [`Server::execute`].
+pub(crate) fn open_server(
+    cfg: &ShellConfig,
+    peers: BTreeMap<NodeId, mpsc::Sender<Arc<str>>>,
+) -> Result<(Server, Vec<Action>), ShellError> {
     let id = cfg.core.id;
     let (wal, recovery) = Wal::open(&cfg.data_dir, cfg.fsync)?;
     if let Some((offset, bytes)) = recovery.torn_tail {
@@ -150,7 +157,23 @@ async fn serve(cfg: ShellConfig) -> Result<(), ShellError> {
             node.registers().len()
         ),
     );
+    let server = Server {
+        node,
+        wal,
+        timers: Timers::default(),
+        peers,
+        pending: BTreeMap::new(),
+        next_token: 0,
+        deferred: Vec::new(),
+        bugs: cfg.core.bugs.clone(),
+        journal,
+        clock_rate: cfg.clock_rate,
+    };
+    Ok((server, start_actions))
+}
 
+async fn serve(cfg: ShellConfig) -> Result<(), ShellError> {
+    let id = cfg.core.id;
     let listener = TcpListener::bind(&cfg.listen)
         .await
         .map_err(|source| ShellError::Bind {
@@ -169,20 +192,8 @@ async fn serve(cfg: ShellConfig) -> Result<(), ShellError> {
         tokio::spawn(dial_peer(id, peer, addr.clone(), prx));
         peers.insert(peer, ptx);
     }
+    let (mut server, start_actions) = open_server(&cfg, peers)?;
     tokio::spawn(accept_loop(listener, id, cfg.core.n, tx.clone()));
-
-    let mut server = Server {
-        node,
-        wal,
-        timers: Timers::default(),
-        peers,
-        pending: BTreeMap::new(),
-        next_token: 0,
-        deferred: Vec::new(),
-        bugs: cfg.core.bugs.clone(),
-        journal,
-        clock_rate: cfg.clock_rate,
-    };
     server.execute(start_actions)?;
 
     // The ready line: exactly one line on stdout, once the node serves.
@@ -196,7 +207,7 @@ async fn serve(cfg: ShellConfig) -> Result<(), ShellError> {
     server.run(rx, tx).await
 }
 
-struct Server {
+pub(crate) struct Server {
     node: Node,
     wal: Wal,
     timers: Timers,
@@ -212,7 +223,7 @@ struct Server {
 }
 
 impl Server {
-    async fn run(
+    pub(crate) async fn run(
         mut self,
         mut rx: mpsc::Receiver<Input>,
         // Held so that `rx` never reports closed.
@@ -289,7 +300,7 @@ impl Server {
 
     /// Carries out a burst's actions in the order [`commit::order`] gives (records,
     /// one sync, then sends, replies and timers): the same code the simulation runs.
-    fn execute(&mut self, actions: Vec<Action>) -> Result<(), ShellError> {
+    pub(crate) fn execute(&mut self, actions: Vec<Action>) -> Result<(), ShellError> {
         // A broadcast yields the same message for every peer: serialize it once.
         let mut last: Option<(PeerMessage, Arc<str>)> = None;
         let mut journaled = false;
@@ -393,7 +404,7 @@ impl Timers {
     }
 }
 
-fn log(id: NodeId, text: &str) {
+pub(crate) fn log(id: NodeId, text: &str) {
     eprintln!("[n{id}] {text}");
 }
 

@@ -43,6 +43,113 @@ pub struct FaultSummary {
     /// Every period, in start order.
     #[serde(default)]
     pub periods: Vec<FaultPeriod>,
+    /// What the nodes did wrong that the harness saw (Maelstrom nodes: lines that are
+    /// not messages, messages to nobody, exits outside a fault), per node and kind.
+    /// Not faults, but recorded by the same process (`node-misbehaved` events).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub misbehaviour: Vec<Misbehaviour>,
+}
+
+/// The history event (process `nemesis`, type `info`) that records a node
+/// misbehaving: `{"node": ID, "kind": KIND, "detail": TEXT}`, or once at the end of a
+/// run `{"node": ID, "kind": KIND, "total": N}` when more happened than were
+/// recorded one by one.
+pub const MISBEHAVED: &str = "node-misbehaved";
+
+/// At most this many `node-misbehaved` events per node and kind; the rest are counted.
+pub const MISBEHAVED_EVENTS_MAX: u64 = 10;
+
+/// Ways a node can break its protocol that the harness notices and records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MisbehaviourKind {
+    /// A line on stdout that is not a message (not JSON, or no src, dest, body, type).
+    Garbage,
+    /// A line over the protocol's size limit.
+    LineTooLong,
+    /// A message to a name that is no node, client or service.
+    UnknownDestination,
+    /// A reply to a client's request that nobody waits for (never asked, answered
+    /// twice, or after the client gave up).
+    UnexpectedReply,
+    /// The node's process ended (or closed its stdout) when no fault stopped it.
+    UnexpectedExit,
+}
+
+impl MisbehaviourKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            MisbehaviourKind::Garbage => "wrote a line that is not a message",
+            MisbehaviourKind::LineTooLong => "wrote a line over 1 MiB",
+            MisbehaviourKind::UnknownDestination => "sent a message to an unknown destination",
+            MisbehaviourKind::UnexpectedReply => "sent a reply to a request nobody waits for",
+            MisbehaviourKind::UnexpectedExit => "exited outside a fault",
+        }
+    }
+}
+
+/// One kind of misbehaviour of one node over a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Misbehaviour {
+    pub node: u64,
+    pub kind: MisbehaviourKind,
+    /// How often it happened.
+    pub count: u64,
+    /// When it first happened.
+    pub first_ns: u64,
+    /// What the first occurrence was (a prefix of the line, the destination, ...).
+    pub example: String,
+}
+
+impl Misbehaviour {
+    /// One line for a summary or report: "n2 wrote a line that is not a message (3
+    /// times, first at 1.20 s): not JSON: ...".
+    pub fn describe(&self) -> String {
+        let times = if self.count == 1 {
+            "once".to_string()
+        } else {
+            format!("{} times", self.count)
+        };
+        format!(
+            "n{} {} ({times}, first at {:.2} s): {}",
+            self.node,
+            self.kind.describe(),
+            self.first_ns as f64 / 1e9,
+            self.example
+        )
+    }
+}
+
+/// The misbehaviour a history records, per (node, kind) in order of first occurrence.
+pub fn misbehaviour(events: &[NemesisEvent]) -> Vec<Misbehaviour> {
+    let mut out: Vec<Misbehaviour> = Vec::new();
+    for e in events.iter().filter(|e| e.f == MISBEHAVED) {
+        let (Some(node), Ok(kind)) = (
+            e.value["node"].as_u64(),
+            serde_json::from_value::<MisbehaviourKind>(e.value["kind"].clone()),
+        ) else {
+            continue;
+        };
+        let i = match out.iter().position(|m| (m.node, m.kind) == (node, kind)) {
+            Some(i) => i,
+            None => {
+                out.push(Misbehaviour {
+                    node,
+                    kind,
+                    count: 0,
+                    first_ns: e.time_ns,
+                    example: e.value["detail"].as_str().unwrap_or("").to_string(),
+                });
+                out.len() - 1
+            }
+        };
+        let m = &mut out[i];
+        match e.value["total"].as_u64() {
+            Some(total) => m.count = m.count.max(total),
+            None => m.count += 1,
+        }
+    }
+    out
 }
 
 /// When each node was started again, from the nemesis events: (time, node), in time
@@ -119,7 +226,7 @@ impl FaultSummary {
         let mut links: Option<FaultPeriod> = None;
         let mut per_node: BTreeMap<(u64, &'static str), FaultPeriod> = BTreeMap::new();
         let mut periods = Vec::new();
-        for e in events {
+        for e in events.iter().filter(|e| e.f != MISBEHAVED) {
             *s.counts.entry(e.f.clone()).or_default() += 1;
             let outcome = outcome_name(&e.value);
             if outcome != "installed" {
@@ -204,6 +311,7 @@ impl FaultSummary {
                 .insert(k.clone(), union_ms(periods.iter().filter(|p| p.kind == k)));
         }
         s.periods = periods;
+        s.misbehaviour = misbehaviour(events);
         s
     }
 }
@@ -243,6 +351,45 @@ mod tests {
             f: f.into(),
             value,
         }
+    }
+
+    #[test]
+    fn misbehaviour_is_grouped_per_node_and_kind_and_is_no_fault() {
+        let bad = |i, ms, node, kind: &str, extra: Value| {
+            let mut v = json!({"node": node, "kind": kind});
+            for (k, x) in extra.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            ev(i, ms, MISBEHAVED, v)
+        };
+        let events = vec![
+            bad(1, 100, 2, "garbage", json!({"detail": "not JSON: hello"})),
+            bad(2, 200, 2, "garbage", json!({"detail": "not JSON: again"})),
+            bad(
+                3,
+                300,
+                1,
+                "unexpected-exit",
+                json!({"detail": "exit status 3"}),
+            ),
+            bad(4, 900, 2, "garbage", json!({"total": 40})),
+            bad(5, 950, 3, "no-such-kind", json!({})),
+        ];
+        let s = FaultSummary::of(&events, 1_000_000_000);
+        assert!(s.counts.is_empty(), "{:?}", s.counts);
+        assert!(s.periods.is_empty());
+        assert_eq!(s.misbehaviour.len(), 2);
+        let g = &s.misbehaviour[0];
+        assert_eq!(
+            (g.node, g.kind, g.count, g.first_ns),
+            (2, MisbehaviourKind::Garbage, 40, 100_000_000)
+        );
+        assert_eq!(
+            g.describe(),
+            "n2 wrote a line that is not a message (40 times, first at 0.10 s): not JSON: hello"
+        );
+        assert_eq!(s.misbehaviour[1].kind, MisbehaviourKind::UnexpectedExit);
+        assert!(s.misbehaviour[1].describe().contains("(once, "));
     }
 
     #[test]

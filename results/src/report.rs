@@ -197,7 +197,7 @@ fn banner(r: &RunResult) -> Markup {
 
 fn problems(r: &RunResult, notes: &[String]) -> Markup {
     html! {
-        @if r.harness_failure.is_some() || r.liveness.ok == Some(false) || r.interrupted || !r.notes.is_empty() || !notes.is_empty() {
+        @if r.harness_failure.is_some() || r.liveness.ok == Some(false) || r.interrupted || !r.notes.is_empty() || !notes.is_empty() || !r.faults.misbehaviour.is_empty() {
             section class="problems" {
                 h2 { "What else happened" }
                 ul {
@@ -205,6 +205,7 @@ fn problems(r: &RunResult, notes: &[String]) -> Markup {
                     @if r.liveness.ok == Some(false) { li { strong { "Liveness: " } (r.liveness.message.as_deref().unwrap_or("the cluster did not recover after the final heal")) } }
                     @if r.interrupted { li { "The run was interrupted before its time limit." } }
                     @for n in r.notes.iter().chain(notes) { li { (n) } }
+                    @for m in &r.faults.misbehaviour { li class="misbehaved" { strong { "Node misbehaved: " } (m.describe()) } }
                 }
             }
         }

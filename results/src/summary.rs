@@ -127,6 +127,9 @@ pub fn render(r: &RunResult, report: Option<&Path>, colour: bool) -> String {
     for n in &r.notes {
         out.push_str(&format!("  note: {n}\n"));
     }
+    for m in &r.faults.misbehaviour {
+        out.push_str(&format!("  misbehaved: {}\n", m.describe()));
+    }
     if let Some(sim) = &r.simulation {
         out.push_str(&format!(
             "  simulated: {:.1} virtual s in {:.2} s ({:.0}x real time); {} crashes, {} fsyncs, {} messages\n",

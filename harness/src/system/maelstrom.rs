@@ -9,8 +9,15 @@
 //!   ([`crate::maelstrom::services`]).
 //!
 //! A node gets `init` when it starts (again after a restart: most Maelstrom nodes
-//! keep their state in memory). A line that is not a message is noted on the node's
-//! stderr log and dropped; so is a message to nobody.
+//! keep their state in memory). Every node-to-node message is counted per link and
+//! type (result.json `links`) and, unless `--no-trace-messages`, traced with its fate
+//! in messages.jsonl, from which the report draws its space-time diagram.
+//!
+//! A node misbehaving is data: a line that is not a message, a line over 1 MiB (cut
+//! off and skipped), a message to nobody, a reply nobody waits for, or an exit no
+//! fault caused each become a `node-misbehaved` history event (at most
+//! [`MISBEHAVED_EVENTS_MAX`] per node and kind, then a total) and a line in the
+//! report, and a note in the node's stderr log.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -21,9 +28,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
+use nemesis::net::{Counts, LinkStats, Tracer};
 use nemesis::{LinkFaults, process};
 use rand_chacha::ChaCha8Rng;
 use results::Plan;
+use results::faults::{MISBEHAVED_EVENTS_MAX, MisbehaviourKind};
 use tokio::sync::oneshot;
 
 use super::{ClientOp, Completion, Launcher, NodeId, System};
@@ -33,6 +42,13 @@ use crate::recorder::Recorder;
 
 /// How long a node has to answer `init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Message types per link counted by name; a node inventing more is counted as
+/// `other`, so the counts stay bounded.
+const MAX_TYPES_PER_LINK: usize = 64;
+/// Requests a client gave up on whose late replies are still recognised, per client.
+const MAX_ABANDONED: usize = 100_000;
+/// How much of a bad line a note keeps.
+const EXAMPLE_BYTES: usize = 200;
 
 /// Launches [`MaelstromSystem`]s.
 pub struct MaelstromLauncher;
@@ -44,23 +60,36 @@ impl Launcher for MaelstromLauncher {
         &self,
         plan: &Plan,
         run_dir: &Path,
-        _recorder: &Recorder,
+        recorder: &Arc<Recorder>,
     ) -> Result<MaelstromSystem, String> {
         let cmd = plan
             .node_cmd
             .clone()
             .ok_or("a maelstrom plan needs --node-cmd")?;
         let n = plan.nodes;
+        let tracer = if plan.trace_messages {
+            let t = Tracer::create(&run_dir.join("messages.jsonl"), recorder.start())
+                .map_err(|e| format!("cannot create messages.jsonl: {e}"))?;
+            Some(t)
+        } else {
+            None
+        };
         let router = Arc::new(Router {
             n,
             links: Mutex::new(LinkState::new(n, plan.seed)),
             writers: Mutex::new(vec![None; n + 1]),
             waiting: Mutex::new(BTreeMap::new()),
+            abandoned: Mutex::new(BTreeMap::new()),
             services: Mutex::new(Services::new(nemesis::substream(
                 plan.seed,
                 "maelstrom/services",
             ))),
             runtime: tokio::runtime::Handle::current(),
+            recorder: recorder.clone(),
+            tracer,
+            counts: Mutex::new(BTreeMap::new()),
+            misbehaved: Mutex::new(BTreeMap::new()),
+            stopping: Mutex::new(BTreeSet::new()),
         });
         let keys: BTreeMap<String, i64> = plan
             .kv_keys
@@ -77,6 +106,8 @@ impl Launcher for MaelstromLauncher {
             router,
             keys,
             next_client: AtomicU64::new(1),
+            origin_ns: recorder.origin_ns(),
+            generation: AtomicU64::new(0),
         })
     }
 }
@@ -85,6 +116,8 @@ struct Proc {
     child: Child,
     pgid: i32,
     paused: bool,
+    /// Which start of the node this is (its stdout reader knows it too).
+    generation: u64,
 }
 
 /// The network the harness is for Maelstrom nodes.
@@ -95,9 +128,20 @@ struct Router {
     writers: Mutex<Vec<Option<mpsc::Sender<String>>>>,
     /// (client, msg_id) -> who waits for the reply.
     waiting: Mutex<BTreeMap<(String, u64), oneshot::Sender<Envelope>>>,
+    /// Requests each client gave up waiting for: a late reply to one is no
+    /// misbehaviour.
+    abandoned: Mutex<BTreeMap<String, BTreeSet<u64>>>,
     services: Mutex<Services>,
     /// Delayed deliveries are timers on the run's runtime.
     runtime: tokio::runtime::Handle,
+    recorder: Arc<Recorder>,
+    tracer: Option<Tracer>,
+    /// Per directed link, message type -> counts.
+    counts: Mutex<BTreeMap<(NodeId, NodeId), BTreeMap<String, Counts>>>,
+    /// How often each node misbehaved in each way.
+    misbehaved: Mutex<BTreeMap<(NodeId, MisbehaviourKind), u64>>,
+    /// (node, generation) the harness is stopping: their end is no misbehaviour.
+    stopping: Mutex<BTreeSet<(NodeId, u64)>>,
 }
 
 struct LinkState {
@@ -156,14 +200,87 @@ impl Router {
         }
     }
 
-    /// Routes one message a node wrote; `Err` says why it went nowhere.
-    fn route(self: &Arc<Self>, from: NodeId, msg: Envelope) -> Result<(), String> {
+    /// Records that node `id` misbehaved, in the history (bounded per node and kind)
+    /// and in its stderr log.
+    fn misbehaved(&self, id: NodeId, kind: MisbehaviourKind, detail: &str, log: &Path) {
+        let count = self
+            .misbehaved
+            .lock()
+            .map(|mut m| {
+                let c = m.entry((id, kind)).or_default();
+                *c += 1;
+                *c
+            })
+            .unwrap_or(1);
+        if count <= MISBEHAVED_EVENTS_MAX {
+            self.recorder.misbehaved(id, kind, detail);
+        }
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(log) {
+            let _ = writeln!(f, "[harness] n{id} {}: {detail}", kind.describe());
+        }
+    }
+
+    /// Records the totals of what happened more often than was recorded one by one.
+    fn misbehaviour_totals(&self) {
+        let totals = self
+            .misbehaved
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
+        for ((id, kind), total) in totals {
+            if total > MISBEHAVED_EVENTS_MAX {
+                self.recorder.misbehaved_total(id, kind, total);
+            }
+        }
+    }
+
+    /// Counts and traces one node-to-node message and its fate.
+    fn account(&self, link: (NodeId, NodeId), kind: &str, delays: &[Duration]) {
+        let fate = match delays.len() {
+            0 => "dropped",
+            1 => "delivered",
+            _ => "duplicated",
+        };
+        if let Ok(mut counts) = self.counts.lock() {
+            let types = counts.entry(link).or_default();
+            let key = if types.contains_key(kind) || types.len() < MAX_TYPES_PER_LINK {
+                kind
+            } else {
+                "other"
+            };
+            let c = match types.get_mut(key) {
+                Some(c) => c,
+                None => types.entry(key.to_string()).or_default(),
+            };
+            c.sent += 1;
+            match delays.len() {
+                0 => c.dropped += 1,
+                1 => c.delivered += 1,
+                _ => {
+                    c.delivered += 1;
+                    c.duplicated += 1;
+                }
+            }
+        }
+        if let Some(t) = &self.tracer {
+            t.record_opaque(link.0, link.1, kind, fate, delays);
+        }
+    }
+
+    /// Routes one message a node wrote; `Err` says how it misbehaved.
+    fn route(
+        self: &Arc<Self>,
+        from: NodeId,
+        msg: Envelope,
+    ) -> Result<(), (MisbehaviourKind, String)> {
         if let Some(to) = node_id(&msg.dest).filter(|t| *t >= 1 && *t as usize <= self.n) {
             let delays = self
                 .links
                 .lock()
                 .map(|mut l| l.fate((from, to)))
                 .unwrap_or_default();
+            let kind: String = msg.kind().chars().take(64).collect();
+            self.account((from, to), &kind, &delays);
             let line = msg.to_line();
             for d in delays {
                 if d.is_zero() {
@@ -179,14 +296,24 @@ impl Router {
             return Ok(());
         }
         if msg.dest.starts_with('c') {
-            let key = (msg.dest.clone(), msg.in_reply_to().unwrap_or(u64::MAX));
+            let id = msg.in_reply_to().unwrap_or(u64::MAX);
+            let key = (msg.dest.clone(), id);
             let waiter = self.waiting.lock().ok().and_then(|mut w| w.remove(&key));
-            return match waiter {
-                Some(tx) => {
-                    let _ = tx.send(msg);
-                    Ok(())
-                }
-                None => Err(format!("a reply nobody waits for: {}", msg.to_line())),
+            if let Some(tx) = waiter {
+                let _ = tx.send(msg);
+                return Ok(());
+            }
+            // A late reply to a request the client gave up on is the node being slow.
+            let late = self
+                .abandoned
+                .lock()
+                .ok()
+                .and_then(|mut a| a.get_mut(&msg.dest).map(|ids| ids.remove(&id)))
+                .unwrap_or(false);
+            return if late {
+                Ok(())
+            } else {
+                Err((MisbehaviourKind::UnexpectedReply, example(&msg.to_line())))
             };
         }
         let answer = self.services.lock().ok().and_then(|mut s| s.handle(&msg));
@@ -195,9 +322,9 @@ impl Router {
                 self.write(from, reply.to_line());
                 Ok(())
             }
-            None => Err(format!(
-                "a message to an unknown destination {:?}",
-                msg.dest
+            None => Err((
+                MisbehaviourKind::UnknownDestination,
+                format!("{:?}: {}", msg.dest, example(&msg.to_line())),
             )),
         }
     }
@@ -226,8 +353,43 @@ impl Router {
             if let Ok(mut w) = self.waiting.lock() {
                 w.remove(&(client.to_string(), id));
             }
+            if let Ok(mut a) = self.abandoned.lock() {
+                let ids = a.entry(client.to_string()).or_default();
+                if ids.len() < MAX_ABANDONED {
+                    ids.insert(id);
+                }
+            }
         }
         reply
+    }
+
+    /// Message counts per directed link, in link order.
+    fn stats(&self) -> Vec<LinkStats> {
+        self.counts
+            .lock()
+            .map(|c| {
+                c.iter()
+                    .map(|(&(from, to), types)| LinkStats {
+                        from,
+                        to,
+                        types: types.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The start of a line, for a note.
+fn example(text: &str) -> String {
+    let mut end = text.len().min(EXAMPLE_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    if end < text.len() {
+        format!("{}...", &text[..end])
+    } else {
+        text.to_string()
     }
 }
 
@@ -241,6 +403,10 @@ pub struct MaelstromSystem {
     /// KV key name -> lin-kv's integer key.
     keys: BTreeMap<String, i64>,
     next_client: AtomicU64,
+    /// The run's origin on CLOCK_MONOTONIC, for nodes that keep a journal.
+    origin_ns: u64,
+    /// Starts of nodes so far.
+    generation: AtomicU64,
 }
 
 impl MaelstromSystem {
@@ -264,6 +430,7 @@ impl MaelstromSystem {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
+            .env("CHAOS_JOURNAL_ORIGIN_NS", self.origin_ns.to_string())
             .process_group(0);
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
@@ -296,12 +463,14 @@ impl MaelstromSystem {
         }
         let router = self.router.clone();
         let log = dir.join("stderr.log");
-        std::thread::spawn(move || route_stdout(id, stdout, router, &log));
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        std::thread::spawn(move || route_stdout(id, generation, stdout, router, &log));
         if let Ok(mut p) = self.procs.lock() {
             p[id as usize] = Some(Proc {
                 child,
                 pgid,
                 paused: false,
+                generation,
             });
         }
         // init, answered within its deadline.
@@ -323,46 +492,93 @@ impl MaelstromSystem {
 }
 
 /// Reads a node's stdout to its end, routing each message; what cannot be routed is
-/// noted in the node's stderr log.
-fn route_stdout(id: NodeId, stdout: std::process::ChildStdout, router: Arc<Router>, log: &Path) {
-    let note = |why: String| {
-        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(log) {
-            let _ = writeln!(f, "[harness] n{id}: {why}");
-        }
-    };
+/// recorded as the node misbehaving, and so is the end of its output when the harness
+/// did not stop it.
+fn route_stdout(
+    id: NodeId,
+    generation: u64,
+    stdout: std::process::ChildStdout,
+    router: Arc<Router>,
+    log: &Path,
+) {
+    let bad = |kind, detail: &str| router.misbehaved(id, kind, detail, log);
     let mut reader = BufReader::with_capacity(64 << 10, stdout);
     let mut line = Vec::new();
     loop {
         line.clear();
-        match reader
+        let read = reader
             .by_ref()
-            .take(proto::MAX_LINE_BYTES as u64 + 2)
-            .read_until(b'\n', &mut line)
-        {
-            Ok(0) | Err(_) => return,
+            .take(proto::MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line);
+        match read {
+            Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
         if line.last() != Some(&b'\n') && line.len() > proto::MAX_LINE_BYTES {
-            note(format!(
-                "a line over {} bytes: dropped, and the node's output with it",
-                proto::MAX_LINE_BYTES
-            ));
-            return;
+            // Skip the rest of the line, a buffer at a time.
+            let mut skipped = line.len() as u64;
+            let ended = loop {
+                let Ok(buf) = reader.fill_buf() else {
+                    break false;
+                };
+                if buf.is_empty() {
+                    break false;
+                }
+                match buf.iter().position(|b| *b == b'\n') {
+                    Some(p) => {
+                        skipped += p as u64;
+                        reader.consume(p + 1);
+                        break true;
+                    }
+                    None => {
+                        let n = buf.len();
+                        skipped += n as u64;
+                        reader.consume(n);
+                    }
+                }
+            };
+            let text = String::from_utf8_lossy(&line[..EXAMPLE_BYTES]);
+            bad(
+                MisbehaviourKind::LineTooLong,
+                &format!(
+                    "a line of {skipped}{} bytes (at most {}), skipped: {text}...",
+                    if ended { "" } else { "+" },
+                    proto::MAX_LINE_BYTES
+                ),
+            );
+            if !ended {
+                break;
+            }
+            continue;
         }
         let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        if text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
         match Envelope::parse(text) {
             Ok(mut msg) => {
                 // A node speaks for itself.
                 msg.src = format!("n{id}");
-                if let Err(why) = router.route(id, msg) {
-                    note(why);
+                if let Err((kind, detail)) = router.route(id, msg) {
+                    bad(kind, &detail);
                 }
             }
-            Err(e) => note(format!(
-                "{e}: {}",
-                String::from_utf8_lossy(&text[..text.len().min(200)])
-            )),
+            Err(e) => bad(
+                MisbehaviourKind::Garbage,
+                &format!("{e}: {}", example(&String::from_utf8_lossy(text))),
+            ),
         }
+    }
+    let expected = router
+        .stopping
+        .lock()
+        .map(|mut s| s.remove(&(id, generation)))
+        .unwrap_or(true);
+    if !expected {
+        bad(
+            MisbehaviourKind::UnexpectedExit,
+            "its stdout closed while no fault or shutdown was stopping it",
+        );
     }
 }
 
@@ -370,6 +586,9 @@ impl nemesis::Nodes for MaelstromSystem {
     fn kill(&self, id: NodeId) -> Result<bool, String> {
         let p = self.procs.lock().map_err(|_| "poisoned")?[id as usize].take();
         let Some(mut p) = p else { return Ok(false) };
+        if let Ok(mut s) = self.router.stopping.lock() {
+            s.insert((id, p.generation));
+        }
         let _ = process::kill(p.pgid);
         let _ = p.child.wait();
         crate::cluster::unregister(p.pgid);
@@ -524,6 +743,18 @@ impl System for MaelstromSystem {
     fn shutdown(&self) {
         for id in 1..=self.n as NodeId {
             let _ = nemesis::Nodes::kill(self, id);
+        }
+        self.router.misbehaviour_totals();
+    }
+
+    fn link_stats(&self) -> Vec<LinkStats> {
+        self.router.stats()
+    }
+
+    fn flush_trace(&self) -> std::io::Result<()> {
+        match &self.router.tracer {
+            Some(t) => t.flush(),
+            None => Ok(()),
         }
     }
 }

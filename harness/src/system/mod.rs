@@ -23,6 +23,7 @@ pub mod node;
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use checker::history::Outcome;
@@ -162,6 +163,6 @@ pub trait Launcher {
         &self,
         plan: &Plan,
         run_dir: &Path,
-        recorder: &Recorder,
+        recorder: &Arc<Recorder>,
     ) -> impl Future<Output = Result<Self::System, String>> + Send;
 }

@@ -38,7 +38,7 @@ impl Launcher for NodeLauncher {
         &self,
         plan: &Plan,
         run_dir: &Path,
-        recorder: &Recorder,
+        recorder: &Arc<Recorder>,
     ) -> Result<NodeSystem, String> {
         let tracer = if plan.trace_messages {
             let t = Tracer::create(&run_dir.join("messages.jsonl"), recorder.start())
