@@ -6,6 +6,12 @@
 //! - under `chaos run --node-cmd`: over lin-kv it must pass under faults, kills
 //!   included (the node is started again and re-initialised); over seq-kv and
 //!   lww-kv its stale reads must be caught. Nothing may be left running.
+//!
+//! The bundled node over stdio (`chaos node --maelstrom`), with its journal: valid
+//! under faults and kills, its messages counted and traced, and two of its bugs
+//! caught (one by the history, one only by the protocol's rules). And a node that
+//! breaks the protocol (tests/maelstrom/misbehaving_node.py): every way it misbehaves
+//! is in the history, result.json and the report, and the run still ends.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -249,4 +255,182 @@ fn a_proxy_node_answers_clients_through_the_services() {
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+fn result_of(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap()).unwrap()
+}
+
+fn verdict(result: &Value, check: &str) -> String {
+    result["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == check)
+        .map(|c| c["verdict"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// `chaos run` of the bundled node over stdio, 3 nodes, with its journal.
+fn run_bundled(root: &Path, seed: &str, extra_node_args: &str, extra: &[&str]) -> Output {
+    Command::new(CHAOS)
+        .args(["run", "--no-progress", "--nodes", "3"])
+        .args(["--seed", seed, "--time-limit", "3"])
+        .arg("--node-cmd")
+        .arg(format!(
+            "{CHAOS} node --maelstrom --journal journal.jsonl {extra_node_args}"
+        ))
+        .args(extra)
+        .arg("--results")
+        .arg(root)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_bundled_node_over_stdio_is_valid_and_traced_and_its_bugs_are_caught() {
+    let root = tempfile::tempdir().unwrap();
+    let faults = [
+        "--nemesis",
+        "kill,partition,pause",
+        "--nemesis-interval",
+        "0.5",
+    ];
+    let out = run_bundled(
+        root.path(),
+        "5",
+        "",
+        &[&faults[..], &["--rate", "300"]].concat(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let dir = latest(root.path());
+    let result = result_of(&dir);
+    assert_eq!(verdict(&result, "linearizability"), "valid");
+    // The nodes' journals came through: every rule was judged.
+    assert_eq!(verdict(&result, "protocol"), "valid", "{}", text(&out));
+    assert!(result["coverage"].is_object(), "{}", result["coverage"]);
+    // Routed messages are counted per link and type, and traced.
+    let links = result["links"].as_array().unwrap();
+    assert!(links.len() >= 4, "the leader's links and back: {links:?}");
+    let accepts: u64 = links
+        .iter()
+        .filter_map(|l| l["types"]["log-accept"]["sent"].as_u64())
+        .sum();
+    assert!(accepts > 100, "{links:?}");
+    let trace = std::fs::read_to_string(dir.join("messages.jsonl")).unwrap();
+    let first: Value = serde_json::from_str(trace.lines().next().unwrap()).unwrap();
+    assert!(
+        first["from"].is_u64() && first["fate"].is_string(),
+        "{first}"
+    );
+    assert!(
+        first.get("msg").is_none(),
+        "a Maelstrom message's text is not kept"
+    );
+    let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(!report.contains("No message trace"), "the diagram is drawn");
+    // The report says which faults the plan allowed and which were used.
+    let used = report
+        .split("Used in this run: <strong>")
+        .nth(1)
+        .and_then(|r| r.split("</strong>").next())
+        .unwrap_or_default();
+    assert!(used.contains("kill \u{d7}"), "{used}");
+    assert!(report.contains("node command (Maelstrom protocol)"));
+    // A restart ran the command again and the node recovered from its WAL.
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    assert!(history.contains(r#""f":"restart""#));
+
+    // stale-read shows in the history; forget-promises (with kills) only in the rules.
+    // Stale reads need a follower behind the leader: an unlimited rate.
+    let out = run_bundled(
+        root.path(),
+        "1",
+        "--bug=stale-read",
+        &["--nemesis", "none", "--rate", "0"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        verdict(&result_of(&latest(root.path())), "linearizability"),
+        "invalid"
+    );
+    let out = run_bundled(
+        root.path(),
+        "1",
+        "--bug=forget-promises",
+        &[&faults[..], &["--rate", "300"]].concat(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        verdict(&result_of(&latest(root.path())), "protocol"),
+        "invalid"
+    );
+}
+
+#[test]
+fn a_node_that_breaks_the_protocol_is_recorded_not_hung() {
+    if !python_ok() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let node = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/maelstrom/misbehaving_node.py"
+    );
+    let started = std::time::Instant::now();
+    let out = Command::new(CHAOS)
+        .args(["run", "--no-progress", "--nodes", "3", "--rate", "300"])
+        .args(["--seed", "2", "--time-limit", "2", "--nemesis", "none"])
+        .args(["--op-timeout-ms", "500", "--grace", "3"])
+        .arg("--node-cmd")
+        .arg(format!("python3 {node}"))
+        .arg("--results")
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let dir = latest(root.path());
+    let result = result_of(&dir);
+    assert_eq!(
+        verdict(&result, "linearizability"),
+        "valid",
+        "{}",
+        text(&out)
+    );
+    let seen: Vec<(u64, String)> = result["faults"]["misbehaviour"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|m| {
+            (
+                m["node"].as_u64().unwrap(),
+                m["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (node, kind) in [
+        (1, "garbage"),
+        (1, "line-too-long"),
+        (1, "unknown-destination"),
+        (1, "unexpected-reply"),
+        (2, "unexpected-exit"),
+    ] {
+        assert!(
+            seen.contains(&(node, kind.to_string())),
+            "n{node} {kind} not in {seen:?}"
+        );
+    }
+    // Not counted as faults; in the history, the summary and the report.
+    assert!(result["faults"]["counts"].get("node-misbehaved").is_none());
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    assert!(history.contains(r#""f":"node-misbehaved""#));
+    assert!(
+        text(&out).contains("misbehaved: n1 wrote a line that is not a message (once"),
+        "{}",
+        text(&out)
+    );
+    let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(report.contains("n2 exited outside a fault"));
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&ps.stdout).contains("misbehaving_node.py"));
 }

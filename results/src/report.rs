@@ -134,12 +134,15 @@ fn banner(r: &RunResult) -> Markup {
         ),
         ("nemesis", plan.nemesis.describe()),
         ("nemesis interval", format!("{} s", plan.nemesis_interval_s)),
-        (
-            "node binary",
-            plan.node_bin
-                .as_ref()
-                .map_or("bundled".into(), |b| b.display().to_string()),
-        ),
+        match &plan.node_cmd {
+            Some(cmd) => ("node command (Maelstrom protocol)", cmd.clone()),
+            None => (
+                "node binary",
+                plan.node_bin
+                    .as_ref()
+                    .map_or("bundled".into(), |b| b.display().to_string()),
+            ),
+        },
         (
             "node args",
             if plan.node_args.is_empty() {
@@ -484,10 +487,28 @@ fn timeline(history: &History, r: &RunResult) -> Markup {
     }
 }
 
+/// The fault kinds that took effect, with how many periods each: "kill ×2, pause ×1".
+fn used_faults(r: &RunResult) -> String {
+    let mut used: std::collections::BTreeMap<&str, usize> = Default::default();
+    for p in &r.faults.periods {
+        *used.entry(p.kind.as_str()).or_default() += 1;
+    }
+    if used.is_empty() {
+        return "none".into();
+    }
+    used.iter()
+        .map(|(k, n)| format!("{k} \u{d7}{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn faults(r: &RunResult) -> Markup {
     html! {
         section id="faults" {
             h2 { "Faults" }
+            p class="used" { "Fault kinds the plan allowed: " strong { (r.plan.nemesis.describe()) }
+                @if r.plan.explicit_schedule { " (an explicit schedule)" }
+                ". Used in this run: " strong { (used_faults(r)) } "." }
             @if r.faults.periods.is_empty() && r.faults.counts.is_empty() {
                 p { "No faults were injected." }
             } @else {
