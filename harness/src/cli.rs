@@ -98,9 +98,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME", value_parser = ["bundled", "maelstrom"])]
     pub protocol: Option<String>,
     /// Test a node that speaks Maelstrom's protocol (JSON lines on stdin and stdout):
-    /// the command line that runs one node, through `sh -c`. The harness routes its
-    /// messages through the fault model and emulates the lin-kv, seq-kv and lww-kv
-    /// services; needs --workload kv.
+    /// the command line that runs one node, split into words as a shell splits them
+    /// (quotes; leading NAME=VALUE words set environment variables) and run without a
+    /// shell, so that it dies with the harness (for pipes or `&&`, name a script that
+    /// ends with `exec`). The harness routes its messages through the fault model and
+    /// emulates the lin-kv, seq-kv and lww-kv services (docs/maelstrom.md).
     #[arg(long, value_name = "CMD")]
     pub node_cmd: Option<String>,
     /// Each client slot stops after this many ops (the time limit still ends the run).
@@ -216,6 +218,9 @@ pub fn plan_from_args(args: &RunArgs, mode: Mode) -> Result<Plan, UsageError> {
     }
     if args.keys == 0 {
         usage!("--keys must be at least 1");
+    }
+    if let Some(cmd) = &args.node_cmd {
+        crate::system::maelstrom::NodeCommand::parse(cmd).map_err(UsageError)?;
     }
     if args.op_timeout_ms == 0 {
         usage!("--op-timeout-ms must be positive");

@@ -434,3 +434,84 @@ fn a_node_that_breaks_the_protocol_is_recorded_not_hung() {
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&ps.stdout).contains("misbehaving_node.py"));
 }
+
+/// Live processes whose working directory is under `root` (a Maelstrom node runs in
+/// its run directory's nodes/nI/).
+fn nodes_under(root: &Path) -> Vec<String> {
+    let root = std::fs::canonicalize(root).unwrap();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if cwd.starts_with(&root) && !cmdline.is_empty() {
+            found.push(format!(
+                "{pid} {}",
+                String::from_utf8_lossy(&cmdline).replace('\0', " ")
+            ));
+        }
+    }
+    found
+}
+
+#[test]
+fn maelstrom_nodes_die_with_the_harness_on_sigint_and_sigkill() {
+    if !python_ok() {
+        return;
+    }
+    // A node that ignores the end of its stdin: only a signal stops it.
+    let node = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/maelstrom/misbehaving_node.py"
+    );
+    for signal in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGKILL,
+    ] {
+        let root = tempfile::tempdir().unwrap();
+        let mut child = Command::new(CHAOS)
+            .args(["run", "--no-progress", "--nodes", "3", "--rate", "100"])
+            .args(["--time-limit", "60", "--nemesis", "none"])
+            .arg("--node-cmd")
+            .arg(format!("python3 {node} linger"))
+            .arg("--results")
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while nodes_under(root.path()).len() < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{signal}: nodes never ran"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "{signal}: exited early"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let status = child.wait().unwrap();
+        if signal == nix::sys::signal::Signal::SIGINT {
+            assert_eq!(status.code(), Some(3), "interrupted runs are unknown");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = nodes_under(root.path());
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{signal}: left running: {left:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

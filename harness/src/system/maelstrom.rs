@@ -1,7 +1,9 @@
 //! Nodes that speak Maelstrom's protocol (JSON lines on stdin and stdout) as a system
-//! under test: the harness is their network. Every node runs `sh -c NODE_CMD` in its
-//! own process group (as the bundled node does, [`crate::cluster`]); one thread per
-//! node reads its stdout and routes each message:
+//! under test: the harness is their network. Every node runs NODE_CMD, split into
+//! words as a shell would ([`NodeCommand`]) and run without a shell, in its own process
+//! group and with the parent-death signal (as the bundled node does,
+//! [`crate::cluster`]), so it dies with the harness even when the harness is killed;
+//! one thread per node reads its stdout and routes each message:
 //! - to another node through the fault model of the TCP proxy: cut links drop it; a
 //!   degraded link loses, duplicates or delays it, from the link's own seeded stream;
 //! - to a client `cK`, as the reply to its request;
@@ -50,6 +52,46 @@ const MAX_ABANDONED: usize = 100_000;
 /// How much of a bad line a note keeps.
 const EXAMPLE_BYTES: usize = 200;
 
+/// A node's command line as words: leading `NAME=VALUE` words set environment
+/// variables, the next is the program (looked up on PATH), the rest its arguments.
+/// Run without a shell: a `sh -c` in between would fork the node and keep the
+/// parent-death signal for itself, and a killed harness would leave the node running.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeCommand {
+    pub env: Vec<(String, String)>,
+    pub program: String,
+    pub args: Vec<String>,
+}
+
+impl NodeCommand {
+    pub fn parse(line: &str) -> Result<NodeCommand, String> {
+        let words = shlex::split(line).ok_or_else(|| {
+            format!("--node-cmd {line:?}: unbalanced quotes or a trailing backslash")
+        })?;
+        let mut env = Vec::new();
+        let mut words = words.into_iter();
+        for word in words.by_ref() {
+            match word.split_once('=') {
+                Some((name, value))
+                    if !name.is_empty()
+                        && !name.starts_with(|c: char| c.is_ascii_digit())
+                        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                {
+                    env.push((name.to_string(), value.to_string()));
+                }
+                _ => {
+                    return Ok(NodeCommand {
+                        env,
+                        program: word,
+                        args: words.collect(),
+                    });
+                }
+            }
+        }
+        Err(format!("--node-cmd {line:?}: no program to run"))
+    }
+}
+
 /// Launches [`MaelstromSystem`]s.
 pub struct MaelstromLauncher;
 
@@ -62,10 +104,11 @@ impl Launcher for MaelstromLauncher {
         run_dir: &Path,
         recorder: &Arc<Recorder>,
     ) -> Result<MaelstromSystem, String> {
-        let cmd = plan
-            .node_cmd
-            .clone()
-            .ok_or("a maelstrom plan needs --node-cmd")?;
+        let cmd = NodeCommand::parse(
+            plan.node_cmd
+                .as_deref()
+                .ok_or("a maelstrom plan needs --node-cmd")?,
+        )?;
         let n = plan.nodes;
         let tracer = if plan.trace_messages {
             let t = Tracer::create(&run_dir.join("messages.jsonl"), recorder.start())
@@ -395,7 +438,7 @@ fn example(text: &str) -> String {
 
 pub struct MaelstromSystem {
     n: usize,
-    cmd: String,
+    cmd: NodeCommand,
     run_dir: PathBuf,
     procs: Mutex<Vec<Option<Proc>>>,
     spawner: crate::cluster::Spawner,
@@ -423,9 +466,9 @@ impl MaelstromSystem {
             .append(true)
             .open(dir.join("stderr.log"))
             .map_err(|e| format!("node {id}: {e}"))?;
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(&self.cmd)
+        let mut cmd = Command::new(&self.cmd.program);
+        cmd.args(&self.cmd.args)
+            .envs(self.cmd.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -442,7 +485,7 @@ impl MaelstromSystem {
         let mut child = self
             .spawner
             .spawn(cmd)
-            .map_err(|e| format!("node {id}: cannot run {:?}: {e}", self.cmd))?;
+            .map_err(|e| format!("node {id}: cannot run {:?}: {e}", self.cmd.program))?;
         let pgid = child.id() as i32;
         crate::cluster::register(pgid);
         let mut stdin = child.stdin.take().ok_or("no stdin")?;
@@ -756,5 +799,36 @@ impl System for MaelstromSystem {
             Some(t) => t.flush(),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NodeCommand;
+
+    #[test]
+    fn a_node_command_splits_like_a_shell_with_leading_assignments() {
+        let c = NodeCommand::parse("A=1 B_2='x y' python3 'my node.py' --flag \"q\"").unwrap();
+        assert_eq!(
+            c.env,
+            vec![("A".into(), "1".into()), ("B_2".into(), "x y".into())]
+        );
+        assert_eq!(c.program, "python3");
+        assert_eq!(c.args, vec!["my node.py", "--flag", "q"]);
+        // An = after the program is an argument; a word that is no name is the program.
+        let c = NodeCommand::parse("./node --x=1").unwrap();
+        assert_eq!((c.program.as_str(), c.args.len()), ("./node", 1));
+        assert_eq!(NodeCommand::parse("1X=2 run").unwrap().program, "1X=2");
+        assert!(
+            NodeCommand::parse("A=1")
+                .unwrap_err()
+                .contains("no program")
+        );
+        assert!(
+            NodeCommand::parse("node 'open")
+                .unwrap_err()
+                .contains("quotes")
+        );
+        assert!(NodeCommand::parse("").is_err());
     }
 }

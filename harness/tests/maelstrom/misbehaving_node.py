@@ -4,10 +4,15 @@ it proxies reads, writes and cas to lin-kv (so its answers stay linearizable):
 - n1, at its first client request: writes a line that is not JSON, a line over 1 MiB,
   a message to a destination that does not exist, and a reply nobody asked for;
 - n2: exits (status 3) at its 20th client request.
+With the argument `linger`, it does none of that, and when its stdin ends it goes on
+running for a minute instead of exiting (only a signal stops it).
 Standard library only."""
 
 import json
 import sys
+import time
+
+linger = sys.argv[1:] == ["linger"]
 
 node_id = None
 next_id = 0
@@ -36,9 +41,9 @@ for line in sys.stdin:
         send(msg["src"], {"type": "init_ok", "in_reply_to": body["msg_id"]})
     elif kind in ("read", "write", "cas"):
         requests += 1
-        if node_id == "n1" and requests == 1:
+        if node_id == "n1" and requests == 1 and not linger:
             misbehave()
-        if node_id == "n2" and requests == 20:
+        if node_id == "n2" and requests == 20 and not linger:
             sys.exit(3)
         next_id += 1
         forward = {k: v for k, v in body.items() if k != "msg_id"}
@@ -50,3 +55,6 @@ for line in sys.stdin:
         answer = dict(body)
         answer["in_reply_to"] = their_id
         send(client, answer)
+
+if linger:
+    time.sleep(60)
