@@ -370,3 +370,128 @@ fn flag_errors_exit_with_2_and_help_lists_every_bug() {
     }
     assert!(help.contains("UNSAFE, for benchmarks only"));
 }
+
+/// `paxos-node --maelstrom` driven over its stdin and stdout, one node alone.
+struct StdioNode {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl StdioNode {
+    fn start(dir: &Path) -> StdioNode {
+        let mut child = Command::new(BIN)
+            .args([
+                "--maelstrom",
+                "--election-timeout-ms",
+                "50,100",
+                "--data-dir",
+            ])
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        StdioNode {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Sends `body` from `src` and returns the reply's body.
+    fn ask(&mut self, src: &str, body: Value) -> Value {
+        let line = json!({"src": src, "dest": "n1", "body": body});
+        writeln!(self.stdin, "{line}").unwrap();
+        let reply = self
+            .lines
+            .recv_timeout(DEADLINE)
+            .expect("a reply within the deadline");
+        let v: Value = serde_json::from_str(&reply).expect("a JSON line");
+        assert_eq!(
+            (v["src"].as_str(), v["dest"].as_str()),
+            (Some("n1"), Some(src))
+        );
+        assert_eq!(v["body"]["in_reply_to"], body["msg_id"], "{v}");
+        v["body"].clone()
+    }
+
+    /// Asks until the answer is not "temporarily unavailable" (no leader yet).
+    fn ask_served(&mut self, body: Value) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let r = self.ask("c1", body.clone());
+            if r["code"] != 11 {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "never served: {r}");
+        }
+    }
+}
+
+#[test]
+fn over_stdio_the_node_serves_lin_kv_and_recovers_from_its_wal() {
+    let root = tempfile::tempdir().unwrap();
+    let mut node = StdioNode::start(root.path());
+    let ok = node.ask(
+        "c0",
+        json!({"type": "init", "msg_id": 1, "node_id": "n1", "node_ids": ["n1"]}),
+    );
+    assert_eq!(ok["type"], "init_ok");
+    let r = node.ask_served(json!({"type": "read", "msg_id": 2, "key": 0}));
+    assert_eq!(r["code"], 20, "an absent key: {r}");
+    let r = node.ask_served(json!({"type": "write", "msg_id": 3, "key": 0, "value": 7}));
+    assert_eq!(r["type"], "write_ok");
+    let r = node.ask_served(json!({"type": "cas", "msg_id": 4, "key": 0, "from": 1, "to": 2}));
+    assert_eq!(r["code"], 22, "{r}");
+    let r = node.ask_served(json!({"type": "cas", "msg_id": 5, "key": 0, "from": 7, "to": 8}));
+    assert_eq!(r["type"], "cas_ok");
+    let r = node.ask("c1", json!({"type": "txn", "msg_id": 6}));
+    assert_eq!(r["code"], 12, "no key: malformed");
+    let r = node.ask("c1", json!({"type": "txn", "msg_id": 7, "key": 0}));
+    assert_eq!(r["code"], 10, "not supported");
+    // The end of stdin ends the node.
+    drop(node.stdin);
+    let deadline = Instant::now() + DEADLINE;
+    while node.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "still running after stdin ended");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        root.path().join("n1").is_dir(),
+        "the WAL is in DATA_DIR/NODE_ID"
+    );
+    // Started again in the same place, it has the value.
+    let mut node = StdioNode::start(root.path());
+    node.ask(
+        "c0",
+        json!({"type": "init", "msg_id": 1, "node_id": "n1", "node_ids": ["n1"]}),
+    );
+    let r = node.ask_served(json!({"type": "read", "msg_id": 2, "key": 0}));
+    assert_eq!(r, json!({"type": "read_ok", "value": 8, "in_reply_to": 2}));
+    let _ = node.child.kill();
+    let _ = node.child.wait();
+}
+
+#[test]
+fn maelstrom_mode_takes_its_id_from_init_only() {
+    for args in [
+        vec!["--maelstrom", "--id", "1"],
+        vec!["--maelstrom", "--peer", "2=127.0.0.1:1"],
+        vec!["--data-dir", "/tmp/x"],
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}

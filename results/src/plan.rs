@@ -182,7 +182,8 @@ pub struct Plan {
     /// Maelstrom's JSON lines over stdio (`--protocol maelstrom --node-cmd CMD`).
     #[serde(default, skip_serializing_if = "Protocol::is_bundled")]
     pub protocol: Protocol,
-    /// The command line that runs one Maelstrom node (`sh -c`).
+    /// The command line that runs one Maelstrom node (split into words as a shell
+    /// would, run without one; docs/maelstrom.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_cmd: Option<String>,
     /// The workload as a script: the slots invoke exactly these ops (in order per
