@@ -580,7 +580,7 @@ fn help_explains_every_flag_with_its_default() {
     }
     for default in [
         "[default: 5]",
-        "[default: both]",
+        "[default: both;",
         "[default: 30]",
         "[default: runs]",
     ] {
