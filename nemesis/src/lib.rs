@@ -17,6 +17,7 @@
 
 mod generate;
 pub mod net;
+pub mod netns;
 pub mod process;
 mod roles;
 mod shapes;
@@ -35,7 +36,7 @@ use serde::{Deserialize, Serialize};
 pub type NodeId = u32;
 
 /// Link behaviour for the duration of a link fault (per directed link).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LinkFaults {
     /// Probability that a message is dropped.
     pub loss: f64,
