@@ -45,6 +45,8 @@ fn args(nodes: usize, secs: f64, seed: u64) -> RunArgs {
         plan: None,
         node_cmd: None,
         protocol: None,
+        net: None,
+        system: None,
         trace_messages: false,
         no_progress: true,
         json: false,

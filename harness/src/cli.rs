@@ -97,6 +97,20 @@ pub struct RunArgs {
     /// maelstrom (JSON lines over stdio; implied by --node-cmd).
     #[arg(long, value_name = "NAME", value_parser = ["bundled", "maelstrom"])]
     pub protocol: Option<String>,
+    /// Where network faults are made: proxy (a proxy on every directed link: every
+    /// link fault) or netns (each node in a network namespace of its own with an
+    /// address on a bridge; partitions of every shape and link loss are nftables
+    /// rules; no delay, duplication or reordering, as this kernel has no sch_netem;
+    /// needs root or an unprivileged user namespace, and nftables) [default: proxy;
+    /// netns for --system etcd]. Nemesis default with netns:
+    /// partition,kill,pause,lossy-links.
+    #[arg(long, value_name = "NAME", value_parser = ["proxy", "netns"])]
+    pub net: Option<String>,
+    /// The system under test: bundled (the bundled node) or etcd (etcd members from
+    /// the `etcd` on PATH, through its v3 JSON gateway; implies --net netns and
+    /// --workload kv) [default: bundled].
+    #[arg(long, value_name = "NAME", value_parser = ["bundled", "etcd"])]
+    pub system: Option<String>,
     /// Test a node that speaks Maelstrom's protocol (JSON lines on stdin and stdout):
     /// the command line that runs one node, split into words as a shell splits them
     /// (quotes; leading NAME=VALUE words set environment variables) and run without a
@@ -120,6 +134,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// The fault kinds of a `--net netns` plan when `--nemesis` is not given: what the
+/// kernel backend can make.
+pub const NETNS_NEMESIS: &str = "partition,kill,pause,lossy-links";
 
 /// The fault kinds of a plan when `--nemesis` is not given.
 pub fn default_nemesis(mode: Mode) -> &'static str {
@@ -246,7 +264,15 @@ pub fn plan_from_args(args: &RunArgs, mode: Mode) -> Result<Plan, UsageError> {
     let kinds: FaultKinds = args
         .nemesis
         .as_deref()
-        .unwrap_or(default_nemesis(mode))
+        .unwrap_or(
+            if mode == Mode::Real
+                && (args.net.as_deref() == Some("netns") || args.system.as_deref() == Some("etcd"))
+            {
+                NETNS_NEMESIS
+            } else {
+                default_nemesis(mode)
+            },
+        )
         .parse()
         .map_err(|e| UsageError(format!("--nemesis: {e}")))?;
     if mode == Mode::Real && kinds.needs_simulation() {
@@ -289,13 +315,20 @@ pub fn plan_from_args(args: &RunArgs, mode: Mode) -> Result<Plan, UsageError> {
         }
     };
     let maelstrom = args.node_cmd.is_some() || args.protocol.as_deref() == Some("maelstrom");
+    let etcd = args.system.as_deref() == Some("etcd");
+    let net = match args.net.as_deref() {
+        Some("netns") => results::Net::Netns,
+        Some(_) => results::Net::Proxy,
+        None if etcd => results::Net::Netns,
+        None => results::Net::Proxy,
+    };
     let plan = Plan {
         version: PLAN_VERSION,
         mode,
         name: args.name.clone(),
         seed,
         nodes: args.nodes,
-        workload: args.workload.unwrap_or(if maelstrom {
+        workload: args.workload.unwrap_or(if maelstrom || etcd {
             Workload::Kv
         } else {
             Workload::Both
@@ -316,12 +349,15 @@ pub fn plan_from_args(args: &RunArgs, mode: Mode) -> Result<Plan, UsageError> {
         explicit_schedule: args.schedule.is_some(),
         trace_messages: !args.no_trace_messages,
         ops_per_client: args.ops_per_client,
-        protocol: if maelstrom {
+        protocol: if etcd {
+            results::plan::Protocol::Etcd
+        } else if maelstrom {
             results::plan::Protocol::Maelstrom
         } else {
             results::plan::Protocol::Bundled
         },
         node_cmd: args.node_cmd.clone(),
+        net,
         script: None,
         shrunk_from: None,
     };

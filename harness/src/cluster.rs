@@ -134,6 +134,10 @@ pub struct Cluster {
     addrs: Addresses,
     spawner: Spawner,
     pub startup_timeout: Duration,
+    /// Where each node listens (`--listen`); index 0 unused.
+    listen: Vec<String>,
+    /// The network namespace each node runs in, if not the harness's own.
+    netns: Vec<Option<std::os::fd::OwnedFd>>,
 }
 
 impl Cluster {
@@ -156,7 +160,15 @@ impl Cluster {
             addrs,
             spawner: Spawner::new(),
             startup_timeout: Duration::from_secs(10),
+            listen: vec!["127.0.0.1:0".to_string(); n + 1],
+            netns: (0..=n).map(|_| None).collect(),
         }
+    }
+
+    /// Runs node `id` inside the network namespace `ns`, listening on `listen`.
+    pub fn place(&mut self, id: u32, listen: String, ns: std::os::fd::OwnedFd) {
+        self.listen[id as usize] = listen;
+        self.netns[id as usize] = Some(ns);
     }
 
     fn node_dir(&self, id: u32) -> PathBuf {
@@ -168,7 +180,12 @@ impl Cluster {
         let dir = self.node_dir(id);
         let mut cmd = Command::new(&self.command.program);
         cmd.args(&self.command.prefix)
-            .args(["--id", &id.to_string(), "--listen", "127.0.0.1:0"])
+            .args([
+                "--id",
+                &id.to_string(),
+                "--listen",
+                &self.listen[id as usize],
+            ])
             .arg("--data-dir")
             .arg(dir.join("data"))
             .args(["--seed", &(self.seed ^ u64::from(id)).to_string()])
@@ -199,6 +216,9 @@ impl Cluster {
             cmd.pre_exec(|| {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
             });
+        }
+        if let Some(ns) = &self.netns[id as usize] {
+            nemesis::netns::enter(&mut cmd, ns);
         }
         let mut child = self
             .spawner

@@ -57,6 +57,9 @@ pub fn execute(plan: &Plan, results: &Path, show: Presentation) -> Result<RunOut
             show,
             &crate::system::maelstrom::MaelstromLauncher,
         ),
+        results::plan::Protocol::Etcd => {
+            execute_with(plan, results, show, &crate::system::etcd::EtcdLauncher)
+        }
     }
 }
 
@@ -172,6 +175,7 @@ async fn run_plan<L: Launcher>(
         missing_dumps: st.missing_dumps,
         simulation: None,
         protocol: None,
+        system_version: system.version(),
     };
     finish::finish(plan, dir, show, judgement)
 }

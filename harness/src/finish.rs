@@ -24,6 +24,8 @@ pub struct Judgement {
     pub simulation: Option<results::schema::Simulation>,
     /// The protocol's rules, when the run could check them, and the situations reached.
     pub protocol: Option<(checker::CheckReport, checker::protocol::Coverage)>,
+    /// The system under test's name and version, when it is not the bundled node.
+    pub system_version: Option<String>,
 }
 
 /// A run that broke before it could drive anything: judged all the same (exit 5).
@@ -42,6 +44,7 @@ pub fn failed(plan: &Plan, dir: &RunDir, show: Presentation, why: String) -> Run
             missing_dumps: Vec::new(),
             simulation: None,
             protocol: None,
+            system_version: None,
         },
     )
 }
@@ -117,6 +120,7 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> Ru
         },
         versions: Versions {
             chaos: env!("CARGO_PKG_VERSION").to_string(),
+            system: j.system_version,
         },
         harness_peak_rss_mb: peak_rss_mb(),
         simulation: j.simulation,

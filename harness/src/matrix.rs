@@ -188,6 +188,8 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
         plan: None,
         node_cmd: None,
         protocol: None,
+        net: None,
+        system: None,
         trace_messages: false,
         no_progress: true,
         json: false,

@@ -47,6 +47,8 @@ fn plan(
         plan: None,
         node_cmd: None,
         protocol: None,
+        net: None,
+        system: None,
         trace_messages: false,
         no_progress: true,
         json: false,

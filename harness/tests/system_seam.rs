@@ -222,6 +222,8 @@ fn plan(root: &Path, seed: u64) -> Plan {
         plan: None,
         node_cmd: None,
         protocol: None,
+        net: None,
+        system: None,
         trace_messages: false,
         no_progress: true,
         json: false,

@@ -58,10 +58,13 @@ pub struct FaultKinds {
     /// Low-rate loss and duplication (1-3% each) on one node's links.
     #[serde(default)]
     pub flaky_links: bool,
+    /// Loss alone (5-30%) on one node's links: what the kernel backend can make.
+    #[serde(default)]
+    pub lossy_links: bool,
 }
 
 /// Every `--nemesis` name, in the order `describe` lists them.
-const NAMES: [&str; 13] = [
+const NAMES: [&str; 14] = [
     "partition",
     "kill",
     "pause",
@@ -75,11 +78,12 @@ const NAMES: [&str; 13] = [
     "rolling-restart",
     "swizzle",
     "flaky-links",
+    "lossy-links",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "unknown fault kind '{0}'; expected a comma-separated list of partition, kill, pause, links, flaky-links, power, clock, corrupt, leader-kill, leader-isolate, leader-pause, rolling-restart, swizzle, or all (every one but power and corrupt), or none"
+    "unknown fault kind '{0}'; expected a comma-separated list of partition, kill, pause, links, flaky-links, lossy-links, power, clock, corrupt, leader-kill, leader-isolate, leader-pause, rolling-restart, swizzle, or all (every one but power and corrupt), or none"
 )]
 pub struct KindsError(pub String);
 
@@ -125,6 +129,7 @@ impl FaultKinds {
             "rolling-restart" => &mut self.rolling_restart,
             "swizzle" => &mut self.swizzle,
             "flaky-links" => &mut self.flaky_links,
+            "lossy-links" => &mut self.lossy_links,
             _ => return None,
         })
     }
@@ -144,7 +149,7 @@ impl FaultKinds {
         self.names()
             .into_iter()
             .filter(|name| match *name {
-                "partition" | "links" | "flaky-links" => n >= 2,
+                "partition" | "links" | "flaky-links" | "lossy-links" => n >= 2,
                 "leader-isolate" | "swizzle" | "rolling-restart" => n >= 3,
                 _ => true,
             })
@@ -155,6 +160,19 @@ impl FaultKinds {
     /// real processes take clock faults as a restart with a skewed clock).
     pub fn needs_simulation(&self) -> bool {
         self.corrupt
+    }
+
+    /// The kinds that delay, duplicate or reorder messages, which only the proxy
+    /// backend (and the simulation) can do: `links`, `flaky-links`.
+    pub fn needing_proxy(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.links {
+            v.push("links");
+        }
+        if self.flaky_links {
+            v.push("flaky-links");
+        }
+        v
     }
 
     /// The `--nemesis` spelling.
@@ -399,6 +417,17 @@ fn composite(
             }
             out.push(at(t + active, Fault::Heal, Vec::new(), None));
             out
+        }
+        "lossy-links" => {
+            let faults = LinkFaults {
+                loss: rng.random_range(5..=30) as f64 / 100.0,
+                ..LinkFaults::default()
+            };
+            let targets = one(rng);
+            vec![
+                at(t, Fault::Links(faults), targets.clone(), None),
+                at(t + active, Fault::LinksHeal, targets, None),
+            ]
         }
         "flaky-links" => {
             let faults = LinkFaults {
@@ -705,7 +734,7 @@ mod tests {
         assert_eq!("none".parse::<FaultKinds>().unwrap(), FaultKinds::default());
         assert_eq!(
             all().describe(),
-            "partition,kill,pause,links,clock,leader-kill,leader-isolate,leader-pause,rolling-restart,swizzle,flaky-links"
+            "partition,kill,pause,links,clock,leader-kill,leader-isolate,leader-pause,rolling-restart,swizzle,flaky-links,lossy-links"
         );
         let back: FaultKinds = all().describe().parse().unwrap();
         assert_eq!(back, all());

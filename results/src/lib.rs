@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use faults::{FaultPeriod, FaultSummary};
 pub use judge::{Judged, judge_files, judge_run_dir};
-pub use plan::{Mode, OpMix, PLAN_VERSION, Plan, PlanError, Workload};
+pub use plan::{Mode, Net, OpMix, PLAN_VERSION, Plan, PlanError, Protocol, Workload};
 pub use schema::{ExitCode, RunEnd, RunResult, SCHEMA_VERSION, Verdict};
 pub use store::RunDir;
 
@@ -103,6 +103,7 @@ fn judge_incomplete(dir: &Path, plan: Plan, judged: &Judged) -> RunResult {
         durations: schema::Durations::default(),
         versions: schema::Versions {
             chaos: env!("CARGO_PKG_VERSION").to_string(),
+            system: None,
         },
         harness_peak_rss_mb: None,
         simulation: None,

@@ -186,6 +186,10 @@ pub struct Plan {
     /// would, run without one; docs/maelstrom.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_cmd: Option<String>,
+    /// Where network faults are made: the per-link proxy, or the kernel (each node in
+    /// a network namespace, nftables rules; `--net netns`, docs/netns.md).
+    #[serde(default, skip_serializing_if = "Net::is_proxy")]
+    pub net: Net,
     /// The workload as a script: the slots invoke exactly these ops (in order per
     /// slot) instead of drawing them from the seed. `chaos shrink` writes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -248,11 +252,38 @@ pub enum Protocol {
     Bundled,
     /// Maelstrom's node protocol: JSON lines on each node's stdin and stdout.
     Maelstrom,
+    /// etcd members, through etcd's v3 JSON gateway (`--system etcd`).
+    Etcd,
 }
 
 impl Protocol {
     pub fn is_bundled(&self) -> bool {
         *self == Protocol::Bundled
+    }
+}
+
+/// Where a real run's network faults are made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Net {
+    /// A proxy on every directed link, which the nodes dial (every link fault).
+    #[default]
+    Proxy,
+    /// Every node in a network namespace of its own; partitions and loss are
+    /// nftables rules (no delay, duplication or reordering).
+    Netns,
+}
+
+impl Net {
+    pub fn is_proxy(&self) -> bool {
+        *self == Net::Proxy
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Net::Proxy => "proxy",
+            Net::Netns => "netns",
+        }
     }
 }
 
@@ -396,6 +427,46 @@ impl Plan {
         if self.mode == Mode::Sim && self.node_bin.is_some() {
             return bad("a simulated run runs the bundled node's core, not a node_bin".into());
         }
+        if self.net == Net::Netns {
+            if self.mode == Mode::Sim {
+                return bad("chaos sim has its own network: --net netns is for real runs".into());
+            }
+            if self.protocol == Protocol::Maelstrom {
+                return bad("Maelstrom nodes have no addresses: the stdio router is their network, not --net netns".into());
+            }
+            let proxy_only = self.nemesis.needing_proxy();
+            if !proxy_only.is_empty() {
+                return bad(format!(
+                    "--net netns makes {}; {} need {} (use --net proxy, or lossy-links)",
+                    nemesis::netns::OFFERS,
+                    proxy_only.join(" and "),
+                    nemesis::netns::LACKS
+                ));
+            }
+            if self.schedule.iter().any(|f| match &f.fault {
+                nemesis::Fault::Links(l) => !nemesis::netns::can_make(l),
+                _ => false,
+            }) {
+                return bad(format!(
+                    "the schedule has link faults --net netns cannot make: {}",
+                    nemesis::netns::LACKS
+                ));
+            }
+        }
+        if self.protocol == Protocol::Etcd {
+            if self.net != Net::Netns {
+                return bad("etcd members advertise one address to all peers: --system etcd needs --net netns".into());
+            }
+            if self.workload != Workload::Kv {
+                return bad("etcd runs the kv workload: --workload kv".into());
+            }
+            if self.node_bin.is_some() || self.node_cmd.is_some() || !self.node_args.is_empty() {
+                return bad(
+                    "--system etcd runs etcd itself: no --node-bin, --node-cmd or --node-arg"
+                        .into(),
+                );
+            }
+        }
         if self.protocol == Protocol::Maelstrom {
             if self.node_cmd.is_none() {
                 return bad("a maelstrom plan needs node_cmd (--node-cmd)".into());
@@ -478,6 +549,12 @@ impl Plan {
                 "--protocol maelstrom --node-cmd {}",
                 shell_quote(cmd)
             ));
+        }
+        if self.net == Net::Netns {
+            parts.push("--net netns".into());
+        }
+        if self.protocol == Protocol::Etcd {
+            parts.push("--system etcd".into());
         }
         if self.explicit_schedule {
             parts.push("--schedule <the schedule in plan.json>".into());

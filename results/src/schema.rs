@@ -185,6 +185,9 @@ pub struct Durations {
 pub struct Versions {
     /// The `chaos` binary that wrote the file.
     pub chaos: String,
+    /// The system under test, when it is not the bundled node: "etcd 3.4.23".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
 }
 
 /// What a simulated run did (`chaos sim`); absent for real runs.

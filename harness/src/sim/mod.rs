@@ -389,6 +389,7 @@ pub fn execute(plan: &Plan, results: &Path, show: Presentation) -> Result<RunOut
                     counts: sim.counts,
                 }),
                 protocol: Some((sim.protocol, sim.coverage)),
+                system_version: None,
             }
         }
     };

@@ -18,6 +18,7 @@
 //! `tests/system_seam.rs` runs the engine on an in-memory toy system to keep the seam
 //! honest.
 
+pub mod etcd;
 pub mod maelstrom;
 pub mod node;
 
@@ -149,9 +150,48 @@ pub trait System: nemesis::Nodes + Send + Sync + 'static {
         Vec::new()
     }
 
+    /// The system's name and version, when it is not the bundled node ("etcd
+    /// 3.4.23"), for result.json and the report.
+    fn version(&self) -> Option<String> {
+        None
+    }
+
     /// Makes the message trace durable, when there is one.
     fn flush_trace(&self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// How clients reach nodes: directly, or from the hub of a namespace network (a node
+/// in a namespace of its own is not reachable from the harness's).
+#[derive(Clone)]
+pub enum Dialer {
+    Local,
+    Netns(Arc<nemesis::netns::NetnsNetwork>),
+}
+
+impl Dialer {
+    /// A TCP connection to `addr` within `timeout`, or `None`.
+    pub async fn connect(
+        &self,
+        addr: std::net::SocketAddr,
+        timeout: Duration,
+    ) -> Option<tokio::net::TcpStream> {
+        match self {
+            Dialer::Local => tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
+                .await
+                .ok()?
+                .ok(),
+            Dialer::Netns(net) => {
+                let net = net.clone();
+                let s = tokio::task::spawn_blocking(move || net.connect(addr, timeout))
+                    .await
+                    .ok()?
+                    .ok()?;
+                s.set_nonblocking(true).ok()?;
+                tokio::net::TcpStream::from_std(s).ok()
+            }
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! The bundled Paxos node as a system under test: real processes (see
 //! [`crate::cluster`]) behind a forwarding proxy on every directed link
-//! ([`nemesis::net::Network`]), spoken to over the node's JSON-lines client protocol
-//! (docs/protocol.md). `--node-bin` runs any other binary that speaks the same
-//! protocols the same way.
+//! ([`nemesis::net::Network`]), or each in a network namespace of its own
+//! ([`nemesis::netns::NetnsNetwork`], `--net netns`), spoken to over the node's
+//! JSON-lines client protocol (docs/protocol.md). `--node-bin` runs any other binary
+//! that speaks the same protocols the same way.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,11 +15,11 @@ use paxos_node::client::{Reply, Request, encode_request};
 use paxos_node::types::{self as node_types, KvOp};
 use results::Plan;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::{
-    CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, ClientOp, Completion, Launcher, NodeId, System,
+    CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, ClientOp, Completion, Dialer, Launcher, NodeId,
+    System,
 };
 use crate::cluster::{Cluster, NodeCommand};
 use crate::recorder::Recorder;
@@ -40,6 +41,9 @@ impl Launcher for NodeLauncher {
         run_dir: &Path,
         recorder: &Arc<Recorder>,
     ) -> Result<NodeSystem, String> {
+        if plan.net == results::Net::Netns {
+            return launch_netns(plan, run_dir, recorder);
+        }
         let tracer = if plan.trace_messages {
             let t = Tracer::create(&run_dir.join("messages.jsonl"), recorder.start())
                 .map_err(|e| format!("cannot create messages.jsonl: {e}"))?;
@@ -77,10 +81,60 @@ impl Launcher for NodeLauncher {
             n: plan.nodes,
             bundled: plan.node_bin.is_none(),
             cluster: Mutex::new(cluster),
-            network,
+            network: Backend::Proxy(network),
+            dialer: Dialer::Local,
             addrs,
         })
     }
+}
+
+/// The port every node listens on in its own namespace.
+pub const NETNS_PORT: u16 = 7000;
+
+/// The bundled node with each node in a network namespace of its own: it listens on
+/// its namespace address and dials its peers' directly; the kernel makes the faults.
+fn launch_netns(plan: &Plan, run_dir: &Path, recorder: &Recorder) -> Result<NodeSystem, String> {
+    let net =
+        Arc::new(nemesis::netns::NetnsNetwork::create(plan.nodes).map_err(|e| e.to_string())?);
+    let addr = |j: u32| SocketAddr::from((nemesis::netns::node_addr(j), NETNS_PORT));
+    let peers: Vec<Vec<String>> = (0..=plan.nodes as u32)
+        .map(|i| {
+            (1..=plan.nodes as u32)
+                .filter(|j| i != 0 && *j != i)
+                .flat_map(|j| ["--peer".to_string(), format!("{j}={}", addr(j))])
+                .collect()
+        })
+        .collect();
+    let addrs: Addresses = Arc::new(Mutex::new(vec![None; plan.nodes + 1]));
+    let mut cluster = Cluster::new(
+        plan.nodes,
+        run_dir,
+        node_command(plan, recorder),
+        plan.seed,
+        peers,
+        addrs.clone(),
+    );
+    for id in 1..=plan.nodes as u32 {
+        let ns = net
+            .namespace(id)
+            .and_then(|ns| ns.try_clone().ok())
+            .ok_or_else(|| format!("node {id} has no namespace"))?;
+        cluster.place(id, addr(id).to_string(), ns);
+    }
+    Ok(NodeSystem {
+        n: plan.nodes,
+        bundled: plan.node_bin.is_none(),
+        cluster: Mutex::new(cluster),
+        network: Backend::Netns(net.clone()),
+        dialer: Dialer::Netns(net),
+        addrs,
+    })
+}
+
+/// Where a [`NodeSystem`]'s network faults are made.
+enum Backend {
+    Proxy(Network),
+    Netns(Arc<nemesis::netns::NetnsNetwork>),
 }
 
 /// The program and arguments that run a plan's node.
@@ -109,7 +163,8 @@ pub struct NodeSystem {
     /// The bundled node (not a `--node-bin`): it takes `--clock-rate`.
     bundled: bool,
     cluster: Mutex<Cluster>,
-    network: Network,
+    network: Backend,
+    dialer: Dialer,
     addrs: Addresses,
 }
 
@@ -197,7 +252,10 @@ impl System for NodeSystem {
     }
 
     fn links(&self) -> &dyn nemesis::Links {
-        &self.network
+        match &self.network {
+            Backend::Proxy(n) => n,
+            Backend::Netns(n) => n.as_ref(),
+        }
     }
 
     /// Asks every running, unpaused node for its `status` at once (each within
@@ -211,8 +269,9 @@ impl System for NodeSystem {
             let Some(addr) = self.addr(id) else {
                 continue;
             };
+            let dialer = self.dialer.clone();
             asks.spawn(async move {
-                let mut conn = Conn::connect(addr, STATUS_TIMEOUT).await?;
+                let mut conn = Conn::connect(&dialer, addr, STATUS_TIMEOUT).await?;
                 Some((id, conn.leader(STATUS_TIMEOUT).await?))
             });
         }
@@ -227,13 +286,13 @@ impl System for NodeSystem {
     }
 
     async fn connect(&self, id: NodeId) -> Option<NodeClient> {
-        let conn = Conn::connect(self.addr(id)?, CONNECT_TIMEOUT).await?;
+        let conn = Conn::connect(&self.dialer, self.addr(id)?, CONNECT_TIMEOUT).await?;
         Some(NodeClient { conn })
     }
 
     async fn dump(&self, id: NodeId, path: &Path, timeout: Duration) -> Result<bool, String> {
         let addr = self.addr(id).ok_or_else(|| format!("node {id} is down"))?;
-        let mut conn = Conn::connect(addr, CONNECT_TIMEOUT)
+        let mut conn = Conn::connect(&self.dialer, addr, CONNECT_TIMEOUT)
             .await
             .ok_or_else(|| format!("node {id} does not accept a connection"))?;
         let fetched = conn.dump_to_file(path, timeout).await;
@@ -248,11 +307,17 @@ impl System for NodeSystem {
     }
 
     fn link_stats(&self) -> Vec<LinkStats> {
-        self.network.stats()
+        match &self.network {
+            Backend::Proxy(n) => n.stats(),
+            Backend::Netns(_) => Vec::new(),
+        }
     }
 
     fn flush_trace(&self) -> std::io::Result<()> {
-        self.network.flush_trace()
+        match &self.network {
+            Backend::Proxy(n) => n.flush_trace(),
+            Backend::Netns(_) => Ok(()),
+        }
     }
 }
 
@@ -335,11 +400,8 @@ pub enum CallError {
 }
 
 impl Conn {
-    pub async fn connect(addr: SocketAddr, timeout: Duration) -> Option<Conn> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
-            .await
-            .ok()?
-            .ok()?;
+    pub async fn connect(dialer: &Dialer, addr: SocketAddr, timeout: Duration) -> Option<Conn> {
+        let stream = dialer.connect(addr, timeout).await?;
         let _ = stream.set_nodelay(true);
         let (r, w) = stream.into_split();
         Some(Conn {
