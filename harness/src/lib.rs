@@ -19,6 +19,7 @@
 pub mod check;
 pub mod cli;
 pub mod cluster;
+pub mod compare;
 pub mod engine;
 pub mod final_phase;
 pub mod finish;

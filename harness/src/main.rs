@@ -59,6 +59,15 @@ enum Command {
         /// The run directory (holds plan.json, history.jsonl, result.json).
         run_dir: PathBuf,
     },
+    /// Two runs side by side: system, parameters (a * marks those that differ),
+    /// verdict, throughput, latency percentiles per op. Exit 0; 2 if either is not a
+    /// run directory with a result.json.
+    Compare {
+        /// The first run directory.
+        a: PathBuf,
+        /// The second run directory.
+        b: PathBuf,
+    },
     /// Judge a recorded history: register agreement and validity, linearizability of
     /// the KV store, log agreement. Exit 0 valid, 1 invalid, 3 unknown, 2 bad input.
     Check(check::CheckArgs),
@@ -91,11 +100,23 @@ fn main() -> ExitCode {
             Err(e) => fail("check", e, Exit::Usage),
         },
         Command::Node { args } => run_node(args),
+        Command::Compare { a, b } => match harness::compare::compare(&a, &b) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail("compare", e, Exit::Usage),
+        },
         Command::Run(args) => {
             let plan = match cli::run_plan(&args) {
                 Ok(p) => p,
                 Err(e) => return fail("run", e, Exit::Usage),
             };
+            if plan.net == results::Net::Netns {
+                if let Some(e) = enter_user_namespace() {
+                    return fail("run", e, Exit::Harness);
+                }
+            }
             let show = Presentation::new(args.no_progress, args.json);
             match engine::execute(&plan, &args.results, show) {
                 Ok(outcome) => outcome.exit_code.into(),
@@ -136,6 +157,54 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The variable that marks a harness already inside its own user namespace.
+const IN_USERNS: &str = "CHAOS_IN_USER_NAMESPACE";
+
+/// A harness that is not root makes its namespaces inside an unprivileged user
+/// namespace, in which it is root: it runs itself again under `unshare -Urnm` (the
+/// same arguments; it replaces this process, so its parent sees one process). Returns
+/// only when that cannot be done, with why; root, or already inside, goes on as is.
+fn enter_user_namespace() -> Option<String> {
+    if nix::unistd::geteuid().is_root() || std::env::var_os(IN_USERNS).is_some() {
+        return None;
+    }
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return Some(format!("cannot find this executable to re-run it: {e}")),
+    };
+    // Try first, so that a kernel without unprivileged user namespaces is a clear
+    // error here and not an exit code of `unshare`'s.
+    let unshare = ["--user", "--map-root-user", "--net", "--mount", "--"];
+    match std::process::Command::new("unshare")
+        .args(unshare)
+        .arg("true")
+        .output()
+    {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            return Some(format!(
+                "--net netns as a user that is not root needs an unprivileged user namespace, and `unshare -Urnm` failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
+        }
+        Err(e) => {
+            return Some(format!(
+                "--net netns as a user that is not root needs `unshare` (util-linux): {e}"
+            ));
+        }
+    }
+    let err = std::process::Command::new("unshare")
+        .args(unshare)
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(IN_USERNS, "1")
+        .exec();
+    Some(format!(
+        "--net netns as a user that is not root needs an unprivileged user namespace, made with `unshare` (util-linux): {err}"
+    ))
 }
 
 fn run_node(args: Vec<String>) -> ExitCode {

@@ -261,6 +261,35 @@ impl NetnsNetwork {
         &self.hub
     }
 
+    /// The namespaces' inode numbers (what `/proc/PID/ns/net` of a process inside
+    /// names as `net:[INODE]`): the hub's, then node 1's, 2's, ...
+    pub fn inodes(&self) -> Vec<u64> {
+        use std::os::unix::fs::MetadataExt;
+        std::iter::once(&self.hub)
+            .chain(self.nodes.iter().flatten())
+            .map(|fd| {
+                std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                    .map(|m| m.ino())
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+
+    /// What a run directory records of this network (net.json, docs/netns.md).
+    pub fn describe(&self) -> serde_json::Value {
+        let inodes = self.inodes();
+        serde_json::json!({
+            "backend": "netns",
+            "hub": {"address": HUB_ADDR.to_string(), "namespace": inodes.first()},
+            "nodes": (1..=self.n as NodeId).map(|id| serde_json::json!({
+                "id": id,
+                "address": node_addr(id).to_string(),
+                "namespace": inodes.get(id as usize),
+            })).collect::<Vec<_>>(),
+            "setup_ms": self.setup.as_secs_f64() * 1e3,
+        })
+    }
+
     /// A TCP connection from the hub to `addr` (a node's address), made within
     /// `timeout`.
     pub fn connect(&self, addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {

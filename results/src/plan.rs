@@ -616,6 +616,7 @@ mod tests {
             ops_per_client: None,
             protocol: Protocol::Bundled,
             node_cmd: None,
+            net: Net::Proxy,
             script: None,
             shrunk_from: None,
         }

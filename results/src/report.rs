@@ -133,9 +133,22 @@ fn banner(r: &RunResult) -> Markup {
             ),
         ),
         ("nemesis", plan.nemesis.describe()),
+        (
+            "network",
+            match plan.net {
+                crate::plan::Net::Proxy => "a proxy on every link".to_string(),
+                crate::plan::Net::Netns => {
+                    "a network namespace per node; nftables rules".to_string()
+                }
+            },
+        ),
         ("nemesis interval", format!("{} s", plan.nemesis_interval_s)),
         match &plan.node_cmd {
             Some(cmd) => ("node command (Maelstrom protocol)", cmd.clone()),
+            None if plan.protocol == crate::plan::Protocol::Etcd => (
+                "system",
+                r.versions.system.clone().unwrap_or_else(|| "etcd".into()),
+            ),
             None => (
                 "node binary",
                 plan.node_bin

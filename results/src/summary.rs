@@ -127,6 +127,9 @@ pub fn render(r: &RunResult, report: Option<&Path>, colour: bool) -> String {
     for n in &r.notes {
         out.push_str(&format!("  note: {n}\n"));
     }
+    if let Some(system) = &r.versions.system {
+        out.push_str(&format!("  system: {system}\n"));
+    }
     for m in &r.faults.misbehaviour {
         out.push_str(&format!("  misbehaved: {}\n", m.describe()));
     }

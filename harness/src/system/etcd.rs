@@ -88,7 +88,7 @@ impl Launcher for EtcdLauncher {
         _recorder: &Arc<Recorder>,
     ) -> Result<EtcdSystem, String> {
         let (etcd, version) = find_etcd()?;
-        let net = Arc::new(NetnsNetwork::create(plan.nodes).map_err(|e| e.to_string())?);
+        let net = super::netns_network(plan.nodes, run_dir)?;
         Ok(EtcdSystem {
             n: plan.nodes,
             etcd,

@@ -195,6 +195,19 @@ impl Dialer {
     }
 }
 
+/// Makes a namespace network for a run and records it in the run directory's
+/// net.json (addresses, namespace inodes, set-up time).
+pub fn netns_network(
+    nodes: usize,
+    run_dir: &Path,
+) -> Result<Arc<nemesis::netns::NetnsNetwork>, String> {
+    let net = nemesis::netns::NetnsNetwork::create(nodes).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&net.describe()).unwrap_or_default();
+    std::fs::write(run_dir.join("net.json"), text + "\n")
+        .map_err(|e| format!("cannot write net.json: {e}"))?;
+    Ok(Arc::new(net))
+}
+
 /// Makes a system for a plan: sets up its network and data, starts nothing yet.
 pub trait Launcher {
     type System: System;

@@ -94,8 +94,7 @@ pub const NETNS_PORT: u16 = 7000;
 /// The bundled node with each node in a network namespace of its own: it listens on
 /// its namespace address and dials its peers' directly; the kernel makes the faults.
 fn launch_netns(plan: &Plan, run_dir: &Path, recorder: &Recorder) -> Result<NodeSystem, String> {
-    let net =
-        Arc::new(nemesis::netns::NetnsNetwork::create(plan.nodes).map_err(|e| e.to_string())?);
+    let net = super::netns_network(plan.nodes, run_dir)?;
     let addr = |j: u32| SocketAddr::from((nemesis::netns::node_addr(j), NETNS_PORT));
     let peers: Vec<Vec<String>> = (0..=plan.nodes as u32)
         .map(|i| {
