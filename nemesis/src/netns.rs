@@ -87,6 +87,8 @@ struct Rules {
     cut: BTreeSet<(NodeId, NodeId)>,
     /// Loss per directed link, in thousandths.
     loss: BTreeMap<(NodeId, NodeId), u32>,
+    /// A rewrite failed, so what is in force is unknown: rewrite every chain next.
+    stale: bool,
 }
 
 impl Rules {
@@ -164,6 +166,39 @@ pub fn enter(cmd: &mut Command, ns: &OwnedFd) {
 
 /// Runs `program` inside `ns` with `input` on its stdin; `Err` names what failed.
 fn run_in(ns: &OwnedFd, program: &str, args: &[&str], input: &str) -> Result<(), NetnsError> {
+    start_in(ns, program, args, input)?.wait()
+}
+
+/// A command started in a namespace, to be waited for.
+struct Started {
+    child: std::process::Child,
+    what: String,
+}
+
+impl Started {
+    fn wait(self) -> Result<(), NetnsError> {
+        let what = self.what;
+        let out = self.child.wait_with_output().map_err(|e| NetnsError::Command {
+            what: what.clone(),
+            why: e.to_string(),
+        })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(NetnsError::Command {
+                what,
+                why: format!(
+                    "{}: {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            })
+        }
+    }
+}
+
+/// Starts `program` inside `ns` and writes `input` to its stdin.
+fn start_in(ns: &OwnedFd, program: &str, args: &[&str], input: &str) -> Result<Started, NetnsError> {
     let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(Stdio::piped())
@@ -181,16 +216,7 @@ fn run_in(ns: &OwnedFd, program: &str, args: &[&str], input: &str) -> Result<(),
             .write_all(input.as_bytes())
             .map_err(|e| fail(e.to_string()))?;
     }
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(fail(format!(
-            "{}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    Ok(Started { child, what })
 }
 
 /// A path another process can open to reach `fd` of this one.
@@ -303,15 +329,19 @@ impl NetnsNetwork {
             .map_err(|_| std::io::Error::other("the dialer did not answer"))?
     }
 
-    /// Rewrites the input chains that `change` alters; how long the rule change took.
+    /// Rewrites the input chains that `change` alters, all nodes at once (a chain's
+    /// rewrite waits for the kernel to retire the old rules: in parallel those waits
+    /// overlap); how long the rule change took.
     fn change(&self, change: impl FnOnce(&mut Rules)) -> Result<Duration, String> {
         let started = Instant::now();
         let mut rules = self.rules.lock().map_err(|_| "rules lock poisoned")?;
         let before = rules.clone();
         change(&mut rules);
+        let mut running = Vec::new();
+        let mut failed = None;
         for id in 1..=self.n as NodeId {
             let chain = rules.chain_of(id);
-            if chain == before.chain_of(id) {
+            if chain == before.chain_of(id) && !before.stale {
                 continue;
             }
             let mut script = String::from("flush chain inet chaos input\n");
@@ -319,13 +349,24 @@ impl NetnsNetwork {
                 script.push_str(&format!("add rule inet chaos input {r}\n"));
             }
             let ns = self.namespace(id).ok_or("no such node")?;
-            if let Err(e) = run_in(ns, "nft", &["-f", "-"], &script) {
-                // Keep what is known to be in force.
-                *rules = before;
-                return Err(e.to_string());
+            match start_in(ns, "nft", &["-f", "-"], &script) {
+                Ok(s) => running.push(s),
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
             }
         }
-        Ok(started.elapsed())
+        for s in running {
+            if let Err(e) = s.wait() {
+                failed.get_or_insert(e.to_string());
+            }
+        }
+        rules.stale = failed.is_some();
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(started.elapsed()),
+        }
     }
 
     /// The rules in force on node `id` (`nft list chain`), for tests and debugging.
