@@ -364,3 +364,60 @@ fn etcd_under_partitions_kills_and_pauses_is_valid() {
     assert!(text(&out).contains(&format!("system: {version}")));
     assert_nothing_left(root.path(), &before, "etcd");
 }
+
+#[test]
+fn a_user_that_is_not_root_runs_in_a_user_namespace() {
+    if !nix::unistd::geteuid().is_root() || !netns_ok() {
+        println!("skipped: needs root to become another user");
+        return;
+    }
+    let Ok(setpriv) = which("setpriv") else {
+        println!("skipped: no setpriv (util-linux) to run as another user");
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = Command::new(setpriv)
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            CHAOS,
+        ])
+        .args(["run", "--no-progress", "--nodes", "3", "--net", "netns"])
+        .args([
+            "--time-limit",
+            "2",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "0.5",
+        ])
+        .arg("--results")
+        .arg(root.path())
+        .output()
+        .unwrap();
+    if text(&out).contains("Permission denied") || text(&out).contains("user namespace") {
+        println!(
+            "skipped: this machine will not run the harness as nobody in a user namespace: {}",
+            text(&out)
+        );
+        return;
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let result = result_of(&latest(root.path()));
+    assert_eq!(verdict(&result, "linearizability"), "valid");
+}
+
+fn which(program: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        })
+        .ok_or(())
+}

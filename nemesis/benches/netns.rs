@@ -59,7 +59,11 @@ fn main() {
         net.heal().expect("heal");
         heal.push(t.elapsed());
     }
-    println!("partition of 1 of 5 nodes: install {}; heal {}", stats(cut), stats(heal));
+    println!(
+        "partition of 1 of 5 nodes: install {}; heal {}",
+        stats(cut),
+        stats(heal)
+    );
     let (mut set, mut clear) = (Vec::new(), Vec::new());
     for _ in 0..50 {
         let loss = LinkFaults {
@@ -73,5 +77,9 @@ fn main() {
         net.restore().expect("restore");
         clear.push(t.elapsed());
     }
-    println!("20% loss on one node's links: set {}; clear {}", stats(set), stats(clear));
+    println!(
+        "20% loss on one node's links: set {}; clear {}",
+        stats(set),
+        stats(clear)
+    );
 }

@@ -178,10 +178,13 @@ struct Started {
 impl Started {
     fn wait(self) -> Result<(), NetnsError> {
         let what = self.what;
-        let out = self.child.wait_with_output().map_err(|e| NetnsError::Command {
-            what: what.clone(),
-            why: e.to_string(),
-        })?;
+        let out = self
+            .child
+            .wait_with_output()
+            .map_err(|e| NetnsError::Command {
+                what: what.clone(),
+                why: e.to_string(),
+            })?;
         if out.status.success() {
             Ok(())
         } else {
@@ -198,7 +201,12 @@ impl Started {
 }
 
 /// Starts `program` inside `ns` and writes `input` to its stdin.
-fn start_in(ns: &OwnedFd, program: &str, args: &[&str], input: &str) -> Result<Started, NetnsError> {
+fn start_in(
+    ns: &OwnedFd,
+    program: &str,
+    args: &[&str],
+    input: &str,
+) -> Result<Started, NetnsError> {
     let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(Stdio::piped())
