@@ -420,3 +420,100 @@ pub fn tail(path: &Path, lines: usize) -> String {
         shown
     }
 }
+
+/// The processes of a system that spawns its own (Maelstrom nodes, etcd members): per
+/// node id, the child, its process group, whether it is paused, and which start of
+/// the node it is. Process faults are signals to the group; every group is in the
+/// registry while it lives.
+pub(crate) struct Members {
+    procs: Mutex<Vec<Option<Member>>>,
+}
+
+struct Member {
+    child: Child,
+    pgid: i32,
+    paused: bool,
+    generation: u64,
+}
+
+impl Members {
+    pub(crate) fn new(n: usize) -> Members {
+        Members {
+            procs: Mutex::new((0..=n).map(|_| None).collect()),
+        }
+    }
+
+    /// Records a freshly spawned node (its group is registered).
+    pub(crate) fn insert(&self, id: u32, child: Child, generation: u64) {
+        let pgid = child.id() as i32;
+        register(pgid);
+        if let Ok(mut p) = self.procs.lock() {
+            p[id as usize] = Some(Member {
+                child,
+                pgid,
+                paused: false,
+                generation,
+            });
+        }
+    }
+
+    /// SIGKILLs node `id`'s group and reaps it; `Some(generation)` of what was
+    /// killed, `None` if it was not running. `before` runs first, with the generation.
+    pub(crate) fn kill(&self, id: u32, before: impl FnOnce(u64)) -> Result<Option<u64>, String> {
+        let p = self.procs.lock().map_err(|_| "poisoned")?[id as usize].take();
+        let Some(mut p) = p else { return Ok(None) };
+        before(p.generation);
+        let _ = process::kill(p.pgid);
+        let _ = p.child.wait();
+        unregister(p.pgid);
+        Ok(Some(p.generation))
+    }
+
+    pub(crate) fn pause(&self, id: u32) -> Result<bool, String> {
+        let mut procs = self.procs.lock().map_err(|_| "poisoned")?;
+        match procs[id as usize].as_mut() {
+            Some(p) if !p.paused => {
+                p.paused = process::pause(p.pgid).is_ok();
+                Ok(p.paused)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    pub(crate) fn resume(&self, id: u32) -> Result<bool, String> {
+        let mut procs = self.procs.lock().map_err(|_| "poisoned")?;
+        match procs[id as usize].as_mut() {
+            Some(p) if p.paused => {
+                let _ = process::resume(p.pgid);
+                p.paused = false;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Whether node `id` is alive (paused counts); one that exited is forgotten.
+    pub(crate) fn is_running(&self, id: u32) -> bool {
+        let Ok(mut procs) = self.procs.lock() else {
+            return false;
+        };
+        let exited = match procs[id as usize].as_mut() {
+            Some(p) => matches!(p.child.try_wait(), Ok(Some(_))),
+            None => return false,
+        };
+        if exited {
+            if let Some(p) = procs[id as usize].take() {
+                unregister(p.pgid);
+            }
+        }
+        !exited
+    }
+
+    pub(crate) fn is_paused(&self, id: u32) -> bool {
+        self.procs
+            .lock()
+            .ok()
+            .and_then(|p| p[id as usize].as_ref().map(|p| p.paused))
+            .unwrap_or(false)
+    }
+}

@@ -26,7 +26,7 @@ use rand::SeedableRng;
 use serde_json::Value;
 
 mod common;
-use common::{latest, text};
+use common::{latest, result_of, text, verdict};
 
 const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
 
@@ -255,20 +255,6 @@ fn a_proxy_node_answers_clients_through_the_services() {
     );
     let _ = child.kill();
     let _ = child.wait();
-}
-
-fn result_of(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap()).unwrap()
-}
-
-fn verdict(result: &Value, check: &str) -> String {
-    result["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == check)
-        .map(|c| c["verdict"].as_str().unwrap().to_string())
-        .unwrap_or_default()
 }
 
 /// `chaos run` of the bundled node over stdio, 3 nodes, with its journal.

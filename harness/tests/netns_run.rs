@@ -12,13 +12,13 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
-use common::{latest, text};
+use common::{latest, result_of, text, verdict, wait_for_history};
 
 const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
 
@@ -49,20 +49,6 @@ fn chaos(root: &Path, args: &[&str]) -> Command {
         .arg("--results")
         .arg(root);
     c
-}
-
-fn result_of(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap()).unwrap()
-}
-
-fn verdict(result: &Value, check: &str) -> String {
-    result["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == check)
-        .map(|c| c["verdict"].as_str().unwrap().to_string())
-        .unwrap_or_default()
 }
 
 /// Interfaces of the namespace the tests run in.
@@ -143,29 +129,6 @@ fn assert_nothing_left(root: &Path, links_before: &BTreeSet<String>, what: &str)
         added.is_empty(),
         "{what}: interfaces left in the root namespace: {added:?}"
     );
-}
-
-/// Waits until the running harness has recorded `lines` history events.
-fn wait_for_history(root: &Path, lines: usize, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let n = std::fs::canonicalize(root.join("latest"))
-            .ok()
-            .and_then(|d| std::fs::read_to_string(d.join("history.jsonl")).ok())
-            .map_or(0, |t| t.lines().count());
-        if n >= lines {
-            return;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the harness exited early"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "history did not grow to {lines} lines"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod common;
-use common::{latest, text};
+use common::{latest, text, wait_for_history};
 
 const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
 
@@ -78,29 +78,6 @@ fn assert_nothing_left(root: &Path) {
             return;
         }
         assert!(Instant::now() < deadline, "processes left behind: {left:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Waits until the running harness has recorded at least `lines` history events.
-fn wait_for_history(root: &Path, lines: usize, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let n = std::fs::canonicalize(root.join("latest"))
-            .ok()
-            .and_then(|d| std::fs::read_to_string(d.join("history.jsonl")).ok())
-            .map_or(0, |t| t.lines().count());
-        if n >= lines {
-            return;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the harness exited early"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "history did not grow to {lines} lines"
-        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -23,14 +23,13 @@
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use nemesis::netns::{NetnsNetwork, node_addr};
-use nemesis::process;
 use results::Plan;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -95,18 +94,12 @@ impl Launcher for EtcdLauncher {
             version,
             token: format!("chaos-{}", plan.seed),
             run_dir: run_dir.to_path_buf(),
-            procs: Mutex::new((0..=plan.nodes).map(|_| None).collect()),
+            procs: crate::cluster::Members::new(plan.nodes),
             spawner: crate::cluster::Spawner::new(),
             dialer: Dialer::Netns(net.clone()),
             net,
         })
     }
-}
-
-struct Proc {
-    child: Child,
-    pgid: i32,
-    paused: bool,
 }
 
 pub struct EtcdSystem {
@@ -115,7 +108,7 @@ pub struct EtcdSystem {
     version: String,
     token: String,
     run_dir: PathBuf,
-    procs: Mutex<Vec<Option<Proc>>>,
+    procs: crate::cluster::Members,
     spawner: crate::cluster::Spawner,
     net: Arc<NetnsNetwork>,
     dialer: Dialer,
@@ -173,15 +166,7 @@ impl EtcdSystem {
             .spawner
             .spawn(cmd)
             .map_err(|e| format!("node {id}: cannot run {}: {e}", self.etcd.display()))?;
-        let pgid = child.id() as i32;
-        crate::cluster::register(pgid);
-        if let Ok(mut p) = self.procs.lock() {
-            p[id as usize] = Some(Proc {
-                child,
-                pgid,
-                paused: false,
-            });
-        }
+        self.procs.insert(id, child, 0);
         // Ready: it accepts client connections (it serves them once the cluster has
         // a leader, which needs a majority started: members start one at a time).
         let deadline = Instant::now() + START_TIMEOUT;
@@ -209,33 +194,13 @@ impl EtcdSystem {
 
 impl nemesis::Nodes for EtcdSystem {
     fn kill(&self, id: NodeId) -> Result<bool, String> {
-        let p = self.procs.lock().map_err(|_| "poisoned")?[id as usize].take();
-        let Some(mut p) = p else { return Ok(false) };
-        let _ = process::kill(p.pgid);
-        let _ = p.child.wait();
-        crate::cluster::unregister(p.pgid);
-        Ok(true)
+        self.procs.kill(id, |_| {}).map(|k| k.is_some())
     }
     fn pause(&self, id: NodeId) -> Result<bool, String> {
-        let mut procs = self.procs.lock().map_err(|_| "poisoned")?;
-        match procs[id as usize].as_mut() {
-            Some(p) if !p.paused => {
-                p.paused = process::pause(p.pgid).is_ok();
-                Ok(p.paused)
-            }
-            _ => Ok(false),
-        }
+        self.procs.pause(id)
     }
     fn resume(&self, id: NodeId) -> Result<bool, String> {
-        let mut procs = self.procs.lock().map_err(|_| "poisoned")?;
-        match procs[id as usize].as_mut() {
-            Some(p) if p.paused => {
-                let _ = process::resume(p.pgid);
-                p.paused = false;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        self.procs.resume(id)
     }
     /// Starts the member again on its data directory: it rejoins the cluster.
     fn restart(&self, id: NodeId) -> Result<bool, String> {
@@ -258,27 +223,11 @@ impl System for EtcdSystem {
     }
 
     fn is_running(&self, id: NodeId) -> bool {
-        let Ok(mut procs) = self.procs.lock() else {
-            return false;
-        };
-        let exited = match procs[id as usize].as_mut() {
-            Some(p) => matches!(p.child.try_wait(), Ok(Some(_))),
-            None => return false,
-        };
-        if exited {
-            if let Some(p) = procs[id as usize].take() {
-                crate::cluster::unregister(p.pgid);
-            }
-        }
-        !exited
+        self.procs.is_running(id)
     }
 
     fn is_paused(&self, id: NodeId) -> bool {
-        self.procs
-            .lock()
-            .ok()
-            .and_then(|p| p[id as usize].as_ref().map(|p| p.paused))
-            .unwrap_or(false)
+        self.procs.is_paused(id)
     }
 
     fn links(&self) -> &dyn nemesis::Links {
@@ -371,20 +320,26 @@ impl EtcdClient {
     }
 }
 
+/// Appends what the stream has next to `buf`; the end of the stream is an error.
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(), HttpError> {
+    let mut chunk = [0u8; 8192];
+    let n = stream
+        .read(&mut chunk)
+        .await
+        .map_err(|_| HttpError::Broken)?;
+    if n == 0 {
+        return Err(HttpError::Broken);
+    }
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(())
+}
+
 /// Reads one HTTP/1.1 response: (status, body, whether the server closes).
 async fn read_response(stream: &mut TcpStream) -> Result<(u16, Vec<u8>, bool), HttpError> {
     let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 8192];
     // The head.
     let (status, head_len, length, chunked, close) = loop {
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|_| HttpError::Broken)?;
-        if n == 0 {
-            return Err(HttpError::Broken);
-        }
-        buf.extend_from_slice(&chunk[..n]);
+        read_more(stream, &mut buf).await?;
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut resp = httparse::Response::new(&mut headers);
         match resp.parse(&buf) {
@@ -410,17 +365,13 @@ async fn read_response(stream: &mut TcpStream) -> Result<(u16, Vec<u8>, bool), H
             return Err(HttpError::Broken);
         }
         while rest.len() < len {
-            let n = stream
-                .read(&mut chunk)
-                .await
-                .map_err(|_| HttpError::Broken)?;
-            if n == 0 {
-                return Err(HttpError::Broken);
-            }
-            rest.extend_from_slice(&chunk[..n]);
+            read_more(stream, &mut rest).await?;
         }
+        // Bytes past the response would be out of step with the next request:
+        // such a connection is not reused.
+        let extra = rest.len() > len;
         rest.truncate(len);
-        return Ok((status, rest, close));
+        return Ok((status, rest, close || extra));
     }
     if !chunked {
         return Err(HttpError::Broken); // a body without framing: not what etcd sends
@@ -432,14 +383,10 @@ async fn read_response(stream: &mut TcpStream) -> Result<(u16, Vec<u8>, bool), H
             if let Some(p) = rest.windows(2).position(|w| w == b"\r\n") {
                 break p;
             }
-            let n = stream
-                .read(&mut chunk)
-                .await
-                .map_err(|_| HttpError::Broken)?;
-            if n == 0 || rest.len() > 1024 {
+            if rest.len() > 1024 {
                 return Err(HttpError::Broken);
             }
-            rest.extend_from_slice(&chunk[..n]);
+            read_more(stream, &mut rest).await?;
         };
         let size_text = String::from_utf8_lossy(&rest[..line_end]).to_string();
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
@@ -449,19 +396,12 @@ async fn read_response(stream: &mut TcpStream) -> Result<(u16, Vec<u8>, bool), H
         }
         let need = line_end + 2 + size + 2;
         while rest.len() < need {
-            let n = stream
-                .read(&mut chunk)
-                .await
-                .map_err(|_| HttpError::Broken)?;
-            if n == 0 {
-                return Err(HttpError::Broken);
-            }
-            rest.extend_from_slice(&chunk[..n]);
+            read_more(stream, &mut rest).await?;
         }
         body.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
         rest.drain(..need);
         if size == 0 {
-            return Ok((status, body, close));
+            return Ok((status, body, close || !rest.is_empty()));
         }
     }
 }
@@ -613,23 +553,32 @@ mod tests {
     async fn responses_are_read_by_length_and_by_chunks() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        // One response per request, as etcd answers a kept-alive connection.
         let server = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
+            let mut byte = [0u8; 1];
+            s.read_exact(&mut byte).await.unwrap();
             s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"a\":1}")
                 .await
                 .unwrap();
+            s.read_exact(&mut byte).await.unwrap();
             s.write_all(b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"b\"\r\n3;x=y\r\n:2}\r\n0\r\n\r\n")
                 .await
                 .unwrap();
-            let mut sink = [0u8; 16];
-            let _ = s.read(&mut sink).await;
         });
-        let mut c = TcpStream::connect(addr).await.unwrap();
-        let (status, body, _) = read_response(&mut c).await.unwrap();
-        assert_eq!((status, body.as_slice()), (200, &b"{\"a\":1}"[..]));
-        let (status, body, _) = read_response(&mut c).await.unwrap();
-        assert_eq!((status, body.as_slice()), (503, &b"{\"b\":2}"[..]));
-        drop(c);
+        let exchange = async {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            c.write_all(b"1").await.unwrap();
+            let first = read_response(&mut c).await.unwrap();
+            c.write_all(b"2").await.unwrap();
+            let second = read_response(&mut c).await.unwrap();
+            (first, second)
+        };
+        let ((s1, b1, _), (s2, b2, _)) = tokio::time::timeout(Duration::from_secs(5), exchange)
+            .await
+            .expect("both responses within 5 s");
+        assert_eq!((s1, b1.as_slice()), (200, &b"{\"a\":1}"[..]));
+        assert_eq!((s2, b2.as_slice()), (503, &b"{\"b\":2}"[..]));
         server.await.unwrap();
     }
 }

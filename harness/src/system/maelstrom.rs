@@ -25,13 +25,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
+use nemesis::LinkFaults;
 use nemesis::net::{Counts, LinkStats, Tracer};
-use nemesis::{LinkFaults, process};
 use rand_chacha::ChaCha8Rng;
 use results::Plan;
 use results::faults::{MISBEHAVED_EVENTS_MAX, MisbehaviourKind};
@@ -144,7 +144,7 @@ impl Launcher for MaelstromLauncher {
             n,
             cmd,
             run_dir: run_dir.to_path_buf(),
-            procs: Mutex::new((0..=n).map(|_| None).collect()),
+            procs: crate::cluster::Members::new(n),
             spawner: crate::cluster::Spawner::new(),
             router,
             keys,
@@ -153,14 +153,6 @@ impl Launcher for MaelstromLauncher {
             generation: AtomicU64::new(0),
         })
     }
-}
-
-struct Proc {
-    child: Child,
-    pgid: i32,
-    paused: bool,
-    /// Which start of the node this is (its stdout reader knows it too).
-    generation: u64,
 }
 
 /// The network the harness is for Maelstrom nodes.
@@ -440,7 +432,7 @@ pub struct MaelstromSystem {
     n: usize,
     cmd: NodeCommand,
     run_dir: PathBuf,
-    procs: Mutex<Vec<Option<Proc>>>,
+    procs: crate::cluster::Members,
     spawner: crate::cluster::Spawner,
     router: Arc<Router>,
     /// KV key name -> lin-kv's integer key.
@@ -486,8 +478,6 @@ impl MaelstromSystem {
             .spawner
             .spawn(cmd)
             .map_err(|e| format!("node {id}: cannot run {:?}: {e}", self.cmd.program))?;
-        let pgid = child.id() as i32;
-        crate::cluster::register(pgid);
         let mut stdin = child.stdin.take().ok_or("no stdin")?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let (tx, rx) = mpsc::channel::<String>();
@@ -508,14 +498,7 @@ impl MaelstromSystem {
         let log = dir.join("stderr.log");
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         std::thread::spawn(move || route_stdout(id, generation, stdout, router, &log));
-        if let Ok(mut p) = self.procs.lock() {
-            p[id as usize] = Some(Proc {
-                child,
-                pgid,
-                paused: false,
-                generation,
-            });
-        }
+        self.procs.insert(id, child, generation);
         // init, answered within its deadline.
         let init = proto::init(&format!("n{id}"), &self.node_names(), 1);
         let router = self.router.clone();
@@ -627,39 +610,21 @@ fn route_stdout(
 
 impl nemesis::Nodes for MaelstromSystem {
     fn kill(&self, id: NodeId) -> Result<bool, String> {
-        let p = self.procs.lock().map_err(|_| "poisoned")?[id as usize].take();
-        let Some(mut p) = p else { return Ok(false) };
-        if let Ok(mut s) = self.router.stopping.lock() {
-            s.insert((id, p.generation));
-        }
-        let _ = process::kill(p.pgid);
-        let _ = p.child.wait();
-        crate::cluster::unregister(p.pgid);
+        let killed = self.procs.kill(id, |generation| {
+            if let Ok(mut s) = self.router.stopping.lock() {
+                s.insert((id, generation));
+            }
+        })?;
         if let Ok(mut w) = self.router.writers.lock() {
             w[id as usize] = None;
         }
-        Ok(true)
+        Ok(killed.is_some())
     }
     fn pause(&self, id: NodeId) -> Result<bool, String> {
-        let mut procs = self.procs.lock().map_err(|_| "poisoned")?;
-        match procs[id as usize].as_mut() {
-            Some(p) if !p.paused => {
-                p.paused = process::pause(p.pgid).is_ok();
-                Ok(p.paused)
-            }
-            _ => Ok(false),
-        }
+        self.procs.pause(id)
     }
     fn resume(&self, id: NodeId) -> Result<bool, String> {
-        let mut procs = self.procs.lock().map_err(|_| "poisoned")?;
-        match procs[id as usize].as_mut() {
-            Some(p) if p.paused => {
-                let _ = process::resume(p.pgid);
-                p.paused = false;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        self.procs.resume(id)
     }
     /// Runs the command again and sends `init` again.
     fn restart(&self, id: NodeId) -> Result<bool, String> {
@@ -742,27 +707,11 @@ impl System for MaelstromSystem {
     }
 
     fn is_running(&self, id: NodeId) -> bool {
-        let Ok(mut procs) = self.procs.lock() else {
-            return false;
-        };
-        let exited = match procs[id as usize].as_mut() {
-            Some(p) => matches!(p.child.try_wait(), Ok(Some(_))),
-            None => return false,
-        };
-        if exited {
-            if let Some(p) = procs[id as usize].take() {
-                crate::cluster::unregister(p.pgid);
-            }
-        }
-        !exited
+        self.procs.is_running(id)
     }
 
     fn is_paused(&self, id: NodeId) -> bool {
-        self.procs
-            .lock()
-            .ok()
-            .and_then(|p| p[id as usize].as_ref().map(|p| p.paused))
-            .unwrap_or(false)
+        self.procs.is_paused(id)
     }
 
     fn links(&self) -> &dyn nemesis::Links {

@@ -56,19 +56,7 @@ impl Launcher for NodeLauncher {
             .await
             .map_err(|e| format!("cannot start the network layer: {e}"))?;
         // Node i reaches node j only through the proxy of link (i, j).
-        let peers: Vec<Vec<String>> = (0..=plan.nodes as u32)
-            .map(|i| {
-                (1..=plan.nodes as u32)
-                    .filter(|j| i != 0 && *j != i)
-                    .flat_map(|j| {
-                        [
-                            "--peer".to_string(),
-                            format!("{j}={}", network.proxy_addr(i, j)),
-                        ]
-                    })
-                    .collect()
-            })
-            .collect();
+        let peers = peer_args(plan.nodes, |i, j| network.proxy_addr(i, j).to_string());
         let cluster = Cluster::new(
             plan.nodes,
             run_dir,
@@ -88,6 +76,19 @@ impl Launcher for NodeLauncher {
     }
 }
 
+/// Each node's `--peer j=ADDR` arguments (index 0 empty), `addr(i, j)` being where
+/// node i reaches node j.
+fn peer_args(n: usize, addr: impl Fn(u32, u32) -> String) -> Vec<Vec<String>> {
+    (0..=n as u32)
+        .map(|i| {
+            (1..=n as u32)
+                .filter(|j| i != 0 && *j != i)
+                .flat_map(|j| ["--peer".to_string(), format!("{j}={}", addr(i, j))])
+                .collect()
+        })
+        .collect()
+}
+
 /// The port every node listens on in its own namespace.
 pub const NETNS_PORT: u16 = 7000;
 
@@ -96,14 +97,7 @@ pub const NETNS_PORT: u16 = 7000;
 fn launch_netns(plan: &Plan, run_dir: &Path, recorder: &Recorder) -> Result<NodeSystem, String> {
     let net = super::netns_network(plan.nodes, run_dir)?;
     let addr = |j: u32| SocketAddr::from((nemesis::netns::node_addr(j), NETNS_PORT));
-    let peers: Vec<Vec<String>> = (0..=plan.nodes as u32)
-        .map(|i| {
-            (1..=plan.nodes as u32)
-                .filter(|j| i != 0 && *j != i)
-                .flat_map(|j| ["--peer".to_string(), format!("{j}={}", addr(j))])
-                .collect()
-        })
-        .collect();
+    let peers = peer_args(plan.nodes, |_, j| addr(j).to_string());
     let addrs: Addresses = Arc::new(Mutex::new(vec![None; plan.nodes + 1]));
     let mut cluster = Cluster::new(
         plan.nodes,
