@@ -65,13 +65,14 @@ pub struct RunArgs {
     /// Fault kinds for the seeded schedule, a comma-separated list: partition, kill,
     /// pause (a third of kills and pauses aim at the leader, a quarter of partitions
     /// cut it off in a minority), links (loss, delay, duplication, reordering),
-    /// flaky-links (1-3% loss and duplication), power (every node killed at once),
+    /// flaky-links (1-3% loss and duplication), lossy-links (5-30% loss alone, what
+    /// --net netns can make), power (every node killed at once),
     /// clock (a node's timers run fast or slow: a restart with --clock-rate for real
     /// processes), leader-kill, leader-isolate, leader-pause (past an election
     /// timeout), rolling-restart, swizzle (links cut one by one, restored in another
     /// order), corrupt (chaos sim only); or all (every kind but power and corrupt); or
-    /// none [default: partition,kill,pause,flaky-links; chaos sim:
-    /// partition,kill,pause,links,power,clock].
+    /// none [default: partition,kill,pause,flaky-links; with --net netns:
+    /// partition,kill,pause,lossy-links; chaos sim: partition,kill,pause,links,power,clock].
     #[arg(long, value_name = "LIST")]
     pub nemesis: Option<String>,
     /// Seconds per fault slot: a fault starts at the beginning of its slot and is undone

@@ -258,7 +258,9 @@ fn faults_the_kernel_backend_cannot_make_are_usage_errors() {
         .output()
         .unwrap();
     let help = text(&help);
-    assert!(help.contains("--net") && help.contains("sch_netem") && help.contains("lossy-links"));
+    assert!(
+        help.contains("--net") && help.contains("sch_netem") && help.contains("lossy-links (5-30%")
+    );
 }
 
 #[test]
