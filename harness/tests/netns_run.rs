@@ -386,3 +386,45 @@ fn which(program: &str) -> Result<std::path::PathBuf, ()> {
         })
         .ok_or(())
 }
+
+#[test]
+fn faults_aimed_at_etcds_leader_find_it() {
+    if !netns_ok() || !etcd_ok() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let out = chaos(
+        root.path(),
+        &[
+            "--system",
+            "etcd",
+            "--time-limit",
+            "5",
+            "--seed",
+            "3",
+            "--nemesis",
+            "leader-kill",
+            "--nemesis-interval",
+            "1.5",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let history = std::fs::read_to_string(latest(root.path()).join("history.jsonl")).unwrap();
+    let kills: Vec<Value> = history
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["f"] == "kill")
+        .collect();
+    assert!(!kills.is_empty(), "no leader-kill ran");
+    for k in &kills {
+        let leader = &k["value"]["leader"];
+        assert_eq!(leader["fallback"], false, "{k}");
+        assert_eq!(
+            k["value"]["targets"],
+            serde_json::json!([leader["id"]]),
+            "{k}"
+        );
+    }
+}

@@ -254,6 +254,69 @@ impl System for EtcdSystem {
     fn version(&self) -> Option<String> {
         Some(self.version.clone())
     }
+
+    /// Asks every running, unpaused member for its status at once (its own member id
+    /// and the leader's), and takes the leader most of them name.
+    async fn leader(&self) -> nemesis::LeaderView {
+        let mut asks = tokio::task::JoinSet::new();
+        for id in 1..=self.n as NodeId {
+            if !self.is_running(id) || self.is_paused(id) {
+                continue;
+            }
+            let mut client = EtcdClient {
+                node: id,
+                dialer: self.dialer.clone(),
+                conn: None,
+            };
+            asks.spawn(async move {
+                let (status, body) = client
+                    .post("/v3/maintenance/status", &json!({}), STATUS_TIMEOUT)
+                    .await
+                    .ok()?;
+                (status == 200).then(|| {
+                    (
+                        id,
+                        uint(&body["header"]["member_id"]),
+                        uint(&body["leader"]),
+                    )
+                })
+            });
+        }
+        let mut statuses = Vec::new();
+        while let Some(asked) = asks.join_next().await {
+            if let Ok(Some(s)) = asked {
+                statuses.push(s);
+            }
+        }
+        nemesis::LeaderView::by_vote(&leader_votes(statuses))
+    }
+}
+
+/// How long the nemesis waits for a member's status when it aims a fault by role.
+const STATUS_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A uint64 of etcd's JSON: the gateway writes them as strings.
+fn uint(v: &Value) -> Option<u64> {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .filter(|x| *x != 0)
+}
+
+/// Each answering node's vote for a leader, from (node, its member id, the leader's
+/// member id): member ids are named by the node that answered with them.
+fn leader_votes(
+    statuses: Vec<(NodeId, Option<u64>, Option<u64>)>,
+) -> Vec<(NodeId, Option<NodeId>)> {
+    let node_of: std::collections::BTreeMap<u64, NodeId> = statuses
+        .iter()
+        .filter_map(|(id, member, _)| member.map(|m| (m, *id)))
+        .collect();
+    let mut votes: Vec<(NodeId, Option<NodeId>)> = statuses
+        .iter()
+        .map(|(id, _, leader)| (*id, leader.and_then(|l| node_of.get(&l).copied())))
+        .collect();
+    votes.sort_unstable();
+    votes
 }
 
 /// A client of one member over its JSON gateway.
@@ -488,6 +551,19 @@ impl Client for EtcdClient {
 mod tests {
     use super::*;
     use checker::history::Outcome;
+
+    #[test]
+    fn the_leader_is_named_by_member_ids_the_members_answered_with() {
+        let votes = leader_votes(vec![
+            (2, Some(22), Some(11)),
+            (1, Some(11), Some(11)),
+            (3, Some(33), Some(44)), // a leader that did not answer: unknown
+        ]);
+        assert_eq!(votes, vec![(1, Some(1)), (2, Some(1)), (3, None)]);
+        assert_eq!(nemesis::LeaderView::by_vote(&votes).leader, Some(1));
+        assert_eq!(uint(&json!("123")), Some(123));
+        assert_eq!(uint(&json!(0)), None);
+    }
 
     #[test]
     fn requests_carry_base64_keys_and_decimal_values() {
