@@ -96,7 +96,6 @@ impl Launcher for EtcdLauncher {
             run_dir: run_dir.to_path_buf(),
             procs: crate::cluster::Members::new(plan.nodes),
             spawner: crate::cluster::Spawner::new(),
-            dialer: Dialer::Netns(net.clone()),
             net,
         })
     }
@@ -111,7 +110,6 @@ pub struct EtcdSystem {
     procs: crate::cluster::Members,
     spawner: crate::cluster::Spawner,
     net: Arc<NetnsNetwork>,
-    dialer: Dialer,
 }
 
 fn client_addr(id: NodeId) -> std::net::SocketAddr {
@@ -240,7 +238,7 @@ impl System for EtcdSystem {
         }
         Some(EtcdClient {
             node: id,
-            dialer: self.dialer.clone(),
+            dialer: Dialer::Netns(self.net.clone()),
             conn: None,
         })
     }
@@ -265,7 +263,7 @@ impl System for EtcdSystem {
             }
             let mut client = EtcdClient {
                 node: id,
-                dialer: self.dialer.clone(),
+                dialer: Dialer::Netns(self.net.clone()),
                 conn: None,
             };
             asks.spawn(async move {

@@ -314,8 +314,10 @@ impl Router {
                 .lock()
                 .map(|mut l| l.fate((from, to)))
                 .unwrap_or_default();
-            let kind: String = msg.kind().chars().take(64).collect();
-            self.account((from, to), &kind, &delays);
+            // The type names the counts: at most 64 characters of it, borrowed.
+            let kind = msg.kind();
+            let kind = &kind[..kind.char_indices().nth(64).map_or(kind.len(), |(i, _)| i)];
+            self.account((from, to), kind, &delays);
             let line = msg.to_line();
             for d in delays {
                 if d.is_zero() {

@@ -70,7 +70,6 @@ impl Launcher for NodeLauncher {
             bundled: plan.node_bin.is_none(),
             cluster: Mutex::new(cluster),
             network: Backend::Proxy(network),
-            dialer: Dialer::Local,
             addrs,
         })
     }
@@ -118,8 +117,7 @@ fn launch_netns(plan: &Plan, run_dir: &Path, recorder: &Recorder) -> Result<Node
         n: plan.nodes,
         bundled: plan.node_bin.is_none(),
         cluster: Mutex::new(cluster),
-        network: Backend::Netns(net.clone()),
-        dialer: Dialer::Netns(net),
+        network: Backend::Netns(net),
         addrs,
     })
 }
@@ -157,7 +155,6 @@ pub struct NodeSystem {
     bundled: bool,
     cluster: Mutex<Cluster>,
     network: Backend,
-    dialer: Dialer,
     addrs: Addresses,
 }
 
@@ -168,6 +165,15 @@ impl NodeSystem {
             .lock()
             .map_err(|_| "the cluster's lock is poisoned".to_string())?;
         Ok(f(&mut c))
+    }
+
+    /// How clients reach the nodes: from the hub of a namespace network, else
+    /// directly.
+    fn dialer(&self) -> Dialer {
+        match &self.network {
+            Backend::Proxy(_) => Dialer::Local,
+            Backend::Netns(net) => Dialer::Netns(net.clone()),
+        }
     }
 
     fn addr(&self, id: NodeId) -> Option<SocketAddr> {
@@ -262,7 +268,7 @@ impl System for NodeSystem {
             let Some(addr) = self.addr(id) else {
                 continue;
             };
-            let dialer = self.dialer.clone();
+            let dialer = self.dialer();
             asks.spawn(async move {
                 let mut conn = Conn::connect(&dialer, addr, STATUS_TIMEOUT).await?;
                 Some((id, conn.leader(STATUS_TIMEOUT).await?))
@@ -279,13 +285,13 @@ impl System for NodeSystem {
     }
 
     async fn connect(&self, id: NodeId) -> Option<NodeClient> {
-        let conn = Conn::connect(&self.dialer, self.addr(id)?, CONNECT_TIMEOUT).await?;
+        let conn = Conn::connect(&self.dialer(), self.addr(id)?, CONNECT_TIMEOUT).await?;
         Some(NodeClient { conn })
     }
 
     async fn dump(&self, id: NodeId, path: &Path, timeout: Duration) -> Result<bool, String> {
         let addr = self.addr(id).ok_or_else(|| format!("node {id} is down"))?;
-        let mut conn = Conn::connect(&self.dialer, addr, CONNECT_TIMEOUT)
+        let mut conn = Conn::connect(&self.dialer(), addr, CONNECT_TIMEOUT)
             .await
             .ok_or_else(|| format!("node {id} does not accept a connection"))?;
         let fetched = conn.dump_to_file(path, timeout).await;
