@@ -40,7 +40,7 @@ use crate::core::{Action, Config, Event, Node, TimerId};
 use crate::journal::Journal;
 use crate::msg::PeerMessage;
 use crate::rules;
-use crate::types::{ErrorCode, NodeId};
+use crate::types::{ErrorCode, NodeId, OpResult};
 use crate::wal::{Wal, WalError};
 
 /// Peer lines may carry catch-up batches and phase-1 reports: larger than client lines.
@@ -98,6 +98,21 @@ pub(crate) enum Input {
         id: u64,
         request: Request,
     },
+    /// An op whose result is wanted as it is, not as a line of the client protocol
+    /// (the stdio transport writes its own replies).
+    Op {
+        out: mpsc::Sender<(u64, OpResult)>,
+        id: u64,
+        op: crate::types::ClientOp,
+    },
+}
+
+/// Where a pending op's result goes.
+enum ReplyTo {
+    /// A line of the client protocol, with the request's id.
+    Line(mpsc::Sender<String>, u64),
+    /// The result itself, with the caller's id.
+    Result(mpsc::Sender<(u64, OpResult)>, u64),
 }
 
 /// Runs the node until the process is killed or a fatal error (WAL I/O) occurs.
@@ -213,7 +228,7 @@ pub(crate) struct Server {
     timers: Timers,
     peers: BTreeMap<NodeId, mpsc::Sender<Arc<str>>>,
     /// Core token -> where and under which request id to answer.
-    pending: BTreeMap<u64, (mpsc::Sender<String>, u64)>,
+    pending: BTreeMap<u64, ReplyTo>,
     next_token: u64,
     /// Replies produced outside the core (status, dump), sent after the burst's sync.
     deferred: Vec<(mpsc::Sender<String>, String)>,
@@ -270,16 +285,20 @@ impl Server {
         actions.extend(stepped);
     }
 
+    /// Hands a client op to the core; its result goes to `to`.
+    fn op(&mut self, to: ReplyTo, op: crate::types::ClientOp, actions: &mut Vec<Action>) {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.pending.insert(token, to);
+        self.step(Event::Client { token, op }, actions);
+    }
+
     fn handle(&mut self, input: Input, actions: &mut Vec<Action>) {
         match input {
             Input::Peer { from, msg } => self.step(Event::Peer { from, msg }, actions),
+            Input::Op { out, id, op } => self.op(ReplyTo::Result(out, id), op, actions),
             Input::Client { out, id, request } => match request {
-                Request::Op(op) => {
-                    let token = self.next_token;
-                    self.next_token += 1;
-                    self.pending.insert(token, (out, id));
-                    self.step(Event::Client { token, op }, actions);
-                }
+                Request::Op(op) => self.op(ReplyTo::Line(out, id), op, actions),
                 Request::Status => {
                     let line = encode_status(id, &self.node.status());
                     self.deferred.push((out, line));
@@ -342,8 +361,14 @@ impl Server {
                     }
                 }
                 Step::Effect(Effect::Reply { token, result }) => {
-                    if let Some((out, id)) = self.pending.remove(&token) {
-                        let _ = out.try_send(encode_result(id, &result));
+                    match self.pending.remove(&token) {
+                        Some(ReplyTo::Line(out, id)) => {
+                            let _ = out.try_send(encode_result(id, &result));
+                        }
+                        Some(ReplyTo::Result(out, id)) => {
+                            let _ = out.try_send((id, result));
+                        }
+                        None => {}
                     }
                 }
                 Step::Effect(Effect::SetTimer { timer, after_ms }) => {

@@ -26,21 +26,51 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::cli::NodeArgs;
-use crate::client::{Reply, Request};
+
 use crate::msg::PeerMessage;
 use crate::shell::{
     self, CLIENT_QUEUE, INPUT_QUEUE, Input, MAX_PEER_LINE_BYTES, PEER_QUEUE, ShellError,
 };
-use crate::types::{ClientOp, KvOp, NodeId};
+use crate::types::{ClientOp, ErrorCode, KvOp, NodeId, OpResult};
 
-/// Maelstrom's error codes this node answers with.
-mod code {
+/// Maelstrom's error codes: what this node answers with, and how the harness's
+/// clients read them.
+pub mod code {
     pub const TIMEOUT: i64 = 0;
+    pub const NODE_NOT_FOUND: i64 = 1;
     pub const NOT_SUPPORTED: i64 = 10;
     pub const TEMPORARILY_UNAVAILABLE: i64 = 11;
     pub const MALFORMED_REQUEST: i64 = 12;
+    pub const CRASH: i64 = 13;
+    pub const ABORT: i64 = 14;
     pub const KEY_DOES_NOT_EXIST: i64 = 20;
+    pub const KEY_ALREADY_EXISTS: i64 = 21;
     pub const PRECONDITION_FAILED: i64 = 22;
+    pub const TXN_CONFLICT: i64 = 30;
+
+    /// Whether an error with this code means the operation certainly did not happen.
+    /// Timeouts, crashes and codes of 1000 or more (a node's own) leave it unknown.
+    pub fn is_definite(code: i64) -> bool {
+        matches!(code, 1 | 10 | 11 | 12 | 14 | 20 | 21 | 22 | 30)
+    }
+
+    /// The name of a code, for the history's error field.
+    pub fn name(code: i64) -> String {
+        match code {
+            TIMEOUT => "timeout".into(),
+            NODE_NOT_FOUND => "node-not-found".into(),
+            NOT_SUPPORTED => "not-supported".into(),
+            TEMPORARILY_UNAVAILABLE => "temporarily-unavailable".into(),
+            MALFORMED_REQUEST => "malformed-request".into(),
+            CRASH => "crash".into(),
+            ABORT => "abort".into(),
+            KEY_DOES_NOT_EXIST => "key-does-not-exist".into(),
+            KEY_ALREADY_EXISTS => "key-already-exists".into(),
+            PRECONDITION_FAILED => "precondition-failed".into(),
+            TXN_CONFLICT => "txn-conflict".into(),
+            other => format!("error-{other}"),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,29 +190,29 @@ fn client_op(body: &Map<String, Value>) -> Result<ClientOp, (i64, String)> {
 }
 
 /// The Maelstrom body for the core's answer to a request of kind `kind`.
-fn answer(kind: &str, reply: &Reply) -> Value {
-    if reply.ok {
-        return match kind {
-            "read" => match reply.value {
-                Some(v) => json!({"type": "read_ok", "value": v}),
-                None => error_body(code::KEY_DOES_NOT_EXIST, "the key has no value"),
-            },
-            other => json!({"type": format!("{other}_ok")}),
-        };
-    }
-    let (c, text) = match reply.error.as_deref() {
-        Some("not-found") => (code::KEY_DOES_NOT_EXIST, "the key has no value"),
-        Some("precondition-failed") => (
+fn answer(kind: &str, result: &OpResult) -> Value {
+    let (c, text) = match result {
+        OpResult::Value(Some(v)) if kind == "read" => {
+            return json!({"type": "read_ok", "value": v});
+        }
+        OpResult::Value(None) if kind == "read" => {
+            (code::KEY_DOES_NOT_EXIST, "the key has no value")
+        }
+        OpResult::Value(_) | OpResult::Done => return json!({"type": format!("{kind}_ok")}),
+        OpResult::Error(ErrorCode::NotFound) => (code::KEY_DOES_NOT_EXIST, "the key has no value"),
+        OpResult::Error(ErrorCode::PreconditionFailed) => (
             code::PRECONDITION_FAILED,
             "the current value differs from 'from'",
         ),
-        Some("unavailable") => (
+        OpResult::Error(ErrorCode::Unavailable) => (
             code::TEMPORARILY_UNAVAILABLE,
             "no leader could take the operation; it was not applied",
         ),
-        Some("malformed-request") => (code::MALFORMED_REQUEST, "malformed request"),
-        Some("unknown-op") => (code::NOT_SUPPORTED, "unknown op"),
-        _ => (
+        OpResult::Error(ErrorCode::MalformedRequest) => {
+            (code::MALFORMED_REQUEST, "malformed request")
+        }
+        OpResult::Error(ErrorCode::UnknownOp) => (code::NOT_SUPPORTED, "unknown op"),
+        OpResult::Error(ErrorCode::Timeout) => (
             code::TIMEOUT,
             "no outcome in time; the operation may still take effect",
         ),
@@ -335,24 +365,18 @@ async fn serve(args: NodeArgs) -> Result<(), StdioError> {
         ))
         .await;
 
-    // The core answers in the client protocol; a task turns each answer into the
+    // The core's results come back as they are; a task turns each into the
     // Maelstrom reply to the request it answers.
     let asked: Arc<Mutex<BTreeMap<u64, Asked>>> = Arc::default();
-    let (reply_tx, mut reply_rx) = mpsc::channel::<String>(CLIENT_QUEUE);
+    let (reply_tx, mut reply_rx) = mpsc::channel::<(u64, OpResult)>(CLIENT_QUEUE);
     {
         let (asked, out, me) = (asked.clone(), out_tx.clone(), me.clone());
         tokio::spawn(async move {
-            while let Some(line) = reply_rx.recv().await {
-                let Ok(reply) = serde_json::from_str::<Reply>(&line) else {
+            while let Some((id, result)) = reply_rx.recv().await {
+                let Some(a) = asked.lock().ok().and_then(|mut m| m.remove(&id)) else {
                     continue;
                 };
-                let Some(a) = reply
-                    .id
-                    .and_then(|id| asked.lock().ok().and_then(|mut m| m.remove(&id)))
-                else {
-                    continue;
-                };
-                let body = answer(&a.kind, &reply);
+                let body = answer(&a.kind, &result);
                 if out
                     .send(reply_line(&me, &a.client, a.msg_id, body))
                     .await
@@ -407,10 +431,10 @@ async fn serve(args: NodeArgs) -> Result<(), StdioError> {
                                 },
                             );
                         }
-                        let input = Input::Client {
+                        let input = Input::Op {
                             out: reply_tx.clone(),
                             id: next,
-                            request: Request::Op(op),
+                            op,
                         };
                         if tx.send(input).await.is_err() {
                             return;
@@ -512,35 +536,26 @@ mod tests {
 
     #[test]
     fn answers_use_maelstrom_codes_and_definiteness() {
-        let r = |ok, value, error: Option<&str>| Reply {
-            id: Some(1),
-            ok,
-            value,
-            error: error.map(str::to_string),
-            definite: false,
-        };
+        let err = OpResult::Error;
         assert_eq!(
-            answer("read", &r(true, Some(5), None)),
+            answer("read", &OpResult::Value(Some(5))),
             json!({"type": "read_ok", "value": 5})
         );
         assert_eq!(
-            answer("read", &r(true, None, None))["code"],
+            answer("read", &OpResult::Value(None))["code"],
             json!(code::KEY_DOES_NOT_EXIST)
         );
+        assert_eq!(answer("cas", &OpResult::Done), json!({"type": "cas_ok"}));
         assert_eq!(
-            answer("cas", &r(true, None, None)),
-            json!({"type": "cas_ok"})
-        );
-        assert_eq!(
-            answer("cas", &r(false, None, Some("precondition-failed")))["code"],
+            answer("cas", &err(ErrorCode::PreconditionFailed))["code"],
             json!(code::PRECONDITION_FAILED)
         );
         assert_eq!(
-            answer("write", &r(false, None, Some("unavailable")))["code"],
+            answer("write", &err(ErrorCode::Unavailable))["code"],
             json!(code::TEMPORARILY_UNAVAILABLE)
         );
         assert_eq!(
-            answer("write", &r(false, None, Some("timeout")))["code"],
+            answer("write", &err(ErrorCode::Timeout))["code"],
             json!(code::TIMEOUT)
         );
     }

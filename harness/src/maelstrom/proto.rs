@@ -101,44 +101,9 @@ pub fn body(v: Value) -> Map<String, Value> {
     }
 }
 
-/// The error codes of the protocol.
-pub mod code {
-    pub const TIMEOUT: i64 = 0;
-    pub const NODE_NOT_FOUND: i64 = 1;
-    pub const NOT_SUPPORTED: i64 = 10;
-    pub const TEMPORARILY_UNAVAILABLE: i64 = 11;
-    pub const MALFORMED_REQUEST: i64 = 12;
-    pub const CRASH: i64 = 13;
-    pub const ABORT: i64 = 14;
-    pub const KEY_DOES_NOT_EXIST: i64 = 20;
-    pub const KEY_ALREADY_EXISTS: i64 = 21;
-    pub const PRECONDITION_FAILED: i64 = 22;
-    pub const TXN_CONFLICT: i64 = 30;
-
-    /// Whether an error with this code means the operation certainly did not happen.
-    /// Timeouts, crashes and codes of 1000 or more (a node's own) leave it unknown.
-    pub fn is_definite(code: i64) -> bool {
-        matches!(code, 1 | 10 | 11 | 12 | 14 | 20 | 21 | 22 | 30)
-    }
-
-    /// The name of a code, for the history's error field.
-    pub fn name(code: i64) -> String {
-        match code {
-            TIMEOUT => "timeout".into(),
-            NODE_NOT_FOUND => "node-not-found".into(),
-            NOT_SUPPORTED => "not-supported".into(),
-            TEMPORARILY_UNAVAILABLE => "temporarily-unavailable".into(),
-            MALFORMED_REQUEST => "malformed-request".into(),
-            CRASH => "crash".into(),
-            ABORT => "abort".into(),
-            KEY_DOES_NOT_EXIST => "key-does-not-exist".into(),
-            KEY_ALREADY_EXISTS => "key-already-exists".into(),
-            PRECONDITION_FAILED => "precondition-failed".into(),
-            TXN_CONFLICT => "txn-conflict".into(),
-            other => format!("error-{other}"),
-        }
-    }
-}
+/// The error codes of the protocol, defined once with the bundled node's stdio
+/// transport, which answers with them.
+pub use paxos_node::stdio::code;
 
 /// An error body.
 pub fn error(code: i64, text: &str) -> Map<String, Value> {
