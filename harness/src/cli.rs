@@ -168,7 +168,7 @@ pub struct SimArgs {
     pub check_determinism: bool,
 }
 
-fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>, String> {
+pub fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>, String> {
     let (a, b) = s
         .split_once("..")
         .ok_or_else(|| format!("expected A..B, got '{s}'"))?;

@@ -10,6 +10,7 @@
 //! - [`replay::replay`]: `chaos replay`;
 //! - [`report::report`]: `chaos report`;
 //! - [`matrix::matrix`]: `chaos matrix`;
+//! - [`sweep::sweep`] / [`sweep::merge`]: `chaos sweep`, `chaos merge`;
 //! - [`cli::plan_from_args`]: flags to a [`results::Plan`].
 //!
 //! The seams: [`system::System`] / [`system::Client`] / [`system::Launcher`] (a kind of
@@ -31,6 +32,7 @@ pub mod replay;
 pub mod report;
 pub mod shrink;
 pub mod sim;
+pub mod sweep;
 pub mod system;
 pub mod workload;
 

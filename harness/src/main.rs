@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use harness::{Presentation, check, cli, cluster, engine, matrix, replay, report, shrink};
+use harness::{Presentation, check, cli, cluster, engine, matrix, replay, report, shrink, sweep};
 use results::ExitCode as Exit;
 
 #[derive(Debug, Parser)]
@@ -40,6 +40,18 @@ enum Command {
     /// measure the result's reproduction rate. Exit: the smallest plan's run's code; 2
     /// if RUN_DIR is not a failing run.
     Shrink(shrink::ShrinkArgs),
+    /// Run many seeds of one test (or one shard of them, for a CI matrix or a
+    /// Kubernetes Indexed Job), J at a time, simulated or real, into a sweep directory
+    /// under --results: sweep.jsonl (one record per run), junit.xml (a test case per
+    /// seed), index.html, summary.txt and the failing seeds' run directories. A real
+    /// failing seed is run --confirm more times: reproducible or flaky. Exit: the worst
+    /// exit code of its runs (0 when every seed passed).
+    Sweep(sweep::SweepArgs),
+    /// Merge sweep directories (the shards of a sweep, or the artifacts a CI system
+    /// downloaded) into one sweep.jsonl, junit.xml, index.html and summary.txt, saying
+    /// which shards or seeds are missing. Exit: the worst exit code of the runs; 2 if
+    /// no sweep directory is found.
+    Merge(sweep::MergeArgs),
     /// Re-run the plan of an earlier run and report how often its verdict comes back.
     Replay {
         /// The run directory (holds plan.json and result.json).
@@ -123,6 +135,27 @@ fn main() -> ExitCode {
                 Err(e) => fail("run", e, Exit::Harness),
             }
         }
+        Command::Sweep(args) => {
+            match sweep::first_plan(&args) {
+                Ok(plan) if plan.net == results::Net::Netns => {
+                    if let Some(e) = enter_user_namespace() {
+                        return fail("sweep", e, Exit::Harness);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return fail("sweep", e, Exit::Usage),
+            }
+            match sweep::sweep(&args) {
+                Ok(code) => code.into(),
+                Err(e @ sweep::SweepError::Usage(_)) => fail("sweep", e, Exit::Usage),
+                Err(e) => fail("sweep", e, Exit::Harness),
+            }
+        }
+        Command::Merge(args) => match sweep::merge(&args) {
+            Ok(code) => code.into(),
+            Err(e @ sweep::SweepError::Usage(_)) => fail("merge", e, Exit::Usage),
+            Err(e) => fail("merge", e, Exit::Harness),
+        },
         Command::Sim(args) => match harness::sim::command(&args) {
             Ok(code) => code.into(),
             Err(e @ harness::sim::SimError::Usage(_)) => fail("sim", e, Exit::Usage),

@@ -71,6 +71,36 @@ pub fn header(plan: &Plan, dir: &RunDir, show: Presentation) {
     );
 }
 
+/// Set by SIGINT or SIGTERM once [`stop_on_signals`] is on: a command that runs many
+/// runs (a shrink, a sweep) stops starting new ones and finishes what it has.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_: nix::libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// SIGINT and SIGTERM set [`stop_requested`] instead of ending the process. A real
+/// run started afterwards installs its own handler, which chains to this one, so the
+/// run in progress ends early too (its history is judged as interrupted).
+pub fn stop_on_signals() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(request_stop),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        let _ = unsafe { sigaction(signal, &action) };
+    }
+}
+
+/// Whether SIGINT or SIGTERM arrived since [`stop_on_signals`].
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
 pub fn watch_signals(flag: Arc<AtomicBool>) {
     use tokio::signal::unix::{SignalKind, signal};
     for kind in [SignalKind::interrupt(), SignalKind::terminate()] {

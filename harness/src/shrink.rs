@@ -357,31 +357,6 @@ fn mentions_above(f: &ScheduledFault, n: usize) -> bool {
         || matches!(&f.fault, Fault::Partition { cut, .. } if cut.iter().any(|(a, b)| above(a) || above(b)))
 }
 
-/// Set by SIGINT or SIGTERM during a search: stop as if the budget ran out, and keep
-/// the smallest failing plan found.
-static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn request_stop(_: nix::libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
-}
-
-/// Ctrl-C ends the search, not the process: the smallest plan so far is still run
-/// and kept. A real run in progress sees the signal too (its own handler chains to
-/// this one) and ends early; it then does not count as failing.
-fn stop_on_signals() {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    let action = SigAction::new(
-        SigHandler::Handler(request_stop),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic.
-        let _ = unsafe { sigaction(signal, &action) };
-    }
-}
-
 /// The search: the smallest failing plan so far and the budget.
 struct Search<'a> {
     oracle: &'a mut dyn Oracle,
@@ -424,7 +399,7 @@ impl Search<'_> {
     fn attempt(&mut self, cand: Plan) -> Option<bool> {
         let spent = self.started.elapsed() >= self.max_time
             || self.max_runs.is_some_and(|m| self.runs >= m)
-            || STOP.load(std::sync::atomic::Ordering::SeqCst);
+            || crate::progress::stop_requested();
         if spent {
             self.out_of_budget = true;
             return None;
@@ -846,7 +821,10 @@ pub fn command(args: &ShrinkArgs) -> Result<ExitCode, ShrinkError> {
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     });
-    stop_on_signals();
+    // Ctrl-C ends the search, not the process: the smallest plan so far is still run
+    // and kept. A real run in progress sees the signal too and ends early; it then
+    // does not count as failing.
+    crate::progress::stop_on_signals();
     let scratch = args.results.join(".shrink-scratch");
     let mut sim_oracle = SimOracle;
     let mut real_oracle = RealOracle {
@@ -871,7 +849,7 @@ pub fn command(args: &ShrinkArgs) -> Result<ExitCode, ShrinkError> {
     );
     let mut small = found.plan;
     let mut minimal = found.minimal;
-    let stopped = STOP.load(std::sync::atomic::Ordering::SeqCst);
+    let stopped = crate::progress::stop_requested();
     let reproduced = match plan.mode {
         Mode::Sim => None,
         Mode::Real if stopped || args.confirm == 0 => None,
@@ -900,7 +878,7 @@ pub fn command(args: &ShrinkArgs) -> Result<ExitCode, ShrinkError> {
                     break;
                 }
                 // None reproduces: the smallest is kept, with its rate of 0.
-                if STOP.load(std::sync::atomic::Ordering::SeqCst) {
+                if crate::progress::stop_requested() {
                     break;
                 }
             }

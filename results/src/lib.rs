@@ -16,6 +16,7 @@ pub mod report;
 pub mod schema;
 pub mod store;
 pub mod summary;
+pub mod sweep;
 
 use checker::history::History;
 use std::path::{Path, PathBuf};

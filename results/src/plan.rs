@@ -108,7 +108,9 @@ impl OpMix {
 
 /// What drives a plan: real processes (`chaos run`) or the deterministic simulation
 /// (`chaos sim`), where every node's core runs in one process on virtual time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     #[default]

@@ -353,6 +353,27 @@ impl RunResult {
             .flat_map(|c| c.anomalies.iter().map(move |a| (c, a)))
     }
 
+    /// The first thing wrong, in one line: the first anomaly, the harness's failure, the
+    /// liveness failure, or the first undecided check; `None` for a valid run.
+    pub fn problem(&self) -> Option<String> {
+        if self.exit_code == ExitCode::Valid {
+            return None;
+        }
+        self.anomalies()
+            .next()
+            .map(|(c, a)| format!("{}: {}", c.name, a.message))
+            .or_else(|| self.harness_failure.clone())
+            .or_else(|| self.liveness.message.clone())
+            .or_else(|| {
+                self.checks.iter().flatten().find_map(|c| {
+                    c.unknown
+                        .first()
+                        .map(|u| format!("{}: unknown: {u}", c.name))
+                })
+            })
+            .or_else(|| self.interrupted.then(|| "interrupted".to_string()))
+    }
+
     /// Ops by outcome over every f.
     pub fn outcome_counts(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();

@@ -1,0 +1,795 @@
+//! `chaos sweep` and `chaos merge` (docs/sweep.md): many seeds of one test, on one
+//! machine or as one shard of many, and the shards' results merged into one answer.
+//!
+//! A sweep runs its shard's seeds J at a time, each as `chaos sim` or `chaos run` would
+//! (simulated seeds are judged in memory, and a failing one is run again into a run
+//! directory), and appends one [`SeedRecord`] per run to `sweep.jsonl` as runs end, so
+//! a sweep killed half way leaves every finished run's record. A real failing seed is
+//! run again `--confirm K` times: reproducible or flaky. At the end it writes
+//! junit.xml, index.html and summary.txt from the records; `chaos merge` writes the
+//! same three files from the records of many sweep directories.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use results::sweep::{
+    Confirmation, META_FILE, RECORDS_FILE, SWEEP_VERSION, Scope, SeedRecord, Shard, SweepMeta,
+};
+use results::{ExitCode, Mode, Plan, RunResult};
+
+use crate::cli::{RunArgs, UsageError};
+use crate::progress::Presentation;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Every shard's seeds, A..B (B excluded).
+    #[arg(long, value_name = "A..B", value_parser = crate::cli::parse_seeds)]
+    pub seeds: std::ops::Range<u64>,
+    /// Run only shard I of N (I from 0): the seeds s with (s - A) mod N = I. A CI
+    /// matrix value or a Kubernetes JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "I/N", default_value = "0/1")]
+    pub shard: Shard,
+    /// How each seed runs: sim (`chaos sim`: exact, judged in memory) or real
+    /// (`chaos run`: real processes).
+    #[arg(long, value_name = "MODE", value_parser = ["sim", "real"], default_value = "sim")]
+    pub mode: String,
+    /// Seeds run at once [default: real 1; sim the number of cores].
+    #[arg(long, value_name = "J", value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: Option<u64>,
+    /// Real mode: run each failing seed K more times and label it reproducible (every
+    /// re-run failed with the same exit code) or flaky. Simulated failures are exact.
+    #[arg(long, value_name = "K", default_value_t = 2)]
+    pub confirm: u32,
+    /// Start no new seed after K failing seeds (0: never).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub stop_after_failures: u64,
+    /// Start no new seed (and no re-run) after S seconds; runs in progress finish.
+    #[arg(long, value_name = "S")]
+    pub max_time: Option<f64>,
+    /// Which run directories to keep: failing (a passing real run's directory is
+    /// removed once its record is written) or all.
+    #[arg(long, value_name = "WHICH", value_parser = ["failing", "all"], default_value = "failing")]
+    pub keep: String,
+}
+
+/// `chaos merge`: sweep directories (or directories holding them) into one result.
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// Sweep directories, or directories searched for them (a CI system's downloaded
+    /// artifacts), at most 8 levels deep.
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write the merged sweep.jsonl, junit.xml, index.html and summary.txt.
+    #[arg(long, value_name = "DIR", default_value = "merged")]
+    pub out: PathBuf,
+}
+
+/// The project's commit, when known: `CHAOS_COMMIT`, then `GITHUB_SHA`, then
+/// `git rev-parse HEAD` in the working directory.
+pub fn project_commit() -> Option<String> {
+    for var in ["CHAOS_COMMIT", "GITHUB_SHA"] {
+        if let Some(v) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
+            return Some(v.trim().to_string());
+        }
+    }
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let sha = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && sha.len() >= 7).then_some(sha)
+}
+
+/// What the sweep needs from its flags, checked once.
+struct Setup {
+    mode: Mode,
+    jobs: usize,
+    seeds: Vec<u64>,
+    config: String,
+    name: String,
+    keep_all: bool,
+    plan_of: Box<dyn Fn(u64) -> Plan + Sync>,
+}
+
+fn setup(args: &SweepArgs) -> Result<Setup, UsageError> {
+    let run = &args.run;
+    if run.seed.is_some() || run.plan.is_some() {
+        return Err(UsageError(
+            "chaos sweep makes a plan per seed from the flags: drop --seed and --plan".into(),
+        ));
+    }
+    if run.json {
+        return Err(UsageError(
+            "chaos sweep writes sweep.jsonl; --json is for one run".into(),
+        ));
+    }
+    if let Some(t) = args.max_time {
+        if !(t.is_finite() && t >= 0.0) {
+            return Err(UsageError(format!(
+                "--max-time {t}: expected seconds, 0 or more"
+            )));
+        }
+    }
+    let mode = if args.mode == "real" {
+        Mode::Real
+    } else {
+        Mode::Sim
+    };
+    let seeds: Vec<u64> = args.shard.seeds(args.seeds.clone()).collect();
+    let make = move |run: &RunArgs| -> Result<Plan, UsageError> {
+        match mode {
+            Mode::Sim => crate::sim::plan_from_flags(run).map_err(|e| {
+                UsageError(format!(
+                    "{e} (--mode real runs real processes, which any system can)"
+                ))
+            }),
+            Mode::Real => crate::cli::plan_from_args(run, Mode::Real),
+        }
+    };
+    let mut first = run.clone();
+    first.seed = Some(args.seeds.start);
+    let template = make(&first)?; // the flags, checked once, up front
+    let config = results::sweep::config_hash(&template);
+    let base = run.clone();
+    let plan_of = Box::new(move |seed: u64| {
+        let mut run = base.clone();
+        run.seed = Some(seed);
+        make(&run).expect("flags checked above")
+    });
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = args.jobs.map_or(
+        match mode {
+            Mode::Sim => cores,
+            Mode::Real => 1,
+        },
+        |j| j as usize,
+    );
+    Ok(Setup {
+        mode,
+        jobs,
+        seeds,
+        config,
+        name: template.name.clone(),
+        keep_all: args.keep == "all",
+        plan_of,
+    })
+}
+
+/// The first plan a sweep's flags make (for the binary to decide how to run, e.g.
+/// in a user namespace for `--net netns`).
+pub fn first_plan(args: &SweepArgs) -> Result<Plan, UsageError> {
+    let s = setup(args)?;
+    Ok((s.plan_of)(args.seeds.start))
+}
+
+/// How one seed ended, before it becomes a record.
+struct Ran {
+    exit_code: ExitCode,
+    verdict: results::Verdict,
+    problem: Option<String>,
+    run_dir: Option<PathBuf>,
+}
+
+/// Runs `plan` as its mode does, into `runs` (the sweep's results root). A simulated
+/// seed writes a run directory only when it fails.
+/// Where a sweep's runs go and what they cost.
+struct Runs {
+    /// The sweep's results root (`<sweep>/runs`).
+    root: PathBuf,
+    /// The sweep directory, which records name run directories relative to.
+    sweep_dir: PathBuf,
+    keep_all: bool,
+    /// Wall time spent inside runs, for the sweep's own overhead.
+    spent_ns: AtomicU64,
+}
+
+impl Runs {
+    fn run(&self, plan: &Plan) -> Result<Ran, String> {
+        let started = Instant::now();
+        let ran = run_plan(plan, &self.root);
+        self.spent_ns
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        ran
+    }
+
+    /// A run directory as a record names it.
+    fn name(&self, dir: &Path) -> String {
+        relative_to(dir, &self.sweep_dir)
+    }
+
+    /// Runs a failing real seed `times` more times: how many failed with the same
+    /// exit code. Stops early (and says so) when the sweep is told to stop.
+    fn confirm(
+        &self,
+        plan: &Plan,
+        code: ExitCode,
+        times: u32,
+        stop: &dyn Fn() -> Option<String>,
+    ) -> Confirmation {
+        if times == 0 {
+            return Confirmation::Unconfirmed {
+                reason: "--confirm 0".into(),
+            };
+        }
+        let mut failed = 0;
+        let mut runs = 0;
+        let mut run_dirs = Vec::new();
+        for _ in 0..times {
+            if let Some(why) = stop() {
+                if runs == 0 {
+                    return Confirmation::Unconfirmed { reason: why };
+                }
+                break;
+            }
+            let Ok(ran) = self.run(plan) else {
+                continue;
+            };
+            runs += 1;
+            let again = ran.exit_code == code;
+            failed += u32::from(again);
+            if let Some(d) = ran.run_dir {
+                if again || self.keep_all {
+                    run_dirs.push(self.name(&d));
+                } else {
+                    let _ = std::fs::remove_dir_all(&d);
+                }
+            }
+        }
+        if runs == 0 {
+            return Confirmation::Unconfirmed {
+                reason: "no re-run could start".into(),
+            };
+        }
+        Confirmation::Confirmed {
+            runs,
+            failed,
+            run_dirs,
+        }
+    }
+}
+
+fn run_plan(plan: &Plan, runs: &Path) -> Result<Ran, String> {
+    match plan.mode {
+        Mode::Sim => {
+            let judged = crate::sim::sweep::judge(plan)?;
+            let run_dir = if judged.exit_code == ExitCode::Valid {
+                None
+            } else {
+                let out = crate::sim::execute(plan, runs, Presentation::quiet())
+                    .map_err(|e| e.to_string())?;
+                Some(out.run_dir)
+            };
+            Ok(Ran {
+                exit_code: judged.exit_code,
+                verdict: judged.verdict,
+                problem: judged.problem,
+                run_dir,
+            })
+        }
+        Mode::Real => {
+            let out = crate::engine::execute(plan, runs, Presentation::quiet())
+                .map_err(|e| e.to_string())?;
+            let problem = std::fs::read_to_string(out.run_dir.join("result.json"))
+                .ok()
+                .and_then(|t| RunResult::parse(&t).ok())
+                .and_then(|r| r.problem());
+            Ok(Ran {
+                exit_code: out.exit_code,
+                verdict: out.verdict,
+                problem,
+                run_dir: Some(out.run_dir),
+            })
+        }
+    }
+}
+
+/// `path` relative to `base` when it lies under it; as it is otherwise.
+fn relative_to(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The live view: one bar on a terminal; otherwise a status line at most every
+/// five seconds (and after every real run).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    plain: bool,
+    total: u64,
+    started: Instant,
+    last_line: Mutex<Instant>,
+    every_run: bool,
+}
+
+impl Progress {
+    fn new(total: u64, no_progress: bool, every_run: bool) -> Progress {
+        let bar = (!no_progress && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed}] [{bar:30}] {pos}/{len} seeds | {msg} | ETA {eta}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_message("0 failing");
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress {
+            plain: bar.is_none(),
+            bar,
+            total,
+            started: Instant::now(),
+            last_line: Mutex::new(Instant::now()),
+            every_run,
+        }
+    }
+
+    /// A line that must be seen (a failing seed): above the bar, or on stdout.
+    fn say(&self, text: &str) {
+        match &self.bar {
+            Some(b) => b.println(text),
+            None => println!("{text}"),
+        }
+    }
+
+    fn update(&self, done: u64, failed: u64) {
+        if let Some(b) = &self.bar {
+            b.set_position(done);
+            b.set_message(format!("{failed} failing"));
+            return;
+        }
+        let mut last = self.last_line.lock().expect("not poisoned");
+        if !self.plain || (!self.every_run && last.elapsed() < Duration::from_secs(5)) {
+            return;
+        }
+        *last = Instant::now();
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let eta = if done > 0 {
+            format!(
+                "{:.0} s",
+                elapsed / done as f64 * (self.total - done.min(self.total)) as f64
+            )
+        } else {
+            "-".into()
+        };
+        eprintln!(
+            "[{elapsed:>6.1}s] {done}/{} seeds, {failed} failing, ETA {eta}",
+            self.total
+        );
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Appends records to sweep.jsonl as runs end (each line flushed, so a killed sweep
+/// keeps every finished run), and keeps them for the outputs at the end.
+struct Records {
+    file: std::fs::File,
+    all: Vec<SeedRecord>,
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> SweepError {
+    SweepError::Failed(format!("cannot write {}: {e}", path.display()))
+}
+
+/// Writes `text` to `path` through a temporary file and a rename.
+fn write_atomic(path: &Path, text: &str) -> Result<(), SweepError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| io_error(path, e))
+}
+
+/// junit.xml, index.html and summary.txt from `records`, into `dir`.
+fn write_outputs(
+    dir: &Path,
+    records: &[SeedRecord],
+    metas: &[SweepMeta],
+    scope: Scope,
+    title: &str,
+) -> Result<(), SweepError> {
+    let summary = results::sweep::summary(records, metas, scope, None);
+    write_atomic(
+        &dir.join("junit.xml"),
+        &results::sweep::junit(records, title),
+    )?;
+    write_atomic(
+        &dir.join("index.html"),
+        &results::sweep::index(records, metas, scope, title),
+    )?;
+    write_atomic(&dir.join("summary.txt"), &summary)
+}
+
+/// Failing seeds the terminal summary lists; summary.txt lists them all.
+const SHOWN_FAILING: usize = 20;
+
+fn records_text(records: &[SeedRecord]) -> String {
+    let mut text = String::new();
+    for r in records {
+        text.push_str(&serde_json::to_string(r).expect("a record always serialises"));
+        text.push('\n');
+    }
+    text
+}
+
+/// `chaos sweep`.
+pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
+    let setup = setup(args)?;
+    let started = Instant::now();
+    let started_at = chrono::Utc::now();
+    let stamp = started_at.format("%Y%m%dT%H%M%S%.3fZ");
+    let dir = args.run.results.join(format!(
+        "sweep-{stamp}-{}-shard-{}-of-{}",
+        setup.mode.name(),
+        args.shard.index,
+        args.shard.count
+    ));
+    let runs = Runs {
+        root: dir.join("runs"),
+        sweep_dir: dir.clone(),
+        keep_all: setup.keep_all,
+        spent_ns: AtomicU64::new(0),
+    };
+    std::fs::create_dir_all(&runs.root).map_err(|e| io_error(&runs.root, e))?;
+    let commit = project_commit();
+    let mut meta = SweepMeta {
+        version: SWEEP_VERSION,
+        name: setup.name.clone(),
+        mode: setup.mode,
+        config: setup.config.clone(),
+        commit: commit.clone(),
+        first_seed: args.seeds.start,
+        end_seed: args.seeds.end,
+        shard: args.shard,
+        planned: setup.seeds.len() as u64,
+        run: 0,
+        failed: 0,
+        jobs: setup.jobs,
+        stopped: None,
+        finished: false,
+        started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        wall_s: 0.0,
+        chaos: env!("CARGO_PKG_VERSION").to_string(),
+        command: std::env::args()
+            .map(|a| shlex::try_quote(&a).map_or(a.clone(), |q| q.into_owned()))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    let meta_path = dir.join(META_FILE);
+    let meta_json = |m: &SweepMeta| serde_json::to_string_pretty(m).expect("meta serialises");
+    write_atomic(&meta_path, &meta_json(&meta))?;
+    let records_path = dir.join(RECORDS_FILE);
+    let file = std::fs::File::create(&records_path).map_err(|e| io_error(&records_path, e))?;
+    println!(
+        "chaos sweep: {} seeds {}..{} shard {}: {} seeds, {} at a time | config {} | sweep directory {}",
+        setup.mode.name(),
+        args.seeds.start,
+        args.seeds.end,
+        args.shard,
+        setup.seeds.len(),
+        setup.jobs,
+        setup.config,
+        dir.display()
+    );
+    crate::progress::stop_on_signals();
+    let deadline = args.max_time.map(|s| started + Duration::from_secs_f64(s));
+    let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
+    let progress = Progress::new(
+        setup.seeds.len() as u64,
+        args.run.no_progress,
+        setup.mode == Mode::Real,
+    );
+    let next = AtomicUsize::new(0);
+    let failed = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    let records = Mutex::new(Records {
+        file,
+        all: Vec::new(),
+    });
+    let stopped: Mutex<Option<String>> = Mutex::new(None);
+    let error: Mutex<Option<String>> = Mutex::new(None);
+    // What stops re-runs too; failures stop only new seeds, so a failing seed is
+    // still confirmed after --stop-after-failures is reached.
+    let hard_stop = || -> Option<String> {
+        if crate::progress::stop_requested() {
+            return Some("interrupted (SIGINT or SIGTERM)".into());
+        }
+        if out_of_time() {
+            return Some(format!(
+                "--max-time {} s reached",
+                args.max_time.unwrap_or(0.0)
+            ));
+        }
+        None
+    };
+    let stop_reason = || -> Option<String> {
+        if let Some(why) = hard_stop() {
+            return Some(why);
+        }
+        if args.stop_after_failures > 0 && failed.load(Ordering::SeqCst) >= args.stop_after_failures
+        {
+            return Some(format!(
+                "--stop-after-failures {} reached",
+                args.stop_after_failures
+            ));
+        }
+        None
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..setup.jobs.min(setup.seeds.len()).max(1) {
+            scope.spawn(|| {
+                loop {
+                    if error.lock().expect("not poisoned").is_some() {
+                        return;
+                    }
+                    if let Some(why) = stop_reason() {
+                        stopped.lock().expect("not poisoned").get_or_insert(why);
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&seed) = setup.seeds.get(i) else {
+                        return;
+                    };
+                    let plan = (setup.plan_of)(seed);
+                    let run_started = Instant::now();
+                    let run_started_at =
+                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                    let ran = match runs.run(&plan) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            error
+                                .lock()
+                                .expect("not poisoned")
+                                .get_or_insert(format!("seed {seed}: {e}"));
+                            return;
+                        }
+                    };
+                    let wall = run_started.elapsed();
+                    let is_failure = ran.exit_code != ExitCode::Valid;
+                    let mut run_dir = ran.run_dir.clone();
+                    if !is_failure && !setup.keep_all {
+                        if let Some(d) = run_dir.take() {
+                            let _ = std::fs::remove_dir_all(&d);
+                        }
+                    }
+                    let confirmation = is_failure.then(|| match setup.mode {
+                        Mode::Sim => Confirmation::Exact,
+                        Mode::Real => runs.confirm(&plan, ran.exit_code, args.confirm, &hard_stop),
+                    });
+                    let record = SeedRecord {
+                        version: SWEEP_VERSION,
+                        name: plan.name.clone(),
+                        mode: setup.mode,
+                        seed,
+                        config: setup.config.clone(),
+                        commit: commit.clone(),
+                        shard: args.shard,
+                        verdict: ran.verdict,
+                        exit_code: ran.exit_code,
+                        problem: ran.problem.clone(),
+                        started_at: run_started_at,
+                        wall_s: wall.as_secs_f64(),
+                        reproduce: plan.command_line(),
+                        run_dir: run_dir.as_deref().map(|d| runs.name(d)),
+                        confirmation,
+                    };
+                    let n_failed = if is_failure {
+                        failed.fetch_add(1, Ordering::SeqCst) + 1
+                    } else {
+                        failed.load(Ordering::SeqCst)
+                    };
+                    let n_done = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    if is_failure {
+                        progress.say(&format!(
+                            "seed {seed}: {} (exit {}), {}: {}\n  reproduce: {}{}",
+                            record.verdict.as_str(),
+                            record.exit_code.code(),
+                            record
+                                .confirmation
+                                .as_ref()
+                                .map_or_else(String::new, Confirmation::label),
+                            results::sweep::one_line(record.problem.as_deref().unwrap_or("-"), 200),
+                            record.reproduce,
+                            record
+                                .run_dir
+                                .as_ref()
+                                .map_or_else(String::new, |d| format!(
+                                    "\n  run directory: {}",
+                                    dir.join(d).display()
+                                ))
+                        ));
+                    }
+                    {
+                        let mut r = records.lock().expect("not poisoned");
+                        let line = serde_json::to_string(&record).expect("a record serialises");
+                        if let Err(e) = writeln!(r.file, "{line}").and_then(|()| r.file.flush()) {
+                            error.lock().expect("not poisoned").get_or_insert(format!(
+                                "cannot write {}: {e}",
+                                records_path.display()
+                            ));
+                        }
+                        r.all.push(record);
+                    }
+                    progress.update(n_done, n_failed);
+                }
+            });
+        }
+    });
+    progress.finish();
+    let wall_s = started.elapsed().as_secs_f64();
+    let mut all = records.into_inner().expect("not poisoned").all;
+    results::sweep::sort_records(&mut all);
+    // The records in seed order, so a sweep's file does not depend on thread timing.
+    write_atomic(&records_path, &records_text(&all))?;
+    meta.run = all.len() as u64;
+    meta.failed = all.iter().filter(|r| r.failed()).count() as u64;
+    meta.stopped = stopped.into_inner().expect("not poisoned");
+    meta.finished = true;
+    meta.wall_s = wall_s;
+    write_atomic(&meta_path, &meta_json(&meta))?;
+    let _ = results::rebuild_index(&runs.root);
+    let title = format!(
+        "chaos sweep {} {} seeds {}..{} shard {}",
+        setup.name,
+        setup.mode.name(),
+        args.seeds.start,
+        args.seeds.end,
+        args.shard
+    );
+    let metas = std::slice::from_ref(&meta);
+    write_outputs(&dir, &all, metas, Scope::Sweep, &title)?;
+    let summary = results::sweep::summary(&all, metas, Scope::Sweep, Some(SHOWN_FAILING));
+    if let Some(e) = error.into_inner().expect("not poisoned") {
+        return Err(SweepError::Failed(format!(
+            "{e} (the records so far are in {})",
+            records_path.display()
+        )));
+    }
+    print!("\n{summary}");
+    let run_s = runs.spent_ns.into_inner() as f64 / 1e9;
+    println!(
+        "{} of {} seeds run in {wall_s:.1} s ({:.1} seeds/s on {} jobs; the sweep's own time {:.1} ms per run){}",
+        all.len(),
+        setup.seeds.len(),
+        all.len() as f64 / wall_s.max(1e-9),
+        setup.jobs,
+        if all.is_empty() {
+            0.0
+        } else {
+            (wall_s * setup.jobs as f64 - run_s).max(0.0) * 1e3 / all.len() as f64
+        },
+        meta.stopped
+            .as_ref()
+            .map_or_else(String::new, |s| format!("; stopped: {s}"))
+    );
+    println!("sweep directory: {}", dir.display());
+    Ok(results::sweep::exit_code(&all, metas, Scope::Sweep))
+}
+
+/// Every directory under `root` (itself included, at most `depth` levels down) that
+/// holds a sweep.jsonl, in path order.
+fn find_sweeps(root: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    if root.join(RECORDS_FILE).is_file() {
+        out.push(root.to_path_buf());
+        return;
+    }
+    if depth == 0 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        find_sweeps(&d, depth - 1, out);
+    }
+}
+
+/// `path` as seen from `from` (both made absolute first): `../a/b` style.
+fn relative_path(path: &Path, from: &Path) -> String {
+    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let (path, from) = (abs(path), abs(from));
+    let common = path
+        .components()
+        .zip(from.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut out = PathBuf::new();
+    for _ in from.components().skip(common) {
+        out.push("..");
+    }
+    for c in path.components().skip(common) {
+        out.push(c);
+    }
+    out.to_string_lossy().into_owned()
+}
+
+/// `chaos merge`.
+pub fn merge(args: &MergeArgs) -> Result<ExitCode, SweepError> {
+    let mut sweeps = Vec::new();
+    for d in &args.dirs {
+        if !d.is_dir() {
+            return Err(UsageError(format!("{} is not a directory", d.display())).into());
+        }
+        find_sweeps(d, 8, &mut sweeps);
+    }
+    let out = &args.out;
+    let out_abs = std::fs::canonicalize(out).ok();
+    sweeps.retain(|s| out_abs.is_none() || std::fs::canonicalize(s).ok() != out_abs);
+    if sweeps.is_empty() {
+        return Err(UsageError(format!(
+            "no sweep directory (one holding {RECORDS_FILE}) under {}",
+            args.dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .into());
+    }
+    std::fs::create_dir_all(out).map_err(|e| io_error(out, e))?;
+    let mut records = Vec::new();
+    let mut metas = Vec::new();
+    for s in &sweeps {
+        let found = results::sweep::read_records(&s.join(RECORDS_FILE))
+            .map_err(|e| UsageError(e.to_string()))?;
+        for mut r in found {
+            if let Some(d) = &r.run_dir {
+                r.run_dir = Some(relative_path(&s.join(d), out));
+            }
+            if let Some(Confirmation::Confirmed { run_dirs, .. }) = &mut r.confirmation {
+                for d in run_dirs.iter_mut() {
+                    *d = relative_path(&s.join(&*d), out);
+                }
+            }
+            records.push(r);
+        }
+        match results::sweep::read_meta(s) {
+            Some(m) => metas.push(m),
+            None => eprintln!(
+                "chaos merge: {} has no readable {META_FILE}: its planned seeds are unknown",
+                s.display()
+            ),
+        }
+    }
+    results::sweep::sort_records(&mut records);
+    write_atomic(&out.join(RECORDS_FILE), &records_text(&records))?;
+    let title = format!("chaos merge of {} sweep directories", sweeps.len());
+    write_outputs(out, &records, &metas, Scope::Merge, &title)?;
+    let summary = results::sweep::summary(&records, &metas, Scope::Merge, Some(SHOWN_FAILING));
+    println!(
+        "chaos merge: {} sweep directories, {} records",
+        sweeps.len(),
+        records.len()
+    );
+    print!("{summary}");
+    println!("merged into {}", out.display());
+    Ok(results::sweep::exit_code(&records, &metas, Scope::Merge))
+}

@@ -1,0 +1,626 @@
+//! Sweeps over seeds (`chaos sweep`, `chaos merge`; docs/sweep.md): one record per run
+//! in `sweep.jsonl`, the sweep's own description in `sweep.json`, and what both commands
+//! write from the records (junit.xml, index.html, the text summary). Defined here once,
+//! so a sweep and a merge of its shards write the same files from the same records.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use maud::{DOCTYPE, PreEscaped, html};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{Mode, Plan};
+use crate::schema::{ExitCode, Verdict};
+
+/// The version of `sweep.jsonl` records and `sweep.json`.
+pub const SWEEP_VERSION: u32 = 1;
+
+/// The file of records, one JSON object per line, appended as runs end.
+pub const RECORDS_FILE: &str = "sweep.jsonl";
+/// The sweep's description, written at its start and rewritten at its end.
+pub const META_FILE: &str = "sweep.json";
+
+/// Which part of the seeds a sweep runs: seed `s` of `A..B` belongs to shard
+/// `(s - A) mod count`. Interleaved, so every shard gets early and late seeds alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Shard {
+    /// From 0 (a Kubernetes completion index; a CI matrix value).
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// Whether `seed` of a sweep starting at `first` is this shard's.
+    pub fn holds(self, first: u64, seed: u64) -> bool {
+        seed >= first && (seed - first) % u64::from(self.count) == u64::from(self.index)
+    }
+
+    /// This shard's seeds of `seeds`, in order.
+    pub fn seeds(self, seeds: std::ops::Range<u64>) -> impl Iterator<Item = u64> {
+        let first = seeds.start;
+        seeds.filter(move |s| self.holds(first, *s))
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("expected I/N (shard I of N, from 0), got '{s}'"))?;
+        let index: u32 = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{i}' is not a shard index"))?;
+        let count: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{n}' is not a shard count"))?;
+        if count == 0 {
+            return Err("a sweep has at least one shard: N must be 1 or more".into());
+        }
+        if index >= count {
+            return Err(format!(
+                "shard {index} of {count} does not exist: shards are numbered 0 to {}",
+                count - 1
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// Whether a failing seed fails again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Confirmation {
+    /// A simulated run: the same seed gives the same run, every time.
+    Exact,
+    /// Re-run `runs` times; `failed` of them ended with the same exit code.
+    Confirmed {
+        runs: u32,
+        failed: u32,
+        /// The re-runs' directories, relative to the sweep directory (kept ones).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        run_dirs: Vec<String>,
+    },
+    /// Not re-run, and why (`--confirm 0`, out of time, stopped).
+    Unconfirmed { reason: String },
+}
+
+impl Confirmation {
+    /// `exact`, `reproducible 2/2`, `flaky 1/2` or `unconfirmed`: reproducible when
+    /// every re-run failed the same way.
+    pub fn label(&self) -> String {
+        match self {
+            Confirmation::Exact => "exact (simulation)".into(),
+            Confirmation::Confirmed { runs, failed, .. } if failed == runs => {
+                format!("reproducible {failed}/{runs}")
+            }
+            Confirmation::Confirmed { runs, failed, .. } => format!("flaky {failed}/{runs}"),
+            Confirmation::Unconfirmed { reason } => format!("unconfirmed ({reason})"),
+        }
+    }
+}
+
+/// One run of a sweep: a line of `sweep.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeedRecord {
+    pub version: u32,
+    /// The plan's name (`--name`).
+    pub name: String,
+    pub mode: Mode,
+    pub seed: u64,
+    /// [`config_hash`] of the plan: records with equal hashes differ only by seed.
+    pub config: String,
+    /// The project's commit, when known (`CHAOS_COMMIT`, `GITHUB_SHA`, or git).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    pub shard: Shard,
+    pub verdict: Verdict,
+    pub exit_code: ExitCode,
+    /// The first thing wrong, in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// When the run started, UTC, RFC 3339.
+    pub started_at: String,
+    /// Wall-clock seconds of the run as the sweep saw it (judging and report included).
+    pub wall_s: f64,
+    /// The command that runs this seed again.
+    pub reproduce: String,
+    /// The run directory, relative to the sweep directory; `None` when none was kept
+    /// (a passing seed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_dir: Option<String>,
+    /// For a failing seed: whether it fails again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<Confirmation>,
+}
+
+impl SeedRecord {
+    pub fn failed(&self) -> bool {
+        self.exit_code != ExitCode::Valid
+    }
+
+    /// What a record says about its seed, without where or when it ran: equal for the
+    /// same seed in a sharded and an unsharded sweep.
+    pub fn outcome(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "mode": self.mode,
+            "seed": self.seed,
+            "config": self.config,
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "problem": self.problem,
+            "reproduce": self.reproduce,
+            "confirmation": self.confirmation.as_ref().map(Confirmation::label),
+        })
+    }
+
+    /// The group the record belongs to: runs of one configuration.
+    fn group(&self) -> (String, Mode, String) {
+        (self.name.clone(), self.mode, self.config.clone())
+    }
+}
+
+/// A sweep as a whole: `sweep.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepMeta {
+    pub version: u32,
+    pub name: String,
+    pub mode: Mode,
+    pub config: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Every shard's seeds: `A..B`, B excluded.
+    pub first_seed: u64,
+    pub end_seed: u64,
+    pub shard: Shard,
+    /// This shard's seeds.
+    pub planned: u64,
+    /// Seeds run so far (records written).
+    pub run: u64,
+    pub failed: u64,
+    /// Runs at once.
+    pub jobs: usize,
+    /// Why the sweep stopped before its last seed; `None` while running or when done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    /// Whether the sweep got to its end (false while it runs, or if it was killed).
+    pub finished: bool,
+    pub started_at: String,
+    pub wall_s: f64,
+    /// The `chaos` version that ran it.
+    pub chaos: String,
+    /// The command line, as given.
+    pub command: String,
+}
+
+/// A hash of everything in a plan but its seed and what the seed draws (the fault
+/// schedule): two plans with equal hashes are the same test on different seeds.
+pub fn config_hash(plan: &Plan) -> String {
+    use sha2::Digest;
+    let mut v = serde_json::to_value(plan).expect("a plan always serialises");
+    if let Some(o) = v.as_object_mut() {
+        for field in ["seed", "schedule"] {
+            o.remove(field);
+        }
+    }
+    // serde_json's maps are ordered by key, so the text is canonical.
+    let digest = sha2::Sha256::digest(v.to_string().as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepFileError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} line {line}: {message}")]
+    Record {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+/// The records of a `sweep.jsonl`. A last line cut short (a sweep killed while
+/// writing) is skipped; any other bad line is an error naming it.
+pub fn read_records(path: &Path) -> Result<Vec<SeedRecord>, SweepFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SweepFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<SeedRecord>(line) {
+            Ok(r) if r.version > SWEEP_VERSION => {
+                return Err(SweepFileError::Record {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    message: format!(
+                        "record version {}; this chaos reads up to {SWEEP_VERSION}",
+                        r.version
+                    ),
+                });
+            }
+            Ok(r) => out.push(r),
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {}
+            Err(e) => {
+                return Err(SweepFileError::Record {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A sweep's `sweep.json`, if it has a readable one.
+pub fn read_meta(dir: &Path) -> Option<SweepMeta> {
+    let text = std::fs::read_to_string(dir.join(META_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Records in the order every output lists them: by name, mode, configuration, seed.
+pub fn sort_records(records: &mut [SeedRecord]) {
+    records.sort_by(|a, b| a.group().cmp(&b.group()).then(a.seed.cmp(&b.seed)));
+}
+
+/// The exit code of many runs: the worst of theirs (valid when there are none); a
+/// merge that lacks a shard is at least unknown, as its missing seeds were not judged.
+pub fn exit_code(records: &[SeedRecord], metas: &[SweepMeta], scope: Scope) -> ExitCode {
+    let worst = records
+        .iter()
+        .fold(ExitCode::Valid, |w, r| w.worse(r.exit_code));
+    if coverage(records, metas, scope)
+        .iter()
+        .any(|c| !c.missing_shards.is_empty())
+    {
+        worst.worse(ExitCode::Unknown)
+    } else {
+        worst
+    }
+}
+
+/// junit.xml: a test suite per configuration, a test case per seed. A failing seed's
+/// message is its problem; its text says how to reproduce it and whether it does.
+pub fn junit(records: &[SeedRecord], title: &str) -> String {
+    let mut report = Report::new(title);
+    let mut groups: BTreeMap<(String, Mode, String), Vec<&SeedRecord>> = BTreeMap::new();
+    for r in records {
+        groups.entry(r.group()).or_default().push(r);
+    }
+    for ((name, mode, config), runs) in groups {
+        let mut suite = TestSuite::new(format!("chaos sweep {name} {} {config}", mode.name()));
+        suite.add_property(("config", config.as_str()));
+        if let Some(c) = runs.iter().find_map(|r| r.commit.as_deref()) {
+            suite.add_property(("commit", c));
+        }
+        for r in runs {
+            let status = if r.failed() {
+                let kind = match r.exit_code {
+                    ExitCode::Invalid | ExitCode::Liveness => NonSuccessKind::Failure,
+                    _ => NonSuccessKind::Error,
+                };
+                let mut s = TestCaseStatus::non_success(kind);
+                s.set_message(format!(
+                    "{} (exit {}): {}",
+                    r.verdict.as_str(),
+                    r.exit_code.code(),
+                    r.problem.as_deref().unwrap_or("-")
+                ));
+                s.set_description(failure_text(r));
+                s
+            } else {
+                TestCaseStatus::success()
+            };
+            let mut case = TestCase::new(format!("seed {}", r.seed), status);
+            case.set_classname(format!("chaos.sweep.{name}.{}", mode.name()));
+            case.set_time(Duration::from_secs_f64(r.wall_s.max(0.0)));
+            suite.add_test_case(case);
+        }
+        report.add_test_suite(suite);
+    }
+    report
+        .to_string()
+        .expect("junit serialisation writes to memory")
+}
+
+fn failure_text(r: &SeedRecord) -> String {
+    let mut out = format!("reproduce: {}\n", r.reproduce);
+    if let Some(c) = &r.confirmation {
+        out.push_str(&format!("fails again: {}\n", c.label()));
+    }
+    if let Some(d) = &r.run_dir {
+        out.push_str(&format!("run directory: {d}\n"));
+    }
+    out
+}
+
+/// What a set of records covers, per configuration, for the summary and the index.
+pub struct Coverage {
+    pub name: String,
+    pub mode: Mode,
+    pub config: String,
+    pub runs: u64,
+    pub failed: u64,
+    /// The shards seen, and the count they were out of.
+    pub shards: BTreeSet<Shard>,
+    /// Shards of the count with no record and no `sweep.json` (a lost CI job).
+    pub missing_shards: Vec<u32>,
+    /// Seeds planned by the `sweep.json`s seen, and how many of those have no record.
+    pub planned: u64,
+    pub not_run: u64,
+    /// Seeds with more than one record (shards that overlapped, or a sweep merged twice).
+    pub duplicates: Vec<u64>,
+}
+
+/// What the outputs describe: one sweep (one shard, which lacks no other) or a merge of
+/// shards (which may lack some).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Sweep,
+    Merge,
+}
+
+/// Groups records by configuration and says what each group lacks, given the
+/// `sweep.json`s of the directories they came from.
+pub fn coverage(records: &[SeedRecord], metas: &[SweepMeta], scope: Scope) -> Vec<Coverage> {
+    let mut out: BTreeMap<(String, Mode, String), Coverage> = BTreeMap::new();
+    let mut seen: BTreeMap<(String, Mode, String), BTreeSet<u64>> = BTreeMap::new();
+    for r in records {
+        let c = out.entry(r.group()).or_insert_with(|| Coverage {
+            name: r.name.clone(),
+            mode: r.mode,
+            config: r.config.clone(),
+            runs: 0,
+            failed: 0,
+            shards: BTreeSet::new(),
+            missing_shards: Vec::new(),
+            planned: 0,
+            not_run: 0,
+            duplicates: Vec::new(),
+        });
+        c.shards.insert(r.shard);
+        if !seen.entry(r.group()).or_default().insert(r.seed) {
+            c.duplicates.push(r.seed);
+            continue;
+        }
+        c.runs += 1;
+        c.failed += u64::from(r.failed());
+    }
+    for m in metas {
+        let key = (m.name.clone(), m.mode, m.config.clone());
+        let c = out.entry(key.clone()).or_insert_with(|| Coverage {
+            name: m.name.clone(),
+            mode: m.mode,
+            config: m.config.clone(),
+            runs: 0,
+            failed: 0,
+            shards: BTreeSet::new(),
+            missing_shards: Vec::new(),
+            planned: 0,
+            not_run: 0,
+            duplicates: Vec::new(),
+        });
+        c.shards.insert(m.shard);
+        c.planned += m.planned;
+        let ran = seen.get(&key);
+        c.not_run += m
+            .shard
+            .seeds(m.first_seed..m.end_seed)
+            .filter(|s| !ran.is_some_and(|r| r.contains(s)))
+            .count() as u64;
+    }
+    for c in out.values_mut().filter(|_| scope == Scope::Merge) {
+        if let Some(count) = c.shards.iter().map(|s| s.count).max() {
+            let have: BTreeSet<u32> = c
+                .shards
+                .iter()
+                .filter(|s| s.count == count)
+                .map(|s| s.index)
+                .collect();
+            c.missing_shards = (0..count).filter(|i| !have.contains(i)).collect();
+        }
+    }
+    out.into_values().collect()
+}
+
+/// The text summary: a line per configuration, each failing seed with its problem,
+/// whether it fails again and the command that reproduces it, and the exit code.
+/// `max_failing` caps the failing seeds listed (the rest are counted).
+pub fn summary(
+    records: &[SeedRecord],
+    metas: &[SweepMeta],
+    scope: Scope,
+    max_failing: Option<usize>,
+) -> String {
+    let mut out = String::new();
+    for c in coverage(records, metas, scope) {
+        let shards: Vec<String> = c.shards.iter().map(Shard::to_string).collect();
+        out.push_str(&format!(
+            "{} {} (config {}): {} seeds run, {} failing; shards {}\n",
+            c.mode.name(),
+            c.name,
+            c.config,
+            c.runs,
+            c.failed,
+            shards.join(" ")
+        ));
+        if !c.missing_shards.is_empty() {
+            let missing: Vec<String> = c.missing_shards.iter().map(u32::to_string).collect();
+            out.push_str(&format!(
+                "  MISSING shards {} of {}: their seeds are not in this result\n",
+                missing.join(", "),
+                c.shards.iter().map(|s| s.count).max().unwrap_or(1)
+            ));
+        }
+        if c.not_run > 0 {
+            out.push_str(&format!(
+                "  {} of {} planned seeds not run (stopped early; see each sweep.json)\n",
+                c.not_run, c.planned
+            ));
+        }
+        if !c.duplicates.is_empty() {
+            out.push_str(&format!(
+                "  seeds with more than one record (the first is counted): {:?}\n",
+                c.duplicates
+            ));
+        }
+    }
+    let failing: Vec<&SeedRecord> = records.iter().filter(|r| r.failed()).collect();
+    if !failing.is_empty() {
+        out.push_str("\nfailing seeds:\n");
+    }
+    let shown = max_failing.unwrap_or(usize::MAX);
+    if failing.len() > shown {
+        out.push_str(&format!(
+            "  (the first {shown} of {}; summary.txt and index.html list every one)\n",
+            failing.len()
+        ));
+    }
+    for r in failing.into_iter().take(shown) {
+        out.push_str(&format!(
+            "  {} seed {}: {} (exit {}), {}: {}\n    reproduce: {}\n",
+            r.mode.name(),
+            r.seed,
+            r.verdict.as_str(),
+            r.exit_code.code(),
+            r.confirmation
+                .as_ref()
+                .map_or_else(|| "-".into(), Confirmation::label),
+            one_line(r.problem.as_deref().unwrap_or("-"), 240),
+            r.reproduce
+        ));
+        if let Some(d) = &r.run_dir {
+            out.push_str(&format!("    run directory: {d}\n"));
+        }
+    }
+    let code = exit_code(records, metas, scope);
+    out.push_str(&format!(
+        "\nexit {}: {}\n",
+        code.code(),
+        if code == ExitCode::Valid && records.is_empty() {
+            "no seed was run"
+        } else if code == ExitCode::Unknown && scope == Scope::Merge {
+            "unknown: shards are missing (their seeds were not judged)"
+        } else {
+            code.meaning()
+        }
+    ));
+    out
+}
+
+/// `text` on one line, cut to `max` characters with an ellipsis.
+pub fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c == '\n' { ' ' } else { c })
+        .collect();
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let mut cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// index.html of a sweep or a merge: per configuration what was covered, then every
+/// failing seed with its reproduce command and a link to its report, then the rest.
+/// Run directories are linked as the records name them: relative to the index.
+pub fn index(records: &[SeedRecord], metas: &[SweepMeta], scope: Scope, title: &str) -> String {
+    let groups = coverage(records, metas, scope);
+    let failing: Vec<&SeedRecord> = records.iter().filter(|r| r.failed()).collect();
+    let passing: Vec<&SeedRecord> = records.iter().filter(|r| !r.failed()).collect();
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { (title) }
+                style { (PreEscaped(r#"
+body { font: 14px/1.45 system-ui, sans-serif; margin: 20px auto; max-width: 1100px; padding: 0 16px; }
+table { border-collapse: collapse; width: 100%; margin-bottom: 18px; }
+th, td { border-bottom: 1px solid #e3e3e3; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #fafafa; }
+code { font-size: 12px; word-break: break-all; }
+.v { font-weight: 700; } .valid { color: #2e7d32; } .invalid { color: #c62828; } .unknown { color: #ef6c00; }
+.warn { color: #c62828; font-weight: 700; }
+"#)) }
+            }
+            body {
+                h1 { (title) }
+                p { (records.len()) " runs, " (failing.len()) " failing. Exit code " (exit_code(records, metas, scope).code()) "." }
+                table {
+                    thead { tr { th { "mode" } th { "name" } th { "config" } th { "seeds run" } th { "failing" } th { "shards" } th { "gaps" } } }
+                    tbody {
+                        @for c in &groups {
+                            tr {
+                                td { (c.mode.name()) }
+                                td { (c.name) }
+                                td { code { (c.config) } }
+                                td { (c.runs) }
+                                td { (c.failed) }
+                                td { (c.shards.iter().map(Shard::to_string).collect::<Vec<_>>().join(" ")) }
+                                td {
+                                    @if !c.missing_shards.is_empty() { span.warn { "missing shards " (format!("{:?}", c.missing_shards)) } " " }
+                                    @if c.not_run > 0 { span.warn { (c.not_run) " seeds not run" } " " }
+                                    @if !c.duplicates.is_empty() { span.warn { (c.duplicates.len()) " duplicate seeds" } }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if !failing.is_empty() {
+                    h2 { "Failing seeds" }
+                    table {
+                        thead { tr { th { "mode" } th { "seed" } th { "verdict" } th { "fails again" } th { "problem" } th { "reproduce" } th { "run" } } }
+                        tbody {
+                            @for r in &failing {
+                                tr {
+                                    td { (r.mode.name()) }
+                                    td { (r.seed) }
+                                    td class=(format!("v {}", r.verdict.as_str())) { (r.verdict.as_str()) " (exit " (r.exit_code.code()) ")" }
+                                    td { (r.confirmation.as_ref().map_or_else(|| "-".into(), Confirmation::label)) }
+                                    td { (r.problem.as_deref().unwrap_or("-")) }
+                                    td { code { (r.reproduce) } }
+                                    td { @if let Some(d) = &r.run_dir { a href=(format!("{d}/report.html")) { "report" } } @else { "-" } }
+                                }
+                            }
+                        }
+                    }
+                }
+                h2 { "Passing seeds" }
+                p {
+                    @if passing.is_empty() { "none" } @else {
+                        @for (i, r) in passing.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            (r.mode.name()) " " (r.seed)
+                        }
+                    }
+                }
+            }
+        }
+    }
+    .into_string()
+}
