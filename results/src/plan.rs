@@ -577,10 +577,10 @@ fn shell_quote(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> Plan {
+    pub(crate) fn sample() -> Plan {
         let kinds: FaultKinds = "partition,kill".parse().unwrap();
         let schedule = nemesis::generate(
             3,

@@ -624,3 +624,160 @@ code { font-size: 12px; word-break: break-all; }
     }
     .into_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(seed: u64, shard: Shard, code: ExitCode) -> SeedRecord {
+        SeedRecord {
+            version: SWEEP_VERSION,
+            name: "chaos".into(),
+            mode: Mode::Sim,
+            seed,
+            config: "c0ffee".into(),
+            commit: None,
+            shard,
+            verdict: if code == ExitCode::Invalid {
+                Verdict::Invalid
+            } else {
+                Verdict::Valid
+            },
+            exit_code: code,
+            problem: (code != ExitCode::Valid).then(|| "linearizability: stale".into()),
+            started_at: "2026-11-29T00:00:00.000Z".into(),
+            wall_s: 0.1,
+            reproduce: format!("chaos sim --seed {seed}"),
+            run_dir: None,
+            confirmation: (code != ExitCode::Valid).then_some(Confirmation::Exact),
+        }
+    }
+
+    fn meta(shard: Shard, first: u64, end: u64) -> SweepMeta {
+        SweepMeta {
+            version: SWEEP_VERSION,
+            name: "chaos".into(),
+            mode: Mode::Sim,
+            config: "c0ffee".into(),
+            commit: None,
+            first_seed: first,
+            end_seed: end,
+            shard,
+            planned: shard.seeds(first..end).count() as u64,
+            run: 0,
+            failed: 0,
+            jobs: 1,
+            stopped: None,
+            finished: true,
+            started_at: String::new(),
+            wall_s: 0.0,
+            chaos: "0".into(),
+            command: String::new(),
+        }
+    }
+
+    #[test]
+    fn shards_partition_the_seeds() {
+        let seeds = 5..42;
+        let mut all: Vec<u64> = (0..4)
+            .flat_map(|i| Shard { index: i, count: 4 }.seeds(seeds.clone()))
+            .collect();
+        all.sort();
+        assert_eq!(all, seeds.clone().collect::<Vec<_>>());
+        assert_eq!(
+            "1/4"
+                .parse::<Shard>()
+                .unwrap()
+                .seeds(seeds)
+                .take(3)
+                .collect::<Vec<_>>(),
+            vec![6, 10, 14]
+        );
+        for bad in ["4/4", "1/0", "x/2", "3"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn the_config_hash_ignores_the_seed_and_its_schedule_only() {
+        let plan = |seed: u64, nodes: usize| {
+            let mut p = crate::plan::tests::sample();
+            p.seed = seed;
+            p.nodes = nodes;
+            p.schedule = nemesis::generate(
+                nodes,
+                &mut nemesis::substream(seed, "nemesis"),
+                p.nemesis,
+                1_000,
+                5_000,
+            );
+            p
+        };
+        assert_ne!(plan(1, 3).schedule, plan(2, 3).schedule);
+        assert_eq!(config_hash(&plan(1, 3)), config_hash(&plan(2, 3)));
+        assert_ne!(config_hash(&plan(1, 3)), config_hash(&plan(1, 5)));
+        assert_eq!(config_hash(&plan(1, 3)).len(), 16);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_and_a_bad_one_elsewhere_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RECORDS_FILE);
+        let line = serde_json::to_string(&record(1, Shard::WHOLE, ExitCode::Valid)).unwrap();
+        std::fs::write(&path, format!("{line}\n{}", &line[..20])).unwrap();
+        assert_eq!(read_records(&path).unwrap().len(), 1);
+        std::fs::write(&path, format!("{}\n{line}\n", &line[..20])).unwrap();
+        let e = read_records(&path).unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn a_merge_names_missing_shards_and_is_unknown_without_them() {
+        let s = |i| Shard { index: i, count: 3 };
+        let records = vec![
+            record(1, s(0), ExitCode::Valid),
+            record(2, s(1), ExitCode::Valid),
+        ];
+        let metas = vec![meta(s(0), 1, 4), meta(s(1), 1, 4)];
+        let c = coverage(&records, &metas, Scope::Merge);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].missing_shards, vec![2]);
+        assert_eq!(exit_code(&records, &metas, Scope::Merge), ExitCode::Unknown);
+        assert!(summary(&records, &metas, Scope::Merge, None).contains("MISSING shards 2 of 3"));
+        // One shard's own sweep lacks nothing.
+        assert_eq!(
+            exit_code(&records[..1], &metas[..1], Scope::Sweep),
+            ExitCode::Valid
+        );
+        // A seed planned but not run is counted; a violation wins over unknown.
+        let mut all = records.clone();
+        all.push(record(3, s(2), ExitCode::Invalid));
+        let mut metas = metas;
+        metas.push(meta(s(2), 1, 7));
+        let c = coverage(&all, &metas, Scope::Merge);
+        assert!(c[0].missing_shards.is_empty());
+        assert_eq!(c[0].not_run, 1, "seed 6 of shard 2 was planned and not run");
+        assert_eq!(exit_code(&all, &metas, Scope::Merge), ExitCode::Invalid);
+    }
+
+    #[test]
+    fn labels_and_junit_say_how_a_failure_reproduces() {
+        let confirmed = |failed| Confirmation::Confirmed {
+            runs: 2,
+            failed,
+            run_dirs: vec![],
+        };
+        assert_eq!(confirmed(2).label(), "reproducible 2/2");
+        assert_eq!(confirmed(1).label(), "flaky 1/2");
+        assert_eq!(confirmed(0).label(), "flaky 0/2");
+        let mut failing = record(7, Shard::WHOLE, ExitCode::Invalid);
+        failing.confirmation = Some(confirmed(1));
+        let xml = junit(&[record(6, Shard::WHOLE, ExitCode::Valid), failing], "t");
+        assert!(
+            xml.contains(r#"tests="2""#) && xml.contains(r#"failures="1""#),
+            "{xml}"
+        );
+        assert!(xml.contains("seed 7") && xml.contains("flaky 1/2"), "{xml}");
+        assert!(xml.contains("reproduce: chaos sim --seed 7"), "{xml}");
+    }
+}

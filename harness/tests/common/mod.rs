@@ -13,6 +13,7 @@ pub fn text(o: &Output) -> String {
 }
 
 /// The run directory `<root>/latest` points at.
+#[allow(dead_code)] // not every test file reads runs this way
 pub fn latest(root: &Path) -> PathBuf {
     std::fs::canonicalize(root.join("latest")).expect("results/latest exists")
 }
