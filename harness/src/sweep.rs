@@ -182,6 +182,7 @@ struct Ran {
     exit_code: ExitCode,
     verdict: results::Verdict,
     problem: Option<String>,
+    durations: Option<results::schema::Durations>,
     run_dir: Option<PathBuf>,
 }
 
@@ -278,20 +279,21 @@ fn run_plan(plan: &Plan, runs: &Path) -> Result<Ran, String> {
                 exit_code: judged.exit_code,
                 verdict: judged.verdict,
                 problem: judged.problem,
+                durations: None,
                 run_dir,
             })
         }
         Mode::Real => {
             let out = crate::engine::execute(plan, runs, Presentation::quiet())
                 .map_err(|e| e.to_string())?;
-            let problem = std::fs::read_to_string(out.run_dir.join("result.json"))
+            let result = std::fs::read_to_string(out.run_dir.join("result.json"))
                 .ok()
-                .and_then(|t| RunResult::parse(&t).ok())
-                .and_then(|r| r.problem());
+                .and_then(|t| RunResult::parse(&t).ok());
             Ok(Ran {
                 exit_code: out.exit_code,
                 verdict: out.verdict,
-                problem,
+                problem: result.as_ref().and_then(RunResult::problem),
+                durations: result.map(|r| r.durations),
                 run_dir: Some(out.run_dir),
             })
         }
@@ -591,6 +593,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
                         problem: ran.problem.clone(),
                         started_at: run_started_at,
                         wall_s: wall.as_secs_f64(),
+                        durations: ran.durations,
                         reproduce: plan.command_line(),
                         run_dir: run_dir.as_deref().map(|d| runs.name(d)),
                         confirmation,

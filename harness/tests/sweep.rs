@@ -275,6 +275,11 @@ fn real_failures_are_re_run_and_passing_run_directories_are_not_kept() {
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0]["verdict"], "valid");
     assert!(recs[0].get("run_dir").is_none(), "{}", recs[0]);
+    assert!(
+        recs[0]["durations"]["workload_s"].as_f64().unwrap() > 0.5,
+        "{}",
+        recs[0]
+    );
     let kept = std::fs::read_dir(dir.join("runs/chaos"))
         .map(|d| {
             d.flatten()

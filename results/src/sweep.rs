@@ -135,6 +135,10 @@ pub struct SeedRecord {
     pub started_at: String,
     /// Wall-clock seconds of the run as the sweep saw it (judging and report included).
     pub wall_s: f64,
+    /// Where a real run's time went (result.json's `durations`); absent for a
+    /// simulated seed, which is judged in memory on virtual time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durations: Option<crate::schema::Durations>,
     /// The command that runs this seed again.
     pub reproduce: String,
     /// The run directory, relative to the sweep directory; `None` when none was kept
@@ -647,6 +651,7 @@ mod tests {
             problem: (code != ExitCode::Valid).then(|| "linearizability: stale".into()),
             started_at: "2026-11-29T00:00:00.000Z".into(),
             wall_s: 0.1,
+            durations: None,
             reproduce: format!("chaos sim --seed {seed}"),
             run_dir: None,
             confirmation: (code != ExitCode::Valid).then_some(Confirmation::Exact),
