@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod common;
-use common::{latest, text, wait_for_history};
+use common::{assert_nothing_left, latest, processes_under, text, wait_for_history};
 
 const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
 
@@ -40,46 +40,6 @@ fn check<'a>(result: &'a Value, name: &str) -> &'a Value {
         .iter()
         .find(|c| c["name"] == name)
         .unwrap()
-}
-
-/// Pids of live processes whose command line mentions `root`.
-fn processes_under(root: &Path) -> Vec<(u32, String)> {
-    let needle = root.to_string_lossy().to_string();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if pid == std::process::id() {
-            continue;
-        }
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        // A zombie has an empty command line; only live processes matter.
-        if cmdline.contains(&needle) && !cmdline.contains("chaos run") {
-            let state = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            found.push((
-                pid,
-                format!("{cmdline} [{}]", state.split(' ').nth(2).unwrap_or("?")),
-            ));
-        }
-    }
-    found
-}
-
-/// Polls until no node process of `root` is left, or fails after a deadline.
-fn assert_nothing_left(root: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let left = processes_under(root);
-        if left.is_empty() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "processes left behind: {left:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -585,3 +585,62 @@ fn the_kubernetes_example_runs() {
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert_eq!(records(&results.join("merged")).len(), 8);
 }
+
+#[test]
+fn an_interrupted_real_sweep_stops_says_why_and_leaves_nothing_running() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = chaos()
+        .args([
+            "sweep",
+            "--mode",
+            "real",
+            "--seeds",
+            "1..5",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "20",
+            "--no-progress",
+            "--results",
+        ])
+        .arg(tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first run's nodes are up.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while common::processes_under(tmp.path()).len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the first run's nodes never started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sweep exited early"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the sweep did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "an interrupted run is undecided: {}",
+        text(&out)
+    );
+    common::assert_nothing_left(tmp.path());
+    let dir = sweep_dir(tmp.path());
+    assert_eq!(records(&dir).len(), 1, "no seed started after the signal");
+    let meta = std::fs::read_to_string(dir.join("sweep.json")).unwrap();
+    assert!(meta.contains("interrupted (SIGINT or SIGTERM)"), "{meta}");
+    assert!(meta.contains("\"finished\": true"), "{meta}");
+}

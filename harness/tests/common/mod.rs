@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::{Duration, Instant};
 
 /// A command's stdout and stderr, for assertions and their messages.
 pub fn text(o: &Output) -> String {
@@ -58,5 +59,50 @@ pub fn wait_for_history(root: &Path, lines: usize, child: &mut std::process::Chi
             "history did not grow to {lines} lines"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Pids of live processes whose command line mentions `root` (not the harness).
+#[allow(dead_code)]
+pub fn processes_under(root: &Path) -> Vec<(u32, String)> {
+    let needle = root.to_string_lossy().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        // A zombie has an empty command line; only live processes matter.
+        if cmdline.contains(&needle)
+            && !cmdline.contains("chaos run")
+            && !cmdline.contains("chaos sweep")
+        {
+            let state = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            found.push((
+                pid,
+                format!("{cmdline} [{}]", state.split(' ').nth(2).unwrap_or("?")),
+            ));
+        }
+    }
+    found
+}
+
+/// Polls until no node process of `root` is left, or fails after a deadline.
+#[allow(dead_code)]
+pub fn assert_nothing_left(root: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = processes_under(root);
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "processes left behind: {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
