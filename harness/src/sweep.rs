@@ -701,16 +701,7 @@ fn find_sweeps(root: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     if depth == 0 {
         return;
     }
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    let mut dirs: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path())
-        .collect();
-    dirs.sort();
-    for d in dirs {
+    for d in results::store::subdirs(root) {
         find_sweeps(&d, depth - 1, out);
     }
 }

@@ -66,22 +66,11 @@ fn holders(root: &Path, inodes: &[u64]) -> Vec<String> {
     let needle = root.to_string_lossy().to_string();
     let names: Vec<String> = inodes.iter().map(|i| format!("net:[{i}]")).collect();
     let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if pid == std::process::id() {
-            continue;
-        }
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if cmdline.is_empty() {
-            continue;
-        }
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let ns = std::fs::read_link(entry.path().join("ns/net"))
+    for (pid, dir, cmdline) in common::live_processes() {
+        let ns = std::fs::read_link(dir.join("ns/net"))
             .map(|l| l.to_string_lossy().to_string())
             .unwrap_or_default();
-        let fds: Vec<String> = std::fs::read_dir(entry.path().join("fd"))
+        let fds: Vec<String> = std::fs::read_dir(dir.join("fd"))
             .into_iter()
             .flatten()
             .flatten()

@@ -90,32 +90,29 @@ pub struct RunEntry {
 /// what could be read; nothing here fails.
 pub fn list_runs(root: &Path) -> Vec<RunEntry> {
     let mut out = Vec::new();
-    let Ok(groups) = std::fs::read_dir(root) else {
-        return out;
-    };
-    let mut groups: Vec<PathBuf> = groups
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path())
-        .collect();
-    groups.sort();
-    for group in groups {
-        let Ok(runs) = std::fs::read_dir(&group) else {
-            continue;
-        };
-        let mut runs: Vec<PathBuf> = runs
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .map(|e| e.path())
-            .filter(|p| p.join("plan.json").exists())
-            .collect();
-        runs.sort();
-        for run in runs {
-            out.push(entry(root, &run));
+    for group in subdirs(root) {
+        for run in subdirs(&group) {
+            if run.join("plan.json").exists() {
+                out.push(entry(root, &run));
+            }
         }
     }
     out.sort_by(|a, b| b.stamp.cmp(&a.stamp).then_with(|| a.rel.cmp(&b.rel)));
     out
+}
+
+/// The directories directly under `dir`, in path order (none if it is unreadable).
+pub fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    dirs
 }
 
 fn entry(root: &Path, run: &Path) -> RunEntry {

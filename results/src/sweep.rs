@@ -387,16 +387,12 @@ pub enum Scope {
     Merge,
 }
 
-/// Groups records by configuration and says what each group lacks, given the
-/// `sweep.json`s of the directories they came from.
-pub fn coverage(records: &[SeedRecord], metas: &[SweepMeta], scope: Scope) -> Vec<Coverage> {
-    let mut out: BTreeMap<(String, Mode, String), Coverage> = BTreeMap::new();
-    let mut seen: BTreeMap<(String, Mode, String), BTreeSet<u64>> = BTreeMap::new();
-    for r in records {
-        let c = out.entry(r.group()).or_insert_with(|| Coverage {
-            name: r.name.clone(),
-            mode: r.mode,
-            config: r.config.clone(),
+impl Coverage {
+    fn new(name: &str, mode: Mode, config: &str) -> Coverage {
+        Coverage {
+            name: name.to_string(),
+            mode,
+            config: config.to_string(),
             runs: 0,
             failed: 0,
             shards: BTreeSet::new(),
@@ -404,7 +400,19 @@ pub fn coverage(records: &[SeedRecord], metas: &[SweepMeta], scope: Scope) -> Ve
             planned: 0,
             not_run: 0,
             duplicates: Vec::new(),
-        });
+        }
+    }
+}
+
+/// Groups records by configuration and says what each group lacks, given the
+/// `sweep.json`s of the directories they came from.
+pub fn coverage(records: &[SeedRecord], metas: &[SweepMeta], scope: Scope) -> Vec<Coverage> {
+    let mut out: BTreeMap<(String, Mode, String), Coverage> = BTreeMap::new();
+    let mut seen: BTreeMap<(String, Mode, String), BTreeSet<u64>> = BTreeMap::new();
+    for r in records {
+        let c = out
+            .entry(r.group())
+            .or_insert_with(|| Coverage::new(&r.name, r.mode, &r.config));
         c.shards.insert(r.shard);
         if !seen.entry(r.group()).or_default().insert(r.seed) {
             c.duplicates.push(r.seed);
@@ -415,18 +423,9 @@ pub fn coverage(records: &[SeedRecord], metas: &[SweepMeta], scope: Scope) -> Ve
     }
     for m in metas {
         let key = (m.name.clone(), m.mode, m.config.clone());
-        let c = out.entry(key.clone()).or_insert_with(|| Coverage {
-            name: m.name.clone(),
-            mode: m.mode,
-            config: m.config.clone(),
-            runs: 0,
-            failed: 0,
-            shards: BTreeSet::new(),
-            missing_shards: Vec::new(),
-            planned: 0,
-            not_run: 0,
-            duplicates: Vec::new(),
-        });
+        let c = out
+            .entry(key.clone())
+            .or_insert_with(|| Coverage::new(&m.name, m.mode, &m.config));
         c.shards.insert(m.shard);
         c.planned += m.planned;
         let ran = seen.get(&key);

@@ -62,11 +62,11 @@ pub fn wait_for_history(root: &Path, lines: usize, child: &mut std::process::Chi
     }
 }
 
-/// Pids of live processes whose command line mentions `root` (not the harness).
+/// Every live process but this one: pid, its /proc directory and its command line
+/// (a zombie has an empty one and is left out).
 #[allow(dead_code)]
-pub fn processes_under(root: &Path) -> Vec<(u32, String)> {
-    let needle = root.to_string_lossy().to_string();
-    let mut found = Vec::new();
+pub fn live_processes() -> Vec<(u32, PathBuf, String)> {
+    let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
@@ -74,23 +74,35 @@ pub fn processes_under(root: &Path) -> Vec<(u32, String)> {
         if pid == std::process::id() {
             continue;
         }
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if cmdline.is_empty() {
             continue;
-        };
+        }
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        // A zombie has an empty command line; only live processes matter.
-        if cmdline.contains(&needle)
-            && !cmdline.contains("chaos run")
-            && !cmdline.contains("chaos sweep")
-        {
-            let state = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            found.push((
+        out.push((pid, entry.path(), cmdline));
+    }
+    out
+}
+
+/// Pids of live processes whose command line mentions `root` (not the harness).
+#[allow(dead_code)]
+pub fn processes_under(root: &Path) -> Vec<(u32, String)> {
+    let needle = root.to_string_lossy().to_string();
+    live_processes()
+        .into_iter()
+        .filter(|(_, _, cmdline)| {
+            cmdline.contains(&needle)
+                && !cmdline.contains("chaos run")
+                && !cmdline.contains("chaos sweep")
+        })
+        .map(|(pid, dir, cmdline)| {
+            let state = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+            (
                 pid,
                 format!("{cmdline} [{}]", state.split(' ').nth(2).unwrap_or("?")),
-            ));
-        }
-    }
-    found
+            )
+        })
+        .collect()
 }
 
 /// Polls until no node process of `root` is left, or fails after a deadline.
