@@ -69,6 +69,18 @@ pub struct NodeArgs {
     #[arg(long, default_value_t = Timing::default().request_timeout_ms)]
     pub request_timeout_ms: u64,
 
+    /// A client request that arrives when no leader is known waits about this many
+    /// milliseconds for one before it is refused with `unavailable` (definite); 0
+    /// refuses it at once.
+    #[arg(long, value_name = "MS", default_value_t = Timing::default().leader_wait_ms)]
+    pub leader_wait_ms: u64,
+
+    /// Campaign as soon as the election timer fires, without first asking the others
+    /// whether they would join (a pre-vote). For measuring what pre-votes save: a
+    /// node that rejoins after a partition may then depose a healthy leader.
+    #[arg(long)]
+    pub no_pre_vote: bool,
+
     /// Minimum and maximum election timeout in milliseconds, as MIN,MAX.
     #[arg(long, value_parser = parse_range, default_value = "300,600")]
     pub election_timeout_ms: (u64, u64),
@@ -180,6 +192,8 @@ impl NodeArgs {
         core.bugs = self.bugs.iter().copied().collect();
         core.timing.request_timeout_ms = self.request_timeout_ms;
         core.timing.election_timeout_ms = self.election_timeout_ms;
+        core.timing.leader_wait_ms = self.leader_wait_ms;
+        core.timing.pre_vote = !self.no_pre_vote;
         ShellConfig {
             core,
             listen: self.listen.clone(),

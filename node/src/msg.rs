@@ -70,6 +70,13 @@ pub enum PeerMessage {
     /// leader proposed all the slots it did not learn as chosen before its election in
     /// `ballot`.
     Commit { ballot: Ballot, commit: Slot },
+    /// Pre-vote: would the receiver join a campaign at `ballot`? Changes nothing at
+    /// the receiver, so a node that cannot win (cut off, or rejoining after a
+    /// partition) never raises the ballot that would depose a healthy leader.
+    PreVote { ballot: Ballot },
+    /// The answer to a `PreVote`: granted unless the receiver leads or heard its
+    /// leader within the shortest election timeout.
+    PreVoteReply { ballot: Ballot, granted: bool },
     /// A lagging node asks for chosen entries from `from_slot` on.
     CatchUp { from_slot: Slot },
     /// Chosen entries, in slot order.
@@ -98,6 +105,8 @@ impl PeerMessage {
             PeerMessage::LogAccepted { .. } => "log-accepted",
             PeerMessage::LogNack { .. } => "log-nack",
             PeerMessage::Commit { .. } => "commit",
+            PeerMessage::PreVote { .. } => "pre-vote",
+            PeerMessage::PreVoteReply { .. } => "pre-vote-reply",
             PeerMessage::CatchUp { .. } => "catch-up",
             PeerMessage::Chosen { .. } => "chosen",
             PeerMessage::Forward { .. } => "forward",
@@ -128,6 +137,11 @@ mod tests {
                 promised: 2,
             },
             PeerMessage::EarlyAck { ids: vec![] },
+            PeerMessage::PreVote { ballot: 3 },
+            PeerMessage::PreVoteReply {
+                ballot: 3,
+                granted: true,
+            },
         ];
         for m in msgs {
             let v: serde_json::Value = serde_json::to_value(&m).unwrap();

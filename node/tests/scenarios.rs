@@ -63,9 +63,15 @@ impl Net {
         );
     }
 
-    /// Fires the election timer until `id` campaigns (a follower that heard a leader
-    /// first only re-arms).
+    /// Fires the election timer until `id` asks for pre-votes (a follower that heard
+    /// a leader first only re-arms), after the others' leader-contact timers: the
+    /// leader has been silent for the shortest election timeout, so they grant them.
+    /// Delivering then runs the pre-vote and the campaign.
     fn campaign(&mut self, id: NodeId) {
+        let others: Vec<NodeId> = self.nodes.keys().copied().filter(|n| *n != id).collect();
+        for other in others {
+            self.step(other, Event::Timer(TimerId::LeaderContact));
+        }
         for _ in 0..2 {
             self.step(id, Event::Timer(TimerId::Election));
         }

@@ -223,6 +223,9 @@ pub struct SimCounts {
     pub corruptions: u64,
     /// Starts refused because the WAL was corrupt.
     pub refused_starts: u64,
+    /// Campaigns: phase 1 with a new ballot, counted once per node and ballot.
+    #[serde(default)]
+    pub elections: u64,
 }
 
 /// The fields of result.json that depend on the wall clock or the machine; the rest

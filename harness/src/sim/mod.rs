@@ -64,8 +64,8 @@ pub struct Simulated {
 }
 
 /// The nodes' configuration from the plan's node arguments, parsed by the node's own
-/// command line so that `--bug`, `--election-timeout-ms` and `--request-timeout-ms`
-/// mean what they mean to a real node. Arguments that only make sense for a process
+/// command line so that `--bug`, `--election-timeout-ms`, `--request-timeout-ms`,
+/// `--leader-wait-ms` and `--no-pre-vote` mean what they mean to a real node. Arguments that only make sense for a process
 /// (addresses, data directories, `--unsafe-no-fsync`) are refused.
 pub fn node_config(plan: &Plan) -> Result<Config, String> {
     for arg in &plan.node_args {
@@ -81,7 +81,7 @@ pub fn node_config(plan: &Plan) -> Result<Config, String> {
         .contains(&name)
         {
             return Err(format!(
-                "--node-arg={arg}: chaos sim decides {name} itself; only --bug, --election-timeout-ms and --request-timeout-ms apply"
+                "--node-arg={arg}: chaos sim decides {name} itself; only --bug, --election-timeout-ms, --request-timeout-ms, --leader-wait-ms and --no-pre-vote apply"
             ));
         }
     }

@@ -193,6 +193,8 @@ pub struct World<'r> {
     next_token: u64,
     stopping: bool,
     pub counts: SimCounts,
+    /// Every (node, ballot) that campaigned, for `counts.elections`.
+    campaigns: BTreeSet<(NodeId, u64)>,
     /// The protocol's rules, checked on every step.
     pub rules: Invariants,
     /// The messages the report draws, with their fates, as a real run's
@@ -247,6 +249,7 @@ impl<'r> World<'r> {
             next_token: 0,
             stopping: false,
             counts: SimCounts::default(),
+            campaigns: BTreeSet::new(),
             rules: Invariants::new(plan.nodes),
             trace: None,
             capture: None,
@@ -727,6 +730,12 @@ impl<'r> World<'r> {
 
     fn transmit(&mut self, from: NodeId, to: NodeId, msg: PeerMessage) {
         self.counts.messages_sent += 1;
+        if let PeerMessage::LogPrepare { ballot, .. } = &msg {
+            // A campaign sends its prepare to every peer: counted once per ballot.
+            if self.campaigns.insert((from, *ballot)) {
+                self.counts.elections += 1;
+            }
+        }
         if self.blocked.contains(&(from, to)) {
             self.counts.messages_dropped += 1;
             self.traced(from, to, &msg, &[]);

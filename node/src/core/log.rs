@@ -56,7 +56,7 @@ impl Node {
     }
 
     /// Routes commands: queued on a leader or candidate, forwarded to a known leader,
-    /// refused when no leader is known.
+    /// held for a while when no leader is known ([`Self::await_leader`]).
     fn submit(&mut self, commands: Vec<Command>) {
         match (&self.role, self.leader) {
             (Role::Leader { .. } | Role::Candidate { .. }, _) => {
@@ -78,8 +78,67 @@ impl Node {
             (Role::Follower, Some(leader)) if leader != self.cfg.id => {
                 self.send(leader, PeerMessage::Forward { commands });
             }
-            (Role::Follower, _) => self.refuse(commands),
+            (Role::Follower, _) => self.await_leader(commands),
         }
+    }
+
+    /// Holds this node's commands until a leader is known, for at most four ticks of
+    /// a quarter of `leader_wait_ms` (so between 3/4 and all of it). Commands of
+    /// other origins, or beyond `queue_capacity`, are refused at once.
+    fn await_leader(&mut self, commands: Vec<Command>) {
+        let was_empty = self.awaiting_leader.is_empty();
+        let waits = self.cfg.timing.leader_wait_ms > 0;
+        let mut refused = Vec::new();
+        for c in commands {
+            if waits
+                && self.cmd_is_mine(c.id)
+                && self.awaiting_leader.len() < self.cfg.timing.queue_capacity
+            {
+                self.awaiting_leader.push_back((self.wait_tick, c));
+            } else {
+                refused.push(c);
+            }
+        }
+        self.refuse(refused);
+        if was_empty && !self.awaiting_leader.is_empty() {
+            let tick = self.leader_wait_tick_ms();
+            self.set_timer(TimerId::LeaderWait, tick);
+        }
+    }
+
+    fn leader_wait_tick_ms(&self) -> u64 {
+        (self.cfg.timing.leader_wait_ms / 4).max(1)
+    }
+
+    /// A tick of waiting for a leader: commands that have waited four ticks are
+    /// refused (definitely: they were never proposed).
+    pub(super) fn on_leader_wait_timer(&mut self) {
+        self.wait_tick += 1;
+        let mut expired = Vec::new();
+        while let Some((tick, _)) = self.awaiting_leader.front() {
+            if self.wait_tick - *tick < 4 {
+                break;
+            }
+            expired.push(self.awaiting_leader.pop_front().expect("present").1);
+        }
+        self.refuse(expired);
+        if !self.awaiting_leader.is_empty() {
+            let tick = self.leader_wait_tick_ms();
+            self.set_timer(TimerId::LeaderWait, tick);
+        }
+    }
+
+    /// Once a leader is known (or this node campaigns or leads), hands the waiting
+    /// commands on. Whether it did anything.
+    pub(super) fn hand_on_awaiting(&mut self) -> bool {
+        if self.awaiting_leader.is_empty()
+            || (matches!(self.role, Role::Follower) && self.leader.is_none())
+        {
+            return false;
+        }
+        let commands: Vec<Command> = self.awaiting_leader.drain(..).map(|(_, c)| c).collect();
+        self.submit(commands);
+        true
     }
 
     /// Tells the origin of each command that it was not proposed and never will be.
@@ -152,7 +211,15 @@ impl Node {
                 self.heard_from_leader = false;
                 self.arm_election_timer();
             }
+            Role::Follower if self.cfg.timing.pre_vote => self.start_pre_vote(),
             Role::Follower => self.start_campaign(),
+            Role::Candidate { .. } if self.cfg.timing.pre_vote => {
+                // A campaign that did not win goes back through a pre-vote: a
+                // candidate cut off from the others stops raising its ballot.
+                self.failed_campaigns = self.failed_campaigns.saturating_add(1);
+                self.step_down();
+                self.start_pre_vote();
+            }
             Role::Candidate { .. } => {
                 self.failed_campaigns = self.failed_campaigns.saturating_add(1);
                 self.start_campaign();
@@ -160,7 +227,57 @@ impl Node {
         }
     }
 
+    /// Asks the others whether they would join a campaign, without raising any
+    /// ballot; a majority of grants (this node's own included) starts the campaign.
+    /// Unanswered, the next election timeout starts another round.
+    fn start_pre_vote(&mut self) {
+        let above = self.max_ballot_seen.max(self.log_promised);
+        let Some(ballot) = next_ballot(above, self.cfg.id, self.cfg.n) else {
+            self.arm_election_timer(); // ballot space exhausted: never lead
+            return;
+        };
+        self.pre_vote = Some((ballot, BTreeSet::from([self.cfg.id])));
+        if self.quorum() <= 1 {
+            self.start_campaign();
+            return;
+        }
+        self.arm_election_timer();
+        self.broadcast_others(PeerMessage::PreVote { ballot });
+    }
+
+    /// Answers a pre-vote: granted unless this node leads or heard its leader within
+    /// the shortest election timeout. Nothing here changes: no promise, no ballot.
+    pub(super) fn on_pre_vote(&mut self, from: NodeId, ballot: Ballot) {
+        let granted = !self.is_leader() && !self.leader_fresh;
+        self.send(from, PeerMessage::PreVoteReply { ballot, granted });
+    }
+
+    pub(super) fn on_pre_vote_reply(&mut self, from: NodeId, ballot: Ballot, granted: bool) {
+        let quorum = self.quorum();
+        let Some((round, votes)) = &mut self.pre_vote else {
+            return;
+        };
+        if !granted || *round != ballot || !matches!(self.role, Role::Follower) {
+            return;
+        }
+        votes.insert(from);
+        if votes.len() >= quorum {
+            self.start_campaign();
+        }
+    }
+
+    /// Notes a heartbeat of the current leader: pre-votes are refused for the
+    /// shortest election timeout from now, and a pre-vote round of this node ends.
+    fn leader_heard(&mut self) {
+        self.leader_fresh = true;
+        self.pre_vote = None;
+        let shortest = self.cfg.timing.election_timeout_ms.0;
+        self.set_timer(TimerId::LeaderContact, shortest);
+    }
+
     fn start_campaign(&mut self) {
+        self.pre_vote = None;
+        self.campaigns += 1;
         let above = self.max_ballot_seen.max(self.log_promised);
         let Some(ballot) = next_ballot(above, self.cfg.id, self.cfg.n) else {
             // Ballot space exhausted (only absurd peer ballots get here): never lead.
@@ -180,17 +297,20 @@ impl Node {
         self.broadcast(PeerMessage::LogPrepare { ballot, from_slot });
     }
 
-    /// Gives up leading or campaigning because a higher ballot exists. Queued
-    /// commands were never proposed: their clients are told so. In-flight ones may
-    /// still be chosen by the next leader, so their clients wait (and may time out).
+    /// Gives up leading or campaigning (a higher ballot exists, or the campaign did
+    /// not win). Queued commands were never proposed: this node's own wait for the
+    /// next leader, others' clients are told. In-flight ones may still be chosen by
+    /// the next leader, so their clients wait (and may time out).
     fn step_down(&mut self) {
         if matches!(self.role, Role::Follower) {
             return;
         }
         self.role = Role::Follower;
         self.leader = None;
+        // Never proposed: this node's wait for the next leader, the others' are
+        // refused.
         let queued: Vec<Command> = self.queue.drain(..).collect();
-        self.refuse(queued);
+        self.await_leader(queued);
         self.arm_election_timer();
     }
 
@@ -524,6 +644,9 @@ impl Node {
         self.leader = Some(from);
         self.heard_from_leader = true;
         self.failed_campaigns = 0;
+        if from != self.cfg.id {
+            self.leader_heard();
+        }
         let mut slot = self.applied + 1;
         while slot <= commit {
             if !self.chosen.contains_key(&slot) {

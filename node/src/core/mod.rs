@@ -60,6 +60,14 @@ pub struct Timing {
     pub queue_capacity: usize,
     /// How many chosen entries one `Chosen` catch-up reply carries at most.
     pub catch_up_batch: usize,
+    /// A client command that arrives when no leader is known waits about this long
+    /// (between three quarters of it and all of it) for one, then is refused with a
+    /// definite `unavailable` (0: refused at once). About two election timeouts: long enough for a fresh
+    /// cluster to elect and for a restarted node to hear the first heartbeat.
+    pub leader_wait_ms: u64,
+    /// Whether a follower runs a pre-vote before it campaigns (off: it raises its
+    /// ballot as soon as its election timer fires, as before pre-votes existed).
+    pub pre_vote: bool,
 }
 
 impl Default for Timing {
@@ -75,6 +83,8 @@ impl Default for Timing {
             max_batch: 512,
             queue_capacity: 16_384,
             catch_up_batch: 512,
+            leader_wait_ms: 1_200,
+            pre_vote: true,
         }
     }
 }
@@ -154,6 +164,11 @@ pub enum TimerId {
     Register(String),
     /// Client request with this token: time to give up and answer `timeout`.
     Request(u64),
+    /// Commands waiting for a leader: a quarter of `leader_wait_ms` has passed.
+    LeaderWait,
+    /// Follower: the shortest election timeout has passed since the leader's last
+    /// heartbeat, so pre-votes are granted again.
+    LeaderContact,
 }
 
 /// What the driver feeds the core.
@@ -242,6 +257,9 @@ pub struct Status {
     /// Times this node learned a value that differs from one it had already learned.
     /// Always 0 in a correct cluster; kept so a bug shows up in `status`.
     pub conflicts: u64,
+    /// Campaigns (phase 1 with a new ballot) this node started since it started.
+    #[serde(default)]
+    pub campaigns: u64,
 }
 
 /// One node: proposer, acceptor and learner for every register and for the log.
@@ -283,8 +301,22 @@ pub struct Node {
     heard_from_leader: bool,
     /// Campaigns in a row that ended without a leader; each doubles the next wait.
     failed_campaigns: u32,
+    /// Whether a leader's heartbeat arrived within the shortest election timeout: a
+    /// node that heard its leader that recently refuses pre-votes.
+    leader_fresh: bool,
+    /// The pre-vote round in progress: the ballot it would campaign with and the
+    /// nodes that granted it (this one included).
+    pre_vote: Option<(Ballot, BTreeSet<NodeId>)>,
+    /// Campaigns this node started (phase 1 with a new ballot), since it started.
+    campaigns: u64,
     /// Commands waiting for a slot (leader) or for the election to end (candidate).
     queue: VecDeque<Command>,
+    /// This node's client commands that arrived while no leader was known, each with
+    /// the wait tick it arrived in; handed on as soon as a leader is known, refused
+    /// after four ticks. Bounded by `queue_capacity`.
+    awaiting_leader: VecDeque<(u64, Command)>,
+    /// Ticks of the leader-wait timer so far.
+    wait_tick: u64,
 
     // ---- client requests ----
     next_seq: u64,
@@ -331,7 +363,12 @@ impl Node {
             max_ballot_seen: 0,
             heard_from_leader: false,
             failed_campaigns: 0,
+            leader_fresh: false,
+            pre_vote: None,
+            campaigns: 0,
             queue: VecDeque::new(),
+            awaiting_leader: VecDeque::new(),
+            wait_tick: 0,
             next_seq: 0,
             requests: BTreeMap::new(),
             kv_waiting: BTreeMap::new(),
@@ -447,6 +484,9 @@ impl Node {
             Event::Timer(timer) => self.on_timer(timer),
         }
         self.drain_local();
+        if self.hand_on_awaiting() {
+            self.drain_local();
+        }
         std::mem::take(&mut self.out)
     }
 
@@ -493,6 +533,10 @@ impl Node {
             PeerMessage::LogAccepted { ballot, slot } => self.on_log_accepted(from, ballot, slot),
             PeerMessage::LogNack { ballot, promised } => self.on_log_nack(ballot, promised),
             PeerMessage::Commit { ballot, commit } => self.on_commit(from, ballot, commit),
+            PeerMessage::PreVote { ballot } => self.on_pre_vote(from, ballot),
+            PeerMessage::PreVoteReply { ballot, granted } => {
+                self.on_pre_vote_reply(from, ballot, granted)
+            }
             PeerMessage::CatchUp { from_slot } => self.on_catch_up(from, from_slot),
             PeerMessage::Chosen { entries } => self.on_chosen(from, entries),
             PeerMessage::Forward { commands } => self.on_forward(commands),
@@ -522,6 +566,8 @@ impl Node {
             TimerId::Heartbeat => self.on_heartbeat_timer(),
             TimerId::Register(key) => self.on_register_timer(key),
             TimerId::Request(token) => self.on_request_timeout(token),
+            TimerId::LeaderWait => self.on_leader_wait_timer(),
+            TimerId::LeaderContact => self.leader_fresh = false,
         }
     }
 
@@ -701,6 +747,7 @@ impl Node {
             inflight_slots: inflight,
             pending_requests: self.requests.len(),
             conflicts: self.conflicts,
+            campaigns: self.campaigns,
         }
     }
 

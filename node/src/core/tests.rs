@@ -20,10 +20,20 @@ fn start(c: Config, recovered: Vec<Record>) -> Node {
     Node::start(c, recovered).0
 }
 
-/// Replaces random timer durations by 0.
+/// Replaces random timer durations by 0, and leaves out the leader-contact timer a
+/// follower re-arms on every heartbeat (its own test checks it).
 fn norm(actions: Vec<Action>) -> Vec<Action> {
     actions
         .into_iter()
+        .filter(|a| {
+            !matches!(
+                a,
+                Action::SetTimer {
+                    timer: TimerId::LeaderContact,
+                    ..
+                }
+            )
+        })
         .map(|a| match a {
             Action::SetTimer { timer, .. }
                 if matches!(timer, TimerId::Election | TimerId::Register(_)) =>
@@ -602,16 +612,51 @@ fn minority_quorum_bug_decides_alone_in_a_three_node_cluster() {
 // ---- Multi-Paxos ----
 
 /// Makes node `id` of `n` leader with ballot `ballot` via the real election path.
+/// Fires the election timer and grants the pre-vote it sends from every other node
+/// (until the node campaigns): every action of those steps, in order.
+fn campaign(node: &mut Node) -> Vec<Action> {
+    let mut out = node.step(Event::Timer(TimerId::Election));
+    let ballot = out.iter().find_map(|a| match a {
+        Action::Send {
+            msg: PeerMessage::PreVote { ballot },
+            ..
+        } => Some(*ballot),
+        _ => None,
+    });
+    if let Some(ballot) = ballot {
+        for from in 1..=node.config().n as NodeId {
+            if from != node.id() && matches!(node.role, Role::Follower) {
+                out.extend(node.step(Event::Peer {
+                    from,
+                    msg: PeerMessage::PreVoteReply {
+                        ballot,
+                        granted: true,
+                    },
+                }));
+            }
+        }
+    }
+    out
+}
+
 fn leader(id: NodeId, n: usize) -> Node {
     let mut l = start(cfg(id, n), vec![]);
-    let out = l.step(Event::Timer(TimerId::Election));
+    let out = campaign(&mut l);
     if l.is_leader() {
         return l; // a single node is its own majority
     }
     let Some(Action::Send {
         msg: PeerMessage::LogPrepare { ballot, .. },
         ..
-    }) = out.iter().find(|a| matches!(a, Action::Send { .. }))
+    }) = out.iter().find(|a| {
+        matches!(
+            a,
+            Action::Send {
+                msg: PeerMessage::LogPrepare { .. },
+                ..
+            }
+        )
+    })
     else {
         panic!("no prepare in {out:?}");
     };
@@ -635,7 +680,32 @@ fn leader(id: NodeId, n: usize) -> Node {
 #[test]
 fn a_silent_leader_triggers_an_election_with_phase_one_for_all_later_slots() {
     let mut f = start(cfg(2, 3), vec![]);
+    // First a pre-vote, which raises no ballot anywhere.
     let out = norm(f.step(Event::Timer(TimerId::Election)));
+    let pre_vote = PeerMessage::PreVote { ballot: 2 };
+    assert_eq!(
+        out,
+        vec![
+            Action::SetTimer {
+                timer: TimerId::Election,
+                after_ms: 0
+            },
+            send(1, pre_vote.clone()),
+            send(3, pre_vote),
+        ]
+    );
+    assert_eq!(f.log_promised(), 0);
+    // A refusal changes nothing; a grant makes a majority with this node's own.
+    let refused = PeerMessage::PreVoteReply {
+        ballot: 2,
+        granted: false,
+    };
+    assert_eq!(peer(&mut f, 1, refused), vec![]);
+    let granted = PeerMessage::PreVoteReply {
+        ballot: 2,
+        granted: true,
+    };
+    let out = peer(&mut f, 3, granted);
     let prepare = PeerMessage::LogPrepare {
         ballot: 2,
         from_slot: 1,
@@ -652,6 +722,7 @@ fn a_silent_leader_triggers_an_election_with_phase_one_for_all_later_slots() {
             Action::Persist(Record::LogPromise { ballot: 2 }),
         ]
     );
+    assert_eq!(f.status().campaigns, 1);
     // A follower that heard from a leader does not campaign.
     let mut g = start(cfg(3, 3), vec![]);
     peer(
@@ -741,7 +812,7 @@ fn log_prepare_reports_accepted_and_chosen_entries() {
 #[test]
 fn a_new_leader_reproposes_the_highest_accepted_batch_and_fills_gaps_with_no_ops() {
     let mut c = start(cfg(3, 3), vec![]);
-    c.step(Event::Timer(TimerId::Election)); // ballot 3, from slot 1
+    campaign(&mut c); // ballot 3, from slot 1
     let old = vec![write(1, 0, "a", 1)];
     let newer = vec![write(2, 0, "a", 2)];
     let out = peer(
@@ -914,17 +985,59 @@ fn a_follower_forwards_to_the_leader_and_answers_when_it_applies() {
         key: "a".into(),
         value: 1,
     };
-    // No leader known: refused, definitely.
+    // No leader known: the command waits for one, at most four ticks of a quarter of
+    // leader_wait_ms, then is refused, definitely.
     let out = f.step(Event::Client {
         token: 1,
         op: ClientOp::Kv(op.clone()),
     });
+    let tick = f.config().timing.leader_wait_ms / 4;
     assert_eq!(
-        out[1],
-        Action::Reply {
+        out[1..],
+        [Action::SetTimer {
+            timer: TimerId::LeaderWait,
+            after_ms: tick
+        }]
+    );
+    for _ in 0..3 {
+        let out = f.step(Event::Timer(TimerId::LeaderWait));
+        assert_eq!(
+            out,
+            vec![Action::SetTimer {
+                timer: TimerId::LeaderWait,
+                after_ms: tick
+            }]
+        );
+    }
+    let out = f.step(Event::Timer(TimerId::LeaderWait));
+    assert_eq!(
+        out,
+        vec![Action::Reply {
             token: 1,
             result: OpResult::Error(ErrorCode::Unavailable)
-        }
+        }]
+    );
+    // A command that arrives before the leader is heard from is forwarded when it is.
+    let waiting = f.step(Event::Client {
+        token: 3,
+        op: ClientOp::Kv(op.clone()),
+    });
+    assert!(
+        !waiting
+            .iter()
+            .any(|a| matches!(a, Action::Reply { .. } | Action::Send { .. }))
+    );
+    let out = peer(
+        &mut f,
+        1,
+        PeerMessage::Commit {
+            ballot: 1,
+            commit: 0,
+        },
+    );
+    assert!(
+        matches!(&out[..], [Action::Send { to: 1, msg: PeerMessage::Forward { commands } }] if commands.len() == 1),
+        "{out:?}"
     );
     peer(
         &mut f,
@@ -942,7 +1055,7 @@ fn a_follower_forwards_to_the_leader_and_answers_when_it_applies() {
         id: CmdId {
             node: 2,
             incarnation: 1,
-            seq: 1,
+            seq: 2,
         },
         op,
     };
@@ -1117,7 +1230,7 @@ fn stale_read_bug_answers_locally_and_early_ack_answers_at_proposal() {
     );
 
     let mut l = start(with_bug(cfg(1, 3), Bug::EarlyAck), vec![]);
-    l.step(Event::Timer(TimerId::Election));
+    campaign(&mut l);
     peer(
         &mut l,
         2,
@@ -1174,7 +1287,7 @@ fn an_absurd_ballot_from_a_peer_stops_proposals_without_a_panic() {
 #[test]
 fn a_new_leader_reproposes_hundreds_of_slots_in_one_step() {
     let mut c = start(cfg(3, 3), vec![]);
-    c.step(Event::Timer(TimerId::Election));
+    campaign(&mut c);
     let entries = (1..=300)
         .map(|slot| ReportedEntry {
             slot,
@@ -1219,19 +1332,89 @@ fn campaigns_that_end_without_a_leader_back_off_until_a_leader_is_heard() {
     let mut c = cfg(2, 3);
     c.timing.election_timeout_ms = (100, 100);
     let mut n = start(c, vec![]);
+    // Pre-votes that nobody answers do not back off: they raise no ballot.
+    for _ in 0..3 {
+        assert_eq!(election_wait(&n.step(Event::Timer(TimerId::Election))), 100);
+    }
     let mut waits = vec![];
     for _ in 0..6 {
-        waits.push(election_wait(&n.step(Event::Timer(TimerId::Election))));
+        let out = campaign(&mut n);
+        let last_arm = out
+            .iter()
+            .rev()
+            .find(|a| {
+                matches!(
+                    a,
+                    Action::SetTimer {
+                        timer: TimerId::Election,
+                        ..
+                    }
+                )
+            })
+            .cloned();
+        waits.push(election_wait(&last_arm.into_iter().collect::<Vec<_>>()));
     }
     // The first campaign starts from a follower; each one that times out doubles the
     // next wait, up to eight times the range.
     assert_eq!(waits, vec![100, 200, 400, 800, 800, 800]);
+    assert_eq!(n.status().campaigns, 6);
     // A commit from a leader ends the streak: the next wait is back to the range.
     let ballot = n.max_ballot_seen + 1;
     peer(&mut n, 1, PeerMessage::Commit { ballot, commit: 0 });
     assert_eq!(n.failed_campaigns, 0);
-    let out = n.step(Event::Timer(TimerId::Election));
+    let out = campaign(&mut n);
     assert_eq!(election_wait(&out), 100);
+}
+
+#[test]
+fn a_node_that_heard_its_leader_refuses_pre_votes_and_a_refused_node_raises_no_ballot() {
+    let mut f = start(cfg(2, 3), vec![]);
+    let ask = PeerMessage::PreVote { ballot: 9 };
+    let reply = |granted| vec![send(3, PeerMessage::PreVoteReply { ballot: 9, granted })];
+    // No leader heard: granted.
+    assert_eq!(peer(&mut f, 3, ask.clone()), reply(true));
+    // A heartbeat of the leader: refused for the shortest election timeout.
+    let out = f.step(Event::Peer {
+        from: 1,
+        msg: PeerMessage::Commit {
+            ballot: 1,
+            commit: 0,
+        },
+    });
+    assert!(out.contains(&Action::SetTimer {
+        timer: TimerId::LeaderContact,
+        after_ms: f.config().timing.election_timeout_ms.0
+    }));
+    assert_eq!(peer(&mut f, 3, ask.clone()), reply(false));
+    assert_eq!(f.log_promised(), 0, "a pre-vote changes no promise");
+    f.step(Event::Timer(TimerId::LeaderContact));
+    assert_eq!(peer(&mut f, 3, ask.clone()), reply(true));
+    // A leader refuses.
+    let mut l = leader(1, 3);
+    let out = peer(&mut l, 3, ask);
+    assert_eq!(
+        out,
+        vec![send(
+            3,
+            PeerMessage::PreVoteReply {
+                ballot: 9,
+                granted: false
+            }
+        )]
+    );
+    // A node cut off from the others times out again and again without a campaign.
+    let mut cut = start(cfg(3, 3), vec![]);
+    for _ in 0..10 {
+        let out = cut.step(Event::Timer(TimerId::Election));
+        assert!(!out.iter().any(|a| matches!(
+            a,
+            Action::Send {
+                msg: PeerMessage::LogPrepare { .. },
+                ..
+            }
+        )));
+    }
+    assert_eq!((cut.status().campaigns, cut.log_promised()), (0, 0));
 }
 
 // ---- invariants asserted where records are written and where they are read ----
@@ -1297,4 +1480,61 @@ fn a_peer_claiming_another_value_for_a_chosen_slot_changes_nothing() {
     node.learn_slot(1, vec![write(2, 2, "a", 2)]);
     assert_eq!(node.chosen[&1], vec![write(2, 1, "a", 1)]);
     assert_eq!(node.conflicts, 1);
+}
+
+#[test]
+fn with_the_old_settings_a_follower_refuses_at_once_and_campaigns_without_a_pre_vote() {
+    let mut c = cfg(2, 3);
+    c.timing.leader_wait_ms = 0;
+    c.timing.pre_vote = false;
+    let mut f = start(c, vec![]);
+    let out = f.step(Event::Client {
+        token: 1,
+        op: ClientOp::Kv(KvOp::Read { key: "a".into() }),
+    });
+    assert!(out.contains(&Action::Reply {
+        token: 1,
+        result: OpResult::Error(ErrorCode::Unavailable)
+    }));
+    let out = norm(f.step(Event::Timer(TimerId::Election)));
+    assert!(out.contains(&send(
+        1,
+        PeerMessage::LogPrepare {
+            ballot: 2,
+            from_slot: 1
+        }
+    )));
+    assert_eq!(f.status().campaigns, 1);
+}
+
+#[test]
+fn a_candidate_that_steps_down_keeps_its_own_queued_commands_for_the_next_leader() {
+    let mut c = start(cfg(3, 3), vec![]);
+    campaign(&mut c);
+    let out = c.step(Event::Client {
+        token: 5,
+        op: ClientOp::Kv(KvOp::Read { key: "a".into() }),
+    });
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::Reply { .. })),
+        "queued while campaigning"
+    );
+    // Node 1 wins with a higher ballot: the queued read goes to it, not back to the
+    // client as unavailable.
+    let out = peer(
+        &mut c,
+        1,
+        PeerMessage::Commit {
+            ballot: 4,
+            commit: 0,
+        },
+    );
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::Reply { .. })),
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(|a| matches!(a, Action::Send { to: 1, msg: PeerMessage::Forward { commands } } if commands.len() == 1)),
+        "{out:?}"
+    );
 }
