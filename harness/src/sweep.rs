@@ -12,7 +12,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use results::sweep::{
@@ -99,7 +99,10 @@ pub fn project_commit() -> Option<String> {
 struct Setup {
     mode: Mode,
     jobs: usize,
-    seeds: Vec<u64>,
+    /// This shard's seeds: `shard.nth(range, i)`.
+    range: std::ops::Range<u64>,
+    shard: Shard,
+    planned: u64,
     config: String,
     name: String,
     keep_all: bool,
@@ -130,7 +133,6 @@ fn setup(args: &SweepArgs) -> Result<Setup, UsageError> {
     } else {
         Mode::Sim
     };
-    let seeds: Vec<u64> = args.shard.seeds(args.seeds.clone()).collect();
     let make = move |run: &RunArgs| -> Result<Plan, UsageError> {
         match mode {
             Mode::Sim => crate::sim::plan_from_flags(run).map_err(|e| {
@@ -162,7 +164,9 @@ fn setup(args: &SweepArgs) -> Result<Setup, UsageError> {
     Ok(Setup {
         mode,
         jobs,
-        seeds,
+        range: args.seeds.clone(),
+        shard: args.shard,
+        planned: args.shard.count_in(args.seeds.clone()),
         config,
         name: template.name.clone(),
         keep_all: args.keep == "all",
@@ -465,7 +469,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
         first_seed: args.seeds.start,
         end_seed: args.seeds.end,
         shard: args.shard,
-        planned: setup.seeds.len() as u64,
+        planned: setup.planned,
         run: 0,
         failed: 0,
         jobs: setup.jobs,
@@ -490,7 +494,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
         args.seeds.start,
         args.seeds.end,
         args.shard,
-        setup.seeds.len(),
+        setup.planned,
         setup.jobs,
         setup.config,
         dir.display()
@@ -499,11 +503,11 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
     let deadline = args.max_time.map(|s| started + Duration::from_secs_f64(s));
     let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
     let progress = Progress::new(
-        setup.seeds.len() as u64,
+        setup.planned,
         args.run.no_progress,
         setup.mode == Mode::Real,
     );
-    let next = AtomicUsize::new(0);
+    let next = AtomicU64::new(0);
     let failed = AtomicU64::new(0);
     let done = AtomicU64::new(0);
     let records = Mutex::new(Records {
@@ -540,7 +544,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
         None
     };
     std::thread::scope(|scope| {
-        for _ in 0..setup.jobs.min(setup.seeds.len()).max(1) {
+        for _ in 0..(setup.jobs as u64).min(setup.planned).max(1) {
             scope.spawn(|| {
                 loop {
                     if error.lock().expect("not poisoned").is_some() {
@@ -551,7 +555,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
                         return;
                     }
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&seed) = setup.seeds.get(i) else {
+                    let Some(seed) = setup.shard.nth(setup.range.clone(), i) else {
                         return;
                     };
                     let plan = (setup.plan_of)(seed);
@@ -675,7 +679,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
     println!(
         "{} of {} seeds run in {wall_s:.1} s ({:.1} seeds/s on {} jobs; the sweep's own time {:.1} ms per run){}",
         all.len(),
-        setup.seeds.len(),
+        setup.planned,
         all.len() as f64 / wall_s.max(1e-9),
         setup.jobs,
         if all.is_empty() {

@@ -39,10 +39,24 @@ impl Shard {
         seed >= first && (seed - first) % u64::from(self.count) == u64::from(self.index)
     }
 
-    /// This shard's seeds of `seeds`, in order.
+    /// This shard's seeds of `seeds`, in order (computed, not searched for: a range
+    /// of billions costs nothing).
     pub fn seeds(self, seeds: std::ops::Range<u64>) -> impl Iterator<Item = u64> {
-        let first = seeds.start;
-        seeds.filter(move |s| self.holds(first, *s))
+        (0..self.count_in(seeds.clone()))
+            .map(move |i| seeds.start + u64::from(self.index) + i * u64::from(self.count))
+    }
+
+    /// How many of `seeds` are this shard's.
+    pub fn count_in(self, seeds: std::ops::Range<u64>) -> u64 {
+        let len = seeds.end.saturating_sub(seeds.start);
+        len.saturating_sub(u64::from(self.index))
+            .div_ceil(u64::from(self.count))
+    }
+
+    /// This shard's `i`-th seed of `seeds` (from 0), if it has that many.
+    pub fn nth(self, seeds: std::ops::Range<u64>, i: u64) -> Option<u64> {
+        (i < self.count_in(seeds.clone()))
+            .then(|| seeds.start + u64::from(self.index) + i * u64::from(self.count))
     }
 }
 
@@ -428,12 +442,12 @@ pub fn coverage(records: &[SeedRecord], metas: &[SweepMeta], scope: Scope) -> Ve
             .or_insert_with(|| Coverage::new(&m.name, m.mode, &m.config));
         c.shards.insert(m.shard);
         c.planned += m.planned;
-        let ran = seen.get(&key);
-        c.not_run += m
-            .shard
-            .seeds(m.first_seed..m.end_seed)
-            .filter(|s| !ran.is_some_and(|r| r.contains(s)))
-            .count() as u64;
+        let ran = seen.get(&key).map_or(0, |r| {
+            r.range(m.first_seed..m.end_seed)
+                .filter(|s| m.shard.holds(m.first_seed, **s))
+                .count() as u64
+        });
+        c.not_run += m.planned.saturating_sub(ran);
     }
     for c in out.values_mut().filter(|_| scope == Scope::Merge) {
         if let Some(count) = c.shards.iter().map(|s| s.count).max() {
@@ -688,6 +702,17 @@ mod tests {
             .collect();
         all.sort();
         assert_eq!(all, seeds.clone().collect::<Vec<_>>());
+        for i in 0..4 {
+            let shard = Shard { index: i, count: 4 };
+            let listed: Vec<u64> = seeds.clone().filter(|s| shard.holds(5, *s)).collect();
+            assert_eq!(shard.seeds(seeds.clone()).collect::<Vec<_>>(), listed);
+            assert_eq!(shard.count_in(seeds.clone()), listed.len() as u64);
+            assert_eq!(shard.nth(seeds.clone(), 2), listed.get(2).copied());
+        }
+        assert_eq!(Shard { index: 3, count: 4 }.count_in(1..3), 0);
+        let huge = Shard { index: 1, count: 3 };
+        assert_eq!(huge.count_in(0..3_000_000_000), 1_000_000_000);
+        assert_eq!(huge.nth(0..3_000_000_000, 999_999_999), Some(2_999_999_998));
         assert_eq!(
             "1/4"
                 .parse::<Shard>()
