@@ -64,6 +64,11 @@ pub enum PeerMessage {
     },
     /// Phase 2b for one slot.
     LogAccepted { ballot: Ballot, slot: Slot },
+    /// A log prepare was refused, with no promise made, because the candidate lags
+    /// too far behind: the promise would carry more chosen commands than one message
+    /// may (`promise_max_commands`). The candidate catches up first; the answering
+    /// node has applied every slot up to `commit`.
+    LogBehind { ballot: Ballot, commit: Slot },
     /// A log prepare or accept was refused because the acceptor promised `promised`.
     LogNack { ballot: Ballot, promised: Ballot },
     /// Leader heartbeat and commit notice: every slot up to `commit` is chosen, and the
@@ -103,6 +108,7 @@ impl PeerMessage {
             PeerMessage::LogPromise { .. } => "log-promise",
             PeerMessage::LogAccept { .. } => "log-accept",
             PeerMessage::LogAccepted { .. } => "log-accepted",
+            PeerMessage::LogBehind { .. } => "log-behind",
             PeerMessage::LogNack { .. } => "log-nack",
             PeerMessage::Commit { .. } => "commit",
             PeerMessage::PreVote { .. } => "pre-vote",
@@ -138,6 +144,10 @@ mod tests {
             },
             PeerMessage::EarlyAck { ids: vec![] },
             PeerMessage::PreVote { ballot: 3 },
+            PeerMessage::LogBehind {
+                ballot: 3,
+                commit: 9,
+            },
             PeerMessage::PreVoteReply {
                 ballot: 3,
                 granted: true,

@@ -336,6 +336,12 @@ impl Node {
             self.send(from, PeerMessage::LogNack { ballot, promised });
             return;
         }
+        if self.promise_too_large(from_slot) {
+            // No promise: the candidate could not use it before catching up.
+            let commit = self.applied;
+            self.send(from, PeerMessage::LogBehind { ballot, commit });
+            return;
+        }
         self.observe_ballot(ballot);
         self.log_promised = ballot;
         if self.persists_acceptor_state() {
@@ -369,6 +375,31 @@ impl Node {
         }
         let entries = reported.into_values().collect();
         self.send(from, PeerMessage::LogPromise { ballot, entries });
+    }
+
+    /// Whether a promise for every slot from `from_slot` on would report more than
+    /// `promise_max_commands` commands (counting stops at the bound).
+    fn promise_too_large(&self, from_slot: Slot) -> bool {
+        let max = self.cfg.timing.promise_max_commands;
+        let mut commands = 0usize;
+        let accepted = self.log_accepted.range(from_slot..).map(|(_, (_, b))| b);
+        for batch in accepted.chain(self.chosen.range(from_slot..).map(|(_, b)| b)) {
+            commands += batch.len().max(1);
+            if commands > max {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Candidate told it lags too far behind to lead: it stops campaigning and asks
+    /// the node that said so for the chosen log it lacks.
+    pub(super) fn on_log_behind(&mut self, from: NodeId, ballot: Ballot) {
+        if matches!(self.role, Role::Candidate { ballot: mine, .. } if mine == ballot) {
+            self.step_down();
+            let from_slot = self.applied + 1;
+            self.send(from, PeerMessage::CatchUp { from_slot });
+        }
     }
 
     /// Candidate: collects promises; a majority makes it leader.
@@ -671,21 +702,35 @@ impl Node {
         self.apply_chosen();
     }
 
+    /// Sends chosen entries from `from_slot` on: at most `catch_up_batch` slots and,
+    /// past the first slot, at most `promise_max_commands` commands.
     pub(super) fn on_catch_up(&mut self, from: NodeId, from_slot: Slot) {
-        let limit = self.cfg.timing.catch_up_batch;
-        let entries: Vec<(Slot, Batch)> = self
-            .chosen
-            .range(from_slot..)
-            .take(limit)
-            .map(|(s, b)| (*s, b.clone()))
-            .collect();
+        let (slots, max) = (
+            self.cfg.timing.catch_up_batch,
+            self.cfg.timing.promise_max_commands,
+        );
+        let mut commands = 0usize;
+        let mut entries: Vec<(Slot, Batch)> = Vec::new();
+        for (s, b) in self.chosen.range(from_slot..).take(slots) {
+            commands += b.len().max(1);
+            if commands > max && !entries.is_empty() {
+                break;
+            }
+            entries.push((*s, b.clone()));
+        }
         if !entries.is_empty() {
             self.send(from, PeerMessage::Chosen { entries });
         }
     }
 
+    /// Learns chosen entries; a reply as full as [`Self::on_catch_up`] makes them
+    /// (in slots, or within one batch of the command bound) may have more behind it,
+    /// so the next ones are asked for.
     pub(super) fn on_chosen(&mut self, from: NodeId, entries: Vec<(Slot, Batch)>) {
-        let full = entries.len() >= self.cfg.timing.catch_up_batch;
+        let t = &self.cfg.timing;
+        let commands: usize = entries.iter().map(|(_, b)| b.len().max(1)).sum();
+        let full =
+            entries.len() >= t.catch_up_batch || commands + t.max_batch > t.promise_max_commands;
         for (slot, batch) in entries {
             self.learn_slot(slot, batch);
         }

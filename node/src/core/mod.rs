@@ -60,6 +60,11 @@ pub struct Timing {
     pub queue_capacity: usize,
     /// How many chosen entries one `Chosen` catch-up reply carries at most.
     pub catch_up_batch: usize,
+    /// The most commands one log promise reports. A candidate so far behind that its
+    /// promise would carry more is answered `log-behind` instead and catches up
+    /// first: an unbounded promise once took longer to arrive than an election
+    /// timeout, and the campaigns restarted forever.
+    pub promise_max_commands: usize,
     /// A client command that arrives when no leader is known waits about this long
     /// (between three quarters of it and all of it) for one, then is refused with a
     /// definite `unavailable` (0: refused at once). About two election timeouts: long enough for a fresh
@@ -83,6 +88,7 @@ impl Default for Timing {
             max_batch: 512,
             queue_capacity: 16_384,
             catch_up_batch: 512,
+            promise_max_commands: 8_192,
             leader_wait_ms: 1_200,
             pre_vote: true,
         }
@@ -532,6 +538,7 @@ impl Node {
             } => self.on_log_accept(from, ballot, slot, batch),
             PeerMessage::LogAccepted { ballot, slot } => self.on_log_accepted(from, ballot, slot),
             PeerMessage::LogNack { ballot, promised } => self.on_log_nack(ballot, promised),
+            PeerMessage::LogBehind { ballot, .. } => self.on_log_behind(from, ballot),
             PeerMessage::Commit { ballot, commit } => self.on_commit(from, ballot, commit),
             PeerMessage::PreVote { ballot } => self.on_pre_vote(from, ballot),
             PeerMessage::PreVoteReply { ballot, granted } => {

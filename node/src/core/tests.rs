@@ -1538,3 +1538,73 @@ fn a_candidate_that_steps_down_keeps_its_own_queued_commands_for_the_next_leader
         "{out:?}"
     );
 }
+
+#[test]
+fn a_candidate_too_far_behind_gets_no_promise_and_catches_up_in_bounded_replies() {
+    let mut c = cfg(1, 3);
+    c.timing.promise_max_commands = 10;
+    // Node 1 has chosen and applied 30 one-command slots.
+    let recovered = (1..=30)
+        .map(|slot| Record::LogChosen {
+            slot,
+            batch: vec![write(2, slot, "a", slot as i64)],
+        })
+        .collect();
+    let mut ahead = start(c, recovered);
+    assert_eq!(ahead.commit_index(), 30);
+    // A candidate from slot 1 would need all 30: refused, and no promise is made.
+    let out = peer(
+        &mut ahead,
+        3,
+        PeerMessage::LogPrepare {
+            ballot: 3,
+            from_slot: 1,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![send(
+            3,
+            PeerMessage::LogBehind {
+                ballot: 3,
+                commit: 30
+            }
+        )]
+    );
+    assert_eq!(ahead.log_promised(), 0);
+    // From slot 25 the six it reports fit.
+    let out = peer(
+        &mut ahead,
+        3,
+        PeerMessage::LogPrepare {
+            ballot: 3,
+            from_slot: 25,
+        },
+    );
+    assert!(
+        matches!(&out[1], Action::Send { msg: PeerMessage::LogPromise { entries, .. }, .. } if entries.len() == 6)
+    );
+    // Catch-up replies carry at most 10 commands each.
+    let out = peer(&mut ahead, 3, PeerMessage::CatchUp { from_slot: 1 });
+    assert!(
+        matches!(&out[..], [Action::Send { msg: PeerMessage::Chosen { entries }, .. }] if entries.len() == 10)
+    );
+
+    // The candidate told so stops campaigning and asks for what it lacks.
+    let mut behind = start(cfg(3, 3), vec![]);
+    campaign(&mut behind);
+    let ballot = match behind.role {
+        Role::Candidate { ballot, .. } => ballot,
+        _ => panic!("campaigning"),
+    };
+    let out = peer(
+        &mut behind,
+        1,
+        PeerMessage::LogBehind { ballot, commit: 30 },
+    );
+    assert!(matches!(behind.role, Role::Follower));
+    assert!(
+        out.contains(&send(1, PeerMessage::CatchUp { from_slot: 1 })),
+        "{out:?}"
+    );
+}
