@@ -15,6 +15,9 @@ pub struct FinalDump {
     /// The node's id (from the dump's `node` field, else the file name `n<i>.json`).
     pub node: u64,
     pub registers: BTreeMap<String, i64>,
+    /// The node's snapshot: every slot up to `.0` applied, giving the KV state `.1`;
+    /// the log holds only slots after it.
+    pub snapshot: Option<(u64, BTreeMap<String, i64>)>,
     pub log: Vec<LogEntry>,
     /// The dump's JSON text; log entries point into it.
     text: String,
@@ -97,8 +100,16 @@ pub fn parse_final_owned(text: String, default_node: Option<u64>) -> Result<Fina
         node: Option<u64>,
         #[serde(default)]
         registers: BTreeMap<String, i64>,
+        #[serde(default)]
+        snapshot: Option<Snap>,
         #[serde(borrow, default)]
         log: Vec<Entry<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Snap {
+        index: u64,
+        #[serde(default)]
+        kv: BTreeMap<String, i64>,
     }
     if text.len() > u32::MAX as usize {
         return Err("dump larger than 4 GiB".into());
@@ -122,9 +133,11 @@ pub fn parse_final_owned(text: String, default_node: Option<u64>) -> Result<Fina
         })
         .collect();
     let registers = dump.registers;
+    let snapshot = dump.snapshot.map(|s| (s.index, s.kv));
     Ok(FinalDump {
         node,
         registers,
+        snapshot,
         log,
         text,
     })

@@ -68,6 +68,8 @@ pub struct LogAgreement {
     union: BTreeMap<u64, (u64, Box<str>)>,
     disagreeing: BTreeMap<u64, Vec<(u64, Box<str>)>>,
     dumps: usize,
+    /// Each node's snapshot: (node, index, KV state there).
+    snapshots: Vec<(u64, u64, BTreeMap<String, i64>)>,
 }
 
 impl LogAgreement {
@@ -77,6 +79,9 @@ impl LogAgreement {
 
     pub fn add(&mut self, dump: &FinalDump) {
         self.dumps += 1;
+        if let Some((index, kv)) = &dump.snapshot {
+            self.snapshots.push((dump.node, *index, kv.clone()));
+        }
         // Entries grouped by slot (a stable sort keeps the order within a slot); a
         // slot's text is built only when it is new or disagrees.
         let mut order: Vec<&LogEntry> = dump.log.iter().collect();
@@ -197,6 +202,71 @@ fn failed_but_chosen(c: Chosen, slot: u64, invoked: &[(Chosen, &Op)]) -> Option<
     })
 }
 
+/// What precedes a snapshot is compared by state: the lowest snapshot, with the log
+/// after it applied up to each other snapshot's slot, must give that snapshot's KV
+/// state (a write sets its key; a cas whose condition holds sets it; reads and no-ops
+/// change nothing). A snapshot the log does not reach without a gap is not compared.
+fn snapshot_disagreements(
+    union: &BTreeMap<u64, (u64, Box<str>)>,
+    snapshots: &[(u64, u64, BTreeMap<String, i64>)],
+) -> Vec<Anomaly> {
+    let Some((base_node, base_index, base_kv)) = snapshots.iter().min_by_key(|s| (s.1, s.0)) else {
+        return Vec::new();
+    };
+    let mut others: Vec<&(u64, u64, BTreeMap<String, i64>)> = snapshots
+        .iter()
+        .filter(|s| (s.0, s.1) != (*base_node, *base_index))
+        .collect();
+    others.sort_by_key(|s| (s.1, s.0));
+    let mut state = base_kv.clone();
+    let mut at = *base_index;
+    let mut out = Vec::new();
+    for (node, index, kv) in others {
+        while at < *index {
+            let Some((_, text)) = union.get(&(at + 1)) else {
+                return out; // a gap: nothing further can be compared
+            };
+            let cmds: Vec<Option<&RawValue>> = serde_json::from_str(text).unwrap_or_default();
+            for cmd in cmds.into_iter().flatten() {
+                match understand(&view(cmd.get())) {
+                    Chosen::Write { key, value } => {
+                        state.insert(key.to_string(), value);
+                    }
+                    Chosen::Cas { key, from, to } if state.get(key) == Some(&from) => {
+                        state.insert(key.to_string(), to);
+                    }
+                    _ => {}
+                }
+            }
+            at += 1;
+        }
+        if state != *kv {
+            let differs: Vec<String> = state
+                .keys()
+                .chain(kv.keys())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .filter(|k| state.get(*k) != kv.get(*k))
+                .take(5)
+                .map(|k| format!("{k}: {:?} vs {:?}", kv.get(k), state.get(k)))
+                .collect();
+            out.push(Anomaly {
+                kind: AnomalyKind::LogDisagreement,
+                key: None,
+                slot: Some(*index),
+                message: format!(
+                    "node {node}'s snapshot at slot {index} differs from node {base_node}'s snapshot at slot {base_index} with the chosen log up to slot {index} applied ({})",
+                    differs.join(", ")
+                ),
+                ops: Vec::new(),
+                witness: None,
+                messages: Vec::new(),
+            });
+        }
+    }
+    out
+}
+
 /// One anomaly per slot that some node reported with other commands than the first.
 fn disagreements(
     union: &BTreeMap<u64, (u64, Box<str>)>,
@@ -236,8 +306,10 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
         union,
         disagreeing,
         dumps,
+        snapshots,
     } = state;
     let mut anomalies = disagreements(&union, &disagreeing);
+    anomalies.extend(snapshot_disagreements(&union, &snapshots));
     // Validity and duplicates over the log as first reported per slot. Sorted vectors
     // rather than maps: after a long run there are hundreds of thousands of commands,
     // nearly all invoked and chosen once, and a map entry (with its own vector) per

@@ -345,6 +345,43 @@ fn cmd(node: u64, seq: u64, op: &str, key: &str, extra: Value) -> Value {
 }
 
 #[test]
+fn what_precedes_a_snapshot_is_compared_by_state() {
+    let mut h = H::new();
+    h.write(1, "k", 1).write(2, "k", 2).write(3, "j", 3);
+    let w2 = cmd(2, 0, "write", "k", json!({"value": 2}));
+    let w3 = cmd(3, 0, "write", "j", json!({"value": 3}));
+    let with_snapshot = |node: u64, index: u64, kv: Value, log: Value| {
+        parse_final(
+            &json!({"node": node, "registers": {}, "snapshot": {"index": index, "kv": kv}, "log": log})
+                .to_string(),
+            None,
+        )
+        .unwrap()
+    };
+    // Node 1 snapshotted at slot 1 and holds slots 2-3; node 2 snapshotted at slot 3.
+    let tail = json!([{"slot": 2, "command": w2}, {"slot": 3, "command": w3}]);
+    let agree = [
+        with_snapshot(1, 1, json!({"k": 1}), tail.clone()),
+        with_snapshot(2, 3, json!({"k": 2, "j": 3}), json!([])),
+    ];
+    assert_eq!(verdict_with(&h, &agree, "log-agreement"), valid());
+    // Node 2's state at slot 3 is not what slot 1's state and slots 2-3 give.
+    let disagree = [
+        with_snapshot(1, 1, json!({"k": 1}), tail),
+        with_snapshot(2, 3, json!({"k": 1, "j": 3}), json!([])),
+    ];
+    let (v, kinds) = verdict_with(&h, &disagree, "log-agreement");
+    assert_eq!(v, Verdict::Invalid);
+    assert_eq!(kinds, vec!["log-disagreement"]);
+    // Without the slots between them, the two snapshots are not compared.
+    let gap = [
+        with_snapshot(1, 1, json!({"k": 1}), json!([{"slot": 3, "command": w3}])),
+        with_snapshot(2, 3, json!({"k": 9}), json!([])),
+    ];
+    assert_eq!(verdict_with(&h, &gap, "log-agreement"), valid());
+}
+
+#[test]
 fn log_agreement_both_sides() {
     let mut h = H::new();
     h.write(1, "k", 1).write(2, "k", 2);

@@ -54,7 +54,9 @@ pub struct NodeArgs {
     /// acceptances), minority-quorum (floor(N/2) nodes make a quorum), stale-read
     /// (answer reads locally without consensus), early-ack (acknowledge writes when
     /// proposed, before they are chosen), unsynced-reply (send messages and replies
-    /// before the WAL's fsync completes; only a simulated disk shows it).
+    /// before the WAL's fsync completes; only a simulated disk shows it),
+    /// unsynced-snapshot (replace the WAL before the snapshot is synced; only a
+    /// simulated disk shows it).
     #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,
 
@@ -68,6 +70,11 @@ pub struct NodeArgs {
     /// indefinite `timeout` error.
     #[arg(long, default_value_t = Timing::default().request_timeout_ms)]
     pub request_timeout_ms: u64,
+
+    /// Write a snapshot of the state machine and drop the log before it after this
+    /// many applied commands (0: never).
+    #[arg(long, value_name = "N", default_value_t = Timing::default().snapshot_every)]
+    pub snapshot_every: u64,
 
     /// A client request that arrives when no leader is known waits about this many
     /// milliseconds for one before it is refused with `unavailable` (definite); 0
@@ -193,6 +200,7 @@ impl NodeArgs {
         core.timing.request_timeout_ms = self.request_timeout_ms;
         core.timing.election_timeout_ms = self.election_timeout_ms;
         core.timing.leader_wait_ms = self.leader_wait_ms;
+        core.timing.snapshot_every = self.snapshot_every;
         core.timing.pre_vote = !self.no_pre_vote;
         ShellConfig {
             core,

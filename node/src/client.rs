@@ -234,7 +234,8 @@ pub fn encode_status(id: u64, status: &Status) -> String {
 }
 
 /// The `dump` reply: learned registers, and the chosen log with one entry per command
-/// (`{"slot", "command"}`; a no-op slot has `"command": null`), plus the commit index.
+/// (`{"slot", "command"}`; a no-op slot has `"command": null`) above the snapshot,
+/// plus the commit index and the snapshot (`{"index", "kv"}`) when there is one.
 ///
 /// Written straight into the output text rather than through a `serde_json::Value`
 /// tree: a dump after a long run holds hundreds of thousands of commands, and the
@@ -246,6 +247,7 @@ pub fn encode_dump<'a>(
     registers: &std::collections::BTreeMap<String, i64>,
     log: impl Iterator<Item = (&'a Slot, &'a Batch)>,
     commit_index: Slot,
+    snapshot: Option<&crate::core::Snapshot>,
 ) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(256 + registers.len() * 24);
@@ -254,6 +256,11 @@ pub fn encode_dump<'a>(
         "{{\"id\":{id},\"ok\":true,\"node\":{node},\"commit_index\":{commit_index},\"registers\":"
     );
     out.push_str(&serde_json::to_string(registers).expect("a map of strings to integers"));
+    if let Some(snap) = snapshot {
+        let _ = write!(out, ",\"snapshot\":{{\"index\":{},\"kv\":", snap.index);
+        out.push_str(&serde_json::to_string(&snap.kv).expect("a map of strings to integers"));
+        out.push('}');
+    }
     out.push_str(",\"log\":[");
     let mut first = true;
     let mut entry = |out: &mut String, slot: &Slot, command: Option<&Command>| {
@@ -365,7 +372,7 @@ mod tests {
             (2, vec![cmd(3, 7)]),
         ];
         let registers = std::collections::BTreeMap::from([("r1".to_string(), 9)]);
-        let text = encode_dump(42, 3, &registers, log.iter().map(|(s, b)| (s, b)), 3);
+        let text = encode_dump(42, 3, &registers, log.iter().map(|(s, b)| (s, b)), 3, None);
         assert!(text.starts_with("{\"id\":42,"), "{text}");
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["ok"], true);
@@ -382,7 +389,7 @@ mod tests {
         assert_eq!(v["log"][2]["command"], Value::Null, "a no-op slot");
         let back: Command = serde_json::from_value(v["log"][1]["command"].clone()).unwrap();
         assert_eq!(back, cmd(2, 6), "commands round-trip, escapes included");
-        let empty = encode_dump(1, 1, &Default::default(), std::iter::empty(), 0);
+        let empty = encode_dump(1, 1, &Default::default(), std::iter::empty(), 0, None);
         let v: Value = serde_json::from_str(&empty).unwrap();
         assert_eq!(v["log"], json!([]));
     }

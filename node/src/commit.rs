@@ -14,7 +14,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::core::{Action, Record, TimerId};
+use crate::core::{Action, Record, Snapshot, TimerId};
 use crate::msg::PeerMessage;
 use crate::types::{Bug, NodeId, OpResult};
 
@@ -23,6 +23,13 @@ use crate::types::{Bug, NodeId, OpResult};
 pub enum Step {
     /// Append the record to the WAL (buffered; durable only after [`Step::Sync`]).
     Append(Record),
+    /// Write the snapshot durably, then replace the WAL with `keep` (records
+    /// appended but not yet synced are dropped: `keep` covers them). Durable when it
+    /// returns.
+    Snapshot {
+        snapshot: Snapshot,
+        keep: Vec<Record>,
+    },
     /// Make every appended record durable before going on.
     Sync,
     /// An action with an effect outside the node.
@@ -38,13 +45,14 @@ pub enum Effect {
 }
 
 /// The steps that carry out one burst of actions. At most one [`Step::Sync`], and
-/// only when the burst persisted something.
+/// only when the burst appended something after its last snapshot.
 pub fn order(actions: Vec<Action>, bugs: &BTreeSet<Bug>) -> Vec<Step> {
     let mut appends = Vec::new();
     let mut effects = Vec::new();
     for action in actions {
         match action {
             Action::Persist(record) => appends.push(Step::Append(record)),
+            Action::Snapshot { snapshot, keep } => appends.push(Step::Snapshot { snapshot, keep }),
             Action::Send { to, msg } => effects.push(Step::Effect(Effect::Send { to, msg })),
             Action::Reply { token, result } => {
                 effects.push(Step::Effect(Effect::Reply { token, result }));
@@ -54,11 +62,14 @@ pub fn order(actions: Vec<Action>, bugs: &BTreeSet<Bug>) -> Vec<Step> {
             }
         }
     }
-    let sync = if appends.is_empty() {
-        None
-    } else {
-        Some(Step::Sync)
-    };
+    // A sync for records appended after the burst's last snapshot (which is durable
+    // by itself).
+    let after_snapshot = appends
+        .iter()
+        .rev()
+        .take_while(|s| !matches!(s, Step::Snapshot { .. }))
+        .count();
+    let sync = (after_snapshot > 0).then_some(Step::Sync);
     let mut steps = Vec::with_capacity(appends.len() + effects.len() + 1);
     if bugs.contains(&Bug::UnsyncedReply) {
         steps.extend(effects);

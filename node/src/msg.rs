@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Ballot, Batch, CmdId, Command, Slot};
+use crate::types::{Ballot, Batch, CmdId, Command, NodeId, Slot};
 
 /// One entry an acceptor reports in a phase-1 reply of the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +86,16 @@ pub enum PeerMessage {
     CatchUp { from_slot: Slot },
     /// Chosen entries, in slot order.
     Chosen { entries: Vec<(Slot, Batch)> },
+    /// Part `part` of `parts` of the sender's state machine at slot `index`, for a
+    /// node whose catch-up starts below the sender's snapshot: at most
+    /// `snapshot_chunk_keys` KV pairs; the origins' high-water marks in part 0.
+    SnapshotChunk {
+        index: Slot,
+        part: u32,
+        parts: u32,
+        kv: Vec<(String, i64)>,
+        origins: Vec<(NodeId, u64, u64)>,
+    },
     /// A follower hands client commands to the node it believes is the leader.
     Forward { commands: Vec<Command> },
     /// The receiver of a `Forward` is not the leader and did not propose these commands.
@@ -115,6 +125,7 @@ impl PeerMessage {
             PeerMessage::PreVoteReply { .. } => "pre-vote-reply",
             PeerMessage::CatchUp { .. } => "catch-up",
             PeerMessage::Chosen { .. } => "chosen",
+            PeerMessage::SnapshotChunk { .. } => "snapshot-chunk",
             PeerMessage::Forward { .. } => "forward",
             PeerMessage::Reject { .. } => "reject",
             PeerMessage::EarlyAck { .. } => "early-ack",

@@ -156,7 +156,8 @@ pub(crate) fn open_server(
         }
         None => None,
     };
-    let (node, start_actions) = Node::start(cfg.core.clone(), recovery.records);
+    let snapshot = crate::wal::read_snapshot(&cfg.data_dir)?;
+    let (node, start_actions) = Node::start_from(cfg.core.clone(), snapshot, recovery.records);
     if let Some(j) = &mut journal {
         j.note(checker::protocol::Event::Restart {
             node: u64::from(id),
@@ -310,6 +311,7 @@ impl Server {
                         self.node.registers(),
                         self.node.chosen_log().iter(),
                         self.node.commit_index(),
+                        self.node.snapshot(),
                     );
                     self.deferred.push((out, line));
                 }
@@ -335,6 +337,15 @@ impl Server {
             }
             match step {
                 Step::Append(record) => self.wal.append(&record),
+                Step::Snapshot { snapshot, keep } => {
+                    let sync = !self
+                        .node
+                        .config()
+                        .bugs
+                        .contains(&crate::types::Bug::UnsyncedSnapshot);
+                    let wal = &mut self.wal;
+                    tokio::task::block_in_place(|| wal.install_snapshot(&snapshot, &keep, sync))?;
+                }
                 Step::Sync => {
                     let wal = &mut self.wal;
                     tokio::task::block_in_place(|| wal.sync())?;

@@ -138,10 +138,14 @@ pub enum Bug {
     /// burst completes. A killed process does not show it (the page cache survives);
     /// only a crash that loses unsynced bytes does, which `chaos sim` models.
     UnsyncedReply,
+    /// The snapshot file is not synced before the write-ahead log is replaced by the
+    /// records after it: a crash that loses unsynced bytes loses the log's chosen
+    /// prefix with it. Like `unsynced-reply`, only `chaos sim`'s disk shows it.
+    UnsyncedSnapshot,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 8] = [
         Bug::ForgetPromises,
         Bug::AcceptLowerBallot,
         Bug::IgnoreAccepted,
@@ -149,12 +153,13 @@ impl Bug {
         Bug::StaleRead,
         Bug::EarlyAck,
         Bug::UnsyncedReply,
+        Bug::UnsyncedSnapshot,
     ];
 
     /// Whether only a simulated disk can show the bug: a real process killed with
     /// SIGKILL keeps what it wrote to the page cache.
     pub fn needs_simulated_disk(self) -> bool {
-        self == Bug::UnsyncedReply
+        matches!(self, Bug::UnsyncedReply | Bug::UnsyncedSnapshot)
     }
 
     /// The `--bug` name of this bug.
@@ -167,6 +172,7 @@ impl Bug {
             Bug::StaleRead => "stale-read",
             Bug::EarlyAck => "early-ack",
             Bug::UnsyncedReply => "unsynced-reply",
+            Bug::UnsyncedSnapshot => "unsynced-snapshot",
         }
     }
 }

@@ -19,7 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::core::Record;
+use crate::core::{Record, Snapshot};
 
 /// The log file's name inside the data directory.
 pub const WAL_FILE: &str = "wal.log";
@@ -126,6 +126,121 @@ impl Wal {
             self.file.sync_data().map_err(io)?;
         }
         Ok(())
+    }
+}
+
+/// The snapshot file's name inside the data directory: one frame as a WAL record
+/// has (`[len][crc32][JSON of a Snapshot]`), replaced whole (written to a temporary
+/// file, synced, renamed).
+pub const SNAPSHOT_FILE: &str = "snapshot.bin";
+
+impl Wal {
+    /// Makes `snapshot` durable in the snapshot file, then replaces the log with
+    /// `keep` the same way (buffered appends are dropped: `keep` covers them). With
+    /// `sync_snapshot == false` (the `unsynced-snapshot` bug) the snapshot is not
+    /// synced before the log is replaced.
+    pub fn install_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        keep: &[Record],
+        sync_snapshot: bool,
+    ) -> Result<(), WalError> {
+        let dir = self
+            .path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let mut frame = Vec::new();
+        encode_snapshot(snapshot, &mut frame);
+        replace_file(
+            &dir.join(SNAPSHOT_FILE),
+            &frame,
+            self.fsync && sync_snapshot,
+        )?;
+        let mut log = Vec::new();
+        for r in keep {
+            encode_into(r, &mut log);
+        }
+        replace_file(&self.path, &log, self.fsync)?;
+        self.buf.clear();
+        self.file = OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(|source| WalError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `path` through `path.tmp` and a rename; with `sync`, the data
+/// before the rename and the directory after it.
+fn replace_file(path: &Path, bytes: &[u8], sync: bool) -> Result<(), WalError> {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| WalError::Io { path: p, source }
+    };
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    if sync {
+        f.sync_data().map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    if sync {
+        if let Some(dir) = path.parent().and_then(|d| File::open(d).ok()) {
+            dir.sync_all().map_err(io(path))?;
+        }
+    }
+    Ok(())
+}
+
+/// One framed snapshot.
+pub fn encode_snapshot(snapshot: &Snapshot, out: &mut Vec<u8>) {
+    let payload = serde_json::to_vec(snapshot).expect("snapshots always serialize");
+    let len = u32::try_from(payload.len()).expect("snapshot under 4 GiB");
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+}
+
+/// The snapshot in a snapshot file's bytes (named `path` in errors). Unlike the
+/// log's tail, a damaged snapshot is never cut off: it replaced the log before it,
+/// so the node refuses to start.
+pub fn decode_snapshot(path: &Path, bytes: &[u8]) -> Result<Snapshot, WalError> {
+    let corrupt = |reason: String| WalError::Corrupt {
+        path: path.to_path_buf(),
+        offset: 0,
+        reason,
+    };
+    if bytes.len() < HEADER_BYTES {
+        return Err(corrupt(format!(
+            "{} bytes, shorter than a header",
+            bytes.len()
+        )));
+    }
+    let len = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+    if bytes.len() != HEADER_BYTES + len {
+        return Err(corrupt(format!(
+            "length {len} does not match the file's {} bytes",
+            bytes.len()
+        )));
+    }
+    let payload = &bytes[HEADER_BYTES..];
+    if crc32fast::hash(payload) != crc {
+        return Err(corrupt("checksum mismatch".into()));
+    }
+    serde_json::from_slice(payload).map_err(|e| corrupt(format!("undecodable snapshot: {e}")))
+}
+
+/// The snapshot of the data directory `dir`, if it has one.
+pub fn read_snapshot(dir: &Path) -> Result<Option<Snapshot>, WalError> {
+    let path = dir.join(SNAPSHOT_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => decode_snapshot(&path, &bytes).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(WalError::Io { path, source }),
     }
 }
 
@@ -312,5 +427,47 @@ mod tests {
             Wal::open(dir.path(), false),
             Err(WalError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn a_snapshot_replaces_the_log_and_a_damaged_one_refuses_naming_its_file() {
+        use crate::core::Snapshot;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), true).unwrap();
+        wal.append(&Record::LogPromise { ballot: 3 });
+        wal.sync().unwrap();
+        wal.append(&Record::LogPromise { ballot: 4 }); // not synced: covered by keep
+        let snap = Snapshot {
+            index: 7,
+            kv: [("a".to_string(), 1)].into_iter().collect(),
+            origins: vec![(2, 1, 5)],
+        };
+        let keep = vec![Record::LogPromise { ballot: 5 }];
+        wal.install_snapshot(&snap, &keep, true).unwrap();
+        wal.append(&Record::LogPromise { ballot: 6 });
+        wal.sync().unwrap();
+        drop(wal);
+        assert_eq!(read_snapshot(dir.path()).unwrap(), Some(snap));
+        let (_, rec) = Wal::open(dir.path(), true).unwrap();
+        assert_eq!(
+            rec.records,
+            vec![
+                Record::LogPromise { ballot: 5 },
+                Record::LogPromise { ballot: 6 }
+            ]
+        );
+        // One flipped bit: refused, with the file named.
+        let path = dir.path().join(SNAPSHOT_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 2;
+        bytes[last] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = read_snapshot(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("snapshot.bin") && err.contains("checksum"),
+            "{err}"
+        );
+        std::fs::write(&path, &bytes[..5]).unwrap();
+        assert!(read_snapshot(dir.path()).is_err());
     }
 }

@@ -43,7 +43,7 @@ impl Net {
                         "answered twice"
                     );
                 }
-                Action::Persist(_) | Action::SetTimer { .. } => {}
+                Action::Persist(_) | Action::Snapshot { .. } | Action::SetTimer { .. } => {}
             }
         }
     }

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use paxos_node::core::Record;
+use paxos_node::core::{Record, Snapshot};
 use paxos_node::wal::{self, Recovery, WalError};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
@@ -32,6 +32,10 @@ pub enum CrashFate {
 pub struct SimDisk {
     durable: Vec<u8>,
     cache: Vec<u8>,
+    /// The snapshot file, as the node's own code frames it: durable, and (only with
+    /// the `unsynced-snapshot` bug) a newer one written but not synced.
+    snapshot: Option<Vec<u8>>,
+    snapshot_unsynced: Option<Vec<u8>>,
 }
 
 impl SimDisk {
@@ -45,6 +49,37 @@ impl SimDisk {
         self.durable.append(&mut self.cache);
     }
 
+    /// The shell's `Wal::install_snapshot`: the snapshot file replaced (synced,
+    /// unless `sync_snapshot` is off), then the log replaced by `keep`, synced. The
+    /// page cache's appends are dropped: `keep` covers them. Takes no simulated time.
+    pub fn install_snapshot(&mut self, snapshot: &Snapshot, keep: &[Record], sync_snapshot: bool) {
+        let mut frame = Vec::new();
+        wal::encode_snapshot(snapshot, &mut frame);
+        if sync_snapshot {
+            self.snapshot = Some(frame);
+            self.snapshot_unsynced = None;
+        } else {
+            self.snapshot_unsynced = Some(frame);
+        }
+        self.cache.clear();
+        self.durable.clear();
+        for r in keep {
+            wal::encode_into(r, &mut self.durable);
+        }
+    }
+
+    /// The snapshot a restart reads (through the node's own decoding), if any.
+    pub fn recover_snapshot(&self, path: &Path) -> Result<Option<Snapshot>, WalError> {
+        assert!(
+            self.snapshot_unsynced.is_none(),
+            "recovery runs after a crash"
+        );
+        self.snapshot
+            .as_ref()
+            .map(|bytes| wal::decode_snapshot(path, bytes))
+            .transpose()
+    }
+
     #[cfg(test)]
     fn durable_len(&self) -> usize {
         self.durable.len()
@@ -52,6 +87,12 @@ impl SimDisk {
 
     /// A crash: the page cache's fate is drawn from `rng`.
     pub fn crash(&mut self, rng: &mut ChaCha8Rng) -> CrashFate {
+        if let Some(unsynced) = self.snapshot_unsynced.take() {
+            // The unsynced snapshot reached the disk, or the old file stayed.
+            if rng.random_range(0..2) == 0 {
+                self.snapshot = Some(unsynced);
+            }
+        }
         let cache = std::mem::take(&mut self.cache);
         let len = cache.len() as u64;
         if cache.is_empty() {

@@ -65,7 +65,8 @@ pub struct Simulated {
 
 /// The nodes' configuration from the plan's node arguments, parsed by the node's own
 /// command line so that `--bug`, `--election-timeout-ms`, `--request-timeout-ms`,
-/// `--leader-wait-ms` and `--no-pre-vote` mean what they mean to a real node. Arguments that only make sense for a process
+/// `--leader-wait-ms`, `--no-pre-vote` and `--snapshot-every` mean what they mean to
+/// a real node. Arguments that only make sense for a process
 /// (addresses, data directories, `--unsafe-no-fsync`) are refused.
 pub fn node_config(plan: &Plan) -> Result<Config, String> {
     for arg in &plan.node_args {
@@ -81,7 +82,7 @@ pub fn node_config(plan: &Plan) -> Result<Config, String> {
         .contains(&name)
         {
             return Err(format!(
-                "--node-arg={arg}: chaos sim decides {name} itself; only --bug, --election-timeout-ms, --request-timeout-ms, --leader-wait-ms and --no-pre-vote apply"
+                "--node-arg={arg}: chaos sim decides {name} itself; only --bug, --election-timeout-ms, --request-timeout-ms, --leader-wait-ms, --no-pre-vote and --snapshot-every apply"
             ));
         }
     }
@@ -92,8 +93,22 @@ pub fn node_config(plan: &Plan) -> Result<Config, String> {
     let args = paxos_node::cli::NodeArgs::try_parse_from(argv)
         .map_err(|e| format!("--node-arg: {}", e.to_string().lines().next().unwrap_or("")))?;
     let cfg = args.into_config().map_err(|e| e.to_string())?;
-    Ok(cfg.core)
+    let mut core = cfg.core;
+    if !plan
+        .node_args
+        .iter()
+        .any(|a| a.starts_with("--snapshot-every"))
+    {
+        // Short simulated runs apply a few thousand commands: snapshot often, so
+        // that snapshots, compaction and snapshot transfer meet every fault.
+        core.timing.snapshot_every = SIM_SNAPSHOT_EVERY;
+    }
+    Ok(core)
 }
+
+/// Applied commands between snapshots in simulation, unless the plan's node
+/// arguments say `--snapshot-every`.
+pub const SIM_SNAPSHOT_EVERY: u64 = 200;
 
 /// Runs `plan` to its end, writing its history through `recorder`.
 pub fn simulate(plan: &Plan, recorder: &Recorder) -> Result<Simulated, String> {
@@ -297,6 +312,7 @@ fn dumps(w: &World, plan: &Plan) -> (PerNode, PerNode) {
                     core.registers(),
                     core.chosen_log().iter(),
                     core.commit_index(),
+                    core.snapshot(),
                 ),
             )),
             // A node that refused its corrupt WAL has nothing to dump (a note says so).

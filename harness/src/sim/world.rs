@@ -444,7 +444,12 @@ impl<'r> World<'r> {
             return Err(why.clone());
         }
         let path = PathBuf::from(format!("n{id}/wal.log"));
-        let recovery = match n.disk.recover(&path) {
+        let snapshot_path = PathBuf::from(format!("n{id}/{}", paxos_node::wal::SNAPSHOT_FILE));
+        let recovery = match n
+            .disk
+            .recover_snapshot(&snapshot_path)
+            .and_then(|snap| n.disk.recover(&path).map(|r| (snap, r)))
+        {
             Ok(r) => r,
             Err(e) => {
                 let why = format!("refused to start: {e}");
@@ -453,7 +458,8 @@ impl<'r> World<'r> {
                 return Err(why);
             }
         };
-        let (core, actions) = Node::start(cfg, recovery.records);
+        let (snapshot, recovery) = recovery;
+        let (core, actions) = Node::start_from(cfg, snapshot, recovery.records);
         let n = self.node(id);
         n.core = Some(core);
         n.paused = false;
@@ -626,6 +632,10 @@ impl<'r> World<'r> {
         while let Some(step) = steps.next() {
             match step {
                 Step::Append(record) => self.node(id).disk.append(&record),
+                Step::Snapshot { snapshot, keep } => {
+                    let sync = !self.base.bugs.contains(&node_types::Bug::UnsyncedSnapshot);
+                    self.node(id).disk.install_snapshot(&snapshot, &keep, sync);
+                }
                 Step::Sync => {
                     let rest: Vec<Effect> = steps
                         .by_ref()

@@ -336,7 +336,7 @@ impl Node {
             self.send(from, PeerMessage::LogNack { ballot, promised });
             return;
         }
-        if self.promise_too_large(from_slot) {
+        if self.needs_snapshot(from_slot) || self.promise_too_large(from_slot) {
             // No promise: the candidate could not use it before catching up.
             let commit = self.applied;
             self.send(from, PeerMessage::LogBehind { ballot, commit });
@@ -470,7 +470,8 @@ impl Node {
         self.leader = Some(self.cfg.id);
         self.failed_campaigns = 0;
         for slot in from_slot..=max_slot {
-            if self.chosen.contains_key(&slot) {
+            // Applied already (a snapshot may have arrived during the campaign).
+            if slot <= self.applied || self.chosen.contains_key(&slot) {
                 continue;
             }
             match merged.remove(&slot) {
@@ -566,7 +567,7 @@ impl Node {
         }
         self.log_promised = self.log_promised.max(ballot);
         self.note_origins(&batch);
-        if !self.chosen.contains_key(&slot) {
+        if slot > self.snapshot_index() && !self.chosen.contains_key(&slot) {
             if self.persists_acceptor_state() {
                 self.persist(Record::LogAccept {
                     slot,
@@ -705,6 +706,10 @@ impl Node {
     /// Sends chosen entries from `from_slot` on: at most `catch_up_batch` slots and,
     /// past the first slot, at most `promise_max_commands` commands.
     pub(super) fn on_catch_up(&mut self, from: NodeId, from_slot: Slot) {
+        if self.needs_snapshot(from_slot) {
+            self.send_snapshot(from);
+            return;
+        }
         let (slots, max) = (
             self.cfg.timing.catch_up_batch,
             self.cfg.timing.promise_max_commands,
@@ -743,6 +748,9 @@ impl Node {
 
     /// Records that `batch` is chosen for `slot`.
     pub(super) fn learn_slot(&mut self, slot: Slot, batch: Batch) {
+        if slot <= self.snapshot_index() {
+            return; // applied, and in the snapshot
+        }
         if let Some(known) = self.chosen.get(&slot) {
             if *known != batch {
                 // A peer claims another value (a bug, or a forged message): the log
@@ -762,13 +770,18 @@ impl Node {
 
     /// Applies chosen slots in order, answering this node's clients.
     pub(super) fn apply_chosen(&mut self) {
+        let mut commands = 0u64;
         while let Some(batch) = self.chosen.get(&(self.applied + 1)) {
             let batch = batch.clone();
             self.applied += 1;
+            commands += batch.len().max(1) as u64;
             for command in batch {
                 let result = self.apply_op(&command.op);
                 self.finish_kv(command.id, result);
             }
+        }
+        if commands > 0 {
+            self.note_applied(commands);
         }
     }
 

@@ -19,6 +19,7 @@
 
 mod log;
 mod register;
+mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -70,6 +71,11 @@ pub struct Timing {
     /// definite `unavailable` (0: refused at once). About two election timeouts: long enough for a fresh
     /// cluster to elect and for a restarted node to hear the first heartbeat.
     pub leader_wait_ms: u64,
+    /// After this many applied commands (no-op slots count one) the node writes a
+    /// snapshot of its state machine and drops the log before it (0: never).
+    pub snapshot_every: u64,
+    /// How many KV pairs one snapshot chunk carries to a follower at most.
+    pub snapshot_chunk_keys: usize,
     /// Whether a follower runs a pre-vote before it campaigns (off: it raises its
     /// ballot as soon as its election timer fires, as before pre-votes existed).
     pub pre_vote: bool,
@@ -89,6 +95,8 @@ impl Default for Timing {
             queue_capacity: 16_384,
             catch_up_batch: 512,
             promise_max_commands: 8_192,
+            snapshot_every: 10_000,
+            snapshot_chunk_keys: 1_000,
             leader_wait_ms: 1_200,
             pre_vote: true,
         }
@@ -159,6 +167,17 @@ pub enum Record {
     },
 }
 
+/// The state machine at a slot: every slot up to `index` applied. With the records
+/// written after it, all a node needs to start again; the log before it is gone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub index: Slot,
+    pub kv: BTreeMap<String, i64>,
+    /// Per origin (node, incarnation), one past the highest command sequence number
+    /// seen: duplicate detection must survive the log that taught it.
+    pub origins: Vec<(NodeId, u64, u64)>,
+}
+
 /// A timer the core asks for. Setting a timer that is already set replaces it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum TimerId {
@@ -198,6 +217,14 @@ pub enum Event {
 pub enum Action {
     /// Make the record durable before carrying out any later send or reply.
     Persist(Record),
+    /// Make `snapshot` the node's durable snapshot (written whole, checksummed,
+    /// synced, then put in place), and only then replace the write-ahead log with
+    /// `keep`: the records that, after the snapshot, hold every durable state of the
+    /// node. Records persisted earlier in the same burst are covered by `keep`.
+    Snapshot {
+        snapshot: Snapshot,
+        keep: Vec<Record>,
+    },
     Send {
         to: NodeId,
         msg: PeerMessage,
@@ -266,6 +293,9 @@ pub struct Status {
     /// Campaigns (phase 1 with a new ballot) this node started since it started.
     #[serde(default)]
     pub campaigns: u64,
+    /// The slot of the last snapshot (0: none); the log before it is not kept.
+    #[serde(default)]
+    pub snapshot_index: Slot,
 }
 
 /// One node: proposer, acceptor and learner for every register and for the log.
@@ -292,7 +322,15 @@ pub struct Node {
     log_accepted: BTreeMap<Slot, (Ballot, Batch)>,
 
     // ---- log learner and state machine ----
+    /// Chosen slots above `snapshot_index` (the ones below are in the snapshot).
     chosen: BTreeMap<Slot, Batch>,
+    /// The last snapshot taken or installed (every slot up to its index applied).
+    snapshot: Option<Snapshot>,
+    /// Commands applied since the last snapshot.
+    since_snapshot: u64,
+    /// Chunks of a snapshot being received: its index, its number of parts, and the
+    /// parts so far. At most one snapshot at a time.
+    incoming: Option<snapshot::Incoming>,
     /// Every slot up to `applied` is chosen and applied to `kv`.
     applied: Slot,
     kv: BTreeMap<String, i64>,
@@ -344,6 +382,17 @@ impl Node {
     /// Returns the node and the actions of its start: persist the new incarnation and
     /// arm the election timer.
     pub fn start(cfg: Config, recovered: Vec<Record>) -> (Node, Vec<Action>) {
+        Node::start_from(cfg, None, recovered)
+    }
+
+    /// [`Node::start`] from a snapshot and the records written after it (records of
+    /// slots the snapshot covers, left by a crash between the two writes, are
+    /// skipped).
+    pub fn start_from(
+        cfg: Config,
+        snapshot: Option<Snapshot>,
+        recovered: Vec<Record>,
+    ) -> (Node, Vec<Action>) {
         assert!(cfg.n >= 1, "a cluster has at least one node");
         assert!(
             cfg.id >= 1 && cfg.id as usize <= cfg.n,
@@ -362,6 +411,9 @@ impl Node {
             log_promised: 0,
             log_accepted: BTreeMap::new(),
             chosen: BTreeMap::new(),
+            snapshot: None,
+            since_snapshot: 0,
+            incoming: None,
             applied: 0,
             kv: BTreeMap::new(),
             role: Role::Follower,
@@ -382,6 +434,10 @@ impl Node {
             conflicts: 0,
             cfg,
         };
+        if let Some(snap) = snapshot {
+            node.restore(&snap);
+            node.snapshot = Some(snap);
+        }
         for record in recovered {
             node.recover(record);
         }
@@ -435,10 +491,11 @@ impl Node {
             } => {
                 self.log_promised = self.log_promised.max(ballot);
                 self.note_origins(&batch);
-                if !self.chosen.contains_key(&slot) {
+                if slot > self.snapshot_index() && !self.chosen.contains_key(&slot) {
                     self.log_accepted.insert(slot, (ballot, batch));
                 }
             }
+            Record::LogChosen { slot, .. } if slot <= self.snapshot_index() => {}
             Record::LogChosen { slot, batch } => {
                 self.note_origins(&batch);
                 self.log_accepted.remove(&slot);
@@ -545,6 +602,13 @@ impl Node {
                 self.on_pre_vote_reply(from, ballot, granted)
             }
             PeerMessage::CatchUp { from_slot } => self.on_catch_up(from, from_slot),
+            PeerMessage::SnapshotChunk {
+                index,
+                part,
+                parts,
+                kv,
+                origins,
+            } => self.on_snapshot_chunk(from, index, part, parts, kv, origins),
             PeerMessage::Chosen { entries } => self.on_chosen(from, entries),
             PeerMessage::Forward { commands } => self.on_forward(commands),
             PeerMessage::Reject { ids } => {
@@ -755,6 +819,7 @@ impl Node {
             pending_requests: self.requests.len(),
             conflicts: self.conflicts,
             campaigns: self.campaigns,
+            snapshot_index: self.snapshot_index(),
         }
     }
 
@@ -763,9 +828,20 @@ impl Node {
         &self.reg_chosen
     }
 
-    /// Log slots this node has learned as chosen (not necessarily contiguous).
+    /// Log slots this node has learned as chosen (not necessarily contiguous) above
+    /// its snapshot.
     pub fn chosen_log(&self) -> &BTreeMap<Slot, Batch> {
         &self.chosen
+    }
+
+    /// The last snapshot taken or installed, if any.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// Every slot up to this one is in the snapshot, not in the log (0: none).
+    pub fn snapshot_index(&self) -> Slot {
+        self.snapshot.as_ref().map_or(0, |s| s.index)
     }
 
     /// The KV state after applying every slot up to the commit index.

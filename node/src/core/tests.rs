@@ -1608,3 +1608,114 @@ fn a_candidate_too_far_behind_gets_no_promise_and_catches_up_in_bounded_replies(
         "{out:?}"
     );
 }
+
+// ---- snapshots ----
+
+/// A node of 3 that has chosen and applied slots 1..=n, one write each.
+fn applied_node(id: NodeId, n: u64, snapshot_every: u64) -> (Node, Vec<Action>) {
+    let mut c = cfg(id, 3);
+    c.timing.snapshot_every = snapshot_every;
+    let recovered = (1..=n)
+        .map(|slot| Record::LogChosen {
+            slot,
+            batch: vec![write(2, slot, &format!("k{}", slot % 3), slot as i64)],
+        })
+        .collect();
+    Node::start(c, recovered)
+}
+
+#[test]
+fn a_snapshot_is_taken_every_n_commands_and_the_log_before_it_leaves_memory() {
+    let (node, actions) = applied_node(1, 25, 10);
+    // Recovery applied 25 commands: one snapshot at the end of it, at slot 25.
+    let snaps: Vec<&Action> = actions
+        .iter()
+        .filter(|a| matches!(a, Action::Snapshot { .. }))
+        .collect();
+    assert_eq!(snaps.len(), 1, "{actions:?}");
+    let Action::Snapshot { snapshot, keep } = snaps[0] else {
+        unreachable!()
+    };
+    assert_eq!(snapshot.index, 25);
+    assert_eq!(snapshot.kv, *node.kv());
+    assert_eq!(node.snapshot_index(), 25);
+    assert!(
+        node.chosen_log().is_empty(),
+        "the log up to the snapshot is gone"
+    );
+    assert!(keep.contains(&Record::Incarnation { incarnation: 1 }));
+    assert!(!keep.iter().any(|r| matches!(r, Record::LogChosen { .. })));
+    // The snapshot and the records kept start the node again in the same state,
+    // and duplicate detection survives.
+    let (again, _) = Node::start_from(cfg(1, 3), Some(snapshot.clone()), keep.clone());
+    assert_eq!((again.commit_index(), again.kv()), (25, node.kv()));
+    assert_eq!(again.origin_high, node.origin_high);
+    // Records of slots the snapshot covers (a crash before the log was replaced)
+    // are skipped.
+    let stale = vec![Record::LogChosen {
+        slot: 3,
+        batch: vec![write(2, 99, "other", 1)],
+    }];
+    let (skips, _) = Node::start_from(cfg(1, 3), Some(snapshot.clone()), stale);
+    assert_eq!(skips.kv(), node.kv());
+}
+
+#[test]
+fn a_node_behind_the_snapshot_gets_it_in_chunks_and_installs_it() {
+    let (mut ahead, _) = applied_node(1, 30, 10);
+    ahead.cfg.timing.snapshot_chunk_keys = 2;
+    // A prepare from below the snapshot cannot be promised.
+    let out = peer(
+        &mut ahead,
+        3,
+        PeerMessage::LogPrepare {
+            ballot: 3,
+            from_slot: 5,
+        },
+    );
+    assert!(matches!(
+        &out[..],
+        [Action::Send {
+            msg: PeerMessage::LogBehind { .. },
+            ..
+        }]
+    ));
+    // Catch-up from below it: the state machine in chunks of two keys.
+    let out = peer(&mut ahead, 3, PeerMessage::CatchUp { from_slot: 1 });
+    let chunks: Vec<PeerMessage> = out
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Send { to: 3, msg } => Some(msg),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(chunks.len(), 2, "3 keys in chunks of 2: {chunks:?}");
+    let mut behind = start(cfg(3, 3), vec![]);
+    // Chunks may come in any order; the snapshot is installed with the last one.
+    let mut installed = Vec::new();
+    for msg in chunks.into_iter().rev() {
+        installed = peer(&mut behind, 1, msg);
+    }
+    assert_eq!(behind.commit_index(), 30);
+    assert_eq!(behind.kv(), ahead.kv());
+    assert!(
+        installed
+            .iter()
+            .any(|a| matches!(a, Action::Snapshot { snapshot, .. } if snapshot.index == 30))
+    );
+    assert!(installed.contains(&send(1, PeerMessage::CatchUp { from_slot: 31 })));
+    // An old snapshot changes nothing.
+    let out = peer(
+        &mut behind,
+        1,
+        PeerMessage::SnapshotChunk {
+            index: 10,
+            part: 0,
+            parts: 1,
+            kv: vec![],
+            origins: vec![],
+        },
+    );
+    assert_eq!(out, vec![]);
+    assert_eq!(behind.commit_index(), 30);
+}
