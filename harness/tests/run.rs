@@ -627,3 +627,49 @@ fn faults_aimed_at_the_leader_and_a_skewed_clock_keep_safety() {
     assert_eq!(clock["value"]["outcome"], "installed", "{clock}");
     assert_nothing_left(root.path());
 }
+
+#[test]
+fn snapshots_and_their_transfer_keep_a_real_cluster_valid_under_kills_and_partitions() {
+    let root = tempfile::tempdir().unwrap();
+    let out = run(
+        root.path(),
+        &[
+            "--nodes",
+            "3",
+            "--time-limit",
+            "5",
+            "--seed",
+            "11",
+            "--nemesis",
+            "kill,partition",
+            "--nemesis-interval",
+            "1",
+            "--workload",
+            "kv",
+            "--node-arg=--snapshot-every=50",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let dir = latest(root.path());
+    let result = result_json(root.path());
+    assert_eq!(check(&result, "log-agreement")["verdict"], "valid");
+    assert_eq!(check(&result, "protocol")["verdict"], "valid");
+    let mut snapshots = 0;
+    for id in 1..=3 {
+        let dump: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("final/n{id}.json"))).unwrap(),
+        )
+        .unwrap();
+        if let Some(index) = dump["snapshot"]["index"].as_u64() {
+            snapshots += 1;
+            // The log holds only what follows the snapshot.
+            let first = dump["log"][0]["slot"].as_u64().unwrap_or(index + 1);
+            assert!(
+                first > index,
+                "n{id}: log from {first}, snapshot at {index}"
+            );
+        }
+        assert!(dir.join(format!("nodes/n{id}/data/snapshot.bin")).exists());
+    }
+    assert_eq!(snapshots, 3, "every node snapshotted");
+}
