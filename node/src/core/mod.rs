@@ -95,7 +95,7 @@ impl Default for Timing {
             queue_capacity: 16_384,
             catch_up_batch: 512,
             promise_max_commands: 8_192,
-            snapshot_every: 10_000,
+            snapshot_every: 50_000,
             snapshot_chunk_keys: 1_000,
             leader_wait_ms: 1_200,
             pre_vote: true,
