@@ -337,6 +337,44 @@ fn a_corrupt_wal_stops_the_node_with_the_file_and_offset() {
 }
 
 #[test]
+fn a_node_restarts_from_its_snapshot_and_refuses_a_damaged_one_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("n1");
+    {
+        let cluster = Cluster::start(1, dir.path(), &["--snapshot-every", "3"]);
+        let mut c = cluster.client(1);
+        for v in 1..=7 {
+            c.call_ok(json!({"op": "write", "key": "k", "value": v}));
+        }
+    }
+    assert!(
+        data.join("snapshot.bin").exists(),
+        "a snapshot every 3 commands"
+    );
+    {
+        // Snapshot plus the log after it: the last write is still there.
+        let cluster = Cluster::start(1, dir.path(), &["--snapshot-every", "3"]);
+        let mut c = cluster.client(1);
+        let read = c.call_ok(json!({"op": "read", "key": "k"}));
+        assert_eq!(read["value"], 7, "{read}");
+    }
+    let snap = data.join("snapshot.bin");
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x01;
+    std::fs::write(&snap, &bytes).unwrap();
+    let out = Command::new(BIN)
+        .args(["--id", "1", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no ready line");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("snapshot.bin"), "{stderr}");
+}
+
+#[test]
 fn flag_errors_exit_with_2_and_help_lists_every_bug() {
     let out = Command::new(BIN)
         .args([
@@ -365,6 +403,7 @@ fn flag_errors_exit_with_2_and_help_lists_every_bug() {
         "minority-quorum",
         "stale-read",
         "early-ack",
+        "unsynced-snapshot",
     ] {
         assert!(help.contains(bug), "--help lacks {bug}");
     }
