@@ -310,6 +310,18 @@ fn bad_input_gets_errors_and_never_kills_the_node() {
     assert_eq!(read["value"], 1);
 }
 
+/// Starts a lone node on `data`, which must refuse to start: its stderr.
+fn refused_start(data: &Path) -> String {
+    let out = Command::new(BIN)
+        .args(["--id", "1", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no ready line");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn a_corrupt_wal_stops_the_node_with_the_file_and_offset() {
     let dir = tempfile::tempdir().unwrap();
@@ -324,14 +336,7 @@ fn a_corrupt_wal_stops_the_node_with_the_file_and_offset() {
     let mut bytes = std::fs::read(&wal).unwrap();
     bytes[12] ^= 0x20; // inside the first record's payload
     std::fs::write(&wal, &bytes).unwrap();
-    let out = Command::new(BIN)
-        .args(["--id", "1", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(out.stdout.is_empty(), "no ready line");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_start(&data);
     assert!(stderr.contains("wal.log"), "{stderr}");
     assert!(stderr.contains("byte offset 0"), "{stderr}");
 }
@@ -363,14 +368,7 @@ fn a_node_restarts_from_its_snapshot_and_refuses_a_damaged_one_naming_it() {
     let last = bytes.len() - 3;
     bytes[last] ^= 0x01;
     std::fs::write(&snap, &bytes).unwrap();
-    let out = Command::new(BIN)
-        .args(["--id", "1", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(out.stdout.is_empty(), "no ready line");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_start(&data);
     assert!(stderr.contains("snapshot.bin"), "{stderr}");
 }
 
