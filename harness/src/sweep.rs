@@ -316,7 +316,6 @@ fn relative_to(path: &Path, base: &Path) -> String {
 /// five seconds (and after every real run).
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
-    plain: bool,
     total: u64,
     started: Instant,
     last_line: Mutex<Instant>,
@@ -339,7 +338,6 @@ impl Progress {
             bar
         });
         Progress {
-            plain: bar.is_none(),
             bar,
             total,
             started: Instant::now(),
@@ -363,7 +361,7 @@ impl Progress {
             return;
         }
         let mut last = self.last_line.lock().expect("not poisoned");
-        if !self.plain || (!self.every_run && last.elapsed() < Duration::from_secs(5)) {
+        if !self.every_run && last.elapsed() < Duration::from_secs(5) {
             return;
         }
         *last = Instant::now();
