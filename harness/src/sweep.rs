@@ -181,6 +181,45 @@ pub fn first_plan(args: &SweepArgs) -> Result<Plan, UsageError> {
     Ok((s.plan_of)(args.seeds.start))
 }
 
+/// The seed loop both sweeps share (`chaos sweep`, and `chaos sim --seeds` and
+/// `chaos matrix --sim` through [`crate::sim::sweep::sweep`]): `jobs` threads take the
+/// seeds in order (`seed_at(i)` is the i-th, `None` past the last) and run
+/// `work(seed)`, until the seeds run out, `stop()` gives a reason before a seed
+/// starts, or `work` fails (the first error ends every thread). Returns why it
+/// stopped before its last seed, if it did.
+pub fn on_threads(
+    jobs: usize,
+    seed_at: &(dyn Fn(u64) -> Option<u64> + Sync),
+    stop: &(dyn Fn() -> Option<String> + Sync),
+    work: &(dyn Fn(u64) -> Result<(), String> + Sync),
+) -> Result<Option<String>, String> {
+    let next = AtomicU64::new(0);
+    let stopped: Mutex<Option<String>> = Mutex::new(None);
+    let error: Mutex<Option<String>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| {
+                while error.lock().expect("not poisoned").is_none() {
+                    let Some(seed) = seed_at(next.fetch_add(1, Ordering::SeqCst)) else {
+                        return;
+                    };
+                    if let Some(why) = stop() {
+                        stopped.lock().expect("not poisoned").get_or_insert(why);
+                        return;
+                    }
+                    if let Err(e) = work(seed) {
+                        error.lock().expect("not poisoned").get_or_insert(e);
+                    }
+                }
+            });
+        }
+    });
+    match error.into_inner().expect("not poisoned") {
+        Some(e) => Err(e),
+        None => Ok(stopped.into_inner().expect("not poisoned")),
+    }
+}
+
 /// How one seed ended, before it becomes a record.
 struct Ran {
     exit_code: ExitCode,
@@ -505,15 +544,12 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
         args.run.no_progress,
         setup.mode == Mode::Real,
     );
-    let next = AtomicU64::new(0);
     let failed = AtomicU64::new(0);
     let done = AtomicU64::new(0);
     let records = Mutex::new(Records {
         file,
         all: Vec::new(),
     });
-    let stopped: Mutex<Option<String>> = Mutex::new(None);
-    let error: Mutex<Option<String>> = Mutex::new(None);
     // What stops re-runs too; failures stop only new seeds, so a failing seed is
     // still confirmed after --stop-after-failures is reached.
     let hard_stop = || -> Option<String> {
@@ -541,107 +577,81 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
         }
         None
     };
-    std::thread::scope(|scope| {
-        for _ in 0..(setup.jobs as u64).min(setup.planned).max(1) {
-            scope.spawn(|| {
-                loop {
-                    if error.lock().expect("not poisoned").is_some() {
-                        return;
-                    }
-                    if let Some(why) = stop_reason() {
-                        stopped.lock().expect("not poisoned").get_or_insert(why);
-                        return;
-                    }
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(seed) = setup.shard.nth(setup.range.clone(), i) else {
-                        return;
-                    };
-                    let plan = (setup.plan_of)(seed);
-                    let run_started = Instant::now();
-                    let run_started_at =
-                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                    let ran = match runs.run(&plan) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            error
-                                .lock()
-                                .expect("not poisoned")
-                                .get_or_insert(format!("seed {seed}: {e}"));
-                            return;
-                        }
-                    };
-                    let wall = run_started.elapsed();
-                    let is_failure = ran.exit_code != ExitCode::Valid;
-                    let mut run_dir = ran.run_dir.clone();
-                    if !is_failure && !setup.keep_all {
-                        if let Some(d) = run_dir.take() {
-                            let _ = std::fs::remove_dir_all(&d);
-                        }
-                    }
-                    let confirmation = is_failure.then(|| match setup.mode {
-                        Mode::Sim => Confirmation::Exact,
-                        Mode::Real => runs.confirm(&plan, ran.exit_code, args.confirm, &hard_stop),
-                    });
-                    let record = SeedRecord {
-                        version: SWEEP_VERSION,
-                        name: plan.name.clone(),
-                        mode: setup.mode,
-                        seed,
-                        config: setup.config.clone(),
-                        commit: commit.clone(),
-                        shard: args.shard,
-                        verdict: ran.verdict,
-                        exit_code: ran.exit_code,
-                        problem: ran.problem.clone(),
-                        started_at: run_started_at,
-                        wall_s: wall.as_secs_f64(),
-                        durations: ran.durations,
-                        reproduce: plan.command_line(),
-                        run_dir: run_dir.as_deref().map(|d| runs.name(d)),
-                        confirmation,
-                    };
-                    let n_failed = if is_failure {
-                        failed.fetch_add(1, Ordering::SeqCst) + 1
-                    } else {
-                        failed.load(Ordering::SeqCst)
-                    };
-                    let n_done = done.fetch_add(1, Ordering::SeqCst) + 1;
-                    if is_failure {
-                        progress.say(&format!(
-                            "seed {seed}: {} (exit {}), {}: {}\n  reproduce: {}{}",
-                            record.verdict.as_str(),
-                            record.exit_code.code(),
-                            record
-                                .confirmation
-                                .as_ref()
-                                .map_or_else(String::new, Confirmation::label),
-                            results::sweep::one_line(record.problem.as_deref().unwrap_or("-"), 200),
-                            record.reproduce,
-                            record
-                                .run_dir
-                                .as_ref()
-                                .map_or_else(String::new, |d| format!(
-                                    "\n  run directory: {}",
-                                    dir.join(d).display()
-                                ))
-                        ));
-                    }
-                    {
-                        let mut r = records.lock().expect("not poisoned");
-                        let line = serde_json::to_string(&record).expect("a record serialises");
-                        if let Err(e) = writeln!(r.file, "{line}").and_then(|()| r.file.flush()) {
-                            error.lock().expect("not poisoned").get_or_insert(format!(
-                                "cannot write {}: {e}",
-                                records_path.display()
-                            ));
-                        }
-                        r.all.push(record);
-                    }
-                    progress.update(n_done, n_failed);
-                }
-            });
+    let work = |seed: u64| -> Result<(), String> {
+        let plan = (setup.plan_of)(seed);
+        let run_started = Instant::now();
+        let run_started_at =
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let ran = runs.run(&plan).map_err(|e| format!("seed {seed}: {e}"))?;
+        let wall = run_started.elapsed();
+        let is_failure = ran.exit_code != ExitCode::Valid;
+        let mut run_dir = ran.run_dir.clone();
+        if !is_failure && !setup.keep_all {
+            if let Some(d) = run_dir.take() {
+                let _ = std::fs::remove_dir_all(&d);
+            }
         }
-    });
+        let confirmation = is_failure.then(|| match setup.mode {
+            Mode::Sim => Confirmation::Exact,
+            Mode::Real => runs.confirm(&plan, ran.exit_code, args.confirm, &hard_stop),
+        });
+        let record = SeedRecord {
+            version: SWEEP_VERSION,
+            name: plan.name.clone(),
+            mode: setup.mode,
+            seed,
+            config: setup.config.clone(),
+            commit: commit.clone(),
+            shard: args.shard,
+            verdict: ran.verdict,
+            exit_code: ran.exit_code,
+            problem: ran.problem.clone(),
+            started_at: run_started_at,
+            wall_s: wall.as_secs_f64(),
+            durations: ran.durations,
+            reproduce: plan.command_line(),
+            run_dir: run_dir.as_deref().map(|d| runs.name(d)),
+            confirmation,
+        };
+        let n_failed = if is_failure {
+            failed.fetch_add(1, Ordering::SeqCst) + 1
+        } else {
+            failed.load(Ordering::SeqCst)
+        };
+        let n_done = done.fetch_add(1, Ordering::SeqCst) + 1;
+        if is_failure {
+            progress.say(&format!(
+                "seed {seed}: {} (exit {}), {}: {}\n  reproduce: {}{}",
+                record.verdict.as_str(),
+                record.exit_code.code(),
+                record
+                    .confirmation
+                    .as_ref()
+                    .map_or_else(String::new, Confirmation::label),
+                results::sweep::one_line(record.problem.as_deref().unwrap_or("-"), 200),
+                record.reproduce,
+                record
+                    .run_dir
+                    .as_ref()
+                    .map_or_else(String::new, |d| format!(
+                        "\n  run directory: {}",
+                        dir.join(d).display()
+                    ))
+            ));
+        }
+        progress.update(n_done, n_failed);
+        let mut r = records.lock().expect("not poisoned");
+        let line = serde_json::to_string(&record).expect("a record serialises");
+        let written = writeln!(r.file, "{line}").and_then(|()| r.file.flush());
+        r.all.push(record);
+        written.map_err(|e| format!("cannot write {}: {e}", records_path.display()))
+    };
+    let ended = on_threads(
+        setup.jobs,
+        &|i| setup.shard.nth(setup.range.clone(), i),
+        &stop_reason,
+        &work,
+    );
     progress.finish();
     let wall_s = started.elapsed().as_secs_f64();
     let mut all = records.into_inner().expect("not poisoned").all;
@@ -650,7 +660,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
     write_atomic(&records_path, &records_text(&all))?;
     meta.run = all.len() as u64;
     meta.failed = all.iter().filter(|r| r.failed()).count() as u64;
-    meta.stopped = stopped.into_inner().expect("not poisoned");
+    meta.stopped = ended.as_ref().ok().cloned().flatten();
     meta.finished = true;
     meta.wall_s = wall_s;
     write_atomic(&meta_path, &meta_json(&meta))?;
@@ -666,7 +676,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
     let metas = std::slice::from_ref(&meta);
     write_outputs(&dir, &all, metas, Scope::Sweep, &title)?;
     let summary = results::sweep::summary(&all, metas, Scope::Sweep, Some(SHOWN_FAILING));
-    if let Some(e) = error.into_inner().expect("not poisoned") {
+    if let Err(e) = ended {
         return Err(SweepError::Failed(format!(
             "{e} (the records so far are in {})",
             records_path.display()

@@ -147,57 +147,45 @@ pub fn sweep(
     results: Option<&Path>,
 ) -> Result<Sweep, String> {
     let started = Instant::now();
-    let next = AtomicU64::new(seeds.start);
     let failed = AtomicUsize::new(0);
     let done = AtomicU64::new(0);
     let found: Mutex<Vec<Judged>> = Mutex::new(Vec::new());
-    let error: Mutex<Option<String>> = Mutex::new(None);
     let worst = Mutex::new(ExitCode::Valid);
     let coverage = Mutex::new(checker::protocol::Coverage::default());
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
-            scope.spawn(|| {
-                loop {
-                    if max_failures > 0 && failed.load(Ordering::SeqCst) >= max_failures {
-                        return;
-                    }
-                    let seed = next.fetch_add(1, Ordering::SeqCst);
-                    if seed >= seeds.end {
-                        return;
-                    }
-                    let plan = plan_of(seed);
-                    let judged = match judge(&plan) {
-                        Ok(j) => j,
-                        Err(e) => {
-                            error.lock().expect("not poisoned").get_or_insert(e);
-                            return;
-                        }
-                    };
-                    done.fetch_add(1, Ordering::SeqCst);
-                    if let Ok(mut c) = coverage.lock() {
-                        c.add(&judged.coverage);
-                    }
-                    if let Ok(mut w) = worst.lock() {
-                        *w = w.worse(judged.exit_code);
-                    }
-                    if judged.exit_code != ExitCode::Valid {
-                        failed.fetch_add(1, Ordering::SeqCst);
-                        println!(
-                            "seed {seed}: {} (exit {}): {}\n  reproduce: {}",
-                            judged.verdict.as_str(),
-                            judged.exit_code.code(),
-                            judged.problem.as_deref().unwrap_or("-"),
-                            plan.command_line()
-                        );
-                        found.lock().expect("not poisoned").push(judged);
-                    }
-                }
-            });
+    let work = |seed: u64| -> Result<(), String> {
+        let plan = plan_of(seed);
+        let judged = judge(&plan)?;
+        done.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut c) = coverage.lock() {
+            c.add(&judged.coverage);
         }
-    });
-    if let Some(e) = error.into_inner().expect("not poisoned") {
-        return Err(e);
-    }
+        if let Ok(mut w) = worst.lock() {
+            *w = w.worse(judged.exit_code);
+        }
+        if judged.exit_code != ExitCode::Valid {
+            failed.fetch_add(1, Ordering::SeqCst);
+            println!(
+                "seed {seed}: {} (exit {}): {}\n  reproduce: {}",
+                judged.verdict.as_str(),
+                judged.exit_code.code(),
+                judged.problem.as_deref().unwrap_or("-"),
+                plan.command_line()
+            );
+            found.lock().expect("not poisoned").push(judged);
+        }
+        Ok(())
+    };
+    let enough = || {
+        (max_failures > 0 && failed.load(Ordering::SeqCst) >= max_failures)
+            .then(|| format!("{max_failures} failing seeds"))
+    };
+    let range = seeds.clone();
+    crate::sweep::on_threads(
+        jobs,
+        &|i| Some(range.start + i).filter(|s| *s < range.end),
+        &enough,
+        &work,
+    )?;
     let mut failures = found.into_inner().expect("not poisoned");
     failures.sort_by_key(|j| j.seed);
     let mut run_dirs = Vec::new();
