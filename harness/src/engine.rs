@@ -239,6 +239,31 @@ async fn drive<S: System>(
     }
 }
 
+/// How long a fault aimed by role keeps asking who leads while the answer is "not
+/// yet" (an election on, nodes too slow to answer their status) before it falls back
+/// on its drawn targets: about two elections of the bundled node or etcd.
+const LEADER_ASK_BUDGET: Duration = Duration::from_secs(3);
+/// The pause between two asks.
+const LEADER_ASK_PAUSE: Duration = Duration::from_millis(100);
+
+/// Who leads, asked again (bounded by [`LEADER_ASK_BUDGET`]) while no leader is known
+/// yet; the view says how many asks it took when more than one.
+async fn ask_leader<S: System>(system: &S) -> nemesis::LeaderView {
+    let deadline = tokio::time::Instant::now() + LEADER_ASK_BUDGET;
+    let mut asks = 1;
+    loop {
+        let mut view = system.leader().await;
+        if view.leader.is_some() || !view.transient || tokio::time::Instant::now() >= deadline {
+            if asks > 1 {
+                view.how = format!("{} (ask {asks})", view.how);
+            }
+            return view;
+        }
+        tokio::time::sleep(LEADER_ASK_PAUSE).await;
+        asks += 1;
+    }
+}
+
 /// Executes a fault schedule through [`nemesis::apply`], recording each fault as a
 /// nemesis event with its outcome.
 async fn run_schedule<S: System>(
@@ -253,7 +278,7 @@ async fn run_schedule<S: System>(
         tokio::time::sleep_until(start + Duration::from_millis(fault.at_ms)).await;
         // A fault aimed by role is aimed now, from what the nodes say.
         let view = match fault.role {
-            Some(_) if fault.fault.starts_fault() => Some(system.leader().await),
+            Some(_) if fault.fault.starts_fault() => Some(ask_leader(&*system).await),
             _ => None,
         };
         let (fault, resolution) = resolver.resolve(&fault, system.nodes(), || {

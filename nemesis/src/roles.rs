@@ -47,13 +47,28 @@ pub struct LeaderView {
     pub leader: Option<NodeId>,
     /// How it was learned, or why it is not known (for the history).
     pub how: String,
+    /// No leader is known now but one may be soon (an election is on, or the nodes
+    /// did not answer in time): worth asking again. False when the system does not
+    /// say who leads at all.
+    #[serde(default)]
+    pub transient: bool,
 }
 
 impl LeaderView {
+    /// No leader, and asking again would not tell.
     pub fn unknown(why: &str) -> LeaderView {
         LeaderView {
             leader: None,
             how: why.to_string(),
+            transient: false,
+        }
+    }
+
+    /// No leader known yet: an election, or nodes too slow to answer.
+    pub fn not_yet(why: &str) -> LeaderView {
+        LeaderView {
+            transient: true,
+            ..LeaderView::unknown(why)
         }
     }
 
@@ -77,9 +92,10 @@ impl LeaderView {
                     "status: {n} of {} answering nodes name node {leader}",
                     answers.len()
                 ),
+                transient: false,
             },
-            None if answers.is_empty() => LeaderView::unknown("no node answered status"),
-            None => LeaderView::unknown(&format!(
+            None if answers.is_empty() => LeaderView::not_yet("no node answered status"),
+            None => LeaderView::not_yet(&format!(
                 "status: none of {} answering nodes knows a leader",
                 answers.len()
             )),
@@ -192,6 +208,7 @@ mod tests {
         LeaderView {
             leader: Some(leader),
             how: "test".into(),
+            transient: false,
         }
     }
 
@@ -261,7 +278,13 @@ mod tests {
         assert_eq!(v.leader, Some(2));
         assert!(v.how.contains("2 of 3"), "{}", v.how);
         assert_eq!(LeaderView::by_vote(&[(1, None)]).leader, None);
+        assert!(LeaderView::by_vote(&[(1, None)]).transient);
         assert_eq!(LeaderView::by_vote(&[]).leader, None);
+        assert!(
+            LeaderView::by_vote(&[]).transient,
+            "no answer yet: ask again"
+        );
+        assert!(!v.transient);
         // A tie goes to the lower id.
         assert_eq!(
             LeaderView::by_vote(&[(1, Some(3)), (2, Some(1))]).leader,
