@@ -23,9 +23,10 @@ use crate::types::{Bug, NodeId, OpResult};
 pub enum Step {
     /// Append the record to the WAL (buffered; durable only after [`Step::Sync`]).
     Append(Record),
-    /// Write the snapshot durably, then replace the WAL with `keep` (records
-    /// appended but not yet synced are dropped: `keep` covers them). Durable when it
-    /// returns.
+    /// Take a snapshot: the WAL goes on in a new segment that starts with `keep`
+    /// (the records that still matter after the snapshot), while the snapshot file
+    /// is written off the node's step; the segment before is deleted once both are
+    /// durable. Like an append, durable only after [`Step::Sync`].
     Snapshot {
         snapshot: Snapshot,
         keep: Vec<Record>,
@@ -45,7 +46,7 @@ pub enum Effect {
 }
 
 /// The steps that carry out one burst of actions. At most one [`Step::Sync`], and
-/// only when the burst appended something after its last snapshot.
+/// only when the burst appended a record or took a snapshot.
 pub fn order(actions: Vec<Action>, bugs: &BTreeSet<Bug>) -> Vec<Step> {
     let mut appends = Vec::new();
     let mut effects = Vec::new();
@@ -62,14 +63,7 @@ pub fn order(actions: Vec<Action>, bugs: &BTreeSet<Bug>) -> Vec<Step> {
             }
         }
     }
-    // A sync for records appended after the burst's last snapshot (which is durable
-    // by itself).
-    let after_snapshot = appends
-        .iter()
-        .rev()
-        .take_while(|s| !matches!(s, Step::Snapshot { .. }))
-        .count();
-    let sync = (after_snapshot > 0).then_some(Step::Sync);
+    let sync = (!appends.is_empty()).then_some(Step::Sync);
     let mut steps = Vec::with_capacity(appends.len() + effects.len() + 1);
     if bugs.contains(&Bug::UnsyncedReply) {
         steps.extend(effects);

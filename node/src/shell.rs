@@ -140,7 +140,11 @@ pub(crate) fn open_server(
             id,
             &format!(
                 "discarded a torn final record of {bytes} bytes at offset {offset} of {}",
-                wal.path().display()
+                recovery
+                    .torn_file
+                    .as_deref()
+                    .unwrap_or(wal.path())
+                    .display()
             ),
         );
     }
@@ -344,7 +348,8 @@ impl Server {
                         .bugs
                         .contains(&crate::types::Bug::UnsyncedSnapshot);
                     let wal = &mut self.wal;
-                    tokio::task::block_in_place(|| wal.install_snapshot(&snapshot, &keep, sync))?;
+                    // Waits only if the previous snapshot is still being written.
+                    tokio::task::block_in_place(|| wal.begin_snapshot(&snapshot, &keep, sync))?;
                 }
                 Step::Sync => {
                     let wal = &mut self.wal;
@@ -393,6 +398,7 @@ impl Server {
         for (out, line) in self.deferred.drain(..) {
             let _ = out.try_send(line);
         }
+        self.wal.poll_snapshot()?;
         self.flush_journal()
     }
 

@@ -1,6 +1,9 @@
 //! The write-ahead log: the only place a node's durable state lives.
 //!
-//! One append-only file, `wal.log`, in the node's data directory. Each record is
+//! Append-only segment files in the node's data directory: `wal.log`, then
+//! `wal.1.log`, `wal.2.log`, ... (a snapshot starts a new segment, see
+//! [`Wal::begin_snapshot`]; recovery replays every segment, oldest first). Each
+//! record is
 //!
 //! ```text
 //! [payload length: u32 LE][CRC-32 of the payload: u32 LE][payload: JSON of a Record]
@@ -52,55 +55,167 @@ pub struct Recovery {
     pub records: Vec<Record>,
     /// `(offset, bytes)` of a damaged final record that was cut off.
     pub torn_tail: Option<(u64, u64)>,
+    /// The segment it was cut off ([`Wal::open`] only).
+    pub torn_file: Option<PathBuf>,
 }
 
 pub struct Wal {
+    dir: PathBuf,
+    /// The segment appends go to: its number, path and file.
+    seq: u64,
     path: PathBuf,
     file: File,
     fsync: bool,
     buf: Vec<u8>,
+    /// The segment created ahead of the next snapshot (its directory entry already
+    /// durable, so switching to it costs no sync on the node's step).
+    next: Option<Segment>,
+    /// The segment before the current one, kept while the snapshot that replaces
+    /// it is written; `dirty` while it holds writes not yet synced.
+    prev: Option<(Segment, bool)>,
+    /// The current segment holds `keep` records not yet synced: the previous one
+    /// must stay until they are.
+    keep_unsynced: bool,
+    /// The snapshot being written off the node's step, which makes the next segment
+    /// when it is done.
+    writer: Option<std::thread::JoinHandle<Result<Segment, WalError>>>,
+}
+
+/// One file of the log.
+struct Segment {
+    seq: u64,
+    path: PathBuf,
+    file: File,
+}
+
+/// The name of segment `seq`: [`WAL_FILE`] for the first, `wal.<seq>.log` after.
+pub fn segment_name(seq: u64) -> String {
+    if seq == 0 {
+        WAL_FILE.to_string()
+    } else {
+        format!("wal.{seq}.log")
+    }
+}
+
+/// The segment number a file name stands for, if it is one.
+fn segment_seq(name: &str) -> Option<u64> {
+    if name == WAL_FILE {
+        return Some(0);
+    }
+    let n = name.strip_prefix("wal.")?.strip_suffix(".log")?;
+    n.parse()
+        .ok()
+        .filter(|n| *n > 0 && segment_name(*n) == name)
+}
+
+/// The log's segments in `dir`, oldest first.
+pub fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
+    let io = |source| WalError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        if let Some(seq) = entry.file_name().to_str().and_then(segment_seq) {
+            found.push((seq, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), WalError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| WalError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// Creates segment `seq` in `dir`, empty, with its directory entry durable (with
+/// `fsync`).
+fn create_segment(dir: &Path, seq: u64, fsync: bool) -> Result<Segment, WalError> {
+    let path = dir.join(segment_name(seq));
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)
+        .map_err(|source| WalError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    if fsync {
+        sync_dir(dir)?;
+    }
+    Ok(Segment { seq, path, file })
 }
 
 impl Wal {
-    /// Opens (creating if needed) the log in `dir` and recovers its records. With
-    /// `fsync == false` (`--unsafe-no-fsync`) [`Wal::sync`] does not reach the disk.
+    /// Opens (creating if needed) the log in `dir` and recovers its records: those
+    /// of every segment, oldest first (a torn final record is cut off each segment:
+    /// a crash while a snapshot was being taken can leave one in the previous
+    /// segment too). With `fsync == false` (`--unsafe-no-fsync`) [`Wal::sync`] does
+    /// not reach the disk.
     pub fn open(dir: &Path, fsync: bool) -> Result<(Wal, Recovery), WalError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| WalError::Io { path, source }
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let path = dir.join(WAL_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(io(&path))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io(&path))?;
-        let recovery = recover(&path, &bytes)?;
-        if let Some((good_len, _)) = recovery.torn_tail {
-            file.set_len(good_len).map_err(io(&path))?;
-            file.sync_all().map_err(io(&path))?;
+        let mut found = segments(dir)?;
+        if found.is_empty() {
+            found.push((0, dir.join(WAL_FILE)));
         }
-        if fsync {
-            // Make the file's directory entry durable too, for a freshly created log.
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
+        let mut recovery = Recovery::default();
+        let last = found.len() - 1;
+        let mut current = None;
+        for (i, (seq, path)) in found.into_iter().enumerate() {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .open(&path)
+                .map_err(io(&path))?;
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).map_err(io(&path))?;
+            let found = recover(&path, &bytes)?;
+            if let Some((good_len, _)) = found.torn_tail {
+                file.set_len(good_len).map_err(io(&path))?;
+                file.sync_all().map_err(io(&path))?;
+                recovery.torn_tail = found.torn_tail;
+                recovery.torn_file = Some(path.clone());
+            }
+            recovery.records.extend(found.records);
+            if i == last {
+                current = Some(Segment { seq, path, file });
+            } else if bytes.is_empty() {
+                // A segment made ahead of a snapshot that never came.
+                let _ = std::fs::remove_file(&path);
             }
         }
+        let current = current.expect("at least one segment");
+        // Makes a freshly created log's directory entry durable too.
+        let next = create_segment(dir, current.seq + 1, fsync)?;
         Ok((
             Wal {
-                path,
-                file,
+                dir: dir.to_path_buf(),
+                seq: current.seq,
+                path: current.path,
+                file: current.file,
                 fsync,
                 buf: Vec::new(),
+                next: Some(next),
+                prev: None,
+                keep_unsynced: false,
+                writer: None,
             },
             recovery,
         ))
     }
 
+    /// The segment appends go to now.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -111,8 +226,18 @@ impl Wal {
     }
 
     /// Writes the buffered records and, unless fsync is off, waits until they are on
-    /// disk. Only after this returns may dependent messages and replies leave.
+    /// disk (and the previous segment's last writes, after a snapshot began). Only
+    /// after this returns may dependent messages and replies leave.
     pub fn sync(&mut self) -> Result<(), WalError> {
+        if let Some((prev, dirty @ true)) = &mut self.prev {
+            if self.fsync {
+                prev.file.sync_data().map_err(|source| WalError::Io {
+                    path: prev.path.clone(),
+                    source,
+                })?;
+            }
+            *dirty = false;
+        }
         if self.buf.is_empty() {
             return Ok(());
         }
@@ -125,6 +250,7 @@ impl Wal {
         if self.fsync {
             self.file.sync_data().map_err(io)?;
         }
+        self.keep_unsynced = false;
         Ok(())
     }
 }
@@ -135,41 +261,105 @@ impl Wal {
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 
 impl Wal {
-    /// Makes `snapshot` durable in the snapshot file, then replaces the log with
-    /// `keep` the same way (buffered appends are dropped: `keep` covers them). With
-    /// `sync_snapshot == false` (the `unsynced-snapshot` bug) the snapshot is not
-    /// synced before the log is replaced.
-    pub fn install_snapshot(
+    /// Begins taking `snapshot`, without waiting for the disk: the records buffered
+    /// so far are written to the current segment, appends go on in the next segment
+    /// (made ahead, so the switch costs no sync), which starts with `keep`; a thread
+    /// writes the snapshot file durably (temporary file, fsync, rename, directory
+    /// fsync) and makes the segment after. The previous segment is deleted by
+    /// [`Wal::poll_snapshot`] once the snapshot is durable and `keep` synced; until
+    /// then recovery replays it, so a crash at any point loses nothing. The next
+    /// [`Wal::sync`] makes the switch durable.
+    ///
+    /// With `sync_snapshot == false` (the `unsynced-snapshot` bug) the snapshot is
+    /// not synced and the previous segment is deleted at once.
+    pub fn begin_snapshot(
         &mut self,
         snapshot: &Snapshot,
         keep: &[Record],
         sync_snapshot: bool,
     ) -> Result<(), WalError> {
-        let dir = self
-            .path
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        // One snapshot at a time: the previous one must be done (it makes the next
+        // segment).
+        self.finish_snapshot(true)?;
+        let next = match self.next.take() {
+            Some(next) => next,
+            None => create_segment(&self.dir, self.seq + 1, self.fsync)?,
+        };
+        let dirty = !self.buf.is_empty();
+        if dirty {
+            self.file
+                .write_all(&self.buf)
+                .map_err(|source| WalError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            self.buf.clear();
+        }
+        let old = Segment {
+            seq: std::mem::replace(&mut self.seq, next.seq),
+            path: std::mem::replace(&mut self.path, next.path),
+            file: std::mem::replace(&mut self.file, next.file),
+        };
+        if sync_snapshot {
+            self.prev = Some((old, dirty));
+        } else {
+            for (seq, path) in segments(&self.dir)? {
+                if seq < self.seq {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        for r in keep {
+            encode_into(r, &mut self.buf);
+        }
+        self.keep_unsynced = true;
         let mut frame = Vec::new();
         encode_snapshot(snapshot, &mut frame);
-        replace_file(
-            &dir.join(SNAPSHOT_FILE),
-            &frame,
-            self.fsync && sync_snapshot,
-        )?;
-        let mut log = Vec::new();
-        for r in keep {
-            encode_into(r, &mut log);
-        }
-        replace_file(&self.path, &log, self.fsync)?;
-        self.buf.clear();
-        self.file = OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .map_err(|source| WalError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
+        let (dir, seq, fsync) = (self.dir.clone(), self.seq + 1, self.fsync);
+        self.writer = Some(std::thread::spawn(move || {
+            replace_file(&dir.join(SNAPSHOT_FILE), &frame, fsync && sync_snapshot)?;
+            create_segment(&dir, seq, fsync)
+        }));
         Ok(())
+    }
+
+    /// Ends a snapshot whose file is written: the previous segment goes once `keep`
+    /// is synced. Cheap; the shell calls it after every burst.
+    pub fn poll_snapshot(&mut self) -> Result<(), WalError> {
+        self.finish_snapshot(false)
+    }
+
+    /// Ends a snapshot in progress: waits for its file when `wait`, else only if it
+    /// is already written.
+    fn finish_snapshot(&mut self, wait: bool) -> Result<(), WalError> {
+        if let Some(writer) = self.writer.take_if(|w| wait || w.is_finished()) {
+            let made = writer.join().unwrap_or_else(|_| {
+                Err(WalError::Io {
+                    path: self.dir.join(SNAPSHOT_FILE),
+                    source: std::io::Error::other("the snapshot writer panicked"),
+                })
+            })?;
+            self.next = Some(made);
+        }
+        if wait && self.keep_unsynced {
+            self.sync()?;
+        }
+        if self.writer.is_none() && !self.keep_unsynced && self.prev.take().is_some() {
+            // Every older segment is covered by the durable snapshot and `keep`. A
+            // removal a crash undoes only makes recovery replay it again.
+            for (seq, path) in segments(&self.dir)? {
+                if seq < self.seq {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for a snapshot in progress to be durable and its previous segment gone
+    /// (tests, and a clean shutdown).
+    pub fn settle(&mut self) -> Result<(), WalError> {
+        self.finish_snapshot(true)
     }
 }
 
@@ -250,7 +440,11 @@ pub fn recover(path: &Path, bytes: &[u8]) -> Result<Recovery, WalError> {
     let (records, good_len) = decode_all(path, bytes)?;
     let torn_tail =
         (good_len < bytes.len()).then(|| (good_len as u64, (bytes.len() - good_len) as u64));
-    Ok(Recovery { records, torn_tail })
+    Ok(Recovery {
+        records,
+        torn_tail,
+        torn_file: None,
+    })
 }
 
 /// Appends one framed record to `out`.
@@ -429,33 +623,136 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn a_snapshot_replaces_the_log_and_a_damaged_one_refuses_naming_its_file() {
-        use crate::core::Snapshot;
-        let dir = tempfile::tempdir().unwrap();
-        let (mut wal, _) = Wal::open(dir.path(), true).unwrap();
+    fn promises(records: &[Record]) -> Vec<u64> {
+        records
+            .iter()
+            .map(|r| match r {
+                Record::LogPromise { ballot } => *ballot,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A snapshot taken at `index` 7 after promises 3 (synced) and 4 (buffered),
+    /// with `keep` = promise 5, then promise 6 appended.
+    fn snapshot_begun(dir: &Path, sync_snapshot: bool) -> (Wal, crate::core::Snapshot) {
+        let (mut wal, _) = Wal::open(dir, true).unwrap();
         wal.append(&Record::LogPromise { ballot: 3 });
         wal.sync().unwrap();
-        wal.append(&Record::LogPromise { ballot: 4 }); // not synced: covered by keep
-        let snap = Snapshot {
+        wal.append(&Record::LogPromise { ballot: 4 });
+        let snap = crate::core::Snapshot {
             index: 7,
             kv: [("a".to_string(), 1)].into_iter().collect(),
             origins: vec![(2, 1, 5)],
         };
         let keep = vec![Record::LogPromise { ballot: 5 }];
-        wal.install_snapshot(&snap, &keep, true).unwrap();
+        wal.begin_snapshot(&snap, &keep, sync_snapshot).unwrap();
         wal.append(&Record::LogPromise { ballot: 6 });
+        (wal, snap)
+    }
+
+    #[test]
+    fn a_crash_at_any_point_of_a_snapshot_loses_nothing_synced() {
+        // Killed before the sync that follows the switch: the first segment is
+        // whole (its buffered record was written), the new one holds nothing yet.
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = snapshot_begun(dir.path(), true);
+        drop(wal);
+        let (_, rec) = Wal::open(dir.path(), true).unwrap();
+        assert_eq!(promises(&rec.records), vec![3, 4]);
+
+        // Killed after the sync, before the previous segment went: both replayed,
+        // oldest first, whichever snapshot file is there.
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = snapshot_begun(dir.path(), true);
+        wal.sync().unwrap();
+        let writer = wal.writer.take().unwrap();
+        writer.join().unwrap().unwrap();
+        drop(wal);
+        let (_, rec) = Wal::open(dir.path(), true).unwrap();
+        assert_eq!(promises(&rec.records), vec![3, 4, 5, 6]);
+
+        // A torn write at the end of the previous segment, records after it in the
+        // next: cut off, and both replayed.
+        let first = dir.path().join(WAL_FILE);
+        let mut bytes = std::fs::read(&first).unwrap();
+        bytes.extend_from_slice(&[9, 0, 0, 0, 1, 2]);
+        std::fs::write(&first, &bytes).unwrap();
+        let (_, rec) = Wal::open(dir.path(), true).unwrap();
+        assert_eq!(promises(&rec.records), vec![3, 4, 5, 6]);
+        assert_eq!(rec.torn_file.as_deref(), Some(first.as_path()));
+    }
+
+    #[test]
+    fn a_finished_snapshot_deletes_the_segment_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, snap) = snapshot_begun(dir.path(), true);
+        // The switch to the segment made ahead cost no sync on the step.
+        assert_eq!(wal.path(), dir.path().join("wal.1.log"));
+        wal.poll_snapshot().unwrap();
+        assert!(dir.path().join(WAL_FILE).exists(), "keep is not synced yet");
+        wal.sync().unwrap();
+        wal.settle().unwrap();
+        assert_eq!(
+            names(dir.path()),
+            ["snapshot.bin", "wal.1.log", "wal.2.log"],
+            "the first segment deleted, the next one made ahead"
+        );
+        drop(wal);
+        assert_eq!(read_snapshot(dir.path()).unwrap(), Some(snap.clone()));
+        let (mut wal, rec) = Wal::open(dir.path(), true).unwrap();
+        assert_eq!(promises(&rec.records), vec![5, 6]);
+        // Appends go on in the newest segment; an empty older one is dropped.
+        assert_eq!(wal.path(), dir.path().join("wal.2.log"));
+        wal.append(&Record::LogPromise { ballot: 7 });
         wal.sync().unwrap();
         drop(wal);
-        assert_eq!(read_snapshot(dir.path()).unwrap(), Some(snap));
-        let (_, rec) = Wal::open(dir.path(), true).unwrap();
+        let (mut wal, rec) = Wal::open(dir.path(), true).unwrap();
+        assert_eq!(promises(&rec.records), vec![5, 6, 7]);
+        // A second snapshot.
+        wal.begin_snapshot(&snap, &[Record::LogPromise { ballot: 8 }], true)
+            .unwrap();
+        wal.sync().unwrap();
+        wal.settle().unwrap();
+        drop(wal);
         assert_eq!(
-            rec.records,
-            vec![
-                Record::LogPromise { ballot: 5 },
-                Record::LogPromise { ballot: 6 }
-            ]
+            names(dir.path()),
+            ["snapshot.bin", "wal.4.log", "wal.5.log"],
+            "every older segment deleted (wal.3.log was made ahead and empty)"
         );
+        let (_, rec) = Wal::open(dir.path(), true).unwrap();
+        assert_eq!(promises(&rec.records), vec![8]);
+    }
+
+    #[test]
+    fn the_unsynced_snapshot_bug_deletes_the_segment_before_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = snapshot_begun(dir.path(), false);
+        assert!(!dir.path().join(WAL_FILE).exists());
+        drop(wal);
+        let (_, rec) = Wal::open(dir.path(), true).unwrap();
+        assert!(
+            rec.records.is_empty(),
+            "promise 3 went with the first segment"
+        );
+    }
+
+    #[test]
+    fn a_damaged_snapshot_refuses_naming_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = snapshot_begun(dir.path(), true);
+        wal.sync().unwrap();
+        wal.settle().unwrap();
+        drop(wal);
         // One flipped bit: refused, with the file named.
         let path = dir.path().join(SNAPSHOT_FILE);
         let mut bytes = std::fs::read(&path).unwrap();

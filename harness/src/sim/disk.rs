@@ -32,10 +32,14 @@ pub enum CrashFate {
 pub struct SimDisk {
     durable: Vec<u8>,
     cache: Vec<u8>,
-    /// The snapshot file, as the node's own code frames it: durable, and (only with
-    /// the `unsynced-snapshot` bug) a newer one written but not synced.
+    /// The snapshot file, as the node's own code frames it: durable, and a newer
+    /// one written but not yet known durable (the node's writer thread has not
+    /// finished, or with the `unsynced-snapshot` bug, never syncs it).
     snapshot: Option<Vec<u8>>,
     snapshot_unsynced: Option<Vec<u8>>,
+    /// Where in the page cache the segment a snapshot began starts (its `keep`
+    /// records): the log before it goes at the sync that makes them durable.
+    segment_at: Option<usize>,
 }
 
 impl SimDisk {
@@ -44,27 +48,41 @@ impl SimDisk {
         wal::encode_into(record, &mut self.cache);
     }
 
-    /// Makes everything in the page cache durable (fsync).
+    /// Makes everything in the page cache durable (fsync). After a snapshot began,
+    /// this is where the node's writer is taken to be done: the snapshot is durable
+    /// and the log segment before it is deleted.
     pub fn sync(&mut self) {
+        let base = self.durable.len();
         self.durable.append(&mut self.cache);
+        if let Some(at) = self.segment_at.take() {
+            self.durable.drain(..base + at);
+            self.snapshot = self.snapshot_unsynced.take().or(self.snapshot.take());
+        }
     }
 
-    /// The shell's `Wal::install_snapshot`: the snapshot file replaced (synced,
-    /// unless `sync_snapshot` is off), then the log replaced by `keep`, synced. The
-    /// page cache's appends are dropped: `keep` covers them. Takes no simulated time.
-    pub fn install_snapshot(&mut self, snapshot: &Snapshot, keep: &[Record], sync_snapshot: bool) {
+    /// The shell's `Wal::begin_snapshot`: the snapshot file is being written, the
+    /// log goes on in a new segment that starts with `keep`, the segment before it
+    /// stays until the next sync (when the snapshot is taken as written too), and a
+    /// crash before then leaves both segments and either snapshot file. With the
+    /// `unsynced-snapshot` bug (`sync_snapshot` off) the segment before is deleted at
+    /// once, with its unsynced records, and the snapshot stays unsynced until a
+    /// crash decides whether it reached the disk. Takes no simulated time.
+    pub fn begin_snapshot(&mut self, snapshot: &Snapshot, keep: &[Record], sync_snapshot: bool) {
+        if self.segment_at.is_some() {
+            // One snapshot at a time: the shell waits for the one before.
+            self.sync();
+        }
         let mut frame = Vec::new();
         wal::encode_snapshot(snapshot, &mut frame);
+        self.snapshot_unsynced = Some(frame);
         if sync_snapshot {
-            self.snapshot = Some(frame);
-            self.snapshot_unsynced = None;
+            self.segment_at = Some(self.cache.len());
         } else {
-            self.snapshot_unsynced = Some(frame);
+            self.cache.clear();
+            self.durable.clear();
         }
-        self.cache.clear();
-        self.durable.clear();
         for r in keep {
-            wal::encode_into(r, &mut self.durable);
+            wal::encode_into(r, &mut self.cache);
         }
     }
 
@@ -93,6 +111,8 @@ impl SimDisk {
                 self.snapshot = Some(unsynced);
             }
         }
+        // Both segments stay; recovery replays the older one first.
+        self.segment_at = None;
         let cache = std::mem::take(&mut self.cache);
         let len = cache.len() as u64;
         if cache.is_empty() {
@@ -230,6 +250,54 @@ mod tests {
         disk.append(&Record::LogPromise { ballot: 10 });
         disk.sync();
         assert_eq!(disk.recover(path()).unwrap().records.len(), 3);
+    }
+
+    #[test]
+    fn a_snapshot_drops_the_log_before_it_only_at_the_sync_after_it() {
+        let snap = Snapshot {
+            index: 4,
+            kv: Default::default(),
+            origins: vec![],
+        };
+        let keep = [Record::LogPromise { ballot: 9 }];
+        let begun = || {
+            let mut disk = SimDisk::default();
+            for r in records(3) {
+                disk.append(&r);
+            }
+            disk.sync();
+            disk.begin_snapshot(&snap, &keep, true);
+            disk
+        };
+        // A crash before the sync: the log before stays whole; the snapshot file is
+        // the old one or the new one, as the writer got on.
+        let mut snapshots = std::collections::BTreeSet::new();
+        for seed in 0..20 {
+            let mut disk = begun();
+            disk.crash(&mut ChaCha8Rng::seed_from_u64(seed));
+            let got = disk.recover(path()).unwrap().records;
+            assert_eq!(got[..3], records(3)[..]);
+            snapshots.insert(disk.recover_snapshot(path()).unwrap().is_some());
+        }
+        assert_eq!(snapshots.len(), 2, "either snapshot file after a crash");
+        // After the sync: the snapshot and the new segment only.
+        let mut disk = begun();
+        disk.sync();
+        assert_eq!(disk.recover(path()).unwrap().records, keep);
+        assert_eq!(disk.recover_snapshot(path()).unwrap(), Some(snap.clone()));
+        // With the bug the log before goes at once.
+        let mut disk = SimDisk::default();
+        disk.append(&Record::LogPromise { ballot: 1 });
+        disk.sync();
+        disk.begin_snapshot(&snap, &keep, false);
+        disk.crash(&mut ChaCha8Rng::seed_from_u64(1));
+        assert!(
+            disk.recover(path())
+                .unwrap()
+                .records
+                .iter()
+                .all(|r| *r != Record::LogPromise { ballot: 1 })
+        );
     }
 
     #[test]

@@ -634,7 +634,7 @@ impl<'r> World<'r> {
                 Step::Append(record) => self.node(id).disk.append(&record),
                 Step::Snapshot { snapshot, keep } => {
                     let sync = !self.base.bugs.contains(&node_types::Bug::UnsyncedSnapshot);
-                    self.node(id).disk.install_snapshot(&snapshot, &keep, sync);
+                    self.node(id).disk.begin_snapshot(&snapshot, &keep, sync);
                 }
                 Step::Sync => {
                     let rest: Vec<Effect> = steps
