@@ -12,7 +12,8 @@
 //! nodes, so the figures show what the proxies cost the cluster.
 //!
 //! Knobs: BENCH_SECS, BENCH_CLIENTS, BENCH_MODES (default
-//! `fsync,no-fsync,fsync+proxy,no-fsync+proxy`).
+//! `fsync,no-fsync,fsync+proxy,no-fsync+proxy`), BENCH_NODE_ARGS (more flags for
+//! every node, split at spaces: `--snapshot-every 0`, `--no-pre-vote`, ...).
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -84,6 +85,11 @@ fn start_nodes(dir: &std::path::Path, fsync: bool, proxy: bool) -> Nodes {
         if !fsync {
             cmd.arg("--unsafe-no-fsync");
         }
+        cmd.args(
+            std::env::var("BENCH_NODE_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        );
         for (j, p) in ports.iter().enumerate() {
             let to = j + 1;
             if to == id {

@@ -79,6 +79,8 @@ pub struct Wal {
     /// The snapshot being written off the node's step, which makes the next segment
     /// when it is done.
     writer: Option<std::thread::JoinHandle<Result<Segment, WalError>>>,
+    /// The thread deleting the segments a finished snapshot covers.
+    remover: Option<std::thread::JoinHandle<()>>,
 }
 
 /// One file of the log.
@@ -210,6 +212,7 @@ impl Wal {
                 prev: None,
                 keep_unsynced: false,
                 writer: None,
+                remover: None,
             },
             recovery,
         ))
@@ -344,13 +347,28 @@ impl Wal {
         if wait && self.keep_unsynced {
             self.sync()?;
         }
-        if self.writer.is_none() && !self.keep_unsynced && self.prev.take().is_some() {
-            // Every older segment is covered by the durable snapshot and `keep`. A
-            // removal a crash undoes only makes recovery replay it again.
-            for (seq, path) in segments(&self.dir)? {
-                if seq < self.seq {
-                    let _ = std::fs::remove_file(path);
-                }
+        if self.writer.is_none() && !self.keep_unsynced {
+            if let Some((prev, _)) = self.prev.take() {
+                // Every older segment is covered by the durable snapshot and `keep`.
+                // Freeing a log of tens of megabytes takes the file system
+                // milliseconds: a thread does it. A removal a crash undoes only
+                // makes recovery replay that segment again.
+                let older: Vec<PathBuf> = segments(&self.dir)?
+                    .into_iter()
+                    .filter(|(seq, _)| *seq < self.seq)
+                    .map(|(_, path)| path)
+                    .collect();
+                self.remover = Some(std::thread::spawn(move || {
+                    drop(prev);
+                    for path in older {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }));
+            }
+        }
+        if wait {
+            if let Some(remover) = self.remover.take() {
+                let _ = remover.join();
             }
         }
         Ok(())

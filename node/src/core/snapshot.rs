@@ -58,7 +58,13 @@ impl Node {
     fn keep_snapshot(&mut self, snapshot: Snapshot) {
         debug_assert!(snapshot.index <= self.applied);
         self.since_snapshot = 0;
-        self.chosen = self.chosen.split_off(&(snapshot.index + 1));
+        let after = self.chosen.split_off(&(snapshot.index + 1));
+        let covered = std::mem::replace(&mut self.chosen, after);
+        if self.retired.is_empty() {
+            self.retired = covered;
+        } else {
+            self.retired.extend(covered);
+        }
         self.log_accepted = self.log_accepted.split_off(&(snapshot.index + 1));
         let keep = self.durable_records();
         self.snapshot = Some(snapshot.clone());

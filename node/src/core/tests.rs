@@ -1661,6 +1661,23 @@ fn a_snapshot_is_taken_every_n_commands_and_the_log_before_it_leaves_memory() {
 }
 
 #[test]
+fn the_slots_a_snapshot_covers_are_freed_a_few_hundred_per_step() {
+    let n = 3 * RETIRE_PER_STEP as u64 - 10;
+    let (mut node, _) = applied_node(1, n, n);
+    assert_eq!(node.snapshot_index(), n);
+    assert!(node.chosen_log().is_empty());
+    assert_eq!(
+        node.retired.len() as u64,
+        n,
+        "not freed in the snapshot's step"
+    );
+    for left in [2 * RETIRE_PER_STEP - 10, RETIRE_PER_STEP - 10, 0] {
+        node.step(Event::Timer(TimerId::Heartbeat));
+        assert_eq!(node.retired.len(), left);
+    }
+}
+
+#[test]
 fn a_node_behind_the_snapshot_gets_it_in_chunks_and_installs_it() {
     let (mut ahead, _) = applied_node(1, 30, 10);
     ahead.cfg.timing.snapshot_chunk_keys = 2;
