@@ -76,6 +76,11 @@ pub struct NodeArgs {
     #[arg(long, value_name = "N", default_value_t = Timing::default().snapshot_every)]
     pub snapshot_every: u64,
 
+    /// Or after about this many bytes of applied commands (each its key's length
+    /// plus 64), whichever comes first (0: no byte bound).
+    #[arg(long, value_name = "BYTES", default_value_t = Timing::default().snapshot_bytes)]
+    pub snapshot_bytes: u64,
+
     /// A client request that arrives when no leader is known waits about this many
     /// milliseconds for one before it is refused with `unavailable` (definite); 0
     /// refuses it at once.
@@ -201,6 +206,7 @@ impl NodeArgs {
         core.timing.election_timeout_ms = self.election_timeout_ms;
         core.timing.leader_wait_ms = self.leader_wait_ms;
         core.timing.snapshot_every = self.snapshot_every;
+        core.timing.snapshot_bytes = self.snapshot_bytes;
         core.timing.pre_vote = !self.no_pre_vote;
         ShellConfig {
             core,

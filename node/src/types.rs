@@ -56,6 +56,15 @@ pub enum KvOp {
     Cas { key: String, from: i64, to: i64 },
 }
 
+impl KvOp {
+    /// The key the operation reads or writes.
+    pub fn key(&self) -> &str {
+        match self {
+            KvOp::Read { key } | KvOp::Write { key, .. } | KvOp::Cas { key, .. } => key,
+        }
+    }
+}
+
 /// One client command in the log.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Command {

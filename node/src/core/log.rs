@@ -770,18 +770,19 @@ impl Node {
 
     /// Applies chosen slots in order, answering this node's clients.
     pub(super) fn apply_chosen(&mut self) {
-        let mut commands = 0u64;
+        let (mut commands, mut bytes) = (0u64, 0u64);
         while let Some(batch) = self.chosen.get(&(self.applied + 1)) {
             let batch = batch.clone();
             self.applied += 1;
             commands += batch.len().max(1) as u64;
             for command in batch {
+                bytes += command.op.key().len() as u64 + super::COMMAND_BYTES;
                 let result = self.apply_op(&command.op);
                 self.finish_kv(command.id, result);
             }
         }
         if commands > 0 {
-            self.note_applied(commands);
+            self.note_applied(commands, bytes);
         }
     }
 

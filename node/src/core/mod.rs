@@ -32,6 +32,10 @@ use crate::types::{Ballot, Batch, Bug, ClientOp, CmdId, Command, NodeId, OpResul
 
 pub use register::{RegisterAcceptor, RegisterProposer};
 
+/// What one command costs the log besides its key, for [`Timing::snapshot_bytes`]:
+/// about its WAL record's framing, ids and value.
+pub const COMMAND_BYTES: u64 = 64;
+
 /// Covered chosen slots freed per step after a snapshot: a 50,000-slot snapshot is
 /// freed within a few hundred steps, a fraction of a second under load.
 const RETIRE_PER_STEP: usize = 256;
@@ -78,6 +82,10 @@ pub struct Timing {
     /// After this many applied commands (no-op slots count one) the node writes a
     /// snapshot of its state machine and drops the log before it (0: never).
     pub snapshot_every: u64,
+    /// Or after about this many bytes of applied commands, whichever comes first
+    /// (0: no byte bound): a log of long keys is compacted before it is large.
+    /// A command counts its key's length plus [`COMMAND_BYTES`].
+    pub snapshot_bytes: u64,
     /// How many KV pairs one snapshot chunk carries to a follower at most.
     pub snapshot_chunk_keys: usize,
     /// Whether a follower runs a pre-vote before it campaigns (off: it raises its
@@ -100,6 +108,7 @@ impl Default for Timing {
             catch_up_batch: 512,
             promise_max_commands: 8_192,
             snapshot_every: 50_000,
+            snapshot_bytes: 64 << 20,
             snapshot_chunk_keys: 1_000,
             leader_wait_ms: 1_200,
             pre_vote: true,
@@ -336,6 +345,8 @@ pub struct Node {
     snapshot: Option<Snapshot>,
     /// Commands applied since the last snapshot.
     since_snapshot: u64,
+    /// Bytes of the commands applied since then (key lengths plus [`COMMAND_BYTES`]).
+    since_snapshot_bytes: u64,
     /// Chunks of a snapshot being received: its index, its number of parts, and the
     /// parts so far. At most one snapshot at a time.
     incoming: Option<snapshot::Incoming>,
@@ -422,6 +433,7 @@ impl Node {
             retired: BTreeMap::new(),
             snapshot: None,
             since_snapshot: 0,
+            since_snapshot_bytes: 0,
             incoming: None,
             applied: 0,
             kv: BTreeMap::new(),

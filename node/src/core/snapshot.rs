@@ -26,11 +26,18 @@ pub(super) type Incoming = (Slot, u32, BTreeMap<u32, Chunk>);
 pub(super) type Chunk = (Vec<(String, i64)>, Vec<(NodeId, u64, u64)>);
 
 impl Node {
-    /// Counts applied commands and takes a snapshot when enough have been applied.
-    pub(super) fn note_applied(&mut self, commands: u64) {
+    /// Counts applied commands and their bytes, and takes a snapshot when enough of
+    /// either have been applied.
+    pub(super) fn note_applied(&mut self, commands: u64, bytes: u64) {
         self.since_snapshot += commands;
-        let every = self.cfg.timing.snapshot_every;
-        if every > 0 && self.since_snapshot >= every {
+        self.since_snapshot_bytes += bytes;
+        let (every, max_bytes) = (
+            self.cfg.timing.snapshot_every,
+            self.cfg.timing.snapshot_bytes,
+        );
+        if (every > 0 && self.since_snapshot >= every)
+            || (max_bytes > 0 && self.since_snapshot_bytes >= max_bytes)
+        {
             self.take_snapshot();
         }
     }
@@ -58,6 +65,7 @@ impl Node {
     fn keep_snapshot(&mut self, snapshot: Snapshot) {
         debug_assert!(snapshot.index <= self.applied);
         self.since_snapshot = 0;
+        self.since_snapshot_bytes = 0;
         let after = self.chosen.split_off(&(snapshot.index + 1));
         let covered = std::mem::replace(&mut self.chosen, after);
         if self.retired.is_empty() {

@@ -1661,6 +1661,27 @@ fn a_snapshot_is_taken_every_n_commands_and_the_log_before_it_leaves_memory() {
 }
 
 #[test]
+fn a_snapshot_is_also_taken_after_m_bytes_of_commands() {
+    let mut c = cfg(1, 3);
+    c.timing.snapshot_every = 0;
+    // Each recovered write has a 2-byte key: 66 bytes; 600 bytes is 10 writes.
+    c.timing.snapshot_bytes = 600;
+    let recovered: Vec<Record> = (1..=25)
+        .map(|slot| Record::LogChosen {
+            slot,
+            batch: vec![write(2, slot, &format!("k{}", slot % 3), slot as i64)],
+        })
+        .collect();
+    let (node, actions) = Node::start(c.clone(), recovered.clone());
+    assert!(actions.iter().any(|a| matches!(a, Action::Snapshot { .. })));
+    assert_eq!(node.snapshot_index(), 25);
+    // Neither bound: never.
+    c.timing.snapshot_bytes = 0;
+    let (node, _) = Node::start(c, recovered);
+    assert_eq!(node.snapshot_index(), 0);
+}
+
+#[test]
 fn the_slots_a_snapshot_covers_are_freed_a_few_hundred_per_step() {
     let n = 3 * RETIRE_PER_STEP as u64 - 10;
     let (mut node, _) = applied_node(1, n, n);
