@@ -290,7 +290,7 @@ impl Runs {
                 if again || self.keep_all {
                     run_dirs.push(self.name(&d));
                 } else {
-                    let _ = std::fs::remove_dir_all(&d);
+                    let _ = results::store::remove_run(&d);
                 }
             }
         }
@@ -588,7 +588,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
         let mut run_dir = ran.run_dir.clone();
         if !is_failure && !setup.keep_all {
             if let Some(d) = run_dir.take() {
-                let _ = std::fs::remove_dir_all(&d);
+                let _ = results::store::remove_run(&d);
             }
         }
         let confirmation = is_failure.then(|| match setup.mode {

@@ -62,6 +62,47 @@ fn relink(link: &Path, target: &Path) {
     }
 }
 
+/// Removes a run directory (a passing run a sweep does not keep) and points the
+/// `latest` links that named it at the newest run left, or removes them if none is.
+pub fn remove_run(run_dir: &Path) -> std::io::Result<()> {
+    std::fs::remove_dir_all(run_dir)?;
+    let newest = |group: &Path| {
+        subdirs(group)
+            .into_iter()
+            .filter(|d| d.join("plan.json").exists())
+            .filter_map(|d| Some(d.file_name()?.to_str()?.to_string()))
+            .next_back()
+    };
+    let mend = |link: &Path, target: Option<PathBuf>| {
+        if link.symlink_metadata().is_ok() && !link.exists() {
+            match target {
+                Some(t) => relink(link, &t),
+                None => {
+                    let _ = std::fs::remove_file(link);
+                }
+            }
+        }
+    };
+    let Some(group) = run_dir.parent() else {
+        return Ok(());
+    };
+    mend(&group.join("latest"), newest(group).map(PathBuf::from));
+    if let Some(root) = group.parent() {
+        // Leaves start with their UTC stamp: the newest across groups is the
+        // greatest leaf.
+        let across = subdirs(root)
+            .into_iter()
+            .filter_map(|g| {
+                let leaf = newest(&g)?;
+                Some((leaf.clone(), Path::new(g.file_name()?).join(leaf)))
+            })
+            .max()
+            .map(|(_, rel)| rel);
+        mend(&root.join("latest"), across);
+    }
+    Ok(())
+}
+
 /// The results root a run directory belongs to (`<root>/<name>/<leaf>`), if its
 /// grandparent looks like one (it has a `latest` link or an index).
 pub fn root_of(run_dir: &Path) -> Option<PathBuf> {
@@ -145,5 +186,54 @@ fn entry(root: &Path, run: &Path) -> RunEntry {
         }),
         exit_code: result.as_ref().map(|r| r.exit_code.code()),
         has_report: run.join("report.html").exists(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(root: &Path, name: &str, seed: u64) -> PathBuf {
+        let dir = RunDir::create(root, name, seed, 1).unwrap().path;
+        std::fs::write(dir.join("plan.json"), "{}").unwrap();
+        dir
+    }
+
+    fn target(link: PathBuf) -> Option<PathBuf> {
+        std::fs::read_link(link).ok()
+    }
+
+    #[test]
+    fn a_removed_run_leaves_no_latest_link_dangling() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let a1 = run(root, "a", 1);
+        let b2 = run(root, "b", 2);
+        let a3 = run(root, "a", 3);
+        let leaf = |p: &Path| PathBuf::from(p.file_name().unwrap());
+        assert_eq!(
+            target(root.join("latest")),
+            Some(Path::new("a").join(leaf(&a3)))
+        );
+        remove_run(&a3).unwrap();
+        assert!(!a3.exists());
+        assert_eq!(target(root.join("a/latest")), Some(leaf(&a1)));
+        assert_eq!(
+            target(root.join("latest")),
+            Some(Path::new("b").join(leaf(&b2)))
+        );
+        remove_run(&b2).unwrap();
+        assert_eq!(target(root.join("b/latest")), None, "no run left in b");
+        assert_eq!(
+            target(root.join("latest")),
+            Some(Path::new("a").join(leaf(&a1)))
+        );
+        // Removing a run the links do not name leaves them alone.
+        let a4 = run(root, "a", 4);
+        remove_run(&a1).unwrap();
+        assert_eq!(
+            target(root.join("latest")),
+            Some(Path::new("a").join(leaf(&a4)))
+        );
     }
 }
