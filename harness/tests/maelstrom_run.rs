@@ -328,12 +328,22 @@ fn the_bundled_node_over_stdio_is_valid_and_traced_and_its_bugs_are_caught() {
     assert!(history.contains(r#""f":"restart""#));
 
     // stale-read shows in the history; forget-promises (with kills) only in the rules.
-    // Stale reads need a follower behind the leader: an unlimited rate.
+    // Stale reads need a follower behind the leader: an unlimited rate, and one key
+    // that ten clients share, so one shows early.
     let out = run_bundled(
         root.path(),
         "1",
         "--bug=stale-read",
-        &["--nemesis", "none", "--rate", "0"],
+        &[
+            "--nemesis",
+            "none",
+            "--rate",
+            "0",
+            "--keys",
+            "1",
+            "--concurrency",
+            "10",
+        ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(
