@@ -288,6 +288,14 @@ fn real_failures_are_re_run_and_passing_run_directories_are_not_kept() {
         })
         .unwrap_or(0);
     assert_eq!(kept, 0, "a passing run's directory is removed");
+    for link in ["runs/latest", "runs/chaos/latest"] {
+        let link = dir.join(link);
+        assert!(
+            link.symlink_metadata().is_err() || link.exists(),
+            "{} dangles",
+            link.display()
+        );
+    }
 }
 
 #[test]
