@@ -147,9 +147,10 @@ pub enum Bug {
     /// burst completes. A killed process does not show it (the page cache survives);
     /// only a crash that loses unsynced bytes does, which `chaos sim` models.
     UnsyncedReply,
-    /// The snapshot file is not synced before the write-ahead log is replaced by the
-    /// records after it: a crash that loses unsynced bytes loses the log's chosen
-    /// prefix with it. Like `unsynced-reply`, only `chaos sim`'s disk shows it.
+    /// The snapshot file is not synced, and the write-ahead log's segments before it
+    /// are deleted at once instead of once it is durable: a crash that loses
+    /// unsynced bytes loses the log's chosen prefix with it. Like `unsynced-reply`,
+    /// only `chaos sim`'s disk shows it.
     UnsyncedSnapshot,
 }
 
