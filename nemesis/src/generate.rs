@@ -485,8 +485,11 @@ fn kill_in_partition(n: usize, rng: &mut ChaCha8Rng, t: u64, active: u64) -> Vec
     ]
 }
 
-/// Corrupt one node's WAL, kill it, and restart it on the damaged log: three faults
-/// within `active` ms of `t`. A node that finds the damage stays down.
+/// Kill one node, corrupt its disk while it is down, and restart it on the damage:
+/// three faults within `active` ms of `t`. A node that finds the damage stays down.
+/// The damage comes while the node is down because a running node replaces its
+/// snapshot file and drops old log segments every few hundred commands, which would
+/// often take the flipped bit with them before the restart could read it.
 fn corrupt_then_restart(
     target: NodeId,
     rng: &mut ChaCha8Rng,
@@ -499,13 +502,13 @@ fn corrupt_then_restart(
     vec![
         ScheduledFault {
             at_ms: t,
-            fault: Fault::Corrupt { position },
+            fault: Fault::Kill,
             targets: targets.clone(),
             role: None,
         },
         ScheduledFault {
             at_ms: t + step,
-            fault: Fault::Kill,
+            fault: Fault::Corrupt { position },
             targets: targets.clone(),
             role: None,
         },

@@ -108,9 +108,9 @@ pub enum Fault {
     /// Put the targets' clocks back to real speed.
     ClockReset,
     /// Flip one bit inside a synced record of each target's write-ahead log (not its
-    /// final record, which recovery may take for a torn write); `position` picks
-    /// which, modulo the bytes eligible. The node must refuse to start on it, naming
-    /// the file and offset. Only `chaos sim` makes it.
+    /// final record, which recovery may take for a torn write) or inside its snapshot
+    /// file; `position` picks which, modulo the bits eligible. The node must refuse to
+    /// start on it, naming the file (and a record's offset). Only `chaos sim` makes it.
     Corrupt { position: u64 },
 }
 
@@ -216,7 +216,8 @@ pub trait Nodes {
     fn set_clock(&self, _id: NodeId, _rate: f64, _jump_ms: u64) -> Result<bool, String> {
         Err(NO_CLOCK.into())
     }
-    /// Flips one bit of a synced WAL record ([`Fault::Corrupt`]).
+    /// Flips one bit of a synced WAL record or of the snapshot file
+    /// ([`Fault::Corrupt`]).
     fn corrupt(&self, _id: NodeId, _position: u64) -> Result<bool, String> {
         Err(NO_CORRUPT.into())
     }

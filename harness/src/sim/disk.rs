@@ -149,10 +149,12 @@ impl SimDisk {
 
     /// Flips one bit in the checksummed payload of a synced record other than the
     /// final one (damage to the final record is indistinguishable from a torn write,
-    /// and the header's length field is not checksummed). `position` picks the bit,
-    /// modulo the bits eligible. Returns the byte offset of the damaged record, or
-    /// `None` when fewer than two records are synced.
-    pub fn corrupt(&mut self, position: u64) -> Option<u64> {
+    /// and the header's length field is not checksummed), or in the durable snapshot
+    /// file's payload. `position` picks the file (either, half the time each, when
+    /// both can be damaged) and the bit within it, modulo the bits eligible. Returns
+    /// what was damaged, or `None` when nothing is eligible (fewer than two synced
+    /// records and no snapshot).
+    pub fn corrupt(&mut self, position: u64) -> Option<Damage> {
         let mut payloads = Vec::new(); // (record offset, payload start, payload end)
         let mut at = 0usize;
         while at + 8 <= self.durable.len() {
@@ -165,21 +167,47 @@ impl SimDisk {
             at = end;
         }
         payloads.pop(); // never the final record
-        let bits: u64 = payloads.iter().map(|(_, s, e)| (e - s) as u64 * 8).sum();
-        if bits == 0 {
-            return None;
+        let log_bits: u64 = payloads.iter().map(|(_, s, e)| (e - s) as u64 * 8).sum();
+        let snapshot_bits = self
+            .snapshot
+            .as_ref()
+            .map_or(0, |f| f.len().saturating_sub(8) as u64 * 8);
+        // Either file as often as the other when both can be damaged (the snapshot
+        // is small next to the log), then a bit within it.
+        let (in_snapshot, position) = match (log_bits, snapshot_bits) {
+            (0, 0) => return None,
+            (0, _) => (true, position),
+            (_, 0) => (false, position),
+            _ => (position % 2 == 1, position / 2),
+        };
+        if in_snapshot {
+            let bit = position % snapshot_bits;
+            let frame = self.snapshot.as_mut().expect("snapshot bits");
+            frame[8 + (bit / 8) as usize] ^= 1 << (bit % 8);
+            return Some(Damage::Snapshot);
         }
-        let mut bit = position % bits;
+        let mut bit = position % log_bits;
         for (record, start, end) in payloads {
             let here = (end - start) as u64 * 8;
             if bit < here {
                 self.durable[start + (bit / 8) as usize] ^= 1 << (bit % 8);
-                return Some(record as u64);
+                return Some(Damage::Record {
+                    offset: record as u64,
+                });
             }
             bit -= here;
         }
         unreachable!("the bit lies inside one of the payloads")
     }
+}
+
+/// What a corruption fault damaged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Damage {
+    /// The WAL record at this byte offset.
+    Record { offset: u64 },
+    /// The snapshot file.
+    Snapshot,
 }
 
 #[cfg(test)]
@@ -308,7 +336,9 @@ mod tests {
                 disk.append(&r);
             }
             disk.sync();
-            let offset = disk.corrupt(position).expect("records to damage");
+            let Some(Damage::Record { offset }) = disk.corrupt(position) else {
+                panic!("no snapshot: a record is damaged")
+            };
             let err = disk.recover(path()).unwrap_err();
             let text = err.to_string();
             assert!(text.contains("n1/wal.log"), "{text}");
@@ -318,5 +348,36 @@ mod tests {
         one.append(&Record::LogPromise { ballot: 1 });
         one.sync();
         assert_eq!(one.corrupt(3), None, "a lone record is never damaged");
+    }
+
+    #[test]
+    fn a_flipped_bit_in_the_snapshot_file_refuses_recovery_naming_it() {
+        let snap = Snapshot {
+            index: 4,
+            kv: [("k".to_string(), 7)].into_iter().collect(),
+            origins: vec![(1, 1, 4)],
+        };
+        let (mut records_hit, mut snapshots_hit) = (0, 0);
+        for position in (0..4000u64).step_by(37) {
+            let mut disk = SimDisk::default();
+            disk.append(&Record::LogPromise { ballot: 1 });
+            disk.sync();
+            disk.begin_snapshot(&snap, &records(2), true);
+            disk.sync();
+            match disk.corrupt(position) {
+                Some(Damage::Snapshot) => {
+                    snapshots_hit += 1;
+                    let snap_path = Path::new("n1/snapshot.bin");
+                    let err = disk.recover_snapshot(snap_path).unwrap_err().to_string();
+                    assert!(err.contains("n1/snapshot.bin"), "{err}");
+                }
+                Some(Damage::Record { .. }) => {
+                    records_hit += 1;
+                    assert!(disk.recover(path()).is_err());
+                }
+                None => panic!("a snapshot and two records to damage"),
+            }
+        }
+        assert!(records_hit > 0 && snapshots_hit > 0);
     }
 }

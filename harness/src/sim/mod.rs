@@ -197,7 +197,7 @@ pub fn trace_failed_run(plan: &Plan, dir: &Path) -> Result<usize, String> {
 }
 
 /// The final heal: links restored, clocks back to real speed, paused nodes resumed,
-/// dead ones restarted (a node whose WAL is corrupt stays down, as a real one would).
+/// dead ones restarted (a node whose WAL or snapshot is corrupt stays down, as a real one would).
 fn heal_everything(w: &mut World, recorder: &Recorder, notes: &mut Vec<String>) {
     w.heal_links();
     let (mut resumed, mut restarted) = (Vec::new(), Vec::new());
@@ -241,7 +241,7 @@ fn final_phase(
     }
     if !refused.is_empty() {
         notes.push(format!(
-            "nodes {refused:?} found their WAL corrupt and refused to start, so liveness is judged on the others"
+            "nodes {refused:?} found their WAL or snapshot corrupt and refused to start, so liveness is judged on the others"
         ));
     }
     if plan.workload.has_kv() {
@@ -315,7 +315,7 @@ fn dumps(w: &World, plan: &Plan) -> (PerNode, PerNode) {
                     core.snapshot(),
                 ),
             )),
-            // A node that refused its corrupt WAL has nothing to dump (a note says so).
+            // A node that refused its corrupt WAL or snapshot has nothing to dump (a note says so).
             None if w.refused(id).is_some() => {}
             None => missing.push((id, format!("node {id} is down"))),
         }

@@ -149,7 +149,7 @@ struct SimNode {
     timers: BTreeMap<TimerId, (u64, u64)>,
     generation: u64,
     clock: Clock,
-    /// Why the node refused to start (its WAL is corrupt): it stays down.
+    /// Why the node refused to start (its WAL or snapshot is corrupt): it stays down.
     refused: Option<String>,
     /// Core token -> (client, op sequence number).
     pending: BTreeMap<u64, (usize, u64)>,
