@@ -61,10 +61,8 @@ pub struct Recovery {
 
 pub struct Wal {
     dir: PathBuf,
-    /// The segment appends go to: its number, path and file.
-    seq: u64,
-    path: PathBuf,
-    file: File,
+    /// The segment appends go to.
+    current: Segment,
     fsync: bool,
     buf: Vec<u8>,
     /// The segment created ahead of the next snapshot (its directory entry already
@@ -203,9 +201,7 @@ impl Wal {
         Ok((
             Wal {
                 dir: dir.to_path_buf(),
-                seq: current.seq,
-                path: current.path,
-                file: current.file,
+                current,
                 fsync,
                 buf: Vec::new(),
                 next: Some(next),
@@ -220,7 +216,7 @@ impl Wal {
 
     /// The segment appends go to now.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.current.path
     }
 
     /// Buffers a record; it is written by the next [`Wal::sync`].
@@ -245,13 +241,13 @@ impl Wal {
             return Ok(());
         }
         let io = |source| WalError::Io {
-            path: self.path.clone(),
+            path: self.current.path.clone(),
             source,
         };
-        self.file.write_all(&self.buf).map_err(io)?;
+        self.current.file.write_all(&self.buf).map_err(io)?;
         self.buf.clear();
         if self.fsync {
-            self.file.sync_data().map_err(io)?;
+            self.current.file.sync_data().map_err(io)?;
         }
         self.keep_unsynced = false;
         Ok(())
@@ -286,30 +282,25 @@ impl Wal {
         self.finish_snapshot(true)?;
         let next = match self.next.take() {
             Some(next) => next,
-            None => create_segment(&self.dir, self.seq + 1, self.fsync)?,
+            None => create_segment(&self.dir, self.current.seq + 1, self.fsync)?,
         };
         let dirty = !self.buf.is_empty();
         if dirty {
-            self.file
+            self.current
+                .file
                 .write_all(&self.buf)
                 .map_err(|source| WalError::Io {
-                    path: self.path.clone(),
+                    path: self.current.path.clone(),
                     source,
                 })?;
             self.buf.clear();
         }
-        let old = Segment {
-            seq: std::mem::replace(&mut self.seq, next.seq),
-            path: std::mem::replace(&mut self.path, next.path),
-            file: std::mem::replace(&mut self.file, next.file),
-        };
+        let old = std::mem::replace(&mut self.current, next);
         if sync_snapshot {
             self.prev = Some((old, dirty));
         } else {
-            for (seq, path) in segments(&self.dir)? {
-                if seq < self.seq {
-                    let _ = std::fs::remove_file(path);
-                }
+            for path in self.older_segments()? {
+                let _ = std::fs::remove_file(path);
             }
         }
         for r in keep {
@@ -318,7 +309,7 @@ impl Wal {
         self.keep_unsynced = true;
         let mut frame = Vec::new();
         encode_snapshot(snapshot, &mut frame);
-        let (dir, seq, fsync) = (self.dir.clone(), self.seq + 1, self.fsync);
+        let (dir, seq, fsync) = (self.dir.clone(), self.current.seq + 1, self.fsync);
         self.writer = Some(std::thread::spawn(move || {
             replace_file(&dir.join(SNAPSHOT_FILE), &frame, fsync && sync_snapshot)?;
             create_segment(&dir, seq, fsync)
@@ -353,11 +344,7 @@ impl Wal {
                 // Freeing a log of tens of megabytes takes the file system
                 // milliseconds: a thread does it. A removal a crash undoes only
                 // makes recovery replay that segment again.
-                let older: Vec<PathBuf> = segments(&self.dir)?
-                    .into_iter()
-                    .filter(|(seq, _)| *seq < self.seq)
-                    .map(|(_, path)| path)
-                    .collect();
+                let older = self.older_segments()?;
                 self.remover = Some(std::thread::spawn(move || {
                     drop(prev);
                     for path in older {
@@ -372,6 +359,15 @@ impl Wal {
             }
         }
         Ok(())
+    }
+
+    /// The segments before the current one.
+    fn older_segments(&self) -> Result<Vec<PathBuf>, WalError> {
+        Ok(segments(&self.dir)?
+            .into_iter()
+            .filter(|(seq, _)| *seq < self.current.seq)
+            .map(|(_, path)| path)
+            .collect())
     }
 
     /// Waits for a snapshot in progress to be durable and its previous segment gone
@@ -395,12 +391,10 @@ fn replace_file(path: &Path, bytes: &[u8], sync: bool) -> Result<(), WalError> {
         f.sync_data().map_err(io(&tmp))?;
     }
     std::fs::rename(&tmp, path).map_err(io(path))?;
-    if sync {
-        if let Some(dir) = path.parent().and_then(|d| File::open(d).ok()) {
-            dir.sync_all().map_err(io(path))?;
-        }
+    match path.parent() {
+        Some(dir) if sync => sync_dir(dir),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// One framed snapshot.
