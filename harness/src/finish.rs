@@ -73,6 +73,9 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> Ru
     let mut checks = judged.checked.as_ref().map(|r| r.checks.clone());
     let mut coverage = judged.coverage.clone();
     if let (Some(checks), Some((protocol, reached))) = (checks.as_mut(), j.protocol) {
+        // The run judged the rules itself (the simulation sees every step): its
+        // report replaces what the files alone could say, so the check appears once.
+        checks.retain(|c| c.name != protocol.name);
         checks.push(protocol);
         coverage = Some(reached);
     }

@@ -137,6 +137,28 @@ fn five_nodes_correct_over_300_seeds() {
     sweep_correct(5, 0..300);
 }
 
+/// Every cluster size from 1 to 7 is judged valid under every fault kind the
+/// simulation makes (a cluster of one is its own majority: its own acceptance
+/// justifies what it writes down as chosen).
+#[test]
+fn every_cluster_size_from_one_to_seven_is_valid_under_every_fault() {
+    let every = "all,power,corrupt";
+    for nodes in 1..=7 {
+        for seed in 0..12 {
+            let p = plan(nodes, seed, 2.0, every, 0.25, None);
+            let j = run(&p);
+            assert_eq!(
+                j.exit_code,
+                ExitCode::Valid,
+                "{nodes} nodes, seed {seed}: {:?}\n  reproduce: {}",
+                j.problem,
+                p.command_line()
+            );
+            assert!(j.ok_ops > 0, "{nodes} nodes, seed {seed}: no op succeeded");
+        }
+    }
+}
+
 #[test]
 fn one_plan_gives_one_history_over_200_seeds() {
     let mut hashes = BTreeSet::new();
@@ -306,6 +328,17 @@ fn a_simulated_run_leaves_a_run_directory_like_a_real_one_and_replays_exactly() 
         harness::sim::sha256_file(&dir.join("history.jsonl")).unwrap()
     );
     assert_eq!(sim.counts.refused_starts, 1);
+    // Each check once, in result.json and in junit.xml (the protocol check was listed
+    // twice: skipped from the files, and valid from the simulation's own steps).
+    let names: Vec<&str> = r.checks.iter().flatten().map(|c| c.name.as_str()).collect();
+    let mut unique = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(names.len(), unique.len(), "{names:?}");
+    let protocol = r.checks.iter().flatten().find(|c| c.name == "protocol");
+    assert_eq!(protocol.map(|c| c.verdict), Some(results::Verdict::Valid));
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches(r#"name="protocol""#).count(), 1, "{junit}");
     let note = r.notes.join("\n");
     assert!(
         note.contains("n2/wal.log") && note.contains("byte offset"),
