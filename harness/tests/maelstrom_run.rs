@@ -511,3 +511,39 @@ fn maelstrom_nodes_die_with_the_harness_on_sigint_and_sigkill() {
         }
     }
 }
+
+/// A node in the idiom of Maelstrom's Raft tutorials forwards a client's request to
+/// its primary unchanged (`src` still the client), and the primary answers the client
+/// directly: valid under partitions and pauses, and the final reads through every node
+/// are answered (with `src` rewritten to the forwarding node, every forwarded request
+/// went unanswered and the run was a liveness failure).
+#[test]
+fn a_node_that_forwards_client_requests_unchanged_is_valid() {
+    if !python_ok() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let node = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/maelstrom/forwarding_node.py"
+    );
+    let out = Command::new(CHAOS)
+        .args(["run", "--no-progress", "--workload", "kv", "--nodes", "3"])
+        .args(["--rate", "300", "--seed", "4", "--time-limit", "3"])
+        .args(["--nemesis", "partition,pause", "--nemesis-interval", "0.5"])
+        .arg("--node-cmd")
+        .arg(format!("python3 {node}"))
+        .arg("--results")
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let result = result_of(&latest(root.path()));
+    assert_eq!(result["liveness"]["ok"], true, "{}", result["liveness"]);
+    assert!(result["stats"]["ops"].as_u64().unwrap() > 200);
+    assert!(
+        result["faults"]["periods"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+    );
+}

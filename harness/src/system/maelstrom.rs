@@ -356,7 +356,12 @@ impl Router {
         let answer = self.services.lock().ok().and_then(|mut s| s.handle(&msg));
         match answer {
             Some(reply) => {
-                self.write(from, reply.to_line());
+                // A service answers the `src` of the request, which names a node when
+                // a node asked for itself; otherwise the node that wrote it.
+                let to = node_id(&reply.dest)
+                    .filter(|t| *t >= 1 && *t as usize <= self.n)
+                    .unwrap_or(from);
+                self.write(to, reply.to_line());
                 Ok(())
             }
             None => Err((
@@ -584,9 +589,11 @@ fn route_stdout(
             continue;
         }
         match Envelope::parse(text) {
-            Ok(mut msg) => {
-                // A node speaks for itself.
-                msg.src = format!("n{id}");
+            Ok(msg) => {
+                // `src` and `dest` stay as the node wrote them (Maelstrom's rule: a
+                // follower may forward a client's request with `src` still the
+                // client); the message travels the link from this node, which wrote
+                // it, to `dest`.
                 if let Err((kind, detail)) = router.route(id, msg) {
                     bad(kind, &detail);
                 }
