@@ -357,7 +357,7 @@ impl Invariants {
                 // the restart is forgotten here; a synced value it then contradicts
                 // is the history checks' to find (agreement, linearizability, the log
                 // of its dump).
-                if self.quorum <= 1 {
+                if self.alone() {
                     let mine = |r: &MessageRef| r.event == "record" && r.from == Some(*node);
                     self.reg_learned.retain(|_, (_, r)| !mine(r));
                     self.log_learned.retain(|_, (_, r)| !mine(r));
@@ -584,23 +584,24 @@ impl Invariants {
             return true;
         }
         let own = self.own_reg.get(&(node, key.to_string()));
-        // In a cluster of one the node's own acceptance is the majority; it proposes
-        // to nobody, so no proposal is seen.
-        if self.quorum <= 1 && own.is_some_and(|v| v.iter().any(|(_, x)| *x == value)) {
+        if self.alone() && own.is_some_and(|v| v.iter().any(|(_, x)| *x == value)) {
             return true;
         }
-        // Every ballot this node proposed the value in, whether or not a peer answered.
-        let range = (node, key.to_string(), 0)..=(node, key.to_string(), Ballot::MAX);
-        self.reg_proposed
-            .range(range)
-            .filter(|(_, v)| **v == value)
-            .any(|((_, _, b), _)| {
-                let acks = self.reg_acks.get(&(node, key.to_string(), *b));
-                let n = acks.map_or(0, BTreeSet::len);
-                let mine = own.is_some_and(|v| v.contains(&(*b, value)))
-                    && !acks.is_some_and(|a| a.contains(&node));
-                n + usize::from(mine) >= self.quorum
+        self.reg_acks
+            .range((node, key.to_string(), 0)..=(node, key.to_string(), Ballot::MAX))
+            .any(|((_, _, b), acks)| {
+                if self.reg_proposed.get(&(node, key.to_string(), *b)) != Some(&value) {
+                    return false;
+                }
+                let mine = own.is_some_and(|v| v.contains(&(*b, value))) && !acks.contains(&node);
+                acks.len() + usize::from(mine) >= self.quorum
             })
+    }
+
+    /// A cluster of one: the node's own acceptance is the majority, and it proposes to
+    /// nobody, so no proposal or acceptance message is ever seen.
+    fn alone(&self) -> bool {
+        self.quorum <= 1
     }
 
     /// Rule: a slot written down as chosen must have been learned.
@@ -615,7 +616,7 @@ impl Invariants {
             *x == batch
                 && b.is_some_and(|b| self.commits.get(&(node, b)).is_some_and(|c| *c >= slot))
         });
-        if committed || (self.quorum <= 1 && own.iter().any(|(b, x)| *x == batch && b.is_some())) {
+        if committed || (self.alone() && own.iter().any(|(b, x)| *x == batch && b.is_some())) {
             return true;
         }
         // A majority of acceptances of the node's own proposal.
