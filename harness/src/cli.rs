@@ -76,9 +76,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "LIST")]
     pub nemesis: Option<String>,
     /// Seconds per fault slot: a fault starts at the beginning of its slot and is undone
-    /// after 40-70% of it (so a 30 s run sees about 9 faults).
-    #[arg(long, value_name = "S", default_value_t = 3.0)]
-    pub nemesis_interval: f64,
+    /// after 40-70% of it. A run has time-limit / S - 1 slots [default: 3, or a fifth
+    /// of a run shorter than 15 s, so every run has at least 4 faults; a 30 s run 9].
+    #[arg(long, value_name = "S")]
+    pub nemesis_interval: Option<f64>,
     /// A JSON file with an explicit fault schedule instead of a generated one:
     /// [{"at_ms", "fault": {"kind": ...}, "targets": [ids]}], as plan.json stores it.
     #[arg(long, value_name = "FILE")]
@@ -282,16 +283,20 @@ pub fn plan_from_args(args: &RunArgs, mode: Mode) -> Result<Plan, UsageError> {
             kinds.describe()
         );
     }
-    if !(args.nemesis_interval > 0.0 && args.nemesis_interval.is_finite()) {
-        usage!("--nemesis-interval must be a positive number of seconds");
-    }
+    let interval_ms = match args.nemesis_interval {
+        Some(s) if !(s > 0.0 && s.is_finite()) => {
+            usage!("--nemesis-interval must be a positive number of seconds")
+        }
+        Some(s) => ((s * 1e3) as u64).max(1),
+        None => nemesis::default_interval_ms((args.time_limit * 1e3) as u64),
+    };
     let seed = args.seed.unwrap_or_else(random_seed);
     let schedule = match &args.schedule {
         None => nemesis::generate(
             args.nodes,
             &mut substream(seed, "nemesis"),
             kinds,
-            (args.nemesis_interval * 1e3) as u64,
+            interval_ms,
             (args.time_limit * 1e3) as u64,
         ),
         Some(path) => {
@@ -345,7 +350,7 @@ pub fn plan_from_args(args: &RunArgs, mode: Mode) -> Result<Plan, UsageError> {
         grace_s: args.grace,
         op_timeout_ms: args.op_timeout_ms,
         nemesis: kinds,
-        nemesis_interval_s: args.nemesis_interval,
+        nemesis_interval_s: interval_ms as f64 / 1e3,
         schedule,
         explicit_schedule: args.schedule.is_some(),
         trace_messages: !args.no_trace_messages,

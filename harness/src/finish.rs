@@ -53,7 +53,8 @@ pub fn failed(plan: &Plan, dir: &RunDir, show: Presentation, why: String) -> Run
 pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> RunOutcome {
     let judged = results::judge_run_dir(&dir.path, &checker::Options::default());
     let mut harness_failure = j.harness_failure;
-    let mut notes = j.notes;
+    let mut notes = plan.schedule_notes();
+    notes.extend(j.notes);
     if let Err(e) = &judged.history {
         harness_failure.get_or_insert(format!("the recorded history is unreadable: {e}"));
     }

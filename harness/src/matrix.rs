@@ -181,7 +181,7 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
         grace: 10.0,
         op_timeout_ms: 2_500,
         nemesis: args.nemesis.clone(),
-        nemesis_interval: args.nemesis_interval.unwrap_or(if sim { 0.3 } else { 3.0 }),
+        nemesis_interval: Some(args.nemesis_interval.unwrap_or(if sim { 0.3 } else { 3.0 })),
         schedule: None,
         no_trace_messages: false,
         ops_per_client: None,
@@ -224,9 +224,19 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
             let jobs = args
                 .jobs
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            let sweep =
-                crate::sim::sweep::sweep(1..seeds + 1, jobs, 1, &plan_of, Some(&args.results))
-                    .map_err(MatrixError::Sim)?;
+            let view = crate::sim::sweep::View {
+                progress: false,
+                signals: false,
+            };
+            let sweep = crate::sim::sweep::sweep(
+                1..seeds + 1,
+                jobs,
+                1,
+                &plan_of,
+                Some(&args.results),
+                view,
+            )
+            .map_err(MatrixError::Sim)?;
             let found = sweep
                 .failures
                 .iter()

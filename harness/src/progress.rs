@@ -40,15 +40,6 @@ impl Presentation {
     }
 }
 
-/// The faults a schedule will start (undoing ones are not counted): the same unit the
-/// summary counts.
-pub fn scheduled_faults(plan: &Plan) -> usize {
-    plan.schedule
-        .iter()
-        .filter(|f| f.fault.starts_fault())
-        .count()
-}
-
 pub fn header(plan: &Plan, dir: &RunDir, show: Presentation) {
     if show.json || show.quiet {
         return;
@@ -66,9 +57,12 @@ pub fn header(plan: &Plan, dir: &RunDir, show: Presentation) {
         plan.workload.name(),
         plan.time_limit_s,
         plan.nemesis.describe(),
-        scheduled_faults(plan),
+        plan.scheduled_faults(),
         dir.path.display()
     );
+    for note in plan.schedule_notes() {
+        println!("  note: {note}");
+    }
 }
 
 /// Set by SIGINT or SIGTERM once [`stop_on_signals`] is on: a command that runs many

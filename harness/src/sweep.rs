@@ -56,7 +56,9 @@ pub struct SweepArgs {
     /// Start no new seed after K failing seeds (0: never).
     #[arg(long, value_name = "K", default_value_t = 0)]
     pub stop_after_failures: u64,
-    /// Start no new seed (and no re-run) after S seconds; runs in progress finish.
+    /// Start no new seed (and no re-run) after S seconds; runs in progress finish. A
+    /// sweep stopped so (or by SIGINT/SIGTERM) before its last seed exits 3 (unknown)
+    /// unless a seed failed: the seeds not run were not judged.
     #[arg(long, value_name = "S")]
     pub max_time: Option<f64>,
     /// Which run directories to keep: failing (a passing real run's directory is
@@ -227,6 +229,7 @@ struct Ran {
     problem: Option<String>,
     durations: Option<results::schema::Durations>,
     run_dir: Option<PathBuf>,
+    faults: Option<usize>,
 }
 
 /// Runs `plan` as its mode does, into `runs` (the sweep's results root). A simulated
@@ -324,6 +327,7 @@ fn run_plan(plan: &Plan, runs: &Path) -> Result<Ran, String> {
                 problem: judged.problem,
                 durations: None,
                 run_dir,
+                faults: Some(judged.faults),
             })
         }
         Mode::Real => {
@@ -336,6 +340,7 @@ fn run_plan(plan: &Plan, runs: &Path) -> Result<Ran, String> {
                 exit_code: out.exit_code,
                 verdict: out.verdict,
                 problem: result.as_ref().and_then(RunResult::problem),
+                faults: result.as_ref().map(|r| r.faults.ran),
                 durations: result.map(|r| r.durations),
                 run_dir: Some(out.run_dir),
             })
@@ -353,7 +358,7 @@ fn relative_to(path: &Path, base: &Path) -> String {
 
 /// The live view: one bar on a terminal; otherwise a status line at most every
 /// five seconds (and after every real run).
-struct Progress {
+pub(crate) struct Progress {
     bar: Option<indicatif::ProgressBar>,
     total: u64,
     started: Instant,
@@ -362,7 +367,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total: u64, no_progress: bool, every_run: bool) -> Progress {
+    pub(crate) fn new(total: u64, no_progress: bool, every_run: bool) -> Progress {
         let bar = (!no_progress && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(total);
             bar.set_style(
@@ -386,14 +391,14 @@ impl Progress {
     }
 
     /// A line that must be seen (a failing seed): above the bar, or on stdout.
-    fn say(&self, text: &str) {
+    pub(crate) fn say(&self, text: &str) {
         match &self.bar {
             Some(b) => b.println(text),
             None => println!("{text}"),
         }
     }
 
-    fn update(&self, done: u64, failed: u64) {
+    pub(crate) fn update(&self, done: u64, failed: u64) {
         if let Some(b) = &self.bar {
             b.set_position(done);
             b.set_message(format!("{failed} failing"));
@@ -419,7 +424,7 @@ impl Progress {
         );
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
@@ -477,6 +482,16 @@ fn records_text(records: &[SeedRecord]) -> String {
     text
 }
 
+/// A sweep's faults in the header's words, from its first seed's plan.
+pub fn nemesis_words(plan: &Plan) -> String {
+    format!(
+        "nemesis {} every {} s ({} faults scheduled in the first seed)",
+        plan.nemesis.describe(),
+        plan.nemesis_interval_s,
+        plan.scheduled_faults()
+    )
+}
+
 /// `chaos sweep`.
 pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
     let setup = setup(args)?;
@@ -509,6 +524,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
         planned: setup.planned,
         run: 0,
         failed: 0,
+        without_faults: 0,
         jobs: setup.jobs,
         stopped: None,
         finished: false,
@@ -525,8 +541,15 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
     write_atomic(&meta_path, &meta_json(&meta))?;
     let records_path = dir.join(RECORDS_FILE);
     let file = std::fs::File::create(&records_path).map_err(|e| io_error(&records_path, e))?;
+    // Signals stop the sweep from before its header on, so a signal after the header
+    // always ends it cleanly.
+    crate::progress::stop_on_signals();
+    let first = setup
+        .shard
+        .nth(setup.range.clone(), 0)
+        .map(|seed| (setup.plan_of)(seed));
     println!(
-        "chaos sweep: {} seeds {}..{} shard {}: {} seeds, {} at a time | config {} | sweep directory {}",
+        "chaos sweep: {} seeds {}..{} shard {}: {} seeds, {} at a time | config {} | {} | sweep directory {}",
         setup.mode.name(),
         args.seeds.start,
         args.seeds.end,
@@ -534,9 +557,12 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
         setup.planned,
         setup.jobs,
         setup.config,
+        first.as_ref().map_or_else(String::new, nemesis_words),
         dir.display()
     );
-    crate::progress::stop_on_signals();
+    for note in first.iter().flat_map(Plan::schedule_notes) {
+        println!("  note: {note}");
+    }
     let deadline = args.max_time.map(|s| started + Duration::from_secs_f64(s));
     let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
     let progress = Progress::new(
@@ -612,6 +638,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
             reproduce: plan.command_line(),
             run_dir: run_dir.as_deref().map(|d| runs.name(d)),
             confirmation,
+            faults: ran.faults,
         };
         let n_failed = if is_failure {
             failed.fetch_add(1, Ordering::SeqCst) + 1
@@ -660,6 +687,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
     write_atomic(&records_path, &records_text(&all))?;
     meta.run = all.len() as u64;
     meta.failed = all.iter().filter(|r| r.failed()).count() as u64;
+    meta.without_faults = all.iter().filter(|r| r.faults == Some(0)).count() as u64;
     meta.stopped = ended.as_ref().ok().cloned().flatten();
     meta.finished = true;
     meta.wall_s = wall_s;

@@ -40,7 +40,7 @@ fn plan(
         grace: 10.0,
         op_timeout_ms: 1_000,
         nemesis: Some(nemesis.into()),
-        nemesis_interval: interval,
+        nemesis_interval: Some(interval),
         schedule: None,
         no_trace_messages: false,
         ops_per_client: None,

@@ -652,3 +652,73 @@ fn an_interrupted_real_sweep_stops_says_why_and_leaves_nothing_running() {
     assert!(meta.contains("interrupted (SIGINT or SIGTERM)"), "{meta}");
     assert!(meta.contains("\"finished\": true"), "{meta}");
 }
+
+/// A sweep that did not run all its seeds judged only some: unknown (exit 3), never
+/// valid, whether time ran out or a signal stopped it, in `chaos sweep` and in
+/// `chaos sim --seeds` alike.
+#[test]
+fn a_sweep_that_stops_before_its_last_seed_is_unknown() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let quiet = ["--nodes", "3", "--time-limit", "2", "--no-progress"];
+    let out = sweep(
+        tmp.path(),
+        &[&["--seeds", "1..1000000", "--max-time", "1"][..], &quiet[..]].concat(),
+    );
+    let stdout = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("planned seeds not run"), "{stdout}");
+    assert!(stdout.contains("exit 3: unknown: the sweep stopped"), "{stdout}");
+    assert!(stdout.contains("faults per seed"), "{stdout}");
+    let meta = std::fs::read_to_string(sweep_dir(tmp.path()).join("sweep.json")).unwrap();
+    assert!(meta.contains("--max-time 1 s reached"), "{meta}");
+    let records = records(&sweep_dir(tmp.path()));
+    assert!(!records.is_empty());
+    assert!(
+        records.iter().all(|r| r["faults"].as_u64() > Some(0)),
+        "every seed of a 2 s run has faults: {records:?}"
+    );
+    for (command, seeds) in [("sweep", "--seeds"), ("sim", "--seeds")] {
+        let mut child = chaos()
+            .args([command, seeds, "1..1000000"])
+            .args(quiet)
+            .arg("--results")
+            .arg(tmp.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Signal once it has begun: it takes signals before it prints its header.
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            use std::io::{BufRead, Read};
+            let mut all = String::new();
+            stdout.read_line(&mut all).unwrap();
+            tx.send(()).unwrap();
+            stdout.read_to_string(&mut all).unwrap();
+            all
+        });
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("a header within 30 s");
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "chaos {command} did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let status = child.wait().unwrap();
+        let stdout = reader.join().unwrap();
+        assert_eq!(status.code(), Some(3), "chaos {command}: {stdout}");
+        assert!(
+            stdout.contains("interrupted (SIGINT or SIGTERM)"),
+            "chaos {command}: {stdout}"
+        );
+        assert!(
+            stdout.contains("exit 3: unknown: the sweep stopped"),
+            "chaos {command}: {stdout}"
+        );
+    }
+}

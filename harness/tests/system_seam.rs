@@ -215,7 +215,7 @@ fn plan(root: &Path, seed: u64) -> Plan {
         grace: 2.0,
         op_timeout_ms: 100,
         nemesis: Some("partition,kill,pause,links".into()),
-        nemesis_interval: 0.4,
+        nemesis_interval: Some(0.4),
         schedule: None,
         no_trace_messages: false,
         ops_per_client: None,

@@ -135,7 +135,7 @@ impl FaultKinds {
     }
 
     /// The enabled kinds, by `--nemesis` name, in a fixed order.
-    fn names(&self) -> Vec<&'static str> {
+    pub fn names(&self) -> Vec<&'static str> {
         let mut copy = *self;
         NAMES
             .into_iter()
@@ -144,14 +144,30 @@ impl FaultKinds {
     }
 
     fn enabled(&self, n: usize) -> Vec<&'static str> {
-        // Network faults need two nodes; a swizzle, a leader cut off in a minority
-        // and a rolling restart need three to mean anything.
         self.names()
             .into_iter()
-            .filter(|name| match *name {
-                "partition" | "links" | "flaky-links" | "lossy-links" => n >= 2,
-                "leader-isolate" | "swizzle" | "rolling-restart" => n >= 3,
-                _ => true,
+            .filter(|name| n >= nodes_needed(name))
+            .collect()
+    }
+
+    /// The enabled kinds a cluster of `n` nodes cannot have, each with why, in the
+    /// words a run's header and notes use: the schedule leaves them out.
+    pub fn unusable(&self, n: usize) -> Vec<String> {
+        self.names()
+            .into_iter()
+            .filter(|name| n < nodes_needed(name))
+            .map(|name| {
+                let why = match name {
+                    "corrupt" => "at most a minority of the nodes is corrupted, and a minority of one needs 3",
+                    "leader-isolate" | "swizzle" | "rolling-restart" => {
+                        "it needs a minority and a majority of other nodes"
+                    }
+                    _ => "a network fault needs two nodes to come between",
+                };
+                format!(
+                    "{name} faults need {} nodes ({why}): none scheduled for {n}",
+                    nodes_needed(name)
+                )
             })
             .collect()
     }
@@ -185,6 +201,28 @@ impl FaultKinds {
         }
     }
 }
+
+/// The fewest nodes a fault kind means anything for: network faults need two nodes;
+/// a swizzle, a leader cut off in a minority and a rolling restart need three; a
+/// corrupt fault damages at most a minority, which is one node from three.
+fn nodes_needed(name: &str) -> usize {
+    match name {
+        "partition" | "links" | "flaky-links" | "lossy-links" => 2,
+        "leader-isolate" | "swizzle" | "rolling-restart" | "corrupt" => 3,
+        _ => 1,
+    }
+}
+
+/// The slot length a run of `duration_ms` gets when none is given: 3 s, or a fifth of
+/// a run shorter than 15 s. A run has `duration / interval - 1` slots (half a slot quiet
+/// at each end, and the last one must end by then), so every run has at least four
+/// faults: a 30 s run nine, a 5 s run four of 1 s, a 1 s run four of 200 ms.
+pub fn default_interval_ms(duration_ms: u64) -> u64 {
+    (duration_ms / 5).clamp(1, DEFAULT_INTERVAL_MS)
+}
+
+/// The longest default slot.
+pub const DEFAULT_INTERVAL_MS: u64 = 3_000;
 
 /// A schedule for `n` nodes over `duration_ms`, from `rng` (the run's nemesis stream).
 pub fn generate(
@@ -639,6 +677,42 @@ mod tests {
                 assert!(count >= 2, "seed {seed}: only {count} {name} faults");
             }
         }
+    }
+
+    #[test]
+    fn a_run_of_a_second_or_more_has_at_least_four_faults_by_default() {
+        for duration_ms in [1_000, 1_500, 2_000, 3_000, 5_000, 14_999, 15_000, 30_000, 600_000] {
+            let interval = default_interval_ms(duration_ms);
+            assert!(interval <= DEFAULT_INTERVAL_MS);
+            for n in 1..=7 {
+                for seed in 0..20 {
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                    let s = generate(n, &mut rng, all(), interval, duration_ms);
+                    let faults = s.iter().filter(|f| f.fault.starts_fault()).count();
+                    assert!(
+                        faults >= 4,
+                        "{n} nodes, {duration_ms} ms, seed {seed}: {faults} faults"
+                    );
+                    assert!(s.iter().all(|f| f.at_ms <= duration_ms));
+                }
+            }
+        }
+        assert_eq!(default_interval_ms(30_000), 3_000);
+        assert_eq!(default_interval_ms(5_000), 1_000);
+    }
+
+    #[test]
+    fn a_size_that_cannot_have_a_kind_says_so() {
+        let kinds: FaultKinds = "partition,kill,swizzle,corrupt".parse().unwrap();
+        let one = kinds.unusable(1);
+        assert_eq!(one.len(), 3, "{one:?}");
+        assert!(one[0].starts_with("partition faults need 2 nodes"), "{one:?}");
+        assert_eq!(kinds.unusable(2).len(), 2);
+        assert!(kinds.unusable(3).is_empty());
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let s = generate(1, &mut rng, kinds, 500, 10_000);
+        assert!(s.iter().all(|f| f.fault.name() == "kill" || f.fault.name() == "restart"));
+        assert!(!s.is_empty());
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub mod process;
 mod roles;
 mod shapes;
 
-pub use generate::{FaultKinds, KindsError, generate};
+pub use generate::{DEFAULT_INTERVAL_MS, FaultKinds, KindsError, default_interval_ms, generate};
 pub use roles::{LeaderView, Resolution, Resolver, Role};
 pub use shapes::{SHAPES, Shape, grudge, reachable};
 

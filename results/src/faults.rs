@@ -35,6 +35,10 @@ pub struct FaultSummary {
     /// (`indeterminate`, `partially-installed`), per outcome.
     #[serde(default)]
     pub not_installed: BTreeMap<String, u64>,
+    /// How many faults took effect ([`FaultSummary::faults`]): 0 says the run had no
+    /// chaos, whatever its nemesis was.
+    #[serde(default)]
+    pub ran: usize,
     /// Time with at least one fault in force, in ms.
     pub total_ms: f64,
     /// Time in force per fault kind, in ms (overlaps counted once per kind).
@@ -311,6 +315,7 @@ impl FaultSummary {
                 .insert(k.clone(), union_ms(periods.iter().filter(|p| p.kind == k)));
         }
         s.periods = periods;
+        s.ran = s.faults();
         s.misbehaviour = misbehaviour(events);
         s
     }

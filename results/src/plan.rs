@@ -508,6 +508,40 @@ impl Plan {
         serde_json::to_string_pretty(self).expect("a plan always serialises")
     }
 
+    /// The faults the schedule starts (undoing steps are not counted): the unit every
+    /// output counts faults in.
+    pub fn scheduled_faults(&self) -> usize {
+        self.schedule
+            .iter()
+            .filter(|f| f.fault.starts_fault())
+            .count()
+    }
+
+    /// What the schedule left out and why, for the header and the run's notes: kinds
+    /// this cluster size cannot have, and a generated schedule with no fault at all.
+    pub fn schedule_notes(&self) -> Vec<String> {
+        if self.explicit_schedule {
+            return Vec::new();
+        }
+        let mut notes = self.nemesis.unusable(self.nodes);
+        if self.scheduled_faults() == 0 && self.nemesis != nemesis::FaultKinds::default() {
+            let slots = ((self.time_limit_s / self.nemesis_interval_s).floor() as i64 - 1).max(0);
+            notes.push(if notes.len() == self.nemesis.names().len() {
+                format!(
+                    "no fault was scheduled: no kind in --nemesis {} fits {} nodes",
+                    self.nemesis.describe(),
+                    self.nodes
+                )
+            } else {
+                format!(
+                    "no fault was scheduled: a {} s run has time-limit / interval - 1 = {slots} slots of {} s",
+                    self.time_limit_s, self.nemesis_interval_s
+                )
+            });
+        }
+        notes
+    }
+
     /// Whether flags alone can make this plan again: not a shrunk plan or one whose
     /// ops are scripted, which rerun from their plan.json (`--plan`).
     pub fn made_by_flags(&self) -> bool {

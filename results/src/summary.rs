@@ -110,7 +110,14 @@ pub fn render(r: &RunResult, report: Option<&Path>, colour: bool) -> String {
             stats.ok_per_second
         ));
     }
-    if !r.faults.periods.is_empty() {
+    if r.faults.periods.is_empty() {
+        out.push_str(&format!(
+            "  faults: {} took effect ({} scheduled, nemesis {})\n",
+            p.yellow("none"),
+            r.plan.scheduled_faults(),
+            r.plan.nemesis.describe()
+        ));
+    } else {
         let kinds: Vec<String> = r
             .faults
             .ms_per_kind
@@ -118,8 +125,9 @@ pub fn render(r: &RunResult, report: Option<&Path>, colour: bool) -> String {
             .map(|(k, ms)| format!("{k} {:.1} s", ms / 1e3))
             .collect();
         out.push_str(&format!(
-            "  faults: {} took effect, {:.1} s with a fault in force ({})\n",
+            "  faults: {} took effect of {} scheduled, {:.1} s with a fault in force ({})\n",
             r.faults.faults(),
+            r.plan.scheduled_faults(),
             r.faults.total_ms / 1e3,
             kinds.join(", ")
         ));
@@ -153,11 +161,7 @@ pub fn render(r: &RunResult, report: Option<&Path>, colour: bool) -> String {
             "  shrunk from {}: {}\n",
             from.run_dir,
             from.sizes(
-                r.plan
-                    .schedule
-                    .iter()
-                    .filter(|f| f.fault.starts_fault())
-                    .count(),
+                r.plan.scheduled_faults(),
                 r.stats.as_ref().map_or(0, |s| s.ops),
                 r.plan.nodes
             )

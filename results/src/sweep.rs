@@ -162,6 +162,10 @@ pub struct SeedRecord {
     /// For a failing seed: whether it fails again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmation: Option<Confirmation>,
+    /// How many faults took effect in the run (result.json's `faults.ran`); `None`
+    /// when the run left no count (a record from an older sweep).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<usize>,
 }
 
 impl SeedRecord {
@@ -209,6 +213,9 @@ pub struct SweepMeta {
     /// Seeds run so far (records written).
     pub run: u64,
     pub failed: u64,
+    /// Seeds run in which no fault took effect: runs that tested a fault-free cluster.
+    #[serde(default)]
+    pub without_faults: u64,
     /// Runs at once.
     pub jobs: usize,
     /// Why the sweep stopped before its last seed; `None` while running or when done.
@@ -304,15 +311,16 @@ pub fn sort_records(records: &mut [SeedRecord]) {
     records.sort_by(|a, b| a.group().cmp(&b.group()).then(a.seed.cmp(&b.seed)));
 }
 
-/// The exit code of many runs: the worst of theirs (valid when there are none); a
-/// merge that lacks a shard is at least unknown, as its missing seeds were not judged.
+/// The exit code of many runs: the worst of theirs (valid when there are none). A
+/// merge that lacks a shard, or a sweep that stopped before its last seed (interrupted,
+/// out of time), is at least unknown: the seeds it did not run were not judged.
 pub fn exit_code(records: &[SeedRecord], metas: &[SweepMeta], scope: Scope) -> ExitCode {
     let worst = records
         .iter()
         .fold(ExitCode::Valid, |w, r| w.worse(r.exit_code));
     if coverage(records, metas, scope)
         .iter()
-        .any(|c| !c.missing_shards.is_empty())
+        .any(|c| !c.missing_shards.is_empty() || c.not_run > 0)
     {
         worst.worse(ExitCode::Unknown)
     } else {
@@ -389,6 +397,9 @@ pub struct Coverage {
     /// Seeds planned by the `sweep.json`s seen, and how many of those have no record.
     pub planned: u64,
     pub not_run: u64,
+    /// Seeds run in which no fault took effect, and the faults of every seed run.
+    pub without_faults: u64,
+    pub faults: u64,
     /// Seeds with more than one record (shards that overlapped, or a sweep merged twice).
     pub duplicates: Vec<u64>,
 }
@@ -413,6 +424,8 @@ impl Coverage {
             missing_shards: Vec::new(),
             planned: 0,
             not_run: 0,
+            without_faults: 0,
+            faults: 0,
             duplicates: Vec::new(),
         }
     }
@@ -434,6 +447,8 @@ pub fn coverage(records: &[SeedRecord], metas: &[SweepMeta], scope: Scope) -> Ve
         }
         c.runs += 1;
         c.failed += u64::from(r.failed());
+        c.without_faults += u64::from(r.faults == Some(0));
+        c.faults += r.faults.unwrap_or(0) as u64;
     }
     for m in metas {
         let key = (m.name.clone(), m.mode, m.config.clone());
@@ -476,14 +491,21 @@ pub fn summary(
     for c in coverage(records, metas, scope) {
         let shards: Vec<String> = c.shards.iter().map(Shard::to_string).collect();
         out.push_str(&format!(
-            "{} {} (config {}): {} seeds run, {} failing; shards {}\n",
+            "{} {} (config {}): {} seeds run, {} failing, {:.1} faults per seed; shards {}\n",
             c.mode.name(),
             c.name,
             c.config,
             c.runs,
             c.failed,
+            c.faults as f64 / c.runs.max(1) as f64,
             shards.join(" ")
         ));
+        if c.without_faults > 0 {
+            out.push_str(&format!(
+                "  {} of {} seeds ran no fault: they tested a fault-free cluster\n",
+                c.without_faults, c.runs
+            ));
+        }
         if !c.missing_shards.is_empty() {
             let missing: Vec<String> = c.missing_shards.iter().map(u32::to_string).collect();
             out.push_str(&format!(
@@ -539,14 +561,24 @@ pub fn summary(
         code.code(),
         if code == ExitCode::Valid && records.is_empty() {
             "no seed was run"
-        } else if code == ExitCode::Unknown && scope == Scope::Merge {
+        } else if code == ExitCode::Unknown
+            && coverage(records, metas, scope)
+                .iter()
+                .any(|c| !c.missing_shards.is_empty())
+        {
             "unknown: shards are missing (their seeds were not judged)"
+        } else if code == ExitCode::Unknown && records.iter().all(|r| !r.failed()) {
+            STOPPED_EARLY
         } else {
             code.meaning()
         }
     ));
     out
 }
+
+/// The words for a sweep that stopped before its last seed with every seed it ran valid.
+pub const STOPPED_EARLY: &str =
+    "unknown: the sweep stopped before its last seed; the seeds it ran are valid, the rest were not judged";
 
 /// `text` on one line, cut to `max` characters with an ellipsis.
 pub fn one_line(text: &str, max: usize) -> String {
@@ -668,6 +700,7 @@ mod tests {
             reproduce: format!("chaos sim --seed {seed}"),
             run_dir: None,
             confirmation: (code != ExitCode::Valid).then_some(Confirmation::Exact),
+            faults: Some(1),
         }
     }
 
@@ -684,6 +717,7 @@ mod tests {
             planned: shard.seeds(first..end).count() as u64,
             run: 0,
             failed: 0,
+            without_faults: 0,
             jobs: 1,
             stopped: None,
             finished: true,
@@ -787,6 +821,25 @@ mod tests {
         assert!(c[0].missing_shards.is_empty());
         assert_eq!(c[0].not_run, 1, "seed 6 of shard 2 was planned and not run");
         assert_eq!(exit_code(&all, &metas, Scope::Merge), ExitCode::Invalid);
+    }
+
+    #[test]
+    fn a_sweep_that_stopped_early_is_unknown_and_fault_free_seeds_are_counted() {
+        let s = Shard { index: 0, count: 1 };
+        let mut records = vec![record(1, s, ExitCode::Valid), record(2, s, ExitCode::Valid)];
+        records[1].faults = Some(0);
+        let mut stopped = meta(s, 1, 5);
+        stopped.stopped = Some("interrupted (SIGINT or SIGTERM)".into());
+        let metas = [stopped];
+        assert_eq!(exit_code(&records, &metas, Scope::Sweep), ExitCode::Unknown);
+        let text = summary(&records, &metas, Scope::Sweep, None);
+        assert!(text.contains("2 of 4 planned seeds not run"), "{text}");
+        assert!(text.contains("1 of 2 seeds ran no fault"), "{text}");
+        assert!(text.contains("0.5 faults per seed"), "{text}");
+        assert!(text.contains("exit 3: unknown: the sweep stopped"), "{text}");
+        // Every seed run: valid, as before.
+        let done = [meta(s, 1, 3)];
+        assert_eq!(exit_code(&records, &done, Scope::Sweep), ExitCode::Valid);
     }
 
     #[test]

@@ -494,23 +494,54 @@ pub fn command(args: &crate::cli::SimArgs) -> Result<results::ExitCode, SimError
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let plan_of = |seed: u64| plan_for(args, Some(seed)).expect("flags checked above");
+        // Signals stop the sweep from before its header on (sweep::View::signals).
+        crate::progress::stop_on_signals();
+        if !args.run.json {
+            let first = plan_of(seeds.start);
+            println!(
+                "chaos sim: seeds {}..{}, {jobs} at a time | {}",
+                seeds.start,
+                seeds.end,
+                crate::sweep::nemesis_words(&first)
+            );
+            for note in first.schedule_notes() {
+                println!("  note: {note}");
+            }
+        }
+        let view = sweep::View {
+            progress: !args.run.no_progress,
+            signals: true,
+        };
         let sweep = sweep::sweep(
             seeds.clone(),
             jobs,
             args.max_failures,
             &plan_of,
             Some(&args.run.results),
+            view,
         )
         .map_err(SimError::Failed)?;
         println!(
-            "{} seeds run ({}..{}), {} failing, {:.1} s, {:.1} seeds/s on {jobs} jobs",
+            "{} of {} seeds run ({}..{}), {} failing, {:.1} faults per seed, {:.1} s, {:.1} seeds/s on {jobs} jobs{}",
             sweep.seeds_run,
+            seeds.end - seeds.start,
             seeds.start,
             seeds.end,
             sweep.failures.len(),
+            sweep.faults as f64 / sweep.seeds_run.max(1) as f64,
             sweep.wall_s,
-            sweep.seeds_run as f64 / sweep.wall_s.max(1e-9)
+            sweep.seeds_run as f64 / sweep.wall_s.max(1e-9),
+            sweep
+                .stopped
+                .as_ref()
+                .map_or_else(String::new, |s| format!("; stopped: {s}"))
         );
+        if sweep.without_faults > 0 {
+            println!(
+                "{} of {} seeds ran no fault: they tested a fault-free cluster",
+                sweep.without_faults, sweep.seeds_run
+            );
+        }
         let never = sweep.coverage.never_reached();
         println!(
             "situations the protocol's rules exist for, never reached: {}",
@@ -518,6 +549,15 @@ pub fn command(args: &crate::cli::SimArgs) -> Result<results::ExitCode, SimError
                 "none".to_string()
             } else {
                 never.join(", ")
+            }
+        );
+        println!(
+            "exit {}: {}",
+            sweep.exit_code.code(),
+            if sweep.exit_code == results::ExitCode::Unknown && sweep.failures.is_empty() {
+                results::sweep::STOPPED_EARLY
+            } else {
+                sweep.exit_code.meaning()
             }
         );
         return Ok(sweep.exit_code);

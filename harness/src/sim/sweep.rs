@@ -44,6 +44,8 @@ pub struct Judged {
     pub liveness_failed: bool,
     /// The workload ops as invoked ([`judge_capturing`]).
     pub script: Option<Vec<results::plan::ScriptedOp>>,
+    /// How many faults took effect, counted as result.json counts them.
+    pub faults: usize,
 }
 
 /// Every failed check, with the kinds of its anomalies in the order found: what
@@ -81,6 +83,7 @@ pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, String> {
         .dumps
         .iter()
         .map(|(id, dump)| parse_final(dump, Some(u64::from(*id))));
+    let faults = results::faults::FaultSummary::of(&history.nemesis, history.end_ns).ran;
     let mut checked = checker::check_streaming(&history, finals, &checker::Options::default());
     let broken_rules = sim.protocol.anomalies.iter().map(|a| a.kind).collect();
     let history_verdict = checked.verdict;
@@ -119,6 +122,7 @@ pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, String> {
         failures,
         liveness_failed,
         script: sim.script,
+        faults,
     })
 }
 
@@ -128,34 +132,61 @@ pub struct Sweep {
     pub seeds_run: u64,
     /// Failing seeds, in seed order.
     pub failures: Vec<Judged>,
+    /// The worst seed's; at least unknown when the sweep stopped before its last seed
+    /// for any reason but enough failures (the seeds not run were not judged).
     pub exit_code: ExitCode,
     pub wall_s: f64,
     /// The run directory written for each failing seed.
     pub run_dirs: Vec<(u64, std::path::PathBuf)>,
     /// The situations the protocol's rules exist for, summed over every seed run.
     pub coverage: checker::protocol::Coverage,
+    /// Why the sweep stopped before its last seed, if it did.
+    pub stopped: Option<String>,
+    /// Faults that took effect over every seed run, and the seeds that ran none.
+    pub faults: u64,
+    pub without_faults: u64,
+}
+
+/// How a sweep over seeds shows itself.
+#[derive(Clone, Copy, Debug)]
+pub struct View {
+    /// The progress bar (or status lines) `chaos sweep` shows, on stderr.
+    pub progress: bool,
+    /// SIGINT and SIGTERM stop the sweep after the seeds in flight instead of
+    /// killing it: off for a caller that runs many sweeps and handles them itself.
+    pub signals: bool,
 }
 
 /// Runs `plan_of(seed)` for every seed in `seeds` on `jobs` threads, stopping once
-/// `max_failures` seeds failed (0: never). Each failing seed is printed when found,
-/// with the command that reproduces it, and then run again into a run directory.
+/// `max_failures` seeds failed (0: never) or, with `view.signals`, at SIGINT or
+/// SIGTERM. Each failing seed is printed when found, with the command that
+/// reproduces it, and then run again into a run directory.
 pub fn sweep(
     seeds: std::ops::Range<u64>,
     jobs: usize,
     max_failures: usize,
     plan_of: &(dyn Fn(u64) -> Plan + Sync),
     results: Option<&Path>,
+    view: View,
 ) -> Result<Sweep, String> {
     let started = Instant::now();
     let failed = AtomicUsize::new(0);
     let done = AtomicU64::new(0);
+    let faults = AtomicU64::new(0);
+    let without_faults = AtomicU64::new(0);
     let found: Mutex<Vec<Judged>> = Mutex::new(Vec::new());
     let worst = Mutex::new(ExitCode::Valid);
     let coverage = Mutex::new(checker::protocol::Coverage::default());
+    if view.signals {
+        crate::progress::stop_on_signals();
+    }
+    let progress =
+        crate::sweep::Progress::new(seeds.end.saturating_sub(seeds.start), !view.progress, false);
     let work = |seed: u64| -> Result<(), String> {
         let plan = plan_of(seed);
         let judged = judge(&plan)?;
-        done.fetch_add(1, Ordering::SeqCst);
+        faults.fetch_add(judged.faults as u64, Ordering::SeqCst);
+        without_faults.fetch_add(u64::from(judged.faults == 0), Ordering::SeqCst);
         if let Ok(mut c) = coverage.lock() {
             c.add(&judged.coverage);
         }
@@ -164,28 +195,35 @@ pub fn sweep(
         }
         if judged.exit_code != ExitCode::Valid {
             failed.fetch_add(1, Ordering::SeqCst);
-            println!(
+            progress.say(&format!(
                 "seed {seed}: {} (exit {}): {}\n  reproduce: {}",
                 judged.verdict.as_str(),
                 judged.exit_code.code(),
                 judged.problem.as_deref().unwrap_or("-"),
                 plan.command_line()
-            );
+            ));
             found.lock().expect("not poisoned").push(judged);
         }
+        let n_done = done.fetch_add(1, Ordering::SeqCst) + 1;
+        progress.update(n_done, failed.load(Ordering::SeqCst) as u64);
         Ok(())
     };
     let enough = || {
+        if view.signals && crate::progress::stop_requested() {
+            return Some("interrupted (SIGINT or SIGTERM)".to_string());
+        }
         (max_failures > 0 && failed.load(Ordering::SeqCst) >= max_failures)
             .then(|| format!("{max_failures} failing seeds"))
     };
     let range = seeds.clone();
-    crate::sweep::on_threads(
+    let ended = crate::sweep::on_threads(
         jobs,
         &|i| Some(range.start + i).filter(|s| *s < range.end),
         &enough,
         &work,
-    )?;
+    );
+    progress.finish();
+    let stopped = ended?;
     let mut failures = found.into_inner().expect("not poisoned");
     failures.sort_by_key(|j| j.seed);
     let mut run_dirs = Vec::new();
@@ -201,12 +239,19 @@ pub fn sweep(
             }
         }
     }
+    let mut exit_code = worst.into_inner().expect("not poisoned");
+    if stopped.is_some() && failures.len() < max_failures.max(1) {
+        exit_code = exit_code.worse(ExitCode::Unknown);
+    }
     Ok(Sweep {
         seeds_run: done.into_inner(),
         failures,
-        exit_code: worst.into_inner().expect("not poisoned"),
+        exit_code,
         wall_s: started.elapsed().as_secs_f64(),
         run_dirs,
         coverage: coverage.into_inner().expect("not poisoned"),
+        stopped,
+        faults: faults.into_inner(),
+        without_faults: without_faults.into_inner(),
     })
 }
