@@ -81,6 +81,8 @@ pub enum ShrinkError {
     Usage(String),
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 /// The way a candidate must fail.
@@ -886,20 +888,24 @@ pub fn command(args: &ShrinkArgs) -> Result<ExitCode, ShrinkError> {
         }
     };
     let _ = std::fs::remove_dir_all(&scratch);
-    small.name = format!("{}-shrunk", plan.name);
-    small.shrunk_from = Some(ShrunkFrom {
-        run_dir: std::fs::canonicalize(&args.run_dir)
-            .unwrap_or_else(|_| args.run_dir.clone())
-            .display()
-            .to_string(),
-        faults: fault_count(&plan),
-        ops,
-        nodes: plan.nodes,
-        target: target.describe(),
-        candidates: found.candidates,
-        minimal,
-        reproduced,
-    });
+    let origin = |cand: &Plan, minimal: bool| {
+        let mut p = cand.clone();
+        p.name = format!("{}-shrunk", plan.name);
+        p.shrunk_from = Some(ShrunkFrom {
+            run_dir: std::fs::canonicalize(&args.run_dir)
+                .unwrap_or_else(|_| args.run_dir.clone())
+                .display()
+                .to_string(),
+            faults: fault_count(&plan),
+            ops,
+            nodes: plan.nodes,
+            target: target.describe(),
+            candidates: found.candidates,
+            minimal,
+            reproduced,
+        });
+        p
+    };
     println!(
         "chaos shrink: {} candidates ({} runs) in {:.1} s{}; running the smallest plan:",
         found.candidates,
@@ -913,12 +919,133 @@ pub fn command(args: &ShrinkArgs) -> Result<ExitCode, ShrinkError> {
             " (budget spent: the plan may not be minimal)"
         }
     );
-    let show = Presentation::new(true, false);
-    let outcome = match small.mode {
-        Mode::Sim => crate::sim::execute(&small, &args.results, show)?,
-        Mode::Real => crate::engine::execute(&small, &args.results, show)?,
+    // The kept run must fail as the candidates did: a real run that passes this time
+    // is run again (as often as it was confirmed), then the larger plans the search
+    // passed through are tried, newest first. A simulated plan fails every time.
+    let mut candidates = vec![(small.clone(), minimal)];
+    if small.mode == Mode::Real {
+        candidates.extend(found.chain.iter().rev().map(|(p, _)| (p.clone(), false)));
+    }
+    let attempts = match small.mode {
+        Mode::Sim => 1,
+        Mode::Real => args.confirm.max(1),
     };
-    Ok(outcome.exit_code)
+    let fails = |dir: &std::path::Path| fails_as(dir, &target);
+    let kept = keep_a_failing_run(&candidates, attempts, &fails, &mut |cand, minimal| {
+        let p = origin(cand, minimal);
+        let out = match p.mode {
+            Mode::Sim => crate::sim::execute(&p, &args.results, Presentation::quiet())?,
+            Mode::Real => crate::engine::execute(&p, &args.results, Presentation::quiet())?,
+        };
+        Ok(out.run_dir)
+    })?;
+    if !kept.failed {
+        println!(
+            "chaos shrink: no plan failed again in its final runs ({} of the smallest); kept the smallest plan's last run, which did not fail",
+            kept.smallest_passed
+        );
+    } else if kept.larger {
+        println!(
+            "chaos shrink: the smallest plan passed its {} final runs; kept a larger plan that failed",
+            kept.smallest_passed
+        );
+    } else if kept.smallest_passed > 0 {
+        println!(
+            "chaos shrink: the smallest plan passed {} final runs before one failed",
+            kept.smallest_passed
+        );
+    }
+    let result = std::fs::read_to_string(kept.run_dir.join("result.json"))
+        .ok()
+        .and_then(|t| RunResult::parse(&t).ok())
+        .ok_or_else(|| {
+            ShrinkError::Unreadable(format!(
+                "{}: no readable result.json",
+                kept.run_dir.display()
+            ))
+        })?;
+    if show.json {
+        println!("{}", result.to_json());
+    } else {
+        let report = kept.run_dir.join("report.html");
+        print!(
+            "{}",
+            results::summary::render(
+                &result,
+                report.is_file().then_some(report.as_path()),
+                results::summary::colour_on_stdout()
+            )
+        );
+    }
+    Ok(result.exit_code)
+}
+
+/// Whether the run in `dir` failed as `target` does, by its result.json.
+fn fails_as(dir: &std::path::Path, target: &Target) -> bool {
+    std::fs::read_to_string(dir.join("result.json"))
+        .ok()
+        .and_then(|t| RunResult::parse(&t).ok())
+        .is_some_and(|r| {
+            let failures = crate::sim::sweep::failures(r.checks.as_deref().unwrap_or(&[]));
+            r.exit_code != ExitCode::Valid && target.hit(&failures, r.liveness.ok == Some(false))
+        })
+}
+
+/// The run a shrink keeps, and how it got there.
+struct Kept {
+    run_dir: PathBuf,
+    /// Whether the kept run failed as the target does (false: no run did).
+    failed: bool,
+    /// Runs of the smallest plan that passed before one failed, or all of them.
+    smallest_passed: u32,
+    /// Whether the kept run is of a larger plan than the smallest.
+    larger: bool,
+}
+
+/// Runs each candidate up to `attempts` times, in order, until a run fails as
+/// `target` does, and keeps that run's directory. Every passing run's directory is
+/// removed, but the smallest plan's last, which is kept when no run fails.
+fn keep_a_failing_run(
+    candidates: &[(Plan, bool)],
+    attempts: u32,
+    fails: &dyn Fn(&std::path::Path) -> bool,
+    run: &mut dyn FnMut(&Plan, bool) -> Result<PathBuf, ShrinkError>,
+) -> Result<Kept, ShrinkError> {
+    let mut fallback: Option<PathBuf> = None;
+    let mut smallest_passed = 0;
+    'plans: for (i, (cand, minimal)) in candidates.iter().enumerate() {
+        for _ in 0..attempts {
+            let dir = run(cand, *minimal)?;
+            if fails(&dir) {
+                if let Some(old) = fallback.take() {
+                    let _ = results::store::remove_run(&old);
+                }
+                return Ok(Kept {
+                    run_dir: dir,
+                    failed: true,
+                    smallest_passed,
+                    larger: i > 0,
+                });
+            }
+            if i == 0 {
+                smallest_passed += 1;
+                if let Some(old) = fallback.replace(dir) {
+                    let _ = results::store::remove_run(&old);
+                }
+            } else {
+                let _ = results::store::remove_run(&dir);
+            }
+            if crate::progress::stop_requested() {
+                break 'plans;
+            }
+        }
+    }
+    Ok(Kept {
+        run_dir: fallback.expect("the smallest plan ran at least once"),
+        failed: false,
+        smallest_passed,
+        larger: false,
+    })
 }
 
 #[cfg(test)]
@@ -955,6 +1082,56 @@ mod tests {
         // the budget is spent.
         assert!(found.contains(&3));
         assert!(found.len() < 40 && found.len() > 1, "{found:?}");
+    }
+
+    #[test]
+    fn a_shrink_keeps_a_failing_run_when_the_smallest_plan_stops_failing() {
+        let tmp = tempfile::tempdir().unwrap();
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            run: crate::cli::RunArgs,
+        }
+        let flags = <Flags as clap::Parser>::parse_from(["chaos", "--seed", "1"]);
+        let base = crate::cli::plan_from_args(&flags.run, Mode::Sim).unwrap();
+        let plan = |nodes: usize| Plan {
+            nodes,
+            ..base.clone()
+        };
+        // Candidates: the smallest (1 node), then two larger ones. A run "fails" when
+        // its directory's name ends in F.
+        let candidates = vec![(plan(1), true), (plan(2), false), (plan(3), false)];
+        let fails = |d: &std::path::Path| d.to_string_lossy().ends_with('F');
+        let run_with = |outcomes: &'static [(usize, bool)]| {
+            let mut n = 0;
+            let root = tmp.path().to_path_buf();
+            move |p: &Plan, _: bool| -> Result<PathBuf, ShrinkError> {
+                let (nodes, failed) = outcomes[n];
+                assert_eq!(p.nodes, nodes, "run {n} is of the expected plan");
+                n += 1;
+                let d = root.join(format!("{nodes}-{n}-{}", if failed { 'F' } else { 'P' }));
+                std::fs::create_dir_all(&d).unwrap();
+                Ok(d)
+            }
+        };
+        // The smallest passes twice; the next plan's second run fails: that is kept,
+        // and the passing runs' directories are gone.
+        let mut run = run_with(&[(1, false), (1, false), (2, false), (2, true)]);
+        let kept = keep_a_failing_run(&candidates, 2, &fails, &mut run).unwrap();
+        assert!(kept.failed && kept.larger);
+        assert_eq!(kept.smallest_passed, 2);
+        assert!(kept.run_dir.ends_with("2-4-F"));
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the failing run is kept");
+        // The smallest fails at once.
+        let mut run = run_with(&[(1, true)]);
+        let kept = keep_a_failing_run(&candidates, 2, &fails, &mut run).unwrap();
+        assert!(kept.failed && !kept.larger && kept.smallest_passed == 0);
+        // Nothing fails: the smallest plan's last run is kept, and says it passed.
+        let mut run = run_with(&[(1, false), (2, false), (3, false)]);
+        let kept = keep_a_failing_run(&candidates, 1, &fails, &mut run).unwrap();
+        assert!(!kept.failed);
+        assert!(kept.run_dir.to_string_lossy().contains("1-1-P"));
     }
 
     #[test]

@@ -213,12 +213,21 @@ impl ShrunkFrom {
         )
     }
 
-    /// What else a reader should know: not minimal, how often it reproduces.
-    pub fn caveats(&self) -> Vec<String> {
-        let mut out = vec![format!(
-            "kept failing: {}; {} candidate plans tried",
-            self.target, self.candidates
-        )];
+    /// What else a reader should know: not minimal, how often it reproduces. `failed`
+    /// is whether this run of the plan failed: a run that passed never says "kept
+    /// failing".
+    pub fn caveats(&self, failed: bool) -> Vec<String> {
+        let mut out = vec![if failed {
+            format!(
+                "kept failing: {}; {} candidate plans tried",
+                self.target, self.candidates
+            )
+        } else {
+            format!(
+                "this run did NOT fail ({} was the target); {} candidate plans tried; the run it was shrunk from still shows the failure",
+                self.target, self.candidates
+            )
+        }];
         if !self.minimal {
             out.push(
                 "not minimal: a smaller failing plan may exist (the search ended early, or the smallest plan it found did not fail again)"
@@ -678,11 +687,14 @@ pub(crate) mod tests {
             from.sizes(1, 37, 3),
             "faults 9 -> 1, ops 61,234 -> 37, nodes 5 -> 3"
         );
-        let caveats = from.caveats().join("; ");
+        let caveats = from.caveats(true).join("; ");
         assert!(
             caveats.contains("not minimal") && caveats.contains("4 of 5"),
             "{caveats}"
         );
+        assert!(caveats.contains("kept failing"));
+        let passed = from.caveats(false).join("; ");
+        assert!(!passed.contains("kept failing") && passed.contains("did NOT fail"), "{passed}");
     }
 
     #[test]

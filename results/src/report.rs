@@ -184,8 +184,8 @@ fn banner(r: &RunResult) -> Markup {
                 }
                 @if let Some(from) = &r.plan.shrunk_from {
                     p class="shrunk" { "Shrunk from " a href=(format!("{}/report.html", from.run_dir)) { (from.run_dir) } ": "
-                        strong { (from.sizes(r.plan.schedule.iter().filter(|f| f.fault.starts_fault()).count(), r.stats.as_ref().map_or(0, |s| s.ops), r.plan.nodes)) }
-                        ". " (from.caveats().join("; ")) "." }
+                        strong { (from.sizes(r.plan.scheduled_faults(), r.stats.as_ref().map_or(0, |s| s.ops), r.plan.nodes)) }
+                        ". " (from.caveats(r.exit_code != ExitCode::Valid).join("; ")) "." }
                 }
                 p { "exit " (r.exit_code.code()) ": " (r.exit_code.meaning())
                     @if r.incomplete { " — " strong { "incomplete run" } ": no result.json was written; judged from the files it left" } }

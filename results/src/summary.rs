@@ -166,7 +166,7 @@ pub fn render(r: &RunResult, report: Option<&Path>, colour: bool) -> String {
                 r.plan.nodes
             )
         ));
-        for c in from.caveats() {
+        for c in from.caveats(r.exit_code != ExitCode::Valid) {
             out.push_str(&format!("    {c}\n"));
         }
     }
