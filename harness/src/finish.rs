@@ -89,10 +89,18 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> Ru
         liveness_failed: matches!(j.liveness, Some(Err(_))),
         undecided: j.interrupted || dumps_missing,
     });
+    let outcome = results::schema::Outcome::of(results::schema::RunState {
+        verdict: verdict.unwrap_or(results::Verdict::Unknown),
+        exit_code,
+        interrupted: j.interrupted,
+        incomplete: false,
+        harness_failed: harness_failure.is_some(),
+    });
     let run_result = RunResult {
         schema_version: results::SCHEMA_VERSION,
         verdict: verdict.unwrap_or(results::Verdict::Unknown),
         exit_code,
+        outcome,
         seed: plan.seed,
         name: plan.name.clone(),
         started_at: Some(dir.started_at.clone()),

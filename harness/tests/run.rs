@@ -694,3 +694,127 @@ fn snapshots_and_their_transfer_keep_a_real_cluster_valid_under_kills_and_partit
     }
     assert_eq!(snapshots, 3, "every node snapshotted");
 }
+
+/// What every output of one run says about how it ended: the terminal's headline,
+/// the report's banner, result.json's outcome, junit.xml's property and the index's
+/// row. They must be one truth.
+fn words_everywhere(dir: &Path, terminal: &str) -> Vec<(&'static str, String)> {
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    let between = |text: &str, start: &str, end: &str| -> String {
+        text.split_once(start)
+            .and_then(|(_, rest)| rest.split_once(end))
+            .map_or_else(String::new, |(v, _)| v.to_string())
+    };
+    let result: Value = serde_json::from_str(&read("result.json")).unwrap();
+    let headline = terminal
+        .lines()
+        .find(|l| l.contains("(exit "))
+        .and_then(|l| l.split(':').next())
+        .unwrap_or_default()
+        .to_lowercase();
+    let index_root = dir.parent().unwrap().parent().unwrap();
+    let index = std::fs::read_to_string(index_root.join("index.html")).unwrap_or_default();
+    let leaf = dir.file_name().unwrap().to_str().unwrap();
+    let row = index
+        .split("<tr>")
+        .find(|r| r.contains(leaf))
+        .unwrap_or_default()
+        .to_string();
+    vec![
+        ("terminal", headline),
+        (
+            "report banner",
+            between(&read("report.html"), "<div class=\"verdict\">", "<").to_lowercase(),
+        ),
+        (
+            "result.json",
+            result["outcome"]["label"].as_str().unwrap_or_default().into(),
+        ),
+        (
+            "junit.xml",
+            between(&read("junit.xml"), "name=\"outcome\" value=\"", "\""),
+        ),
+        ("index", between(&row, "<td class=\"v ", "</td>")
+            .split_once('>')
+            .map_or_else(String::new, |(_, l)| l.to_string())),
+    ]
+}
+
+fn assert_one_truth(dir: &Path, terminal: &str, label: &str, code: u64) {
+    for (output, said) in words_everywhere(dir, terminal) {
+        assert_eq!(said, label, "{output} of {}:\n{terminal}", dir.display());
+    }
+    assert_eq!(result_json_of(dir)["exit_code"], code, "{terminal}");
+}
+
+fn result_json_of(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn every_output_of_a_run_says_how_it_ended_in_the_same_words() {
+    // Valid.
+    let root = tempfile::tempdir().unwrap();
+    let out = run(
+        root.path(),
+        &["--nodes", "3", "--time-limit", "1", "--nemesis", "none"],
+    );
+    assert_one_truth(&latest(root.path()), &text(&out), "valid", 0);
+    // Invalid: a simulated stale-read node (seed 1 fails, exactly).
+    let root = tempfile::tempdir().unwrap();
+    let out = Command::new(CHAOS)
+        .args(["sim", "--seed", "1", "--nodes", "3", "--time-limit", "2"])
+        .args(["--nemesis-interval", "0.3", "--node-arg=--bug=stale-read"])
+        .arg("--results")
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert_one_truth(&latest(root.path()), &text(&out), "invalid", 1);
+    // Harness failure: nodes that will not start.
+    let root = tempfile::tempdir().unwrap();
+    let out = run(
+        root.path(),
+        &["--nodes", "3", "--time-limit", "1", "--node-bin", "/bin/false"],
+    );
+    assert_one_truth(&latest(root.path()), &text(&out), "harness failure", 5);
+    // Interrupted: every check valid so far, exit 3, and it says so.
+    let root = tempfile::tempdir().unwrap();
+    let mut child = chaos_run(
+        root.path(),
+        &["--nodes", "3", "--time-limit", "60", "--nemesis", "none"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for_history(root.path(), 200, &mut child);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let terminal = text(&out);
+    assert!(
+        terminal.contains("INTERRUPTED: STOPPED BEFORE ITS TIME LIMIT; EVERY CHECK VALID ON WHAT RAN SO FAR (exit 3)"),
+        "{terminal}"
+    );
+    assert_one_truth(&latest(root.path()), &terminal, "interrupted", 3);
+    // Killed: no result.json; `chaos report` judges what it left.
+    let root = tempfile::tempdir().unwrap();
+    let mut child = chaos_run(
+        root.path(),
+        &["--nodes", "3", "--time-limit", "60", "--nemesis", "none"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for_history(root.path(), 200, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_nothing_left(root.path());
+    let dir = latest(root.path());
+    let out = Command::new(CHAOS).arg("report").arg(&dir).output().unwrap();
+    assert_one_truth(&dir, &text(&out), "incomplete", 3);
+}

@@ -23,13 +23,13 @@ th { background: #fafafa; }
             body {
                 h1 { "chaos runs" }
                 p { (runs.len()) " runs, newest first. "
-                    (runs.iter().filter(|r| r.verdict == "invalid").count()) " invalid, "
-                    (runs.iter().filter(|r| r.verdict == "valid").count()) " valid." }
+                    (runs.iter().filter(|r| r.class == "invalid").count()) " failed (invalid, liveness or harness failure), "
+                    (runs.iter().filter(|r| r.class == "valid").count()) " valid." }
                 table {
                     thead { tr { th { "date (UTC)" } th { "name" } th { "seed" } th { "nodes" } th { "nemesis" } th { "verdict" } th { "exit" } th { "run" } } }
                     tbody {
                         @for r in runs {
-                            @let class = r.verdict.split(' ').next().unwrap_or("unknown");
+                            @let class = &r.class;
                             tr {
                                 td { (pretty_stamp(&r.stamp)) }
                                 td { (r.name) }

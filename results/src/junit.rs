@@ -53,6 +53,9 @@ pub fn render(r: &RunResult) -> String {
     suite.add_property(("seed", r.seed.to_string().as_str()));
     suite.add_property(("reproduce", r.reproduce.as_str()));
     suite.add_property(("exit_code", r.exit_code.code().to_string().as_str()));
+    let words = r.words();
+    suite.add_property(("outcome", words.label.as_str()));
+    suite.add_property(("meaning", words.meaning.as_str()));
     let check_secs = r.durations.check_s;
     match &r.checks {
         Some(checks) => {

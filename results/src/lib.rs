@@ -81,10 +81,18 @@ fn judge_incomplete(dir: &Path, plan: Plan, judged: &Judged) -> RunResult {
         // A run cut short decided nothing about liveness: at best unknown.
         undecided: true,
     });
+    let outcome = schema::Outcome::of(schema::RunState {
+        verdict: verdict.unwrap_or(Verdict::Unknown),
+        exit_code,
+        interrupted: false,
+        incomplete: true,
+        harness_failed: judged.history.is_err(),
+    });
     RunResult {
         schema_version: SCHEMA_VERSION,
         verdict: verdict.unwrap_or(Verdict::Unknown),
         exit_code,
+        outcome,
         seed: plan.seed,
         name: plan.name.clone(),
         started_at: None,

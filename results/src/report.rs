@@ -10,7 +10,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::charts;
 use crate::data;
-use crate::schema::{ExitCode, RunResult, Verdict};
+use crate::schema::{ExitCode, RunResult};
 
 const CSS: &str = include_str!("report.css");
 const JS: &str = include_str!("report.js");
@@ -74,15 +74,6 @@ pub fn explain(kind: AnomalyKind) -> &'static str {
         AnomalyKind::ConflictingLearn => {
             "The same register or log slot was learned (written down as chosen, or announced as decided or chosen) as two different values. At most one value is ever chosen; two learned values mean some node declared a value chosen that was not."
         }
-    }
-}
-
-fn verdict_class(r: &RunResult) -> &'static str {
-    match (r.verdict, r.exit_code) {
-        (Verdict::Invalid, _) => "invalid",
-        (_, ExitCode::Valid) => "valid",
-        (_, ExitCode::Harness) => "invalid",
-        _ => "unknown",
     }
 }
 
@@ -173,8 +164,9 @@ fn banner(r: &RunResult) -> Markup {
         ("chaos", r.versions.chaos.clone()),
     ];
     html! {
-        header class=(format!("banner {}", verdict_class(r))) {
-            div class="verdict" { (r.verdict.as_str().to_uppercase()) }
+        @let words = r.words();
+        header class=(format!("banner {}", words.class)) {
+            div class="verdict" { (words.label.to_uppercase()) }
             div class="headline" {
                 h1 { @if r.simulation.is_some() { "Simulated run " } @else { "Run " } (r.name) ", seed " (r.seed) }
                 @if let Some(sim) = &r.simulation {
@@ -187,8 +179,7 @@ fn banner(r: &RunResult) -> Markup {
                         strong { (from.sizes(r.plan.scheduled_faults(), r.stats.as_ref().map_or(0, |s| s.ops), r.plan.nodes)) }
                         ". " (from.caveats(r.exit_code != ExitCode::Valid).join("; ")) "." }
                 }
-                p { "exit " (r.exit_code.code()) ": " (r.exit_code.meaning())
-                    @if r.incomplete { " — " strong { "incomplete run" } ": no result.json was written; judged from the files it left" } }
+                p { "exit " (r.exit_code.code()) ": " (words.headline()) }
                 p class="counts" { "ok " (get("ok")) " · fail " (get("fail")) " · info " (get("info"))
                     @if let Some(s) = &r.stats { " · " (format!("{:.0}", s.ok_per_second)) " ok/s over " (format!("{:.1}", s.duration_ms / 1e3)) " s" }
                     " · " (r.faults.faults()) " faults took effect" }

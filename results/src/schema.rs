@@ -239,6 +239,97 @@ pub const WALL_CLOCK_FIELDS: [&str; 6] = [
     "simulation.wall_s",
 ];
 
+/// How a run ended, in the words every output shows: the terminal's headline, the
+/// report's banner, result.json's `outcome`, junit.xml's properties and the index.
+/// Made only by [`Outcome::of`], from the run's state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// valid, invalid, unknown, interrupted, incomplete, liveness failure, harness
+    /// failure, usage error.
+    pub label: String,
+    /// What that means for this run, in a clause.
+    pub meaning: String,
+    /// The colour family: valid, invalid or unknown.
+    pub class: String,
+}
+
+/// What [`Outcome::of`] reads: a run's verdict, exit code and how it ended.
+#[derive(Clone, Copy, Debug)]
+pub struct RunState {
+    pub verdict: Verdict,
+    pub exit_code: ExitCode,
+    pub interrupted: bool,
+    pub incomplete: bool,
+    pub harness_failed: bool,
+}
+
+impl Outcome {
+    /// The one mapping from a run's state to words. The exit code decides the family
+    /// (it is already the worst of verdict, liveness, harness and interruption); the
+    /// flags say why a run that is not invalid is undecided.
+    pub fn of(s: RunState) -> Outcome {
+        let checks_so_far = match s.verdict {
+            Verdict::Valid | Verdict::Skipped => "every check valid on what ran",
+            Verdict::Invalid => "a safety violation was found in what ran",
+            Verdict::Unknown => "a check could not decide",
+        };
+        let (label, meaning, class) = match s.exit_code {
+            ExitCode::Valid => ("valid", "every check passed".to_string(), "valid"),
+            ExitCode::Invalid => (
+                "invalid",
+                if s.interrupted || s.incomplete {
+                    "a safety violation was found (in a run that did not finish)".to_string()
+                } else if s.harness_failed {
+                    "a safety violation was found (and the harness broke: see its failure)"
+                        .to_string()
+                } else {
+                    "a safety violation was found".to_string()
+                },
+                "invalid",
+            ),
+            ExitCode::Harness => (
+                "harness failure",
+                "the test itself broke".to_string(),
+                "invalid",
+            ),
+            ExitCode::Liveness => (
+                "liveness failure",
+                "the cluster did not recover after the final heal".to_string(),
+                "invalid",
+            ),
+            ExitCode::Usage => ("usage error", "the run was not started".to_string(), "unknown"),
+            ExitCode::Unknown if s.incomplete => (
+                "incomplete",
+                format!("the run did not finish and left no result.json; judged from its files: {checks_so_far}"),
+                "unknown",
+            ),
+            ExitCode::Unknown if s.interrupted => (
+                "interrupted",
+                format!("stopped before its time limit; {checks_so_far} so far"),
+                "unknown",
+            ),
+            ExitCode::Unknown if s.verdict == Verdict::Unknown => {
+                ("unknown", "a check could not decide".to_string(), "unknown")
+            }
+            ExitCode::Unknown => (
+                "unknown",
+                "the checks passed but not every check could run in full (see the notes)".to_string(),
+                "unknown",
+            ),
+        };
+        Outcome {
+            label: label.to_string(),
+            meaning,
+            class: class.to_string(),
+        }
+    }
+
+    /// `LABEL: MEANING`, as the terminal's headline and the report's banner put it.
+    pub fn headline(&self) -> String {
+        format!("{}: {}", self.label, self.meaning)
+    }
+}
+
 /// The whole of result.json.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
@@ -248,6 +339,10 @@ pub struct RunResult {
     /// The exit code `chaos run` gave; it also reflects liveness, interruption and
     /// harness failures.
     pub exit_code: ExitCode,
+    /// How the run ended in words ([`Outcome::of`] of the fields here; every output
+    /// shows these).
+    #[serde(default)]
+    pub outcome: Outcome,
     pub seed: u64,
     pub name: String,
     /// When the run started, UTC, RFC 3339.
@@ -314,6 +409,23 @@ pub enum SchemaError {
 }
 
 impl RunResult {
+    /// The state [`Outcome::of`] reads.
+    pub fn state(&self) -> RunState {
+        RunState {
+            verdict: self.verdict,
+            exit_code: self.exit_code,
+            interrupted: self.interrupted,
+            incomplete: self.incomplete,
+            harness_failed: self.harness_failure.is_some(),
+        }
+    }
+
+    /// How the run ended, in words, from its state (not from the stored `outcome`,
+    /// which older result.json files lack).
+    pub fn words(&self) -> Outcome {
+        Outcome::of(self.state())
+    }
+
     pub fn parse(text: &str) -> Result<RunResult, SchemaError> {
         let mut r: RunResult = serde_json::from_str(text)?;
         if r.schema_version > SCHEMA_VERSION {

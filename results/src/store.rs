@@ -121,8 +121,11 @@ pub struct RunEntry {
     pub seed: Option<u64>,
     pub nodes: Option<u64>,
     pub nemesis: String,
-    /// `valid`, `invalid`, `unknown`, or `incomplete` without a result.json.
+    /// The run's outcome label ([`crate::schema::Outcome`]): `valid`, `invalid`,
+    /// `interrupted`, ...; `incomplete` without a result.json.
     pub verdict: String,
+    /// Its colour family: valid, invalid or unknown.
+    pub class: String,
     pub exit_code: Option<u8>,
     pub has_report: bool,
 }
@@ -177,13 +180,12 @@ fn entry(root: &Path, run: &Path) -> RunEntry {
         seed: plan.as_ref().map(|p| p.seed),
         nodes: plan.as_ref().map(|p| p.nodes as u64),
         nemesis: plan.as_ref().map_or("-".into(), |p| p.nemesis.describe()),
-        verdict: result.as_ref().map_or("incomplete".into(), |r| {
-            if r.incomplete {
-                format!("{} (incomplete)", r.verdict.as_str())
-            } else {
-                r.verdict.as_str().to_string()
-            }
-        }),
+        verdict: result
+            .as_ref()
+            .map_or("incomplete".into(), |r| r.words().label),
+        class: result
+            .as_ref()
+            .map_or("unknown".into(), |r| r.words().class),
         exit_code: result.as_ref().map(|r| r.exit_code.code()),
         has_report: run.join("report.html").exists(),
     }

@@ -53,7 +53,7 @@ impl Paint {
 pub fn render(r: &RunResult, report: Option<&Path>, colour: bool) -> String {
     let p = Paint(colour);
     let mut out = String::new();
-    let headline = r.exit_code.meaning().to_uppercase();
+    let headline = r.words().headline().to_uppercase();
     out.push_str(&format!(
         "\n{} (exit {})\n",
         p.by_exit(r.exit_code, &headline),
