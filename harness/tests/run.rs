@@ -818,3 +818,35 @@ fn every_output_of_a_run_says_how_it_ended_in_the_same_words() {
     let out = Command::new(CHAOS).arg("report").arg(&dir).output().unwrap();
     assert_one_truth(&dir, &text(&out), "incomplete", 3);
 }
+
+/// One node is its own majority and two need each other: both sizes, under the
+/// default faults, are valid, and a size that cannot have a fault kind says so in
+/// its notes, never in its verdict.
+#[test]
+fn clusters_of_one_and_two_nodes_are_valid_under_faults() {
+    for nodes in ["1", "2"] {
+        let root = tempfile::tempdir().unwrap();
+        let out = run(
+            root.path(),
+            &["--nodes", nodes, "--time-limit", "3", "--seed", "1"],
+        );
+        let terminal = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{nodes} nodes: {terminal}");
+        let result = result_json(root.path());
+        assert!(
+            result["faults"]["ran"].as_u64() >= Some(3),
+            "{nodes} nodes: the default schedule has faults: {terminal}"
+        );
+        let notes = result["notes"].to_string();
+        if nodes == "1" {
+            assert!(
+                notes.contains("partition faults need 2 nodes"),
+                "{notes}"
+            );
+            assert!(terminal.contains("note: partition faults need 2 nodes"), "{terminal}");
+        } else {
+            assert!(!notes.contains("need 2 nodes"), "{notes}");
+        }
+        assert_nothing_left(root.path());
+    }
+}
