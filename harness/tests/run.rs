@@ -745,6 +745,24 @@ fn assert_one_truth(dir: &Path, terminal: &str, label: &str, code: u64) {
         assert_eq!(said, label, "{output} of {}:\n{terminal}", dir.display());
     }
     assert_eq!(result_json_of(dir)["exit_code"], code, "{terminal}");
+    // Each check once, in result.json and in junit.xml.
+    let result = result_json_of(dir);
+    let mut names: Vec<&str> = result["checks"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    let mut cases: Vec<&str> = junit
+        .split("<testcase name=\"")
+        .skip(1)
+        .filter_map(|c| c.split('"').next())
+        .collect();
+    for list in [&mut names, &mut cases] {
+        let n = list.len();
+        list.sort_unstable();
+        list.dedup();
+        assert_eq!(list.len(), n, "a check listed twice: {list:?}");
+    }
 }
 
 fn result_json_of(dir: &Path) -> Value {
