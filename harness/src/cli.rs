@@ -121,6 +121,12 @@ pub struct RunArgs {
     /// emulates the lin-kv, seq-kv and lww-kv services (docs/maelstrom.md).
     #[arg(long, value_name = "CMD")]
     pub node_cmd: Option<String>,
+    /// After a definite "unavailable" answer (no leader could take the op; Maelstrom's
+    /// temporarily-unavailable) a client slot waits before its next op: the n-th such
+    /// answer in a row waits a seeded delay in [d/2, d], d = min(MAX, BASE x 2^(n-1));
+    /// 0 waits not at all [default: 20,1000].
+    #[arg(long, value_name = "BASE[,MAX]")]
+    pub backoff_ms: Option<results::plan::Backoff>,
     /// Each client slot stops after this many ops (the time limit still ends the run).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub ops_per_client: Option<u64>,
@@ -355,6 +361,7 @@ pub fn plan_from_args(args: &RunArgs, mode: Mode) -> Result<Plan, UsageError> {
         explicit_schedule: args.schedule.is_some(),
         trace_messages: !args.no_trace_messages,
         ops_per_client: args.ops_per_client,
+        backoff: args.backoff_ms.unwrap_or_default(),
         protocol: if etcd {
             results::plan::Protocol::Etcd
         } else if maelstrom {

@@ -185,6 +185,7 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
         schedule: None,
         no_trace_messages: false,
         ops_per_client: None,
+        backoff_ms: None,
         plan: None,
         node_cmd: None,
         protocol: None,
@@ -224,17 +225,13 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
             let jobs = args
                 .jobs
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            let view = crate::sim::sweep::View {
-                progress: false,
-                signals: false,
-            };
             let sweep = crate::sim::sweep::sweep(
                 1..seeds + 1,
                 jobs,
                 1,
                 &plan_of,
                 Some(&args.results),
-                view,
+                crate::sim::sweep::View::QUIET,
             )
             .map_err(MatrixError::Sim)?;
             let found = sweep

@@ -81,6 +81,8 @@ pub struct WorkloadConfig {
     /// A scripted workload: per slot, its ops and the time (ns from the start) each
     /// may go at.
     pub script: Option<Script>,
+    /// The wait after a definite unavailable answer.
+    pub backoff: results::plan::Backoff,
 }
 
 impl WorkloadConfig {
@@ -95,6 +97,7 @@ impl WorkloadConfig {
             rate: plan.rate,
             op_timeout: Duration::from_millis(plan.op_timeout_ms),
             ops_per_client: plan.ops_per_client,
+            backoff: plan.backoff,
             script: plan.script.as_ref().map(|ops| {
                 let mut slots: Vec<Vec<(u64, ClientOp)>> = vec![Vec::new(); plan.concurrency];
                 for o in ops {
@@ -130,8 +133,15 @@ pub fn start<S: System>(
 
 /// How long a slot waits before trying again to connect to a node that is down.
 pub const CONNECT_RETRY: Duration = Duration::from_millis(50);
-/// How long a slot backs off after an `unavailable` reply (an election is on).
-pub const UNAVAILABLE_BACKOFF: Duration = Duration::from_millis(25);
+/// Whether a completion is a definite "no leader could take it": the bundled node's
+/// `unavailable`, Maelstrom's `temporarily-unavailable` (code 11).
+pub fn is_unavailable(done: &Completion) -> bool {
+    done.outcome == Outcome::Fail
+        && matches!(
+            done.error.as_deref(),
+            Some(UNAVAILABLE | "temporarily-unavailable")
+        )
+}
 
 /// One client slot's own state: what it draws its ops from and what it has seen.
 /// The async driver below and the simulation both run slots through this.
@@ -146,6 +156,11 @@ pub struct Slot {
     seq: i64,
     /// Per key, the last value this client saw (a cas expects it).
     seen: BTreeMap<String, i64>,
+    /// The wait after an unavailable answer, its stream of its own, and how many
+    /// such answers came in a row.
+    backoff: results::plan::Backoff,
+    backoff_rng: rand_chacha::ChaCha8Rng,
+    unavailable_streak: u32,
 }
 
 /// What a slot does after an op completed.
@@ -167,6 +182,9 @@ impl Slot {
             rng: substream(cfg.seed, &format!("workload/{index}")),
             seq: 0,
             seen: BTreeMap::new(),
+            backoff: cfg.backoff,
+            backoff_rng: substream(cfg.seed, &format!("workload/{index}/backoff")),
+            unavailable_streak: 0,
         }
     }
 
@@ -255,9 +273,20 @@ impl Slot {
         if info {
             self.process = recorder.new_process();
         }
+        let backoff = if is_unavailable(done) {
+            self.unavailable_streak = self.unavailable_streak.saturating_add(1);
+            let ceiling = self.backoff.ceiling_ms(self.unavailable_streak);
+            (ceiling > 0).then(|| {
+                let us = ceiling * 1_000;
+                Duration::from_micros(self.backoff_rng.random_range(us / 2..=us))
+            })
+        } else {
+            self.unavailable_streak = 0;
+            None
+        };
         After {
             reconnect: info || done.reconnect,
-            backoff: (done.error.as_deref() == Some(UNAVAILABLE)).then_some(UNAVAILABLE_BACKOFF),
+            backoff,
         }
     }
 }
@@ -299,7 +328,7 @@ async fn client_slot<S: System>(
             client = None;
         }
         if let Some(wait) = after.backoff {
-            // No leader yet (an election is on): do not spin.
+            // No leader yet (an election is on): do not flood the node or the history.
             tokio::time::sleep(wait).await;
         }
         // A system that answers without ever waiting (in memory, simulated) would

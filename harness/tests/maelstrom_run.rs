@@ -547,3 +547,53 @@ fn a_node_that_forwards_client_requests_unchanged_is_valid() {
             .is_some_and(|p| !p.is_empty())
     );
 }
+
+/// A slot that hears a definite temporarily-unavailable waits a growing, bounded,
+/// seeded delay before its next op, so a node still electing a leader is not flooded
+/// (and the history not filled with fails); `--backoff-ms 0` turns it off, and then
+/// the same node gets hundreds of requests in its first second.
+#[test]
+fn clients_back_off_from_a_node_that_is_not_ready() {
+    if !python_ok() {
+        return;
+    }
+    let node = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/maelstrom/slow_start_node.py"
+    );
+    let unavailable = |extra: &[&str]| {
+        let root = tempfile::tempdir().unwrap();
+        let out = Command::new(CHAOS)
+            .args(["run", "--no-progress", "--workload", "kv", "--nodes", "1"])
+            .args(["--concurrency", "4", "--seed", "2", "--time-limit", "2.5"])
+            .args(["--nemesis", "none"])
+            .args(extra)
+            .arg("--node-cmd")
+            .arg(format!("python3 {node}"))
+            .arg("--results")
+            .arg(root.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let dir = latest(root.path());
+        let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+        let fails = history
+            .lines()
+            .filter(|l| l.contains("temporarily-unavailable"))
+            .count();
+        let ok = result_of(&dir)["stats"]["ops"].as_u64().unwrap();
+        (fails, ok)
+    };
+    let (backed_off, ops) = unavailable(&[]);
+    // 4 slots, waits of 10-20, 20-40, ... ms doubling to 0.5-1 s: about 7 each in 1 s.
+    assert!(
+        (4..=60).contains(&backed_off),
+        "{backed_off} unavailable answers with the default backoff"
+    );
+    assert!(ops > 100, "the slots served after the first second: {ops} ops");
+    let (flooded, _) = unavailable(&["--backoff-ms", "0"]);
+    assert!(
+        flooded > 5 * backed_off && flooded > 200,
+        "without backoff {flooded} unavailable answers, with it {backed_off}"
+    );
+}

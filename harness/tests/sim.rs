@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use harness::cli::{RunArgs, plan_from_args};
-use harness::sim::sweep::{Judged, judge, sweep};
+use harness::sim::sweep::{Judged, View, judge, sweep};
 use nemesis::{Fault, ScheduledFault};
 use paxos_node::types::Bug;
 use results::{ExitCode, Mode, Plan, RunResult};
@@ -44,6 +44,7 @@ fn plan(
         schedule: None,
         no_trace_messages: false,
         ops_per_client: None,
+        backoff_ms: None,
         plan: None,
         node_cmd: None,
         protocol: None,
@@ -194,7 +195,7 @@ fn every_bug_is_found_by_a_bounded_sweep() {
         // The sweep stops at the first detection; most bugs need a seed or two,
         // early-ack and unsynced-reply about a hundred.
         let plan_of = |seed| plan(3, seed, 3.0, nemesis, 0.3, Some(bug));
-        let found = sweep(0..600, 2, 1, &plan_of, None).unwrap();
+        let found = sweep(0..600, 2, 1, &plan_of, None, View::QUIET).unwrap();
         match found.failures.first() {
             Some(j) if j.exit_code == ExitCode::Invalid => {
                 eprintln!("--bug {bug}: seed {}: {:?}", j.seed, j.problem);

@@ -219,6 +219,7 @@ fn plan(root: &Path, seed: u64) -> Plan {
         schedule: None,
         no_trace_messages: false,
         ops_per_client: None,
+        backoff_ms: None,
         plan: None,
         node_cmd: None,
         protocol: None,
@@ -299,7 +300,7 @@ fn the_engine_runs_faults_and_judges_a_second_system() {
     assert!(not_in_force > 0, "the toy's link faults were skipped");
     assert_eq!(
         r.faults.faults() + not_in_force,
-        harness::progress::scheduled_faults(&plan)
+        plan.scheduled_faults()
     );
     // No dumps: log agreement is skipped, not failed; liveness was asked and held.
     let log = r

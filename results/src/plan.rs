@@ -176,6 +176,10 @@ pub struct Plan {
     /// `--no-trace-messages`; a plan.json without the field kept none.
     #[serde(default)]
     pub trace_messages: bool,
+    /// How a client slot waits after a definite "unavailable" answer (no leader could
+    /// take the op): a seeded, growing, bounded delay (`--backoff-ms`).
+    #[serde(default)]
+    pub backoff: Backoff,
     /// At most this many ops per client slot, after which the slot stops
     /// (`--ops-per-client`; `chaos shrink` sets it). `None`: until the time limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -344,6 +348,70 @@ pub struct ScriptedOp {
     pub at_us: u64,
     #[serde(flatten)]
     pub op: ClientOp,
+}
+
+/// A client slot's wait after a definite "unavailable" answer: the n-th in a row
+/// waits a delay drawn uniformly from [d/2, d], d = min(max, base x 2^(n-1)), from the
+/// slot's own seeded stream (so the ops it draws are the same with or without it).
+/// Any other answer starts the count again. `base_ms` 0: no wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backoff {
+    pub base_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            base_ms: 20,
+            max_ms: 1_000,
+        }
+    }
+}
+
+impl std::fmt::Display for Backoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{},{}", self.base_ms, self.max_ms)
+    }
+}
+
+impl std::str::FromStr for Backoff {
+    type Err = String;
+    /// `BASE` or `BASE,MAX` in milliseconds.
+    fn from_str(s: &str) -> Result<Backoff, String> {
+        let num = |t: &str| {
+            t.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{t:?} is not a number of milliseconds"))
+        };
+        let b = match s.split_once(',') {
+            None => Backoff {
+                base_ms: num(s)?,
+                max_ms: Backoff::default().max_ms.max(num(s)?),
+            },
+            Some((a, b)) => Backoff {
+                base_ms: num(a)?,
+                max_ms: num(b)?,
+            },
+        };
+        if b.max_ms < b.base_ms {
+            return Err(format!("the longest wait {} ms is below the first {} ms", b.max_ms, b.base_ms));
+        }
+        if b.max_ms > 60_000 {
+            return Err("the longest wait is at most 60000 ms".into());
+        }
+        Ok(b)
+    }
+}
+
+impl Backoff {
+    /// The upper bound of the `streak`-th wait in a row (from 1), before jitter.
+    pub fn ceiling_ms(&self, streak: u32) -> u64 {
+        let doublings = streak.saturating_sub(1).min(32);
+        self.base_ms
+            .saturating_mul(1u64 << doublings)
+            .min(self.max_ms)
+    }
 }
 
 /// A shrunk plan's origin and how far it shrank.
@@ -589,6 +657,9 @@ impl Plan {
         if let Some(n) = self.ops_per_client {
             parts.push(format!("--ops-per-client {n}"));
         }
+        if self.backoff != Backoff::default() {
+            parts.push(format!("--backoff-ms {}", self.backoff));
+        }
         if let Some(cmd) = &self.node_cmd {
             parts.push(format!(
                 "--protocol maelstrom --node-cmd {}",
@@ -659,6 +730,7 @@ pub(crate) mod tests {
             explicit_schedule: false,
             trace_messages: true,
             ops_per_client: None,
+            backoff: Backoff::default(),
             protocol: Protocol::Bundled,
             node_cmd: None,
             net: Net::Proxy,

@@ -157,6 +157,14 @@ pub struct View {
     pub signals: bool,
 }
 
+impl View {
+    /// No bar and no signal handling: for callers that run many sweeps.
+    pub const QUIET: View = View {
+        progress: false,
+        signals: false,
+    };
+}
+
 /// Runs `plan_of(seed)` for every seed in `seeds` on `jobs` threads, stopping once
 /// `max_failures` seeds failed (0: never) or, with `view.signals`, at SIGINT or
 /// SIGTERM. Each failing seed is printed when found, with the command that
