@@ -19,6 +19,10 @@ pub struct FinalDump {
     /// the log holds only slots after it.
     pub snapshot: Option<(u64, BTreeMap<String, i64>)>,
     pub log: Vec<LogEntry>,
+    /// Not the node's state but what its driver saw it learn over the whole run
+    /// (`"learned": true`: every slot it wrote down as chosen, compacted ones too):
+    /// read by log agreement only.
+    pub learned: bool,
     /// The dump's JSON text; log entries point into it.
     text: String,
 }
@@ -104,6 +108,8 @@ pub fn parse_final_owned(text: String, default_node: Option<u64>) -> Result<Fina
         snapshot: Option<Snap>,
         #[serde(borrow, default)]
         log: Vec<Entry<'a>>,
+        #[serde(default)]
+        learned: bool,
     }
     #[derive(Deserialize)]
     struct Snap {
@@ -135,6 +141,7 @@ pub fn parse_final_owned(text: String, default_node: Option<u64>) -> Result<Fina
     let registers = dump.registers;
     let snapshot = dump.snapshot.map(|s| (s.index, s.kv));
     Ok(FinalDump {
+        learned: dump.learned,
         node,
         registers,
         snapshot,

@@ -92,7 +92,9 @@ pub fn check_streaming<E: std::fmt::Display>(
         match dump {
             Ok(dump) => {
                 log.add(&dump);
-                registers.push(dump.without_log());
+                if !dump.learned {
+                    registers.push(dump.without_log());
+                }
             }
             Err(e) => unreadable.push(format!("a final dump is unreadable: {e}")),
         }

@@ -68,6 +68,8 @@ pub struct LogAgreement {
     union: BTreeMap<u64, (u64, Box<str>)>,
     disagreeing: BTreeMap<u64, Vec<(u64, Box<str>)>>,
     dumps: usize,
+    /// Of those, the learned logs (every slot a node wrote down, compacted ones too).
+    learned: usize,
     /// Each node's snapshot: (node, index, KV state there).
     snapshots: Vec<(u64, u64, BTreeMap<String, i64>)>,
 }
@@ -79,6 +81,7 @@ impl LogAgreement {
 
     pub fn add(&mut self, dump: &FinalDump) {
         self.dumps += 1;
+        self.learned += usize::from(dump.learned);
         if let Some((index, kv)) = &dump.snapshot {
             self.snapshots.push((dump.node, *index, kv.clone()));
         }
@@ -306,8 +309,15 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
         union,
         disagreeing,
         dumps,
+        learned,
         snapshots,
     } = state;
+    let dumps = dumps - learned;
+    let sources = if learned > 0 {
+        format!("{dumps} nodes' dumps and {learned} learned logs (compacted slots included)")
+    } else {
+        format!("{dumps} nodes")
+    };
     let mut anomalies = disagreements(&union, &disagreeing);
     anomalies.extend(snapshot_disagreements(&union, &snapshots));
     // Validity and duplicates over the log as first reported per slot. Sorted vectors
@@ -435,7 +445,7 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
             Verdict::Invalid
         },
         summary: format!(
-            "{} slots, {commands} commands from {dumps} nodes ({kv_ops} KV ops in the history); {} anomalies",
+            "{} slots, {commands} commands from {sources} ({kv_ops} KV ops in the history); {} anomalies",
             union.len(),
             anomalies.len()
         ),

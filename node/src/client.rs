@@ -261,7 +261,17 @@ pub fn encode_dump<'a>(
         out.push_str(&serde_json::to_string(&snap.kv).expect("a map of strings to integers"));
         out.push('}');
     }
-    out.push_str(",\"log\":[");
+    out.push(',');
+    write_log(&mut out, log);
+    out.push('}');
+    out
+}
+
+/// `"log":[...]`: one `{"slot", "command"}` entry per command, a no-op slot as one
+/// entry with `"command": null`.
+fn write_log<'a>(out: &mut String, log: impl Iterator<Item = (&'a Slot, &'a Batch)>) {
+    use std::fmt::Write as _;
+    out.push_str("\"log\":[");
     let mut first = true;
     let mut entry = |out: &mut String, slot: &Slot, command: Option<&Command>| {
         if !first {
@@ -278,13 +288,22 @@ pub fn encode_dump<'a>(
     };
     for (slot, batch) in log {
         if batch.is_empty() {
-            entry(&mut out, slot, None);
+            entry(out, slot, None);
         }
         for command in batch {
-            entry(&mut out, slot, Some(command));
+            entry(out, slot, Some(command));
         }
     }
-    out.push_str("]}");
+    out.push(']');
+}
+
+/// What a node learned over the whole run, as its driver saw it write each chosen slot
+/// down (compacted slots included): `{"node", "learned": true, "log": [...]}`, its
+/// entries as a dump's. Log agreement reads it beside the dumps; it is no node state.
+pub fn encode_learned<'a>(node: u32, log: impl Iterator<Item = (&'a Slot, &'a Batch)>) -> String {
+    let mut out = format!("{{\"node\":{node},\"learned\":true,");
+    write_log(&mut out, log);
+    out.push('}');
     out
 }
 

@@ -53,6 +53,10 @@ pub struct Simulated {
     /// Each running node's final dump (docs/protocol.md), as the real node writes it.
     pub dumps: Vec<(NodeId, String)>,
     pub missing_dumps: Vec<(NodeId, String)>,
+    /// Per node, every slot it wrote down as chosen and synced over the run, the
+    /// compacted ones included ([`paxos_node::client::encode_learned`]): log agreement
+    /// judges the whole log, not only the tail above the snapshots.
+    pub learned: Vec<(NodeId, String)>,
     pub notes: Vec<String>,
     pub counts: SimCounts,
     pub virtual_ns: u64,
@@ -138,6 +142,10 @@ pub fn simulate_traced(
     heal_everything(&mut w, recorder, &mut notes);
     let liveness = final_phase(&mut w, plan, recorder, &mut notes);
     let (dumps, missing_dumps) = dumps(&w, plan);
+    let learned = (1..=plan.nodes as NodeId)
+        .filter(|id| !w.learned(*id).is_empty())
+        .map(|id| (id, paxos_node::client::encode_learned(id, w.learned(id).iter())))
+        .collect();
     let rules = std::mem::replace(&mut w.rules, checker::protocol::Invariants::new(plan.nodes));
     let (protocol, coverage) = rules.finish();
     let traced = w.trace.take().map(|t| t.finish()).unwrap_or_default();
@@ -146,6 +154,7 @@ pub fn simulate_traced(
             liveness,
             dumps,
             missing_dumps,
+            learned,
             notes,
             counts: w.counts.clone(),
             virtual_ns: w.now,
@@ -380,6 +389,12 @@ pub fn execute(plan: &Plan, results: &Path, show: Presentation) -> Result<RunOut
             let mut missing = sim.missing_dumps;
             for (id, text) in &sim.dumps {
                 let path = dir.file(&format!("final/n{id}.json"));
+                if let Err(e) = std::fs::write(&path, text) {
+                    missing.push((*id, format!("cannot write {}: {e}", path.display())));
+                }
+            }
+            for (id, text) in &sim.learned {
+                let path = dir.file(&format!("final/n{id}.learned.json"));
                 if let Err(e) = std::fs::write(&path, text) {
                     missing.push((*id, format!("cannot write {}: {e}", path.display())));
                 }

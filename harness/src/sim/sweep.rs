@@ -82,6 +82,7 @@ pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, String> {
     let finals = sim
         .dumps
         .iter()
+        .chain(&sim.learned)
         .map(|(id, dump)| parse_final(dump, Some(u64::from(*id))));
     let faults = results::faults::FaultSummary::of(&history.nemesis, history.end_ns).ran;
     let mut checked = checker::check_streaming(&history, finals, &checker::Options::default());

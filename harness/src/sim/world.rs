@@ -153,6 +153,11 @@ struct SimNode {
     refused: Option<String>,
     /// Core token -> (client, op sequence number).
     pending: BTreeMap<u64, (usize, u64)>,
+    /// Slots the node wrote down as chosen since its last sync (a crash loses them).
+    unsynced_chosen: Vec<(node_types::Slot, node_types::Batch)>,
+    /// Every slot the node wrote down as chosen and synced, over all its lives: the
+    /// log as it learned it, including what its snapshots compacted away since.
+    learned: BTreeMap<node_types::Slot, node_types::Batch>,
 }
 
 struct InFlight {
@@ -228,6 +233,8 @@ impl<'r> World<'r> {
                 },
                 refused: None,
                 pending: BTreeMap::new(),
+                unsynced_chosen: Vec::new(),
+                learned: BTreeMap::new(),
             })
             .collect();
         World {
@@ -488,6 +495,7 @@ impl<'r> World<'r> {
             n.paused = false;
             n.syncing = false;
             n.after_sync.clear();
+            n.unsynced_chosen.clear();
             n.inbox.clear();
             n.timers.clear();
             n.pending.clear();
@@ -547,6 +555,11 @@ impl<'r> World<'r> {
 
     pub fn refused(&self, id: NodeId) -> Option<&str> {
         self.nodes[id as usize - 1].refused.as_deref()
+    }
+
+    /// Every slot node `id` wrote down as chosen and synced, over all its lives.
+    pub fn learned(&self, id: NodeId) -> &BTreeMap<node_types::Slot, node_types::Batch> {
+        &self.nodes[id as usize - 1].learned
     }
 
     pub fn core(&self, id: NodeId) -> Option<&Node> {
@@ -631,7 +644,13 @@ impl<'r> World<'r> {
         let mut steps = steps.into_iter();
         while let Some(step) = steps.next() {
             match step {
-                Step::Append(record) => self.node(id).disk.append(&record),
+                Step::Append(record) => {
+                    let n = self.node(id);
+                    n.disk.append(&record);
+                    if let paxos_node::core::Record::LogChosen { slot, batch } = record {
+                        n.unsynced_chosen.push((slot, batch));
+                    }
+                }
                 Step::Snapshot { snapshot, keep } => {
                     let sync = !self.base.bugs.contains(&node_types::Bug::UnsyncedSnapshot);
                     self.node(id).disk.begin_snapshot(&snapshot, &keep, sync);
@@ -662,6 +681,9 @@ impl<'r> World<'r> {
         let n = self.node(id);
         n.disk.sync();
         n.syncing = false;
+        for (slot, batch) in std::mem::take(&mut n.unsynced_chosen) {
+            n.learned.entry(slot).or_insert(batch);
+        }
         if !n.paused {
             self.after_sync_and_drain(id);
         }
