@@ -868,3 +868,41 @@ fn clusters_of_one_and_two_nodes_are_valid_under_faults() {
         assert_nothing_left(root.path());
     }
 }
+
+/// A real node writes each chosen slot to its learned log once synced, so log
+/// agreement judges the slots its snapshots compacted away, not only the tail.
+#[test]
+fn log_agreement_in_a_real_run_covers_the_slots_snapshots_compacted() {
+    let root = tempfile::tempdir().unwrap();
+    let out = run(
+        root.path(),
+        &[
+            "--nodes",
+            "3",
+            "--time-limit",
+            "3",
+            "--workload",
+            "kv",
+            "--seed",
+            "3",
+            "--nemesis",
+            "kill",
+            "--node-arg=--snapshot-every=50",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let dir = latest(root.path());
+    let dump: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("final/n1.json")).unwrap())
+            .unwrap();
+    let snapshot = dump["snapshot"]["index"].as_u64().expect("node 1 snapshotted");
+    let result = result_json(root.path());
+    let log = check(&result, "log-agreement");
+    let summary = log["summary"].as_str().unwrap();
+    let slots: u64 = summary.split(' ').next().unwrap().parse().unwrap();
+    assert!(
+        slots >= snapshot && summary.contains("learned logs"),
+        "{slots} slots judged, node 1's snapshot at {snapshot}: {summary}"
+    );
+    assert!(dir.join("final/n1.learned.json").is_file());
+}

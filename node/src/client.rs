@@ -270,14 +270,24 @@ pub fn encode_dump<'a>(
 /// `"log":[...]`: one `{"slot", "command"}` entry per command, a no-op slot as one
 /// entry with `"command": null`.
 fn write_log<'a>(out: &mut String, log: impl Iterator<Item = (&'a Slot, &'a Batch)>) {
-    use std::fmt::Write as _;
     out.push_str("\"log\":[");
     let mut first = true;
-    let mut entry = |out: &mut String, slot: &Slot, command: Option<&Command>| {
-        if !first {
-            out.push(',');
-        }
-        first = false;
+    for (slot, batch) in log {
+        write_entries(out, *slot, batch, &mut |out| {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+        });
+    }
+    out.push(']');
+}
+
+/// A slot's entries, each after `before(out)`.
+fn write_entries(out: &mut String, slot: Slot, batch: &Batch, before: &mut dyn FnMut(&mut String)) {
+    use std::fmt::Write as _;
+    let mut entry = |out: &mut String, command: Option<&Command>| {
+        before(out);
         let _ = write!(out, "{{\"slot\":{slot},\"command\":");
         match command {
             // Commands are plain data: serialising one cannot fail.
@@ -286,15 +296,44 @@ fn write_log<'a>(out: &mut String, log: impl Iterator<Item = (&'a Slot, &'a Batc
         }
         out.push('}');
     };
-    for (slot, batch) in log {
-        if batch.is_empty() {
-            entry(out, slot, None);
-        }
-        for command in batch {
-            entry(out, slot, Some(command));
-        }
+    if batch.is_empty() {
+        entry(out, None);
     }
-    out.push(']');
+    for command in batch {
+        entry(out, Some(command));
+    }
+}
+
+/// A chosen slot as lines of a learned log (`learned.jsonl` beside the journal): its
+/// dump entries, one per line.
+pub fn learned_lines(out: &mut String, slot: Slot, batch: &Batch) {
+    let mut first = true;
+    write_entries(out, slot, batch, &mut |out| {
+        if !first {
+            out.push('\n');
+        }
+        first = false;
+    });
+    out.push('\n');
+}
+
+/// A learned log's lines as one learned dump, as [`encode_learned`] writes it: a
+/// line that does not parse (a kill tore the node's last write) is left out.
+pub fn learned_from_lines(node: u32, text: &str) -> String {
+    let mut out = format!("{{\"node\":{node},\"learned\":true,\"log\":[");
+    let mut first = true;
+    for line in text.lines() {
+        if serde_json::from_str::<serde::de::IgnoredAny>(line).is_err() {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(line);
+    }
+    out.push_str("]}");
+    out
 }
 
 /// What a node learned over the whole run, as its driver saw it write each chosen slot

@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 
 use checker::protocol::{Event, JournalLine};
 
+/// The learned log's file name, beside the journal.
+pub const LEARNED_FILE: &str = "learned.jsonl";
+
 /// Nanoseconds on CLOCK_MONOTONIC.
 pub fn monotonic_ns() -> u64 {
     let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
@@ -33,32 +36,66 @@ pub struct Journal {
     file: File,
     buf: Vec<u8>,
     origin_ns: u64,
+    /// `learned.jsonl` beside the journal: every slot the node wrote down as chosen,
+    /// appended once the record is synced, over all the node's lives. Log agreement
+    /// reads it to judge slots a snapshot has since compacted away.
+    learned: File,
+    /// Lines of chosen slots appended to the WAL and not yet synced.
+    unsynced: String,
+}
+
+/// Opens `path` for appending, ending a torn last line (a kill mid-write) with a
+/// newline so the next line starts clean; returns the file and that newline, if any.
+fn open_appending(path: &Path) -> io::Result<(File, Vec<u8>)> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(path)?;
+    let len = file.metadata()?.len();
+    let mut start = Vec::new();
+    if len > 0 {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(len - 1))?;
+        file.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            start.push(b'\n');
+        }
+    }
+    Ok((file, start))
 }
 
 impl Journal {
     /// Opens `path` for appending (a restarted node goes on in the same file).
     pub fn open(path: &Path, origin_ns: u64) -> io::Result<Journal> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(path)?;
-        let len = file.metadata()?.len();
+        let (file, start) = open_appending(path)?;
         let mut buf = Vec::with_capacity(64 << 10);
-        if len > 0 {
-            let mut last = [0u8; 1];
-            file.seek(SeekFrom::Start(len - 1))?;
-            file.read_exact(&mut last)?;
-            if last[0] != b'\n' {
-                buf.push(b'\n');
-            }
-        }
+        buf.extend(start);
+        let (mut learned, start) = open_appending(&path.with_file_name(LEARNED_FILE))?;
+        learned.write_all(&start)?;
         Ok(Journal {
             path: path.to_path_buf(),
             file,
             buf,
             origin_ns,
+            learned,
+            unsynced: String::new(),
         })
+    }
+
+    /// A chosen slot appended to the WAL: written to the learned log once synced.
+    pub fn chosen(&mut self, slot: crate::types::Slot, batch: &crate::types::Batch) {
+        crate::client::learned_lines(&mut self.unsynced, slot, batch);
+    }
+
+    /// The WAL is synced: the chosen slots appended before it are learned.
+    pub fn synced(&mut self) -> io::Result<()> {
+        if self.unsynced.is_empty() {
+            return Ok(());
+        }
+        self.learned.write_all(self.unsynced.as_bytes())?;
+        self.unsynced.clear();
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {

@@ -340,7 +340,14 @@ impl Server {
                 self.flush_journal()?;
             }
             match step {
-                Step::Append(record) => self.wal.append(&record),
+                Step::Append(record) => {
+                    if let (Some(j), crate::core::Record::LogChosen { slot, batch }) =
+                        (&mut self.journal, &record)
+                    {
+                        j.chosen(*slot, batch);
+                    }
+                    self.wal.append(&record);
+                }
                 Step::Snapshot { snapshot, keep } => {
                     let sync = !self
                         .node
@@ -354,6 +361,12 @@ impl Server {
                 Step::Sync => {
                     let wal = &mut self.wal;
                     tokio::task::block_in_place(|| wal.sync())?;
+                    if let Some(j) = &mut self.journal {
+                        j.synced().map_err(|source| ShellError::Journal {
+                            path: j.path().to_path_buf(),
+                            source,
+                        })?;
+                    }
                 }
                 Step::Effect(Effect::Send { to, msg }) => {
                     if let Some(j) = &mut self.journal {
