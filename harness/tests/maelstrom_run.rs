@@ -590,7 +590,10 @@ fn clients_back_off_from_a_node_that_is_not_ready() {
         (4..=60).contains(&backed_off),
         "{backed_off} unavailable answers with the default backoff"
     );
-    assert!(ops > 100, "the slots served after the first second: {ops} ops");
+    assert!(
+        ops > 100,
+        "the slots served after the first second: {ops} ops"
+    );
     let (flooded, _) = unavailable(&["--backoff-ms", "0"]);
     assert!(
         flooded > 5 * backed_off && flooded > 200,

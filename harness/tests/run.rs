@@ -728,15 +728,21 @@ fn words_everywhere(dir: &Path, terminal: &str) -> Vec<(&'static str, String)> {
         ),
         (
             "result.json",
-            result["outcome"]["label"].as_str().unwrap_or_default().into(),
+            result["outcome"]["label"]
+                .as_str()
+                .unwrap_or_default()
+                .into(),
         ),
         (
             "junit.xml",
             between(&read("junit.xml"), "name=\"outcome\" value=\"", "\""),
         ),
-        ("index", between(&row, "<td class=\"v ", "</td>")
-            .split_once('>')
-            .map_or_else(String::new, |(_, l)| l.to_string())),
+        (
+            "index",
+            between(&row, "<td class=\"v ", "</td>")
+                .split_once('>')
+                .map_or_else(String::new, |(_, l)| l.to_string()),
+        ),
     ]
 }
 
@@ -792,7 +798,14 @@ fn every_output_of_a_run_says_how_it_ended_in_the_same_words() {
     let root = tempfile::tempdir().unwrap();
     let out = run(
         root.path(),
-        &["--nodes", "3", "--time-limit", "1", "--node-bin", "/bin/false"],
+        &[
+            "--nodes",
+            "3",
+            "--time-limit",
+            "1",
+            "--node-bin",
+            "/bin/false",
+        ],
     );
     assert_one_truth(&latest(root.path()), &text(&out), "harness failure", 5);
     // Interrupted: every check valid so far, exit 3, and it says so.
@@ -833,7 +846,11 @@ fn every_output_of_a_run_says_how_it_ended_in_the_same_words() {
     child.wait().unwrap();
     assert_nothing_left(root.path());
     let dir = latest(root.path());
-    let out = Command::new(CHAOS).arg("report").arg(&dir).output().unwrap();
+    let out = Command::new(CHAOS)
+        .arg("report")
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert_one_truth(&dir, &text(&out), "incomplete", 3);
 }
 
@@ -857,11 +874,11 @@ fn clusters_of_one_and_two_nodes_are_valid_under_faults() {
         );
         let notes = result["notes"].to_string();
         if nodes == "1" {
+            assert!(notes.contains("partition faults need 2 nodes"), "{notes}");
             assert!(
-                notes.contains("partition faults need 2 nodes"),
-                "{notes}"
+                terminal.contains("note: partition faults need 2 nodes"),
+                "{terminal}"
             );
-            assert!(terminal.contains("note: partition faults need 2 nodes"), "{terminal}");
         } else {
             assert!(!notes.contains("need 2 nodes"), "{notes}");
         }
@@ -893,9 +910,10 @@ fn log_agreement_in_a_real_run_covers_the_slots_snapshots_compacted() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let dir = latest(root.path());
     let dump: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("final/n1.json")).unwrap())
-            .unwrap();
-    let snapshot = dump["snapshot"]["index"].as_u64().expect("node 1 snapshotted");
+        serde_json::from_str(&std::fs::read_to_string(dir.join("final/n1.json")).unwrap()).unwrap();
+    let snapshot = dump["snapshot"]["index"]
+        .as_u64()
+        .expect("node 1 snapshotted");
     let result = result_json(root.path());
     let log = check(&result, "log-agreement");
     let summary = log["summary"].as_str().unwrap();

@@ -382,13 +382,12 @@ fn a_command_chosen_twice_below_a_snapshot_is_found() {
     let root = tempfile::tempdir().unwrap();
     let mut p = plan(3, 5, 6.0, "partition,kill", 1.0, None);
     p.workload = results::Workload::Kv;
-    let out = harness::sim::execute(&p, root.path(), harness::progress::Presentation::quiet())
-        .unwrap();
+    let out =
+        harness::sim::execute(&p, root.path(), harness::progress::Presentation::quiet()).unwrap();
     assert_eq!(out.exit_code, ExitCode::Valid);
     let dir = out.run_dir;
     let read = |f: &str| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(dir.join("final").join(f)).unwrap())
-            .unwrap()
+        serde_json::from_str(&std::fs::read_to_string(dir.join("final").join(f)).unwrap()).unwrap()
     };
     let dump = read("n1.json");
     let snapshot = dump["snapshot"]["index"]
@@ -401,14 +400,33 @@ fn a_command_chosen_twice_below_a_snapshot_is_found() {
             entries[*i]["slot"].as_u64().unwrap() <= snapshot && entries[*i]["command"].is_object()
         })
         .collect();
-    assert!(below.len() > 10, "the learned log keeps compacted slots: {below:?}");
+    assert!(
+        below.len() > 10,
+        "the learned log keeps compacted slots: {below:?}"
+    );
     let result = results::judge_run_dir(&dir, &checker::Options::default());
     let log = |r: &results::Judged| {
-        r.checked.as_ref().unwrap().checks.iter().find(|c| c.name == "log-agreement").cloned().unwrap()
+        r.checked
+            .as_ref()
+            .unwrap()
+            .checks
+            .iter()
+            .find(|c| c.name == "log-agreement")
+            .cloned()
+            .unwrap()
     };
     let before = log(&result);
-    assert_eq!(before.verdict, results::Verdict::Valid, "{}", before.summary);
-    assert!(before.summary.contains("learned logs"), "{}", before.summary);
+    assert_eq!(
+        before.verdict,
+        results::Verdict::Valid,
+        "{}",
+        before.summary
+    );
+    assert!(
+        before.summary.contains("learned logs"),
+        "{}",
+        before.summary
+    );
     // The first compacted command chosen again in a later compacted slot, in every
     // node's learned log alike (so the slots still agree): a duplicate only the
     // whole log shows.
@@ -425,7 +443,12 @@ fn a_command_chosen_twice_below_a_snapshot_is_found() {
         std::fs::write(dir.join("final").join(f), l.to_string()).unwrap();
     }
     let after = log(&results::judge_run_dir(&dir, &checker::Options::default()));
-    assert_eq!(after.verdict, results::Verdict::Invalid, "{}", after.summary);
+    assert_eq!(
+        after.verdict,
+        results::Verdict::Invalid,
+        "{}",
+        after.summary
+    );
     assert!(
         after
             .anomalies
@@ -439,5 +462,10 @@ fn a_command_chosen_twice_below_a_snapshot_is_found() {
         std::fs::remove_file(dir.join("final").join(f)).unwrap();
     }
     let dumps_only = log(&results::judge_run_dir(&dir, &checker::Options::default()));
-    assert_eq!(dumps_only.verdict, results::Verdict::Valid, "{}", dumps_only.summary);
+    assert_eq!(
+        dumps_only.verdict,
+        results::Verdict::Valid,
+        "{}",
+        dumps_only.summary
+    );
 }

@@ -328,13 +328,14 @@ fn bounds_and_bad_input() {
             .all(|r| r["verdict"] == "valid")
     );
 
-    // --max-time 0 starts nothing: no record, exit 0, and sweep.json says why.
+    // --max-time 0 starts nothing: no record, exit 3 (nothing was judged), and
+    // sweep.json says why.
     let root = tmp.path().join("time");
     let out = sweep(
         &root,
         &["--seeds", "1..50", "--max-time", "0", "--no-progress"],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let dir = sweep_dir(&root);
     assert!(records(&dir).is_empty());
     let meta = std::fs::read_to_string(dir.join("sweep.json")).unwrap();
@@ -665,12 +666,19 @@ fn a_sweep_that_stops_before_its_last_seed_is_unknown() {
     let quiet = ["--nodes", "3", "--time-limit", "2", "--no-progress"];
     let out = sweep(
         tmp.path(),
-        &[&["--seeds", "1..1000000", "--max-time", "1"][..], &quiet[..]].concat(),
+        &[
+            &["--seeds", "1..1000000", "--max-time", "1"][..],
+            &quiet[..],
+        ]
+        .concat(),
     );
     let stdout = text(&out);
     assert_eq!(out.status.code(), Some(3), "{stdout}");
     assert!(stdout.contains("planned seeds not run"), "{stdout}");
-    assert!(stdout.contains("exit 3: unknown: the sweep stopped"), "{stdout}");
+    assert!(
+        stdout.contains("exit 3: unknown: the sweep stopped"),
+        "{stdout}"
+    );
     assert!(stdout.contains("faults per seed"), "{stdout}");
     let meta = std::fs::read_to_string(sweep_dir(tmp.path()).join("sweep.json")).unwrap();
     assert!(meta.contains("--max-time 1 s reached"), "{meta}");

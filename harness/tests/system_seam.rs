@@ -298,10 +298,7 @@ fn the_engine_runs_faults_and_judges_a_second_system() {
         })
         .count();
     assert!(not_in_force > 0, "the toy's link faults were skipped");
-    assert_eq!(
-        r.faults.faults() + not_in_force,
-        plan.scheduled_faults()
-    );
+    assert_eq!(r.faults.faults() + not_in_force, plan.scheduled_faults());
     // No dumps: log agreement is skipped, not failed; liveness was asked and held.
     let log = r
         .checks

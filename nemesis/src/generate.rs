@@ -681,7 +681,9 @@ mod tests {
 
     #[test]
     fn a_run_of_a_second_or_more_has_at_least_four_faults_by_default() {
-        for duration_ms in [1_000, 1_500, 2_000, 3_000, 5_000, 14_999, 15_000, 30_000, 600_000] {
+        for duration_ms in [
+            1_000, 1_500, 2_000, 3_000, 5_000, 14_999, 15_000, 30_000, 600_000,
+        ] {
             let interval = default_interval_ms(duration_ms);
             assert!(interval <= DEFAULT_INTERVAL_MS);
             for n in 1..=7 {
@@ -706,12 +708,18 @@ mod tests {
         let kinds: FaultKinds = "partition,kill,swizzle,corrupt".parse().unwrap();
         let one = kinds.unusable(1);
         assert_eq!(one.len(), 3, "{one:?}");
-        assert!(one[0].starts_with("partition faults need 2 nodes"), "{one:?}");
+        assert!(
+            one[0].starts_with("partition faults need 2 nodes"),
+            "{one:?}"
+        );
         assert_eq!(kinds.unusable(2).len(), 2);
         assert!(kinds.unusable(3).is_empty());
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let s = generate(1, &mut rng, kinds, 500, 10_000);
-        assert!(s.iter().all(|f| f.fault.name() == "kill" || f.fault.name() == "restart"));
+        assert!(
+            s.iter()
+                .all(|f| f.fault.name() == "kill" || f.fault.name() == "restart")
+        );
         assert!(!s.is_empty());
     }
 

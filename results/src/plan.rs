@@ -395,7 +395,10 @@ impl std::str::FromStr for Backoff {
             },
         };
         if b.max_ms < b.base_ms {
-            return Err(format!("the longest wait {} ms is below the first {} ms", b.max_ms, b.base_ms));
+            return Err(format!(
+                "the longest wait {} ms is below the first {} ms",
+                b.max_ms, b.base_ms
+            ));
         }
         if b.max_ms > 60_000 {
             return Err("the longest wait is at most 60000 ms".into());
@@ -766,7 +769,10 @@ pub(crate) mod tests {
         );
         assert!(caveats.contains("kept failing"));
         let passed = from.caveats(false).join("; ");
-        assert!(!passed.contains("kept failing") && passed.contains("did NOT fail"), "{passed}");
+        assert!(
+            !passed.contains("kept failing") && passed.contains("did NOT fail"),
+            "{passed}"
+        );
     }
 
     #[test]

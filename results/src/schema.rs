@@ -297,10 +297,16 @@ impl Outcome {
                 "the cluster did not recover after the final heal".to_string(),
                 "invalid",
             ),
-            ExitCode::Usage => ("usage error", "the run was not started".to_string(), "unknown"),
+            ExitCode::Usage => (
+                "usage error",
+                "the run was not started".to_string(),
+                "unknown",
+            ),
             ExitCode::Unknown if s.incomplete => (
                 "incomplete",
-                format!("the run did not finish and left no result.json; judged from its files: {checks_so_far}"),
+                format!(
+                    "the run did not finish and left no result.json; judged from its files: {checks_so_far}"
+                ),
                 "unknown",
             ),
             ExitCode::Unknown if s.interrupted => (
@@ -313,7 +319,8 @@ impl Outcome {
             }
             ExitCode::Unknown => (
                 "unknown",
-                "the checks passed but not every check could run in full (see the notes)".to_string(),
+                "the checks passed but not every check could run in full (see the notes)"
+                    .to_string(),
                 "unknown",
             ),
         };

@@ -577,8 +577,7 @@ pub fn summary(
 }
 
 /// The words for a sweep that stopped before its last seed with every seed it ran valid.
-pub const STOPPED_EARLY: &str =
-    "unknown: the sweep stopped before its last seed; the seeds it ran are valid, the rest were not judged";
+pub const STOPPED_EARLY: &str = "unknown: the sweep stopped before its last seed; the seeds it ran are valid, the rest were not judged";
 
 /// `text` on one line, cut to `max` characters with an ellipsis.
 pub fn one_line(text: &str, max: usize) -> String {
@@ -836,7 +835,10 @@ mod tests {
         assert!(text.contains("2 of 4 planned seeds not run"), "{text}");
         assert!(text.contains("1 of 2 seeds ran no fault"), "{text}");
         assert!(text.contains("0.5 faults per seed"), "{text}");
-        assert!(text.contains("exit 3: unknown: the sweep stopped"), "{text}");
+        assert!(
+            text.contains("exit 3: unknown: the sweep stopped"),
+            "{text}"
+        );
         // Every seed run: valid, as before.
         let done = [meta(s, 1, 3)];
         assert_eq!(exit_code(&records, &done, Scope::Sweep), ExitCode::Valid);

@@ -264,7 +264,10 @@ fn an_incomplete_run_is_judged_from_what_it_left_and_marked() {
         "an unfinished run is unknown at best"
     );
     assert!(r.result.checks.is_some(), "its history was still checked");
-    assert!(html.contains("<div class=\"verdict\">INCOMPLETE</div>"), "the banner");
+    assert!(
+        html.contains("<div class=\"verdict\">INCOMPLETE</div>"),
+        "the banner"
+    );
     assert!(html.contains("left no result.json"));
     assert_eq!(r.result.outcome.label, "incomplete");
     let report = junit(&run);

@@ -144,7 +144,12 @@ pub fn simulate_traced(
     let (dumps, missing_dumps) = dumps(&w, plan);
     let learned = (1..=plan.nodes as NodeId)
         .filter(|id| !w.learned(*id).is_empty())
-        .map(|id| (id, paxos_node::client::encode_learned(id, w.learned(id).iter())))
+        .map(|id| {
+            (
+                id,
+                paxos_node::client::encode_learned(id, w.learned(id).iter()),
+            )
+        })
         .collect();
     let rules = std::mem::replace(&mut w.rules, checker::protocol::Invariants::new(plan.nodes));
     let (protocol, coverage) = rules.finish();
