@@ -111,11 +111,13 @@ fn many_seeds() {
     let plan_of = |seed| plan(&args(3, 5.0, seed));
     let s = sweep(0..n, cores(), 0, &plan_of, None, View::QUIET).unwrap();
     println!(
-        "   {} seeds in {:.1} s: {:.1} seeds/s, {} failing",
+        "   {} seeds in {:.1} s: {:.1} seeds/s, {} failing; {:.2} faults per seed, {} seeds with none",
         s.seeds_run,
         s.wall_s,
         s.seeds_run as f64 / s.wall_s,
-        s.failures.len()
+        s.failures.len(),
+        s.faults as f64 / s.seeds_run.max(1) as f64,
+        s.without_faults
     );
     println!("   coverage summed over the seeds: {:?}", s.coverage);
 }

@@ -750,9 +750,9 @@ fn assert_one_truth(dir: &Path, terminal: &str, label: &str, code: u64) {
     for (output, said) in words_everywhere(dir, terminal) {
         assert_eq!(said, label, "{output} of {}:\n{terminal}", dir.display());
     }
-    assert_eq!(result_json_of(dir)["exit_code"], code, "{terminal}");
+    assert_eq!(common::result_of(dir)["exit_code"], code, "{terminal}");
     // Each check once, in result.json and in junit.xml.
-    let result = result_json_of(dir);
+    let result = common::result_of(dir);
     let mut names: Vec<&str> = result["checks"]
         .as_array()
         .map(|c| c.iter().filter_map(|c| c["name"].as_str()).collect())
@@ -769,10 +769,6 @@ fn assert_one_truth(dir: &Path, terminal: &str, label: &str, code: u64) {
         list.dedup();
         assert_eq!(list.len(), n, "a check listed twice: {list:?}");
     }
-}
-
-fn result_json_of(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap()).unwrap()
 }
 
 #[test]

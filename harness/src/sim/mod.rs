@@ -529,7 +529,8 @@ pub fn command(args: &crate::cli::SimArgs) -> Result<results::ExitCode, SimError
             }
         }
         let view = sweep::View {
-            progress: !args.run.no_progress,
+            progress: true,
+            no_bar: args.run.no_progress,
             signals: true,
         };
         let sweep = sweep::sweep(

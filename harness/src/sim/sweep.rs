@@ -151,8 +151,11 @@ pub struct Sweep {
 /// How a sweep over seeds shows itself.
 #[derive(Clone, Copy, Debug)]
 pub struct View {
-    /// The progress bar (or status lines) `chaos sweep` shows, on stderr.
+    /// The progress `chaos sweep` shows, on stderr: a bar on a terminal, else a
+    /// status line at most every five seconds.
     pub progress: bool,
+    /// Status lines even on a terminal (`--no-progress`).
+    pub no_bar: bool,
     /// SIGINT and SIGTERM stop the sweep after the seeds in flight instead of
     /// killing it: off for a caller that runs many sweeps and handles them itself.
     pub signals: bool,
@@ -162,6 +165,7 @@ impl View {
     /// No bar and no signal handling: for callers that run many sweeps.
     pub const QUIET: View = View {
         progress: false,
+        no_bar: true,
         signals: false,
     };
 }
@@ -189,8 +193,13 @@ pub fn sweep(
     if view.signals {
         crate::progress::stop_on_signals();
     }
-    let progress =
-        crate::sweep::Progress::new(seeds.end.saturating_sub(seeds.start), !view.progress, false);
+    let progress = view.progress.then(|| {
+        crate::sweep::Progress::new(seeds.end.saturating_sub(seeds.start), view.no_bar, false)
+    });
+    let say = |text: &str| match &progress {
+        Some(p) => p.say(text),
+        None => println!("{text}"),
+    };
     let work = |seed: u64| -> Result<(), String> {
         let plan = plan_of(seed);
         let judged = judge(&plan)?;
@@ -204,7 +213,7 @@ pub fn sweep(
         }
         if judged.exit_code != ExitCode::Valid {
             failed.fetch_add(1, Ordering::SeqCst);
-            progress.say(&format!(
+            say(&format!(
                 "seed {seed}: {} (exit {}): {}\n  reproduce: {}",
                 judged.verdict.as_str(),
                 judged.exit_code.code(),
@@ -214,7 +223,9 @@ pub fn sweep(
             found.lock().expect("not poisoned").push(judged);
         }
         let n_done = done.fetch_add(1, Ordering::SeqCst) + 1;
-        progress.update(n_done, failed.load(Ordering::SeqCst) as u64);
+        if let Some(p) = &progress {
+            p.update(n_done, failed.load(Ordering::SeqCst) as u64);
+        }
         Ok(())
     };
     let enough = || {
@@ -231,7 +242,9 @@ pub fn sweep(
         &enough,
         &work,
     );
-    progress.finish();
+    if let Some(p) = &progress {
+        p.finish();
+    }
     let stopped = ended?;
     let mut failures = found.into_inner().expect("not poisoned");
     failures.sort_by_key(|j| j.seed);
