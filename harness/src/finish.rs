@@ -49,42 +49,9 @@ pub fn failed(plan: &Plan, dir: &RunDir, show: Presentation, why: String) -> Run
     )
 }
 
-/// Each node's learned log (nodes/nI/learned.jsonl, written by the bundled node as
-/// it syncs each chosen slot) as final/nI.learned.json, which log agreement reads
-/// beside the dumps: the slots a snapshot compacted are judged too. Returns the notes
-/// for learned logs that could not be written.
-fn gather_learned(dir: &RunDir, nodes: usize) -> Vec<String> {
-    let mut notes = Vec::new();
-    for id in 1..=nodes as u32 {
-        let from = dir.file(&format!(
-            "nodes/n{id}/{}",
-            paxos_node::journal::LEARNED_FILE
-        ));
-        let Ok(text) = std::fs::read_to_string(&from) else {
-            continue;
-        };
-        let to = dir.file(&format!("final/n{id}.learned.json"));
-        let dump = paxos_node::client::learned_from_lines(id, &text);
-        let written = to
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(&to, dump));
-        if let Err(e) = written {
-            notes.push(format!("cannot write {}: {e}", to.display()));
-        }
-    }
-    notes
-}
-
 /// Checks the history, writes result.json, prints the summary, picks the exit code.
 pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> RunOutcome {
-    // Over Maelstrom's protocol the node sees lin-kv's integer keys, not the
-    // history's names, and gives no dump: its learned log is not comparable.
-    let learned_notes = if plan.protocol == results::plan::Protocol::Bundled {
-        gather_learned(dir, plan.nodes)
-    } else {
-        Vec::new()
-    };
+    let learned_notes = results::learned::gather(&dir.path, plan);
     let judged = results::judge_run_dir(&dir.path, &checker::Options::default());
     let mut harness_failure = j.harness_failure;
     let mut notes = plan.schedule_notes();

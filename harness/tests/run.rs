@@ -848,6 +848,14 @@ fn every_output_of_a_run_says_how_it_ended_in_the_same_words() {
         .output()
         .unwrap();
     assert_one_truth(&dir, &text(&out), "incomplete", 3);
+    // It left no dumps, but its nodes' learned logs are judged.
+    let result = common::result_of(&dir);
+    assert_eq!(
+        common::verdict(&result, "log-agreement"),
+        "valid",
+        "{}",
+        text(&out)
+    );
 }
 
 /// One node is its own majority and two need each other: both sizes, under the
@@ -919,4 +927,9 @@ fn log_agreement_in_a_real_run_covers_the_slots_snapshots_compacted() {
         "{slots} slots judged, node 1's snapshot at {snapshot}: {summary}"
     );
     assert!(dir.join("final/n1.learned.json").is_file());
+    assert_eq!(
+        paxos_node::journal::LEARNED_FILE,
+        results::learned::LEARNED_FILE,
+        "the node and the judge name one file"
+    );
 }

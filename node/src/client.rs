@@ -317,25 +317,6 @@ pub fn learned_lines(out: &mut String, slot: Slot, batch: &Batch) {
     out.push('\n');
 }
 
-/// A learned log's lines as one learned dump, as [`encode_learned`] writes it: a
-/// line that does not parse (a kill tore the node's last write) is left out.
-pub fn learned_from_lines(node: u32, text: &str) -> String {
-    let mut out = format!("{{\"node\":{node},\"learned\":true,\"log\":[");
-    let mut first = true;
-    for line in text.lines() {
-        if serde_json::from_str::<serde::de::IgnoredAny>(line).is_err() {
-            continue;
-        }
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        out.push_str(line);
-    }
-    out.push_str("]}");
-    out
-}
-
 /// What a node learned over the whole run, as its driver saw it write each chosen slot
 /// down (compacted slots included): `{"node", "learned": true, "log": [...]}`, its
 /// entries as a dump's. Log agreement reads it beside the dumps; it is no node state.

@@ -11,6 +11,7 @@ pub mod faults;
 pub mod index;
 pub mod judge;
 pub mod junit;
+pub mod learned;
 pub mod plan;
 pub mod report;
 pub mod schema;
@@ -171,6 +172,9 @@ pub fn render_run_with(dir: &Path, parsed: Option<History>) -> Result<Rendered, 
             (result, history)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A killed run left no dumps, but its nodes' learned logs still show
+            // what each chose: log agreement judges them.
+            notes.extend(learned::gather(dir, &plan));
             let judged = judge::judge_run_dir(dir, &checker::Options::default());
             let r = judge_incomplete(dir, plan, &judged);
             write(result_path, &r.to_json())?;
