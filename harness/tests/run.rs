@@ -848,14 +848,10 @@ fn every_output_of_a_run_says_how_it_ended_in_the_same_words() {
         .output()
         .unwrap();
     assert_one_truth(&dir, &text(&out), "incomplete", 3);
-    // It left no dumps, but its nodes' learned logs are judged.
+    // Its learned logs are not judged: the history lost its last buffered invokes,
+    // so their commands would look like ones nobody sent.
     let result = common::result_of(&dir);
-    assert_eq!(
-        common::verdict(&result, "log-agreement"),
-        "valid",
-        "{}",
-        text(&out)
-    );
+    assert_eq!(common::verdict(&result, "log-agreement"), "skipped");
 }
 
 /// One node is its own majority and two need each other: both sizes, under the

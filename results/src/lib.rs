@@ -172,9 +172,9 @@ pub fn render_run_with(dir: &Path, parsed: Option<History>) -> Result<Rendered, 
             (result, history)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // A killed run left no dumps, but its nodes' learned logs still show
-            // what each chose: log agreement judges them.
-            notes.extend(learned::gather(dir, &plan));
+            // A killed run's learned logs are not judged: its history lost the
+            // invokes still buffered when it died, so every command they sent
+            // would look like one nobody sent.
             let judged = judge::judge_run_dir(dir, &checker::Options::default());
             let r = judge_incomplete(dir, plan, &judged);
             write(result_path, &r.to_json())?;
