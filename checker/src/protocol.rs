@@ -39,110 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::Verdict;
 use crate::report::{Anomaly, AnomalyKind, CheckReport, MessageRef};
 
-pub type NodeId = u64;
-pub type Ballot = u64;
-pub type Slot = u64;
-/// A batch of log commands as the rules compare it: a fingerprint of its contents.
-pub type BatchId = u64;
-
-/// A peer message, as far as the rules look at it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Msg {
-    Promise {
-        key: String,
-        ballot: Ballot,
-        accepted: Option<(Ballot, i64)>,
-    },
-    Accept {
-        key: String,
-        ballot: Ballot,
-        value: i64,
-    },
-    Accepted {
-        key: String,
-        ballot: Ballot,
-    },
-    Decided {
-        key: String,
-        value: i64,
-    },
-    /// Phase 1b of the log: per slot, the ballot it was accepted in (`None`: known
-    /// chosen) and the batch.
-    LogPromise {
-        ballot: Ballot,
-        entries: Vec<(Slot, Option<Ballot>, BatchId)>,
-    },
-    LogAccept {
-        ballot: Ballot,
-        slot: Slot,
-        batch: BatchId,
-    },
-    LogAccepted {
-        ballot: Ballot,
-        slot: Slot,
-    },
-    Chosen {
-        entries: Vec<(Slot, BatchId)>,
-    },
-    /// A leader's heartbeat: it has finished phase 1 of `ballot`, and every slot up to
-    /// `commit` is chosen.
-    Commit {
-        ballot: Ballot,
-        commit: Slot,
-    },
-}
-
-/// A durable record a node appended: what its own acceptor and learner did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Record {
-    Promise {
-        key: String,
-        ballot: Ballot,
-    },
-    Accept {
-        key: String,
-        ballot: Ballot,
-        value: i64,
-    },
-    Chosen {
-        key: String,
-        value: i64,
-    },
-    LogPromise {
-        ballot: Ballot,
-    },
-    LogAccept {
-        slot: Slot,
-        ballot: Ballot,
-        batch: BatchId,
-    },
-    LogChosen {
-        slot: Slot,
-        batch: BatchId,
-    },
-}
-
-/// One observed step.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Event {
-    /// `msg` left `from` for `to` (what the network then does is its fate). An
-    /// acceptor's promises and acceptances count from here: a message lost with its
-    /// node before it left promised nothing.
-    Send { from: NodeId, to: NodeId, msg: Msg },
-    /// `from` decided, in the step it took last, to propose `msg` (an accept, a log
-    /// accept, or a leader's first heartbeat). A proposer's duties are judged here,
-    /// against what it had taken in by then.
-    Propose { from: NodeId, msg: Msg },
-    /// `to` took `msg` in.
-    Receive { from: NodeId, to: NodeId, msg: Msg },
-    /// `node` appended `record` to its log.
-    Record { node: NodeId, record: Record },
-    /// `node` started again from its durable records.
-    Restart { node: NodeId },
-}
+pub use paxos_trace::{Ballot, BatchId, Event, JournalLine, Msg, NodeId, Record, Slot};
 
 /// How often a run reached the situations the rules exist for.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -987,16 +884,6 @@ pub struct TraceError {
     pub file: String,
     pub line: usize,
     pub why: String,
-}
-
-/// One line of a node's journal (docs/run-directory.md): an event as the node stepped
-/// it, at `t` ns from the run's start, on the clock every process of the run shares
-/// (CLOCK_MONOTONIC). `{"t":1234,"send":{"from":1,"to":2,"msg":{"promise":{..}}}}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JournalLine {
-    pub t: u64,
-    #[serde(flatten)]
-    pub event: Event,
 }
 
 /// Reads one journal in order. A kill can cut the node's last write short: a line

@@ -1,5 +1,5 @@
 //! The node's journal (`--journal FILE`): every step the protocol's rules read
-//! ([`crate::rules`]), one JSON line each ([`checker::protocol::JournalLine`]), so
+//! ([`crate::rules`]), one JSON line each ([`paxos_trace::JournalLine`]), so
 //! that `chaos` judges a real run's nodes with the same rules, on the same events,
 //! as the simulation judges its steps.
 //!
@@ -19,7 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use checker::protocol::{Event, JournalLine};
+use paxos_trace::{Event, JournalLine};
 
 /// The learned log's file name, beside the journal.
 pub const LEARNED_FILE: &str = "learned.jsonl";

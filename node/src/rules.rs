@@ -1,6 +1,7 @@
-//! This node's steps in the vocabulary of the protocol's rules
-//! ([`checker::protocol`]): every message it sends (when it leaves), every message
-//! it takes in (when it steps it), every record it appends, every proposal it makes.
+//! This node's steps in the vocabulary of the protocol's rules ([`paxos_trace`],
+//! which the checker's `protocol` module judges; the node does not link the
+//! checker): every message it sends (when it leaves), every message it takes in
+//! (when it steps it), every record it appends, every proposal it makes.
 //! One translation for both drivers of the core: the simulation feeds these events
 //! to the rules as it steps each node, and the shell writes them to the node's
 //! journal (`--journal`), which `chaos` judges after a real run
@@ -11,7 +12,7 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use checker::protocol::{self, BatchId, Event, Msg};
+use paxos_trace::{self as protocol, BatchId, Event, Msg};
 
 use crate::core::{Action, Record};
 use crate::msg::PeerMessage;
