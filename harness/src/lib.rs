@@ -30,6 +30,7 @@ pub mod progress;
 pub mod recorder;
 pub mod replay;
 pub mod report;
+pub mod seeds;
 pub mod shrink;
 pub mod sim;
 pub mod sweep;

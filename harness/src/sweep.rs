@@ -9,7 +9,7 @@
 //! junit.xml, index.html and summary.txt from the records; `chaos merge` writes the
 //! same three files from the records of many sweep directories.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -183,45 +183,6 @@ pub fn first_plan(args: &SweepArgs) -> Result<Plan, UsageError> {
     Ok((s.plan_of)(args.seeds.start))
 }
 
-/// The seed loop both sweeps share (`chaos sweep`, and `chaos sim --seeds` and
-/// `chaos matrix --sim` through [`crate::sim::sweep::sweep`]): `jobs` threads take the
-/// seeds in order (`seed_at(i)` is the i-th, `None` past the last) and run
-/// `work(seed)`, until the seeds run out, `stop()` gives a reason before a seed
-/// starts, or `work` fails (the first error ends every thread). Returns why it
-/// stopped before its last seed, if it did.
-pub fn on_threads(
-    jobs: usize,
-    seed_at: &(dyn Fn(u64) -> Option<u64> + Sync),
-    stop: &(dyn Fn() -> Option<String> + Sync),
-    work: &(dyn Fn(u64) -> Result<(), String> + Sync),
-) -> Result<Option<String>, String> {
-    let next = AtomicU64::new(0);
-    let stopped: Mutex<Option<String>> = Mutex::new(None);
-    let error: Mutex<Option<String>> = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
-            scope.spawn(|| {
-                while error.lock().expect("not poisoned").is_none() {
-                    let Some(seed) = seed_at(next.fetch_add(1, Ordering::SeqCst)) else {
-                        return;
-                    };
-                    if let Some(why) = stop() {
-                        stopped.lock().expect("not poisoned").get_or_insert(why);
-                        return;
-                    }
-                    if let Err(e) = work(seed) {
-                        error.lock().expect("not poisoned").get_or_insert(e);
-                    }
-                }
-            });
-        }
-    });
-    match error.into_inner().expect("not poisoned") {
-        Some(e) => Err(e),
-        None => Ok(stopped.into_inner().expect("not poisoned")),
-    }
-}
-
 /// How one seed ended, before it becomes a record.
 struct Ran {
     exit_code: ExitCode,
@@ -354,81 +315,6 @@ fn relative_to(path: &Path, base: &Path) -> String {
         .unwrap_or(path)
         .to_string_lossy()
         .into_owned()
-}
-
-/// The live view: one bar on a terminal; otherwise a status line at most every
-/// five seconds (and after every real run).
-pub(crate) struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    total: u64,
-    started: Instant,
-    last_line: Mutex<Instant>,
-    every_run: bool,
-}
-
-impl Progress {
-    pub(crate) fn new(total: u64, no_progress: bool, every_run: bool) -> Progress {
-        let bar = (!no_progress && std::io::stderr().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new(total);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} [{elapsed}] [{bar:30}] {pos}/{len} seeds | {msg} | ETA {eta}",
-                )
-                .expect("a valid template")
-                .progress_chars("=> "),
-            );
-            bar.set_message("0 failing");
-            bar.enable_steady_tick(Duration::from_millis(200));
-            bar
-        });
-        Progress {
-            bar,
-            total,
-            started: Instant::now(),
-            last_line: Mutex::new(Instant::now()),
-            every_run,
-        }
-    }
-
-    /// A line that must be seen (a failing seed): above the bar, or on stdout.
-    pub(crate) fn say(&self, text: &str) {
-        match &self.bar {
-            Some(b) => b.println(text),
-            None => println!("{text}"),
-        }
-    }
-
-    pub(crate) fn update(&self, done: u64, failed: u64) {
-        if let Some(b) = &self.bar {
-            b.set_position(done);
-            b.set_message(format!("{failed} failing"));
-            return;
-        }
-        let mut last = self.last_line.lock().expect("not poisoned");
-        if !self.every_run && last.elapsed() < Duration::from_secs(5) {
-            return;
-        }
-        *last = Instant::now();
-        let elapsed = self.started.elapsed().as_secs_f64();
-        let eta = if done > 0 {
-            format!(
-                "{:.0} s",
-                elapsed / done as f64 * (self.total - done.min(self.total)) as f64
-            )
-        } else {
-            "-".into()
-        };
-        eprintln!(
-            "[{elapsed:>6.1}s] {done}/{} seeds, {failed} failing, ETA {eta}",
-            self.total
-        );
-    }
-
-    pub(crate) fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
 }
 
 /// Appends records to sweep.jsonl as runs end (each line flushed, so a killed sweep
@@ -565,7 +451,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
     }
     let deadline = args.max_time.map(|s| started + Duration::from_secs_f64(s));
     let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
-    let progress = Progress::new(
+    let progress = crate::seeds::Progress::new(
         setup.planned,
         args.run.no_progress,
         setup.mode == Mode::Real,
@@ -673,7 +559,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
         r.all.push(record);
         written.map_err(|e| format!("cannot write {}: {e}", records_path.display()))
     };
-    let ended = on_threads(
+    let ended = crate::seeds::on_threads(
         setup.jobs,
         &|i| setup.shard.nth(setup.range.clone(), i),
         &stop_reason,

@@ -194,7 +194,7 @@ pub fn sweep(
         crate::progress::stop_on_signals();
     }
     let progress = view.progress.then(|| {
-        crate::sweep::Progress::new(seeds.end.saturating_sub(seeds.start), view.no_bar, false)
+        crate::seeds::Progress::new(seeds.end.saturating_sub(seeds.start), view.no_bar, false)
     });
     let say = |text: &str| match &progress {
         Some(p) => p.say(text),
@@ -236,7 +236,7 @@ pub fn sweep(
             .then(|| format!("{max_failures} failing seeds"))
     };
     let range = seeds.clone();
-    let ended = crate::sweep::on_threads(
+    let ended = crate::seeds::on_threads(
         jobs,
         &|i| Some(range.start + i).filter(|s| *s < range.end),
         &enough,
