@@ -47,7 +47,8 @@ pub enum EngineError {
     },
 }
 
-/// Runs a plan against the bundled node (or `--node-bin`).
+/// Runs a plan against the system it names: the bundled node (or `--node-bin`), a
+/// Maelstrom node (`--node-cmd`) or etcd (`--system etcd`).
 pub fn execute(plan: &Plan, results: &Path, show: Presentation) -> Result<RunOutcome, EngineError> {
     match plan.protocol {
         results::plan::Protocol::Bundled => execute_with(plan, results, show, &NodeLauncher),

@@ -252,7 +252,7 @@ fn run_node(args: Vec<String>) -> ExitCode {
     match paxos_node::cli::run(node_args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // The node's own exit codes (docs/node.md), not the harness's.
+            // The node's own exit codes (docs/protocol.md), not the harness's.
             eprintln!("chaos node: error: {e}");
             ExitCode::from(e.exit_code())
         }
