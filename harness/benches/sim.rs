@@ -31,7 +31,6 @@ fn args(nodes: usize, secs: f64, seed: u64) -> RunArgs {
         rate: 0.0,
         keys: 5,
         seed: Some(seed),
-        node_bin: None,
         node_args: Vec::new(),
         results: "runs".into(),
         name: "sim-bench".into(),
@@ -40,18 +39,8 @@ fn args(nodes: usize, secs: f64, seed: u64) -> RunArgs {
         nemesis: None,
         // The run's default: 3 s, or a fifth of a shorter run (every run has faults).
         nemesis_interval: None,
-        schedule: None,
-        no_trace_messages: false,
-        ops_per_client: None,
-        backoff_ms: None,
-        plan: None,
-        node_cmd: None,
-        protocol: None,
-        net: None,
-        system: None,
-        trace_messages: false,
         no_progress: true,
-        json: false,
+        ..RunArgs::default()
     }
 }
 

@@ -220,6 +220,20 @@ pub fn plan_from_file(path: &Path, mode: Mode) -> Result<Plan, UsageError> {
     })
 }
 
+impl Default for RunArgs {
+    /// The flags as `chaos run` has them when none is given (no seed: a plan made
+    /// from them draws one). Code that makes a plan names only what it changes:
+    /// `RunArgs { nodes: 3, ..RunArgs::default() }`.
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        <Flags as clap::Parser>::parse_from(["chaos"]).run
+    }
+}
+
 /// The plan of `chaos run`: `--plan FILE`, or one made from the flags.
 pub fn run_plan(args: &RunArgs) -> Result<Plan, UsageError> {
     match &args.plan {

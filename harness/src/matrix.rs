@@ -174,7 +174,6 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
         rate: 0.0,
         keys: 5,
         seed: Some(seed),
-        node_bin: None,
         node_args: vec![format!("--bug={bug}")],
         results: args.results.clone(),
         name: format!("matrix-{bug}"),
@@ -182,18 +181,8 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
         op_timeout_ms: 2_500,
         nemesis: args.nemesis.clone(),
         nemesis_interval: Some(args.nemesis_interval.unwrap_or(if sim { 0.3 } else { 3.0 })),
-        schedule: None,
-        no_trace_messages: false,
-        ops_per_client: None,
-        backoff_ms: None,
-        plan: None,
-        node_cmd: None,
-        protocol: None,
-        net: None,
-        system: None,
-        trace_messages: false,
         no_progress: true,
-        json: false,
+        ..RunArgs::default()
     };
     // The flags are checked once, up front, with the first bug of the list.
     if let Some(bug) = bugs.first() {

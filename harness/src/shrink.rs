@@ -1087,13 +1087,11 @@ mod tests {
     #[test]
     fn a_shrink_keeps_a_failing_run_when_the_smallest_plan_stops_failing() {
         let tmp = tempfile::tempdir().unwrap();
-        #[derive(clap::Parser)]
-        struct Flags {
-            #[command(flatten)]
-            run: crate::cli::RunArgs,
-        }
-        let flags = <Flags as clap::Parser>::parse_from(["chaos", "--seed", "1"]);
-        let base = crate::cli::plan_from_args(&flags.run, Mode::Sim).unwrap();
+        let flags = crate::cli::RunArgs {
+            seed: Some(1),
+            ..Default::default()
+        };
+        let base = crate::cli::plan_from_args(&flags, Mode::Sim).unwrap();
         let plan = |nodes: usize| Plan {
             nodes,
             ..base.clone()

@@ -33,7 +33,6 @@ fn plan(
         rate: 0.0,
         keys: 3,
         seed: Some(seed),
-        node_bin: None,
         node_args: bug.map(|b| format!("--bug={b}")).into_iter().collect(),
         results: "unused".into(),
         name: "sim-test".into(),
@@ -41,18 +40,8 @@ fn plan(
         op_timeout_ms: 1_000,
         nemesis: Some(nemesis.into()),
         nemesis_interval: Some(interval),
-        schedule: None,
-        no_trace_messages: false,
-        ops_per_client: None,
-        backoff_ms: None,
-        plan: None,
-        node_cmd: None,
-        protocol: None,
-        net: None,
-        system: None,
-        trace_messages: false,
         no_progress: true,
-        json: false,
+        ..RunArgs::default()
     };
     plan_from_args(&args, Mode::Sim).unwrap()
 }

@@ -208,7 +208,6 @@ fn plan(root: &Path, seed: u64) -> Plan {
         rate: 600.0,
         keys: 2,
         seed: Some(seed),
-        node_bin: None,
         node_args: Vec::new(),
         results: root.to_path_buf(),
         name: "toy".into(),
@@ -216,18 +215,8 @@ fn plan(root: &Path, seed: u64) -> Plan {
         op_timeout_ms: 100,
         nemesis: Some("partition,kill,pause,links".into()),
         nemesis_interval: Some(0.4),
-        schedule: None,
-        no_trace_messages: false,
-        ops_per_client: None,
-        backoff_ms: None,
-        plan: None,
-        node_cmd: None,
-        protocol: None,
-        net: None,
-        system: None,
-        trace_messages: false,
         no_progress: true,
-        json: false,
+        ..RunArgs::default()
     };
     let mut plan = plan_from_args(&args, results::Mode::Real).unwrap();
     // The workload's keys are data in the plan, and the final reads follow them.
