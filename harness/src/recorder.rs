@@ -26,6 +26,8 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 struct Inner {
     out: BufWriter<Box<dyn Write + Send>>,
     next_index: u64,
+    /// The time of the last event written: the next is never earlier.
+    last_time_ns: u64,
     error: Option<std::io::Error>,
 }
 
@@ -69,6 +71,7 @@ impl Recorder {
             inner: Mutex::new(Inner {
                 out: BufWriter::with_capacity(1 << 20, out),
                 next_index: 0,
+                last_time_ns: 0,
                 error: None,
             }),
             start: Instant::now(),
@@ -118,6 +121,14 @@ impl Recorder {
             return;
         };
         event.time_ns = self.elapsed().as_nanos() as u64;
+        // Index order is time order: both are stamped under this one lock.
+        assert!(
+            event.time_ns >= inner.last_time_ns,
+            "history time went back: {} ns after {} ns",
+            event.time_ns,
+            inner.last_time_ns
+        );
+        inner.last_time_ns = event.time_ns;
         event.index = inner.next_index;
         inner.next_index += 1;
         let result = serde_json::to_writer(&mut inner.out, &event)

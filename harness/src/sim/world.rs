@@ -305,6 +305,12 @@ impl<'r> World<'r> {
                 return;
             }
             let Queued { at, item, .. } = self.queue.pop().expect("looked at it");
+            // Virtual time never runs backwards: nothing is scheduled in the past.
+            assert!(
+                at >= self.now,
+                "an item due at {at} ns popped at {} ns",
+                self.now
+            );
             self.now = at;
             self.recorder.set_virtual_ns(at);
             self.counts.events += 1;
