@@ -378,6 +378,104 @@ pub fn nemesis_words(plan: &Plan) -> String {
     )
 }
 
+/// sweep.json as a sweep starts: nothing run yet.
+fn new_meta(
+    args: &SweepArgs,
+    setup: &Setup,
+    started_at: &chrono::DateTime<chrono::Utc>,
+    commit: Option<String>,
+) -> SweepMeta {
+    SweepMeta {
+        version: SWEEP_VERSION,
+        name: setup.name.clone(),
+        mode: setup.mode,
+        config: setup.config.clone(),
+        commit,
+        first_seed: args.seeds.start,
+        end_seed: args.seeds.end,
+        shard: args.shard,
+        planned: setup.planned,
+        run: 0,
+        failed: 0,
+        without_faults: 0,
+        jobs: setup.jobs,
+        stopped: None,
+        finished: false,
+        started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        wall_s: 0.0,
+        chaos: env!("CARGO_PKG_VERSION").to_string(),
+        command: std::env::args()
+            .map(|a| shlex::try_quote(&a).map_or(a.clone(), |q| q.into_owned()))
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+/// The header: the seeds, the shard, the config and the faults of the first seed,
+/// with the notes of what its schedule leaves out.
+fn print_header(args: &SweepArgs, setup: &Setup, dir: &Path) {
+    let first = setup
+        .shard
+        .nth(setup.range.clone(), 0)
+        .map(|seed| (setup.plan_of)(seed));
+    println!(
+        "chaos sweep: {} seeds {}..{} shard {}: {} seeds, {} at a time | config {} | {} | sweep directory {}",
+        setup.mode.name(),
+        args.seeds.start,
+        args.seeds.end,
+        args.shard,
+        setup.planned,
+        setup.jobs,
+        setup.config,
+        first.as_ref().map_or_else(String::new, nemesis_words),
+        dir.display()
+    );
+    for note in first.iter().flat_map(Plan::schedule_notes) {
+        println!("  note: {note}");
+    }
+}
+
+/// A failing seed as printed when it is found.
+fn failure_line(record: &SeedRecord, dir: &Path) -> String {
+    format!(
+        "seed {}: {} (exit {}), {}: {}\n  reproduce: {}{}",
+        record.seed,
+        record.verdict.as_str(),
+        record.exit_code.code(),
+        record
+            .confirmation
+            .as_ref()
+            .map_or_else(String::new, Confirmation::label),
+        results::sweep::one_line(record.problem.as_deref().unwrap_or("-"), 200),
+        record.reproduce,
+        record
+            .run_dir
+            .as_ref()
+            .map_or_else(String::new, |d| format!(
+                "\n  run directory: {}",
+                dir.join(d).display()
+            ))
+    )
+}
+
+/// The last line: seeds run, the rate, the sweep's own time per run, why it stopped.
+fn end_line(setup: &Setup, meta: &SweepMeta, runs: usize, wall_s: f64, run_s: f64) -> String {
+    format!(
+        "{runs} of {} seeds run in {wall_s:.1} s ({:.1} seeds/s on {} jobs; the sweep's own time {:.1} ms per run){}",
+        setup.planned,
+        runs as f64 / wall_s.max(1e-9),
+        setup.jobs,
+        if runs == 0 {
+            0.0
+        } else {
+            (wall_s * setup.jobs as f64 - run_s).max(0.0) * 1e3 / runs as f64
+        },
+        meta.stopped
+            .as_ref()
+            .map_or_else(String::new, |s| format!("; stopped: {s}"))
+    )
+}
+
 /// `chaos sweep`.
 pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
     let setup = setup(args)?;
@@ -398,30 +496,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
     };
     std::fs::create_dir_all(&runs.root).map_err(|e| io_error(&runs.root, e))?;
     let commit = project_commit();
-    let mut meta = SweepMeta {
-        version: SWEEP_VERSION,
-        name: setup.name.clone(),
-        mode: setup.mode,
-        config: setup.config.clone(),
-        commit: commit.clone(),
-        first_seed: args.seeds.start,
-        end_seed: args.seeds.end,
-        shard: args.shard,
-        planned: setup.planned,
-        run: 0,
-        failed: 0,
-        without_faults: 0,
-        jobs: setup.jobs,
-        stopped: None,
-        finished: false,
-        started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        wall_s: 0.0,
-        chaos: env!("CARGO_PKG_VERSION").to_string(),
-        command: std::env::args()
-            .map(|a| shlex::try_quote(&a).map_or(a.clone(), |q| q.into_owned()))
-            .collect::<Vec<_>>()
-            .join(" "),
-    };
+    let mut meta = new_meta(args, &setup, &started_at, commit.clone());
     let meta_path = dir.join(META_FILE);
     let meta_json = |m: &SweepMeta| serde_json::to_string_pretty(m).expect("meta serialises");
     write_atomic(&meta_path, &meta_json(&meta))?;
@@ -430,25 +505,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
     // Signals stop the sweep from before its header on, so a signal after the header
     // always ends it cleanly.
     crate::progress::stop_on_signals();
-    let first = setup
-        .shard
-        .nth(setup.range.clone(), 0)
-        .map(|seed| (setup.plan_of)(seed));
-    println!(
-        "chaos sweep: {} seeds {}..{} shard {}: {} seeds, {} at a time | config {} | {} | sweep directory {}",
-        setup.mode.name(),
-        args.seeds.start,
-        args.seeds.end,
-        args.shard,
-        setup.planned,
-        setup.jobs,
-        setup.config,
-        first.as_ref().map_or_else(String::new, nemesis_words),
-        dir.display()
-    );
-    for note in first.iter().flat_map(Plan::schedule_notes) {
-        println!("  note: {note}");
-    }
+    print_header(args, &setup, &dir);
     let deadline = args.max_time.map(|s| started + Duration::from_secs_f64(s));
     let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
     let progress = crate::seeds::Progress::new(
@@ -533,24 +590,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
         };
         let n_done = done.fetch_add(1, Ordering::SeqCst) + 1;
         if is_failure {
-            progress.say(&format!(
-                "seed {seed}: {} (exit {}), {}: {}\n  reproduce: {}{}",
-                record.verdict.as_str(),
-                record.exit_code.code(),
-                record
-                    .confirmation
-                    .as_ref()
-                    .map_or_else(String::new, Confirmation::label),
-                results::sweep::one_line(record.problem.as_deref().unwrap_or("-"), 200),
-                record.reproduce,
-                record
-                    .run_dir
-                    .as_ref()
-                    .map_or_else(String::new, |d| format!(
-                        "\n  run directory: {}",
-                        dir.join(d).display()
-                    ))
-            ));
+            progress.say(&failure_line(&record, &dir));
         }
         progress.update(n_done, n_failed);
         let mut r = records.lock().expect("not poisoned");
@@ -598,21 +638,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
     }
     print!("\n{summary}");
     let run_s = runs.spent_ns.into_inner() as f64 / 1e9;
-    println!(
-        "{} of {} seeds run in {wall_s:.1} s ({:.1} seeds/s on {} jobs; the sweep's own time {:.1} ms per run){}",
-        all.len(),
-        setup.planned,
-        all.len() as f64 / wall_s.max(1e-9),
-        setup.jobs,
-        if all.is_empty() {
-            0.0
-        } else {
-            (wall_s * setup.jobs as f64 - run_s).max(0.0) * 1e3 / all.len() as f64
-        },
-        meta.stopped
-            .as_ref()
-            .map_or_else(String::new, |s| format!("; stopped: {s}"))
-    );
+    println!("{}", end_line(&setup, &meta, all.len(), wall_s, run_s));
     println!("sweep directory: {}", dir.display());
     Ok(results::sweep::exit_code(&all, metas, Scope::Sweep))
 }
