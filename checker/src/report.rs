@@ -288,6 +288,14 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
+    /// Adds `report`, replacing a check of the same name (each check appears once per
+    /// run), and combines the verdict again: the one way a check joins a result.
+    pub fn put(&mut self, report: CheckReport) {
+        self.checks.retain(|c| c.name != report.name);
+        self.checks.push(report);
+        self.verdict = Verdict::combine(self.checks.iter().map(|c| c.verdict));
+    }
+
     /// A terminal rendering: one line per check, then its anomalies.
     pub fn render_text(&self) -> String {
         let mut out = String::new();
@@ -314,5 +322,30 @@ impl CheckResult {
         }
         out.push_str(&self.stats.render_text());
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_put_twice_is_listed_once_and_the_verdict_follows() {
+        let report = |name: &str, verdict| CheckReport {
+            name: name.into(),
+            verdict,
+            summary: String::new(),
+            anomalies: Vec::new(),
+            unknown: Vec::new(),
+        };
+        let mut r = CheckResult {
+            verdict: Verdict::Valid,
+            checks: vec![report("linearizability", Verdict::Valid)],
+            stats: Stats::default(),
+        };
+        r.put(report("protocol", Verdict::Skipped));
+        r.put(report("protocol", Verdict::Invalid));
+        assert_eq!(r.checks.len(), 2, "{:?}", r.checks);
+        assert_eq!(r.verdict, Verdict::Invalid);
     }
 }

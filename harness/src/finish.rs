@@ -73,18 +73,16 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> Ru
             why.join("; ")
         ));
     }
-    let mut checks = judged.checked.as_ref().map(|r| r.checks.clone());
+    let mut checked = judged.checked.clone();
     let mut coverage = judged.coverage.clone();
-    if let (Some(checks), Some((protocol, reached))) = (checks.as_mut(), j.protocol) {
+    if let (Some(checked), Some((protocol, reached))) = (checked.as_mut(), j.protocol) {
         // The run judged the rules itself (the simulation sees every step): its
-        // report replaces what the files alone could say, so the check appears once.
-        checks.retain(|c| c.name != protocol.name);
-        checks.push(protocol);
+        // report replaces what the files alone could say.
+        checked.put(protocol);
         coverage = Some(reached);
     }
-    let verdict = checks
-        .as_ref()
-        .map(|c| results::Verdict::combine(c.iter().map(|c| c.verdict)));
+    let verdict = checked.as_ref().map(|c| c.verdict);
+    let checks = checked.map(|c| c.checks);
     let exit_code = ExitCode::of_run(RunEnd {
         verdict,
         harness_failed: harness_failure.is_some(),

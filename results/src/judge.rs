@@ -70,8 +70,7 @@ pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> 
         }
         .or_else(|| not_judged(dir));
         if let Some(report) = report {
-            result.checks.push(report);
-            result.verdict = checker::Verdict::combine(result.checks.iter().map(|c| c.verdict));
+            result.put(report);
         }
     }
     let faults = history

@@ -88,8 +88,7 @@ pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, String> {
     let mut checked = checker::check_streaming(&history, finals, &checker::Options::default());
     let broken_rules = sim.protocol.anomalies.iter().map(|a| a.kind).collect();
     let history_verdict = checked.verdict;
-    checked.checks.push(sim.protocol);
-    checked.verdict = Verdict::combine(checked.checks.iter().map(|c| c.verdict));
+    checked.put(sim.protocol);
     let liveness_failed = sim.liveness.is_err();
     let exit_code = ExitCode::of_run(RunEnd {
         verdict: Some(checked.verdict),
