@@ -82,7 +82,7 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> Ru
         coverage = Some(reached);
     }
     let verdict = checked.as_ref().map(|c| c.verdict);
-    let checks = checked.map(|c| c.checks);
+    let (checks, stats) = checked.map(|c| (c.checks, c.stats)).unzip();
     let exit_code = ExitCode::of_run(RunEnd {
         verdict,
         harness_failed: harness_failure.is_some(),
@@ -123,7 +123,7 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> Ru
         notes,
         checks,
         coverage,
-        stats: judged.checked.as_ref().map(|r| r.stats.clone()),
+        stats,
         faults: judged.faults.clone(),
         links: j.links,
         durations: Durations {

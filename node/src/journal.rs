@@ -21,8 +21,7 @@ use std::path::{Path, PathBuf};
 
 use paxos_trace::{Event, JournalLine};
 
-/// The learned log's file name, beside the journal.
-pub const LEARNED_FILE: &str = "learned.jsonl";
+pub use paxos_trace::LEARNED_FILE;
 
 /// Nanoseconds on CLOCK_MONOTONIC.
 pub fn monotonic_ns() -> u64 {

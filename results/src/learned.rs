@@ -11,9 +11,7 @@ use std::path::Path;
 
 use crate::plan::{Plan, Protocol};
 
-/// The node's file, beside its journal (`paxos_node::journal::LEARNED_FILE` names the
-/// same file on the node's side).
-pub const LEARNED_FILE: &str = "learned.jsonl";
+pub use paxos_trace::LEARNED_FILE;
 
 /// A learned log's lines as one learned dump: a line that does not parse (a kill tore
 /// the node's last write) is left out.

@@ -567,17 +567,22 @@ pub fn summary(
                 .any(|c| !c.missing_shards.is_empty())
         {
             "unknown: shards are missing (their seeds were not judged)"
-        } else if code == ExitCode::Unknown && records.iter().all(|r| !r.failed()) {
-            STOPPED_EARLY
         } else {
-            code.meaning()
+            exit_words(code, records.iter().any(SeedRecord::failed))
         }
     ));
     out
 }
 
-/// The words for a sweep that stopped before its last seed with every seed it ran valid.
-pub const STOPPED_EARLY: &str = "unknown: the sweep stopped before its last seed; the seeds it ran are valid, the rest were not judged";
+/// The words for a sweep's exit code: unknown with no seed failing means it stopped
+/// before its last seed (a merge that lacks a shard says so first, in [`summary`]).
+pub fn exit_words(code: ExitCode, any_failed: bool) -> &'static str {
+    if code == ExitCode::Unknown && !any_failed {
+        "unknown: the sweep stopped before its last seed; the seeds it ran are valid, the rest were not judged"
+    } else {
+        code.meaning()
+    }
+}
 
 /// `text` on one line, cut to `max` characters with an ellipsis.
 pub fn one_line(text: &str, max: usize) -> String {

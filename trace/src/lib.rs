@@ -8,6 +8,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The learned log's file name, beside the journal: every slot the node wrote down as
+/// chosen, one `{"slot", "command"}` line per command (a dump's log entries),
+/// appended once the fsync that made the slot durable returned.
+pub const LEARNED_FILE: &str = "learned.jsonl";
+
 pub type NodeId = u64;
 pub type Ballot = u64;
 pub type Slot = u64;

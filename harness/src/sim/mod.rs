@@ -575,11 +575,7 @@ pub fn command(args: &crate::cli::SimArgs) -> Result<results::ExitCode, SimError
         println!(
             "exit {}: {}",
             sweep.exit_code.code(),
-            if sweep.exit_code == results::ExitCode::Unknown && sweep.failures.is_empty() {
-                results::sweep::STOPPED_EARLY
-            } else {
-                sweep.exit_code.meaning()
-            }
+            results::sweep::exit_words(sweep.exit_code, !sweep.failures.is_empty())
         );
         return Ok(sweep.exit_code);
     }

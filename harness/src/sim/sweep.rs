@@ -133,7 +133,7 @@ pub struct Sweep {
     /// Failing seeds, in seed order.
     pub failures: Vec<Judged>,
     /// The worst seed's; at least unknown when the sweep stopped before its last seed
-    /// for any reason but enough failures (the seeds not run were not judged).
+    /// (the seeds not run were not judged).
     pub exit_code: ExitCode,
     pub wall_s: f64,
     /// The run directory written for each failing seed.
@@ -261,7 +261,9 @@ pub fn sweep(
         }
     }
     let mut exit_code = worst.into_inner().expect("not poisoned");
-    if stopped.is_some() && failures.len() < max_failures.max(1) {
+    if stopped.is_some() {
+        // The seeds not run were not judged; a failing seed's code already ranks
+        // above unknown, so only a sweep with none failing changes.
         exit_code = exit_code.worse(ExitCode::Unknown);
     }
     Ok(Sweep {
