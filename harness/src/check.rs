@@ -76,7 +76,12 @@ pub fn check(args: &CheckArgs) -> Result<ExitCode, UsageError> {
         );
         print!("{}", result.render_text());
     }
-    Ok(ExitCode::of_verdict(result.verdict))
+    // The checks alone decide: a history has no liveness or harness of its own.
+    Ok(results::verdict::decide(&results::verdict::Facts {
+        checked: Some(&result),
+        ..results::verdict::Facts::default()
+    })
+    .exit_code)
 }
 
 /// A run directory means its history.jsonl and its final/ dumps.

@@ -111,6 +111,18 @@ pub enum StartError {
     BadReady { id: u32, line: String },
 }
 
+impl StartError {
+    /// Whose failure it is: a program the harness cannot spawn is the harness's; a
+    /// node that exits, stays silent or prints nonsense misbehaved.
+    pub fn into_failure(self) -> crate::vocab::Failure {
+        use crate::vocab::Failure;
+        match self {
+            StartError::Spawn { .. } => Failure::harness(self.to_string()),
+            _ => Failure::system(self.to_string()),
+        }
+    }
+}
+
 struct NodeProc {
     child: Child,
     pgid: i32,
@@ -295,6 +307,11 @@ impl Cluster {
 
     /// SIGKILLs node `id`'s process group and reaps it. False if it was not running.
     /// The clock rate node `id` starts with from now on (a skewed clock).
+    /// Node `id`'s clock rate for its next start.
+    pub fn clock_rate(&self, id: u32) -> f64 {
+        self.clock_rate[id as usize]
+    }
+
     pub fn set_clock_rate(&mut self, id: u32, rate: f64) {
         self.clock_rate[id as usize] = rate;
     }

@@ -21,10 +21,12 @@ use results::{ExitCode, Plan, RunDir};
 
 use crate::final_phase;
 use crate::finish::{self, Judgement};
+use crate::procedure;
 use crate::progress::{self, Presentation};
 use crate::recorder::{FLUSH_EVERY, Recorder};
 use crate::system::node::NodeLauncher;
-use crate::system::{Launcher, NodeId, System};
+use crate::system::{Launcher, System};
+use crate::vocab::{ClientOp, Completion, Failure, NodeId};
 use crate::workload::{self, Shared, WorkloadConfig};
 
 /// What a run produced.
@@ -33,6 +35,8 @@ pub struct RunOutcome {
     pub exit_code: ExitCode,
     pub verdict: results::Verdict,
     pub run_dir: PathBuf,
+    /// The steps of the run procedure taken, in order ([`procedure::Step`]).
+    pub steps: Vec<procedure::Step>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,24 +92,14 @@ pub fn execute_with<L: Launcher>(
         path: plan_path,
         source,
     })?;
-    let outcome = runtime.block_on(run_plan(plan, &dir, show, launcher));
+    let outcome = run_plan(runtime.handle(), plan, &dir, show, launcher);
     // In-flight tasks (proxies, flusher) die with the runtime.
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(outcome)
 }
 
-/// What the run learned on its way, for the judgement.
-#[derive(Default)]
-struct RunState {
-    harness_failure: Option<String>,
-    liveness: Option<Result<(), String>>,
-    interrupted: bool,
-    notes: Vec<String>,
-    missing_dumps: Vec<(NodeId, String)>,
-    workload_s: f64,
-}
-
-async fn run_plan<L: Launcher>(
+fn run_plan<L: Launcher>(
+    rt: &tokio::runtime::Handle,
     plan: &Plan,
     dir: &RunDir,
     show: Presentation,
@@ -114,7 +108,7 @@ async fn run_plan<L: Launcher>(
     let started = Instant::now();
     progress::header(plan, dir, show);
     let interrupted = Arc::new(AtomicBool::new(false));
-    progress::watch_signals(interrupted.clone());
+    rt.block_on(async { progress::watch_signals(interrupted.clone()) });
     let recorder = match Recorder::create(&dir.file("history.jsonl"), plan.concurrency as u64) {
         Ok(r) => Arc::new(r),
         Err(e) => {
@@ -123,14 +117,14 @@ async fn run_plan<L: Launcher>(
     };
     let flusher = {
         let recorder = recorder.clone();
-        tokio::spawn(async move {
+        rt.spawn(async move {
             loop {
                 tokio::time::sleep(FLUSH_EVERY).await;
                 let _ = recorder.flush();
             }
         })
     };
-    let system = match launcher.launch(plan, &dir.path, &recorder).await {
+    let system = match rt.block_on(launcher.launch(plan, &dir.path, &recorder)) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             flusher.abort();
@@ -138,105 +132,211 @@ async fn run_plan<L: Launcher>(
             return finish::failed(plan, dir, show, e);
         }
     };
-    let mut st = RunState {
-        harness_failure: start_nodes(&system).await.err(),
-        ..RunState::default()
+    let mut real = Real {
+        rt,
+        plan,
+        dir,
+        show,
+        system: system.clone(),
+        recorder: recorder.clone(),
+        interrupted,
+        began: rt.block_on(async { tokio::time::Instant::now() }),
+        clients: Vec::new(),
+        shared: Arc::new(Shared::new()),
+        nemesis: None,
+        startup_s: 0.0,
+        workload_s: 0.0,
     };
-    let startup_s = started.elapsed().as_secs_f64();
-    if st.harness_failure.is_none() {
-        drive(plan, dir, show, &system, &recorder, &interrupted, &mut st).await;
-    }
+    let mut ran = procedure::run(plan, &mut real, &recorder);
+    let (startup_s, workload_s) = (real.startup_s, real.workload_s);
+    drop(real);
     // Stop the nodes and make the history durable before judging it.
     {
         let s = system.clone();
-        let _ = tokio::task::spawn_blocking(move || s.shutdown()).await;
+        let _ = rt.block_on(rt.spawn_blocking(move || s.shutdown()));
     }
     flusher.abort();
     if let Err(e) = system.flush_trace() {
-        st.harness_failure
+        ran.harness_failure
             .get_or_insert(format!("cannot write messages.jsonl: {e}"));
     }
     if let Err(e) = recorder.flush() {
-        st.harness_failure
+        ran.harness_failure
             .get_or_insert(format!("cannot write history.jsonl: {e}"));
     }
     let durations = Durations {
         startup_s,
-        workload_s: st.workload_s,
-        final_s: started.elapsed().as_secs_f64() - startup_s - st.workload_s,
+        workload_s,
+        final_s: started.elapsed().as_secs_f64() - startup_s - workload_s,
         check_s: 0.0,
     };
     let judgement = Judgement {
-        harness_failure: st.harness_failure,
-        liveness: st.liveness,
-        interrupted: st.interrupted,
-        notes: st.notes,
         durations,
         links: system.link_stats(),
-        missing_dumps: st.missing_dumps,
-        simulation: None,
-        protocol: None,
         system_version: system.version(),
+        ..Judgement::of(ran)
     };
     finish::finish(plan, dir, show, judgement)
 }
 
-/// Starts every node in turn; the first that will not start fails the run (exit 5).
-async fn start_nodes<S: System>(system: &Arc<S>) -> Result<(), String> {
-    for id in 1..=system.nodes() as NodeId {
-        let s = system.clone();
-        tokio::task::spawn_blocking(move || s.start(id))
-            .await
-            .map_err(|e| format!("node start-up task failed: {e}"))??;
-    }
-    Ok(())
+/// The real driver of the run procedure ([`procedure::run`]): processes on
+/// wall-clock time, each step carried out on the async runtime.
+struct Real<'a, S: System> {
+    rt: &'a tokio::runtime::Handle,
+    plan: &'a Plan,
+    dir: &'a RunDir,
+    show: Presentation,
+    system: Arc<S>,
+    recorder: Arc<Recorder>,
+    interrupted: Arc<AtomicBool>,
+    began: tokio::time::Instant,
+    /// The workload's client tasks and what they share, while it runs.
+    clients: Vec<tokio::task::JoinHandle<()>>,
+    shared: Arc<Shared>,
+    nemesis: Option<tokio::task::JoinHandle<()>>,
+    startup_s: f64,
+    workload_s: f64,
 }
 
-/// The workload and the schedule until the time limit, then the final phase.
-async fn drive<S: System>(
-    plan: &Plan,
-    dir: &RunDir,
-    show: Presentation,
-    system: &Arc<S>,
-    recorder: &Arc<Recorder>,
-    interrupted: &AtomicBool,
-    st: &mut RunState,
-) {
-    let shared = Arc::new(Shared::new());
-    let clients = workload::start(
-        &WorkloadConfig::of(plan),
-        recorder.clone(),
-        system.clone(),
-        shared.clone(),
-    );
-    let active_faults = Arc::new(Mutex::new(Vec::new()));
-    let nemesis = tokio::spawn(run_schedule(
-        plan.schedule.clone(),
-        system.clone(),
-        recorder.clone(),
-        active_faults.clone(),
-    ));
-    let workload_started = Instant::now();
-    progress::until_limit(plan, recorder, &active_faults, interrupted, show).await;
-    st.workload_s = workload_started.elapsed().as_secs_f64();
-    st.interrupted = interrupted.load(Ordering::SeqCst);
-    if st.interrupted {
-        st.notes
-            .push("interrupted: the run stopped early on SIGINT/SIGTERM".into());
+/// A final-phase client of one real node: connected on its first call, and again
+/// after a reply it cannot trust.
+struct Session<C> {
+    id: NodeId,
+    client: Option<C>,
+}
+
+impl<S: System> Real<'_, S> {
+    /// A blocking call of the system's, off the async workers.
+    fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&S) -> T + Send + 'static,
+    ) -> Result<T, Failure> {
+        let s = self.system.clone();
+        self.rt
+            .block_on(self.rt.spawn_blocking(move || f(&s)))
+            .map_err(|e| Failure::harness(format!("a task of the harness failed: {e}")))
     }
-    nemesis.abort();
-    shared.stop.store(true, Ordering::SeqCst);
-    let wait = Duration::from_millis(plan.op_timeout_ms) + Duration::from_secs(2);
-    for c in clients {
-        let _ = tokio::time::timeout(wait, c).await;
+}
+
+impl<S: System> procedure::Driver for Real<'_, S> {
+    type Session = Session<S::Client>;
+
+    fn start_nodes(&mut self) -> Result<(), Failure> {
+        let started = Instant::now();
+        for id in 1..=self.system.nodes() as NodeId {
+            self.blocking(move |s| s.start(id))??;
+        }
+        self.startup_s = started.elapsed().as_secs_f64();
+        Ok(())
     }
-    if let Err(e) = final_phase::heal_everything(system, recorder).await {
-        st.harness_failure = Some(e);
+
+    fn run_workload(&mut self) -> bool {
+        let started = Instant::now();
+        let (plan, system, recorder) = (self.plan, &self.system, &self.recorder);
+        let active_faults = Arc::new(Mutex::new(Vec::new()));
+        self.rt.block_on(async {
+            self.clients = workload::start(
+                &WorkloadConfig::of(plan),
+                recorder.clone(),
+                system.clone(),
+                self.shared.clone(),
+            );
+            self.nemesis = Some(tokio::spawn(run_schedule(
+                plan.schedule.clone(),
+                system.clone(),
+                recorder.clone(),
+                active_faults.clone(),
+            )));
+            progress::until_limit(plan, recorder, &active_faults, &self.interrupted, self.show)
+                .await;
+        });
+        self.workload_s = started.elapsed().as_secs_f64();
+        self.interrupted.load(Ordering::SeqCst)
     }
-    if st.harness_failure.is_none() && !st.interrupted {
-        let done = final_phase::run(plan, dir, system, recorder).await;
-        st.liveness = Some(done.liveness);
-        st.missing_dumps = done.missing_dumps;
+
+    fn drain(&mut self, wait: Duration) {
+        if let Some(n) = self.nemesis.take() {
+            n.abort();
+        }
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let clients = std::mem::take(&mut self.clients);
+        self.rt.block_on(async {
+            for c in clients {
+                let _ = tokio::time::timeout(wait, c).await;
+            }
+        });
+    }
+
+    fn heal_links(&mut self) -> Result<(), Failure> {
+        let healed = self.blocking(|s| s.links().heal().and_then(|()| s.links().restore()))?;
+        healed.map_err(Failure::harness)
+    }
+
+    fn reset_clock(&mut self, id: NodeId) -> Result<bool, Failure> {
+        // Only a clock that a fault left skewed is reset: the bundled node takes it
+        // as a restart at real speed; other systems have no clock to reset.
+        let reset = self.blocking(move |s| {
+            if !s.clock_skewed(id) {
+                return Ok(false);
+            }
+            nemesis::Nodes::set_clock(s, id, 1.0, 0)
+        })?;
+        reset.map_err(Failure::system)
+    }
+
+    /// A node that cannot be resumed is left to the restart that follows (it is gone,
+    /// or the restart finds it unusable).
+    fn resume(&mut self, id: NodeId) -> Result<bool, Failure> {
+        self.blocking(move |s| s.is_paused(id) && nemesis::Nodes::resume(s, id) == Ok(true))
+    }
+
+    fn restart(&mut self, id: NodeId) -> Result<procedure::Restart, Failure> {
+        self.blocking(move |s| {
+            if s.is_running(id) {
+                return Ok(procedure::Restart::Up);
+            }
+            s.start(id).map(|()| procedure::Restart::Restarted)
+        })?
+    }
+
+    fn now(&self) -> Duration {
+        self.began.elapsed()
+    }
+
+    fn sleep(&mut self, d: Duration) {
+        self.rt.block_on(tokio::time::sleep(d));
+    }
+
+    fn open(&mut self, id: NodeId) -> Session<S::Client> {
+        Session { id, client: None }
+    }
+
+    fn call(
+        &mut self,
+        session: &mut Session<S::Client>,
+        op: &ClientOp,
+        process: u64,
+        timeout: Duration,
+    ) -> Option<Completion> {
+        let (system, recorder) = (&self.system, &self.recorder);
+        self.rt.block_on(async {
+            if session.client.is_none() {
+                session.client = Some(system.connect(session.id).await?);
+            }
+            let client = session.client.as_mut()?;
+            let done = workload::perform(client, op, process, session.id, recorder, timeout).await;
+            // A connection that broke, or whose op may still be answered late, is
+            // not used again.
+            if done.reconnect || done.outcome == checker::history::Outcome::Info {
+                session.client = None;
+            }
+            Some(done)
+        })
+    }
+
+    fn dumps(&mut self) -> Vec<(NodeId, String)> {
+        self.rt
+            .block_on(final_phase::fetch_dumps(self.plan, self.dir, &self.system))
     }
 }
 

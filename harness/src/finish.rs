@@ -1,9 +1,9 @@
 //! The end of a run: judge its files (the one judging path, [`results::judge_run_dir`]),
 //! write result.json, render the report, junit.xml and the index, print the summary,
-//! and pick the exit code ([`ExitCode::of_run`]).
+//! with the verdict and exit code decided in the one place ([`results::verdict::decide`]).
 
 use results::schema::{Durations, Liveness, RunResult, Versions};
-use results::{ExitCode, Plan, RunDir, RunEnd};
+use results::{Plan, RunDir};
 
 use crate::engine::RunOutcome;
 use crate::progress::Presentation;
@@ -26,6 +26,27 @@ pub struct Judgement {
     pub protocol: Option<(checker::CheckReport, checker::protocol::Coverage)>,
     /// The system under test's name and version, when it is not the bundled node.
     pub system_version: Option<String>,
+    /// The steps of the run procedure taken.
+    pub steps: Vec<crate::procedure::Step>,
+}
+
+impl Judgement {
+    /// What the run procedure found; the driver adds what only it knows.
+    pub fn of(ran: crate::procedure::Ran) -> Judgement {
+        Judgement {
+            harness_failure: ran.harness_failure,
+            liveness: ran.liveness,
+            interrupted: ran.interrupted,
+            notes: ran.notes,
+            durations: Durations::default(),
+            links: Vec::new(),
+            missing_dumps: ran.missing_dumps,
+            simulation: None,
+            protocol: None,
+            system_version: None,
+            steps: ran.steps,
+        }
+    }
 }
 
 /// A run that broke before it could drive anything: judged all the same (exit 5).
@@ -36,15 +57,7 @@ pub fn failed(plan: &Plan, dir: &RunDir, show: Presentation, why: String) -> Run
         show,
         Judgement {
             harness_failure: Some(why),
-            liveness: None,
-            interrupted: false,
-            notes: Vec::new(),
-            durations: Durations::default(),
-            links: Vec::new(),
-            missing_dumps: Vec::new(),
-            simulation: None,
-            protocol: None,
-            system_version: None,
+            ..Judgement::of(crate::procedure::Ran::default())
         },
     )
 }
@@ -60,19 +73,6 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> Ru
     if let Err(e) = &judged.history {
         harness_failure.get_or_insert(format!("the recorded history is unreadable: {e}"));
     }
-    // Nodes that recovered must have left their dumps, or log agreement went unchecked.
-    let dumps_missing = matches!(j.liveness, Some(Ok(()))) && !j.missing_dumps.is_empty();
-    if dumps_missing {
-        let why: Vec<String> = j
-            .missing_dumps
-            .iter()
-            .map(|(id, why)| format!("node {id}: {why}"))
-            .collect();
-        notes.push(format!(
-            "some final dumps could not be fetched, so log agreement is not fully checked: {}",
-            why.join("; ")
-        ));
-    }
     let mut checked = judged.checked.clone();
     let mut coverage = judged.coverage.clone();
     if let (Some(checked), Some((protocol, reached))) = (checked.as_mut(), j.protocol) {
@@ -81,26 +81,22 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> Ru
         checked.put(protocol);
         coverage = Some(reached);
     }
-    let verdict = checked.as_ref().map(|c| c.verdict);
-    let (checks, stats) = checked.map(|c| (c.checks, c.stats)).unzip();
-    let exit_code = ExitCode::of_run(RunEnd {
-        verdict,
-        harness_failed: harness_failure.is_some(),
-        liveness_failed: matches!(j.liveness, Some(Err(_))),
-        undecided: j.interrupted || dumps_missing,
-    });
-    let outcome = results::schema::Outcome::of(results::schema::RunState {
-        verdict: verdict.unwrap_or(results::Verdict::Unknown),
-        exit_code,
+    let decided = results::verdict::decide(&results::verdict::Facts {
+        checked: checked.as_ref(),
+        harness_failure: harness_failure.as_deref(),
+        liveness: j.liveness.as_ref(),
         interrupted: j.interrupted,
         incomplete: false,
-        harness_failed: harness_failure.is_some(),
+        missing_dumps: &j.missing_dumps,
     });
+    notes.extend(decided.notes);
+    let exit_code = decided.exit_code;
+    let (checks, stats) = checked.map(|c| (c.checks, c.stats)).unzip();
     let run_result = RunResult {
         schema_version: results::SCHEMA_VERSION,
-        verdict: verdict.unwrap_or(results::Verdict::Unknown),
+        verdict: decided.verdict,
         exit_code,
-        outcome,
+        outcome: decided.outcome,
         seed: plan.seed,
         name: plan.name.clone(),
         started_at: Some(dir.started_at.clone()),
@@ -166,6 +162,7 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> Ru
         exit_code,
         verdict: run_result.verdict,
         run_dir: dir.path.clone(),
+        steps: j.steps,
     }
 }
 

@@ -26,6 +26,7 @@ pub mod final_phase;
 pub mod finish;
 pub mod maelstrom;
 pub mod matrix;
+pub mod procedure;
 pub mod progress;
 pub mod recorder;
 pub mod replay;
@@ -35,6 +36,7 @@ pub mod shrink;
 pub mod sim;
 pub mod sweep;
 pub mod system;
+pub mod vocab;
 pub mod workload;
 
 pub use engine::{RunOutcome, execute, execute_with};

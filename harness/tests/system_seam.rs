@@ -9,16 +9,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use harness::cli::{RunArgs, plan_from_args};
+use harness::procedure::Step;
 use harness::recorder::Recorder;
 use harness::system::{
-    CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, ClientOp, Completion, Launcher, NodeId, System,
-    UNAVAILABLE,
+    CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, ClientOp, Completion, Failure, Launcher, NodeId,
+    System, UNAVAILABLE,
 };
 use harness::{Presentation, execute_with};
 use results::{ExitCode, Plan};
 
 #[derive(Default)]
 struct State {
+    /// Nodes started at least once.
+    started: BTreeSet<NodeId>,
     running: BTreeSet<NodeId>,
     paused: BTreeSet<NodeId>,
     cut: BTreeSet<(NodeId, NodeId)>,
@@ -30,6 +33,8 @@ struct State {
 
 struct Toy {
     n: usize,
+    /// A node, once started, will not start again.
+    no_restarts: bool,
     stale_reads: bool,
     garbage_dumps: bool,
     state: Arc<Mutex<State>>,
@@ -141,8 +146,13 @@ impl System for Toy {
     fn nodes(&self) -> usize {
         self.n
     }
-    fn start(&self, id: NodeId) -> Result<(), String> {
-        self.st().running.insert(id);
+    fn start(&self, id: NodeId) -> Result<(), Failure> {
+        let mut st = self.st();
+        if self.no_restarts && st.started.contains(&id) {
+            return Err(Failure::system(format!("node {id} exited during start-up")));
+        }
+        st.started.insert(id);
+        st.running.insert(id);
         Ok(())
     }
     fn is_running(&self, id: NodeId) -> bool {
@@ -176,6 +186,7 @@ impl System for Toy {
 
 #[derive(Default)]
 struct ToyLauncher {
+    no_restarts: bool,
     stale_reads: bool,
     garbage_dumps: bool,
 }
@@ -185,6 +196,7 @@ impl Launcher for ToyLauncher {
     async fn launch(&self, plan: &Plan, _: &Path, _: &Arc<Recorder>) -> Result<Toy, String> {
         Ok(Toy {
             n: plan.nodes,
+            no_restarts: self.no_restarts,
             stale_reads: self.stale_reads,
             garbage_dumps: self.garbage_dumps,
             state: Arc::default(),
@@ -311,6 +323,65 @@ fn the_engine_runs_faults_and_judges_a_second_system() {
     );
     assert_eq!(r.liveness.ok, Some(true));
     assert!(out.run_dir.join("report.html").exists());
+}
+
+/// One plan, fault-free, through the real engine (on the toy system) and through the
+/// simulation (on the bundled node's core): the run procedure is one, so both take
+/// the same steps in the same order.
+#[test]
+fn the_real_engine_and_the_simulation_take_the_same_steps() {
+    let root = tempfile::tempdir().unwrap();
+    let mut real = plan(root.path(), 5);
+    real.schedule.clear();
+    let out = execute_with(
+        &real,
+        root.path(),
+        Presentation::quiet(),
+        &ToyLauncher::default(),
+    )
+    .unwrap();
+    assert_eq!(out.exit_code, ExitCode::Valid);
+    let mut sim = real.clone();
+    sim.mode = results::Mode::Sim;
+    let simulated = harness::sim::execute(&sim, root.path(), Presentation::quiet()).unwrap();
+    assert_eq!(simulated.exit_code, ExitCode::Valid);
+    let mut want = vec![Step::Start, Step::Workload, Step::Drain, Step::Heal];
+    want.extend((1..=3).map(Step::Liveness));
+    want.extend((1..=3).map(Step::Reads));
+    want.push(Step::Dumps);
+    assert_eq!(out.steps, want);
+    assert_eq!(simulated.steps, want);
+}
+
+/// A node that will not start again at the final heal misbehaved: the run says so in
+/// a note and fails liveness (exit 4), not the harness (exit 5).
+#[test]
+fn a_node_that_will_not_restart_at_the_final_heal_fails_liveness() {
+    let root = tempfile::tempdir().unwrap();
+    let mut plan = plan(root.path(), 6);
+    plan.schedule = vec![nemesis::ScheduledFault {
+        at_ms: 100,
+        fault: nemesis::Fault::Kill,
+        targets: vec![2],
+        role: None,
+    }];
+    let launcher = ToyLauncher {
+        no_restarts: true,
+        ..ToyLauncher::default()
+    };
+    let out = execute_with(&plan, root.path(), Presentation::quiet(), &launcher).unwrap();
+    let r = result_of(&out.run_dir);
+    assert_eq!(out.exit_code, ExitCode::Liveness, "{:?}", r.harness_failure);
+    assert!(r.harness_failure.is_none());
+    assert_eq!(r.liveness.ok, Some(false));
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("node 2 exited during start-up")),
+        "{:?}",
+        r.notes
+    );
+    assert!(!out.steps.contains(&Step::Liveness(2)), "{:?}", out.steps);
 }
 
 #[test]

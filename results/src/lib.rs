@@ -18,6 +18,7 @@ pub mod schema;
 pub mod store;
 pub mod summary;
 pub mod sweep;
+pub mod verdict;
 
 use checker::history::History;
 use std::path::{Path, PathBuf};
@@ -74,26 +75,19 @@ fn write(path: PathBuf, text: &str) -> Result<PathBuf, RenderError> {
 /// A run that left no result.json (the harness was killed or crashed), judged from
 /// the history and whatever final dumps exist, and marked incomplete.
 fn judge_incomplete(dir: &Path, plan: Plan, judged: &Judged) -> RunResult {
-    let verdict = judged.verdict();
-    let exit_code = ExitCode::of_run(schema::RunEnd {
-        verdict,
-        harness_failed: false,
-        liveness_failed: false,
-        // A run cut short decided nothing about liveness: at best unknown.
-        undecided: true,
-    });
-    let outcome = schema::Outcome::of(schema::RunState {
-        verdict: verdict.unwrap_or(Verdict::Unknown),
-        exit_code,
-        interrupted: false,
+    // A run cut short decided nothing about liveness: at best unknown. An unreadable
+    // history is named as the harness's failure, but it is not what decides: nothing
+    // was checked, so the run is incomplete and unknown.
+    let decided = verdict::decide(&verdict::Facts {
+        checked: judged.checked.as_ref(),
         incomplete: true,
-        harness_failed: judged.history.is_err(),
+        ..verdict::Facts::default()
     });
     RunResult {
         schema_version: SCHEMA_VERSION,
-        verdict: verdict.unwrap_or(Verdict::Unknown),
-        exit_code,
-        outcome,
+        verdict: decided.verdict,
+        exit_code: decided.exit_code,
+        outcome: decided.outcome,
         seed: plan.seed,
         name: plan.name.clone(),
         started_at: None,

@@ -27,37 +27,34 @@ mod world;
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use checker::history::Outcome;
 use clap::Parser;
 use paxos_node::core::Config;
 use results::schema::{Durations, SimCounts, Simulation};
 use results::{Plan, RunDir};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::engine::{EngineError, RunOutcome};
-use crate::final_phase::{RETRY, liveness_op};
 use crate::finish::{self, Judgement};
+use crate::procedure;
 use crate::progress::{self, Presentation};
 use crate::recorder::Recorder;
-use crate::system::{ClientOp, NodeId};
+use crate::vocab::{ClientOp, Completion, Failure, NodeId};
 use world::World;
-
-const MS: u64 = 1_000_000;
 
 /// What a simulation produced besides its history.
 pub struct Simulated {
+    /// What the run procedure found (the simulation is never interrupted and has no
+    /// harness of its own to fail, so it always asks for liveness).
+    pub ran: procedure::Ran,
     pub liveness: Result<(), String>,
     /// Each running node's final dump (docs/protocol.md), as the real node writes it.
     pub dumps: Vec<(NodeId, String)>,
-    pub missing_dumps: Vec<(NodeId, String)>,
     /// Per node, every slot it wrote down as chosen and synced over the run, the
     /// compacted ones included ([`paxos_node::client::encode_learned`]): log agreement
     /// judges the whole log, not only the tail above the snapshots.
     pub learned: Vec<(NodeId, String)>,
-    pub notes: Vec<String>,
     pub counts: SimCounts,
     pub virtual_ns: u64,
     /// The protocol's rules, checked on every step, and the situations reached.
@@ -131,17 +128,8 @@ pub fn simulate_traced(
     let mut w = World::new(plan, recorder, base);
     w.trace = trace;
     w.capture = capture.then(Vec::new);
-    w.start();
-    let limit = (plan.time_limit_s * 1e9) as u64;
-    w.sleep_until(limit);
-    // As in a real run: no new ops; those in flight finish or time out.
-    w.stop_workload();
-    let wait = w.now + plan.op_timeout_ms * MS + 2_000 * MS;
-    w.run_until(wait, |w| !w.workload_in_flight());
-    let mut notes = Vec::new();
-    heal_everything(&mut w, recorder, &mut notes);
-    let liveness = final_phase(&mut w, plan, recorder, &mut notes);
-    let (dumps, missing_dumps) = dumps(&w, plan);
+    let ran = procedure::run(plan, &mut Sim { w: &mut w, plan }, recorder);
+    let dumps = dumps(&w, plan);
     let learned = (1..=plan.nodes as NodeId)
         .filter(|id| !w.learned(*id).is_empty())
         .map(|id| {
@@ -156,11 +144,10 @@ pub fn simulate_traced(
     let traced = w.trace.take().map(|t| t.finish()).unwrap_or_default();
     Ok((
         Simulated {
-            liveness,
+            liveness: ran.liveness.clone().unwrap_or(Ok(())),
             dumps,
-            missing_dumps,
             learned,
-            notes,
+            ran,
             counts: w.counts.clone(),
             virtual_ns: w.now,
             protocol,
@@ -210,115 +197,101 @@ pub fn trace_failed_run(plan: &Plan, dir: &Path) -> Result<usize, String> {
     Ok(traced.len())
 }
 
-/// The final heal: links restored, clocks back to real speed, paused nodes resumed,
-/// dead ones restarted (a node whose WAL or snapshot is corrupt stays down, as a real one would).
-fn heal_everything(w: &mut World, recorder: &Recorder, notes: &mut Vec<String>) {
-    w.heal_links();
-    let (mut resumed, mut restarted) = (Vec::new(), Vec::new());
-    for id in 1..=w.nodes() as NodeId {
-        w.set_clock(id, 1.0, 0);
-        if w.is_paused(id) && w.resume(id) {
-            resumed.push(id);
-        }
-        match w.boot(id) {
-            Ok(true) => restarted.push(id),
-            Ok(false) => {}
-            Err(why) => notes.push(format!(
-                "node {id} {why}; it stays down, as a real node would"
-            )),
-        }
-    }
-    recorder.nemesis(
-        "heal",
-        json!({"final": true, "resumed": resumed, "restarted": restarted, "outcome": "installed"}),
-    );
+/// The simulated driver of the run procedure ([`procedure::run`]): the cores on
+/// virtual time, every step a function of the plan.
+struct Sim<'a, 'w, 'r> {
+    w: &'a mut World<'w>,
+    plan: &'r Plan,
 }
 
-/// Liveness within the grace period, then every KV key read through every node that
-/// answered: the steps of the real final phase, on virtual time.
-fn final_phase(
-    w: &mut World,
-    plan: &Plan,
-    recorder: &Recorder,
-    notes: &mut Vec<String>,
-) -> Result<(), String> {
-    let deadline = w.now + (plan.grace_s * 1e9) as u64;
-    let timeout = plan.op_timeout_ms * MS;
-    let mut silent = Vec::new();
-    let mut refused = Vec::new();
-    for id in 1..=plan.nodes as NodeId {
-        if w.refused(id).is_some() {
-            refused.push(id);
-        } else if !node_answers(w, plan, id, deadline, timeout, recorder) {
-            silent.push(id);
-        }
-    }
-    if !refused.is_empty() {
-        notes.push(format!(
-            "nodes {refused:?} found their WAL or snapshot corrupt and refused to start, so liveness is judged on the others"
-        ));
-    }
-    if plan.workload.has_kv() {
-        for id in
-            (1..=plan.nodes as NodeId).filter(|id| !silent.contains(id) && !refused.contains(id))
-        {
-            let client = w.script_client();
-            let process = recorder.new_process();
-            for key in &plan.kv_keys {
-                let op = ClientOp::Read { key: key.clone() };
-                if w.call(client, id, op, process, timeout).is_none() {
-                    break;
-                }
-            }
-        }
-    }
-    if silent.is_empty() {
+fn ns(d: Duration) -> u64 {
+    d.as_nanos() as u64
+}
+
+impl procedure::Driver for Sim<'_, '_, '_> {
+    /// A script client of the world, and the node it asks.
+    type Session = (usize, NodeId);
+
+    fn start_nodes(&mut self) -> Result<(), Failure> {
+        self.w.boot_all();
         Ok(())
-    } else {
-        Err(format!(
-            "nodes {silent:?} did not answer within the {} s grace period after the final heal",
-            plan.grace_s
-        ))
+    }
+
+    fn run_workload(&mut self) -> bool {
+        self.w.start_workload();
+        self.w.sleep_until((self.plan.time_limit_s * 1e9) as u64);
+        false
+    }
+
+    fn drain(&mut self, wait: Duration) {
+        self.w.stop_workload();
+        let until = self.w.now + ns(wait);
+        self.w.run_until(until, |w| !w.workload_in_flight());
+    }
+
+    fn heal_links(&mut self) -> Result<(), Failure> {
+        self.w.heal_links();
+        Ok(())
+    }
+
+    /// Every clock is set back to real speed; none needs a restart for it.
+    fn reset_clock(&mut self, id: NodeId) -> Result<bool, Failure> {
+        self.w.set_clock(id, 1.0, 0);
+        Ok(false)
+    }
+
+    fn resume(&mut self, id: NodeId) -> Result<bool, Failure> {
+        Ok(self.w.is_paused(id) && self.w.resume(id))
+    }
+
+    /// A node's boot fails only when it refuses its corrupt WAL or snapshot.
+    fn restart(&mut self, id: NodeId) -> Result<procedure::Restart, Failure> {
+        Ok(match self.w.boot(id) {
+            Ok(true) => procedure::Restart::Restarted,
+            Ok(false) => procedure::Restart::Up,
+            Err(why) => procedure::Restart::Refused(why),
+        })
+    }
+
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.w.now)
+    }
+
+    fn sleep(&mut self, d: Duration) {
+        let until = self.w.now + ns(d);
+        self.w.sleep_until(until);
+    }
+
+    fn open(&mut self, id: NodeId) -> (usize, NodeId) {
+        (self.w.script_client(), id)
+    }
+
+    fn call(
+        &mut self,
+        &mut (client, node): &mut (usize, NodeId),
+        op: &ClientOp,
+        process: u64,
+        timeout: Duration,
+    ) -> Option<Completion> {
+        self.w.call(client, node, op.clone(), process, ns(timeout))
+    }
+
+    /// The dumps are taken from the cores when the run ends ([`dumps`]): here only
+    /// the nodes that have none.
+    fn dumps(&mut self) -> Vec<(NodeId, String)> {
+        (1..=self.plan.nodes as NodeId)
+            .filter(|id| self.w.core(*id).is_none())
+            .map(|id| (id, format!("node {id} is down")))
+            .collect()
     }
 }
 
-fn node_answers(
-    w: &mut World,
-    plan: &Plan,
-    id: NodeId,
-    deadline: u64,
-    timeout: u64,
-    recorder: &Recorder,
-) -> bool {
-    let op = liveness_op(plan, id);
-    let client = w.script_client();
-    let mut process = recorder.new_process();
-    let retry = RETRY.as_nanos() as u64;
-    while w.now < deadline {
-        let left = deadline - w.now;
-        match w.call(client, id, op.clone(), process, timeout.min(left)) {
-            None => w.sleep_until(w.now + retry),
-            Some(done) => match done.outcome {
-                Outcome::Ok => return true,
-                Outcome::Info => process = recorder.new_process(),
-                Outcome::Fail if done.reconnect => {}
-                Outcome::Fail => w.sleep_until(w.now + retry),
-            },
-        }
-    }
-    false
-}
-
-/// A text per node: a dump, or why there is none.
-type PerNode = Vec<(NodeId, String)>;
-
-/// Every running node's dump, in the real node's format, and the nodes that could
-/// not give one.
-fn dumps(w: &World, plan: &Plan) -> (PerNode, PerNode) {
-    let (mut dumps, mut missing) = (Vec::new(), Vec::new());
-    for id in 1..=plan.nodes as NodeId {
-        match w.core(id) {
-            Some(core) => dumps.push((
+/// Every running node's dump, in the real node's format.
+fn dumps(w: &World, plan: &Plan) -> Vec<(NodeId, String)> {
+    (1..=plan.nodes as NodeId)
+        .filter_map(|id| {
+            let core = w.core(id)?;
+            Some((
                 id,
                 paxos_node::client::encode_dump(
                     1,
@@ -328,13 +301,9 @@ fn dumps(w: &World, plan: &Plan) -> (PerNode, PerNode) {
                     core.commit_index(),
                     core.snapshot(),
                 ),
-            )),
-            // A node that refused its corrupt WAL or snapshot has nothing to dump (a note says so).
-            None if w.refused(id).is_some() => {}
-            None => missing.push((id, format!("node {id} is down"))),
-        }
-    }
-    (dumps, missing)
+            ))
+        })
+        .collect()
 }
 
 /// SHA-256 of a file, in hex.
@@ -391,7 +360,7 @@ pub fn execute(plan: &Plan, results: &Path, show: Presentation) -> Result<RunOut
             return Ok(finish::failed(plan, &dir, show, why));
         }
         Ok(sim) => {
-            let mut missing = sim.missing_dumps;
+            let mut missing = sim.ran.missing_dumps.clone();
             for (id, text) in &sim.dumps {
                 let path = dir.file(&format!("final/n{id}.json"));
                 if let Err(e) = std::fs::write(&path, text) {
@@ -407,9 +376,6 @@ pub fn execute(plan: &Plan, results: &Path, show: Presentation) -> Result<RunOut
             let history_sha256 = sha256_file(&history).unwrap_or_default();
             Judgement {
                 harness_failure,
-                liveness: Some(sim.liveness),
-                interrupted: false,
-                notes: sim.notes,
                 durations: Durations {
                     startup_s: 0.0,
                     workload_s: wall_s,
@@ -425,7 +391,7 @@ pub fn execute(plan: &Plan, results: &Path, show: Presentation) -> Result<RunOut
                     counts: sim.counts,
                 }),
                 protocol: Some((sim.protocol, sim.coverage)),
-                system_version: None,
+                ..Judgement::of(sim.ran)
             }
         }
     };

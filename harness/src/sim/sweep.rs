@@ -2,7 +2,7 @@
 //!
 //! A seed's run writes no files: its history and dumps stay in memory and go through
 //! the same checks as a run directory's ([`checker::check_streaming`]) and the same
-//! exit-code rule ([`ExitCode::of_run`]). A failing seed is then run once more into a
+//! decision of verdict and exit code ([`results::verdict::decide`]). A failing seed is then run once more into a
 //! run directory (the same plan gives the same run), so it gets its report.
 
 use std::path::Path;
@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use checker::finals::parse_final;
 use results::schema::SimCounts;
-use results::{ExitCode, Plan, RunEnd, Verdict};
+use results::{ExitCode, Plan, Verdict};
 
 use super::{Memory, sha256, simulate_traced};
 use crate::progress::Presentation;
@@ -90,12 +90,13 @@ pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, String> {
     let history_verdict = checked.verdict;
     checked.put(sim.protocol);
     let liveness_failed = sim.liveness.is_err();
-    let exit_code = ExitCode::of_run(RunEnd {
-        verdict: Some(checked.verdict),
-        harness_failed: false,
-        liveness_failed,
-        undecided: !liveness_failed && !sim.missing_dumps.is_empty(),
-    });
+    let exit_code = results::verdict::decide(&results::verdict::Facts {
+        checked: Some(&checked),
+        liveness: sim.ran.liveness.as_ref(),
+        missing_dumps: &sim.ran.missing_dumps,
+        ..results::verdict::Facts::default()
+    })
+    .exit_code;
     let failures = failures(&checked.checks);
     let problem = checked
         .checks

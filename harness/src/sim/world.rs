@@ -277,11 +277,15 @@ impl<'r> World<'r> {
         });
     }
 
-    /// Boots every node, starts the workload's slots and schedules the plan's faults.
-    pub fn start(&mut self) {
+    /// Boots every node from its (empty) disk.
+    pub fn boot_all(&mut self) {
         for id in 1..=self.plan.nodes as NodeId {
             let _ = self.boot(id);
         }
+    }
+
+    /// Starts the workload's slots and schedules the plan's faults.
+    pub fn start_workload(&mut self) {
         for i in 0..self.plan.concurrency {
             self.clients.push(SimClient {
                 conn: None,
@@ -547,20 +551,12 @@ impl<'r> World<'r> {
         true
     }
 
-    pub fn nodes(&self) -> usize {
-        self.nodes.len()
-    }
-
     pub fn is_running(&self, id: NodeId) -> bool {
         self.nodes[id as usize - 1].core.is_some()
     }
 
     pub fn is_paused(&self, id: NodeId) -> bool {
         self.nodes[id as usize - 1].paused
-    }
-
-    pub fn refused(&self, id: NodeId) -> Option<&str> {
-        self.nodes[id as usize - 1].refused.as_deref()
     }
 
     /// Every slot node `id` wrote down as chosen and synced, over all its lives.

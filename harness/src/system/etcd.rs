@@ -36,8 +36,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{
-    CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, ClientOp, Completion, Dialer, Launcher, NodeId,
-    System,
+    CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, ClientOp, Completion, Dialer, Failure, Launcher,
+    NodeId, System,
 };
 use crate::recorder::Recorder;
 
@@ -117,14 +117,18 @@ fn client_addr(id: NodeId) -> std::net::SocketAddr {
 }
 
 impl EtcdSystem {
-    fn spawn(&self, id: NodeId) -> Result<(), String> {
+    /// Starts member `id` and waits until it accepts client connections. The harness's
+    /// part failing (a directory, a namespace, the program) is its failure; etcd
+    /// exiting or never accepting is etcd's.
+    fn spawn(&self, id: NodeId) -> Result<(), Failure> {
         let dir = self.run_dir.join(format!("nodes/n{id}"));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("node {id}: {e}"))?;
+        let ours = |e: std::io::Error| Failure::harness(format!("node {id}: {e}"));
+        std::fs::create_dir_all(&dir).map_err(ours)?;
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("stderr.log"))
-            .map_err(|e| format!("node {id}: {e}"))?;
+            .map_err(ours)?;
         let peer = |j: NodeId| format!("http://{}:{PEER_PORT}", node_addr(j));
         let cluster: Vec<String> = (1..=self.n as NodeId)
             .map(|j| format!("n{j}={}", peer(j)))
@@ -143,9 +147,7 @@ impl EtcdSystem {
             .args(["--initial-cluster-token", &self.token])
             .current_dir(&dir)
             .stdin(Stdio::null())
-            .stdout(Stdio::from(
-                stderr.try_clone().map_err(|e| format!("node {id}: {e}"))?,
-            ))
+            .stdout(Stdio::from(stderr.try_clone().map_err(ours)?))
             .stderr(Stdio::from(stderr))
             .process_group(0);
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
@@ -158,32 +160,34 @@ impl EtcdSystem {
         let ns = self
             .net
             .namespace(id)
-            .ok_or_else(|| format!("node {id} has no namespace"))?;
+            .ok_or_else(|| Failure::harness(format!("node {id} has no namespace")))?;
         nemesis::netns::enter(&mut cmd, ns);
-        let child = self
-            .spawner
-            .spawn(cmd)
-            .map_err(|e| format!("node {id}: cannot run {}: {e}", self.etcd.display()))?;
+        let child = self.spawner.spawn(cmd).map_err(|e| {
+            Failure::harness(format!(
+                "node {id}: cannot run {}: {e}",
+                self.etcd.display()
+            ))
+        })?;
         self.procs.insert(id, child, 0);
         // Ready: it accepts client connections (it serves them once the cluster has
         // a leader, which needs a majority started: members start one at a time).
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if !self.is_running(id) {
-                return Err(format!(
+                return Err(Failure::system(format!(
                     "node {id}: etcd exited during start-up; last lines of its log:\n{}",
                     crate::cluster::tail(&dir.join("stderr.log"), 15)
-                ));
+                )));
             }
             if self.net.connect(client_addr(id), CONNECT_TIMEOUT).is_ok() {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(format!(
+                return Err(Failure::system(format!(
                     "node {id}: etcd did not accept client connections within {} s; last lines of its log:\n{}",
                     START_TIMEOUT.as_secs(),
                     crate::cluster::tail(&dir.join("stderr.log"), 15)
-                ));
+                )));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -205,7 +209,7 @@ impl nemesis::Nodes for EtcdSystem {
         if self.is_running(id) {
             return Ok(false);
         }
-        self.spawn(id).map(|()| true)
+        self.spawn(id).map(|()| true).map_err(|e| e.what)
     }
 }
 
@@ -216,7 +220,7 @@ impl System for EtcdSystem {
         self.n
     }
 
-    fn start(&self, id: NodeId) -> Result<(), String> {
+    fn start(&self, id: NodeId) -> Result<(), Failure> {
         self.spawn(id)
     }
 

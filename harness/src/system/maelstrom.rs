@@ -37,7 +37,7 @@ use results::Plan;
 use results::faults::{MISBEHAVED_EVENTS_MAX, MisbehaviourKind};
 use tokio::sync::oneshot;
 
-use super::{ClientOp, Completion, Launcher, NodeId, System};
+use super::{ClientOp, Completion, Failure, Launcher, NodeId, System};
 use crate::maelstrom::proto::{self, Envelope};
 use crate::maelstrom::services::Services;
 use crate::recorder::Recorder;
@@ -456,15 +456,17 @@ impl MaelstromSystem {
         (1..=self.n).map(|i| format!("n{i}")).collect()
     }
 
-    /// Spawns node `id` with its stdio wired to the router, then sends `init`.
-    fn spawn(&self, id: NodeId) -> Result<(), String> {
+    /// Spawns node `id` with its stdio wired to the router, then sends `init`. The
+    /// harness's part failing (its log, the program) is its failure; a node that
+    /// answers `init` wrongly or not at all misbehaved.
+    fn spawn(&self, id: NodeId) -> Result<(), Failure> {
         let dir = self.run_dir.join(format!("nodes/n{id}"));
         let _ = std::fs::create_dir_all(&dir);
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("stderr.log"))
-            .map_err(|e| format!("node {id}: {e}"))?;
+            .map_err(|e| Failure::harness(format!("node {id}: {e}")))?;
         let mut cmd = Command::new(&self.cmd.program);
         cmd.args(&self.cmd.args)
             .envs(self.cmd.env.iter().map(|(k, v)| (k, v)))
@@ -481,12 +483,12 @@ impl MaelstromSystem {
                     .map_err(std::io::Error::from)
             });
         }
-        let mut child = self
-            .spawner
-            .spawn(cmd)
-            .map_err(|e| format!("node {id}: cannot run {:?}: {e}", self.cmd.program))?;
-        let mut stdin = child.stdin.take().ok_or("no stdin")?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut child = self.spawner.spawn(cmd).map_err(|e| {
+            Failure::harness(format!("node {id}: cannot run {:?}: {e}", self.cmd.program))
+        })?;
+        let piped = || Failure::harness(format!("node {id}: its stdio is not piped"));
+        let mut stdin = child.stdin.take().ok_or_else(piped)?;
+        let stdout = child.stdout.take().ok_or_else(piped)?;
         let (tx, rx) = mpsc::channel::<String>();
         std::thread::spawn(move || {
             for line in rx {
@@ -515,11 +517,14 @@ impl MaelstromSystem {
             .block_on(async move { router.ask("c0", id, init, INIT_TIMEOUT).await });
         match answered {
             Some(r) if r.kind() == "init_ok" => Ok(()),
-            Some(r) => Err(format!("node {id} answered init with {}", r.to_line())),
-            None => Err(format!(
+            Some(r) => Err(Failure::system(format!(
+                "node {id} answered init with {}",
+                r.to_line()
+            ))),
+            None => Err(Failure::system(format!(
                 "node {id} did not answer init within {} s",
                 INIT_TIMEOUT.as_secs()
-            )),
+            ))),
         }
     }
 }
@@ -640,7 +645,7 @@ impl nemesis::Nodes for MaelstromSystem {
         if self.is_running(id) {
             return Ok(false);
         }
-        self.spawn(id).map(|()| true)
+        self.spawn(id).map(|()| true).map_err(|e| e.what)
     }
 }
 
@@ -711,7 +716,7 @@ impl System for MaelstromSystem {
         self.n
     }
 
-    fn start(&self, id: NodeId) -> Result<(), String> {
+    fn start(&self, id: NodeId) -> Result<(), Failure> {
         self.spawn(id)
     }
 

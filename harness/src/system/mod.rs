@@ -29,75 +29,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use checker::history::Outcome;
 use nemesis::net::LinkStats;
 use results::Plan;
 
 use crate::recorder::Recorder;
 
-pub type NodeId = u32;
-
-/// The error code of an op the client gave up waiting for.
-pub const CLIENT_TIMEOUT: &str = "client-timeout";
-/// The error code of an op whose connection broke before its reply.
-pub const CONNECTION_BROKEN: &str = "connection-broken";
-/// The error code of an op refused because no leader could take it (definite); the
-/// workload backs off briefly after one.
-pub const UNAVAILABLE: &str = "unavailable";
-
-/// One workload operation (defined with the plan, which can script them).
-pub use results::plan::ClientOp;
-
-/// How an op ended, as its client classified it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Completion {
-    /// `ok`: it happened; `fail`: it certainly did not and will not; `info`: unknown.
-    /// A read that did not succeed is `fail` (it changes nothing).
-    pub outcome: Outcome,
-    /// What an ok read (`None`: absent) or an ok propose returned.
-    pub value: Option<i64>,
-    /// The error code of a failed or unknown op.
-    pub error: Option<String>,
-    /// The connection cannot be used again (it broke, or a late reply may still come).
-    pub reconnect: bool,
-}
-
-impl Completion {
-    pub fn ok(value: Option<i64>) -> Completion {
-        Completion {
-            outcome: Outcome::Ok,
-            value,
-            error: None,
-            reconnect: false,
-        }
-    }
-
-    /// A definite refusal: the op did not and will not happen.
-    pub fn fail(error: &str) -> Completion {
-        Completion {
-            outcome: Outcome::Fail,
-            value: None,
-            error: Some(error.to_string()),
-            reconnect: false,
-        }
-    }
-
-    /// No reply the client can trust (timeout, broken connection, an indefinite error):
-    /// `info`, except for a read, which is `fail` since it changes nothing.
-    pub fn unknown(op: &ClientOp, error: &str, reconnect: bool) -> Completion {
-        let outcome = if matches!(op, ClientOp::Read { .. }) {
-            Outcome::Fail
-        } else {
-            Outcome::Info
-        };
-        Completion {
-            outcome,
-            value: None,
-            error: Some(error.to_string()),
-            reconnect,
-        }
-    }
-}
+pub use crate::vocab::{
+    CLIENT_TIMEOUT, CONNECTION_BROKEN, ClientOp, Completion, Failure, NodeId, UNAVAILABLE,
+};
 
 /// A client connection to one node, one op at a time.
 pub trait Client: Send + 'static {
@@ -114,13 +53,21 @@ pub trait System: nemesis::Nodes + Send + Sync + 'static {
     /// The number of nodes, with ids 1..=n.
     fn nodes(&self) -> usize;
 
-    /// Starts node `id` on its own data and waits until it is ready.
-    fn start(&self, id: NodeId) -> Result<(), String>;
+    /// Starts node `id` on its own data and waits until it is ready. The error says
+    /// whose failure it is: the harness's (it could not spawn the program) or the
+    /// system's (the node exited or never became ready).
+    fn start(&self, id: NodeId) -> Result<(), Failure>;
 
     /// Whether node `id` is alive (paused counts as alive).
     fn is_running(&self, id: NodeId) -> bool;
 
     fn is_paused(&self, id: NodeId) -> bool;
+
+    /// Whether a clock fault left node `id`'s clock off real speed (the final heal
+    /// then resets it through [`nemesis::Nodes::set_clock`]).
+    fn clock_skewed(&self, _id: NodeId) -> bool {
+        false
+    }
 
     /// Where network faults are made.
     fn links(&self) -> &dyn nemesis::Links;

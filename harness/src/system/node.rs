@@ -18,10 +18,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::{
-    CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, ClientOp, Completion, Dialer, Launcher, NodeId,
-    System,
+    CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, ClientOp, Completion, Dialer, Failure, Launcher,
+    NodeId, System,
 };
-use crate::cluster::{Cluster, NodeCommand};
+use crate::cluster::{Cluster, NodeCommand, StartError};
 use crate::recorder::Recorder;
 
 /// How long a client waits to connect to a node.
@@ -238,8 +238,9 @@ impl System for NodeSystem {
         self.n
     }
 
-    fn start(&self, id: NodeId) -> Result<(), String> {
-        self.with_cluster(|c| c.start(id).map(|_| ()).map_err(|e| e.to_string()))?
+    fn start(&self, id: NodeId) -> Result<(), Failure> {
+        self.with_cluster(|c| c.start(id).map(|_| ()).map_err(StartError::into_failure))
+            .map_err(Failure::harness)?
     }
 
     fn is_running(&self, id: NodeId) -> bool {
@@ -248,6 +249,11 @@ impl System for NodeSystem {
 
     fn is_paused(&self, id: NodeId) -> bool {
         self.with_cluster(|c| c.is_paused(id)).unwrap_or(false)
+    }
+
+    fn clock_skewed(&self, id: NodeId) -> bool {
+        self.with_cluster(|c| c.clock_rate(id) != 1.0)
+            .unwrap_or(false)
     }
 
     fn links(&self) -> &dyn nemesis::Links {
