@@ -17,35 +17,27 @@
 use std::time::Instant;
 
 use harness::Presentation;
-use harness::cli::{RunArgs, plan_from_args};
 use harness::sim::sweep::{View, judge, sweep};
+use harness::spec::PlanSpec;
 use paxos_node::types::Bug;
 use results::{Mode, Plan, RunResult};
 
-fn args(nodes: usize, secs: f64, seed: u64) -> RunArgs {
-    RunArgs {
+fn args(nodes: usize, secs: f64, seed: u64) -> PlanSpec {
+    // The run's default fault slot: 3 s, or a fifth of a shorter run (every run has
+    // faults).
+    PlanSpec {
+        mode: Mode::Sim,
+        name: "sim-bench".into(),
+        seed: Some(seed),
         nodes,
         workload: Some(results::Workload::Both),
-        time_limit: secs,
-        concurrency: None,
-        rate: 0.0,
-        keys: 5,
-        seed: Some(seed),
-        node_args: Vec::new(),
-        results: "runs".into(),
-        name: "sim-bench".into(),
-        grace: 10.0,
-        op_timeout_ms: 2_500,
-        nemesis: None,
-        // The run's default: 3 s, or a fifth of a shorter run (every run has faults).
-        nemesis_interval: None,
-        no_progress: true,
-        ..RunArgs::default()
+        time_limit_s: secs,
+        ..PlanSpec::default()
     }
 }
 
-fn plan(a: &RunArgs) -> Plan {
-    plan_from_args(a, Mode::Sim).unwrap()
+fn plan(a: &PlanSpec) -> Plan {
+    a.plan().unwrap()
 }
 
 fn knob(name: &str, default: u64) -> u64 {
@@ -124,7 +116,7 @@ fn rules_against_history() {
         let (mut with, mut alone) = (None, None);
         for seed in 1..=600u64 {
             let mut a = args(3, 3.0, seed);
-            a.nemesis_interval = Some(0.3);
+            a.nemesis_interval_s = Some(0.3);
             a.node_args = vec![format!("--bug={bug}")];
             let j = judge(&plan(&a)).unwrap();
             let secs = started.elapsed().as_secs_f64();
@@ -167,7 +159,7 @@ fn matrix() {
     for bug in Bug::ALL {
         let plan_of = |seed| {
             let mut a = args(3, 3.0, seed);
-            a.nemesis_interval = Some(0.3);
+            a.nemesis_interval_s = Some(0.3);
             a.node_args = vec![format!("--bug={bug}")];
             plan(&a)
         };
@@ -203,8 +195,12 @@ fn determinism() {
     let mismatches = std::sync::atomic::AtomicU64::new(0);
     let plan_of = |seed| {
         let mut a = args(3, 2.0, seed);
-        a.nemesis = Some("partition,kill,pause,links,power,clock,corrupt".into());
-        a.nemesis_interval = Some(0.3);
+        a.nemesis = Some(
+            "partition,kill,pause,links,power,clock,corrupt"
+                .parse()
+                .unwrap(),
+        );
+        a.nemesis_interval_s = Some(0.3);
         plan(&a)
     };
     std::thread::scope(|s| {

@@ -1,18 +1,33 @@
-//! The command lines' flags, and turning them into a plan. The binary only parses
-//! them; everything they mean is decided here, once.
+//! The command lines' flags, and turning them into a [`PlanSpec`]: the flags only
+//! name choices; what they mean, and whether they are right, the spec decides.
 
 use std::path::{Path, PathBuf};
 
-use nemesis::{FaultKinds, ScheduledFault, substream};
-use results::{Mode, OpMix, PLAN_VERSION, Plan, Workload};
+use nemesis::{FaultKinds, ScheduledFault};
+use results::plan::Protocol;
+use results::{Mode, Plan, Workload};
 
-/// A flag or its value is wrong: exit 2 with this one line.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+pub use crate::spec::{NETNS_NEMESIS, PlanSpec, UsageError, default_nemesis};
 
-macro_rules! usage {
-    ($($t:tt)*) => { return Err(UsageError(format!($($t)*))) };
+/// `--protocol`: how the harness talks to the nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProtocolFlag {
+    Bundled,
+    Maelstrom,
+}
+
+/// `--net`: where network faults are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetFlag {
+    Proxy,
+    Netns,
+}
+
+/// `--system`: the system under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SystemFlag {
+    Bundled,
+    Etcd,
 }
 
 fn parse_workload(s: &str) -> Result<Workload, String> {
@@ -73,8 +88,8 @@ pub struct RunArgs {
     /// order), corrupt (chaos sim only); or all (every kind but power and corrupt); or
     /// none [default: partition,kill,pause,flaky-links; with --net netns:
     /// partition,kill,pause,lossy-links; chaos sim: partition,kill,pause,links,power,clock].
-    #[arg(long, value_name = "LIST")]
-    pub nemesis: Option<String>,
+    #[arg(long, value_name = "LIST", value_parser = parse_kinds)]
+    pub nemesis: Option<FaultKinds>,
     /// Seconds per fault slot: a fault starts at the beginning of its slot and is undone
     /// after 40-70% of it. A run has time-limit / S - 1 slots [default: 3, or a fifth
     /// of a run shorter than 15 s, so every run has at least 4 faults; a 30 s run 9].
@@ -97,8 +112,8 @@ pub struct RunArgs {
     pub trace_messages: bool,
     /// How to talk to the nodes: bundled (the bundled node's TCP protocols) or
     /// maelstrom (JSON lines over stdio; implied by --node-cmd).
-    #[arg(long, value_name = "NAME", value_parser = ["bundled", "maelstrom"])]
-    pub protocol: Option<String>,
+    #[arg(long, value_name = "NAME", value_enum)]
+    pub protocol: Option<ProtocolFlag>,
     /// Where network faults are made: proxy (a proxy on every directed link: every
     /// link fault) or netns (each node in a network namespace of its own with an
     /// address on a bridge; partitions of every shape and link loss are nftables
@@ -106,13 +121,13 @@ pub struct RunArgs {
     /// needs root or an unprivileged user namespace, and nftables) [default: proxy;
     /// netns for --system etcd]. Nemesis default with netns:
     /// partition,kill,pause,lossy-links.
-    #[arg(long, value_name = "NAME", value_parser = ["proxy", "netns"])]
-    pub net: Option<String>,
+    #[arg(long, value_name = "NAME", value_enum)]
+    pub net: Option<NetFlag>,
     /// The system under test: bundled (the bundled node) or etcd (etcd members from
     /// the `etcd` on PATH, through its v3 JSON gateway; implies --net netns and
     /// --workload kv) [default: bundled].
-    #[arg(long, value_name = "NAME", value_parser = ["bundled", "etcd"])]
-    pub system: Option<String>,
+    #[arg(long, value_name = "NAME", value_enum)]
+    pub system: Option<SystemFlag>,
     /// Test a node that speaks Maelstrom's protocol (JSON lines on stdin and stdout):
     /// the command line that runs one node, split into words as a shell splits them
     /// (quotes; leading NAME=VALUE words set environment variables) and run without a
@@ -143,16 +158,9 @@ pub struct RunArgs {
     pub json: bool,
 }
 
-/// The fault kinds of a `--net netns` plan when `--nemesis` is not given: what the
-/// kernel backend can make.
-pub const NETNS_NEMESIS: &str = "partition,kill,pause,lossy-links";
-
-/// The fault kinds of a plan when `--nemesis` is not given.
-pub fn default_nemesis(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Real => "partition,kill,pause,flaky-links",
-        Mode::Sim => "partition,kill,pause,links,power,clock",
-    }
+/// A `--nemesis` list.
+pub fn parse_kinds(s: &str) -> Result<FaultKinds, String> {
+    s.parse().map_err(|e: nemesis::KindsError| e.to_string())
 }
 
 /// `chaos sim`: the run flags (time in virtual seconds) and the simulation's own.
@@ -244,170 +252,57 @@ pub fn run_plan(args: &RunArgs) -> Result<Plan, UsageError> {
 
 /// Turns flags into a plan for `mode`; a bad flag is a usage error.
 pub fn plan_from_args(args: &RunArgs, mode: Mode) -> Result<Plan, UsageError> {
-    if args.nodes == 0 || args.nodes > 15 {
-        usage!("--nodes must be between 1 and 15 (got {})", args.nodes);
-    }
-    if !(args.time_limit > 0.0 && args.time_limit.is_finite()) {
-        usage!("--time-limit must be a positive number of seconds");
-    }
-    if !(args.grace > 0.0 && args.grace.is_finite()) {
-        usage!("--grace must be a positive number of seconds");
-    }
-    if !(args.rate >= 0.0 && args.rate.is_finite()) {
-        usage!("--rate must be 0 (as fast as possible) or a positive number of ops/s");
-    }
-    if args.keys == 0 {
-        usage!("--keys must be at least 1");
-    }
-    if let Some(cmd) = &args.node_cmd {
-        crate::system::maelstrom::NodeCommand::parse(cmd).map_err(UsageError)?;
-    }
-    if args.op_timeout_ms == 0 {
-        usage!("--op-timeout-ms must be positive");
-    }
-    if args.name.is_empty() || args.name.contains('/') || args.name.starts_with('.') {
-        usage!(
-            "--name must be a plain directory name (got {:?})",
-            args.name
-        );
-    }
-    let concurrency = args.concurrency.unwrap_or(2 * args.nodes);
-    if concurrency == 0 {
-        usage!("--concurrency must be at least 1");
-    }
-    if let Some(bin) = &args.node_bin {
-        if mode == Mode::Sim {
-            usage!(
-                "--node-bin: chaos sim runs the bundled node's core in one process; use chaos run to test another binary"
-            );
-        }
-        check_executable(bin)?;
-    }
-    let kinds: FaultKinds = args
-        .nemesis
-        .as_deref()
-        .unwrap_or(
-            if mode == Mode::Real
-                && (args.net.as_deref() == Some("netns") || args.system.as_deref() == Some("etcd"))
-            {
-                NETNS_NEMESIS
-            } else {
-                default_nemesis(mode)
-            },
-        )
-        .parse()
-        .map_err(|e| UsageError(format!("--nemesis: {e}")))?;
-    if mode == Mode::Real && kinds.needs_simulation() {
-        usage!(
-            "--nemesis {}: corrupt faults need the simulated disk; use chaos sim",
-            kinds.describe()
-        );
-    }
-    let interval_ms = match args.nemesis_interval {
-        Some(s) if !(s > 0.0 && s.is_finite()) => {
-            usage!("--nemesis-interval must be a positive number of seconds")
-        }
-        Some(s) => ((s * 1e3) as u64).max(1),
-        None => nemesis::default_interval_ms((args.time_limit * 1e3) as u64),
-    };
-    let seed = args.seed.unwrap_or_else(random_seed);
-    let schedule = match &args.schedule {
-        None => nemesis::generate(
-            args.nodes,
-            &mut substream(seed, "nemesis"),
-            kinds,
-            interval_ms,
-            (args.time_limit * 1e3) as u64,
-        ),
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                UsageError(format!("cannot read --schedule {}: {e}", path.display()))
-            })?;
-            let s: Vec<ScheduledFault> = serde_json::from_str(&text).map_err(|e| {
-                UsageError(format!(
-                    "--schedule {} is not a fault schedule: {e}",
-                    path.display()
-                ))
-            })?;
-            for f in &s {
-                if f.targets
-                    .iter()
-                    .any(|t| *t == 0 || *t as usize > args.nodes)
-                {
-                    usage!("--schedule: targets must be node ids 1..={}", args.nodes);
-                }
-            }
-            s
-        }
-    };
-    let maelstrom = args.node_cmd.is_some() || args.protocol.as_deref() == Some("maelstrom");
-    let etcd = args.system.as_deref() == Some("etcd");
-    let net = match args.net.as_deref() {
-        Some("netns") => results::Net::Netns,
-        Some(_) => results::Net::Proxy,
-        None if etcd => results::Net::Netns,
-        None => results::Net::Proxy,
-    };
-    let plan = Plan {
-        version: PLAN_VERSION,
-        mode,
-        name: args.name.clone(),
-        seed,
-        nodes: args.nodes,
-        workload: args.workload.unwrap_or(if maelstrom || etcd {
-            Workload::Kv
-        } else {
-            Workload::Both
-        }),
-        time_limit_s: args.time_limit,
-        concurrency,
-        rate: args.rate,
-        keys: args.keys,
-        kv_keys: results::plan::default_kv_keys(args.keys),
-        op_mix: OpMix::default(),
-        node_bin: args.node_bin.clone(),
-        node_args: args.node_args.clone(),
-        grace_s: args.grace,
-        op_timeout_ms: args.op_timeout_ms,
-        nemesis: kinds,
-        nemesis_interval_s: interval_ms as f64 / 1e3,
-        schedule,
-        explicit_schedule: args.schedule.is_some(),
-        trace_messages: !args.no_trace_messages,
-        ops_per_client: args.ops_per_client,
-        backoff: args.backoff_ms.unwrap_or_default(),
-        protocol: if etcd {
-            results::plan::Protocol::Etcd
-        } else if maelstrom {
-            results::plan::Protocol::Maelstrom
-        } else {
-            results::plan::Protocol::Bundled
-        },
-        node_cmd: args.node_cmd.clone(),
-        net,
-        script: None,
-        shrunk_from: None,
-    };
-    plan.normalised().map_err(|e| UsageError(e.to_string()))
+    args.spec(mode)?.plan()
 }
 
-fn check_executable(bin: &Path) -> Result<(), UsageError> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(bin).map_err(|_| {
+impl RunArgs {
+    /// The choices the flags name, for `mode` (an explicit schedule read from its file).
+    pub fn spec(&self, mode: Mode) -> Result<PlanSpec, UsageError> {
+        let protocol = if self.system == Some(SystemFlag::Etcd) {
+            Protocol::Etcd
+        } else if self.node_cmd.is_some() || self.protocol == Some(ProtocolFlag::Maelstrom) {
+            Protocol::Maelstrom
+        } else {
+            Protocol::Bundled
+        };
+        Ok(PlanSpec {
+            mode,
+            name: self.name.clone(),
+            seed: self.seed,
+            nodes: self.nodes,
+            workload: self.workload,
+            time_limit_s: self.time_limit,
+            concurrency: self.concurrency,
+            rate: self.rate,
+            keys: self.keys,
+            grace_s: self.grace,
+            op_timeout_ms: self.op_timeout_ms,
+            protocol,
+            node_bin: self.node_bin.clone(),
+            node_cmd: self.node_cmd.clone(),
+            node_args: self.node_args.clone(),
+            net: self.net.map(|n| match n {
+                NetFlag::Proxy => results::Net::Proxy,
+                NetFlag::Netns => results::Net::Netns,
+            }),
+            nemesis: self.nemesis,
+            nemesis_interval_s: self.nemesis_interval,
+            schedule: self.schedule.as_deref().map(read_schedule).transpose()?,
+            trace_messages: !self.no_trace_messages,
+            ops_per_client: self.ops_per_client,
+            backoff: self.backoff_ms.unwrap_or_default(),
+        })
+    }
+}
+
+/// An explicit fault schedule from its file (`--schedule`).
+fn read_schedule(path: &Path) -> Result<Vec<ScheduledFault>, UsageError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("cannot read --schedule {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
         UsageError(format!(
-            "--node-bin {}: no such file; build it first or omit --node-bin to test the bundled node",
-            bin.display()
+            "--schedule {} is not a fault schedule: {e}",
+            path.display()
         ))
-    })?;
-    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-        usage!("--node-bin {}: not an executable file", bin.display());
-    }
-    Ok(())
-}
-
-fn random_seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    (t ^ (u64::from(std::process::id()) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 1
+    })
 }

@@ -34,6 +34,7 @@ pub mod report;
 pub mod seeds;
 pub mod shrink;
 pub mod sim;
+pub mod spec;
 pub mod sweep;
 pub mod system;
 pub mod vocab;

@@ -10,9 +10,10 @@ use std::time::Instant;
 use paxos_node::types::Bug;
 use results::{ExitCode, Mode, Workload};
 
-use crate::cli::{RunArgs, UsageError, plan_from_args};
+use crate::cli::UsageError;
 use crate::engine::{EngineError, execute};
 use crate::progress::Presentation;
+use crate::spec::PlanSpec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MatrixError {
@@ -57,8 +58,8 @@ pub struct MatrixArgs {
     pub nodes: Option<usize>,
     /// Fault kinds, as for `chaos run --nemesis` [default: as chaos run's, or with
     /// --sim as chaos sim's].
-    #[arg(long, value_name = "LIST")]
-    pub nemesis: Option<String>,
+    #[arg(long, value_name = "LIST", value_parser = crate::cli::parse_kinds)]
+    pub nemesis: Option<nemesis::FaultKinds>,
     /// Seconds per fault slot, as for `chaos run --nemesis-interval` [default: 3; with
     /// --sim 0.3].
     #[arg(long, value_name = "S")]
@@ -146,6 +147,105 @@ fn real_seeds(
     Ok((None, runs))
 }
 
+/// The plan of one bug's run at `seed`: the matrix's defaults, or the flags'.
+fn spec_of(args: &MatrixArgs, bug: &str, seed: u64) -> PlanSpec {
+    let sim = args.sim;
+    PlanSpec {
+        mode: if sim { Mode::Sim } else { Mode::Real },
+        name: format!("matrix-{bug}"),
+        seed: Some(seed),
+        nodes: args.nodes.unwrap_or(if sim { 3 } else { 5 }),
+        workload: Some(Workload::Both),
+        time_limit_s: time_limit(args),
+        node_args: vec![format!("--bug={bug}")],
+        nemesis: args.nemesis,
+        nemesis_interval_s: Some(args.nemesis_interval.unwrap_or(if sim { 0.3 } else { 3.0 })),
+        ..PlanSpec::default()
+    }
+}
+
+fn time_limit(args: &MatrixArgs) -> f64 {
+    args.time_limit.unwrap_or(if args.sim { 3.0 } else { 30.0 })
+}
+
+/// The bugs to try: the flag's list, or the node's own list of every bug, so the
+/// matrix can never miss one.
+fn bugs_of(args: &MatrixArgs) -> Result<Vec<String>, UsageError> {
+    match &args.bugs {
+        Some(list) => list
+            .split(',')
+            .map(|s| s.trim().parse::<Bug>().map(|b| b.name().to_string()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| UsageError(format!("--bugs: {e}"))),
+        None => Ok(Bug::ALL.iter().map(|b| b.name().to_string()).collect()),
+    }
+}
+
+/// One bug over seeds 1..=N in simulation, judged in memory on every core.
+fn sim_seeds(args: &MatrixArgs, bug: &str, seeds: u64) -> Result<(Found, u64), MatrixError> {
+    let plan_of = |seed: u64| {
+        spec_of(args, bug, seed)
+            .plan()
+            .expect("flags checked above")
+    };
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let sweep = crate::sim::sweep::sweep(
+        1..seeds + 1,
+        jobs,
+        1,
+        &plan_of,
+        Some(&args.results),
+        crate::sim::sweep::View::QUIET,
+    )
+    .map_err(MatrixError::Sim)?;
+    let found = sweep
+        .failures
+        .iter()
+        .find(|j| j.exit_code == ExitCode::Invalid)
+        .map(|j| {
+            let dir = sweep.run_dirs.iter().find(|(s, _)| *s == j.seed);
+            (
+                j.seed,
+                dir.map_or_else(|| "-".into(), |(_, d)| d.display().to_string()),
+            )
+        });
+    Ok((found, sweep.seeds_run))
+}
+
+/// One bug's row: its seeds quiet, and under the hog when asked.
+fn row(args: &MatrixArgs, bug: &str, seeds: u64) -> Result<Row, MatrixError> {
+    let started = Instant::now();
+    let real = |seed: u64| {
+        let plan = spec_of(args, bug, seed).plan()?;
+        Ok(execute(&plan, &args.results, Presentation::quiet())?)
+    };
+    let (found, runs) = if args.sim {
+        sim_seeds(args, bug, seeds)?
+    } else {
+        real_seeds(bug, seeds, "", &real)?
+    };
+    let secs = started.elapsed().as_secs_f64();
+    let hogged = if args.hog > 0 {
+        let started = Instant::now();
+        let _hog = Hog::start(args.hog);
+        let label = format!(" (hog {})", args.hog);
+        let (found, runs) = real_seeds(bug, seeds, &label, &real)?;
+        Some((found.map(|(s, _)| s), runs, started.elapsed().as_secs_f64()))
+    } else {
+        None
+    };
+    Ok(Row {
+        bug: bug.to_string(),
+        found,
+        runs,
+        secs,
+        skipped: false,
+        hogged,
+    })
+}
+
 pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
     if args.hog > 0 && args.sim {
         return Err(UsageError(
@@ -153,47 +253,16 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
         )
         .into());
     }
-    // The node's own list of bugs, so the matrix can never miss one.
-    let bugs: Vec<String> = match &args.bugs {
-        Some(list) => list
-            .split(',')
-            .map(|s| s.trim().parse::<Bug>().map(|b| b.name().to_string()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| UsageError(format!("--bugs: {e}")))?,
-        None => Bug::ALL.iter().map(|b| b.name().to_string()).collect(),
-    };
-    let mode = if args.sim { Mode::Sim } else { Mode::Real };
-    let sim = args.sim;
-    let seeds = args.seeds.unwrap_or(if sim { 600 } else { 5 });
-    let time_limit = args.time_limit.unwrap_or(if sim { 3.0 } else { 30.0 });
-    let run_args = |bug: &str, seed: u64| RunArgs {
-        nodes: args.nodes.unwrap_or(if sim { 3 } else { 5 }),
-        workload: Some(Workload::Both),
-        time_limit,
-        concurrency: None,
-        rate: 0.0,
-        keys: 5,
-        seed: Some(seed),
-        node_args: vec![format!("--bug={bug}")],
-        results: args.results.clone(),
-        name: format!("matrix-{bug}"),
-        grace: 10.0,
-        op_timeout_ms: 2_500,
-        nemesis: args.nemesis.clone(),
-        nemesis_interval: Some(args.nemesis_interval.unwrap_or(if sim { 0.3 } else { 3.0 })),
-        no_progress: true,
-        ..RunArgs::default()
-    };
+    let bugs = bugs_of(args)?;
+    let seeds = args.seeds.unwrap_or(if args.sim { 600 } else { 5 });
     // The flags are checked once, up front, with the first bug of the list.
     if let Some(bug) = bugs.first() {
-        plan_from_args(&run_args(bug, 1), mode)?;
+        spec_of(args, bug, 1).plan()?;
     }
     let mut rows = Vec::new();
-    let mut all_found = true;
     for bug in &bugs {
-        let started = Instant::now();
         let needs_sim = bug.parse::<Bug>().is_ok_and(Bug::needs_simulated_disk);
-        if needs_sim && !sim {
+        if needs_sim && !args.sim {
             eprintln!(
                 "  {bug}: skipped: only a simulated disk can lose unsynced writes (chaos matrix --sim)"
             );
@@ -207,68 +276,22 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
             });
             continue;
         }
-        let (found, runs) = if sim {
-            let plan_of = |seed: u64| {
-                plan_from_args(&run_args(bug, seed), mode).expect("flags checked above")
-            };
-            let jobs = args
-                .jobs
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            let sweep = crate::sim::sweep::sweep(
-                1..seeds + 1,
-                jobs,
-                1,
-                &plan_of,
-                Some(&args.results),
-                crate::sim::sweep::View::QUIET,
-            )
-            .map_err(MatrixError::Sim)?;
-            let found = sweep
-                .failures
-                .iter()
-                .find(|j| j.exit_code == ExitCode::Invalid)
-                .map(|j| {
-                    let dir = sweep.run_dirs.iter().find(|(s, _)| *s == j.seed);
-                    (
-                        j.seed,
-                        dir.map_or_else(|| "-".into(), |(_, d)| d.display().to_string()),
-                    )
-                });
-            (found, sweep.seeds_run)
-        } else {
-            real_seeds(bug, seeds, "", &|seed| {
-                let plan = plan_from_args(&run_args(bug, seed), mode)?;
-                Ok(execute(&plan, &args.results, Presentation::quiet())?)
-            })?
-        };
-        let secs = started.elapsed().as_secs_f64();
-        let hogged = if args.hog > 0 {
-            let started = Instant::now();
-            let _hog = Hog::start(args.hog);
-            let label = format!(" (hog {})", args.hog);
-            let (found, runs) = real_seeds(bug, seeds, &label, &|seed| {
-                let plan = plan_from_args(&run_args(bug, seed), mode)?;
-                Ok(execute(&plan, &args.results, Presentation::quiet())?)
-            })?;
-            if found.is_none() {
-                all_found = false;
-            }
-            Some((found.map(|(s, _)| s), runs, started.elapsed().as_secs_f64()))
-        } else {
-            None
-        };
-        if found.is_none() {
-            all_found = false;
-        }
-        rows.push(Row {
-            bug: bug.clone(),
-            found,
-            runs,
-            secs,
-            skipped: false,
-            hogged,
-        });
+        rows.push(row(args, bug, seeds)?);
     }
+    print_rows(args, &rows, seeds);
+    let all_found = rows
+        .iter()
+        .filter(|r| !r.skipped)
+        .all(|r| r.found.is_some() && r.hogged.is_none_or(|(found, _, _)| found.is_some()));
+    Ok(if all_found {
+        ExitCode::Valid
+    } else {
+        ExitCode::Invalid
+    })
+}
+
+/// The matrix's table (and, under the hog, the quiet and loaded detections side by side).
+fn print_rows(args: &MatrixArgs, rows: &[Row], seeds: u64) {
     if args.hog > 0 {
         println!(
             "\n{:<20} {:<22} {:<22}",
@@ -294,7 +317,7 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
         "\n{:<20} {:<9} {:<11} {:<5} {:<18} run directory",
         "bug", "detected", "first seed", "runs", "time to detection"
     );
-    for r in &rows {
+    for r in rows {
         let (bug, runs) = (&r.bug, r.runs);
         match &r.found {
             Some((seed, dir)) => println!(
@@ -310,14 +333,10 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
         }
     }
     println!(
-        "\n{} of {} bugs detected within {seeds} seeds of {time_limit} s{} runs",
+        "\n{} of {} bugs detected within {seeds} seeds of {} s{} runs",
         rows.iter().filter(|r| r.found.is_some()).count(),
         rows.iter().filter(|r| !r.skipped).count(),
-        if sim { " simulated" } else { "" }
+        time_limit(args),
+        if args.sim { " simulated" } else { "" }
     );
-    Ok(if all_found {
-        ExitCode::Valid
-    } else {
-        ExitCode::Invalid
-    })
 }

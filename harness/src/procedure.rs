@@ -411,13 +411,14 @@ mod tests {
     }
 
     fn plan() -> Plan {
-        let args = crate::cli::RunArgs {
+        let mut plan = crate::spec::PlanSpec {
             nodes: 3,
             workload: Some(results::Workload::Kv),
             seed: Some(1),
-            ..crate::cli::RunArgs::default()
-        };
-        let mut plan = crate::cli::plan_from_args(&args, results::Mode::Real).unwrap();
+            ..crate::spec::PlanSpec::default()
+        }
+        .plan()
+        .unwrap();
         plan.kv_keys = vec!["a".into(), "b".into()];
         plan
     }

@@ -1087,11 +1087,13 @@ mod tests {
     #[test]
     fn a_shrink_keeps_a_failing_run_when_the_smallest_plan_stops_failing() {
         let tmp = tempfile::tempdir().unwrap();
-        let flags = crate::cli::RunArgs {
+        let base = crate::spec::PlanSpec {
+            mode: Mode::Sim,
             seed: Some(1),
             ..Default::default()
-        };
-        let base = crate::cli::plan_from_args(&flags, Mode::Sim).unwrap();
+        }
+        .plan()
+        .unwrap();
         let plan = |nodes: usize| Plan {
             nodes,
             ..base.clone()

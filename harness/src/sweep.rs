@@ -44,8 +44,8 @@ pub struct SweepArgs {
     pub shard: Shard,
     /// How each seed runs: sim (`chaos sim`: exact, judged in memory) or real
     /// (`chaos run`: real processes).
-    #[arg(long, value_name = "MODE", value_parser = ["sim", "real"], default_value = "sim")]
-    pub mode: String,
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = ModeFlag::Sim)]
+    pub mode: ModeFlag,
     /// Seeds run at once [default: real 1; sim the number of cores].
     #[arg(long, value_name = "J", value_parser = clap::value_parser!(u64).range(1..))]
     pub jobs: Option<u64>,
@@ -63,8 +63,22 @@ pub struct SweepArgs {
     pub max_time: Option<f64>,
     /// Which run directories to keep: failing (a passing real run's directory is
     /// removed once its record is written) or all.
-    #[arg(long, value_name = "WHICH", value_parser = ["failing", "all"], default_value = "failing")]
-    pub keep: String,
+    #[arg(long, value_name = "WHICH", value_enum, default_value_t = KeepFlag::Failing)]
+    pub keep: KeepFlag,
+}
+
+/// `--mode`: how each seed of a sweep runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeFlag {
+    Sim,
+    Real,
+}
+
+/// `--keep`: which run directories a sweep keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeepFlag {
+    Failing,
+    All,
 }
 
 /// `chaos merge`: sweep directories (or directories holding them) into one result.
@@ -130,31 +144,28 @@ fn setup(args: &SweepArgs) -> Result<Setup, UsageError> {
             )));
         }
     }
-    let mode = if args.mode == "real" {
-        Mode::Real
-    } else {
-        Mode::Sim
+    let mode = match args.mode {
+        ModeFlag::Real => Mode::Real,
+        ModeFlag::Sim => Mode::Sim,
     };
-    let make = move |run: &RunArgs| -> Result<Plan, UsageError> {
-        match mode {
-            Mode::Sim => crate::sim::plan_from_flags(run).map_err(|e| {
-                UsageError(format!(
-                    "{e} (--mode real runs real processes, which any system can)"
-                ))
-            }),
-            Mode::Real => crate::cli::plan_from_args(run, Mode::Real),
+    // The flags are read (and a schedule file loaded) once; each seed changes only
+    // the seed.
+    let spec = run.spec(mode)?;
+    let plan_at = move |seed: u64| {
+        crate::spec::PlanSpec {
+            seed: Some(seed),
+            ..spec.clone()
         }
+        .plan()
     };
-    let mut first = run.clone();
-    first.seed = Some(args.seeds.start);
-    let template = make(&first)?; // the flags, checked once, up front
+    let template = plan_at(args.seeds.start).map_err(|e| match mode {
+        Mode::Sim => UsageError(format!(
+            "{e} (--mode real runs real processes, which any system can)"
+        )),
+        Mode::Real => e,
+    })?; // the flags, checked once, up front
     let config = results::sweep::config_hash(&template);
-    let base = run.clone();
-    let plan_of = Box::new(move |seed: u64| {
-        let mut run = base.clone();
-        run.seed = Some(seed);
-        make(&run).expect("flags checked above")
-    });
+    let plan_of = Box::new(move |seed: u64| plan_at(seed).expect("flags checked above"));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let jobs = args.jobs.map_or(
         match mode {
@@ -171,7 +182,7 @@ fn setup(args: &SweepArgs) -> Result<Setup, UsageError> {
         planned: args.shard.count_in(args.seeds.clone()),
         config,
         name: template.name.clone(),
-        keep_all: args.keep == "all",
+        keep_all: args.keep == KeepFlag::All,
         plan_of,
     })
 }

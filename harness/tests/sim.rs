@@ -9,8 +9,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use harness::cli::{RunArgs, plan_from_args};
 use harness::sim::sweep::{Judged, View, judge, sweep};
+use harness::spec::PlanSpec;
 use nemesis::{Fault, ScheduledFault};
 use paxos_node::types::Bug;
 use results::{ExitCode, Mode, Plan, RunResult};
@@ -25,25 +25,23 @@ fn plan(
     interval: f64,
     bug: Option<Bug>,
 ) -> Plan {
-    let args = RunArgs {
+    PlanSpec {
+        mode: Mode::Sim,
+        name: "sim-test".into(),
+        seed: Some(seed),
         nodes,
         workload: Some(results::Workload::Both),
-        time_limit: secs,
+        time_limit_s: secs,
         concurrency: Some(4),
-        rate: 0.0,
         keys: 3,
-        seed: Some(seed),
-        node_args: bug.map(|b| format!("--bug={b}")).into_iter().collect(),
-        results: "unused".into(),
-        name: "sim-test".into(),
-        grace: 10.0,
         op_timeout_ms: 1_000,
-        nemesis: Some(nemesis.into()),
-        nemesis_interval: Some(interval),
-        no_progress: true,
-        ..RunArgs::default()
-    };
-    plan_from_args(&args, Mode::Sim).unwrap()
+        node_args: bug.map(|b| format!("--bug={b}")).into_iter().collect(),
+        nemesis: Some(nemesis.parse().unwrap()),
+        nemesis_interval_s: Some(interval),
+        ..PlanSpec::default()
+    }
+    .plan()
+    .unwrap()
 }
 
 const EVERY_FAULT: &str = "partition,kill,pause,links,clock,corrupt";

@@ -8,9 +8,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use harness::cli::{RunArgs, plan_from_args};
 use harness::procedure::Step;
 use harness::recorder::Recorder;
+use harness::spec::PlanSpec;
 use harness::system::{
     CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, ClientOp, Completion, Failure, Launcher, NodeId,
     System, UNAVAILABLE,
@@ -210,27 +210,25 @@ fn result_of(run_dir: &Path) -> results::RunResult {
         .unwrap()
 }
 
-fn plan(root: &Path, seed: u64) -> Plan {
-    let args = RunArgs {
+fn plan(seed: u64) -> Plan {
+    let mut plan = PlanSpec {
+        name: "toy".into(),
+        seed: Some(seed),
         nodes: 3,
         workload: Some(results::Workload::Both),
-        time_limit: 2.0,
+        time_limit_s: 2.0,
         concurrency: Some(6),
         // Bounded: the toy answers at once, and the history must stay small.
         rate: 600.0,
         keys: 2,
-        seed: Some(seed),
-        node_args: Vec::new(),
-        results: root.to_path_buf(),
-        name: "toy".into(),
-        grace: 2.0,
+        grace_s: 2.0,
         op_timeout_ms: 100,
-        nemesis: Some("partition,kill,pause,links".into()),
-        nemesis_interval: Some(0.4),
-        no_progress: true,
-        ..RunArgs::default()
-    };
-    let mut plan = plan_from_args(&args, results::Mode::Real).unwrap();
+        nemesis: Some("partition,kill,pause,links".parse().unwrap()),
+        nemesis_interval_s: Some(0.4),
+        ..PlanSpec::default()
+    }
+    .plan()
+    .unwrap();
     // The workload's keys are data in the plan, and the final reads follow them.
     plan.kv_keys = vec!["alpha".into(), "beta".into()];
     plan
@@ -239,7 +237,7 @@ fn plan(root: &Path, seed: u64) -> Plan {
 #[test]
 fn the_engine_runs_faults_and_judges_a_second_system() {
     let root = tempfile::tempdir().unwrap();
-    let plan = plan(root.path(), 3);
+    let plan = plan(3);
     let launcher = ToyLauncher::default();
     let out = execute_with(&plan, root.path(), Presentation::quiet(), &launcher).unwrap();
     let r = result_of(&out.run_dir);
@@ -331,7 +329,7 @@ fn the_engine_runs_faults_and_judges_a_second_system() {
 #[test]
 fn the_real_engine_and_the_simulation_take_the_same_steps() {
     let root = tempfile::tempdir().unwrap();
-    let mut real = plan(root.path(), 5);
+    let mut real = plan(5);
     real.schedule.clear();
     let out = execute_with(
         &real,
@@ -358,7 +356,7 @@ fn the_real_engine_and_the_simulation_take_the_same_steps() {
 #[test]
 fn a_node_that_will_not_restart_at_the_final_heal_fails_liveness() {
     let root = tempfile::tempdir().unwrap();
-    let mut plan = plan(root.path(), 6);
+    let mut plan = plan(6);
     plan.schedule = vec![nemesis::ScheduledFault {
         at_ms: 100,
         fault: nemesis::Fault::Kill,
@@ -387,7 +385,7 @@ fn a_node_that_will_not_restart_at_the_final_heal_fails_liveness() {
 #[test]
 fn a_second_system_with_stale_reads_is_caught() {
     let root = tempfile::tempdir().unwrap();
-    let plan = plan(root.path(), 4);
+    let plan = plan(4);
     let launcher = ToyLauncher {
         stale_reads: true,
         ..ToyLauncher::default()
@@ -415,7 +413,7 @@ fn log_agreement(r: &results::RunResult) -> &checker::CheckReport {
 fn an_unreadable_dump_is_judged_alike_by_run_check_and_report() {
     const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
     let root = tempfile::tempdir().unwrap();
-    let plan = plan(root.path(), 5);
+    let plan = plan(5);
     let launcher = ToyLauncher {
         garbage_dumps: true,
         ..ToyLauncher::default()

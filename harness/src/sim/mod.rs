@@ -458,10 +458,7 @@ fn plan_for(args: &crate::cli::SimArgs, seed: Option<u64>) -> Result<Plan, SimEr
 /// The simulated plan the run flags make: the simulation judges every step by the
 /// protocol's rules, and it can simulate only the bundled node's core.
 pub fn plan_from_flags(run: &crate::cli::RunArgs) -> Result<Plan, crate::cli::UsageError> {
-    let mut plan = crate::cli::plan_from_args(run, results::Mode::Sim)?;
-    plan.trace_messages = true;
-    node_config(&plan).map_err(crate::cli::UsageError)?;
-    Ok(plan)
+    run.spec(results::Mode::Sim)?.plan()
 }
 
 /// `chaos sim`: one run, a determinism check, or a sweep over seeds.

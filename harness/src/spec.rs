@@ -1,0 +1,430 @@
+//! A [`PlanSpec`]: everything a user can choose about a run, typed, with the
+//! defaults `chaos run` has, and the one way to make a [`Plan`] ([`PlanSpec::plan`]):
+//! the command line, the tests, the benches, `chaos matrix`, `chaos sweep` and
+//! `chaos shrink` all go through it, so a rule about plans is checked once.
+//!
+//! What is left unset is decided from the rest, as the flags' help says: the
+//! workload from the system, the concurrency from the nodes, the fault kinds from
+//! the mode and the network, the fault slot from the time limit, the seed at random.
+
+use std::path::{Path, PathBuf};
+
+use nemesis::{FaultKinds, ScheduledFault, substream};
+use results::plan::{Backoff, Protocol};
+use results::{Mode, Net, OpMix, PLAN_VERSION, Plan, Workload};
+
+/// What the user asked for cannot be run: exit 2 with this one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+macro_rules! usage {
+    ($($t:tt)*) => { return Err(UsageError(format!($($t)*))) };
+}
+
+/// The fault kinds of a `--net netns` plan when none are named: what the kernel
+/// backend can make.
+pub const NETNS_NEMESIS: &str = "partition,kill,pause,lossy-links";
+
+/// The fault kinds of a plan when none are named.
+pub fn default_nemesis(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Real => "partition,kill,pause,flaky-links",
+        Mode::Sim => "partition,kill,pause,links,power,clock",
+    }
+}
+
+/// Every choice a plan is made from. Name only what differs from the default:
+/// `PlanSpec { nodes: 3, seed: Some(7), ..PlanSpec::default() }`.
+#[derive(Clone, Debug)]
+pub struct PlanSpec {
+    /// Real processes (`chaos run`) or the simulation (`chaos sim`).
+    pub mode: Mode,
+    pub name: String,
+    /// `None`: drawn at random (and stored in the plan).
+    pub seed: Option<u64>,
+    pub nodes: usize,
+    /// `None`: kv for Maelstrom nodes and etcd, else both.
+    pub workload: Option<Workload>,
+    pub time_limit_s: f64,
+    /// `None`: two clients per node.
+    pub concurrency: Option<usize>,
+    /// Total ops/s; 0 as fast as possible.
+    pub rate: f64,
+    pub keys: usize,
+    pub grace_s: f64,
+    pub op_timeout_ms: u64,
+    /// The system under test, and how the harness talks to it.
+    pub protocol: Protocol,
+    /// A node binary speaking the bundled node's protocols (bundled protocol only).
+    pub node_bin: Option<PathBuf>,
+    /// A Maelstrom node's command line (Maelstrom protocol only).
+    pub node_cmd: Option<String>,
+    pub node_args: Vec<String>,
+    /// `None`: netns for etcd, else proxy.
+    pub net: Option<Net>,
+    /// `None`: the default kinds of the mode and network.
+    pub nemesis: Option<FaultKinds>,
+    /// Seconds per fault slot; `None`: [`nemesis::default_interval_ms`].
+    pub nemesis_interval_s: Option<f64>,
+    /// An explicit schedule instead of a generated one.
+    pub schedule: Option<Vec<ScheduledFault>>,
+    pub trace_messages: bool,
+    pub ops_per_client: Option<u64>,
+    pub backoff: Backoff,
+}
+
+impl Default for PlanSpec {
+    /// `chaos run` with no flags.
+    fn default() -> Self {
+        PlanSpec {
+            mode: Mode::Real,
+            name: "chaos".into(),
+            seed: None,
+            nodes: 5,
+            workload: None,
+            time_limit_s: 30.0,
+            concurrency: None,
+            rate: 0.0,
+            keys: 5,
+            grace_s: 10.0,
+            op_timeout_ms: 2_500,
+            protocol: Protocol::Bundled,
+            node_bin: None,
+            node_cmd: None,
+            node_args: Vec::new(),
+            net: None,
+            nemesis: None,
+            nemesis_interval_s: None,
+            schedule: None,
+            trace_messages: true,
+            ops_per_client: None,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+impl PlanSpec {
+    /// The plan: every choice checked, every unset one decided, the schedule drawn.
+    pub fn plan(&self) -> Result<Plan, UsageError> {
+        self.check()?;
+        let concurrency = self.concurrency.unwrap_or(2 * self.nodes);
+        let kinds = self.kinds()?;
+        let interval_ms = match self.nemesis_interval_s {
+            Some(s) => ((s * 1e3) as u64).max(1),
+            None => nemesis::default_interval_ms((self.time_limit_s * 1e3) as u64),
+        };
+        let seed = self.seed.unwrap_or_else(random_seed);
+        let schedule = match &self.schedule {
+            Some(s) => s.clone(),
+            None => nemesis::generate(
+                self.nodes,
+                &mut substream(seed, "nemesis"),
+                kinds,
+                interval_ms,
+                (self.time_limit_s * 1e3) as u64,
+            ),
+        };
+        let etcd = self.protocol == Protocol::Etcd;
+        let plan = Plan {
+            version: PLAN_VERSION,
+            mode: self.mode,
+            name: self.name.clone(),
+            seed,
+            nodes: self.nodes,
+            workload: self
+                .workload
+                .unwrap_or(if self.protocol == Protocol::Bundled {
+                    Workload::Both
+                } else {
+                    Workload::Kv
+                }),
+            time_limit_s: self.time_limit_s,
+            concurrency,
+            rate: self.rate,
+            keys: self.keys,
+            kv_keys: results::plan::default_kv_keys(self.keys),
+            op_mix: OpMix::default(),
+            node_bin: self.node_bin.clone(),
+            node_args: self.node_args.clone(),
+            grace_s: self.grace_s,
+            op_timeout_ms: self.op_timeout_ms,
+            nemesis: kinds,
+            nemesis_interval_s: interval_ms as f64 / 1e3,
+            schedule,
+            explicit_schedule: self.schedule.is_some(),
+            // The simulation judges the rules on every step: it always traces.
+            trace_messages: self.trace_messages || self.mode == Mode::Sim,
+            ops_per_client: self.ops_per_client,
+            backoff: self.backoff,
+            protocol: self.protocol,
+            node_cmd: self.node_cmd.clone(),
+            net: self
+                .net
+                .unwrap_or(if etcd { Net::Netns } else { Net::Proxy }),
+            script: None,
+            shrunk_from: None,
+        };
+        let plan = plan.normalised().map_err(|e| UsageError(e.to_string()))?;
+        if plan.mode == Mode::Sim {
+            crate::sim::node_config(&plan).map_err(UsageError)?;
+        }
+        Ok(plan)
+    }
+
+    /// The fault kinds: as given, or the default of the mode and network.
+    fn kinds(&self) -> Result<FaultKinds, UsageError> {
+        let kinds = match self.nemesis {
+            Some(k) => k,
+            None => {
+                let netns = self.net == Some(Net::Netns) || self.protocol == Protocol::Etcd;
+                let names = if self.mode == Mode::Real && netns {
+                    NETNS_NEMESIS
+                } else {
+                    default_nemesis(self.mode)
+                };
+                names.parse().expect("the default fault kinds parse")
+            }
+        };
+        if self.mode == Mode::Real && kinds.needs_simulation() {
+            usage!(
+                "--nemesis {}: corrupt faults need the simulated disk; use chaos sim",
+                kinds.describe()
+            );
+        }
+        Ok(kinds)
+    }
+
+    /// The choices that are wrong on their own, each named as its flag.
+    fn check(&self) -> Result<(), UsageError> {
+        if self.nodes == 0 || self.nodes > 15 {
+            usage!("--nodes must be between 1 and 15 (got {})", self.nodes);
+        }
+        if !(self.time_limit_s > 0.0 && self.time_limit_s.is_finite()) {
+            usage!("--time-limit must be a positive number of seconds");
+        }
+        if !(self.grace_s > 0.0 && self.grace_s.is_finite()) {
+            usage!("--grace must be a positive number of seconds");
+        }
+        if !(self.rate >= 0.0 && self.rate.is_finite()) {
+            usage!("--rate must be 0 (as fast as possible) or a positive number of ops/s");
+        }
+        if self.keys == 0 {
+            usage!("--keys must be at least 1");
+        }
+        if let Some(cmd) = &self.node_cmd {
+            crate::system::maelstrom::NodeCommand::parse(cmd).map_err(UsageError)?;
+        }
+        if self.op_timeout_ms == 0 {
+            usage!("--op-timeout-ms must be positive");
+        }
+        if self.name.is_empty() || self.name.contains('/') || self.name.starts_with('.') {
+            usage!(
+                "--name must be a plain directory name (got {:?})",
+                self.name
+            );
+        }
+        if self.concurrency == Some(0) {
+            usage!("--concurrency must be at least 1");
+        }
+        if let Some(s) = self.nemesis_interval_s {
+            if !(s > 0.0 && s.is_finite()) {
+                usage!("--nemesis-interval must be a positive number of seconds");
+            }
+        }
+        if let Some(bin) = &self.node_bin {
+            if self.mode == Mode::Sim {
+                usage!(
+                    "--node-bin: chaos sim runs the bundled node's core in one process; use chaos run to test another binary"
+                );
+            }
+            check_executable(bin)?;
+        }
+        for f in self.schedule.iter().flatten() {
+            if f.targets
+                .iter()
+                .any(|t| *t == 0 || *t as usize > self.nodes)
+            {
+                usage!("--schedule: targets must be node ids 1..={}", self.nodes);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_executable(bin: &Path) -> Result<(), UsageError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(bin).map_err(|_| {
+        UsageError(format!(
+            "--node-bin {}: no such file; build it first or omit --node-bin to test the bundled node",
+            bin.display()
+        ))
+    })?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        usage!("--node-bin {}: not an executable file", bin.display());
+    }
+    Ok(())
+}
+
+/// A seed from the wall clock and the process id, for a run that names none: it is
+/// printed and stored in the plan, so the run still replays.
+fn random_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (t ^ (u64::from(std::process::id()) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> PlanSpec {
+        PlanSpec {
+            nodes: 3,
+            seed: Some(7),
+            time_limit_s: 5.0,
+            ..PlanSpec::default()
+        }
+    }
+
+    #[test]
+    fn unset_choices_are_decided_from_the_rest() {
+        let plan = spec().plan().unwrap();
+        assert_eq!(plan.concurrency, 6);
+        assert_eq!(plan.workload, Workload::Both);
+        assert_eq!(plan.net, Net::Proxy);
+        assert_eq!(plan.nemesis_interval_s, 1.0, "a fifth of a 5 s run");
+        let real_kinds: FaultKinds = default_nemesis(Mode::Real).parse().unwrap();
+        assert_eq!(plan.nemesis, real_kinds);
+        let etcd = PlanSpec {
+            protocol: Protocol::Etcd,
+            ..spec()
+        }
+        .plan()
+        .unwrap();
+        assert_eq!((etcd.net, etcd.workload), (Net::Netns, Workload::Kv));
+        let netns_kinds: FaultKinds = NETNS_NEMESIS.parse().unwrap();
+        assert_eq!(etcd.nemesis, netns_kinds);
+        let sim = PlanSpec {
+            mode: Mode::Sim,
+            trace_messages: false,
+            ..spec()
+        }
+        .plan()
+        .unwrap();
+        assert!(
+            sim.trace_messages,
+            "the simulation always judges every step"
+        );
+        let sim_kinds: FaultKinds = default_nemesis(Mode::Sim).parse().unwrap();
+        assert_eq!(sim.nemesis, sim_kinds);
+    }
+
+    #[test]
+    fn one_spec_gives_one_plan() {
+        assert_eq!(spec().plan().unwrap(), spec().plan().unwrap());
+        let other = PlanSpec {
+            seed: Some(8),
+            ..spec()
+        };
+        assert_ne!(
+            spec().plan().unwrap().schedule,
+            other.plan().unwrap().schedule
+        );
+    }
+
+    #[test]
+    fn each_wrong_choice_is_refused_naming_its_flag() {
+        let refused = |s: PlanSpec| s.plan().unwrap_err().0;
+        for (s, flag) in [
+            (PlanSpec { nodes: 0, ..spec() }, "--nodes"),
+            (
+                PlanSpec {
+                    nodes: 16,
+                    ..spec()
+                },
+                "--nodes",
+            ),
+            (
+                PlanSpec {
+                    time_limit_s: f64::NAN,
+                    ..spec()
+                },
+                "--time-limit",
+            ),
+            (
+                PlanSpec {
+                    grace_s: 0.0,
+                    ..spec()
+                },
+                "--grace",
+            ),
+            (
+                PlanSpec {
+                    rate: -1.0,
+                    ..spec()
+                },
+                "--rate",
+            ),
+            (PlanSpec { keys: 0, ..spec() }, "--keys"),
+            (
+                PlanSpec {
+                    op_timeout_ms: 0,
+                    ..spec()
+                },
+                "--op-timeout-ms",
+            ),
+            (
+                PlanSpec {
+                    name: "a/b".into(),
+                    ..spec()
+                },
+                "--name",
+            ),
+            (
+                PlanSpec {
+                    concurrency: Some(0),
+                    ..spec()
+                },
+                "--concurrency",
+            ),
+            (
+                PlanSpec {
+                    nemesis_interval_s: Some(0.0),
+                    ..spec()
+                },
+                "--nemesis-interval",
+            ),
+            (
+                PlanSpec {
+                    node_bin: Some("/no/such/node".into()),
+                    ..spec()
+                },
+                "--node-bin",
+            ),
+            (
+                PlanSpec {
+                    nemesis: Some("corrupt".parse().unwrap()),
+                    ..spec()
+                },
+                "--nemesis",
+            ),
+            (
+                PlanSpec {
+                    schedule: Some(vec![ScheduledFault {
+                        at_ms: 0,
+                        fault: nemesis::Fault::Kill,
+                        targets: vec![4],
+                        role: None,
+                    }]),
+                    ..spec()
+                },
+                "--schedule",
+            ),
+        ] {
+            let why = refused(s);
+            assert!(why.starts_with(flag), "{flag}: {why}");
+        }
+    }
+}
