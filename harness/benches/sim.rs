@@ -16,7 +16,6 @@
 
 use std::time::Instant;
 
-use harness::Presentation;
 use harness::sim::sweep::{View, judge, sweep};
 use harness::spec::PlanSpec;
 use paxos_node::types::Bug;
@@ -60,7 +59,7 @@ fn one_long_run() {
         let out = harness::sim::execute(
             &plan(&args(5, 30.0, seed)),
             root.path(),
-            Presentation::quiet(),
+            &harness::observe::Silent,
         )
         .unwrap();
         let wall = started.elapsed().as_secs_f64();

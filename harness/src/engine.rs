@@ -10,50 +10,35 @@
 //! shut down on every path, a panic hook kills every registered process group, and the
 //! bundled node's processes carry a parent-death signal for a SIGKILLed harness.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nemesis::{NemesisOutcome, ScheduledFault};
 use results::schema::Durations;
-use results::{ExitCode, Plan, RunDir};
+use results::{Plan, RunDir};
 
 use crate::final_phase;
 use crate::finish::{self, Judgement};
+use crate::observe::Observer;
 use crate::procedure;
-use crate::progress::{self, Presentation};
+use crate::progress;
 use crate::recorder::{FLUSH_EVERY, Recorder};
 use crate::system::node::NodeLauncher;
 use crate::system::{Launcher, System};
 use crate::vocab::{ClientOp, Completion, Failure, NodeId};
 use crate::workload::{self, Shared, WorkloadConfig};
 
-/// What a run produced.
-#[derive(Clone, Debug)]
-pub struct RunOutcome {
-    pub exit_code: ExitCode,
-    pub verdict: results::Verdict,
-    pub run_dir: PathBuf,
-    /// The steps of the run procedure taken, in order ([`procedure::Step`]).
-    pub steps: Vec<procedure::Step>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
-    #[error("{source}: {path} (is --results writable?)")]
-    RunDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
+pub use crate::finish::{EngineError, RunOutcome};
 
 /// Runs a plan against the system it names: the bundled node (or `--node-bin`), a
 /// Maelstrom node (`--node-cmd`) or etcd (`--system etcd`).
-pub fn execute(plan: &Plan, results: &Path, show: Presentation) -> Result<RunOutcome, EngineError> {
+pub fn execute(
+    plan: &Plan,
+    results: &Path,
+    show: &dyn Observer,
+) -> Result<RunOutcome, EngineError> {
     match plan.protocol {
         results::plan::Protocol::Bundled => execute_with(plan, results, show, &NodeLauncher),
         results::plan::Protocol::Maelstrom => execute_with(
@@ -73,7 +58,7 @@ pub fn execute(plan: &Plan, results: &Path, show: Presentation) -> Result<RunOut
 pub fn execute_with<L: Launcher>(
     plan: &Plan,
     results: &Path,
-    show: Presentation,
+    show: &dyn Observer,
     launcher: &L,
 ) -> Result<RunOutcome, EngineError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -102,11 +87,11 @@ fn run_plan<L: Launcher>(
     rt: &tokio::runtime::Handle,
     plan: &Plan,
     dir: &RunDir,
-    show: Presentation,
+    show: &dyn Observer,
     launcher: &L,
 ) -> RunOutcome {
     let started = Instant::now();
-    progress::header(plan, dir, show);
+    show.run_started(plan, &dir.path);
     let interrupted = Arc::new(AtomicBool::new(false));
     rt.block_on(async { progress::watch_signals(interrupted.clone()) });
     let recorder = match Recorder::create(&dir.file("history.jsonl"), plan.concurrency as u64) {
@@ -182,10 +167,10 @@ fn run_plan<L: Launcher>(
 /// The real driver of the run procedure ([`procedure::run`]): processes on
 /// wall-clock time, each step carried out on the async runtime.
 struct Real<'a, S: System> {
+    show: &'a dyn Observer,
     rt: &'a tokio::runtime::Handle,
     plan: &'a Plan,
     dir: &'a RunDir,
-    show: Presentation,
     system: Arc<S>,
     recorder: Arc<Recorder>,
     interrupted: Arc<AtomicBool>,

@@ -3,11 +3,34 @@
 //! with the verdict and exit code decided in the one place ([`results::verdict::decide`]).
 
 use results::schema::{Durations, Liveness, RunResult, Versions};
-use results::{Plan, RunDir};
+use std::path::PathBuf;
 
-use crate::engine::RunOutcome;
-use crate::progress::Presentation;
-use crate::system::NodeId;
+use results::{ExitCode, Plan, RunDir};
+
+use crate::observe::Observer;
+use crate::vocab::NodeId;
+
+/// What a run produced.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    pub exit_code: ExitCode,
+    pub verdict: results::Verdict,
+    pub run_dir: PathBuf,
+    /// The steps of the run procedure taken, in order ([`crate::procedure::Step`]).
+    pub steps: Vec<crate::procedure::Step>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("{source}: {path} (is --results writable?)")]
+    RunDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// What the run itself observed, beside the history.
 pub struct Judgement {
@@ -50,7 +73,7 @@ impl Judgement {
 }
 
 /// A run that broke before it could drive anything: judged all the same (exit 5).
-pub fn failed(plan: &Plan, dir: &RunDir, show: Presentation, why: String) -> RunOutcome {
+pub fn failed(plan: &Plan, dir: &RunDir, show: &dyn Observer, why: String) -> RunOutcome {
     finish(
         plan,
         dir,
@@ -63,7 +86,7 @@ pub fn failed(plan: &Plan, dir: &RunDir, show: Presentation, why: String) -> Run
 }
 
 /// Checks the history, writes result.json, prints the summary, picks the exit code.
-pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> RunOutcome {
+pub fn finish(plan: &Plan, dir: &RunDir, show: &dyn Observer, j: Judgement) -> RunOutcome {
     let learned_notes = results::learned::gather(&dir.path, plan);
     let judged = results::judge_run_dir(&dir.path, &checker::Options::default());
     let mut harness_failure = j.harness_failure;
@@ -134,30 +157,23 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: Presentation, j: Judgement) -> Ru
         simulation: j.simulation,
     };
     let text = run_result.to_json();
+    let mut warnings = Vec::new();
     if let Err(e) = std::fs::write(dir.file("result.json"), &text) {
-        eprintln!("chaos run: cannot write result.json: {e}");
+        warnings.push(format!("cannot write result.json: {e}"));
     }
     // report.html, junit.xml and the results index, from the files just written and
     // the history already parsed.
     let report = match results::render_run_with(&dir.path, judged.history.ok()) {
         Ok(r) => Some(r.report),
         Err(e) => {
-            eprintln!("chaos run: cannot render the report: {e}");
+            warnings.push(format!("cannot render the report: {e}"));
             None
         }
     };
-    if show.json {
-        println!("{text}");
-    } else if !show.quiet {
-        print!(
-            "{}",
-            results::summary::render(
-                &run_result,
-                report.as_deref(),
-                results::summary::colour_on_stdout()
-            )
-        );
+    for w in &warnings {
+        show.warn(&format!("{}: {w}", plan.mode.command()));
     }
+    show.run_judged(&run_result, &text, report.as_deref());
     RunOutcome {
         exit_code,
         verdict: run_result.verdict,

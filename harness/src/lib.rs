@@ -1,44 +1,46 @@
-//! The chaos harness as a library: the engine that takes a plan through a system under
-//! test to a history, a judgement and a report. The `chaos` binary (`main.rs`) only
-//! parses flags and calls in here.
+//! The chaos harness as a library: a plan, through a system under test (real
+//! processes or the simulation), to a history, a judgement and a report. It takes
+//! typed specs, returns typed results and prints nothing; what a command has to say
+//! while it works goes to an [`observe::Observer`]. The `chaos` binary (the `chaos`
+//! crate) parses flags into these specs and shows what the library says.
 //!
 //! Entry points:
-//! - [`engine::execute`] / [`engine::execute_with`]: `chaos run` (a plan, a system);
-//! - [`sim::execute`] / [`sim::simulate`]: `chaos sim` (a plan, in one process on
-//!   virtual time);
-//! - [`check::check`]: `chaos check`;
-//! - [`replay::replay`]: `chaos replay`;
-//! - [`report::report`]: `chaos report`;
-//! - [`matrix::matrix`]: `chaos matrix`;
-//! - [`sweep::sweep`] / [`sweep::merge`]: `chaos sweep`, `chaos merge`;
-//! - [`cli::plan_from_args`]: flags to a [`results::Plan`].
+//! - [`spec::PlanSpec::plan`]: the one way to make a [`results::Plan`];
+//!   [`spec::plan_from_file`] for a stored plan.json;
+//! - [`engine::execute`] / [`engine::execute_with`]: a plan with real processes
+//!   (`chaos run`), through [`procedure::run`];
+//! - [`sim::execute`] / [`sim::sweep::judge`] / [`sim::sweep::sweep`]: a plan in one
+//!   process on virtual time, into a run directory, judged in memory, or over many
+//!   seeds (`chaos sim`);
+//! - [`sweep::sweep`] / [`sweep::merge`], [`shrink::run`], [`matrix::matrix`],
+//!   [`replay::replay`], [`compare::compare`]: the commands that run many runs or
+//!   read them.
 //!
 //! The seams: [`system::System`] / [`system::Client`] / [`system::Launcher`] (a kind of
-//! system under test), [`nemesis::apply`] (a fault kind), [`results::Plan`] with
-//! [`workload`] (a workload), [`checker::model::Model`] (a checker model).
+//! system under test), [`procedure::Driver`] (a way of running one),
+//! [`nemesis::apply`] (a fault kind), [`results::Plan`] (a workload),
+//! [`checker::model::Model`] (a checker model). The words they share are in
+//! [`vocab`]. ARCHITECTURE.md gives the layers: which module may import which.
 
-pub mod check;
-pub mod cli;
 pub mod cluster;
 pub mod compare;
 pub mod engine;
-pub mod final_phase;
-pub mod finish;
+mod final_phase;
+mod finish;
 pub mod maelstrom;
 pub mod matrix;
+pub mod observe;
 pub mod procedure;
 pub mod progress;
 pub mod recorder;
 pub mod replay;
-pub mod report;
-pub mod seeds;
+mod seeds;
 pub mod shrink;
 pub mod sim;
 pub mod spec;
 pub mod sweep;
 pub mod system;
 pub mod vocab;
-pub mod workload;
+mod workload;
 
 pub use engine::{RunOutcome, execute, execute_with};
-pub use progress::Presentation;

@@ -10,10 +10,9 @@ use std::time::Instant;
 use paxos_node::types::Bug;
 use results::{ExitCode, Mode, Workload};
 
-use crate::cli::UsageError;
 use crate::engine::{EngineError, execute};
-use crate::progress::Presentation;
-use crate::spec::PlanSpec;
+use crate::observe::{Observer, Silent};
+use crate::spec::{PlanSpec, UsageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MatrixError {
@@ -26,55 +25,50 @@ pub enum MatrixError {
 }
 
 /// One line of the matrix.
-struct Row {
-    bug: String,
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub bug: String,
     /// The first detecting seed and where to see it.
-    found: Option<(u64, String)>,
-    runs: u64,
-    secs: f64,
+    pub found: Option<(u64, String)>,
+    pub runs: u64,
+    pub secs: f64,
     /// Not tried: the bug needs the simulation.
-    skipped: bool,
+    pub skipped: bool,
     /// The same under `--hog`: first detecting seed, runs, seconds.
-    hogged: Option<(Option<u64>, u64, f64)>,
+    pub hogged: Option<(Option<u64>, u64, f64)>,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct MatrixArgs {
-    /// Bugs to try (comma-separated) [default: every bug of the node].
-    #[arg(long, value_name = "LIST")]
+/// What `chaos matrix` is asked to do (`None`: the matrix's default for the mode).
+#[derive(Clone, Debug, Default)]
+pub struct MatrixSpec {
+    /// Bugs to try (comma-separated); `None`: every bug of the node.
     pub bugs: Option<String>,
-    /// Run the matrix in simulation (`chaos sim`) instead of real processes.
-    #[arg(long)]
+    /// In simulation instead of real processes.
     pub sim: bool,
-    /// Seeds to try per bug, 1..=N; a bug stops at its first detection [default: 5;
-    /// with --sim 600].
-    #[arg(long, value_name = "N")]
+    /// Seeds per bug, 1..=N [5; with sim 600].
     pub seeds: Option<u64>,
-    /// Seconds per run (virtual with --sim) [default: 30; with --sim 3].
-    #[arg(long, value_name = "S")]
+    /// Seconds per run [30; with sim 3].
     pub time_limit: Option<f64>,
-    /// Nodes per run [default: 5; with --sim 3].
-    #[arg(long)]
+    /// Nodes per run [5; with sim 3].
     pub nodes: Option<usize>,
-    /// Fault kinds, as for `chaos run --nemesis` [default: as chaos run's, or with
-    /// --sim as chaos sim's].
-    #[arg(long, value_name = "LIST", value_parser = crate::cli::parse_kinds)]
     pub nemesis: Option<nemesis::FaultKinds>,
-    /// Seconds per fault slot, as for `chaos run --nemesis-interval` [default: 3; with
-    /// --sim 0.3].
-    #[arg(long, value_name = "S")]
+    /// Seconds per fault slot [3; with sim 0.3].
     pub nemesis_interval: Option<f64>,
-    /// Simulated runs at once with --sim [default: the number of cores].
-    #[arg(long, value_name = "J")]
+    /// Simulated runs at once [the number of cores].
     pub jobs: Option<usize>,
-    /// Also run every bug with N busy threads beside the test (a loaded CI runner),
-    /// and print per bug the first detecting seed quiet and under the hog. Real
-    /// processes only.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    /// Busy threads beside every real run (0: none).
     pub hog: usize,
-    /// Root directory of the run directories.
-    #[arg(long, value_name = "DIR", default_value = "runs")]
     pub results: PathBuf,
+}
+
+/// What the matrix found.
+#[derive(Clone, Debug)]
+pub struct Matrix {
+    pub rows: Vec<Row>,
+    pub seeds: u64,
+    pub time_limit: f64,
+    /// Every bug tried was detected (under the hog too).
+    pub all_found: bool,
 }
 
 /// N threads that keep the CPU busy until dropped (or, as a bound, for two hours).
@@ -130,16 +124,17 @@ fn real_seeds(
     seeds: u64,
     label: &str,
     run: &dyn Fn(u64) -> Result<crate::engine::RunOutcome, MatrixError>,
+    show: &dyn Observer,
 ) -> Result<(Found, u64), MatrixError> {
     let mut runs = 0;
     for seed in 1..=seeds {
         runs += 1;
         let outcome = run(seed)?;
-        eprintln!(
+        show.warn(&format!(
             "  {bug}{label} seed {seed}: {} (exit {})",
             outcome.verdict.as_str(),
             outcome.exit_code.code()
-        );
+        ));
         if outcome.exit_code == ExitCode::Invalid {
             return Ok((Some((seed, outcome.run_dir.display().to_string())), runs));
         }
@@ -148,7 +143,7 @@ fn real_seeds(
 }
 
 /// The plan of one bug's run at `seed`: the matrix's defaults, or the flags'.
-fn spec_of(args: &MatrixArgs, bug: &str, seed: u64) -> PlanSpec {
+fn spec_of(args: &MatrixSpec, bug: &str, seed: u64) -> PlanSpec {
     let sim = args.sim;
     PlanSpec {
         mode: if sim { Mode::Sim } else { Mode::Real },
@@ -164,13 +159,13 @@ fn spec_of(args: &MatrixArgs, bug: &str, seed: u64) -> PlanSpec {
     }
 }
 
-fn time_limit(args: &MatrixArgs) -> f64 {
+fn time_limit(args: &MatrixSpec) -> f64 {
     args.time_limit.unwrap_or(if args.sim { 3.0 } else { 30.0 })
 }
 
 /// The bugs to try: the flag's list, or the node's own list of every bug, so the
 /// matrix can never miss one.
-fn bugs_of(args: &MatrixArgs) -> Result<Vec<String>, UsageError> {
+fn bugs_of(args: &MatrixSpec) -> Result<Vec<String>, UsageError> {
     match &args.bugs {
         Some(list) => list
             .split(',')
@@ -182,7 +177,7 @@ fn bugs_of(args: &MatrixArgs) -> Result<Vec<String>, UsageError> {
 }
 
 /// One bug over seeds 1..=N in simulation, judged in memory on every core.
-fn sim_seeds(args: &MatrixArgs, bug: &str, seeds: u64) -> Result<(Found, u64), MatrixError> {
+fn sim_seeds(args: &MatrixSpec, bug: &str, seeds: u64) -> Result<(Found, u64), MatrixError> {
     let plan_of = |seed: u64| {
         spec_of(args, bug, seed)
             .plan()
@@ -215,23 +210,23 @@ fn sim_seeds(args: &MatrixArgs, bug: &str, seeds: u64) -> Result<(Found, u64), M
 }
 
 /// One bug's row: its seeds quiet, and under the hog when asked.
-fn row(args: &MatrixArgs, bug: &str, seeds: u64) -> Result<Row, MatrixError> {
+fn row(args: &MatrixSpec, bug: &str, seeds: u64, show: &dyn Observer) -> Result<Row, MatrixError> {
     let started = Instant::now();
     let real = |seed: u64| {
         let plan = spec_of(args, bug, seed).plan()?;
-        Ok(execute(&plan, &args.results, Presentation::quiet())?)
+        Ok(execute(&plan, &args.results, &Silent)?)
     };
     let (found, runs) = if args.sim {
         sim_seeds(args, bug, seeds)?
     } else {
-        real_seeds(bug, seeds, "", &real)?
+        real_seeds(bug, seeds, "", &real, show)?
     };
     let secs = started.elapsed().as_secs_f64();
     let hogged = if args.hog > 0 {
         let started = Instant::now();
         let _hog = Hog::start(args.hog);
         let label = format!(" (hog {})", args.hog);
-        let (found, runs) = real_seeds(bug, seeds, &label, &real)?;
+        let (found, runs) = real_seeds(bug, seeds, &label, &real, show)?;
         Some((found.map(|(s, _)| s), runs, started.elapsed().as_secs_f64()))
     } else {
         None
@@ -246,7 +241,8 @@ fn row(args: &MatrixArgs, bug: &str, seeds: u64) -> Result<Row, MatrixError> {
     })
 }
 
-pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
+/// Runs every bug's seeds until each is detected or its seeds run out.
+pub fn matrix(args: &MatrixSpec, show: &dyn Observer) -> Result<Matrix, MatrixError> {
     if args.hog > 0 && args.sim {
         return Err(UsageError(
             "--hog loads the machine beside real processes; a simulation runs on virtual time and would only run slower".into(),
@@ -263,9 +259,9 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
     for bug in &bugs {
         let needs_sim = bug.parse::<Bug>().is_ok_and(Bug::needs_simulated_disk);
         if needs_sim && !args.sim {
-            eprintln!(
+            show.warn(&format!(
                 "  {bug}: skipped: only a simulated disk can lose unsynced writes (chaos matrix --sim)"
-            );
+            ));
             rows.push(Row {
                 bug: bug.clone(),
                 found: None,
@@ -276,67 +272,16 @@ pub fn matrix(args: &MatrixArgs) -> Result<ExitCode, MatrixError> {
             });
             continue;
         }
-        rows.push(row(args, bug, seeds)?);
+        rows.push(row(args, bug, seeds, show)?);
     }
-    print_rows(args, &rows, seeds);
     let all_found = rows
         .iter()
         .filter(|r| !r.skipped)
         .all(|r| r.found.is_some() && r.hogged.is_none_or(|(found, _, _)| found.is_some()));
-    Ok(if all_found {
-        ExitCode::Valid
-    } else {
-        ExitCode::Invalid
+    Ok(Matrix {
+        rows,
+        seeds,
+        time_limit: time_limit(args),
+        all_found,
     })
-}
-
-/// The matrix's table (and, under the hog, the quiet and loaded detections side by side).
-fn print_rows(args: &MatrixArgs, rows: &[Row], seeds: u64) {
-    if args.hog > 0 {
-        println!(
-            "\n{:<20} {:<22} {:<22}",
-            "bug",
-            "quiet: seed (time)",
-            format!("hog {}: seed (time)", args.hog)
-        );
-        for r in rows.iter().filter(|r| !r.skipped) {
-            let quiet = r.found.as_ref().map_or_else(
-                || "NO".to_string(),
-                |(s, _)| format!("{s} ({:.1} s)", r.secs),
-            );
-            let hogged = r.hogged.map_or_else(
-                || "-".to_string(),
-                |(found, _, secs)| {
-                    found.map_or_else(|| "NO".into(), |s| format!("{s} ({secs:.1} s)"))
-                },
-            );
-            println!("{:<20} {quiet:<22} {hogged:<22}", r.bug);
-        }
-    }
-    println!(
-        "\n{:<20} {:<9} {:<11} {:<5} {:<18} run directory",
-        "bug", "detected", "first seed", "runs", "time to detection"
-    );
-    for r in rows {
-        let (bug, runs) = (&r.bug, r.runs);
-        match &r.found {
-            Some((seed, dir)) => println!(
-                "{bug:<20} {:<9} {seed:<11} {runs:<5} {:<18} {dir}",
-                "yes",
-                format!("{:.1} s", r.secs)
-            ),
-            None if r.skipped => println!(
-                "{bug:<20} {:<9} {:<11} {runs:<5} {:<18} -",
-                "needs sim", "-", "-"
-            ),
-            None => println!("{bug:<20} {:<9} {:<11} {runs:<5} {:<18} -", "NO", "-", "-"),
-        }
-    }
-    println!(
-        "\n{} of {} bugs detected within {seeds} seeds of {} s{} runs",
-        rows.iter().filter(|r| r.found.is_some()).count(),
-        rows.iter().filter(|r| !r.skipped).count(),
-        time_limit(args),
-        if args.sim { " simulated" } else { "" }
-    );
 }

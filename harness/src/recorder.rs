@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use checker::history::{Call, Event, EventType, Func, Outcome, Process};
 
-use crate::system::Completion;
+use crate::vocab::Completion;
 use serde_json::Value;
 
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -279,7 +279,7 @@ mod tests {
         r.invoke(p, Call::Read, "k\"0", 2);
         r.complete(p, Call::Read, "k\"0", 2, &Completion::ok(Some(7)));
         r.invoke(p, Call::Cas { from: 7, to: 8 }, "k\"0", 1);
-        let cas = crate::system::ClientOp::Cas {
+        let cas = crate::vocab::ClientOp::Cas {
             key: "k\"0".into(),
             from: 7,
             to: 8,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use results::{ExitCode, Mode, Plan, RunResult};
 
 use crate::engine::{EngineError, execute};
-use crate::progress::Presentation;
+use crate::observe::Observer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -20,7 +20,10 @@ pub enum ReplayError {
     Engine(#[from] EngineError),
 }
 
-pub fn replay(run_dir: &Path, times: usize, show: Presentation) -> Result<ExitCode, ReplayError> {
+/// Runs the plan of `run_dir` `times` times (at least once) beside it; the worst exit
+/// code, and a harness failure when a simulated replay's history differs.
+pub fn replay(run_dir: &Path, times: usize, show: &dyn Observer) -> Result<ExitCode, ReplayError> {
+    let times = times.max(1);
     let plan = Plan::read(run_dir).map_err(|e| match e {
         results::PlanError::Read { .. } => ReplayError::NoPlan(run_dir.to_path_buf()),
         e => ReplayError::Plan(run_dir.to_path_buf(), e),
@@ -56,7 +59,7 @@ pub fn replay(run_dir: &Path, times: usize, show: Presentation) -> Result<ExitCo
                 .and_then(|r| r.simulation)
                 .map(|s| s.history_sha256);
             let matched = hash.is_some() && hash == original_hash;
-            println!(
+            show.say(&format!(
                 "replay {i}/{times}: history sha256 {} {}",
                 hash.as_deref().unwrap_or("none"),
                 if matched {
@@ -67,21 +70,21 @@ pub fn replay(run_dir: &Path, times: usize, show: Presentation) -> Result<ExitCo
                         original_hash.as_deref().unwrap_or("(none recorded)")
                     )
                 }
-            );
+            ));
             if !matched {
                 worst = worst.worse(ExitCode::Harness);
             }
         }
-        println!(
+        show.say(&format!(
             "replay {i}/{times}: {} (exit {}) in {}",
             outcome.verdict.as_str(),
             outcome.exit_code.code(),
             outcome.run_dir.display()
-        );
+        ));
     }
-    println!(
+    show.say(&format!(
         "reproduced the original verdict '{}' in {same} of {times} runs",
         original.as_str()
-    );
+    ));
     Ok(worst)
 }

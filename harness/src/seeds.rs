@@ -1,10 +1,8 @@
 //! The seed loop every sweep shares (`chaos sweep`, `chaos sim --seeds`, `chaos matrix
-//! --sim`), and its live view.
+//! --sim`); what it shows is its caller's [`crate::observe::Observer`]'s business.
 
-use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 /// The seed loop both sweeps share (`chaos sweep`, and `chaos sim --seeds` and
 /// `chaos matrix --sim` through [`crate::sim::sweep::sweep`]): `jobs` threads take the
@@ -42,81 +40,6 @@ pub fn on_threads(
     match error.into_inner().expect("not poisoned") {
         Some(e) => Err(e),
         None => Ok(stopped.into_inner().expect("not poisoned")),
-    }
-}
-
-/// The live view: one bar on a terminal; otherwise a status line at most every
-/// five seconds (and after every real run).
-pub(crate) struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    total: u64,
-    started: Instant,
-    last_line: Mutex<Instant>,
-    every_run: bool,
-}
-
-impl Progress {
-    pub(crate) fn new(total: u64, no_progress: bool, every_run: bool) -> Progress {
-        let bar = (!no_progress && std::io::stderr().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new(total);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} [{elapsed}] [{bar:30}] {pos}/{len} seeds | {msg} | ETA {eta}",
-                )
-                .expect("a valid template")
-                .progress_chars("=> "),
-            );
-            bar.set_message("0 failing");
-            bar.enable_steady_tick(Duration::from_millis(200));
-            bar
-        });
-        Progress {
-            bar,
-            total,
-            started: Instant::now(),
-            last_line: Mutex::new(Instant::now()),
-            every_run,
-        }
-    }
-
-    /// A line that must be seen (a failing seed): above the bar, or on stdout.
-    pub(crate) fn say(&self, text: &str) {
-        match &self.bar {
-            Some(b) => b.println(text),
-            None => println!("{text}"),
-        }
-    }
-
-    pub(crate) fn update(&self, done: u64, failed: u64) {
-        if let Some(b) = &self.bar {
-            b.set_position(done);
-            b.set_message(format!("{failed} failing"));
-            return;
-        }
-        let mut last = self.last_line.lock().expect("not poisoned");
-        if !self.every_run && last.elapsed() < Duration::from_secs(5) {
-            return;
-        }
-        *last = Instant::now();
-        let elapsed = self.started.elapsed().as_secs_f64();
-        let eta = if done > 0 {
-            format!(
-                "{:.0} s",
-                elapsed / done as f64 * (self.total - done.min(self.total)) as f64
-            )
-        } else {
-            "-".into()
-        };
-        eprintln!(
-            "[{elapsed:>6.1}s] {done}/{} seeds, {failed} failing, ETA {eta}",
-            self.total
-        );
-    }
-
-    pub(crate) fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
     }
 }
 

@@ -35,41 +35,32 @@ use nemesis::{Fault, ScheduledFault};
 use results::plan::{ScriptedOp, ShrunkFrom};
 use results::{ExitCode, Mode, Plan, RunResult, Verdict};
 
-use crate::progress::Presentation;
+use crate::observe::{Observer, Silent};
 
-/// `chaos shrink`'s flags.
-#[derive(Debug, clap::Args)]
-pub struct ShrinkArgs {
+/// What `chaos shrink` is asked to do.
+#[derive(Clone, Debug)]
+pub struct ShrinkSpec {
     /// The failing run's directory (holds plan.json and result.json).
     pub run_dir: PathBuf,
-    /// What must keep failing: `safety` (the run's first failed check; for
-    /// linearizability and the protocol's rules also the kind of its first anomaly;
-    /// the run must have exited 1) or `liveness` (it must have exited 4).
-    #[arg(long, value_enum, default_value_t = TargetKind::Safety)]
+    /// What must keep failing.
     pub target: TargetKind,
     /// Real runs: tries per candidate; a candidate fails if any try fails.
-    #[arg(long, value_name = "K", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub trials: u32,
     /// Real runs: how many times the smallest plan is run again to measure how often
     /// it reproduces.
-    #[arg(long, value_name = "N", default_value_t = 5)]
     pub confirm: u32,
-    /// Stop searching after S seconds and keep the smallest failing plan found (it is
-    /// then marked as not minimal).
-    #[arg(long, value_name = "S", default_value_t = 600.0)]
+    /// Seconds of search before the smallest failing plan found is kept.
     pub max_time: f64,
-    /// Stop searching after N candidate runs (trials count one each).
-    #[arg(long, value_name = "N")]
+    /// Candidate runs before the search stops (trials count one each).
     pub max_runs: Option<u64>,
-    /// Root directory of run directories: the shrunk plan's run goes here.
-    #[arg(long, value_name = "DIR", default_value = "runs")]
+    /// Where the shrunk plan's run goes.
     pub results: PathBuf,
-    /// No progress bar: a plain line whenever the plan gets smaller.
-    #[arg(long)]
-    pub no_progress: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+/// What must keep failing: `safety` (the run's first failed check; for
+/// linearizability and the protocol's rules also the kind of its first anomaly) or
+/// `liveness`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TargetKind {
     Safety,
     Liveness,
@@ -204,8 +195,8 @@ pub struct RealOracle {
 impl RealOracle {
     /// One real run of `plan`: whether it failed like `target`, and its ops.
     pub fn run_once(&self, plan: &Plan, target: &Target) -> Result<(bool, u64), String> {
-        let out = crate::engine::execute(plan, &self.scratch, Presentation::quiet())
-            .map_err(|e| e.to_string())?;
+        let out =
+            crate::engine::execute(plan, &self.scratch, &Silent).map_err(|e| e.to_string())?;
         let text = std::fs::read_to_string(out.run_dir.join("result.json"))
             .map_err(|e| format!("{}: {e}", out.run_dir.display()))?;
         let _ = std::fs::remove_dir_all(&self.scratch);
@@ -372,9 +363,8 @@ struct Search<'a> {
     max_runs: Option<u64>,
     out_of_budget: bool,
     improved: bool,
-    bar: Option<indicatif::ProgressBar>,
-    plain: bool,
-    /// The size last printed.
+    show: &'a dyn Observer,
+    /// The size last shown.
     shown: String,
     /// The plans `best` replaced, oldest first (at most [`CHAIN`]).
     chain: Vec<(Plan, u64)>,
@@ -429,11 +419,10 @@ impl Search<'_> {
             }
         };
         let size = self.size();
-        if let Some(bar) = &self.bar {
-            bar.set_message(format!("{} candidates | {size}", self.tried));
-        } else if self.plain && fails && size != self.shown {
-            println!("shrink: {} candidates | {size}", self.tried);
-        }
+        self.show.search_state(
+            &format!("shrink: {} candidates | {size}", self.tried),
+            fails && size != self.shown,
+        );
         if fails {
             self.shown = size;
         }
@@ -729,8 +718,7 @@ pub fn shrink(
     target: &Target,
     oracle: &mut dyn Oracle,
     budget: Budget,
-    bar: Option<indicatif::ProgressBar>,
-    plain: bool,
+    show: &dyn Observer,
 ) -> Shrunk {
     let mut s = Search {
         oracle,
@@ -744,8 +732,7 @@ pub fn shrink(
         max_runs: budget.max_runs,
         out_of_budget: false,
         improved: false,
-        bar,
-        plain,
+        show,
         shown: String::new(),
         chain: Vec::new(),
     };
@@ -766,9 +753,7 @@ pub fn shrink(
             break;
         }
     }
-    if let Some(bar) = &s.bar {
-        bar.finish_and_clear();
-    }
+    s.show.search_ended();
     Shrunk {
         plan: s.best,
         ops: s.best_ops,
@@ -780,13 +765,19 @@ pub fn shrink(
     }
 }
 
-/// `chaos shrink`: read the failing run, search, run the smallest plan into a new
-/// run directory, and give that run's exit code.
-pub fn command(args: &ShrinkArgs) -> Result<ExitCode, ShrinkError> {
+/// The failing run a shrink starts from: its plan, its ops and what must keep failing.
+struct Origin {
+    plan: Plan,
+    ops: u64,
+    target: Target,
+}
+
+/// Reads the failing run; a run that cannot be shrunk is a usage error.
+fn origin(spec: &ShrinkSpec) -> Result<Origin, ShrinkError> {
     let usage = ShrinkError::Usage;
     let plan =
-        Plan::read(&args.run_dir).map_err(|e| usage(format!("{}: {e}", args.run_dir.display())))?;
-    let result_path = args.run_dir.join("result.json");
+        Plan::read(&spec.run_dir).map_err(|e| usage(format!("{}: {e}", spec.run_dir.display())))?;
+    let result_path = spec.run_dir.join("result.json");
     let text = std::fs::read_to_string(&result_path).map_err(|e| {
         usage(format!(
             "{}: {e} (a run that never finished has no verdict to keep; chaos report judges it first)",
@@ -795,15 +786,55 @@ pub fn command(args: &ShrinkArgs) -> Result<ExitCode, ShrinkError> {
     })?;
     let result =
         RunResult::parse(&text).map_err(|e| usage(format!("{}: {e}", result_path.display())))?;
-    let target = Target::of(&result, args.target).map_err(usage)?;
-    if args.max_time.is_nan() || args.max_time <= 0.0 {
+    let target = Target::of(&result, spec.target).map_err(usage)?;
+    if spec.max_time.is_nan() || spec.max_time <= 0.0 {
         return Err(usage("--max-time must be above 0".into()));
     }
     let ops = result.stats.as_ref().map_or(0, |s| s.ops);
-    let show = Presentation::new(args.no_progress, false);
-    println!(
+    Ok(Origin { plan, ops, target })
+}
+
+/// A real shrunk plan's reproduction rate: the smallest plan first; if it never
+/// fails again, the larger ones the search passed through, newest first (a plan
+/// that does not reproduce helps nobody). The plan kept, whether it is the
+/// smallest, and its rate.
+fn confirm_rate(
+    spec: &ShrinkSpec,
+    found: &Shrunk,
+    target: &Target,
+    oracle: &RealOracle,
+    show: &dyn Observer,
+) -> (Plan, bool, (u32, u32)) {
+    let mut candidates = vec![found.plan.clone()];
+    candidates.extend(found.chain.iter().rev().map(|(p, _)| p.clone()));
+    for (i, cand) in candidates.iter().enumerate() {
+        let hits = (0..spec.confirm)
+            .filter(|_| matches!(oracle.run_once(cand, target), Ok((true, _))))
+            .count() as u32;
+        show.say(&format!(
+            "chaos shrink: {} plan reproduced {hits} of {} times",
+            if i == 0 { "the smallest" } else { "a larger" },
+            spec.confirm
+        ));
+        if hits > 0 {
+            return (cand.clone(), i == 0 && found.minimal, (hits, spec.confirm));
+        }
+        // None reproduces: the smallest is kept, with its rate of 0.
+        if crate::progress::stop_requested() {
+            break;
+        }
+    }
+    (found.plan.clone(), found.minimal, (0, spec.confirm))
+}
+
+/// `chaos shrink`: reads the failing run, searches, runs the smallest plan into a new
+/// run directory under `spec.results` and returns that run's result (its exit code
+/// is the command's).
+pub fn run(spec: &ShrinkSpec, show: &dyn Observer) -> Result<RunResult, ShrinkError> {
+    let Origin { plan, ops, target } = origin(spec)?;
+    show.say(&format!(
         "chaos shrink: {} ({} run, faults {}, ops {}, nodes {}), keeping {} failing",
-        args.run_dir.display(),
+        spec.run_dir.display(),
         if plan.mode == Mode::Sim {
             "simulated"
         } else {
@@ -813,100 +844,36 @@ pub fn command(args: &ShrinkArgs) -> Result<ExitCode, ShrinkError> {
         ops,
         plan.nodes,
         target.describe()
-    );
-    let bar = show.progress_bar.then(|| {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
-                .expect("a valid template"),
-        );
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
-    });
+    ));
     // Ctrl-C ends the search, not the process: the smallest plan so far is still run
     // and kept. A real run in progress sees the signal too and ends early; it then
     // does not count as failing.
     crate::progress::stop_on_signals();
-    let scratch = args.results.join(".shrink-scratch");
+    let scratch = spec.results.join(".shrink-scratch");
     let mut sim_oracle = SimOracle;
     let mut real_oracle = RealOracle {
         scratch: scratch.clone(),
-        trials: args.trials,
+        trials: spec.trials,
     };
     let oracle: &mut dyn Oracle = match plan.mode {
         Mode::Sim => &mut sim_oracle,
         Mode::Real => &mut real_oracle,
     };
-    let found = shrink(
-        &plan,
-        ops,
-        &target,
-        oracle,
-        Budget {
-            max_time: Duration::from_secs_f64(args.max_time),
-            max_runs: args.max_runs,
-        },
-        bar,
-        !show.progress_bar,
-    );
-    let mut small = found.plan;
-    let mut minimal = found.minimal;
+    let budget = Budget {
+        max_time: Duration::from_secs_f64(spec.max_time),
+        max_runs: spec.max_runs,
+    };
+    let found = shrink(&plan, ops, &target, oracle, budget, show);
     let stopped = crate::progress::stop_requested();
-    let reproduced = match plan.mode {
-        Mode::Sim => None,
-        Mode::Real if stopped || args.confirm == 0 => None,
-        Mode::Real => {
-            // The smallest plan first; if it never fails again, the larger ones the
-            // search passed through, newest first: a plan that does not reproduce
-            // helps nobody.
-            let mut candidates = vec![small.clone()];
-            candidates.extend(found.chain.iter().rev().map(|(p, _)| p.clone()));
-            let mut rate = (0, args.confirm);
-            for (i, cand) in candidates.iter().enumerate() {
-                let hits = (0..args.confirm)
-                    .filter(|_| matches!(real_oracle.run_once(cand, &target), Ok((true, _))))
-                    .count() as u32;
-                println!(
-                    "chaos shrink: {} plan reproduced {hits} of {} times",
-                    if i == 0 { "the smallest" } else { "a larger" },
-                    args.confirm
-                );
-                if hits > 0 {
-                    if i > 0 {
-                        small = cand.clone();
-                        minimal = false;
-                    }
-                    rate = (hits, args.confirm);
-                    break;
-                }
-                // None reproduces: the smallest is kept, with its rate of 0.
-                if crate::progress::stop_requested() {
-                    break;
-                }
-            }
-            Some(rate)
+    let (small, minimal, reproduced) = match plan.mode {
+        Mode::Real if !stopped && spec.confirm > 0 => {
+            let (p, m, rate) = confirm_rate(spec, &found, &target, &real_oracle, show);
+            (p, m, Some(rate))
         }
+        _ => (found.plan.clone(), found.minimal, None),
     };
     let _ = std::fs::remove_dir_all(&scratch);
-    let origin = |cand: &Plan, minimal: bool| {
-        let mut p = cand.clone();
-        p.name = format!("{}-shrunk", plan.name);
-        p.shrunk_from = Some(ShrunkFrom {
-            run_dir: std::fs::canonicalize(&args.run_dir)
-                .unwrap_or_else(|_| args.run_dir.clone())
-                .display()
-                .to_string(),
-            faults: fault_count(&plan),
-            ops,
-            nodes: plan.nodes,
-            target: target.describe(),
-            candidates: found.candidates,
-            minimal,
-            reproduced,
-        });
-        p
-    };
-    println!(
+    show.say(&format!(
         "chaos shrink: {} candidates ({} runs) in {:.1} s{}; running the smallest plan:",
         found.candidates,
         found.runs,
@@ -918,44 +885,32 @@ pub fn command(args: &ShrinkArgs) -> Result<ExitCode, ShrinkError> {
         } else {
             " (budget spent: the plan may not be minimal)"
         }
-    );
-    // The kept run must fail as the candidates did: a real run that passes this time
-    // is run again (as often as it was confirmed), then the larger plans the search
-    // passed through are tried, newest first. A simulated plan fails every time.
-    let mut candidates = vec![(small.clone(), minimal)];
-    if small.mode == Mode::Real {
-        candidates.extend(found.chain.iter().rev().map(|(p, _)| (p.clone(), false)));
-    }
-    let attempts = match small.mode {
-        Mode::Sim => 1,
-        Mode::Real => args.confirm.max(1),
+    ));
+    let shrunk_from = |minimal: bool| ShrunkFrom {
+        run_dir: std::fs::canonicalize(&spec.run_dir)
+            .unwrap_or_else(|_| spec.run_dir.clone())
+            .display()
+            .to_string(),
+        faults: fault_count(&plan),
+        ops,
+        nodes: plan.nodes,
+        target: target.describe(),
+        candidates: found.candidates,
+        minimal,
+        reproduced,
     };
-    let fails = |dir: &std::path::Path| fails_as(dir, &target);
-    let kept = keep_a_failing_run(&candidates, attempts, &fails, &mut |cand, minimal| {
-        let p = origin(cand, minimal);
-        let out = match p.mode {
-            Mode::Sim => crate::sim::execute(&p, &args.results, Presentation::quiet())?,
-            Mode::Real => crate::engine::execute(&p, &args.results, Presentation::quiet())?,
-        };
-        Ok(out.run_dir)
+    let name = format!("{}-shrunk", plan.name);
+    let kept = keep_the_run(spec, &found, (small, minimal), &target, &|cand, minimal| {
+        Plan {
+            name: name.clone(),
+            shrunk_from: Some(shrunk_from(minimal)),
+            ..cand.clone()
+        }
     })?;
-    if !kept.failed {
-        println!(
-            "chaos shrink: no plan failed again in its final runs ({} of the smallest); kept the smallest plan's last run, which did not fail",
-            kept.smallest_passed
-        );
-    } else if kept.larger {
-        println!(
-            "chaos shrink: the smallest plan passed its {} final runs; kept a larger plan that failed",
-            kept.smallest_passed
-        );
-    } else if kept.smallest_passed > 0 {
-        println!(
-            "chaos shrink: the smallest plan passed {} final runs before one failed",
-            kept.smallest_passed
-        );
+    if let Some(words) = kept_words(&kept) {
+        show.say(&words);
     }
-    let result = std::fs::read_to_string(kept.run_dir.join("result.json"))
+    std::fs::read_to_string(kept.run_dir.join("result.json"))
         .ok()
         .and_then(|t| RunResult::parse(&t).ok())
         .ok_or_else(|| {
@@ -963,21 +918,59 @@ pub fn command(args: &ShrinkArgs) -> Result<ExitCode, ShrinkError> {
                 "{}: no readable result.json",
                 kept.run_dir.display()
             ))
-        })?;
-    if show.json {
-        println!("{}", result.to_json());
-    } else {
-        let report = kept.run_dir.join("report.html");
-        print!(
-            "{}",
-            results::summary::render(
-                &result,
-                report.is_file().then_some(report.as_path()),
-                results::summary::colour_on_stdout()
-            )
-        );
+        })
+}
+
+/// Runs the shrunk plan for good. The kept run must fail as the candidates did: a
+/// real run that passes this time is run again (as often as it was confirmed), then
+/// the larger plans the search passed through are tried, newest first. A simulated
+/// plan fails every time.
+fn keep_the_run(
+    spec: &ShrinkSpec,
+    found: &Shrunk,
+    (small, minimal): (Plan, bool),
+    target: &Target,
+    named: &dyn Fn(&Plan, bool) -> Plan,
+) -> Result<Kept, ShrinkError> {
+    let mut candidates = vec![(small.clone(), minimal)];
+    if small.mode == Mode::Real {
+        candidates.extend(found.chain.iter().rev().map(|(p, _)| (p.clone(), false)));
     }
-    Ok(result.exit_code)
+    let attempts = match small.mode {
+        Mode::Sim => 1,
+        Mode::Real => spec.confirm.max(1),
+    };
+    let fails = |dir: &std::path::Path| fails_as(dir, target);
+    keep_a_failing_run(&candidates, attempts, &fails, &mut |cand, minimal| {
+        let p = named(cand, minimal);
+        let out = match p.mode {
+            Mode::Sim => crate::sim::execute(&p, &spec.results, &Silent)?,
+            Mode::Real => crate::engine::execute(&p, &spec.results, &Silent)?,
+        };
+        Ok(out.run_dir)
+    })
+}
+
+/// How the kept run was found, when it was not simply the smallest plan's first run.
+fn kept_words(kept: &Kept) -> Option<String> {
+    if !kept.failed {
+        Some(format!(
+            "chaos shrink: no plan failed again in its final runs ({} of the smallest); kept the smallest plan's last run, which did not fail",
+            kept.smallest_passed
+        ))
+    } else if kept.larger {
+        Some(format!(
+            "chaos shrink: the smallest plan passed its {} final runs; kept a larger plan that failed",
+            kept.smallest_passed
+        ))
+    } else if kept.smallest_passed > 0 {
+        Some(format!(
+            "chaos shrink: the smallest plan passed {} final runs before one failed",
+            kept.smallest_passed
+        ))
+    } else {
+        None
+    }
 }
 
 /// Whether the run in `dir` failed as `target` does, by its result.json.

@@ -252,6 +252,37 @@ impl PlanSpec {
     }
 }
 
+/// A plan.json from any run (real, simulated or shrunk), to run in `mode`. A real
+/// run's plan may name a node binary; the simulation runs the bundled core, and its
+/// rules see every step. A simulated plan with faults only the simulation makes
+/// cannot run with real processes: a usage error.
+pub fn plan_from_file(path: &Path, mode: Mode) -> Result<Plan, UsageError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("cannot read --plan {}: {e}", path.display())))?;
+    let mut plan =
+        Plan::parse(&text).map_err(|e| UsageError(format!("--plan {}: {e}", path.display())))?;
+    plan.mode = mode;
+    if mode == Mode::Sim {
+        plan.node_bin = None;
+        plan.trace_messages = true;
+    }
+    let plan = plan.normalised().map_err(|e| {
+        UsageError(format!(
+            "--plan {}: {e}{}",
+            path.display(),
+            if mode == Mode::Real {
+                " (run it with chaos sim --plan)"
+            } else {
+                ""
+            }
+        ))
+    })?;
+    if mode == Mode::Sim {
+        crate::sim::node_config(&plan).map_err(UsageError)?;
+    }
+    Ok(plan)
+}
+
 fn check_executable(bin: &Path) -> Result<(), UsageError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(bin).map_err(|_| {

@@ -20,8 +20,8 @@ use results::sweep::{
 };
 use results::{ExitCode, Mode, Plan, RunResult};
 
-use crate::cli::{RunArgs, UsageError};
-use crate::progress::Presentation;
+use crate::observe::{Observer, Silent};
+use crate::spec::{PlanSpec, UsageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -31,66 +31,26 @@ pub enum SweepError {
     Failed(String),
 }
 
-#[derive(Debug, clap::Args)]
-pub struct SweepArgs {
-    #[command(flatten)]
-    pub run: RunArgs,
+/// What `chaos sweep` runs: the plan of every seed, which seeds, how.
+#[derive(Clone, Debug)]
+pub struct SweepSpec {
+    /// Every seed's plan but its seed (simulated or real, as its mode says).
+    pub plan: PlanSpec,
+    /// Where the sweep directory goes.
+    pub results: PathBuf,
     /// Every shard's seeds, A..B (B excluded).
-    #[arg(long, value_name = "A..B", value_parser = crate::cli::parse_seeds)]
     pub seeds: std::ops::Range<u64>,
-    /// Run only shard I of N (I from 0): the seeds s with (s - A) mod N = I. A CI
-    /// matrix value or a Kubernetes JOB_COMPLETION_INDEX.
-    #[arg(long, value_name = "I/N", default_value = "0/1")]
     pub shard: Shard,
-    /// How each seed runs: sim (`chaos sim`: exact, judged in memory) or real
-    /// (`chaos run`: real processes).
-    #[arg(long, value_name = "MODE", value_enum, default_value_t = ModeFlag::Sim)]
-    pub mode: ModeFlag,
-    /// Seeds run at once [default: real 1; sim the number of cores].
-    #[arg(long, value_name = "J", value_parser = clap::value_parser!(u64).range(1..))]
+    /// Seeds run at once [`None`: real 1; sim the number of cores].
     pub jobs: Option<u64>,
-    /// Real mode: run each failing seed K more times and label it reproducible (every
-    /// re-run failed with the same exit code) or flaky. Simulated failures are exact.
-    #[arg(long, value_name = "K", default_value_t = 2)]
+    /// Real mode: re-runs of each failing seed.
     pub confirm: u32,
-    /// Start no new seed after K failing seeds (0: never).
-    #[arg(long, value_name = "K", default_value_t = 0)]
+    /// Start no new seed after this many failing seeds (0: never).
     pub stop_after_failures: u64,
-    /// Start no new seed (and no re-run) after S seconds; runs in progress finish. A
-    /// sweep stopped so (or by SIGINT/SIGTERM) before its last seed exits 3 (unknown)
-    /// unless a seed failed: the seeds not run were not judged.
-    #[arg(long, value_name = "S")]
+    /// Start no new seed (and no re-run) after this many seconds.
     pub max_time: Option<f64>,
-    /// Which run directories to keep: failing (a passing real run's directory is
-    /// removed once its record is written) or all.
-    #[arg(long, value_name = "WHICH", value_enum, default_value_t = KeepFlag::Failing)]
-    pub keep: KeepFlag,
-}
-
-/// `--mode`: how each seed of a sweep runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ModeFlag {
-    Sim,
-    Real,
-}
-
-/// `--keep`: which run directories a sweep keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum KeepFlag {
-    Failing,
-    All,
-}
-
-/// `chaos merge`: sweep directories (or directories holding them) into one result.
-#[derive(Debug, clap::Args)]
-pub struct MergeArgs {
-    /// Sweep directories, or directories searched for them (a CI system's downloaded
-    /// artifacts), at most 8 levels deep.
-    #[arg(required = true, value_name = "DIR")]
-    pub dirs: Vec<PathBuf>,
-    /// Where to write the merged sweep.jsonl, junit.xml, index.html and summary.txt.
-    #[arg(long, value_name = "DIR", default_value = "merged")]
-    pub out: PathBuf,
+    /// Keep every run directory, not only the failing ones.
+    pub keep_all: bool,
 }
 
 /// The project's commit, when known: `CHAOS_COMMIT`, then `GITHUB_SHA`, then
@@ -125,18 +85,7 @@ struct Setup {
     plan_of: Box<dyn Fn(u64) -> Plan + Sync>,
 }
 
-fn setup(args: &SweepArgs) -> Result<Setup, UsageError> {
-    let run = &args.run;
-    if run.seed.is_some() || run.plan.is_some() {
-        return Err(UsageError(
-            "chaos sweep makes a plan per seed from the flags: drop --seed and --plan".into(),
-        ));
-    }
-    if run.json {
-        return Err(UsageError(
-            "chaos sweep writes sweep.jsonl; --json is for one run".into(),
-        ));
-    }
+fn setup(args: &SweepSpec) -> Result<Setup, UsageError> {
     if let Some(t) = args.max_time {
         if !(t.is_finite() && t >= 0.0) {
             return Err(UsageError(format!(
@@ -144,13 +93,9 @@ fn setup(args: &SweepArgs) -> Result<Setup, UsageError> {
             )));
         }
     }
-    let mode = match args.mode {
-        ModeFlag::Real => Mode::Real,
-        ModeFlag::Sim => Mode::Sim,
-    };
-    // The flags are read (and a schedule file loaded) once; each seed changes only
-    // the seed.
-    let spec = run.spec(mode)?;
+    let mode = args.plan.mode;
+    // Each seed changes only the seed.
+    let spec = args.plan.clone();
     let plan_at = move |seed: u64| {
         crate::spec::PlanSpec {
             seed: Some(seed),
@@ -182,14 +127,14 @@ fn setup(args: &SweepArgs) -> Result<Setup, UsageError> {
         planned: args.shard.count_in(args.seeds.clone()),
         config,
         name: template.name.clone(),
-        keep_all: args.keep == KeepFlag::All,
+        keep_all: args.keep_all,
         plan_of,
     })
 }
 
 /// The first plan a sweep's flags make (for the binary to decide how to run, e.g.
 /// in a user namespace for `--net netns`).
-pub fn first_plan(args: &SweepArgs) -> Result<Plan, UsageError> {
+pub fn first_plan(args: &SweepSpec) -> Result<Plan, UsageError> {
     let s = setup(args)?;
     Ok((s.plan_of)(args.seeds.start))
 }
@@ -289,8 +234,7 @@ fn run_plan(plan: &Plan, runs: &Path) -> Result<Ran, String> {
             let run_dir = if judged.exit_code == ExitCode::Valid {
                 None
             } else {
-                let out = crate::sim::execute(plan, runs, Presentation::quiet())
-                    .map_err(|e| e.to_string())?;
+                let out = crate::sim::execute(plan, runs, &Silent).map_err(|e| e.to_string())?;
                 Some(out.run_dir)
             };
             Ok(Ran {
@@ -303,8 +247,7 @@ fn run_plan(plan: &Plan, runs: &Path) -> Result<Ran, String> {
             })
         }
         Mode::Real => {
-            let out = crate::engine::execute(plan, runs, Presentation::quiet())
-                .map_err(|e| e.to_string())?;
+            let out = crate::engine::execute(plan, runs, &Silent).map_err(|e| e.to_string())?;
             let result = std::fs::read_to_string(out.run_dir.join("result.json"))
                 .ok()
                 .and_then(|t| RunResult::parse(&t).ok());
@@ -391,7 +334,7 @@ pub fn nemesis_words(plan: &Plan) -> String {
 
 /// sweep.json as a sweep starts: nothing run yet.
 fn new_meta(
-    args: &SweepArgs,
+    args: &SweepSpec,
     setup: &Setup,
     started_at: &chrono::DateTime<chrono::Utc>,
     commit: Option<String>,
@@ -424,12 +367,12 @@ fn new_meta(
 
 /// The header: the seeds, the shard, the config and the faults of the first seed,
 /// with the notes of what its schedule leaves out.
-fn print_header(args: &SweepArgs, setup: &Setup, dir: &Path) {
+fn header(args: &SweepSpec, setup: &Setup, dir: &Path) -> Vec<String> {
     let first = setup
         .shard
         .nth(setup.range.clone(), 0)
         .map(|seed| (setup.plan_of)(seed));
-    println!(
+    let mut lines = vec![format!(
         "chaos sweep: {} seeds {}..{} shard {}: {} seeds, {} at a time | config {} | {} | sweep directory {}",
         setup.mode.name(),
         args.seeds.start,
@@ -440,10 +383,14 @@ fn print_header(args: &SweepArgs, setup: &Setup, dir: &Path) {
         setup.config,
         first.as_ref().map_or_else(String::new, nemesis_words),
         dir.display()
+    )];
+    lines.extend(
+        first
+            .iter()
+            .flat_map(Plan::schedule_notes)
+            .map(|n| format!("  note: {n}")),
     );
-    for note in first.iter().flat_map(Plan::schedule_notes) {
-        println!("  note: {note}");
-    }
+    lines
 }
 
 /// A failing seed as printed when it is found.
@@ -488,12 +435,15 @@ fn end_line(setup: &Setup, meta: &SweepMeta, runs: usize, wall_s: f64, run_s: f6
 }
 
 /// `chaos sweep`.
-pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
+/// Runs a sweep into a new sweep directory under `args.results`, telling `show` of
+/// its header, its failing seeds, its progress and its summary. The exit code is the
+/// worst of its runs', unknown at least when it stopped before its last seed.
+pub fn sweep(args: &SweepSpec, show: &dyn Observer) -> Result<ExitCode, SweepError> {
     let setup = setup(args)?;
     let started = Instant::now();
     let started_at = chrono::Utc::now();
     let stamp = started_at.format("%Y%m%dT%H%M%S%.3fZ");
-    let dir = args.run.results.join(format!(
+    let dir = args.results.join(format!(
         "sweep-{stamp}-{}-shard-{}-of-{}",
         setup.mode.name(),
         args.shard.index,
@@ -516,14 +466,12 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
     // Signals stop the sweep from before its header on, so a signal after the header
     // always ends it cleanly.
     crate::progress::stop_on_signals();
-    print_header(args, &setup, &dir);
+    for line in header(args, &setup, &dir) {
+        show.say(&line);
+    }
     let deadline = args.max_time.map(|s| started + Duration::from_secs_f64(s));
     let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
-    let progress = crate::seeds::Progress::new(
-        setup.planned,
-        args.run.no_progress,
-        setup.mode == Mode::Real,
-    );
+    show.seeds_started(setup.planned, setup.mode == Mode::Real);
     let failed = AtomicU64::new(0);
     let done = AtomicU64::new(0);
     let records = Mutex::new(Records {
@@ -601,9 +549,9 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
         };
         let n_done = done.fetch_add(1, Ordering::SeqCst) + 1;
         if is_failure {
-            progress.say(&failure_line(&record, &dir));
+            show.say(&failure_line(&record, &dir));
         }
-        progress.update(n_done, n_failed);
+        show.seeds_progress(n_done, n_failed);
         let mut r = records.lock().expect("not poisoned");
         let line = serde_json::to_string(&record).expect("a record serialises");
         let written = writeln!(r.file, "{line}").and_then(|()| r.file.flush());
@@ -616,7 +564,7 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
         &stop_reason,
         &work,
     );
-    progress.finish();
+    show.seeds_ended();
     let wall_s = started.elapsed().as_secs_f64();
     let mut all = records.into_inner().expect("not poisoned").all;
     results::sweep::sort_records(&mut all);
@@ -647,10 +595,13 @@ pub fn sweep(args: &SweepArgs) -> Result<ExitCode, SweepError> {
             records_path.display()
         )));
     }
-    print!("\n{summary}");
+    show.say("");
+    for line in summary.lines() {
+        show.say(line);
+    }
     let run_s = runs.spent_ns.into_inner() as f64 / 1e9;
-    println!("{}", end_line(&setup, &meta, all.len(), wall_s, run_s));
-    println!("sweep directory: {}", dir.display());
+    show.say(&end_line(&setup, &meta, all.len(), wall_s, run_s));
+    show.say(&format!("sweep directory: {}", dir.display()));
     Ok(results::sweep::exit_code(&all, metas, Scope::Sweep))
 }
 
@@ -689,22 +640,21 @@ fn relative_path(path: &Path, from: &Path) -> String {
 }
 
 /// `chaos merge`.
-pub fn merge(args: &MergeArgs) -> Result<ExitCode, SweepError> {
+/// Merges the sweep directories found in `dirs` (at most 8 levels down) into `out`.
+pub fn merge(dirs: &[PathBuf], out: &Path, show: &dyn Observer) -> Result<ExitCode, SweepError> {
     let mut sweeps = Vec::new();
-    for d in &args.dirs {
+    for d in dirs {
         if !d.is_dir() {
             return Err(UsageError(format!("{} is not a directory", d.display())).into());
         }
         find_sweeps(d, 8, &mut sweeps);
     }
-    let out = &args.out;
     let out_abs = std::fs::canonicalize(out).ok();
     sweeps.retain(|s| out_abs.is_none() || std::fs::canonicalize(s).ok() != out_abs);
     if sweeps.is_empty() {
         return Err(UsageError(format!(
             "no sweep directory (one holding {RECORDS_FILE}) under {}",
-            args.dirs
-                .iter()
+            dirs.iter()
                 .map(|d| d.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -730,10 +680,10 @@ pub fn merge(args: &MergeArgs) -> Result<ExitCode, SweepError> {
         }
         match results::sweep::read_meta(s) {
             Some(m) => metas.push(m),
-            None => eprintln!(
+            None => show.warn(&format!(
                 "chaos merge: {} has no readable {META_FILE}: its planned seeds are unknown",
                 s.display()
-            ),
+            )),
         }
     }
     results::sweep::sort_records(&mut records);
@@ -741,12 +691,14 @@ pub fn merge(args: &MergeArgs) -> Result<ExitCode, SweepError> {
     let title = format!("chaos merge of {} sweep directories", sweeps.len());
     write_outputs(out, &records, &metas, Scope::Merge, &title)?;
     let summary = results::sweep::summary(&records, &metas, Scope::Merge, Some(SHOWN_FAILING));
-    println!(
+    show.say(&format!(
         "chaos merge: {} sweep directories, {} records",
         sweeps.len(),
         records.len()
-    );
-    print!("{summary}");
-    println!("merged into {}", out.display());
+    ));
+    for line in summary.lines() {
+        show.say(line);
+    }
+    show.say(&format!("merged into {}", out.display()));
     Ok(results::sweep::exit_code(&records, &metas, Scope::Merge))
 }

@@ -289,7 +289,7 @@ fn a_simulated_run_leaves_a_run_directory_like_a_real_one_and_replays_exactly() 
         },
     ]);
     p.explicit_schedule = true;
-    let show = harness::Presentation::quiet();
+    let show = &harness::observe::Silent;
     let first = harness::sim::execute(&p, root.path(), show).unwrap();
     let dir = &first.run_dir;
     for file in [
@@ -369,8 +369,7 @@ fn a_command_chosen_twice_below_a_snapshot_is_found() {
     let root = tempfile::tempdir().unwrap();
     let mut p = plan(3, 5, 6.0, "partition,kill", 1.0, None);
     p.workload = results::Workload::Kv;
-    let out =
-        harness::sim::execute(&p, root.path(), harness::progress::Presentation::quiet()).unwrap();
+    let out = harness::sim::execute(&p, root.path(), &harness::observe::Silent).unwrap();
     assert_eq!(out.exit_code, ExitCode::Valid);
     let dir = out.run_dir;
     let read = |f: &str| -> serde_json::Value {

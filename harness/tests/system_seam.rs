@@ -8,6 +8,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use harness::execute_with;
+use harness::observe::Silent;
 use harness::procedure::Step;
 use harness::recorder::Recorder;
 use harness::spec::PlanSpec;
@@ -15,7 +17,6 @@ use harness::system::{
     CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, ClientOp, Completion, Failure, Launcher, NodeId,
     System, UNAVAILABLE,
 };
-use harness::{Presentation, execute_with};
 use results::{ExitCode, Plan};
 
 #[derive(Default)]
@@ -239,7 +240,7 @@ fn the_engine_runs_faults_and_judges_a_second_system() {
     let root = tempfile::tempdir().unwrap();
     let plan = plan(3);
     let launcher = ToyLauncher::default();
-    let out = execute_with(&plan, root.path(), Presentation::quiet(), &launcher).unwrap();
+    let out = execute_with(&plan, root.path(), &Silent, &launcher).unwrap();
     let r = result_of(&out.run_dir);
     assert_eq!(out.exit_code, ExitCode::Valid, "{:?}", r.checks);
     let history = results::judge::read_history(&out.run_dir.join("history.jsonl")).unwrap();
@@ -331,17 +332,11 @@ fn the_real_engine_and_the_simulation_take_the_same_steps() {
     let root = tempfile::tempdir().unwrap();
     let mut real = plan(5);
     real.schedule.clear();
-    let out = execute_with(
-        &real,
-        root.path(),
-        Presentation::quiet(),
-        &ToyLauncher::default(),
-    )
-    .unwrap();
+    let out = execute_with(&real, root.path(), &Silent, &ToyLauncher::default()).unwrap();
     assert_eq!(out.exit_code, ExitCode::Valid);
     let mut sim = real.clone();
     sim.mode = results::Mode::Sim;
-    let simulated = harness::sim::execute(&sim, root.path(), Presentation::quiet()).unwrap();
+    let simulated = harness::sim::execute(&sim, root.path(), &Silent).unwrap();
     assert_eq!(simulated.exit_code, ExitCode::Valid);
     let mut want = vec![Step::Start, Step::Workload, Step::Drain, Step::Heal];
     want.extend((1..=3).map(Step::Liveness));
@@ -367,7 +362,7 @@ fn a_node_that_will_not_restart_at_the_final_heal_fails_liveness() {
         no_restarts: true,
         ..ToyLauncher::default()
     };
-    let out = execute_with(&plan, root.path(), Presentation::quiet(), &launcher).unwrap();
+    let out = execute_with(&plan, root.path(), &Silent, &launcher).unwrap();
     let r = result_of(&out.run_dir);
     assert_eq!(out.exit_code, ExitCode::Liveness, "{:?}", r.harness_failure);
     assert!(r.harness_failure.is_none());
@@ -390,7 +385,7 @@ fn a_second_system_with_stale_reads_is_caught() {
         stale_reads: true,
         ..ToyLauncher::default()
     };
-    let out = execute_with(&plan, root.path(), Presentation::quiet(), &launcher).unwrap();
+    let out = execute_with(&plan, root.path(), &Silent, &launcher).unwrap();
     assert_eq!(out.exit_code, ExitCode::Invalid);
     let r = result_of(&out.run_dir);
     assert!(
@@ -407,18 +402,19 @@ fn log_agreement(r: &results::RunResult) -> &checker::CheckReport {
         .unwrap()
 }
 
-/// `chaos run`, `chaos check RUN_DIR` and `chaos report` on a run without result.json
-/// judge through one path: an unreadable dump is the same `unknown` (exit 3) in all.
+/// A run, the judgement of its files (what `chaos check RUN_DIR` runs) and the
+/// rendering of a run without result.json (what `chaos report` runs) judge through
+/// one path and decide in one place: an unreadable dump is the same `unknown` (exit 3)
+/// in all.
 #[test]
 fn an_unreadable_dump_is_judged_alike_by_run_check_and_report() {
-    const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
     let root = tempfile::tempdir().unwrap();
     let plan = plan(5);
     let launcher = ToyLauncher {
         garbage_dumps: true,
         ..ToyLauncher::default()
     };
-    let out = execute_with(&plan, root.path(), Presentation::quiet(), &launcher).unwrap();
+    let out = execute_with(&plan, root.path(), &Silent, &launcher).unwrap();
     let ran = result_of(&out.run_dir);
     assert_eq!(out.exit_code, ExitCode::Unknown, "{:?}", ran.checks);
     assert_eq!(log_agreement(&ran).verdict, checker::Verdict::Unknown);
@@ -428,23 +424,18 @@ fn an_unreadable_dump_is_judged_alike_by_run_check_and_report() {
         log_agreement(&ran).unknown
     );
 
-    let checked = std::process::Command::new(CHAOS)
-        .args(["check", "--json"])
-        .arg(&out.run_dir)
-        .output()
-        .unwrap();
-    assert_eq!(checked.status.code(), Some(3));
-    let json: checker::CheckResult = serde_json::from_slice(&checked.stdout).unwrap();
-    assert_eq!(json.verdict, checker::Verdict::Unknown);
-    assert_eq!(json.checks, ran.checks.clone().unwrap());
+    let judged = results::judge_run_dir(&out.run_dir, &checker::Options::default());
+    let checked = judged.checked.expect("the history parses");
+    let decided = results::verdict::decide(&results::verdict::Facts {
+        checked: Some(&checked),
+        ..results::verdict::Facts::default()
+    });
+    assert_eq!(decided.exit_code, ExitCode::Unknown);
+    assert_eq!(checked.checks, ran.checks.clone().unwrap());
 
     std::fs::remove_file(out.run_dir.join("result.json")).unwrap();
-    let reported = std::process::Command::new(CHAOS)
-        .arg("report")
-        .arg(&out.run_dir)
-        .output()
-        .unwrap();
-    assert_eq!(reported.status.code(), Some(3));
+    let reported = results::render_run(&out.run_dir).unwrap();
+    assert_eq!(reported.result.exit_code, ExitCode::Unknown);
     let again = result_of(&out.run_dir);
     assert!(again.incomplete);
     assert_eq!(again.checks, ran.checks);

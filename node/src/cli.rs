@@ -173,6 +173,12 @@ pub enum ArgsError {
 }
 
 impl NodeArgs {
+    /// The node's flags from a command line (`argv[0]` first); the error is clap's
+    /// message, for a harness that checks a plan's node arguments.
+    pub fn parse_argv(argv: impl IntoIterator<Item = String>) -> Result<NodeArgs, String> {
+        <NodeArgs as clap::Parser>::try_parse_from(argv).map_err(|e| e.to_string())
+    }
+
     /// Checks the flags against each other and builds the shell's configuration.
     pub fn into_config(self) -> Result<ShellConfig, ArgsError> {
         let n = self.peers.len() + 1;

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::system::{ClientOp, Completion};
+use crate::vocab::{ClientOp, Completion};
 
 /// A line longer than this (newline excluded) is refused.
 pub const MAX_LINE_BYTES: usize = 1 << 20;

@@ -29,16 +29,15 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use paxos_node::core::Config;
 use results::schema::{Durations, SimCounts, Simulation};
 use results::{Plan, RunDir};
 use sha2::{Digest, Sha256};
 
-use crate::engine::{EngineError, RunOutcome};
 use crate::finish::{self, Judgement};
+use crate::finish::{EngineError, RunOutcome};
+use crate::observe::Observer;
 use crate::procedure;
-use crate::progress::{self, Presentation};
 use crate::recorder::Recorder;
 use crate::vocab::{ClientOp, Completion, Failure, NodeId};
 use world::World;
@@ -91,8 +90,8 @@ pub fn node_config(plan: &Plan) -> Result<Config, String> {
         .into_iter()
         .map(String::from)
         .chain(plan.node_args.iter().cloned());
-    let args = paxos_node::cli::NodeArgs::try_parse_from(argv)
-        .map_err(|e| format!("--node-arg: {}", e.to_string().lines().next().unwrap_or("")))?;
+    let args = paxos_node::cli::NodeArgs::parse_argv(argv)
+        .map_err(|e| format!("--node-arg: {}", e.lines().next().unwrap_or("")))?;
     let cfg = args.into_config().map_err(|e| e.to_string())?;
     let mut core = cfg.core;
     if !plan
@@ -333,7 +332,11 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Runs a sim plan into a new run directory under `results`, as `chaos run` does for
 /// real processes: plan.json, history.jsonl, final/, result.json, report, exit code.
-pub fn execute(plan: &Plan, results: &Path, show: Presentation) -> Result<RunOutcome, EngineError> {
+pub fn execute(
+    plan: &Plan,
+    results: &Path,
+    show: &dyn Observer,
+) -> Result<RunOutcome, EngineError> {
     let dir = RunDir::create(results, &plan.name, plan.seed, plan.nodes).map_err(|e| {
         EngineError::RunDir {
             path: e.path.clone(),
@@ -343,7 +346,7 @@ pub fn execute(plan: &Plan, results: &Path, show: Presentation) -> Result<RunOut
     let io = |path: std::path::PathBuf| move |source| EngineError::RunDir { path, source };
     let plan_path = dir.file("plan.json");
     std::fs::write(&plan_path, plan.to_json()).map_err(io(plan_path.clone()))?;
-    progress::header(plan, &dir, show);
+    show.run_started(plan, &dir.path);
     let history = dir.file("history.jsonl");
     let file = std::fs::File::create(&history).map_err(io(history.clone()))?;
     let recorder = Recorder::with_virtual_clock(Box::new(file), plan.concurrency as u64);
@@ -400,10 +403,12 @@ pub fn execute(plan: &Plan, results: &Path, show: Presentation) -> Result<RunOut
         match trace_failed_run(plan, &dir.path) {
             Ok(_) => {
                 if let Err(e) = results::render_run(&dir.path) {
-                    eprintln!("chaos sim: cannot redraw the report with its messages: {e}");
+                    show.warn(&format!(
+                        "chaos sim: cannot redraw the report with its messages: {e}"
+                    ));
                 }
             }
-            Err(e) => eprintln!("chaos sim: no message trace for the report: {e}"),
+            Err(e) => show.warn(&format!("chaos sim: no message trace for the report: {e}")),
         }
     }
     Ok(outcome)
@@ -424,161 +429,4 @@ impl Write for Memory {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SimError {
-    #[error(transparent)]
-    Usage(#[from] crate::cli::UsageError),
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-    #[error("{0}")]
-    Failed(String),
-}
-
-/// The plan `chaos sim` runs for `seed`: from `--plan`, or from the flags.
-fn plan_for(args: &crate::cli::SimArgs, seed: Option<u64>) -> Result<Plan, SimError> {
-    use crate::cli::UsageError;
-    match &args.run.plan {
-        Some(path) => {
-            let plan = crate::cli::plan_from_file(path, results::Mode::Sim)?;
-            node_config(&plan).map_err(UsageError)?;
-            Ok(plan)
-        }
-        None => {
-            let mut run = args.run.clone();
-            if seed.is_some() {
-                run.seed = seed;
-            }
-            Ok(plan_from_flags(&run)?)
-        }
-    }
-}
-
-/// The simulated plan the run flags make: the simulation judges every step by the
-/// protocol's rules, and it can simulate only the bundled node's core.
-pub fn plan_from_flags(run: &crate::cli::RunArgs) -> Result<Plan, crate::cli::UsageError> {
-    run.spec(results::Mode::Sim)?.plan()
-}
-
-/// `chaos sim`: one run, a determinism check, or a sweep over seeds.
-pub fn command(args: &crate::cli::SimArgs) -> Result<results::ExitCode, SimError> {
-    use crate::cli::UsageError;
-    let show = Presentation::new(args.run.no_progress, args.run.json);
-    if let Some(seeds) = args.seeds.clone() {
-        if args.run.plan.is_some() || args.run.seed.is_some() {
-            return Err(UsageError(
-                "--seeds runs plans made from the flags: drop --plan and --seed".into(),
-            )
-            .into());
-        }
-        plan_for(args, Some(seeds.start))?; // flags checked once, up front
-        let jobs = args
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let plan_of = |seed: u64| plan_for(args, Some(seed)).expect("flags checked above");
-        // Signals stop the sweep from before its header on (sweep::View::signals).
-        crate::progress::stop_on_signals();
-        if !args.run.json {
-            let first = plan_of(seeds.start);
-            println!(
-                "chaos sim: seeds {}..{}, {jobs} at a time | {}",
-                seeds.start,
-                seeds.end,
-                crate::sweep::nemesis_words(&first)
-            );
-            for note in first.schedule_notes() {
-                println!("  note: {note}");
-            }
-        }
-        let view = sweep::View {
-            progress: true,
-            no_bar: args.run.no_progress,
-            signals: true,
-        };
-        let sweep = sweep::sweep(
-            seeds.clone(),
-            jobs,
-            args.max_failures,
-            &plan_of,
-            Some(&args.run.results),
-            view,
-        )
-        .map_err(SimError::Failed)?;
-        println!(
-            "{} of {} seeds run ({}..{}), {} failing, {:.1} faults per seed, {:.1} s, {:.1} seeds/s on {jobs} jobs{}",
-            sweep.seeds_run,
-            seeds.end - seeds.start,
-            seeds.start,
-            seeds.end,
-            sweep.failures.len(),
-            sweep.faults as f64 / sweep.seeds_run.max(1) as f64,
-            sweep.wall_s,
-            sweep.seeds_run as f64 / sweep.wall_s.max(1e-9),
-            sweep
-                .stopped
-                .as_ref()
-                .map_or_else(String::new, |s| format!("; stopped: {s}"))
-        );
-        if sweep.without_faults > 0 {
-            println!(
-                "{} of {} seeds ran no fault: they tested a fault-free cluster",
-                sweep.without_faults, sweep.seeds_run
-            );
-        }
-        let never = sweep.coverage.never_reached();
-        println!(
-            "situations the protocol's rules exist for, never reached: {}",
-            if never.is_empty() {
-                "none".to_string()
-            } else {
-                never.join(", ")
-            }
-        );
-        println!(
-            "exit {}: {}",
-            sweep.exit_code.code(),
-            results::sweep::exit_words(sweep.exit_code, !sweep.failures.is_empty())
-        );
-        return Ok(sweep.exit_code);
-    }
-    let plan = plan_for(args, None)?;
-    let first = execute(&plan, &args.run.results, show)?;
-    if !args.check_determinism {
-        return Ok(first.exit_code);
-    }
-    let second = execute(&plan, &args.run.results, Presentation::quiet())?;
-    let digest = |dir: &Path| {
-        std::fs::read_to_string(dir.join("result.json"))
-            .ok()
-            .and_then(|t| results::RunResult::parse(&t).ok())
-            .map(|r| {
-                (
-                    r.simulation.as_ref().map(|s| s.history_sha256.clone()),
-                    r.without_wall_clock(),
-                )
-            })
-    };
-    let (a, b) = (digest(&first.run_dir), digest(&second.run_dir));
-    let same = a.is_some() && a == b;
-    let hash = |d: &Option<(Option<String>, serde_json::Value)>| {
-        d.as_ref()
-            .and_then(|d| d.0.clone())
-            .unwrap_or_else(|| "none".into())
-    };
-    println!(
-        "determinism: run 1 history sha256 {}, run 2 {}: {}",
-        hash(&a),
-        hash(&b),
-        if same {
-            "identical"
-        } else {
-            "DIFFERENT (a bug in the simulation; please report it with this plan)"
-        }
-    );
-    Ok(if same {
-        first.exit_code
-    } else {
-        results::ExitCode::Harness
-    })
 }

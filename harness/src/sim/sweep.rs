@@ -15,7 +15,7 @@ use results::schema::SimCounts;
 use results::{ExitCode, Plan, Verdict};
 
 use super::{Memory, sha256, simulate_traced};
-use crate::progress::Presentation;
+use crate::observe::{Observer, Silent};
 use crate::recorder::Recorder;
 
 /// One simulated run, judged in memory.
@@ -149,24 +149,21 @@ pub struct Sweep {
 }
 
 /// How a sweep over seeds shows itself.
-#[derive(Clone, Copy, Debug)]
-pub struct View {
-    /// The progress `chaos sweep` shows, on stderr: a bar on a terminal, else a
-    /// status line at most every five seconds.
-    pub progress: bool,
-    /// Status lines even on a terminal (`--no-progress`).
-    pub no_bar: bool,
+#[derive(Clone, Copy)]
+pub struct View<'a> {
     /// SIGINT and SIGTERM stop the sweep after the seeds in flight instead of
     /// killing it: off for a caller that runs many sweeps and handles them itself.
     pub signals: bool,
+    /// Told of every failing seed (with the command that reproduces it), of the
+    /// seeds' progress and of the run directories written.
+    pub show: &'a dyn Observer,
 }
 
-impl View {
-    /// No bar and no signal handling: for callers that run many sweeps.
-    pub const QUIET: View = View {
-        progress: false,
-        no_bar: true,
+impl View<'static> {
+    /// Nothing said and no signal handling: for callers that run many sweeps.
+    pub const QUIET: View<'static> = View {
         signals: false,
+        show: &Silent,
     };
 }
 
@@ -182,6 +179,7 @@ pub fn sweep(
     results: Option<&Path>,
     view: View,
 ) -> Result<Sweep, String> {
+    let show = view.show;
     let started = Instant::now();
     let failed = AtomicUsize::new(0);
     let done = AtomicU64::new(0);
@@ -193,13 +191,7 @@ pub fn sweep(
     if view.signals {
         crate::progress::stop_on_signals();
     }
-    let progress = view.progress.then(|| {
-        crate::seeds::Progress::new(seeds.end.saturating_sub(seeds.start), view.no_bar, false)
-    });
-    let say = |text: &str| match &progress {
-        Some(p) => p.say(text),
-        None => println!("{text}"),
-    };
+    show.seeds_started(seeds.end.saturating_sub(seeds.start), false);
     let work = |seed: u64| -> Result<(), String> {
         let plan = plan_of(seed);
         let judged = judge(&plan)?;
@@ -213,7 +205,7 @@ pub fn sweep(
         }
         if judged.exit_code != ExitCode::Valid {
             failed.fetch_add(1, Ordering::SeqCst);
-            say(&format!(
+            show.say(&format!(
                 "seed {seed}: {} (exit {}): {}\n  reproduce: {}",
                 judged.verdict.as_str(),
                 judged.exit_code.code(),
@@ -223,9 +215,7 @@ pub fn sweep(
             found.lock().expect("not poisoned").push(judged);
         }
         let n_done = done.fetch_add(1, Ordering::SeqCst) + 1;
-        if let Some(p) = &progress {
-            p.update(n_done, failed.load(Ordering::SeqCst) as u64);
-        }
+        show.seeds_progress(n_done, failed.load(Ordering::SeqCst) as u64);
         Ok(())
     };
     let enough = || {
@@ -242,9 +232,7 @@ pub fn sweep(
         &enough,
         &work,
     );
-    if let Some(p) = &progress {
-        p.finish();
-    }
+    show.seeds_ended();
     let stopped = ended?;
     let mut failures = found.into_inner().expect("not poisoned");
     failures.sort_by_key(|j| j.seed);
@@ -252,12 +240,19 @@ pub fn sweep(
     if let Some(root) = results {
         for f in &failures {
             let plan = plan_of(f.seed);
-            match super::execute(&plan, root, Presentation::quiet()) {
+            match super::execute(&plan, root, &Silent) {
                 Ok(out) => {
-                    println!("seed {}: run directory {}", f.seed, out.run_dir.display());
+                    show.say(&format!(
+                        "seed {}: run directory {}",
+                        f.seed,
+                        out.run_dir.display()
+                    ));
                     run_dirs.push((f.seed, out.run_dir));
                 }
-                Err(e) => println!("seed {}: cannot write its run directory: {e}", f.seed),
+                Err(e) => show.say(&format!(
+                    "seed {}: cannot write its run directory: {e}",
+                    f.seed
+                )),
             }
         }
     }

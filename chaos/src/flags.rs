@@ -1,5 +1,6 @@
-//! The command lines' flags, and turning them into a [`PlanSpec`]: the flags only
-//! name choices; what they mean, and whether they are right, the spec decides.
+//! The command lines' flags, and turning them into the library's typed specs
+//! ([`PlanSpec`] and each command's own): the flags only name choices; what they
+//! mean, and whether they are right, the specs decide.
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +8,7 @@ use nemesis::{FaultKinds, ScheduledFault};
 use results::plan::Protocol;
 use results::{Mode, Plan, Workload};
 
-pub use crate::spec::{NETNS_NEMESIS, PlanSpec, UsageError, default_nemesis};
+use harness::spec::{PlanSpec, UsageError};
 
 /// `--protocol`: how the harness talks to the nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -201,33 +202,6 @@ pub fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>, String> {
     Ok(a..b)
 }
 
-/// A plan.json from any run (real, simulated or shrunk), to run in `mode`. A real
-/// run's plan may name a node binary; the simulation runs the bundled core, and its
-/// rules see every step. A simulated plan with faults only the simulation makes
-/// cannot run with real processes: a usage error.
-pub fn plan_from_file(path: &Path, mode: Mode) -> Result<Plan, UsageError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UsageError(format!("cannot read --plan {}: {e}", path.display())))?;
-    let mut plan =
-        Plan::parse(&text).map_err(|e| UsageError(format!("--plan {}: {e}", path.display())))?;
-    plan.mode = mode;
-    if mode == Mode::Sim {
-        plan.node_bin = None;
-        plan.trace_messages = true;
-    }
-    plan.normalised().map_err(|e| {
-        UsageError(format!(
-            "--plan {}: {e}{}",
-            path.display(),
-            if mode == Mode::Real {
-                " (run it with chaos sim --plan)"
-            } else {
-                ""
-            }
-        ))
-    })
-}
-
 impl Default for RunArgs {
     /// The flags as `chaos run` has them when none is given (no seed: a plan made
     /// from them draws one). Code that makes a plan names only what it changes:
@@ -245,7 +219,7 @@ impl Default for RunArgs {
 /// The plan of `chaos run`: `--plan FILE`, or one made from the flags.
 pub fn run_plan(args: &RunArgs) -> Result<Plan, UsageError> {
     match &args.plan {
-        Some(path) => plan_from_file(path, Mode::Real),
+        Some(path) => harness::spec::plan_from_file(path, Mode::Real),
         None => plan_from_args(args, Mode::Real),
     }
 }
@@ -305,4 +279,210 @@ fn read_schedule(path: &Path) -> Result<Vec<ScheduledFault>, UsageError> {
             path.display()
         ))
     })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Every shard's seeds, A..B (B excluded).
+    #[arg(long, value_name = "A..B", value_parser = parse_seeds)]
+    pub seeds: std::ops::Range<u64>,
+    /// Run only shard I of N (I from 0): the seeds s with (s - A) mod N = I. A CI
+    /// matrix value or a Kubernetes JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "I/N", default_value = "0/1")]
+    pub shard: results::sweep::Shard,
+    /// How each seed runs: sim (`chaos sim`: exact, judged in memory) or real
+    /// (`chaos run`: real processes).
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = ModeFlag::Sim)]
+    pub mode: ModeFlag,
+    /// Seeds run at once [default: real 1; sim the number of cores].
+    #[arg(long, value_name = "J", value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: Option<u64>,
+    /// Real mode: run each failing seed K more times and label it reproducible (every
+    /// re-run failed with the same exit code) or flaky. Simulated failures are exact.
+    #[arg(long, value_name = "K", default_value_t = 2)]
+    pub confirm: u32,
+    /// Start no new seed after K failing seeds (0: never).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub stop_after_failures: u64,
+    /// Start no new seed (and no re-run) after S seconds; runs in progress finish. A
+    /// sweep stopped so (or by SIGINT/SIGTERM) before its last seed exits 3 (unknown)
+    /// unless a seed failed: the seeds not run were not judged.
+    #[arg(long, value_name = "S")]
+    pub max_time: Option<f64>,
+    /// Which run directories to keep: failing (a passing real run's directory is
+    /// removed once its record is written) or all.
+    #[arg(long, value_name = "WHICH", value_enum, default_value_t = KeepFlag::Failing)]
+    pub keep: KeepFlag,
+}
+
+/// `--mode`: how each seed of a sweep runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeFlag {
+    Sim,
+    Real,
+}
+
+/// `--keep`: which run directories a sweep keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeepFlag {
+    Failing,
+    All,
+}
+
+/// `chaos merge`: sweep directories (or directories holding them) into one result.
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// Sweep directories, or directories searched for them (a CI system's downloaded
+    /// artifacts), at most 8 levels deep.
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write the merged sweep.jsonl, junit.xml, index.html and summary.txt.
+    #[arg(long, value_name = "DIR", default_value = "merged")]
+    pub out: PathBuf,
+}
+
+/// `chaos shrink`'s flags.
+#[derive(Debug, clap::Args)]
+pub struct ShrinkArgs {
+    /// The failing run's directory (holds plan.json and result.json).
+    pub run_dir: PathBuf,
+    /// What must keep failing: `safety` (the run's first failed check; for
+    /// linearizability and the protocol's rules also the kind of its first anomaly;
+    /// the run must have exited 1) or `liveness` (it must have exited 4).
+    #[arg(long, value_enum, default_value_t = TargetFlag::Safety)]
+    pub target: TargetFlag,
+    /// Real runs: tries per candidate; a candidate fails if any try fails.
+    #[arg(long, value_name = "K", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub trials: u32,
+    /// Real runs: how many times the smallest plan is run again to measure how often
+    /// it reproduces.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub confirm: u32,
+    /// Stop searching after S seconds and keep the smallest failing plan found (it is
+    /// then marked as not minimal).
+    #[arg(long, value_name = "S", default_value_t = 600.0)]
+    pub max_time: f64,
+    /// Stop searching after N candidate runs (trials count one each).
+    #[arg(long, value_name = "N")]
+    pub max_runs: Option<u64>,
+    /// Root directory of run directories: the shrunk plan's run goes here.
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    pub results: PathBuf,
+    /// No progress bar: a plain line whenever the plan gets smaller.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `--target`: what must keep failing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetFlag {
+    Safety,
+    Liveness,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MatrixArgs {
+    /// Bugs to try (comma-separated) [default: every bug of the node].
+    #[arg(long, value_name = "LIST")]
+    pub bugs: Option<String>,
+    /// Run the matrix in simulation (`chaos sim`) instead of real processes.
+    #[arg(long)]
+    pub sim: bool,
+    /// Seeds to try per bug, 1..=N; a bug stops at its first detection [default: 5;
+    /// with --sim 600].
+    #[arg(long, value_name = "N")]
+    pub seeds: Option<u64>,
+    /// Seconds per run (virtual with --sim) [default: 30; with --sim 3].
+    #[arg(long, value_name = "S")]
+    pub time_limit: Option<f64>,
+    /// Nodes per run [default: 5; with --sim 3].
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// Fault kinds, as for `chaos run --nemesis` [default: as chaos run's, or with
+    /// --sim as chaos sim's].
+    #[arg(long, value_name = "LIST", value_parser = parse_kinds)]
+    pub nemesis: Option<nemesis::FaultKinds>,
+    /// Seconds per fault slot, as for `chaos run --nemesis-interval` [default: 3; with
+    /// --sim 0.3].
+    #[arg(long, value_name = "S")]
+    pub nemesis_interval: Option<f64>,
+    /// Simulated runs at once with --sim [default: the number of cores].
+    #[arg(long, value_name = "J")]
+    pub jobs: Option<usize>,
+    /// Also run every bug with N busy threads beside the test (a loaded CI runner),
+    /// and print per bug the first detecting seed quiet and under the hog. Real
+    /// processes only.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub hog: usize,
+    /// Root directory of the run directories.
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    pub results: PathBuf,
+}
+
+impl SweepArgs {
+    /// The sweep the flags ask for; a flag that makes no sense for a sweep is refused.
+    pub fn spec(&self) -> Result<harness::sweep::SweepSpec, UsageError> {
+        let run = &self.run;
+        if run.seed.is_some() || run.plan.is_some() {
+            return Err(UsageError(
+                "chaos sweep makes a plan per seed from the flags: drop --seed and --plan".into(),
+            ));
+        }
+        if run.json {
+            return Err(UsageError(
+                "chaos sweep writes sweep.jsonl; --json is for one run".into(),
+            ));
+        }
+        let mode = match self.mode {
+            ModeFlag::Real => Mode::Real,
+            ModeFlag::Sim => Mode::Sim,
+        };
+        Ok(harness::sweep::SweepSpec {
+            plan: run.spec(mode)?,
+            results: run.results.clone(),
+            seeds: self.seeds.clone(),
+            shard: self.shard,
+            jobs: self.jobs,
+            confirm: self.confirm,
+            stop_after_failures: self.stop_after_failures,
+            max_time: self.max_time,
+            keep_all: self.keep == KeepFlag::All,
+        })
+    }
+}
+
+impl ShrinkArgs {
+    pub fn spec(&self) -> harness::shrink::ShrinkSpec {
+        harness::shrink::ShrinkSpec {
+            run_dir: self.run_dir.clone(),
+            target: match self.target {
+                TargetFlag::Safety => harness::shrink::TargetKind::Safety,
+                TargetFlag::Liveness => harness::shrink::TargetKind::Liveness,
+            },
+            trials: self.trials,
+            confirm: self.confirm,
+            max_time: self.max_time,
+            max_runs: self.max_runs,
+            results: self.results.clone(),
+        }
+    }
+}
+
+impl MatrixArgs {
+    pub fn spec(&self) -> harness::matrix::MatrixSpec {
+        harness::matrix::MatrixSpec {
+            bugs: self.bugs.clone(),
+            sim: self.sim,
+            seeds: self.seeds,
+            time_limit: self.time_limit,
+            nodes: self.nodes,
+            nemesis: self.nemesis,
+            nemesis_interval: self.nemesis_interval,
+            jobs: self.jobs,
+            hog: self.hog,
+            results: self.results.clone(),
+        }
+    }
 }

@@ -1,12 +1,22 @@
-//! `chaos`: the command line of the chaos harness. It parses flags and calls the
-//! `harness` library; exit codes are [`results::ExitCode`] (docs/exit-codes.md).
+//! `chaos`: the command line of the chaos harness. It parses flags into the
+//! `harness` library's typed specs ([`flags`]), calls it, and shows what it says on
+//! the terminal ([`terminal::Terminal`]); exit codes are [`results::ExitCode`]
+//! (docs/exit-codes.md).
+
+mod check;
+mod flags;
+mod matrix;
+mod report;
+mod sim;
+mod terminal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use harness::{Presentation, check, cli, cluster, engine, matrix, replay, report, shrink, sweep};
+use harness::{cluster, engine, replay, shrink, sweep};
 use results::ExitCode as Exit;
+use terminal::Terminal;
 
 #[derive(Debug, Parser)]
 #[command(name = "chaos", version, about = "Chaos testing for a Paxos cluster")]
@@ -21,37 +31,37 @@ enum Command {
     /// workload, record history.jsonl, judge it, and leave a run directory. Exit 0
     /// valid, 1 safety violation, 2 usage error, 3 unknown, 4 liveness, 5 harness
     /// failure.
-    Run(cli::RunArgs),
+    Run(flags::RunArgs),
     /// Run a plan in deterministic simulation: every node's real core in this one
     /// process, on virtual time, with a simulated network, disk (lost, torn and
     /// corrupt writes) and clocks. The same plan, history, checks, report and exit
     /// codes as `chaos run`; the same plan gives a byte-identical history.
     /// --time-limit, --grace and timeouts are virtual. With --seeds A..B, many seeds on
     /// all cores.
-    Sim(cli::SimArgs),
+    Sim(flags::SimArgs),
     /// Prove the harness finds bugs: run each node --bug under the nemesis over a few
     /// seeds and report, per bug, whether and when a violation was found. Exit 0 if
     /// every bug was detected, 1 if one was not.
-    Matrix(matrix::MatrixArgs),
+    Matrix(flags::MatrixArgs),
     /// Shrink a failing run: search for the smallest plan (fewest faults, ops, clients,
     /// keys, nodes, shortest time) that still fails the same way, by delta debugging,
     /// and run it into a new run directory whose report says what it was shrunk from.
     /// Simulated runs shrink exactly; real runs try each candidate --trials times and
     /// measure the result's reproduction rate. Exit: the smallest plan's run's code; 2
     /// if RUN_DIR is not a failing run.
-    Shrink(shrink::ShrinkArgs),
+    Shrink(flags::ShrinkArgs),
     /// Run many seeds of one test (or one shard of them, for a CI matrix or a
     /// Kubernetes Indexed Job), J at a time, simulated or real, into a sweep directory
     /// under --results: sweep.jsonl (one record per run), junit.xml (a test case per
     /// seed), index.html, summary.txt and the failing seeds' run directories. A real
     /// failing seed is run --confirm more times: reproducible or flaky. Exit: the worst
     /// exit code of its runs (0 when every seed passed).
-    Sweep(sweep::SweepArgs),
+    Sweep(flags::SweepArgs),
     /// Merge sweep directories (the shards of a sweep, or the artifacts a CI system
     /// downloaded) into one sweep.jsonl, junit.xml, index.html and summary.txt, saying
     /// which shards or seeds are missing. Exit: the worst exit code of the runs; 2 if
     /// no sweep directory is found.
-    Merge(sweep::MergeArgs),
+    Merge(flags::MergeArgs),
     /// Re-run the plan of an earlier run and report how often its verdict comes back.
     Replay {
         /// The run directory (holds plan.json and result.json).
@@ -120,7 +130,7 @@ fn main() -> ExitCode {
             Err(e) => fail("compare", e, Exit::Usage),
         },
         Command::Run(args) => {
-            let plan = match cli::run_plan(&args) {
+            let plan = match flags::run_plan(&args) {
                 Ok(p) => p,
                 Err(e) => return fail("run", e, Exit::Usage),
             };
@@ -129,14 +139,18 @@ fn main() -> ExitCode {
                     return fail("run", e, Exit::Harness);
                 }
             }
-            let show = Presentation::new(args.no_progress, args.json);
-            match engine::execute(&plan, &args.results, show) {
+            let show = Terminal::new(args.no_progress, args.json);
+            match engine::execute(&plan, &args.results, &show) {
                 Ok(outcome) => outcome.exit_code.into(),
                 Err(e) => fail("run", e, Exit::Harness),
             }
         }
         Command::Sweep(args) => {
-            match sweep::first_plan(&args) {
+            let spec = match args.spec() {
+                Ok(s) => s,
+                Err(e) => return fail("sweep", e, Exit::Usage),
+            };
+            match sweep::first_plan(&spec) {
                 Ok(plan) if plan.net == results::Net::Netns => {
                     if let Some(e) = enter_user_namespace() {
                         return fail("sweep", e, Exit::Harness);
@@ -145,43 +159,69 @@ fn main() -> ExitCode {
                 Ok(_) => {}
                 Err(e) => return fail("sweep", e, Exit::Usage),
             }
-            match sweep::sweep(&args) {
+            let show = Terminal::new(args.run.no_progress, false);
+            match sweep::sweep(&spec, &show) {
                 Ok(code) => code.into(),
                 Err(e @ sweep::SweepError::Usage(_)) => fail("sweep", e, Exit::Usage),
                 Err(e) => fail("sweep", e, Exit::Harness),
             }
         }
-        Command::Merge(args) => match sweep::merge(&args) {
+        Command::Merge(args) => {
+            match sweep::merge(&args.dirs, &args.out, &Terminal::new(true, false)) {
+                Ok(code) => code.into(),
+                Err(e @ sweep::SweepError::Usage(_)) => fail("merge", e, Exit::Usage),
+                Err(e) => fail("merge", e, Exit::Harness),
+            }
+        }
+        Command::Sim(args) => match sim::command(&args) {
             Ok(code) => code.into(),
-            Err(e @ sweep::SweepError::Usage(_)) => fail("merge", e, Exit::Usage),
-            Err(e) => fail("merge", e, Exit::Harness),
-        },
-        Command::Sim(args) => match harness::sim::command(&args) {
-            Ok(code) => code.into(),
-            Err(e @ harness::sim::SimError::Usage(_)) => fail("sim", e, Exit::Usage),
+            Err(e @ sim::SimError::Usage(_)) => fail("sim", e, Exit::Usage),
             Err(e) => fail("sim", e, Exit::Harness),
         },
-        Command::Shrink(args) => match shrink::command(&args) {
-            Ok(code) => code.into(),
-            Err(e @ shrink::ShrinkError::Usage(_)) => fail("shrink", e, Exit::Usage),
-            Err(e) => fail("shrink", e, Exit::Harness),
-        },
+        Command::Shrink(args) => {
+            match shrink::run(&args.spec(), &Terminal::new(args.no_progress, false)) {
+                Ok(result) => {
+                    let report = std::path::Path::new(&result.run_dir).join("report.html");
+                    print!(
+                        "{}",
+                        results::summary::render(
+                            &result,
+                            report.is_file().then_some(report.as_path()),
+                            results::summary::colour_on_stdout()
+                        )
+                    );
+                    result.exit_code.into()
+                }
+                Err(e @ shrink::ShrinkError::Usage(_)) => fail("shrink", e, Exit::Usage),
+                Err(e) => fail("shrink", e, Exit::Harness),
+            }
+        }
         Command::Report { run_dir } => match report::report(&run_dir) {
             Ok(code) => code.into(),
             Err(e) => fail("report", e, Exit::Usage),
         },
-        Command::Matrix(args) => match matrix::matrix(&args) {
-            Ok(code) => code.into(),
-            Err(e @ matrix::MatrixError::Usage(_)) => fail("matrix", e, Exit::Usage),
-            Err(e) => fail("matrix", e, Exit::Harness),
-        },
+        Command::Matrix(args) => {
+            match harness::matrix::matrix(&args.spec(), &Terminal::new(true, false)) {
+                Ok(m) => {
+                    matrix::print(&args.spec(), &m);
+                    if m.all_found {
+                        Exit::Valid
+                    } else {
+                        Exit::Invalid
+                    }
+                    .into()
+                }
+                Err(e @ harness::matrix::MatrixError::Usage(_)) => fail("matrix", e, Exit::Usage),
+                Err(e) => fail("matrix", e, Exit::Harness),
+            }
+        }
         Command::Replay {
             run_dir,
             times,
             no_progress,
         } => {
-            let show = Presentation::new(no_progress, false);
-            match replay::replay(&run_dir, times.max(1), show) {
+            let show = Terminal::new(no_progress, false);
+            match replay::replay(&run_dir, times, &show) {
                 Ok(code) => code.into(),
                 Err(e @ (replay::ReplayError::NoPlan(_) | replay::ReplayError::Plan(..))) => {
                     fail("replay", e, Exit::Usage)

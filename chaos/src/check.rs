@@ -7,7 +7,7 @@ use std::time::Duration;
 use checker::Options;
 use results::ExitCode;
 
-use crate::cli::UsageError;
+use harness::spec::UsageError;
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
