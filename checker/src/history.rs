@@ -363,6 +363,45 @@ impl Parser {
         }
     }
 
+    /// An invoke: the process must have nothing in flight and not be retired.
+    fn invoke(&mut self, process: u64, f: F, key: Arc<str>, raw: Event) -> Result<(), String> {
+        if let Some(&at) = self.in_flight.get(&process) {
+            let pending = &self.history.ops[at];
+            return Err(format!(
+                "process {process} invokes while its op of index {} is still in flight",
+                pending.index
+            ));
+        }
+        if let Some(info_index) = self.retired.get(&process) {
+            return Err(format!(
+                "process {process} invokes after its op completed with info at index {info_index}"
+            ));
+        }
+        let call = parse_call(f, &raw.value)?;
+        self.in_flight.insert(process, self.history.ops.len());
+        // Grow by an eighth rather than doubling: ops are most of the judge's
+        // memory, and a doubled vector is up to half empty (176 MB for 589,000
+        // ops where 99 MB are used). Large reallocations are remaps, not copies.
+        let ops = &mut self.history.ops;
+        if ops.len() == ops.capacity() {
+            ops.reserve_exact(ops.capacity() / 8 + 1024);
+        }
+        self.history.ops.push(Op {
+            index: raw.index,
+            process,
+            key,
+            call,
+            invoke_ns: raw.time_ns,
+            complete_index: None,
+            complete_ns: None,
+            outcome: Outcome::Info,
+            result: None,
+            node: raw.node,
+            error: None,
+        });
+        Ok(())
+    }
+
     fn client_event(&mut self, process: u64, raw: Event) -> Result<(), String> {
         let f = match &raw.f {
             Func::Op(f) => *f,
@@ -385,41 +424,7 @@ impl Parser {
             }
         };
         if raw.kind == EventType::Invoke {
-            if let Some(&at) = self.in_flight.get(&process) {
-                let pending = &self.history.ops[at];
-                return Err(format!(
-                    "process {process} invokes while its op of index {} is still in flight",
-                    pending.index
-                ));
-            }
-            if let Some(info_index) = self.retired.get(&process) {
-                return Err(format!(
-                    "process {process} invokes after its op completed with info at index {info_index}"
-                ));
-            }
-            let call = parse_call(f, &raw.value)?;
-            self.in_flight.insert(process, self.history.ops.len());
-            // Grow by an eighth rather than doubling: ops are most of the judge's
-            // memory, and a doubled vector is up to half empty (176 MB for 589,000
-            // ops where 99 MB are used). Large reallocations are remaps, not copies.
-            let ops = &mut self.history.ops;
-            if ops.len() == ops.capacity() {
-                ops.reserve_exact(ops.capacity() / 8 + 1024);
-            }
-            self.history.ops.push(Op {
-                index: raw.index,
-                process,
-                key,
-                call,
-                invoke_ns: raw.time_ns,
-                complete_index: None,
-                complete_ns: None,
-                outcome: Outcome::Info,
-                result: None,
-                node: raw.node,
-                error: None,
-            });
-            return Ok(());
+            return self.invoke(process, f, key, raw);
         }
         let at = self.in_flight.remove(&process).ok_or_else(|| {
             format!(

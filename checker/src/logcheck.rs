@@ -304,6 +304,99 @@ pub fn check(history: &History, finals: &[FinalDump]) -> CheckReport {
     agreement.finish(history)
 }
 
+/// Every KV op of the history as the command it would be in the log, sorted by
+/// command then index. Sorted vectors rather than maps: after a long run there are
+/// hundreds of thousands of commands, nearly all invoked and chosen once, and a map
+/// entry (with its own vector) per command was most of the checker's memory. Sized
+/// exactly (a grown vector is up to half empty: ~10 MB here after a long run).
+fn invokes_of(history: &History) -> Vec<(Chosen<'_>, &Op)> {
+    let kv_ops = history.ops.iter().filter(|o| o.f() != F::Propose).count();
+    let mut invokes: Vec<(Chosen, &Op)> = Vec::with_capacity(kv_ops);
+    invokes.extend(history.ops.iter().filter_map(|op| {
+        let c = match op.call {
+            Call::Read => Chosen::Read { key: &op.key },
+            Call::Write { value } => Chosen::Write {
+                key: &op.key,
+                value,
+            },
+            Call::Cas { from, to } => Chosen::Cas {
+                key: &op.key,
+                from,
+                to,
+            },
+            Call::Propose { .. } => return None,
+        };
+        Some((c, op))
+    }));
+    invokes.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.index.cmp(&b.1.index)));
+    invokes
+}
+
+/// The same command id in two slots: each repeat against the slot before it, in slot
+/// order. `ids` is (id, slot) for every command that has an id.
+fn repeated_ids(union: &BTreeMap<u64, (u64, Box<str>)>, mut ids: Vec<(&str, u64)>) -> Vec<Anomaly> {
+    ids.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let mut repeats: Vec<(u64, Anomaly)> = ids
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .map(|w| {
+            let (id, first, slot) = (w[1].0, w[0].1, w[1].1);
+            let anomaly = Anomaly {
+                kind: AnomalyKind::DuplicateCommand,
+                key: key_of(&union[&slot].1, id),
+                slot: Some(slot),
+                message: format!(
+                    "command {id} was chosen in slot {first} and again in slot {slot}"
+                ),
+                ops: Vec::new(),
+                witness: None,
+                messages: Vec::new(),
+            };
+            (slot, anomaly)
+        })
+        .collect();
+    repeats.sort_by_key(|(slot, _)| *slot);
+    repeats.into_iter().map(|(_, a)| a).collect()
+}
+
+/// A write or cas chosen more often than it was invoked, or chosen although every
+/// client that invoked it was told it failed.
+fn over_chosen<'h>(
+    mut chosen: Vec<(Chosen<'h>, u64)>,
+    invoked_as: &dyn Fn(&Chosen<'h>) -> &'h [(Chosen<'h>, &'h Op)],
+) -> Vec<Anomaly> {
+    let mut anomalies = Vec::new();
+    chosen.sort_unstable();
+    for group in chosen.chunk_by(|a, b| a.0 == b.0) {
+        let (c, first_slot) = group[0];
+        let times = group.len();
+        let invoked = invoked_as(&c);
+        if let Some(a) = failed_but_chosen(c, first_slot, invoked) {
+            anomalies.push(a);
+        }
+        if !invoked.is_empty() && times > invoked.len() {
+            let ops = invoked.iter().map(|(_, o)| OpRef::of(o)).collect();
+            let key = match c {
+                Chosen::Write { key, .. } | Chosen::Cas { key, .. } | Chosen::Read { key } => key,
+                Chosen::Other => "",
+            };
+            anomalies.push(Anomaly {
+                kind: AnomalyKind::DuplicateCommand,
+                key: Some(key.to_string()),
+                slot: Some(first_slot),
+                message: format!(
+                    "{c:?} was chosen {times} times (first in slot {first_slot}) but invoked {} time(s)",
+                    invoked.len()
+                ),
+                ops,
+                witness: None,
+                messages: Vec::new(),
+            });
+        }
+    }
+    anomalies
+}
+
 fn finish(state: LogAgreement, history: &History) -> CheckReport {
     let LogAgreement {
         union,
@@ -325,25 +418,8 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
     // nearly all invoked and chosen once, and a map entry (with its own vector) per
     // command was most of the checker's memory.
     // Sized exactly (a grown vector is up to half empty: ~10 MB here after a long run).
-    let kv_ops = history.ops.iter().filter(|o| o.f() != F::Propose).count();
-    let mut invokes: Vec<(Chosen, &Op)> = Vec::with_capacity(kv_ops);
-    invokes.extend(history.ops.iter().filter_map(|op| {
-        let c = match op.call {
-            Call::Read => Chosen::Read { key: &op.key },
-            Call::Write { value } => Chosen::Write {
-                key: &op.key,
-                value,
-            },
-            Call::Cas { from, to } => Chosen::Cas {
-                key: &op.key,
-                from,
-                to,
-            },
-            Call::Propose { .. } => return None,
-        };
-        Some((c, op))
-    }));
-    invokes.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.index.cmp(&b.1.index)));
+    let invokes = invokes_of(history);
+    let kv_ops = invokes.len();
     let invoked_as = |c: &Chosen| -> &[(Chosen, &Op)] {
         let lo = invokes.partition_point(|(x, _)| x < c);
         let hi = invokes.partition_point(|(x, _)| x <= c);
@@ -385,58 +461,8 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
             }
         }
     }
-    // The same command id in two slots: each repeat against the slot before it.
-    ids.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-    let mut repeats: Vec<(u64, Anomaly)> = ids
-        .windows(2)
-        .filter(|w| w[0].0 == w[1].0)
-        .map(|w| {
-            let (id, first, slot) = (w[1].0, w[0].1, w[1].1);
-            let anomaly = Anomaly {
-                kind: AnomalyKind::DuplicateCommand,
-                key: key_of(&union[&slot].1, id),
-                slot: Some(slot),
-                message: format!(
-                    "command {id} was chosen in slot {first} and again in slot {slot}"
-                ),
-                ops: Vec::new(),
-                witness: None,
-                messages: Vec::new(),
-            };
-            (slot, anomaly)
-        })
-        .collect();
-    repeats.sort_by_key(|(slot, _)| *slot);
-    anomalies.extend(repeats.into_iter().map(|(_, a)| a));
-    // A write or cas chosen more often than it was invoked.
-    chosen.sort_unstable();
-    for group in chosen.chunk_by(|a, b| a.0 == b.0) {
-        let (c, first_slot) = group[0];
-        let times = group.len();
-        let invoked = invoked_as(&c);
-        if let Some(a) = failed_but_chosen(c, first_slot, invoked) {
-            anomalies.push(a);
-        }
-        if !invoked.is_empty() && times > invoked.len() {
-            let ops = invoked.iter().map(|(_, o)| OpRef::of(o)).collect();
-            let key = match c {
-                Chosen::Write { key, .. } | Chosen::Cas { key, .. } | Chosen::Read { key } => key,
-                Chosen::Other => "",
-            };
-            anomalies.push(Anomaly {
-                kind: AnomalyKind::DuplicateCommand,
-                key: Some(key.to_string()),
-                slot: Some(first_slot),
-                message: format!(
-                    "{c:?} was chosen {times} times (first in slot {first_slot}) but invoked {} time(s)",
-                    invoked.len()
-                ),
-                ops,
-                witness: None,
-                messages: Vec::new(),
-            });
-        }
-    }
+    anomalies.extend(repeated_ids(&union, ids));
+    anomalies.extend(over_chosen(chosen, &invoked_as));
     CheckReport {
         name: "log-agreement".into(),
         verdict: if anomalies.is_empty() {

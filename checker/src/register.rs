@@ -56,40 +56,7 @@ pub fn check(history: &History, finals: &[FinalDump]) -> (CheckReport, CheckRepo
         if reports.len() > 1 {
             agreement.push(disagreement(key, &reports));
         }
-        for (value, (reporters, _)) in &reports {
-            let first_report_ns = reporters
-                .iter()
-                .filter_map(|o| o.complete_ns)
-                .min()
-                .unwrap_or(history.end_ns);
-            let proposers: Vec<&&Op> = ops
-                .iter()
-                .filter(|o| o.call == Call::Propose { value: *value } && o.outcome != Outcome::Fail)
-                .collect();
-            if proposers.iter().any(|o| o.invoke_ns <= first_report_ns) {
-                continue;
-            }
-            let why = if proposers.is_empty() {
-                "no op proposed it".to_string()
-            } else {
-                format!(
-                    "it was first reported at {:.3} ms, before any op proposing it was invoked",
-                    first_report_ns as f64 / 1e6
-                )
-            };
-            let mut witnesses: Vec<OpRef> =
-                reporters.iter().take(1).map(|o| OpRef::of(o)).collect();
-            witnesses.extend(proposers.iter().take(1).map(|o| OpRef::of(o)));
-            validity.push(Anomaly {
-                kind: AnomalyKind::Validity,
-                key: Some(key.to_string()),
-                slot: None,
-                message: format!("register {key}: value {value} was chosen but {why}"),
-                ops: witnesses,
-                witness: None,
-                messages: Vec::new(),
-            });
-        }
+        validity.extend(invalid_values(key, ops, &reports, history.end_ns));
     }
 
     let proposes = by_key.values().map(Vec::len).sum::<usize>();
@@ -138,6 +105,51 @@ pub fn check(history: &History, finals: &[FinalDump]) -> (CheckReport, CheckRepo
             unknown: unknown(vv),
         },
     )
+}
+
+/// Every value a register was decided to that no op proposed before it was first
+/// reported.
+fn invalid_values(
+    key: &str,
+    ops: &[&Op],
+    reports: &BTreeMap<i64, (Vec<&Op>, Vec<u64>)>,
+    end_ns: u64,
+) -> Vec<Anomaly> {
+    let mut out = Vec::new();
+    for (value, (reporters, _)) in reports {
+        let first_report_ns = reporters
+            .iter()
+            .filter_map(|o| o.complete_ns)
+            .min()
+            .unwrap_or(end_ns);
+        let proposers: Vec<&&Op> = ops
+            .iter()
+            .filter(|o| o.call == Call::Propose { value: *value } && o.outcome != Outcome::Fail)
+            .collect();
+        if proposers.iter().any(|o| o.invoke_ns <= first_report_ns) {
+            continue;
+        }
+        let why = if proposers.is_empty() {
+            "no op proposed it".to_string()
+        } else {
+            format!(
+                "it was first reported at {:.3} ms, before any op proposing it was invoked",
+                first_report_ns as f64 / 1e6
+            )
+        };
+        let mut witnesses: Vec<OpRef> = reporters.iter().take(1).map(|o| OpRef::of(o)).collect();
+        witnesses.extend(proposers.iter().take(1).map(|o| OpRef::of(o)));
+        out.push(Anomaly {
+            kind: AnomalyKind::Validity,
+            key: Some(key.to_string()),
+            slot: None,
+            message: format!("register {key}: value {value} was chosen but {why}"),
+            ops: witnesses,
+            witness: None,
+            messages: Vec::new(),
+        });
+    }
+    out
 }
 
 /// The agreement anomaly of a register decided to more than one value.

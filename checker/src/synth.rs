@@ -70,6 +70,14 @@ struct Planned {
 /// Writes a synthetic history as JSON lines to `out`.
 pub fn write_history(cfg: &SynthConfig, out: &mut impl Write) -> std::io::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut plan = plan_ops(cfg, &mut rng);
+    replay(&mut plan, &mut rng);
+    write_events(&plan, out)
+}
+
+/// The ops, planned: who invokes what when, how long it takes and whether it is of
+/// unknown outcome.
+fn plan_ops(cfg: &SynthConfig, rng: &mut ChaCha8Rng) -> Vec<Planned> {
     let mut next_value: i64 = 1;
     let mut next_process = cfg.processes as u64;
     // (Reverse clock, slot) min-heap: the slot that is free earliest invokes next.
@@ -121,8 +129,12 @@ pub fn write_history(cfg: &SynthConfig, out: &mut impl Write) -> std::io::Result
         let think = rng.random_range(1_000..100_000u64);
         free.push(std::cmp::Reverse((t + latency + think, slot)));
     }
+    plan
+}
 
-    // Replay in effect order against an atomic store.
+/// The planned ops replayed in effect order against an atomic store: what each read
+/// and propose returns, which cas fails.
+fn replay(plan: &mut [Planned], rng: &mut ChaCha8Rng) {
     let mut order: Vec<usize> = (0..plan.len()).collect();
     order.sort_by_key(|&i| plan[i].effect_ns);
     let mut kv: BTreeMap<usize, i64> = BTreeMap::new();
@@ -163,7 +175,10 @@ pub fn write_history(cfg: &SynthConfig, out: &mut impl Write) -> std::io::Result
             }
         }
     }
+}
 
+/// The history's events, in time order.
+fn write_events(plan: &[Planned], out: &mut impl Write) -> std::io::Result<()> {
     // Events in time order; at equal times completions come first, so a process's
     // next invoke never precedes its previous completion.
     let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(2 * plan.len());

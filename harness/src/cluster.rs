@@ -188,8 +188,9 @@ impl Cluster {
     }
 
     /// Starts node `id` (on its existing data directory) and waits for its ready line.
-    pub fn start(&mut self, id: u32) -> Result<SocketAddr, StartError> {
-        let dir = self.node_dir(id);
+    /// Node `id`'s command line: its id, address, data, seed, peers, the plan's node
+    /// arguments, its clock rate and its journal.
+    fn command_for(&self, id: u32, dir: &Path) -> Command {
         let mut cmd = Command::new(&self.command.program);
         cmd.args(&self.command.prefix)
             .args([
@@ -223,6 +224,12 @@ impl Cluster {
                 Err(_) => Stdio::null(),
             })
             .process_group(0);
+        cmd
+    }
+
+    pub fn start(&mut self, id: u32) -> Result<SocketAddr, StartError> {
+        let dir = self.node_dir(id);
+        let mut cmd = self.command_for(id, &dir);
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
             cmd.pre_exec(|| {

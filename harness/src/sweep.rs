@@ -435,6 +435,53 @@ fn end_line(setup: &Setup, meta: &SweepMeta, runs: usize, wall_s: f64, run_s: f6
 }
 
 /// `chaos sweep`.
+/// One seed of a sweep, run (and, when it fails in real mode, confirmed), as its
+/// record. A passing run's directory is removed unless every run is kept.
+fn run_seed(
+    setup: &Setup,
+    runs: &Runs,
+    args: &SweepSpec,
+    seed: u64,
+    commit: Option<&str>,
+    hard_stop: &dyn Fn() -> Option<String>,
+) -> Result<SeedRecord, String> {
+    let plan = (setup.plan_of)(seed);
+    let run_started = Instant::now();
+    let run_started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let ran = runs.run(&plan).map_err(|e| format!("seed {seed}: {e}"))?;
+    let wall = run_started.elapsed();
+    let is_failure = ran.exit_code != ExitCode::Valid;
+    let mut run_dir = ran.run_dir.clone();
+    if !is_failure && !setup.keep_all {
+        if let Some(d) = run_dir.take() {
+            let _ = results::store::remove_run(&d);
+        }
+    }
+    let confirmation = is_failure.then(|| match setup.mode {
+        Mode::Sim => Confirmation::Exact,
+        Mode::Real => runs.confirm(&plan, ran.exit_code, args.confirm, hard_stop),
+    });
+    Ok(SeedRecord {
+        version: SWEEP_VERSION,
+        name: plan.name.clone(),
+        mode: setup.mode,
+        seed,
+        config: setup.config.clone(),
+        commit: commit.map(str::to_string),
+        shard: args.shard,
+        verdict: ran.verdict,
+        exit_code: ran.exit_code,
+        problem: ran.problem.clone(),
+        started_at: run_started_at,
+        wall_s: wall.as_secs_f64(),
+        durations: ran.durations,
+        reproduce: plan.command_line(),
+        run_dir: run_dir.as_deref().map(|d| runs.name(d)),
+        confirmation,
+        faults: ran.faults,
+    })
+}
+
 /// Runs a sweep into a new sweep directory under `args.results`, telling `show` of
 /// its header, its failing seeds, its progress and its summary. The exit code is the
 /// worst of its runs', unknown at least when it stopped before its last seed.
@@ -455,14 +502,10 @@ pub fn sweep(args: &SweepSpec, show: &dyn Observer) -> Result<ExitCode, SweepErr
         keep_all: setup.keep_all,
         spent_ns: AtomicU64::new(0),
     };
-    std::fs::create_dir_all(&runs.root).map_err(|e| io_error(&runs.root, e))?;
     let commit = project_commit();
-    let mut meta = new_meta(args, &setup, &started_at, commit.clone());
-    let meta_path = dir.join(META_FILE);
-    let meta_json = |m: &SweepMeta| serde_json::to_string_pretty(m).expect("meta serialises");
-    write_atomic(&meta_path, &meta_json(&meta))?;
+    let meta = new_meta(args, &setup, &started_at, commit.clone());
+    let file = begin(&dir, &meta)?;
     let records_path = dir.join(RECORDS_FILE);
-    let file = std::fs::File::create(&records_path).map_err(|e| io_error(&records_path, e))?;
     // Signals stop the sweep from before its header on, so a signal after the header
     // always ends it cleanly.
     crate::progress::stop_on_signals();
@@ -506,42 +549,8 @@ pub fn sweep(args: &SweepSpec, show: &dyn Observer) -> Result<ExitCode, SweepErr
         None
     };
     let work = |seed: u64| -> Result<(), String> {
-        let plan = (setup.plan_of)(seed);
-        let run_started = Instant::now();
-        let run_started_at =
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let ran = runs.run(&plan).map_err(|e| format!("seed {seed}: {e}"))?;
-        let wall = run_started.elapsed();
-        let is_failure = ran.exit_code != ExitCode::Valid;
-        let mut run_dir = ran.run_dir.clone();
-        if !is_failure && !setup.keep_all {
-            if let Some(d) = run_dir.take() {
-                let _ = results::store::remove_run(&d);
-            }
-        }
-        let confirmation = is_failure.then(|| match setup.mode {
-            Mode::Sim => Confirmation::Exact,
-            Mode::Real => runs.confirm(&plan, ran.exit_code, args.confirm, &hard_stop),
-        });
-        let record = SeedRecord {
-            version: SWEEP_VERSION,
-            name: plan.name.clone(),
-            mode: setup.mode,
-            seed,
-            config: setup.config.clone(),
-            commit: commit.clone(),
-            shard: args.shard,
-            verdict: ran.verdict,
-            exit_code: ran.exit_code,
-            problem: ran.problem.clone(),
-            started_at: run_started_at,
-            wall_s: wall.as_secs_f64(),
-            durations: ran.durations,
-            reproduce: plan.command_line(),
-            run_dir: run_dir.as_deref().map(|d| runs.name(d)),
-            confirmation,
-            faults: ran.faults,
-        };
+        let record = run_seed(&setup, &runs, args, seed, commit.as_deref(), &hard_stop)?;
+        let is_failure = record.failed();
         let n_failed = if is_failure {
             failed.fetch_add(1, Ordering::SeqCst) + 1
         } else {
@@ -565,8 +574,53 @@ pub fn sweep(args: &SweepSpec, show: &dyn Observer) -> Result<ExitCode, SweepErr
         &work,
     );
     show.seeds_ended();
-    let wall_s = started.elapsed().as_secs_f64();
-    let mut all = records.into_inner().expect("not poisoned").all;
+    let end = Ended {
+        all: records.into_inner().expect("not poisoned").all,
+        ended,
+        wall_s: started.elapsed().as_secs_f64(),
+        run_s: runs.spent_ns.into_inner() as f64 / 1e9,
+    };
+    conclude(args, &setup, &dir, meta, end, show)
+}
+
+/// The sweep directory with its runs/ and its sweep.json as the sweep starts; the
+/// records file, open for appending.
+fn begin(dir: &Path, meta: &SweepMeta) -> Result<std::fs::File, SweepError> {
+    let root = dir.join("runs");
+    std::fs::create_dir_all(&root).map_err(|e| io_error(&root, e))?;
+    let meta_json = serde_json::to_string_pretty(meta).expect("meta serialises");
+    write_atomic(&dir.join(META_FILE), &meta_json)?;
+    let records_path = dir.join(RECORDS_FILE);
+    std::fs::File::create(&records_path).map_err(|e| io_error(&records_path, e))
+}
+
+/// How a sweep's seeds ended.
+struct Ended {
+    all: Vec<SeedRecord>,
+    /// Why it stopped before its last seed, or the error that ended it.
+    ended: Result<Option<String>, String>,
+    wall_s: f64,
+    /// Wall time spent inside runs.
+    run_s: f64,
+}
+
+/// The sweep's files in their final form (records in seed order, sweep.json,
+/// junit.xml, index.html, summary.txt), its summary told, and its exit code.
+fn conclude(
+    args: &SweepSpec,
+    setup: &Setup,
+    dir: &Path,
+    mut meta: SweepMeta,
+    end: Ended,
+    show: &dyn Observer,
+) -> Result<ExitCode, SweepError> {
+    let Ended {
+        mut all,
+        ended,
+        wall_s,
+        run_s,
+    } = end;
+    let records_path = dir.join(RECORDS_FILE);
     results::sweep::sort_records(&mut all);
     // The records in seed order, so a sweep's file does not depend on thread timing.
     write_atomic(&records_path, &records_text(&all))?;
@@ -576,8 +630,9 @@ pub fn sweep(args: &SweepSpec, show: &dyn Observer) -> Result<ExitCode, SweepErr
     meta.stopped = ended.as_ref().ok().cloned().flatten();
     meta.finished = true;
     meta.wall_s = wall_s;
-    write_atomic(&meta_path, &meta_json(&meta))?;
-    let _ = results::rebuild_index(&runs.root);
+    let meta_json = serde_json::to_string_pretty(&meta).expect("meta serialises");
+    write_atomic(&dir.join(META_FILE), &meta_json)?;
+    let _ = results::rebuild_index(&dir.join("runs"));
     let title = format!(
         "chaos sweep {} {} seeds {}..{} shard {}",
         setup.name,
@@ -587,7 +642,7 @@ pub fn sweep(args: &SweepSpec, show: &dyn Observer) -> Result<ExitCode, SweepErr
         args.shard
     );
     let metas = std::slice::from_ref(&meta);
-    write_outputs(&dir, &all, metas, Scope::Sweep, &title)?;
+    write_outputs(dir, &all, metas, Scope::Sweep, &title)?;
     let summary = results::sweep::summary(&all, metas, Scope::Sweep, Some(SHOWN_FAILING));
     if let Err(e) = ended {
         return Err(SweepError::Failed(format!(
@@ -599,8 +654,7 @@ pub fn sweep(args: &SweepSpec, show: &dyn Observer) -> Result<ExitCode, SweepErr
     for line in summary.lines() {
         show.say(line);
     }
-    let run_s = runs.spent_ns.into_inner() as f64 / 1e9;
-    show.say(&end_line(&setup, &meta, all.len(), wall_s, run_s));
+    show.say(&end_line(setup, &meta, all.len(), wall_s, run_s));
     show.say(&format!("sweep directory: {}", dir.display()));
     Ok(results::sweep::exit_code(&all, metas, Scope::Sweep))
 }

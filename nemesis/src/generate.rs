@@ -274,42 +274,7 @@ pub fn generate(
             continue;
         }
         let first = schedule.len();
-        let (start, stop, targets) = match kind {
-            "partition" => {
-                let shape_name = SHAPES[rng.random_range(0..SHAPES.len())];
-                let shape = Shape::draw(shape_name, n, rng);
-                let cut = grudge(&shape, n);
-                let targets = shape.nodes();
-                (Fault::Partition { shape, cut }, Fault::Heal, targets)
-            }
-            "kill" => (Fault::Kill, Fault::Restart, pick_targets(n, rng)),
-            "power" => (Fault::Kill, Fault::Restart, (1..=n as NodeId).collect()),
-            "pause" => (Fault::Pause, Fault::Resume, pick_targets(n, rng)),
-            "clock" => {
-                let rate = rng.random_range(50..=200) as f64 / 100.0;
-                let jump_ms = if rng.random_bool(0.5) {
-                    0
-                } else {
-                    rng.random_range(1..=1_000)
-                };
-                (
-                    Fault::Clock { rate, jump_ms },
-                    Fault::ClockReset,
-                    pick_targets(n, rng),
-                )
-            }
-            "links" => {
-                let faults = LinkFaults {
-                    loss: rng.random_range(0..=30) as f64 / 100.0,
-                    delay_ms: rng.random_range(0..=40),
-                    jitter_ms: rng.random_range(0..=20),
-                    duplicate: rng.random_range(0..=10) as f64 / 100.0,
-                    reorder: rng.random_range(0..=20) as f64 / 100.0,
-                };
-                (Fault::Links(faults), Fault::LinksHeal, pick_targets(n, rng))
-            }
-            other => unreachable!("a fault kind without a generator: {other}"),
-        };
+        let (start, stop, targets) = simple(kind, n, rng);
         schedule.push(ScheduledFault {
             at_ms: t,
             fault: start,
@@ -329,6 +294,46 @@ pub fn generate(
     }
     aim(&mut schedule, &aimable, rng);
     schedule
+}
+
+/// A fault kind that is a start and its undo on drawn targets: (start, undo, targets).
+fn simple(kind: &str, n: usize, rng: &mut ChaCha8Rng) -> (Fault, Fault, Vec<NodeId>) {
+    match kind {
+        "partition" => {
+            let shape_name = SHAPES[rng.random_range(0..SHAPES.len())];
+            let shape = Shape::draw(shape_name, n, rng);
+            let cut = grudge(&shape, n);
+            let targets = shape.nodes();
+            (Fault::Partition { shape, cut }, Fault::Heal, targets)
+        }
+        "kill" => (Fault::Kill, Fault::Restart, pick_targets(n, rng)),
+        "power" => (Fault::Kill, Fault::Restart, (1..=n as NodeId).collect()),
+        "pause" => (Fault::Pause, Fault::Resume, pick_targets(n, rng)),
+        "clock" => {
+            let rate = rng.random_range(50..=200) as f64 / 100.0;
+            let jump_ms = if rng.random_bool(0.5) {
+                0
+            } else {
+                rng.random_range(1..=1_000)
+            };
+            (
+                Fault::Clock { rate, jump_ms },
+                Fault::ClockReset,
+                pick_targets(n, rng),
+            )
+        }
+        "links" => {
+            let faults = LinkFaults {
+                loss: rng.random_range(0..=30) as f64 / 100.0,
+                delay_ms: rng.random_range(0..=40),
+                jitter_ms: rng.random_range(0..=20),
+                duplicate: rng.random_range(0..=10) as f64 / 100.0,
+                reorder: rng.random_range(0..=20) as f64 / 100.0,
+            };
+            (Fault::Links(faults), Fault::LinksHeal, pick_targets(n, rng))
+        }
+        other => unreachable!("a fault kind without a generator: {other}"),
+    }
 }
 
 /// How long `leader-pause` holds the leader at least: past the node's longest
@@ -396,66 +401,8 @@ fn composite(
                 at(t + active, Fault::Heal, targets, role),
             ]
         }
-        "rolling-restart" => {
-            let mut order: Vec<NodeId> = (1..=n as NodeId).collect();
-            order.shuffle(rng);
-            let step = active / n as u64;
-            order
-                .iter()
-                .enumerate()
-                .flat_map(|(k, id)| {
-                    let from = t + k as u64 * step;
-                    [
-                        at(from, Fault::Kill, vec![*id], None),
-                        at(from + step / 2, Fault::Restart, vec![*id], None),
-                    ]
-                })
-                .collect()
-        }
-        "swizzle" => {
-            let mut links: Vec<(NodeId, NodeId)> = (1..=n as NodeId)
-                .flat_map(|a| {
-                    (1..=n as NodeId)
-                        .filter(move |b| *b != a)
-                        .map(move |b| (a, b))
-                })
-                .collect();
-            links.shuffle(rng);
-            let mut restore = links.clone();
-            restore.shuffle(rng);
-            let of = links.len();
-            let half = active / 2;
-            let step = (half / of as u64).max(1);
-            let mut out = Vec::new();
-            for k in 1..=of {
-                let mut cut = links[..k].to_vec();
-                cut.sort_unstable();
-                let shape = Shape::Swizzle { cut: k, of };
-                out.push(at(
-                    t + (k as u64 - 1) * step,
-                    Fault::Partition { shape, cut },
-                    Vec::new(),
-                    None,
-                ));
-            }
-            for k in 1..of {
-                let mut cut: Vec<(NodeId, NodeId)> = links
-                    .iter()
-                    .copied()
-                    .filter(|l| !restore[..k].contains(l))
-                    .collect();
-                cut.sort_unstable();
-                let shape = Shape::Swizzle { cut: of - k, of };
-                out.push(at(
-                    t + half + (k as u64 - 1) * step,
-                    Fault::Partition { shape, cut },
-                    Vec::new(),
-                    None,
-                ));
-            }
-            out.push(at(t + active, Fault::Heal, Vec::new(), None));
-            out
-        }
+        "rolling-restart" => rolling_restart(n, rng, t, active),
+        "swizzle" => swizzle(n, rng, t, active),
         "lossy-links" => {
             let faults = LinkFaults {
                 loss: rng.random_range(5..=30) as f64 / 100.0,
@@ -483,6 +430,77 @@ fn composite(
         }
         _ => return None,
     })
+}
+
+/// Every node killed and restarted in turn, in a seeded order, within `active` ms.
+fn rolling_restart(n: usize, rng: &mut ChaCha8Rng, t: u64, active: u64) -> Vec<ScheduledFault> {
+    let mut order: Vec<NodeId> = (1..=n as NodeId).collect();
+    order.shuffle(rng);
+    let step = active / n as u64;
+    let at = |at_ms, fault, id| ScheduledFault {
+        at_ms,
+        fault,
+        targets: vec![id],
+        role: None,
+    };
+    order
+        .iter()
+        .enumerate()
+        .flat_map(|(k, id)| {
+            let from = t + k as u64 * step;
+            [
+                at(from, Fault::Kill, *id),
+                at(from + step / 2, Fault::Restart, *id),
+            ]
+        })
+        .collect()
+}
+
+/// Every directed link cut one by one in a seeded order over the first half of
+/// `active`, then restored one by one in another order, then healed.
+fn swizzle(n: usize, rng: &mut ChaCha8Rng, t: u64, active: u64) -> Vec<ScheduledFault> {
+    let mut links: Vec<(NodeId, NodeId)> = (1..=n as NodeId)
+        .flat_map(|a| {
+            (1..=n as NodeId)
+                .filter(move |b| *b != a)
+                .map(move |b| (a, b))
+        })
+        .collect();
+    links.shuffle(rng);
+    let mut restore = links.clone();
+    restore.shuffle(rng);
+    let of = links.len();
+    let half = active / 2;
+    let step = (half / of as u64).max(1);
+    let cut_at = |at_ms: u64, mut cut: Vec<(NodeId, NodeId)>| {
+        cut.sort_unstable();
+        let shape = Shape::Swizzle { cut: cut.len(), of };
+        ScheduledFault {
+            at_ms,
+            fault: Fault::Partition { shape, cut },
+            targets: Vec::new(),
+            role: None,
+        }
+    };
+    let mut out = Vec::new();
+    for k in 1..=of {
+        out.push(cut_at(t + (k as u64 - 1) * step, links[..k].to_vec()));
+    }
+    for k in 1..of {
+        let cut = links
+            .iter()
+            .copied()
+            .filter(|l| !restore[..k].contains(l))
+            .collect();
+        out.push(cut_at(t + half + (k as u64 - 1) * step, cut));
+    }
+    out.push(ScheduledFault {
+        at_ms: t + active,
+        fault: Fault::Heal,
+        targets: Vec::new(),
+        role: None,
+    });
+    out
 }
 
 /// Partition into random halves, let the majority side work, kill it all at once,

@@ -305,14 +305,12 @@ async fn write_stdout(mut rx: mpsc::Receiver<String>) {
     }
 }
 
-async fn serve(args: NodeArgs) -> Result<(), StdioError> {
-    let (in_tx, mut in_rx) = mpsc::channel::<Vec<u8>>(INPUT_QUEUE);
-    std::thread::spawn(move || read_stdin(in_tx));
-    let (out_tx, out_rx) = mpsc::channel::<String>(CLIENT_QUEUE);
-    let writer = tokio::spawn(write_stdout(out_rx));
-
-    // Nothing but init is served before init.
-    let (cluster, init_from, init_id) = loop {
+/// Waits for `init` (nothing else is served before it): the cluster, and who sent
+/// it with its msg_id.
+async fn await_init(
+    in_rx: &mut mpsc::Receiver<Vec<u8>>,
+) -> Result<(Cluster, String, Option<u64>), StdioError> {
+    loop {
         let Some(line) = in_rx.recv().await else {
             return Err(StdioError::NoInit);
         };
@@ -325,26 +323,28 @@ async fn serve(args: NodeArgs) -> Result<(), StdioError> {
             continue;
         }
         let cluster = Cluster::from_init(&body).map_err(StdioError::BadInit)?;
-        break (cluster, src, body.get("msg_id").and_then(Value::as_u64));
-    };
-    let me = cluster.names[cluster.id as usize].clone();
-    let data_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(&me);
-    let cfg = args.config(cluster.id, cluster.n(), BTreeMap::new(), data_dir);
+        return Ok((cluster, src, body.get("msg_id").and_then(Value::as_u64)));
+    }
+}
 
-    // Each peer's messages leave as envelopes on stdout.
+/// Each peer's messages leave as envelopes on stdout, through a task per peer.
+fn peer_senders(
+    cluster: &Cluster,
+    me: &str,
+    out_tx: &mpsc::Sender<String>,
+) -> BTreeMap<NodeId, mpsc::Sender<Arc<str>>> {
     let mut peers = BTreeMap::new();
     for (peer, name) in cluster.names.iter().enumerate().skip(1) {
         if peer as NodeId == cluster.id {
             continue;
         }
         let (ptx, mut prx) = mpsc::channel::<Arc<str>>(PEER_QUEUE);
-        let (out, me, name) = (out_tx.clone(), me.clone(), name.clone());
+        let (out, src, dest) = (
+            out_tx.clone(),
+            json!(me).to_string(),
+            json!(name).to_string(),
+        );
         tokio::spawn(async move {
-            let (src, dest) = (json!(me).to_string(), json!(name).to_string());
             while let Some(msg) = prx.recv().await {
                 let line = format!("{{\"src\":{src},\"dest\":{dest},\"body\":{msg}}}");
                 if out.send(line).await.is_err() {
@@ -354,6 +354,121 @@ async fn serve(args: NodeArgs) -> Result<(), StdioError> {
         });
         peers.insert(peer as NodeId, ptx);
     }
+    peers
+}
+
+/// The core's results come back as they are; a task turns each into the Maelstrom
+/// reply to the request it answers.
+fn spawn_replier(
+    asked: Arc<Mutex<BTreeMap<u64, Asked>>>,
+    out: mpsc::Sender<String>,
+    me: String,
+) -> mpsc::Sender<(u64, OpResult)> {
+    let (reply_tx, mut reply_rx) = mpsc::channel::<(u64, OpResult)>(CLIENT_QUEUE);
+    tokio::spawn(async move {
+        while let Some((id, result)) = reply_rx.recv().await {
+            let Some(a) = asked.lock().ok().and_then(|mut m| m.remove(&id)) else {
+                continue;
+            };
+            let body = answer(&a.kind, &result);
+            if out
+                .send(reply_line(&me, &a.client, a.msg_id, body))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    reply_tx
+}
+
+/// Where the lines after init go: a peer's message to the core, a client's request
+/// to the core (remembered in `asked` for its reply), a bad request answered at once.
+struct Dispatch {
+    cluster: Cluster,
+    me: String,
+    tx: mpsc::Sender<Input>,
+    out: mpsc::Sender<String>,
+    reply_tx: mpsc::Sender<(u64, OpResult)>,
+    asked: Arc<Mutex<BTreeMap<u64, Asked>>>,
+}
+
+impl Dispatch {
+    /// Until stdin ends or the core is gone.
+    async fn run(self, mut in_rx: mpsc::Receiver<Vec<u8>>) {
+        let mut next = 0u64;
+        while let Some(line) = in_rx.recv().await {
+            let Some((src, body)) = parse(&line) else {
+                eprintln!(
+                    "[maelstrom] ignored a line that is not a message: {}",
+                    String::from_utf8_lossy(&line[..line.len().min(200)])
+                );
+                continue;
+            };
+            if !self.line(src, body, &mut next).await {
+                return;
+            }
+        }
+    }
+
+    /// One message; `false` when the core or stdout is gone.
+    async fn line(&self, src: String, body: Map<String, Value>, next: &mut u64) -> bool {
+        if let Some(from) = self.cluster.id_of(&src) {
+            match serde_json::from_value::<PeerMessage>(Value::Object(body)) {
+                Ok(msg) => return self.tx.send(Input::Peer { from, msg }).await.is_ok(),
+                Err(e) => eprintln!("[maelstrom] ignored a message from {src}: {e}"),
+            }
+            return true;
+        }
+        let msg_id = body.get("msg_id").and_then(Value::as_u64);
+        match client_op(&body) {
+            Ok(op) => {
+                *next += 1;
+                let kind = body
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                if let Ok(mut m) = self.asked.lock() {
+                    m.insert(
+                        *next,
+                        Asked {
+                            client: src,
+                            msg_id,
+                            kind,
+                        },
+                    );
+                }
+                let input = Input::Op {
+                    out: self.reply_tx.clone(),
+                    id: *next,
+                    op,
+                };
+                self.tx.send(input).await.is_ok()
+            }
+            Err((c, text)) => {
+                let line = reply_line(&self.me, &src, msg_id, error_body(c, &text));
+                self.out.send(line).await.is_ok()
+            }
+        }
+    }
+}
+
+async fn serve(args: NodeArgs) -> Result<(), StdioError> {
+    let (in_tx, mut in_rx) = mpsc::channel::<Vec<u8>>(INPUT_QUEUE);
+    std::thread::spawn(move || read_stdin(in_tx));
+    let (out_tx, out_rx) = mpsc::channel::<String>(CLIENT_QUEUE);
+    let writer = tokio::spawn(write_stdout(out_rx));
+    let (cluster, init_from, init_id) = await_init(&mut in_rx).await?;
+    let me = cluster.names[cluster.id as usize].clone();
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(&me);
+    let cfg = args.config(cluster.id, cluster.n(), BTreeMap::new(), data_dir);
+    let peers = peer_senders(&cluster, &me, &out_tx);
     let (mut server, start_actions) = shell::open_server(&cfg, peers)?;
     server.execute(start_actions)?;
     let _ = out_tx
@@ -364,96 +479,20 @@ async fn serve(args: NodeArgs) -> Result<(), StdioError> {
             json!({"type": "init_ok"}),
         ))
         .await;
-
-    // The core's results come back as they are; a task turns each into the
-    // Maelstrom reply to the request it answers.
     let asked: Arc<Mutex<BTreeMap<u64, Asked>>> = Arc::default();
-    let (reply_tx, mut reply_rx) = mpsc::channel::<(u64, OpResult)>(CLIENT_QUEUE);
-    {
-        let (asked, out, me) = (asked.clone(), out_tx.clone(), me.clone());
-        tokio::spawn(async move {
-            while let Some((id, result)) = reply_rx.recv().await {
-                let Some(a) = asked.lock().ok().and_then(|mut m| m.remove(&id)) else {
-                    continue;
-                };
-                let body = answer(&a.kind, &result);
-                if out
-                    .send(reply_line(&me, &a.client, a.msg_id, body))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        });
-    }
-
+    let reply_tx = spawn_replier(asked.clone(), out_tx.clone(), me.clone());
     let (tx, rx) = mpsc::channel::<Input>(INPUT_QUEUE);
-    let dispatch = {
-        let (tx, out, me) = (tx.clone(), out_tx.clone(), me.clone());
-        async move {
-            let mut next = 0u64;
-            while let Some(line) = in_rx.recv().await {
-                let Some((src, body)) = parse(&line) else {
-                    eprintln!(
-                        "[maelstrom] ignored a line that is not a message: {}",
-                        String::from_utf8_lossy(&line[..line.len().min(200)])
-                    );
-                    continue;
-                };
-                if let Some(from) = cluster.id_of(&src) {
-                    match serde_json::from_value::<PeerMessage>(Value::Object(body)) {
-                        Ok(msg) => {
-                            if tx.send(Input::Peer { from, msg }).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => eprintln!("[maelstrom] ignored a message from {src}: {e}"),
-                    }
-                    continue;
-                }
-                let msg_id = body.get("msg_id").and_then(Value::as_u64);
-                match client_op(&body) {
-                    Ok(op) => {
-                        next += 1;
-                        let kind = body
-                            .get("type")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string();
-                        if let Ok(mut m) = asked.lock() {
-                            m.insert(
-                                next,
-                                Asked {
-                                    client: src,
-                                    msg_id,
-                                    kind,
-                                },
-                            );
-                        }
-                        let input = Input::Op {
-                            out: reply_tx.clone(),
-                            id: next,
-                            op,
-                        };
-                        if tx.send(input).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err((c, text)) => {
-                        let line = reply_line(&me, &src, msg_id, error_body(c, &text));
-                        if out.send(line).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        }
+    let dispatch = Dispatch {
+        cluster,
+        me,
+        tx: tx.clone(),
+        out: out_tx,
+        reply_tx,
+        asked,
     };
-    drop(out_tx);
     let result = tokio::select! {
         r = server.run(rx, tx) => r.map_err(StdioError::Shell),
-        () = dispatch => Ok(()),
+        () = dispatch.run(in_rx) => Ok(()),
     };
     // End of stdin: what was written reaches stdout before the node exits.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer).await;

@@ -361,26 +361,25 @@ fn message_colour(kind: &str) -> &'static str {
     }
 }
 
-/// A space-time (Lamport) diagram: one vertical line per node, events downwards in the
-/// order they happened (one row per event, so near-simultaneous messages stay
-/// readable), an arrow per message from its send to its delivery (a dropped message
-/// ends in a cross), and the first anomaly's ops as boxes on the node that served them.
-pub fn lamport(messages: &[TracedMessage], nodes: u32, anomaly: &[checker::OpRef]) -> Markup {
-    let Some(first) = messages.first() else {
-        return html! { p { "No traced messages in this window." } };
-    };
-    let t0 = first.time_ns;
-    let t1 = messages.last().map_or(t0 + 1, |m| m.time_ns).max(t0 + 1);
-    // Events: (time, order of insertion). A delivery is after its send, by the delay
-    // the proxy added plus a token transit time.
-    #[derive(Clone, Copy)]
-    enum Ev {
-        Send(usize),
-        Deliver(usize),
-        Drop(usize),
-        OpStart(usize),
-        OpEnd(usize),
-    }
+/// A row of the message diagram.
+#[derive(Clone, Copy)]
+enum Ev {
+    Send(usize),
+    Deliver(usize),
+    Drop(usize),
+    OpStart(usize),
+    OpEnd(usize),
+}
+
+/// The diagram's rows in the order they happened, as (time, order of insertion,
+/// event): a delivery is after its send, by the delay the proxy added plus a token
+/// transit time; and the first anomaly's ops that fall in the window.
+fn lamport_events<'a>(
+    messages: &[TracedMessage],
+    anomaly: &'a [checker::OpRef],
+    t0: u64,
+    t1: u64,
+) -> (Vec<(u64, usize, Ev)>, Vec<&'a checker::OpRef>) {
     let mut events: Vec<(u64, usize, Ev)> = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         events.push((m.time_ns, events.len(), Ev::Send(i)));
@@ -414,6 +413,20 @@ pub fn lamport(messages: &[TracedMessage], nodes: u32, anomaly: &[checker::OpRef
         ));
     }
     events.sort_by_key(|(t, order, _)| (*t, *order));
+    (events, ops)
+}
+
+/// A space-time (Lamport) diagram: one vertical line per node, events downwards in the
+/// order they happened (one row per event, so near-simultaneous messages stay
+/// readable), an arrow per message from its send to its delivery (a dropped message
+/// ends in a cross), and the first anomaly's ops as boxes on the node that served them.
+pub fn lamport(messages: &[TracedMessage], nodes: u32, anomaly: &[checker::OpRef]) -> Markup {
+    let Some(first) = messages.first() else {
+        return html! { p { "No traced messages in this window." } };
+    };
+    let t0 = first.time_ns;
+    let t1 = messages.last().map_or(t0 + 1, |m| m.time_ns).max(t0 + 1);
+    let (events, ops) = lamport_events(messages, anomaly, t0, t1);
     const ROW: f64 = 13.0;
     let top = 30.0;
     let mut send_y = vec![0.0; messages.len()];

@@ -478,6 +478,70 @@ impl Plan {
         Plan::parse(&text)
     }
 
+    /// The system, its network and the workload fit together (etcd needs the kernel
+    /// network, a Maelstrom node has no addresses, and so on).
+    fn system_fits(&self) -> Result<(), PlanError> {
+        let inconsistent = |m: String| Err(PlanError::Inconsistent(m));
+        if self.net == Net::Netns {
+            if self.mode == Mode::Sim {
+                return inconsistent(
+                    "chaos sim has its own network: --net netns is for real runs".into(),
+                );
+            }
+            if self.protocol == Protocol::Maelstrom {
+                return inconsistent("Maelstrom nodes have no addresses: the stdio router is their network, not --net netns".into());
+            }
+            let proxy_only = self.nemesis.needing_proxy();
+            if !proxy_only.is_empty() {
+                return inconsistent(format!(
+                    "--net netns makes {}; {} need {} (use --net proxy, or lossy-links)",
+                    nemesis::netns::OFFERS,
+                    proxy_only.join(" and "),
+                    nemesis::netns::LACKS
+                ));
+            }
+            if self.schedule.iter().any(|f| match &f.fault {
+                nemesis::Fault::Links(l) => !nemesis::netns::can_make(l),
+                _ => false,
+            }) {
+                return inconsistent(format!(
+                    "the schedule has link faults --net netns cannot make: {}",
+                    nemesis::netns::LACKS
+                ));
+            }
+        }
+        if self.protocol == Protocol::Etcd {
+            if self.net != Net::Netns {
+                return inconsistent("etcd members advertise one address to all peers: --system etcd needs --net netns".into());
+            }
+            if self.workload != Workload::Kv {
+                return inconsistent("etcd runs the kv workload: --workload kv".into());
+            }
+            if self.node_bin.is_some() || self.node_cmd.is_some() || !self.node_args.is_empty() {
+                return inconsistent(
+                    "--system etcd runs etcd itself: no --node-bin, --node-cmd or --node-arg"
+                        .into(),
+                );
+            }
+        }
+        if self.protocol == Protocol::Maelstrom {
+            if self.node_cmd.is_none() {
+                return inconsistent("a maelstrom plan needs node_cmd (--node-cmd)".into());
+            }
+            if self.workload != Workload::Kv {
+                return inconsistent(
+                    "a maelstrom plan runs the lin-kv workload: --workload kv".into(),
+                );
+            }
+            if self.mode == Mode::Sim {
+                return inconsistent(
+                    "chaos sim runs the bundled core, not a maelstrom node".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Fills in version 1 defaults and checks the invariants every reader relies on.
     pub fn normalised(mut self) -> Result<Plan, PlanError> {
         if self.version > PLAN_VERSION {
@@ -509,57 +573,7 @@ impl Plan {
         if self.mode == Mode::Sim && self.node_bin.is_some() {
             return bad("a simulated run runs the bundled node's core, not a node_bin".into());
         }
-        if self.net == Net::Netns {
-            if self.mode == Mode::Sim {
-                return bad("chaos sim has its own network: --net netns is for real runs".into());
-            }
-            if self.protocol == Protocol::Maelstrom {
-                return bad("Maelstrom nodes have no addresses: the stdio router is their network, not --net netns".into());
-            }
-            let proxy_only = self.nemesis.needing_proxy();
-            if !proxy_only.is_empty() {
-                return bad(format!(
-                    "--net netns makes {}; {} need {} (use --net proxy, or lossy-links)",
-                    nemesis::netns::OFFERS,
-                    proxy_only.join(" and "),
-                    nemesis::netns::LACKS
-                ));
-            }
-            if self.schedule.iter().any(|f| match &f.fault {
-                nemesis::Fault::Links(l) => !nemesis::netns::can_make(l),
-                _ => false,
-            }) {
-                return bad(format!(
-                    "the schedule has link faults --net netns cannot make: {}",
-                    nemesis::netns::LACKS
-                ));
-            }
-        }
-        if self.protocol == Protocol::Etcd {
-            if self.net != Net::Netns {
-                return bad("etcd members advertise one address to all peers: --system etcd needs --net netns".into());
-            }
-            if self.workload != Workload::Kv {
-                return bad("etcd runs the kv workload: --workload kv".into());
-            }
-            if self.node_bin.is_some() || self.node_cmd.is_some() || !self.node_args.is_empty() {
-                return bad(
-                    "--system etcd runs etcd itself: no --node-bin, --node-cmd or --node-arg"
-                        .into(),
-                );
-            }
-        }
-        if self.protocol == Protocol::Maelstrom {
-            if self.node_cmd.is_none() {
-                return bad("a maelstrom plan needs node_cmd (--node-cmd)".into());
-            }
-            if self.workload != Workload::Kv {
-                return bad("a maelstrom plan runs the lin-kv workload: --workload kv".into());
-            }
-            if self.mode == Mode::Sim {
-                return bad("chaos sim runs the bundled core, not a maelstrom node".into());
-            }
-        }
+        self.system_fits()?;
         if let Some(op) = self
             .script
             .iter()

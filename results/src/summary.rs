@@ -19,6 +19,7 @@ pub fn colour_on_stdout() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+#[derive(Clone, Copy)]
 struct Paint(bool);
 
 impl Paint {
@@ -50,6 +51,62 @@ impl Paint {
     }
 }
 
+/// One check's line, its first anomalies of each kind and its unknowns.
+fn check_lines(out: &mut String, p: Paint, c: &checker::CheckReport) {
+    let verdict = match c.verdict {
+        checker::Verdict::Valid => p.green("valid   "),
+        checker::Verdict::Invalid => p.red("invalid "),
+        checker::Verdict::Unknown => p.yellow("unknown "),
+        checker::Verdict::Skipped => p.dim("skipped "),
+    };
+    out.push_str(&format!("  {:<20} {verdict} {}\n", c.name, c.summary));
+    // The first few of each kind; the full list is in result.json and the report.
+    let mut shown: BTreeMap<AnomalyKind, usize> = BTreeMap::new();
+    for a in &c.anomalies {
+        let n = shown.entry(a.kind).or_default();
+        *n += 1;
+        if *n <= ANOMALIES_PER_KIND {
+            out.push_str(&format!("    {} {}: {}\n", p.red("!"), a.kind, a.message));
+        }
+    }
+    for (kind, n) in shown.iter().filter(|(_, n)| **n > ANOMALIES_PER_KIND) {
+        out.push_str(&format!(
+            "    {} ... {} more {kind} anomalies ({n} in all; every one is in result.json and report.html)\n",
+            p.red("!"),
+            n - ANOMALIES_PER_KIND
+        ));
+    }
+    for u in &c.unknown {
+        out.push_str(&format!("    {} {u}\n", p.yellow("?")));
+    }
+}
+
+/// How many faults took effect, and for how long.
+fn fault_line(r: &RunResult, p: Paint) -> String {
+    if r.faults.periods.is_empty() {
+        format!(
+            "  faults: {} took effect ({} scheduled, nemesis {})\n",
+            p.yellow("none"),
+            r.plan.scheduled_faults(),
+            r.plan.nemesis.describe()
+        )
+    } else {
+        let kinds: Vec<String> = r
+            .faults
+            .ms_per_kind
+            .iter()
+            .map(|(k, ms)| format!("{k} {:.1} s", ms / 1e3))
+            .collect();
+        format!(
+            "  faults: {} took effect of {} scheduled, {:.1} s with a fault in force ({})\n",
+            r.faults.faults(),
+            r.plan.scheduled_faults(),
+            r.faults.total_ms / 1e3,
+            kinds.join(", ")
+        )
+    }
+}
+
 pub fn render(r: &RunResult, report: Option<&Path>, colour: bool) -> String {
     let p = Paint(colour);
     let mut out = String::new();
@@ -72,32 +129,7 @@ pub fn render(r: &RunResult, report: Option<&Path>, colour: bool) -> String {
         out.push_str(&format!("  liveness: {m}\n"));
     }
     for c in r.checks.iter().flatten() {
-        let verdict = match c.verdict {
-            checker::Verdict::Valid => p.green("valid   "),
-            checker::Verdict::Invalid => p.red("invalid "),
-            checker::Verdict::Unknown => p.yellow("unknown "),
-            checker::Verdict::Skipped => p.dim("skipped "),
-        };
-        out.push_str(&format!("  {:<20} {verdict} {}\n", c.name, c.summary));
-        // The first few of each kind; the full list is in result.json and the report.
-        let mut shown: BTreeMap<AnomalyKind, usize> = BTreeMap::new();
-        for a in &c.anomalies {
-            let n = shown.entry(a.kind).or_default();
-            *n += 1;
-            if *n <= ANOMALIES_PER_KIND {
-                out.push_str(&format!("    {} {}: {}\n", p.red("!"), a.kind, a.message));
-            }
-        }
-        for (kind, n) in shown.iter().filter(|(_, n)| **n > ANOMALIES_PER_KIND) {
-            out.push_str(&format!(
-                "    {} ... {} more {kind} anomalies ({n} in all; every one is in result.json and report.html)\n",
-                p.red("!"),
-                n - ANOMALIES_PER_KIND
-            ));
-        }
-        for u in &c.unknown {
-            out.push_str(&format!("    {} {u}\n", p.yellow("?")));
-        }
+        check_lines(&mut out, p, c);
     }
     if let Some(stats) = &r.stats {
         let counts = r.outcome_counts();
@@ -110,28 +142,7 @@ pub fn render(r: &RunResult, report: Option<&Path>, colour: bool) -> String {
             stats.ok_per_second
         ));
     }
-    if r.faults.periods.is_empty() {
-        out.push_str(&format!(
-            "  faults: {} took effect ({} scheduled, nemesis {})\n",
-            p.yellow("none"),
-            r.plan.scheduled_faults(),
-            r.plan.nemesis.describe()
-        ));
-    } else {
-        let kinds: Vec<String> = r
-            .faults
-            .ms_per_kind
-            .iter()
-            .map(|(k, ms)| format!("{k} {:.1} s", ms / 1e3))
-            .collect();
-        out.push_str(&format!(
-            "  faults: {} took effect of {} scheduled, {:.1} s with a fault in force ({})\n",
-            r.faults.faults(),
-            r.plan.scheduled_faults(),
-            r.faults.total_ms / 1e3,
-            kinds.join(", ")
-        ));
-    }
+    out.push_str(&fault_line(r, p));
     for n in &r.notes {
         out.push_str(&format!("  note: {n}\n"));
     }

@@ -127,6 +127,34 @@ pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, String> {
     })
 }
 
+/// Each failing seed run again into a run directory under `root` (the same plan gives
+/// the same run), so it gets its report.
+fn run_dirs(
+    failures: &[Judged],
+    plan_of: &(dyn Fn(u64) -> Plan + Sync),
+    root: &Path,
+    show: &dyn Observer,
+) -> Vec<(u64, std::path::PathBuf)> {
+    let mut dirs = Vec::new();
+    for f in failures {
+        match super::execute(&plan_of(f.seed), root, &Silent) {
+            Ok(out) => {
+                show.say(&format!(
+                    "seed {}: run directory {}",
+                    f.seed,
+                    out.run_dir.display()
+                ));
+                dirs.push((f.seed, out.run_dir));
+            }
+            Err(e) => show.say(&format!(
+                "seed {}: cannot write its run directory: {e}",
+                f.seed
+            )),
+        }
+    }
+    dirs
+}
+
 /// What a sweep over seeds found.
 #[derive(Debug)]
 pub struct Sweep {
@@ -236,26 +264,15 @@ pub fn sweep(
     let stopped = ended?;
     let mut failures = found.into_inner().expect("not poisoned");
     failures.sort_by_key(|j| j.seed);
-    let mut run_dirs = Vec::new();
-    if let Some(root) = results {
-        for f in &failures {
-            let plan = plan_of(f.seed);
-            match super::execute(&plan, root, &Silent) {
-                Ok(out) => {
-                    show.say(&format!(
-                        "seed {}: run directory {}",
-                        f.seed,
-                        out.run_dir.display()
-                    ));
-                    run_dirs.push((f.seed, out.run_dir));
-                }
-                Err(e) => show.say(&format!(
-                    "seed {}: cannot write its run directory: {e}",
-                    f.seed
-                )),
-            }
-        }
-    }
+    let run_dirs = results.map_or_else(Vec::new, |root| run_dirs(&failures, plan_of, root, show));
+    let seeds_run = done.into_inner();
+    // The loop's own count: every seed judged once, all of them unless it stopped.
+    assert!(
+        seeds_run <= seeds.end - seeds.start
+            && (stopped.is_some() || seeds_run == seeds.end - seeds.start),
+        "{seeds_run} of {} seeds judged, stopped: {stopped:?}",
+        seeds.end - seeds.start
+    );
     let mut exit_code = worst.into_inner().expect("not poisoned");
     if stopped.is_some() {
         // The seeds not run were not judged; a failing seed's code already ranks
@@ -263,7 +280,7 @@ pub fn sweep(
         exit_code = exit_code.worse(ExitCode::Unknown);
     }
     Ok(Sweep {
-        seeds_run: done.into_inner(),
+        seeds_run,
         failures,
         exit_code,
         wall_s: started.elapsed().as_secs_f64(),
