@@ -91,7 +91,7 @@ pub struct RunArgs {
     /// partition,kill,pause,lossy-links; chaos sim: partition,kill,pause,links,power,clock].
     #[arg(long, value_name = "LIST", value_parser = parse_kinds)]
     pub nemesis: Option<FaultKinds>,
-    /// Seconds per fault slot: a fault starts at the beginning of its slot and is undone
+    /// Seconds per fault interval: a fault starts at the beginning of its interval and is undone
     /// after 40-70% of it. A run has time-limit / S - 1 slots [default: 3, or a fifth
     /// of a run shorter than 15 s, so every run has at least 4 faults; a 30 s run 9].
     #[arg(long, value_name = "S")]
@@ -404,7 +404,7 @@ pub struct MatrixArgs {
     /// --sim as chaos sim's].
     #[arg(long, value_name = "LIST", value_parser = parse_kinds)]
     pub nemesis: Option<nemesis::FaultKinds>,
-    /// Seconds per fault slot, as for `chaos run --nemesis-interval` [default: 3; with
+    /// Seconds per fault interval, as for `chaos run --nemesis-interval` [default: 3; with
     /// --sim 0.3].
     #[arg(long, value_name = "S")]
     pub nemesis_interval: Option<f64>,

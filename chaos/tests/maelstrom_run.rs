@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use harness::maelstrom::proto::{self, Envelope};
 use harness::maelstrom::services::Services;
-use harness::system::ClientOp;
+use harness::system::WorkloadOp;
 use rand::SeedableRng;
 
 use serde_json::Value;
@@ -204,22 +204,22 @@ fn a_proxy_node_answers_clients_through_the_services() {
 
     let mut services = Services::new(rand_chacha::ChaCha8Rng::seed_from_u64(7));
     let ops = [
-        ClientOp::Read { key: "k0".into() },
-        ClientOp::Write {
+        WorkloadOp::Read { key: "k0".into() },
+        WorkloadOp::Write {
             key: "k0".into(),
             value: 5,
         },
-        ClientOp::Cas {
+        WorkloadOp::Cas {
             key: "k0".into(),
             from: 4,
             to: 6,
         },
-        ClientOp::Cas {
+        WorkloadOp::Cas {
             key: "k0".into(),
             from: 5,
             to: 6,
         },
-        ClientOp::Read { key: "k0".into() },
+        WorkloadOp::Read { key: "k0".into() },
     ];
     let mut results = Vec::new();
     for (i, op) in ops.iter().enumerate() {

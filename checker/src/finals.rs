@@ -4,6 +4,7 @@
 //! exactly and a dump of hundreds of thousands of commands stays compact in memory
 //! (a parsed JSON tree per command cost gigabytes on a 10-minute run).
 
+use paxos_trace::NodeId;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -13,7 +14,7 @@ use serde_json::value::RawValue;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FinalDump {
     /// The node's id (from the dump's `node` field, else the file name `n<i>.json`).
-    pub node: u64,
+    pub node: NodeId,
     pub registers: BTreeMap<String, i64>,
     /// The node's snapshot: every slot up to `.0` applied, giving the KV state `.1`;
     /// the log holds only slots after it.
@@ -79,19 +80,19 @@ pub fn finals_in(
     Ok(paths.into_iter().map(move |path| {
         let text = std::fs::read_to_string(&path).map_err(|e| err(&path, e.to_string()))?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-        let from_name = stem.trim_start_matches('n').parse::<u64>().ok();
+        let from_name = stem.trim_start_matches('n').parse::<NodeId>().ok();
         parse_final_owned(text, from_name).map_err(|m| err(&path, m))
     }))
 }
 
 /// Parses one dump; `default_node` is used when the dump has no `node` field.
-pub fn parse_final(text: &str, default_node: Option<u64>) -> Result<FinalDump, String> {
+pub fn parse_final(text: &str, default_node: Option<NodeId>) -> Result<FinalDump, String> {
     parse_final_owned(text.to_string(), default_node)
 }
 
 /// [`parse_final`] taking the text it keeps, so a dump of many megabytes is held once,
 /// not twice.
-pub fn parse_final_owned(text: String, default_node: Option<u64>) -> Result<FinalDump, String> {
+pub fn parse_final_owned(text: String, default_node: Option<NodeId>) -> Result<FinalDump, String> {
     #[derive(Deserialize)]
     struct Entry<'a> {
         slot: u64,
@@ -101,7 +102,7 @@ pub fn parse_final_owned(text: String, default_node: Option<u64>) -> Result<Fina
     #[derive(Deserialize)]
     struct Dump<'a> {
         #[serde(default)]
-        node: Option<u64>,
+        node: Option<NodeId>,
         #[serde(default)]
         registers: BTreeMap<String, i64>,
         #[serde(default)]

@@ -7,6 +7,7 @@
 //! [`HistoryError`] naming the line. Unknown fields are ignored. An invoke with no
 //! completion by the end counts as `info`.
 
+use paxos_trace::NodeId;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
@@ -104,7 +105,7 @@ pub struct Op {
     pub outcome: Outcome,
     /// The returned value of an `ok` read (`Some(None)` = absent) or propose.
     pub result: Option<Option<i64>>,
-    pub node: Option<u64>,
+    pub node: Option<NodeId>,
     pub error: Option<String>,
 }
 
@@ -268,7 +269,7 @@ pub struct Event<'a> {
     pub value: Value,
     /// The node a client talked to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<u64>,
+    pub node: Option<NodeId>,
     /// A failed or unknown op's error code.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Cow<'a, str>>,

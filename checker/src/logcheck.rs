@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use paxos_trace::NodeId;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -65,13 +66,14 @@ fn understand<'a>(v: &CommandView<'a>) -> Chosen<'a> {
 /// text (`[cmd, ...]`, `null` for a no-op), and every disagreeing report.
 #[derive(Default)]
 pub struct LogAgreement {
-    union: BTreeMap<u64, (u64, Box<str>)>,
-    disagreeing: BTreeMap<u64, Vec<(u64, Box<str>)>>,
+    /// Per slot: the node that first reported it, and its commands.
+    union: BTreeMap<u64, (NodeId, Box<str>)>,
+    disagreeing: BTreeMap<u64, Vec<(NodeId, Box<str>)>>,
     dumps: usize,
     /// Of those, the learned logs (every slot a node wrote down, compacted ones too).
     learned: usize,
     /// Each node's snapshot: (node, index, KV state there).
-    snapshots: Vec<(u64, u64, BTreeMap<String, i64>)>,
+    snapshots: Vec<(NodeId, u64, BTreeMap<String, i64>)>,
 }
 
 impl LogAgreement {
@@ -210,13 +212,13 @@ fn failed_but_chosen(c: Chosen, slot: u64, invoked: &[(Chosen, &Op)]) -> Option<
 /// state (a write sets its key; a cas whose condition holds sets it; reads and no-ops
 /// change nothing). A snapshot the log does not reach without a gap is not compared.
 fn snapshot_disagreements(
-    union: &BTreeMap<u64, (u64, Box<str>)>,
-    snapshots: &[(u64, u64, BTreeMap<String, i64>)],
+    union: &BTreeMap<u64, (NodeId, Box<str>)>,
+    snapshots: &[(NodeId, u64, BTreeMap<String, i64>)],
 ) -> Vec<Anomaly> {
     let Some((base_node, base_index, base_kv)) = snapshots.iter().min_by_key(|s| (s.1, s.0)) else {
         return Vec::new();
     };
-    let mut others: Vec<&(u64, u64, BTreeMap<String, i64>)> = snapshots
+    let mut others: Vec<&(NodeId, u64, BTreeMap<String, i64>)> = snapshots
         .iter()
         .filter(|s| (s.0, s.1) != (*base_node, *base_index))
         .collect();
@@ -272,8 +274,8 @@ fn snapshot_disagreements(
 
 /// One anomaly per slot that some node reported with other commands than the first.
 fn disagreements(
-    union: &BTreeMap<u64, (u64, Box<str>)>,
-    disagreeing: &BTreeMap<u64, Vec<(u64, Box<str>)>>,
+    union: &BTreeMap<u64, (NodeId, Box<str>)>,
+    disagreeing: &BTreeMap<u64, Vec<(NodeId, Box<str>)>>,
 ) -> Vec<Anomaly> {
     disagreeing
         .iter()
@@ -334,7 +336,10 @@ fn invokes_of(history: &History) -> Vec<(Chosen<'_>, &Op)> {
 
 /// The same command id in two slots: each repeat against the slot before it, in slot
 /// order. `ids` is (id, slot) for every command that has an id.
-fn repeated_ids(union: &BTreeMap<u64, (u64, Box<str>)>, mut ids: Vec<(&str, u64)>) -> Vec<Anomaly> {
+fn repeated_ids(
+    union: &BTreeMap<u64, (NodeId, Box<str>)>,
+    mut ids: Vec<(&str, u64)>,
+) -> Vec<Anomaly> {
     ids.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
     let mut repeats: Vec<(u64, Anomaly)> = ids
         .windows(2)

@@ -1018,7 +1018,10 @@ pub fn check_wire<R: std::io::BufRead>(
                 .and_then(serde_json::Value::as_u64)
                 .ok_or_else(|| bad(format!("no {name}")))
         };
-        let (from, to, time_ns) = (field("from")?, field("to")?, field("time_ns")?);
+        let node = |name: &str| {
+            NodeId::try_from(field(name)?).map_err(|_| bad(format!("{name} is not a node id")))
+        };
+        let (from, to, time_ns) = (node("from")?, node("to")?, field("time_ns")?);
         // A message the rules cannot read is the node's business, not the trace's.
         let Some(msg) = wire_msg(text) else {
             continue;

@@ -8,6 +8,7 @@
 //! - "Sometimes": how many keys were decided. A history with propose ops and no
 //!   decided key is `unknown`: the run did not exercise consensus.
 
+use paxos_trace::NodeId;
 use std::collections::BTreeMap;
 
 use crate::finals::FinalDump;
@@ -21,7 +22,7 @@ pub fn check(history: &History, finals: &[FinalDump]) -> (CheckReport, CheckRepo
             by_key.entry(&op.key).or_default().push(op);
         }
     }
-    let mut learned: BTreeMap<&str, Vec<(u64, i64)>> = BTreeMap::new();
+    let mut learned: BTreeMap<&str, Vec<(NodeId, i64)>> = BTreeMap::new();
     for dump in finals {
         for (key, value) in &dump.registers {
             learned.entry(key).or_default().push((dump.node, *value));
@@ -40,7 +41,7 @@ pub fn check(history: &History, finals: &[FinalDump]) -> (CheckReport, CheckRepo
     for key in keys {
         let ops = by_key.get(key).map(Vec::as_slice).unwrap_or(&[]);
         // Every report of a decision: value -> (ok ops, nodes).
-        let mut reports: BTreeMap<i64, (Vec<&Op>, Vec<u64>)> = BTreeMap::new();
+        let mut reports: BTreeMap<i64, (Vec<&Op>, Vec<NodeId>)> = BTreeMap::new();
         for op in ops {
             if let (Outcome::Ok, Some(Some(v))) = (op.outcome, op.result) {
                 reports.entry(v).or_default().0.push(op);
@@ -112,7 +113,7 @@ pub fn check(history: &History, finals: &[FinalDump]) -> (CheckReport, CheckRepo
 fn invalid_values(
     key: &str,
     ops: &[&Op],
-    reports: &BTreeMap<i64, (Vec<&Op>, Vec<u64>)>,
+    reports: &BTreeMap<i64, (Vec<&Op>, Vec<NodeId>)>,
     end_ns: u64,
 ) -> Vec<Anomaly> {
     let mut out = Vec::new();
@@ -153,7 +154,7 @@ fn invalid_values(
 }
 
 /// The agreement anomaly of a register decided to more than one value.
-fn disagreement(key: &str, reports: &BTreeMap<i64, (Vec<&Op>, Vec<u64>)>) -> Anomaly {
+fn disagreement(key: &str, reports: &BTreeMap<i64, (Vec<&Op>, Vec<NodeId>)>) -> Anomaly {
     let parts: Vec<String> = reports
         .iter()
         .map(|(v, (ops, nodes))| {

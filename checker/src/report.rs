@@ -1,6 +1,7 @@
 //! The checker's result: verdicts, anomalies with their witness ops, and stats. This
 //! is the structure `chaos check --json` prints and result.json embeds.
 
+use paxos_trace::NodeId;
 use serde::{Deserialize, Serialize};
 
 use crate::history::{Op, Outcome};
@@ -47,7 +48,7 @@ impl Verdict {
 pub struct OpRef {
     pub index: u64,
     pub process: u64,
-    pub node: Option<u64>,
+    pub node: Option<NodeId>,
     pub f: String,
     pub key: String,
     /// The invoke's value as the history writes it.
@@ -215,9 +216,9 @@ pub struct MessageRef {
     /// `send`, `receive` or `record`.
     pub event: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<u64>,
+    pub from: Option<NodeId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<u64>,
+    pub to: Option<NodeId>,
     /// The message in a line.
     pub text: String,
 }

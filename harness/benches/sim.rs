@@ -5,7 +5,7 @@
 //!    virtual time it covered.
 //! 2. 10,000 seeds of a 3-node, 5-virtual-second run, judged in memory on every
 //!    core: wall time, seeds/s, failing seeds.
-//! 3. `chaos matrix --sim` (every `--bug`, 3 nodes, 3 s runs, 0.3 s fault slots):
+//! 3. `chaos matrix --sim` (every `--bug`, 3 nodes, 3 s runs, 0.3 s fault intervals):
 //!    seeds and wall time to the first detection.
 //! 4. Determinism: 1,000 seeds run twice, history hashes compared.
 //! 5. Per `--bug`, the first detecting seed with the protocol's rules and with the
@@ -22,7 +22,7 @@ use paxos_node::types::Bug;
 use results::{Mode, Plan, RunResult};
 
 fn args(nodes: usize, secs: f64, seed: u64) -> PlanSpec {
-    // The run's default fault slot: 3 s, or a fifth of a shorter run (every run has
+    // The run's default fault interval: 3 s, or a fifth of a shorter run (every run has
     // faults).
     PlanSpec {
         mode: Mode::Sim,
@@ -148,7 +148,7 @@ fn rules_against_history() {
 
 fn matrix() {
     println!(
-        "3. chaos matrix --sim: 3 nodes, 3 virtual s, 0.3 s fault slots, up to 600 seeds per bug"
+        "3. chaos matrix --sim: 3 nodes, 3 virtual s, 0.3 s fault intervals, up to 600 seeds per bug"
     );
     println!(
         "   {:<20} {:<9} {:<11} time to detection",

@@ -27,7 +27,7 @@ use crate::progress;
 use crate::recorder::{FLUSH_EVERY, Recorder};
 use crate::system::node::NodeLauncher;
 use crate::system::{Launcher, System};
-use crate::vocab::{ClientOp, Completion, Failure, NodeId};
+use crate::vocab::{Completion, Failure, NodeId, WorkloadOp};
 use crate::workload::{self, Shared, WorkloadConfig};
 
 pub use crate::finish::{EngineError, RunOutcome};
@@ -299,7 +299,7 @@ impl<S: System> procedure::Driver for Real<'_, S> {
     fn call(
         &mut self,
         session: &mut Session<S::Client>,
-        op: &ClientOp,
+        op: &WorkloadOp,
         process: u64,
         timeout: Duration,
     ) -> Option<Completion> {

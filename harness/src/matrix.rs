@@ -52,7 +52,7 @@ pub struct MatrixSpec {
     /// Nodes per run [5; with sim 3].
     pub nodes: Option<usize>,
     pub nemesis: Option<nemesis::FaultKinds>,
-    /// Seconds per fault slot [3; with sim 0.3].
+    /// Seconds per fault interval [3; with sim 0.3].
     pub nemesis_interval: Option<f64>,
     /// Simulated runs at once [the number of cores].
     pub jobs: Option<usize>,

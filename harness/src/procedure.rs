@@ -27,7 +27,7 @@ use results::Plan;
 use serde_json::json;
 
 use crate::recorder::Recorder;
-use crate::vocab::{Blame, ClientOp, Completion, Failure, NodeId};
+use crate::vocab::{Blame, Completion, Failure, NodeId, WorkloadOp};
 
 /// One step of the procedure, in the order taken: what a run did, for tests and
 /// for the drivers' agreement.
@@ -91,7 +91,7 @@ pub trait Driver {
     fn call(
         &mut self,
         session: &mut Self::Session,
-        op: &ClientOp,
+        op: &WorkloadOp,
         process: u64,
         timeout: Duration,
     ) -> Option<Completion>;
@@ -275,10 +275,10 @@ fn final_phase<D: Driver>(plan: &Plan, d: &mut D, recorder: &Recorder, down: &Do
 
 /// The op that asks node `id` whether it serves: a read of the plan's first KV key,
 /// or, for a register workload, a propose on a fresh register.
-pub fn liveness_op(plan: &Plan, id: NodeId) -> ClientOp {
+pub fn liveness_op(plan: &Plan, id: NodeId) -> WorkloadOp {
     match plan.kv_keys.first() {
-        Some(key) if plan.workload.has_kv() => ClientOp::Read { key: key.clone() },
-        _ => ClientOp::Propose {
+        Some(key) if plan.workload.has_kv() => WorkloadOp::Read { key: key.clone() },
+        _ => WorkloadOp::Propose {
             key: format!("final-n{id}"),
             value: -i64::from(id),
         },
@@ -325,7 +325,7 @@ fn final_reads<D: Driver>(
     let mut session = d.open(id);
     let process = recorder.new_process();
     for key in &plan.kv_keys {
-        let op = ClientOp::Read { key: key.clone() };
+        let op = WorkloadOp::Read { key: key.clone() };
         if d.call(&mut session, &op, process, timeout).is_none() {
             return;
         }
@@ -393,7 +393,7 @@ mod tests {
         fn call(
             &mut self,
             id: &mut NodeId,
-            _: &ClientOp,
+            _: &WorkloadOp,
             _: u64,
             _: Duration,
         ) -> Option<Completion> {
@@ -563,13 +563,13 @@ mod tests {
             fn call(
                 &mut self,
                 _: &mut (),
-                _: &ClientOp,
+                _: &WorkloadOp,
                 _: u64,
                 t: Duration,
             ) -> Option<Completion> {
                 self.0 += t;
                 Some(Completion::unknown(
-                    &ClientOp::Read { key: "a".into() },
+                    &WorkloadOp::Read { key: "a".into() },
                     "client-timeout",
                     true,
                 ))

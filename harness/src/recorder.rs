@@ -149,7 +149,7 @@ impl Recorder {
             f: Func::Op(call.f()),
             key: Some(Cow::Borrowed(key)),
             value: call.value_json(),
-            node: Some(u64::from(node)),
+            node: Some(node),
             error: None,
         });
     }
@@ -178,7 +178,7 @@ impl Recorder {
             f: Func::Op(call.f()),
             key: Some(Cow::Borrowed(key)),
             value,
-            node: Some(u64::from(node)),
+            node: Some(node),
             error: error.map(Cow::Borrowed),
         });
     }
@@ -279,7 +279,7 @@ mod tests {
         r.invoke(p, Call::Read, "k\"0", 2);
         r.complete(p, Call::Read, "k\"0", 2, &Completion::ok(Some(7)));
         r.invoke(p, Call::Cas { from: 7, to: 8 }, "k\"0", 1);
-        let cas = crate::vocab::ClientOp::Cas {
+        let cas = crate::vocab::WorkloadOp::Cas {
             key: "k\"0".into(),
             from: 7,
             to: 8,

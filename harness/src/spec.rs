@@ -5,7 +5,7 @@
 //!
 //! What is left unset is decided from the rest, as the flags' help says: the
 //! workload from the system, the concurrency from the nodes, the fault kinds from
-//! the mode and the network, the fault slot from the time limit, the seed at random.
+//! the mode and the network, the fault interval from the time limit, the seed at random.
 
 use std::path::{Path, PathBuf};
 
@@ -65,7 +65,7 @@ pub struct PlanSpec {
     pub net: Option<Net>,
     /// `None`: the default kinds of the mode and network.
     pub nemesis: Option<FaultKinds>,
-    /// Seconds per fault slot; `None`: [`nemesis::default_interval_ms`].
+    /// Seconds per fault interval; `None`: [`nemesis::default_interval_ms`].
     pub nemesis_interval_s: Option<f64>,
     /// An explicit schedule instead of a generated one.
     pub schedule: Option<Vec<ScheduledFault>>,

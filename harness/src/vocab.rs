@@ -16,7 +16,7 @@ pub const CONNECTION_BROKEN: &str = "connection-broken";
 pub const UNAVAILABLE: &str = "unavailable";
 
 /// One workload operation (defined with the plan, which can script them).
-pub use results::plan::ClientOp;
+pub use results::plan::WorkloadOp;
 
 /// How an op ended, as its client classified it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,8 +54,8 @@ impl Completion {
 
     /// No reply the client can trust (timeout, broken connection, an indefinite error):
     /// `info`, except for a read, which is `fail` since it changes nothing.
-    pub fn unknown(op: &ClientOp, error: &str, reconnect: bool) -> Completion {
-        let outcome = if matches!(op, ClientOp::Read { .. }) {
+    pub fn unknown(op: &WorkloadOp, error: &str, reconnect: bool) -> Completion {
+        let outcome = if matches!(op, WorkloadOp::Read { .. }) {
             Outcome::Fail
         } else {
             Outcome::Info

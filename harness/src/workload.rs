@@ -22,12 +22,12 @@ use results::plan::KvChoice;
 use results::{OpMix, Workload};
 
 use crate::recorder::Recorder;
-use crate::system::{Client, ClientOp, Completion, NodeId, System, UNAVAILABLE};
+use crate::system::{Client, Completion, NodeId, System, UNAVAILABLE, WorkloadOp};
 
 /// Runs one op: records the invoke, calls, records the completion.
 pub async fn perform<C: Client>(
     client: &mut C,
-    op: &ClientOp,
+    op: &WorkloadOp,
     process: u64,
     node: NodeId,
     recorder: &Recorder,
@@ -63,7 +63,7 @@ impl Default for Shared {
 }
 
 /// A scripted workload, per slot: each op and the time (ns from the start) it may go at.
-pub type Script = Arc<[Vec<(u64, ClientOp)>]>;
+pub type Script = Arc<[Vec<(u64, WorkloadOp)>]>;
 
 #[derive(Clone, Debug)]
 pub struct WorkloadConfig {
@@ -99,7 +99,7 @@ impl WorkloadConfig {
             ops_per_client: plan.ops_per_client,
             backoff: plan.backoff,
             script: plan.script.as_ref().map(|ops| {
-                let mut slots: Vec<Vec<(u64, ClientOp)>> = vec![Vec::new(); plan.concurrency];
+                let mut slots: Vec<Vec<(u64, WorkloadOp)>> = vec![Vec::new(); plan.concurrency];
                 for o in ops {
                     if let Some(slot) = slots.get_mut(o.slot) {
                         slot.push((o.at_us * 1_000, o.op.clone()));
@@ -145,7 +145,7 @@ pub fn is_unavailable(done: &Completion) -> bool {
 
 /// One client slot's own state: what it draws its ops from and what it has seen.
 /// The async driver below and the simulation both run slots through this.
-pub struct Slot {
+pub struct ClientSlot {
     pub index: usize,
     pub register: bool,
     /// The node this slot talks to.
@@ -172,9 +172,9 @@ pub struct After {
     pub backoff: Option<Duration>,
 }
 
-impl Slot {
-    pub fn new(cfg: &WorkloadConfig, index: usize) -> Slot {
-        Slot {
+impl ClientSlot {
+    pub fn new(cfg: &WorkloadConfig, index: usize) -> ClientSlot {
+        ClientSlot {
             index,
             register: cfg.workload.slot_is_register(index),
             node: (index % cfg.nodes) as NodeId + 1,
@@ -207,7 +207,7 @@ impl Slot {
 
     /// The slot's next op: its script's next, or one drawn from its stream with a
     /// value unique within the run.
-    pub fn next_op(&mut self, cfg: &WorkloadConfig, shared: &Shared) -> ClientOp {
+    pub fn next_op(&mut self, cfg: &WorkloadConfig, shared: &Shared) -> WorkloadOp {
         if let Some(ops) = &cfg.script {
             let i = usize::try_from(self.seq).unwrap_or(usize::MAX);
             self.seq += 1;
@@ -220,7 +220,7 @@ impl Slot {
         let value = (self.index as i64 + 1) * 1_000_000_000 + self.seq;
         if self.register {
             let k = shared.register_key.load(Ordering::Relaxed);
-            return ClientOp::Propose {
+            return WorkloadOp::Propose {
                 key: format!("r{k}"),
                 value,
             };
@@ -231,11 +231,11 @@ impl Slot {
             .op_mix
             .choose(rng.random_range(0..cfg.op_mix.total().max(1)))
         {
-            KvChoice::Read => ClientOp::Read { key },
-            KvChoice::Write => ClientOp::Write { key, value },
+            KvChoice::Read => WorkloadOp::Read { key },
+            KvChoice::Write => WorkloadOp::Write { key, value },
             KvChoice::Cas => {
                 let from = self.seen.get(&key).copied().unwrap_or(0);
-                ClientOp::Cas {
+                WorkloadOp::Cas {
                     key,
                     from,
                     to: value,
@@ -248,23 +248,23 @@ impl Slot {
     /// new key; a client that got `info` is retired for a fresh process.
     pub fn after(
         &mut self,
-        op: &ClientOp,
+        op: &WorkloadOp,
         done: &Completion,
         shared: &Shared,
         recorder: &Recorder,
     ) -> After {
         if done.outcome == Outcome::Ok {
             match op {
-                ClientOp::Propose { key, .. } => {
+                WorkloadOp::Propose { key, .. } => {
                     let k: u64 = key[1..].parse().unwrap_or(0);
                     shared.register_key.fetch_max(k + 1, Ordering::Relaxed);
                 }
-                ClientOp::Read { key } => {
+                WorkloadOp::Read { key } => {
                     if let Some(v) = done.value {
                         self.seen.insert(key.clone(), v);
                     }
                 }
-                ClientOp::Write { key, value } | ClientOp::Cas { key, to: value, .. } => {
+                WorkloadOp::Write { key, value } | WorkloadOp::Cas { key, to: value, .. } => {
                     self.seen.insert(key.clone(), *value);
                 }
             }
@@ -298,7 +298,7 @@ async fn client_slot<S: System>(
     system: Arc<S>,
     shared: Arc<Shared>,
 ) {
-    let mut slot = Slot::new(&cfg, index);
+    let mut slot = ClientSlot::new(&cfg, index);
     let mut client: Option<S::Client> = None;
     let interval =
         (cfg.rate > 0.0).then(|| Duration::from_secs_f64(cfg.concurrency as f64 / cfg.rate));

@@ -15,7 +15,7 @@ use nemesis::{Fault, ScheduledFault};
 use paxos_node::types::Bug;
 use results::{ExitCode, Mode, Plan, RunResult};
 
-/// A short, fault-dense simulated plan: `secs` virtual seconds, a fault slot every
+/// A short, fault-dense simulated plan: `secs` virtual seconds, a fault interval every
 /// `interval` seconds.
 fn plan(
     nodes: usize,

@@ -14,8 +14,8 @@ use harness::procedure::Step;
 use harness::recorder::Recorder;
 use harness::spec::PlanSpec;
 use harness::system::{
-    CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, ClientOp, Completion, Failure, Launcher, NodeId,
-    System, UNAVAILABLE,
+    CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, Completion, Failure, Launcher, NodeId, System,
+    UNAVAILABLE, WorkloadOp,
 };
 use results::{ExitCode, Plan};
 
@@ -89,7 +89,7 @@ struct ToyClient {
 }
 
 impl Client for ToyClient {
-    async fn call(&mut self, op: &ClientOp, timeout: Duration) -> Completion {
+    async fn call(&mut self, op: &WorkloadOp, timeout: Duration) -> Completion {
         let (running, paused) = {
             let s = self.state.lock().unwrap();
             (
@@ -114,18 +114,18 @@ impl Client for ToyClient {
         }
         let node = self.node;
         let done = match op {
-            ClientOp::Propose { key, value } => {
+            WorkloadOp::Propose { key, value } => {
                 Completion::ok(Some(*s.registers.entry(key.clone()).or_insert(*value)))
             }
-            ClientOp::Read { key } if self.stale_reads => {
+            WorkloadOp::Read { key } if self.stale_reads => {
                 Completion::ok(s.copies.get(&node).and_then(|c| c.get(key)).copied())
             }
-            ClientOp::Read { key } => Completion::ok(s.store.get(key).copied()),
-            ClientOp::Write { key, value } => {
+            WorkloadOp::Read { key } => Completion::ok(s.store.get(key).copied()),
+            WorkloadOp::Write { key, value } => {
                 s.store.insert(key.clone(), *value);
                 Completion::ok(None)
             }
-            ClientOp::Cas { key, from, to } => {
+            WorkloadOp::Cas { key, from, to } => {
                 if s.store.get(key) == Some(from) {
                     s.store.insert(key.clone(), *to);
                     Completion::ok(None)
@@ -134,7 +134,7 @@ impl Client for ToyClient {
                 }
             }
         };
-        if !matches!(op, ClientOp::Read { .. }) {
+        if !matches!(op, WorkloadOp::Read { .. }) {
             let copy = s.store.clone();
             s.copies.insert(node, copy);
         }

@@ -221,7 +221,7 @@ pub fn default_interval_ms(duration_ms: u64) -> u64 {
     (duration_ms / 5).clamp(1, DEFAULT_INTERVAL_MS)
 }
 
-/// The longest default slot.
+/// The longest default interval.
 pub const DEFAULT_INTERVAL_MS: u64 = 3_000;
 
 /// A schedule for `n` nodes over `duration_ms`, from `rng` (the run's nemesis stream).

@@ -33,7 +33,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-pub type NodeId = u32;
+/// A node's id, 1..=n: the journal's type, the one of every crate.
+pub use paxos_trace::NodeId;
 
 /// Link behaviour for the duration of a link fault (per directed link).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -140,7 +140,7 @@ pub fn record(r: &Record) -> Option<protocol::Record> {
 /// proposals it made. What it sends is shown when it leaves ([`sent`]): after the
 /// fsync it waits for, so a message lost with its node in a crash never counts.
 pub fn step_events(id: NodeId, actions: &[Action], mut out: impl FnMut(Event)) {
-    let node = u64::from(id);
+    let node = id;
     let mut proposed: Option<&PeerMessage> = None;
     for action in actions {
         match action {
@@ -174,8 +174,8 @@ pub fn received(from: NodeId, to: NodeId, m: &PeerMessage) -> Option<Event> {
         return None;
     }
     Some(Event::Receive {
-        from: u64::from(from),
-        to: u64::from(to),
+        from,
+        to,
         msg: msg(m)?,
     })
 }
@@ -186,8 +186,8 @@ pub fn sent(from: NodeId, to: NodeId, m: &PeerMessage) -> Option<Event> {
         return None;
     }
     Some(Event::Send {
-        from: u64::from(from),
-        to: u64::from(to),
+        from,
+        to,
         msg: msg(m)?,
     })
 }

@@ -163,9 +163,7 @@ pub(crate) fn open_server(
     let snapshot = crate::wal::read_snapshot(&cfg.data_dir)?;
     let (node, start_actions) = Node::start_from(cfg.core.clone(), snapshot, recovery.records);
     if let Some(j) = &mut journal {
-        j.note(paxos_trace::Event::Restart {
-            node: u64::from(id),
-        });
+        j.note(paxos_trace::Event::Restart { node: id });
         rules::step_events(id, &start_actions, |e| j.note(e));
     }
     log(

@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A node id, `1..=N`.
-pub type NodeId = u32;
+/// A node id, `1..=N`: the one id type of every crate (the journal's).
+pub use paxos_trace::NodeId;
 
 /// A ballot (proposal number). `0` means "none": no node ever uses it.
 ///

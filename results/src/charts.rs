@@ -466,7 +466,7 @@ pub fn lamport(messages: &[TracedMessage], nodes: u32, anomaly: &[checker::OpRef
                 text x=(col(n)) y=(top - 14.0) text-anchor="middle" class="node-label" { "n" (n) }
             }
             @for (o, (y0, y1)) in ops.iter().zip(&op_y) {
-                @let cx = col(o.node.unwrap_or(1) as u32);
+                @let cx = col(o.node.unwrap_or(1));
                 rect x=(cx - 6.0) y=(y0 - 4.0) width="12" height=((y1 - y0).max(8.0)) fill="#000" fill-opacity="0.2" stroke="#000" {
                     title { (o.describe()) }
                 }

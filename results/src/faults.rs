@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use checker::history::NemesisEvent;
+use paxos_trace::NodeId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -21,7 +22,7 @@ pub struct FaultPeriod {
     pub start_ns: u64,
     pub end_ns: u64,
     /// The nodes it acted on (for a partition: the nodes named by its targets).
-    pub nodes: Vec<u64>,
+    pub nodes: Vec<NodeId>,
     /// Words for a tooltip: the shape of a partition, the rates of link faults.
     pub detail: String,
 }
@@ -95,7 +96,7 @@ impl MisbehaviourKind {
 /// One kind of misbehaviour of one node over a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Misbehaviour {
-    pub node: u64,
+    pub node: NodeId,
     pub kind: MisbehaviourKind,
     /// How often it happened.
     pub count: u64,
@@ -129,7 +130,9 @@ pub fn misbehaviour(events: &[NemesisEvent]) -> Vec<Misbehaviour> {
     let mut out: Vec<Misbehaviour> = Vec::new();
     for e in events.iter().filter(|e| e.f == MISBEHAVED) {
         let (Some(node), Ok(kind)) = (
-            e.value["node"].as_u64(),
+            e.value["node"]
+                .as_u64()
+                .and_then(|n| NodeId::try_from(n).ok()),
             serde_json::from_value::<MisbehaviourKind>(e.value["kind"].clone()),
         ) else {
             continue;
@@ -158,7 +161,7 @@ pub fn misbehaviour(events: &[NemesisEvent]) -> Vec<Misbehaviour> {
 
 /// When each node was started again, from the nemesis events: (time, node), in time
 /// order. A restart that skipped a node (it was up) does not count.
-pub fn restarts(events: &[NemesisEvent]) -> Vec<(u64, u64)> {
+pub fn restarts(events: &[NemesisEvent]) -> Vec<(u64, NodeId)> {
     let mut out = Vec::new();
     for e in events {
         let nodes = match e.f.as_str() {
@@ -183,9 +186,14 @@ fn outcome_name(v: &Value) -> String {
     }
 }
 
-fn ids(v: &Value) -> Vec<u64> {
+/// The node ids in a JSON array (what is not one is skipped).
+fn ids(v: &Value) -> Vec<NodeId> {
     v.as_array()
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_u64().and_then(|n| NodeId::try_from(n).ok()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -228,7 +236,7 @@ impl FaultSummary {
         // Open faults: network-wide (partition, links) and per node (kill, pause).
         let mut partition: Option<FaultPeriod> = None;
         let mut links: Option<FaultPeriod> = None;
-        let mut per_node: BTreeMap<(u64, &'static str), FaultPeriod> = BTreeMap::new();
+        let mut per_node: BTreeMap<(NodeId, &'static str), FaultPeriod> = BTreeMap::new();
         let mut periods = Vec::new();
         for e in events.iter().filter(|e| e.f != MISBEHAVED) {
             *s.counts.entry(e.f.clone()).or_default() += 1;
@@ -238,7 +246,7 @@ impl FaultSummary {
             }
             let took_effect = outcome == "installed" || outcome == "partially-installed";
             let targets = ids(&e.value["targets"]);
-            let open = |kind: &str, nodes: Vec<u64>| FaultPeriod {
+            let open = |kind: &str, nodes: Vec<NodeId>| FaultPeriod {
                 kind: kind.to_string(),
                 start_ns: e.time_ns,
                 end_ns,
@@ -444,7 +452,7 @@ mod tests {
             ),
         ];
         let s = FaultSummary::of(&events, 1_000_000_000);
-        let spans: Vec<(&str, u64, u64, Vec<u64>)> = s
+        let spans: Vec<(&str, u64, u64, Vec<NodeId>)> = s
             .periods
             .iter()
             .map(|p| {

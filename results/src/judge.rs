@@ -172,7 +172,10 @@ fn unreadable(why: String) -> checker::CheckReport {
 
 /// The protocol's rules over a real run's message trace, if it has one that carries
 /// messages; an unreadable trace is a check that cannot decide.
-fn wire_rules(path: &Path, restarts: &[(u64, u64)]) -> Option<checker::CheckReport> {
+fn wire_rules(
+    path: &Path,
+    restarts: &[(u64, checker::protocol::NodeId)],
+) -> Option<checker::CheckReport> {
     let file = std::fs::File::open(path).ok()?;
     match checker::protocol::check_wire(std::io::BufReader::new(file), restarts) {
         Ok(report) => report,

@@ -15,7 +15,7 @@ pub use paxos_trace::LEARNED_FILE;
 
 /// A learned log's lines as one learned dump: a line that does not parse (a kill tore
 /// the node's last write) is left out.
-pub fn from_lines(node: u64, text: &str) -> String {
+pub fn from_lines(node: paxos_trace::NodeId, text: &str) -> String {
     let mut out = format!("{{\"node\":{node},\"learned\":true,\"log\":[");
     let mut first = true;
     for line in text.lines() {
@@ -41,7 +41,7 @@ pub fn gather(dir: &Path, plan: &Plan) -> Vec<String> {
     if plan.protocol != Protocol::Bundled {
         return notes;
     }
-    for id in 1..=plan.nodes as u64 {
+    for id in 1..=plan.nodes as paxos_trace::NodeId {
         let Ok(text) = std::fs::read_to_string(dir.join(format!("nodes/n{id}/{LEARNED_FILE}")))
         else {
             continue;

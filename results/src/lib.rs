@@ -116,8 +116,8 @@ fn judge_incomplete(dir: &Path, plan: Plan, judged: &Judged) -> RunResult {
 }
 
 /// Files of each node that exist, as links relative to the run directory.
-fn node_files(dir: &Path, nodes: u64) -> Vec<(u32, Vec<String>)> {
-    (1..=nodes as u32)
+fn node_files(dir: &Path, nodes: usize) -> Vec<(paxos_trace::NodeId, Vec<String>)> {
+    (1..=nodes as paxos_trace::NodeId)
         .map(|id| {
             let candidates = [
                 format!("nodes/n{id}/stdout.log"),
@@ -200,7 +200,7 @@ pub fn render_run_with(dir: &Path, parsed: Option<History>) -> Result<Rendered, 
         data::trace_focus(&result, history.as_ref()),
         report::LAMPORT_CAP,
     );
-    let nodes = result.plan.nodes as u64;
+    let nodes = result.plan.nodes;
     let inputs = report::Inputs {
         result: &result,
         history: history.as_ref(),

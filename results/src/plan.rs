@@ -305,24 +305,24 @@ impl Net {
 /// One workload operation: what a client slot asks of the system.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "f", rename_all = "kebab-case")]
-pub enum ClientOp {
+pub enum WorkloadOp {
     Propose { key: String, value: i64 },
     Read { key: String },
     Write { key: String, value: i64 },
     Cas { key: String, from: i64, to: i64 },
 }
 
-impl ClientOp {
+impl WorkloadOp {
     pub fn f(&self) -> checker::history::F {
         self.call().f()
     }
 
     pub fn key(&self) -> &str {
         match self {
-            ClientOp::Propose { key, .. }
-            | ClientOp::Read { key }
-            | ClientOp::Write { key, .. }
-            | ClientOp::Cas { key, .. } => key,
+            WorkloadOp::Propose { key, .. }
+            | WorkloadOp::Read { key }
+            | WorkloadOp::Write { key, .. }
+            | WorkloadOp::Cas { key, .. } => key,
         }
     }
 
@@ -330,10 +330,10 @@ impl ClientOp {
     pub fn call(&self) -> checker::history::Call {
         use checker::history::Call;
         match *self {
-            ClientOp::Propose { value, .. } => Call::Propose { value },
-            ClientOp::Read { .. } => Call::Read,
-            ClientOp::Write { value, .. } => Call::Write { value },
-            ClientOp::Cas { from, to, .. } => Call::Cas { from, to },
+            WorkloadOp::Propose { value, .. } => Call::Propose { value },
+            WorkloadOp::Read { .. } => Call::Read,
+            WorkloadOp::Write { value, .. } => Call::Write { value },
+            WorkloadOp::Cas { from, to, .. } => Call::Cas { from, to },
         }
     }
 }
@@ -347,7 +347,7 @@ pub struct ScriptedOp {
     pub slot: usize,
     pub at_us: u64,
     #[serde(flatten)]
-    pub op: ClientOp,
+    pub op: WorkloadOp,
 }
 
 /// A client slot's wait after a definite "unavailable" answer: the n-th in a row

@@ -240,8 +240,8 @@ fn witness_arrows(messages: &[checker::report::MessageRef]) -> Vec<data::TracedM
         .filter_map(|m| {
             Some(data::TracedMessage {
                 time_ns: m.time_ns,
-                from: u32::try_from(m.from?).ok()?,
-                to: u32::try_from(m.to?).ok()?,
+                from: m.from?,
+                to: m.to?,
                 kind: m
                     .text
                     .split_whitespace()
@@ -541,13 +541,12 @@ fn node_panels(r: &RunResult, history: Option<&History>, files: &[(u32, Vec<Stri
             h2 { "Nodes" }
             div class="panels" {
                 @for (id, paths) in files {
-                    @let id64 = u64::from(*id);
-                    @let mine: Vec<_> = r.faults.periods.iter().filter(|p| p.nodes.contains(&id64)).collect();
+                    @let mine: Vec<_> = r.faults.periods.iter().filter(|p| p.nodes.contains(id)).collect();
                     @let kills = mine.iter().filter(|p| p.kind == "kill").count();
                     @let pauses = mine.iter().filter(|p| p.kind == "pause").count();
                     @let served: BTreeMap<&str, u64> = history.map(|h| {
                         let mut m = BTreeMap::new();
-                        for o in h.ops.iter().filter(|o| o.node == Some(id64)) { *m.entry(data::outcome_name(o.outcome)).or_default() += 1; }
+                        for o in h.ops.iter().filter(|o| o.node == Some(*id)) { *m.entry(data::outcome_name(o.outcome)).or_default() += 1; }
                         m
                     }).unwrap_or_default();
                     div class="panel" id=(format!("node-{id}")) {

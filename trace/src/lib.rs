@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// appended once the fsync that made the slot durable returned.
 pub const LEARNED_FILE: &str = "learned.jsonl";
 
-pub type NodeId = u64;
+pub type NodeId = u32;
 pub type Ballot = u64;
 pub type Slot = u64;
 /// A batch of log commands as the rules compare it: a fingerprint of its contents.

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::vocab::{ClientOp, Completion};
+use crate::vocab::{Completion, WorkloadOp};
 
 /// A line longer than this (newline excluded) is refused.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
@@ -117,16 +117,16 @@ pub fn init(node: &str, nodes: &[String], msg_id: u64) -> Map<String, Value> {
 
 /// The lin-kv request for a workload op, with lin-kv's integer key (`None`: the op is
 /// not part of the lin-kv workload, as register proposals are not).
-pub fn request(op: &ClientOp, key: i64, msg_id: u64) -> Option<Map<String, Value>> {
+pub fn request(op: &WorkloadOp, key: i64, msg_id: u64) -> Option<Map<String, Value>> {
     Some(body(match op {
-        ClientOp::Read { .. } => json!({"type": "read", "msg_id": msg_id, "key": key}),
-        ClientOp::Write { value, .. } => {
+        WorkloadOp::Read { .. } => json!({"type": "read", "msg_id": msg_id, "key": key}),
+        WorkloadOp::Write { value, .. } => {
             json!({"type": "write", "msg_id": msg_id, "key": key, "value": value})
         }
-        ClientOp::Cas { from, to, .. } => {
+        WorkloadOp::Cas { from, to, .. } => {
             json!({"type": "cas", "msg_id": msg_id, "key": key, "from": from, "to": to})
         }
-        ClientOp::Propose { .. } => return None,
+        WorkloadOp::Propose { .. } => return None,
     }))
 }
 
@@ -135,9 +135,9 @@ pub fn request(op: &ClientOp, key: i64, msg_id: u64) -> Option<Map<String, Value
 /// a fail; any other error is unknown (`info`). A reply of the wrong kind is unknown
 /// too, with the reply's type in the error, since the client cannot tell what
 /// happened.
-pub fn completion(op: &ClientOp, reply: &Envelope) -> Completion {
+pub fn completion(op: &WorkloadOp, reply: &Envelope) -> Completion {
     match (op, reply.kind()) {
-        (ClientOp::Read { .. }, "read_ok") => match reply.body.get("value") {
+        (WorkloadOp::Read { .. }, "read_ok") => match reply.body.get("value") {
             Some(Value::Null) | None => Completion::ok(None),
             Some(v) => match v.as_i64() {
                 Some(x) => Completion::ok(Some(x)),
@@ -146,13 +146,13 @@ pub fn completion(op: &ClientOp, reply: &Envelope) -> Completion {
                 }
             },
         },
-        (ClientOp::Write { .. }, "write_ok") | (ClientOp::Cas { .. }, "cas_ok") => {
+        (WorkloadOp::Write { .. }, "write_ok") | (WorkloadOp::Cas { .. }, "cas_ok") => {
             Completion::ok(None)
         }
         (_, "error") => {
             let c = reply.body.get("code").and_then(Value::as_i64).unwrap_or(-1);
             let name = code::name(c);
-            if code::is_definite(c) || matches!(op, ClientOp::Read { .. }) {
+            if code::is_definite(c) || matches!(op, WorkloadOp::Read { .. }) {
                 Completion::fail(&name)
             } else {
                 Completion::unknown(op, &name, false)
@@ -214,12 +214,12 @@ mod tests {
 
     #[test]
     fn replies_map_to_outcomes_as_the_protocol_defines() {
-        let read = ClientOp::Read { key: "k0".into() };
-        let write = ClientOp::Write {
+        let read = WorkloadOp::Read { key: "k0".into() };
+        let write = WorkloadOp::Write {
             key: "k0".into(),
             value: 7,
         };
-        let cas = ClientOp::Cas {
+        let cas = WorkloadOp::Cas {
             key: "k0".into(),
             from: 1,
             to: 2,
@@ -260,7 +260,7 @@ mod tests {
         );
         assert!(
             request(
-                &ClientOp::Propose {
+                &WorkloadOp::Propose {
                     key: "r0".into(),
                     value: 1
                 },

@@ -39,7 +39,7 @@ use crate::finish::{EngineError, RunOutcome};
 use crate::observe::Observer;
 use crate::procedure;
 use crate::recorder::Recorder;
-use crate::vocab::{ClientOp, Completion, Failure, NodeId};
+use crate::vocab::{Completion, Failure, NodeId, WorkloadOp};
 use world::World;
 
 /// What a simulation produced besides its history.
@@ -268,7 +268,7 @@ impl procedure::Driver for Sim<'_, '_, '_> {
     fn call(
         &mut self,
         &mut (client, node): &mut (usize, NodeId),
-        op: &ClientOp,
+        op: &WorkloadOp,
         process: u64,
         timeout: Duration,
     ) -> Option<Completion> {

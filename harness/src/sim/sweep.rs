@@ -83,7 +83,7 @@ pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, String> {
         .dumps
         .iter()
         .chain(&sim.learned)
-        .map(|(id, dump)| parse_final(dump, Some(u64::from(*id))));
+        .map(|(id, dump)| parse_final(dump, Some(*id)));
     let faults = results::faults::FaultSummary::of(&history.nemesis, history.end_ns).ran;
     let mut checked = checker::check_streaming(&history, finals, &checker::Options::default());
     let broken_rules = sim.protocol.anomalies.iter().map(|a| a.kind).collect();

@@ -30,8 +30,8 @@ use results::schema::SimCounts;
 use super::disk::{CrashFate, SimDisk};
 use crate::recorder::Recorder;
 use crate::system::node::{completion_of, request_of};
-use crate::system::{CLIENT_TIMEOUT, CONNECTION_BROKEN, ClientOp, Completion, NodeId};
-use crate::workload::{CONNECT_RETRY, Shared, Slot, WorkloadConfig};
+use crate::system::{CLIENT_TIMEOUT, CONNECTION_BROKEN, Completion, NodeId, WorkloadOp};
+use crate::workload::{CONNECT_RETRY, ClientSlot, Shared, WorkloadConfig};
 use checker::protocol::{self, Invariants};
 use paxos_node::rules;
 
@@ -161,7 +161,7 @@ struct SimNode {
 }
 
 struct InFlight {
-    op: ClientOp,
+    op: WorkloadOp,
     process: u64,
     node: NodeId,
 }
@@ -175,7 +175,7 @@ struct SimClient {
     /// A completion the final phase waits for.
     done: Option<Completion>,
     /// A workload slot; `None` for the final phase's clients.
-    slot: Option<Slot>,
+    slot: Option<ClientSlot>,
     next_at: u64,
 }
 
@@ -292,7 +292,7 @@ impl<'r> World<'r> {
                 seq: 0,
                 in_flight: None,
                 done: None,
-                slot: Some(Slot::new(&self.workload, i)),
+                slot: Some(ClientSlot::new(&self.workload, i)),
                 next_at: 0,
             });
             self.schedule(0, Item::Wake { client: i });
@@ -481,9 +481,7 @@ impl<'r> World<'r> {
         n.core = Some(core);
         n.paused = false;
         if n.epoch > 0 {
-            let restart = protocol::Event::Restart {
-                node: u64::from(id),
-            };
+            let restart = protocol::Event::Restart { node: id };
             self.rules.observe(self.now, &restart);
         }
         let (rules, now) = (&mut self.rules, self.now);
@@ -880,7 +878,7 @@ impl<'r> World<'r> {
     }
 
     /// Records the invoke and sends `op` to `node` on the client's connection.
-    fn send(&mut self, client: usize, node: NodeId, op: ClientOp, process: u64, timeout: u64) {
+    fn send(&mut self, client: usize, node: NodeId, op: WorkloadOp, process: u64, timeout: u64) {
         self.recorder.invoke(process, op.call(), op.key(), node);
         let request = match request_of(&op) {
             paxos_node::client::Request::Op(op) => op,
@@ -953,7 +951,7 @@ impl<'r> World<'r> {
         &mut self,
         client: usize,
         node: NodeId,
-        op: ClientOp,
+        op: WorkloadOp,
         process: u64,
         timeout: u64,
     ) -> Option<Completion> {

@@ -36,8 +36,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{
-    CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, ClientOp, Completion, Dialer, Failure, Launcher,
-    NodeId, System,
+    CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, Completion, Dialer, Failure, Launcher, NodeId,
+    System, WorkloadOp,
 };
 use crate::recorder::Recorder;
 
@@ -483,26 +483,26 @@ fn value_of(v: &Value) -> Option<i64> {
 
 /// The request for a workload op: (path, body). Register proposals are not part of
 /// the kv workload.
-fn request(op: &ClientOp) -> Option<(&'static str, Value)> {
+fn request(op: &WorkloadOp) -> Option<(&'static str, Value)> {
     Some(match op {
-        ClientOp::Read { key } => ("/v3/kv/range", json!({"key": b64(key)})),
-        ClientOp::Write { key, value } => (
+        WorkloadOp::Read { key } => ("/v3/kv/range", json!({"key": b64(key)})),
+        WorkloadOp::Write { key, value } => (
             "/v3/kv/put",
             json!({"key": b64(key), "value": b64(&value.to_string())}),
         ),
-        ClientOp::Cas { key, from, to } => (
+        WorkloadOp::Cas { key, from, to } => (
             "/v3/kv/txn",
             json!({
                 "compare": [{"key": b64(key), "result": "EQUAL", "target": "VALUE", "value": b64(&from.to_string())}],
                 "success": [{"requestPut": {"key": b64(key), "value": b64(&to.to_string())}}],
             }),
         ),
-        ClientOp::Propose { .. } => return None,
+        WorkloadOp::Propose { .. } => return None,
     })
 }
 
 /// How the client classifies an HTTP response to `op` (see the module comment).
-fn completion(op: &ClientOp, status: u16, body: &Value) -> Completion {
+fn completion(op: &WorkloadOp, status: u16, body: &Value) -> Completion {
     if status != 200 {
         let message = body["error"]
             .as_str()
@@ -516,27 +516,27 @@ fn completion(op: &ClientOp, status: u16, body: &Value) -> Completion {
         return Completion::unknown(op, &message, true);
     }
     match op {
-        ClientOp::Read { .. } => match body["kvs"].as_array().and_then(|kvs| kvs.first()) {
+        WorkloadOp::Read { .. } => match body["kvs"].as_array().and_then(|kvs| kvs.first()) {
             None => Completion::ok(None),
             Some(kv) => match value_of(&kv["value"]) {
                 Some(v) => Completion::ok(Some(v)),
                 None => Completion::unknown(op, "a value that is not an integer", false),
             },
         },
-        ClientOp::Write { .. } => Completion::ok(None),
-        ClientOp::Cas { .. } => {
+        WorkloadOp::Write { .. } => Completion::ok(None),
+        WorkloadOp::Cas { .. } => {
             if body["succeeded"].as_bool() == Some(true) {
                 Completion::ok(None)
             } else {
                 Completion::fail("precondition-failed")
             }
         }
-        ClientOp::Propose { .. } => Completion::fail("not-supported"),
+        WorkloadOp::Propose { .. } => Completion::fail("not-supported"),
     }
 }
 
 impl Client for EtcdClient {
-    async fn call(&mut self, op: &ClientOp, timeout: Duration) -> Completion {
+    async fn call(&mut self, op: &WorkloadOp, timeout: Duration) -> Completion {
         let Some((path, body)) = request(op) else {
             return Completion::fail("not-supported");
         };
@@ -569,7 +569,7 @@ mod tests {
 
     #[test]
     fn requests_carry_base64_keys_and_decimal_values() {
-        let (path, body) = request(&ClientOp::Cas {
+        let (path, body) = request(&WorkloadOp::Cas {
             key: "k1".into(),
             from: 5,
             to: -6,
@@ -580,7 +580,7 @@ mod tests {
         assert_eq!(body["success"][0]["requestPut"]["value"], b64("-6"));
         assert_eq!(body["compare"][0]["key"], "azE=");
         assert!(
-            request(&ClientOp::Propose {
+            request(&WorkloadOp::Propose {
                 key: "r".into(),
                 value: 1
             })
@@ -590,12 +590,12 @@ mod tests {
 
     #[test]
     fn responses_map_to_outcomes_with_care_for_writes() {
-        let read = ClientOp::Read { key: "k".into() };
-        let write = ClientOp::Write {
+        let read = WorkloadOp::Read { key: "k".into() };
+        let write = WorkloadOp::Write {
             key: "k".into(),
             value: 3,
         };
-        let cas = ClientOp::Cas {
+        let cas = WorkloadOp::Cas {
             key: "k".into(),
             from: 1,
             to: 2,

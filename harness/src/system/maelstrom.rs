@@ -37,7 +37,7 @@ use results::Plan;
 use results::faults::{MISBEHAVED_EVENTS_MAX, MisbehaviourKind};
 use tokio::sync::oneshot;
 
-use super::{ClientOp, Completion, Failure, Launcher, NodeId, System};
+use super::{Completion, Failure, Launcher, NodeId, System, WorkloadOp};
 use crate::maelstrom::proto::{self, Envelope};
 use crate::maelstrom::services::Services;
 use crate::recorder::Recorder;
@@ -696,7 +696,7 @@ pub struct MaelstromClient {
 }
 
 impl super::Client for MaelstromClient {
-    async fn call(&mut self, op: &ClientOp, timeout: Duration) -> Completion {
+    async fn call(&mut self, op: &WorkloadOp, timeout: Duration) -> Completion {
         self.next_id += 1;
         let key = self.keys.get(op.key()).copied().unwrap_or(0);
         let Some(body) = proto::request(op, key, self.next_id) else {

@@ -35,14 +35,17 @@ use results::Plan;
 use crate::recorder::Recorder;
 
 pub use crate::vocab::{
-    CLIENT_TIMEOUT, CONNECTION_BROKEN, ClientOp, Completion, Failure, NodeId, UNAVAILABLE,
+    CLIENT_TIMEOUT, CONNECTION_BROKEN, Completion, Failure, NodeId, UNAVAILABLE, WorkloadOp,
 };
 
 /// A client connection to one node, one op at a time.
 pub trait Client: Send + 'static {
     /// Sends `op` and waits up to `timeout` for its reply.
-    fn call(&mut self, op: &ClientOp, timeout: Duration)
-    -> impl Future<Output = Completion> + Send;
+    fn call(
+        &mut self,
+        op: &WorkloadOp,
+        timeout: Duration,
+    ) -> impl Future<Output = Completion> + Send;
 }
 
 /// A system under test. Methods that act on processes block (the engine calls them

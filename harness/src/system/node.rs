@@ -18,8 +18,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::{
-    CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, ClientOp, Completion, Dialer, Failure, Launcher,
-    NodeId, System,
+    CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, Completion, Dialer, Failure, Launcher, NodeId,
+    System, WorkloadOp,
 };
 use crate::cluster::{Cluster, NodeCommand, StartError};
 use crate::recorder::Recorder;
@@ -332,7 +332,7 @@ pub struct NodeClient {
 }
 
 impl Client for NodeClient {
-    async fn call(&mut self, op: &ClientOp, timeout: Duration) -> Completion {
+    async fn call(&mut self, op: &WorkloadOp, timeout: Duration) -> Completion {
         match self.conn.call_op(&request_of(op), timeout).await {
             Ok(r) if r.ok => classify(op, Answer::Ok(r.value)),
             Ok(r) => {
@@ -355,10 +355,10 @@ enum Answer<'a> {
 
 /// How a client of the node classifies an answer: the one rule for real and
 /// simulated clients.
-fn classify(op: &ClientOp, answer: Answer) -> Completion {
+fn classify(op: &WorkloadOp, answer: Answer) -> Completion {
     match answer {
         Answer::Ok(value) => Completion::ok(match op {
-            ClientOp::Propose { .. } | ClientOp::Read { .. } => value,
+            WorkloadOp::Propose { .. } | WorkloadOp::Read { .. } => value,
             _ => None,
         }),
         Answer::Error(code, true) => Completion::fail(code),
@@ -368,7 +368,7 @@ fn classify(op: &ClientOp, answer: Answer) -> Completion {
 
 /// The core's answer to `op`, classified as [`NodeClient`] classifies the same
 /// answer read off the wire: the simulation's clients use it.
-pub fn completion_of(op: &ClientOp, result: &node_types::OpResult) -> Completion {
+pub fn completion_of(op: &WorkloadOp, result: &node_types::OpResult) -> Completion {
     use node_types::OpResult;
     match result {
         OpResult::Value(v) => classify(op, Answer::Ok(*v)),
@@ -378,15 +378,15 @@ pub fn completion_of(op: &ClientOp, result: &node_types::OpResult) -> Completion
 }
 
 /// A workload op as the node's request.
-pub fn request_of(op: &ClientOp) -> Request {
+pub fn request_of(op: &WorkloadOp) -> Request {
     let kv = |op: KvOp| Request::Op(node_types::ClientOp::Kv(op));
     match op.clone() {
-        ClientOp::Propose { key, value } => {
+        WorkloadOp::Propose { key, value } => {
             Request::Op(node_types::ClientOp::Propose { key, value })
         }
-        ClientOp::Read { key } => kv(KvOp::Read { key }),
-        ClientOp::Write { key, value } => kv(KvOp::Write { key, value }),
-        ClientOp::Cas { key, from, to } => kv(KvOp::Cas { key, from, to }),
+        WorkloadOp::Read { key } => kv(KvOp::Read { key }),
+        WorkloadOp::Write { key, value } => kv(KvOp::Write { key, value }),
+        WorkloadOp::Cas { key, from, to } => kv(KvOp::Cas { key, from, to }),
     }
 }
 
