@@ -114,7 +114,7 @@ fn run_plan<L: Launcher>(
         Err(e) => {
             flusher.abort();
             let _ = recorder.flush();
-            return finish::failed(plan, dir, show, e);
+            return finish::failed(plan, dir, show, e.what);
         }
     };
     let mut real = Real {

@@ -194,7 +194,7 @@ struct ToyLauncher {
 
 impl Launcher for ToyLauncher {
     type System = Toy;
-    async fn launch(&self, plan: &Plan, _: &Path, _: &Arc<Recorder>) -> Result<Toy, String> {
+    async fn launch(&self, plan: &Plan, _: &Path, _: &Arc<Recorder>) -> Result<Toy, Failure> {
         Ok(Toy {
             n: plan.nodes,
             no_restarts: self.no_restarts,

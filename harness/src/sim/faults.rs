@@ -24,8 +24,10 @@ impl nemesis::Nodes for Faults<'_, '_, '_> {
     fn resume(&self, id: NodeId) -> Result<bool, String> {
         Ok(self.0.borrow_mut().resume(id))
     }
+    /// A refusal is the node's answer, not an error of the world: it is reported as
+    /// the fault's outcome (indeterminate, with why).
     fn restart(&self, id: NodeId) -> Result<bool, String> {
-        self.0.borrow_mut().boot(id)
+        self.0.borrow_mut().boot(id).map_err(|r| r.0)
     }
     fn set_clock(&self, id: NodeId, rate: f64, jump_ms: u64) -> Result<bool, String> {
         self.0.borrow_mut().set_clock(id, rate, jump_ms);

@@ -248,7 +248,7 @@ impl procedure::Driver for Sim<'_, '_, '_> {
         Ok(match self.w.boot(id) {
             Ok(true) => procedure::Restart::Restarted,
             Ok(false) => procedure::Restart::Up,
-            Err(why) => procedure::Restart::Refused(why),
+            Err(world::Refused(why)) => procedure::Restart::Refused(why),
         })
     }
 

@@ -187,6 +187,9 @@ pub struct World<'r> {
     shared: Shared,
     pub now: u64,
     seq: u64,
+    /// The (time, sequence number) of the item handled last: items are handled in
+    /// strictly increasing order of it.
+    last_handled: (u64, u64),
     queue: BinaryHeap<Queued>,
     nodes: Vec<SimNode>,
     blocked: BTreeSet<(NodeId, NodeId)>,
@@ -245,6 +248,7 @@ impl<'r> World<'r> {
             shared: Shared::new(),
             now: 0,
             seq: 0,
+            last_handled: (0, 0),
             queue: BinaryHeap::new(),
             nodes,
             blocked: BTreeSet::new(),
@@ -269,6 +273,13 @@ impl<'r> World<'r> {
     }
 
     fn schedule(&mut self, at: u64, item: Item) {
+        // Nothing is scheduled in the past: what is due now runs after what is
+        // already due now, by its sequence number.
+        assert!(
+            at >= self.now,
+            "an item scheduled at {at} ns at {} ns",
+            self.now
+        );
         self.seq += 1;
         self.queue.push(Queued {
             at,
@@ -308,13 +319,16 @@ impl<'r> World<'r> {
             if next.at > until || done(self) {
                 return;
             }
-            let Queued { at, item, .. } = self.queue.pop().expect("looked at it");
-            // Virtual time never runs backwards: nothing is scheduled in the past.
+            let Queued { at, seq, item } = self.queue.pop().expect("looked at it");
+            // Virtual time never runs backwards, and two items are never handled in
+            // an order their sequence numbers do not give.
             assert!(
-                at >= self.now,
-                "an item due at {at} ns popped at {} ns",
-                self.now
+                at >= self.now && (at, seq) > self.last_handled,
+                "item {seq} due at {at} ns handled at {} ns after item {:?}",
+                self.now,
+                self.last_handled
             );
+            self.last_handled = (at, seq);
             self.now = at;
             self.recorder.set_virtual_ns(at);
             self.counts.events += 1;
@@ -385,6 +399,14 @@ impl<'r> World<'r> {
                 generation,
             } => {
                 let n = self.node(node);
+                // An item carries the epoch and generation it was made in: never a
+                // later one than the node's own.
+                assert!(
+                    epoch <= n.epoch && generation <= n.generation,
+                    "node {node}: a timer of epoch {epoch} generation {generation}, the node at {} and {}",
+                    n.epoch,
+                    n.generation
+                );
                 if n.epoch == epoch && n.timers.get(&timer).map(|t| t.1) == Some(generation) {
                     n.timers.remove(&timer);
                     self.deliver(node, Event::Timer(timer));
@@ -450,15 +472,16 @@ impl<'r> World<'r> {
         c
     }
 
-    /// Starts node `id` from its durable records. `Ok(false)`: already up.
-    pub fn boot(&mut self, id: NodeId) -> Result<bool, String> {
+    /// Starts node `id` from its durable records. `Ok(false)`: already up. The one
+    /// way a boot fails is the node's own recovery refusing its WAL or snapshot.
+    pub fn boot(&mut self, id: NodeId) -> Result<bool, Refused> {
         let cfg = self.config_for(id);
         let n = self.node(id);
         if n.core.is_some() {
             return Ok(false);
         }
         if let Some(why) = &n.refused {
-            return Err(why.clone());
+            return Err(Refused(why.clone()));
         }
         let path = PathBuf::from(format!("n{id}/wal.log"));
         let snapshot_path = PathBuf::from(format!("n{id}/{}", paxos_node::wal::SNAPSHOT_FILE));
@@ -472,7 +495,7 @@ impl<'r> World<'r> {
                 let why = format!("refused to start: {e}");
                 n.refused = Some(why.clone());
                 self.counts.refused_starts += 1;
-                return Err(why);
+                return Err(Refused(why));
             }
         };
         let (snapshot, recovery) = recovery;
@@ -966,6 +989,12 @@ impl<'r> World<'r> {
         self.clients[client].done.take()
     }
 }
+
+/// A node refused to start from its durable state (why): what a correct node does
+/// with a corrupt WAL or snapshot, so it is the system's behaviour, not a failure
+/// of the simulation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused(pub String);
 
 /// Steps a core with one event, showing the step to the protocol's rules.
 fn step(

@@ -77,10 +77,9 @@ pub fn find_etcd() -> Result<(PathBuf, String), String> {
 /// Launches [`EtcdSystem`]s.
 pub struct EtcdLauncher;
 
-impl Launcher for EtcdLauncher {
-    type System = EtcdSystem;
-
-    async fn launch(
+impl EtcdLauncher {
+    /// Sets up the network and the data of a run; starts nothing.
+    async fn set_up(
         &self,
         plan: &Plan,
         run_dir: &Path,
@@ -98,6 +97,23 @@ impl Launcher for EtcdLauncher {
             spawner: crate::cluster::Spawner::new(),
             net,
         })
+    }
+}
+
+impl Launcher for EtcdLauncher {
+    type System = EtcdSystem;
+
+    /// What a launch sets up (a network, files, the node command) is the harness's
+    /// own: its failures are the harness's.
+    async fn launch(
+        &self,
+        plan: &Plan,
+        run_dir: &Path,
+        recorder: &Arc<Recorder>,
+    ) -> Result<EtcdSystem, Failure> {
+        self.set_up(plan, run_dir, recorder)
+            .await
+            .map_err(Failure::harness)
     }
 }
 

@@ -95,10 +95,9 @@ impl NodeCommand {
 /// Launches [`MaelstromSystem`]s.
 pub struct MaelstromLauncher;
 
-impl Launcher for MaelstromLauncher {
-    type System = MaelstromSystem;
-
-    async fn launch(
+impl MaelstromLauncher {
+    /// Sets up the network and the data of a run; starts nothing.
+    async fn set_up(
         &self,
         plan: &Plan,
         run_dir: &Path,
@@ -152,6 +151,23 @@ impl Launcher for MaelstromLauncher {
             origin_ns: recorder.origin_ns(),
             generation: AtomicU64::new(0),
         })
+    }
+}
+
+impl Launcher for MaelstromLauncher {
+    type System = MaelstromSystem;
+
+    /// What a launch sets up (a network, files, the node command) is the harness's
+    /// own: its failures are the harness's.
+    async fn launch(
+        &self,
+        plan: &Plan,
+        run_dir: &Path,
+        recorder: &Arc<Recorder>,
+    ) -> Result<MaelstromSystem, Failure> {
+        self.set_up(plan, run_dir, recorder)
+            .await
+            .map_err(Failure::harness)
     }
 }
 

@@ -169,5 +169,5 @@ pub trait Launcher {
         plan: &Plan,
         run_dir: &Path,
         recorder: &Arc<Recorder>,
-    ) -> impl Future<Output = Result<Self::System, String>> + Send;
+    ) -> impl Future<Output = Result<Self::System, Failure>> + Send;
 }

@@ -32,10 +32,9 @@ const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
 /// Launches [`NodeSystem`]s.
 pub struct NodeLauncher;
 
-impl Launcher for NodeLauncher {
-    type System = NodeSystem;
-
-    async fn launch(
+impl NodeLauncher {
+    /// Sets up the network and the data of a run; starts nothing.
+    async fn set_up(
         &self,
         plan: &Plan,
         run_dir: &Path,
@@ -72,6 +71,23 @@ impl Launcher for NodeLauncher {
             network: Backend::Proxy(network),
             addrs,
         })
+    }
+}
+
+impl Launcher for NodeLauncher {
+    type System = NodeSystem;
+
+    /// What a launch sets up (a network, files, the node command) is the harness's
+    /// own: its failures are the harness's.
+    async fn launch(
+        &self,
+        plan: &Plan,
+        run_dir: &Path,
+        recorder: &Arc<Recorder>,
+    ) -> Result<NodeSystem, Failure> {
+        self.set_up(plan, run_dir, recorder)
+            .await
+            .map_err(Failure::harness)
     }
 }
 
