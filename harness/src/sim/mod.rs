@@ -47,7 +47,6 @@ pub struct Simulated {
     /// What the run procedure found (the simulation is never interrupted and has no
     /// harness of its own to fail, so it always asks for liveness).
     pub ran: procedure::Ran,
-    pub liveness: Result<(), String>,
     /// Each running node's final dump (docs/protocol.md), as the real node writes it.
     pub dumps: Vec<(NodeId, String)>,
     /// Per node, every slot it wrote down as chosen and synced over the run, the
@@ -143,7 +142,6 @@ pub fn simulate_traced(
     let traced = w.trace.take().map(|t| t.finish()).unwrap_or_default();
     Ok((
         Simulated {
-            liveness: ran.liveness.clone().unwrap_or(Ok(())),
             dumps,
             learned,
             ran,

@@ -89,7 +89,7 @@ pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, String> {
     let broken_rules = sim.protocol.anomalies.iter().map(|a| a.kind).collect();
     let history_verdict = checked.verdict;
     checked.put(sim.protocol);
-    let liveness_failed = sim.liveness.is_err();
+    let liveness_failed = matches!(sim.ran.liveness, Some(Err(_)));
     let exit_code = results::verdict::decide(&results::verdict::Facts {
         checked: Some(&checked),
         liveness: sim.ran.liveness.as_ref(),
@@ -106,7 +106,7 @@ pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, String> {
                 .first()
                 .map(|a| format!("{}: {}", c.name, a.message))
         })
-        .or_else(|| sim.liveness.clone().err());
+        .or_else(|| sim.ran.liveness.clone().and_then(Result::err));
     Ok(Judged {
         seed: plan.seed,
         exit_code,
