@@ -5,12 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use nemesis::{FaultKinds, ScheduledFault};
-use results::plan::Protocol;
+use results::plan::SystemKind;
 use results::{Mode, Plan, Workload};
 
 use harness::spec::{PlanSpec, UsageError};
 
-/// `--protocol`: how the harness talks to the nodes.
+/// `--protocol`: the older name of `--system` for the two protocols, kept so that
+/// older reproduce commands still run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProtocolFlag {
     Bundled,
@@ -28,6 +29,7 @@ pub enum NetFlag {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SystemFlag {
     Bundled,
+    Maelstrom,
     Etcd,
 }
 
@@ -111,9 +113,15 @@ pub struct RunArgs {
     /// The default; accepted so that older reproduce commands still run.
     #[arg(long, hide = true, conflicts_with = "no_trace_messages")]
     pub trace_messages: bool,
-    /// How to talk to the nodes: bundled (the bundled node's TCP protocols) or
-    /// maelstrom (JSON lines over stdio; implied by --node-cmd).
-    #[arg(long, value_name = "NAME", value_enum)]
+    /// The older spelling of --system bundled|maelstrom; accepted so that older
+    /// reproduce commands still run.
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_enum,
+        hide = true,
+        conflicts_with = "system"
+    )]
     pub protocol: Option<ProtocolFlag>,
     /// Where network faults are made: proxy (a proxy on every directed link: every
     /// link fault) or netns (each node in a network namespace of its own with an
@@ -124,9 +132,11 @@ pub struct RunArgs {
     /// partition,kill,pause,lossy-links.
     #[arg(long, value_name = "NAME", value_enum)]
     pub net: Option<NetFlag>,
-    /// The system under test: bundled (the bundled node) or etcd (etcd members from
-    /// the `etcd` on PATH, through its v3 JSON gateway; implies --net netns and
-    /// --workload kv) [default: bundled].
+    /// The system under test: bundled (the bundled node, over its TCP protocols),
+    /// maelstrom (a node speaking Maelstrom's JSON lines over stdio, run by
+    /// --node-cmd, which implies it) or etcd (etcd members from the `etcd` on PATH,
+    /// through its v3 JSON gateway; implies --net netns and --workload kv)
+    /// [default: bundled].
     #[arg(long, value_name = "NAME", value_enum)]
     pub system: Option<SystemFlag>,
     /// Test a node that speaks Maelstrom's protocol (JSON lines on stdin and stdout):
@@ -232,13 +242,22 @@ pub fn plan_from_args(args: &RunArgs, mode: Mode) -> Result<Plan, UsageError> {
 impl RunArgs {
     /// The choices the flags name, for `mode` (an explicit schedule read from its file).
     pub fn spec(&self, mode: Mode) -> Result<PlanSpec, UsageError> {
-        let protocol = if self.system == Some(SystemFlag::Etcd) {
-            Protocol::Etcd
-        } else if self.node_cmd.is_some() || self.protocol == Some(ProtocolFlag::Maelstrom) {
-            Protocol::Maelstrom
-        } else {
-            Protocol::Bundled
+        let named = self.system.or(self.protocol.map(|p| match p {
+            ProtocolFlag::Bundled => SystemFlag::Bundled,
+            ProtocolFlag::Maelstrom => SystemFlag::Maelstrom,
+        }));
+        let system = match named {
+            Some(SystemFlag::Etcd) => SystemKind::Etcd,
+            Some(SystemFlag::Maelstrom) => SystemKind::Maelstrom,
+            None if self.node_cmd.is_some() => SystemKind::Maelstrom,
+            Some(SystemFlag::Bundled) | None => SystemKind::Bundled,
         };
+        if self.node_cmd.is_some() && system != SystemKind::Maelstrom {
+            return Err(UsageError(
+                "--node-cmd runs a Maelstrom node: it goes with --system maelstrom (or no --system)"
+                    .into(),
+            ));
+        }
         Ok(PlanSpec {
             mode,
             name: self.name.clone(),
@@ -251,7 +270,7 @@ impl RunArgs {
             keys: self.keys,
             grace_s: self.grace,
             op_timeout_ms: self.op_timeout_ms,
-            protocol,
+            system,
             node_bin: self.node_bin.clone(),
             node_cmd: self.node_cmd.clone(),
             node_args: self.node_args.clone(),

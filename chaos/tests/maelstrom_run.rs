@@ -105,7 +105,7 @@ fn a_proxy_over_lin_kv_passes_under_faults_and_kills() {
         result["reproduce"]
             .as_str()
             .unwrap()
-            .contains("--protocol maelstrom --node-cmd 'python3 "),
+            .contains("--system maelstrom --node-cmd 'python3 "),
         "{}",
         result["reproduce"]
     );
@@ -141,6 +141,15 @@ fn a_proxy_over_seq_kv_or_lww_kv_is_caught() {
 fn maelstrom_flags_are_checked() {
     let root = tempfile::tempdir().unwrap();
     for (args, wanted) in [
+        (
+            vec!["run", "--system", "maelstrom"],
+            "needs node_cmd (--node-cmd)",
+        ),
+        (
+            vec!["run", "--system", "etcd", "--node-cmd", "true"],
+            "it goes with --system maelstrom",
+        ),
+        // The older spelling still means the same.
         (
             vec!["run", "--protocol", "maelstrom"],
             "needs node_cmd (--node-cmd)",

@@ -18,13 +18,16 @@ use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use nemesis::process;
+use nemesis::{FaultError, process};
 use nix::sys::signal::Signal;
 
 /// Process groups of live nodes, for cleanup from a panic hook or signal handler.
 static LIVE_GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
 /// Kills (SIGKILL; a stopped process dies too) every registered node process group.
+/// The name the process table's lock goes by in a fault's error.
+const PROCESS_TABLE: &str = "the process table";
+
 pub fn kill_all_registered() {
     let groups: Vec<i32> = LIVE_GROUPS
         .lock()
@@ -483,8 +486,16 @@ impl Members {
 
     /// SIGKILLs node `id`'s group and reaps it; `Some(generation)` of what was
     /// killed, `None` if it was not running. `before` runs first, with the generation.
-    pub(crate) fn kill(&self, id: u32, before: impl FnOnce(u64)) -> Result<Option<u64>, String> {
-        let p = self.procs.lock().map_err(|_| "poisoned")?[id as usize].take();
+    pub(crate) fn kill(
+        &self,
+        id: u32,
+        before: impl FnOnce(u64),
+    ) -> Result<Option<u64>, FaultError> {
+        let p = self
+            .procs
+            .lock()
+            .map_err(|_| FaultError::poisoned(PROCESS_TABLE))?[id as usize]
+            .take();
         let Some(mut p) = p else { return Ok(None) };
         before(p.generation);
         let _ = process::kill(p.pgid);
@@ -493,8 +504,11 @@ impl Members {
         Ok(Some(p.generation))
     }
 
-    pub(crate) fn pause(&self, id: u32) -> Result<bool, String> {
-        let mut procs = self.procs.lock().map_err(|_| "poisoned")?;
+    pub(crate) fn pause(&self, id: u32) -> nemesis::Acted {
+        let mut procs = self
+            .procs
+            .lock()
+            .map_err(|_| FaultError::poisoned(PROCESS_TABLE))?;
         match procs[id as usize].as_mut() {
             Some(p) if !p.paused => {
                 p.paused = process::pause(p.pgid).is_ok();
@@ -504,8 +518,11 @@ impl Members {
         }
     }
 
-    pub(crate) fn resume(&self, id: u32) -> Result<bool, String> {
-        let mut procs = self.procs.lock().map_err(|_| "poisoned")?;
+    pub(crate) fn resume(&self, id: u32) -> nemesis::Acted {
+        let mut procs = self
+            .procs
+            .lock()
+            .map_err(|_| FaultError::poisoned(PROCESS_TABLE))?;
         match procs[id as usize].as_mut() {
             Some(p) if p.paused => {
                 let _ = process::resume(p.pgid);

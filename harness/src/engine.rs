@@ -39,15 +39,15 @@ pub fn execute(
     results: &Path,
     show: &dyn Observer,
 ) -> Result<RunOutcome, EngineError> {
-    match plan.protocol {
-        results::plan::Protocol::Bundled => execute_with(plan, results, show, &NodeLauncher),
-        results::plan::Protocol::Maelstrom => execute_with(
+    match plan.system {
+        results::plan::SystemKind::Bundled => execute_with(plan, results, show, &NodeLauncher),
+        results::plan::SystemKind::Maelstrom => execute_with(
             plan,
             results,
             show,
             &crate::system::maelstrom::MaelstromLauncher,
         ),
-        results::plan::Protocol::Etcd => {
+        results::plan::SystemKind::Etcd => {
             execute_with(plan, results, show, &crate::system::etcd::EtcdLauncher)
         }
     }
@@ -254,7 +254,7 @@ impl<S: System> procedure::Driver for Real<'_, S> {
 
     fn heal_links(&mut self) -> Result<(), Failure> {
         let healed = self.blocking(|s| s.links().heal().and_then(|()| s.links().restore()))?;
-        healed.map_err(Failure::harness)
+        healed.map_err(|e| Failure::harness(e.to_string()))
     }
 
     fn reset_clock(&mut self, id: NodeId) -> Result<bool, Failure> {
@@ -266,7 +266,7 @@ impl<S: System> procedure::Driver for Real<'_, S> {
             }
             nemesis::Nodes::set_clock(s, id, 1.0, 0)
         })?;
-        reset.map_err(Failure::system)
+        reset.map_err(|e| Failure::system(e.to_string()))
     }
 
     /// A node that cannot be resumed is left to the restart that follows (it is gone,
@@ -319,7 +319,7 @@ impl<S: System> procedure::Driver for Real<'_, S> {
         })
     }
 
-    fn dumps(&mut self) -> Vec<(NodeId, String)> {
+    fn dumps(&mut self) -> Vec<(NodeId, Failure)> {
         self.rt
             .block_on(final_phase::fetch_dumps(self.plan, self.dir, &self.system))
     }

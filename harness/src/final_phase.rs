@@ -8,7 +8,7 @@ use std::time::Duration;
 use results::{Plan, RunDir};
 
 use crate::system::System;
-use crate::vocab::NodeId;
+use crate::vocab::{Failure, NodeId};
 
 /// How long the final phase waits for one node's dump (it holds the whole log).
 pub const DUMP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -18,7 +18,7 @@ pub async fn fetch_dumps<S: System>(
     plan: &Plan,
     dir: &RunDir,
     system: &Arc<S>,
-) -> Vec<(NodeId, String)> {
+) -> Vec<(NodeId, Failure)> {
     let mut fetches = tokio::task::JoinSet::new();
     for id in 1..=plan.nodes as NodeId {
         let path = dir.file(&format!("final/n{id}.json"));
@@ -30,9 +30,9 @@ pub async fn fetch_dumps<S: System>(
         match done {
             Ok((id, Err(why))) => missing.push((id, why)),
             Ok((_, Ok(_))) => {}
-            Err(e) => missing.push((0, format!("a dump task failed: {e}"))),
+            Err(e) => missing.push((0, Failure::harness(format!("a dump task failed: {e}")))),
         }
     }
-    missing.sort();
+    missing.sort_by_key(|(id, _)| *id);
     missing
 }

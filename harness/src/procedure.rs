@@ -95,8 +95,9 @@ pub trait Driver {
         process: u64,
         timeout: Duration,
     ) -> Option<Completion>;
-    /// Fetches every node's final dump; the nodes that gave none, and why.
-    fn dumps(&mut self) -> Vec<(NodeId, String)>;
+    /// Fetches every node's final dump; the nodes that gave none, and why (a dump
+    /// the harness could not store is the harness's failure).
+    fn dumps(&mut self) -> Vec<(NodeId, Failure)>;
 }
 
 /// What the procedure found, for the judgement.
@@ -257,11 +258,16 @@ fn final_phase<D: Driver>(plan: &Plan, d: &mut D, recorder: &Recorder, down: &Do
     }
     ran.steps.push(Step::Dumps);
     // A node that refused its corrupt data has nothing to dump (a note says so).
-    ran.missing_dumps = d
-        .dumps()
-        .into_iter()
-        .filter(|(id, _)| !down.refused.contains(id))
-        .collect();
+    for (id, why) in d.dumps() {
+        match why.blame {
+            Blame::Harness => {
+                ran.harness_failure
+                    .get_or_insert(format!("node {id}'s final dump: {}", why.what));
+            }
+            _ if down.refused.contains(&id) => {}
+            _ => ran.missing_dumps.push((id, why.what)),
+        }
+    }
     ran.missing_dumps.sort();
     ran.liveness = Some(if silent.is_empty() {
         Ok(())
@@ -347,6 +353,8 @@ mod tests {
         /// Node 2 is down at the final heal and refuses its data / will not start.
         refuse_2: bool,
         fail_2: bool,
+        /// Node 3's dump cannot be stored (the results disk is full).
+        disk_full: bool,
         calls: Vec<NodeId>,
     }
 
@@ -401,12 +409,15 @@ mod tests {
             self.calls.push(*id);
             Some(Completion::ok(None))
         }
-        fn dumps(&mut self) -> Vec<(NodeId, String)> {
+        fn dumps(&mut self) -> Vec<(NodeId, Failure)> {
+            let mut missing = Vec::new();
             if self.refuse_2 || self.fail_2 {
-                vec![(2, "node 2 is down".into())]
-            } else {
-                Vec::new()
+                missing.push((2, Failure::system("node 2 is down")));
             }
+            if self.disk_full {
+                missing.push((3, Failure::harness("cannot write n3.json: no space")));
+            }
+            missing
         }
     }
 
@@ -471,6 +482,20 @@ mod tests {
             Some("final heal: nft failed")
         );
         assert_eq!(ran.liveness, None);
+    }
+
+    #[test]
+    fn a_dump_the_harness_cannot_store_is_its_failure_not_the_nodes() {
+        let ran = run_with(&mut Scripted {
+            fail_2: true,
+            disk_full: true,
+            ..Scripted::default()
+        });
+        assert_eq!(
+            ran.harness_failure.as_deref(),
+            Some("node 3's final dump: cannot write n3.json: no space")
+        );
+        assert_eq!(ran.missing_dumps, [(2, "node 2 is down".to_string())]);
     }
 
     #[test]
@@ -574,7 +599,7 @@ mod tests {
                     true,
                 ))
             }
-            fn dumps(&mut self) -> Vec<(NodeId, String)> {
+            fn dumps(&mut self) -> Vec<(NodeId, Failure)> {
                 Vec::new()
             }
         }

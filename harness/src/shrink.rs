@@ -172,7 +172,7 @@ pub struct SimOracle;
 
 impl Oracle for SimOracle {
     fn try_plan(&mut self, plan: &Plan, target: &Target) -> Result<Tried, String> {
-        let j = crate::sim::sweep::judge(plan)?;
+        let j = crate::sim::sweep::judge(plan).map_err(|e| e.what)?;
         Ok(Tried {
             fails: target.hit(&j.failures, j.liveness_failed),
             ops: j.ok_ops + j.fail_ops + j.info_ops,

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use nemesis::{FaultKinds, ScheduledFault, substream};
-use results::plan::{Backoff, Protocol};
+use results::plan::{Backoff, SystemKind};
 use results::{Mode, Net, OpMix, PLAN_VERSION, Plan, Workload};
 
 /// What the user asked for cannot be run: exit 2 with this one line.
@@ -55,7 +55,7 @@ pub struct PlanSpec {
     pub grace_s: f64,
     pub op_timeout_ms: u64,
     /// The system under test, and how the harness talks to it.
-    pub protocol: Protocol,
+    pub system: SystemKind,
     /// A node binary speaking the bundled node's protocols (bundled protocol only).
     pub node_bin: Option<PathBuf>,
     /// A Maelstrom node's command line (Maelstrom protocol only).
@@ -89,7 +89,7 @@ impl Default for PlanSpec {
             keys: 5,
             grace_s: 10.0,
             op_timeout_ms: 2_500,
-            protocol: Protocol::Bundled,
+            system: SystemKind::Bundled,
             node_bin: None,
             node_cmd: None,
             node_args: Vec::new(),
@@ -125,7 +125,7 @@ impl PlanSpec {
                 (self.time_limit_s * 1e3) as u64,
             ),
         };
-        let etcd = self.protocol == Protocol::Etcd;
+        let etcd = self.system == SystemKind::Etcd;
         let plan = Plan {
             version: PLAN_VERSION,
             mode: self.mode,
@@ -134,7 +134,7 @@ impl PlanSpec {
             nodes: self.nodes,
             workload: self
                 .workload
-                .unwrap_or(if self.protocol == Protocol::Bundled {
+                .unwrap_or(if self.system == SystemKind::Bundled {
                     Workload::Both
                 } else {
                     Workload::Kv
@@ -157,7 +157,7 @@ impl PlanSpec {
             trace_messages: self.trace_messages || self.mode == Mode::Sim,
             ops_per_client: self.ops_per_client,
             backoff: self.backoff,
-            protocol: self.protocol,
+            system: self.system,
             node_cmd: self.node_cmd.clone(),
             net: self
                 .net
@@ -167,7 +167,7 @@ impl PlanSpec {
         };
         let plan = plan.normalised().map_err(|e| UsageError(e.to_string()))?;
         if plan.mode == Mode::Sim {
-            crate::sim::node_config(&plan).map_err(UsageError)?;
+            crate::sim::node_config(&plan)?;
         }
         Ok(plan)
     }
@@ -177,7 +177,7 @@ impl PlanSpec {
         let kinds = match self.nemesis {
             Some(k) => k,
             None => {
-                let netns = self.net == Some(Net::Netns) || self.protocol == Protocol::Etcd;
+                let netns = self.net == Some(Net::Netns) || self.system == SystemKind::Etcd;
                 let names = if self.mode == Mode::Real && netns {
                     NETNS_NEMESIS
                 } else {
@@ -278,7 +278,7 @@ pub fn plan_from_file(path: &Path, mode: Mode) -> Result<Plan, UsageError> {
         ))
     })?;
     if mode == Mode::Sim {
-        crate::sim::node_config(&plan).map_err(UsageError)?;
+        crate::sim::node_config(&plan)?;
     }
     Ok(plan)
 }
@@ -329,7 +329,7 @@ mod tests {
         let real_kinds: FaultKinds = default_nemesis(Mode::Real).parse().unwrap();
         assert_eq!(plan.nemesis, real_kinds);
         let etcd = PlanSpec {
-            protocol: Protocol::Etcd,
+            system: SystemKind::Etcd,
             ..spec()
         }
         .plan()

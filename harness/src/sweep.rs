@@ -230,7 +230,7 @@ impl Runs {
 fn run_plan(plan: &Plan, runs: &Path) -> Result<Ran, String> {
     match plan.mode {
         Mode::Sim => {
-            let judged = crate::sim::sweep::judge(plan)?;
+            let judged = crate::sim::sweep::judge(plan).map_err(|e| e.what)?;
             let run_dir = if judged.exit_code == ExitCode::Valid {
                 None
             } else {

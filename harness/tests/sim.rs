@@ -353,9 +353,11 @@ fn a_simulated_run_leaves_a_run_directory_like_a_real_one_and_replays_exactly() 
 fn node_arguments_that_need_a_process_are_refused() {
     let mut p = plan(3, 1, 1.0, "none", 1.0, None);
     p.node_args = vec!["--unsafe-no-fsync".into()];
-    assert!(judge(&p).unwrap_err().contains("--unsafe-no-fsync"));
+    let refused = judge(&p).unwrap_err();
+    assert_eq!(refused.blame, harness::vocab::Blame::Input);
+    assert!(refused.what.contains("--unsafe-no-fsync"), "{refused}");
     p.node_args = vec!["--bug=nonsense".into()];
-    assert!(judge(&p).unwrap_err().contains("nonsense"));
+    assert!(judge(&p).unwrap_err().what.contains("nonsense"));
     p.node_args = vec!["--election-timeout-ms=100,200".into()];
     assert_eq!(run(&p).exit_code, ExitCode::Valid);
 }

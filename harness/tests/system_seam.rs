@@ -48,35 +48,37 @@ impl Toy {
 }
 
 impl nemesis::Nodes for Toy {
-    fn kill(&self, id: NodeId) -> Result<bool, String> {
+    fn kill(&self, id: NodeId) -> nemesis::Acted {
         self.st().paused.remove(&id);
         Ok(self.st().running.remove(&id))
     }
-    fn pause(&self, id: NodeId) -> Result<bool, String> {
+    fn pause(&self, id: NodeId) -> nemesis::Acted {
         let mut s = self.st();
         Ok(s.running.contains(&id) && s.paused.insert(id))
     }
-    fn resume(&self, id: NodeId) -> Result<bool, String> {
+    fn resume(&self, id: NodeId) -> nemesis::Acted {
         Ok(self.st().paused.remove(&id))
     }
-    fn restart(&self, id: NodeId) -> Result<bool, String> {
+    fn restart(&self, id: NodeId) -> nemesis::Acted {
         Ok(self.st().running.insert(id))
     }
 }
 
 impl nemesis::Links for Toy {
-    fn cut(&self, links: &[(NodeId, NodeId)]) -> Result<(), String> {
+    fn cut(&self, links: &[(NodeId, NodeId)]) -> Result<(), nemesis::FaultError> {
         self.st().cut = links.iter().copied().collect();
         Ok(())
     }
-    fn heal(&self) -> Result<(), String> {
+    fn heal(&self) -> Result<(), nemesis::FaultError> {
         self.st().cut.clear();
         Ok(())
     }
-    fn degrade(&self, _: &[NodeId], _: &nemesis::LinkFaults) -> Result<(), String> {
-        Err("the toy network has no link faults".into())
+    fn degrade(&self, _: &[NodeId], _: &nemesis::LinkFaults) -> Result<(), nemesis::FaultError> {
+        Err(nemesis::FaultError::Cannot(
+            "the toy network has no link faults".into(),
+        ))
     }
-    fn restore(&self) -> Result<(), String> {
+    fn restore(&self) -> Result<(), nemesis::FaultError> {
         Ok(())
     }
 }
@@ -173,11 +175,12 @@ impl System for Toy {
             state: self.state.clone(),
         })
     }
-    async fn dump(&self, _: NodeId, path: &Path, _: Duration) -> Result<bool, String> {
+    async fn dump(&self, _: NodeId, path: &Path, _: Duration) -> Result<bool, Failure> {
         if !self.garbage_dumps {
             return Ok(false);
         }
-        std::fs::write(path, "{\"registers\": {\"r0\"").map_err(|e| e.to_string())?;
+        std::fs::write(path, "{\"registers\": {\"r0\"")
+            .map_err(|e| Failure::harness(e.to_string()))?;
         Ok(true)
     }
     fn shutdown(&self) {

@@ -11,47 +11,59 @@ struct Fake {
     down: Vec<NodeId>,
     broken: Option<NodeId>,
     no_links: bool,
+    /// A node this backend cannot pause (it did nothing there).
+    unpausable: Option<NodeId>,
+    /// The backend's heal fails part-way.
+    torn_heal: bool,
 }
 
 impl Nodes for Fake {
-    fn kill(&self, id: NodeId) -> Result<bool, String> {
+    fn kill(&self, id: NodeId) -> Acted {
         self.calls.borrow_mut().push(format!("kill {id}"));
         if self.broken == Some(id) {
-            return Err("signal failed".into());
+            return Err(FaultError::Unknown("signal failed".into()));
         }
         Ok(!self.down.contains(&id))
     }
-    fn pause(&self, id: NodeId) -> Result<bool, String> {
+    fn pause(&self, id: NodeId) -> Acted {
         self.calls.borrow_mut().push(format!("pause {id}"));
+        if self.unpausable == Some(id) {
+            return Err(FaultError::Cannot("no signals here".into()));
+        }
         Ok(!self.down.contains(&id))
     }
-    fn resume(&self, id: NodeId) -> Result<bool, String> {
+    fn resume(&self, id: NodeId) -> Acted {
         self.calls.borrow_mut().push(format!("resume {id}"));
         Ok(true)
     }
-    fn restart(&self, id: NodeId) -> Result<bool, String> {
+    fn restart(&self, id: NodeId) -> Acted {
         self.calls.borrow_mut().push(format!("restart {id}"));
         Ok(self.down.contains(&id))
     }
 }
 
 impl Links for Fake {
-    fn cut(&self, links: &[(NodeId, NodeId)]) -> Result<(), String> {
+    fn cut(&self, links: &[(NodeId, NodeId)]) -> Result<(), FaultError> {
         self.calls.borrow_mut().push(format!("cut {links:?}"));
         Ok(())
     }
-    fn heal(&self) -> Result<(), String> {
+    fn heal(&self) -> Result<(), FaultError> {
         self.calls.borrow_mut().push("heal".into());
+        if self.torn_heal {
+            return Err(FaultError::Unknown(
+                "two of three rule sets rewritten".into(),
+            ));
+        }
         Ok(())
     }
-    fn degrade(&self, targets: &[NodeId], _: &LinkFaults) -> Result<(), String> {
+    fn degrade(&self, targets: &[NodeId], _: &LinkFaults) -> Result<(), FaultError> {
         if self.no_links {
-            return Err("this backend has no link faults".into());
+            return Err(FaultError::Cannot("this backend has no link faults".into()));
         }
         self.calls.borrow_mut().push(format!("degrade {targets:?}"));
         Ok(())
     }
-    fn restore(&self) -> Result<(), String> {
+    fn restore(&self) -> Result<(), FaultError> {
         self.calls.borrow_mut().push("restore".into());
         Ok(())
     }
@@ -154,5 +166,31 @@ fn outcomes_say_partial_skipped_and_indeterminate() {
     assert_eq!(
         json(&NemesisOutcome::Skipped("x".into())),
         "{\"skipped\":\"x\"}"
+    );
+}
+
+#[test]
+fn the_class_of_a_backend_error_decides_the_outcome() {
+    let f = Fake {
+        unpausable: Some(2),
+        torn_heal: true,
+        ..Fake::default()
+    };
+    // Cannot: nothing was done there; the reason is kept when nothing took effect.
+    assert_eq!(
+        apply(&f, &f, &at(Fault::Pause, &[2])),
+        NemesisOutcome::Skipped("node 2: no signals here".into())
+    );
+    assert_eq!(
+        apply(&f, &f, &at(Fault::Pause, &[1, 2])),
+        NemesisOutcome::PartiallyInstalled {
+            applied: vec![1],
+            skipped: vec![2]
+        }
+    );
+    // Unknown: the network may be half-changed.
+    assert_eq!(
+        apply(&f, &f, &at(Fault::Heal, &[])),
+        NemesisOutcome::Indeterminate("two of three rule sets rewritten".into())
     );
 }

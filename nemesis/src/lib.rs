@@ -193,15 +193,39 @@ impl NemesisOutcome {
     }
 }
 
+/// Why a backend did not make a fault, classed where the backend fails: the class
+/// decides the fault's recorded outcome, so no caller has to guess it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FaultError {
+    /// The backend cannot make this fault and did nothing: recorded as skipped.
+    #[error("{0}")]
+    Cannot(String),
+    /// The backend tried and failed part-way, or cannot tell whether it acted:
+    /// recorded as indeterminate.
+    #[error("{0}")]
+    Unknown(String),
+}
+
+impl FaultError {
+    /// The backend's own bookkeeping broke (a poisoned lock): nothing is known.
+    pub fn poisoned(what: &str) -> FaultError {
+        FaultError::Unknown(format!("{what}'s lock is poisoned"))
+    }
+}
+
+/// What a backend's call answers: `Ok(true)` when it acted, `Ok(false)` when the
+/// node was not in a state the fault applies to (killing a node that is down).
+pub type Acted = Result<bool, FaultError>;
+
 /// What executes process faults on a system's nodes. Each call reports `Ok(true)`
 /// when it acted, `Ok(false)` when the node was not in a state the fault applies to
-/// (killing a node that is down), and `Err` when it is not known whether it acted.
+/// (killing a node that is down), and a [`FaultError`] otherwise.
 pub trait Nodes {
-    fn kill(&self, id: NodeId) -> Result<bool, String>;
-    fn pause(&self, id: NodeId) -> Result<bool, String>;
-    fn resume(&self, id: NodeId) -> Result<bool, String>;
+    fn kill(&self, id: NodeId) -> Acted;
+    fn pause(&self, id: NodeId) -> Acted;
+    fn resume(&self, id: NodeId) -> Acted;
     /// Starts the node again on its own data, if it is down.
-    fn restart(&self, id: NodeId) -> Result<bool, String>;
+    fn restart(&self, id: NodeId) -> Acted;
     /// Why this system cannot make `fault` at all, if it cannot: the fault is then
     /// recorded as skipped with this reason. By default, clock and disk-corruption
     /// faults (which need a simulated clock and disk) cannot be made.
@@ -214,13 +238,13 @@ pub trait Nodes {
     }
     /// Runs the node's clock at `rate` after a forward jump of `jump_ms`
     /// ([`Fault::Clock`]); `rate` 1 and no jump is [`Fault::ClockReset`].
-    fn set_clock(&self, _id: NodeId, _rate: f64, _jump_ms: u64) -> Result<bool, String> {
-        Err(NO_CLOCK.into())
+    fn set_clock(&self, _id: NodeId, _rate: f64, _jump_ms: u64) -> Acted {
+        Err(FaultError::Cannot(NO_CLOCK.into()))
     }
     /// Flips one bit of a synced WAL record or of the snapshot file
     /// ([`Fault::Corrupt`]).
-    fn corrupt(&self, _id: NodeId, _position: u64) -> Result<bool, String> {
-        Err(NO_CORRUPT.into())
+    fn corrupt(&self, _id: NodeId, _position: u64) -> Acted {
+        Err(FaultError::Cannot(NO_CORRUPT.into()))
     }
 }
 
@@ -230,16 +254,17 @@ pub const NO_CLOCK: &str = "this system cannot change a node's clock (chaos sim 
 pub const NO_CORRUPT: &str = "this system cannot corrupt a node's disk (chaos sim can)";
 
 /// What executes network faults between a system's nodes. A backend that cannot
-/// make a fault returns `Err` with the reason, and the fault is recorded as skipped.
+/// make a fault returns [`FaultError::Cannot`] with the reason (the fault is recorded
+/// as skipped); one that failed part-way [`FaultError::Unknown`] (indeterminate).
 pub trait Links {
     /// Cuts the directed links `(from, to)`: `to` no longer hears `from`.
-    fn cut(&self, links: &[(NodeId, NodeId)]) -> Result<(), String>;
+    fn cut(&self, links: &[(NodeId, NodeId)]) -> Result<(), FaultError>;
     /// Restores every cut link.
-    fn heal(&self) -> Result<(), String>;
+    fn heal(&self) -> Result<(), FaultError>;
     /// Degrades every link between `targets` and all nodes.
-    fn degrade(&self, targets: &[NodeId], faults: &LinkFaults) -> Result<(), String>;
+    fn degrade(&self, targets: &[NodeId], faults: &LinkFaults) -> Result<(), FaultError>;
     /// Restores every degraded link.
-    fn restore(&self) -> Result<(), String>;
+    fn restore(&self) -> Result<(), FaultError>;
 }
 
 /// Executes one scheduled fault: the one entry point from a schedule to a system. It
@@ -249,18 +274,24 @@ pub fn apply(nodes: &dyn Nodes, links: &dyn Links, fault: &ScheduledFault) -> Ne
     if let Some(why) = nodes.cannot(&fault.fault) {
         return NemesisOutcome::Skipped(why.into());
     }
-    let network = |r: Result<(), String>| match r {
+    let network = |r: Result<(), FaultError>| match r {
         Ok(()) => NemesisOutcome::Installed,
-        Err(why) => NemesisOutcome::Skipped(why),
+        Err(FaultError::Cannot(why)) => NemesisOutcome::Skipped(why),
+        Err(FaultError::Unknown(why)) => NemesisOutcome::Indeterminate(why),
     };
-    let per_node = |act: &dyn Fn(NodeId) -> Result<bool, String>| {
+    let per_node = |act: &dyn Fn(NodeId) -> Acted| {
         let mut applied = Vec::new();
         let mut skipped = Vec::new();
+        let mut why = None;
         for &id in &fault.targets {
             match act(id) {
                 Ok(true) => applied.push(id),
                 Ok(false) => skipped.push(id),
-                Err(e) => {
+                Err(FaultError::Cannot(w)) => {
+                    why.get_or_insert(format!("node {id}: {w}"));
+                    skipped.push(id);
+                }
+                Err(FaultError::Unknown(e)) => {
                     return NemesisOutcome::Indeterminate(format!(
                         "node {id}: {e} (done on {applied:?} before it)"
                     ));
@@ -270,7 +301,9 @@ pub fn apply(nodes: &dyn Nodes, links: &dyn Links, fault: &ScheduledFault) -> Ne
         if skipped.is_empty() && !applied.is_empty() {
             NemesisOutcome::Installed
         } else if applied.is_empty() {
-            NemesisOutcome::Skipped("no target was in a state the fault applies to".into())
+            NemesisOutcome::Skipped(
+                why.unwrap_or_else(|| "no target was in a state the fault applies to".into()),
+            )
         } else {
             NemesisOutcome::PartiallyInstalled { applied, skipped }
         }

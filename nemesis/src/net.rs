@@ -162,19 +162,19 @@ impl Tracer {
 
 /// The proxy backend makes every network fault, and none can fail half-way.
 impl crate::Links for Network {
-    fn cut(&self, links: &[(u32, u32)]) -> Result<(), String> {
+    fn cut(&self, links: &[(u32, u32)]) -> Result<(), crate::FaultError> {
         Network::cut(self, links);
         Ok(())
     }
-    fn heal(&self) -> Result<(), String> {
+    fn heal(&self) -> Result<(), crate::FaultError> {
         self.heal_partitions();
         Ok(())
     }
-    fn degrade(&self, targets: &[u32], faults: &LinkFaults) -> Result<(), String> {
+    fn degrade(&self, targets: &[u32], faults: &LinkFaults) -> Result<(), crate::FaultError> {
         Network::degrade(self, targets, faults);
         Ok(())
     }
-    fn restore(&self) -> Result<(), String> {
+    fn restore(&self) -> Result<(), crate::FaultError> {
         self.restore_links();
         Ok(())
     }

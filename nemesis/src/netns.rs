@@ -32,7 +32,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use crate::{LinkFaults, NodeId};
+use crate::{FaultError, LinkFaults, NodeId};
 
 /// What this backend can do, for `--help`, the docs and plan checks.
 pub const OFFERS: &str = "partitions of every shape (one-way included) and link loss";
@@ -415,20 +415,25 @@ fn dialer(hub: &OwnedFd) -> Result<mpsc::Sender<DialRequest>, NetnsError> {
 
 /// The kernel backend makes partitions and loss; it refuses what it cannot make.
 impl crate::Links for NetnsNetwork {
-    fn cut(&self, links: &[(NodeId, NodeId)]) -> Result<(), String> {
+    fn cut(&self, links: &[(NodeId, NodeId)]) -> Result<(), FaultError> {
         self.change(|r| r.cut = links.iter().copied().collect())
             .map(drop)
+            .map_err(FaultError::Unknown)
     }
-    fn heal(&self) -> Result<(), String> {
-        self.change(|r| r.cut.clear()).map(drop)
+    fn heal(&self) -> Result<(), FaultError> {
+        self.change(|r| r.cut.clear())
+            .map(drop)
+            .map_err(FaultError::Unknown)
     }
-    fn degrade(&self, targets: &[NodeId], faults: &LinkFaults) -> Result<(), String> {
+    fn degrade(&self, targets: &[NodeId], faults: &LinkFaults) -> Result<(), FaultError> {
         if faults.delay_ms > 0
             || faults.jitter_ms > 0
             || faults.duplicate > 0.0
             || faults.reorder > 0.0
         {
-            return Err(format!("the netns backend cannot make {LACKS}"));
+            return Err(FaultError::Cannot(format!(
+                "the netns backend cannot make {LACKS}"
+            )));
         }
         let per_mille = (faults.loss * 1000.0).round().clamp(0.0, 1000.0) as u32;
         let n = self.n as NodeId;
@@ -442,9 +447,12 @@ impl crate::Links for NetnsNetwork {
             }
         })
         .map(drop)
+        .map_err(FaultError::Unknown)
     }
-    fn restore(&self) -> Result<(), String> {
-        self.change(|r| r.loss.clear()).map(drop)
+    fn restore(&self) -> Result<(), FaultError> {
+        self.change(|r| r.loss.clear())
+            .map(drop)
+            .map_err(FaultError::Unknown)
     }
 }
 
@@ -526,16 +534,16 @@ mod tests {
                 .unwrap()
                 .contains("numgen random mod 1000 < 200 drop")
         );
+        let refused = net.degrade(
+            &[1],
+            &LinkFaults {
+                duplicate: 0.1,
+                ..LinkFaults::default()
+            },
+        );
         assert!(
-            net.degrade(
-                &[1],
-                &LinkFaults {
-                    duplicate: 0.1,
-                    ..LinkFaults::default()
-                }
-            )
-            .unwrap_err()
-            .contains("sch_netem")
+            matches!(&refused, Err(FaultError::Cannot(why)) if why.contains("sch_netem")),
+            "{refused:?}"
         );
         net.heal().unwrap();
         net.restore().unwrap();

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 pub use faults::{FaultPeriod, FaultSummary};
 pub use judge::{Judged, judge_files, judge_run_dir};
-pub use plan::{Mode, Net, OpMix, PLAN_VERSION, Plan, PlanError, Protocol, Workload};
+pub use plan::{Mode, Net, OpMix, PLAN_VERSION, Plan, PlanError, SystemKind, Workload};
 pub use schema::{ExitCode, RunEnd, RunResult, SCHEMA_VERSION, Verdict};
 pub use store::RunDir;
 

@@ -184,10 +184,15 @@ pub struct Plan {
     /// (`--ops-per-client`; `chaos shrink` sets it). `None`: until the time limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ops_per_client: Option<u64>,
-    /// How the harness talks to the nodes: the bundled node's TCP protocols, or
-    /// Maelstrom's JSON lines over stdio (`--protocol maelstrom --node-cmd CMD`).
-    #[serde(default, skip_serializing_if = "Protocol::is_bundled")]
-    pub protocol: Protocol,
+    /// Which kind of system is tested, and so how the harness talks to its nodes
+    /// (`--system`, `--node-cmd`). Stored as `protocol` in plan.json, the name it had
+    /// when it only chose a protocol, so older plans load unchanged.
+    #[serde(
+        default,
+        rename = "protocol",
+        skip_serializing_if = "SystemKind::is_bundled"
+    )]
+    pub system: SystemKind,
     /// The command line that runs one Maelstrom node (split into words as a shell
     /// would, run without one; docs/maelstrom.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -258,10 +263,10 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// How the harness talks to the nodes.
+/// The kind of system under test, which decides how the harness talks to its nodes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Protocol {
+pub enum SystemKind {
     /// The bundled node's client and peer protocols over TCP (docs/protocol.md).
     #[default]
     Bundled,
@@ -271,9 +276,9 @@ pub enum Protocol {
     Etcd,
 }
 
-impl Protocol {
+impl SystemKind {
     pub fn is_bundled(&self) -> bool {
-        *self == Protocol::Bundled
+        *self == SystemKind::Bundled
     }
 }
 
@@ -488,7 +493,7 @@ impl Plan {
                     "chaos sim has its own network: --net netns is for real runs".into(),
                 );
             }
-            if self.protocol == Protocol::Maelstrom {
+            if self.system == SystemKind::Maelstrom {
                 return inconsistent("Maelstrom nodes have no addresses: the stdio router is their network, not --net netns".into());
             }
             let proxy_only = self.nemesis.needing_proxy();
@@ -510,7 +515,7 @@ impl Plan {
                 ));
             }
         }
-        if self.protocol == Protocol::Etcd {
+        if self.system == SystemKind::Etcd {
             if self.net != Net::Netns {
                 return inconsistent("etcd members advertise one address to all peers: --system etcd needs --net netns".into());
             }
@@ -524,7 +529,7 @@ impl Plan {
                 );
             }
         }
-        if self.protocol == Protocol::Maelstrom {
+        if self.system == SystemKind::Maelstrom {
             if self.node_cmd.is_none() {
                 return inconsistent("a maelstrom plan needs node_cmd (--node-cmd)".into());
             }
@@ -679,14 +684,14 @@ impl Plan {
         }
         if let Some(cmd) = &self.node_cmd {
             parts.push(format!(
-                "--protocol maelstrom --node-cmd {}",
+                "--system maelstrom --node-cmd {}",
                 shell_quote(cmd)
             ));
         }
         if self.net == Net::Netns {
             parts.push("--net netns".into());
         }
-        if self.protocol == Protocol::Etcd {
+        if self.system == SystemKind::Etcd {
             parts.push("--system etcd".into());
         }
         if self.explicit_schedule {
@@ -748,7 +753,7 @@ pub(crate) mod tests {
             trace_messages: true,
             ops_per_client: None,
             backoff: Backoff::default(),
-            protocol: Protocol::Bundled,
+            system: SystemKind::Bundled,
             node_cmd: None,
             net: Net::Proxy,
             script: None,

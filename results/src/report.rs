@@ -136,7 +136,7 @@ fn banner(r: &RunResult) -> Markup {
         ("nemesis interval", format!("{} s", plan.nemesis_interval_s)),
         match &plan.node_cmd {
             Some(cmd) => ("node command (Maelstrom protocol)", cmd.clone()),
-            None if plan.protocol == crate::plan::Protocol::Etcd => (
+            None if plan.system == crate::plan::SystemKind::Etcd => (
                 "system",
                 r.versions.system.clone().unwrap_or_else(|| "etcd".into()),
             ),

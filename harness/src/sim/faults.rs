@@ -15,43 +15,46 @@ impl nemesis::Nodes for Faults<'_, '_, '_> {
     fn cannot(&self, _fault: &nemesis::Fault) -> Option<&'static str> {
         None
     }
-    fn kill(&self, id: NodeId) -> Result<bool, String> {
+    fn kill(&self, id: NodeId) -> nemesis::Acted {
         Ok(self.0.borrow_mut().kill(id))
     }
-    fn pause(&self, id: NodeId) -> Result<bool, String> {
+    fn pause(&self, id: NodeId) -> nemesis::Acted {
         Ok(self.0.borrow_mut().pause(id))
     }
-    fn resume(&self, id: NodeId) -> Result<bool, String> {
+    fn resume(&self, id: NodeId) -> nemesis::Acted {
         Ok(self.0.borrow_mut().resume(id))
     }
     /// A refusal is the node's answer, not an error of the world: it is reported as
     /// the fault's outcome (indeterminate, with why).
-    fn restart(&self, id: NodeId) -> Result<bool, String> {
-        self.0.borrow_mut().boot(id).map_err(|r| r.0)
+    fn restart(&self, id: NodeId) -> nemesis::Acted {
+        self.0
+            .borrow_mut()
+            .boot(id)
+            .map_err(|r| nemesis::FaultError::Unknown(r.0))
     }
-    fn set_clock(&self, id: NodeId, rate: f64, jump_ms: u64) -> Result<bool, String> {
+    fn set_clock(&self, id: NodeId, rate: f64, jump_ms: u64) -> nemesis::Acted {
         self.0.borrow_mut().set_clock(id, rate, jump_ms);
         Ok(true)
     }
-    fn corrupt(&self, id: NodeId, position: u64) -> Result<bool, String> {
+    fn corrupt(&self, id: NodeId, position: u64) -> nemesis::Acted {
         Ok(self.0.borrow_mut().corrupt(id, position))
     }
 }
 
 impl nemesis::Links for Faults<'_, '_, '_> {
-    fn cut(&self, links: &[(NodeId, NodeId)]) -> Result<(), String> {
+    fn cut(&self, links: &[(NodeId, NodeId)]) -> Result<(), nemesis::FaultError> {
         self.0.borrow_mut().cut(links);
         Ok(())
     }
-    fn heal(&self) -> Result<(), String> {
+    fn heal(&self) -> Result<(), nemesis::FaultError> {
         self.0.borrow_mut().heal_partitions();
         Ok(())
     }
-    fn degrade(&self, targets: &[NodeId], faults: &LinkFaults) -> Result<(), String> {
+    fn degrade(&self, targets: &[NodeId], faults: &LinkFaults) -> Result<(), nemesis::FaultError> {
         self.0.borrow_mut().degrade(targets, faults);
         Ok(())
     }
-    fn restore(&self) -> Result<(), String> {
+    fn restore(&self) -> Result<(), nemesis::FaultError> {
         self.0.borrow_mut().restore_links();
         Ok(())
     }

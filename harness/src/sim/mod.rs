@@ -39,6 +39,7 @@ use crate::finish::{EngineError, RunOutcome};
 use crate::observe::Observer;
 use crate::procedure;
 use crate::recorder::Recorder;
+use crate::spec::UsageError;
 use crate::vocab::{Completion, Failure, NodeId, WorkloadOp};
 use world::World;
 
@@ -67,7 +68,7 @@ pub struct Simulated {
 /// `--leader-wait-ms`, `--no-pre-vote` and `--snapshot-every` mean what they mean to
 /// a real node. Arguments that only make sense for a process
 /// (addresses, data directories, `--unsafe-no-fsync`) are refused.
-pub fn node_config(plan: &Plan) -> Result<Config, String> {
+pub fn node_config(plan: &Plan) -> Result<Config, UsageError> {
     for arg in &plan.node_args {
         let name = arg.split('=').next().unwrap_or(arg);
         if [
@@ -80,9 +81,9 @@ pub fn node_config(plan: &Plan) -> Result<Config, String> {
         ]
         .contains(&name)
         {
-            return Err(format!(
+            return Err(UsageError(format!(
                 "--node-arg={arg}: chaos sim decides {name} itself; only --bug, --election-timeout-ms, --request-timeout-ms, --leader-wait-ms, --no-pre-vote and --snapshot-every apply"
-            ));
+            )));
         }
     }
     let argv = ["chaos node", "--id", "1", "--data-dir", "sim"]
@@ -90,8 +91,8 @@ pub fn node_config(plan: &Plan) -> Result<Config, String> {
         .map(String::from)
         .chain(plan.node_args.iter().cloned());
     let args = paxos_node::cli::NodeArgs::parse_argv(argv)
-        .map_err(|e| format!("--node-arg: {}", e.lines().next().unwrap_or("")))?;
-    let cfg = args.into_config().map_err(|e| e.to_string())?;
+        .map_err(|e| UsageError(format!("--node-arg: {}", e.lines().next().unwrap_or(""))))?;
+    let cfg = args.into_config().map_err(|e| UsageError(e.to_string()))?;
     let mut core = cfg.core;
     if !plan
         .node_args
@@ -109,8 +110,11 @@ pub fn node_config(plan: &Plan) -> Result<Config, String> {
 /// arguments say `--snapshot-every`.
 pub const SIM_SNAPSHOT_EVERY: u64 = 200;
 
-/// Runs `plan` to its end, writing its history through `recorder`.
-pub fn simulate(plan: &Plan, recorder: &Recorder) -> Result<Simulated, String> {
+/// Runs `plan` to its end, writing its history through `recorder`. The one error is
+/// the user's: node arguments the simulation cannot take ([`Blame::Input`]).
+///
+/// [`Blame::Input`]: crate::vocab::Blame::Input
+pub fn simulate(plan: &Plan, recorder: &Recorder) -> Result<Simulated, Failure> {
     simulate_traced(plan, recorder, None, false).map(|(sim, _)| sim)
 }
 
@@ -121,8 +125,8 @@ pub fn simulate_traced(
     recorder: &Recorder,
     trace: Option<results::data::TraceSelector>,
     capture: bool,
-) -> Result<(Simulated, Vec<results::data::TracedMessage>), String> {
-    let base = node_config(plan)?;
+) -> Result<(Simulated, Vec<results::data::TracedMessage>), Failure> {
+    let base = node_config(plan).map_err(|e| Failure::input(e.0))?;
     let mut w = World::new(plan, recorder, base);
     w.trace = trace;
     w.capture = capture.then(Vec::new);
@@ -171,7 +175,8 @@ pub fn trace_failed_run(plan: &Plan, dir: &Path) -> Result<usize, String> {
     let sink = Memory::default();
     let recorder = Recorder::with_virtual_clock(Box::new(sink.clone()), plan.concurrency as u64);
     let selector = results::data::TraceSelector::new(focus, results::report::LAMPORT_CAP);
-    let (_, traced) = simulate_traced(plan, &recorder, Some(selector), false)?;
+    let (_, traced) =
+        simulate_traced(plan, &recorder, Some(selector), false).map_err(|e| e.what)?;
     recorder.flush().map_err(|e| e.to_string())?;
     drop(recorder);
     let again = sha256(&sink.0.lock().map_err(|_| "history sink poisoned")?);
@@ -275,10 +280,10 @@ impl procedure::Driver for Sim<'_, '_, '_> {
 
     /// The dumps are taken from the cores when the run ends ([`dumps`]): here only
     /// the nodes that have none.
-    fn dumps(&mut self) -> Vec<(NodeId, String)> {
+    fn dumps(&mut self) -> Vec<(NodeId, Failure)> {
         (1..=self.plan.nodes as NodeId)
             .filter(|id| self.w.core(*id).is_none())
-            .map(|id| (id, format!("node {id} is down")))
+            .map(|id| (id, Failure::system(format!("node {id} is down"))))
             .collect()
     }
 }
@@ -358,25 +363,23 @@ pub fn execute(
     drop(recorder);
     let judgement = match simulated {
         Err(why) => {
-            return Ok(finish::failed(plan, &dir, show, why));
+            return Ok(finish::failed(plan, &dir, show, why.what));
         }
         Ok(sim) => {
-            let mut missing = sim.ran.missing_dumps.clone();
-            for (id, text) in &sim.dumps {
-                let path = dir.file(&format!("final/n{id}.json"));
+            // A dump the harness cannot store is its own failure, as in a real run.
+            let finals = [(&sim.dumps, "json"), (&sim.learned, "learned.json")];
+            for (id, text, ext) in finals
+                .iter()
+                .flat_map(|(files, ext)| files.iter().map(move |(id, t)| (id, t, ext)))
+            {
+                let path = dir.file(&format!("final/n{id}.{ext}"));
                 if let Err(e) = std::fs::write(&path, text) {
-                    missing.push((*id, format!("cannot write {}: {e}", path.display())));
-                }
-            }
-            for (id, text) in &sim.learned {
-                let path = dir.file(&format!("final/n{id}.learned.json"));
-                if let Err(e) = std::fs::write(&path, text) {
-                    missing.push((*id, format!("cannot write {}: {e}", path.display())));
+                    harness_failure.get_or_insert(format!("cannot write {}: {e}", path.display()));
                 }
             }
             let history_sha256 = sha256_file(&history).unwrap_or_default();
             Judgement {
-                harness_failure,
+                harness_failure: harness_failure.or(sim.ran.harness_failure.clone()),
                 durations: Durations {
                     startup_s: 0.0,
                     workload_s: wall_s,
@@ -384,7 +387,6 @@ pub fn execute(
                     check_s: 0.0,
                 },
                 links: Vec::new(),
-                missing_dumps: missing,
                 simulation: Some(Simulation {
                     history_sha256,
                     virtual_s: sim.virtual_ns as f64 / 1e9,

@@ -17,6 +17,7 @@ use results::{ExitCode, Plan, Verdict};
 use super::{Memory, sha256, simulate_traced};
 use crate::observe::{Observer, Silent};
 use crate::recorder::Recorder;
+use crate::vocab::Failure;
 
 /// One simulated run, judged in memory.
 #[derive(Clone, Debug)]
@@ -58,27 +59,35 @@ pub fn failures(checks: &[checker::CheckReport]) -> Vec<(String, Vec<checker::An
         .collect()
 }
 
-/// Simulates `plan` and judges it without touching the disk.
-pub fn judge(plan: &Plan) -> Result<Judged, String> {
+/// Simulates `plan` and judges it without touching the disk: an input error (node
+/// arguments the simulation cannot take) or the harness's own (its history in
+/// memory unreadable).
+pub fn judge(plan: &Plan) -> Result<Judged, Failure> {
     judge_capturing(plan, false)
 }
 
 /// [`judge`]; with `capture`, the run's workload ops as a script too.
-pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, String> {
+pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, Failure> {
     let memory = Memory::default();
     let recorder = Recorder::with_virtual_clock(Box::new(memory.clone()), plan.concurrency as u64);
     let (sim, _) = simulate_traced(plan, &recorder, None, capture)?;
     recorder
         .flush()
-        .map_err(|e| format!("cannot keep the history: {e}"))?;
+        .map_err(|e| Failure::harness(format!("cannot keep the history: {e}")))?;
     let ok_ops = recorder.ok.load(Ordering::Relaxed);
     let fail_ops = recorder.fail.load(Ordering::Relaxed);
     let info_ops = recorder.info.load(Ordering::Relaxed);
     drop(recorder);
-    let bytes = std::mem::take(&mut *memory.0.lock().map_err(|_| "poisoned".to_string())?);
-    let text = String::from_utf8(bytes).map_err(|e| format!("history is not UTF-8: {e}"))?;
+    let bytes = std::mem::take(
+        &mut *memory
+            .0
+            .lock()
+            .map_err(|_| Failure::harness("the history's memory is poisoned"))?,
+    );
+    let text = String::from_utf8(bytes)
+        .map_err(|e| Failure::harness(format!("history is not UTF-8: {e}")))?;
     let history = checker::history::parse_history_str(&text)
-        .map_err(|e| format!("the simulated history is unreadable: {e}"))?;
+        .map_err(|e| Failure::harness(format!("the simulated history is unreadable: {e}")))?;
     let finals = sim
         .dumps
         .iter()
@@ -222,7 +231,7 @@ pub fn sweep(
     show.seeds_started(seeds.end.saturating_sub(seeds.start), false);
     let work = |seed: u64| -> Result<(), String> {
         let plan = plan_of(seed);
-        let judged = judge(&plan)?;
+        let judged = judge(&plan).map_err(|e| e.what)?;
         faults.fetch_add(judged.faults as u64, Ordering::SeqCst);
         without_faults.fetch_add(u64::from(judged.faults == 0), Ordering::SeqCst);
         if let Ok(mut c) = coverage.lock() {

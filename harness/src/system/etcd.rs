@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use nemesis::FaultError;
 use nemesis::netns::{NetnsNetwork, node_addr};
 use results::Plan;
 use serde_json::{Value, json};
@@ -211,21 +212,23 @@ impl EtcdSystem {
 }
 
 impl nemesis::Nodes for EtcdSystem {
-    fn kill(&self, id: NodeId) -> Result<bool, String> {
+    fn kill(&self, id: NodeId) -> nemesis::Acted {
         self.procs.kill(id, |_| {}).map(|k| k.is_some())
     }
-    fn pause(&self, id: NodeId) -> Result<bool, String> {
+    fn pause(&self, id: NodeId) -> nemesis::Acted {
         self.procs.pause(id)
     }
-    fn resume(&self, id: NodeId) -> Result<bool, String> {
+    fn resume(&self, id: NodeId) -> nemesis::Acted {
         self.procs.resume(id)
     }
     /// Starts the member again on its data directory: it rejoins the cluster.
-    fn restart(&self, id: NodeId) -> Result<bool, String> {
+    fn restart(&self, id: NodeId) -> nemesis::Acted {
         if self.is_running(id) {
             return Ok(false);
         }
-        self.spawn(id).map(|()| true).map_err(|e| e.what)
+        self.spawn(id)
+            .map(|()| true)
+            .map_err(|e| FaultError::Unknown(e.what))
     }
 }
 

@@ -30,8 +30,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use nemesis::LinkFaults;
 use nemesis::net::{Counts, LinkStats, Tracer};
+use nemesis::{FaultError, LinkFaults};
 use rand_chacha::ChaCha8Rng;
 use results::Plan;
 use results::faults::{MISBEHAVED_EVENTS_MAX, MisbehaviourKind};
@@ -639,7 +639,7 @@ fn route_stdout(
 }
 
 impl nemesis::Nodes for MaelstromSystem {
-    fn kill(&self, id: NodeId) -> Result<bool, String> {
+    fn kill(&self, id: NodeId) -> nemesis::Acted {
         let killed = self.procs.kill(id, |generation| {
             if let Ok(mut s) = self.router.stopping.lock() {
                 s.insert((id, generation));
@@ -650,38 +650,51 @@ impl nemesis::Nodes for MaelstromSystem {
         }
         Ok(killed.is_some())
     }
-    fn pause(&self, id: NodeId) -> Result<bool, String> {
+    fn pause(&self, id: NodeId) -> nemesis::Acted {
         self.procs.pause(id)
     }
-    fn resume(&self, id: NodeId) -> Result<bool, String> {
+    fn resume(&self, id: NodeId) -> nemesis::Acted {
         self.procs.resume(id)
     }
     /// Runs the command again and sends `init` again.
-    fn restart(&self, id: NodeId) -> Result<bool, String> {
+    fn restart(&self, id: NodeId) -> nemesis::Acted {
         if self.is_running(id) {
             return Ok(false);
         }
-        self.spawn(id).map(|()| true).map_err(|e| e.what)
+        self.spawn(id)
+            .map(|()| true)
+            .map_err(|e| FaultError::Unknown(e.what))
     }
 }
 
+/// The name the router's link table goes by in a fault's error.
+const LINKS: &str = "the router's link table";
+
 impl nemesis::Links for MaelstromSystem {
-    fn cut(&self, links: &[(NodeId, NodeId)]) -> Result<(), String> {
-        let mut l = self.router.links.lock().map_err(|_| "poisoned")?;
+    fn cut(&self, links: &[(NodeId, NodeId)]) -> Result<(), nemesis::FaultError> {
+        let mut l = self
+            .router
+            .links
+            .lock()
+            .map_err(|_| FaultError::poisoned(LINKS))?;
         l.cut = links.iter().copied().collect();
         Ok(())
     }
-    fn heal(&self) -> Result<(), String> {
+    fn heal(&self) -> Result<(), nemesis::FaultError> {
         self.router
             .links
             .lock()
-            .map_err(|_| "poisoned")?
+            .map_err(|_| FaultError::poisoned(LINKS))?
             .cut
             .clear();
         Ok(())
     }
-    fn degrade(&self, targets: &[NodeId], faults: &LinkFaults) -> Result<(), String> {
-        let mut l = self.router.links.lock().map_err(|_| "poisoned")?;
+    fn degrade(&self, targets: &[NodeId], faults: &LinkFaults) -> Result<(), nemesis::FaultError> {
+        let mut l = self
+            .router
+            .links
+            .lock()
+            .map_err(|_| FaultError::poisoned(LINKS))?;
         for a in 1..=self.n as NodeId {
             for b in 1..=self.n as NodeId {
                 if a != b && (targets.contains(&a) || targets.contains(&b)) {
@@ -691,11 +704,11 @@ impl nemesis::Links for MaelstromSystem {
         }
         Ok(())
     }
-    fn restore(&self) -> Result<(), String> {
+    fn restore(&self) -> Result<(), nemesis::FaultError> {
         self.router
             .links
             .lock()
-            .map_err(|_| "poisoned")?
+            .map_err(|_| FaultError::poisoned(LINKS))?
             .degraded
             .clear();
         Ok(())

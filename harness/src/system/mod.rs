@@ -79,13 +79,16 @@ pub trait System: nemesis::Nodes + Send + Sync + 'static {
     fn connect(&self, id: NodeId) -> impl Future<Output = Option<Self::Client>> + Send;
 
     /// Writes what node `id` learned (its final dump, docs/protocol.md) to `path`.
-    /// `Ok(false)`: this system has no dumps (log agreement is then skipped).
+    /// `Ok(false)`: this system has no dumps (log agreement is then skipped). A
+    /// node that gives none is [`Blame::System`](crate::vocab::Blame); a dump that
+    /// cannot be written is [`Blame::Harness`](crate::vocab::Blame) (the run then
+    /// ends as a harness failure).
     fn dump(
         &self,
         _id: NodeId,
         _path: &Path,
         _timeout: Duration,
-    ) -> impl Future<Output = Result<bool, String>> + Send {
+    ) -> impl Future<Output = Result<bool, Failure>> + Send {
         async { Ok(false) }
     }
 

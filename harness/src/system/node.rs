@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nemesis::FaultError;
 use nemesis::net::{Addresses, LinkStats, Network, Tracer};
 use paxos_node::client::{Reply, Request, encode_request};
 use paxos_node::types::{self as node_types, KvOp};
@@ -175,11 +176,11 @@ pub struct NodeSystem {
 }
 
 impl NodeSystem {
-    fn with_cluster<T>(&self, f: impl FnOnce(&mut Cluster) -> T) -> Result<T, String> {
+    fn with_cluster<T>(&self, f: impl FnOnce(&mut Cluster) -> T) -> Result<T, FaultError> {
         let mut c = self
             .cluster
             .lock()
-            .map_err(|_| "the cluster's lock is poisoned".to_string())?;
+            .map_err(|_| FaultError::poisoned("the cluster"))?;
         Ok(f(&mut c))
     }
 
@@ -198,21 +199,23 @@ impl NodeSystem {
 }
 
 impl nemesis::Nodes for NodeSystem {
-    fn kill(&self, id: NodeId) -> Result<bool, String> {
+    fn kill(&self, id: NodeId) -> nemesis::Acted {
         self.with_cluster(|c| c.kill(id))
     }
-    fn pause(&self, id: NodeId) -> Result<bool, String> {
+    fn pause(&self, id: NodeId) -> nemesis::Acted {
         self.with_cluster(|c| c.pause(id))
     }
-    fn resume(&self, id: NodeId) -> Result<bool, String> {
+    fn resume(&self, id: NodeId) -> nemesis::Acted {
         self.with_cluster(|c| c.resume(id))
     }
-    fn restart(&self, id: NodeId) -> Result<bool, String> {
+    fn restart(&self, id: NodeId) -> nemesis::Acted {
         self.with_cluster(|c| {
             if c.is_running(id) {
                 return Ok(false);
             }
-            c.start(id).map(|_| true).map_err(|e| e.to_string())
+            c.start(id)
+                .map(|_| true)
+                .map_err(|e| FaultError::Unknown(e.to_string()))
         })?
     }
     /// The bundled node takes a clock fault as a restart with `--clock-rate`: a real
@@ -231,14 +234,16 @@ impl nemesis::Nodes for NodeSystem {
     /// Restarts a running node with its timers at `rate` (a jump cannot be made for
     /// real: the restart starts its timers afresh). A node that is down starts with
     /// that rate when it next starts; `Ok(false)` then.
-    fn set_clock(&self, id: NodeId, rate: f64, _jump_ms: u64) -> Result<bool, String> {
+    fn set_clock(&self, id: NodeId, rate: f64, _jump_ms: u64) -> nemesis::Acted {
         self.with_cluster(|c| {
             c.set_clock_rate(id, rate);
             if !c.is_running(id) {
                 return Ok(false);
             }
             c.kill(id);
-            c.start(id).map(|_| true).map_err(|e| e.to_string())
+            c.start(id)
+                .map(|_| true)
+                .map_err(|e| FaultError::Unknown(e.to_string()))
         })?
     }
 }
@@ -256,7 +261,7 @@ impl System for NodeSystem {
 
     fn start(&self, id: NodeId) -> Result<(), Failure> {
         self.with_cluster(|c| c.start(id).map(|_| ()).map_err(StartError::into_failure))
-            .map_err(Failure::harness)?
+            .map_err(|e| Failure::harness(e.to_string()))?
     }
 
     fn is_running(&self, id: NodeId) -> bool {
@@ -311,11 +316,13 @@ impl System for NodeSystem {
         Some(NodeClient { conn })
     }
 
-    async fn dump(&self, id: NodeId, path: &Path, timeout: Duration) -> Result<bool, String> {
-        let addr = self.addr(id).ok_or_else(|| format!("node {id} is down"))?;
+    async fn dump(&self, id: NodeId, path: &Path, timeout: Duration) -> Result<bool, Failure> {
+        let addr = self
+            .addr(id)
+            .ok_or_else(|| Failure::system(format!("node {id} is down")))?;
         let mut conn = Conn::connect(&self.dialer(), addr, CONNECT_TIMEOUT)
             .await
-            .ok_or_else(|| format!("node {id} does not accept a connection"))?;
+            .ok_or_else(|| Failure::system(format!("node {id} does not accept a connection")))?;
         let fetched = conn.dump_to_file(path, timeout).await;
         if fetched.is_err() {
             let _ = std::fs::remove_file(path);
@@ -492,7 +499,7 @@ impl Conn {
     /// once. Since it is the only request on the connection, the first line is its
     /// reply; its id and `ok` are then checked by a streaming read of the file, so the
     /// fields may come in any order.
-    async fn dump_to_file(&mut self, path: &Path, timeout: Duration) -> Result<u64, String> {
+    async fn dump_to_file(&mut self, path: &Path, timeout: Duration) -> Result<u64, Failure> {
         assert_eq!(self.next_id, 1, "a dump is fetched on a fresh connection");
         let id = self.next_id;
         self.next_id += 1;
@@ -501,9 +508,9 @@ impl Conn {
             self.writer
                 .write_all(bytes.as_bytes())
                 .await
-                .map_err(|e| format!("cannot send the dump request: {e}"))?;
+                .map_err(|e| Failure::system(format!("cannot send the dump request: {e}")))?;
             let file = std::fs::File::create(path)
-                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+                .map_err(|e| Failure::harness(format!("cannot create {}: {e}", path.display())))?;
             let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
             let mut written = 0u64;
             loop {
@@ -511,16 +518,17 @@ impl Conn {
                     .reader
                     .fill_buf()
                     .await
-                    .map_err(|e| format!("the dump broke off: {e}"))?;
+                    .map_err(|e| Failure::system(format!("the dump broke off: {e}")))?;
                 if buf.is_empty() {
-                    return Err("the node closed the connection mid-dump".to_string());
+                    return Err(Failure::system("the node closed the connection mid-dump"));
                 }
                 let (take, done) = match buf.iter().position(|b| *b == b'\n') {
                     Some(nl) => (nl, true),
                     None => (buf.len(), false),
                 };
-                std::io::Write::write_all(&mut out, &buf[..take])
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                std::io::Write::write_all(&mut out, &buf[..take]).map_err(|e| {
+                    Failure::harness(format!("cannot write {}: {e}", path.display()))
+                })?;
                 written += take as u64;
                 self.reader.consume(if done { take + 1 } else { take });
                 if done {
@@ -528,13 +536,15 @@ impl Conn {
                 }
             }
             std::io::Write::flush(&mut out)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                .map_err(|e| Failure::harness(format!("cannot write {}: {e}", path.display())))?;
             Ok(written)
         };
         let written = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| format!("no whole dump within {} s", timeout.as_secs()))??;
-        check_dump_reply(path, id)?;
+            .map_err(|_| {
+                Failure::system(format!("no whole dump within {} s", timeout.as_secs()))
+            })??;
+        check_dump_reply(path, id).map_err(Failure::system)?;
         Ok(written)
     }
 }
