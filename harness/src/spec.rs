@@ -125,20 +125,13 @@ impl PlanSpec {
                 (self.time_limit_s * 1e3) as u64,
             ),
         };
-        let etcd = self.system == SystemKind::Etcd;
         let plan = Plan {
             version: PLAN_VERSION,
             mode: self.mode,
             name: self.name.clone(),
             seed,
             nodes: self.nodes,
-            workload: self
-                .workload
-                .unwrap_or(if self.system == SystemKind::Bundled {
-                    Workload::Both
-                } else {
-                    Workload::Kv
-                }),
+            workload: self.workload.unwrap_or(self.system.default_workload()),
             time_limit_s: self.time_limit_s,
             concurrency,
             rate: self.rate,
@@ -159,9 +152,7 @@ impl PlanSpec {
             backoff: self.backoff,
             system: self.system,
             node_cmd: self.node_cmd.clone(),
-            net: self
-                .net
-                .unwrap_or(if etcd { Net::Netns } else { Net::Proxy }),
+            net: self.net.unwrap_or(self.system.default_net()),
             script: None,
             shrunk_from: None,
         };
@@ -177,7 +168,7 @@ impl PlanSpec {
         let kinds = match self.nemesis {
             Some(k) => k,
             None => {
-                let netns = self.net == Some(Net::Netns) || self.system == SystemKind::Etcd;
+                let netns = self.net.unwrap_or(self.system.default_net()) == Net::Netns;
                 let names = if self.mode == Mode::Real && netns {
                     NETNS_NEMESIS
                 } else {

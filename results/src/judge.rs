@@ -142,10 +142,8 @@ fn not_judged(dir: &Path) -> Option<checker::CheckReport> {
     let plan = crate::Plan::read(dir).ok()?;
     let why = if !plan.trace_messages {
         "the run kept no message trace (--no-trace-messages, or a plan from before the trace was on by default)"
-    } else if plan.system == crate::plan::SystemKind::Etcd {
-        "etcd speaks its own protocol; the rules judge the bundled node's journals"
-    } else if plan.system == crate::plan::SystemKind::Maelstrom {
-        "the Maelstrom nodes kept no journal, and the rules cannot read another protocol's messages (the bundled node keeps one: `chaos node --maelstrom --journal journal.jsonl`)"
+    } else if let Some(why) = plan.system.unjudged_rules() {
+        why
     } else if plan.node_bin.is_some() {
         "the nodes kept no journal and the wire trace carries no messages (only the bundled node journals its steps)"
     } else {

@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use crate::plan::{Plan, SystemKind};
+use crate::plan::Plan;
 
 pub use paxos_trace::LEARNED_FILE;
 
@@ -38,7 +38,7 @@ pub fn from_lines(node: paxos_trace::NodeId, text: &str) -> String {
 /// written. Returns a note per learned log that could not be written.
 pub fn gather(dir: &Path, plan: &Plan) -> Vec<String> {
     let mut notes = Vec::new();
-    if plan.system != SystemKind::Bundled {
+    if !plan.system.keeps_learned_logs() {
         return notes;
     }
     for id in 1..=plan.nodes as paxos_trace::NodeId {

@@ -276,9 +276,60 @@ pub enum SystemKind {
     Etcd,
 }
 
+/// What each kind of system implies, in one place: a new kind is a variant here, and
+/// the compiler points at these matches, the launcher `harness::engine::execute`
+/// picks, and `--system` (chaos/src/flags.rs).
 impl SystemKind {
     pub fn is_bundled(&self) -> bool {
         *self == SystemKind::Bundled
+    }
+
+    /// Its `--system` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SystemKind::Bundled => "bundled",
+            SystemKind::Maelstrom => "maelstrom",
+            SystemKind::Etcd => "etcd",
+        }
+    }
+
+    /// The network its runs default to (etcd members advertise one address to all
+    /// peers, so no proxy can sit on a link).
+    pub fn default_net(&self) -> Net {
+        match self {
+            SystemKind::Bundled | SystemKind::Maelstrom => Net::Proxy,
+            SystemKind::Etcd => Net::Netns,
+        }
+    }
+
+    /// The workload its runs default to: only the bundled node has registers.
+    pub fn default_workload(&self) -> Workload {
+        match self {
+            SystemKind::Bundled => Workload::Both,
+            SystemKind::Maelstrom | SystemKind::Etcd => Workload::Kv,
+        }
+    }
+
+    /// Why the protocol's rules cannot judge its runs from their files, if they
+    /// cannot whatever the run kept.
+    pub fn unjudged_rules(&self) -> Option<&'static str> {
+        match self {
+            SystemKind::Bundled => None,
+            SystemKind::Maelstrom => Some(
+                "the Maelstrom nodes kept no journal, and the rules cannot read another protocol's messages (the bundled node keeps one: `chaos node --maelstrom --journal journal.jsonl`)",
+            ),
+            SystemKind::Etcd => {
+                Some("etcd speaks its own protocol; the rules judge the bundled node's journals")
+            }
+        }
+    }
+
+    /// Whether its nodes keep the learned logs of docs/protocol.md.
+    pub fn keeps_learned_logs(&self) -> bool {
+        match self {
+            SystemKind::Bundled => true,
+            SystemKind::Maelstrom | SystemKind::Etcd => false,
+        }
     }
 }
 
@@ -692,7 +743,7 @@ impl Plan {
             parts.push("--net netns".into());
         }
         if self.system == SystemKind::Etcd {
-            parts.push("--system etcd".into());
+            parts.push(format!("--system {}", self.system.name()));
         }
         if self.explicit_schedule {
             parts.push("--schedule <the schedule in plan.json>".into());
