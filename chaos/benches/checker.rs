@@ -103,16 +103,29 @@ fn registers_alone() {
     cfg.register_keys = 10_000;
     cfg.propose_share = 1.0;
     let text = history_text(&cfg);
-    let started = Instant::now();
-    let h = parse_history_str(&text).unwrap();
-    let parse = started.elapsed();
-    let started = Instant::now();
-    let (agreement, validity) = register::check(&h, &[]);
-    let took = started.elapsed();
-    assert_eq!(agreement.verdict, checker::Verdict::Valid);
-    assert_eq!(validity.verdict, checker::Verdict::Valid);
+    // Each the median of 5 passes: one pass is 0.1-0.2 s, and single passes of
+    // the same code differed by a third from run to run.
+    let mut parses = Vec::new();
+    let mut h = None;
+    for _ in 0..5 {
+        let started = Instant::now();
+        h = Some(parse_history_str(&text).unwrap());
+        parses.push(started.elapsed());
+    }
+    let h = h.unwrap();
+    let mut checks = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let (agreement, validity) = register::check(&h, &[]);
+        checks.push(started.elapsed());
+        assert_eq!(agreement.verdict, checker::Verdict::Valid);
+        assert_eq!(validity.verdict, checker::Verdict::Valid);
+    }
+    parses.sort();
+    checks.sort();
+    let (parse, took) = (parses[2], checks[2]);
     println!(
-        "register agreement + validity over {} events ({} proposes, 10,000 keys): {:.0} events/s ({:.1} ms); parsing {:.0} events/s",
+        "register agreement + validity over {} events ({} proposes, 10,000 keys), median of 5: {:.0} events/s ({:.1} ms); parsing {:.0} events/s",
         h.events,
         h.ops.len(),
         h.events as f64 / took.as_secs_f64(),

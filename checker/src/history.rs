@@ -365,7 +365,10 @@ impl Parser {
     }
 
     /// An invoke: the process must have nothing in flight and not be retired.
-    fn invoke(&mut self, process: u64, f: F, key: Arc<str>, raw: Event) -> Result<(), String> {
+    /// Always inlined: it runs for every other line of a history, and as a call it
+    /// measured about 10% slower parsing.
+    #[inline(always)]
+    fn invoke(&mut self, process: u64, f: F, key: Arc<str>, raw: &Event) -> Result<(), String> {
         if let Some(&at) = self.in_flight.get(&process) {
             let pending = &self.history.ops[at];
             return Err(format!(
@@ -425,7 +428,7 @@ impl Parser {
             }
         };
         if raw.kind == EventType::Invoke {
-            return self.invoke(process, f, key, raw);
+            return self.invoke(process, f, key, &raw);
         }
         let at = self.in_flight.remove(&process).ok_or_else(|| {
             format!(

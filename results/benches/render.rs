@@ -71,7 +71,16 @@ fn main() {
     std::fs::create_dir_all(&run).unwrap();
     std::fs::write(
         run.join("plan.json"),
-        serde_json::json!({"version": 1, "name": "bench", "seed": 1, "nodes": 5, "workload": "both"}).to_string(),
+        serde_json::json!({
+            "version": 1, "name": "bench", "seed": 1, "nodes": 5, "workload": "both",
+            "time_limit_s": 30.0, "concurrency": 64, "rate": 0.0, "keys": 100,
+            "node_bin": null, "node_args": [], "grace_s": 10.0, "op_timeout_ms": 2500,
+            "nemesis": {"partition": true, "kill": true, "pause": true, "links": false,
+                "clock": false, "corrupt": false, "power": false, "leader_kill": false,
+                "leader_isolate": false, "leader_pause": false, "rolling_restart": false,
+                "swizzle": false, "flaky_links": false, "lossy_links": false}, "nemesis_interval_s": 3.0, "schedule": []
+        })
+        .to_string(),
     )
     .unwrap();
     let text = history(ops);
