@@ -129,43 +129,8 @@ fn main() -> ExitCode {
             }
             Err(e) => fail("compare", e, Exit::Usage),
         },
-        Command::Run(args) => {
-            let plan = match flags::run_plan(&args) {
-                Ok(p) => p,
-                Err(e) => return fail("run", e, Exit::Usage),
-            };
-            if plan.net == results::Net::Netns {
-                if let Some(e) = enter_user_namespace() {
-                    return fail("run", e, Exit::Harness);
-                }
-            }
-            let show = Terminal::new(args.no_progress, args.json);
-            match engine::execute(&plan, &args.results, &show) {
-                Ok(outcome) => outcome.exit_code.into(),
-                Err(e) => fail("run", e, Exit::Harness),
-            }
-        }
-        Command::Sweep(args) => {
-            let spec = match args.spec() {
-                Ok(s) => s,
-                Err(e) => return fail("sweep", e, Exit::Usage),
-            };
-            match sweep::first_plan(&spec) {
-                Ok(plan) if plan.net == results::Net::Netns => {
-                    if let Some(e) = enter_user_namespace() {
-                        return fail("sweep", e, Exit::Harness);
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => return fail("sweep", e, Exit::Usage),
-            }
-            let show = Terminal::new(args.run.no_progress, false);
-            match sweep::sweep(&spec, &show) {
-                Ok(code) => code.into(),
-                Err(e @ sweep::SweepError::Usage(_)) => fail("sweep", e, Exit::Usage),
-                Err(e) => fail("sweep", e, Exit::Harness),
-            }
-        }
+        Command::Run(args) => run(&args),
+        Command::Sweep(args) => run_sweep(&args),
         Command::Merge(args) => {
             match sweep::merge(&args.dirs, &args.out, &Terminal::new(true, false)) {
                 Ok(code) => code.into(),
@@ -178,43 +143,12 @@ fn main() -> ExitCode {
             Err(e @ sim::SimError::Usage(_)) => fail("sim", e, Exit::Usage),
             Err(e) => fail("sim", e, Exit::Harness),
         },
-        Command::Shrink(args) => {
-            match shrink::run(&args.spec(), &Terminal::new(args.no_progress, false)) {
-                Ok(result) => {
-                    let report = std::path::Path::new(&result.run_dir).join("report.html");
-                    print!(
-                        "{}",
-                        results::summary::render(
-                            &result,
-                            report.is_file().then_some(report.as_path()),
-                            results::summary::colour_on_stdout()
-                        )
-                    );
-                    result.exit_code.into()
-                }
-                Err(e @ shrink::ShrinkError::Usage(_)) => fail("shrink", e, Exit::Usage),
-                Err(e) => fail("shrink", e, Exit::Harness),
-            }
-        }
+        Command::Shrink(args) => run_shrink(&args),
         Command::Report { run_dir } => match report::report(&run_dir) {
             Ok(code) => code.into(),
             Err(e) => fail("report", e, Exit::Usage),
         },
-        Command::Matrix(args) => {
-            match harness::matrix::matrix(&args.spec(), &Terminal::new(true, false)) {
-                Ok(m) => {
-                    matrix::print(&args.spec(), &m);
-                    if m.all_found {
-                        Exit::Valid
-                    } else {
-                        Exit::Invalid
-                    }
-                    .into()
-                }
-                Err(e @ harness::matrix::MatrixError::Usage(_)) => fail("matrix", e, Exit::Usage),
-                Err(e) => fail("matrix", e, Exit::Harness),
-            }
-        }
+        Command::Matrix(args) => run_matrix(&args),
         Command::Replay {
             run_dir,
             times,
@@ -229,6 +163,84 @@ fn main() -> ExitCode {
                 Err(e) => fail("replay", e, Exit::Harness),
             }
         }
+    }
+}
+
+/// `chaos run`: one plan against real processes.
+fn run(args: &flags::RunArgs) -> ExitCode {
+    let plan = match flags::run_plan(args) {
+        Ok(p) => p,
+        Err(e) => return fail("run", e, Exit::Usage),
+    };
+    if plan.net == results::Net::Netns {
+        if let Some(e) = enter_user_namespace() {
+            return fail("run", e, Exit::Harness);
+        }
+    }
+    let show = Terminal::new(args.no_progress, args.json);
+    match engine::execute(&plan, &args.results, &show) {
+        Ok(outcome) => outcome.exit_code.into(),
+        Err(e) => fail("run", e, Exit::Harness),
+    }
+}
+
+/// `chaos sweep`: many seeds of one test.
+fn run_sweep(args: &flags::SweepArgs) -> ExitCode {
+    let spec = match args.spec() {
+        Ok(s) => s,
+        Err(e) => return fail("sweep", e, Exit::Usage),
+    };
+    match sweep::first_plan(&spec) {
+        Ok(plan) if plan.net == results::Net::Netns => {
+            if let Some(e) = enter_user_namespace() {
+                return fail("sweep", e, Exit::Harness);
+            }
+        }
+        Ok(_) => {}
+        Err(e) => return fail("sweep", e, Exit::Usage),
+    }
+    let show = Terminal::new(args.run.no_progress, false);
+    match sweep::sweep(&spec, &show) {
+        Ok(code) => code.into(),
+        Err(e @ sweep::SweepError::Usage(_)) => fail("sweep", e, Exit::Usage),
+        Err(e) => fail("sweep", e, Exit::Harness),
+    }
+}
+
+/// `chaos shrink`: the smallest plan that still fails the same way.
+fn run_shrink(args: &flags::ShrinkArgs) -> ExitCode {
+    match shrink::run(&args.spec(), &Terminal::new(args.no_progress, false)) {
+        Ok(result) => {
+            let report = std::path::Path::new(&result.run_dir).join("report.html");
+            print!(
+                "{}",
+                results::summary::render(
+                    &result,
+                    report.is_file().then_some(report.as_path()),
+                    results::summary::colour_on_stdout()
+                )
+            );
+            result.exit_code.into()
+        }
+        Err(e @ shrink::ShrinkError::Usage(_)) => fail("shrink", e, Exit::Usage),
+        Err(e) => fail("shrink", e, Exit::Harness),
+    }
+}
+
+/// `chaos matrix`: every bug under the nemesis.
+fn run_matrix(args: &flags::MatrixArgs) -> ExitCode {
+    match harness::matrix::matrix(&args.spec(), &Terminal::new(true, false)) {
+        Ok(m) => {
+            matrix::print(&args.spec(), &m);
+            if m.all_found {
+                Exit::Valid
+            } else {
+                Exit::Invalid
+            }
+            .into()
+        }
+        Err(e @ harness::matrix::MatrixError::Usage(_)) => fail("matrix", e, Exit::Usage),
+        Err(e) => fail("matrix", e, Exit::Harness),
     }
 }
 
