@@ -186,42 +186,36 @@ impl PlanSpec {
         Ok(kinds)
     }
 
-    /// The choices that are wrong on their own, each named as its flag.
+    /// The choices that are wrong on their own, each named as its flag: the numbers
+    /// against their documented ranges ([`results::ranges`]) before anything is
+    /// drawn from them.
     fn check(&self) -> Result<(), UsageError> {
-        if self.nodes == 0 || self.nodes > 15 {
-            usage!("--nodes must be between 1 and 15 (got {})", self.nodes);
+        use results::ranges;
+        let u = |r: Result<(), String>| r.map_err(UsageError);
+        u(ranges::NODES.check(self.nodes as f64))?;
+        u(ranges::TIME_LIMIT.check(self.time_limit_s))?;
+        u(ranges::GRACE.check(self.grace_s))?;
+        u(ranges::RATE.check(self.rate))?;
+        u(ranges::KEYS.check(self.keys as f64))?;
+        u(ranges::OP_TIMEOUT.check(self.op_timeout_ms as f64))?;
+        if let Some(c) = self.concurrency {
+            u(ranges::CONCURRENCY.check(c as f64))?;
         }
-        if !(self.time_limit_s > 0.0 && self.time_limit_s.is_finite()) {
-            usage!("--time-limit must be a positive number of seconds");
+        if let Some(s) = self.nemesis_interval_s {
+            u(ranges::NEMESIS_INTERVAL.check(s))?;
+            u(ranges::slots(self.time_limit_s, s))?;
         }
-        if !(self.grace_s > 0.0 && self.grace_s.is_finite()) {
-            usage!("--grace must be a positive number of seconds");
-        }
-        if !(self.rate >= 0.0 && self.rate.is_finite()) {
-            usage!("--rate must be 0 (as fast as possible) or a positive number of ops/s");
-        }
-        if self.keys == 0 {
-            usage!("--keys must be at least 1");
+        if let Some(n) = self.ops_per_client {
+            u(ranges::OPS_PER_CLIENT.check(n as f64))?;
         }
         if let Some(cmd) = &self.node_cmd {
             crate::system::maelstrom::NodeCommand::parse(cmd).map_err(UsageError)?;
-        }
-        if self.op_timeout_ms == 0 {
-            usage!("--op-timeout-ms must be positive");
         }
         if self.name.is_empty() || self.name.contains('/') || self.name.starts_with('.') {
             usage!(
                 "--name must be a plain directory name (got {:?})",
                 self.name
             );
-        }
-        if self.concurrency == Some(0) {
-            usage!("--concurrency must be at least 1");
-        }
-        if let Some(s) = self.nemesis_interval_s {
-            if !(s > 0.0 && s.is_finite()) {
-                usage!("--nemesis-interval must be a positive number of seconds");
-            }
         }
         if let Some(bin) = &self.node_bin {
             if self.mode == Mode::Sim {
@@ -231,13 +225,10 @@ impl PlanSpec {
             }
             check_executable(bin)?;
         }
-        for f in self.schedule.iter().flatten() {
-            if f.targets
-                .iter()
-                .any(|t| *t == 0 || *t as usize > self.nodes)
-            {
-                usage!("--schedule: targets must be node ids 1..={}", self.nodes);
-            }
+        if let Some(schedule) = &self.schedule {
+            let end_ms = (self.time_limit_s * 1e3) as u64;
+            nemesis::check_schedule(schedule, self.nodes, end_ms, true)
+                .map_err(|e| UsageError(format!("--schedule: {e}")))?;
         }
         Ok(())
     }

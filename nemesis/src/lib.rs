@@ -10,7 +10,8 @@
 //!   pause, resume, link faults, link heal; clock and disk-corruption faults, which
 //!   only the simulation makes).
 //! - [`grudge`]: a partition shape resolved to the set of cut directed links.
-//! - [`generate`]: a seeded schedule for a set of fault kinds.
+//! - [`generate`]: a seeded schedule for a set of fault kinds; [`check_schedule`]:
+//!   whether any schedule fits its run.
 //! - [`net`]: the network layer that executes partitions and link faults: a
 //!   forwarding proxy per directed link (tokio).
 //! - [`process`]: process faults as signals to a node's process group.
@@ -21,10 +22,12 @@ pub mod netns;
 pub mod process;
 mod roles;
 mod shapes;
+mod valid;
 
 pub use generate::{DEFAULT_INTERVAL_MS, FaultKinds, KindsError, default_interval_ms, generate};
 pub use roles::{LeaderView, Resolution, Resolver, Role};
 pub use shapes::{SHAPES, Shape, grudge, reachable};
+pub use valid::{CLOCK_RATES, MAX_CLOCK_JUMP_MS, MAX_LINK_DELAY_MS, check_schedule};
 
 #[cfg(test)]
 mod apply_tests;

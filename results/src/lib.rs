@@ -13,6 +13,7 @@ pub mod judge;
 pub mod junit;
 pub mod learned;
 pub mod plan;
+pub mod ranges;
 pub mod report;
 pub mod schema;
 pub mod store;

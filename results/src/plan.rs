@@ -614,9 +614,7 @@ impl Plan {
                 self.kv_keys.len()
             ));
         }
-        if self.nodes == 0 {
-            return bad("nodes must be at least 1".into());
-        }
+        crate::ranges::check_plan(&self).map_err(PlanError::Inconsistent)?;
         if self.workload.has_kv() && self.op_mix.total() == 0 {
             return bad("op_mix gives every op weight 0".into());
         }
@@ -641,16 +639,13 @@ impl Plan {
                 op.slot, self.concurrency
             ));
         }
-        if let Some(f) = self.schedule.iter().find(|f| {
-            f.targets
-                .iter()
-                .any(|t| *t == 0 || *t as usize > self.nodes)
-        }) {
-            return bad(format!(
-                "a fault at {} ms targets {:?}, outside nodes 1..={}",
-                f.at_ms, f.targets, self.nodes
-            ));
-        }
+        nemesis::check_schedule(
+            &self.schedule,
+            self.nodes,
+            (self.time_limit_s * 1e3) as u64,
+            self.explicit_schedule,
+        )
+        .map_err(|e| PlanError::Inconsistent(format!("schedule: {e}")))?;
         Ok(self)
     }
 
