@@ -27,7 +27,7 @@ pub struct CheckArgs {
 
     /// Seconds the linearizability search may take over all keys; keys still open
     /// then are `unknown`.
-    #[arg(long, value_name = "S", default_value_t = 60.0)]
+    #[arg(long, value_name = "S", default_value_t = 60.0, value_parser = crate::flags::within::<f64>(results::ranges::CHECK_TIME), allow_negative_numbers = true)]
     pub time_limit: f64,
 
     /// Most search states memoised per key (memory budget); more makes the key

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use nemesis::{FaultKinds, ScheduledFault};
 use results::plan::SystemKind;
+use results::ranges::{self, Range};
 use results::{Mode, Plan, Workload};
 
 use harness::spec::{PlanSpec, UsageError};
@@ -37,6 +38,23 @@ fn parse_workload(s: &str) -> Result<Workload, String> {
     s.parse()
 }
 
+/// A number inside its documented range ([`results::ranges`]), refused by the
+/// parser (exit 2, the flag and the range named) before any work.
+pub fn within<T: std::str::FromStr>(
+    range: Range,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
+    move |s: &str| {
+        let v: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{s}' is not a number"))?;
+        range.check(v)?;
+        s.trim()
+            .parse::<T>()
+            .map_err(|_| format!("'{s}' is not a whole number"))
+    }
+}
+
 #[derive(Clone, Debug, clap::Args)]
 pub struct RunArgs {
     /// Number of nodes.
@@ -47,13 +65,23 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_workload)]
     pub workload: Option<Workload>,
     /// Seconds of workload (and faults) before the final phase.
-    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    #[arg(
+        long,
+        value_name = "S",
+        default_value_t = 30.0,
+        allow_negative_numbers = true
+    )]
     pub time_limit: f64,
     /// Number of concurrent clients [default: 2 per node].
     #[arg(long, value_name = "C")]
     pub concurrency: Option<usize>,
     /// Total ops/s over all clients; 0 = as fast as possible.
-    #[arg(long, value_name = "R", default_value_t = 0.0)]
+    #[arg(
+        long,
+        value_name = "R",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
     pub rate: f64,
     /// Number of KV keys.
     #[arg(long, value_name = "K", default_value_t = 5)]
@@ -75,7 +103,12 @@ pub struct RunArgs {
     #[arg(long, default_value = "chaos")]
     pub name: String,
     /// Seconds the cluster has to answer again after the final heal.
-    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    #[arg(
+        long,
+        value_name = "S",
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
     pub grace: f64,
     /// Client-side timeout of one op, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 2_500)]
@@ -96,7 +129,7 @@ pub struct RunArgs {
     /// Seconds per fault interval: a fault starts at the beginning of its interval and is undone
     /// after 40-70% of it. A run has time-limit / S - 1 slots [default: 3, or a fifth
     /// of a run shorter than 15 s, so every run has at least 4 faults; a 30 s run 9].
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
     pub nemesis_interval: Option<f64>,
     /// A JSON file with an explicit fault schedule instead of a generated one:
     /// [{"at_ms", "fault": {"kind": ...}, "targets": [ids]}], as plan.json stores it.
@@ -183,8 +216,8 @@ pub struct SimArgs {
     /// the command that reproduces it; failing seeds get a run directory.
     #[arg(long, value_name = "A..B", value_parser = parse_seeds)]
     pub seeds: Option<std::ops::Range<u64>>,
-    /// Seeds run at once with --seeds [default: the number of cores].
-    #[arg(long, value_name = "J")]
+    /// Seeds run at once with --seeds, 1 to 256 [default: the number of cores].
+    #[arg(long, value_name = "J", value_parser = within::<usize>(ranges::JOBS), allow_negative_numbers = true)]
     pub jobs: Option<usize>,
     /// Stop --seeds after this many failing seeds (0: never).
     #[arg(long, value_name = "K", default_value_t = 1)]
@@ -209,6 +242,7 @@ pub fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>, String> {
     if b <= a {
         return Err(format!("{s} holds no seed: B must be above A"));
     }
+    ranges::SEEDS.check((b - a) as f64)?;
     Ok(a..b)
 }
 
@@ -223,6 +257,56 @@ impl Default for RunArgs {
             run: RunArgs,
         }
         <Flags as clap::Parser>::parse_from(["chaos"]).run
+    }
+}
+
+/// The ids of `RunArgs`'s flags that make a plan: beside `--plan`, which runs a plan
+/// as stored, each is refused rather than silently ignored.
+const PLAN_FLAGS: &[&str] = &[
+    "nodes",
+    "workload",
+    "time_limit",
+    "concurrency",
+    "rate",
+    "keys",
+    "seed",
+    "node_bin",
+    "node_args",
+    "name",
+    "grace",
+    "op_timeout_ms",
+    "nemesis",
+    "nemesis_interval",
+    "schedule",
+    "no_trace_messages",
+    "trace_messages",
+    "protocol",
+    "net",
+    "system",
+    "node_cmd",
+    "backoff_ms",
+    "ops_per_client",
+];
+
+/// `Err` naming the first plan flag given on the command line beside `--plan`
+/// (`m`: the matches of `chaos run` or `chaos sim`).
+pub fn refuse_beside_plan(m: &clap::ArgMatches) -> Result<(), UsageError> {
+    use clap::parser::ValueSource::CommandLine;
+    let given = |id: &str| m.try_get_raw(id).is_ok() && m.value_source(id) == Some(CommandLine);
+    if !given("plan") {
+        return Ok(());
+    }
+    match PLAN_FLAGS.iter().find(|id| given(id)) {
+        None => Ok(()),
+        Some(id) => {
+            let flag = match *id {
+                "node_args" => "node-arg".to_string(),
+                other => other.replace('_', "-"),
+            };
+            Err(UsageError(format!(
+                "--plan runs the plan as stored: --{flag} cannot change it (drop --{flag}, or edit a copy of the plan.json)"
+            )))
+        }
     }
 }
 
@@ -316,11 +400,11 @@ pub struct SweepArgs {
     #[arg(long, value_name = "MODE", value_enum, default_value_t = ModeFlag::Sim)]
     pub mode: ModeFlag,
     /// Seeds run at once [default: real 1; sim the number of cores].
-    #[arg(long, value_name = "J", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "J", value_parser = within::<u64>(ranges::JOBS), allow_negative_numbers = true)]
     pub jobs: Option<u64>,
     /// Real mode: run each failing seed K more times and label it reproducible (every
     /// re-run failed with the same exit code) or flaky. Simulated failures are exact.
-    #[arg(long, value_name = "K", default_value_t = 2)]
+    #[arg(long, value_name = "K", default_value_t = 2, value_parser = within::<u32>(ranges::CONFIRM), allow_negative_numbers = true)]
     pub confirm: u32,
     /// Start no new seed after K failing seeds (0: never).
     #[arg(long, value_name = "K", default_value_t = 0)]
@@ -328,7 +412,7 @@ pub struct SweepArgs {
     /// Start no new seed (and no re-run) after S seconds; runs in progress finish. A
     /// sweep stopped so (or by SIGINT/SIGTERM) before its last seed exits 3 (unknown)
     /// unless a seed failed: the seeds not run were not judged.
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", value_parser = within::<f64>(ranges::MAX_TIME), allow_negative_numbers = true)]
     pub max_time: Option<f64>,
     /// Which run directories to keep: failing (a passing real run's directory is
     /// removed once its record is written) or all.
@@ -373,15 +457,15 @@ pub struct ShrinkArgs {
     #[arg(long, value_enum, default_value_t = TargetFlag::Safety)]
     pub target: TargetFlag,
     /// Real runs: tries per candidate; a candidate fails if any try fails.
-    #[arg(long, value_name = "K", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "K", default_value_t = 3, value_parser = within::<u32>(ranges::TRIALS), allow_negative_numbers = true)]
     pub trials: u32,
     /// Real runs: how many times the smallest plan is run again to measure how often
     /// it reproduces.
-    #[arg(long, value_name = "N", default_value_t = 5)]
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = within::<u32>(ranges::CONFIRM), allow_negative_numbers = true)]
     pub confirm: u32,
     /// Stop searching after S seconds and keep the smallest failing plan found (it is
     /// then marked as not minimal).
-    #[arg(long, value_name = "S", default_value_t = 600.0)]
+    #[arg(long, value_name = "S", default_value_t = 600.0, value_parser = within::<f64>(ranges::MAX_TIME), allow_negative_numbers = true)]
     pub max_time: f64,
     /// Stop searching after N candidate runs (trials count one each).
     #[arg(long, value_name = "N")]
@@ -411,13 +495,13 @@ pub struct MatrixArgs {
     pub sim: bool,
     /// Seeds to try per bug, 1..=N; a bug stops at its first detection [default: 5;
     /// with --sim 600].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = within::<u64>(ranges::MATRIX_SEEDS), allow_negative_numbers = true)]
     pub seeds: Option<u64>,
     /// Seconds per run (virtual with --sim) [default: 30; with --sim 3].
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", value_parser = within::<f64>(ranges::TIME_LIMIT), allow_negative_numbers = true)]
     pub time_limit: Option<f64>,
     /// Nodes per run [default: 5; with --sim 3].
-    #[arg(long)]
+    #[arg(long, value_parser = within::<usize>(ranges::NODES), allow_negative_numbers = true)]
     pub nodes: Option<usize>,
     /// Fault kinds, as for `chaos run --nemesis` [default: as chaos run's, or with
     /// --sim as chaos sim's].
@@ -425,15 +509,15 @@ pub struct MatrixArgs {
     pub nemesis: Option<nemesis::FaultKinds>,
     /// Seconds per fault interval, as for `chaos run --nemesis-interval` [default: 3; with
     /// --sim 0.3].
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", value_parser = within::<f64>(ranges::NEMESIS_INTERVAL), allow_negative_numbers = true)]
     pub nemesis_interval: Option<f64>,
     /// Simulated runs at once with --sim [default: the number of cores].
-    #[arg(long, value_name = "J")]
+    #[arg(long, value_name = "J", value_parser = within::<usize>(ranges::JOBS), allow_negative_numbers = true)]
     pub jobs: Option<usize>,
     /// Also run every bug with N busy threads beside the test (a loaded CI runner),
     /// and print per bug the first detecting seed quiet and under the hog. Real
     /// processes only.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = within::<usize>(ranges::HOG), allow_negative_numbers = true)]
     pub hog: usize,
     /// Root directory of the run directories.
     #[arg(long, value_name = "DIR", default_value = "runs")]

@@ -13,12 +13,12 @@ mod terminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 use harness::{cluster, engine, replay, shrink, sweep};
 use results::ExitCode as Exit;
 use terminal::Terminal;
 
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(name = "chaos", version, about = "Chaos testing for a Paxos cluster")]
 struct Cli {
     #[command(subcommand)]
@@ -66,8 +66,8 @@ enum Command {
     Replay {
         /// The run directory (holds plan.json and result.json).
         run_dir: PathBuf,
-        /// How many times to re-run it.
-        #[arg(long, default_value_t = 1)]
+        /// How many times to re-run it, 1 to 10,000.
+        #[arg(long, default_value_t = 1, value_parser = flags::within::<usize>(results::ranges::TIMES), allow_negative_numbers = true)]
         times: usize,
         /// No progress bar.
         #[arg(long)]
@@ -116,7 +116,14 @@ fn main() -> ExitCode {
         cluster::kill_all_registered();
         default_hook(info);
     }));
-    match Cli::parse().command {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some((cmd @ ("run" | "sim"), sub)) = matches.subcommand() {
+        if let Err(e) = flags::refuse_beside_plan(sub) {
+            return fail(cmd, e, Exit::Usage);
+        }
+    }
+    match cli.command {
         Command::Check(args) => match check::check(&args) {
             Ok(code) => code.into(),
             Err(e) => fail("check", e, Exit::Usage),
@@ -294,7 +301,7 @@ fn enter_user_namespace() -> Option<String> {
 
 fn run_node(args: Vec<String>) -> ExitCode {
     let argv = std::iter::once("chaos node".to_string()).chain(args);
-    let node_args = match paxos_node::cli::NodeArgs::try_parse_from(argv) {
+    let node_args = match <paxos_node::cli::NodeArgs as clap::Parser>::try_parse_from(argv) {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();

@@ -135,6 +135,10 @@ pub struct History {
     pub events: u64,
     /// Time of the last event.
     pub end_ns: u64,
+    /// The line number of a last line cut short (no newline, not a whole event: the
+    /// writer died or its disk filled mid-line), which was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torn_last_line: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -287,18 +291,36 @@ impl Call {
 }
 
 /// Parses a whole history from a reader, line by line.
-pub fn parse_history<R: BufRead>(reader: R) -> Result<History, HistoryError> {
+///
+/// A last line with no newline that is not a whole event is torn (its writer was
+/// killed, or its disk filled, mid-line): it is skipped and its number kept in
+/// [`History::torn_last_line`]. Any other bad line is an error naming it.
+pub fn parse_history<R: BufRead>(mut reader: R) -> Result<History, HistoryError> {
     let mut parser = Parser::default();
-    for (i, line) in reader.lines().enumerate() {
-        let line_no = i as u64 + 1;
-        let line = line.map_err(|e| HistoryError {
+    let mut line = String::new();
+    let mut line_no = 0u64;
+    loop {
+        line.clear();
+        line_no += 1;
+        let read = reader.read_line(&mut line).map_err(|e| HistoryError {
             line: line_no,
             message: format!("cannot read: {e}"),
         })?;
-        parser.line(&line).map_err(|message| HistoryError {
-            line: line_no,
-            message,
-        })?;
+        if read == 0 {
+            break;
+        }
+        let whole = line.ends_with('\n');
+        let text = line.trim_end_matches(['\n', '\r']);
+        if let Err(message) = parser.line(text) {
+            if !whole && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+                parser.history.torn_last_line = Some(line_no);
+                break;
+            }
+            return Err(HistoryError {
+                line: line_no,
+                message,
+            });
+        }
     }
     Ok(parser.finish())
 }

@@ -121,3 +121,18 @@ fn unknown_fields_are_ignored_and_open_invokes_are_info() {
     assert_eq!(h.ops[0].node, Some(3));
     assert_eq!(h.ops[0].complete_ns, None);
 }
+
+#[test]
+fn a_torn_last_line_is_skipped_and_said() {
+    // No newline after a line cut short: its writer died, or its disk filled, mid-line.
+    let text = format!("{W0}\n{}", &W0_OK[..30]);
+    let h = parse_history_str(&text).expect("a torn last line is not an error");
+    assert_eq!(h.torn_last_line, Some(2));
+    assert_eq!(h.events, 1);
+    // A whole last line without its newline is read, not skipped.
+    let h = parse_history_str(&format!("{W0}\n{W0_OK}")).unwrap();
+    assert_eq!((h.torn_last_line, h.events), (None, 2));
+    // A whole line that is wrong is an error wherever it is.
+    let bad = W0_OK.replace("\"ok\"", "\"maybe\"");
+    assert_eq!(err(&format!("{W0}\n{bad}")).0, 2);
+}

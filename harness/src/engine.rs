@@ -73,9 +73,11 @@ pub fn execute_with<L: Launcher>(
         }
     })?;
     let plan_path = dir.file("plan.json");
-    std::fs::write(&plan_path, plan.to_json()).map_err(|source| EngineError::RunDir {
-        path: plan_path,
-        source,
+    results::store::write_whole(&plan_path, plan.to_json()).map_err(|source| {
+        EngineError::RunDir {
+            path: plan_path,
+            source,
+        }
     })?;
     let outcome = run_plan(runtime.handle(), plan, &dir, show, launcher);
     // In-flight tasks (proxies, flusher) die with the runtime.

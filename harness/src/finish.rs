@@ -93,6 +93,7 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: &dyn Observer, j: Judgement) -> R
     let mut notes = plan.schedule_notes();
     notes.extend(j.notes);
     notes.extend(learned_notes);
+    notes.extend(judged.notes.iter().cloned());
     if let Err(e) = &judged.history {
         harness_failure.get_or_insert(format!("the recorded history is unreadable: {e}"));
     }
@@ -114,6 +115,8 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: &dyn Observer, j: Judgement) -> R
     });
     notes.extend(decided.notes);
     let exit_code = decided.exit_code;
+    // Printed paths work from anywhere: absolute, and through no `latest` link.
+    let shown_dir = std::fs::canonicalize(&dir.path).unwrap_or_else(|_| dir.path.clone());
     let (checks, stats) = checked.map(|c| (c.checks, c.stats)).unzip();
     let run_result = RunResult {
         schema_version: results::SCHEMA_VERSION,
@@ -123,17 +126,11 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: &dyn Observer, j: Judgement) -> R
         seed: plan.seed,
         name: plan.name.clone(),
         started_at: Some(dir.started_at.clone()),
-        run_dir: dir.path.display().to_string(),
-        reproduce: if !plan.made_by_flags() {
-            format!(
-                "{} --plan {}",
-                plan.mode.command(),
-                dir.file("plan.json").display()
-            )
-        } else {
-            plan.command_line()
-        },
-        replay: format!("chaos replay {}", dir.path.display()),
+        run_dir: shown_dir.display().to_string(),
+        reproduce: plan
+            .reproduce(Some(&dir.file("plan.json")))
+            .expect("a plan.json is given"),
+        replay: format!("chaos replay {}", shown_dir.display()),
         plan: plan.clone(),
         harness_failure,
         liveness: liveness(&j.liveness),
@@ -158,7 +155,7 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: &dyn Observer, j: Judgement) -> R
     };
     let text = run_result.to_json();
     let mut warnings = Vec::new();
-    if let Err(e) = std::fs::write(dir.file("result.json"), &text) {
+    if let Err(e) = results::store::write_whole(&dir.file("result.json"), &text) {
         warnings.push(format!("cannot write result.json: {e}"));
     }
     // report.html, junit.xml and the results index, from the files just written and

@@ -250,6 +250,7 @@ pub fn matrix(args: &MatrixSpec, show: &dyn Observer) -> Result<Matrix, MatrixEr
         .into());
     }
     let bugs = bugs_of(args)?;
+    results::store::check_writable(&args.results, "--results").map_err(UsageError)?;
     let seeds = args.seeds.unwrap_or(if args.sim { 600 } else { 5 });
     // The flags are checked once, up front, with the first bug of the list.
     if let Some(bug) = bugs.first() {

@@ -65,14 +65,13 @@ pub fn run_header(plan: &Plan, dir: &Path) -> Vec<String> {
         ""
     };
     let mut lines = vec![format!(
-        "{}: seed {} | {} nodes | {} workload | {}{virtual_time} s | nemesis {} ({} faults scheduled) | run directory {}",
+        "{}: seed {} | {} | {} workload | {}{virtual_time} s | {} | run directory {}",
         plan.mode.command(),
         plan.seed,
-        plan.nodes,
+        results::words::n(plan.nodes as u64, "node"),
         plan.workload.name(),
         plan.time_limit_s,
-        plan.nemesis.describe(),
-        plan.scheduled_faults(),
+        plan.faults_words(),
         dir.display()
     )];
     lines.extend(

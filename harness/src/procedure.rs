@@ -138,7 +138,19 @@ pub fn run<D: Driver>(plan: &Plan, d: &mut D, recorder: &Recorder) -> Ran {
     ran.steps.push(Step::Drain);
     d.drain(Duration::from_millis(plan.op_timeout_ms) + DRAIN_MARGIN);
     ran.steps.push(Step::Heal);
-    let down = match heal_everything(plan, d, recorder, &mut ran.notes) {
+    let healed = heal_everything(plan, d, recorder, &mut ran.notes);
+    if let Some(why) = recorder.broken() {
+        // The history has a hole from here on: the nodes are healed (nothing stays
+        // paused or cut) but nothing more is asked of them, and the write error is
+        // what the run says, before whatever it caused (a node that could not write
+        // its own data on the same full disk).
+        if let Err(also) = healed {
+            ran.notes.push(format!("final heal: {also}"));
+        }
+        ran.harness_failure = Some(why);
+        return ran;
+    }
+    let down = match healed {
         Ok(down) => down,
         Err(why) => {
             ran.harness_failure = Some(why);
@@ -147,6 +159,9 @@ pub fn run<D: Driver>(plan: &Plan, d: &mut D, recorder: &Recorder) -> Ran {
     };
     if !ran.interrupted {
         final_phase(plan, d, recorder, &down, &mut ran);
+    }
+    if let Some(why) = recorder.broken() {
+        ran.harness_failure = Some(why);
     }
     ran
 }

@@ -68,7 +68,8 @@ pub async fn until_limit(
     let start = Instant::now();
     loop {
         let elapsed = start.elapsed();
-        if elapsed >= limit || interrupted.load(Ordering::SeqCst) {
+        // A history that can no longer be written ends the workload at once.
+        if elapsed >= limit || interrupted.load(Ordering::SeqCst) || recorder.broken().is_some() {
             break;
         }
         let faults = active_faults

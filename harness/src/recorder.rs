@@ -28,7 +28,10 @@ struct Inner {
     next_index: u64,
     /// The time of the last event written: the next is never earlier.
     last_time_ns: u64,
-    error: Option<std::io::Error>,
+    /// The first write error, said once in the file's words and kept: a history with
+    /// a hole cannot be judged, so the run stops ([`Recorder::broken`]) and nothing
+    /// more is written.
+    broken: Option<String>,
 }
 
 /// Where `time_ns` comes from: the wall clock since the recorder was made, or the
@@ -40,6 +43,10 @@ enum Clock {
 
 pub struct Recorder {
     inner: Mutex<Inner>,
+    /// The file written, as errors name it.
+    name: String,
+    /// Set with `Inner::broken`, read without the lock.
+    is_broken: std::sync::atomic::AtomicBool,
     start: Instant,
     /// `start` on CLOCK_MONOTONIC, in ns: the origin of the nodes' journals.
     origin_ns: u64,
@@ -55,6 +62,7 @@ impl Recorder {
     pub fn create(path: &Path, first_process: u64) -> std::io::Result<Recorder> {
         Ok(Recorder::new(
             Box::new(File::create(path)?),
+            path.display().to_string(),
             first_process,
             Clock::Wall,
         ))
@@ -63,17 +71,24 @@ impl Recorder {
     /// A recorder writing to `out`, stamping events with the virtual time last given
     /// to [`Recorder::set_virtual_ns`] (the simulation's clock).
     pub fn with_virtual_clock(out: Box<dyn Write + Send>, first_process: u64) -> Recorder {
-        Recorder::new(out, first_process, Clock::Virtual(AtomicU64::new(0)))
+        Recorder::new(
+            out,
+            "history.jsonl".into(),
+            first_process,
+            Clock::Virtual(AtomicU64::new(0)),
+        )
     }
 
-    fn new(out: Box<dyn Write + Send>, first_process: u64, clock: Clock) -> Recorder {
+    fn new(out: Box<dyn Write + Send>, name: String, first_process: u64, clock: Clock) -> Recorder {
         Recorder {
             inner: Mutex::new(Inner {
                 out: BufWriter::with_capacity(1 << 20, out),
                 next_index: 0,
                 last_time_ns: 0,
-                error: None,
+                broken: None,
             }),
+            name,
+            is_broken: std::sync::atomic::AtomicBool::new(false),
             start: Instant::now(),
             origin_ns: paxos_node::journal::monotonic_ns(),
             clock,
@@ -120,6 +135,9 @@ impl Recorder {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
+        if inner.broken.is_some() {
+            return;
+        }
         event.time_ns = self.elapsed().as_nanos() as u64;
         // Index order is time order: both are stamped under this one lock.
         assert!(
@@ -135,8 +153,25 @@ impl Recorder {
             .map_err(std::io::Error::from)
             .and_then(|()| inner.out.write_all(b"\n"));
         if let Err(err) = result {
-            inner.error.get_or_insert(err);
+            self.break_on(&mut inner, &err);
         }
+    }
+
+    /// Keeps the first write error and says the history is broken.
+    fn break_on(&self, inner: &mut Inner, err: &std::io::Error) {
+        inner
+            .broken
+            .get_or_insert_with(|| format!("cannot write {}: {err}", self.name));
+        self.is_broken.store(true, Ordering::SeqCst);
+    }
+
+    /// Why the history can no longer be written (the first write error, naming the
+    /// file), once it cannot: the run must stop, since what follows would be lost.
+    pub fn broken(&self) -> Option<String> {
+        if !self.is_broken.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.inner.lock().ok().and_then(|i| i.broken.clone())
     }
 
     /// A client's invoke of `call` on `key` through `node`.
@@ -245,16 +280,20 @@ impl Recorder {
         );
     }
 
-    /// Flushes to the file; returns the first write error seen, if any.
+    /// Flushes to the file; the first write error seen, if any, every time.
     pub fn flush(&self) -> std::io::Result<()> {
         let mut inner = self
             .inner
             .lock()
             .map_err(|_| std::io::Error::other("history lock poisoned"))?;
-        if let Some(e) = inner.error.take() {
+        if let Some(why) = &inner.broken {
+            return Err(std::io::Error::other(why.clone()));
+        }
+        if let Err(e) = inner.out.flush() {
+            self.break_on(&mut inner, &e);
             return Err(e);
         }
-        inner.out.flush()
+        Ok(())
     }
 }
 

@@ -832,6 +832,8 @@ fn confirm_rate(
 /// is the command's).
 pub fn run(spec: &ShrinkSpec, show: &dyn Observer) -> Result<RunResult, ShrinkError> {
     let Origin { plan, ops, target } = origin(spec)?;
+    // The shrunk plan's run goes under --results: said now, not after the search.
+    results::store::check_writable(&spec.results, "--results").map_err(ShrinkError::Usage)?;
     show.say(&format!(
         "chaos shrink: {} ({} run, faults {}, ops {}, nodes {}), keeping {} failing",
         spec.run_dir.display(),

@@ -284,10 +284,7 @@ fn io_error(path: &Path, e: std::io::Error) -> SweepError {
 
 /// Writes `text` to `path` through a temporary file and a rename.
 fn write_atomic(path: &Path, text: &str) -> Result<(), SweepError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| io_error(path, e))
+    results::store::write_whole(path, text).map_err(|e| io_error(path, e))
 }
 
 /// junit.xml, index.html and summary.txt from `records`, into `dir`.
@@ -298,7 +295,7 @@ fn write_outputs(
     scope: Scope,
     title: &str,
 ) -> Result<(), SweepError> {
-    let summary = results::sweep::summary(records, metas, scope, None);
+    let summary = results::sweep::summary(records, metas, scope, None, None);
     write_atomic(
         &dir.join("junit.xml"),
         &results::sweep::junit(records, title),
@@ -324,11 +321,14 @@ fn records_text(records: &[SeedRecord]) -> String {
 
 /// A sweep's faults in the header's words, from its first seed's plan.
 pub fn nemesis_words(plan: &Plan) -> String {
+    if plan.explicit_schedule {
+        return plan.faults_words();
+    }
     format!(
-        "nemesis {} every {} s ({} faults scheduled in the first seed)",
+        "nemesis {} every {} s ({} scheduled in the first seed)",
         plan.nemesis.describe(),
         plan.nemesis_interval_s,
-        plan.scheduled_faults()
+        results::words::n(plan.scheduled_faults() as u64, "fault")
     )
 }
 
@@ -411,7 +411,9 @@ fn failure_line(record: &SeedRecord, dir: &Path) -> String {
             .as_ref()
             .map_or_else(String::new, |d| format!(
                 "\n  run directory: {}",
-                dir.join(d).display()
+                std::path::absolute(dir.join(d))
+                    .unwrap_or_else(|_| dir.join(d))
+                    .display()
             ))
     )
 }
@@ -475,7 +477,9 @@ fn run_seed(
         started_at: run_started_at,
         wall_s: wall.as_secs_f64(),
         durations: ran.durations,
-        reproduce: plan.command_line(),
+        reproduce: plan
+            .reproduce(run_dir.as_deref().map(|d| d.join("plan.json")).as_deref())
+            .unwrap_or_else(|| plan.command_line()),
         run_dir: run_dir.as_deref().map(|d| runs.name(d)),
         confirmation,
         faults: ran.faults,
@@ -643,7 +647,13 @@ fn conclude(
     );
     let metas = std::slice::from_ref(&meta);
     write_outputs(dir, &all, metas, Scope::Sweep, &title)?;
-    let summary = results::sweep::summary(&all, metas, Scope::Sweep, Some(SHOWN_FAILING));
+    let summary = results::sweep::summary(
+        &all,
+        metas,
+        Scope::Sweep,
+        Some(SHOWN_FAILING),
+        Some(&std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())),
+    );
     if let Err(e) = ended {
         return Err(SweepError::Failed(format!(
             "{e} (the records so far are in {})",
@@ -703,6 +713,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, show: &dyn Observer) -> Result<ExitCo
         }
         find_sweeps(d, 8, &mut sweeps);
     }
+    results::store::check_writable(out, "--out").map_err(UsageError)?;
     let out_abs = std::fs::canonicalize(out).ok();
     sweeps.retain(|s| out_abs.is_none() || std::fs::canonicalize(s).ok() != out_abs);
     if sweeps.is_empty() {
@@ -744,7 +755,14 @@ pub fn merge(dirs: &[PathBuf], out: &Path, show: &dyn Observer) -> Result<ExitCo
     write_atomic(&out.join(RECORDS_FILE), &records_text(&records))?;
     let title = format!("chaos merge of {} sweep directories", sweeps.len());
     write_outputs(out, &records, &metas, Scope::Merge, &title)?;
-    let summary = results::sweep::summary(&records, &metas, Scope::Merge, Some(SHOWN_FAILING));
+    let out_shown = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+    let summary = results::sweep::summary(
+        &records,
+        &metas,
+        Scope::Merge,
+        Some(SHOWN_FAILING),
+        Some(&out_shown),
+    );
     show.say(&format!(
         "chaos merge: {} sweep directories, {} records",
         sweeps.len(),
@@ -753,6 +771,6 @@ pub fn merge(dirs: &[PathBuf], out: &Path, show: &dyn Observer) -> Result<ExitCo
     for line in summary.lines() {
         show.say(line);
     }
-    show.say(&format!("merged into {}", out.display()));
+    show.say(&format!("merged into {}", out_shown.display()));
     Ok(results::sweep::exit_code(&records, &metas, Scope::Merge))
 }

@@ -11,6 +11,9 @@ pub use nemesis::NodeId;
 pub const CLIENT_TIMEOUT: &str = "client-timeout";
 /// The error code of an op whose connection broke before its reply.
 pub const CONNECTION_BROKEN: &str = "connection-broken";
+/// The error code of an op whose reply was not a message of the node's protocol (not
+/// JSON, or not a reply): the node misbehaved, and a `node-misbehaved` event says how.
+pub const MALFORMED_REPLY: &str = "malformed-reply";
 /// The error code of an op refused because no leader could take it (definite); the
 /// workload backs off briefly after one.
 pub const UNAVAILABLE: &str = "unavailable";

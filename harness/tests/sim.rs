@@ -305,10 +305,16 @@ fn a_simulated_run_leaves_a_run_directory_like_a_real_one_and_replays_exactly() 
     let r = result_of(dir);
     assert_eq!(r.exit_code, ExitCode::Valid, "{:?} {:?}", r.checks, r.notes);
     assert_eq!(r.plan.mode, Mode::Sim);
-    assert!(
-        r.reproduce.starts_with("chaos sim --seed 11"),
-        "{}",
-        r.reproduce
+    // An explicit schedule cannot be given back as flags: the stored plan runs again.
+    assert_eq!(
+        r.reproduce,
+        format!(
+            "chaos sim --plan {}",
+            std::fs::canonicalize(dir)
+                .unwrap()
+                .join("plan.json")
+                .display()
+        ),
     );
     let sim = r.simulation.clone().expect("a simulated run says so");
     assert_eq!(

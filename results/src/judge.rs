@@ -24,6 +24,9 @@ pub struct Judged {
     pub coverage: Option<checker::protocol::Coverage>,
     /// Seconds spent parsing and checking.
     pub secs: f64,
+    /// What a reader of the verdict should know about the files judged (a torn last
+    /// line of the history, skipped).
+    pub notes: Vec<String>,
 }
 
 impl Judged {
@@ -77,12 +80,25 @@ pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> 
         .as_ref()
         .map(|h| FaultSummary::of(&h.nemesis, h.end_ns))
         .unwrap_or_default();
+    let notes = history
+        .as_ref()
+        .ok()
+        .and_then(|h| h.torn_last_line)
+        .map(|line| {
+            format!(
+                "{}: its last line (line {line}) was cut short mid-write and was skipped",
+                history_path.display()
+            )
+        })
+        .into_iter()
+        .collect();
     Judged {
         history,
         checked,
         faults,
         coverage,
         secs: started.elapsed().as_secs_f64(),
+        notes,
     }
 }
 

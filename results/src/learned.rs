@@ -48,7 +48,7 @@ pub fn gather(dir: &Path, plan: &Plan) -> Vec<String> {
         };
         let to = dir.join(format!("final/n{id}.learned.json"));
         let written = std::fs::create_dir_all(dir.join("final"))
-            .and_then(|()| std::fs::write(&to, from_lines(id, &text)));
+            .and_then(|()| crate::store::write_whole(&to, from_lines(id, &text)));
         if let Err(e) = written {
             notes.push(format!("cannot write {}: {e}", to.display()));
         }

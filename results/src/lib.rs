@@ -20,6 +20,7 @@ pub mod store;
 pub mod summary;
 pub mod sweep;
 pub mod verdict;
+pub mod words;
 
 use checker::history::History;
 use std::path::{Path, PathBuf};
@@ -52,8 +53,12 @@ pub enum RenderError {
         #[source]
         source: schema::SchemaError,
     },
-    #[error("{0}")]
-    Plan(PlanError),
+    #[error("{path}: {source}")]
+    Plan {
+        path: PathBuf,
+        #[source]
+        source: PlanError,
+    },
 }
 
 /// What [`render_run`] wrote.
@@ -66,7 +71,7 @@ pub struct Rendered {
 }
 
 fn write(path: PathBuf, text: &str) -> Result<PathBuf, RenderError> {
-    std::fs::write(&path, text).map_err(|source| RenderError::Write {
+    store::write_whole(&path, text).map_err(|source| RenderError::Write {
         path: path.clone(),
         source,
     })?;
@@ -75,7 +80,7 @@ fn write(path: PathBuf, text: &str) -> Result<PathBuf, RenderError> {
 
 /// A run that left no result.json (the harness was killed or crashed), judged from
 /// the history and whatever final dumps exist, and marked incomplete.
-fn judge_incomplete(dir: &Path, plan: Plan, judged: &Judged) -> RunResult {
+fn judge_incomplete(dir: &Path, plan: Plan, judged: &Judged, why: &str) -> RunResult {
     // A run cut short decided nothing about liveness: at best unknown. An unreadable
     // history is named as the harness's failure, but it is not what decides: nothing
     // was checked, so the run is incomplete and unknown.
@@ -93,13 +98,17 @@ fn judge_incomplete(dir: &Path, plan: Plan, judged: &Judged) -> RunResult {
         name: plan.name.clone(),
         started_at: None,
         run_dir: dir.display().to_string(),
-        reproduce: format!("chaos replay {}", dir.display()),
+        reproduce: plan
+            .reproduce(Some(&dir.join("plan.json")))
+            .expect("a plan.json is given"),
         replay: format!("chaos replay {}", dir.display()),
         harness_failure: judged.history.as_ref().err().cloned(),
         liveness: schema::Liveness::default(),
         interrupted: false,
         incomplete: true,
-        notes: vec!["the run did not finish: there is no result.json, so this was judged by `chaos report` from the history and dumps it left".into()],
+        notes: std::iter::once(format!("the run did not finish: {why}, so this was judged by `chaos report` from the history and dumps it left"))
+            .chain(judged.notes.iter().cloned())
+            .collect(),
         faults: judged.faults.clone(),
         checks: judged.checked.as_ref().map(|c| c.checks.clone()),
         stats: judged.checked.as_ref().map(|c| c.stats.clone()),
@@ -150,30 +159,40 @@ pub fn render_run_with(dir: &Path, parsed: Option<History>) -> Result<Rendered, 
     let plan = match Plan::read(dir) {
         Ok(p) => p,
         Err(PlanError::Read { .. }) => return Err(RenderError::NotARun(dir.to_path_buf())),
-        Err(e) => return Err(RenderError::Plan(e)),
+        Err(source) => {
+            return Err(RenderError::Plan {
+                path: dir.join("plan.json"),
+                source,
+            });
+        }
     };
     let mut notes = Vec::new();
+    // The run's own directory, absolute and through no `latest` link: what the
+    // report and the summary name work from anywhere, and stay this run's.
+    let here = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let result_path = dir.join("result.json");
-    let (mut result, history) = match std::fs::read_to_string(&result_path) {
-        Ok(text) => {
-            let result = RunResult::parse(&text).map_err(|source| RenderError::Schema {
-                path: result_path.clone(),
-                source,
-            })?;
-            let history = match parsed {
-                Some(h) => Ok(h),
-                None => judge::read_history(&dir.join("history.jsonl")),
-            };
-            (result, history)
-        }
+    let stored = match std::fs::read_to_string(&result_path) {
+        Ok(text) => match RunResult::parse(&text) {
+            // Written by a newer chaos: refused, not misread nor judged again.
+            Err(source @ schema::SchemaError::TooNew(_)) => {
+                return Err(RenderError::Schema {
+                    path: result_path,
+                    source,
+                });
+            }
+            parsed => parsed.map_err(|e| {
+                // A result.json cut short or damaged (a full disk, an editor) is kept
+                // beside the run, and the run judged again from its history.
+                let kept = dir.join("result.json.damaged");
+                let _ = std::fs::rename(&result_path, &kept);
+                format!(
+                    "its result.json was damaged ({e}; kept as {})",
+                    kept.display()
+                )
+            }),
+        },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // A killed run's learned logs are not judged: its history lost the
-            // invokes still buffered when it died, so every command they sent
-            // would look like one nobody sent.
-            let judged = judge::judge_run_dir(dir, &checker::Options::default());
-            let r = judge_incomplete(dir, plan, &judged);
-            write(result_path, &r.to_json())?;
-            (r, judged.history)
+            Err("there is no result.json".to_string())
         }
         Err(source) => {
             return Err(RenderError::Read {
@@ -182,6 +201,26 @@ pub fn render_run_with(dir: &Path, parsed: Option<History>) -> Result<Rendered, 
             });
         }
     };
+    let (mut result, history) = match stored {
+        Ok(result) => {
+            let history = match parsed {
+                Some(h) => Ok(h),
+                None => judge::read_history(&dir.join("history.jsonl")),
+            };
+            (result, history)
+        }
+        Err(why) => {
+            // A killed run's learned logs are not judged: its history lost the
+            // invokes still buffered when it died, so every command they sent
+            // would look like one nobody sent.
+            let judged = judge::judge_run_dir(dir, &checker::Options::default());
+            let r = judge_incomplete(&here, plan, &judged, &why);
+            write(result_path, &r.to_json())?;
+            (r, judged.history)
+        }
+    };
+    result.run_dir = here.display().to_string();
+    result.replay = format!("chaos replay {}", here.display());
     let history = match history {
         Ok(h) => Some(h),
         Err(e) => {
@@ -209,7 +248,7 @@ pub fn render_run_with(dir: &Path, parsed: Option<History>) -> Result<Rendered, 
         node_files: node_files(dir, nodes),
         notes,
     };
-    let report = dir.join("report.html");
+    let report = here.join("report.html");
     std::fs::File::create(&report)
         .and_then(|f| {
             let mut out = std::io::BufWriter::new(f);
@@ -222,7 +261,7 @@ pub fn render_run_with(dir: &Path, parsed: Option<History>) -> Result<Rendered, 
         })?;
     drop(inputs);
     drop(history);
-    let junit = write(dir.join("junit.xml"), &junit::render(&result))?;
+    let junit = write(here.join("junit.xml"), &junit::render(&result))?;
     let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let index = match store::root_of(&real) {
         Some(root) => Some(rebuild_index(&root)?),

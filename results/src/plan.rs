@@ -687,13 +687,46 @@ impl Plan {
         notes
     }
 
-    /// Whether flags alone can make this plan again: not a shrunk plan or one whose
-    /// ops are scripted, which rerun from their plan.json (`--plan`).
-    pub fn made_by_flags(&self) -> bool {
-        self.script.is_none() && self.shrunk_from.is_none()
+    /// The faults in words, for headers: "nemesis partition,kill every 3 s (9 faults
+    /// scheduled)", or "an explicit schedule of 2 faults" when the schedule was given.
+    pub fn faults_words(&self) -> String {
+        let faults = crate::words::n(self.scheduled_faults() as u64, "fault");
+        if self.explicit_schedule {
+            format!("an explicit schedule of {faults}")
+        } else {
+            format!(
+                "nemesis {} every {} s ({faults} scheduled)",
+                self.nemesis.describe(),
+                self.nemesis_interval_s
+            )
+        }
     }
 
-    /// The `chaos run` (or `chaos sim`) command line that runs this plan again.
+    /// Whether flags alone can make this plan again: not a shrunk plan, one whose ops
+    /// are scripted or one with an explicit schedule, which rerun from their plan.json
+    /// (`--plan`).
+    pub fn made_by_flags(&self) -> bool {
+        self.script.is_none() && self.shrunk_from.is_none() && !self.explicit_schedule
+    }
+
+    /// The command that runs this plan again from scratch: the flags that make it, or
+    /// `--plan` with `plan_json` (made absolute, so that it works from any directory)
+    /// when flags cannot. `None` when flags cannot and there is no plan.json.
+    pub fn reproduce(&self, plan_json: Option<&std::path::Path>) -> Option<String> {
+        if self.made_by_flags() {
+            return Some(self.command_line());
+        }
+        let path = plan_json?;
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        Some(format!(
+            "{} --plan {}",
+            self.mode.command(),
+            shell_quote(&path.display().to_string())
+        ))
+    }
+
+    /// The `chaos run` (or `chaos sim`) command line of the flags that make this plan
+    /// ([`Plan::made_by_flags`]; else see [`Plan::reproduce`]).
     pub fn command_line(&self) -> String {
         let mut parts = vec![
             self.mode.command().to_string(),
@@ -739,9 +772,6 @@ impl Plan {
         }
         if self.system == SystemKind::Etcd {
             parts.push(format!("--system {}", self.system.name()));
-        }
-        if self.explicit_schedule {
-            parts.push("--schedule <the schedule in plan.json>".into());
         }
         parts.join(" ")
     }

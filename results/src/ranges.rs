@@ -77,10 +77,14 @@ impl Range {
         if self.contains(v) {
             return Ok(());
         }
+        let field = if self.field.is_empty() {
+            String::new()
+        } else {
+            format!(" (plan.json `{}`)", self.field)
+        };
         Err(format!(
-            "{} (plan.json `{}`) must be in {} (got {v})",
+            "{}{field} must be in {} (got {v})",
             self.flag,
-            self.field,
             self.describe()
         ))
     }
@@ -110,6 +114,22 @@ pub const OPS_PER_CLIENT: Range =
 pub const MAX_FAULT_SLOTS: f64 = 100_000.0;
 /// Seeds run at once (`--jobs`).
 pub const JOBS: Range = Range::closed("--jobs", "", 1.0, 256.0, "");
+/// Re-runs of a stored plan (`chaos replay --times`).
+pub const TIMES: Range = Range::closed("--times", "", 1.0, 10_000.0, "");
+/// Seeds in one `--seeds A..B` (B - A): a hundred million.
+pub const SEEDS: Range = Range::closed("--seeds", "", 1.0, 1e8, "seeds");
+/// Seeds per bug of `chaos matrix --seeds`.
+pub const MATRIX_SEEDS: Range = Range::closed("--seeds", "", 1.0, 100_000.0, "");
+/// Busy threads beside `chaos matrix` (`--hog`).
+pub const HOG: Range = Range::closed("--hog", "", 0.0, 256.0, "threads");
+/// A budget of wall-clock time for a sweep or a shrink (`--max-time`): a week.
+pub const MAX_TIME: Range = Range::closed("--max-time", "", 0.0, 604_800.0, "s");
+/// Re-runs of a failing seed or a shrunk plan (`--confirm`).
+pub const CONFIRM: Range = Range::closed("--confirm", "", 0.0, 1_000.0, "");
+/// Tries per shrink candidate (`--trials`).
+pub const TRIALS: Range = Range::closed("--trials", "", 1.0, 1_000.0, "");
+/// The linearizability search's time for `chaos check --time-limit`: a day.
+pub const CHECK_TIME: Range = Range::above("--time-limit", "", 0.0, 86_400.0, "s");
 
 /// Every number of `plan` inside its range, and at most [`MAX_FAULT_SLOTS`] slots.
 pub fn check_plan(plan: &Plan) -> Result<(), String> {

@@ -186,7 +186,11 @@ fn banner(r: &RunResult) -> Markup {
             }
         }
         section class="reproduce" {
-            p { "Reproduce from scratch:" }
+            @if r.plan.made_by_flags() {
+                p { "Reproduce from scratch:" }
+            } @else {
+                p { "Run this plan again (no flags make it: it runs from its plan.json):" }
+            }
             pre { code id="reproduce" { (r.reproduce) } }
             p { "Re-run the stored plan:" }
             pre { code { (r.replay) } }

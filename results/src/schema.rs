@@ -460,6 +460,12 @@ impl RunResult {
                 }
             }
         }
+        if !self.plan.made_by_flags() {
+            // Its reproduce command names this run's own plan.json.
+            if let Some(o) = v.as_object_mut() {
+                o.remove("reproduce");
+            }
+        }
         v
     }
 

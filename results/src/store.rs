@@ -15,6 +15,33 @@ pub struct CreateError {
     pub source: std::io::Error,
 }
 
+/// Writes `bytes` to `path` whole or not at all: to a temporary name beside it, then
+/// renamed over it, so that a full disk or a killed harness leaves the old file (or
+/// none), never an empty or half-written one. The temporary file is removed when the
+/// write fails.
+pub fn write_whole(path: &Path, bytes: impl AsRef<[u8]>) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Whether files can be written under `dir` (made if missing): checked before a long
+/// search or sweep, so that a wrong `--results` or `--out` is said at once and not
+/// after the work whose result it would lose. `Err` names the directory and why.
+pub fn check_writable(dir: &Path, flag: &str) -> Result<(), String> {
+    let probe = dir.join(format!(".write-probe-{}", std::process::id()));
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b""))
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| format!("{flag} {}: cannot write there: {e}", dir.display()))
+}
+
 pub struct RunDir {
     pub path: PathBuf,
     /// When the directory was made, UTC, RFC 3339.

@@ -481,11 +481,16 @@ pub fn coverage(records: &[SeedRecord], metas: &[SweepMeta], scope: Scope) -> Ve
 /// The text summary: a line per configuration, each failing seed with its problem,
 /// whether it fails again and the command that reproduces it, and the exit code.
 /// `max_failing` caps the failing seeds listed (the rest are counted).
+///
+/// Run directories are named relative to the sweep directory (as summary.txt, which
+/// lives there, needs), or under `base` when given (the terminal's summary: `base`
+/// absolute, so the path works from wherever the command ran).
 pub fn summary(
     records: &[SeedRecord],
     metas: &[SweepMeta],
     scope: Scope,
     max_failing: Option<usize>,
+    base: Option<&std::path::Path>,
 ) -> String {
     let mut out = String::new();
     for c in coverage(records, metas, scope) {
@@ -552,6 +557,7 @@ pub fn summary(
             r.reproduce
         ));
         if let Some(d) = &r.run_dir {
+            let d = base.map_or_else(|| d.clone(), |b| b.join(d).display().to_string());
             out.push_str(&format!("    run directory: {d}\n"));
         }
     }
@@ -810,7 +816,9 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].missing_shards, vec![2]);
         assert_eq!(exit_code(&records, &metas, Scope::Merge), ExitCode::Unknown);
-        assert!(summary(&records, &metas, Scope::Merge, None).contains("MISSING shards 2 of 3"));
+        assert!(
+            summary(&records, &metas, Scope::Merge, None, None).contains("MISSING shards 2 of 3")
+        );
         // One shard's own sweep lacks nothing.
         assert_eq!(
             exit_code(&records[..1], &metas[..1], Scope::Sweep),
@@ -836,7 +844,7 @@ mod tests {
         stopped.stopped = Some("interrupted (SIGINT or SIGTERM)".into());
         let metas = [stopped];
         assert_eq!(exit_code(&records, &metas, Scope::Sweep), ExitCode::Unknown);
-        let text = summary(&records, &metas, Scope::Sweep, None);
+        let text = summary(&records, &metas, Scope::Sweep, None, None);
         assert!(text.contains("2 of 4 planned seeds not run"), "{text}");
         assert!(text.contains("1 of 2 seeds ran no fault"), "{text}");
         assert!(text.contains("0.5 faults per seed"), "{text}");

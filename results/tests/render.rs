@@ -409,3 +409,52 @@ fn text_from_the_history_cannot_end_the_timeline_script_early() {
         "the data slot is filled"
     );
 }
+
+#[test]
+fn a_damaged_result_is_kept_aside_and_the_run_judged_from_its_history() {
+    for damage in ["", "{\"schema_version\": 2, \"verd", "\u{0}\u{1}garbage"] {
+        let root = tempfile::tempdir().unwrap();
+        let run = stage(root.path(), "valid");
+        std::fs::write(run.join("result.json"), damage).unwrap();
+        let r = results::render_run(&run).expect("a damaged result.json is no error");
+        assert!(r.result.incomplete, "{damage:?}");
+        assert_eq!(r.result.exit_code, results::ExitCode::Unknown);
+        assert!(r.result.checks.is_some(), "the history was checked");
+        assert!(
+            r.result.notes[0].contains("its result.json was damaged"),
+            "{:?}",
+            r.result.notes
+        );
+        // Nothing is lost: the damaged file is kept, and the new one is whole.
+        assert_eq!(
+            std::fs::read_to_string(run.join("result.json.damaged")).unwrap(),
+            damage
+        );
+        validate_schema(&run.join("result.json"));
+    }
+}
+
+#[test]
+fn a_torn_last_history_line_is_skipped_and_said() {
+    let root = tempfile::tempdir().unwrap();
+    let run = stage(root.path(), "incomplete");
+    let path = run.join("history.jsonl");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("{\"index\":999999,\"time_ns\":12");
+    std::fs::write(&path, text).unwrap();
+    let r = results::render_run(&run).expect("renders");
+    assert!(r.result.checks.is_some(), "the history was checked");
+    assert!(
+        r.result.harness_failure.is_none(),
+        "{:?}",
+        r.result.harness_failure
+    );
+    assert!(
+        r.result
+            .notes
+            .iter()
+            .any(|n| n.contains("was cut short mid-write and was skipped")),
+        "{:?}",
+        r.result.notes
+    );
+}

@@ -195,7 +195,8 @@ pub fn trace_failed_run(plan: &Plan, dir: &Path) -> Result<usize, String> {
         out.push(b'\n');
     }
     let path = dir.join("messages.jsonl");
-    std::fs::write(&path, out).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    results::store::write_whole(&path, out)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(traced.len())
 }
 
@@ -348,7 +349,7 @@ pub fn execute(
     })?;
     let io = |path: std::path::PathBuf| move |source| EngineError::RunDir { path, source };
     let plan_path = dir.file("plan.json");
-    std::fs::write(&plan_path, plan.to_json()).map_err(io(plan_path.clone()))?;
+    results::store::write_whole(&plan_path, plan.to_json()).map_err(io(plan_path.clone()))?;
     show.run_started(plan, &dir.path);
     let history = dir.file("history.jsonl");
     let file = std::fs::File::create(&history).map_err(io(history.clone()))?;
@@ -373,7 +374,7 @@ pub fn execute(
                 .flat_map(|(files, ext)| files.iter().map(move |(id, t)| (id, t, ext)))
             {
                 let path = dir.file(&format!("final/n{id}.{ext}"));
-                if let Err(e) = std::fs::write(&path, text) {
+                if let Err(e) = results::store::write_whole(&path, text) {
                     harness_failure.get_or_insert(format!("cannot write {}: {e}", path.display()));
                 }
             }

@@ -148,11 +148,8 @@ fn run_dirs(
     for f in failures {
         match super::execute(&plan_of(f.seed), root, &Silent) {
             Ok(out) => {
-                show.say(&format!(
-                    "seed {}: run directory {}",
-                    f.seed,
-                    out.run_dir.display()
-                ));
+                let dir = std::path::absolute(&out.run_dir).unwrap_or(out.run_dir.clone());
+                show.say(&format!("seed {}: run directory {}", f.seed, dir.display()));
                 dirs.push((f.seed, out.run_dir));
             }
             Err(e) => show.say(&format!(
@@ -247,7 +244,10 @@ pub fn sweep(
                 judged.verdict.as_str(),
                 judged.exit_code.code(),
                 judged.problem.as_deref().unwrap_or("-"),
-                plan.command_line()
+                plan.reproduce(None).unwrap_or_else(|| format!(
+                    "{} --plan <its run directory>/plan.json (the flags cannot make this plan)",
+                    plan.mode.command()
+                ))
             ));
             found.lock().expect("not poisoned").push(judged);
         }

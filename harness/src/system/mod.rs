@@ -35,7 +35,8 @@ use results::Plan;
 use crate::recorder::Recorder;
 
 pub use crate::vocab::{
-    CLIENT_TIMEOUT, CONNECTION_BROKEN, Completion, Failure, NodeId, UNAVAILABLE, WorkloadOp,
+    CLIENT_TIMEOUT, CONNECTION_BROKEN, Completion, Failure, MALFORMED_REPLY, NodeId, UNAVAILABLE,
+    WorkloadOp,
 };
 
 /// A client connection to one node, one op at a time.
@@ -158,7 +159,7 @@ pub fn netns_network(
 ) -> Result<Arc<nemesis::netns::NetnsNetwork>, String> {
     let net = nemesis::netns::NetnsNetwork::create(nodes).map_err(|e| e.to_string())?;
     let text = serde_json::to_string_pretty(&net.describe()).unwrap_or_default();
-    std::fs::write(run_dir.join("net.json"), text + "\n")
+    results::store::write_whole(&run_dir.join("net.json"), text + "\n")
         .map_err(|e| format!("cannot write net.json: {e}"))?;
     Ok(Arc::new(net))
 }

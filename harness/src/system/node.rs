@@ -19,8 +19,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::{
-    CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, Completion, Dialer, Failure, Launcher, NodeId,
-    System, WorkloadOp,
+    CLIENT_TIMEOUT, CONNECTION_BROKEN, Client, Completion, Dialer, Failure, Launcher,
+    MALFORMED_REPLY, NodeId, System, WorkloadOp,
 };
 use crate::cluster::{Cluster, NodeCommand, StartError};
 use crate::recorder::Recorder;
@@ -71,6 +71,7 @@ impl NodeLauncher {
             cluster: Mutex::new(cluster),
             network: Backend::Proxy(network),
             addrs,
+            misbehaved: Misbehaved::new(recorder.clone()),
         })
     }
 }
@@ -110,7 +111,11 @@ pub const NETNS_PORT: u16 = 7000;
 
 /// The bundled node with each node in a network namespace of its own: it listens on
 /// its namespace address and dials its peers' directly; the kernel makes the faults.
-fn launch_netns(plan: &Plan, run_dir: &Path, recorder: &Recorder) -> Result<NodeSystem, String> {
+fn launch_netns(
+    plan: &Plan,
+    run_dir: &Path,
+    recorder: &Arc<Recorder>,
+) -> Result<NodeSystem, String> {
     let net = super::netns_network(plan.nodes, run_dir)?;
     let addr = |j: u32| SocketAddr::from((nemesis::netns::node_addr(j), NETNS_PORT));
     let peers = peer_args(plan.nodes, |_, j| addr(j).to_string());
@@ -136,6 +141,7 @@ fn launch_netns(plan: &Plan, run_dir: &Path, recorder: &Recorder) -> Result<Node
         cluster: Mutex::new(cluster),
         network: Backend::Netns(net),
         addrs,
+        misbehaved: Misbehaved::new(recorder.clone()),
     })
 }
 
@@ -173,6 +179,55 @@ pub struct NodeSystem {
     cluster: Mutex<Cluster>,
     network: Backend,
     addrs: Addresses,
+    misbehaved: Arc<Misbehaved>,
+}
+
+/// Where a client records what a node did wrong on its connection: one
+/// `node-misbehaved` event each, up to [`results::faults::MISBEHAVED_EVENTS_MAX`] per
+/// node, then a count.
+struct Misbehaved {
+    recorder: Arc<Recorder>,
+    counts: Mutex<std::collections::BTreeMap<NodeId, u64>>,
+}
+
+impl Misbehaved {
+    fn new(recorder: Arc<Recorder>) -> Arc<Misbehaved> {
+        Arc::new(Misbehaved {
+            recorder,
+            counts: Mutex::new(std::collections::BTreeMap::new()),
+        })
+    }
+
+    /// Node `id` answered with `bytes`, which are no reply of its protocol.
+    fn garbage(&self, id: NodeId, bytes: &str) {
+        let count = self.counts.lock().map_or(1, |mut c| {
+            let n = c.entry(id).or_default();
+            *n += 1;
+            *n
+        });
+        if count <= results::faults::MISBEHAVED_EVENTS_MAX {
+            let start: String = bytes.chars().take(200).collect();
+            self.recorder.misbehaved(
+                id,
+                results::faults::MisbehaviourKind::Garbage,
+                &format!("a reply that is not a message of its protocol: {start:?}"),
+            );
+        }
+    }
+
+    /// The totals of what happened more often than was recorded one by one.
+    fn totals(&self) {
+        let counts = self.counts.lock().map(|c| c.clone()).unwrap_or_default();
+        for (id, total) in counts {
+            if total > results::faults::MISBEHAVED_EVENTS_MAX {
+                self.recorder.misbehaved_total(
+                    id,
+                    results::faults::MisbehaviourKind::Garbage,
+                    total,
+                );
+            }
+        }
+    }
 }
 
 impl NodeSystem {
@@ -313,7 +368,11 @@ impl System for NodeSystem {
 
     async fn connect(&self, id: NodeId) -> Option<NodeClient> {
         let conn = Conn::connect(&self.dialer(), self.addr(id)?, CONNECT_TIMEOUT).await?;
-        Some(NodeClient { conn })
+        Some(NodeClient {
+            conn,
+            id,
+            misbehaved: self.misbehaved.clone(),
+        })
     }
 
     async fn dump(&self, id: NodeId, path: &Path, timeout: Duration) -> Result<bool, Failure> {
@@ -332,6 +391,7 @@ impl System for NodeSystem {
 
     fn shutdown(&self) {
         let _ = self.with_cluster(Cluster::shutdown);
+        self.misbehaved.totals();
     }
 
     fn link_stats(&self) -> Vec<LinkStats> {
@@ -352,6 +412,8 @@ impl System for NodeSystem {
 /// A client of one node: the node's protocol in, ok / fail / info out.
 pub struct NodeClient {
     conn: Conn,
+    id: NodeId,
+    misbehaved: Arc<Misbehaved>,
 }
 
 impl Client for NodeClient {
@@ -364,6 +426,10 @@ impl Client for NodeClient {
             }
             Err(CallError::Timeout) => Completion::unknown(op, CLIENT_TIMEOUT, true),
             Err(CallError::Broken) => Completion::unknown(op, CONNECTION_BROKEN, true),
+            Err(CallError::Garbage(bytes)) => {
+                self.misbehaved.garbage(self.id, &bytes);
+                Completion::unknown(op, MALFORMED_REPLY, true)
+            }
         }
     }
 }
@@ -425,6 +491,8 @@ pub struct Conn {
 pub enum CallError {
     Timeout,
     Broken,
+    /// A line that is no reply of the protocol (its text).
+    Garbage(String),
 }
 
 impl Conn {
@@ -458,8 +526,8 @@ impl Conn {
                     Ok(0) | Err(_) => return Err(CallError::Broken),
                     Ok(_) => {}
                 }
-                let reply: Reply =
-                    serde_json::from_str(self.line.trim_end()).map_err(|_| CallError::Broken)?;
+                let reply: Reply = serde_json::from_str(self.line.trim_end())
+                    .map_err(|_| CallError::Garbage(self.line.trim_end().to_string()))?;
                 if reply.id == Some(id) {
                     return Ok(reply);
                 }
@@ -541,11 +609,18 @@ impl Conn {
         };
         let written = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| {
-                Failure::system(format!("no whole dump within {} s", timeout.as_secs()))
-            })??;
-        check_dump_reply(path, id).map_err(Failure::system)?;
-        Ok(written)
+            .map_err(|_| Failure::system(format!("no whole dump within {} s", timeout.as_secs())))
+            .and_then(|r| r)
+            .and_then(|w| {
+                check_dump_reply(path, id)
+                    .map(|()| w)
+                    .map_err(Failure::system)
+            });
+        if written.is_err() {
+            // No part of a dump is left to be judged as if it were whole.
+            let _ = std::fs::remove_file(path);
+        }
+        written
     }
 }
 
