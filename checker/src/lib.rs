@@ -193,8 +193,8 @@ pub fn linearizability(history: &History, options: &Options) -> CheckReport {
         name: "linearizability".into(),
         verdict,
         summary: format!(
-            "{} keys, {} KV ops ({ok_ops} ok); {} non-linearizable, {} unknown",
-            by_key.len(),
+            "{}, {} KV ops ({ok_ops} ok); {} non-linearizable, {} unknown",
+            report::count(by_key.len(), "key"),
             by_key.values().map(Vec::len).sum::<usize>(),
             anomalies.len(),
             unknown.len()

@@ -76,9 +76,9 @@ pub fn check(history: &History, finals: &[FinalDump]) -> (CheckReport, CheckRepo
         "no propose ops in this history".to_string()
     } else {
         format!(
-            "{decided} of {} register keys decided ({proposes} propose ops, {} node dumps)",
+            "{decided} of {} register keys decided ({proposes} propose ops, {})",
             by_key.len().max(decided),
-            finals.len()
+            crate::report::count(finals.len(), "node dump")
         )
     };
     let unknown = |v: Verdict| {

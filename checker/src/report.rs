@@ -60,7 +60,32 @@ pub struct OpRef {
     pub complete_ns: Option<u64>,
 }
 
+/// `count` and `noun`, plural unless the count is one ("1 key", "5 keys").
+pub fn count(count: usize, noun: &str) -> String {
+    format!("{count} {noun}{}", if count == 1 { "" } else { "s" })
+}
+
 impl OpRef {
+    /// The op in a few words for a drawing, with what it returned: "#1503 read k0 →
+    /// 7", "#12 cas k1 [3,4] (fail)".
+    pub fn label(&self) -> String {
+        let mut s = format!("#{} {} {}", self.index, self.f, self.key);
+        if self.value != "null" {
+            s.push(' ');
+            s.push_str(&self.value);
+        }
+        match &self.result {
+            Some(r) => {
+                s.push_str(" → ");
+                s.push_str(r);
+            }
+            None => {
+                s.push_str(&format!(" ({})", self.outcome.name()));
+            }
+        }
+        s
+    }
+
     pub fn of(op: &Op) -> OpRef {
         OpRef {
             index: op.index,

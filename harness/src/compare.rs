@@ -64,7 +64,11 @@ pub fn compare(a: &Path, b: &Path) -> Result<String, String> {
         format!("{} s", pb.time_limit_s),
     );
     row("nemesis", pa.nemesis.describe(), pb.nemesis.describe());
-    row("network", pa.net.name().into(), pb.net.name().into());
+    row(
+        "network",
+        pa.network_name().into(),
+        pb.network_name().into(),
+    );
     row("node args", pa.node_args.join(" "), pb.node_args.join(" "));
     row(
         "faults took effect",

@@ -87,6 +87,8 @@ pub fn fault_colour(kind: &str) -> &'static str {
         "links" => "#4285f4",
         "kill" => "#db4437",
         "pause" => "#9c27b0",
+        "clock" => "#00897b",
+        "corrupt" => "#795548",
         _ => "#999999",
     }
 }
@@ -349,16 +351,45 @@ pub fn closeup(
     }
 }
 
-fn message_colour(kind: &str) -> &'static str {
-    match kind {
-        "prepare" => "#3949ab",
-        "promise" => "#00897b",
-        "accept" => "#6d4c41",
-        "accepted" => "#7cb342",
-        "commit" | "decided" => "#8e24aa",
-        "nack" | "reject" => "#e53935",
-        _ => "#546e7a",
+/// Colours for message types, told apart from one another on a white page: a
+/// diagram gives each of its types the next one, in the order of its legend.
+const PALETTE: [&str; 12] = [
+    "#3949ab", "#00897b", "#6d4c41", "#7cb342", "#8e24aa", "#e53935", "#f9a825", "#1e88e5",
+    "#d81b60", "#546e7a", "#fb8c00", "#00acc1",
+];
+
+/// The dash patterns that tell apart types sharing a colour, once a diagram has
+/// more types than [`PALETTE`] has colours.
+const DASHES: [&str; 3] = ["", "6 3", "2 2"];
+
+/// How the `i`-th message type of a diagram is drawn: its colour and dash pattern.
+fn message_style(i: usize) -> (&'static str, &'static str) {
+    (
+        PALETTE[i % PALETTE.len()],
+        DASHES[(i / PALETTE.len()) % DASHES.len()],
+    )
+}
+
+/// The width a legend entry takes: its swatch, its name and a gap.
+fn legend_width(kind: &str) -> f64 {
+    30.0 + kind.chars().count() as f64 * 6.5
+}
+
+/// The legend's entries laid out in rows that fit `width`: (x, row) per entry, and
+/// the number of rows.
+fn legend_layout(kinds: &[&str], width: f64) -> (Vec<(f64, usize)>, usize) {
+    let (mut x, mut row) = (10.0, 0);
+    let mut at = Vec::with_capacity(kinds.len());
+    for k in kinds {
+        let w = legend_width(k);
+        if x + w > width - 10.0 && x > 10.0 {
+            x = 10.0;
+            row += 1;
+        }
+        at.push((x, row));
+        x += w;
     }
+    (at, if kinds.is_empty() { 0 } else { row + 1 })
 }
 
 /// A row of the message diagram.
@@ -451,8 +482,11 @@ pub fn lamport(messages: &[TracedMessage], nodes: u32, anomaly: &[checker::OpRef
     let mut kinds: Vec<&str> = messages.iter().map(|m| m.kind.as_str()).collect();
     kinds.sort_unstable();
     kinds.dedup();
+    let style = |kind: &str| message_style(kinds.binary_search(&kind).unwrap_or(0));
+    let (legend, legend_rows) = legend_layout(&kinds, W);
+    let legend_top = top + h + 16.0;
     html! {
-        svg class="chart lamport" viewBox=(format!("0 0 {W} {}", top + h + 40.0)) role="img" aria-label="message diagram" {
+        svg class="chart lamport" viewBox=(format!("0 0 {W} {}", legend_top + legend_rows as f64 * 16.0 + 8.0)) role="img" aria-label="message diagram" {
             defs {
                 marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse" {
                     path d="M 0 0 L 10 5 L 0 10 z" fill="#555" {}
@@ -471,13 +505,14 @@ pub fn lamport(messages: &[TracedMessage], nodes: u32, anomaly: &[checker::OpRef
                     title { (o.describe()) }
                 }
                 @let right = cx > W - 250.0;
-                text x=(if right { cx - 9.0 } else { cx + 9.0 }) y=(y0 + 4.0) text-anchor=(if right { "end" } else { "start" }) class="tick mark" { "#" (o.index) " " (o.f) " " (o.key) " " (o.value) }
+                text x=(if right { cx - 9.0 } else { cx + 9.0 }) y=(y0 + 4.0) text-anchor=(if right { "end" } else { "start" }) class="tick mark" { (o.label()) }
             }
             @for (i, y0, end) in &arrows {
                 @let m = &messages[*i];
                 @let x0 = col(m.from);
                 @let (x1, y1) = match end { Some(y) => (col(m.to), *y), None => ((x0 + col(m.to)) / 2.0, y0 + ROW / 2.0) };
-                line x1=(x0) y1=(y0) x2=(x1) y2=(y1) stroke=(message_colour(&m.kind)) stroke-width="1.2"
+                @let (colour, dash) = style(&m.kind);
+                line x1=(x0) y1=(y0) x2=(x1) y2=(y1) stroke=(colour) stroke-width="1.2" stroke-dasharray=(dash)
                     marker-end=(if end.is_some() { "url(#arrow)" } else { "" }) {
                     title { (m.kind) " n" (m.from) " → n" (m.to) " sent at " (fmt_ms(m.time_ns)) ": " (m.fate) }
                 }
@@ -487,14 +522,40 @@ pub fn lamport(messages: &[TracedMessage], nodes: u32, anomaly: &[checker::OpRef
                     text x=(x0 + (x1 - x0) * 0.12) y=(y0 + (y1 - y0) * 0.12 - 2.0) class="tick msg" { (m.kind) }
                 }
             }
-            @for (i, k) in kinds.iter().enumerate() {
-                rect x=(10.0 + i as f64 * 110.0) y=(top + h + 22.0) width="10" height="10" fill=(message_colour(k)) {}
-                text x=(24.0 + i as f64 * 110.0) y=(top + h + 31.0) class="tick" { (k) }
+            g class="legend" {
+                @for (i, (k, (x, row))) in kinds.iter().zip(&legend).enumerate() {
+                    @let (colour, dash) = message_style(i);
+                    @let y = legend_top + *row as f64 * 16.0;
+                    line x1=(x) x2=(x + 16.0) y1=(y + 6.0) y2=(y + 6.0) stroke=(colour) stroke-width="3" stroke-dasharray=(dash) {}
+                    text x=(x + 20.0) y=(y + 10.0) class="tick" { (k) }
+                }
             }
         }
         p class="caption" {
             (messages.len()) " messages sent from " (fmt_ms(t0)) " to " (fmt_ms(t1)) ". One row per event, in the order they happened (times at the left). "
             "An arrow runs from send to delivery; a cross marks a dropped message. Grey boxes: the first anomaly's ops on the node that served them."
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_legend_wraps_inside_the_chart_and_every_type_has_its_own_style() {
+        let kinds: Vec<String> = (0..30).map(|i| format!("message-type-{i}")).collect();
+        let kinds: Vec<&str> = kinds.iter().map(String::as_str).collect();
+        let (at, rows) = legend_layout(&kinds, W);
+        assert!(rows > 1);
+        for (k, (x, _)) in kinds.iter().zip(&at) {
+            assert!(*x >= 10.0 && x + legend_width(k) <= W, "{k} at {x}");
+        }
+        let styles: std::collections::BTreeSet<_> = (0..30).map(message_style).collect();
+        assert_eq!(
+            styles.len(),
+            30,
+            "a style repeats only beyond the palette times the dashes"
+        );
     }
 }

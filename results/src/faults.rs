@@ -216,7 +216,54 @@ fn detail(e: &NemesisEvent) -> String {
     }
 }
 
+/// One fault as a person counts it: the periods one event opened on several nodes at
+/// once (a kill of three nodes; a power failure, every node killed together) are one
+/// fault, with all its nodes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    /// The kind as shown: `power` for a kill of every node of a cluster of two or
+    /// more, else the period's kind.
+    pub label: String,
+    /// The period's kind, for its colour.
+    pub kind: String,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub nodes: Vec<NodeId>,
+    pub detail: String,
+}
+
 impl FaultSummary {
+    /// The periods grouped into faults ([`Fault`]), in start order, for a cluster of
+    /// `nodes` nodes.
+    pub fn grouped(&self, nodes: usize) -> Vec<Fault> {
+        let mut out: Vec<Fault> = Vec::new();
+        for p in &self.periods {
+            let per_node = !matches!(p.kind.as_str(), "partition" | "links");
+            match out.iter_mut().rev().find(|f| {
+                per_node && f.kind == p.kind && f.start_ns == p.start_ns && f.end_ns == p.end_ns
+            }) {
+                Some(f) => f.nodes.extend(&p.nodes),
+                None => out.push(Fault {
+                    label: p.kind.clone(),
+                    kind: p.kind.clone(),
+                    start_ns: p.start_ns,
+                    end_ns: p.end_ns,
+                    nodes: p.nodes.clone(),
+                    detail: p.detail.clone(),
+                }),
+            }
+        }
+        for f in &mut out {
+            f.nodes.sort_unstable();
+            f.nodes.dedup();
+            if f.kind == "kill" && nodes >= 2 && f.nodes.len() == nodes {
+                f.label = "power".into();
+                f.detail = "every node killed at once (a power failure)".into();
+            }
+        }
+        out
+    }
+
     /// How many faults took effect: fault events (a partition, a kill of some nodes,
     /// ...), not the per-node periods they opened. The run header counts the faults a
     /// schedule starts in the same unit.

@@ -26,16 +26,18 @@ th { background: #fafafa; }
                     (runs.iter().filter(|r| r.class == "invalid").count()) " failed (invalid, liveness or harness failure), "
                     (runs.iter().filter(|r| r.class == "valid").count()) " valid." }
                 table {
-                    thead { tr { th { "date (UTC)" } th { "name" } th { "seed" } th { "nodes" } th { "nemesis" } th { "verdict" } th { "exit" } th { "run" } } }
+                    thead { tr { th { "date (UTC)" } th { "name" } th { "mode" } th { "seed" } th { "nodes" } th { "nemesis" } th { "node args" } th { "verdict" } th { "exit" } th { "run" } } }
                     tbody {
                         @for r in runs {
                             @let class = &r.class;
                             tr {
                                 td { (pretty_stamp(&r.stamp)) }
                                 td { (r.name) }
+                                td { (r.mode) }
                                 td { @if let Some(s) = r.seed { (s) } @else { "-" } }
                                 td { @if let Some(n) = r.nodes { (n) } @else { "-" } }
                                 td { (r.nemesis) }
+                                td { code { (r.node_args) } }
                                 td class=(format!("v {class}")) { (r.verdict) }
                                 td { @if let Some(c) = r.exit_code { (c) } @else { "-" } }
                                 td { @if r.has_report { a href=(format!("{}/report.html", r.rel)) { "report" } } @else { a href=(r.rel) { (r.rel) } } }

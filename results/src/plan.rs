@@ -687,6 +687,26 @@ impl Plan {
         notes
     }
 
+    /// The network's short name: `sim` for a simulated run (whatever `net` says, no
+    /// proxy or namespace exists), else the backend's.
+    pub fn network_name(&self) -> &'static str {
+        match self.mode {
+            Mode::Sim => "sim",
+            Mode::Real => self.net.name(),
+        }
+    }
+
+    /// The network in words, for the report.
+    pub fn network_words(&self) -> &'static str {
+        match (self.mode, self.net) {
+            (Mode::Sim, _) => {
+                "simulated: every message passes through the simulation's seeded network (cuts, loss, delay, duplication, reordering)"
+            }
+            (Mode::Real, Net::Proxy) => "a proxy on every link",
+            (Mode::Real, Net::Netns) => "a network namespace per node; nftables rules",
+        }
+    }
+
     /// The faults in words, for headers: "nemesis partition,kill every 3 s (9 faults
     /// scheduled)", or "an explicit schedule of 2 faults" when the schedule was given.
     pub fn faults_words(&self) -> String {

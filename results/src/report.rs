@@ -11,6 +11,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use crate::charts;
 use crate::data;
 use crate::schema::{ExitCode, RunResult};
+use crate::words;
 
 const CSS: &str = include_str!("report.css");
 const JS: &str = include_str!("report.js");
@@ -124,15 +125,7 @@ fn banner(r: &RunResult) -> Markup {
             ),
         ),
         ("nemesis", plan.nemesis.describe()),
-        (
-            "network",
-            match plan.net {
-                crate::plan::Net::Proxy => "a proxy on every link".to_string(),
-                crate::plan::Net::Netns => {
-                    "a network namespace per node; nftables rules".to_string()
-                }
-            },
-        ),
+        ("network", plan.network_words().to_string()),
         ("nemesis interval", format!("{} s", plan.nemesis_interval_s)),
         match &plan.node_cmd {
             Some(cmd) => ("node command (Maelstrom protocol)", cmd.clone()),
@@ -191,9 +184,9 @@ fn banner(r: &RunResult) -> Markup {
             } @else {
                 p { "Run this plan again (no flags make it: it runs from its plan.json):" }
             }
-            pre { code id="reproduce" { (r.reproduce) } }
+            pre id="reproduce" { (command(&r.reproduce)) }
             p { "Re-run the stored plan:" }
-            pre { code { (r.replay) } }
+            pre { (command(&r.replay)) }
         }
         // A shrunk run is read for its anomaly: the parameters stay folded.
         details class="params" open[r.plan.shrunk_from.is_none()] {
@@ -476,7 +469,7 @@ fn timeline(history: &History, r: &RunResult) -> Markup {
             p { (history.ops.len()) " ops on " (lane_procs.len()) " client lanes (a lane is a client slot: a process that timed out is replaced by a new one on the same lane). "
                 "Bars run from invoke to completion: " span class="key ok" { "ok" } " " span class="key fail" { "fail" } " " span class="key info" { "info" }
                 "; outlined: ops of an anomaly. Shaded: " span class="key partition" { "partition" } " " span class="key links" { "link faults" }
-                "; per-node rows: " span class="key kill" { "killed" } " " span class="key pause" { "paused" } "." }
+                "; per-node rows: " span class="key kill" { "killed" } " " span class="key pause" { "paused" } " " span class="key clock" { "clock skewed" } " " span class="key corrupt" { "data corrupted" } "." }
             div id="tl-controls" class="js-only" {
                 button type="button" data-zoom="all" { "Whole run" }
                 button type="button" data-zoom="focus" { (if has_anomaly { "First anomaly" } else { "First 200 ms" }) }
@@ -495,11 +488,11 @@ fn timeline(history: &History, r: &RunResult) -> Markup {
     }
 }
 
-/// The fault kinds that took effect, with how many periods each: "kill ×2, pause ×1".
+/// The fault kinds that took effect, with how many faults each: "kill ×2, power ×1".
 fn used_faults(r: &RunResult) -> String {
-    let mut used: std::collections::BTreeMap<&str, usize> = Default::default();
-    for p in &r.faults.periods {
-        *used.entry(p.kind.as_str()).or_default() += 1;
+    let mut used: std::collections::BTreeMap<String, usize> = Default::default();
+    for f in r.faults.grouped(r.plan.nodes) {
+        *used.entry(f.label).or_default() += 1;
     }
     if used.is_empty() {
         return "none".into();
@@ -527,8 +520,8 @@ fn faults(r: &RunResult) -> Markup {
                 table class="faults" {
                     thead { tr { th { "fault" } th { "nodes" } th { "from s" } th { "to s" } th { "lasted ms" } th { "detail" } } }
                     tbody {
-                        @for p in &r.faults.periods {
-                            tr { td { span class=(format!("key {}", p.kind)) { (p.kind) } } td { (format!("{:?}", p.nodes)) }
+                        @for p in &r.faults.grouped(r.plan.nodes) {
+                            tr { td { span class=(format!("key {}", p.kind)) { (p.label) } } td { (format!("{:?}", p.nodes)) }
                                 td { (format!("{:.3}", p.start_ns as f64 / 1e9)) } td { (format!("{:.3}", p.end_ns as f64 / 1e9)) }
                                 td { (format!("{:.0}", (p.end_ns - p.start_ns) as f64 / 1e6)) } td { (p.detail) } }
                         }
@@ -555,7 +548,7 @@ fn node_panels(r: &RunResult, history: Option<&History>, files: &[(u32, Vec<Stri
                     }).unwrap_or_default();
                     div class="panel" id=(format!("node-{id}")) {
                         h3 { "n" (id) }
-                        p { (kills) " kills (each followed by a restart on the same data), " (pauses) " pauses, in " (mine.len()) " fault periods." }
+                        p { (words::n(kills as u64, "kill")) " (each followed by a restart on the same data), " (words::n(pauses as u64, "pause")) ", in " (words::n(mine.len() as u64, "fault period")) "." }
                         p { "Ops it served: " @for (k, n) in &served { (k) " " (n) " " } @if served.is_empty() { "none recorded" } }
                         @if !mine.is_empty() {
                             ul class="node-faults" {
@@ -575,7 +568,11 @@ fn links(r: &RunResult) -> Markup {
         section id="messages" {
             h2 { "Messages per link" }
             @if r.links.is_empty() {
-                p { "No message counts were recorded." }
+                @if r.plan.net == crate::plan::Net::Netns && r.plan.mode == crate::plan::Mode::Real {
+                    p { "No message counts were recorded: with --net netns the kernel carries the messages, and it counts none per link." }
+                } @else {
+                    p { "No message counts were recorded." }
+                }
             } @else {
                 table class="links" {
                     thead { tr { th { "link" } th { "sent" } th { "delivered" } th { "dropped" } th { "duplicated" } th { "by type" } } }
@@ -588,6 +585,19 @@ fn links(r: &RunResult) -> Markup {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// A command line for a page: each word kept whole on its line (a flag is never cut
+/// in two), the line broken only between words.
+pub fn command(cmd: &str) -> Markup {
+    html! {
+        code class="cmd" data-cmd=(cmd) {
+            @for (i, word) in cmd.split(' ').enumerate() {
+                @if i > 0 { " " }
+                span class="w" { (word) }
             }
         }
     }

@@ -148,6 +148,10 @@ pub struct RunEntry {
     pub seed: Option<u64>,
     pub nodes: Option<u64>,
     pub nemesis: String,
+    /// `sim` or `real`; `-` when the plan is unreadable.
+    pub mode: String,
+    /// The nodes' extra arguments (a `--bug` among them), `-` for none.
+    pub node_args: String,
     /// The run's outcome label ([`crate::schema::Outcome`]): `valid`, `invalid`,
     /// `interrupted`, ...; `incomplete` without a result.json.
     pub verdict: String,
@@ -207,6 +211,11 @@ fn entry(root: &Path, run: &Path) -> RunEntry {
         seed: plan.as_ref().map(|p| p.seed),
         nodes: plan.as_ref().map(|p| p.nodes as u64),
         nemesis: plan.as_ref().map_or("-".into(), |p| p.nemesis.describe()),
+        mode: plan.as_ref().map_or("-".into(), |p| p.mode.name().into()),
+        node_args: plan
+            .as_ref()
+            .filter(|p| !p.node_args.is_empty())
+            .map_or("-".into(), |p| p.node_args.join(" ")),
         verdict: result
             .as_ref()
             .map_or("incomplete".into(), |r| r.words().label),

@@ -623,6 +623,7 @@ table { border-collapse: collapse; width: 100%; margin-bottom: 18px; }
 th, td { border-bottom: 1px solid #e3e3e3; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #fafafa; }
 code { font-size: 12px; word-break: break-all; }
+code.cmd { word-break: normal; } code.cmd .w { white-space: nowrap; }
 .v { font-weight: 700; } .valid { color: #2e7d32; } .invalid { color: #c62828; } .unknown { color: #ef6c00; }
 .warn { color: #c62828; font-weight: 700; }
 "#)) }
@@ -662,7 +663,7 @@ code { font-size: 12px; word-break: break-all; }
                                     td class=(format!("v {}", r.verdict.as_str())) { (r.verdict.as_str()) " (exit " (r.exit_code.code()) ")" }
                                     td { (r.confirmation.as_ref().map_or_else(|| "-".into(), Confirmation::label)) }
                                     td { (r.problem.as_deref().unwrap_or("-")) }
-                                    td { code { (r.reproduce) } }
+                                    td { (crate::report::command(&r.reproduce)) }
                                     td { @if let Some(d) = &r.run_dir { a href=(format!("{d}/report.html")) { "report" } } @else { "-" } }
                                 }
                             }

@@ -184,3 +184,117 @@ fn a_failing_runs_report_opens_cleanly_in_chromium() {
         std::fs::copy(&shot, keep).unwrap();
     }
 }
+
+/// The linearizability fixture as a simulated run whose message diagram has more
+/// message types than the palette has colours, with a script that measures, in the
+/// browser, whether every legend entry lies inside its diagram.
+fn simulated_run_with_many_message_types(run: &Path) {
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/runs/linearizability"),
+        run,
+    );
+    let edit = |file: &str, f: &dyn Fn(&mut serde_json::Value)| {
+        let path = run.join(file);
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        f(&mut v);
+        std::fs::write(&path, v.to_string()).unwrap();
+    };
+    edit("plan.json", &|p| p["mode"] = "sim".into());
+    edit("result.json", &|r| r["plan"]["mode"] = "sim".into());
+    // Fifteen message types, long names among them, in every stretch of the trace.
+    let kinds = [
+        "prepare",
+        "promise",
+        "accept",
+        "accepted",
+        "decided",
+        "register-nack",
+        "snapshot-chunk",
+        "log-prepare",
+        "log-promise",
+        "log-accept",
+        "log-accepted",
+        "commit",
+        "forward",
+        "chosen",
+        "reject",
+    ];
+    let path = run.join("messages.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut m: serde_json::Value = serde_json::from_str(l).unwrap();
+            m["type"] = kinds[i % kinds.len()].into();
+            m.to_string()
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+}
+
+/// Appended to a page: marks the body with what the legend measured.
+const MEASURE_LEGEND: &str = r#"<script>
+(function () {
+  var verdict = "no-diagram";
+  document.querySelectorAll("svg.lamport").forEach(function (svg) {
+    var width = svg.viewBox.baseVal.width, height = svg.viewBox.baseVal.height, kinds = 0;
+    verdict = "fits";
+    svg.querySelectorAll(".legend text").forEach(function (t) {
+      var b = t.getBBox();
+      kinds++;
+      if (b.x < 0 || b.x + b.width > width || b.y + b.height > height) verdict = "cut:" + t.textContent;
+    });
+    var colours = {};
+    svg.querySelectorAll(".legend line").forEach(function (l) {
+      colours[l.getAttribute("stroke") + "/" + (l.getAttribute("stroke-dasharray") || "")] = 1;
+    });
+    document.body.setAttribute("data-legend-kinds", kinds);
+    document.body.setAttribute("data-legend-styles", Object.keys(colours).length);
+  });
+  document.body.setAttribute("data-legend", verdict);
+})();
+</script>"#;
+
+#[test]
+fn the_message_legend_fits_and_a_simulated_run_says_its_network_is_simulated() {
+    let Some(bin) = find_browser() else {
+        eprintln!("browser test skipped: no chromium (the other browser test installs it)");
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let run = scratch.path().join("run");
+    simulated_run_with_many_message_types(&run);
+    results::render_run(&run).expect("renders");
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(
+        html.contains("simulated: every message passes through"),
+        "network words"
+    );
+    assert!(!html.contains("a proxy on every link"));
+    let page = run.join("measured.html");
+    std::fs::write(
+        &page,
+        html.replace("</body>", &format!("{MEASURE_LEGEND}</body>")),
+    )
+    .unwrap();
+    let (dom, log) = browser(
+        &bin,
+        &scratch.path().join("profile"),
+        &["--dump-dom"],
+        &page,
+    );
+    assert!(dom.contains("data-legend=\"fits\""), "{}", {
+        let at = dom.find("data-legend=").unwrap_or(0);
+        format!("{} | {}", &dom[at..(at + 80).min(dom.len())], tail(&log))
+    });
+    // Every type in the legend has a style of its own (colour and dash).
+    let attr = |name: &str| -> usize {
+        let at = dom.find(&format!("{name}=\"")).expect(name) + name.len() + 2;
+        dom[at..].split('"').next().unwrap().parse().unwrap()
+    };
+    let kinds = attr("data-legend-kinds");
+    assert!(kinds > 12, "the window has {kinds} message types");
+    assert_eq!(attr("data-legend-styles"), kinds);
+}

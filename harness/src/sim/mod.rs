@@ -55,6 +55,8 @@ pub struct Simulated {
     /// judges the whole log, not only the tail above the snapshots.
     pub learned: Vec<(NodeId, String)>,
     pub counts: SimCounts,
+    /// Messages per directed link and type.
+    pub links: Vec<nemesis::net::LinkStats>,
     pub virtual_ns: u64,
     /// The protocol's rules, checked on every step, and the situations reached.
     pub protocol: checker::CheckReport,
@@ -150,6 +152,7 @@ pub fn simulate_traced(
             learned,
             ran,
             counts: w.counts.clone(),
+            links: w.links.stats(),
             virtual_ns: w.now,
             protocol,
             coverage,
@@ -387,7 +390,7 @@ pub fn execute(
                     final_s: 0.0,
                     check_s: 0.0,
                 },
-                links: Vec::new(),
+                links: sim.links,
                 simulation: Some(Simulation {
                     history_sha256,
                     virtual_s: sim.virtual_ns as f64 / 1e9,

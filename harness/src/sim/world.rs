@@ -201,6 +201,8 @@ pub struct World<'r> {
     next_token: u64,
     stopping: bool,
     pub counts: SimCounts,
+    /// Messages per directed link and type, as a real run's proxies count them.
+    pub links: LinkCounts,
     /// Every (node, ballot) that campaigned, for `counts.elections`.
     campaigns: BTreeSet<(NodeId, u64)>,
     /// The protocol's rules, checked on every step.
@@ -260,6 +262,7 @@ impl<'r> World<'r> {
             next_token: 0,
             stopping: false,
             counts: SimCounts::default(),
+            links: LinkCounts::new(plan.nodes),
             campaigns: BTreeSet::new(),
             rules: Invariants::new(plan.nodes),
             trace: None,
@@ -360,6 +363,7 @@ impl<'r> World<'r> {
             Item::Peer { from, to, msg } => {
                 if self.nodes[to as usize - 1].core.is_some() {
                     self.counts.messages_delivered += 1;
+                    self.links.of(from, to, msg.type_name()).delivered += 1;
                     self.deliver(to, Event::Peer { from, msg });
                 }
             }
@@ -785,6 +789,8 @@ impl<'r> World<'r> {
 
     fn transmit(&mut self, from: NodeId, to: NodeId, msg: PeerMessage) {
         self.counts.messages_sent += 1;
+        let kind = msg.type_name();
+        self.links.of(from, to, kind).sent += 1;
         if let PeerMessage::LogPrepare { ballot, .. } = &msg {
             // A campaign sends its prepare to every peer: counted once per ballot.
             if self.campaigns.insert((from, *ballot)) {
@@ -793,6 +799,7 @@ impl<'r> World<'r> {
         }
         if self.blocked.contains(&(from, to)) {
             self.counts.messages_dropped += 1;
+            self.links.of(from, to, kind).dropped += 1;
             self.traced(from, to, &msg, &[]);
             return;
         }
@@ -804,12 +811,14 @@ impl<'r> World<'r> {
         if let Some(f) = &faults {
             if rng.random_bool(f.loss.clamp(0.0, 1.0)) {
                 self.counts.messages_dropped += 1;
+                self.links.of(from, to, kind).dropped += 1;
                 self.traced(from, to, &msg, &[]);
                 return;
             }
             if rng.random_bool(f.duplicate.clamp(0.0, 1.0)) {
                 copies = 2;
                 self.counts.messages_duplicated += 1;
+                self.links.of(from, to, kind).duplicated += 1;
             }
             let jitter = f.jitter_ms * MS;
             extra = (f.delay_ms * MS + rng.random_range(0..=2 * jitter)).saturating_sub(jitter);
@@ -1012,4 +1021,50 @@ fn step(
     let actions = core.step(event);
     paxos_node::rules::step_events(id, &actions, |e| rules.observe(now, &e));
     actions
+}
+
+/// Messages per directed link and message type, counted as the world sends, drops,
+/// duplicates and delivers them: a real run's per-link table, for a simulated run.
+/// Each link holds a short list of (type, counts): a handful of types, looked up by a
+/// scan cheaper than a map on every message.
+pub struct LinkCounts {
+    nodes: usize,
+    links: Vec<Vec<(&'static str, nemesis::net::Counts)>>,
+}
+
+impl LinkCounts {
+    fn new(nodes: usize) -> LinkCounts {
+        LinkCounts {
+            nodes,
+            links: vec![Vec::new(); nodes * nodes],
+        }
+    }
+
+    fn of(&mut self, from: NodeId, to: NodeId, kind: &'static str) -> &mut nemesis::net::Counts {
+        let link = &mut self.links[(from as usize - 1) * self.nodes + (to as usize - 1)];
+        let at = match link.iter().position(|(k, _)| *k == kind) {
+            Some(at) => at,
+            None => {
+                link.push((kind, nemesis::net::Counts::default()));
+                link.len() - 1
+            }
+        };
+        &mut link[at].1
+    }
+
+    /// The links that carried a message, in (from, to) order, as result.json holds them.
+    pub fn stats(&self) -> Vec<nemesis::net::LinkStats> {
+        let mut out = Vec::new();
+        for (i, types) in self.links.iter().enumerate() {
+            if types.is_empty() {
+                continue;
+            }
+            out.push(nemesis::net::LinkStats {
+                from: (i / self.nodes) as u32 + 1,
+                to: (i % self.nodes) as u32 + 1,
+                types: types.iter().map(|(k, c)| (k.to_string(), *c)).collect(),
+            });
+        }
+        out
+    }
 }
