@@ -354,6 +354,37 @@ impl CheckResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::Outcome;
+
+    #[test]
+    fn an_op_is_labelled_with_what_it_returned() {
+        let op = |f: &str, value: &str, outcome, result: Option<&str>| OpRef {
+            index: 1503,
+            process: 1,
+            node: Some(2),
+            f: f.into(),
+            key: "k0".into(),
+            value: value.into(),
+            outcome,
+            result: result.map(str::to_string),
+            invoke_ns: 0,
+            complete_ns: Some(1),
+        };
+        assert_eq!(
+            op("read", "null", Outcome::Ok, Some("4000000013")).label(),
+            "#1503 read k0 → 4000000013"
+        );
+        assert_eq!(
+            op("read", "null", Outcome::Ok, Some("null")).label(),
+            "#1503 read k0 → null"
+        );
+        assert_eq!(
+            op("cas", "[3,4]", Outcome::Fail, None).label(),
+            "#1503 cas k0 [3,4] (fail)"
+        );
+        assert_eq!(count(1, "key"), "1 key");
+        assert_eq!(count(2, "key"), "2 keys");
+    }
 
     #[test]
     fn a_check_put_twice_is_listed_once_and_the_verdict_follows() {

@@ -81,3 +81,34 @@ pub fn run_header(plan: &Plan, dir: &Path) -> Vec<String> {
     );
     lines
 }
+
+#[cfg(test)]
+mod tests {
+    use nemesis::{Fault, ScheduledFault};
+
+    #[test]
+    fn a_header_counts_in_words_and_names_an_explicit_schedule() {
+        let step = |at_ms, fault| ScheduledFault {
+            at_ms,
+            fault,
+            targets: vec![1],
+            role: None,
+        };
+        let plan = crate::spec::PlanSpec {
+            nodes: 1,
+            seed: Some(1),
+            time_limit_s: 2.0,
+            schedule: Some(vec![step(300, Fault::Kill), step(600, Fault::Restart)]),
+            ..crate::spec::PlanSpec::default()
+        }
+        .plan()
+        .unwrap();
+        let header = super::run_header(&plan, std::path::Path::new("runs/x")).join("\n");
+        assert!(header.contains("| 1 node |"), "{header}");
+        assert!(
+            header.contains("| an explicit schedule of 1 fault |"),
+            "{header}"
+        );
+        assert!(!header.contains("nemesis"), "{header}");
+    }
+}

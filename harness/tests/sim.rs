@@ -317,6 +317,15 @@ fn a_simulated_run_leaves_a_run_directory_like_a_real_one_and_replays_exactly() 
         ),
     );
     let sim = r.simulation.clone().expect("a simulated run says so");
+    // Its messages are counted per link and type, as a real run's proxies count them,
+    // and add up to the simulation's totals.
+    let sum = |f: fn(&nemesis::net::Counts) -> u64| -> u64 {
+        r.links.iter().flat_map(|l| l.types.values()).map(f).sum()
+    };
+    assert!(r.links.len() >= 6, "{} links", r.links.len());
+    assert_eq!(sum(|c| c.sent), sim.counts.messages_sent);
+    assert_eq!(sum(|c| c.delivered), sim.counts.messages_delivered);
+    assert_eq!(sum(|c| c.dropped), sim.counts.messages_dropped);
     assert_eq!(
         sim.history_sha256,
         harness::sim::sha256_file(&dir.join("history.jsonl")).unwrap()

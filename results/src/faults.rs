@@ -414,6 +414,43 @@ mod tests {
     }
 
     #[test]
+    fn a_kill_of_every_node_is_one_power_fault_and_clocks_have_periods() {
+        let installed = |targets: Value| json!({"targets": targets, "outcome": "installed"});
+        let events = vec![
+            ev(1, 100, "kill", installed(json!([1, 2, 3, 4, 5]))),
+            ev(2, 300, "restart", installed(json!([1, 2, 3, 4, 5]))),
+            ev(3, 400, "kill", installed(json!([2, 3]))),
+            ev(4, 500, "restart", installed(json!([2, 3]))),
+            ev(5, 600, "clock", installed(json!([4]))),
+            ev(6, 800, "clock-reset", installed(json!([4]))),
+        ];
+        let s = FaultSummary::of(&events, 1_000_000_000);
+        assert_eq!(s.periods.len(), 8, "one period per node");
+        let faults = s.grouped(5);
+        let labels: Vec<(&str, &[NodeId])> = faults
+            .iter()
+            .map(|f| (f.label.as_str(), f.nodes.as_slice()))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("power", &[1, 2, 3, 4, 5][..]),
+                ("kill", &[2, 3][..]),
+                ("clock", &[4][..])
+            ]
+        );
+        assert_eq!(s.faults(), 3);
+        assert_ne!(
+            crate::charts::fault_colour("clock"),
+            crate::charts::fault_colour("other")
+        );
+        assert_ne!(
+            crate::charts::fault_colour("corrupt"),
+            crate::charts::fault_colour("other")
+        );
+    }
+
+    #[test]
     fn misbehaviour_is_grouped_per_node_and_kind_and_is_no_fault() {
         let bad = |i, ms, node, kind: &str, extra: Value| {
             let mut v = json!({"node": node, "kind": kind});

@@ -68,3 +68,33 @@ fn pretty_stamp(s: &str) -> String {
         s.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_shows_each_runs_mode_and_node_arguments() {
+        let entry = |mode: &str, args: &str| RunEntry {
+            rel: format!("t/{mode}"),
+            name: "t".into(),
+            stamp: "20261122T080102.526Z".into(),
+            seed: Some(1),
+            nodes: Some(3),
+            nemesis: "partition".into(),
+            mode: mode.into(),
+            node_args: args.into(),
+            verdict: "valid".into(),
+            class: "valid".into(),
+            exit_code: Some(0),
+            has_report: true,
+        };
+        let page = render(&[entry("sim", "--bug=stale-read"), entry("real", "-")]);
+        assert!(page.contains("<th>mode</th>") && page.contains("<th>node args</th>"));
+        assert!(page.contains("<td>sim</td>") && page.contains("<td>real</td>"));
+        assert!(
+            page.contains("<code>--bug=stale-read</code>"),
+            "a run with a bug says so"
+        );
+    }
+}
