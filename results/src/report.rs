@@ -590,25 +590,6 @@ fn links(r: &RunResult) -> Markup {
     }
 }
 
-#[cfg(test)]
-mod command_tests {
-    #[test]
-    fn a_command_breaks_only_between_words() {
-        let html =
-            super::command("chaos sim --time-limit 3 --node-arg=--bug=stale-read").into_string();
-        assert!(
-            html.contains("<span class=\"w\">--time-limit</span>"),
-            "{html}"
-        );
-        assert!(
-            html.contains("<span class=\"w\">--node-arg=--bug=stale-read</span>"),
-            "{html}"
-        );
-        assert!(html.contains("data-cmd=\"chaos sim --time-limit 3 --node-arg=--bug=stale-read\""));
-        assert!(super::CSS.contains("code.cmd .w { white-space: nowrap; }"));
-    }
-}
-
 /// A command line for a page: each word kept whole on its line (a flag is never cut
 /// in two), the line broken only between words.
 pub fn command(cmd: &str) -> Markup {
@@ -691,4 +672,23 @@ fn page(inputs: &Inputs) -> String {
         }
     };
     page.into_string()
+}
+
+#[cfg(test)]
+mod command_tests {
+    #[test]
+    fn a_command_breaks_only_between_words() {
+        let html =
+            super::command("chaos sim --time-limit 3 --node-arg=--bug=stale-read").into_string();
+        assert!(
+            html.contains("<span class=\"w\">--time-limit</span>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<span class=\"w\">--node-arg=--bug=stale-read</span>"),
+            "{html}"
+        );
+        assert!(html.contains("data-cmd=\"chaos sim --time-limit 3 --node-arg=--bug=stale-read\""));
+        assert!(super::CSS.contains("code.cmd .w { white-space: nowrap; }"));
+    }
 }
