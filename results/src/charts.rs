@@ -342,8 +342,7 @@ pub fn closeup(
                     title { (op_title(o)) }
                 }
                 @if hit {
-                    text x=(x1 + 3.0) y=(yy + 9.0) class="tick mark" { "#" (o.index) " " (o.f().name()) " " (o.key) " " (o.call.value_text())
-                        @match o.result { Some(Some(v)) => { " → " (v) }, Some(None) => { " → null" }, None => {} } }
+                    text x=(x1 + 3.0) y=(yy + 9.0) class="tick mark" { (checker::OpRef::of(o).label()) }
                 }
             }
             (x_axis(axis, top + h))
