@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{assert_nothing_left, latest, result_of, text};
+use common::{SHORT, assert_nothing_left, latest, result_of, text};
 
 const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
 
@@ -18,15 +18,6 @@ fn chaos_in(cwd: &Path, args: &[&str]) -> Output {
         .output()
         .unwrap()
 }
-
-const SHORT: [&str; 6] = [
-    "--nodes",
-    "3",
-    "--time-limit",
-    "2",
-    "--nemesis-interval",
-    "0.4",
-];
 
 /// A simulated run of `extra` under `root`; its run directory, absolute.
 fn sim_run(root: &Path, extra: &[&str]) -> (Output, PathBuf) {
@@ -387,6 +378,9 @@ fn a_reply_that_is_not_json_is_recorded_as_misbehaviour() {
         ],
     );
     let t = text(&out);
+    // A node that never gives a real reply is not live: the final phase asks it again
+    // and again (waiting between asks) until the grace period ends.
+    assert_eq!(out.status.code(), Some(4), "{t}");
     assert!(
         t.contains("misbehaved: n1 wrote a line that is not a message"),
         "{t}"
@@ -402,6 +396,44 @@ fn a_reply_that_is_not_json_is_recorded_as_misbehaviour() {
         "the bytes' beginning: {event}"
     );
     assert!(history.contains("\"error\":\"malformed-reply\""));
+    assert_nothing_left(root.path());
+}
+
+#[test]
+fn a_node_nobody_can_reach_is_a_liveness_failure_not_a_harness_crash() {
+    // The final phase waits between asks of a node it cannot connect to: that wait
+    // runs on the harness's runtime (it once panicked: "no reactor running").
+    let root = tempfile::tempdir().unwrap();
+    let node = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/nodes/unreachable_node.py"
+    );
+    let out = chaos_in(
+        root.path(),
+        &[
+            "run",
+            "--node-bin",
+            node,
+            "--nodes",
+            "1",
+            "--time-limit",
+            "0.5",
+            "--nemesis",
+            "none",
+            "--grace",
+            "1",
+            "--no-progress",
+            "--results",
+            root.path().to_str().unwrap(),
+        ],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{t}");
+    assert!(
+        t.contains("did not answer within the 1 s grace period"),
+        "{t}"
+    );
+    assert!(!t.contains("panicked"), "{t}");
     assert_nothing_left(root.path());
 }
 

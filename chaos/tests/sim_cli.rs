@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::{latest, text};
+use common::{SHORT, latest, text};
 
 const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
 
@@ -17,15 +17,6 @@ fn chaos(root: &Path, args: &[&str]) -> Output {
         .output()
         .unwrap()
 }
-
-const SHORT: [&str; 6] = [
-    "--nodes",
-    "3",
-    "--time-limit",
-    "2",
-    "--nemesis-interval",
-    "0.4",
-];
 
 #[test]
 fn a_sim_run_says_it_is_simulated_and_its_replay_is_exact() {

@@ -291,7 +291,9 @@ impl<S: System> procedure::Driver for Real<'_, S> {
     }
 
     fn sleep(&mut self, d: Duration) {
-        self.rt.block_on(tokio::time::sleep(d));
+        // The timer is made inside the runtime: `tokio::time::sleep` made on this
+        // (non-runtime) thread panics with "no reactor running".
+        self.rt.block_on(async move { tokio::time::sleep(d).await });
     }
 
     fn open(&mut self, id: NodeId) -> Session<S::Client> {

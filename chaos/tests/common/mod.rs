@@ -4,6 +4,17 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+/// A short simulated plan: 3 nodes, 2 virtual s, a fault slot every 0.4 s (4 faults).
+#[allow(dead_code)] // not every test file simulates
+pub const SHORT: [&str; 6] = [
+    "--nodes",
+    "3",
+    "--time-limit",
+    "2",
+    "--nemesis-interval",
+    "0.4",
+];
+
 /// A command's stdout and stderr, for assertions and their messages.
 pub fn text(o: &Output) -> String {
     format!(
