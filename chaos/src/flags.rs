@@ -26,12 +26,29 @@ pub enum NetFlag {
     Netns,
 }
 
-/// `--system`: the system under test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+/// `--system`: the system under test, by a bundled system's name or a system file.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SystemFlag {
     Bundled,
     Maelstrom,
     Etcd,
+    /// A system declared in a file (docs/systems.md).
+    File(PathBuf),
+}
+
+/// A `--system` value: a bundled system's name, or the path of a system file.
+fn parse_system(s: &str) -> Result<SystemFlag, String> {
+    Ok(match s {
+        "bundled" => SystemFlag::Bundled,
+        "maelstrom" => SystemFlag::Maelstrom,
+        "etcd" => SystemFlag::Etcd,
+        _ if s.ends_with(".toml") || s.contains('/') => SystemFlag::File(PathBuf::from(s)),
+        _ => {
+            return Err(format!(
+                "'{s}' is no system: bundled, maelstrom, etcd, or a system file (a path ending in .toml, docs/systems.md)"
+            ));
+        }
+    })
 }
 
 fn parse_workload(s: &str) -> Result<Workload, String> {
@@ -168,9 +185,11 @@ pub struct RunArgs {
     /// The system under test: bundled (the bundled node, over its TCP protocols),
     /// maelstrom (a node speaking Maelstrom's JSON lines over stdio, run by
     /// --node-cmd, which implies it) or etcd (etcd members from the `etcd` on PATH,
-    /// through its v3 JSON gateway; implies --net netns and --workload kv)
-    /// [default: bundled].
-    #[arg(long, value_name = "NAME", value_enum)]
+    /// through its v3 JSON gateway; implies --net netns and --workload kv), or a
+    /// system file (FILE.toml: how to start, stop and ask each node, and a client
+    /// program in any language; docs/systems.md; implies --net netns) [default:
+    /// bundled].
+    #[arg(long, value_name = "NAME|FILE", value_parser = parse_system)]
     pub system: Option<SystemFlag>,
     /// Test a node that speaks Maelstrom's protocol (JSON lines on stdin and stdout):
     /// the command line that runs one node, split into words as a shell splits them
@@ -326,11 +345,19 @@ pub fn plan_from_args(args: &RunArgs, mode: Mode) -> Result<Plan, UsageError> {
 impl RunArgs {
     /// The choices the flags name, for `mode` (an explicit schedule read from its file).
     pub fn spec(&self, mode: Mode) -> Result<PlanSpec, UsageError> {
-        let named = self.system.or(self.protocol.map(|p| match p {
+        let named = self.system.clone().or(self.protocol.map(|p| match p {
             ProtocolFlag::Bundled => SystemFlag::Bundled,
             ProtocolFlag::Maelstrom => SystemFlag::Maelstrom,
         }));
+        let declared = match &named {
+            Some(SystemFlag::File(path)) => Some(
+                results::system_file::SystemFile::read(path)
+                    .map_err(|e| UsageError(e.to_string()))?,
+            ),
+            _ => None,
+        };
         let system = match named {
+            Some(SystemFlag::File(_)) => SystemKind::Declared,
             Some(SystemFlag::Etcd) => SystemKind::Etcd,
             Some(SystemFlag::Maelstrom) => SystemKind::Maelstrom,
             None if self.node_cmd.is_some() => SystemKind::Maelstrom,
@@ -355,6 +382,7 @@ impl RunArgs {
             grace_s: self.grace,
             op_timeout_ms: self.op_timeout_ms,
             system,
+            declared,
             node_bin: self.node_bin.clone(),
             node_cmd: self.node_cmd.clone(),
             node_args: self.node_args.clone(),

@@ -504,6 +504,22 @@ impl Members {
         Ok(Some(p.generation))
     }
 
+    /// Sends `signal` to node `id`'s group (resumed first if paused, so it can act
+    /// on it): a graceful stop's first step. `false` if it is not running.
+    pub(crate) fn signal(&self, id: u32, signal: Signal) -> bool {
+        let Ok(mut procs) = self.procs.lock() else {
+            return false;
+        };
+        let Some(p) = procs[id as usize].as_mut() else {
+            return false;
+        };
+        if p.paused {
+            let _ = process::resume(p.pgid);
+            p.paused = false;
+        }
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(p.pgid), signal).is_ok()
+    }
+
     pub(crate) fn pause(&self, id: u32) -> nemesis::Acted {
         let mut procs = self
             .procs

@@ -50,6 +50,12 @@ pub fn execute(
         results::plan::SystemKind::Etcd => {
             execute_with(plan, results, show, &crate::system::etcd::EtcdLauncher)
         }
+        results::plan::SystemKind::Declared => execute_with(
+            plan,
+            results,
+            show,
+            &crate::system::declared::DeclaredLauncher,
+        ),
     }
 }
 

@@ -56,6 +56,8 @@ pub struct PlanSpec {
     pub op_timeout_ms: u64,
     /// The system under test, and how the harness talks to it.
     pub system: SystemKind,
+    /// The system file of a declared system (with [`SystemKind::Declared`]).
+    pub declared: Option<results::system_file::Declared>,
     /// A node binary speaking the bundled node's protocols (bundled protocol only).
     pub node_bin: Option<PathBuf>,
     /// A Maelstrom node's command line (Maelstrom protocol only).
@@ -90,6 +92,7 @@ impl Default for PlanSpec {
             grace_s: 10.0,
             op_timeout_ms: 2_500,
             system: SystemKind::Bundled,
+            declared: None,
             node_bin: None,
             node_cmd: None,
             node_args: Vec::new(),
@@ -131,7 +134,7 @@ impl PlanSpec {
             name: self.name.clone(),
             seed,
             nodes: self.nodes,
-            workload: self.workload.unwrap_or(self.system.default_workload()),
+            workload: self.workload.unwrap_or(self.default_workload()),
             time_limit_s: self.time_limit_s,
             concurrency,
             rate: self.rate,
@@ -151,6 +154,7 @@ impl PlanSpec {
             ops_per_client: self.ops_per_client,
             backoff: self.backoff,
             system: self.system,
+            declared: self.declared.clone(),
             node_cmd: self.node_cmd.clone(),
             net: self.net.unwrap_or(self.system.default_net()),
             script: None,
@@ -161,6 +165,16 @@ impl PlanSpec {
             crate::sim::node_config(&plan)?;
         }
         Ok(plan)
+    }
+
+    /// The workload when none is named: the system's, or for a declared system the
+    /// first of kv and register its client serves.
+    fn default_workload(&self) -> Workload {
+        use results::system_file::WorkloadName;
+        match &self.declared {
+            Some(d) if !d.file.serves(WorkloadName::Kv) => Workload::Register,
+            _ => self.system.default_workload(),
+        }
     }
 
     /// The fault kinds: as given, or the default of the mode and network.

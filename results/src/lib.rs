@@ -19,6 +19,7 @@ pub mod schema;
 pub mod store;
 pub mod summary;
 pub mod sweep;
+pub mod system_file;
 pub mod verdict;
 pub mod words;
 

@@ -193,6 +193,10 @@ pub struct Plan {
         skip_serializing_if = "SystemKind::is_bundled"
     )]
     pub system: SystemKind,
+    /// The system file of a declared system (`--system FILE`, docs/systems.md), kept
+    /// whole so the run replays without the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared: Option<crate::system_file::Declared>,
     /// The command line that runs one Maelstrom node (split into words as a shell
     /// would, run without one; docs/maelstrom.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -274,6 +278,10 @@ pub enum SystemKind {
     Maelstrom,
     /// etcd members, through etcd's v3 JSON gateway (`--system etcd`).
     Etcd,
+    /// A system declared in a file (`--system FILE`, docs/systems.md): its nodes
+    /// started as the file says, in network namespaces, its clients programs of the
+    /// file's speaking docs/clients.md.
+    Declared,
 }
 
 /// What each kind of system implies, in one place: a new kind is a variant here, and
@@ -290,6 +298,7 @@ impl SystemKind {
             SystemKind::Bundled => "bundled",
             SystemKind::Maelstrom => "maelstrom",
             SystemKind::Etcd => "etcd",
+            SystemKind::Declared => "file",
         }
     }
 
@@ -298,7 +307,7 @@ impl SystemKind {
     pub fn default_net(&self) -> Net {
         match self {
             SystemKind::Bundled | SystemKind::Maelstrom => Net::Proxy,
-            SystemKind::Etcd => Net::Netns,
+            SystemKind::Etcd | SystemKind::Declared => Net::Netns,
         }
     }
 
@@ -306,7 +315,7 @@ impl SystemKind {
     pub fn default_workload(&self) -> Workload {
         match self {
             SystemKind::Bundled => Workload::Both,
-            SystemKind::Maelstrom | SystemKind::Etcd => Workload::Kv,
+            SystemKind::Maelstrom | SystemKind::Etcd | SystemKind::Declared => Workload::Kv,
         }
     }
 
@@ -321,6 +330,9 @@ impl SystemKind {
             SystemKind::Etcd => {
                 Some("etcd speaks its own protocol; the rules judge the bundled node's journals")
             }
+            SystemKind::Declared => Some(
+                "a system declared in a file keeps no journal of the bundled node's; the rules judge only those",
+            ),
         }
     }
 
@@ -328,7 +340,7 @@ impl SystemKind {
     pub fn keeps_learned_logs(&self) -> bool {
         match self {
             SystemKind::Bundled => true,
-            SystemKind::Maelstrom | SystemKind::Etcd => false,
+            SystemKind::Maelstrom | SystemKind::Etcd | SystemKind::Declared => false,
         }
     }
 }
@@ -580,6 +592,38 @@ impl Plan {
                 );
             }
         }
+        if (self.system == SystemKind::Declared) != self.declared.is_some() {
+            return inconsistent(
+                "a declared system's plan holds its system file, and only such a plan does".into(),
+            );
+        }
+        if let Some(d) = &self.declared {
+            use crate::system_file::WorkloadName;
+            if self.mode == Mode::Sim {
+                return inconsistent(format!(
+                    "{} is declared in a file and runs as real processes: chaos sim simulates only the bundled node",
+                    d.path.display()
+                ));
+            }
+            if self.net != Net::Netns {
+                return inconsistent("a declared system's nodes each have an address of their own: it needs --net netns".into());
+            }
+            if self.node_bin.is_some() || self.node_cmd.is_some() {
+                return inconsistent("a declared system's file says how to run its nodes: no --node-bin or --node-cmd (--node-arg adds words to its command)".into());
+            }
+            let wanted: &[WorkloadName] = match self.workload {
+                Workload::Kv => &[WorkloadName::Kv],
+                Workload::Register => &[WorkloadName::Register],
+                Workload::Both => &[WorkloadName::Kv, WorkloadName::Register],
+            };
+            if let Some(w) = wanted.iter().find(|w| !d.file.serves(**w)) {
+                return inconsistent(format!(
+                    "{}'s client serves the workloads {:?}, not {w:?}: choose --workload accordingly",
+                    d.path.display(),
+                    d.file.workloads
+                ));
+            }
+        }
         if self.system == SystemKind::Maelstrom {
             if self.node_cmd.is_none() {
                 return inconsistent("a maelstrom plan needs node_cmd (--node-cmd)".into());
@@ -793,6 +837,12 @@ impl Plan {
         if self.system == SystemKind::Etcd {
             parts.push(format!("--system {}", self.system.name()));
         }
+        if let Some(d) = &self.declared {
+            parts.push(format!(
+                "--system {}",
+                shell_quote(&d.path.display().to_string())
+            ));
+        }
         parts.join(" ")
     }
 }
@@ -850,6 +900,7 @@ pub(crate) mod tests {
             ops_per_client: None,
             backoff: Backoff::default(),
             system: SystemKind::Bundled,
+            declared: None,
             node_cmd: None,
             net: Net::Proxy,
             script: None,

@@ -20,6 +20,7 @@
 //! `tests/system_seam.rs` runs the engine on an in-memory toy system to keep the seam
 //! honest.
 
+pub mod declared;
 pub mod etcd;
 pub mod maelstrom;
 pub mod node;
