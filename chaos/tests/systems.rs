@@ -1,0 +1,197 @@
+//! Systems declared in a file (`chaos run --system FILE`, docs/systems.md): a file
+//! with a mistake is refused naming its line and field; the bundled node declared in
+//! examples/systems/ with its Python client is valid under faults and its bug is
+//! caught; a node that exits or is never ready, and a client that prints garbage,
+//! hangs, exits or answers an op nobody asked, each end the way docs/clients.md says,
+//! with nothing left running. The runs need network namespaces: where this machine
+//! cannot make them, they are skipped with the reason printed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod common;
+use common::{assert_nothing_left, latest, result_of, text, verdict};
+
+const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
+
+fn netns_ok() -> bool {
+    match nemesis::netns::available() {
+        Ok(()) => true,
+        Err(e) => {
+            println!("skipped: {e}");
+            false
+        }
+    }
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/systems")
+        .join(name)
+}
+
+fn run(root: &Path, system: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(CHAOS)
+        .args(["run", "--no-progress", "--system"])
+        .arg(system)
+        .args(args)
+        .arg("--results")
+        .arg(root)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// The sleepers' file and its client, copied under `root` (so every process they
+/// start names `root` on its command line), with `edit` applied to the file.
+fn sleepers(root: &Path, edit: impl Fn(String) -> String) -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/systems");
+    let dir = root.join("system");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(here.join("bad_client.py"), dir.join("bad_client.py")).unwrap();
+    let text = std::fs::read_to_string(here.join("sleeper.toml")).unwrap();
+    std::fs::write(dir.join("sleepers.toml"), edit(text)).unwrap();
+    dir.join("sleepers.toml")
+}
+
+#[test]
+fn a_system_file_with_a_mistake_is_refused_naming_its_line_and_field() {
+    let root = tempfile::tempdir().unwrap();
+    for (edit, words) in [
+        (
+            ("workloads = [\"kv\"]\n", ""),
+            "sleepers.toml:1: missing field `workloads`",
+        ),
+        (
+            ("timeout_s = 2", "timeout_s = \"soon\""),
+            "sleepers.toml:13: invalid type",
+        ),
+        (
+            ("{node_dir}", "{node_directory}"),
+            "sleepers.toml:9: node.command: unknown placeholder {node_directory}",
+        ),
+        (("[node.ready]", "[node.redy]"), "unknown field `redy`"),
+    ] {
+        let file = sleepers(root.path(), |t| t.replace(edit.0, edit.1));
+        let out = run(root.path(), &file, &["--nodes", "1"], &[]);
+        assert_eq!(out.status.code(), Some(2), "{words}: {}", text(&out));
+        assert!(text(&out).contains(words), "{words}: {}", text(&out));
+    }
+    let out = run(root.path(), Path::new("no/such/system.toml"), &[], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("system.toml: cannot read the system file"));
+}
+
+#[test]
+fn the_bundled_node_declared_in_a_file_is_valid_under_faults_and_its_bug_is_caught() {
+    if !netns_ok() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let file = example("bundled.toml");
+    let short = ["--nodes", "3", "--time-limit", "4", "--grace", "10"];
+    let mut args = short.to_vec();
+    args.extend(["--workload", "both", "--seed", "3"]);
+    let out = run(root.path(), &file, &args, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let result = result_of(&latest(root.path()));
+    assert_eq!(verdict(&result, "linearizability"), "valid");
+    assert_eq!(verdict(&result, "register-agreement"), "valid");
+    assert!(
+        result["faults"]["ran"].as_u64().unwrap() >= 3,
+        "{}",
+        result["faults"]
+    );
+    assert_eq!(result["versions"]["system"], "bundled node (declared)");
+    assert!(result["plan"]["declared"]["file"]["node"]["command"].is_array());
+    assert_nothing_left(root.path());
+    // The node's bug, through the same file and client: caught within three seeds.
+    let caught = (1..=3).any(|seed| {
+        let mut args = short.to_vec();
+        let seed = seed.to_string();
+        args.extend(["--node-arg=--bug=stale-read", "--seed", &seed]);
+        run(root.path(), &file, &args, &[]).status.code() == Some(1)
+    });
+    assert!(caught, "stale reads through a declared system went unseen");
+    assert_nothing_left(root.path());
+}
+
+#[test]
+fn a_node_that_exits_or_is_never_ready_fails_the_run_clearly() {
+    if !netns_ok() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    for (edit, words) in [
+        (
+            ("time.sleep(3600)", "raise SystemExit(3)"),
+            "node 1 exited during start-up",
+        ),
+        (
+            ("line = \"^up$\"", "line = \"^never$\""),
+            "node 1 was not ready within 2 s",
+        ),
+    ] {
+        let file = sleepers(root.path(), |t| t.replace(edit.0, edit.1));
+        let out = run(
+            root.path(),
+            &file,
+            &["--nodes", "2", "--time-limit", "1", "--nemesis", "none"],
+            &[("HOW", "none")],
+        );
+        assert_eq!(out.status.code(), Some(5), "{words}: {}", text(&out));
+        assert!(text(&out).contains(words), "{words}: {}", text(&out));
+        assert_nothing_left(root.path());
+    }
+}
+
+#[test]
+fn a_client_that_misbehaves_is_recorded_and_replaced() {
+    if !netns_ok() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let file = sleepers(root.path(), |t| t);
+    for (how, kind) in [
+        ("garbage", Some("garbage")),
+        ("exit", Some("unexpected-exit")),
+        ("wrong-id", Some("unexpected-reply")),
+        ("hang", None),
+    ] {
+        let out = run(
+            root.path(),
+            &file,
+            &[
+                "--nodes",
+                "1",
+                "--concurrency",
+                "2",
+                "--time-limit",
+                "1.5",
+                "--nemesis",
+                "none",
+                "--op-timeout-ms",
+                "300",
+                "--grace",
+                "2",
+            ],
+            &[("HOW", how)],
+        );
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{how}: {t}");
+        let history = std::fs::read_to_string(latest(root.path()).join("history.jsonl")).unwrap();
+        match kind {
+            Some(kind) => assert!(
+                history.contains(&format!("\"kind\":\"{kind}\"")),
+                "{how}: no {kind} event"
+            ),
+            // A client that never answers: its op is given up on, its process
+            // replaced, and nothing it did is misbehaviour.
+            None => {
+                assert!(history.contains("\"error\":\"client-timeout\""), "{how}");
+                assert!(!history.contains("node-misbehaved"), "{how}");
+            }
+        }
+        assert_nothing_left(root.path());
+    }
+}
