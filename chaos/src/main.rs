@@ -8,6 +8,7 @@ mod flags;
 mod matrix;
 mod report;
 mod sim;
+mod systems;
 mod terminal;
 
 use std::path::PathBuf;
@@ -90,6 +91,10 @@ enum Command {
         /// The second run directory.
         b: PathBuf,
     },
+    /// List the systems this chaos can test (bundled, and declared in system files
+    /// under examples/systems or the directories named) and whether what each needs
+    /// is installed. Exit 0; 2 if a named directory does not exist.
+    Systems(systems::SystemsArgs),
     /// Judge a recorded history: register agreement and validity, linearizability of
     /// the KV store, log agreement. Exit 0 valid, 1 invalid, 3 unknown, 2 bad input.
     Check(check::CheckArgs),
@@ -129,6 +134,10 @@ fn main() -> ExitCode {
             Err(e) => fail("check", e, Exit::Usage),
         },
         Command::Node { args } => run_node(args),
+        Command::Systems(args) => match systems::list(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail("systems", e, Exit::Usage),
+        },
         Command::Compare { a, b } => match harness::compare::compare(&a, &b) {
             Ok(text) => {
                 print!("{text}");

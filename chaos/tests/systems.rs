@@ -77,6 +77,23 @@ fn a_system_file_with_a_mistake_is_refused_naming_its_line_and_field() {
         assert_eq!(out.status.code(), Some(2), "{words}: {}", text(&out));
         assert!(text(&out).contains(words), "{words}: {}", text(&out));
     }
+    // A program the file requires that is missing: refused before anything starts.
+    let file = sleepers(root.path(), |t| {
+        t.replace(
+            "workloads = [\"kv\"]",
+            "workloads = [\"kv\"]\nrequires = [\"no-such-program\"]\ninstall_hint = \"apt-get install no-such\"",
+        )
+    });
+    let out = run(root.path(), &file, &["--nodes", "1"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "needs no-such-program: no-such-program is not on PATH: apt-get install no-such"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(!root.path().join("chaos").exists(), "no run was started");
     let out = run(root.path(), Path::new("no/such/system.toml"), &[], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("system.toml: cannot read the system file"));
@@ -143,6 +160,40 @@ fn a_node_that_exits_or_is_never_ready_fails_the_run_clearly() {
         assert!(text(&out).contains(words), "{words}: {}", text(&out));
         assert_nothing_left(root.path());
     }
+}
+
+#[test]
+fn a_system_that_promises_less_than_linearizability_is_not_judged_by_it() {
+    if !netns_ok() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let file = sleepers(root.path(), |t| {
+        t.replace("workloads", "promises = \"not-linearizable\"\nworkloads")
+    });
+    let out = run(
+        root.path(),
+        &file,
+        &["--nodes", "1", "--time-limit", "1", "--nemesis", "none"],
+        &[("HOW", "none")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let result = result_of(&latest(root.path()));
+    assert_eq!(verdict(&result, "linearizability"), "skipped");
+    let check = result["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "linearizability")
+        .unwrap();
+    assert!(
+        check["summary"]
+            .as_str()
+            .unwrap()
+            .contains("promises less than linearizability"),
+        "{check}"
+    );
+    assert_nothing_left(root.path());
 }
 
 #[test]

@@ -76,6 +76,9 @@ pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> 
             result.put(report);
         }
     }
+    if let (Some(result), Some(dir)) = (checked.as_mut(), history_path.parent()) {
+        unpromised(result, dir);
+    }
     let faults = history
         .as_ref()
         .map(|h| FaultSummary::of(&h.nemesis, h.end_ns))
@@ -100,6 +103,33 @@ pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> 
         secs: started.elapsed().as_secs_f64(),
         notes,
     }
+}
+
+/// A run of a system that promises less than linearizability (its system file says
+/// so, docs/systems.md): the `linearizability` check does not apply, and says so with
+/// what it found.
+fn unpromised(result: &mut checker::CheckResult, dir: &Path) {
+    use crate::system_file::Promise;
+    let Some(d) = crate::Plan::read(dir).ok().and_then(|p| p.declared) else {
+        return;
+    };
+    if d.file.promises == Promise::Linearizable {
+        return;
+    }
+    let Some(found) = result.checks.iter().find(|c| c.name == "linearizability") else {
+        return;
+    };
+    let summary = format!(
+        "not judged: {} promises less than linearizability (its system file says not-linearizable); the history alone shows {}",
+        d.file.name, found.summary
+    );
+    result.put(checker::CheckReport {
+        name: "linearizability".into(),
+        verdict: checker::Verdict::Skipped,
+        summary,
+        anomalies: Vec::new(),
+        unknown: Vec::new(),
+    });
 }
 
 /// The nodes' journals of a run directory (nodes/nI/journal.jsonl), by node id.
