@@ -27,7 +27,7 @@ fn default_dirs() -> Vec<PathBuf> {
 /// A file that cannot be read is listed with why. Exit 0; 2 if a named directory
 /// does not exist.
 pub fn list(args: &SystemsArgs) -> Result<(), String> {
-    println!("{:<28} {:<12} {}", "system", "installed", "run it with");
+    println!("{:<28} {:<12} run it with", "system", "installed");
     let etcd = harness::system::etcd::find_etcd();
     for (name, ok, how) in [
         (
