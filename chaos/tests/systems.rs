@@ -246,3 +246,33 @@ fn a_client_that_misbehaves_is_recorded_and_replaced() {
         assert_nothing_left(root.path());
     }
 }
+
+#[test]
+fn chaos_systems_lists_what_it_knows_and_whether_it_is_installed() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("mine");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(example("bundled.toml"), dir.join("bundled.toml")).unwrap();
+    std::fs::write(dir.join("broken.toml"), "name = 3\n").unwrap();
+    let out = Command::new(CHAOS)
+        .arg("systems")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    for words in [
+        "bundled (the Paxos node)     yes",
+        "etcd",
+        "bundled node (declared)      yes          chaos run --system ",
+        "broken.toml",
+        "unreadable",
+    ] {
+        assert!(t.contains(words), "{words}: {t}");
+    }
+    let out = Command::new(CHAOS)
+        .args(["systems", "/no/such/dir"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
