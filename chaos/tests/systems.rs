@@ -197,6 +197,75 @@ fn a_system_that_promises_less_than_linearizability_is_not_judged_by_it() {
 }
 
 #[test]
+fn clock_faults_are_made_with_libfaketime_or_skipped_saying_why() {
+    if !netns_ok() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    // A system that reads the time on its own: every clock fault skipped, with why.
+    let file = sleepers(root.path(), |t| {
+        t.replace("[node.ready]", "time = \"own\"\n\n[node.ready]")
+    });
+    let out = run(
+        root.path(),
+        &file,
+        &[
+            "--nodes",
+            "2",
+            "--time-limit",
+            "2",
+            "--nemesis",
+            "clock",
+            "--nemesis-interval",
+            "0.5",
+        ],
+        &[("HOW", "none")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let history = std::fs::read_to_string(latest(root.path()).join("history.jsonl")).unwrap();
+    assert!(
+        history.contains("\"f\":\"clock\""),
+        "clock faults were scheduled"
+    );
+    assert!(
+        history.contains("libfaketime cannot change its clock"),
+        "skipped, saying why"
+    );
+    for clock in history.lines().filter(|l| l.contains("\"f\":\"clock\"")) {
+        assert!(!clock.contains("\"outcome\":\"installed\""), "{clock}");
+    }
+    if !Path::new("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1").is_file() {
+        println!("skipped: libfaketime is not installed (apt-get install faketime)");
+        return;
+    }
+    // The bundled node reads the time through libc: its clock runs fast, slow and
+    // ahead under libfaketime, and the cluster stays valid.
+    let out = run(
+        root.path(),
+        &example("bundled.toml"),
+        &[
+            "--nodes",
+            "3",
+            "--time-limit",
+            "4",
+            "--nemesis",
+            "clock,partition",
+            "--seed",
+            "4",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let history = std::fs::read_to_string(latest(root.path()).join("history.jsonl")).unwrap();
+    let clock = history
+        .lines()
+        .find(|l| l.contains("\"f\":\"clock\""))
+        .expect("a clock fault");
+    assert!(clock.contains("\"outcome\":\"installed\""), "{clock}");
+    assert_nothing_left(root.path());
+}
+
+#[test]
 fn a_client_that_misbehaves_is_recorded_and_replaced() {
     if !netns_ok() {
         return;

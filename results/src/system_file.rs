@@ -93,6 +93,21 @@ pub struct NodeDecl {
     pub ready: ReadyDecl,
     #[serde(default)]
     pub stop: StopDecl,
+    /// How the node reads the time: `libc` (the default: C, C++, Rust, Python, most
+    /// runtimes), so clock faults are made with libfaketime; `own` (Go programs,
+    /// statically linked binaries, runtimes that call the kernel themselves), so
+    /// libfaketime cannot reach its clock and clock faults are skipped, saying so.
+    #[serde(default)]
+    pub time: TimeSource,
+}
+
+/// Where a node's clock comes from, for clock faults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimeSource {
+    #[default]
+    Libc,
+    Own,
 }
 
 /// How the harness knows a started node is ready: exactly one way.

@@ -36,6 +36,19 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the nemesis waits for a leader query.
 const LEADER_TIMEOUT: Duration = Duration::from_millis(1_000);
 
+/// Where Debian's faketime package puts libfaketime.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// Why a declared system skips a clock fault.
+const NO_FAKETIME: &str = "clock faults of a declared system are made with libfaketime, which is not installed (apt-get install faketime)";
+const OWN_TIME: &str = "this system reads the time without libc (its file says time = \"own\": Go programs, statically linked binaries), so libfaketime cannot change its clock";
+
+/// The node's clock for libfaketime: `FAKETIME`, a jump and a rate from the start of
+/// the process (`+1.5 x2`).
+fn faketime(rate: f64, jump_ms: u64) -> String {
+    format!("+{} x{rate}", jump_ms as f64 / 1e3)
+}
+
 /// The program a system file's command names, found on PATH (or as given with a
 /// slash), or why not, with the file's install hint.
 fn find_program(word: &str, decl: &Declared) -> Result<PathBuf, String> {
@@ -110,6 +123,7 @@ impl Launcher for DeclaredLauncher {
                 misbehaved: Mutex::new(std::collections::BTreeMap::new()),
             }),
             procs: crate::cluster::Members::new(plan.nodes),
+            clocks: Mutex::new(vec![None; plan.nodes + 1]),
         })
     }
 }
@@ -236,6 +250,9 @@ fn run_bounded(
 pub struct DeclaredSystem {
     shared: Arc<Shared>,
     procs: crate::cluster::Members,
+    /// Each node's clock while a fault skews it (rate, jump), index 0 unused: its
+    /// next start runs under libfaketime.
+    clocks: Mutex<Vec<Option<(f64, u64)>>>,
 }
 
 impl DeclaredSystem {
@@ -268,6 +285,12 @@ impl DeclaredSystem {
         let mut words = vars.fill_words(&node.command);
         words.extend(s.node_args.iter().cloned());
         let mut cmd = Command::new(&words[0]);
+        let clock = self.clocks.lock().ok().and_then(|c| c[id as usize]);
+        if let Some((rate, jump_ms)) = clock {
+            cmd.env("LD_PRELOAD", LIBFAKETIME)
+                .env("FAKETIME", faketime(rate, jump_ms))
+                .env("FAKETIME_NO_CACHE", "1");
+        }
         cmd.args(&words[1..])
             .envs(node.env.iter().map(|(k, v)| (k, vars.fill(v))))
             .current_dir(&dir)
@@ -383,6 +406,40 @@ impl nemesis::Nodes for DeclaredSystem {
             .map(|()| true)
             .map_err(|e| FaultError::Unknown(e.what))
     }
+    /// Clock faults are libfaketime's (a restart under it), where it can reach the
+    /// node's clock; disk corruption is the simulation's.
+    fn cannot(&self, fault: &nemesis::Fault) -> Option<&'static str> {
+        use results::system_file::TimeSource;
+        match fault {
+            nemesis::Fault::Clock { .. } | nemesis::Fault::ClockReset => {
+                if self.shared.decl.file.node.time == TimeSource::Own {
+                    Some(OWN_TIME)
+                } else if !Path::new(LIBFAKETIME).is_file() {
+                    Some(NO_FAKETIME)
+                } else {
+                    None
+                }
+            }
+            nemesis::Fault::Corrupt { .. } => Some(nemesis::NO_CORRUPT),
+            _ => None,
+        }
+    }
+    /// Restarts a running node under libfaketime with its clock `jump_ms` ahead and
+    /// running at `rate` (rate 1 and no jump: without it). A node that is down gets
+    /// that clock when it next starts; `Ok(false)` then.
+    fn set_clock(&self, id: NodeId, rate: f64, jump_ms: u64) -> nemesis::Acted {
+        let skewed = (rate != 1.0 || jump_ms != 0).then_some((rate, jump_ms));
+        self.clocks
+            .lock()
+            .map_err(|_| FaultError::poisoned("the clocks"))?[id as usize] = skewed;
+        if !self.is_running(id) {
+            return Ok(false);
+        }
+        self.procs.kill(id, |_| {})?;
+        self.spawn(id)
+            .map(|()| true)
+            .map_err(|e| FaultError::Unknown(e.what))
+    }
 }
 
 impl System for DeclaredSystem {
@@ -402,6 +459,10 @@ impl System for DeclaredSystem {
 
     fn is_paused(&self, id: NodeId) -> bool {
         self.procs.is_paused(id)
+    }
+
+    fn clock_skewed(&self, id: NodeId) -> bool {
+        self.clocks.lock().is_ok_and(|c| c[id as usize].is_some())
     }
 
     fn links(&self) -> &dyn nemesis::Links {
