@@ -349,16 +349,27 @@ impl RunArgs {
             ProtocolFlag::Bundled => SystemFlag::Bundled,
             ProtocolFlag::Maelstrom => SystemFlag::Maelstrom,
         }));
+        let read = |path: &Path| {
+            results::system_file::SystemFile::read(path).map_err(|e| UsageError(e.to_string()))
+        };
         let declared = match &named {
-            Some(SystemFlag::File(path)) => Some(
-                results::system_file::SystemFile::read(path)
-                    .map_err(|e| UsageError(e.to_string()))?,
-            ),
+            Some(SystemFlag::File(path)) => Some(read(path)?),
+            // etcd is a system file chaos carries, written out beside the runs.
+            Some(SystemFlag::Etcd) => {
+                let path = harness::system::etcd::system_file(&self.results).map_err(|e| {
+                    UsageError(format!(
+                        "cannot write etcd's system file under {}: {e}",
+                        self.results.display()
+                    ))
+                })?;
+                let mut d = read(&path)?;
+                d.bundled_as = Some("etcd".into());
+                Some(d)
+            }
             _ => None,
         };
         let system = match named {
-            Some(SystemFlag::File(_)) => SystemKind::Declared,
-            Some(SystemFlag::Etcd) => SystemKind::Etcd,
+            Some(SystemFlag::File(_) | SystemFlag::Etcd) => SystemKind::Declared,
             Some(SystemFlag::Maelstrom) => SystemKind::Maelstrom,
             None if self.node_cmd.is_some() => SystemKind::Maelstrom,
             Some(SystemFlag::Bundled) | None => SystemKind::Bundled,

@@ -47,10 +47,7 @@ pub fn execute(
             show,
             &crate::system::maelstrom::MaelstromLauncher,
         ),
-        results::plan::SystemKind::Etcd => {
-            execute_with(plan, results, show, &crate::system::etcd::EtcdLauncher)
-        }
-        results::plan::SystemKind::Declared => execute_with(
+        results::plan::SystemKind::Etcd | results::plan::SystemKind::Declared => execute_with(
             plan,
             results,
             show,

@@ -244,20 +244,8 @@ impl PlanSpec {
             nemesis::check_schedule(schedule, self.nodes, end_ms, true)
                 .map_err(|e| UsageError(format!("--schedule: {e}")))?;
         }
-        if let (Some(d), Mode::Real) = (&self.declared, self.mode) {
-            requirements_met(d)?;
-        }
         Ok(())
     }
-}
-
-/// The programs a system file requires are installed, or a usage error naming the
-/// first missing one with the file's install hint.
-fn requirements_met(d: &results::system_file::Declared) -> Result<(), UsageError> {
-    for (program, found) in crate::system::declared::installed(d) {
-        found.map_err(|why| UsageError(format!("{} needs {program}: {why}", d.path.display())))?;
-    }
-    Ok(())
 }
 
 /// A plan.json from any run (real, simulated or shrunk), to run in `mode`. A real
@@ -287,9 +275,6 @@ pub fn plan_from_file(path: &Path, mode: Mode) -> Result<Plan, UsageError> {
     })?;
     if mode == Mode::Sim {
         crate::sim::node_config(&plan)?;
-    }
-    if let (Some(d), Mode::Real) = (&plan.declared, mode) {
-        requirements_met(d)?;
     }
     Ok(plan)
 }

@@ -579,18 +579,7 @@ impl Plan {
             }
         }
         if self.system == SystemKind::Etcd {
-            if self.net != Net::Netns {
-                return inconsistent("etcd members advertise one address to all peers: --system etcd needs --net netns".into());
-            }
-            if self.workload != Workload::Kv {
-                return inconsistent("etcd runs the kv workload: --workload kv".into());
-            }
-            if self.node_bin.is_some() || self.node_cmd.is_some() || !self.node_args.is_empty() {
-                return inconsistent(
-                    "--system etcd runs etcd itself: no --node-bin, --node-cmd or --node-arg"
-                        .into(),
-                );
-            }
+            return inconsistent("this plan was made for etcd's built-in client, which its system file (examples/systems/etcd.toml) replaced: make the plan again with --system etcd".into());
         }
         if (self.system == SystemKind::Declared) != self.declared.is_some() {
             return inconsistent(
@@ -606,7 +595,10 @@ impl Plan {
                 ));
             }
             if self.net != Net::Netns {
-                return inconsistent("a declared system's nodes each have an address of their own: it needs --net netns".into());
+                return inconsistent(format!(
+                    "{}'s nodes each have an address of their own, which they tell their peers: it needs --net netns",
+                    d.file.name
+                ));
             }
             if self.node_bin.is_some() || self.node_cmd.is_some() {
                 return inconsistent("a declared system's file says how to run its nodes: no --node-bin or --node-cmd (--node-arg adds words to its command)".into());
@@ -617,10 +609,13 @@ impl Plan {
                 Workload::Both => &[WorkloadName::Kv, WorkloadName::Register],
             };
             if let Some(w) = wanted.iter().find(|w| !d.file.serves(**w)) {
+                let served: Vec<&str> = d.file.workloads.iter().map(|w| w.name()).collect();
                 return inconsistent(format!(
-                    "{}'s client serves the workloads {:?}, not {w:?}: choose --workload accordingly",
-                    d.path.display(),
-                    d.file.workloads
+                    "{}'s client serves {}, not {}: --workload {}",
+                    d.file.name,
+                    served.join(" and "),
+                    w.name(),
+                    served.join(" or --workload ")
                 ));
             }
         }
@@ -834,14 +829,12 @@ impl Plan {
         if self.net == Net::Netns {
             parts.push("--net netns".into());
         }
-        if self.system == SystemKind::Etcd {
-            parts.push(format!("--system {}", self.system.name()));
-        }
         if let Some(d) = &self.declared {
-            parts.push(format!(
-                "--system {}",
-                shell_quote(&d.path.display().to_string())
-            ));
+            let system = d
+                .bundled_as
+                .clone()
+                .unwrap_or_else(|| shell_quote(&d.path.display().to_string()));
+            parts.push(format!("--system {system}"));
         }
         parts.join(" ")
     }

@@ -129,6 +129,16 @@ fn banner(r: &RunResult) -> Markup {
         ("nemesis interval", format!("{} s", plan.nemesis_interval_s)),
         match &plan.node_cmd {
             Some(cmd) => ("node command (Maelstrom protocol)", cmd.clone()),
+            None if plan.declared.is_some() => (
+                "system",
+                format!(
+                    "{}, declared in {}",
+                    r.versions.system.clone().unwrap_or_default(),
+                    plan.declared
+                        .as_ref()
+                        .map_or(String::new(), |d| d.path.display().to_string())
+                ),
+            ),
             None if plan.system == crate::plan::SystemKind::Etcd => (
                 "system",
                 r.versions.system.clone().unwrap_or_else(|| "etcd".into()),

@@ -17,6 +17,9 @@ pub struct Declared {
     /// The file, absolute.
     pub path: PathBuf,
     pub file: SystemFile,
+    /// The `--system` name of a system chaos carries as a file (`etcd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundled_as: Option<String>,
 }
 
 impl Declared {
@@ -45,6 +48,10 @@ pub struct SystemFile {
     /// What to do when one of them is missing ("apt-get install etcd-server").
     #[serde(default)]
     pub install_hint: String,
+    /// A command printing the system's name and version on its first line ("etcd
+    /// 3.4.23"), for result.json and the report; absent: the name.
+    #[serde(default)]
+    pub version: Option<Vec<String>>,
     pub node: NodeDecl,
     #[serde(default)]
     pub leader: Option<LeaderDecl>,
@@ -68,6 +75,15 @@ pub enum Promise {
 pub enum WorkloadName {
     Kv,
     Register,
+}
+
+impl WorkloadName {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadName::Kv => "kv",
+            WorkloadName::Register => "register",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -276,7 +292,11 @@ impl SystemFile {
                 .map(|i| i + 1);
             err(line, message)
         })?;
-        Ok(Declared { path: abs, file })
+        Ok(Declared {
+            path: abs,
+            file,
+            bundled_as: None,
+        })
     }
 
     /// The rules serde cannot say: placeholders known where they stand, one way to
@@ -315,6 +335,9 @@ impl SystemFile {
         );
         if let Some(p) = &n.peer {
             strings.push(("node.peer", Place::Peer, p));
+        }
+        for s in self.version.iter().flatten() {
+            strings.push(("version", Place::Client, s));
         }
         for s in n.ready.command.iter().flatten() {
             strings.push(("node.ready.command", Place::Node, s));

@@ -110,15 +110,35 @@ impl Launcher for DeclaredLauncher {
         let chaos = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("chaos"));
         std::fs::create_dir_all(run_dir.join("clients"))
             .map_err(|e| Failure::harness(format!("cannot make clients/: {e}")))?;
+        let spawner = crate::cluster::Spawner::new();
+        let version = decl
+            .file
+            .version
+            .as_ref()
+            .and_then(|words| {
+                let words = Vars::default().fill_words(words);
+                let mut v = Vars::default();
+                v.set("system_dir", decl.dir().display())
+                    .set("chaos", chaos.display());
+                let words = v.fill_words(&words);
+                let (program, args) = words.split_first()?;
+                let mut cmd = Command::new(program);
+                cmd.args(args).stdin(Stdio::null()).process_group(0);
+                let (status, out) = run_bounded(&spawner, cmd, PROBE_TIMEOUT);
+                let first = out.lines().next().unwrap_or_default().trim().to_string();
+                (status == Some(0) && !first.is_empty()).then_some(first)
+            })
+            .unwrap_or_else(|| decl.file.name.clone());
         Ok(DeclaredSystem {
             shared: Arc::new(Shared {
+                version,
                 n: plan.nodes,
                 decl,
                 node_args: plan.node_args.clone(),
                 run_dir: run_dir.to_path_buf(),
                 chaos,
                 net,
-                spawner: crate::cluster::Spawner::new(),
+                spawner,
                 recorder: recorder.clone(),
                 misbehaved: Mutex::new(std::collections::BTreeMap::new()),
             }),
@@ -130,6 +150,8 @@ impl Launcher for DeclaredLauncher {
 
 /// What the system and its clients share.
 struct Shared {
+    /// The system's name and version, by the file's `version` command.
+    version: String,
     n: usize,
     decl: Declared,
     node_args: Vec<String>,
@@ -508,7 +530,7 @@ impl System for DeclaredSystem {
     }
 
     fn version(&self) -> Option<String> {
-        Some(self.shared.decl.file.name.clone())
+        Some(self.shared.version.clone())
     }
 
     /// Asks every running, unpaused node the file's way, and takes the leader most

@@ -11,8 +11,8 @@
 //!   protocols), as real processes behind a per-link proxy.
 //! - [`maelstrom::MaelstromSystem`]: any node speaking Maelstrom's protocol over
 //!   stdio (`--node-cmd`), with the harness as its network and its services.
-//! - [`etcd::EtcdSystem`]: etcd members (`--system etcd`), over its HTTP/JSON
-//!   gateway, in network namespaces (docs/etcd.md).
+//! - [`declared::DeclaredSystem`]: any system declared in a file (`--system FILE`,
+//!   docs/systems.md), etcd among them (`--system etcd`, [`etcd`], docs/etcd.md).
 //!
 //! A new kind of system (nodes over stdio, a kernel-level network, a simulated
 //! cluster) is one [`Launcher`] plus one [`System`] and [`Client`] implementation;
