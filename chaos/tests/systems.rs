@@ -352,3 +352,65 @@ fn chaos_systems_lists_what_it_knows_and_whether_it_is_installed() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+/// Whether ZooKeeper, a JVM and kazoo are here (printing why not).
+fn zookeeper_ok() -> bool {
+    let kazoo = Command::new("python3")
+        .args(["-c", "import kazoo"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let why = if !Path::new("/usr/share/java/zookeeper.jar").is_file() {
+        "ZooKeeper is not installed (apt-get install zookeeper)"
+    } else if !kazoo {
+        "kazoo is not installed (pip install kazoo)"
+    } else {
+        return true;
+    };
+    println!("skipped: {why}");
+    false
+}
+
+#[test]
+fn zookeeper_is_judged_by_what_it_promises_under_faults_over_three_seeds() {
+    if !netns_ok() || !zookeeper_ok() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let file = example("zookeeper.toml");
+    for seed in ["1", "2", "3"] {
+        let out = run(
+            root.path(),
+            &file,
+            &[
+                "--nodes",
+                "3",
+                "--time-limit",
+                "6",
+                "--workload",
+                "both",
+                "--seed",
+                seed,
+                "--nemesis",
+                "partition,kill,pause",
+                "--nemesis-interval",
+                "1.5",
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0), "seed {seed}: {}", text(&out));
+        let result = result_of(&latest(root.path()));
+        // Its registers are judged; its reads, which its documentation says may be
+        // stale, are not judged as linearizable, and the run says so.
+        assert_eq!(verdict(&result, "register-agreement"), "valid");
+        assert_eq!(verdict(&result, "register-validity"), "valid");
+        assert_eq!(verdict(&result, "linearizability"), "skipped");
+        assert!(
+            result["faults"]["ran"].as_u64().unwrap() >= 2,
+            "{}",
+            result["faults"]
+        );
+        let version = result["versions"]["system"].as_str().unwrap();
+        assert!(version.starts_with("ZooKeeper 3."), "{version}");
+        assert_nothing_left(root.path());
+    }
+}
