@@ -297,6 +297,48 @@ impl Recorder {
     }
 }
 
+/// What the nodes of a run (or their clients) did wrong, recorded bounded: one
+/// `node-misbehaved` event each up to [`results::faults::MISBEHAVED_EVENTS_MAX`] per
+/// node and kind, then, at the end, one event with the total. Every system that can
+/// see a node misbehave records through one of these.
+pub struct Misbehaviour {
+    recorder: std::sync::Arc<Recorder>,
+    counts: Mutex<std::collections::BTreeMap<(u32, results::faults::MisbehaviourKind), u64>>,
+}
+
+impl Misbehaviour {
+    pub fn new(recorder: std::sync::Arc<Recorder>) -> Misbehaviour {
+        Misbehaviour {
+            recorder,
+            counts: Mutex::new(std::collections::BTreeMap::new()),
+        }
+    }
+
+    /// Node `node` misbehaved in this way; `detail` says how. Returns how often it
+    /// has so far.
+    pub fn record(&self, node: u32, kind: results::faults::MisbehaviourKind, detail: &str) -> u64 {
+        let count = self.counts.lock().map_or(1, |mut c| {
+            let n = c.entry((node, kind)).or_default();
+            *n += 1;
+            *n
+        });
+        if count <= results::faults::MISBEHAVED_EVENTS_MAX {
+            self.recorder.misbehaved(node, kind, detail);
+        }
+        count
+    }
+
+    /// Records the totals of what happened more often than was recorded one by one.
+    pub fn totals(&self) {
+        let counts = self.counts.lock().map(|c| c.clone()).unwrap_or_default();
+        for ((node, kind), total) in counts {
+            if total > results::faults::MISBEHAVED_EVENTS_MAX {
+                self.recorder.misbehaved_total(node, kind, total);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -324,8 +324,11 @@ mod tests {
         assert_eq!(plan.nemesis_interval_s, 1.0, "a fifth of a 5 s run");
         let real_kinds: FaultKinds = default_nemesis(Mode::Real).parse().unwrap();
         assert_eq!(plan.nemesis, real_kinds);
+        let root = tempfile::tempdir().unwrap();
+        let file = crate::system::etcd::system_file(root.path()).unwrap();
         let etcd = PlanSpec {
-            system: SystemKind::Etcd,
+            system: SystemKind::Declared,
+            declared: Some(results::system_file::SystemFile::read(&file).unwrap()),
             ..spec()
         }
         .plan()

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use nemesis::FaultError;
 use nemesis::netns::{NetnsNetwork, node_addr};
 use results::Plan;
-use results::faults::{MISBEHAVED_EVENTS_MAX, MisbehaviourKind};
+use results::faults::MisbehaviourKind;
 use results::system_file::{Declared, Place, Vars};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -139,8 +139,7 @@ impl Launcher for DeclaredLauncher {
                 chaos,
                 net,
                 spawner,
-                recorder: recorder.clone(),
-                misbehaved: Mutex::new(std::collections::BTreeMap::new()),
+                misbehaved: crate::recorder::Misbehaviour::new(recorder.clone()),
             }),
             procs: crate::cluster::Members::new(plan.nodes),
             clocks: Mutex::new(vec![None; plan.nodes + 1]),
@@ -159,8 +158,7 @@ struct Shared {
     chaos: PathBuf,
     net: Arc<NetnsNetwork>,
     spawner: crate::cluster::Spawner,
-    recorder: Arc<Recorder>,
-    misbehaved: Mutex<std::collections::BTreeMap<(NodeId, MisbehaviourKind), u64>>,
+    misbehaved: crate::recorder::Misbehaviour,
 }
 
 impl Shared {
@@ -209,18 +207,6 @@ impl Shared {
         with_parent_death(&mut cmd);
         nemesis::netns::enter(&mut cmd, self.net.hub());
         Some(cmd)
-    }
-
-    /// Records that node `id` (its client) misbehaved, bounded per node and kind.
-    fn misbehaved(&self, id: NodeId, kind: MisbehaviourKind, detail: &str) {
-        let count = self.misbehaved.lock().map_or(1, |mut m| {
-            let c = m.entry((id, kind)).or_default();
-            *c += 1;
-            *c
-        });
-        if count <= MISBEHAVED_EVENTS_MAX {
-            self.recorder.misbehaved(id, kind, detail);
-        }
     }
 }
 
@@ -516,17 +502,7 @@ impl System for DeclaredSystem {
         for id in ids {
             let _ = nemesis::Nodes::kill(self, id);
         }
-        let totals = self
-            .shared
-            .misbehaved
-            .lock()
-            .map(|m| m.clone())
-            .unwrap_or_default();
-        for ((id, kind), total) in totals {
-            if total > MISBEHAVED_EVENTS_MAX {
-                self.shared.recorder.misbehaved_total(id, kind, total);
-            }
-        }
+        self.shared.misbehaved.totals();
     }
 
     fn version(&self) -> Option<String> {
@@ -728,7 +704,7 @@ impl DeclaredClient {
 
     /// The client misbehaved: said, and its process replaced.
     fn broke(&self, op: &WorkloadOp, kind: MisbehaviourKind, detail: &str) -> Completion {
-        self.shared.misbehaved(
+        self.shared.misbehaved.record(
             self.node,
             kind,
             &format!("client of n{}: {detail}", self.node),
@@ -805,7 +781,7 @@ impl Client for DeclaredClient {
                     // A reply to another op (an earlier one that timed out cannot be
                     // here: its process was replaced): said, and waited past.
                     let start: String = text.chars().take(200).collect();
-                    self.shared.misbehaved(
+                    self.shared.misbehaved.record(
                         self.node,
                         MisbehaviourKind::UnexpectedReply,
                         &format!(

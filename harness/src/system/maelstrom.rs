@@ -34,7 +34,7 @@ use nemesis::net::{Counts, LinkStats, Tracer};
 use nemesis::{FaultError, LinkFaults};
 use rand_chacha::ChaCha8Rng;
 use results::Plan;
-use results::faults::{MISBEHAVED_EVENTS_MAX, MisbehaviourKind};
+use results::faults::MisbehaviourKind;
 use tokio::sync::oneshot;
 
 use super::{Completion, Failure, Launcher, NodeId, System, WorkloadOp};
@@ -127,10 +127,9 @@ impl MaelstromLauncher {
                 "maelstrom/services",
             ))),
             runtime: tokio::runtime::Handle::current(),
-            recorder: recorder.clone(),
             tracer,
             counts: Mutex::new(BTreeMap::new()),
-            misbehaved: Mutex::new(BTreeMap::new()),
+            misbehaved: crate::recorder::Misbehaviour::new(recorder.clone()),
             stopping: Mutex::new(BTreeSet::new()),
         });
         let keys: BTreeMap<String, i64> = plan
@@ -185,12 +184,11 @@ struct Router {
     services: Mutex<Services>,
     /// Delayed deliveries are timers on the run's runtime.
     runtime: tokio::runtime::Handle,
-    recorder: Arc<Recorder>,
     tracer: Option<Tracer>,
     /// Per directed link, message type -> counts.
     counts: Mutex<BTreeMap<(NodeId, NodeId), BTreeMap<String, Counts>>>,
     /// How often each node misbehaved in each way.
-    misbehaved: Mutex<BTreeMap<(NodeId, MisbehaviourKind), u64>>,
+    misbehaved: crate::recorder::Misbehaviour,
     /// (node, generation) the harness is stopping: their end is no misbehaviour.
     stopping: Mutex<BTreeSet<(NodeId, u64)>>,
 }
@@ -254,34 +252,9 @@ impl Router {
     /// Records that node `id` misbehaved, in the history (bounded per node and kind)
     /// and in its stderr log.
     fn misbehaved(&self, id: NodeId, kind: MisbehaviourKind, detail: &str, log: &Path) {
-        let count = self
-            .misbehaved
-            .lock()
-            .map(|mut m| {
-                let c = m.entry((id, kind)).or_default();
-                *c += 1;
-                *c
-            })
-            .unwrap_or(1);
-        if count <= MISBEHAVED_EVENTS_MAX {
-            self.recorder.misbehaved(id, kind, detail);
-        }
+        self.misbehaved.record(id, kind, detail);
         if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(log) {
             let _ = writeln!(f, "[harness] n{id} {}: {detail}", kind.describe());
-        }
-    }
-
-    /// Records the totals of what happened more often than was recorded one by one.
-    fn misbehaviour_totals(&self) {
-        let totals = self
-            .misbehaved
-            .lock()
-            .map(|m| m.clone())
-            .unwrap_or_default();
-        for ((id, kind), total) in totals {
-            if total > MISBEHAVED_EVENTS_MAX {
-                self.recorder.misbehaved_total(id, kind, total);
-            }
         }
     }
 
@@ -779,7 +752,7 @@ impl System for MaelstromSystem {
         for id in 1..=self.n as NodeId {
             let _ = nemesis::Nodes::kill(self, id);
         }
-        self.router.misbehaviour_totals();
+        self.router.misbehaved.totals();
     }
 
     fn link_stats(&self) -> Vec<LinkStats> {

@@ -71,7 +71,7 @@ impl NodeLauncher {
             cluster: Mutex::new(cluster),
             network: Backend::Proxy(network),
             addrs,
-            misbehaved: Misbehaved::new(recorder.clone()),
+            misbehaved: Arc::new(crate::recorder::Misbehaviour::new(recorder.clone())),
         })
     }
 }
@@ -141,7 +141,7 @@ fn launch_netns(
         cluster: Mutex::new(cluster),
         network: Backend::Netns(net),
         addrs,
-        misbehaved: Misbehaved::new(recorder.clone()),
+        misbehaved: Arc::new(crate::recorder::Misbehaviour::new(recorder.clone())),
     })
 }
 
@@ -179,55 +179,7 @@ pub struct NodeSystem {
     cluster: Mutex<Cluster>,
     network: Backend,
     addrs: Addresses,
-    misbehaved: Arc<Misbehaved>,
-}
-
-/// Where a client records what a node did wrong on its connection: one
-/// `node-misbehaved` event each, up to [`results::faults::MISBEHAVED_EVENTS_MAX`] per
-/// node, then a count.
-struct Misbehaved {
-    recorder: Arc<Recorder>,
-    counts: Mutex<std::collections::BTreeMap<NodeId, u64>>,
-}
-
-impl Misbehaved {
-    fn new(recorder: Arc<Recorder>) -> Arc<Misbehaved> {
-        Arc::new(Misbehaved {
-            recorder,
-            counts: Mutex::new(std::collections::BTreeMap::new()),
-        })
-    }
-
-    /// Node `id` answered with `bytes`, which are no reply of its protocol.
-    fn garbage(&self, id: NodeId, bytes: &str) {
-        let count = self.counts.lock().map_or(1, |mut c| {
-            let n = c.entry(id).or_default();
-            *n += 1;
-            *n
-        });
-        if count <= results::faults::MISBEHAVED_EVENTS_MAX {
-            let start: String = bytes.chars().take(200).collect();
-            self.recorder.misbehaved(
-                id,
-                results::faults::MisbehaviourKind::Garbage,
-                &format!("a reply that is not a message of its protocol: {start:?}"),
-            );
-        }
-    }
-
-    /// The totals of what happened more often than was recorded one by one.
-    fn totals(&self) {
-        let counts = self.counts.lock().map(|c| c.clone()).unwrap_or_default();
-        for (id, total) in counts {
-            if total > results::faults::MISBEHAVED_EVENTS_MAX {
-                self.recorder.misbehaved_total(
-                    id,
-                    results::faults::MisbehaviourKind::Garbage,
-                    total,
-                );
-            }
-        }
-    }
+    misbehaved: Arc<crate::recorder::Misbehaviour>,
 }
 
 impl NodeSystem {
@@ -413,7 +365,7 @@ impl System for NodeSystem {
 pub struct NodeClient {
     conn: Conn,
     id: NodeId,
-    misbehaved: Arc<Misbehaved>,
+    misbehaved: Arc<crate::recorder::Misbehaviour>,
 }
 
 impl Client for NodeClient {
@@ -427,7 +379,12 @@ impl Client for NodeClient {
             Err(CallError::Timeout) => Completion::unknown(op, CLIENT_TIMEOUT, true),
             Err(CallError::Broken) => Completion::unknown(op, CONNECTION_BROKEN, true),
             Err(CallError::Garbage(bytes)) => {
-                self.misbehaved.garbage(self.id, &bytes);
+                let start: String = bytes.chars().take(200).collect();
+                self.misbehaved.record(
+                    self.id,
+                    results::faults::MisbehaviourKind::Garbage,
+                    &format!("a reply that is not a message of its protocol: {start:?}"),
+                );
                 Completion::unknown(op, MALFORMED_REPLY, true)
             }
         }
