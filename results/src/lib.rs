@@ -146,6 +146,41 @@ fn node_files(dir: &Path, nodes: usize) -> Vec<(paxos_trace::NodeId, Vec<String>
         .collect()
 }
 
+/// A run's stored result.json: `Ok(Err(why))` when it has none that can be used (it
+/// is missing, or damaged: then it is kept as result.json.damaged), so the run is
+/// judged again from its files. A result.json from a newer chaos is an error: it is
+/// refused, not misread or judged over.
+fn stored_result(dir: &Path) -> Result<Result<RunResult, String>, RenderError> {
+    let result_path = dir.join("result.json");
+    let text = match std::fs::read_to_string(&result_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Err("there is no result.json".to_string()));
+        }
+        Err(source) => {
+            return Err(RenderError::Read {
+                path: result_path,
+                source,
+            });
+        }
+    };
+    match RunResult::parse(&text) {
+        Err(source @ schema::SchemaError::TooNew(_)) => Err(RenderError::Schema {
+            path: result_path,
+            source,
+        }),
+        parsed => Ok(parsed.map_err(|e| {
+            // Cut short or damaged (a full disk, an editor): kept beside the run.
+            let kept = dir.join("result.json.damaged");
+            let _ = std::fs::rename(&result_path, &kept);
+            format!(
+                "its result.json was damaged ({e}; kept as {})",
+                kept.display()
+            )
+        })),
+    }
+}
+
 /// Renders report.html and junit.xml of a run directory from its files (and, for a
 /// run that left no result.json, writes one from a fresh check), then rebuilds the
 /// results root's index.html. Nothing is re-run.
@@ -172,36 +207,7 @@ pub fn render_run_with(dir: &Path, parsed: Option<History>) -> Result<Rendered, 
     // report and the summary name work from anywhere, and stay this run's.
     let here = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let result_path = dir.join("result.json");
-    let stored = match std::fs::read_to_string(&result_path) {
-        Ok(text) => match RunResult::parse(&text) {
-            // Written by a newer chaos: refused, not misread nor judged again.
-            Err(source @ schema::SchemaError::TooNew(_)) => {
-                return Err(RenderError::Schema {
-                    path: result_path,
-                    source,
-                });
-            }
-            parsed => parsed.map_err(|e| {
-                // A result.json cut short or damaged (a full disk, an editor) is kept
-                // beside the run, and the run judged again from its history.
-                let kept = dir.join("result.json.damaged");
-                let _ = std::fs::rename(&result_path, &kept);
-                format!(
-                    "its result.json was damaged ({e}; kept as {})",
-                    kept.display()
-                )
-            }),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err("there is no result.json".to_string())
-        }
-        Err(source) => {
-            return Err(RenderError::Read {
-                path: result_path,
-                source,
-            });
-        }
-    };
+    let stored = stored_result(dir)?;
     let (mut result, history) = match stored {
         Ok(result) => {
             let history = match parsed {

@@ -106,11 +106,31 @@ fn op_rows(ops: &[checker::OpRef], link: bool) -> Markup {
     }
 }
 
-fn banner(r: &RunResult) -> Markup {
-    let counts = r.outcome_counts();
-    let get = |k: &str| counts.get(k).copied().unwrap_or(0);
+/// The run's parameters, as the banner's table lists them.
+fn params(r: &RunResult) -> Vec<(&'static str, String)> {
     let plan = &r.plan;
-    let params: Vec<(&str, String)> = vec![
+    let system = match (&plan.node_cmd, &plan.declared) {
+        (Some(cmd), _) => ("node command (Maelstrom protocol)", cmd.clone()),
+        (None, Some(d)) => (
+            "system",
+            format!(
+                "{}, declared in {}",
+                r.versions.system.clone().unwrap_or_default(),
+                d.path.display()
+            ),
+        ),
+        (None, None) if plan.system == crate::plan::SystemKind::Etcd => (
+            "system",
+            r.versions.system.clone().unwrap_or_else(|| "etcd".into()),
+        ),
+        (None, None) => (
+            "node binary",
+            plan.node_bin
+                .as_ref()
+                .map_or("bundled".into(), |b| b.display().to_string()),
+        ),
+    };
+    vec![
         ("nodes", plan.nodes.to_string()),
         ("workload", plan.workload.name().to_string()),
         ("time limit", format!("{} s", plan.time_limit_s)),
@@ -127,29 +147,7 @@ fn banner(r: &RunResult) -> Markup {
         ("nemesis", plan.nemesis.describe()),
         ("network", plan.network_words().to_string()),
         ("nemesis interval", format!("{} s", plan.nemesis_interval_s)),
-        match &plan.node_cmd {
-            Some(cmd) => ("node command (Maelstrom protocol)", cmd.clone()),
-            None if plan.declared.is_some() => (
-                "system",
-                format!(
-                    "{}, declared in {}",
-                    r.versions.system.clone().unwrap_or_default(),
-                    plan.declared
-                        .as_ref()
-                        .map_or(String::new(), |d| d.path.display().to_string())
-                ),
-            ),
-            None if plan.system == crate::plan::SystemKind::Etcd => (
-                "system",
-                r.versions.system.clone().unwrap_or_else(|| "etcd".into()),
-            ),
-            None => (
-                "node binary",
-                plan.node_bin
-                    .as_ref()
-                    .map_or("bundled".into(), |b| b.display().to_string()),
-            ),
-        },
+        system,
         (
             "node args",
             if plan.node_args.is_empty() {
@@ -165,7 +163,13 @@ fn banner(r: &RunResult) -> Markup {
             r.started_at.clone().unwrap_or_else(|| "-".into()),
         ),
         ("chaos", r.versions.chaos.clone()),
-    ];
+    ]
+}
+
+fn banner(r: &RunResult) -> Markup {
+    let counts = r.outcome_counts();
+    let get = |k: &str| counts.get(k).copied().unwrap_or(0);
+    let params = params(r);
     html! {
         @let words = r.words();
         header class=(format!("banner {}", words.class)) {

@@ -304,91 +304,152 @@ impl SystemFile {
     /// the message.
     pub fn check(&self) -> Result<(), (String, String)> {
         let n = &self.node;
-        if n.command.is_empty() {
+        let empty = [
+            (
+                n.command.is_empty(),
+                "command",
+                "node.command: give the program and its arguments",
+            ),
+            (
+                self.client.command.is_empty(),
+                "command",
+                "client.command: give the program and its arguments",
+            ),
+            (
+                self.workloads.is_empty(),
+                "workloads",
+                "workloads: name at least one of kv, register",
+            ),
+        ];
+        if let Some((_, needle, why)) = empty.iter().find(|(bad, _, _)| *bad) {
+            return Err((needle.to_string(), why.to_string()));
+        }
+        for (field, place, s) in self.strings() {
+            self.check_placeholders(field, place, s)?;
+        }
+        self.check_ready()?;
+        let stop = &n.stop;
+        if signal_number(&stop.signal).is_none() {
             return Err((
-                "command".into(),
-                "node.command: give the program and its arguments".into(),
+                stop.signal.clone(),
+                format!(
+                    "node.stop.signal: unknown signal {:?} (TERM, INT, QUIT, HUP, KILL, USR1, USR2)",
+                    stop.signal
+                ),
             ));
         }
-        if self.client.command.is_empty() {
+        if !(stop.grace_s >= 0.0 && stop.grace_s <= 60.0) {
             return Err((
-                "command".into(),
-                "client.command: give the program and its arguments".into(),
+                "grace_s".into(),
+                format!(
+                    "node.stop.grace_s: must be in [0, 60] s (got {})",
+                    stop.grace_s
+                ),
             ));
-        }
-        if self.workloads.is_empty() {
-            return Err((
-                "workloads".into(),
-                "workloads: name at least one of kv, register".into(),
-            ));
-        }
-        let mut strings: Vec<(&str, Place, &str)> = Vec::new();
-        strings.extend(
-            n.command
-                .iter()
-                .map(|s| ("node.command", Place::Node, s.as_str())),
-        );
-        strings.extend(
-            n.env
-                .values()
-                .map(|s| ("node.env", Place::Node, s.as_str())),
-        );
-        if let Some(p) = &n.peer {
-            strings.push(("node.peer", Place::Peer, p));
-        }
-        for s in self.version.iter().flatten() {
-            strings.push(("version", Place::Client, s));
-        }
-        for s in n.ready.command.iter().flatten() {
-            strings.push(("node.ready.command", Place::Node, s));
         }
         if let Some(l) = &self.leader {
-            for s in l.command.iter().flatten() {
-                strings.push(("leader.command", Place::Node, s));
-            }
-            if let Some(h) = &l.http {
-                strings.push(("leader.http", Place::Node, h));
-            }
-        }
-        strings.extend(
-            self.client
-                .command
-                .iter()
-                .map(|s| ("client.command", Place::Client, s.as_str())),
-        );
-        strings.extend(
-            self.client
-                .env
-                .values()
-                .map(|s| ("client.env", Place::Client, s.as_str())),
-        );
-        for (field, place, s) in strings {
-            for name in placeholders(s).map_err(|e| (s.to_string(), format!("{field}: {e}")))? {
-                let known = match name.strip_prefix("port:") {
-                    Some(port) => n.ports.contains_key(port),
-                    None => place.names().contains(&name),
-                };
-                if !known {
-                    let mut offered: Vec<String> =
-                        place.names().iter().map(|p| format!("{{{p}}}")).collect();
-                    offered.extend(n.ports.keys().map(|p| format!("{{port:{p}}}")));
-                    return Err((
-                        format!("{{{name}}}"),
-                        format!(
-                            "{field}: unknown placeholder {{{name}}} (here: {})",
-                            offered.join(", ")
-                        ),
-                    ));
-                }
-                if matches!(name, "peers" | "cluster") && n.peer.is_none() {
-                    return Err((
-                        format!("{{{name}}}"),
-                        format!("{field}: {{{name}}} needs node.peer, the format of one node"),
-                    ));
-                }
+            if !matches!(
+                (&l.command, &l.http, &l.pointer),
+                (Some(_), None, None) | (None, Some(_), Some(_))
+            ) {
+                return Err((
+                    "[leader]".into(),
+                    "leader: give a command, or http with pointer".into(),
+                ));
             }
         }
-        let r = &n.ready;
+        Ok(())
+    }
+
+    /// Every string that may hold placeholders: its field, its place, the string.
+    fn strings(&self) -> Vec<(&'static str, Place, &str)> {
+        fn add<'a>(
+            out: &mut Vec<(&'static str, Place, &'a str)>,
+            field: &'static str,
+            place: Place,
+            words: impl Iterator<Item = &'a String>,
+        ) {
+            out.extend(words.map(|s| (field, place, s.as_str())));
+        }
+        let n = &self.node;
+        let mut out = Vec::new();
+        add(&mut out, "node.command", Place::Node, n.command.iter());
+        add(&mut out, "node.env", Place::Node, n.env.values());
+        add(&mut out, "node.peer", Place::Peer, n.peer.iter());
+        add(
+            &mut out,
+            "version",
+            Place::Client,
+            self.version.iter().flatten(),
+        );
+        add(
+            &mut out,
+            "node.ready.command",
+            Place::Node,
+            n.ready.command.iter().flatten(),
+        );
+        if let Some(l) = &self.leader {
+            add(
+                &mut out,
+                "leader.command",
+                Place::Node,
+                l.command.iter().flatten(),
+            );
+            add(&mut out, "leader.http", Place::Node, l.http.iter());
+        }
+        add(
+            &mut out,
+            "client.command",
+            Place::Client,
+            self.client.command.iter(),
+        );
+        add(
+            &mut out,
+            "client.env",
+            Place::Client,
+            self.client.env.values(),
+        );
+        out
+    }
+
+    /// The placeholders of `s` are known at `place`.
+    fn check_placeholders(
+        &self,
+        field: &str,
+        place: Place,
+        s: &str,
+    ) -> Result<(), (String, String)> {
+        let n = &self.node;
+        for name in placeholders(s).map_err(|e| (s.to_string(), format!("{field}: {e}")))? {
+            let known = match name.strip_prefix("port:") {
+                Some(port) => n.ports.contains_key(port),
+                None => place.names().contains(&name),
+            };
+            if !known {
+                let mut offered: Vec<String> =
+                    place.names().iter().map(|p| format!("{{{p}}}")).collect();
+                offered.extend(n.ports.keys().map(|p| format!("{{port:{p}}}")));
+                return Err((
+                    format!("{{{name}}}"),
+                    format!(
+                        "{field}: unknown placeholder {{{name}}} (here: {})",
+                        offered.join(", ")
+                    ),
+                ));
+            }
+            if matches!(name, "peers" | "cluster") && n.peer.is_none() {
+                return Err((
+                    format!("{{{name}}}"),
+                    format!("{field}: {{{name}}} needs node.peer, the format of one node"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// One way to be ready, and it makes sense.
+    fn check_ready(&self) -> Result<(), (String, String)> {
+        let (r, ports) = (&self.node.ready, &self.node.ports);
         let ways = [r.tcp.is_some(), r.command.is_some(), r.line.is_some()];
         if ways.iter().filter(|w| **w).count() != 1 {
             return Err((
@@ -396,13 +457,11 @@ impl SystemFile {
                 "node.ready: give exactly one of tcp, command, line".into(),
             ));
         }
-        if let Some(port) = &r.tcp {
-            if !n.ports.contains_key(port) {
-                return Err((
-                    port.clone(),
-                    format!("node.ready.tcp: {port:?} is not a port of node.ports"),
-                ));
-            }
+        if let Some(port) = r.tcp.as_ref().filter(|p| !ports.contains_key(*p)) {
+            return Err((
+                port.clone(),
+                format!("node.ready.tcp: {port:?} is not a port of node.ports"),
+            ));
         }
         if let Some(line) = &r.line {
             regex::Regex::new(line).map_err(|e| {
@@ -420,35 +479,6 @@ impl SystemFile {
                     r.timeout_s
                 ),
             ));
-        }
-        if signal_number(&n.stop.signal).is_none() {
-            return Err((
-                n.stop.signal.clone(),
-                format!(
-                    "node.stop.signal: unknown signal {:?} (TERM, INT, QUIT, HUP, KILL, USR1, USR2)",
-                    n.stop.signal
-                ),
-            ));
-        }
-        if !(n.stop.grace_s >= 0.0 && n.stop.grace_s <= 60.0) {
-            return Err((
-                "grace_s".into(),
-                format!(
-                    "node.stop.grace_s: must be in [0, 60] s (got {})",
-                    n.stop.grace_s
-                ),
-            ));
-        }
-        if let Some(l) = &self.leader {
-            match (&l.command, &l.http, &l.pointer) {
-                (Some(_), None, None) | (None, Some(_), Some(_)) => {}
-                _ => {
-                    return Err((
-                        "[leader]".into(),
-                        "leader: give a command, or http with pointer".into(),
-                    ));
-                }
-            }
         }
         Ok(())
     }
