@@ -414,3 +414,47 @@ fn zookeeper_is_judged_by_what_it_promises_under_faults_over_three_seeds() {
         assert_nothing_left(root.path());
     }
 }
+
+#[test]
+fn a_killed_or_interrupted_harness_takes_a_declared_systems_nodes_and_clients_along() {
+    if !netns_ok() {
+        return;
+    }
+    for signal in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGKILL,
+    ] {
+        let root = tempfile::tempdir().unwrap();
+        // The system file and its client under the root, so every process names it.
+        let dir = root.path().join("system");
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["bundled.toml", "bundled_client.py", "bundled_leader.py"] {
+            std::fs::copy(example(f), dir.join(f)).unwrap();
+        }
+        let mut child = Command::new(CHAOS)
+            .args([
+                "run",
+                "--no-progress",
+                "--nodes",
+                "3",
+                "--time-limit",
+                "60",
+                "--system",
+            ])
+            .arg(dir.join("bundled.toml"))
+            .arg("--results")
+            .arg(root.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        common::wait_for_history(root.path(), 50, &mut child);
+        assert!(
+            common::processes_under(root.path()).len() >= 4,
+            "nodes and clients running"
+        );
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        child.wait().unwrap();
+        assert_nothing_left(root.path());
+    }
+}

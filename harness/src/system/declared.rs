@@ -724,12 +724,17 @@ impl Client for DeclaredClient {
         let mut bytes = Self::request(id, op).to_string().into_bytes();
         bytes.push(b'\n');
         let deadline = tokio::time::Instant::now() + timeout;
-        if self.proc.stdin.write_all(&bytes).await.is_err() {
-            return self.broke(
-                op,
-                MisbehaviourKind::UnexpectedExit,
-                "its stdin closed (the process exited)",
-            );
+        // Bounded too: a client that stops reading its stdin cannot hold the slot.
+        match tokio::time::timeout_at(deadline, self.proc.stdin.write_all(&bytes)).await {
+            Err(_) => return Completion::unknown(op, CLIENT_TIMEOUT, true),
+            Ok(Err(_)) => {
+                return self.broke(
+                    op,
+                    MisbehaviourKind::UnexpectedExit,
+                    "its stdin closed (the process exited)",
+                );
+            }
+            Ok(Ok(())) => {}
         }
         loop {
             self.line.clear();
