@@ -99,6 +99,14 @@ fn a_system_file_with_a_mistake_is_refused_naming_its_line_and_field() {
         "{}",
         text(&out)
     );
+    // The simulation runs only the bundled node's core: a declared system is refused.
+    let out = Command::new(CHAOS)
+        .args(["sim", "--system"])
+        .arg(example("bundled.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("chaos sim simulates only the bundled node's core"));
     let out = run(root.path(), Path::new("no/such/system.toml"), &[], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("system.toml: cannot read the system file"));

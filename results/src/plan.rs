@@ -550,6 +550,12 @@ impl Plan {
     /// network, a Maelstrom node has no addresses, and so on).
     fn system_fits(&self) -> Result<(), PlanError> {
         let inconsistent = |m: String| Err(PlanError::Inconsistent(m));
+        if let (Some(d), Mode::Sim) = (&self.declared, self.mode) {
+            return inconsistent(format!(
+                "{} is declared in a file and runs as real processes: chaos sim simulates only the bundled node's core (use chaos run)",
+                d.file.name
+            ));
+        }
         if self.net == Net::Netns {
             if self.mode == Mode::Sim {
                 return inconsistent(
@@ -588,12 +594,6 @@ impl Plan {
         }
         if let Some(d) = &self.declared {
             use crate::system_file::WorkloadName;
-            if self.mode == Mode::Sim {
-                return inconsistent(format!(
-                    "{} is declared in a file and runs as real processes: chaos sim simulates only the bundled node",
-                    d.path.display()
-                ));
-            }
             if self.net != Net::Netns {
                 return inconsistent(format!(
                     "{}'s nodes each have an address of their own, which they tell their peers: it needs --net netns",
