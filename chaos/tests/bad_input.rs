@@ -354,29 +354,34 @@ fn a_full_disk_stops_the_run_at_once_and_says_which_file() {
     assert!(t.contains("linearizability      valid"), "{t}");
 }
 
-#[test]
-fn a_reply_that_is_not_json_is_recorded_as_misbehaviour() {
-    let root = tempfile::tempdir().unwrap();
-    let node = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/nodes/garbage_node.py");
-    let out = chaos_in(
-        root.path(),
+/// A one-node run of a test node in tests/nodes/, with no faults and a 1 s grace.
+fn one_node_run(root: &Path, node: &str, time_limit: &str) -> Output {
+    let node = format!("{}/tests/nodes/{node}", env!("CARGO_MANIFEST_DIR"));
+    chaos_in(
+        root,
         &[
             "run",
             "--node-bin",
-            node,
+            &node,
             "--nodes",
             "1",
             "--time-limit",
-            "1",
+            time_limit,
             "--nemesis",
             "none",
             "--grace",
             "1",
             "--no-progress",
             "--results",
-            root.path().to_str().unwrap(),
+            root.to_str().unwrap(),
         ],
-    );
+    )
+}
+
+#[test]
+fn a_reply_that_is_not_json_is_recorded_as_misbehaviour() {
+    let root = tempfile::tempdir().unwrap();
+    let out = one_node_run(root.path(), "garbage_node.py", "1");
     let t = text(&out);
     // A node that never gives a real reply is not live: the final phase asks it again
     // and again (waiting between asks) until the grace period ends.
@@ -404,29 +409,7 @@ fn a_node_nobody_can_reach_is_a_liveness_failure_not_a_harness_crash() {
     // The final phase waits between asks of a node it cannot connect to: that wait
     // runs on the harness's runtime (it once panicked: "no reactor running").
     let root = tempfile::tempdir().unwrap();
-    let node = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/nodes/unreachable_node.py"
-    );
-    let out = chaos_in(
-        root.path(),
-        &[
-            "run",
-            "--node-bin",
-            node,
-            "--nodes",
-            "1",
-            "--time-limit",
-            "0.5",
-            "--nemesis",
-            "none",
-            "--grace",
-            "1",
-            "--no-progress",
-            "--results",
-            root.path().to_str().unwrap(),
-        ],
-    );
+    let out = one_node_run(root.path(), "unreachable_node.py", "0.5");
     let t = text(&out);
     assert_eq!(out.status.code(), Some(4), "{t}");
     assert!(

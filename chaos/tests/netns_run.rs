@@ -18,19 +18,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{latest, result_of, text, verdict, wait_for_history};
+use common::{latest, netns_ok, result_of, text, verdict, wait_for_history};
 
 const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
-
-fn netns_ok() -> bool {
-    match nemesis::netns::available() {
-        Ok(()) => true,
-        Err(e) => {
-            println!("skipped: {e}");
-            false
-        }
-    }
-}
 
 fn etcd_ok() -> bool {
     match harness::system::etcd::find_etcd() {

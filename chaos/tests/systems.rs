@@ -10,19 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::{assert_nothing_left, latest, result_of, text, verdict};
+use common::{assert_nothing_left, latest, netns_ok, result_of, text, verdict};
 
 const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
-
-fn netns_ok() -> bool {
-    match nemesis::netns::available() {
-        Ok(()) => true,
-        Err(e) => {
-            println!("skipped: {e}");
-            false
-        }
-    }
-}
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -15,6 +15,18 @@ pub const SHORT: [&str; 6] = [
     "0.4",
 ];
 
+/// Whether this machine can make network namespaces; prints why not.
+#[allow(dead_code)] // not every test file makes namespaces
+pub fn netns_ok() -> bool {
+    match nemesis::netns::available() {
+        Ok(()) => true,
+        Err(e) => {
+            println!("skipped: {e}");
+            false
+        }
+    }
+}
+
 /// A command's stdout and stderr, for assertions and their messages.
 pub fn text(o: &Output) -> String {
     format!(
