@@ -60,7 +60,8 @@ pub struct OpRef {
     pub complete_ns: Option<u64>,
 }
 
-/// `count` and `noun`, plural unless the count is one ("1 key", "5 keys").
+/// `count` and `noun`, plural unless the count is one ("1 key", "5 keys"): every
+/// output that counts in words (the checks, the terminal, the report) says it so.
 pub fn count(count: usize, noun: &str) -> String {
     format!("{count} {noun}{}", if count == 1 { "" } else { "s" })
 }

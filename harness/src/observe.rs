@@ -68,7 +68,7 @@ pub fn run_header(plan: &Plan, dir: &Path) -> Vec<String> {
         "{}: seed {} | {} | {} workload | {}{virtual_time} s | {} | run directory {}",
         plan.mode.command(),
         plan.seed,
-        results::words::n(plan.nodes as u64, "node"),
+        checker::report::count(plan.nodes, "node"),
         plan.workload.name(),
         plan.time_limit_s,
         plan.faults_words(),

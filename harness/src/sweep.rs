@@ -328,7 +328,7 @@ pub fn nemesis_words(plan: &Plan) -> String {
         "nemesis {} every {} s ({} scheduled in the first seed)",
         plan.nemesis.describe(),
         plan.nemesis_interval_s,
-        results::words::n(plan.scheduled_faults() as u64, "fault")
+        checker::report::count(plan.scheduled_faults(), "fault")
     )
 }
 

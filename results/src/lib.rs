@@ -21,7 +21,6 @@ pub mod summary;
 pub mod sweep;
 pub mod system_file;
 pub mod verdict;
-pub mod words;
 
 use checker::history::History;
 use std::path::{Path, PathBuf};

@@ -749,7 +749,7 @@ impl Plan {
     /// The faults in words, for headers: "nemesis partition,kill every 3 s (9 faults
     /// scheduled)", or "an explicit schedule of 2 faults" when the schedule was given.
     pub fn faults_words(&self) -> String {
-        let faults = crate::words::n(self.scheduled_faults() as u64, "fault");
+        let faults = checker::report::count(self.scheduled_faults(), "fault");
         if self.explicit_schedule {
             format!("an explicit schedule of {faults}")
         } else {

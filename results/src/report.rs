@@ -11,7 +11,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use crate::charts;
 use crate::data;
 use crate::schema::{ExitCode, RunResult};
-use crate::words;
+use checker::report::count;
 
 const CSS: &str = include_str!("report.css");
 const JS: &str = include_str!("report.js");
@@ -562,7 +562,7 @@ fn node_panels(r: &RunResult, history: Option<&History>, files: &[(u32, Vec<Stri
                     }).unwrap_or_default();
                     div class="panel" id=(format!("node-{id}")) {
                         h3 { "n" (id) }
-                        p { (words::n(kills as u64, "kill")) " (each followed by a restart on the same data), " (words::n(pauses as u64, "pause")) ", in " (words::n(mine.len() as u64, "fault period")) "." }
+                        p { (count(kills, "kill")) " (each followed by a restart on the same data), " (count(pauses, "pause")) ", in " (count(mine.len(), "fault period")) "." }
                         p { "Ops it served: " @for (k, n) in &served { (k) " " (n) " " } @if served.is_empty() { "none recorded" } }
                         @if !mine.is_empty() {
                             ul class="node-faults" {
