@@ -585,7 +585,14 @@ impl Plan {
             }
         }
         if self.system == SystemKind::Etcd {
-            return inconsistent("this plan was made for etcd's built-in client, which its system file (examples/systems/etcd.toml) replaced: make the plan again with --system etcd".into());
+            // A plan of the built-in etcd client, which a system file replaced: it
+            // still reads (its run renders and reports), but no longer runs.
+            if self.net != Net::Netns {
+                return inconsistent("etcd members advertise one address to all peers: --system etcd needs --net netns".into());
+            }
+            if self.workload != Workload::Kv {
+                return inconsistent("etcd runs the kv workload: --workload kv".into());
+            }
         }
         if (self.system == SystemKind::Declared) != self.declared.is_some() {
             return inconsistent(

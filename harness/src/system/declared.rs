@@ -97,10 +97,13 @@ impl Launcher for DeclaredLauncher {
         run_dir: &Path,
         recorder: &Arc<Recorder>,
     ) -> Result<DeclaredSystem, Failure> {
-        let decl = plan
-            .declared
-            .clone()
-            .ok_or_else(|| Failure::input("the plan declares no system file"))?;
+        let decl = plan.declared.clone().ok_or_else(|| {
+            Failure::input(if plan.system == results::plan::SystemKind::Etcd {
+                "this plan was made for etcd's built-in client, which its system file (examples/systems/etcd.toml) replaced: make the plan again with --system etcd"
+            } else {
+                "the plan declares no system file"
+            })
+        })?;
         for (program, found) in installed(&decl) {
             found.map_err(|why| {
                 Failure::input(format!("{} needs {program}: {why}", decl.path.display()))
