@@ -45,8 +45,6 @@ pub struct Recorder {
     inner: Mutex<Inner>,
     /// The file written, as errors name it.
     name: String,
-    /// Set with `Inner::broken`, read without the lock.
-    is_broken: std::sync::atomic::AtomicBool,
     start: Instant,
     /// `start` on CLOCK_MONOTONIC, in ns: the origin of the nodes' journals.
     origin_ns: u64,
@@ -88,7 +86,6 @@ impl Recorder {
                 broken: None,
             }),
             name,
-            is_broken: std::sync::atomic::AtomicBool::new(false),
             start: Instant::now(),
             origin_ns: paxos_node::journal::monotonic_ns(),
             clock,
@@ -157,20 +154,16 @@ impl Recorder {
         }
     }
 
-    /// Keeps the first write error and says the history is broken.
+    /// Keeps the first write error.
     fn break_on(&self, inner: &mut Inner, err: &std::io::Error) {
         inner
             .broken
             .get_or_insert_with(|| format!("cannot write {}: {err}", self.name));
-        self.is_broken.store(true, Ordering::SeqCst);
     }
 
     /// Why the history can no longer be written (the first write error, naming the
     /// file), once it cannot: the run must stop, since what follows would be lost.
     pub fn broken(&self) -> Option<String> {
-        if !self.is_broken.load(Ordering::SeqCst) {
-            return None;
-        }
         self.inner.lock().ok().and_then(|i| i.broken.clone())
     }
 

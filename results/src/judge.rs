@@ -60,8 +60,12 @@ pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> 
     // history when the nodes kept them (every rule), else over a message trace that
     // carries messages (the rules the wire shows).
     let mut coverage = None;
+    // The run's plan beside the history, read once for every use below.
+    let plan = history_path
+        .parent()
+        .and_then(|d| crate::Plan::read(d).ok());
     if let (Some(result), Some(dir), Ok(h)) = (checked.as_mut(), history_path.parent(), &history) {
-        let report = match journal_rules(dir) {
+        let report = match journal_rules(dir, plan.as_ref()) {
             Some((report, reached)) => {
                 coverage = reached;
                 Some(report)
@@ -71,13 +75,13 @@ pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> 
                 &crate::faults::restarts(&h.nemesis),
             ),
         }
-        .or_else(|| not_judged(dir));
+        .or_else(|| plan.as_ref().map(not_judged));
         if let Some(report) = report {
             result.put(report);
         }
     }
-    if let (Some(result), Some(dir)) = (checked.as_mut(), history_path.parent()) {
-        unpromised(result, dir);
+    if let (Some(result), Some(plan)) = (checked.as_mut(), &plan) {
+        unpromised(result, plan);
     }
     let faults = history
         .as_ref()
@@ -108,9 +112,9 @@ pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> 
 /// A run of a system that promises less than linearizability (its system file says
 /// so, docs/systems.md): the `linearizability` check does not apply, and says so with
 /// what it found.
-fn unpromised(result: &mut checker::CheckResult, dir: &Path) {
+fn unpromised(result: &mut checker::CheckResult, plan: &crate::Plan) {
     use crate::system_file::Promise;
-    let Some(d) = crate::Plan::read(dir).ok().and_then(|p| p.declared) else {
+    let Some(d) = &plan.declared else {
         return;
     };
     if d.file.promises == Promise::Linearizable {
@@ -157,11 +161,10 @@ pub fn journals(dir: &Path) -> Vec<(u64, std::path::PathBuf)> {
 /// plan's, or else the highest node id that kept a journal.
 fn journal_rules(
     dir: &Path,
+    plan: Option<&crate::Plan>,
 ) -> Option<(checker::CheckReport, Option<checker::protocol::Coverage>)> {
     let journals = journals(dir);
-    let n = std::fs::read_to_string(dir.join("plan.json"))
-        .ok()
-        .and_then(|text| crate::Plan::parse(&text).ok())
+    let n = plan
         .map(|plan| plan.nodes)
         .or_else(|| journals.last().map(|(id, _)| *id as usize))?;
     let mut readers = Vec::new();
@@ -184,8 +187,7 @@ fn journal_rules(
 
 /// A run directory whose nodes left nothing the rules can read: the check is there,
 /// skipped, with the reason. (A history judged on its own is no run: nothing is said.)
-fn not_judged(dir: &Path) -> Option<checker::CheckReport> {
-    let plan = crate::Plan::read(dir).ok()?;
+fn not_judged(plan: &crate::Plan) -> checker::CheckReport {
     let why = if !plan.trace_messages {
         "the run kept no message trace (--no-trace-messages, or a plan from before the trace was on by default)"
     } else if let Some(why) = plan.system.unjudged_rules() {
@@ -195,13 +197,13 @@ fn not_judged(dir: &Path) -> Option<checker::CheckReport> {
     } else {
         "the nodes left no journal and the wire trace carries no messages"
     };
-    Some(checker::CheckReport {
+    checker::CheckReport {
         name: "protocol".into(),
         verdict: checker::Verdict::Skipped,
         summary: format!("the protocol's rules were not checked: {why}"),
         anomalies: Vec::new(),
         unknown: Vec::new(),
-    })
+    }
 }
 
 fn unreadable(why: String) -> checker::CheckReport {
