@@ -151,7 +151,16 @@ pub fn simulate_traced(
             dumps,
             learned,
             ran,
-            counts: w.counts.clone(),
+            counts: {
+                let t = w.links.totals();
+                SimCounts {
+                    messages_sent: t.sent,
+                    messages_delivered: t.delivered,
+                    messages_dropped: t.dropped,
+                    messages_duplicated: t.duplicated,
+                    ..w.counts.clone()
+                }
+            },
             links: w.links.stats(),
             virtual_ns: w.now,
             protocol,

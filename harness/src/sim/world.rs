@@ -362,7 +362,6 @@ impl<'r> World<'r> {
         match item {
             Item::Peer { from, to, msg } => {
                 if self.nodes[to as usize - 1].core.is_some() {
-                    self.counts.messages_delivered += 1;
                     self.links.of(from, to, msg.type_name()).delivered += 1;
                     self.deliver(to, Event::Peer { from, msg });
                 }
@@ -788,9 +787,7 @@ impl<'r> World<'r> {
     }
 
     fn transmit(&mut self, from: NodeId, to: NodeId, msg: PeerMessage) {
-        self.counts.messages_sent += 1;
         let kind = msg.type_name();
-        self.links.of(from, to, kind).sent += 1;
         if let PeerMessage::LogPrepare { ballot, .. } = &msg {
             // A campaign sends its prepare to every peer: counted once per ballot.
             if self.campaigns.insert((from, *ballot)) {
@@ -798,8 +795,7 @@ impl<'r> World<'r> {
             }
         }
         if self.blocked.contains(&(from, to)) {
-            self.counts.messages_dropped += 1;
-            self.links.of(from, to, kind).dropped += 1;
+            self.links.of(from, to, kind).sent_with(0);
             self.traced(from, to, &msg, &[]);
             return;
         }
@@ -810,20 +806,18 @@ impl<'r> World<'r> {
         let mut reorder = 0.0;
         if let Some(f) = &faults {
             if rng.random_bool(f.loss.clamp(0.0, 1.0)) {
-                self.counts.messages_dropped += 1;
-                self.links.of(from, to, kind).dropped += 1;
+                self.links.of(from, to, kind).sent_with(0);
                 self.traced(from, to, &msg, &[]);
                 return;
             }
             if rng.random_bool(f.duplicate.clamp(0.0, 1.0)) {
                 copies = 2;
-                self.counts.messages_duplicated += 1;
-                self.links.of(from, to, kind).duplicated += 1;
             }
             let jitter = f.jitter_ms * MS;
             extra = (f.delay_ms * MS + rng.random_range(0..=2 * jitter)).saturating_sub(jitter);
             reorder = f.reorder.clamp(0.0, 1.0);
         }
+        self.links.of(from, to, kind).sent_with(copies);
         let mut delays = [0u64; 2];
         for slot in delays.iter_mut().take(copies) {
             let rng = &mut self.net;
@@ -1024,9 +1018,23 @@ fn step(
 }
 
 /// Messages per directed link and message type, counted as the world sends, drops,
-/// duplicates and delivers them: a real run's per-link table, for a simulated run.
+/// duplicates and delivers them: a real run's per-link table, for a simulated run,
+/// and (added up) the run's message totals.
 /// Each link holds a short list of (type, counts): a handful of types, looked up by a
 /// scan cheaper than a map on every message.
+/// One message sent on a link with `copies` on their way (0: dropped, 2: duplicated).
+trait SentWith {
+    fn sent_with(&mut self, copies: usize);
+}
+
+impl SentWith for nemesis::net::Counts {
+    fn sent_with(&mut self, copies: usize) {
+        self.sent += 1;
+        self.dropped += u64::from(copies == 0);
+        self.duplicated += u64::from(copies > 1);
+    }
+}
+
 pub struct LinkCounts {
     nodes: usize,
     links: Vec<Vec<(&'static str, nemesis::net::Counts)>>,
@@ -1050,6 +1058,18 @@ impl LinkCounts {
             }
         };
         &mut link[at].1
+    }
+
+    /// Every link's counts added up: the simulation's message totals.
+    pub fn totals(&self) -> nemesis::net::Counts {
+        let mut t = nemesis::net::Counts::default();
+        for (_, c) in self.links.iter().flatten() {
+            t.sent += c.sent;
+            t.delivered += c.delivered;
+            t.dropped += c.dropped;
+            t.duplicated += c.duplicated;
+        }
+        t
     }
 
     /// The links that carried a message, in (from, to) order, as result.json holds them.
