@@ -50,6 +50,26 @@ pub(crate) fn unregister(pgid: i32) {
     }
 }
 
+/// `cmd`'s process gets SIGKILL when the thread that forked it dies: with every
+/// process forked by the [`Spawner`]'s thread, when the harness dies, however.
+pub(crate) fn dies_with_harness(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
+}
+
+/// The `program` on PATH, if there is one.
+pub(crate) fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
 type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
 
 /// The one thread that forks node processes (see the module comment).
@@ -233,12 +253,7 @@ impl Cluster {
     pub fn start(&mut self, id: u32) -> Result<SocketAddr, StartError> {
         let dir = self.node_dir(id);
         let mut cmd = self.command_for(id, &dir);
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
-            });
-        }
+        dies_with_harness(&mut cmd);
         if let Some(ns) = &self.netns[id as usize] {
             nemesis::netns::enter(&mut cmd, ns);
         }

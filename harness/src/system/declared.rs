@@ -65,13 +65,7 @@ fn find_program(word: &str, decl: &Declared) -> Result<PathBuf, String> {
             Err(format!("{word} does not exist{hint}"))
         };
     }
-    std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(word))
-                .find(|p| p.is_file())
-        })
-        .ok_or_else(|| format!("{word} is not on PATH{hint}"))
+    crate::cluster::on_path(word).ok_or_else(|| format!("{word} is not on PATH{hint}"))
 }
 
 /// Whether each program a system file requires is installed: (program, found).
@@ -207,20 +201,9 @@ impl Shared {
         let (program, args) = words.split_first()?;
         let mut cmd = Command::new(program);
         cmd.args(args).stdin(Stdio::null()).process_group(0);
-        with_parent_death(&mut cmd);
+        crate::cluster::dies_with_harness(&mut cmd);
         nemesis::netns::enter(&mut cmd, self.net.hub());
         Some(cmd)
-    }
-}
-
-/// The child gets SIGKILL when the harness thread that forked it dies.
-fn with_parent_death(cmd: &mut Command) {
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(std::io::Error::from)
-        });
     }
 }
 
@@ -309,7 +292,7 @@ impl DeclaredSystem {
             .stdout(Stdio::from(stdout))
             .stderr(Stdio::from(stderr))
             .process_group(0);
-        with_parent_death(&mut cmd);
+        crate::cluster::dies_with_harness(&mut cmd);
         let ns = s
             .net
             .namespace(id)

@@ -34,13 +34,7 @@ pub fn system_file(results: &Path) -> std::io::Result<PathBuf> {
 
 /// The `etcd` on PATH and its version ("etcd 3.4.23"), or why there is none.
 pub fn find_etcd() -> Result<(PathBuf, String), String> {
-    let path = std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("etcd"))
-                .find(|p| p.is_file())
-        })
-        .ok_or_else(|| INSTALL_HINT.to_string())?;
+    let path = crate::cluster::on_path("etcd").ok_or_else(|| INSTALL_HINT.to_string())?;
     let out = Command::new(&path)
         .arg("--version")
         .output()

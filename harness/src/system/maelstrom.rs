@@ -465,13 +465,7 @@ impl MaelstromSystem {
             .stderr(Stdio::from(stderr))
             .env("CHAOS_JOURNAL_ORIGIN_NS", self.origin_ns.to_string())
             .process_group(0);
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(std::io::Error::from)
-            });
-        }
+        crate::cluster::dies_with_harness(&mut cmd);
         let mut child = self.spawner.spawn(cmd).map_err(|e| {
             Failure::harness(format!("node {id}: cannot run {:?}: {e}", self.cmd.program))
         })?;
