@@ -425,24 +425,15 @@ fn printed_paths_work_from_where_the_command_ran() {
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
     // A sweep's failing seed: its run directory, from the sweep's own directory.
-    let out = chaos_in(
-        r,
-        &[
-            "sweep",
-            "--seeds",
-            "3..4",
-            "--nodes",
-            "3",
-            "--time-limit",
-            "2",
-            "--nemesis-interval",
-            "0.4",
-            "--node-arg=--bug=stale-read",
-            "--results",
-            "sh0",
-            "--no-progress",
-        ],
-    );
+    let mut sweep = vec!["sweep", "--seeds", "3..4"];
+    sweep.extend(SHORT);
+    sweep.extend([
+        "--node-arg=--bug=stale-read",
+        "--results",
+        "sh0",
+        "--no-progress",
+    ]);
+    let out = chaos_in(r, &sweep);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     let dirs: Vec<PathBuf> = t

@@ -107,37 +107,22 @@ impl Launcher for DeclaredLauncher {
         let chaos = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("chaos"));
         std::fs::create_dir_all(run_dir.join("clients"))
             .map_err(|e| Failure::harness(format!("cannot make clients/: {e}")))?;
-        let spawner = crate::cluster::Spawner::new();
-        let version = decl
-            .file
-            .version
-            .as_ref()
-            .and_then(|words| {
-                let words = Vars::default().fill_words(words);
-                let mut v = Vars::default();
-                v.set("system_dir", decl.dir().display())
-                    .set("chaos", chaos.display());
-                let words = v.fill_words(&words);
-                let (program, args) = words.split_first()?;
-                let mut cmd = Command::new(program);
-                cmd.args(args).stdin(Stdio::null()).process_group(0);
-                let (status, out) = run_bounded(&spawner, cmd, PROBE_TIMEOUT);
-                let first = out.lines().next().unwrap_or_default().trim().to_string();
-                (status == Some(0) && !first.is_empty()).then_some(first)
-            })
-            .unwrap_or_else(|| decl.file.name.clone());
+        let mut shared = Shared {
+            version: decl.file.name.clone(),
+            n: plan.nodes,
+            decl,
+            node_args: plan.node_args.clone(),
+            run_dir: run_dir.to_path_buf(),
+            chaos,
+            net,
+            spawner: crate::cluster::Spawner::new(),
+            misbehaved: crate::recorder::Misbehaviour::new(recorder.clone()),
+        };
+        if let Some(version) = shared.version_line() {
+            shared.version = version;
+        }
         Ok(DeclaredSystem {
-            shared: Arc::new(Shared {
-                version,
-                n: plan.nodes,
-                decl,
-                node_args: plan.node_args.clone(),
-                run_dir: run_dir.to_path_buf(),
-                chaos,
-                net,
-                spawner,
-                misbehaved: crate::recorder::Misbehaviour::new(recorder.clone()),
-            }),
+            shared: Arc::new(shared),
             procs: crate::cluster::Members::new(plan.nodes),
             clocks: Mutex::new(vec![None; plan.nodes + 1]),
         })
@@ -191,6 +176,16 @@ impl Shared {
             }
         }
         v
+    }
+
+    /// The first line the file's `version` command prints (with the placeholders a
+    /// client has, for node 1), when it has one and it succeeds.
+    fn version_line(&self) -> Option<String> {
+        let words = self.decl.file.version.as_ref()?;
+        let cmd = self.hub_command(1, words, Place::Client)?;
+        let (status, out) = run_bounded(&self.spawner, cmd, PROBE_TIMEOUT);
+        let first = out.lines().next().unwrap_or_default().trim().to_string();
+        (status == Some(0) && !first.is_empty()).then_some(first)
     }
 
     /// A command of the file's for node `id`, in the hub's namespace (where the
