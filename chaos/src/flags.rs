@@ -51,6 +51,11 @@ fn parse_system(s: &str) -> Result<SystemFlag, String> {
     })
 }
 
+fn parse_core(s: &str) -> Result<results::plan::CoreName, String> {
+    results::plan::CoreName::parse(s)
+        .ok_or_else(|| format!("'{s}' is no core: paxos or raft-rs (docs/cores.md)"))
+}
+
 fn parse_workload(s: &str) -> Result<Workload, String> {
     s.parse()
 }
@@ -113,6 +118,11 @@ pub struct RunArgs {
     /// Extra argument for every node (repeatable), e.g. --node-arg=--bug=stale-read.
     #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
+    /// The bundled node's consensus core: paxos (its own) or raft-rs (TiKV's Raft
+    /// behind the same KV store; its settings are node arguments such as
+    /// --node-arg=--raft-read-only=lease-based; docs/cores.md).
+    #[arg(long, value_name = "NAME", value_parser = parse_core)]
+    pub core: Option<results::plan::CoreName>,
     /// Root directory of run directories.
     #[arg(long, value_name = "DIR", default_value = "runs")]
     pub results: PathBuf,
@@ -291,6 +301,7 @@ const PLAN_FLAGS: &[&str] = &[
     "seed",
     "node_bin",
     "node_args",
+    "core",
     "name",
     "grace",
     "op_timeout_ms",
@@ -397,6 +408,7 @@ impl RunArgs {
             node_bin: self.node_bin.clone(),
             node_cmd: self.node_cmd.clone(),
             node_args: self.node_args.clone(),
+            core: self.core.unwrap_or_default(),
             net: self.net.map(|n| match n {
                 NetFlag::Proxy => results::Net::Proxy,
                 NetFlag::Netns => results::Net::Netns,

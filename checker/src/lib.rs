@@ -17,6 +17,7 @@ pub mod linear;
 pub mod logcheck;
 pub mod model;
 pub mod protocol;
+pub mod raft;
 pub mod register;
 pub mod report;
 pub mod stats;

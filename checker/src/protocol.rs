@@ -41,52 +41,56 @@ use crate::report::{Anomaly, AnomalyKind, CheckReport, MessageRef};
 
 pub use paxos_trace::{Ballot, BatchId, Event, JournalLine, Msg, NodeId, Record, Slot};
 
-/// How often a run reached the situations the rules exist for.
+/// How often a run reached the situations a protocol's rules exist for: a count per
+/// situation, by name (snake_case in result.json, kebab-case in words). Every core's
+/// rules start with their situations at zero, so one never reached is still listed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Coverage {
-    /// A proposer's promise quorum reported two or more different accepted values.
-    pub promises_disagreed: u64,
-    /// A new leader recovered a slot whose value fewer than a majority had accepted.
-    pub minority_slot_recovered: u64,
-    /// An acceptor restarted between promising a ballot and accepting in it.
-    pub restart_between_promise_and_accept: u64,
-    /// An accepted message reached its proposer twice.
-    pub duplicate_accepted_delivered: u64,
-    /// A new leader began while slots proposed by another were not yet chosen.
-    pub leader_change_with_slots_in_flight: u64,
-}
+#[serde(transparent)]
+pub struct Coverage(pub BTreeMap<String, u64>);
+
+/// The bundled node's situations.
+pub const PAXOS_SITUATIONS: [&str; 5] = [
+    // A proposer's promise quorum reported two or more different accepted values.
+    "promises_disagreed",
+    // A new leader recovered a slot whose value fewer than a majority had accepted.
+    "minority_slot_recovered",
+    // An acceptor restarted between promising a ballot and accepting in it.
+    "restart_between_promise_and_accept",
+    // An accepted message reached its proposer twice.
+    "duplicate_accepted_delivered",
+    // A new leader began while slots proposed by another were not yet chosen.
+    "leader_change_with_slots_in_flight",
+];
 
 impl Coverage {
-    /// The situations never reached, by name.
-    pub fn never_reached(&self) -> Vec<&'static str> {
-        [
-            ("promises-disagreed", self.promises_disagreed),
-            ("minority-slot-recovered", self.minority_slot_recovered),
-            (
-                "restart-between-promise-and-accept",
-                self.restart_between_promise_and_accept,
-            ),
-            (
-                "duplicate-accepted-delivered",
-                self.duplicate_accepted_delivered,
-            ),
-            (
-                "leader-change-with-slots-in-flight",
-                self.leader_change_with_slots_in_flight,
-            ),
-        ]
-        .into_iter()
-        .filter(|(_, n)| *n == 0)
-        .map(|(name, _)| name)
-        .collect()
+    /// Every situation of `names` at zero.
+    pub fn of(names: &[&str]) -> Coverage {
+        Coverage(names.iter().map(|n| (n.to_string(), 0)).collect())
+    }
+
+    /// One more time in situation `name`.
+    pub fn reached(&mut self, name: &str) {
+        *self.0.entry(name.to_string()).or_default() += 1;
+    }
+
+    /// How often situation `name` was reached.
+    pub fn get(&self, name: &str) -> u64 {
+        self.0.get(name).copied().unwrap_or(0)
+    }
+
+    /// The situations never reached, by name (kebab-case).
+    pub fn never_reached(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(name, _)| name.replace('_', "-"))
+            .collect()
     }
 
     pub fn add(&mut self, other: &Coverage) {
-        self.promises_disagreed += other.promises_disagreed;
-        self.minority_slot_recovered += other.minority_slot_recovered;
-        self.restart_between_promise_and_accept += other.restart_between_promise_and_accept;
-        self.duplicate_accepted_delivered += other.duplicate_accepted_delivered;
-        self.leader_change_with_slots_in_flight += other.leader_change_with_slots_in_flight;
+        for (name, n) in &other.0 {
+            *self.0.entry(name.clone()).or_default() += n;
+        }
     }
 }
 
@@ -212,7 +216,7 @@ impl Invariants {
             anomalies: Vec::new(),
             events: 0,
             wire: false,
-            coverage: Coverage::default(),
+            coverage: Coverage::of(&PAXOS_SITUATIONS),
         }
     }
 
@@ -353,7 +357,7 @@ impl Invariants {
                 .promised_then_restarted
                 .remove(&(k.0, k.1.clone(), ballot))
             {
-                self.coverage.restart_between_promise_and_accept += 1;
+                self.coverage.reached("restart_between_promise_and_accept");
             }
         } else {
             self.last_promise.insert(k, ballot);
@@ -534,7 +538,7 @@ impl Invariants {
     /// An acceptance taken in by its proposer: counts the duplicates.
     fn note_accepted(&mut self, id: (NodeId, NodeId, Option<String>, Slot, Ballot)) {
         if !self.accepted_seen.insert(id) {
-            self.coverage.duplicate_accepted_delivered += 1;
+            self.coverage.reached("duplicate_accepted_delivered");
         }
     }
 
@@ -642,7 +646,7 @@ impl Invariants {
             .map(|v| v.iter().filter(|(b, _)| *b < ballot).copied().collect())
             .unwrap_or_default();
         if reports.distinct_values() >= 2 {
-            self.coverage.promises_disagreed += 1;
+            self.coverage.reached("promises_disagreed");
         }
         let Some((Some(highest), required)) = reports.required() else {
             return; // nobody reported an accepted value: the proposer is free
@@ -692,17 +696,17 @@ impl Invariants {
         }
         for (s, reports) in &per_slot {
             if reports.distinct_values() >= 2 {
-                self.coverage.promises_disagreed += 1;
+                self.coverage.reached("promises_disagreed");
             }
             if let Some((Some(b), _)) = reports.required() {
                 let had = self.log_accepted_by.get(&(*s, b)).map_or(0, BTreeSet::len);
                 if had < self.quorum {
-                    self.coverage.minority_slot_recovered += 1;
+                    self.coverage.reached("minority_slot_recovered");
                 }
             }
         }
         if self.in_flight.values().any(|owner| *owner != from) {
-            self.coverage.leader_change_with_slots_in_flight += 1;
+            self.coverage.reached("leader_change_with_slots_in_flight");
         }
         self.log_required.insert(leader, per_slot);
     }

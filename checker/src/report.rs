@@ -178,10 +178,22 @@ pub enum AnomalyKind {
     ConflictingLearn,
     /// A node wrote a value down as chosen without having learned it.
     ChosenWithoutQuorum,
+    /// Raft: two leaders in one term.
+    ElectionSafety,
+    /// Raft: a leader overwrote or deleted an entry of its own log in its term.
+    LeaderAppendOnly,
+    /// Raft: two logs hold entries of the same index and term with different contents.
+    LogMatching,
+    /// Raft: a leader's log lacks an entry committed before its term.
+    LeaderCompleteness,
+    /// Raft: two nodes applied different entries at one index.
+    StateMachineSafety,
+    /// A node's core stopped on one of its own assertions.
+    CoreAssertion,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 12] = [
+    pub const ALL: [AnomalyKind; 18] = [
         AnomalyKind::Agreement,
         AnomalyKind::Validity,
         AnomalyKind::NonLinearizable,
@@ -194,6 +206,12 @@ impl AnomalyKind {
         AnomalyKind::WrongValueProposed,
         AnomalyKind::ConflictingLearn,
         AnomalyKind::ChosenWithoutQuorum,
+        AnomalyKind::ElectionSafety,
+        AnomalyKind::LeaderAppendOnly,
+        AnomalyKind::LogMatching,
+        AnomalyKind::LeaderCompleteness,
+        AnomalyKind::StateMachineSafety,
+        AnomalyKind::CoreAssertion,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -210,6 +228,12 @@ impl AnomalyKind {
             AnomalyKind::WrongValueProposed => "wrong-value-proposed",
             AnomalyKind::ConflictingLearn => "conflicting-learn",
             AnomalyKind::ChosenWithoutQuorum => "chosen-without-quorum",
+            AnomalyKind::ElectionSafety => "election-safety",
+            AnomalyKind::LeaderAppendOnly => "leader-append-only",
+            AnomalyKind::LogMatching => "log-matching",
+            AnomalyKind::LeaderCompleteness => "leader-completeness",
+            AnomalyKind::StateMachineSafety => "state-machine-safety",
+            AnomalyKind::CoreAssertion => "core-assertion",
         }
     }
 }

@@ -63,6 +63,8 @@ pub struct PlanSpec {
     /// A Maelstrom node's command line (Maelstrom protocol only).
     pub node_cmd: Option<String>,
     pub node_args: Vec<String>,
+    /// The bundled node's consensus core (`--core`).
+    pub core: results::plan::CoreName,
     /// `None`: netns for etcd, else proxy.
     pub net: Option<Net>,
     /// `None`: the default kinds of the mode and network.
@@ -96,6 +98,7 @@ impl Default for PlanSpec {
             node_bin: None,
             node_cmd: None,
             node_args: Vec::new(),
+            core: results::plan::CoreName::Paxos,
             net: None,
             nemesis: None,
             nemesis_interval_s: None,
@@ -155,6 +158,7 @@ impl PlanSpec {
             backoff: self.backoff,
             system: self.system,
             declared: self.declared.clone(),
+            core: self.core,
             node_cmd: self.node_cmd.clone(),
             net: self.net.unwrap_or(self.system.default_net()),
             script: None,
@@ -162,7 +166,7 @@ impl PlanSpec {
         };
         let plan = plan.normalised().map_err(|e| UsageError(e.to_string()))?;
         if plan.mode == Mode::Sim {
-            crate::sim::node_config(&plan)?;
+            crate::sim::check_config(&plan)?;
         }
         Ok(plan)
     }
@@ -173,6 +177,8 @@ impl PlanSpec {
         use results::system_file::WorkloadName;
         match &self.declared {
             Some(d) if !d.file.serves(WorkloadName::Kv) => Workload::Register,
+            // raft-rs serves the KV store only.
+            _ if !self.core.is_paxos() => Workload::Kv,
             _ => self.system.default_workload(),
         }
     }
@@ -238,6 +244,20 @@ impl PlanSpec {
                 );
             }
             check_executable(bin)?;
+        }
+        if !self.core.is_paxos() {
+            if self.system != SystemKind::Bundled || self.node_bin.is_some() {
+                usage!(
+                    "--core {}: the core of the bundled node; another system brings its own",
+                    self.core.name()
+                );
+            }
+            if self.workload.is_some_and(|w| w != Workload::Kv) {
+                usage!(
+                    "--core {}: serves the KV store only; use --workload kv",
+                    self.core.name()
+                );
+            }
         }
         if let Some(schedule) = &self.schedule {
             let end_ms = (self.time_limit_s * 1e3) as u64;

@@ -102,7 +102,7 @@ fn sweep_correct(nodes: usize, seeds: std::ops::Range<u64>) {
         reached.add(&j.coverage);
     }
     assert!(
-        reached.never_reached().len() <= 1 && reached.restart_between_promise_and_accept > 0,
+        reached.never_reached().len() <= 1 && reached.get("restart_between_promise_and_accept") > 0,
         "{reached:?}"
     );
     for (what, n) in [

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use crate::core::{Config, Timing};
+use crate::raft::{Mistake, RaftConfig, ReadMode};
 use crate::shell::{ShellConfig, ShellError};
 use crate::types::{Bug, NodeId};
 
@@ -120,6 +121,46 @@ pub struct NodeArgs {
         env = "CHAOS_JOURNAL_ORIGIN_NS"
     )]
     pub journal_origin_ns: u64,
+
+    /// The consensus core: `paxos` (the bundled one) or `raft-rs` (TiKV's Raft behind
+    /// the same KV store; docs/cores.md). The `--raft-*` flags apply to raft-rs only.
+    #[arg(long, value_name = "NAME", default_value = "paxos", value_parser = ["paxos", "raft-rs"])]
+    pub core: String,
+
+    /// raft-rs: milliseconds per tick.
+    #[arg(long, value_name = "MS", default_value_t = RaftConfig::default().tick_ms, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub raft_tick_ms: u64,
+
+    /// raft-rs: ticks without a leader before a campaign (plus a seeded hold of up to
+    /// as many again).
+    #[arg(long, value_name = "TICKS", default_value_t = RaftConfig::default().election_tick as u64, value_parser = clap::value_parser!(u64).range(2..=10_000))]
+    pub raft_election_tick: u64,
+
+    /// raft-rs: ticks between heartbeats (below the election tick).
+    #[arg(long, value_name = "TICKS", default_value_t = RaftConfig::default().heartbeat_tick as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub raft_heartbeat_tick: u64,
+
+    /// raft-rs: whether a leader steps down without a quorum's contact.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub raft_check_quorum: bool,
+
+    /// raft-rs: whether a node runs a pre-vote before it campaigns.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub raft_pre_vote: bool,
+
+    /// raft-rs: how reads are confirmed: `safe` (a heartbeat round per ReadIndex) or
+    /// `lease-based` (the leader's lease; needs check-quorum, trusts clocks).
+    #[arg(long, value_name = "MODE", default_value = "safe", value_parser = ["safe", "lease-based"])]
+    pub raft_read_only: String,
+
+    /// raft-rs: append messages in flight per follower.
+    #[arg(long, value_name = "N", default_value_t = RaftConfig::default().max_inflight as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub raft_max_inflight: u64,
+
+    /// raft-rs, tests only: an adapter mistake the harness must catch:
+    /// `apply-before-commit` or `send-before-persist`.
+    #[arg(long, value_name = "NAME", value_parser = ["apply-before-commit", "send-before-persist"])]
+    pub raft_mistake: Option<String>,
 }
 
 fn parse_peer(s: &str) -> Result<(NodeId, String), String> {
@@ -170,6 +211,8 @@ pub enum ArgsError {
     IdOutOfRange { id: NodeId, n: usize },
     #[error("--peer {peer}: ids must be 1..=N, distinct, and not this node's own")]
     BadPeer { peer: NodeId },
+    #[error("{0}")]
+    Raft(String),
 }
 
 impl NodeArgs {
@@ -226,6 +269,48 @@ impl NodeArgs {
                 .map(|path| (path, self.journal_origin_ns)),
             clock_rate: self.clock_rate,
         }
+    }
+}
+
+impl NodeArgs {
+    /// The raft-rs core's configuration for node `id` of `n` from these flags.
+    pub fn raft_config(&self, id: NodeId, n: usize) -> Result<RaftConfig, ArgsError> {
+        let cfg = RaftConfig {
+            id,
+            n,
+            seed: self.seed,
+            tick_ms: self.raft_tick_ms,
+            election_tick: self.raft_election_tick as usize,
+            heartbeat_tick: self.raft_heartbeat_tick as usize,
+            check_quorum: self.raft_check_quorum,
+            pre_vote: self.raft_pre_vote,
+            read_only: if self.raft_read_only == "lease-based" {
+                ReadMode::LeaseBased
+            } else {
+                ReadMode::Safe
+            },
+            max_inflight: self.raft_max_inflight as usize,
+            max_size_per_msg: RaftConfig::default().max_size_per_msg,
+            request_timeout_ms: self.request_timeout_ms,
+            snapshot_every: self.snapshot_every,
+            mistake: match self.raft_mistake.as_deref() {
+                Some("apply-before-commit") => Some(Mistake::ApplyBeforeCommit),
+                Some("send-before-persist") => Some(Mistake::SendBeforePersist),
+                _ => None,
+            },
+        };
+        if cfg.heartbeat_tick >= cfg.election_tick {
+            return Err(ArgsError::Raft(format!(
+                "--raft-heartbeat-tick {} must be below --raft-election-tick {}",
+                cfg.heartbeat_tick, cfg.election_tick
+            )));
+        }
+        if cfg.read_only == ReadMode::LeaseBased && !cfg.check_quorum {
+            return Err(ArgsError::Raft(
+                "--raft-read-only lease-based needs --raft-check-quorum true".into(),
+            ));
+        }
+        Ok(cfg)
     }
 }
 

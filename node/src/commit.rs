@@ -9,45 +9,44 @@
 //! [`order`] returns exactly that sequence; the driver only executes it, so the
 //! simulation's crashes test the ordering the real node uses.
 //!
-//! With [`Bug::UnsyncedReply`] the sends, replies and timers come first and the sync
+//! With `--bug unsynced-reply` (the bundled node's [`crate::types::Bug::UnsyncedReply`]) the sends, replies and timers come first and the sync
 //! last: a crash between them loses records that a peer or client already relied on.
 
-use std::collections::BTreeSet;
-
-use crate::core::{Action, Record, Snapshot, TimerId};
-use crate::msg::PeerMessage;
-use crate::types::{Bug, NodeId, OpResult};
+use crate::seam::Action;
+use crate::types::{NodeId, OpResult};
 
 /// One thing a driver does, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Step {
+pub enum Step<M, R, S, T> {
     /// Append the record to the WAL (buffered; durable only after [`Step::Sync`]).
-    Append(Record),
+    Append(R),
     /// Take a snapshot: the WAL goes on in a new segment that starts with `keep`
     /// (the records that still matter after the snapshot), while the snapshot file
     /// is written off the node's step; the segment before is deleted once both are
     /// durable. Like an append, durable only after [`Step::Sync`].
-    Snapshot {
-        snapshot: Snapshot,
-        keep: Vec<Record>,
-    },
+    Snapshot { snapshot: S, keep: Vec<R> },
     /// Make every appended record durable before going on.
     Sync,
     /// An action with an effect outside the node.
-    Effect(Effect),
+    Effect(Effect<M, T>),
 }
 
 /// A non-durable action of the core.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Effect {
-    Send { to: NodeId, msg: PeerMessage },
+pub enum Effect<M, T> {
+    Send { to: NodeId, msg: M },
     Reply { token: u64, result: OpResult },
-    SetTimer { timer: TimerId, after_ms: u64 },
+    SetTimer { timer: T, after_ms: u64 },
 }
 
 /// The steps that carry out one burst of actions. At most one [`Step::Sync`], and
-/// only when the burst appended a record or took a snapshot.
-pub fn order(actions: Vec<Action>, bugs: &BTreeSet<Bug>) -> Vec<Step> {
+/// only when the burst appended a record or took a snapshot. `effects_first`: the
+/// core's test-only mistake of letting effects overtake the sync
+/// ([`crate::seam::Core::effects_before_sync`]).
+pub fn order<M, R, S, T>(
+    actions: Vec<Action<M, R, S, T>>,
+    effects_first: bool,
+) -> Vec<Step<M, R, S, T>> {
     let mut appends = Vec::new();
     let mut effects = Vec::new();
     for action in actions {
@@ -65,7 +64,7 @@ pub fn order(actions: Vec<Action>, bugs: &BTreeSet<Bug>) -> Vec<Step> {
     }
     let sync = (!appends.is_empty()).then_some(Step::Sync);
     let mut steps = Vec::with_capacity(appends.len() + effects.len() + 1);
-    if bugs.contains(&Bug::UnsyncedReply) {
+    if effects_first {
         steps.extend(effects);
         steps.extend(appends);
         steps.extend(sync);
@@ -80,6 +79,7 @@ pub fn order(actions: Vec<Action>, bugs: &BTreeSet<Bug>) -> Vec<Step> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::{Action, Record, TimerId};
 
     fn burst() -> Vec<Action> {
         vec![
@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn records_are_synced_before_any_effect_leaves() {
-        let steps = order(burst(), &BTreeSet::new());
+        let steps = order(burst(), false);
         let sync = steps.iter().position(|s| *s == Step::Sync).unwrap();
         assert_eq!(sync, 2, "{steps:?}");
         assert!(steps[..sync].iter().all(|s| matches!(s, Step::Append(_))));
@@ -119,7 +119,7 @@ mod tests {
                 .into_iter()
                 .filter(|a| !matches!(a, Action::Persist(_)))
                 .collect(),
-            &BTreeSet::new(),
+            false,
         );
         assert!(!steps.contains(&Step::Sync));
         assert_eq!(steps.len(), 2);
@@ -127,8 +127,7 @@ mod tests {
 
     #[test]
     fn the_unsynced_reply_bug_lets_effects_overtake_the_sync() {
-        let bugs = BTreeSet::from([Bug::UnsyncedReply]);
-        let steps = order(burst(), &bugs);
+        let steps = order(burst(), true);
         assert_eq!(steps.last(), Some(&Step::Sync));
         assert!(matches!(steps[0], Step::Effect(_)));
     }

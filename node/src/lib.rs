@@ -3,7 +3,9 @@
 //!
 //! The crate is layered so that the protocol logic can be driven both for real and in
 //! a deterministic simulation:
-//! - [`core`]: the sans-IO state machine (events in, actions out);
+//! - [`seam`]: the trait every consensus core implements, so that one shell and one
+//!   simulation drive any of them;
+//! - [`core`]: the bundled sans-IO Paxos state machine (events in, actions out);
 //! - [`commit`]: the order of a burst's records, sync and effects, driven by the
 //!   shell and by the deterministic simulation (`chaos sim`, in the harness);
 //! - [`rules`]: its steps as the protocol's rules read them, and the [`journal`]
@@ -20,7 +22,9 @@ pub mod commit;
 pub mod core;
 pub mod journal;
 pub mod msg;
+pub mod raft;
 pub mod rules;
+pub mod seam;
 pub mod shell;
 pub mod stdio;
 pub mod types;

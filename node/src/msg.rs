@@ -133,6 +133,20 @@ impl PeerMessage {
     }
 }
 
+impl crate::seam::Wire for PeerMessage {
+    fn kind(&self) -> &'static str {
+        self.type_name()
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        crate::seam::json_encode(self, out)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        crate::seam::json_decode(bytes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -327,7 +327,10 @@ impl Server {
         // A broadcast yields the same message for every peer: serialize it once.
         let mut last: Option<(PeerMessage, Arc<str>)> = None;
         let mut journaled = false;
-        for step in commit::order(actions, &self.bugs) {
+        for step in commit::order(
+            actions,
+            self.bugs.contains(&crate::types::Bug::UnsyncedReply),
+        ) {
             // The burst's journal lines are written before its records reach the WAL
             // file and before its first effect: a kill can then cost the journal a
             // line whose record never became durable (the rules never judge an

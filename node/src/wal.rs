@@ -22,7 +22,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::core::{Record, Snapshot};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::core::Record;
+use crate::seam::Wire;
 
 /// The log file's name inside the data directory.
 pub const WAL_FILE: &str = "wal.log";
@@ -49,10 +53,10 @@ pub enum WalError {
     },
 }
 
-/// What recovery found.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Recovery {
-    pub records: Vec<Record>,
+/// What recovery found: the records of a core (the bundled node's by default).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Recovery<R = Record> {
+    pub records: Vec<R>,
     /// `(offset, bytes)` of a damaged final record that was cut off.
     pub torn_tail: Option<(u64, u64)>,
     /// The segment it was cut off ([`Wal::open`] only).
@@ -158,7 +162,7 @@ impl Wal {
     /// a crash while a snapshot was being taken can leave one in the previous
     /// segment too). With `fsync == false` (`--unsafe-no-fsync`) [`Wal::sync`] does
     /// not reach the disk.
-    pub fn open(dir: &Path, fsync: bool) -> Result<(Wal, Recovery), WalError> {
+    pub fn open<R: Wire>(dir: &Path, fsync: bool) -> Result<(Wal, Recovery<R>), WalError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| WalError::Io { path, source }
@@ -168,7 +172,11 @@ impl Wal {
         if found.is_empty() {
             found.push((0, dir.join(WAL_FILE)));
         }
-        let mut recovery = Recovery::default();
+        let mut recovery = Recovery {
+            records: Vec::new(),
+            torn_tail: None,
+            torn_file: None,
+        };
         let last = found.len() - 1;
         let mut current = None;
         for (i, (seq, path)) in found.into_iter().enumerate() {
@@ -220,7 +228,7 @@ impl Wal {
     }
 
     /// Buffers a record; it is written by the next [`Wal::sync`].
-    pub fn append(&mut self, record: &Record) {
+    pub fn append<R: Wire>(&mut self, record: &R) {
         encode_into(record, &mut self.buf);
     }
 
@@ -271,10 +279,10 @@ impl Wal {
     ///
     /// With `sync_snapshot == false` (the `unsynced-snapshot` bug) the snapshot is
     /// not synced and the previous segment is deleted at once.
-    pub fn begin_snapshot(
+    pub fn begin_snapshot<S: Serialize, R: Wire>(
         &mut self,
-        snapshot: &Snapshot,
-        keep: &[Record],
+        snapshot: &S,
+        keep: &[R],
         sync_snapshot: bool,
     ) -> Result<(), WalError> {
         // One snapshot at a time: the previous one must be done (it makes the next
@@ -398,7 +406,7 @@ fn replace_file(path: &Path, bytes: &[u8], sync: bool) -> Result<(), WalError> {
 }
 
 /// One framed snapshot.
-pub fn encode_snapshot(snapshot: &Snapshot, out: &mut Vec<u8>) {
+pub fn encode_snapshot<S: Serialize>(snapshot: &S, out: &mut Vec<u8>) {
     let payload = serde_json::to_vec(snapshot).expect("snapshots always serialize");
     let len = u32::try_from(payload.len()).expect("snapshot under 4 GiB");
     out.extend_from_slice(&len.to_le_bytes());
@@ -409,7 +417,7 @@ pub fn encode_snapshot(snapshot: &Snapshot, out: &mut Vec<u8>) {
 /// The snapshot in a snapshot file's bytes (named `path` in errors). Unlike the
 /// log's tail, a damaged snapshot is never cut off: it replaced the log before it,
 /// so the node refuses to start.
-pub fn decode_snapshot(path: &Path, bytes: &[u8]) -> Result<Snapshot, WalError> {
+pub fn decode_snapshot<S: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<S, WalError> {
     let corrupt = |reason: String| WalError::Corrupt {
         path: path.to_path_buf(),
         offset: 0,
@@ -437,7 +445,7 @@ pub fn decode_snapshot(path: &Path, bytes: &[u8]) -> Result<Snapshot, WalError> 
 }
 
 /// The snapshot of the data directory `dir`, if it has one.
-pub fn read_snapshot(dir: &Path) -> Result<Option<Snapshot>, WalError> {
+pub fn read_snapshot<S: DeserializeOwned>(dir: &Path) -> Result<Option<S>, WalError> {
     let path = dir.join(SNAPSHOT_FILE);
     match std::fs::read(&path) {
         Ok(bytes) => decode_snapshot(&path, &bytes).map(Some),
@@ -448,7 +456,7 @@ pub fn read_snapshot(dir: &Path) -> Result<Option<Snapshot>, WalError> {
 
 /// Recovery from a log's bytes (named `path` in errors): its records, and the torn
 /// final record to cut off, if any. [`Wal::open`] and the simulated disk both use it.
-pub fn recover(path: &Path, bytes: &[u8]) -> Result<Recovery, WalError> {
+pub fn recover<R: Wire>(path: &Path, bytes: &[u8]) -> Result<Recovery<R>, WalError> {
     let (records, good_len) = decode_all(path, bytes)?;
     let torn_tail =
         (good_len < bytes.len()).then(|| (good_len as u64, (bytes.len() - good_len) as u64));
@@ -460,8 +468,9 @@ pub fn recover(path: &Path, bytes: &[u8]) -> Result<Recovery, WalError> {
 }
 
 /// Appends one framed record to `out`.
-pub fn encode_into(record: &Record, out: &mut Vec<u8>) {
-    let payload = serde_json::to_vec(record).expect("records always serialize");
+pub fn encode_into<R: Wire>(record: &R, out: &mut Vec<u8>) {
+    let mut payload = Vec::new();
+    record.encode(&mut payload);
     let len = u32::try_from(payload.len()).expect("record under 4 GiB");
     assert!(len <= MAX_RECORD_BYTES, "record of {len} bytes");
     out.extend_from_slice(&len.to_le_bytes());
@@ -471,7 +480,7 @@ pub fn encode_into(record: &Record, out: &mut Vec<u8>) {
 
 /// Decodes every record; returns them and the length of the good prefix. A damaged
 /// final record ends the good prefix; damage before it is an error.
-pub fn decode_all(path: &Path, bytes: &[u8]) -> Result<(Vec<Record>, usize), WalError> {
+pub fn decode_all<R: Wire>(path: &Path, bytes: &[u8]) -> Result<(Vec<R>, usize), WalError> {
     let corrupt = |offset: usize, reason: String| WalError::Corrupt {
         path: path.to_path_buf(),
         offset: offset as u64,
@@ -505,7 +514,7 @@ pub fn decode_all(path: &Path, bytes: &[u8]) -> Result<(Vec<Record>, usize), Wal
             }
             return Err(corrupt(at, "checksum mismatch".into()));
         }
-        match serde_json::from_slice::<Record>(payload) {
+        match R::decode(payload) {
             Ok(record) => records.push(record),
             // A valid checksum over an unreadable record is not a torn write.
             Err(e) => return Err(corrupt(at, format!("undecodable record: {e}"))),
@@ -536,7 +545,7 @@ mod tests {
     }
 
     fn write_all(dir: &Path, records: &[Record]) {
-        let (mut wal, rec) = Wal::open(dir, true).unwrap();
+        let (mut wal, rec) = Wal::open::<Record>(dir, true).unwrap();
         assert_eq!(rec.records, vec![]);
         for r in records {
             wal.append(r);
@@ -548,7 +557,7 @@ mod tests {
     fn records_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         write_all(dir.path(), &sample());
-        let (_, rec) = Wal::open(dir.path(), true).unwrap();
+        let (_, rec) = Wal::open::<Record>(dir.path(), true).unwrap();
         assert_eq!(rec.records, sample());
         assert_eq!(rec.torn_tail, None);
     }
@@ -567,13 +576,13 @@ mod tests {
         for cut in good + 1..full.len() {
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join(WAL_FILE), &full[..cut]).unwrap();
-            let (mut wal, rec) = Wal::open(dir.path(), false).unwrap();
+            let (mut wal, rec) = Wal::open::<Record>(dir.path(), false).unwrap();
             assert_eq!(rec.records, sample()[..3].to_vec(), "cut at {cut}");
             assert_eq!(rec.torn_tail, Some((good as u64, (cut - good) as u64)));
             // The log is usable again: appends land after the good prefix.
             wal.append(&Record::LogPromise { ballot: 10 });
             wal.sync().unwrap();
-            let (_, again) = Wal::open(dir.path(), false).unwrap();
+            let (_, again) = Wal::open::<Record>(dir.path(), false).unwrap();
             assert_eq!(again.records.len(), 4);
             assert_eq!(again.records[3], Record::LogPromise { ballot: 10 });
         }
@@ -589,7 +598,7 @@ mod tests {
         bytes[n - 2] ^= 0xFF;
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(WAL_FILE), &bytes).unwrap();
-        let (_, rec) = Wal::open(dir.path(), false).unwrap();
+        let (_, rec) = Wal::open::<Record>(dir.path(), false).unwrap();
         assert_eq!(rec.records, sample()[..3].to_vec());
         assert!(rec.torn_tail.is_some());
     }
@@ -606,7 +615,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(WAL_FILE);
         std::fs::write(&path, &bytes).unwrap();
-        let err = Wal::open(dir.path(), false).err().expect("must refuse");
+        let err = Wal::open::<Record>(dir.path(), false)
+            .err()
+            .expect("must refuse");
         match &err {
             WalError::Corrupt { offset, .. } => assert_eq!(*offset, offsets[1] as u64),
             other => panic!("wrong error {other:?}"),
@@ -630,7 +641,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(WAL_FILE), &bytes).unwrap();
         assert!(matches!(
-            Wal::open(dir.path(), false),
+            Wal::open::<Record>(dir.path(), false),
             Err(WalError::Corrupt { .. })
         ));
     }
@@ -657,7 +668,7 @@ mod tests {
     /// A snapshot taken at `index` 7 after promises 3 (synced) and 4 (buffered),
     /// with `keep` = promise 5, then promise 6 appended.
     fn snapshot_begun(dir: &Path, sync_snapshot: bool) -> (Wal, crate::core::Snapshot) {
-        let (mut wal, _) = Wal::open(dir, true).unwrap();
+        let (mut wal, _) = Wal::open::<Record>(dir, true).unwrap();
         wal.append(&Record::LogPromise { ballot: 3 });
         wal.sync().unwrap();
         wal.append(&Record::LogPromise { ballot: 4 });
@@ -679,7 +690,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (wal, _) = snapshot_begun(dir.path(), true);
         drop(wal);
-        let (_, rec) = Wal::open(dir.path(), true).unwrap();
+        let (_, rec) = Wal::open::<Record>(dir.path(), true).unwrap();
         assert_eq!(promises(&rec.records), vec![3, 4]);
 
         // Killed after the sync, before the previous segment went: both replayed,
@@ -690,7 +701,7 @@ mod tests {
         let writer = wal.writer.take().unwrap();
         writer.join().unwrap().unwrap();
         drop(wal);
-        let (_, rec) = Wal::open(dir.path(), true).unwrap();
+        let (_, rec) = Wal::open::<Record>(dir.path(), true).unwrap();
         assert_eq!(promises(&rec.records), vec![3, 4, 5, 6]);
 
         // A torn write at the end of the previous segment, records after it in the
@@ -699,7 +710,7 @@ mod tests {
         let mut bytes = std::fs::read(&first).unwrap();
         bytes.extend_from_slice(&[9, 0, 0, 0, 1, 2]);
         std::fs::write(&first, &bytes).unwrap();
-        let (_, rec) = Wal::open(dir.path(), true).unwrap();
+        let (_, rec) = Wal::open::<Record>(dir.path(), true).unwrap();
         assert_eq!(promises(&rec.records), vec![3, 4, 5, 6]);
         assert_eq!(rec.torn_file.as_deref(), Some(first.as_path()));
     }
@@ -720,15 +731,18 @@ mod tests {
             "the first segment deleted, the next one made ahead"
         );
         drop(wal);
-        assert_eq!(read_snapshot(dir.path()).unwrap(), Some(snap.clone()));
-        let (mut wal, rec) = Wal::open(dir.path(), true).unwrap();
+        assert_eq!(
+            read_snapshot::<crate::core::Snapshot>(dir.path()).unwrap(),
+            Some(snap.clone())
+        );
+        let (mut wal, rec) = Wal::open::<Record>(dir.path(), true).unwrap();
         assert_eq!(promises(&rec.records), vec![5, 6]);
         // Appends go on in the newest segment; an empty older one is dropped.
         assert_eq!(wal.path(), dir.path().join("wal.2.log"));
         wal.append(&Record::LogPromise { ballot: 7 });
         wal.sync().unwrap();
         drop(wal);
-        let (mut wal, rec) = Wal::open(dir.path(), true).unwrap();
+        let (mut wal, rec) = Wal::open::<Record>(dir.path(), true).unwrap();
         assert_eq!(promises(&rec.records), vec![5, 6, 7]);
         // A second snapshot.
         wal.begin_snapshot(&snap, &[Record::LogPromise { ballot: 8 }], true)
@@ -741,7 +755,7 @@ mod tests {
             ["snapshot.bin", "wal.4.log", "wal.5.log"],
             "every older segment deleted (wal.3.log was made ahead and empty)"
         );
-        let (_, rec) = Wal::open(dir.path(), true).unwrap();
+        let (_, rec) = Wal::open::<Record>(dir.path(), true).unwrap();
         assert_eq!(promises(&rec.records), vec![8]);
     }
 
@@ -751,7 +765,7 @@ mod tests {
         let (wal, _) = snapshot_begun(dir.path(), false);
         assert!(!dir.path().join(WAL_FILE).exists());
         drop(wal);
-        let (_, rec) = Wal::open(dir.path(), true).unwrap();
+        let (_, rec) = Wal::open::<Record>(dir.path(), true).unwrap();
         assert!(
             rec.records.is_empty(),
             "promise 3 went with the first segment"
@@ -771,12 +785,14 @@ mod tests {
         let last = bytes.len() - 2;
         bytes[last] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        let err = read_snapshot(dir.path()).unwrap_err().to_string();
+        let err = read_snapshot::<crate::core::Snapshot>(dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("snapshot.bin") && err.contains("checksum"),
             "{err}"
         );
         std::fs::write(&path, &bytes[..5]).unwrap();
-        assert!(read_snapshot(dir.path()).is_err());
+        assert!(read_snapshot::<crate::core::Snapshot>(dir.path()).is_err());
     }
 }

@@ -203,7 +203,7 @@ proptest! {
     #[test]
     fn wal_decoder_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512), flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4)) {
         let path = std::path::Path::new("fuzz.wal");
-        let _ = decode_all(path, &bytes);
+        let _ = decode_all::<paxos_node::core::Record>(path, &bytes);
         // Valid records with a few bytes changed: decoded, cut as a torn tail, or
         // refused as corrupt, never a panic.
         let mut valid = Vec::new();
@@ -213,7 +213,7 @@ proptest! {
             let i = at.index(valid.len());
             valid[i] ^= b;
         }
-        let _ = decode_all(path, &valid);
+        let _ = decode_all::<paxos_node::core::Record>(path, &valid);
     }
 
     #[test]

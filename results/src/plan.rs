@@ -135,6 +135,38 @@ impl Mode {
     }
 }
 
+/// Which consensus core the bundled node runs (`--core`, docs/cores.md): the
+/// bundled Paxos core, or TiKV's Raft (`raft` on crates.io) behind the same KV store.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum CoreName {
+    #[default]
+    #[serde(rename = "paxos")]
+    Paxos,
+    #[serde(rename = "raft-rs")]
+    RaftRs,
+}
+
+impl CoreName {
+    pub const ALL: [CoreName; 2] = [CoreName::Paxos, CoreName::RaftRs];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CoreName::Paxos => "paxos",
+            CoreName::RaftRs => "raft-rs",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<CoreName> {
+        CoreName::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    pub fn is_paxos(&self) -> bool {
+        *self == CoreName::Paxos
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub version: u32,
@@ -197,6 +229,10 @@ pub struct Plan {
     /// whole so the run replays without the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub declared: Option<crate::system_file::Declared>,
+    /// The consensus core of the bundled node (`--core`); its arguments are the
+    /// plan's node arguments, recorded as given. Absent: the bundled Paxos core.
+    #[serde(default, skip_serializing_if = "CoreName::is_paxos")]
+    pub core: CoreName,
     /// The command line that runs one Maelstrom node (split into words as a shell
     /// would, run without one; docs/maelstrom.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -815,6 +851,9 @@ impl Plan {
                 shell_quote(&bin.display().to_string())
             ));
         }
+        if !self.core.is_paxos() {
+            parts.push(format!("--core {}", self.core.name()));
+        }
         for arg in &self.node_args {
             parts.push(format!("--node-arg={}", shell_quote(arg)));
         }
@@ -901,6 +940,7 @@ pub(crate) mod tests {
             backoff: Backoff::default(),
             system: SystemKind::Bundled,
             declared: None,
+            core: CoreName::Paxos,
             node_cmd: None,
             net: Net::Proxy,
             script: None,

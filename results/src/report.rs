@@ -72,6 +72,24 @@ pub fn explain(kind: AnomalyKind) -> &'static str {
         AnomalyKind::ChosenWithoutQuorum => {
             "A node wrote a value down as chosen without having learned it: no majority of distinct acceptors had sent it acceptances of that value's ballot, and no peer had told it the value was chosen. A quorum that is not a majority can miss another quorum entirely, so two values can be chosen."
         }
+        AnomalyKind::ElectionSafety => {
+            "Two nodes were leaders of the same Raft term. Each term has at most one leader; with two, both can commit different entries at the same index."
+        }
+        AnomalyKind::LeaderAppendOnly => {
+            "A Raft leader overwrote or deleted an entry of its own log during its term. A leader only appends; an entry it replaced may already have been committed."
+        }
+        AnomalyKind::LogMatching => {
+            "Two nodes' logs hold an entry with the same index and term but different contents. One leader creates at most one entry per index in its term, so logs that agree on an entry's index and term agree on it and on everything before it."
+        }
+        AnomalyKind::LeaderCompleteness => {
+            "A node became Raft leader without an entry that was already committed in an earlier term. A leader must hold every committed entry, or it will overwrite one."
+        }
+        AnomalyKind::StateMachineSafety => {
+            "Two nodes applied different entries at the same log index. Every state machine applies the same entry at each index, or replicas diverge and clients see different histories."
+        }
+        AnomalyKind::CoreAssertion => {
+            "A node's core stopped on one of its own assertions: it met a state its protocol says cannot happen (for raft-rs, typically a follower that lost entries it had acknowledged). The core found the violation before the clients did."
+        }
         AnomalyKind::ConflictingLearn => {
             "The same register or log slot was learned (written down as chosen, or announced as decided or chosen) as two different values. At most one value is ever chosen; two learned values mean some node declared a value chosen that was not."
         }

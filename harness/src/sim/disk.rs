@@ -10,10 +10,12 @@
 
 use std::path::Path;
 
-use paxos_node::core::{Record, Snapshot};
+use paxos_node::seam::Wire;
 use paxos_node::wal::{self, Recovery, WalError};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// What a crash did to the bytes that were not yet synced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +46,7 @@ pub struct SimDisk {
 
 impl SimDisk {
     /// Encodes a record into the page cache, as `Wal::append` plus the write does.
-    pub fn append(&mut self, record: &Record) {
+    pub fn append<R: Wire>(&mut self, record: &R) {
         wal::encode_into(record, &mut self.cache);
     }
 
@@ -67,7 +69,12 @@ impl SimDisk {
     /// `unsynced-snapshot` bug (`sync_snapshot` off) the segment before is deleted at
     /// once, with its unsynced records, and the snapshot stays unsynced until a
     /// crash decides whether it reached the disk. Takes no simulated time.
-    pub fn begin_snapshot(&mut self, snapshot: &Snapshot, keep: &[Record], sync_snapshot: bool) {
+    pub fn begin_snapshot<S: Serialize, R: Wire>(
+        &mut self,
+        snapshot: &S,
+        keep: &[R],
+        sync_snapshot: bool,
+    ) {
         if self.segment_at.is_some() {
             // One snapshot at a time: the shell waits for the one before.
             self.sync();
@@ -87,7 +94,10 @@ impl SimDisk {
     }
 
     /// The snapshot a restart reads (through the node's own decoding), if any.
-    pub fn recover_snapshot(&self, path: &Path) -> Result<Option<Snapshot>, WalError> {
+    pub fn recover_snapshot<S: DeserializeOwned>(
+        &self,
+        path: &Path,
+    ) -> Result<Option<S>, WalError> {
         assert!(
             self.snapshot_unsynced.is_none(),
             "recovery runs after a crash"
@@ -138,7 +148,7 @@ impl SimDisk {
     /// Recovery on restart, through the real node's code: the records, or the error
     /// the real node refuses to start with. A torn tail is cut off, as `Wal::open`
     /// truncates the file.
-    pub fn recover(&mut self, path: &Path) -> Result<Recovery, WalError> {
+    pub fn recover<R: Wire>(&mut self, path: &Path) -> Result<Recovery<R>, WalError> {
         assert!(self.cache.is_empty(), "recovery runs after a crash");
         let recovery = wal::recover(path, &self.durable)?;
         if let Some((good, _)) = recovery.torn_tail {
@@ -215,6 +225,7 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
+    use paxos_node::core::{Record, Snapshot};
 
     fn records(n: u64) -> Vec<Record> {
         (1..=n)
@@ -239,7 +250,7 @@ mod tests {
                 disk.append(&r);
             }
             let fate = disk.crash(&mut ChaCha8Rng::seed_from_u64(seed));
-            let got = disk.recover(path()).unwrap().records;
+            let got = disk.recover::<Record>(path()).unwrap().records;
             // Synced records always survive; unsynced ones survive only as a prefix.
             assert_eq!(got[..3], records(3)[..]);
             assert_eq!(got[..], records(6)[..got.len()]);
@@ -271,13 +282,13 @@ mod tests {
         // Keep all but the last byte of the unsynced record.
         let cache = std::mem::take(&mut disk.cache);
         disk.durable.extend_from_slice(&cache[..cache.len() - 1]);
-        let rec = disk.recover(path()).unwrap();
+        let rec = disk.recover::<Record>(path()).unwrap();
         assert_eq!(rec.records, records(2));
         assert!(rec.torn_tail.is_some());
         assert!(disk.durable_len() < full);
         disk.append(&Record::LogPromise { ballot: 10 });
         disk.sync();
-        assert_eq!(disk.recover(path()).unwrap().records.len(), 3);
+        assert_eq!(disk.recover::<Record>(path()).unwrap().records.len(), 3);
     }
 
     #[test]
@@ -303,16 +314,19 @@ mod tests {
         for seed in 0..20 {
             let mut disk = begun();
             disk.crash(&mut ChaCha8Rng::seed_from_u64(seed));
-            let got = disk.recover(path()).unwrap().records;
+            let got = disk.recover::<Record>(path()).unwrap().records;
             assert_eq!(got[..3], records(3)[..]);
-            snapshots.insert(disk.recover_snapshot(path()).unwrap().is_some());
+            snapshots.insert(disk.recover_snapshot::<Snapshot>(path()).unwrap().is_some());
         }
         assert_eq!(snapshots.len(), 2, "either snapshot file after a crash");
         // After the sync: the snapshot and the new segment only.
         let mut disk = begun();
         disk.sync();
-        assert_eq!(disk.recover(path()).unwrap().records, keep);
-        assert_eq!(disk.recover_snapshot(path()).unwrap(), Some(snap.clone()));
+        assert_eq!(disk.recover::<Record>(path()).unwrap().records, keep);
+        assert_eq!(
+            disk.recover_snapshot::<Snapshot>(path()).unwrap(),
+            Some(snap.clone())
+        );
         // With the bug the log before goes at once.
         let mut disk = SimDisk::default();
         disk.append(&Record::LogPromise { ballot: 1 });
@@ -320,7 +334,7 @@ mod tests {
         disk.begin_snapshot(&snap, &keep, false);
         disk.crash(&mut ChaCha8Rng::seed_from_u64(1));
         assert!(
-            disk.recover(path())
+            disk.recover::<Record>(path())
                 .unwrap()
                 .records
                 .iter()
@@ -339,7 +353,7 @@ mod tests {
             let Some(Damage::Record { offset }) = disk.corrupt(position) else {
                 panic!("no snapshot: a record is damaged")
             };
-            let err = disk.recover(path()).unwrap_err();
+            let err = disk.recover::<Record>(path()).unwrap_err();
             let text = err.to_string();
             assert!(text.contains("n1/wal.log"), "{text}");
             assert!(text.contains(&format!("byte offset {offset}")), "{text}");
@@ -368,12 +382,15 @@ mod tests {
                 Some(Damage::Snapshot) => {
                     snapshots_hit += 1;
                     let snap_path = Path::new("n1/snapshot.bin");
-                    let err = disk.recover_snapshot(snap_path).unwrap_err().to_string();
+                    let err = disk
+                        .recover_snapshot::<Snapshot>(snap_path)
+                        .unwrap_err()
+                        .to_string();
                     assert!(err.contains("n1/snapshot.bin"), "{err}");
                 }
                 Some(Damage::Record { .. }) => {
                     records_hit += 1;
-                    assert!(disk.recover(path()).is_err());
+                    assert!(disk.recover::<Record>(path()).is_err());
                 }
                 None => panic!("a snapshot and two records to damage"),
             }

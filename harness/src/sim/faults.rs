@@ -6,11 +6,12 @@ use std::cell::RefCell;
 
 use nemesis::{LinkFaults, NodeId};
 
+use super::core::SimCore;
 use super::world::World;
 
-pub struct Faults<'a, 'w, 'r>(pub &'a RefCell<&'w mut World<'r>>);
+pub struct Faults<'a, 'w, 'r, C: SimCore>(pub &'a RefCell<&'w mut World<'r, C>>);
 
-impl nemesis::Nodes for Faults<'_, '_, '_> {
+impl<C: SimCore> nemesis::Nodes for Faults<'_, '_, '_, C> {
     /// The simulation makes every fault.
     fn cannot(&self, _fault: &nemesis::Fault) -> Option<&'static str> {
         None
@@ -41,7 +42,7 @@ impl nemesis::Nodes for Faults<'_, '_, '_> {
     }
 }
 
-impl nemesis::Links for Faults<'_, '_, '_> {
+impl<C: SimCore> nemesis::Links for Faults<'_, '_, '_, C> {
     fn cut(&self, links: &[(NodeId, NodeId)]) -> Result<(), nemesis::FaultError> {
         self.0.borrow_mut().cut(links);
         Ok(())

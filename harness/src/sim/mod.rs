@@ -18,8 +18,10 @@
 //! on a crash, synced ones corrupted), and the clocks (nodes' timers can run fast or
 //! slow, or jump).
 
+pub mod core;
 mod disk;
 mod faults;
+pub mod raft;
 
 pub mod sweep;
 mod world;
@@ -41,6 +43,7 @@ use crate::procedure;
 use crate::recorder::Recorder;
 use crate::spec::UsageError;
 use crate::vocab::{Completion, Failure, NodeId, WorkloadOp};
+use core::{Rules, SimCore};
 use world::World;
 
 /// What a simulation produced besides its history.
@@ -65,12 +68,10 @@ pub struct Simulated {
     pub script: Option<Vec<results::plan::ScriptedOp>>,
 }
 
-/// The nodes' configuration from the plan's node arguments, parsed by the node's own
-/// command line so that `--bug`, `--election-timeout-ms`, `--request-timeout-ms`,
-/// `--leader-wait-ms`, `--no-pre-vote` and `--snapshot-every` mean what they mean to
-/// a real node. Arguments that only make sense for a process
+/// The plan's node arguments, parsed by the node's own command line so that they
+/// mean what they mean to a real node. Arguments that only make sense for a process
 /// (addresses, data directories, `--unsafe-no-fsync`) are refused.
-pub fn node_config(plan: &Plan) -> Result<Config, UsageError> {
+pub(crate) fn node_args(plan: &Plan) -> Result<paxos_node::cli::NodeArgs, UsageError> {
     for arg in &plan.node_args {
         let name = arg.split('=').next().unwrap_or(arg);
         if [
@@ -80,11 +81,12 @@ pub fn node_config(plan: &Plan) -> Result<Config, UsageError> {
             "--data-dir",
             "--seed",
             "--unsafe-no-fsync",
+            "--core",
         ]
         .contains(&name)
         {
             return Err(UsageError(format!(
-                "--node-arg={arg}: chaos sim decides {name} itself; only --bug, --election-timeout-ms, --request-timeout-ms, --leader-wait-ms, --no-pre-vote and --snapshot-every apply"
+                "--node-arg={arg}: chaos sim decides {name} itself; only the core's own settings (--bug, --election-timeout-ms, --request-timeout-ms, --leader-wait-ms, --no-pre-vote, --snapshot-every, --raft-*) apply"
             )));
         }
     }
@@ -92,8 +94,15 @@ pub fn node_config(plan: &Plan) -> Result<Config, UsageError> {
         .into_iter()
         .map(String::from)
         .chain(plan.node_args.iter().cloned());
-    let args = paxos_node::cli::NodeArgs::parse_argv(argv)
-        .map_err(|e| UsageError(format!("--node-arg: {}", e.lines().next().unwrap_or(""))))?;
+    paxos_node::cli::NodeArgs::parse_argv(argv)
+        .map_err(|e| UsageError(format!("--node-arg: {}", e.lines().next().unwrap_or(""))))
+}
+
+/// The bundled Paxos nodes' configuration from the plan's node arguments
+/// ([`node_args`]): `--bug`, `--election-timeout-ms`, `--request-timeout-ms`,
+/// `--leader-wait-ms`, `--no-pre-vote` and `--snapshot-every`.
+pub fn node_config(plan: &Plan) -> Result<Config, UsageError> {
+    let args = node_args(plan)?;
     let cfg = args.into_config().map_err(|e| UsageError(e.to_string()))?;
     let mut core = cfg.core;
     if !plan
@@ -106,6 +115,16 @@ pub fn node_config(plan: &Plan) -> Result<Config, UsageError> {
         core.timing.snapshot_every = SIM_SNAPSHOT_EVERY;
     }
     Ok(core)
+}
+
+/// Checks that the plan's node arguments configure its core.
+pub fn check_config(plan: &Plan) -> Result<(), UsageError> {
+    match plan.core {
+        results::plan::CoreName::Paxos => node_config(plan).map(|_| ()),
+        results::plan::CoreName::RaftRs => {
+            <paxos_node::raft::RaftCore as SimCore>::plan_config(plan).map(|_| ())
+        }
+    }
 }
 
 /// Applied commands between snapshots in simulation, unless the plan's node
@@ -128,8 +147,25 @@ pub fn simulate_traced(
     trace: Option<results::data::TraceSelector>,
     capture: bool,
 ) -> Result<(Simulated, Vec<results::data::TracedMessage>), Failure> {
-    let base = node_config(plan).map_err(|e| Failure::input(e.0))?;
-    let mut w = World::new(plan, recorder, base);
+    match plan.core {
+        results::plan::CoreName::Paxos => {
+            simulate_core::<paxos_node::core::Node>(plan, recorder, trace, capture)
+        }
+        results::plan::CoreName::RaftRs => {
+            simulate_core::<paxos_node::raft::RaftCore>(plan, recorder, trace, capture)
+        }
+    }
+}
+
+/// [`simulate_traced`] with the core `C`.
+fn simulate_core<C: SimCore>(
+    plan: &Plan,
+    recorder: &Recorder,
+    trace: Option<results::data::TraceSelector>,
+    capture: bool,
+) -> Result<(Simulated, Vec<results::data::TracedMessage>), Failure> {
+    let base = C::plan_config(plan).map_err(|e| Failure::input(e.0))?;
+    let mut w = World::<C>::new(plan, recorder, base);
     w.trace = trace;
     w.capture = capture.then(Vec::new);
     let ran = procedure::run(plan, &mut Sim { w: &mut w, plan }, recorder);
@@ -143,8 +179,26 @@ pub fn simulate_traced(
             )
         })
         .collect();
-    let rules = std::mem::replace(&mut w.rules, checker::protocol::Invariants::new(plan.nodes));
-    let (protocol, coverage) = rules.finish();
+    let rules = std::mem::replace(&mut w.rules, C::Rules::new(plan.nodes));
+    let (mut protocol, coverage) = rules.finish();
+    for (time_ns, id, why) in std::mem::take(&mut w.panics) {
+        protocol.verdict = checker::Verdict::Invalid;
+        protocol.anomalies.push(checker::report::Anomaly {
+            kind: checker::report::AnomalyKind::CoreAssertion,
+            key: None,
+            slot: None,
+            message: format!("node {id} {why}"),
+            ops: Vec::new(),
+            witness: None,
+            messages: vec![checker::report::MessageRef {
+                time_ns,
+                event: "record".into(),
+                from: Some(id),
+                to: None,
+                text: why,
+            }],
+        });
+    }
     let traced = w.trace.take().map(|t| t.finish()).unwrap_or_default();
     Ok((
         Simulated {
@@ -214,8 +268,8 @@ pub fn trace_failed_run(plan: &Plan, dir: &Path) -> Result<usize, String> {
 
 /// The simulated driver of the run procedure ([`procedure::run`]): the cores on
 /// virtual time, every step a function of the plan.
-struct Sim<'a, 'w, 'r> {
-    w: &'a mut World<'w>,
+struct Sim<'a, 'w, 'r, C: SimCore> {
+    w: &'a mut World<'w, C>,
     plan: &'r Plan,
 }
 
@@ -223,7 +277,7 @@ fn ns(d: Duration) -> u64 {
     d.as_nanos() as u64
 }
 
-impl procedure::Driver for Sim<'_, '_, '_> {
+impl<C: SimCore> procedure::Driver for Sim<'_, '_, '_, C> {
     /// A script client of the world, and the node it asks.
     type Session = (usize, NodeId);
 
@@ -302,22 +356,9 @@ impl procedure::Driver for Sim<'_, '_, '_> {
 }
 
 /// Every running node's dump, in the real node's format.
-fn dumps(w: &World, plan: &Plan) -> Vec<(NodeId, String)> {
+fn dumps<C: SimCore>(w: &World<C>, plan: &Plan) -> Vec<(NodeId, String)> {
     (1..=plan.nodes as NodeId)
-        .filter_map(|id| {
-            let core = w.core(id)?;
-            Some((
-                id,
-                paxos_node::client::encode_dump(
-                    1,
-                    id,
-                    core.registers(),
-                    core.chosen_log().iter(),
-                    core.commit_index(),
-                    core.snapshot(),
-                ),
-            ))
-        })
+        .filter_map(|id| Some((id, w.core(id)?.dump(id))))
         .collect()
 }
 

@@ -19,21 +19,19 @@ use std::path::PathBuf;
 
 use nemesis::{LinkFaults, NemesisOutcome, ScheduledFault, substream};
 use paxos_node::commit::{self, Effect, Step};
-use paxos_node::core::{Action, Config, Event, Node, TimerId};
-use paxos_node::msg::PeerMessage;
+use paxos_node::seam::{Actions, Event, EventOf, Wire};
 use paxos_node::types::{self as node_types, OpResult};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use results::Plan;
 use results::schema::SimCounts;
 
+use super::core::{Learned, Rules, SimCore};
 use super::disk::{CrashFate, SimDisk};
 use crate::recorder::Recorder;
 use crate::system::node::{completion_of, request_of};
 use crate::system::{CLIENT_TIMEOUT, CONNECTION_BROKEN, Completion, NodeId, WorkloadOp};
 use crate::workload::{CONNECT_RETRY, ClientSlot, Shared, WorkloadConfig};
-use checker::protocol::{self, Invariants};
-use paxos_node::rules;
 
 const MS: u64 = 1_000_000;
 /// One way on a peer link (loopback plus a proxy hop), in ns.
@@ -47,38 +45,38 @@ const INBOX_CAPACITY: usize = 65_536;
 
 /// An item due at `at`; `seq` orders items due at the same time (first scheduled,
 /// first processed). The heap is a max-heap, so the order is reversed.
-struct Queued {
+struct Queued<C: SimCore> {
     at: u64,
     seq: u64,
-    item: Item,
+    item: Item<C>,
 }
 
-impl PartialEq for Queued {
+impl<C: SimCore> PartialEq for Queued<C> {
     fn eq(&self, other: &Self) -> bool {
         (self.at, self.seq) == (other.at, other.seq)
     }
 }
 
-impl Eq for Queued {}
+impl<C: SimCore> Eq for Queued<C> {}
 
-impl PartialOrd for Queued {
+impl<C: SimCore> PartialOrd for Queued<C> {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for Queued {
+impl<C: SimCore> Ord for Queued<C> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         (other.at, other.seq).cmp(&(self.at, self.seq))
     }
 }
 
 #[derive(Clone, Debug)]
-enum Item {
+enum Item<C: SimCore> {
     Peer {
         from: NodeId,
         to: NodeId,
-        msg: PeerMessage,
+        msg: C::Msg,
     },
     Request {
         client: usize,
@@ -95,7 +93,7 @@ enum Item {
     Timer {
         node: NodeId,
         epoch: u64,
-        timer: TimerId,
+        timer: C::Timer,
         generation: u64,
     },
     SyncDone {
@@ -135,18 +133,18 @@ impl Clock {
     }
 }
 
-struct SimNode {
-    core: Option<Node>,
+struct SimNode<C: SimCore> {
+    core: Option<C>,
     disk: SimDisk,
     /// Bumped on every crash: timers and syncs of an earlier life are void.
     epoch: u64,
     paused: bool,
     syncing: bool,
     /// Effects waiting for the sync in flight.
-    after_sync: Vec<Effect>,
-    inbox: VecDeque<Event>,
+    after_sync: Vec<Effect<C::Msg, C::Timer>>,
+    inbox: VecDeque<EventOf<C>>,
     /// Timer -> (local deadline, generation).
-    timers: BTreeMap<TimerId, (u64, u64)>,
+    timers: BTreeMap<C::Timer, (u64, u64)>,
     generation: u64,
     clock: Clock,
     /// Why the node refused to start (its WAL or snapshot is corrupt): it stays down.
@@ -157,7 +155,7 @@ struct SimNode {
     unsynced_chosen: Vec<(node_types::Slot, node_types::Batch)>,
     /// Every slot the node wrote down as chosen and synced, over all its lives: the
     /// log as it learned it, including what its snapshots compacted away since.
-    learned: BTreeMap<node_types::Slot, node_types::Batch>,
+    learned: Learned,
 }
 
 struct InFlight {
@@ -179,10 +177,13 @@ struct SimClient {
     next_at: u64,
 }
 
-pub struct World<'r> {
+pub struct World<'r, C: SimCore> {
     plan: &'r Plan,
     recorder: &'r Recorder,
-    base: Config,
+    base: C::Config,
+    /// The core's test-only mistakes of order ([`paxos_node::seam::Core`]).
+    effects_first: bool,
+    unsynced_snapshot: bool,
     workload: WorkloadConfig,
     shared: Shared,
     pub now: u64,
@@ -190,8 +191,8 @@ pub struct World<'r> {
     /// The (time, sequence number) of the item handled last: items are handled in
     /// strictly increasing order of it.
     last_handled: (u64, u64),
-    queue: BinaryHeap<Queued>,
-    nodes: Vec<SimNode>,
+    queue: BinaryHeap<Queued<C>>,
+    nodes: Vec<SimNode<C>>,
     blocked: BTreeSet<(NodeId, NodeId)>,
     degraded: BTreeMap<(NodeId, NodeId), LinkFaults>,
     net: ChaCha8Rng,
@@ -206,7 +207,7 @@ pub struct World<'r> {
     /// Every (node, ballot) that campaigned, for `counts.elections`.
     campaigns: BTreeSet<(NodeId, u64)>,
     /// The protocol's rules, checked on every step.
-    pub rules: Invariants,
+    pub rules: C::Rules,
     /// The messages the report draws, with their fates, as a real run's
     /// messages.jsonl has them (kept in a second, identical pass of a failed run).
     pub trace: Option<results::data::TraceSelector>,
@@ -214,12 +215,14 @@ pub struct World<'r> {
     pub capture: Option<Vec<results::plan::ScriptedOp>>,
     /// Faults aimed by role, resolved as they start.
     resolver: nemesis::Resolver,
+    /// Cores that stopped on their own assertions: (when, node, why).
+    pub panics: Vec<(u64, NodeId, String)>,
 }
 
-impl<'r> World<'r> {
-    /// A world for `plan`; `base` carries the nodes' bugs and timing (from the plan's
-    /// node arguments).
-    pub fn new(plan: &'r Plan, recorder: &'r Recorder, base: Config) -> World<'r> {
+impl<'r, C: SimCore> World<'r, C> {
+    /// A world for `plan`; `base` carries the nodes' settings (from the plan's node
+    /// or core arguments).
+    pub fn new(plan: &'r Plan, recorder: &'r Recorder, base: C::Config) -> World<'r, C> {
         let nodes = (0..plan.nodes)
             .map(|_| SimNode {
                 core: None,
@@ -245,6 +248,8 @@ impl<'r> World<'r> {
         World {
             plan,
             recorder,
+            effects_first: C::effects_before_sync(&base),
+            unsynced_snapshot: C::unsynced_snapshot(&base),
             base,
             workload: WorkloadConfig::of(plan),
             shared: Shared::new(),
@@ -264,18 +269,19 @@ impl<'r> World<'r> {
             counts: SimCounts::default(),
             links: LinkCounts::new(plan.nodes),
             campaigns: BTreeSet::new(),
-            rules: Invariants::new(plan.nodes),
+            rules: C::Rules::new(plan.nodes),
             trace: None,
             capture: None,
             resolver: nemesis::Resolver::default(),
+            panics: Vec::new(),
         }
     }
 
-    fn node(&mut self, id: NodeId) -> &mut SimNode {
+    fn node(&mut self, id: NodeId) -> &mut SimNode<C> {
         &mut self.nodes[id as usize - 1]
     }
 
-    fn schedule(&mut self, at: u64, item: Item) {
+    fn schedule(&mut self, at: u64, item: Item<C>) {
         // Nothing is scheduled in the past: what is due now runs after what is
         // already due now, by its sequence number.
         assert!(
@@ -317,7 +323,7 @@ impl<'r> World<'r> {
     }
 
     /// Processes items up to virtual time `until` or until `done` holds.
-    pub fn run_until(&mut self, until: u64, done: impl Fn(&World) -> bool) {
+    pub fn run_until(&mut self, until: u64, done: impl Fn(&World<C>) -> bool) {
         while let Some(next) = self.queue.peek() {
             if next.at > until || done(self) {
                 return;
@@ -358,11 +364,11 @@ impl<'r> World<'r> {
             .any(|c| c.slot.is_some() && c.in_flight.is_some())
     }
 
-    fn handle(&mut self, item: Item) {
+    fn handle(&mut self, item: Item<C>) {
         match item {
             Item::Peer { from, to, msg } => {
                 if self.nodes[to as usize - 1].core.is_some() {
-                    self.links.of(from, to, msg.type_name()).delivered += 1;
+                    self.links.of(from, to, msg.kind()).delivered += 1;
                     self.deliver(to, Event::Peer { from, msg });
                 }
             }
@@ -447,12 +453,7 @@ impl<'r> World<'r> {
     fn leader_view(&self) -> nemesis::LeaderView {
         let answers: Vec<(NodeId, Option<NodeId>)> = (1..=self.plan.nodes as NodeId)
             .filter(|id| !self.is_paused(*id))
-            .filter_map(|id| {
-                Some((
-                    id,
-                    self.nodes[id as usize - 1].core.as_ref()?.status().leader,
-                ))
-            })
+            .filter_map(|id| Some((id, self.nodes[id as usize - 1].core.as_ref()?.view().leader)))
             .collect();
         nemesis::LeaderView::by_vote(&answers)
     }
@@ -466,13 +467,14 @@ impl<'r> World<'r> {
 
     // ---- nodes ----------------------------------------------------------------------
 
-    fn config_for(&self, id: NodeId) -> Config {
-        let mut c = self.base.clone();
-        c.id = id;
-        c.n = self.plan.nodes;
+    fn config_for(&self, id: NodeId) -> C::Config {
         // As the real cluster seeds each node's process.
-        c.seed = self.plan.seed ^ u64::from(id);
-        c
+        C::configure(
+            &self.base,
+            id,
+            self.plan.nodes,
+            self.plan.seed ^ u64::from(id),
+        )
     }
 
     /// Starts node `id` from its durable records. `Ok(false)`: already up. The one
@@ -502,18 +504,37 @@ impl<'r> World<'r> {
             }
         };
         let (snapshot, recovery) = recovery;
-        let (core, actions) = Node::start_from(cfg, snapshot, recovery.records);
+        let started = in_core(|| C::start(cfg, snapshot, recovery.records));
+        let (core, actions) = match started {
+            Ok(started) => started,
+            Err(text) => {
+                let why = format!("stopped on its own assertion at start: {text}");
+                self.panics.push((self.now, id, why.clone()));
+                let n = self.node(id);
+                n.refused = Some(why.clone());
+                self.counts.refused_starts += 1;
+                return Err(Refused(why));
+            }
+        };
         let n = self.node(id);
-        n.core = Some(core);
         n.paused = false;
         if n.epoch > 0 {
-            let restart = protocol::Event::Restart { node: id };
-            self.rules.observe(self.now, &restart);
+            self.rules.restarted(self.now, id);
         }
-        let (rules, now) = (&mut self.rules, self.now);
-        rules::step_events(id, &actions, |e| rules.observe(now, &e));
+        self.rules.stepped(self.now, id, &actions, &core);
+        self.node(id).core = Some(core);
         self.commit(id, actions);
         Ok(true)
+    }
+
+    /// Node `id`'s core stopped on its own assertion (`why`): the process is gone, as
+    /// after a kill, and stays down (what the core found is the run's finding, kept
+    /// in [`World::panics`]).
+    fn panicked(&mut self, id: NodeId, why: String) {
+        let why = format!("stopped on its own assertion: {why}");
+        self.panics.push((self.now, id, why.clone()));
+        self.kill(id);
+        self.node(id).refused = Some(why);
     }
 
     /// Kills node `id`: its page cache meets its fate, its connections break.
@@ -584,11 +605,11 @@ impl<'r> World<'r> {
     }
 
     /// Every slot node `id` wrote down as chosen and synced, over all its lives.
-    pub fn learned(&self, id: NodeId) -> &BTreeMap<node_types::Slot, node_types::Batch> {
+    pub fn learned(&self, id: NodeId) -> &Learned {
         &self.nodes[id as usize - 1].learned
     }
 
-    pub fn core(&self, id: NodeId) -> Option<&Node> {
+    pub fn core(&self, id: NodeId) -> Option<&C> {
         self.nodes[id as usize - 1].core.as_ref()
     }
 
@@ -604,7 +625,7 @@ impl<'r> World<'r> {
             base_global: now,
             base_local: local,
         };
-        let timers: Vec<(TimerId, u64)> =
+        let timers: Vec<(C::Timer, u64)> =
             n.timers.iter().map(|(t, (d, _))| (t.clone(), *d)).collect();
         for (timer, deadline) in timers {
             self.arm(id, timer, deadline);
@@ -649,7 +670,7 @@ impl<'r> World<'r> {
     }
 
     /// Hands node `id` an event, or queues it while the node cannot step.
-    fn deliver(&mut self, id: NodeId, event: Event) {
+    fn deliver(&mut self, id: NodeId, event: EventOf<C>) {
         let n = &mut self.nodes[id as usize - 1];
         let Some(core) = n.core.as_mut() else {
             return;
@@ -660,29 +681,35 @@ impl<'r> World<'r> {
             }
             return;
         }
-        let actions = step(core, &mut self.rules, self.now, id, event);
-        self.commit(id, actions);
+        match step(core, &mut self.rules, self.now, id, event) {
+            Ok(actions) => self.commit(id, actions),
+            Err(why) => self.panicked(id, why),
+        }
     }
 
     /// Carries out a burst of actions in the shell's order.
-    fn commit(&mut self, id: NodeId, actions: Vec<Action>) {
-        let steps = commit::order(actions, &self.base.bugs);
+    fn commit(&mut self, id: NodeId, actions: Actions<C>) {
+        let n = self.node(id);
+        if let Some(core) = n.core.as_mut() {
+            n.unsynced_chosen.extend(core.take_committed());
+        }
+        let steps = commit::order(actions, self.effects_first);
         let mut steps = steps.into_iter();
         while let Some(step) = steps.next() {
             match step {
                 Step::Append(record) => {
                     let n = self.node(id);
                     n.disk.append(&record);
-                    if let paxos_node::core::Record::LogChosen { slot, batch } = record {
-                        n.unsynced_chosen.push((slot, batch));
+                    if let Some((slot, batch)) = C::chosen(&record) {
+                        n.unsynced_chosen.push((slot, batch.clone()));
                     }
                 }
                 Step::Snapshot { snapshot, keep } => {
-                    let sync = !self.base.bugs.contains(&node_types::Bug::UnsyncedSnapshot);
+                    let sync = !self.unsynced_snapshot;
                     self.node(id).disk.begin_snapshot(&snapshot, &keep, sync);
                 }
                 Step::Sync => {
-                    let rest: Vec<Effect> = steps
+                    let rest: Vec<Effect<C::Msg, C::Timer>> = steps
                         .by_ref()
                         .map(|s| match s {
                             Step::Effect(e) => e,
@@ -729,18 +756,26 @@ impl<'r> World<'r> {
             return;
         };
         let mut actions = Vec::new();
+        let mut stopped = None;
         for event in n.inbox.drain(..) {
-            actions.extend(step(core, &mut self.rules, self.now, id, event));
+            match step(core, &mut self.rules, self.now, id, event) {
+                Ok(more) => actions.extend(more),
+                Err(why) => {
+                    stopped = Some(why);
+                    break;
+                }
+            }
         }
-        self.commit(id, actions);
+        match stopped {
+            None => self.commit(id, actions),
+            Some(why) => self.panicked(id, why),
+        }
     }
 
-    fn effect(&mut self, id: NodeId, effect: Effect) {
+    fn effect(&mut self, id: NodeId, effect: Effect<C::Msg, C::Timer>) {
         match effect {
             Effect::Send { to, msg } => {
-                if let Some(e) = rules::sent(id, to, &msg) {
-                    self.rules.observe(self.now, &e);
-                }
+                self.rules.sent(self.now, id, to, &msg);
                 self.transmit(id, to, msg);
             }
             Effect::Reply { token, result } => {
@@ -767,7 +802,7 @@ impl<'r> World<'r> {
     }
 
     /// (Re)arms a timer at a local deadline; an earlier arming of it is void.
-    fn arm(&mut self, id: NodeId, timer: TimerId, deadline: u64) {
+    fn arm(&mut self, id: NodeId, timer: C::Timer, deadline: u64) {
         let now = self.now;
         let n = self.node(id);
         n.generation += 1;
@@ -786,11 +821,11 @@ impl<'r> World<'r> {
         );
     }
 
-    fn transmit(&mut self, from: NodeId, to: NodeId, msg: PeerMessage) {
-        let kind = msg.type_name();
-        if let PeerMessage::LogPrepare { ballot, .. } = &msg {
-            // A campaign sends its prepare to every peer: counted once per ballot.
-            if self.campaigns.insert((from, *ballot)) {
+    fn transmit(&mut self, from: NodeId, to: NodeId, msg: C::Msg) {
+        let kind = msg.kind();
+        if let Some(round) = C::campaign(&msg) {
+            // A campaign asks every peer: counted once per round.
+            if self.campaigns.insert((from, round)) {
                 self.counts.elections += 1;
             }
         }
@@ -841,7 +876,7 @@ impl<'r> World<'r> {
 
     /// Keeps a message for the report's space-time diagram, if a trace window is open
     /// and it falls inside.
-    fn traced(&mut self, from: NodeId, to: NodeId, msg: &PeerMessage, delays: &[u64]) {
+    fn traced(&mut self, from: NodeId, to: NodeId, msg: &C::Msg, delays: &[u64]) {
         let Some(selector) = &mut self.trace else {
             return;
         };
@@ -852,7 +887,7 @@ impl<'r> World<'r> {
             time_ns: self.now,
             from,
             to,
-            kind: msg.type_name().to_string(),
+            kind: msg.kind().to_string(),
             fate: match delays.len() {
                 0 => "dropped",
                 1 => "delivered",
@@ -999,22 +1034,55 @@ impl<'r> World<'r> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refused(pub String);
 
-/// Steps a core with one event, showing the step to the protocol's rules.
-fn step(
-    core: &mut Node,
-    rules: &mut Invariants,
+/// Steps a core with one event, showing the step to the protocol's rules. A core
+/// that panics (a core nobody here wrote asserts its own invariants) has stopped:
+/// `Err` with its message.
+fn step<C: SimCore>(
+    core: &mut C,
+    rules: &mut C::Rules,
     now: u64,
     id: NodeId,
-    event: Event,
-) -> Vec<Action> {
+    event: EventOf<C>,
+) -> Result<Actions<C>, String> {
     if let Event::Peer { from, msg } = &event {
-        if let Some(received) = paxos_node::rules::received(*from, id, msg) {
-            rules.observe(now, &received);
-        }
+        rules.received(now, id, *from, msg);
     }
-    let actions = core.step(event);
-    paxos_node::rules::step_events(id, &actions, |e| rules.observe(now, &e));
-    actions
+    let actions = in_core(|| core.step(event))?;
+    rules.stepped(now, id, &actions, core);
+    Ok(actions)
+}
+
+thread_local! {
+    /// Whether this thread is inside a core's step, where a panic is the core's
+    /// finding (reported in the run's result) rather than the harness's crash.
+    static IN_CORE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (a core's step or start), catching a panic as its message. The panic
+/// hook stays quiet for it: the run reports it.
+fn in_core<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_CORE.with(|c| c.get()) {
+                previous(info);
+            }
+        }));
+    });
+    IN_CORE.with(|c| c.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_CORE.with(|c| c.set(false));
+    result.map_err(|payload| panic_text(&payload))
+}
+
+/// A panic's message.
+fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// Messages per directed link and message type, counted as the world sends, drops,

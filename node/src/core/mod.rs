@@ -209,47 +209,80 @@ pub enum TimerId {
     LeaderContact,
 }
 
-/// What the driver feeds the core.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    Peer {
-        from: NodeId,
-        msg: PeerMessage,
-    },
-    /// A client request. `token` is the driver's handle for the reply; it must be unique
-    /// among the requests in flight.
-    Client {
-        token: u64,
-        op: ClientOp,
-    },
-    Timer(TimerId),
+/// What the driver feeds the core ([`crate::seam::Event`] with this core's types).
+pub type Event = crate::seam::Event<PeerMessage, TimerId>;
+
+/// What the core asks the driver to do ([`crate::seam::Action`] with this core's
+/// types).
+pub type Action = crate::seam::Action<PeerMessage, Record, Snapshot, TimerId>;
+
+impl crate::seam::Wire for Record {
+    fn kind(&self) -> &'static str {
+        match self {
+            Record::Incarnation { .. } => "incarnation",
+            Record::RegisterPromise { .. } => "register-promise",
+            Record::RegisterAccept { .. } => "register-accept",
+            Record::RegisterChosen { .. } => "register-chosen",
+            Record::LogPromise { .. } => "log-promise",
+            Record::LogAccept { .. } => "log-accept",
+            Record::LogChosen { .. } => "log-chosen",
+        }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        crate::seam::json_encode(self, out)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        crate::seam::json_decode(bytes)
+    }
 }
 
-/// What the core asks the driver to do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Make the record durable before carrying out any later send or reply.
-    Persist(Record),
-    /// Make `snapshot` the node's durable snapshot (written whole, checksummed,
-    /// synced, then put in place), and only then replace the write-ahead log with
-    /// `keep`: the records that, after the snapshot, hold every durable state of the
-    /// node. Records persisted earlier in the same burst are covered by `keep`.
-    Snapshot {
-        snapshot: Snapshot,
-        keep: Vec<Record>,
-    },
-    Send {
-        to: NodeId,
-        msg: PeerMessage,
-    },
-    Reply {
-        token: u64,
-        result: OpResult,
-    },
-    SetTimer {
-        timer: TimerId,
-        after_ms: u64,
-    },
+impl crate::seam::Core for Node {
+    type Msg = PeerMessage;
+    type Record = Record;
+    type Snapshot = Snapshot;
+    type Timer = TimerId;
+    type Config = Config;
+    const NAME: &'static str = "paxos";
+
+    fn start(cfg: Config, snapshot: Option<Snapshot>, records: Vec<Record>) -> (Node, Vec<Action>) {
+        Node::start_from(cfg, snapshot, records)
+    }
+
+    fn step(&mut self, event: Event) -> Vec<Action> {
+        Node::step(self, event)
+    }
+
+    fn view(&self) -> crate::seam::View {
+        let status = self.status();
+        crate::seam::View {
+            role: match status.role.as_str() {
+                "leader" => "leader",
+                "candidate" => "candidate",
+                _ => "follower",
+            },
+            leader: status.leader,
+            round: status.ballot,
+            commit_index: status.commit_index,
+        }
+    }
+
+    fn configure(template: &Config, id: NodeId, n: usize, seed: u64) -> Config {
+        let mut c = template.clone();
+        c.id = id;
+        c.n = n;
+        c.seed = seed;
+        c
+    }
+
+    fn effects_before_sync(cfg: &Config) -> bool {
+        cfg.bugs.contains(&Bug::UnsyncedReply)
+    }
+
+    fn unsynced_snapshot(cfg: &Config) -> bool {
+        cfg.bugs.contains(&Bug::UnsyncedSnapshot)
+    }
 }
 
 /// The role of this node in the Multi-Paxos log.

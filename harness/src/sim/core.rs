@@ -1,0 +1,128 @@
+//! What the simulation needs of a core beyond the seam ([`paxos_node::seam::Core`]):
+//! its configuration from a plan, its protocol's rules checked on every step, and
+//! the few words of its messages and records the world counts (a campaign, a log
+//! position written down as chosen).
+//!
+//! One implementation per core: the bundled Paxos node here, TiKV's raft-rs in
+//! [`super::raft`].
+
+use std::collections::BTreeMap;
+
+use checker::CheckReport;
+use checker::protocol::{Coverage, Invariants};
+use paxos_node::core::{Config, Node, Record};
+use paxos_node::msg::PeerMessage;
+use paxos_node::rules;
+use paxos_node::seam::{Actions, Core};
+use paxos_node::types::{Batch, Slot};
+use results::Plan;
+
+use crate::spec::UsageError;
+use crate::vocab::NodeId;
+
+/// A core the simulation can run.
+pub trait SimCore: Core {
+    /// Its protocol's rules, shown every step.
+    type Rules: Rules<Self>;
+
+    /// The configuration template of every node of `plan` (from its core arguments).
+    fn plan_config(plan: &Plan) -> Result<Self::Config, UsageError>;
+
+    /// The log position and commands a record writes down as chosen (committed), if
+    /// it does: once synced, part of what the node learned (log agreement).
+    fn chosen(record: &Self::Record) -> Option<(Slot, &Batch)>;
+
+    /// The round a message starts a campaign for, if it does (`counts.elections`).
+    fn campaign(msg: &Self::Msg) -> Option<u64>;
+
+    /// The node's final dump (docs/protocol.md), as the real node writes it.
+    fn dump(&self, id: NodeId) -> String;
+
+    /// Entries this node committed since last asked (raft-rs writes no record for a
+    /// commit): part of what it learned. The bundled node's come from its records.
+    fn take_committed(&mut self) -> Vec<(Slot, Batch)> {
+        Vec::new()
+    }
+}
+
+/// A protocol's rules over one simulated run: shown every step of every node, in the
+/// order the nodes took them.
+pub trait Rules<C: Core> {
+    fn new(n: usize) -> Self;
+    /// Node `id` restarted from its durable state (not its first start).
+    fn restarted(&mut self, now: u64, id: NodeId);
+    /// Node `id` took in `msg` from `from`; called before the step.
+    fn received(&mut self, now: u64, id: NodeId, from: NodeId, msg: &C::Msg);
+    /// Node `id` stepped (or started) and returned `actions`; `core` is its state after.
+    fn stepped(&mut self, now: u64, id: NodeId, actions: &Actions<C>, core: &C);
+    /// Node `id` sent `msg` to `to` (after the burst's sync).
+    fn sent(&mut self, now: u64, id: NodeId, to: NodeId, msg: &C::Msg);
+    /// The verdict of the rules and the situations reached.
+    fn finish(self) -> (CheckReport, Coverage);
+}
+
+impl SimCore for Node {
+    type Rules = Invariants;
+
+    fn plan_config(plan: &Plan) -> Result<Config, UsageError> {
+        super::node_config(plan)
+    }
+
+    fn chosen(record: &Record) -> Option<(Slot, &Batch)> {
+        match record {
+            Record::LogChosen { slot, batch } => Some((*slot, batch)),
+            _ => None,
+        }
+    }
+
+    fn campaign(msg: &PeerMessage) -> Option<u64> {
+        match msg {
+            PeerMessage::LogPrepare { ballot, .. } => Some(*ballot),
+            _ => None,
+        }
+    }
+
+    fn dump(&self, id: NodeId) -> String {
+        paxos_node::client::encode_dump(
+            1,
+            id,
+            self.registers(),
+            self.chosen_log().iter(),
+            self.commit_index(),
+            self.snapshot(),
+        )
+    }
+}
+
+impl Rules<Node> for Invariants {
+    fn new(n: usize) -> Self {
+        Invariants::new(n)
+    }
+
+    fn restarted(&mut self, now: u64, id: NodeId) {
+        self.observe(now, &checker::protocol::Event::Restart { node: id });
+    }
+
+    fn received(&mut self, now: u64, id: NodeId, from: NodeId, msg: &PeerMessage) {
+        if let Some(e) = rules::received(from, id, msg) {
+            self.observe(now, &e);
+        }
+    }
+
+    fn stepped(&mut self, now: u64, id: NodeId, actions: &Actions<Node>, _core: &Node) {
+        rules::step_events(id, actions, |e| self.observe(now, &e));
+    }
+
+    fn sent(&mut self, now: u64, id: NodeId, to: NodeId, msg: &PeerMessage) {
+        if let Some(e) = rules::sent(id, to, msg) {
+            self.observe(now, &e);
+        }
+    }
+
+    fn finish(self) -> (CheckReport, Coverage) {
+        Invariants::finish(self)
+    }
+}
+
+/// A learned log: position -> commands.
+pub type Learned = BTreeMap<Slot, Batch>;
