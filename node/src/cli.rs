@@ -337,10 +337,32 @@ impl NodeError {
 /// Runs a node from parsed arguments until it is killed or fails.
 pub fn run(args: NodeArgs) -> Result<(), NodeError> {
     if args.maelstrom {
+        if args.core != "paxos" {
+            return Err(
+                ArgsError::Raft("--maelstrom runs the bundled Paxos core only".into()).into(),
+            );
+        }
         crate::stdio::run(args)?;
         return Ok(());
     }
+    if args.core == "raft-rs" {
+        let n = args.peers.len() + 1;
+        let raft = args.raft_config(args.id.unwrap_or(0), n)?;
+        let cfg = args.into_config()?;
+        let cfg = crate::shell::ShellConfig {
+            core: raft,
+            listen: cfg.listen,
+            peers: cfg.peers,
+            data_dir: cfg.data_dir,
+            fsync: cfg.fsync,
+            // The journal speaks the bundled node's rules: raft-rs keeps none.
+            journal: None,
+            clock_rate: cfg.clock_rate,
+        };
+        crate::shell::run::<crate::raft::RaftCore>(cfg)?;
+        return Ok(());
+    }
     let cfg = args.into_config()?;
-    crate::shell::run(cfg)?;
+    crate::shell::run::<crate::core::Node>(cfg)?;
     Ok(())
 }

@@ -145,6 +145,15 @@ impl crate::seam::Wire for PeerMessage {
     fn decode(bytes: &[u8]) -> Result<Self, String> {
         crate::seam::json_decode(bytes)
     }
+
+    /// The bundled node's peer lines are its messages' JSON.
+    fn to_line(&self) -> String {
+        serde_json::to_string(self).expect("peer messages serialize")
+    }
+
+    fn from_line(line: &[u8]) -> Result<Self, String> {
+        crate::seam::json_decode(line)
+    }
 }
 
 #[cfg(test)]

@@ -964,3 +964,48 @@ impl Core for RaftCore {
         cfg.mistake == Some(Mistake::SendBeforePersist)
     }
 }
+
+impl crate::shell::ShellCore for RaftCore {
+    fn node_id(cfg: &RaftConfig) -> NodeId {
+        cfg.id
+    }
+
+    fn cluster_size(cfg: &RaftConfig) -> usize {
+        cfg.n
+    }
+
+    fn status_line(&self, id: u64) -> String {
+        let view = self.view();
+        let status = crate::core::Status {
+            id: self.cfg.id,
+            role: view.role.to_string(),
+            leader: view.leader,
+            ballot: view.round,
+            commit_index: self.applied,
+            incarnation: self.incarnation,
+            registers_chosen: 0,
+            queued: 0,
+            inflight_slots: 0,
+            pending_requests: self.pending.len(),
+            conflicts: 0,
+            campaigns: 0,
+            snapshot_index: self.node.store().snap_index,
+        };
+        crate::client::encode_status(id, &status)
+    }
+
+    fn dump_line(&self, id: u64) -> String {
+        self.dump(id)
+    }
+
+    fn recovered(&self) -> String {
+        let raft = &self.node.raft;
+        format!(
+            "raft-rs: incarnation {}, term {}, applied {}, last index {}",
+            self.incarnation,
+            raft.term,
+            self.applied,
+            self.node.store().last()
+        )
+    }
+}

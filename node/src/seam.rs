@@ -37,6 +37,34 @@ pub trait Wire: Clone + Debug + Sized {
     fn encode(&self, out: &mut Vec<u8>);
     /// The value `bytes` stand for; an error says why they stand for none.
     fn decode(bytes: &[u8]) -> Result<Self, String>;
+
+    /// One line of the peer protocol (docs/protocol.md): a JSON object whose `"type"`
+    /// is the kind (the proxies count messages by it) and whose `"bytes"` are the
+    /// encoding in base64. A core whose messages are JSON already sends them as they are.
+    fn to_line(&self) -> String {
+        use base64::Engine as _;
+        let mut bytes = Vec::new();
+        self.encode(&mut bytes);
+        serde_json::json!({
+            "type": self.kind(),
+            "bytes": base64::engine::general_purpose::STANDARD.encode(bytes),
+        })
+        .to_string()
+    }
+
+    /// The message a line of [`Wire::to_line`] carries.
+    fn from_line(line: &[u8]) -> Result<Self, String> {
+        use base64::Engine as _;
+        #[derive(serde::Deserialize)]
+        struct Line {
+            bytes: String,
+        }
+        let line: Line = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(line.bytes)
+            .map_err(|e| e.to_string())?;
+        Self::decode(&bytes)
+    }
 }
 
 /// Any serde type is on the wire as JSON: the bundled node's messages and records,

@@ -36,11 +36,12 @@ use crate::client::{
     MAX_LINE_BYTES, Request, encode_dump, encode_error, encode_result, encode_status, parse_request,
 };
 use crate::commit::{self, Effect, Step};
-use crate::core::{Action, Config, Event, Node, TimerId};
+use crate::core::{Config, Node, Record};
 use crate::journal::Journal;
 use crate::msg::PeerMessage;
 use crate::rules;
-use crate::types::{ErrorCode, NodeId, OpResult};
+use crate::seam::{Actions, Core, Event, EventOf, Wire};
+use crate::types::{Batch, ErrorCode, NodeId, OpResult, Slot};
 use crate::wal::{Wal, WalError};
 
 /// Peer lines may carry catch-up batches and phase-1 reports: larger than client lines.
@@ -50,10 +51,10 @@ pub(crate) const PEER_QUEUE: usize = 16_384;
 pub(crate) const CLIENT_QUEUE: usize = 65_536;
 const MAX_BURST: usize = 4_096;
 
-/// Everything the shell needs to run a node.
+/// Everything the shell needs to run a node; `K` is its core's configuration.
 #[derive(Clone, Debug)]
-pub struct ShellConfig {
-    pub core: Config,
+pub struct ShellConfig<K = Config> {
+    pub core: K,
     pub listen: String,
     /// Peer id -> the address to dial for it.
     pub peers: BTreeMap<NodeId, String>,
@@ -88,10 +89,10 @@ pub enum ShellError {
     },
 }
 
-pub(crate) enum Input {
+pub(crate) enum Input<M = PeerMessage> {
     Peer {
         from: NodeId,
-        msg: PeerMessage,
+        msg: M,
     },
     Client {
         out: mpsc::Sender<String>,
@@ -115,25 +116,113 @@ enum ReplyTo {
     Result(mpsc::Sender<(u64, OpResult)>, u64),
 }
 
+/// What the shell needs of a core beyond the seam: its answers to `status` and
+/// `dump`, and (the bundled node's) the steps its journal records for the protocol's
+/// rules.
+pub trait ShellCore: Core<Msg: PartialEq + Send + Sync + 'static> {
+    fn node_id(cfg: &Self::Config) -> NodeId;
+    fn cluster_size(cfg: &Self::Config) -> usize;
+    /// The `status` reply to request `id`.
+    fn status_line(&self, id: u64) -> String;
+    /// The `dump` reply to request `id`.
+    fn dump_line(&self, id: u64) -> String;
+    /// What a restart recovered, for the log.
+    fn recovered(&self) -> String;
+    /// The steps of `actions` the journal records (none for a core whose rules the
+    /// journal does not speak).
+    fn journal_step(
+        _id: NodeId,
+        _actions: &Actions<Self>,
+        _note: &mut dyn FnMut(paxos_trace::Event),
+    ) {
+    }
+    fn journal_received(
+        _id: NodeId,
+        _from: NodeId,
+        _msg: &Self::Msg,
+    ) -> Option<paxos_trace::Event> {
+        None
+    }
+    fn journal_sent(_id: NodeId, _to: NodeId, _msg: &Self::Msg) -> Option<paxos_trace::Event> {
+        None
+    }
+    fn journal_chosen(_record: &Self::Record) -> Option<(Slot, &Batch)> {
+        None
+    }
+}
+
+impl ShellCore for Node {
+    fn node_id(cfg: &Config) -> NodeId {
+        cfg.id
+    }
+
+    fn cluster_size(cfg: &Config) -> usize {
+        cfg.n
+    }
+
+    fn status_line(&self, id: u64) -> String {
+        encode_status(id, &self.status())
+    }
+
+    fn dump_line(&self, id: u64) -> String {
+        encode_dump(
+            id,
+            self.id(),
+            self.registers(),
+            self.chosen_log().iter(),
+            self.commit_index(),
+            self.snapshot(),
+        )
+    }
+
+    fn recovered(&self) -> String {
+        format!(
+            "incarnation {}, commit index {}, {} registers",
+            self.incarnation(),
+            self.commit_index(),
+            self.registers().len()
+        )
+    }
+
+    fn journal_step(id: NodeId, actions: &Actions<Node>, note: &mut dyn FnMut(paxos_trace::Event)) {
+        rules::step_events(id, actions, note);
+    }
+
+    fn journal_received(id: NodeId, from: NodeId, msg: &PeerMessage) -> Option<paxos_trace::Event> {
+        rules::received(from, id, msg)
+    }
+
+    fn journal_sent(id: NodeId, to: NodeId, msg: &PeerMessage) -> Option<paxos_trace::Event> {
+        rules::sent(id, to, msg)
+    }
+
+    fn journal_chosen(record: &Record) -> Option<(Slot, &Batch)> {
+        match record {
+            Record::LogChosen { slot, batch } => Some((*slot, batch)),
+            _ => None,
+        }
+    }
+}
+
 /// Runs the node until the process is killed or a fatal error (WAL I/O) occurs.
-pub fn run(cfg: ShellConfig) -> Result<(), ShellError> {
+pub fn run<C: ShellCore>(cfg: ShellConfig<C::Config>) -> Result<(), ShellError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(ShellError::Runtime)?;
-    runtime.block_on(serve(cfg))
+    runtime.block_on(serve::<C>(cfg))
 }
 
 /// Opens a node's WAL and journal and starts its core: everything a transport needs
 /// before it serves. `peers` carries each peer's serialized messages to the
 /// transport (TCP dialers, or stdout in Maelstrom mode); the returned actions are the
 /// core's first, for [`Server::execute`].
-pub(crate) fn open_server(
-    cfg: &ShellConfig,
+pub(crate) fn open_server<C: ShellCore>(
+    cfg: &ShellConfig<C::Config>,
     peers: BTreeMap<NodeId, mpsc::Sender<Arc<str>>>,
-) -> Result<(Server, Vec<Action>), ShellError> {
-    let id = cfg.core.id;
+) -> Result<(Server<C>, Actions<C>), ShellError> {
+    let id = C::node_id(&cfg.core);
     let (wal, recovery) = Wal::open(&cfg.data_dir, cfg.fsync)?;
     if let Some((offset, bytes)) = recovery.torn_tail {
         log(
@@ -161,19 +250,14 @@ pub(crate) fn open_server(
         None => None,
     };
     let snapshot = crate::wal::read_snapshot(&cfg.data_dir)?;
-    let (node, start_actions) = Node::start_from(cfg.core.clone(), snapshot, recovery.records);
+    let (node, start_actions) = C::start(cfg.core.clone(), snapshot, recovery.records);
     if let Some(j) = &mut journal {
         j.note(paxos_trace::Event::Restart { node: id });
-        rules::step_events(id, &start_actions, |e| j.note(e));
+        C::journal_step(id, &start_actions, &mut |e| j.note(e));
     }
     log(
         id,
-        &format!(
-            "recovered {n_records} records; incarnation {}, commit index {}, {} registers",
-            node.incarnation(),
-            node.commit_index(),
-            node.registers().len()
-        ),
+        &format!("recovered {n_records} records; {}", node.recovered()),
     );
     let server = Server {
         node,
@@ -183,15 +267,17 @@ pub(crate) fn open_server(
         pending: BTreeMap::new(),
         next_token: 0,
         deferred: Vec::new(),
-        bugs: cfg.core.bugs.clone(),
+        effects_first: C::effects_before_sync(&cfg.core),
+        unsynced_snapshot: C::unsynced_snapshot(&cfg.core),
+        id,
         journal,
         clock_rate: cfg.clock_rate,
     };
     Ok((server, start_actions))
 }
 
-async fn serve(cfg: ShellConfig) -> Result<(), ShellError> {
-    let id = cfg.core.id;
+async fn serve<C: ShellCore>(cfg: ShellConfig<C::Config>) -> Result<(), ShellError> {
+    let id = C::node_id(&cfg.core);
     let listener = TcpListener::bind(&cfg.listen)
         .await
         .map_err(|source| ShellError::Bind {
@@ -210,8 +296,9 @@ async fn serve(cfg: ShellConfig) -> Result<(), ShellError> {
         tokio::spawn(dial_peer(id, peer, addr.clone(), prx));
         peers.insert(peer, ptx);
     }
-    let (mut server, start_actions) = open_server(&cfg, peers)?;
-    tokio::spawn(accept_loop(listener, id, cfg.core.n, tx.clone()));
+    let (mut server, start_actions) = open_server::<C>(&cfg, peers)?;
+    let n = C::cluster_size(&cfg.core);
+    tokio::spawn(accept_loop::<C::Msg>(listener, id, n, tx.clone()));
     server.execute(start_actions)?;
 
     // The ready line: exactly one line on stdout, once the node serves.
@@ -225,27 +312,30 @@ async fn serve(cfg: ShellConfig) -> Result<(), ShellError> {
     server.run(rx, tx).await
 }
 
-pub(crate) struct Server {
-    node: Node,
+pub(crate) struct Server<C: ShellCore> {
+    node: C,
     wal: Wal,
-    timers: Timers,
+    timers: Timers<C::Timer>,
     peers: BTreeMap<NodeId, mpsc::Sender<Arc<str>>>,
     /// Core token -> where and under which request id to answer.
     pending: BTreeMap<u64, ReplyTo>,
     next_token: u64,
     /// Replies produced outside the core (status, dump), sent after the burst's sync.
     deferred: Vec<(mpsc::Sender<String>, String)>,
-    bugs: BTreeSet<crate::types::Bug>,
+    /// The core's test-only mistakes of order ([`Core::effects_before_sync`]).
+    effects_first: bool,
+    unsynced_snapshot: bool,
+    id: NodeId,
     journal: Option<Journal>,
     clock_rate: f64,
 }
 
-impl Server {
+impl<C: ShellCore> Server<C> {
     pub(crate) async fn run(
         mut self,
-        mut rx: mpsc::Receiver<Input>,
+        mut rx: mpsc::Receiver<Input<C::Msg>>,
         // Held so that `rx` never reports closed.
-        _tx: mpsc::Sender<Input>,
+        _tx: mpsc::Sender<Input<C::Msg>>,
     ) -> Result<(), ShellError> {
         loop {
             let first = match self.timers.next_deadline() {
@@ -273,48 +363,41 @@ impl Server {
     }
 
     /// Steps the core with one event, journaling what the rules read of it.
-    fn step(&mut self, event: Event, actions: &mut Vec<Action>) {
+    fn step(&mut self, event: EventOf<C>, actions: &mut Actions<C>) {
         let Some(journal) = &mut self.journal else {
             actions.extend(self.node.step(event));
             return;
         };
         if let Event::Peer { from, msg } = &event {
-            if let Some(e) = rules::received(*from, self.node.id(), msg) {
+            if let Some(e) = C::journal_received(self.id, *from, msg) {
                 journal.note(e);
             }
         }
         let stepped = self.node.step(event);
-        rules::step_events(self.node.id(), &stepped, |e| journal.note(e));
+        C::journal_step(self.id, &stepped, &mut |e| journal.note(e));
         actions.extend(stepped);
     }
 
     /// Hands a client op to the core; its result goes to `to`.
-    fn op(&mut self, to: ReplyTo, op: crate::types::ClientOp, actions: &mut Vec<Action>) {
+    fn op(&mut self, to: ReplyTo, op: crate::types::ClientOp, actions: &mut Actions<C>) {
         let token = self.next_token;
         self.next_token += 1;
         self.pending.insert(token, to);
         self.step(Event::Client { token, op }, actions);
     }
 
-    fn handle(&mut self, input: Input, actions: &mut Vec<Action>) {
+    fn handle(&mut self, input: Input<C::Msg>, actions: &mut Actions<C>) {
         match input {
             Input::Peer { from, msg } => self.step(Event::Peer { from, msg }, actions),
             Input::Op { out, id, op } => self.op(ReplyTo::Result(out, id), op, actions),
             Input::Client { out, id, request } => match request {
                 Request::Op(op) => self.op(ReplyTo::Line(out, id), op, actions),
                 Request::Status => {
-                    let line = encode_status(id, &self.node.status());
+                    let line = self.node.status_line(id);
                     self.deferred.push((out, line));
                 }
                 Request::Dump => {
-                    let line = encode_dump(
-                        id,
-                        self.node.id(),
-                        self.node.registers(),
-                        self.node.chosen_log().iter(),
-                        self.node.commit_index(),
-                        self.node.snapshot(),
-                    );
+                    let line = self.node.dump_line(id);
                     self.deferred.push((out, line));
                 }
             },
@@ -323,14 +406,11 @@ impl Server {
 
     /// Carries out a burst's actions in the order [`commit::order`] gives (records,
     /// one sync, then sends, replies and timers): the same code the simulation runs.
-    pub(crate) fn execute(&mut self, actions: Vec<Action>) -> Result<(), ShellError> {
+    pub(crate) fn execute(&mut self, actions: Actions<C>) -> Result<(), ShellError> {
         // A broadcast yields the same message for every peer: serialize it once.
-        let mut last: Option<(PeerMessage, Arc<str>)> = None;
+        let mut last: Option<(C::Msg, Arc<str>)> = None;
         let mut journaled = false;
-        for step in commit::order(
-            actions,
-            self.bugs.contains(&crate::types::Bug::UnsyncedReply),
-        ) {
+        for step in commit::order(actions, self.effects_first) {
             // The burst's journal lines are written before its records reach the WAL
             // file and before its first effect: a kill can then cost the journal a
             // line whose record never became durable (the rules never judge an
@@ -342,19 +422,15 @@ impl Server {
             }
             match step {
                 Step::Append(record) => {
-                    if let (Some(j), crate::core::Record::LogChosen { slot, batch }) =
-                        (&mut self.journal, &record)
+                    if let (Some(j), Some((slot, batch))) =
+                        (&mut self.journal, C::journal_chosen(&record))
                     {
-                        j.chosen(*slot, batch);
+                        j.chosen(slot, batch);
                     }
                     self.wal.append(&record);
                 }
                 Step::Snapshot { snapshot, keep } => {
-                    let sync = !self
-                        .node
-                        .config()
-                        .bugs
-                        .contains(&crate::types::Bug::UnsyncedSnapshot);
+                    let sync = !self.unsynced_snapshot;
                     let wal = &mut self.wal;
                     // Waits only if the previous snapshot is still being written.
                     tokio::task::block_in_place(|| wal.begin_snapshot(&snapshot, &keep, sync))?;
@@ -371,16 +447,14 @@ impl Server {
                 }
                 Step::Effect(Effect::Send { to, msg }) => {
                     if let Some(j) = &mut self.journal {
-                        if let Some(e) = rules::sent(self.node.id(), to, &msg) {
+                        if let Some(e) = C::journal_sent(self.id, to, &msg) {
                             j.note(e);
                         }
                     }
                     let line = match &last {
                         Some((m, line)) if *m == msg => line.clone(),
                         _ => {
-                            let line: Arc<str> = serde_json::to_string(&msg)
-                                .expect("peer messages serialize")
-                                .into();
+                            let line: Arc<str> = msg.to_line().into();
                             last = Some((msg, line.clone()));
                             line
                         }
@@ -428,14 +502,22 @@ impl Server {
 }
 
 /// The core's timers: one deadline per timer id; setting one again replaces it.
-#[derive(Default)]
-struct Timers {
-    deadline_of: BTreeMap<TimerId, Instant>,
-    queue: BTreeSet<(Instant, TimerId)>,
+struct Timers<T> {
+    deadline_of: BTreeMap<T, Instant>,
+    queue: BTreeSet<(Instant, T)>,
 }
 
-impl Timers {
-    fn set(&mut self, timer: TimerId, at: Instant) {
+impl<T> Default for Timers<T> {
+    fn default() -> Self {
+        Timers {
+            deadline_of: BTreeMap::new(),
+            queue: BTreeSet::new(),
+        }
+    }
+}
+
+impl<T: Ord + Clone> Timers<T> {
+    fn set(&mut self, timer: T, at: Instant) {
         if let Some(old) = self.deadline_of.insert(timer.clone(), at) {
             self.queue.remove(&(old, timer.clone()));
         }
@@ -446,7 +528,7 @@ impl Timers {
         self.queue.first().map(|(at, _)| *at)
     }
 
-    fn pop_due(&mut self, now: Instant) -> Vec<TimerId> {
+    fn pop_due(&mut self, now: Instant) -> Vec<T> {
         let mut due = Vec::new();
         while let Some((at, _)) = self.queue.first() {
             if *at > now {
@@ -513,7 +595,12 @@ async fn write_line<W: AsyncWriteExt + Unpin>(w: &mut W, line: &str) -> bool {
     w.write_all(line.as_bytes()).await.is_ok() && w.write_all(b"\n").await.is_ok()
 }
 
-async fn accept_loop(listener: TcpListener, id: NodeId, n: usize, tx: mpsc::Sender<Input>) {
+async fn accept_loop<M: Wire + Send + 'static>(
+    listener: TcpListener,
+    id: NodeId,
+    n: usize,
+    tx: mpsc::Sender<Input<M>>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, from)) => {
@@ -583,12 +670,12 @@ fn parse_hello(line: &[u8]) -> Option<Result<u64, String>> {
     )
 }
 
-async fn handle_connection(
+async fn handle_connection<M: Wire + Send + 'static>(
     stream: TcpStream,
     from: SocketAddr,
     id: NodeId,
     n: usize,
-    tx: mpsc::Sender<Input>,
+    tx: mpsc::Sender<Input<M>>,
 ) {
     let (read, write) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 << 10, read);
@@ -619,17 +706,17 @@ async fn handle_connection(
     }
 }
 
-async fn serve_peer(
+async fn serve_peer<M: Wire>(
     mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
     peer: NodeId,
     id: NodeId,
-    tx: mpsc::Sender<Input>,
+    tx: mpsc::Sender<Input<M>>,
 ) {
     let mut line = Vec::new();
     let mut bad_lines = 0u64;
     loop {
         match read_line_limited(&mut reader, &mut line, MAX_PEER_LINE_BYTES).await {
-            Ok(Line::Data) => match serde_json::from_slice::<PeerMessage>(&line) {
+            Ok(Line::Data) => match M::from_line(&line) {
                 Ok(msg) => {
                     if tx.send(Input::Peer { from: peer, msg }).await.is_err() {
                         return;
@@ -657,11 +744,11 @@ async fn serve_peer(
     }
 }
 
-async fn serve_client(
+async fn serve_client<M>(
     mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
     write: tokio::net::tcp::OwnedWriteHalf,
     first: Vec<u8>,
-    tx: mpsc::Sender<Input>,
+    tx: mpsc::Sender<Input<M>>,
 ) {
     let (out, mut out_rx) = mpsc::channel::<String>(CLIENT_QUEUE);
     let writer = tokio::spawn(async move {

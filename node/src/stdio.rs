@@ -469,7 +469,7 @@ async fn serve(args: NodeArgs) -> Result<(), StdioError> {
         .join(&me);
     let cfg = args.config(cluster.id, cluster.n(), BTreeMap::new(), data_dir);
     let peers = peer_senders(&cluster, &me, &out_tx);
-    let (mut server, start_actions) = shell::open_server(&cfg, peers)?;
+    let (mut server, start_actions) = shell::open_server::<crate::core::Node>(&cfg, peers)?;
     server.execute(start_actions)?;
     let _ = out_tx
         .send(reply_line(

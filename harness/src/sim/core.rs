@@ -29,8 +29,9 @@ pub trait SimCore: Core {
     fn plan_config(plan: &Plan) -> Result<Self::Config, UsageError>;
 
     /// The log position and commands a record writes down as chosen (committed), if
-    /// it does: once synced, part of what the node learned (log agreement).
-    fn chosen(record: &Self::Record) -> Option<(Slot, &Batch)>;
+    /// it does: once synced, part of what the node learned (log agreement). The
+    /// record is written already; the world is done with it.
+    fn chosen(record: Self::Record) -> Option<(Slot, Batch)>;
 
     /// The round a message starts a campaign for, if it does (`counts.elections`).
     fn campaign(msg: &Self::Msg) -> Option<u64>;
@@ -68,9 +69,9 @@ impl SimCore for Node {
         super::node_config(plan)
     }
 
-    fn chosen(record: &Record) -> Option<(Slot, &Batch)> {
+    fn chosen(record: Record) -> Option<(Slot, Batch)> {
         match record {
-            Record::LogChosen { slot, batch } => Some((*slot, batch)),
+            Record::LogChosen { slot, batch } => Some((slot, batch)),
             _ => None,
         }
     }

@@ -36,7 +36,7 @@ impl SimCore for RaftCore {
 
     /// raft-rs writes no record for a commit: what a node learned comes from
     /// [`SimCore::take_committed`].
-    fn chosen(_record: &RaftRecord) -> Option<(Slot, &Batch)> {
+    fn chosen(_record: RaftRecord) -> Option<(Slot, Batch)> {
         None
     }
 

@@ -700,8 +700,8 @@ impl<'r, C: SimCore> World<'r, C> {
                 Step::Append(record) => {
                     let n = self.node(id);
                     n.disk.append(&record);
-                    if let Some((slot, batch)) = C::chosen(&record) {
-                        n.unsynced_chosen.push((slot, batch.clone()));
+                    if let Some(chosen) = C::chosen(record) {
+                        n.unsynced_chosen.push(chosen);
                     }
                 }
                 Step::Snapshot { snapshot, keep } => {

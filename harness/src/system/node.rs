@@ -162,6 +162,13 @@ fn node_command(plan: &Plan, recorder: &Recorder) -> NodeCommand {
             extra: plan.node_args.clone(),
             journal_origin_ns: None,
         },
+        None if !plan.core.is_paxos() => NodeCommand {
+            program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("chaos")),
+            prefix: vec!["node".into(), format!("--core={}", plan.core.name())],
+            extra: plan.node_args.clone(),
+            // The journal speaks the bundled core's rules; another core keeps none.
+            journal_origin_ns: None,
+        },
         None => NodeCommand {
             program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("chaos")),
             prefix: vec!["node".into()],
