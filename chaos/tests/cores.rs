@@ -92,6 +92,14 @@ fn a_core_that_makes_no_sense_is_refused() {
             ],
             "below",
         ),
+        (
+            vec!["sim", "--node-arg=--raft-pre-vote=false"],
+            "not a setting of the paxos core",
+        ),
+        (
+            vec!["run", "--core", "raft-rs", "--node-arg=--bug=stale-read"],
+            "not a setting of the raft-rs core",
+        ),
     ] {
         let out = chaos(root.path(), &args);
         let t = text(&out);

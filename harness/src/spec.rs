@@ -245,6 +245,7 @@ impl PlanSpec {
             }
             check_executable(bin)?;
         }
+        check_core_args(self.core, &self.node_args)?;
         if !self.core.is_paxos() {
             if self.system != SystemKind::Bundled || self.node_bin.is_some() {
                 usage!(
@@ -266,6 +267,34 @@ impl PlanSpec {
         }
         Ok(())
     }
+}
+
+/// Node arguments that belong to one core only, refused beside the other: a setting
+/// that would be ignored in silence.
+fn check_core_args(core: results::plan::CoreName, args: &[String]) -> Result<(), UsageError> {
+    const PAXOS_ONLY: [&str; 6] = [
+        "--bug",
+        "--election-timeout-ms",
+        "--leader-wait-ms",
+        "--no-pre-vote",
+        "--snapshot-bytes",
+        "--maelstrom",
+    ];
+    for arg in args {
+        let name = arg.split('=').next().unwrap_or(arg);
+        let wrong = if core.is_paxos() {
+            name.starts_with("--raft-")
+        } else {
+            PAXOS_ONLY.contains(&name)
+        };
+        if wrong {
+            usage!(
+                "--node-arg={arg}: not a setting of the {} core (docs/cores.md)",
+                core.name()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A plan.json from any run (real, simulated or shrunk), to run in `mode`. A real

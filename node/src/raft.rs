@@ -374,8 +374,10 @@ impl Storage for Store {
                 raft::StorageError::SnapshotTemporarilyUnavailable,
             ));
         }
-        let mut snap = PbSnapshot::default();
-        snap.data = self.snap_data.clone().into();
+        let mut snap = PbSnapshot {
+            data: self.snap_data.clone().into(),
+            ..Default::default()
+        };
         let meta = snap.mut_metadata();
         meta.index = self.snap_index;
         meta.term = self.snap_term;
