@@ -204,9 +204,60 @@ pub struct RaftSnapshot {
     pub index: u64,
     pub term: u64,
     pub kv: BTreeMap<String, i64>,
-    /// Every command applied: a duplicate forward is skipped after the log that
-    /// taught it is gone.
-    pub applied_ids: BTreeSet<CmdId>,
+    /// The commands applied, per origin: a duplicate forward is skipped after the
+    /// log that taught it is gone.
+    pub applied_ids: AppliedIds,
+}
+
+/// How far below its origin's newest applied command a command may still be applied
+/// (a forward overtaken by later ones); further behind, it counts as a duplicate.
+pub const APPLY_WINDOW: u64 = 4_096;
+
+/// The commands applied, per origin (node, incarnation): the newest sequence number
+/// and the ones applied within [`APPLY_WINDOW`] below it. Bounded by the window per
+/// origin, where a set of every id would grow with the run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Vec<Origin>", into = "Vec<Origin>")]
+pub struct AppliedIds(BTreeMap<(NodeId, u64), (u64, BTreeSet<u64>)>);
+
+/// One origin's applied commands as a snapshot stores them (JSON has no tuple keys):
+/// node, incarnation, newest sequence number, the recent ones.
+type Origin = (NodeId, u64, u64, BTreeSet<u64>);
+
+impl From<Vec<Origin>> for AppliedIds {
+    fn from(origins: Vec<Origin>) -> Self {
+        AppliedIds(
+            origins
+                .into_iter()
+                .map(|(node, inc, high, recent)| ((node, inc), (high, recent)))
+                .collect(),
+        )
+    }
+}
+
+impl From<AppliedIds> for Vec<Origin> {
+    fn from(ids: AppliedIds) -> Self {
+        ids.0
+            .into_iter()
+            .map(|((node, inc), (high, recent))| (node, inc, high, recent))
+            .collect()
+    }
+}
+
+impl AppliedIds {
+    /// Notes `id` as applied; `false` if it was (or counts as) applied before.
+    pub fn insert(&mut self, id: CmdId) -> bool {
+        let (high, recent) = self.0.entry((id.node, id.incarnation)).or_default();
+        if id.seq + APPLY_WINDOW <= *high || !recent.insert(id.seq) {
+            return false;
+        }
+        *high = (*high).max(id.seq);
+        let floor = high.saturating_sub(APPLY_WINDOW);
+        while recent.first().is_some_and(|s| *s <= floor) {
+            recent.pop_first();
+        }
+        true
+    }
 }
 
 /// A timer of the adapter.
@@ -406,7 +457,7 @@ pub struct RaftCore {
     incarnation: u64,
     next_seq: u64,
     kv: BTreeMap<String, i64>,
-    applied_ids: BTreeSet<CmdId>,
+    applied_ids: AppliedIds,
     /// The index applied last.
     applied: u64,
     /// Applied entries above the last snapshot, for the dump.
@@ -523,6 +574,9 @@ impl RaftCore {
     /// waits here. Returns the batch the log shows for it.
     fn apply_command(&mut self, command: Command) -> Batch {
         if !self.applied_ids.insert(command.id) {
+            // A second copy, or a command so far behind its origin's newest that it
+            // counts as one: skipped on every node alike. Its client, if it still
+            // waits, hears an indefinite timeout.
             return Vec::new();
         }
         let result = self.apply_op(&command.op);
@@ -844,7 +898,7 @@ impl Core for RaftCore {
             conf: ConfState::from((voters, Vec::<u64>::new())),
             ..Store::default()
         };
-        let (mut kv, mut applied_ids, mut applied) = (BTreeMap::new(), BTreeSet::new(), 0);
+        let (mut kv, mut applied_ids, mut applied) = (BTreeMap::new(), AppliedIds::default(), 0);
         let mut snapshot_kv = BTreeMap::new();
         if let Some(snap) = snapshot {
             let data = serde_json::to_vec(&snap).expect("snapshots serialize");
@@ -1009,5 +1063,82 @@ impl crate::shell::ShellCore for RaftCore {
             self.applied,
             self.node.store().last()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(seq: u64) -> CmdId {
+        CmdId {
+            node: 2,
+            incarnation: 1,
+            seq,
+        }
+    }
+
+    #[test]
+    fn a_command_is_applied_once_and_the_memory_of_it_is_bounded() {
+        let mut ids = AppliedIds::default();
+        assert!(ids.insert(id(5)));
+        assert!(!ids.insert(id(5)), "a duplicate");
+        assert!(ids.insert(id(3)), "overtaken, still within the window");
+        for seq in 6..10_000 {
+            assert!(ids.insert(id(seq)));
+        }
+        assert!(!ids.insert(id(4)), "too far behind: counts as applied");
+        let (high, recent) = &ids.0[&(2, 1)];
+        assert_eq!(*high, 9_999);
+        assert!(recent.len() as u64 <= APPLY_WINDOW, "{}", recent.len());
+        let json = serde_json::to_string(&ids).unwrap();
+        assert_eq!(serde_json::from_str::<AppliedIds>(&json).unwrap(), ids);
+    }
+
+    #[test]
+    fn compaction_keeps_the_entries_after_the_snapshot() {
+        let mut store = Store::default();
+        let ents: Vec<Entry> = (1..=10)
+            .map(|i| {
+                entry_of(&LogEntry {
+                    index: i,
+                    term: 1,
+                    command: None,
+                })
+            })
+            .collect();
+        store.append(&ents);
+        store.compact(6, 1, vec![1]);
+        assert_eq!((store.first(), store.last()), (7, 10));
+        assert_eq!(store.term_of(6), Some(1));
+        assert_eq!(
+            store
+                .entries(7, 11, None, GetEntriesContext::empty(false))
+                .unwrap()
+                .len(),
+            4
+        );
+        assert!(
+            store
+                .entries(5, 8, None, GetEntriesContext::empty(false))
+                .is_err()
+        );
+        // Appending over the tail replaces it; what the snapshot covers is skipped.
+        store.append(
+            &[
+                entry_of(&LogEntry {
+                    index: 5,
+                    term: 2,
+                    command: None,
+                }),
+                entry_of(&LogEntry {
+                    index: 8,
+                    term: 2,
+                    command: None,
+                }),
+            ][1..],
+        );
+        assert_eq!(store.last(), 8);
+        assert_eq!(store.term_of(8), Some(2));
     }
 }
