@@ -469,7 +469,8 @@ pub fn recover<R: Wire>(path: &Path, bytes: &[u8]) -> Result<Recovery<R>, WalErr
 
 /// Appends one framed record to `out`.
 pub fn encode_into<R: Wire>(record: &R, out: &mut Vec<u8>) {
-    let mut payload = Vec::new();
+    // As serde_json::to_vec starts: most records fit without a reallocation.
+    let mut payload = Vec::with_capacity(128);
     record.encode(&mut payload);
     let len = u32::try_from(payload.len()).expect("record under 4 GiB");
     assert!(len <= MAX_RECORD_BYTES, "record of {len} bytes");
