@@ -2,11 +2,11 @@
 //! real processes over the proxy and over namespaces, its mistakes shrunk, and the
 //! choices that make no sense refused.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 mod common;
-use common::{SHORT, assert_nothing_left, netns_ok, result_of, text, verdict};
+use common::{SHORT, assert_nothing_left, netns_ok, result_of, run_dir_of, text, verdict};
 
 const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
 
@@ -17,13 +17,6 @@ fn chaos(root: &Path, args: &[&str]) -> Output {
         .arg(root)
         .output()
         .unwrap()
-}
-
-fn run_dir_of(t: &str) -> PathBuf {
-    t.lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("run directory: ").map(PathBuf::from))
-        .expect("a run directory line")
 }
 
 #[test]

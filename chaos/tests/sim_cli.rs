@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::{SHORT, latest, text};
+use common::{SHORT, latest, run_dir_of, text};
 
 const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
 
@@ -163,13 +163,6 @@ fn the_bug_matrix_runs_in_simulation() {
     let t = text(&real);
     assert_eq!(real.status.code(), Some(0), "{t}");
     assert!(t.contains("needs sim"), "{t}");
-}
-
-fn run_dir_of(out: &str) -> PathBuf {
-    out.lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("run directory: ").map(PathBuf::from))
-        .expect("a run directory line")
 }
 
 fn plan_json(dir: &Path) -> serde_json::Value {

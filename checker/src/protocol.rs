@@ -87,6 +87,16 @@ impl Coverage {
             .collect()
     }
 
+    /// The situations never reached, in words: "none", or their names.
+    pub fn never_reached_words(&self) -> String {
+        let never = self.never_reached();
+        if never.is_empty() {
+            "none".to_string()
+        } else {
+            never.join(", ")
+        }
+    }
+
     pub fn add(&mut self, other: &Coverage) {
         for (name, n) in &other.0 {
             *self.0.entry(name.clone()).or_default() += n;
@@ -845,7 +855,6 @@ impl Invariants {
         } else {
             Verdict::Invalid
         };
-        let never = self.coverage.never_reached();
         let summary = if self.wire {
             format!(
                 "{} messages from the wire; {} rules broken; {} registers and {} slots announced (promise-regressed, accepted-below-promise and conflicting-learn judged; wrong-value-proposed and chosen-without-quorum need each node's steps, which chaos sim sees)",
@@ -861,11 +870,7 @@ impl Invariants {
                 self.anomalies.len(),
                 self.reg_learned.len(),
                 self.log_learned.len(),
-                if never.is_empty() {
-                    "none".to_string()
-                } else {
-                    never.join(", ")
-                }
+                self.coverage.never_reached_words()
             )
         };
         (

@@ -361,18 +361,13 @@ impl RaftRules {
         } else {
             Verdict::Invalid
         };
-        let never = self.coverage.never_reached();
         let broken: usize = self.per_kind.values().sum();
         let summary = format!(
             "Raft's properties: {} events; {broken} violations; {} terms led; {} entries applied; situations never reached: {}",
             self.events,
             self.leaders.len(),
             self.applied.len(),
-            if never.is_empty() {
-                "none".to_string()
-            } else {
-                never.join(", ")
-            }
+            self.coverage.never_reached_words()
         );
         (
             CheckReport {

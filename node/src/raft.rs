@@ -550,26 +550,6 @@ impl RaftCore {
         }
     }
 
-    fn apply_op(&mut self, op: &KvOp) -> OpResult {
-        match op {
-            KvOp::Read { key } => OpResult::Value(self.kv.get(key).copied()),
-            KvOp::Write { key, value } => {
-                self.kv.insert(key.clone(), *value);
-                OpResult::Done
-            }
-            KvOp::Cas { key, from, to } => match self.kv.get_mut(key) {
-                None => OpResult::Error(ErrorCode::NotFound),
-                Some(current) if *current != *from => {
-                    OpResult::Error(ErrorCode::PreconditionFailed)
-                }
-                Some(current) => {
-                    *current = *to;
-                    OpResult::Done
-                }
-            },
-        }
-    }
-
     /// Applies one command once (a second copy is skipped); answers its client if it
     /// waits here. Returns the batch the log shows for it.
     fn apply_command(&mut self, command: Command) -> Batch {
@@ -579,7 +559,7 @@ impl RaftCore {
             // waits, hears an indefinite timeout.
             return Vec::new();
         }
-        let result = self.apply_op(&command.op);
+        let result = command.op.apply(&mut self.kv);
         if let Some(token) = self.by_command.get(&command.id).copied() {
             self.reply(token, result);
         }

@@ -57,6 +57,29 @@ pub enum KvOp {
 }
 
 impl KvOp {
+    /// Applies the operation to a key-value state machine: what every core's KV
+    /// store does with a committed command (a cas on a missing key is `not-found`,
+    /// on another value `precondition-failed`).
+    pub fn apply(&self, kv: &mut std::collections::BTreeMap<String, i64>) -> OpResult {
+        match self {
+            KvOp::Read { key } => OpResult::Value(kv.get(key).copied()),
+            KvOp::Write { key, value } => {
+                kv.insert(key.clone(), *value);
+                OpResult::Done
+            }
+            KvOp::Cas { key, from, to } => match kv.get_mut(key) {
+                None => OpResult::Error(ErrorCode::NotFound),
+                Some(current) if *current != *from => {
+                    OpResult::Error(ErrorCode::PreconditionFailed)
+                }
+                Some(current) => {
+                    *current = *to;
+                    OpResult::Done
+                }
+            },
+        }
+    }
+
     /// The key the operation reads or writes.
     pub fn key(&self) -> &str {
         match self {

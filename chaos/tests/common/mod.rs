@@ -27,6 +27,15 @@ pub fn netns_ok() -> bool {
     }
 }
 
+/// The run directory a command's summary names (its last "run directory:" line).
+#[allow(dead_code)] // not every test file reads summaries this way
+pub fn run_dir_of(out: &str) -> PathBuf {
+    out.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("run directory: ").map(PathBuf::from))
+        .expect("a run directory line")
+}
+
 /// A command's stdout and stderr, for assertions and their messages.
 pub fn text(o: &Output) -> String {
     format!(

@@ -787,22 +787,6 @@ impl Node {
     }
 
     fn apply_op(&mut self, op: &KvOp) -> OpResult {
-        match op {
-            KvOp::Read { key } => OpResult::Value(self.kv.get(key).copied()),
-            KvOp::Write { key, value } => {
-                self.kv.insert(key.clone(), *value);
-                OpResult::Done
-            }
-            KvOp::Cas { key, from, to } => match self.kv.get_mut(key) {
-                None => OpResult::Error(ErrorCode::NotFound),
-                Some(current) if *current != *from => {
-                    OpResult::Error(ErrorCode::PreconditionFailed)
-                }
-                Some(current) => {
-                    *current = *to;
-                    OpResult::Done
-                }
-            },
-        }
+        op.apply(&mut self.kv)
     }
 }
