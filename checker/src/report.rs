@@ -190,10 +190,12 @@ pub enum AnomalyKind {
     StateMachineSafety,
     /// A node's core stopped on one of its own assertions.
     CoreAssertion,
+    /// A restart's recovery returned other records than its disk held whole.
+    RecoveryMismatch,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 18] = [
+    pub const ALL: [AnomalyKind; 19] = [
         AnomalyKind::Agreement,
         AnomalyKind::Validity,
         AnomalyKind::NonLinearizable,
@@ -212,6 +214,7 @@ impl AnomalyKind {
         AnomalyKind::LeaderCompleteness,
         AnomalyKind::StateMachineSafety,
         AnomalyKind::CoreAssertion,
+        AnomalyKind::RecoveryMismatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -234,6 +237,7 @@ impl AnomalyKind {
             AnomalyKind::LeaderCompleteness => "leader-completeness",
             AnomalyKind::StateMachineSafety => "state-machine-safety",
             AnomalyKind::CoreAssertion => "core-assertion",
+            AnomalyKind::RecoveryMismatch => "recovery-mismatch",
         }
     }
 }

@@ -87,6 +87,9 @@ pub fn explain(kind: AnomalyKind) -> &'static str {
         AnomalyKind::StateMachineSafety => {
             "Two nodes applied different entries at the same log index. Every state machine applies the same entry at each index, or replicas diverge and clients see different histories."
         }
+        AnomalyKind::RecoveryMismatch => {
+            "A node's recovery after a restart returned other records than its disk held: it dropped a record that had reached the disk whole (synced, or written back before the crash), or brought back one the crash lost. A dropped promise or acceptance is a vow forgotten; clients rarely see it until it matters."
+        }
         AnomalyKind::CoreAssertion => {
             "A node's core stopped on one of its own assertions: it met a state its protocol says cannot happen (for raft-rs, typically a follower that lost entries it had acknowledged). The core found the violation before the clients did."
         }

@@ -42,12 +42,31 @@ pub struct SimDisk {
     /// Where in the page cache the segment a snapshot began starts (its `keep`
     /// records): the log before it goes at the sync that makes them durable.
     segment_at: Option<usize>,
+    /// The byte length of every whole record on the disk (synced, or left by a
+    /// crash), and of every record in the page cache: the disk's own account of
+    /// what a recovery must return, kept apart from the node's decoding.
+    frames: Vec<usize>,
+    cache_frames: Vec<usize>,
+    /// How many of `cache_frames` lie before `segment_at`.
+    segment_frames: usize,
+}
+
+/// A recovery that returned other records than the disk holds: the file and byte
+/// offset of the first record it dropped (or, with more records than the disk
+/// holds, of its end), and the counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotRecovered {
+    pub offset: u64,
+    pub on_disk: usize,
+    pub recovered: usize,
 }
 
 impl SimDisk {
     /// Encodes a record into the page cache, as `Wal::append` plus the write does.
     pub fn append<R: Wire>(&mut self, record: &R) {
+        let before = self.cache.len();
         wal::encode_into(record, &mut self.cache);
+        self.cache_frames.push(self.cache.len() - before);
     }
 
     /// Makes everything in the page cache durable (fsync). After a snapshot began,
@@ -55,9 +74,12 @@ impl SimDisk {
     /// and the log segment before it is deleted.
     pub fn sync(&mut self) {
         let base = self.durable.len();
+        let base_frames = self.frames.len();
         self.durable.append(&mut self.cache);
+        self.frames.append(&mut self.cache_frames);
         if let Some(at) = self.segment_at.take() {
             self.durable.drain(..base + at);
+            self.frames.drain(..base_frames + self.segment_frames);
             self.snapshot = self.snapshot_unsynced.take().or(self.snapshot.take());
         }
     }
@@ -84,12 +106,15 @@ impl SimDisk {
         self.snapshot_unsynced = Some(frame);
         if sync_snapshot {
             self.segment_at = Some(self.cache.len());
+            self.segment_frames = self.cache_frames.len();
         } else {
             self.cache.clear();
             self.durable.clear();
+            self.cache_frames.clear();
+            self.frames.clear();
         }
         for r in keep {
-            wal::encode_into(r, &mut self.cache);
+            self.append(r);
         }
     }
 
@@ -124,6 +149,7 @@ impl SimDisk {
         // Both segments stay; recovery replays the older one first.
         self.segment_at = None;
         let cache = std::mem::take(&mut self.cache);
+        let cache_frames = std::mem::take(&mut self.cache_frames);
         let len = cache.len() as u64;
         if cache.is_empty() {
             return CrashFate::Clean;
@@ -133,6 +159,14 @@ impl SimDisk {
             1 if cache.len() > 1 => {
                 let kept = rng.random_range(1..cache.len());
                 self.durable.extend_from_slice(&cache[..kept]);
+                let mut end = 0;
+                for frame in cache_frames {
+                    end += frame;
+                    if end > kept {
+                        break;
+                    }
+                    self.frames.push(frame);
+                }
                 CrashFate::Torn {
                     kept: kept as u64,
                     lost: len - kept as u64,
@@ -140,6 +174,7 @@ impl SimDisk {
             }
             _ => {
                 self.durable.extend_from_slice(&cache);
+                self.frames.extend(cache_frames);
                 CrashFate::Kept { bytes: len }
             }
         }
@@ -155,6 +190,29 @@ impl SimDisk {
             self.durable.truncate(good as usize);
         }
         Ok(recovery)
+    }
+
+    /// The record whose frame starts at `offset` of the log, if one does (the words
+    /// of an anomaly that names it).
+    pub fn record_at<R: Wire>(&self, offset: u64) -> Option<R> {
+        let at = offset as usize;
+        let len = u32::from_le_bytes(self.durable.get(at..at + 4)?.try_into().ok()?) as usize;
+        R::decode(self.durable.get(at + 8..at + 8 + len)?).ok()
+    }
+
+    /// Whether a recovery that returned `recovered` records returned every whole
+    /// record the disk holds, and no more. A recovery may refuse a damaged log (an
+    /// error); it may never drop a record that reached the disk whole, nor bring
+    /// back one a crash lost.
+    pub fn check_recovered(&self, recovered: usize) -> Result<(), NotRecovered> {
+        if recovered == self.frames.len() {
+            return Ok(());
+        }
+        Err(NotRecovered {
+            offset: self.frames.iter().take(recovered).sum::<usize>() as u64,
+            on_disk: self.frames.len(),
+            recovered,
+        })
     }
 
     /// Flips one bit in the checksummed payload of a synced record other than the
@@ -396,5 +454,41 @@ mod tests {
             }
         }
         assert!(records_hit > 0 && snapshots_hit > 0);
+    }
+
+    #[test]
+    fn the_disk_knows_which_records_a_recovery_must_return() {
+        let mut rng = rand::SeedableRng::seed_from_u64(3);
+        let mut fates = std::collections::BTreeSet::new();
+        for round in 0..60u64 {
+            let mut disk = SimDisk::default();
+            for ballot in 0..4 {
+                disk.append(&Record::LogPromise { ballot });
+            }
+            disk.sync();
+            if round % 3 == 0 {
+                let snap = Snapshot::default();
+                disk.begin_snapshot(&snap, &[Record::LogPromise { ballot: 9 }], true);
+                disk.sync();
+            }
+            for ballot in 10..13 {
+                disk.append(&Record::LogPromise { ballot });
+            }
+            let fate = disk.crash(&mut rng);
+            fates.insert(match fate {
+                CrashFate::Clean => "clean",
+                CrashFate::Lost { .. } => "lost",
+                CrashFate::Torn { .. } => "torn",
+                CrashFate::Kept { .. } => "kept",
+            });
+            let rec = disk.recover::<Record>(path()).unwrap();
+            assert_eq!(disk.check_recovered(rec.records.len()), Ok(()), "{fate:?}");
+            // A recovery that dropped its last whole record is caught, with where.
+            let dropped = disk.check_recovered(rec.records.len() - 1).unwrap_err();
+            assert_eq!(dropped.on_disk, rec.records.len());
+            assert_eq!(dropped.recovered + 1, dropped.on_disk);
+            assert!(disk.check_recovered(rec.records.len() + 1).is_err());
+        }
+        assert_eq!(fates.len(), 3, "lost, torn and kept all met");
     }
 }

@@ -181,10 +181,10 @@ fn simulate_core<C: SimCore>(
         .collect();
     let rules = std::mem::replace(&mut w.rules, C::Rules::new(plan.nodes));
     let (mut protocol, coverage) = rules.finish();
-    for (time_ns, id, why) in std::mem::take(&mut w.panics) {
+    for (time_ns, id, kind, why) in std::mem::take(&mut w.findings) {
         protocol.verdict = checker::Verdict::Invalid;
         protocol.anomalies.push(checker::report::Anomaly {
-            kind: checker::report::AnomalyKind::CoreAssertion,
+            kind,
             key: None,
             slot: None,
             message: format!("node {id} {why}"),

@@ -136,6 +136,9 @@ impl Clock {
 struct SimNode<C: SimCore> {
     core: Option<C>,
     disk: SimDisk,
+    /// This node's own stream (`sim/disk/n<id>`): its fsync times and what a crash
+    /// does to its unsynced bytes. A fault elsewhere moves none of its draws.
+    rng: ChaCha8Rng,
     /// Bumped on every crash: timers and syncs of an earlier life are void.
     epoch: u64,
     paused: bool,
@@ -165,6 +168,9 @@ struct InFlight {
 }
 
 struct SimClient {
+    /// This client's own stream (`sim/clients/c<i>`): its requests' and replies'
+    /// travel times.
+    rng: ChaCha8Rng,
     /// The node this client holds a connection to.
     conn: Option<NodeId>,
     /// Sequence number of the client's current (or last) op.
@@ -195,9 +201,10 @@ pub struct World<'r, C: SimCore> {
     nodes: Vec<SimNode<C>>,
     blocked: BTreeSet<(NodeId, NodeId)>,
     degraded: BTreeMap<(NodeId, NodeId), LinkFaults>,
-    net: ChaCha8Rng,
-    disk: ChaCha8Rng,
-    client_net: ChaCha8Rng,
+    /// One stream per directed link (`sim/net/<from>-<to>`), indexed as
+    /// [`LinkCounts`] is: a link's losses, copies and delays move with its own
+    /// traffic only, so removing a fault or an op perturbs what it touches.
+    nets: Vec<ChaCha8Rng>,
     clients: Vec<SimClient>,
     next_token: u64,
     stopping: bool,
@@ -215,8 +222,10 @@ pub struct World<'r, C: SimCore> {
     pub capture: Option<Vec<results::plan::ScriptedOp>>,
     /// Faults aimed by role, resolved as they start.
     resolver: nemesis::Resolver,
-    /// Cores that stopped on their own assertions: (when, node, why).
-    pub panics: Vec<(u64, NodeId, String)>,
+    /// What the world itself found wrong with a node (when, node, what, why): a core
+    /// that stopped on its own assertion, a recovery that returned other records
+    /// than the disk held.
+    pub findings: Vec<(u64, NodeId, checker::AnomalyKind, String)>,
 }
 
 impl<'r, C: SimCore> World<'r, C> {
@@ -224,9 +233,10 @@ impl<'r, C: SimCore> World<'r, C> {
     /// or core arguments).
     pub fn new(plan: &'r Plan, recorder: &'r Recorder, base: C::Config) -> World<'r, C> {
         let nodes = (0..plan.nodes)
-            .map(|_| SimNode {
+            .map(|i| SimNode {
                 core: None,
                 disk: SimDisk::default(),
+                rng: substream(plan.seed, &format!("sim/disk/n{}", i + 1)),
                 epoch: 0,
                 paused: false,
                 syncing: false,
@@ -260,9 +270,12 @@ impl<'r, C: SimCore> World<'r, C> {
             nodes,
             blocked: BTreeSet::new(),
             degraded: BTreeMap::new(),
-            net: substream(plan.seed, "sim/net"),
-            disk: substream(plan.seed, "sim/disk"),
-            client_net: substream(plan.seed, "sim/clients"),
+            nets: (0..plan.nodes * plan.nodes)
+                .map(|i| {
+                    let (from, to) = (i / plan.nodes + 1, i % plan.nodes + 1);
+                    substream(plan.seed, &format!("sim/net/{from}-{to}"))
+                })
+                .collect(),
             clients: Vec::new(),
             next_token: 0,
             stopping: false,
@@ -273,7 +286,7 @@ impl<'r, C: SimCore> World<'r, C> {
             trace: None,
             capture: None,
             resolver: nemesis::Resolver::default(),
-            panics: Vec::new(),
+            findings: Vec::new(),
         }
     }
 
@@ -308,6 +321,7 @@ impl<'r, C: SimCore> World<'r, C> {
     pub fn start_workload(&mut self) {
         for i in 0..self.plan.concurrency {
             self.clients.push(SimClient {
+                rng: substream(self.plan.seed, &format!("sim/clients/c{i}")),
                 conn: None,
                 seq: 0,
                 in_flight: None,
@@ -504,12 +518,31 @@ impl<'r, C: SimCore> World<'r, C> {
             }
         };
         let (snapshot, recovery) = recovery;
+        if let Err(lost) = n.disk.check_recovered(recovery.records.len()) {
+            let record = n
+                .disk
+                .record_at::<C::Record>(lost.offset)
+                .map_or_else(|| "none".to_string(), |r| format!("{r:?}"));
+            self.findings.push((
+                self.now,
+                id,
+                checker::AnomalyKind::RecoveryMismatch,
+                format!(
+                    "recovered {} records from {} where the disk holds {} whole; the first one it left out is at byte offset {}: {record}",
+                    lost.recovered,
+                    path.display(),
+                    lost.on_disk,
+                    lost.offset
+                ),
+            ));
+        }
         let started = in_core(|| C::start(cfg, snapshot, recovery.records));
         let (core, actions) = match started {
             Ok(started) => started,
             Err(text) => {
                 let why = format!("stopped on its own assertion at start: {text}");
-                self.panics.push((self.now, id, why.clone()));
+                let kind = checker::AnomalyKind::CoreAssertion;
+                self.findings.push((self.now, id, kind, why.clone()));
                 let n = self.node(id);
                 n.refused = Some(why.clone());
                 self.counts.refused_starts += 1;
@@ -529,10 +562,11 @@ impl<'r, C: SimCore> World<'r, C> {
 
     /// Node `id`'s core stopped on its own assertion (`why`): the process is gone, as
     /// after a kill, and stays down (what the core found is the run's finding, kept
-    /// in [`World::panics`]).
+    /// in [`World::findings`]).
     fn panicked(&mut self, id: NodeId, why: String) {
         let why = format!("stopped on its own assertion: {why}");
-        self.panics.push((self.now, id, why.clone()));
+        let kind = checker::AnomalyKind::CoreAssertion;
+        self.findings.push((self.now, id, kind, why.clone()));
         self.kill(id);
         self.node(id).refused = Some(why);
     }
@@ -540,7 +574,6 @@ impl<'r, C: SimCore> World<'r, C> {
     /// Kills node `id`: its page cache meets its fate, its connections break.
     pub fn kill(&mut self, id: NodeId) -> bool {
         let fate = {
-            let disk_rng = &mut self.disk;
             let n = &mut self.nodes[id as usize - 1];
             if n.core.is_none() {
                 return false;
@@ -554,7 +587,7 @@ impl<'r, C: SimCore> World<'r, C> {
             n.inbox.clear();
             n.timers.clear();
             n.pending.clear();
-            n.disk.crash(disk_rng)
+            n.disk.crash(&mut n.rng)
         };
         self.counts.crashes += 1;
         match fate {
@@ -716,8 +749,8 @@ impl<'r, C: SimCore> World<'r, C> {
                             other => unreachable!("commit::order: {other:?} after the sync"),
                         })
                         .collect();
-                    let delay = self.disk.random_range(FSYNC.0..=FSYNC.1);
                     let n = self.node(id);
+                    let delay = n.rng.random_range(FSYNC.0..=FSYNC.1);
                     n.syncing = true;
                     n.after_sync = rest;
                     let epoch = n.epoch;
@@ -780,8 +813,8 @@ impl<'r, C: SimCore> World<'r, C> {
             }
             Effect::Reply { token, result } => {
                 if let Some((client, seq)) = self.node(id).pending.remove(&token) {
-                    let delay = self
-                        .client_net
+                    let delay = self.clients[client]
+                        .rng
                         .random_range(CLIENT_DELAY.0..=CLIENT_DELAY.1);
                     self.schedule(
                         self.now + delay,
@@ -835,7 +868,8 @@ impl<'r, C: SimCore> World<'r, C> {
             return;
         }
         let faults = self.degraded.get(&(from, to)).cloned();
-        let rng = &mut self.net;
+        let link = (from as usize - 1) * self.plan.nodes + (to as usize - 1);
+        let rng = &mut self.nets[link];
         let mut copies = 1;
         let mut extra = 0u64;
         let mut reorder = 0.0;
@@ -855,23 +889,25 @@ impl<'r, C: SimCore> World<'r, C> {
         self.links.of(from, to, kind).sent_with(copies);
         let mut delays = [0u64; 2];
         for slot in delays.iter_mut().take(copies) {
-            let rng = &mut self.net;
+            let rng = &mut self.nets[link];
             let mut delay = rng.random_range(PEER_DELAY.0..=PEER_DELAY.1) + extra;
             if reorder > 0.0 && rng.random_bool(reorder) {
                 // Held back long enough for later messages to overtake it.
                 delay += rng.random_range(5 * MS..=25 * MS);
             }
             *slot = delay;
-            self.schedule(
-                self.now + delay,
-                Item::Peer {
-                    from,
-                    to,
-                    msg: msg.clone(),
-                },
-            );
         }
         self.traced(from, to, &msg, &delays[..copies]);
+        // The message itself travels in the last copy; only a duplicate clones it.
+        if copies == 2 {
+            let copy = Item::Peer {
+                from,
+                to,
+                msg: msg.clone(),
+            };
+            self.schedule(self.now + delays[0], copy);
+        }
+        self.schedule(self.now + delays[copies - 1], Item::Peer { from, to, msg });
     }
 
     /// Keeps a message for the report's space-time diagram, if a trace window is open
@@ -949,9 +985,7 @@ impl<'r, C: SimCore> World<'r, C> {
         c.seq += 1;
         let seq = c.seq;
         c.in_flight = Some(InFlight { op, process, node });
-        let delay = self
-            .client_net
-            .random_range(CLIENT_DELAY.0..=CLIENT_DELAY.1);
+        let delay = c.rng.random_range(CLIENT_DELAY.0..=CLIENT_DELAY.1);
         let epoch = self.node(node).epoch;
         self.schedule(
             self.now + delay,
@@ -995,7 +1029,9 @@ impl<'r, C: SimCore> World<'r, C> {
 
     /// A client for the final phase: one op at a time through [`World::call`].
     pub fn script_client(&mut self) -> usize {
+        let i = self.clients.len();
         self.clients.push(SimClient {
+            rng: substream(self.plan.seed, &format!("sim/clients/c{i}")),
             conn: None,
             seq: 0,
             in_flight: None,
