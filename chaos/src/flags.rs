@@ -123,6 +123,12 @@ pub struct RunArgs {
     /// --node-arg=--raft-read-only=lease-based; docs/cores.md).
     #[arg(long, value_name = "NAME", value_parser = parse_core)]
     pub core: Option<results::plan::CoreName>,
+    /// Swarm testing: each seed also draws which fault kinds are on, the fault
+    /// interval and the number of clients (where these flags are unset), the keys
+    /// (1 to 1,200) and the op mix, recorded in the plan so the seed still replays
+    /// exactly; the summary says what was drawn (docs/simulation.md).
+    #[arg(long)]
+    pub swarm: bool,
     /// Root directory of run directories.
     #[arg(long, value_name = "DIR", default_value = "runs")]
     pub results: PathBuf,
@@ -302,6 +308,7 @@ const PLAN_FLAGS: &[&str] = &[
     "node_bin",
     "node_args",
     "core",
+    "swarm",
     "name",
     "grace",
     "op_timeout_ms",
@@ -409,6 +416,7 @@ impl RunArgs {
             node_cmd: self.node_cmd.clone(),
             node_args: self.node_args.clone(),
             core: self.core.unwrap_or_default(),
+            swarm: self.swarm,
             net: self.net.map(|n| match n {
                 NetFlag::Proxy => results::Net::Proxy,
                 NetFlag::Netns => results::Net::Netns,

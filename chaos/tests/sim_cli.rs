@@ -395,3 +395,49 @@ fn composite_and_role_aimed_faults_run_and_heal_in_simulation() {
     // Everything is healed at the end, and the run is judged valid.
     assert_eq!(nemesis.last().unwrap()["f"], "heal");
 }
+
+#[test]
+fn a_swarm_seed_draws_its_faults_and_workload_and_replays_from_its_reproduce_line() {
+    let root = tempfile::tempdir().unwrap();
+    let hash = |t: &str| {
+        t.lines()
+            .find_map(|l| l.trim().strip_prefix("history sha256: "))
+            .map(|h| h[..64].to_string())
+            .unwrap_or_else(|| panic!("no hash: {t}"))
+    };
+    let mut draws = std::collections::BTreeSet::new();
+    for seed in ["5", "6", "7"] {
+        let args = [
+            "sim",
+            "--swarm",
+            "--seed",
+            seed,
+            "--nodes",
+            "3",
+            "--time-limit",
+            "2",
+            "--no-progress",
+        ];
+        let (a, b) = (chaos(root.path(), &args), chaos(root.path(), &args));
+        let (ta, tb) = (text(&a), text(&b));
+        assert_eq!(a.status.code(), Some(0), "{ta}");
+        assert_eq!(hash(&ta), hash(&tb), "one swarm seed, one history");
+        let header = ta.lines().next().unwrap().to_string();
+        assert!(header.contains("swarm draw: nemesis "), "{header}");
+        draws.insert(header.split(" | ").nth(4).unwrap().to_string());
+        let plan = plan_json(&run_dir_of(&ta));
+        assert_eq!(plan["swarm"], true, "{plan}");
+        // The reproduce line names the drawn values and --swarm: the same history.
+        let line = ta
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("reproduce: chaos "))
+            .unwrap();
+        assert!(line.ends_with("--swarm"), "{line}");
+        let words: Vec<String> = shlex::split(line).unwrap();
+        let mut again: Vec<&str> = words.iter().map(String::as_str).collect();
+        again.push("--no-progress");
+        let c = chaos(root.path(), &again);
+        assert_eq!(hash(&text(&c)), hash(&ta), "{}", text(&c));
+    }
+    assert_eq!(draws.len(), 3, "each seed draws its own: {draws:?}");
+}

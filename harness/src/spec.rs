@@ -65,6 +65,9 @@ pub struct PlanSpec {
     pub node_args: Vec<String>,
     /// The bundled node's consensus core (`--core`).
     pub core: results::plan::CoreName,
+    /// Draw the fault kinds, interval, clients, keys and op mix from the seed too
+    /// (`--swarm`): kinds, interval and clients where these are unset.
+    pub swarm: bool,
     /// `None`: netns for etcd, else proxy.
     pub net: Option<Net>,
     /// `None`: the default kinds of the mode and network.
@@ -99,6 +102,7 @@ impl Default for PlanSpec {
             node_cmd: None,
             node_args: Vec::new(),
             core: results::plan::CoreName::Paxos,
+            swarm: false,
             net: None,
             nemesis: None,
             nemesis_interval_s: None,
@@ -114,13 +118,67 @@ impl PlanSpec {
     /// The plan: every choice checked, every unset one decided, the schedule drawn.
     pub fn plan(&self) -> Result<Plan, UsageError> {
         self.check()?;
+        let seed = self.seed.unwrap_or_else(random_seed);
+        let (drawn, op_mix) = match self.swarm {
+            true => self.swarm_draw(seed),
+            false => (self.clone(), OpMix::default()),
+        };
+        drawn.plan_with(seed, op_mix)
+    }
+
+    /// What `--swarm` draws for `seed`, from its own stream (`swarm`): a spec with
+    /// the draw in the fields the flags left unset (the keys always), and the op mix.
+    /// Every value is drawn whether used or not, so a reproduce line that gives the
+    /// drawn values as flags draws the same keys and op mix again.
+    fn swarm_draw(&self, seed: u64) -> (PlanSpec, OpMix) {
+        use rand::RngExt;
+        let mut rng = substream(seed, "swarm");
+        let netns = self.net.unwrap_or(self.system.default_net()) == Net::Netns;
+        let possible: Vec<&str> = nemesis::KIND_NAMES
+            .into_iter()
+            .filter(|name| self.mode == Mode::Sim || *name != "corrupt")
+            .filter(|name| !netns || !matches!(*name, "links" | "flaky-links"))
+            .collect();
+        let mut names: Vec<&str> = possible
+            .iter()
+            .copied()
+            .filter(|_| rng.random_bool(0.5))
+            .collect();
+        let fallback = possible[rng.random_range(0..possible.len())];
+        if names.is_empty() {
+            names.push(fallback);
+        }
+        let intervals = [0.2, 0.3, 0.5, 1.0, 2.0, 3.0];
+        let interval = intervals[rng.random_range(0..intervals.len())];
+        let concurrency = rng.random_range(1..=3 * self.nodes);
+        let key_counts = [1, 2, 3, 5, 8, 32, 1_200];
+        let keys = key_counts[rng.random_range(0..key_counts.len())];
+        let op_mix = OpMix {
+            read: rng.random_range(0..=6),
+            write: rng.random_range(1..=6),
+            cas: rng.random_range(0..=4),
+        };
+        let mut spec = self.clone();
+        if spec.nemesis.is_none() {
+            spec.nemesis = Some(names.join(",").parse().expect("drawn from the known names"));
+        }
+        let fits = results::ranges::slots(self.time_limit_s, interval).is_ok();
+        if spec.nemesis_interval_s.is_none() && fits {
+            spec.nemesis_interval_s = Some(interval);
+        }
+        spec.concurrency.get_or_insert(concurrency);
+        spec.keys = keys;
+        (spec, op_mix)
+    }
+
+    /// The plan of a checked spec, with its seed decided.
+    fn plan_with(&self, seed: u64, op_mix: OpMix) -> Result<Plan, UsageError> {
         let concurrency = self.concurrency.unwrap_or(2 * self.nodes);
         let kinds = self.kinds()?;
         let interval_ms = match self.nemesis_interval_s {
             Some(s) => ((s * 1e3) as u64).max(1),
             None => nemesis::default_interval_ms((self.time_limit_s * 1e3) as u64),
         };
-        let seed = self.seed.unwrap_or_else(random_seed);
         let schedule = match &self.schedule {
             Some(s) => s.clone(),
             None => nemesis::generate(
@@ -143,7 +201,7 @@ impl PlanSpec {
             rate: self.rate,
             keys: self.keys,
             kv_keys: results::plan::default_kv_keys(self.keys),
-            op_mix: OpMix::default(),
+            op_mix,
             node_bin: self.node_bin.clone(),
             node_args: self.node_args.clone(),
             grace_s: self.grace_s,
@@ -159,6 +217,7 @@ impl PlanSpec {
             system: self.system,
             declared: self.declared.clone(),
             core: self.core,
+            swarm: self.swarm,
             node_cmd: self.node_cmd.clone(),
             net: self.net.unwrap_or(self.system.default_net()),
             script: None,

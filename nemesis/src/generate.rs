@@ -64,7 +64,8 @@ pub struct FaultKinds {
 }
 
 /// Every `--nemesis` name, in the order `describe` lists them.
-const NAMES: [&str; 14] = [
+/// Every fault kind's `--nemesis` name.
+pub const NAMES: [&str; 14] = [
     "partition",
     "kill",
     "pause",

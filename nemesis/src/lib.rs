@@ -24,7 +24,9 @@ mod roles;
 mod shapes;
 mod valid;
 
-pub use generate::{DEFAULT_INTERVAL_MS, FaultKinds, KindsError, default_interval_ms, generate};
+pub use generate::{
+    DEFAULT_INTERVAL_MS, FaultKinds, KindsError, NAMES as KIND_NAMES, default_interval_ms, generate,
+};
 pub use roles::{LeaderView, Resolution, Resolver, Role};
 pub use shapes::{SHAPES, Shape, grudge, reachable};
 pub use valid::{CLOCK_RATES, MAX_CLOCK_JUMP_MS, MAX_LINK_DELAY_MS, check_schedule};

@@ -233,6 +233,11 @@ pub struct Plan {
     /// plan's node arguments, recorded as given. Absent: the bundled Paxos core.
     #[serde(default, skip_serializing_if = "CoreName::is_paxos")]
     pub core: CoreName,
+    /// Whether the seed also drew the fault kinds, the fault interval, the clients,
+    /// the keys and the op mix (`--swarm`, docs/simulation.md); the drawn values are
+    /// the plan's own fields, so it replays as stored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub swarm: bool,
     /// The command line that runs one Maelstrom node (split into words as a shell
     /// would, run without one; docs/maelstrom.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -795,6 +800,17 @@ impl Plan {
         let faults = checker::report::count(self.scheduled_faults(), "fault");
         if self.explicit_schedule {
             format!("an explicit schedule of {faults}")
+        } else if self.swarm {
+            format!(
+                "swarm draw: nemesis {} every {} s ({faults} scheduled), {} clients, {} keys, op mix {}/{}/{}",
+                self.nemesis.describe(),
+                self.nemesis_interval_s,
+                self.concurrency,
+                self.keys,
+                self.op_mix.read,
+                self.op_mix.write,
+                self.op_mix.cas
+            )
         } else {
             format!(
                 "nemesis {} every {} s ({faults} scheduled)",
@@ -853,6 +869,10 @@ impl Plan {
         }
         if !self.core.is_paxos() {
             parts.push(format!("--core {}", self.core.name()));
+        }
+        if self.swarm {
+            // The seed draws the keys and the op mix again, and the rest as given.
+            parts.push("--swarm".into());
         }
         for arg in &self.node_args {
             parts.push(format!("--node-arg={}", shell_quote(arg)));
@@ -941,6 +961,7 @@ pub(crate) mod tests {
             system: SystemKind::Bundled,
             declared: None,
             core: CoreName::Paxos,
+            swarm: false,
             node_cmd: None,
             net: Net::Proxy,
             script: None,
