@@ -780,10 +780,10 @@ fn every_output_of_a_run_says_how_it_ended_in_the_same_words() {
         &["--nodes", "3", "--time-limit", "1", "--nemesis", "none"],
     );
     assert_one_truth(&latest(root.path()), &text(&out), "valid", 0);
-    // Invalid: a simulated stale-read node (seed 1 fails, exactly).
+    // Invalid: a simulated stale-read node (seed 2 fails, exactly).
     let root = tempfile::tempdir().unwrap();
     let out = Command::new(CHAOS)
-        .args(["sim", "--seed", "1", "--nodes", "3", "--time-limit", "2"])
+        .args(["sim", "--seed", "2", "--nodes", "3", "--time-limit", "2"])
         .args(["--nemesis-interval", "0.3", "--node-arg=--bug=stale-read"])
         .arg("--results")
         .arg(root.path())

@@ -424,6 +424,58 @@ mod tests {
     }
 
     #[test]
+    fn every_swarm_draw_is_a_plan_its_mode_and_network_can_run() {
+        let mut kinds = std::collections::BTreeSet::new();
+        for (mode, net) in [
+            (Mode::Sim, Net::Proxy),
+            (Mode::Real, Net::Proxy),
+            (Mode::Real, Net::Netns),
+        ] {
+            for seed in 0..200 {
+                let p = PlanSpec {
+                    mode,
+                    net: Some(net),
+                    seed: Some(seed),
+                    swarm: true,
+                    ..spec()
+                }
+                .plan()
+                .unwrap_or_else(|e| panic!("{mode:?} {net:?} seed {seed}: {e}"));
+                assert!(p.swarm);
+                assert!(p.concurrency >= 1 && p.concurrency <= 9);
+                assert!(p.op_mix.write >= 1);
+                kinds.insert(p.nemesis.describe());
+                // The user's choices stand; the swarm fills the rest.
+                let given = PlanSpec {
+                    mode,
+                    net: Some(net),
+                    seed: Some(seed),
+                    swarm: true,
+                    concurrency: Some(2),
+                    nemesis: Some("kill".parse().unwrap()),
+                    ..spec()
+                }
+                .plan()
+                .unwrap();
+                assert_eq!(
+                    (given.concurrency, given.nemesis.describe()),
+                    (2, "kill".into())
+                );
+                assert_eq!(
+                    (given.keys, given.op_mix),
+                    (p.keys, p.op_mix),
+                    "the same draw"
+                );
+            }
+        }
+        assert!(
+            kinds.len() > 100,
+            "{} distinct draws of fault kinds",
+            kinds.len()
+        );
+    }
+
+    #[test]
     fn unset_choices_are_decided_from_the_rest() {
         let plan = spec().plan().unwrap();
         assert_eq!(plan.concurrency, 6);
