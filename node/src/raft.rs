@@ -1121,4 +1121,39 @@ mod tests {
         assert_eq!(store.last(), 8);
         assert_eq!(store.term_of(8), Some(2));
     }
+
+    #[test]
+    fn messages_and_records_cross_a_socket_and_a_disk_unchanged() {
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgAppend);
+        m.to = 2;
+        m.from = 1;
+        m.term = 7;
+        m.index = 41;
+        let mut e = Entry::default();
+        e.index = 42;
+        e.term = 7;
+        e.data = b"{}".to_vec().into();
+        m.mut_entries().push(e);
+        let msg = RaftMsg(m);
+        let line = msg.to_line();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            v["type"], "append",
+            "the proxies count it by its kind: {line}"
+        );
+        assert_eq!(RaftMsg::from_line(line.as_bytes()).unwrap(), msg);
+        assert!(RaftMsg::from_line(b"{\"type\":\"append\",\"bytes\":\"%%\"}").is_err());
+        let record = RaftRecord::Entries {
+            entries: vec![LogEntry {
+                index: 42,
+                term: 7,
+                command: None,
+            }],
+        };
+        let mut bytes = Vec::new();
+        record.encode(&mut bytes);
+        assert_eq!(RaftRecord::decode(&bytes).unwrap(), record);
+        assert_eq!(record.kind(), "entries");
+    }
 }

@@ -165,17 +165,32 @@ fn node_command(plan: &Plan, recorder: &Recorder) -> NodeCommand {
         None if !plan.core.is_paxos() => NodeCommand {
             program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("chaos")),
             prefix: vec!["node".into(), format!("--core={}", plan.core.name())],
-            extra: plan.node_args.clone(),
+            extra: with_snapshots(&plan.node_args),
             // The journal speaks the bundled core's rules; another core keeps none.
             journal_origin_ns: None,
         },
         None => NodeCommand {
             program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("chaos")),
             prefix: vec!["node".into()],
-            extra: plan.node_args.clone(),
+            extra: with_snapshots(&plan.node_args),
             journal_origin_ns: plan.trace_messages.then(|| recorder.origin_ns()),
         },
     }
+}
+
+/// Applied commands between the bundled node's snapshots in a chaos run, unless the
+/// plan's node arguments say `--snapshot-every`: the node's own default (50,000) is
+/// never reached in a run of seconds, and snapshots, compaction and snapshot transfer
+/// should meet the faults (as the simulation's 200 make them).
+pub const RUN_SNAPSHOT_EVERY: u64 = 2_000;
+
+/// The plan's node arguments, with [`RUN_SNAPSHOT_EVERY`] unless they set their own.
+fn with_snapshots(args: &[String]) -> Vec<String> {
+    let mut args = args.to_vec();
+    if !args.iter().any(|a| a.starts_with("--snapshot-every")) {
+        args.push(format!("--snapshot-every={RUN_SNAPSHOT_EVERY}"));
+    }
+    args
 }
 
 /// The bundled node's cluster: processes, proxies and where each node listens.
