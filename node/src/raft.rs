@@ -1130,11 +1130,12 @@ mod tests {
         m.from = 1;
         m.term = 7;
         m.index = 41;
-        let mut e = Entry::default();
-        e.index = 42;
-        e.term = 7;
-        e.data = b"{}".to_vec().into();
-        m.mut_entries().push(e);
+        m.mut_entries().push(Entry {
+            index: 42,
+            term: 7,
+            data: b"{}".to_vec().into(),
+            ..Default::default()
+        });
         let msg = RaftMsg(m);
         let line = msg.to_line();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
