@@ -257,7 +257,8 @@ pub struct SimArgs {
     /// Stop --seeds after this many failing seeds (0: never).
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub max_failures: usize,
-    /// Run the plan twice and exit 5 unless both histories have the same SHA-256.
+    /// Run the plan twice (with --seeds, every seed) and exit 5 unless both histories
+    /// have the same SHA-256.
     #[arg(long)]
     pub check_determinism: bool,
 }

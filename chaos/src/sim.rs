@@ -89,6 +89,7 @@ fn over_seeds(
     let view = sweep::View {
         signals: true,
         show,
+        twice: args.check_determinism,
     };
     let sweep = sweep::sweep(
         seeds.clone(),

@@ -148,8 +148,15 @@ impl PlanSpec {
         if names.is_empty() {
             names.push(fallback);
         }
-        let intervals = [0.2, 0.3, 0.5, 1.0, 2.0, 3.0];
-        let interval = intervals[rng.random_range(0..intervals.len())];
+        // Slots short enough for at least two faults in the run.
+        let intervals: Vec<f64> = [0.2, 0.3, 0.5, 1.0, 2.0, 3.0]
+            .into_iter()
+            .filter(|s| self.time_limit_s / s >= 3.0)
+            .collect();
+        let interval = match intervals.len() {
+            0 => None,
+            n => Some(intervals[rng.random_range(0..n)]),
+        };
         let concurrency = rng.random_range(1..=3 * self.nodes);
         let key_counts = [1, 2, 3, 5, 8, 32, 1_200];
         let keys = key_counts[rng.random_range(0..key_counts.len())];
@@ -162,9 +169,8 @@ impl PlanSpec {
         if spec.nemesis.is_none() {
             spec.nemesis = Some(names.join(",").parse().expect("drawn from the known names"));
         }
-        let fits = results::ranges::slots(self.time_limit_s, interval).is_ok();
-        if spec.nemesis_interval_s.is_none() && fits {
-            spec.nemesis_interval_s = Some(interval);
+        if spec.nemesis_interval_s.is_none() {
+            spec.nemesis_interval_s = interval;
         }
         spec.concurrency.get_or_insert(concurrency);
         spec.keys = keys;
@@ -442,6 +448,15 @@ mod tests {
                 .plan()
                 .unwrap_or_else(|e| panic!("{mode:?} {net:?} seed {seed}: {e}"));
                 assert!(p.swarm);
+                assert!(
+                    !p.schedule.is_empty(),
+                    "seed {seed}: a swarm run meets faults"
+                );
+                assert!(
+                    p.nemesis_interval_s * 3.0 <= p.time_limit_s,
+                    "{}",
+                    p.nemesis_interval_s
+                );
                 assert!(p.concurrency >= 1 && p.concurrency <= 9);
                 assert!(p.op_mix.write >= 1);
                 kinds.insert(p.nemesis.describe());

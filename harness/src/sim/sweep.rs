@@ -191,11 +191,15 @@ pub struct View<'a> {
     /// Told of every failing seed (with the command that reproduces it), of the
     /// seeds' progress and of the run directories written.
     pub show: &'a dyn Observer,
+    /// Run every seed twice and fail it (exit 5, a bug of the simulation) unless
+    /// both histories hash the same (`--check-determinism`).
+    pub twice: bool,
 }
 
 impl View<'static> {
     /// Nothing said and no signal handling: for callers that run many sweeps.
     pub const QUIET: View<'static> = View {
+        twice: false,
         signals: false,
         show: &Silent,
     };
@@ -228,7 +232,17 @@ pub fn sweep(
     show.seeds_started(seeds.end.saturating_sub(seeds.start), false);
     let work = |seed: u64| -> Result<(), String> {
         let plan = plan_of(seed);
-        let judged = judge(&plan).map_err(|e| e.what)?;
+        let mut judged = judge(&plan).map_err(|e| e.what)?;
+        if view.twice {
+            let again = judge(&plan).map_err(|e| e.what)?;
+            if again.history_sha256 != judged.history_sha256 {
+                judged.exit_code = ExitCode::Harness;
+                judged.problem = Some(format!(
+                    "not deterministic: the plan's two runs gave histories with SHA-256 {} and {} (a bug in the simulation; please report it with this plan)",
+                    judged.history_sha256, again.history_sha256
+                ));
+            }
+        }
         faults.fetch_add(judged.faults as u64, Ordering::SeqCst);
         without_faults.fetch_add(u64::from(judged.faults == 0), Ordering::SeqCst);
         if let Ok(mut c) = coverage.lock() {
