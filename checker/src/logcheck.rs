@@ -468,19 +468,10 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
     }
     anomalies.extend(repeated_ids(&union, ids));
     anomalies.extend(over_chosen(chosen, &invoked_as));
-    CheckReport {
-        name: "log-agreement".into(),
-        verdict: if anomalies.is_empty() {
-            Verdict::Valid
-        } else {
-            Verdict::Invalid
-        },
-        summary: format!(
-            "{} slots, {commands} commands from {sources} ({kv_ops} KV ops in the history); {} anomalies",
-            union.len(),
-            anomalies.len()
-        ),
-        anomalies,
-        unknown: Vec::new(),
-    }
+    let summary = format!(
+        "{} slots, {commands} commands from {sources} ({kv_ops} KV ops in the history); {} anomalies",
+        union.len(),
+        anomalies.len()
+    );
+    CheckReport::decided("log-agreement", summary, anomalies)
 }

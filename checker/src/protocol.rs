@@ -36,7 +36,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::Verdict;
 use crate::report::{Anomaly, AnomalyKind, CheckReport, MessageRef};
 
 pub use paxos_trace::{Ballot, BatchId, Event, JournalLine, Msg, NodeId, Record, Slot};
@@ -850,11 +849,6 @@ impl Invariants {
 
     /// The verdict: invalid with the broken rules' anomalies, valid otherwise.
     pub fn finish(self) -> (CheckReport, Coverage) {
-        let verdict = if self.anomalies.is_empty() {
-            Verdict::Valid
-        } else {
-            Verdict::Invalid
-        };
         let summary = if self.wire {
             format!(
                 "{} messages from the wire; {} rules broken; {} registers and {} slots announced (promise-regressed, accepted-below-promise and conflicting-learn judged; wrong-value-proposed and chosen-without-quorum need each node's steps, which chaos sim sees)",
@@ -874,13 +868,7 @@ impl Invariants {
             )
         };
         (
-            CheckReport {
-                name: "protocol".into(),
-                verdict,
-                summary,
-                anomalies: self.anomalies,
-                unknown: Vec::new(),
-            },
+            CheckReport::decided("protocol", summary, self.anomalies),
             self.coverage,
         )
     }

@@ -1,6 +1,7 @@
 //! Each rule with a small hand-written trace that breaks it and one that keeps it.
 
 use super::*;
+use crate::Verdict;
 
 fn kinds(events: &[Event]) -> Vec<AnomalyKind> {
     let mut inv = Invariants::new(3);

@@ -16,7 +16,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::Verdict;
 use crate::protocol::Coverage;
 use crate::report::{Anomaly, AnomalyKind, CheckReport, MessageRef};
 
@@ -356,11 +355,6 @@ impl RaftRules {
     /// The verdict: invalid with the broken properties' anomalies, valid otherwise.
     pub fn finish(mut self) -> (CheckReport, Coverage) {
         self.logs_match();
-        let verdict = if self.anomalies.is_empty() {
-            Verdict::Valid
-        } else {
-            Verdict::Invalid
-        };
         let broken: usize = self.per_kind.values().sum();
         let summary = format!(
             "Raft's properties: {} events; {broken} violations; {} terms led; {} entries applied; situations never reached: {}",
@@ -370,13 +364,7 @@ impl RaftRules {
             self.coverage.never_reached_words()
         );
         (
-            CheckReport {
-                name: "protocol".into(),
-                verdict,
-                summary,
-                anomalies: self.anomalies,
-                unknown: Vec::new(),
-            },
+            CheckReport::decided("protocol", summary, self.anomalies),
             self.coverage,
         )
     }

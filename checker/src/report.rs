@@ -335,6 +335,23 @@ pub struct CheckReport {
     pub unknown: Vec<String>,
 }
 
+impl CheckReport {
+    /// A check that decides from its anomalies alone: invalid with any, valid without.
+    pub fn decided(name: &str, summary: String, anomalies: Vec<Anomaly>) -> CheckReport {
+        CheckReport {
+            name: name.into(),
+            verdict: if anomalies.is_empty() {
+                Verdict::Valid
+            } else {
+                Verdict::Invalid
+            },
+            summary,
+            anomalies,
+            unknown: Vec::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
     pub verdict: Verdict,

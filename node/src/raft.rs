@@ -274,6 +274,13 @@ pub fn fingerprint(data: &[u8]) -> u64 {
     u64::from(crc32fast::hash(data)) | ((data.len() as u64) << 32)
 }
 
+impl LogEntry {
+    /// The fingerprint of the bytes raft-rs holds for this entry ([`fingerprint`]).
+    pub fn fingerprint(&self) -> u64 {
+        fingerprint(&entry_of(self).data)
+    }
+}
+
 fn entry_of(e: &LogEntry) -> Entry {
     let mut entry = Entry::default();
     entry.set_entry_type(EntryType::EntryNormal);

@@ -65,11 +65,11 @@ pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> 
         .parent()
         .and_then(|d| crate::Plan::read(d).ok());
     if let (Some(result), Some(dir), Ok(h)) = (checked.as_mut(), history_path.parent(), &history) {
-        let other_core = plan.as_ref().filter(|p| !p.core.is_paxos());
+        let other_core = plan.as_ref().filter(|p| p.core.unjudged_rules().is_some());
         let report = match other_core {
             // The bundled node's rules do not apply to another core; its own are
             // judged on every step where every step is seen (chaos sim).
-            Some(p) => Some(core_rules_elsewhere(p)),
+            Some(p) => Some(not_judged(p)),
             None => match journal_rules(dir, plan.as_ref()) {
                 Some((report, reached)) => {
                     coverage = reached;
@@ -194,7 +194,9 @@ fn journal_rules(
 /// A run directory whose nodes left nothing the rules can read: the check is there,
 /// skipped, with the reason. (A history judged on its own is no run: nothing is said.)
 fn not_judged(plan: &crate::Plan) -> checker::CheckReport {
-    let why = if !plan.trace_messages {
+    let why = if let Some(why) = plan.core.unjudged_rules() {
+        why
+    } else if !plan.trace_messages {
         "the run kept no message trace (--no-trace-messages, or a plan from before the trace was on by default)"
     } else if let Some(why) = plan.system.unjudged_rules() {
         why
@@ -207,22 +209,6 @@ fn not_judged(plan: &crate::Plan) -> checker::CheckReport {
         name: "protocol".into(),
         verdict: checker::Verdict::Skipped,
         summary: format!("the protocol's rules were not checked: {why}"),
-        anomalies: Vec::new(),
-        unknown: Vec::new(),
-    }
-}
-
-/// A real run of another core than the bundled one: the Paxos rules do not apply, and
-/// the core's own properties need every step of every node.
-fn core_rules_elsewhere(plan: &crate::Plan) -> checker::CheckReport {
-    checker::CheckReport {
-        name: "protocol".into(),
-        verdict: checker::Verdict::Skipped,
-        summary: format!(
-            "the Paxos rules do not apply to the {} core; its own properties (docs/cores.md) are checked on every step by chaos sim --core {}",
-            plan.core.name(),
-            plan.core.name()
-        ),
         anomalies: Vec::new(),
         unknown: Vec::new(),
     }

@@ -165,6 +165,17 @@ impl CoreName {
     pub fn is_paxos(&self) -> bool {
         *self == CoreName::Paxos
     }
+
+    /// Why the bundled node's protocol rules cannot judge a real run of this core
+    /// (`None`: they can, from the nodes' journals).
+    pub fn unjudged_rules(self) -> Option<&'static str> {
+        match self {
+            CoreName::Paxos => None,
+            CoreName::RaftRs => Some(
+                "the Paxos rules do not apply to the raft-rs core; its own properties (docs/cores.md) are checked on every step by chaos sim --core raft-rs",
+            ),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use checker::CheckReport;
 use checker::protocol::Coverage;
 use checker::raft::{Ent, RaftRules};
-use paxos_node::raft::{RaftConfig, RaftCore, RaftMsg, RaftRecord, fingerprint};
+use paxos_node::raft::{RaftConfig, RaftCore, RaftMsg, RaftRecord};
 use paxos_node::seam::{Action, Actions, Core, Wire};
 use paxos_node::types::{Batch, Slot};
 use results::Plan;
@@ -66,12 +66,7 @@ fn ents(entries: &[paxos_node::raft::LogEntry]) -> Vec<Ent> {
         .map(|e| Ent {
             index: e.index,
             term: e.term,
-            fingerprint: fingerprint(
-                &e.command
-                    .as_ref()
-                    .map(|c| serde_json::to_vec(c).expect("commands serialize"))
-                    .unwrap_or_default(),
-            ),
+            fingerprint: e.fingerprint(),
         })
         .collect()
 }
