@@ -82,9 +82,17 @@ impl Node {
     /// The records that, after the snapshot, restore every durable state: what the
     /// compacted write-ahead log holds.
     fn durable_records(&self) -> Vec<Record> {
-        let mut keep = vec![Record::Incarnation {
+        // Sized up front: with thousands of registers, growing it record by record
+        // was a tenth of a simulated run's time.
+        let mut keep = Vec::with_capacity(
+            2 + 2 * self.reg_acceptors.len()
+                + self.log_accepted.len()
+                + self.reg_chosen.len()
+                + self.chosen.len(),
+        );
+        keep.push(Record::Incarnation {
             incarnation: self.incarnation,
-        }];
+        });
         if self.persists_acceptor_state() {
             keep.push(Record::LogPromise {
                 ballot: self.log_promised,
