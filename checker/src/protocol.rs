@@ -49,7 +49,8 @@ pub struct Coverage(pub BTreeMap<String, u64>);
 
 /// The bundled node's situations.
 pub const PAXOS_SITUATIONS: [&str; 5] = [
-    // A proposer's promise quorum reported two or more different accepted values.
+    // A proposer's promise quorum (its own acceptor included) reported two or more
+    // different accepted values.
     "promises_disagreed",
     // A new leader recovered a slot whose value fewer than a majority had accepted.
     "minority_slot_recovered",
@@ -654,7 +655,11 @@ impl Invariants {
             .get(&(from, key.to_string()))
             .map(|v| v.iter().filter(|(b, _)| *b < ballot).copied().collect())
             .unwrap_or_default();
-        if reports.distinct_values() >= 2 {
+        // The proposer's own acceptor is part of its quorum: in a cluster of three,
+        // the one other promise it waits for can only disagree with its own.
+        let own_best = own.iter().max_by_key(|(b, _)| *b).map(|(_, v)| *v);
+        let own_differs = own_best.is_some_and(|v| reports.reported.iter().any(|r| r.1 != v));
+        if reports.distinct_values() >= 2 || own_differs {
             self.coverage.reached("promises_disagreed");
         }
         let Some((Some(highest), required)) = reports.required() else {
@@ -704,7 +709,18 @@ impl Invariants {
             }
         }
         for (s, reports) in &per_slot {
-            if reports.distinct_values() >= 2 {
+            // The leader's own acceptor is part of its quorum (see `proposed`).
+            let own_best = self
+                .own_log
+                .get(&(from, *s))
+                .and_then(|v| {
+                    v.iter()
+                        .filter_map(|(b, x)| Some((b.filter(|b| *b < ballot)?, *x)))
+                        .max_by_key(|(b, _)| *b)
+                })
+                .map(|(_, x)| x);
+            let own_differs = own_best.is_some_and(|x| reports.reported.iter().any(|r| r.1 != x));
+            if reports.distinct_values() >= 2 || own_differs {
                 self.coverage.reached("promises_disagreed");
             }
             if let Some((Some(b), _)) = reports.required() {
