@@ -61,6 +61,12 @@ pub struct NodeArgs {
     #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,
 
+    /// Test-only mistakes in the core's rarest paths (lowest-promise-wins,
+    /// snapshot-skips-next, restart-drops-promise), for measuring how soon a search
+    /// finds a bug it was not tuned for; hidden, and no default plan uses them.
+    #[arg(long = "mistake", value_name = "NAME", hide = true, value_parser = parse_mistake)]
+    pub mistakes: Vec<crate::types::Mistake>,
+
     /// UNSAFE, for benchmarks only: do not fsync the write-ahead log. A crash of the
     /// machine (not just the process) can then lose promises and acceptances and
     /// break consensus.
@@ -180,6 +186,10 @@ fn parse_bug(s: &str) -> Result<Bug, String> {
     s.parse()
 }
 
+fn parse_mistake(s: &str) -> Result<crate::types::Mistake, String> {
+    s.parse()
+}
+
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(f) if f.is_finite() && (0.01..=100.0).contains(&f) => Ok(f),
@@ -251,6 +261,7 @@ impl NodeArgs {
     ) -> ShellConfig {
         let mut core = Config::new(id, n, self.seed);
         core.bugs = self.bugs.iter().copied().collect();
+        core.mistakes = self.mistakes.iter().copied().collect();
         core.timing.request_timeout_ms = self.request_timeout_ms;
         core.timing.election_timeout_ms = self.election_timeout_ms;
         core.timing.leader_wait_ms = self.leader_wait_ms;

@@ -210,6 +210,59 @@ impl Bug {
     }
 }
 
+/// Mistakes in the core's rarest paths, for measuring how soon a search finds a
+/// bug nobody tuned it for (BENCHMARKS.md's detection table). Not `--bug`
+/// switches: the hidden node argument `--mistake=NAME` turns one on, and no
+/// default plan, matrix or documentation of the node's bugs lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mistake {
+    /// A new leader (or a register proposer) whose promises report different
+    /// accepted values for a slot adopts the lowest-numbered one instead of the
+    /// highest: wrong only when promises disagree.
+    LowestPromiseWins,
+    /// A node restarting from a snapshot skips the first chosen slot after it: its
+    /// state machine misses that slot's commands. Wrong only on a recovery after a
+    /// snapshot with a chosen slot above it.
+    SnapshotSkipsNext,
+    /// A restart restores the log promise only from accepted ballots, ignoring a
+    /// promise made since: wrong only on a restart between a promise and an accept.
+    RestartDropsPromise,
+}
+
+impl Mistake {
+    pub const ALL: [Mistake; 3] = [
+        Mistake::LowestPromiseWins,
+        Mistake::SnapshotSkipsNext,
+        Mistake::RestartDropsPromise,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mistake::LowestPromiseWins => "lowest-promise-wins",
+            Mistake::SnapshotSkipsNext => "snapshot-skips-next",
+            Mistake::RestartDropsPromise => "restart-drops-promise",
+        }
+    }
+}
+
+impl std::str::FromStr for Mistake {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Mistake::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Mistake::ALL.iter().map(|m| m.name()).collect();
+                format!(
+                    "unknown mistake '{s}'; expected one of: {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
 impl std::str::FromStr for Bug {
     type Err = String;
 

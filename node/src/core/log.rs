@@ -439,10 +439,12 @@ impl Node {
         // Per slot: a chosen value wins outright; otherwise the batch accepted in the
         // highest ballot (P2c); slots nobody reported between known ones get a no-op.
         let mut merged: BTreeMap<Slot, (Option<Ballot>, Batch)> = BTreeMap::new();
+        let lowest = self.has_mistake(crate::types::Mistake::LowestPromiseWins);
         for entry in promises.into_values().flatten() {
             match merged.get(&entry.slot) {
                 Some((None, _)) => {} // already known chosen
-                Some((Some(b), _)) if entry.ballot.is_some_and(|e| e <= *b) => {}
+                Some((Some(b), _)) if entry.ballot.is_some_and(|e| e <= *b) && !lowest => {}
+                Some((Some(b), _)) if entry.ballot.is_some_and(|e| e >= *b) && lowest => {}
                 _ => {
                     merged.insert(entry.slot, (entry.ballot, entry.batch));
                 }

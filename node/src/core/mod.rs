@@ -28,7 +28,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::msg::{PeerMessage, ReportedEntry};
-use crate::types::{Ballot, Batch, Bug, ClientOp, CmdId, Command, NodeId, OpResult, Slot};
+use crate::types::{Ballot, Batch, Bug, ClientOp, CmdId, Command, Mistake, NodeId, OpResult, Slot};
 
 pub use register::{RegisterAcceptor, RegisterProposer};
 
@@ -127,6 +127,9 @@ pub struct Config {
     /// the incarnation, so nodes and restarts draw different streams.
     pub seed: u64,
     pub bugs: BTreeSet<Bug>,
+    /// Test-only mistakes in rare paths ([`crate::types::Mistake`]).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub mistakes: BTreeSet<crate::types::Mistake>,
     pub timing: Timing,
 }
 
@@ -137,6 +140,7 @@ impl Config {
             n,
             seed,
             bugs: BTreeSet::new(),
+            mistakes: BTreeSet::new(),
             timing: Timing::default(),
         }
     }
@@ -495,6 +499,12 @@ impl Node {
         for record in recovered {
             node.recover(record);
         }
+        if node.has_mistake(Mistake::SnapshotSkipsNext) {
+            let next = node.snapshot_index() + 1;
+            if node.snapshot.is_some() && node.chosen.contains_key(&next) {
+                node.applied = next;
+            }
+        }
         node.check_acceptor_invariants();
         node.incarnation += 1;
         let mix = node
@@ -533,10 +543,11 @@ impl Node {
                 self.reg_acceptors.remove(&key);
                 let known = *self.reg_chosen.entry(key.clone()).or_insert(value);
                 assert!(
-                    known == value || !self.cfg.bugs.is_empty(),
+                    known == value || self.deliberate(),
                     "the log holds register {key} chosen as {known} and as {value}"
                 );
             }
+            Record::LogPromise { .. } if self.has_mistake(Mistake::RestartDropsPromise) => {}
             Record::LogPromise { ballot } => self.log_promised = self.log_promised.max(ballot),
             Record::LogAccept {
                 slot,
@@ -553,7 +564,7 @@ impl Node {
             Record::LogChosen { slot, batch } => {
                 self.note_origins(&batch);
                 self.log_accepted.remove(&slot);
-                let bugs = !self.cfg.bugs.is_empty();
+                let bugs = self.deliberate();
                 let known = self.chosen.entry(slot).or_insert_with(|| batch.clone());
                 assert!(
                     *known == batch || bugs,
@@ -724,6 +735,16 @@ impl Node {
         self.cfg.bugs.contains(&bug)
     }
 
+    fn has_mistake(&self, mistake: crate::types::Mistake) -> bool {
+        self.cfg.mistakes.contains(&mistake)
+    }
+
+    /// Whether a deliberate bug or mistake is on: the core's own assertions of what
+    /// its log must hold then stand down, and the harness's checks judge.
+    fn deliberate(&self) -> bool {
+        !self.cfg.bugs.is_empty() || !self.cfg.mistakes.is_empty()
+    }
+
     /// The number of acceptors that make a quorum: floor(N/2)+1, so any two quorums
     /// intersect ("Paxos Made Simple" §2.2). `minority-quorum` breaks exactly this.
     fn quorum(&self) -> usize {
@@ -765,11 +786,11 @@ impl Node {
                     "register {key}: accept in ballot {ballot} persisted below the promise {promised}"
                 );
             }
-            Record::LogChosen { slot, batch } if self.cfg.bugs.is_empty() => assert!(
+            Record::LogChosen { slot, batch } if !self.deliberate() => assert!(
                 self.chosen.get(slot).is_none_or(|known| known == batch),
                 "slot {slot} is chosen already with other commands"
             ),
-            Record::RegisterChosen { key, value } if self.cfg.bugs.is_empty() => assert!(
+            Record::RegisterChosen { key, value } if !self.deliberate() => assert!(
                 self.reg_chosen.get(key).is_none_or(|known| known == value),
                 "register {key} is chosen already as another value"
             ),

@@ -179,6 +179,7 @@ impl Node {
     ) {
         let quorum = self.quorum();
         let ignore_accepted = self.has_bug(Bug::IgnoreAccepted);
+        let lowest = self.has_mistake(crate::types::Mistake::LowestPromiseWins);
         let Some(p) = self.reg_proposers.get_mut(&key) else {
             return;
         };
@@ -194,7 +195,10 @@ impl Node {
         }
         // P2c: the value of the highest-numbered accepted proposal among the promises,
         // or our own value when none was accepted.
-        let highest = promises.values().flatten().max_by_key(|(b, _)| *b);
+        let highest = match lowest {
+            false => promises.values().flatten().max_by_key(|(b, _)| *b),
+            true => promises.values().flatten().min_by_key(|(b, _)| *b),
+        };
         let value = match highest {
             Some((_, v)) if !ignore_accepted => *v,
             _ => p.value,

@@ -1757,3 +1757,113 @@ fn a_node_behind_the_snapshot_gets_it_in_chunks_and_installs_it() {
     assert_eq!(out, vec![]);
     assert_eq!(behind.commit_index(), 30);
 }
+
+// ---- the test-only mistakes in rare paths (types::Mistake) ----
+
+fn with_mistake(mut c: Config, m: Mistake) -> Config {
+    c.mistakes.insert(m);
+    c
+}
+
+/// A register proposer whose own acceptor accepted 3 in ballot 4 hears of 7
+/// accepted in ballot 5: it must propose 7; with the mistake it takes 3.
+fn value_after_disagreeing_promises(c: Config) -> i64 {
+    let mut p = start(
+        c,
+        vec![Record::RegisterAccept {
+            key: k(),
+            ballot: 4,
+            value: 3,
+        }],
+    );
+    let out = p.step(Event::Client {
+        token: 1,
+        op: ClientOp::Propose { key: k(), value: 6 },
+    });
+    let ballot = out
+        .iter()
+        .find_map(|a| match a {
+            Action::Send {
+                msg: PeerMessage::Prepare { ballot, .. },
+                ..
+            } => Some(*ballot),
+            _ => None,
+        })
+        .expect("a prepare");
+    let out = peer(
+        &mut p,
+        1,
+        PeerMessage::Promise {
+            key: k(),
+            ballot,
+            accepted: Some((5, 7)),
+        },
+    );
+    out.iter()
+        .find_map(|a| match a {
+            Action::Send {
+                msg: PeerMessage::Accept { value, .. },
+                ..
+            } => Some(*value),
+            _ => None,
+        })
+        .expect("an accept")
+}
+
+#[test]
+fn lowest_promise_wins_mistake_adopts_the_lower_ballot_only_when_promises_disagree() {
+    assert_eq!(value_after_disagreeing_promises(cfg(3, 3)), 7);
+    assert_eq!(
+        value_after_disagreeing_promises(with_mistake(cfg(3, 3), Mistake::LowestPromiseWins)),
+        3
+    );
+}
+
+#[test]
+fn restart_drops_promise_mistake_forgets_a_promise_made_after_the_last_accept() {
+    let records = vec![
+        Record::LogAccept {
+            slot: 1,
+            ballot: 4,
+            batch: vec![write(2, 0, "x", 1)],
+        },
+        Record::LogPromise { ballot: 9 },
+    ];
+    assert_eq!(start(cfg(1, 3), records.clone()).log_promised, 9);
+    let wrong = start(
+        with_mistake(cfg(1, 3), Mistake::RestartDropsPromise),
+        records,
+    );
+    assert_eq!(
+        wrong.log_promised, 4,
+        "only the accepted ballot is restored"
+    );
+}
+
+#[test]
+fn snapshot_skips_next_mistake_leaves_the_first_slot_after_the_snapshot_unapplied() {
+    let snapshot = Snapshot {
+        index: 3,
+        kv: [("x".to_string(), 1)].into_iter().collect(),
+        origins: Vec::new(),
+    };
+    let records = vec![
+        Record::LogChosen {
+            slot: 4,
+            batch: vec![write(2, 5, "x", 2)],
+        },
+        Record::LogChosen {
+            slot: 5,
+            batch: vec![write(2, 6, "y", 3)],
+        },
+    ];
+    let (right, _) = Node::start_from(cfg(1, 3), Some(snapshot.clone()), records.clone());
+    assert_eq!(right.kv.get("x"), Some(&2));
+    let (wrong, _) = Node::start_from(
+        with_mistake(cfg(1, 3), Mistake::SnapshotSkipsNext),
+        Some(snapshot),
+        records,
+    );
+    assert_eq!(wrong.kv.get("x"), Some(&1), "slot 4's write is skipped");
+    assert_eq!(wrong.kv.get("y"), Some(&3), "slot 5 is applied");
+}
