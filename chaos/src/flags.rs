@@ -263,6 +263,27 @@ pub struct SimArgs {
     pub check_determinism: bool,
 }
 
+/// `chaos explore`: the run flags make the fresh plans; the search's own flags.
+#[derive(Debug, clap::Args)]
+pub struct ExploreArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Stop after this many runs.
+    #[arg(long, value_name = "N", value_parser = within::<u64>(ranges::EXPLORE_RUNS), allow_negative_numbers = true)]
+    pub runs: Option<u64>,
+    /// Stop after this many seconds of wall time (the batch in flight finishes)
+    /// [default: 60 unless --runs is given].
+    #[arg(long = "time", value_name = "S", value_parser = within::<f64>(ranges::EXPLORE_TIME), allow_negative_numbers = true)]
+    pub search_time: Option<f64>,
+    /// Runs at once, 1 to 256 [default: the number of cores]; the search's sequence
+    /// does not depend on it.
+    #[arg(long, value_name = "J", value_parser = within::<usize>(ranges::JOBS), allow_negative_numbers = true)]
+    pub jobs: Option<usize>,
+    /// Stop after this many failing runs (0: never).
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub max_failures: usize,
+}
+
 pub fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>, String> {
     let (a, b) = s
         .split_once("..")

@@ -409,7 +409,7 @@ fn check_executable(bin: &Path) -> Result<(), UsageError> {
 
 /// A seed from the wall clock and the process id, for a run that names none: it is
 /// printed and stored in the plan, so the run still replays.
-fn random_seed() -> u64 {
+pub fn random_seed() -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

@@ -118,6 +118,10 @@ pub const JOBS: Range = Range::closed("--jobs", "", 1.0, 256.0, "");
 pub const TIMES: Range = Range::closed("--times", "", 1.0, 10_000.0, "");
 /// Seeds in one `--seeds A..B` (B - A): a hundred million.
 pub const SEEDS: Range = Range::closed("--seeds", "", 1.0, 1e8, "seeds");
+/// Runs of one `chaos explore --runs`.
+pub const EXPLORE_RUNS: Range = Range::closed("--runs", "", 1.0, 1e8, "runs");
+/// Wall-clock seconds of one `chaos explore --time`: a week.
+pub const EXPLORE_TIME: Range = Range::above("--time", "", 0.0, 604_800.0, "s");
 /// Seeds per bug of `chaos matrix --seeds`.
 pub const MATRIX_SEEDS: Range = Range::closed("--seeds", "", 1.0, 100_000.0, "");
 /// Busy threads beside `chaos matrix` (`--hog`).

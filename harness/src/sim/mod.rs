@@ -23,6 +23,7 @@ mod disk;
 mod faults;
 pub mod raft;
 
+pub mod explore;
 pub mod sweep;
 mod world;
 
@@ -64,6 +65,9 @@ pub struct Simulated {
     /// The protocol's rules, checked on every step, and the situations reached.
     pub protocol: checker::CheckReport,
     pub coverage: checker::protocol::Coverage,
+    /// Each fault kind as it met the cluster (`kill@leader/caught-up`): whom it hit
+    /// and the cluster's state then, for `chaos explore`.
+    pub moments: std::collections::BTreeSet<String>,
     /// The workload ops as invoked, when asked for ([`simulate_traced`]).
     pub script: Option<Vec<results::plan::ScriptedOp>>,
 }
@@ -219,6 +223,7 @@ fn simulate_core<C: SimCore>(
             virtual_ns: w.now,
             protocol,
             coverage,
+            moments: std::mem::take(&mut w.moments),
             script: w.capture.take(),
         },
         traced,

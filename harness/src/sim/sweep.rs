@@ -47,6 +47,8 @@ pub struct Judged {
     pub script: Option<Vec<results::plan::ScriptedOp>>,
     /// How many faults took effect, counted as result.json counts them.
     pub faults: usize,
+    /// Each fault kind as it met the cluster ([`super::Simulated::moments`]).
+    pub moments: std::collections::BTreeSet<String>,
 }
 
 /// Every failed check, with the kinds of its anomalies in the order found: what
@@ -133,6 +135,7 @@ pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, Failure> {
         liveness_failed,
         script: sim.script,
         faults,
+        moments: sim.moments,
     })
 }
 

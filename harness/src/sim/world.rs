@@ -224,6 +224,9 @@ pub struct World<'r, C: SimCore> {
     /// that stopped on its own assertion, a recovery that returned other records
     /// than the disk held.
     pub findings: Vec<(u64, NodeId, checker::AnomalyKind, String)>,
+    /// Each fault kind as it met the cluster: whom it hit and in what state the
+    /// cluster was ([`World::fault_moment`]), for `chaos explore`'s coverage.
+    pub moments: BTreeSet<String>,
 }
 
 impl<'r, C: SimCore> World<'r, C> {
@@ -287,6 +290,7 @@ impl<'r, C: SimCore> World<'r, C> {
             capture: None,
             resolver: nemesis::Resolver::default(),
             findings: Vec::new(),
+            moments: BTreeSet::new(),
         }
     }
 
@@ -470,6 +474,10 @@ impl<'r, C: SimCore> World<'r, C> {
                 let (fault, resolution) =
                     resolver.resolve(&planned, self.plan.nodes, || self.leader_view());
                 self.resolver = resolver;
+                if fault.fault.starts_fault() {
+                    let moment = self.fault_moment(&fault);
+                    self.moments.insert(moment);
+                }
                 let outcome = self.apply(&fault);
                 self.recorder.fault(&fault, &outcome, resolution.as_ref());
             }
@@ -484,6 +492,44 @@ impl<'r, C: SimCore> World<'r, C> {
             .filter_map(|id| Some((id, self.nodes[id as usize - 1].core.as_ref()?.view().leader)))
             .collect();
         nemesis::LeaderView::by_vote(&answers)
+    }
+
+    /// A fault as it starts, in words: its kind, whom it hits (the leader, followers
+    /// only, the leader and followers, or every node) and the cluster's state by the
+    /// running nodes' own account (no leader known, two leaders named, a follower
+    /// behind the leader's commit index, or all caught up).
+    fn fault_moment(&self, fault: &ScheduledFault) -> String {
+        let views: Vec<(NodeId, paxos_node::seam::View)> = (1..=self.plan.nodes as NodeId)
+            .filter(|id| !self.is_paused(*id))
+            .filter_map(|id| Some((id, self.nodes[id as usize - 1].core.as_ref()?.view())))
+            .collect();
+        let leaders: BTreeSet<NodeId> = views.iter().filter_map(|(_, v)| v.leader).collect();
+        let leader = self.leader_view().leader;
+        // A partition's targets are the nodes its shape names (one side of it).
+        let hit = |id: &NodeId| fault.targets.contains(id);
+        let whom = match leader {
+            _ if (1..=self.plan.nodes as NodeId).all(|id| hit(&id)) => "all",
+            Some(l) if hit(&l) && fault.targets.len() <= 1 => "leader",
+            Some(l) if hit(&l) => "leader+followers",
+            Some(_) => "followers",
+            None => "leaderless",
+        };
+        let state = match leader {
+            None => "no-leader",
+            Some(_) if leaders.len() > 1 => "leaders-disputed",
+            Some(l) => {
+                let at = views
+                    .iter()
+                    .find(|(id, _)| *id == l)
+                    .map_or(0, |(_, v)| v.commit_index);
+                if views.iter().any(|(_, v)| v.commit_index < at) {
+                    "follower-behind"
+                } else {
+                    "caught-up"
+                }
+            }
+        };
+        format!("{}@{whom}/{state}", fault.fault.name())
     }
 
     /// Executes a scheduled fault through the same dispatch as real runs.
