@@ -400,13 +400,13 @@ impl Invariants {
             // A proposer's duties are judged when it decides ([`Event::Propose`]).
             Msg::Accept { .. } | Msg::LogAccept { .. } | Msg::Commit { .. } => {}
             Msg::Decided { key, value } => {
-                let r = self.at("send", Some(from), Some(to), here());
-                self.learn_register(key, *value, r);
+                self.learn_register(key, *value, |w| w.at("send", Some(from), Some(to), here()));
             }
             Msg::Chosen { entries } => {
                 for (slot, batch) in entries {
-                    let r = self.at("send", Some(from), Some(to), here());
-                    self.learn_slot(*slot, *batch, r);
+                    self.learn_slot(*slot, *batch, |w| {
+                        w.at("send", Some(from), Some(to), here())
+                    });
                 }
             }
         }
@@ -579,8 +579,11 @@ impl Invariants {
                     .insert(node);
             }
             Record::Chosen { key, value } => {
-                let r = self.at("record", Some(node), None, format!("{record:?}"));
+                // Written out only when a witness is kept: formatting every record
+                // was a visible part of a simulated run.
+                let here = |w: &Self| w.at("record", Some(node), None, format!("{record:?}"));
                 if !self.register_justified(node, key, *value) {
+                    let r = here(self);
                     self.flag(
                         AnomalyKind::ChosenWithoutQuorum,
                         Some(key.clone()),
@@ -588,14 +591,15 @@ impl Invariants {
                         format!(
                             "node {node} wrote register {key} down as chosen ({value}) without a majority's acceptances or a peer telling it"
                         ),
-                        vec![r.clone()],
+                        vec![r],
                     );
                 }
-                self.learn_register(key, *value, r);
+                self.learn_register(key, *value, here);
             }
             Record::LogChosen { slot, batch } => {
-                let r = self.at("record", Some(node), None, format!("{record:?}"));
+                let here = |w: &Self| w.at("record", Some(node), None, format!("{record:?}"));
                 if !self.slot_justified(node, *slot, *batch) {
+                    let r = here(self);
                     self.flag(
                         AnomalyKind::ChosenWithoutQuorum,
                         None,
@@ -603,7 +607,7 @@ impl Invariants {
                         format!(
                             "node {node} wrote slot {slot} down as chosen (batch #{batch:016x}) without a majority's acceptances or a peer telling it"
                         ),
-                        vec![r.clone()],
+                        vec![r],
                     );
                 }
                 self.own_log
@@ -611,7 +615,7 @@ impl Invariants {
                     .or_default()
                     .push((None, *batch));
                 self.in_flight.remove(slot);
-                self.learn_slot(*slot, *batch, r);
+                self.learn_slot(*slot, *batch, here);
             }
         }
     }
@@ -821,14 +825,17 @@ impl Invariants {
         );
     }
 
-    /// Rule 4: one value per register.
-    fn learn_register(&mut self, key: &str, value: i64, here: MessageRef) {
+    /// Rule 4: one value per register. `here` makes the witness of this learning,
+    /// asked only when it is kept.
+    fn learn_register(&mut self, key: &str, value: i64, here: impl Fn(&Self) -> MessageRef) {
         match self.reg_learned.get(key) {
             None => {
+                let here = here(self);
                 self.reg_learned.insert(key.to_string(), (value, here));
             }
             Some((v, there)) if *v != value => {
                 let (v, there) = (*v, there.clone());
+                let here = here(self);
                 self.flag(
                     AnomalyKind::ConflictingLearn,
                     Some(key.to_string()),
@@ -841,14 +848,17 @@ impl Invariants {
         }
     }
 
-    /// Rule 4: one batch per slot.
-    fn learn_slot(&mut self, slot: Slot, batch: BatchId, here: MessageRef) {
+    /// Rule 4: one batch per slot. `here` makes the witness of this learning,
+    /// asked only when it is kept.
+    fn learn_slot(&mut self, slot: Slot, batch: BatchId, here: impl Fn(&Self) -> MessageRef) {
         match self.log_learned.get(&slot) {
             None => {
+                let here = here(self);
                 self.log_learned.insert(slot, (batch, here));
             }
             Some((b, there)) if *b != batch => {
                 let (b, there) = (*b, there.clone());
+                let here = here(self);
                 self.flag(
                     AnomalyKind::ConflictingLearn,
                     None,
