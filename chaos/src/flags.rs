@@ -282,6 +282,11 @@ pub struct ExploreArgs {
     /// Stop after this many failing runs (0: never).
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub max_failures: usize,
+    /// Fresh plans as the flags make them, without a swarm draw. By default the
+    /// search's fresh plans are swarm plans (`--swarm`): it found 9 of 11 bugs as soon
+    /// as or sooner than with plain ones (BENCHMARKS.md).
+    #[arg(long, conflicts_with = "swarm")]
+    pub no_swarm: bool,
 }
 
 pub fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>, String> {
@@ -532,7 +537,8 @@ pub struct MergeArgs {
 pub struct ShrinkArgs {
     /// The failing run's directory (holds plan.json and result.json).
     pub run_dir: PathBuf,
-    /// What must keep failing: `safety` (the run's first failed check; for
+    /// What must keep failing: `safety` (linearizability if it failed, else the
+    /// protocol's rules if they were broken, else the run's first failed check; for
     /// linearizability and the protocol's rules also the kind of its first anomaly;
     /// the run must have exited 1) or `liveness` (it must have exited 4).
     #[arg(long, value_enum, default_value_t = TargetFlag::Safety)]
