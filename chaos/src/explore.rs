@@ -30,6 +30,7 @@ pub fn command(args: &ExploreArgs) -> Result<results::ExitCode, SimError> {
     let fresh_of = |seed: u64| {
         let mut run = args.run.clone();
         run.seed = Some(seed);
+        run.swarm = !args.no_swarm;
         run.spec(results::Mode::Sim)?.plan()
     };
     let first = fresh_of(search_seed)?; // flags checked once, up front
@@ -51,7 +52,11 @@ pub fn command(args: &ExploreArgs) -> Result<results::ExitCode, SimError> {
         },
         first.nodes,
         first.time_limit_s,
-        harness::sweep::nemesis_words(&first),
+        if args.no_swarm {
+            harness::sweep::nemesis_words(&first)
+        } else {
+            "each a swarm draw of the fault kinds, interval, clients, keys and op mix the flags leave unset".into()
+        },
     );
     let spec = Spec {
         seed: search_seed,

@@ -441,3 +441,60 @@ fn a_swarm_seed_draws_its_faults_and_workload_and_replays_from_its_reproduce_lin
     }
     assert_eq!(draws.len(), 3, "each seed draws its own: {draws:?}");
 }
+
+#[test]
+fn explore_finds_a_rare_path_mistake_and_its_plan_reproduces_it() {
+    let root = tempfile::tempdir().unwrap();
+    let out = chaos(
+        root.path(),
+        &[
+            "explore",
+            "--seed",
+            "1",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "3",
+            "--runs",
+            "200",
+            "--node-arg=--mistake=restart-drops-promise",
+            "--no-progress",
+        ],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("chaos explore: search seed 1 |"), "{t}");
+    assert!(
+        t.contains("each a swarm draw"),
+        "fresh plans are swarm draws: {t}"
+    );
+    assert!(t.contains("failure: run "), "{t}");
+    assert!(
+        t.contains("situations the protocol's rules exist for, never reached:"),
+        "{t}"
+    );
+    let plan = t
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("reproduce: chaos sim --plan "))
+        .unwrap_or_else(|| panic!("a reproduce line: {t}"))
+        .to_string();
+    let again = chaos(root.path(), &["sim", "--plan", &plan, "--no-progress"]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert!(text(&again).contains("protocol"), "{}", text(&again));
+}
+
+#[test]
+fn explore_flags_are_checked() {
+    let root = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (vec!["explore", "--runs", "0"], "--runs"),
+        (vec!["explore", "--time", "-1"], "--time"),
+        (vec!["explore", "--plan", "x.json"], "--plan"),
+        (vec!["explore", "--swarm", "--no-swarm"], "--no-swarm"),
+    ] {
+        let out = chaos(root.path(), &args);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {t}");
+        assert!(t.contains(says), "{args:?}: {t}");
+    }
+}
