@@ -383,6 +383,10 @@ struct Search<'a> {
     chain: Vec<(Plan, u64)>,
 }
 
+/// Other seeds a simulated search tries the last few faults under
+/// ([`Search::few_faults`]).
+const RESEEDS: u64 = 16;
+
 /// How many of the plans a search passed through it keeps, for a real search to fall
 /// back on when its smallest plan does not reproduce.
 const CHAIN: usize = 5;
@@ -503,9 +507,12 @@ impl Search<'_> {
     }
 
     /// Delta debugging leaves a plan from which no single fault can go; in a
-    /// simulation a fault also steers the timing of all that follows, so two can
-    /// often go together where neither can alone. With a handful left, every set of
-    /// one or two of them is tried on its own (at most 55 candidates).
+    /// simulation a fault also steers the timing of all that follows, so the faults
+    /// left may be there only to line the timing up for the one that matters. With
+    /// three to ten left, every set of one or two of them is tried on its own; in a
+    /// simulation, then each such set under the next [`RESEEDS`] seeds too (other
+    /// draws of links, disks and clocks, and of the ops until they are a script):
+    /// at most 55 and 880 candidates.
     fn few_faults(&mut self) {
         let base = self.best.clone();
         let groups = fault_groups(&base.schedule);
@@ -513,12 +520,22 @@ impl Search<'_> {
             return;
         }
         let n = groups.len();
-        let singles = (0..n).map(|a| vec![a]);
-        let pairs = (0..n).flat_map(|a| (a + 1..n).map(move |b| vec![a, b]));
-        for keep in singles.chain(pairs) {
-            match self.attempt(with_groups(&base, &groups, &keep)) {
-                None | Some(true) => return,
-                Some(false) => {}
+        let sets: Vec<Vec<usize>> = (0..n)
+            .map(|a| vec![a])
+            .chain((0..n).flat_map(|a| (a + 1..n).map(move |b| vec![a, b])))
+            .collect();
+        let seeds: Vec<u64> = match base.mode {
+            Mode::Sim => (0..=RESEEDS).map(|k| base.seed.wrapping_add(k)).collect(),
+            Mode::Real => vec![base.seed],
+        };
+        for seed in seeds {
+            for keep in &sets {
+                let mut cand = with_groups(&base, &groups, keep);
+                cand.seed = seed;
+                match self.attempt(cand) {
+                    None | Some(true) => return,
+                    Some(false) => {}
+                }
             }
         }
     }
