@@ -310,47 +310,61 @@ impl Invariants {
     }
 
     /// An acceptor's promise or acceptance of `ballot` for a register (`key`) or the
-    /// log (`None`): rules 1 and 2.
+    /// log (`None`): rules 1 and 2. `here` makes the witness of this step; it is
+    /// asked for only when kept (a new promise, or a broken rule), and the stored
+    /// witnesses are read only to flag: most acceptances repeat the promise's
+    /// ballot, and copying or formatting a witness for each was a visible part of a
+    /// simulated run.
     fn acceptor_ballot(
         &mut self,
         node: NodeId,
         key: Option<&str>,
         ballot: Ballot,
         accepting: bool,
-        here: MessageRef,
+        here: impl Fn(&Self) -> MessageRef,
     ) {
         let previous = match key {
-            Some(k) => self.reg_promised.get(&(node, k.to_string())).cloned(),
-            None => self.log_promised.get(&node).cloned(),
+            Some(k) => self.reg_promised.get(&(node, k.to_string())).map(|p| p.0),
+            None => self.log_promised.get(&node).map(|p| p.0),
+        };
+        let settled = |w: &Self| match key {
+            Some(k) => w.settled_reg.get(&(node, k.to_string())).cloned(),
+            None => w.settled_log.get(&node).cloned(),
         };
         let reference = if self.wire {
-            match key {
-                Some(k) => self.settled_reg.get(&(node, k.to_string())).cloned(),
-                None => self.settled_log.get(&node).cloned(),
-            }
+            settled(self).map(|p| p.0)
         } else {
-            previous.clone()
+            previous
         };
-        if let Some((promised, there)) = &reference {
-            if ballot < *promised {
-                let what = key.map_or("the log".to_string(), |k| format!("register {k}"));
-                let (kind, verb) = if accepting {
-                    (AnomalyKind::AcceptedBelowPromise, "accepted")
-                } else {
-                    (AnomalyKind::PromiseRegressed, "promised")
-                };
-                self.flag(
-                    kind,
-                    key.map(str::to_string),
-                    None,
-                    format!(
-                        "node {node} {verb} ballot {ballot} for {what} after promising ballot {promised}"
-                    ),
-                    vec![there.clone(), here.clone()],
-                );
+        if let Some(promised) = reference.filter(|promised| ballot < *promised) {
+            let there = match self.wire {
+                true => settled(self),
+                false => match key {
+                    Some(k) => self.reg_promised.get(&(node, k.to_string())).cloned(),
+                    None => self.log_promised.get(&node).cloned(),
+                },
             }
+            .map(|p| p.1)
+            .expect("looked up above");
+            let what = key.map_or("the log".to_string(), |k| format!("register {k}"));
+            let (kind, verb) = if accepting {
+                (AnomalyKind::AcceptedBelowPromise, "accepted")
+            } else {
+                (AnomalyKind::PromiseRegressed, "promised")
+            };
+            let here = here(self);
+            self.flag(
+                kind,
+                key.map(str::to_string),
+                None,
+                format!(
+                    "node {node} {verb} ballot {ballot} for {what} after promising ballot {promised}"
+                ),
+                vec![there, here],
+            );
         }
-        if previous.as_ref().is_none_or(|(p, _)| ballot > *p) {
+        if previous.is_none_or(|p| ballot > p) {
+            let here = here(self);
             match key {
                 Some(k) => {
                     self.reg_promised
@@ -376,22 +390,19 @@ impl Invariants {
 
     fn sent(&mut self, from: NodeId, to: NodeId, msg: &Msg) {
         let here = || describe(msg);
+        let witness = |w: &Self| w.at("send", Some(from), Some(to), describe(msg));
         match msg {
             Msg::Promise { key, ballot, .. } => {
-                let r = self.at("send", Some(from), Some(to), here());
-                self.acceptor_ballot(from, Some(key), *ballot, false, r);
+                self.acceptor_ballot(from, Some(key), *ballot, false, witness);
             }
             Msg::Accepted { key, ballot } => {
-                let r = self.at("send", Some(from), Some(to), here());
-                self.acceptor_ballot(from, Some(key), *ballot, true, r);
+                self.acceptor_ballot(from, Some(key), *ballot, true, witness);
             }
             Msg::LogPromise { ballot, .. } => {
-                let r = self.at("send", Some(from), Some(to), here());
-                self.acceptor_ballot(from, None, *ballot, false, r);
+                self.acceptor_ballot(from, None, *ballot, false, witness);
             }
             Msg::LogAccepted { ballot, slot } => {
-                let r = self.at("send", Some(from), Some(to), here());
-                self.acceptor_ballot(from, None, *ballot, true, r);
+                self.acceptor_ballot(from, None, *ballot, true, witness);
                 self.log_accepted_by
                     .entry((*slot, *ballot))
                     .or_default()
