@@ -121,14 +121,9 @@ fn over_seeds(
             sweep.without_faults, sweep.seeds_run
         );
     }
-    let never = sweep.coverage.never_reached();
     println!(
         "situations the protocol's rules exist for, never reached: {}",
-        if never.is_empty() {
-            "none".to_string()
-        } else {
-            never.join(", ")
-        }
+        sweep.coverage.never_reached_words()
     );
     println!(
         "exit {}: {}",

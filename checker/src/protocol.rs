@@ -125,12 +125,13 @@ impl<V: Copy + Ord> Reports<V> {
             .map(|(b, v, _, _)| (*b, *v))
     }
 
-    fn distinct_values(&self) -> usize {
-        self.reported
-            .iter()
-            .map(|r| r.1)
-            .collect::<BTreeSet<V>>()
-            .len()
+    /// Whether the quorum's promises carried two or more different accepted values,
+    /// counting `own`, what the proposer's own acceptor accepted (it answers
+    /// without a message): in a cluster of three, the one other promise a proposer
+    /// waits for can only disagree with its own.
+    fn disagree(&self, own: Option<V>) -> bool {
+        let values: BTreeSet<V> = self.reported.iter().map(|r| r.1).chain(own).collect();
+        values.len() >= 2
     }
 }
 
@@ -327,25 +328,18 @@ impl Invariants {
             Some(k) => self.reg_promised.get(&(node, k.to_string())).map(|p| p.0),
             None => self.log_promised.get(&node).map(|p| p.0),
         };
-        let settled = |w: &Self| match key {
-            Some(k) => w.settled_reg.get(&(node, k.to_string())).cloned(),
-            None => w.settled_log.get(&node).cloned(),
+        // What the step is judged against: the promise as settled by a restart when
+        // judging the wire, else the last promise sent.
+        let reference = match (self.wire, key) {
+            (true, Some(k)) => self.settled_reg.get(&(node, k.to_string())),
+            (true, None) => self.settled_log.get(&node),
+            (false, Some(k)) => self.reg_promised.get(&(node, k.to_string())),
+            (false, None) => self.log_promised.get(&node),
         };
-        let reference = if self.wire {
-            settled(self).map(|p| p.0)
-        } else {
-            previous
-        };
-        if let Some(promised) = reference.filter(|promised| ballot < *promised) {
-            let there = match self.wire {
-                true => settled(self),
-                false => match key {
-                    Some(k) => self.reg_promised.get(&(node, k.to_string())).cloned(),
-                    None => self.log_promised.get(&node).cloned(),
-                },
-            }
-            .map(|p| p.1)
-            .expect("looked up above");
+        let broken = reference
+            .filter(|(promised, _)| ballot < *promised)
+            .map(|(promised, there)| (*promised, there.clone()));
+        if let Some((promised, there)) = broken {
             let what = key.map_or("the log".to_string(), |k| format!("register {k}"));
             let (kind, verb) = if accepting {
                 (AnomalyKind::AcceptedBelowPromise, "accepted")
@@ -389,7 +383,6 @@ impl Invariants {
     }
 
     fn sent(&mut self, from: NodeId, to: NodeId, msg: &Msg) {
-        let here = || describe(msg);
         let witness = |w: &Self| w.at("send", Some(from), Some(to), describe(msg));
         match msg {
             Msg::Promise { key, ballot, .. } => {
@@ -411,13 +404,11 @@ impl Invariants {
             // A proposer's duties are judged when it decides ([`Event::Propose`]).
             Msg::Accept { .. } | Msg::LogAccept { .. } | Msg::Commit { .. } => {}
             Msg::Decided { key, value } => {
-                self.learn_register(key, *value, |w| w.at("send", Some(from), Some(to), here()));
+                self.learn_register(key, *value, witness);
             }
             Msg::Chosen { entries } => {
                 for (slot, batch) in entries {
-                    self.learn_slot(*slot, *batch, |w| {
-                        w.at("send", Some(from), Some(to), here())
-                    });
+                    self.learn_slot(*slot, *batch, witness);
                 }
             }
         }
@@ -670,11 +661,8 @@ impl Invariants {
             .get(&(from, key.to_string()))
             .map(|v| v.iter().filter(|(b, _)| *b < ballot).copied().collect())
             .unwrap_or_default();
-        // The proposer's own acceptor is part of its quorum: in a cluster of three,
-        // the one other promise it waits for can only disagree with its own.
         let own_best = own.iter().max_by_key(|(b, _)| *b).map(|(_, v)| *v);
-        let own_differs = own_best.is_some_and(|v| reports.reported.iter().any(|r| r.1 != v));
-        if reports.distinct_values() >= 2 || own_differs {
+        if reports.disagree(own_best) {
             self.coverage.reached("promises_disagreed");
         }
         let Some((Some(highest), required)) = reports.required() else {
@@ -724,7 +712,6 @@ impl Invariants {
             }
         }
         for (s, reports) in &per_slot {
-            // The leader's own acceptor is part of its quorum (see `proposed`).
             let own_best = self
                 .own_log
                 .get(&(from, *s))
@@ -734,8 +721,7 @@ impl Invariants {
                         .max_by_key(|(b, _)| *b)
                 })
                 .map(|(_, x)| x);
-            let own_differs = own_best.is_some_and(|x| reports.reported.iter().any(|r| r.1 != x));
-            if reports.distinct_values() >= 2 || own_differs {
+            if reports.disagree(own_best) {
                 self.coverage.reached("promises_disagreed");
             }
             if let Some((Some(b), _)) = reports.required() {

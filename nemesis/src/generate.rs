@@ -222,6 +222,13 @@ pub fn default_interval_ms(duration_ms: u64) -> u64 {
     (duration_ms / 5).clamp(1, DEFAULT_INTERVAL_MS)
 }
 
+/// The most nodes of `n` whose logs a schedule may corrupt: a node that finds its
+/// log corrupt refuses to start and stays down, so at most a minority ever does and
+/// the cluster can still serve after the final heal.
+pub fn most_corrupted(n: usize) -> usize {
+    n.saturating_sub(1) / 2
+}
+
 /// The longest default interval.
 pub const DEFAULT_INTERVAL_MS: u64 = 3_000;
 
@@ -261,7 +268,7 @@ pub fn generate(
             let healthy: Vec<NodeId> = (1..=n as NodeId)
                 .filter(|id| !corrupted.contains(id))
                 .collect();
-            if corrupted.len() < (n - 1) / 2 {
+            if corrupted.len() < most_corrupted(n) {
                 let target = healthy[rng.random_range(0..healthy.len())];
                 corrupted.push(target);
                 schedule.extend(corrupt_then_restart(target, rng, t, active));

@@ -25,7 +25,8 @@ mod shapes;
 mod valid;
 
 pub use generate::{
-    DEFAULT_INTERVAL_MS, FaultKinds, KindsError, NAMES as KIND_NAMES, default_interval_ms, generate,
+    DEFAULT_INTERVAL_MS, FaultKinds, KindsError, NAMES as KIND_NAMES, default_interval_ms,
+    generate, most_corrupted,
 };
 pub use roles::{LeaderView, Resolution, Resolver, Role};
 pub use shapes::{SHAPES, Shape, grudge, reachable};

@@ -161,7 +161,6 @@ pub fn explore(spec: &Spec, show: &dyn Observer, signals: bool) -> Result<Explor
     let started = Instant::now();
     let mut rng = substream(spec.seed, "explore");
     let mut corpus: Vec<Entry> = Vec::new();
-    let mut reached: BTreeMap<String, u64> = BTreeMap::new();
     let mut out = Explored {
         runs: 0,
         wall_s: 0.0,
@@ -201,7 +200,7 @@ pub fn explore(spec: &Spec, show: &dyn Observer, signals: bool) -> Result<Explor
             out.coverage.add(&j.coverage);
             let mut new = 0;
             for f in features(&j) {
-                if let std::collections::btree_map::Entry::Vacant(v) = reached.entry(f) {
+                if let std::collections::btree_map::Entry::Vacant(v) = out.features.entry(f) {
                     v.insert(out.runs);
                     new += 1;
                 }
@@ -236,7 +235,7 @@ pub fn explore(spec: &Spec, show: &dyn Observer, signals: bool) -> Result<Explor
             &format!(
                 "run {}: {} features reached, {} plans kept, {} failing",
                 out.runs,
-                reached.len(),
+                out.features.len(),
                 corpus.len(),
                 out.failures.len()
             ),
@@ -248,7 +247,6 @@ pub fn explore(spec: &Spec, show: &dyn Observer, signals: bool) -> Result<Explor
         }
     }
     out.wall_s = started.elapsed().as_secs_f64();
-    out.features = reached;
     out.corpus = corpus.len();
     Ok(out)
 }
@@ -353,16 +351,20 @@ pub fn mutate(
         }
     }
     if how.is_empty() {
-        p.seed = rng.random_range(1..=u64::from(u32::MAX));
-        how.push(format!("reseeded ({})", p.seed));
+        how.push(reseed(&mut p, rng));
     }
     (p, how)
 }
 
-/// Whether at most a minority of the nodes ever has its WAL corrupted, as the
-/// schedule generator keeps it: a node refuses to start on a corrupt log and stays
-/// down, and a cluster with a majority down cannot serve after the final heal, which
-/// is no bug of the system's.
+/// The same faults over another draw of the network, disks and clients.
+fn reseed(p: &mut Plan, rng: &mut ChaCha8Rng) -> String {
+    p.seed = rng.random_range(1..=u64::from(u32::MAX));
+    format!("reseeded ({})", p.seed)
+}
+
+/// Whether no more nodes ever have their logs corrupted than the schedule generator
+/// allows ([`nemesis::most_corrupted`]): a cluster with a majority refusing to start
+/// cannot serve after the final heal, which is no bug of the system's.
 fn corrupts_a_minority(p: &Plan) -> bool {
     let corrupted: BTreeSet<u32> = p
         .schedule
@@ -370,7 +372,7 @@ fn corrupts_a_minority(p: &Plan) -> bool {
         .filter(|f| matches!(f.fault, Fault::Corrupt { .. }))
         .flat_map(|f| f.targets.iter().copied())
         .collect();
-    corrupted.len() <= (p.nodes - 1) / 2
+    corrupted.len() <= nemesis::most_corrupted(p.nodes)
 }
 
 /// One change of a plan's faults or world, in words; `None` when it does not apply.
@@ -388,11 +390,7 @@ fn change(
     // Dropping is as likely as adding (from a fresh plan or a kept one), so the
     // faults per plan do not creep up over a long search.
     match rng.random_range(0..9) {
-        0 => {
-            // The same faults over another draw of the network, disks and clients.
-            p.seed = rng.random_range(1..=u64::from(u32::MAX));
-            Some(format!("reseeded ({})", p.seed))
-        }
+        0 => Some(reseed(p, rng)),
         1 | 2 => {
             let g = pick(rng)?;
             (groups.len() > 1).then_some(())?;

@@ -487,11 +487,15 @@ impl<'r, C: SimCore> World<'r, C> {
     /// Who leads, by the running nodes' own account (what a real node's `status`
     /// says), for faults aimed by role.
     fn leader_view(&self) -> nemesis::LeaderView {
-        let answers: Vec<(NodeId, Option<NodeId>)> = (1..=self.plan.nodes as NodeId)
+        leader_of(&self.views())
+    }
+
+    /// Each running node's own view (a paused one does not answer).
+    fn views(&self) -> Vec<(NodeId, paxos_node::seam::View)> {
+        (1..=self.plan.nodes as NodeId)
             .filter(|id| !self.is_paused(*id))
-            .filter_map(|id| Some((id, self.nodes[id as usize - 1].core.as_ref()?.view().leader)))
-            .collect();
-        nemesis::LeaderView::by_vote(&answers)
+            .filter_map(|id| Some((id, self.nodes[id as usize - 1].core.as_ref()?.view())))
+            .collect()
     }
 
     /// A fault as it starts, in words: its kind, whom it hits (the leader, followers
@@ -499,12 +503,9 @@ impl<'r, C: SimCore> World<'r, C> {
     /// running nodes' own account (no leader known, two leaders named, a follower
     /// behind the leader's commit index, or all caught up).
     fn fault_moment(&self, fault: &ScheduledFault) -> String {
-        let views: Vec<(NodeId, paxos_node::seam::View)> = (1..=self.plan.nodes as NodeId)
-            .filter(|id| !self.is_paused(*id))
-            .filter_map(|id| Some((id, self.nodes[id as usize - 1].core.as_ref()?.view())))
-            .collect();
+        let views = self.views();
         let leaders: BTreeSet<NodeId> = views.iter().filter_map(|(_, v)| v.leader).collect();
-        let leader = self.leader_view().leader;
+        let leader = leader_of(&views).leader;
         // A partition's targets are the nodes its shape names (one side of it).
         let hit = |id: &NodeId| fault.targets.contains(id);
         let whom = match leader {
@@ -1129,6 +1130,13 @@ impl<'r, C: SimCore> World<'r, C> {
 /// of the simulation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refused(pub String);
+
+/// The leader most of `views` name, as a real node's `status` answers would say.
+fn leader_of(views: &[(NodeId, paxos_node::seam::View)]) -> nemesis::LeaderView {
+    let answers: Vec<(NodeId, Option<NodeId>)> =
+        views.iter().map(|(id, v)| (*id, v.leader)).collect();
+    nemesis::LeaderView::by_vote(&answers)
+}
 
 /// Steps a core with one event, showing the step to the protocol's rules. A core
 /// that panics (a core nobody here wrote asserts its own invariants) has stopped:
