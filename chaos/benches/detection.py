@@ -23,8 +23,9 @@ def search(chaos, mode, bug, start, cap, results):
     base = [chaos]
     if mode.startswith("explore"):
         cmd = base + ["explore", "--seed", str(start), "--time", str(cap)]
-        if mode == "explore-swarm":
-            cmd.append("--swarm")
+        if mode == "explore":
+            # Fresh plans are swarm draws unless told otherwise.
+            cmd.append("--no-swarm")
     else:
         # About 60 seeds/s on 2 jobs: enough seeds to outlast the cap.
         cmd = base + ["sim", "--seeds", f"{start}..{start + int(cap * 80)}"]

@@ -10,7 +10,8 @@
 //!   shell and by the deterministic simulation (`chaos sim`, in the harness);
 //! - [`rules`]: its steps as the protocol's rules read them, and the [`journal`]
 //!   the shell writes them to;
-//! - [`wal`]: the checksummed write-ahead log that makes acceptor state durable;
+//! - [`wal`]: the checksummed write-ahead log that makes acceptor state durable,
+//!   over the file system of [`fs`] (the operating system's, or a simulated one);
 //! - [`client`]: the JSON-lines client protocol (parsing never panics);
 //! - [`shell`]: the tokio server that runs one core over TCP;
 //! - [`stdio`]: the same server over Maelstrom's node protocol on stdin and stdout;
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod client;
 pub mod commit;
 pub mod core;
+pub mod fs;
 pub mod journal;
 pub mod msg;
 pub mod raft;

@@ -18,14 +18,13 @@
 //! record cannot come from a crash; it is corruption, and [`Wal::open`] refuses with
 //! an error naming the file and the byte offset, never resetting silently.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::core::Record;
+use crate::fs::{Fs, FsFile, StdFs, Task};
 use crate::seam::Wire;
 
 /// The log file's name inside the data directory.
@@ -33,7 +32,8 @@ pub const WAL_FILE: &str = "wal.log";
 
 /// No record is this large; a length above it is corruption, not a torn write.
 const MAX_RECORD_BYTES: u32 = 256 << 20;
-const HEADER_BYTES: usize = 8;
+/// The bytes of a frame before its payload: length and checksum.
+pub const HEADER_BYTES: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {
@@ -63,33 +63,38 @@ pub struct Recovery<R = Record> {
     pub torn_file: Option<PathBuf>,
 }
 
-pub struct Wal {
+/// The log of one data directory, on the file system `F` (the operating system's
+/// for a real node, a simulated one in `chaos sim`).
+pub struct Wal<F: Fs = StdFs> {
+    fs: F,
     dir: PathBuf,
     /// The segment appends go to.
-    current: Segment,
+    current: Segment<F>,
     fsync: bool,
     buf: Vec<u8>,
+    /// The current segment holds writes not yet synced.
+    unsynced: bool,
     /// The segment created ahead of the next snapshot (its directory entry already
     /// durable, so switching to it costs no sync on the node's step).
-    next: Option<Segment>,
+    next: Option<Segment<F>>,
     /// The segment before the current one, kept while the snapshot that replaces
     /// it is written; `dirty` while it holds writes not yet synced.
-    prev: Option<(Segment, bool)>,
+    prev: Option<(Segment<F>, bool)>,
     /// The current segment holds `keep` records not yet synced: the previous one
     /// must stay until they are.
     keep_unsynced: bool,
     /// The snapshot being written off the node's step, which makes the next segment
     /// when it is done.
-    writer: Option<std::thread::JoinHandle<Result<Segment, WalError>>>,
-    /// The thread deleting the segments a finished snapshot covers.
-    remover: Option<std::thread::JoinHandle<()>>,
+    writer: Option<F::Task<Result<Segment<F>, WalError>>>,
+    /// The work deleting the segments a finished snapshot covers.
+    remover: Option<F::Task<()>>,
 }
 
 /// One file of the log.
-struct Segment {
+struct Segment<F: Fs> {
     seq: u64,
     path: PathBuf,
-    file: File,
+    file: F::File,
 }
 
 /// The name of segment `seq`: [`WAL_FILE`] for the first, `wal.<seq>.log` after.
@@ -102,7 +107,7 @@ pub fn segment_name(seq: u64) -> String {
 }
 
 /// The segment number a file name stands for, if it is one.
-fn segment_seq(name: &str) -> Option<u64> {
+pub fn segment_seq(name: &str) -> Option<u64> {
     if name == WAL_FILE {
         return Some(0);
     }
@@ -112,46 +117,40 @@ fn segment_seq(name: &str) -> Option<u64> {
         .filter(|n| *n > 0 && segment_name(*n) == name)
 }
 
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + use<> {
+    let path = path.to_path_buf();
+    move |source| WalError::Io { path, source }
+}
+
 /// The log's segments in `dir`, oldest first.
 pub fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
-    let io = |source| WalError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        if let Some(seq) = entry.file_name().to_str().and_then(segment_seq) {
-            found.push((seq, entry.path()));
-        }
-    }
+    segments_in(&StdFs, dir)
+}
+
+/// The log's segments in `dir` on `fs`, oldest first.
+pub fn segments_in<F: Fs>(fs: &F, dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
+    let mut found: Vec<(u64, PathBuf)> = fs
+        .list(dir)
+        .map_err(io_at(dir))?
+        .into_iter()
+        .filter_map(|name| Some((segment_seq(&name)?, dir.join(name))))
+        .collect();
     found.sort();
     Ok(found)
 }
 
-fn sync_dir(dir: &Path) -> Result<(), WalError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| WalError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
-}
-
 /// Creates segment `seq` in `dir`, empty, with its directory entry durable (with
 /// `fsync`).
-fn create_segment(dir: &Path, seq: u64, fsync: bool) -> Result<Segment, WalError> {
+fn create_segment<F: Fs>(
+    fs: &F,
+    dir: &Path,
+    seq: u64,
+    fsync: bool,
+) -> Result<Segment<F>, WalError> {
     let path = dir.join(segment_name(seq));
-    let file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&path)
-        .map_err(|source| WalError::Io {
-            path: path.clone(),
-            source,
-        })?;
+    let file = fs.open_append(&path).map_err(io_at(&path))?;
     if fsync {
-        sync_dir(dir)?;
+        fs.sync_dir(dir).map_err(io_at(dir))?;
     }
     Ok(Segment { seq, path, file })
 }
@@ -163,12 +162,19 @@ impl Wal {
     /// segment too). With `fsync == false` (`--unsafe-no-fsync`) [`Wal::sync`] does
     /// not reach the disk.
     pub fn open<R: Wire>(dir: &Path, fsync: bool) -> Result<(Wal, Recovery<R>), WalError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| WalError::Io { path, source }
-        };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let mut found = segments(dir)?;
+        Wal::open_in(StdFs, dir, fsync)
+    }
+}
+
+impl<F: Fs> Wal<F> {
+    /// [`Wal::open`] on the file system `fs`.
+    pub fn open_in<R: Wire>(
+        fs: F,
+        dir: &Path,
+        fsync: bool,
+    ) -> Result<(Wal<F>, Recovery<R>), WalError> {
+        fs.create_dir_all(dir).map_err(io_at(dir))?;
+        let mut found = segments_in(&fs, dir)?;
         if found.is_empty() {
             found.push((0, dir.join(WAL_FILE)));
         }
@@ -180,18 +186,12 @@ impl Wal {
         let last = found.len() - 1;
         let mut current = None;
         for (i, (seq, path)) in found.into_iter().enumerate() {
-            let mut file = OpenOptions::new()
-                .read(true)
-                .append(true)
-                .create(true)
-                .open(&path)
-                .map_err(io(&path))?;
-            let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes).map_err(io(&path))?;
+            let mut file = fs.open_append(&path).map_err(io_at(&path))?;
+            let bytes = file.read_all().map_err(io_at(&path))?;
             let found = recover(&path, &bytes)?;
             if let Some((good_len, _)) = found.torn_tail {
-                file.set_len(good_len).map_err(io(&path))?;
-                file.sync_all().map_err(io(&path))?;
+                file.set_len(good_len).map_err(io_at(&path))?;
+                file.sync_all().map_err(io_at(&path))?;
                 recovery.torn_tail = found.torn_tail;
                 recovery.torn_file = Some(path.clone());
             }
@@ -200,18 +200,20 @@ impl Wal {
                 current = Some(Segment { seq, path, file });
             } else if bytes.is_empty() {
                 // A segment made ahead of a snapshot that never came.
-                let _ = std::fs::remove_file(&path);
+                let _ = fs.remove_file(&path);
             }
         }
         let current = current.expect("at least one segment");
         // Makes a freshly created log's directory entry durable too.
-        let next = create_segment(dir, current.seq + 1, fsync)?;
+        let next = create_segment(&fs, dir, current.seq + 1, fsync)?;
         Ok((
             Wal {
+                fs,
                 dir: dir.to_path_buf(),
                 current,
                 fsync,
                 buf: Vec::new(),
+                unsynced: false,
                 next: Some(next),
                 prev: None,
                 keep_unsynced: false,
@@ -227,9 +229,25 @@ impl Wal {
         &self.current.path
     }
 
-    /// Buffers a record; it is written by the next [`Wal::sync`].
+    /// Buffers a record; it is written by the next [`Wal::write`] or [`Wal::sync`].
     pub fn append<R: Wire>(&mut self, record: &R) {
         encode_into(record, &mut self.buf);
+    }
+
+    /// Hands the buffered records to the file system (its page cache) without
+    /// waiting for the disk: a crash may keep, tear or lose them. The simulation
+    /// calls it where a sync begins and [`Wal::sync`] where it ends.
+    pub fn write(&mut self) -> Result<(), WalError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.current
+            .file
+            .write_all(&self.buf)
+            .map_err(io_at(&self.current.path))?;
+        self.buf.clear();
+        self.unsynced = true;
+        Ok(())
     }
 
     /// Writes the buffered records and, unless fsync is off, waits until they are on
@@ -238,25 +256,21 @@ impl Wal {
     pub fn sync(&mut self) -> Result<(), WalError> {
         if let Some((prev, dirty @ true)) = &mut self.prev {
             if self.fsync {
-                prev.file.sync_data().map_err(|source| WalError::Io {
-                    path: prev.path.clone(),
-                    source,
-                })?;
+                prev.file.sync_data().map_err(io_at(&prev.path))?;
             }
             *dirty = false;
         }
-        if self.buf.is_empty() {
+        self.write()?;
+        if !self.unsynced {
             return Ok(());
         }
-        let io = |source| WalError::Io {
-            path: self.current.path.clone(),
-            source,
-        };
-        self.current.file.write_all(&self.buf).map_err(io)?;
-        self.buf.clear();
         if self.fsync {
-            self.current.file.sync_data().map_err(io)?;
+            self.current
+                .file
+                .sync_data()
+                .map_err(io_at(&self.current.path))?;
         }
+        self.unsynced = false;
         self.keep_unsynced = false;
         Ok(())
     }
@@ -267,7 +281,7 @@ impl Wal {
 /// file, synced, renamed).
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 
-impl Wal {
+impl<F: Fs> Wal<F> {
     /// Begins taking `snapshot`, without waiting for the disk: the records buffered
     /// so far are written to the current segment, appends go on in the next segment
     /// (made ahead, so the switch costs no sync), which starts with `keep`; a thread
@@ -290,25 +304,16 @@ impl Wal {
         self.finish_snapshot(true)?;
         let next = match self.next.take() {
             Some(next) => next,
-            None => create_segment(&self.dir, self.current.seq + 1, self.fsync)?,
+            None => create_segment(&self.fs, &self.dir, self.current.seq + 1, self.fsync)?,
         };
-        let dirty = !self.buf.is_empty();
-        if dirty {
-            self.current
-                .file
-                .write_all(&self.buf)
-                .map_err(|source| WalError::Io {
-                    path: self.current.path.clone(),
-                    source,
-                })?;
-            self.buf.clear();
-        }
+        self.write()?;
+        let dirty = std::mem::take(&mut self.unsynced);
         let old = std::mem::replace(&mut self.current, next);
         if sync_snapshot {
             self.prev = Some((old, dirty));
         } else {
             for path in self.older_segments()? {
-                let _ = std::fs::remove_file(path);
+                let _ = self.fs.remove_file(&path);
             }
         }
         for r in keep {
@@ -317,10 +322,20 @@ impl Wal {
         self.keep_unsynced = true;
         let mut frame = Vec::new();
         encode_snapshot(snapshot, &mut frame);
-        let (dir, seq, fsync) = (self.dir.clone(), self.current.seq + 1, self.fsync);
-        self.writer = Some(std::thread::spawn(move || {
-            replace_file(&dir.join(SNAPSHOT_FILE), &frame, fsync && sync_snapshot)?;
-            create_segment(&dir, seq, fsync)
+        let (fs, dir, seq, fsync) = (
+            self.fs.clone(),
+            self.dir.clone(),
+            self.current.seq + 1,
+            self.fsync,
+        );
+        self.writer = Some(self.fs.spawn(move || {
+            replace_file(
+                &fs,
+                &dir.join(SNAPSHOT_FILE),
+                &frame,
+                fsync && sync_snapshot,
+            )?;
+            create_segment(&fs, &dir, seq, fsync)
         }));
         Ok(())
     }
@@ -335,7 +350,7 @@ impl Wal {
     /// is already written.
     fn finish_snapshot(&mut self, wait: bool) -> Result<(), WalError> {
         if let Some(writer) = self.writer.take_if(|w| wait || w.is_finished()) {
-            let made = writer.join().unwrap_or_else(|_| {
+            let made = writer.join().unwrap_or_else(|| {
                 Err(WalError::Io {
                     path: self.dir.join(SNAPSHOT_FILE),
                     source: std::io::Error::other("the snapshot writer panicked"),
@@ -353,10 +368,11 @@ impl Wal {
                 // milliseconds: a thread does it. A removal a crash undoes only
                 // makes recovery replay that segment again.
                 let older = self.older_segments()?;
-                self.remover = Some(std::thread::spawn(move || {
+                let fs = self.fs.clone();
+                self.remover = Some(self.fs.spawn(move || {
                     drop(prev);
                     for path in older {
-                        let _ = std::fs::remove_file(path);
+                        let _ = fs.remove_file(&path);
                     }
                 }));
             }
@@ -371,7 +387,7 @@ impl Wal {
 
     /// The segments before the current one.
     fn older_segments(&self) -> Result<Vec<PathBuf>, WalError> {
-        Ok(segments(&self.dir)?
+        Ok(segments_in(&self.fs, &self.dir)?
             .into_iter()
             .filter(|(seq, _)| *seq < self.current.seq)
             .map(|(_, path)| path)
@@ -387,20 +403,17 @@ impl Wal {
 
 /// Writes `bytes` to `path` through `path.tmp` and a rename; with `sync`, the data
 /// before the rename and the directory after it.
-fn replace_file(path: &Path, bytes: &[u8], sync: bool) -> Result<(), WalError> {
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| WalError::Io { path: p, source }
-    };
+fn replace_file<F: Fs>(fs: &F, path: &Path, bytes: &[u8], sync: bool) -> Result<(), WalError> {
     let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
+    let mut f = fs.create(&tmp).map_err(io_at(&tmp))?;
+    f.write_all(bytes).map_err(io_at(&tmp))?;
     if sync {
-        f.sync_data().map_err(io(&tmp))?;
+        f.sync_data().map_err(io_at(&tmp))?;
     }
-    std::fs::rename(&tmp, path).map_err(io(path))?;
+    drop(f);
+    fs.rename(&tmp, path).map_err(io_at(path))?;
     match path.parent() {
-        Some(dir) if sync => sync_dir(dir),
+        Some(dir) if sync => fs.sync_dir(dir).map_err(io_at(dir)),
         _ => Ok(()),
     }
 }
@@ -446,8 +459,16 @@ pub fn decode_snapshot<S: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result
 
 /// The snapshot of the data directory `dir`, if it has one.
 pub fn read_snapshot<S: DeserializeOwned>(dir: &Path) -> Result<Option<S>, WalError> {
+    read_snapshot_in(&StdFs, dir)
+}
+
+/// [`read_snapshot`] on the file system `fs`.
+pub fn read_snapshot_in<F: Fs, S: DeserializeOwned>(
+    fs: &F,
+    dir: &Path,
+) -> Result<Option<S>, WalError> {
     let path = dir.join(SNAPSHOT_FILE);
-    match std::fs::read(&path) {
+    match fs.read(&path) {
         Ok(bytes) => decode_snapshot(&path, &bytes).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(WalError::Io { path, source }),

@@ -21,13 +21,14 @@ use nemesis::{LinkFaults, NemesisOutcome, ScheduledFault, substream};
 use paxos_node::commit::{self, Effect, Step};
 use paxos_node::seam::{Actions, Event, EventOf, Wire};
 use paxos_node::types::{self as node_types, OpResult};
+use paxos_node::wal::{self, Wal};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use results::Plan;
 use results::schema::SimCounts;
 
 use super::core::{Learned, Rules, SimCore};
-use super::disk::{CrashFate, SimDisk};
+use super::disk::{self, CrashFate, SimFs};
 use crate::recorder::Recorder;
 use crate::system::node::{completion_of, request_of};
 use crate::system::{CLIENT_TIMEOUT, CONNECTION_BROKEN, Completion, NodeId, WorkloadOp};
@@ -130,7 +131,11 @@ impl Clock {
 
 struct SimNode<C: SimCore> {
     core: Option<C>,
-    disk: SimDisk,
+    /// The node's data directory (`n<id>`) on its own simulated file system, and
+    /// its log there while the node runs: the node's own WAL code.
+    dir: PathBuf,
+    fs: SimFs,
+    wal: Option<Wal<SimFs>>,
     /// This node's own stream (`sim/disk/n<id>`): its fsync times and what a crash
     /// does to its unsynced bytes. A fault elsewhere moves none of its draws.
     rng: ChaCha8Rng,
@@ -147,6 +152,8 @@ struct SimNode<C: SimCore> {
     clock: Clock,
     /// Why the node refused to start (its WAL or snapshot is corrupt): it stays down.
     refused: Option<String>,
+    /// A corruption fault has flipped a bit on this node's disk.
+    corrupted: bool,
     /// Core token -> (client, op sequence number).
     pending: BTreeMap<u64, (usize, u64)>,
     /// Slots the node wrote down as chosen since its last sync (a crash loses them).
@@ -236,7 +243,9 @@ impl<'r, C: SimCore> World<'r, C> {
         let nodes = (0..plan.nodes)
             .map(|i| SimNode {
                 core: None,
-                disk: SimDisk::default(),
+                dir: PathBuf::from(format!("n{}", i + 1)),
+                fs: SimFs::default(),
+                wal: None,
                 rng: substream(plan.seed, &format!("sim/disk/n{}", i + 1)),
                 epoch: 0,
                 paused: false,
@@ -251,6 +260,7 @@ impl<'r, C: SimCore> World<'r, C> {
                     base_local: 0,
                 },
                 refused: None,
+                corrupted: false,
                 pending: BTreeMap::new(),
                 unsynced_chosen: Vec::new(),
                 learned: BTreeMap::new(),
@@ -563,37 +573,51 @@ impl<'r, C: SimCore> World<'r, C> {
         if let Some(why) = &n.refused {
             return Err(Refused(why.clone()));
         }
-        let path = PathBuf::from(format!("n{id}/wal.log"));
-        let snapshot_path = PathBuf::from(format!("n{id}/{}", paxos_node::wal::SNAPSHOT_FILE));
-        let recovery = match n
-            .disk
-            .recover_snapshot(&snapshot_path)
-            .and_then(|snap| n.disk.recover(&path).map(|r| (snap, r)))
-        {
-            Ok(r) => r,
+        // The disk's own account of what recovery must return, taken before the
+        // node's recovery cuts torn tails off.
+        let frames = n.fs.whole_frames(&n.dir);
+        let opened = wal::read_snapshot_in(&n.fs, &n.dir).and_then(|snapshot| {
+            Wal::open_in(n.fs.clone(), &n.dir, true).map(|(wal, r)| (snapshot, wal, r))
+        });
+        let (snapshot, log, recovery) = match opened {
+            Ok(opened) => opened,
             Err(e) => {
                 let why = format!("refused to start: {e}");
                 n.refused = Some(why.clone());
+                let corrupted = n.corrupted;
                 self.counts.refused_starts += 1;
+                if !corrupted {
+                    // Crashes alone never damage what a correct node synced.
+                    self.findings.push((
+                        self.now,
+                        id,
+                        checker::AnomalyKind::RecoveryMismatch,
+                        format!("{why}, though no fault damaged its disk"),
+                    ));
+                }
                 return Err(Refused(why));
             }
         };
-        let (snapshot, recovery) = recovery;
-        if let Err(lost) = n.disk.check_recovered(recovery.records.len()) {
-            let record = n
-                .disk
-                .record_at::<C::Record>(lost.offset)
-                .map_or_else(|| "none".to_string(), |r| format!("{r:?}"));
+        n.wal = Some(log);
+        if let Err(lost) = disk::check_recovered(&frames, recovery.records.len()) {
+            let words = match &lost.first_missing {
+                Some(frame) => format!(
+                    "the first one it left out is at byte offset {} of {}: {}",
+                    frame.offset,
+                    frame.file.display(),
+                    n.fs.record_at::<C::Record>(frame)
+                        .map_or_else(|| "undecodable".to_string(), |r| format!("{r:?}"))
+                ),
+                None => "it returned records the disk does not hold".to_string(),
+            };
+            let dir = n.dir.display().to_string();
             self.findings.push((
                 self.now,
                 id,
                 checker::AnomalyKind::RecoveryMismatch,
                 format!(
-                    "recovered {} records from {} where the disk holds {} whole; the first one it left out is at byte offset {}: {record}",
-                    lost.recovered,
-                    path.display(),
-                    lost.on_disk,
-                    lost.offset
+                    "recovered {} records from {dir} where the disk holds {} whole; {words}",
+                    lost.recovered, lost.on_disk,
                 ),
             ));
         }
@@ -648,7 +672,9 @@ impl<'r, C: SimCore> World<'r, C> {
             n.inbox.clear();
             n.timers.clear();
             n.pending.clear();
-            n.disk.crash(&mut n.rng)
+            // The process and its background work are gone; then the disk decides.
+            n.wal = None;
+            n.fs.crash(&mut n.rng)
         };
         self.counts.crashes += 1;
         match fate {
@@ -727,7 +753,9 @@ impl<'r, C: SimCore> World<'r, C> {
     }
 
     pub fn corrupt(&mut self, id: NodeId, position: u64) -> bool {
-        let hit = self.node(id).disk.corrupt(position).is_some();
+        let n = self.node(id);
+        let hit = n.fs.corrupt(&n.dir, position).is_some();
+        n.corrupted |= hit;
         if hit {
             self.counts.corruptions += 1;
         }
@@ -793,14 +821,24 @@ impl<'r, C: SimCore> World<'r, C> {
             match step {
                 Step::Append(record) => {
                     let n = self.node(id);
-                    n.disk.append(&record);
+                    n.wal
+                        .as_mut()
+                        .expect("a running node has its log")
+                        .append(&record);
                     if let Some(chosen) = C::chosen(record) {
                         n.unsynced_chosen.push(chosen);
                     }
                 }
                 Step::Snapshot { snapshot, keep } => {
                     let sync = !self.unsynced_snapshot;
-                    self.node(id).disk.begin_snapshot(&snapshot, &keep, sync);
+                    let log = self
+                        .node(id)
+                        .wal
+                        .as_mut()
+                        .expect("a running node has its log");
+                    if let Err(e) = log.begin_snapshot(&snapshot, &keep, sync) {
+                        return self.panicked(id, format!("its log failed: {e}"));
+                    }
                 }
                 Step::Sync => {
                     let rest: Vec<Effect<C::Msg, C::Timer>> = steps
@@ -811,6 +849,12 @@ impl<'r, C: SimCore> World<'r, C> {
                         })
                         .collect();
                     let n = self.node(id);
+                    // The records reach the page cache now and the disk when the
+                    // sync completes; a crash between decides their fate.
+                    let log = n.wal.as_mut().expect("a running node has its log");
+                    if let Err(e) = log.write() {
+                        return self.panicked(id, format!("its log failed: {e}"));
+                    }
                     let delay = n.rng.random_range(FSYNC.0..=FSYNC.1);
                     n.syncing = true;
                     n.after_sync = rest;
@@ -826,7 +870,20 @@ impl<'r, C: SimCore> World<'r, C> {
 
     fn sync_done(&mut self, id: NodeId) {
         let n = self.node(id);
-        n.disk.sync();
+        // The snapshot writer and the segment remover started before this sync are
+        // taken to be done with it, unless the process is stopped.
+        if !n.paused {
+            n.fs.run_tasks();
+        }
+        let log = n.wal.as_mut().expect("a running node has its log");
+        let synced = log.sync().and_then(|()| match n.paused {
+            false => log.poll_snapshot(),
+            true => Ok(()),
+        });
+        if let Err(e) = synced {
+            return self.panicked(id, format!("its log failed: {e}"));
+        }
+        let n = self.node(id);
         n.syncing = false;
         for (slot, batch) in std::mem::take(&mut n.unsynced_chosen) {
             n.learned.entry(slot).or_insert(batch);
