@@ -22,6 +22,7 @@ pub mod register;
 pub mod report;
 pub mod stats;
 pub mod synth;
+pub mod txn;
 
 use std::collections::BTreeMap;
 use std::path::Path;

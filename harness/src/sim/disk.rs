@@ -20,7 +20,7 @@
 //! ([`SimFs::whole_frames`]): every whole frame of every segment, walked by length
 //! alone, apart from the node's decoding and checksums.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -62,6 +62,31 @@ struct State {
     /// Background work not yet run, oldest first (dropped with the WAL that
     /// started it).
     tasks: Vec<Weak<dyn Pending>>,
+    /// Buffers of freed files, reused by new ones: a segment grows to megabytes,
+    /// and fresh pages for every new one cost more than the rest of the disk.
+    spare: Vec<Vec<u8>>,
+}
+
+impl State {
+    /// Frees every file no name reaches now or after a crash.
+    fn free_unnamed(&mut self) {
+        let named: BTreeSet<usize> = self
+            .live
+            .values()
+            .chain(self.durable.values())
+            .copied()
+            .collect();
+        for (ino, inode) in self.inodes.iter_mut().enumerate() {
+            if !named.contains(&ino) && inode.data.capacity() > 0 {
+                let mut data = std::mem::take(&mut inode.data);
+                inode.synced = 0;
+                if self.spare.len() < 4 {
+                    data.clear();
+                    self.spare.push(data);
+                }
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -181,12 +206,8 @@ impl SimFs {
             }
         }
         st.live = st.durable.clone();
-        let reachable: std::collections::BTreeSet<usize> = st.durable.values().copied().collect();
-        for (ino, inode) in st.inodes.iter_mut().enumerate() {
-            if !reachable.contains(&ino) {
-                *inode = Inode::default();
-            }
-        }
+        st.free_unnamed();
+        let reachable: BTreeSet<usize> = st.durable.values().copied().collect();
         let unsynced: Vec<usize> = reachable
             .iter()
             .copied()
@@ -334,7 +355,8 @@ impl SimFs {
     /// A new empty file at `path`, its name not yet durable.
     fn create_at(st: &mut State, path: &Path) -> usize {
         let ino = st.inodes.len();
-        st.inodes.push(Inode::default());
+        let data = st.spare.pop().unwrap_or_default();
+        st.inodes.push(Inode { data, synced: 0 });
         let entry = Entry::Create(path.to_path_buf(), ino);
         entry.apply(&mut st.live);
         st.journal.push(entry);
@@ -440,6 +462,9 @@ impl Fs for SimFs {
         for entry in std::mem::take(&mut st.journal) {
             entry.apply(&mut st.durable);
         }
+        // A file no name reaches any more, now or after a crash, is freed (a handle
+        // still open on it, as on a removed segment, writes to nothing).
+        st.free_unnamed();
         Ok(())
     }
 
