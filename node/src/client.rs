@@ -78,6 +78,15 @@ pub fn parse_request(line: &[u8]) -> Result<ParsedRequest, ParseError> {
             from: field("from")?.int()?,
             to: field("to")?.int()?,
         })),
+        "txn" => {
+            let txn = field("txn")?;
+            let mops: Vec<crate::types::MicroOp> = serde_json::from_value(txn.value.clone())
+                .map_err(|e| txn.wrong(&format!("a list of [f, key, value] micro-ops ({e})")))?;
+            if mops.is_empty() {
+                return Err(txn.wrong("a non-empty list of micro-ops"));
+            }
+            Request::Op(ClientOp::Kv(KvOp::Txn { txn: mops }))
+        }
         "status" => Request::Status,
         "dump" => Request::Dump,
         other => {
@@ -85,7 +94,7 @@ pub fn parse_request(line: &[u8]) -> Result<ParsedRequest, ParseError> {
                 id: Some(id),
                 code: ErrorCode::UnknownOp,
                 message: format!(
-                    "unknown op '{}'; expected propose, read, write, cas, status or dump",
+                    "unknown op '{}'; expected propose, read, write, cas, txn, status or dump",
                     truncate(other, 64)
                 ),
             });
@@ -170,6 +179,10 @@ pub fn encode_request(id: u64, request: &Request) -> String {
             "{{\"id\":{id},\"op\":\"cas\",\"key\":{},\"from\":{from},\"to\":{to}}}",
             key(k)
         ),
+        Request::Op(ClientOp::Kv(KvOp::Txn { txn })) => format!(
+            "{{\"id\":{id},\"op\":\"txn\",\"txn\":{}}}",
+            serde_json::to_string(txn).expect("micro-ops serialise")
+        ),
         Request::Status => format!("{{\"id\":{id},\"op\":\"status\"}}"),
         Request::Dump => format!("{{\"id\":{id},\"op\":\"dump\"}}"),
     }
@@ -185,6 +198,9 @@ pub struct Reply {
     pub ok: bool,
     #[serde(default)]
     pub value: Option<i64>,
+    /// An ok transaction's micro-operations, its reads filled in.
+    #[serde(default)]
+    pub txn: Option<Vec<crate::types::MicroOp>>,
     #[serde(default)]
     pub error: Option<String>,
     /// The error promises the op did not and will not take effect.
@@ -197,6 +213,7 @@ pub fn encode_result(id: u64, result: &OpResult) -> String {
     match result {
         OpResult::Value(v) => json!({"id": id, "ok": true, "value": v}).to_string(),
         OpResult::Done => json!({"id": id, "ok": true}).to_string(),
+        OpResult::Txn(txn) => json!({"id": id, "ok": true, "txn": txn}).to_string(),
         OpResult::Error(code) => encode_error(Some(id), *code, error_message(*code)),
     }
 }
@@ -329,6 +346,39 @@ pub fn encode_learned<'a>(node: u32, log: impl Iterator<Item = (&'a Slot, &'a Ba
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_transaction_request_and_its_reply_round_trip() {
+        use crate::types::{MicroOp, MopValue};
+        let line = br#"{"id":4,"op":"txn","txn":[["append","x",1],["r","x",null],["w","y",2]]}"#;
+        let parsed = super::parse_request(line).unwrap();
+        let Request::Op(op) = &parsed.request else {
+            panic!("an op")
+        };
+        let text = super::encode_request(4, &parsed.request);
+        assert_eq!(
+            super::parse_request(text.as_bytes()).unwrap().request,
+            parsed.request
+        );
+        assert!(matches!(op, ClientOp::Kv(KvOp::Txn { txn }) if txn.len() == 3));
+        let done = vec![MicroOp::Read {
+            key: "x".into(),
+            value: Some(MopValue::List(vec![1, 2])),
+        }];
+        let reply: super::Reply =
+            serde_json::from_str(&super::encode_result(4, &OpResult::Txn(done.clone()))).unwrap();
+        assert_eq!(reply.txn, Some(done));
+        for bad in [
+            r#"{"id":1,"op":"txn","txn":[]}"#,
+            r#"{"id":1,"op":"txn","txn":[["x","k",1]]}"#,
+            r#"{"id":1,"op":"txn","txn":[["append","k",null]]}"#,
+            r#"{"id":1,"op":"txn"}"#,
+        ] {
+            let err = super::parse_request(bad.as_bytes()).unwrap_err();
+            assert_eq!(err.code, ErrorCode::MalformedRequest, "{bad}");
+            assert_eq!(err.id, Some(1));
+        }
+    }
     use super::*;
 
     fn err(line: &str) -> ParseError {

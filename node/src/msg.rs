@@ -94,6 +94,9 @@ pub enum PeerMessage {
         part: u32,
         parts: u32,
         kv: Vec<(String, i64)>,
+        /// Lists, in chunks after the pairs' (absent from the encoding when empty).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        lists: Vec<(String, Vec<i64>)>,
         origins: Vec<(NodeId, u64, u64)>,
     },
     /// A follower hands client commands to the node it believes is the leader.

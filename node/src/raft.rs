@@ -204,6 +204,8 @@ pub struct RaftSnapshot {
     pub index: u64,
     pub term: u64,
     pub kv: BTreeMap<String, i64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lists: crate::types::Lists,
     /// The commands applied, per origin: a duplicate forward is skipped after the
     /// log that taught it is gone.
     pub applied_ids: AppliedIds,
@@ -464,6 +466,7 @@ pub struct RaftCore {
     incarnation: u64,
     next_seq: u64,
     kv: BTreeMap<String, i64>,
+    lists: crate::types::Lists,
     applied_ids: AppliedIds,
     /// The index applied last.
     applied: u64,
@@ -566,7 +569,7 @@ impl RaftCore {
             // waits, hears an indefinite timeout.
             return Vec::new();
         }
-        let result = command.op.apply(&mut self.kv);
+        let result = command.op.apply(&mut self.kv, &mut self.lists);
         if let Some(token) = self.by_command.get(&command.id).copied() {
             self.reply(token, result);
         }
@@ -620,6 +623,7 @@ impl RaftCore {
         store.compact(meta.index, meta.term, snap.data.to_vec());
         store.hard.commit = store.hard.commit.max(meta.index);
         self.kv = data.kv.clone();
+        self.lists = data.lists.clone();
         self.applied_ids = data.applied_ids.clone();
         self.applied = meta.index;
         self.log.clear();
@@ -662,6 +666,7 @@ impl RaftCore {
             index: self.applied,
             term,
             kv: self.kv.clone(),
+            lists: self.lists.clone(),
             applied_ids: self.applied_ids.clone(),
         };
         let data = serde_json::to_vec(&snapshot).expect("snapshots serialize");
@@ -849,6 +854,7 @@ impl RaftCore {
         let snapshot = (store.snap_index > 0).then(|| crate::core::Snapshot {
             index: store.snap_index,
             kv: self.snapshot_kv.clone(),
+            lists: Default::default(),
             origins: Vec::new(),
         });
         encode_dump(
@@ -887,7 +893,9 @@ impl Core for RaftCore {
         };
         let (mut kv, mut applied_ids, mut applied) = (BTreeMap::new(), AppliedIds::default(), 0);
         let mut snapshot_kv = BTreeMap::new();
+        let mut lists = BTreeMap::new();
         if let Some(snap) = snapshot {
+            lists = snap.lists.clone();
             let data = serde_json::to_vec(&snap).expect("snapshots serialize");
             store.compact(snap.index, snap.term, data);
             applied = snap.index;
@@ -932,6 +940,7 @@ impl Core for RaftCore {
             incarnation,
             next_seq: 0,
             kv,
+            lists,
             applied_ids,
             applied,
             log: BTreeMap::new(),

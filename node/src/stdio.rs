@@ -31,7 +31,7 @@ use crate::msg::PeerMessage;
 use crate::shell::{
     self, CLIENT_QUEUE, INPUT_QUEUE, Input, MAX_PEER_LINE_BYTES, PEER_QUEUE, ShellError,
 };
-use crate::types::{ClientOp, ErrorCode, KvOp, NodeId, OpResult};
+use crate::types::{ClientOp, ErrorCode, KvOp, MicroOp, NodeId, OpResult};
 
 /// Maelstrom's error codes: what this node answers with, and how the harness's
 /// clients read them.
@@ -155,6 +155,9 @@ fn error_body(code: i64, text: &str) -> Value {
 /// A client request as the core's op, or the error to answer it with.
 fn client_op(body: &Map<String, Value>) -> Result<ClientOp, (i64, String)> {
     let kind = body.get("type").and_then(Value::as_str).unwrap_or("");
+    if kind == "txn" {
+        return txn_op(body).map(|txn| ClientOp::Kv(KvOp::Txn { txn }));
+    }
     // lin-kv keys are integers; any JSON value is accepted and named by its text.
     let key = match body.get("key") {
         Some(Value::String(s)) => s.clone(),
@@ -183,15 +186,69 @@ fn client_op(body: &Map<String, Value>) -> Result<ClientOp, (i64, String)> {
         other => {
             return Err((
                 code::NOT_SUPPORTED,
-                format!("unknown message type {other:?}; this node serves read, write and cas"),
+                format!(
+                    "unknown message type {other:?}; this node serves read, write, cas and txn"
+                ),
             ));
         }
     }))
 }
 
+/// A `txn` request's micro-operations (Maelstrom's txn-list-append and
+/// txn-rw-register: `[f, key, value]` with integer keys, named by their text here).
+fn txn_op(body: &Map<String, Value>) -> Result<Vec<MicroOp>, (i64, String)> {
+    let bad = |why: String| (code::MALFORMED_REQUEST, why);
+    let Some(Value::Array(mops)) = body.get("txn") else {
+        return Err(bad("field 'txn' must be a list of micro-ops".into()));
+    };
+    if mops.is_empty() {
+        return Err(bad("field 'txn' must not be empty".into()));
+    }
+    mops.iter()
+        .map(|m| {
+            let Some([f, k, v]) = m.as_array().map(Vec::as_slice) else {
+                return Err(bad(format!("micro-op {m} is not [f, key, value]")));
+            };
+            let key = match k {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let int = || {
+                v.as_i64()
+                    .ok_or_else(|| bad(format!("micro-op {m} needs an integer value")))
+            };
+            match f.as_str() {
+                Some("r") => Ok(MicroOp::Read { key, value: None }),
+                Some("w") => Ok(MicroOp::Write { key, value: int()? }),
+                Some("append") => Ok(MicroOp::Append { key, value: int()? }),
+                _ => Err(bad(format!("micro-op {m}: f must be r, w or append"))),
+            }
+        })
+        .collect()
+}
+
+/// A key as Maelstrom gave it: an integer when its text is one.
+fn key_json(key: &str) -> Value {
+    match key.parse::<i64>() {
+        Ok(i) if i.to_string() == key => json!(i),
+        _ => json!(key),
+    }
+}
+
 /// The Maelstrom body for the core's answer to a request of kind `kind`.
 fn answer(kind: &str, result: &OpResult) -> Value {
     let (c, text) = match result {
+        OpResult::Txn(mops) => {
+            let txn: Vec<Value> = mops
+                .iter()
+                .map(|m| match m {
+                    MicroOp::Read { key, value } => json!(["r", key_json(key), value]),
+                    MicroOp::Write { key, value } => json!(["w", key_json(key), value]),
+                    MicroOp::Append { key, value } => json!(["append", key_json(key), value]),
+                })
+                .collect();
+            return json!({"type": "txn_ok", "txn": txn});
+        }
         OpResult::Value(Some(v)) if kind == "read" => {
             return json!({"type": "read_ok", "value": v});
         }
@@ -516,6 +573,36 @@ fn parse(line: &[u8]) -> Option<(String, Map<String, Value>)> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn maelstrom_txn_requests_keep_integer_keys() {
+        let body = json!({"type": "txn", "txn": [["r", 1, null], ["append", 1, 3], ["w", "k", 2]]});
+        let Value::Object(body) = body else {
+            unreachable!()
+        };
+        let op = super::client_op(&body).unwrap();
+        let ClientOp::Kv(KvOp::Txn { txn }) = op else {
+            panic!("a txn")
+        };
+        assert_eq!(txn[0].key(), "1");
+        let done = vec![
+            MicroOp::Read {
+                key: "1".into(),
+                value: Some(crate::types::MopValue::List(vec![3])),
+            },
+            txn[1].clone(),
+            txn[2].clone(),
+        ];
+        assert_eq!(
+            super::answer("txn", &OpResult::Txn(done)),
+            json!({"type": "txn_ok", "txn": [["r", 1, [3]], ["append", 1, 3], ["w", "k", 2]]})
+        );
+        let bad = json!({"type": "txn", "txn": [["r", 1]]});
+        let Value::Object(bad) = bad else {
+            unreachable!()
+        };
+        assert!(super::client_op(&bad).is_err());
+    }
     use super::*;
 
     fn obj(v: Value) -> Map<String, Value> {
@@ -569,6 +656,10 @@ mod tests {
         );
         assert_eq!(
             op(json!({"type": "txn", "key": 1})).unwrap_err().0,
+            code::MALFORMED_REQUEST
+        );
+        assert_eq!(
+            op(json!({"type": "broadcast", "key": 1})).unwrap_err().0,
             code::NOT_SUPPORTED
         );
     }

@@ -47,21 +47,165 @@ pub struct CmdId {
     pub seq: u64,
 }
 
+/// The lists of the state machine: list-append transactions append to them.
+pub type Lists = std::collections::BTreeMap<String, Vec<i64>>;
+
+/// What a transaction's read returned: a register's value or a list.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MopValue {
+    Int(i64),
+    List(Vec<i64>),
+}
+
+/// One micro-operation of a transaction, as Maelstrom's and Elle's transaction
+/// workloads write it: `["r", key, value]`, `["w", key, value]`,
+/// `["append", key, value]`. A read's value is `null` in the request and what it
+/// read in the reply (`null` when the key holds nothing).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MicroOp {
+    Read {
+        key: String,
+        value: Option<MopValue>,
+    },
+    Write {
+        key: String,
+        value: i64,
+    },
+    Append {
+        key: String,
+        value: i64,
+    },
+}
+
+impl MicroOp {
+    pub fn key(&self) -> &str {
+        match self {
+            MicroOp::Read { key, .. }
+            | MicroOp::Write { key, .. }
+            | MicroOp::Append { key, .. } => key,
+        }
+    }
+
+    pub fn is_read(&self) -> bool {
+        matches!(self, MicroOp::Read { .. })
+    }
+}
+
+impl Serialize for MicroOp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = s.serialize_tuple(3)?;
+        match self {
+            MicroOp::Read { key, value } => {
+                t.serialize_element("r")?;
+                t.serialize_element(key)?;
+                t.serialize_element(value)?;
+            }
+            MicroOp::Write { key, value } => {
+                t.serialize_element("w")?;
+                t.serialize_element(key)?;
+                t.serialize_element(value)?;
+            }
+            MicroOp::Append { key, value } => {
+                t.serialize_element("append")?;
+                t.serialize_element(key)?;
+                t.serialize_element(value)?;
+            }
+        }
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for MicroOp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let (f, key, value): (String, String, Option<MopValue>) = Deserialize::deserialize(d)?;
+        let int = |v: Option<MopValue>| match v {
+            Some(MopValue::Int(i)) => Ok(i),
+            _ => Err(D::Error::custom(format!("{f} needs an integer value"))),
+        };
+        Ok(match f.as_str() {
+            "r" => MicroOp::Read { key, value },
+            "w" => MicroOp::Write {
+                key,
+                value: int(value)?,
+            },
+            "append" => MicroOp::Append {
+                key,
+                value: int(value)?,
+            },
+            other => {
+                return Err(D::Error::custom(format!(
+                    "unknown micro-op '{other}'; expected r, w or append"
+                )));
+            }
+        })
+    }
+}
+
+/// Applies `mops` to the registers `kv` and the lists `lists`, in order, as one
+/// step: what a transaction returns (each read filled in with what it read: a
+/// list for a key that holds one, else the register's value or `null`).
+pub fn apply_txn(
+    mops: &[MicroOp],
+    kv: &mut std::collections::BTreeMap<String, i64>,
+    lists: &mut Lists,
+) -> Vec<MicroOp> {
+    mops.iter()
+        .map(|m| match m {
+            MicroOp::Read { key, .. } => MicroOp::Read {
+                key: key.clone(),
+                value: match lists.get(key) {
+                    Some(l) => Some(MopValue::List(l.clone())),
+                    None => kv.get(key).map(|v| MopValue::Int(*v)),
+                },
+            },
+            MicroOp::Write { key, value } => {
+                kv.insert(key.clone(), *value);
+                m.clone()
+            }
+            MicroOp::Append { key, value } => {
+                lists.entry(key.clone()).or_default().push(*value);
+                m.clone()
+            }
+        })
+        .collect()
+}
+
 /// An operation of the replicated key-value state machine.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum KvOp {
-    Read { key: String },
-    Write { key: String, value: i64 },
-    Cas { key: String, from: i64, to: i64 },
+    Read {
+        key: String,
+    },
+    Write {
+        key: String,
+        value: i64,
+    },
+    Cas {
+        key: String,
+        from: i64,
+        to: i64,
+    },
+    /// A transaction: its micro-operations applied atomically, in log order.
+    Txn {
+        txn: Vec<MicroOp>,
+    },
 }
 
 impl KvOp {
     /// Applies the operation to a key-value state machine: what every core's KV
     /// store does with a committed command (a cas on a missing key is `not-found`,
     /// on another value `precondition-failed`).
-    pub fn apply(&self, kv: &mut std::collections::BTreeMap<String, i64>) -> OpResult {
+    pub fn apply(
+        &self,
+        kv: &mut std::collections::BTreeMap<String, i64>,
+        lists: &mut Lists,
+    ) -> OpResult {
         match self {
+            KvOp::Txn { txn } => OpResult::Txn(apply_txn(txn, kv, lists)),
             KvOp::Read { key } => OpResult::Value(kv.get(key).copied()),
             KvOp::Write { key, value } => {
                 kv.insert(key.clone(), *value);
@@ -80,10 +224,19 @@ impl KvOp {
         }
     }
 
-    /// The key the operation reads or writes.
+    /// The key the operation reads or writes (a transaction's first).
     pub fn key(&self) -> &str {
         match self {
             KvOp::Read { key } | KvOp::Write { key, .. } | KvOp::Cas { key, .. } => key,
+            KvOp::Txn { txn } => txn.first().map_or("", MicroOp::key),
+        }
+    }
+
+    /// The bytes of its keys, for the state machine's accounting.
+    pub fn key_bytes(&self) -> usize {
+        match self {
+            KvOp::Txn { txn } => txn.iter().map(|m| m.key().len() + 8).sum(),
+            _ => self.key().len(),
         }
     }
 }
@@ -147,6 +300,8 @@ pub enum OpResult {
     /// `write` or `cas` took effect.
     Done,
     Error(ErrorCode),
+    /// A transaction took effect: its micro-operations with what its reads read.
+    Txn(Vec<MicroOp>),
 }
 
 /// The deliberate bugs a node can be started with (docs/protocol.md). Each breaks exactly
@@ -175,10 +330,19 @@ pub enum Bug {
     /// unsynced bytes loses the log's chosen prefix with it. Like `unsynced-reply`,
     /// only `chaos sim`'s disk shows it.
     UnsyncedSnapshot,
+    /// A transaction that only reads is answered from the receiving node's applied
+    /// state, without consensus: a follower behind serves an old state, consistent
+    /// in itself, after later transactions were acknowledged. Only a transaction
+    /// workload shows it (a real-time or process-order cycle).
+    TxnLocalRead,
+    /// A transaction's writes are applied in two log slots: the first half with
+    /// the transaction, the rest after the next slot, so others see half of it.
+    /// Only a multi-key check sees it (G-single, G1c).
+    SplitTxn,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 10] = [
         Bug::ForgetPromises,
         Bug::AcceptLowerBallot,
         Bug::IgnoreAccepted,
@@ -187,12 +351,20 @@ impl Bug {
         Bug::EarlyAck,
         Bug::UnsyncedReply,
         Bug::UnsyncedSnapshot,
+        Bug::TxnLocalRead,
+        Bug::SplitTxn,
     ];
 
     /// Whether only a simulated disk can show the bug: a real process killed with
     /// SIGKILL keeps what it wrote to the page cache.
     pub fn needs_simulated_disk(self) -> bool {
         matches!(self, Bug::UnsyncedReply | Bug::UnsyncedSnapshot)
+    }
+
+    /// Whether only a transaction workload (`list-append`, `rw-register`) can show
+    /// the bug.
+    pub fn needs_transactions(self) -> bool {
+        matches!(self, Bug::TxnLocalRead | Bug::SplitTxn)
     }
 
     /// The `--bug` name of this bug.
@@ -206,6 +378,8 @@ impl Bug {
             Bug::EarlyAck => "early-ack",
             Bug::UnsyncedReply => "unsynced-reply",
             Bug::UnsyncedSnapshot => "unsynced-snapshot",
+            Bug::TxnLocalRead => "txn-local-read",
+            Bug::SplitTxn => "split-txn",
         }
     }
 }

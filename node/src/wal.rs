@@ -698,6 +698,7 @@ mod tests {
             index: 7,
             kv: [("a".to_string(), 1)].into_iter().collect(),
             origins: vec![(2, 1, 5)],
+            ..Default::default()
         };
         let keep = vec![Record::LogPromise { ballot: 5 }];
         wal.begin_snapshot(&snap, &keep, sync_snapshot).unwrap();

@@ -495,9 +495,22 @@ fn over_stdio_the_node_serves_lin_kv_and_recovers_from_its_wal() {
     let r = node.ask_served(json!({"type": "cas", "msg_id": 5, "key": 0, "from": 7, "to": 8}));
     assert_eq!(r["type"], "cas_ok");
     let r = node.ask("c1", json!({"type": "txn", "msg_id": 6}));
-    assert_eq!(r["code"], 12, "no key: malformed");
-    let r = node.ask("c1", json!({"type": "txn", "msg_id": 7, "key": 0}));
+    assert_eq!(r["code"], 12, "no micro-ops: malformed");
+    let r = node.ask("c1", json!({"type": "broadcast", "msg_id": 7, "key": 0}));
     assert_eq!(r["code"], 10, "not supported");
+    // Maelstrom's transactions: one command, its reads filled in, keys as given.
+    let txn = json!([
+        ["append", 5, 1],
+        ["r", 5, null],
+        ["w", 6, 2],
+        ["r", 6, null]
+    ]);
+    let r = node.ask_served(json!({"type": "txn", "msg_id": 8, "txn": txn}));
+    assert_eq!(r["type"], "txn_ok", "{r}");
+    assert_eq!(
+        r["txn"],
+        json!([["append", 5, 1], ["r", 5, [1]], ["w", 6, 2], ["r", 6, 2]])
+    );
     // The end of stdin ends the node.
     drop(node.stdin);
     let deadline = Instant::now() + DEADLINE;

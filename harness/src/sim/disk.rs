@@ -615,6 +615,7 @@ mod tests {
             index,
             kv: [("k".to_string(), 7)].into_iter().collect(),
             origins: vec![(1, 1, index)],
+            ..Default::default()
         }
     }
 

@@ -442,6 +442,8 @@ pub fn completion_of(op: &WorkloadOp, result: &node_types::OpResult) -> Completi
         OpResult::Value(v) => classify(op, Answer::Ok(*v)),
         OpResult::Done => classify(op, Answer::Ok(None)),
         OpResult::Error(code) => classify(op, Answer::Error(code.as_str(), code.definite())),
+        // No workload sends transactions yet.
+        OpResult::Txn(_) => classify(op, Answer::Ok(None)),
     }
 }
 

@@ -25,14 +25,25 @@ use super::{Inflight, Node, Pending, Record, Role, TimerId};
 pub(super) const MAX_RECOVERY_SPAN: Slot = 1 << 22;
 use crate::msg::{PeerMessage, ReportedEntry};
 use crate::types::{
-    Ballot, Batch, Bug, CmdId, Command, ErrorCode, KvOp, NodeId, OpResult, Slot, ballot_owner,
-    next_ballot,
+    Ballot, Batch, Bug, CmdId, Command, ErrorCode, KvOp, MicroOp, NodeId, OpResult, Slot,
+    ballot_owner, next_ballot,
 };
 
 impl Node {
     // ---- clients ----
 
     pub(super) fn client_kv(&mut self, token: u64, op: KvOp) {
+        if self.has_bug(Bug::TxnLocalRead) {
+            if let KvOp::Txn { txn } = &op {
+                if txn.iter().all(MicroOp::is_read) {
+                    // The bug: a read-only transaction from this node's applied
+                    // state, no consensus.
+                    let read = crate::types::apply_txn(txn, &mut self.kv, &mut self.lists);
+                    self.reply(token, OpResult::Txn(read));
+                    return;
+                }
+            }
+        }
         if self.has_bug(Bug::StaleRead) {
             if let KvOp::Read { key } = &op {
                 // The bug: answer from whatever this node has applied, no consensus.
@@ -777,11 +788,14 @@ impl Node {
             let batch = batch.clone();
             self.applied += 1;
             commands += batch.len().max(1) as u64;
+            // Writes the `split-txn` bug held back from the slot before.
+            let due = std::mem::take(&mut self.split_rest);
             for command in batch {
-                bytes += command.op.key().len() as u64 + super::COMMAND_BYTES;
+                bytes += command.op.key_bytes() as u64 + super::COMMAND_BYTES;
                 let result = self.apply_op(&command.op);
                 self.finish_kv(command.id, result);
             }
+            crate::types::apply_txn(&due, &mut self.kv, &mut self.lists);
         }
         if commands > 0 {
             self.note_applied(commands, bytes);
@@ -789,6 +803,26 @@ impl Node {
     }
 
     fn apply_op(&mut self, op: &KvOp) -> OpResult {
-        op.apply(&mut self.kv)
+        if let (true, KvOp::Txn { txn }) = (self.has_bug(Bug::SplitTxn), op) {
+            let writes = txn.iter().filter(|m| !m.is_read()).count();
+            if writes >= 2 {
+                // The bug: the first half of the writes now, the rest after the
+                // next slot.
+                let mut left = writes / 2;
+                let mut done = Vec::with_capacity(txn.len());
+                for m in txn {
+                    if !m.is_read() && left == 0 {
+                        self.split_rest.push(m.clone());
+                        done.push(m.clone());
+                        continue;
+                    }
+                    left -= usize::from(!m.is_read());
+                    let one = std::slice::from_ref(m);
+                    done.extend(crate::types::apply_txn(one, &mut self.kv, &mut self.lists));
+                }
+                return OpResult::Txn(done);
+            }
+        }
+        op.apply(&mut self.kv, &mut self.lists)
     }
 }

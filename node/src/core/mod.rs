@@ -190,6 +190,9 @@ pub enum Record {
 pub struct Snapshot {
     pub index: Slot,
     pub kv: BTreeMap<String, i64>,
+    /// The lists transactions appended to (absent from the encoding when empty).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lists: crate::types::Lists,
     /// Per origin (node, incarnation), one past the highest command sequence number
     /// seen: duplicate detection must survive the log that taught it.
     pub origins: Vec<(NodeId, u64, u64)>,
@@ -390,6 +393,9 @@ pub struct Node {
     /// Every slot up to `applied` is chosen and applied to `kv`.
     applied: Slot,
     kv: BTreeMap<String, i64>,
+    lists: crate::types::Lists,
+    /// The `split-txn` bug: writes of a transaction held back to after the next slot.
+    split_rest: Vec<crate::types::MicroOp>,
 
     // ---- log proposer ----
     role: Role,
@@ -474,6 +480,8 @@ impl Node {
             incoming: None,
             applied: 0,
             kv: BTreeMap::new(),
+            lists: BTreeMap::new(),
+            split_rest: Vec::new(),
             role: Role::Follower,
             leader: None,
             max_ballot_seen: 0,
@@ -677,8 +685,9 @@ impl Node {
                 part,
                 parts,
                 kv,
+                lists,
                 origins,
-            } => self.on_snapshot_chunk(from, index, part, parts, kv, origins),
+            } => self.on_snapshot_chunk(from, index, part, parts, (kv, lists, origins)),
             PeerMessage::Chosen { entries } => self.on_chosen(from, entries),
             PeerMessage::Forward { commands } => self.on_forward(commands),
             PeerMessage::Reject { ids } => {

@@ -23,7 +23,14 @@ use crate::types::{NodeId, Slot};
 /// A snapshot being received: its index, its number of parts, and the parts so far
 /// (KV pairs, and the origins' marks).
 pub(super) type Incoming = (Slot, u32, BTreeMap<u32, Chunk>);
-pub(super) type Chunk = (Vec<(String, i64)>, Vec<(NodeId, u64, u64)>);
+/// A chunk's pairs and lists.
+type Part = (Vec<(String, i64)>, Vec<(String, Vec<i64>)>);
+
+pub(super) type Chunk = (
+    Vec<(String, i64)>,
+    Vec<(String, Vec<i64>)>,
+    Vec<(NodeId, u64, u64)>,
+);
 
 impl Node {
     /// Counts applied commands and their bytes, and takes a snapshot when enough of
@@ -47,6 +54,7 @@ impl Node {
         Snapshot {
             index: self.applied,
             kv: self.kv.clone(),
+            lists: self.lists.clone(),
             origins: self
                 .origin_high
                 .iter()
@@ -136,6 +144,7 @@ impl Node {
     /// Takes a recovered or received snapshot as the state machine.
     pub(super) fn restore(&mut self, snapshot: &Snapshot) {
         self.kv = snapshot.kv.clone();
+        self.lists = snapshot.lists.clone();
         self.applied = snapshot.index;
         for &(node, incarnation, high) in &snapshot.origins {
             let h = self.origin_high.entry((node, incarnation)).or_insert(0);
@@ -154,13 +163,18 @@ impl Node {
         let state = self.current_state();
         let per = self.cfg.timing.snapshot_chunk_keys.max(1);
         let pairs: Vec<(String, i64)> = state.kv.into_iter().collect();
-        let chunks: Vec<Vec<(String, i64)>> = if pairs.is_empty() {
-            vec![Vec::new()]
-        } else {
-            pairs.chunks(per).map(<[_]>::to_vec).collect()
-        };
+        let lists: Vec<(String, Vec<i64>)> = state.lists.into_iter().collect();
+        // The pairs' chunks, then the lists' (a list counts as one pair).
+        let mut chunks: Vec<Part> = pairs
+            .chunks(per)
+            .map(|c| (c.to_vec(), Vec::new()))
+            .chain(lists.chunks(per).map(|c| (Vec::new(), c.to_vec())))
+            .collect();
+        if chunks.is_empty() {
+            chunks.push((Vec::new(), Vec::new()));
+        }
         let parts = chunks.len() as u32;
-        for (part, kv) in chunks.into_iter().enumerate() {
+        for (part, (kv, lists)) in chunks.into_iter().enumerate() {
             let origins = if part == 0 {
                 state.origins.clone()
             } else {
@@ -173,6 +187,7 @@ impl Node {
                     part: part as u32,
                     parts,
                     kv,
+                    lists,
                     origins,
                 },
             );
@@ -187,8 +202,7 @@ impl Node {
         index: Slot,
         part: u32,
         parts: u32,
-        kv: Vec<(String, i64)>,
-        origins: Vec<(NodeId, u64, u64)>,
+        chunk: Chunk,
     ) {
         if index <= self.applied || part >= parts {
             return;
@@ -203,7 +217,7 @@ impl Node {
         let Some((_, _, got)) = &mut self.incoming else {
             return;
         };
-        got.insert(part, (kv, origins));
+        got.insert(part, chunk);
         if got.len() < parts as usize {
             return;
         }
@@ -212,8 +226,9 @@ impl Node {
             index,
             ..Snapshot::default()
         };
-        for (kv, origins) in got.into_values() {
+        for (kv, lists, origins) in got.into_values() {
             snapshot.kv.extend(kv);
+            snapshot.lists.extend(lists);
             snapshot.origins.extend(origins);
         }
         self.restore(&snapshot);

@@ -5,7 +5,7 @@
 //! in which order, without depending on the random draws.
 
 use super::*;
-use crate::types::{ErrorCode, KvOp};
+use crate::types::{ErrorCode, KvOp, MicroOp, MopValue};
 
 fn cfg(id: NodeId, n: usize) -> Config {
     Config::new(id, n, 7)
@@ -1751,6 +1751,7 @@ fn a_node_behind_the_snapshot_gets_it_in_chunks_and_installs_it() {
             part: 0,
             parts: 1,
             kv: vec![],
+            lists: vec![],
             origins: vec![],
         },
     );
@@ -1846,6 +1847,7 @@ fn snapshot_skips_next_mistake_leaves_the_first_slot_after_the_snapshot_unapplie
         index: 3,
         kv: [("x".to_string(), 1)].into_iter().collect(),
         origins: Vec::new(),
+        ..Default::default()
     };
     let records = vec![
         Record::LogChosen {
@@ -1866,4 +1868,125 @@ fn snapshot_skips_next_mistake_leaves_the_first_slot_after_the_snapshot_unapplie
     );
     assert_eq!(wrong.kv.get("x"), Some(&1), "slot 4's write is skipped");
     assert_eq!(wrong.kv.get("y"), Some(&3), "slot 5 is applied");
+}
+
+// ---- transactions ----
+
+fn mop_r(key: &str) -> MicroOp {
+    MicroOp::Read {
+        key: key.into(),
+        value: None,
+    }
+}
+
+fn mop_a(key: &str, value: i64) -> MicroOp {
+    MicroOp::Append {
+        key: key.into(),
+        value,
+    }
+}
+
+fn read_of(key: &str, list: &[i64]) -> MicroOp {
+    MicroOp::Read {
+        key: key.into(),
+        value: Some(MopValue::List(list.to_vec())),
+    }
+}
+
+fn ask_txn(node: &mut Node, token: u64, txn: Vec<MicroOp>) -> Option<OpResult> {
+    let out = node.step(Event::Client {
+        token,
+        op: ClientOp::Kv(KvOp::Txn { txn }),
+    });
+    out.into_iter().find_map(|a| match a {
+        Action::Reply { result, .. } => Some(result),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_transaction_is_one_command_applied_atomically_with_its_reads() {
+    let mut l = leader(1, 1);
+    let got = ask_txn(
+        &mut l,
+        1,
+        vec![
+            mop_a("x", 1),
+            mop_r("x"),
+            mop_a("y", 2),
+            MicroOp::Write {
+                key: "z".into(),
+                value: 7,
+            },
+        ],
+    );
+    assert_eq!(
+        got,
+        Some(OpResult::Txn(vec![
+            mop_a("x", 1),
+            read_of("x", &[1]),
+            mop_a("y", 2),
+            MicroOp::Write {
+                key: "z".into(),
+                value: 7
+            },
+        ]))
+    );
+    let got = ask_txn(
+        &mut l,
+        2,
+        vec![mop_r("x"), mop_r("y"), mop_r("z"), mop_r("w")],
+    );
+    assert_eq!(
+        got,
+        Some(OpResult::Txn(vec![
+            read_of("x", &[1]),
+            read_of("y", &[2]),
+            MicroOp::Read {
+                key: "z".into(),
+                value: Some(MopValue::Int(7))
+            },
+            MicroOp::Read {
+                key: "w".into(),
+                value: None
+            },
+        ]))
+    );
+}
+
+#[test]
+fn split_txn_bug_applies_the_second_half_of_the_writes_a_slot_later() {
+    let mut l = start(with_bug(cfg(1, 1), Bug::SplitTxn), vec![]);
+    campaign(&mut l);
+    assert!(ask_txn(&mut l, 1, vec![mop_a("x", 1), mop_a("y", 1)]).is_some());
+    // The next slot sees x but not y: half of the transaction.
+    assert_eq!(
+        ask_txn(&mut l, 2, vec![mop_r("x"), mop_r("y")]),
+        Some(OpResult::Txn(vec![
+            read_of("x", &[1]),
+            MicroOp::Read {
+                key: "y".into(),
+                value: None
+            }
+        ]))
+    );
+    // After that slot, y arrived.
+    assert_eq!(
+        ask_txn(&mut l, 3, vec![mop_r("y")]),
+        Some(OpResult::Txn(vec![read_of("y", &[1])]))
+    );
+}
+
+#[test]
+fn txn_local_read_bug_answers_read_only_transactions_locally() {
+    let mut f = start(with_bug(cfg(2, 3), Bug::TxnLocalRead), vec![]);
+    assert_eq!(
+        ask_txn(&mut f, 1, vec![mop_r("x")]),
+        Some(OpResult::Txn(vec![MicroOp::Read {
+            key: "x".into(),
+            value: None
+        }]))
+    );
+    // A transaction that writes goes through the log (no leader yet: no reply).
+    assert_eq!(ask_txn(&mut f, 2, vec![mop_r("x"), mop_a("x", 1)]), None);
 }
