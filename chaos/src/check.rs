@@ -57,6 +57,7 @@ pub fn check(args: &CheckArgs) -> Result<ExitCode, UsageError> {
     let options = Options {
         time_limit: Some(Duration::from_secs_f64(args.time_limit)),
         max_states: args.max_states,
+        ..Options::default()
     };
     let judged = results::judge_files(&history_path, finals.as_deref(), &options);
     let history = judged.history.map_err(UsageError)?;

@@ -129,6 +129,12 @@ pub struct RunArgs {
     /// exactly; the summary says what was drawn (docs/simulation.md).
     #[arg(long)]
     pub swarm: bool,
+    /// What a transaction workload (list-append, rw-register) is judged against:
+    /// read-uncommitted, read-committed, snapshot-isolation, serializable,
+    /// strong-session-serializable or strict-serializable [default:
+    /// strict-serializable] (docs/transactions.md).
+    #[arg(long, value_name = "MODEL", value_parser = parse_model)]
+    pub consistency_model: Option<checker::txn::Model>,
     /// Root directory of run directories.
     #[arg(long, value_name = "DIR", default_value = "runs")]
     pub results: PathBuf,
@@ -336,6 +342,7 @@ const PLAN_FLAGS: &[&str] = &[
     "node_args",
     "core",
     "swarm",
+    "consistency_model",
     "name",
     "grace",
     "op_timeout_ms",
@@ -444,6 +451,7 @@ impl RunArgs {
             node_args: self.node_args.clone(),
             core: self.core.unwrap_or_default(),
             swarm: self.swarm,
+            consistency_model: self.consistency_model,
             net: self.net.map(|n| match n {
                 NetFlag::Proxy => results::Net::Proxy,
                 NetFlag::Netns => results::Net::Netns,
@@ -675,4 +683,17 @@ impl MatrixArgs {
             results: self.results.clone(),
         }
     }
+}
+
+fn parse_model(s: &str) -> Result<checker::txn::Model, String> {
+    checker::txn::Model::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = checker::txn::Model::ALL
+            .iter()
+            .map(|m| m.as_str())
+            .collect();
+        format!(
+            "unknown consistency model '{s}'; expected {}",
+            names.join(", ")
+        )
+    })
 }

@@ -137,10 +137,89 @@ pub struct NemesisEvent {
     pub value: Value,
 }
 
+/// One micro-operation of a transaction as the history writes it: `["r", key,
+/// value]`, `["w", key, value]`, `["append", key, value]` (Maelstrom's and Elle's
+/// form). A read's value is `null` in the invoke and what it read in an ok
+/// completion: a list (list-append), an integer or `null` (rw-register).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxnMop {
+    Read { key: String, value: Value },
+    Write { key: String, value: i64 },
+    Append { key: String, value: i64 },
+}
+
+impl TxnMop {
+    pub fn key(&self) -> &str {
+        match self {
+            TxnMop::Read { key, .. } | TxnMop::Write { key, .. } | TxnMop::Append { key, .. } => {
+                key
+            }
+        }
+    }
+
+    /// The micro-operation as the history writes it.
+    pub fn to_json(&self) -> Value {
+        match self {
+            TxnMop::Read { key, value } => serde_json::json!(["r", key, value]),
+            TxnMop::Write { key, value } => serde_json::json!(["w", key, value]),
+            TxnMop::Append { key, value } => serde_json::json!(["append", key, value]),
+        }
+    }
+
+    /// A micro-operation from its history form.
+    pub fn from_json(v: &Value) -> Result<TxnMop, String> {
+        let Some([f, key, value]) = v.as_array().map(Vec::as_slice) else {
+            return Err(format!("a micro-op must be [f, key, value], got {v}"));
+        };
+        let key = key
+            .as_str()
+            .ok_or_else(|| format!("a micro-op's key must be a string, got {key}"))?
+            .to_string();
+        let int = || {
+            value
+                .as_i64()
+                .ok_or_else(|| format!("a write or append needs an integer value, got {value}"))
+        };
+        match f.as_str() {
+            Some("r") => Ok(TxnMop::Read {
+                key,
+                value: value.clone(),
+            }),
+            Some("w") => Ok(TxnMop::Write { key, value: int()? }),
+            Some("append") => Ok(TxnMop::Append { key, value: int()? }),
+            _ => Err(format!("a micro-op's f must be r, w or append, got {f}")),
+        }
+    }
+}
+
+impl Serialize for TxnMop {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TxnMop {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        TxnMop::from_json(&v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A transaction's micro-operations from an event's value.
+pub fn txn_of(v: &Value) -> Result<Vec<TxnMop>, String> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| format!("a txn's value must be a list of micro-ops, got {v}"))?;
+    list.iter().map(TxnMop::from_json).collect()
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     /// Client operations in invoke order.
     pub ops: Vec<Op>,
+    /// Transactions (`"f": "txn"` events), for the isolation check.
+    #[serde(skip)]
+    pub txns: crate::txn::TxnHistory,
     pub nemesis: Vec<NemesisEvent>,
     /// Number of lines (events) read.
     pub events: u64,
@@ -352,6 +431,8 @@ struct Parser {
     retired: BTreeMap<u64, u64>,
     /// Every key seen, once.
     keys: BTreeSet<Arc<str>>,
+    /// Process -> its transaction in flight: invoke time and micro-ops.
+    txn_in_flight: BTreeMap<u64, (u64, u64, Vec<TxnMop>)>,
 }
 
 impl Parser {
@@ -439,12 +520,89 @@ impl Parser {
         Ok(())
     }
 
+    /// A transaction's invoke or completion.
+    fn txn_event(&mut self, process: u64, raw: Event) -> Result<(), String> {
+        let mops = txn_of(&raw.value)?;
+        if raw.kind == EventType::Invoke {
+            if self.in_flight.contains_key(&process) || self.txn_in_flight.contains_key(&process) {
+                return Err(format!(
+                    "process {process} invokes a txn while another op is in flight"
+                ));
+            }
+            if let Some(info_index) = self.retired.get(&process) {
+                return Err(format!(
+                    "process {process} invokes after its op completed with info at index {info_index}"
+                ));
+            }
+            self.txn_in_flight
+                .insert(process, (raw.index, raw.time_ns, mops));
+            return Ok(());
+        }
+        let (_, invoke_ns, invoked) = self.txn_in_flight.remove(&process).ok_or_else(|| {
+            format!(
+                "{} txn completion for process {process} without a pending invoke",
+                raw.kind.name()
+            )
+        })?;
+        if mops.len() != invoked.len() || mops.iter().zip(&invoked).any(|(a, b)| a.key() != b.key())
+        {
+            return Err(format!(
+                "process {process}'s txn completion does not match its invoke's micro-ops"
+            ));
+        }
+        let (status, complete, shown) = match raw.kind {
+            EventType::Ok => (crate::txn::Status::Ok, Some(raw.time_ns), &mops),
+            EventType::Fail => (crate::txn::Status::Fail, Some(raw.time_ns), &invoked),
+            _ => {
+                self.retired.insert(process, raw.index);
+                (crate::txn::Status::Info, None, &invoked)
+            }
+        };
+        let ok = status == crate::txn::Status::Ok;
+        let txns = &mut self.history.txns;
+        let mut converted = Vec::with_capacity(shown.len());
+        for m in shown {
+            let k = txns.key(m.key());
+            converted.push(match m {
+                TxnMop::Append { value, .. } => crate::txn::Mop::Append(k, *value as u64),
+                TxnMop::Write { value, .. } => crate::txn::Mop::Write(k, *value as u64),
+                TxnMop::Read { value, .. } if !ok => crate::txn::Mop::Read(k, None),
+                TxnMop::Read { value, .. } => match value {
+                    Value::Null => crate::txn::Mop::ReadRegister(k, Some(None)),
+                    Value::Array(items) => crate::txn::Mop::Read(
+                        k,
+                        Some(
+                            items
+                                .iter()
+                                .map(|x| x.as_i64().map(|v| v as u64))
+                                .collect::<Option<Vec<u64>>>()
+                                .ok_or_else(|| {
+                                    format!("a read list must hold integers, got {value}")
+                                })?,
+                        ),
+                    ),
+                    other => crate::txn::Mop::ReadRegister(
+                        k,
+                        Some(Some(other.as_i64().ok_or_else(|| {
+                            format!(
+                                "a read's value must be a list, an integer or null, got {other}"
+                            )
+                        })? as u64)),
+                    ),
+                },
+            });
+        }
+        txns.push(process as u32, invoke_ns, complete, status, &converted);
+        Ok(())
+    }
+
     fn client_event(&mut self, process: u64, raw: Event) -> Result<(), String> {
         let f = match &raw.f {
             Func::Op(f) => *f,
+            Func::Fault(name) if name == "txn" => return self.txn_event(process, raw),
             Func::Fault(name) => {
                 return Err(format!(
-                    "unknown f '{name}' for a client op; expected propose, read, write or cas"
+                    "unknown f '{name}' for a client op; expected propose, read, write, cas or txn"
                 ));
             }
         };
@@ -514,6 +672,29 @@ impl Parser {
         // Invokes with no completion stay `info` with no completion time.
         let mut history = self.history;
         history.ops.shrink_to_fit();
+        // A transaction never completed stays indeterminate.
+        for (process, (_, invoke_ns, mops)) in self.txn_in_flight {
+            let txns = &mut history.txns;
+            let converted: Vec<crate::txn::Mop> = mops
+                .iter()
+                .map(|m| {
+                    let k = txns.key(m.key());
+                    match m {
+                        TxnMop::Append { value, .. } => crate::txn::Mop::Append(k, *value as u64),
+                        TxnMop::Write { value, .. } => crate::txn::Mop::Write(k, *value as u64),
+                        TxnMop::Read { .. } => crate::txn::Mop::Read(k, None),
+                    }
+                })
+                .collect();
+            txns.push(
+                process as u32,
+                invoke_ns,
+                None,
+                crate::txn::Status::Info,
+                &converted,
+            );
+        }
+        history.txns.finish();
         history
     }
 }

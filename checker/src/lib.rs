@@ -43,6 +43,8 @@ pub struct Options {
     pub time_limit: Option<Duration>,
     /// Most memoised states per key.
     pub max_states: usize,
+    /// What transactions are judged against (docs/transactions.md).
+    pub consistency_model: txn::Model,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
         Options {
             time_limit: Some(Duration::from_secs(60)),
             max_states: Budget::default().max_states,
+            consistency_model: txn::Model::StrictSerializable,
         }
     }
 }
@@ -112,7 +115,10 @@ pub fn check_streaming<E: std::fmt::Display>(
     }
     let (agreement, validity) = register::check(history, &registers);
     let linearizability = linearizability(history, options);
-    let checks = vec![agreement, validity, linearizability, log];
+    let mut checks = vec![agreement, validity, linearizability, log];
+    if !history.txns.is_empty() {
+        checks.push(isolation(history, options));
+    }
     CheckResult {
         verdict: Verdict::combine(checks.iter().map(|c| c.verdict)),
         checks,
@@ -180,7 +186,7 @@ pub fn linearizability(history: &History, options: &Options) -> CheckReport {
         Verdict::Invalid
     } else if !unknown.is_empty() {
         Verdict::Unknown
-    } else if history.ops.is_empty() {
+    } else if history.ops.is_empty() && history.txns.is_empty() {
         unknown.push("the history holds no client op: nothing to check".into());
         Verdict::Unknown
     } else if by_key.is_empty() {
@@ -201,6 +207,77 @@ pub fn linearizability(history: &History, options: &Options) -> CheckReport {
             anomalies.len(),
             unknown.len()
         ),
+        anomalies,
+        unknown,
+    }
+}
+
+/// The transactions' isolation under `options.consistency_model`: an `isolation`
+/// anomaly for each anomaly found that the model forbids; those it allows are
+/// counted in the summary.
+pub fn isolation(history: &History, options: &Options) -> CheckReport {
+    let model = options.consistency_model;
+    let report = txn::check(
+        &history.txns,
+        &txn::TxnOptions {
+            model,
+            time_limit: options.time_limit,
+            ..txn::TxnOptions::default()
+        },
+    );
+    let ok = (0..history.txns.len() as u32)
+        .filter(|t| history.txns.status(*t) == txn::Status::Ok)
+        .count();
+    let mut anomalies = Vec::new();
+    let mut allowed: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in &report.anomalies {
+        if !model.forbids(a.kind) {
+            *allowed.entry(a.kind.as_str()).or_default() += 1;
+            continue;
+        }
+        anomalies.push(Anomaly {
+            kind: AnomalyKind::Isolation,
+            key: None,
+            slot: None,
+            message: a.message.clone(),
+            ops: Vec::new(),
+            witness: None,
+            messages: Vec::new(),
+        });
+    }
+    let mut unknown: Vec<String> = report.unknown.iter().cloned().collect();
+    let verdict = match report.verdict {
+        Verdict::Valid if ok == 0 => {
+            unknown.push("no transaction completed ok: nothing to check".into());
+            Verdict::Unknown
+        }
+        v => v,
+    };
+    let forbidden: Vec<&str> = report.forbidden.iter().map(|k| k.as_str()).collect();
+    let mut summary = format!(
+        "{} ({ok} ok) under {model}; {}",
+        report::count(report.txns, "transaction"),
+        if forbidden.is_empty() {
+            "no anomaly it forbids".to_string()
+        } else {
+            format!("forbidden: {}", forbidden.join(", "))
+        }
+    );
+    if !allowed.is_empty() {
+        let list: Vec<String> = allowed.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+        summary.push_str(&format!("; allowed by it: {}", list.join(", ")));
+    }
+    summary.push_str(&format!(
+        "; {} dependency edges, {} cycles' components",
+        report.edges, report.components
+    ));
+    for note in &report.not_inferred {
+        summary.push_str(&format!("; {note}"));
+    }
+    CheckReport {
+        name: "isolation".into(),
+        verdict,
+        summary,
         anomalies,
         unknown,
     }

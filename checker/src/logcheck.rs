@@ -40,6 +40,9 @@ struct CommandView<'a> {
     from: Option<i64>,
     #[serde(default)]
     to: Option<i64>,
+    /// A transaction's micro-ops (`["w", key, value]` writes a register).
+    #[serde(borrow, default)]
+    txn: Option<&'a RawValue>,
 }
 
 fn view(cmd: &str) -> CommandView<'_> {
@@ -233,7 +236,19 @@ fn snapshot_disagreements(
             };
             let cmds: Vec<Option<&RawValue>> = serde_json::from_str(text).unwrap_or_default();
             for cmd in cmds.into_iter().flatten() {
-                match understand(&view(cmd.get())) {
+                let v = view(cmd.get());
+                if let (Some("txn"), Some(txn)) = (v.op, v.txn) {
+                    // Its register writes, in order (appends change lists only).
+                    let mops: Vec<(String, String, serde_json::Value)> =
+                        serde_json::from_str(txn.get()).unwrap_or_default();
+                    for (f, key, value) in mops {
+                        if let ("w", Some(value)) = (f.as_str(), value.as_i64()) {
+                            state.insert(key, value);
+                        }
+                    }
+                    continue;
+                }
+                match understand(&v) {
                     Chosen::Write { key, value } => {
                         state.insert(key.to_string(), value);
                     }

@@ -192,10 +192,13 @@ pub enum AnomalyKind {
     CoreAssertion,
     /// A restart's recovery returned other records than its disk held whole.
     RecoveryMismatch,
+    /// Transactions showed an anomaly their consistency model forbids (its name,
+    /// G0 to G2-item and their variants, leads the message: docs/transactions.md).
+    Isolation,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 19] = [
+    pub const ALL: [AnomalyKind; 20] = [
         AnomalyKind::Agreement,
         AnomalyKind::Validity,
         AnomalyKind::NonLinearizable,
@@ -215,6 +218,7 @@ impl AnomalyKind {
         AnomalyKind::StateMachineSafety,
         AnomalyKind::CoreAssertion,
         AnomalyKind::RecoveryMismatch,
+        AnomalyKind::Isolation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -238,6 +242,7 @@ impl AnomalyKind {
             AnomalyKind::StateMachineSafety => "state-machine-safety",
             AnomalyKind::CoreAssertion => "core-assertion",
             AnomalyKind::RecoveryMismatch => "recovery-mismatch",
+            AnomalyKind::Isolation => "isolation",
         }
     }
 }

@@ -56,6 +56,27 @@ impl Stats {
                 }
             }
         }
+        for t in 0..history.txns.len() as u32 {
+            let outcome = match history.txns.status(t) {
+                crate::txn::Status::Ok => "ok",
+                crate::txn::Status::Fail => "fail",
+                crate::txn::Status::Info => "info",
+            };
+            *counts
+                .entry("txn".into())
+                .or_default()
+                .entry(outcome.into())
+                .or_default() += 1;
+            if let (crate::txn::Status::Ok, (invoke, Some(done))) =
+                (history.txns.status(t), history.txns.times(t))
+            {
+                ok += 1;
+                latencies
+                    .entry("txn".into())
+                    .or_default()
+                    .push(done.saturating_sub(invoke) / 1_000);
+            }
+        }
         let latency = latencies
             .into_iter()
             .map(|(f, mut v)| {
@@ -71,10 +92,19 @@ impl Stats {
                 (f, l)
             })
             .collect();
-        let start = history.ops.first().map_or(0, |o| o.invoke_ns);
+        let first_txn = (!history.txns.is_empty()).then(|| {
+            (0..history.txns.len() as u32)
+                .map(|t| history.txns.times(t).0)
+                .min()
+                .unwrap_or(0)
+        });
+        let start = match (history.ops.first().map(|o| o.invoke_ns), first_txn) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(0),
+        };
         let span_ns = history.end_ns.saturating_sub(start);
         Stats {
-            ops: history.ops.len() as u64,
+            ops: (history.ops.len() + history.txns.len()) as u64,
             counts,
             latency,
             ok_per_second: if span_ns == 0 {

@@ -240,6 +240,7 @@ fn a_spent_budget_is_unknown_never_valid() {
     let opts = Options {
         time_limit: None,
         max_states: 50,
+        ..Options::default()
     };
     let result = check(&h.history(), &[], &opts);
     assert_eq!(result.checks[2].verdict, Verdict::Unknown);

@@ -294,11 +294,19 @@ fn final_phase<D: Driver>(plan: &Plan, d: &mut D, recorder: &Recorder, down: &Do
     });
 }
 
-/// The op that asks node `id` whether it serves: a read of the plan's first KV key,
-/// or, for a register workload, a propose on a fresh register.
+/// The op that asks node `id` whether it serves: a read of the plan's first KV key
+/// (in a transaction, for a transaction workload), or, for a register workload, a
+/// propose on a fresh register.
 pub fn liveness_op(plan: &Plan, id: NodeId) -> WorkloadOp {
     match plan.kv_keys.first() {
         Some(key) if plan.workload.has_kv() => WorkloadOp::Read { key: key.clone() },
+        // A transaction that reads the first key of the clients' first generation.
+        Some(key) if plan.workload.is_txn() => WorkloadOp::Txn {
+            txn: vec![checker::history::TxnMop::Read {
+                key: format!("{key}.0"),
+                value: serde_json::Value::Null,
+            }],
+        },
         _ => WorkloadOp::Propose {
             key: format!("final-n{id}"),
             value: -i64::from(id),

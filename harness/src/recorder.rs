@@ -167,6 +167,71 @@ impl Recorder {
         self.inner.lock().ok().and_then(|i| i.broken.clone())
     }
 
+    /// A client's invoke of `op` through `node`.
+    pub fn invoke_op(&self, process: u64, op: &crate::vocab::WorkloadOp, node: u32) {
+        match (op.call(), op) {
+            (Some(call), _) => self.invoke(process, call, op.key(), node),
+            (None, crate::vocab::WorkloadOp::Txn { txn }) => {
+                self.txn_event(process, EventType::Invoke, txn, node, None)
+            }
+            (None, _) => unreachable!("every op but a txn has a call"),
+        }
+    }
+
+    /// The completion of `op`'s invoke: an ok transaction's micro-ops are what it
+    /// read; every other completion repeats the invoke's.
+    pub fn complete_op(
+        &self,
+        process: u64,
+        op: &crate::vocab::WorkloadOp,
+        node: u32,
+        done: &Completion,
+    ) {
+        match (op.call(), op) {
+            (Some(call), _) => self.complete(process, call, op.key(), node, done),
+            (None, crate::vocab::WorkloadOp::Txn { txn }) => {
+                self.count(done.outcome);
+                let shown = match (done.outcome, &done.txn) {
+                    (Outcome::Ok, Some(read)) => read,
+                    _ => txn,
+                };
+                let kind = EventType::of(done.outcome);
+                self.txn_event(process, kind, shown, node, done.error.as_deref());
+            }
+            (None, _) => unreachable!("every op but a txn has a call"),
+        }
+    }
+
+    fn count(&self, outcome: Outcome) {
+        let counter = match outcome {
+            Outcome::Ok => &self.ok,
+            Outcome::Fail => &self.fail,
+            Outcome::Info => &self.info,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn txn_event(
+        &self,
+        process: u64,
+        kind: EventType,
+        txn: &[checker::history::TxnMop],
+        node: u32,
+        error: Option<&str>,
+    ) {
+        self.write(Event {
+            index: 0,
+            time_ns: 0,
+            process: Process::Client(process),
+            kind,
+            f: Func::Fault(Cow::Borrowed("txn")),
+            key: None,
+            value: Value::Array(txn.iter().map(checker::history::TxnMop::to_json).collect()),
+            node: Some(node),
+            error: error.map(Cow::Borrowed),
+        });
+    }
+
     /// A client's invoke of `call` on `key` through `node`.
     pub fn invoke(&self, process: u64, call: Call, key: &str, node: u32) {
         self.write(Event {
@@ -186,12 +251,7 @@ impl Recorder {
     /// returned; every other completion repeats the invoke's value.
     pub fn complete(&self, process: u64, call: Call, key: &str, node: u32, done: &Completion) {
         let (outcome, returned, error) = (done.outcome, done.value, done.error.as_deref());
-        let counter = match outcome {
-            Outcome::Ok => &self.ok,
-            Outcome::Fail => &self.fail,
-            Outcome::Info => &self.info,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.count(outcome);
         let value = match (outcome, call) {
             (Outcome::Ok, Call::Read | Call::Propose { .. }) => {
                 returned.map_or(Value::Null, Value::from)
@@ -359,7 +419,7 @@ mod tests {
             to: 8,
         };
         let timed_out = Completion::unknown(&cas, "client-timeout", true);
-        r.complete(p, cas.call(), "k\"0", 1, &timed_out);
+        r.complete_op(p, &cas, 1, &timed_out);
         r.nemesis(
             "kill",
             serde_json::json!({"targets": [1], "outcome": "installed"}),

@@ -68,6 +68,8 @@ pub struct PlanSpec {
     /// Draw the fault kinds, interval, clients, keys and op mix from the seed too
     /// (`--swarm`): kinds, interval and clients where these are unset.
     pub swarm: bool,
+    /// What transactions are judged against.
+    pub consistency_model: Option<checker::txn::Model>,
     /// `None`: netns for etcd, else proxy.
     pub net: Option<Net>,
     /// `None`: the default kinds of the mode and network.
@@ -103,6 +105,7 @@ impl Default for PlanSpec {
             node_args: Vec::new(),
             core: results::plan::CoreName::Paxos,
             swarm: false,
+            consistency_model: None,
             net: None,
             nemesis: None,
             nemesis_interval_s: None,
@@ -224,6 +227,7 @@ impl PlanSpec {
             declared: self.declared.clone(),
             core: self.core,
             swarm: self.swarm,
+            consistency_model: self.consistency_model,
             node_cmd: self.node_cmd.clone(),
             net: self.net.unwrap_or(self.system.default_net()),
             script: None,

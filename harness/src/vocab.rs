@@ -29,6 +29,8 @@ pub struct Completion {
     pub outcome: Outcome,
     /// What an ok read (`None`: absent) or an ok propose returned.
     pub value: Option<i64>,
+    /// What an ok transaction's micro-ops read.
+    pub txn: Option<Vec<checker::history::TxnMop>>,
     /// The error code of a failed or unknown op.
     pub error: Option<String>,
     /// The connection cannot be used again (it broke, or a late reply may still come).
@@ -40,8 +42,17 @@ impl Completion {
         Completion {
             outcome: Outcome::Ok,
             value,
+            txn: None,
             error: None,
             reconnect: false,
+        }
+    }
+
+    /// An ok transaction, with what its micro-ops read.
+    pub fn ok_txn(txn: Vec<checker::history::TxnMop>) -> Completion {
+        Completion {
+            txn: Some(txn),
+            ..Completion::ok(None)
         }
     }
 
@@ -50,6 +61,7 @@ impl Completion {
         Completion {
             outcome: Outcome::Fail,
             value: None,
+            txn: None,
             error: Some(error.to_string()),
             reconnect: false,
         }
@@ -58,7 +70,7 @@ impl Completion {
     /// No reply the client can trust (timeout, broken connection, an indefinite error):
     /// `info`, except for a read, which is `fail` since it changes nothing.
     pub fn unknown(op: &WorkloadOp, error: &str, reconnect: bool) -> Completion {
-        let outcome = if matches!(op, WorkloadOp::Read { .. }) {
+        let outcome = if op.reads_only() {
             Outcome::Fail
         } else {
             Outcome::Info
@@ -66,6 +78,7 @@ impl Completion {
         Completion {
             outcome,
             value: None,
+            txn: None,
             error: Some(error.to_string()),
             reconnect,
         }

@@ -33,10 +33,9 @@ pub async fn perform<C: Client>(
     recorder: &Recorder,
     timeout: Duration,
 ) -> Completion {
-    let (call, key) = (op.call(), op.key());
-    recorder.invoke(process, call, key, node);
+    recorder.invoke_op(process, op, node);
     let done = client.call(op, timeout).await;
-    recorder.complete(process, call, key, node, &done);
+    recorder.complete_op(process, op, node, &done);
     done
 }
 
@@ -154,6 +153,8 @@ pub struct ClientSlot {
     pub process: u64,
     rng: rand_chacha::ChaCha8Rng,
     seq: i64,
+    /// Values written by this slot's transactions so far (each unique in the run).
+    written: i64,
     /// Per key, the last value this client saw (a cas expects it).
     seen: BTreeMap<String, i64>,
     /// The wait after an unavailable answer, its stream of its own, and how many
@@ -181,6 +182,7 @@ impl ClientSlot {
             process: index as u64,
             rng: substream(cfg.seed, &format!("workload/{index}")),
             seq: 0,
+            written: 0,
             seen: BTreeMap::new(),
             backoff: cfg.backoff,
             backoff_rng: substream(cfg.seed, &format!("workload/{index}/backoff")),
@@ -225,6 +227,9 @@ impl ClientSlot {
                 value,
             };
         }
+        if cfg.workload.is_txn() {
+            return self.next_txn(cfg);
+        }
         let rng = &mut self.rng;
         let key = cfg.kv_keys[rng.random_range(0..cfg.kv_keys.len().max(1))].clone();
         match cfg
@@ -242,6 +247,41 @@ impl ClientSlot {
                 }
             }
         }
+    }
+
+    /// A transaction of 1-4 micro-ops, each a read or (as often) an append or write
+    /// of a value unique in the run, over the plan's keys of the slot's current
+    /// generation. Every slot moves to fresh keys (`k0.1`, `k0.2`, ...) after a
+    /// number of transactions that keeps a key's list near 32 appends, so reads
+    /// stay short however long the run.
+    fn next_txn(&mut self, cfg: &WorkloadConfig) -> WorkloadOp {
+        use checker::history::TxnMop;
+        let keys = cfg.kv_keys.len().max(1);
+        let per_generation = ((26 * keys) / cfg.concurrency.max(1)).max(4) as i64;
+        let generation = (self.seq - 1) / per_generation;
+        let rng = &mut self.rng;
+        let n = rng.random_range(1..=4);
+        let mut txn = Vec::with_capacity(n);
+        for _ in 0..n {
+            let key = match cfg.kv_keys.get(rng.random_range(0..keys)) {
+                Some(k) => format!("{k}.{generation}"),
+                None => format!("k.{generation}"),
+            };
+            if rng.random_bool(0.5) {
+                txn.push(TxnMop::Read {
+                    key,
+                    value: serde_json::Value::Null,
+                });
+                continue;
+            }
+            self.written += 1;
+            let value = (self.index as i64 + 1) * 1_000_000_000 + self.written;
+            txn.push(match cfg.workload {
+                Workload::RwRegister => TxnMop::Write { key, value },
+                _ => TxnMop::Append { key, value },
+            });
+        }
+        WorkloadOp::Txn { txn }
     }
 
     /// Learns from a completed op: a decided register moves every register slot to a
@@ -267,6 +307,7 @@ impl ClientSlot {
                 WorkloadOp::Write { key, value } | WorkloadOp::Cas { key, to: value, .. } => {
                     self.seen.insert(key.clone(), *value);
                 }
+                WorkloadOp::Txn { .. } => {}
             }
         }
         let info = done.outcome == Outcome::Info;

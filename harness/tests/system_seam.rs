@@ -135,6 +135,8 @@ impl Client for ToyClient {
                     Completion::fail("precondition-failed")
                 }
             }
+            // This system's plans run no transactions.
+            WorkloadOp::Txn { .. } => Completion::fail("unknown-op"),
         };
         if !matches!(op, WorkloadOp::Read { .. }) {
             let copy = s.store.clone();

@@ -52,6 +52,16 @@ pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> 
     let started = Instant::now();
     let history_path = history;
     let history = read_history(history);
+    // The run's plan beside the history, read once for every use below.
+    let plan = history_path
+        .parent()
+        .and_then(|d| crate::Plan::read(d).ok());
+    // Transactions are judged against the model the run asked for.
+    let mut options = options.clone();
+    if let Some(model) = plan.as_ref().and_then(|p| p.consistency_model) {
+        options.consistency_model = model;
+    }
+    let options = &options;
     let mut checked = history
         .as_ref()
         .ok()
@@ -60,10 +70,6 @@ pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> 
     // history when the nodes kept them (every rule), else over a message trace that
     // carries messages (the rules the wire shows).
     let mut coverage = None;
-    // The run's plan beside the history, read once for every use below.
-    let plan = history_path
-        .parent()
-        .and_then(|d| crate::Plan::read(d).ok());
     if let (Some(result), Some(dir), Ok(h)) = (checked.as_mut(), history_path.parent(), &history) {
         let other_core = plan.as_ref().filter(|p| p.core.unjudged_rules().is_some());
         let report = match other_core {

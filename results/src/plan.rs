@@ -15,7 +15,7 @@ pub const PLAN_VERSION: u32 = 2;
 
 /// Which clients run: contended register proposals, KV ops, or half each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Workload {
     /// Contended proposals on write-once registers (Basic Paxos).
     Register,
@@ -23,31 +23,49 @@ pub enum Workload {
     Kv,
     /// Half the clients on each.
     Both,
+    /// Transactions that append to lists and read them (docs/transactions.md).
+    ListAppend,
+    /// Transactions that write and read registers (docs/transactions.md).
+    RwRegister,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 3] = [Workload::Register, Workload::Kv, Workload::Both];
+    pub const ALL: [Workload; 5] = [
+        Workload::Register,
+        Workload::Kv,
+        Workload::Both,
+        Workload::ListAppend,
+        Workload::RwRegister,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Workload::Register => "register",
             Workload::Kv => "kv",
             Workload::Both => "both",
+            Workload::ListAppend => "list-append",
+            Workload::RwRegister => "rw-register",
         }
     }
 
-    /// Whether client slot `slot` proposes on registers (else it runs KV ops).
+    /// Whether client slot `slot` proposes on registers (else it runs KV ops or
+    /// transactions).
     pub fn slot_is_register(self, slot: usize) -> bool {
         match self {
             Workload::Register => true,
-            Workload::Kv => false,
             Workload::Both => slot % 2 == 0,
+            _ => false,
         }
     }
 
-    /// Whether any client runs KV ops.
+    /// Whether any client runs single-key KV ops.
     pub fn has_kv(self) -> bool {
-        self != Workload::Register
+        matches!(self, Workload::Kv | Workload::Both)
+    }
+
+    /// Whether the clients run transactions.
+    pub fn is_txn(self) -> bool {
+        matches!(self, Workload::ListAppend | Workload::RwRegister)
     }
 }
 
@@ -57,7 +75,11 @@ impl std::str::FromStr for Workload {
         Workload::ALL
             .into_iter()
             .find(|w| w.name() == s)
-            .ok_or_else(|| format!("unknown workload '{s}'; expected register, kv or both"))
+            .ok_or_else(|| {
+                format!(
+                    "unknown workload '{s}'; expected register, kv, both, list-append or rw-register"
+                )
+            })
     }
 }
 
@@ -249,6 +271,10 @@ pub struct Plan {
     /// the plan's own fields, so it replays as stored.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub swarm: bool,
+    /// What a transaction workload's history is judged against (docs/transactions.md;
+    /// unset: strict serializable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency_model: Option<checker::txn::Model>,
     /// The command line that runs one Maelstrom node (split into words as a shell
     /// would, run without one; docs/maelstrom.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -426,34 +452,70 @@ impl Net {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "f", rename_all = "kebab-case")]
 pub enum WorkloadOp {
-    Propose { key: String, value: i64 },
-    Read { key: String },
-    Write { key: String, value: i64 },
-    Cas { key: String, from: i64, to: i64 },
+    Propose {
+        key: String,
+        value: i64,
+    },
+    Read {
+        key: String,
+    },
+    Write {
+        key: String,
+        value: i64,
+    },
+    Cas {
+        key: String,
+        from: i64,
+        to: i64,
+    },
+    /// A transaction: micro-ops over several keys (reads with a null value).
+    Txn {
+        txn: Vec<checker::history::TxnMop>,
+    },
 }
 
 impl WorkloadOp {
-    pub fn f(&self) -> checker::history::F {
-        self.call().f()
+    /// The op's name as the history writes it (`f`).
+    pub fn name(&self) -> &'static str {
+        match self.call() {
+            Some(call) => call.f().name(),
+            None => "txn",
+        }
     }
 
+    /// The op's key (a transaction's first).
     pub fn key(&self) -> &str {
         match self {
             WorkloadOp::Propose { key, .. }
             | WorkloadOp::Read { key }
             | WorkloadOp::Write { key, .. }
             | WorkloadOp::Cas { key, .. } => key,
+            WorkloadOp::Txn { txn } => txn.first().map_or("", |m| m.key()),
         }
     }
 
-    /// What the op asks for, as the history records it.
-    pub fn call(&self) -> checker::history::Call {
+    /// What a single-key op asks for, as the history records it (`None` for a
+    /// transaction, which the history records as its micro-ops).
+    pub fn call(&self) -> Option<checker::history::Call> {
         use checker::history::Call;
-        match *self {
+        Some(match *self {
             WorkloadOp::Propose { value, .. } => Call::Propose { value },
             WorkloadOp::Read { .. } => Call::Read,
             WorkloadOp::Write { value, .. } => Call::Write { value },
             WorkloadOp::Cas { from, to, .. } => Call::Cas { from, to },
+            WorkloadOp::Txn { .. } => return None,
+        })
+    }
+
+    /// Whether the op only reads (a read, or a transaction of reads): one that did
+    /// not succeed changed nothing.
+    pub fn reads_only(&self) -> bool {
+        match self {
+            WorkloadOp::Read { .. } => true,
+            WorkloadOp::Txn { txn } => txn
+                .iter()
+                .all(|m| matches!(m, checker::history::TxnMop::Read { .. })),
+            _ => false,
         }
     }
 }
@@ -636,6 +698,17 @@ impl Plan {
                 ));
             }
         }
+        if self.workload.is_txn() && self.system != SystemKind::Bundled {
+            return inconsistent(format!(
+                "--workload {} runs on the bundled node only for now (its client speaks txn); {} systems run kv or register",
+                self.workload.name(),
+                match self.system {
+                    SystemKind::Maelstrom => "Maelstrom",
+                    SystemKind::Etcd => "etcd",
+                    _ => "declared",
+                }
+            ));
+        }
         if self.system == SystemKind::Etcd {
             // A plan of the built-in etcd client, which a system file replaced: it
             // still reads (its run renders and reports), but no longer runs.
@@ -666,6 +739,7 @@ impl Plan {
                 Workload::Kv => &[WorkloadName::Kv],
                 Workload::Register => &[WorkloadName::Register],
                 Workload::Both => &[WorkloadName::Kv, WorkloadName::Register],
+                Workload::ListAppend | Workload::RwRegister => &[],
             };
             if let Some(w) = wanted.iter().find(|w| !d.file.serves(**w)) {
                 let served: Vec<&str> = d.file.workloads.iter().map(|w| w.name()).collect();
@@ -885,6 +959,9 @@ impl Plan {
             // The seed draws the keys and the op mix again, and the rest as given.
             parts.push("--swarm".into());
         }
+        if let Some(model) = self.consistency_model {
+            parts.push(format!("--consistency-model {model}"));
+        }
         for arg in &self.node_args {
             parts.push(format!("--node-arg={}", shell_quote(arg)));
         }
@@ -973,6 +1050,7 @@ pub(crate) mod tests {
             declared: None,
             core: CoreName::Paxos,
             swarm: false,
+            consistency_model: None,
             node_cmd: None,
             net: Net::Proxy,
             script: None,

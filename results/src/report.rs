@@ -90,6 +90,9 @@ pub fn explain(kind: AnomalyKind) -> &'static str {
         AnomalyKind::RecoveryMismatch => {
             "A node's recovery after a restart returned other records than its disk held: it dropped a record that had reached the disk whole (synced, or written back before the crash), or brought back one the crash lost. A dropped promise or acceptance is a vow forgotten; clients rarely see it until it matters."
         }
+        AnomalyKind::Isolation => {
+            "Transactions were not isolated as the consistency model promises: the order their reads reveal has a cycle (or a read saw what no committed transaction left), named as Adya's levels name it, each edge of the cycle in words. Two transactions each saw the other first; no serial order explains what clients read."
+        }
         AnomalyKind::CoreAssertion => {
             "A node's core stopped on one of its own assertions: it met a state its protocol says cannot happen (for raft-rs, typically a follower that lost entries it had acknowledged). The core found the violation before the clients did."
         }

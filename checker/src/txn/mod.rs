@@ -84,7 +84,7 @@ enum MopKind {
 /// A micro-operation as stored: values live in the history's one value array, and
 /// a list read that is a prefix of its key's list (every read, in a valid history)
 /// as its length only.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct MopRec {
     kind: MopKind,
     key: u32,
@@ -101,7 +101,7 @@ const PREFIX: u32 = u32::MAX;
 /// whole): a sparse key space must not allocate a slot for every number.
 const MAX_LIST_KEY: u32 = 1 << 24;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct TxnRec {
     process: u32,
     status: Status,
@@ -138,7 +138,7 @@ impl MopView<'_> {
 /// micro-operation and 8 a value written. Each key's list is kept once, as long as
 /// the longest read of it so far; a read that is a prefix of it (or extends it) is
 /// stored as its length, so a read costs no more than its micro-operation.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TxnHistory {
     txns: Vec<TxnRec>,
     mops: Vec<MopRec>,
@@ -258,6 +258,35 @@ impl TxnHistory {
         false
     }
 
+    /// Makes a nil read of a key some transaction appends to an empty list, as
+    /// Maelstrom's and Elle's list-append do (a read of a list never appended to
+    /// returns null), and releases the arrays' slack: call once the history is
+    /// complete.
+    pub fn finish(&mut self) {
+        let mut appended: Vec<u32> = self
+            .mops
+            .iter()
+            .filter(|m| m.kind == MopKind::Append)
+            .map(|m| m.key)
+            .collect();
+        appended.sort_unstable();
+        appended.dedup();
+        for m in &mut self.mops {
+            if m.kind == MopKind::ReadRegister
+                && m.len == 0
+                && appended.binary_search(&m.key).is_ok()
+            {
+                *m = MopRec {
+                    kind: MopKind::Read,
+                    key: m.key,
+                    lo: PREFIX,
+                    len: 0,
+                };
+            }
+        }
+        self.shrink_to_fit();
+    }
+
     /// Releases the slack of the arrays once the history is complete.
     pub fn shrink_to_fit(&mut self) {
         self.txns.shrink_to_fit();
@@ -272,6 +301,9 @@ impl TxnHistory {
     /// The values of the read at `mop` (an index into the micro-operations).
     fn read_values(&self, mop: u32) -> &[u64] {
         let m = &self.mops[mop as usize];
+        if m.len == 0 {
+            return &[];
+        }
         if m.lo == PREFIX {
             return &self.lists[m.key as usize][..m.len as usize];
         }
@@ -288,6 +320,12 @@ impl TxnHistory {
 
     pub fn status(&self, t: TxnId) -> Status {
         self.txns[t as usize].status
+    }
+
+    /// When transaction `t` was invoked and completed (`None`: it never did).
+    pub fn times(&self, t: TxnId) -> (u64, Option<u64>) {
+        let rec = self.txns[t as usize];
+        (rec.invoke, (rec.complete != NEVER).then_some(rec.complete))
     }
 
     pub fn process(&self, t: TxnId) -> u32 {
@@ -637,8 +675,10 @@ pub fn check(history: &TxnHistory, opts: &TxnOptions) -> TxnReport {
 }
 
 impl<'h> Checker<'h> {
+    /// An anomaly that needs no cycle; its message is led by its name, as a
+    /// cycle's is.
     fn found(&mut self, kind: TxnAnomalyKind, txns: Vec<TxnId>, message: String) {
-        self.found_cycle(kind, txns, Vec::new(), message);
+        self.found_cycle(kind, txns, Vec::new(), format!("{kind}: {message}"));
     }
 
     fn found_cycle(

@@ -126,7 +126,8 @@ pub fn request(op: &WorkloadOp, key: i64, msg_id: u64) -> Option<Map<String, Val
         WorkloadOp::Cas { from, to, .. } => {
             json!({"type": "cas", "msg_id": msg_id, "key": key, "from": from, "to": to})
         }
-        WorkloadOp::Propose { .. } => return None,
+        // Plans refuse both for Maelstrom nodes (results::Plan::check).
+        WorkloadOp::Propose { .. } | WorkloadOp::Txn { .. } => return None,
     }))
 }
 

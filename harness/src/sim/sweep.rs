@@ -96,7 +96,13 @@ pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, Failure> {
         .chain(&sim.learned)
         .map(|(id, dump)| parse_final(dump, Some(*id)));
     let faults = results::faults::FaultSummary::of(&history.nemesis, history.end_ns).ran;
-    let mut checked = checker::check_streaming(&history, finals, &checker::Options::default());
+    let options = checker::Options {
+        consistency_model: plan
+            .consistency_model
+            .unwrap_or(checker::Options::default().consistency_model),
+        ..checker::Options::default()
+    };
+    let mut checked = checker::check_streaming(&history, finals, &options);
     let broken_rules = sim.protocol.anomalies.iter().map(|a| a.kind).collect();
     let history_verdict = checked.verdict;
     checked.put(sim.protocol);

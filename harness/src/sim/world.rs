@@ -1094,7 +1094,7 @@ impl<'r, C: SimCore> World<'r, C> {
 
     /// Records the invoke and sends `op` to `node` on the client's connection.
     fn send(&mut self, client: usize, node: NodeId, op: WorkloadOp, process: u64, timeout: u64) {
-        self.recorder.invoke(process, op.call(), op.key(), node);
+        self.recorder.invoke_op(process, &op, node);
         let request = match request_of(&op) {
             paxos_node::client::Request::Op(op) => op,
             other => unreachable!("a workload op is a core op, not {other:?}"),
@@ -1122,8 +1122,7 @@ impl<'r, C: SimCore> World<'r, C> {
         let Some(f) = self.clients[client].in_flight.take() else {
             return;
         };
-        self.recorder
-            .complete(f.process, f.op.call(), f.op.key(), f.node, &done);
+        self.recorder.complete_op(f.process, &f.op, f.node, &done);
         if done.reconnect {
             self.clients[client].conn = None;
         }

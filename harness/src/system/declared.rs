@@ -651,6 +651,8 @@ impl DeclaredClient {
             WorkloadOp::Propose { key, value } => {
                 json!({"id": id, "f": "propose", "key": key, "value": value})
             }
+            // Plans refuse transactions for declared systems (results::Plan::check).
+            WorkloadOp::Txn { txn } => json!({"id": id, "f": "txn", "value": txn}),
         }
     }
 
@@ -663,10 +665,7 @@ impl DeclaredClient {
                     WorkloadOp::Read { .. } | WorkloadOp::Propose { .. } => match &reply["value"] {
                         Value::Null => None,
                         v => Some(v.as_i64().ok_or_else(|| {
-                            format!(
-                                "an ok {} whose value is not an integer or null",
-                                op.call().f().name()
-                            )
+                            format!("an ok {} whose value is not an integer or null", op.name())
                         })?),
                     },
                     _ => None,

@@ -393,6 +393,11 @@ pub struct NodeClient {
 impl Client for NodeClient {
     async fn call(&mut self, op: &WorkloadOp, timeout: Duration) -> Completion {
         match self.conn.call_op(&request_of(op), timeout).await {
+            Ok(Reply {
+                ok: true,
+                txn: Some(txn),
+                ..
+            }) if matches!(op, WorkloadOp::Txn { .. }) => txn_completion(txn),
             Ok(r) if r.ok => classify(op, Answer::Ok(r.value)),
             Ok(r) => {
                 let code = r.error.as_deref().unwrap_or("unknown-error");
@@ -442,9 +447,30 @@ pub fn completion_of(op: &WorkloadOp, result: &node_types::OpResult) -> Completi
         OpResult::Value(v) => classify(op, Answer::Ok(*v)),
         OpResult::Done => classify(op, Answer::Ok(None)),
         OpResult::Error(code) => classify(op, Answer::Error(code.as_str(), code.definite())),
-        // No workload sends transactions yet.
-        OpResult::Txn(_) => classify(op, Answer::Ok(None)),
+        OpResult::Txn(txn) => txn_completion(txn.clone()),
     }
+}
+
+/// An ok transaction's reply: its micro-ops, as the history writes them.
+fn txn_completion(txn: Vec<node_types::MicroOp>) -> Completion {
+    use checker::history::TxnMop;
+    use node_types::{MicroOp, MopValue};
+    Completion::ok_txn(
+        txn.into_iter()
+            .map(|m| match m {
+                MicroOp::Read { key, value } => TxnMop::Read {
+                    key,
+                    value: match value {
+                        None => serde_json::Value::Null,
+                        Some(MopValue::Int(v)) => v.into(),
+                        Some(MopValue::List(l)) => l.into(),
+                    },
+                },
+                MicroOp::Write { key, value } => TxnMop::Write { key, value },
+                MicroOp::Append { key, value } => TxnMop::Append { key, value },
+            })
+            .collect(),
+    )
 }
 
 /// A workload op as the node's request.
@@ -457,6 +483,20 @@ pub fn request_of(op: &WorkloadOp) -> Request {
         WorkloadOp::Read { key } => kv(KvOp::Read { key }),
         WorkloadOp::Write { key, value } => kv(KvOp::Write { key, value }),
         WorkloadOp::Cas { key, from, to } => kv(KvOp::Cas { key, from, to }),
+        WorkloadOp::Txn { txn } => {
+            use checker::history::TxnMop;
+            use node_types::MicroOp;
+            kv(KvOp::Txn {
+                txn: txn
+                    .into_iter()
+                    .map(|m| match m {
+                        TxnMop::Read { key, .. } => MicroOp::Read { key, value: None },
+                        TxnMop::Write { key, value } => MicroOp::Write { key, value },
+                        TxnMop::Append { key, value } => MicroOp::Append { key, value },
+                    })
+                    .collect(),
+            })
+        }
     }
 }
 
