@@ -137,6 +137,42 @@ fn a_proxy_over_seq_kv_or_lww_kv_is_caught() {
     }
 }
 
+/// A Maelstrom node of our own for the txn workloads (tests/maelstrom/txn_node.py):
+/// one that applies each transaction whole passes; one that interleaves the
+/// micro-ops of transactions in progress is caught by the isolation check, for
+/// list-append and rw-register alike.
+#[test]
+fn a_txn_node_that_serialises_passes_and_one_without_isolation_is_caught() {
+    if !python_ok() {
+        return;
+    }
+    let node = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/maelstrom/txn_node.py");
+    for workload in ["list-append", "rw-register"] {
+        for (mode, code) in [("serial", 0), ("interleave", 1)] {
+            let root = tempfile::tempdir().unwrap();
+            let out = Command::new(CHAOS)
+                .args(["run", "--no-progress", "--workload", workload])
+                .args(["--nodes", "3", "--rate", "300", "--seed", "5"])
+                .args(["--time-limit", "2", "--nemesis", "none"])
+                .arg("--node-cmd")
+                .arg(format!("python3 {node} {mode}"))
+                .arg("--results")
+                .arg(root.path())
+                .output()
+                .unwrap();
+            let t = text(&out);
+            assert_eq!(out.status.code(), Some(code), "{workload} {mode}: {t}");
+            let result = result_of(&latest(root.path()));
+            let want = if code == 0 { "valid" } else { "invalid" };
+            assert_eq!(
+                verdict(&result, "isolation"),
+                want,
+                "{workload} {mode}: {t}"
+            );
+        }
+    }
+}
+
 #[test]
 fn maelstrom_flags_are_checked() {
     let root = tempfile::tempdir().unwrap();
@@ -156,7 +192,7 @@ fn maelstrom_flags_are_checked() {
         ),
         (
             vec!["run", "--node-cmd", "true", "--workload", "both"],
-            "lin-kv workload: --workload kv",
+            "runs lin-kv (--workload kv), txn-list-append",
         ),
     ] {
         let out = Command::new(CHAOS)

@@ -698,7 +698,9 @@ impl Plan {
                 ));
             }
         }
-        if self.workload.is_txn() && self.system != SystemKind::Bundled {
+        if self.workload.is_txn()
+            && !matches!(self.system, SystemKind::Bundled | SystemKind::Maelstrom)
+        {
             return inconsistent(format!(
                 "--workload {} runs on the bundled node only for now (its client speaks txn); {} systems run kv or register",
                 self.workload.name(),
@@ -756,9 +758,12 @@ impl Plan {
             if self.node_cmd.is_none() {
                 return inconsistent("a maelstrom plan needs node_cmd (--node-cmd)".into());
             }
-            if self.workload != Workload::Kv {
+            if !matches!(
+                self.workload,
+                Workload::Kv | Workload::ListAppend | Workload::RwRegister
+            ) {
                 return inconsistent(
-                    "a maelstrom plan runs the lin-kv workload: --workload kv".into(),
+                    "a maelstrom plan runs lin-kv (--workload kv), txn-list-append (--workload list-append) or txn-rw-register (--workload rw-register)".into(),
                 );
             }
             if self.mode == Mode::Sim {

@@ -115,6 +115,64 @@ pub fn init(node: &str, nodes: &[String], msg_id: u64) -> Map<String, Value> {
     body(json!({"type": "init", "msg_id": msg_id, "node_id": node, "node_ids": nodes}))
 }
 
+/// A transaction key's integer for Maelstrom's txn workloads: `kI.G` (key `kI` of
+/// the plan, generation `G`) is `G * 100000 + I`, where `I` is the plan key's
+/// lin-kv integer (`keys`); unknown names map to their position in no plan, 0.
+pub fn txn_key(name: &str, keys: &std::collections::BTreeMap<String, i64>) -> i64 {
+    let (base, generation) = match name.rsplit_once('.') {
+        Some((base, g)) => (base, g.parse::<i64>().unwrap_or(0)),
+        None => (name, 0),
+    };
+    generation * 100_000 + keys.get(base).copied().unwrap_or(0)
+}
+
+/// The Maelstrom `txn` request of a transaction (txn-list-append and
+/// txn-rw-register: `[f, key, value]` with integer keys).
+pub fn txn_request(
+    txn: &[checker::history::TxnMop],
+    keys: &std::collections::BTreeMap<String, i64>,
+    msg_id: u64,
+) -> Map<String, Value> {
+    use checker::history::TxnMop;
+    let mops: Vec<Value> = txn
+        .iter()
+        .map(|m| {
+            let k = txn_key(m.key(), keys);
+            match m {
+                TxnMop::Read { .. } => json!(["r", k, null]),
+                TxnMop::Write { value, .. } => json!(["w", k, value]),
+                TxnMop::Append { value, .. } => json!(["append", k, value]),
+            }
+        })
+        .collect();
+    body(json!({"type": "txn", "msg_id": msg_id, "txn": mops}))
+}
+
+/// A `txn_ok`'s micro-ops under the request's key names (matched by position: a
+/// reply of another length or kinds is not this transaction's).
+fn txn_reply(txn: &[checker::history::TxnMop], reply: &Envelope) -> Option<Completion> {
+    use checker::history::TxnMop;
+    let got = reply.body.get("txn")?.as_array()?;
+    if got.len() != txn.len() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(txn.len());
+    for (asked, answer) in txn.iter().zip(got) {
+        let [f, _, value] = answer.as_array()?.as_slice() else {
+            return None;
+        };
+        out.push(match (asked, f.as_str()?) {
+            (TxnMop::Read { key, .. }, "r") => TxnMop::Read {
+                key: key.clone(),
+                value: value.clone(),
+            },
+            (TxnMop::Write { .. }, "w") | (TxnMop::Append { .. }, "append") => asked.clone(),
+            _ => return None,
+        });
+    }
+    Some(Completion::ok_txn(out))
+}
+
 /// The lin-kv request for a workload op, with lin-kv's integer key (`None`: the op is
 /// not part of the lin-kv workload, as register proposals are not).
 pub fn request(op: &WorkloadOp, key: i64, msg_id: u64) -> Option<Map<String, Value>> {
@@ -150,10 +208,13 @@ pub fn completion(op: &WorkloadOp, reply: &Envelope) -> Completion {
         (WorkloadOp::Write { .. }, "write_ok") | (WorkloadOp::Cas { .. }, "cas_ok") => {
             Completion::ok(None)
         }
+        (WorkloadOp::Txn { txn }, "txn_ok") => txn_reply(txn, reply).unwrap_or_else(|| {
+            Completion::unknown(op, "txn_ok whose micro-ops are not the request's", false)
+        }),
         (_, "error") => {
             let c = reply.body.get("code").and_then(Value::as_i64).unwrap_or(-1);
             let name = code::name(c);
-            if code::is_definite(c) || matches!(op, WorkloadOp::Read { .. }) {
+            if code::is_definite(c) || op.reads_only() {
                 Completion::fail(&name)
             } else {
                 Completion::unknown(op, &name, false)

@@ -695,8 +695,12 @@ impl super::Client for MaelstromClient {
     async fn call(&mut self, op: &WorkloadOp, timeout: Duration) -> Completion {
         self.next_id += 1;
         let key = self.keys.get(op.key()).copied().unwrap_or(0);
-        let Some(body) = proto::request(op, key, self.next_id) else {
-            return Completion::fail("not-supported");
+        let body = match op {
+            WorkloadOp::Txn { txn } => proto::txn_request(txn, &self.keys, self.next_id),
+            _ => match proto::request(op, key, self.next_id) {
+                Some(body) => body,
+                None => return Completion::fail("not-supported"),
+            },
         };
         match self.router.ask(&self.name, self.node, body, timeout).await {
             Some(reply) => proto::completion(op, &reply),
