@@ -178,6 +178,7 @@ pub fn linearizability(history: &History, options: &Options) -> CheckReport {
                     ops: vec![witness.blocked.clone()],
                     witness: Some(witness),
                     messages: Vec::new(),
+                    cycle: Vec::new(),
                 });
             }
         }
@@ -243,6 +244,7 @@ pub fn isolation(history: &History, options: &Options) -> CheckReport {
             ops: Vec::new(),
             witness: None,
             messages: Vec::new(),
+            cycle: a.cycle.clone(),
         });
     }
     let mut unknown: Vec<String> = report.unknown.iter().cloned().collect();

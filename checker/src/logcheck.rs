@@ -207,6 +207,7 @@ fn failed_but_chosen(c: Chosen, slot: u64, invoked: &[(Chosen, &Op)]) -> Option<
         ops: invoked.iter().map(|(_, o)| OpRef::of(o)).collect(),
         witness: None,
         messages: Vec::new(),
+        cycle: Vec::new(),
     })
 }
 
@@ -281,6 +282,7 @@ fn snapshot_disagreements(
                 ops: Vec::new(),
                 witness: None,
                 messages: Vec::new(),
+                cycle: Vec::new(),
             });
         }
     }
@@ -308,6 +310,7 @@ fn disagreements(
                 ops: Vec::new(),
                 witness: None,
                 messages: Vec::new(),
+                cycle: Vec::new(),
             }
         })
         .collect()
@@ -371,6 +374,7 @@ fn repeated_ids(
                 ops: Vec::new(),
                 witness: None,
                 messages: Vec::new(),
+                cycle: Vec::new(),
             };
             (slot, anomaly)
         })
@@ -411,6 +415,7 @@ fn over_chosen<'h>(
                 ops,
                 witness: None,
                 messages: Vec::new(),
+                cycle: Vec::new(),
             });
         }
     }
@@ -477,6 +482,7 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
                     ops: Vec::new(),
                     witness: None,
                     messages: Vec::new(),
+                    cycle: Vec::new(),
                 });
             }
         }

@@ -307,6 +307,7 @@ impl Invariants {
             ops: Vec::new(),
             witness: None,
             messages,
+            cycle: Vec::new(),
         });
     }
 

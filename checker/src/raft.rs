@@ -116,6 +116,7 @@ impl RaftRules {
             ops: Vec::new(),
             witness: None,
             messages: witnesses,
+            cycle: Vec::new(),
         });
     }
 

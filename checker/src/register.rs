@@ -148,6 +148,7 @@ fn invalid_values(
             ops: witnesses,
             witness: None,
             messages: Vec::new(),
+            cycle: Vec::new(),
         });
     }
     out
@@ -185,5 +186,6 @@ fn disagreement(key: &str, reports: &BTreeMap<i64, (Vec<&Op>, Vec<NodeId>)>) -> 
             .collect(),
         witness: None,
         messages: Vec::new(),
+        cycle: Vec::new(),
     }
 }

@@ -266,6 +266,9 @@ pub struct Anomaly {
     /// For a broken protocol rule: the messages and records that show it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub messages: Vec<MessageRef>,
+    /// For an isolation anomaly: its cycle, edge by edge (docs/transactions.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cycle: Vec<crate::txn::CycleStep>,
 }
 
 /// A message or record a protocol anomaly points at.

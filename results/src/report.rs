@@ -323,6 +323,13 @@ fn anomalies(r: &RunResult) -> Markup {
                                 }
                             }
                         }
+                        @if !a.cycle.is_empty() {
+                            p { "The cycle: each arrow is an order the transactions' reads force (ww: write then write, wr: a read saw a write, rw: a read missed a later write, realtime, process):" }
+                            (cycle_drawing(&a.cycle))
+                            ol class="cycle" {
+                                @for step in &a.cycle { li { code { (step.kind) } " " (step.why) } }
+                            }
+                        }
                         @if let Some(w) = &a.witness {
                             @let skip = w.prefix.len().saturating_sub(8);
                             p { "The longest linearizable order has " (w.prefix.len()) " ops"
@@ -334,6 +341,52 @@ fn anomalies(r: &RunResult) -> Markup {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// An isolation anomaly's cycle as a drawing: its transactions on a circle, an
+/// arrow for each edge, labelled with its kind.
+fn cycle_drawing(cycle: &[checker::txn::CycleStep]) -> Markup {
+    let n = cycle.len().max(1) as f64;
+    let (w, h, r) = (420.0, 260.0, 95.0);
+    let at = |i: usize| {
+        let a = std::f64::consts::PI * (2.0 * i as f64 / n - 0.5);
+        (w / 2.0 + r * 1.5 * a.cos(), h / 2.0 + r * a.sin())
+    };
+    let colour = |kind: &str| match kind {
+        "ww" => "#1f77b4",
+        "wr" => "#2ca02c",
+        "rw" => "#d62728",
+        "realtime" => "#9467bd",
+        _ => "#8c564b",
+    };
+    html! {
+        svg class="cycle" width=(w) height=(h) viewBox=(format!("0 0 {w} {h}")) role="img" {
+            defs {
+                marker id="cycle-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse" {
+                    path d="M 0 0 L 10 5 L 0 10 z" fill="#444" {}
+                }
+            }
+            @for (i, step) in cycle.iter().enumerate() {
+                @let (x1, y1) = at(i);
+                @let (x2, y2) = at((i + 1) % cycle.len());
+                @let (dx, dy) = (x2 - x1, y2 - y1);
+                @let len = (dx * dx + dy * dy).sqrt().max(1.0);
+                // Bent to the left so two opposite edges do not overlap.
+                @let (mx, my) = ((x1 + x2) / 2.0 - dy / len * 24.0, (y1 + y2) / 2.0 + dx / len * 24.0);
+                @let (sx, sy) = (x1 + dx / len * 22.0, y1 + dy / len * 22.0);
+                @let (ex, ey) = (x2 - dx / len * 24.0, y2 - dy / len * 24.0);
+                path d=(format!("M {sx:.1} {sy:.1} Q {mx:.1} {my:.1} {ex:.1} {ey:.1}")) fill="none"
+                    stroke=(colour(&step.kind)) stroke-width="2" marker-end="url(#cycle-arrow)" {}
+                text x=(format!("{mx:.1}")) y=(format!("{my:.1}")) font-size="12" text-anchor="middle"
+                    fill=(colour(&step.kind)) { (step.kind) }
+            }
+            @for (i, step) in cycle.iter().enumerate() {
+                @let (x, y) = at(i);
+                circle cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="20" fill="#fff" stroke="#333" {}
+                text x=(format!("{x:.1}")) y=(format!("{:.1}", y + 4.0)) font-size="12" text-anchor="middle" { "T" (step.from) }
             }
         }
     }
@@ -728,5 +781,30 @@ mod command_tests {
         );
         assert!(html.contains("data-cmd=\"chaos sim --time-limit 3 --node-arg=--bug=stale-read\""));
         assert!(super::CSS.contains("code.cmd .w { white-space: nowrap; }"));
+    }
+}
+
+#[cfg(test)]
+mod cycle_tests {
+    use checker::txn::CycleStep;
+
+    #[test]
+    fn a_cycle_is_drawn_with_every_transaction_and_edge() {
+        let step = |from, to, kind: &str| CycleStep {
+            from,
+            to,
+            kind: kind.into(),
+            why: format!("T{from} before T{to}"),
+        };
+        let cycle = [step(3, 8, "wr"), step(8, 12, "realtime"), step(12, 3, "rw")];
+        let svg = super::cycle_drawing(&cycle).into_string();
+        assert!(svg.starts_with("<svg class=\"cycle\""), "{svg}");
+        for t in ["T3", "T8", "T12"] {
+            assert!(svg.contains(&format!(">{t}</text>")), "{t}: {svg}");
+        }
+        for kind in ["wr", "realtime", "rw"] {
+            assert!(svg.contains(&format!(">{kind}</text>")), "{kind}: {svg}");
+        }
+        assert_eq!(svg.matches("marker-end").count(), 3);
     }
 }

@@ -1481,12 +1481,27 @@ fn explain_edge(h: &TxnHistory, from: TxnId, to: TxnId, kind: u8) -> String {
             format!("{a} read a state that {b} overwrote, so {a} must precede {b}")
         }
         WW => {
+            // The key whose order puts `from`'s write before `to`'s: a list's
+            // longest read, or a register `to` read `from`'s value of and then
+            // overwrote.
             for (k, v) in writes(from) {
-                if let Some((_, v2)) = writes(to).into_iter().find(|(k2, _)| *k2 == k) {
-                    return format!(
-                        "{a} wrote {v} to {} before {b} wrote {v2} to it",
-                        h.key_name(k)
-                    );
+                for (k2, v2) in writes(to) {
+                    if k2 != k {
+                        continue;
+                    }
+                    let list = h.lists.get(k as usize).map_or(&[][..], Vec::as_slice);
+                    let at = |x: u64| list.iter().position(|y| *y == x);
+                    let in_order = matches!((at(v), at(v2)), (Some(i), Some(j)) if i < j)
+                        || (at(v).is_some() && at(v2).is_none())
+                        || reads(to)
+                            .iter()
+                            .any(|(rk, seen, list)| !list && *rk == k && seen.first() == Some(&v));
+                    if in_order {
+                        return format!(
+                            "{a} wrote {v} to {} before {b} wrote {v2} to it",
+                            h.key_name(k)
+                        );
+                    }
                 }
             }
             format!("{a}'s write precedes {b}'s")

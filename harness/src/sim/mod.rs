@@ -201,6 +201,7 @@ fn simulate_core<C: SimCore>(
                 to: None,
                 text: why,
             }],
+            cycle: Vec::new(),
         });
     }
     let traced = w.trace.take().map(|t| t.finish()).unwrap_or_default();
