@@ -245,10 +245,10 @@ impl SimFs {
         }
     }
 
-    /// The segments of the log in `dir` as they are now, oldest first.
-    fn segment_files(st: &State, dir: &Path) -> Vec<(u64, PathBuf, usize)> {
-        let mut found: Vec<(u64, PathBuf, usize)> = st
-            .live
+    /// The segments of the log in `dir` under `names` (the live or the durable
+    /// names), oldest first: (number, path, file).
+    fn segment_files(names: &BTreeMap<PathBuf, usize>, dir: &Path) -> Vec<(u64, PathBuf, usize)> {
+        let mut found: Vec<(u64, PathBuf, usize)> = names
             .iter()
             .filter(|(path, _)| path.parent() == Some(dir))
             .filter_map(|(path, ino)| {
@@ -266,7 +266,7 @@ impl SimFs {
     pub fn whole_frames(&self, dir: &Path) -> Vec<Frame> {
         let st = self.state();
         let mut frames = Vec::new();
-        for (_, file, ino) in Self::segment_files(&st, dir) {
+        for (_, file, ino) in Self::segment_files(&st.live, dir) {
             for (offset, _) in frames_of(&st.inodes[ino].data) {
                 frames.push(Frame {
                     file: file.clone(),
@@ -299,17 +299,7 @@ impl SimFs {
         let st = &mut *guard;
         // (file, inode, record offset, payload start, payload end)
         let mut payloads = Vec::new();
-        let mut segments: Vec<(u64, PathBuf, usize)> = st
-            .durable
-            .iter()
-            .filter(|(path, _)| path.parent() == Some(dir))
-            .filter_map(|(path, ino)| {
-                let name = path.file_name()?.to_str()?;
-                Some((wal::segment_seq(name)?, path.clone(), *ino))
-            })
-            .collect();
-        segments.sort();
-        for (_, file, ino) in segments {
+        for (_, file, ino) in Self::segment_files(&st.durable, dir) {
             let inode = &st.inodes[ino];
             let mut frames = frames_of(&inode.data[..inode.synced]);
             frames.pop(); // never a segment's final record
