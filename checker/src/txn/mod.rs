@@ -183,6 +183,16 @@ impl TxnHistory {
         status: Status,
         mops: &[Mop],
     ) -> TxnId {
+        // Grown by an eighth rather than doubled: a history of a million
+        // transactions is mostly these arrays, and a doubled one is up to half empty.
+        fn grow<T>(v: &mut Vec<T>, more: usize) {
+            if v.len() + more > v.capacity() {
+                v.reserve_exact(v.capacity() / 8 + more + 1024);
+            }
+        }
+        grow(&mut self.txns, 1);
+        grow(&mut self.mops, mops.len());
+        grow(&mut self.values, mops.len());
         let id = self.txns.len() as TxnId;
         let start = self.mops.len() as u32;
         for m in mops {
