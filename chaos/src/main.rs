@@ -110,7 +110,8 @@ enum Command {
     /// is installed. Exit 0; 2 if a named directory does not exist.
     Systems(systems::SystemsArgs),
     /// Judge a recorded history: register agreement and validity, linearizability of
-    /// the KV store, log agreement. Exit 0 valid, 1 invalid, 3 unknown, 2 bad input.
+    /// the KV store, log agreement, and the isolation of transactions (against the
+    /// run's --consistency-model). Exit 0 valid, 1 invalid, 3 unknown, 2 bad input.
     Check(check::CheckArgs),
     /// Run the bundled Paxos node (the same code as `paxos-node`; `chaos node --help`
     /// lists its flags).
