@@ -34,6 +34,12 @@ pub struct CheckArgs {
     /// `unknown`.
     #[arg(long, value_name = "N", default_value_t = checker::linear::Budget::default().max_states)]
     pub max_states: usize,
+
+    /// What transactions are judged against: read-uncommitted, read-committed,
+    /// snapshot-isolation, serializable, strong-session-serializable or
+    /// strict-serializable [default: the run's plan's, else strict-serializable].
+    #[arg(long, value_name = "MODEL", value_parser = crate::flags::parse_model)]
+    pub consistency_model: Option<checker::txn::Model>,
 }
 
 /// Judges and prints; the exit code follows the verdict (a history that cannot be
@@ -57,7 +63,7 @@ pub fn check(args: &CheckArgs) -> Result<ExitCode, UsageError> {
     let options = Options {
         time_limit: Some(Duration::from_secs_f64(args.time_limit)),
         max_states: args.max_states,
-        ..Options::default()
+        consistency_model: args.consistency_model,
     };
     let judged = results::judge_files(&history_path, finals.as_deref(), &options);
     let history = judged.history.map_err(UsageError)?;

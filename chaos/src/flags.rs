@@ -685,7 +685,7 @@ impl MatrixArgs {
     }
 }
 
-fn parse_model(s: &str) -> Result<checker::txn::Model, String> {
+pub fn parse_model(s: &str) -> Result<checker::txn::Model, String> {
     checker::txn::Model::parse(s).ok_or_else(|| {
         let names: Vec<&str> = checker::txn::Model::ALL
             .iter()

@@ -151,3 +151,48 @@ fn chaos_node_is_the_bundled_node() {
     let out = chaos(&["node", "--id", "3", "--data-dir", "/tmp/x"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A transaction history with a stale read: strict serializability forbids it,
+/// serializability allows it, and `--consistency-model` chooses; a bad model name
+/// is a usage error.
+#[test]
+fn transactions_are_judged_against_the_model_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let txn = |index: u64, process: u64, ty: &str, value: Value| {
+        json!({"index": index, "time_ns": index * 1000, "process": process, "type": ty,
+               "f": "txn", "value": value})
+        .to_string()
+    };
+    let path = write_history(
+        dir.path(),
+        &[
+            txn(0, 0, "invoke", json!([["append", "x", 1]])),
+            txn(1, 0, "ok", json!([["append", "x", 1]])),
+            txn(2, 1, "invoke", json!([["r", "x", null]])),
+            txn(3, 1, "ok", json!([["r", "x", []]])),
+        ],
+    );
+    let path = path.to_str().unwrap();
+    let strict = chaos(&["check", path]);
+    assert_eq!(strict.status.code(), Some(1), "{}", stdout(&strict));
+    assert!(
+        stdout(&strict).contains("G-single-realtime"),
+        "{}",
+        stdout(&strict)
+    );
+    let serializable = chaos(&["check", path, "--consistency-model", "serializable"]);
+    assert_eq!(
+        serializable.status.code(),
+        Some(0),
+        "{}",
+        stdout(&serializable)
+    );
+    assert!(
+        stdout(&serializable).contains("under serializable"),
+        "{}",
+        stdout(&serializable)
+    );
+    let bad = chaos(&["check", path, "--consistency-model", "linearizable"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("strict-serializable"));
+}

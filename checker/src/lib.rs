@@ -43,8 +43,9 @@ pub struct Options {
     pub time_limit: Option<Duration>,
     /// Most memoised states per key.
     pub max_states: usize,
-    /// What transactions are judged against (docs/transactions.md).
-    pub consistency_model: txn::Model,
+    /// What transactions are judged against (docs/transactions.md); `None`: the
+    /// run's plan's model, else strict serializability.
+    pub consistency_model: Option<txn::Model>,
 }
 
 impl Default for Options {
@@ -52,7 +53,7 @@ impl Default for Options {
         Options {
             time_limit: Some(Duration::from_secs(60)),
             max_states: Budget::default().max_states,
-            consistency_model: txn::Model::StrictSerializable,
+            consistency_model: None,
         }
     }
 }
@@ -217,7 +218,9 @@ pub fn linearizability(history: &History, options: &Options) -> CheckReport {
 /// anomaly for each anomaly found that the model forbids; those it allows are
 /// counted in the summary.
 pub fn isolation(history: &History, options: &Options) -> CheckReport {
-    let model = options.consistency_model;
+    let model = options
+        .consistency_model
+        .unwrap_or(txn::Model::StrictSerializable);
     let report = txn::check(
         &history.txns,
         &txn::TxnOptions {

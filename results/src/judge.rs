@@ -58,8 +58,8 @@ pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> 
         .and_then(|d| crate::Plan::read(d).ok());
     // Transactions are judged against the model the run asked for.
     let mut options = options.clone();
-    if let Some(model) = plan.as_ref().and_then(|p| p.consistency_model) {
-        options.consistency_model = model;
+    if options.consistency_model.is_none() {
+        options.consistency_model = plan.as_ref().and_then(|p| p.consistency_model);
     }
     let options = &options;
     let mut checked = history

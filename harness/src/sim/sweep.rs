@@ -97,9 +97,7 @@ pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, Failure> {
         .map(|(id, dump)| parse_final(dump, Some(*id)));
     let faults = results::faults::FaultSummary::of(&history.nemesis, history.end_ns).ran;
     let options = checker::Options {
-        consistency_model: plan
-            .consistency_model
-            .unwrap_or(checker::Options::default().consistency_model),
+        consistency_model: plan.consistency_model,
         ..checker::Options::default()
     };
     let mut checked = checker::check_streaming(&history, finals, &options);
