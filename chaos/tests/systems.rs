@@ -134,6 +134,24 @@ fn the_bundled_node_declared_in_a_file_is_valid_under_faults_and_its_bug_is_caug
     });
     assert!(caught, "stale reads through a declared system went unseen");
     assert_nothing_left(root.path());
+    // Transactions through the same file's client: valid, and a split transaction
+    // caught by the isolation check.
+    for (bug, code) in [(None, 0), (Some("--node-arg=--bug=split-txn"), 1)] {
+        let mut args = short.to_vec();
+        args.extend(["--workload", "list-append", "--seed", "3"]);
+        args.extend(bug);
+        let out = run(root.path(), &file, &args, &[]);
+        assert_eq!(out.status.code(), Some(code), "{bug:?}: {}", text(&out));
+        let result = result_of(&latest(root.path()));
+        let want = if code == 0 { "valid" } else { "invalid" };
+        assert_eq!(
+            verdict(&result, "isolation"),
+            want,
+            "{bug:?}: {}",
+            text(&out)
+        );
+    }
+    assert_nothing_left(root.path());
 }
 
 #[test]

@@ -7,7 +7,10 @@ host, port = sys.argv[1].rsplit(":", 1)
 node = None
 for line in sys.stdin:
     op = json.loads(line)
-    req = {"id": op["id"], "op": op["f"], "key": op["key"]}
+    if op["f"] == "txn":
+        req = {"id": op["id"], "op": "txn", "txn": op["value"]}
+    else:
+        req = {"id": op["id"], "op": op["f"], "key": op["key"]}
     if op["f"] == "cas":
         req["from"], req["to"] = op["value"]
     elif op["f"] in ("write", "propose"):
@@ -23,7 +26,8 @@ for line in sys.stdin:
             node.flush()
             got = json.loads(node.readline())
             kind = "ok" if got.get("ok") else "fail" if got.get("definite") else "info"
-            reply = {"id": op["id"], "type": kind, "value": got.get("value"), "error": got.get("error")}
+            value = got.get("txn") if op["f"] == "txn" else got.get("value")
+            reply = {"id": op["id"], "type": kind, "value": value, "error": got.get("error")}
         except (OSError, ValueError) as e:  # sent, no answer: it may have happened
             node = None
             reply = {"id": op["id"], "type": "info", "error": "connection-broken: %s" % e}

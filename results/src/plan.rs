@@ -698,17 +698,10 @@ impl Plan {
                 ));
             }
         }
-        if self.workload.is_txn()
-            && !matches!(self.system, SystemKind::Bundled | SystemKind::Maelstrom)
-        {
+        if self.workload.is_txn() && self.system == SystemKind::Etcd {
             return inconsistent(format!(
-                "--workload {} runs on the bundled node only for now (its client speaks txn); {} systems run kv or register",
+                "--workload {} is not served by the built-in etcd client: declare etcd in a file whose client speaks txn (docs/clients.md)",
                 self.workload.name(),
-                match self.system {
-                    SystemKind::Maelstrom => "Maelstrom",
-                    SystemKind::Etcd => "etcd",
-                    _ => "declared",
-                }
             ));
         }
         if self.system == SystemKind::Etcd {
@@ -741,7 +734,8 @@ impl Plan {
                 Workload::Kv => &[WorkloadName::Kv],
                 Workload::Register => &[WorkloadName::Register],
                 Workload::Both => &[WorkloadName::Kv, WorkloadName::Register],
-                Workload::ListAppend | Workload::RwRegister => &[],
+                Workload::ListAppend => &[WorkloadName::ListAppend],
+                Workload::RwRegister => &[WorkloadName::RwRegister],
             };
             if let Some(w) = wanted.iter().find(|w| !d.file.serves(**w)) {
                 let served: Vec<&str> = d.file.workloads.iter().map(|w| w.name()).collect();

@@ -75,6 +75,10 @@ pub enum Promise {
 pub enum WorkloadName {
     Kv,
     Register,
+    /// Transactions of `r` and `append` (docs/clients.md, `txn`).
+    ListAppend,
+    /// Transactions of `r` and `w`.
+    RwRegister,
 }
 
 impl WorkloadName {
@@ -82,6 +86,8 @@ impl WorkloadName {
         match self {
             WorkloadName::Kv => "kv",
             WorkloadName::Register => "register",
+            WorkloadName::ListAppend => "list-append",
+            WorkloadName::RwRegister => "rw-register",
         }
     }
 }
@@ -318,7 +324,7 @@ impl SystemFile {
             (
                 self.workloads.is_empty(),
                 "workloads",
-                "workloads: name at least one of kv, register",
+                "workloads: name at least one of kv, register, list-append, rw-register",
             ),
         ];
         if let Some((_, needle, why)) = empty.iter().find(|(bad, _, _)| *bad) {

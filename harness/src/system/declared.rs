@@ -660,6 +660,19 @@ impl DeclaredClient {
     fn completion(op: &WorkloadOp, reply: &Value) -> Result<Completion, String> {
         let error = reply["error"].as_str().map(str::to_string);
         match reply["type"].as_str() {
+            Some("ok") if matches!(op, WorkloadOp::Txn { .. }) => {
+                let txn = checker::history::txn_of(&reply["value"])
+                    .map_err(|e| format!("an ok txn whose value is not its micro-ops: {e}"))?;
+                let WorkloadOp::Txn { txn: asked } = op else {
+                    unreachable!("matched above")
+                };
+                if txn.len() != asked.len()
+                    || txn.iter().zip(asked).any(|(a, b)| a.key() != b.key())
+                {
+                    return Err("an ok txn whose micro-ops are not the request's".into());
+                }
+                Ok(Completion::ok_txn(txn))
+            }
             Some("ok") => {
                 let value = match op {
                     WorkloadOp::Read { .. } | WorkloadOp::Propose { .. } => match &reply["value"] {
