@@ -432,7 +432,7 @@ struct Parser {
     /// Every key seen, once.
     keys: BTreeSet<Arc<str>>,
     /// Process -> its transaction in flight: invoke time and micro-ops.
-    txn_in_flight: BTreeMap<u64, (u64, u64, Vec<TxnMop>)>,
+    txn_in_flight: BTreeMap<u64, (u64, Vec<TxnMop>)>,
 }
 
 impl Parser {
@@ -534,11 +534,10 @@ impl Parser {
                     "process {process} invokes after its op completed with info at index {info_index}"
                 ));
             }
-            self.txn_in_flight
-                .insert(process, (raw.index, raw.time_ns, mops));
+            self.txn_in_flight.insert(process, (raw.time_ns, mops));
             return Ok(());
         }
-        let (_, invoke_ns, invoked) = self.txn_in_flight.remove(&process).ok_or_else(|| {
+        let (invoke_ns, invoked) = self.txn_in_flight.remove(&process).ok_or_else(|| {
             format!(
                 "{} txn completion for process {process} without a pending invoke",
                 raw.kind.name()
@@ -559,40 +558,10 @@ impl Parser {
             }
         };
         let ok = status == crate::txn::Status::Ok;
-        let txns = &mut self.history.txns;
-        let mut converted = Vec::with_capacity(shown.len());
-        for m in shown {
-            let k = txns.key(m.key());
-            converted.push(match m {
-                TxnMop::Append { value, .. } => crate::txn::Mop::Append(k, *value as u64),
-                TxnMop::Write { value, .. } => crate::txn::Mop::Write(k, *value as u64),
-                TxnMop::Read { value, .. } if !ok => crate::txn::Mop::Read(k, None),
-                TxnMop::Read { value, .. } => match value {
-                    Value::Null => crate::txn::Mop::ReadRegister(k, Some(None)),
-                    Value::Array(items) => crate::txn::Mop::Read(
-                        k,
-                        Some(
-                            items
-                                .iter()
-                                .map(|x| x.as_i64().map(|v| v as u64))
-                                .collect::<Option<Vec<u64>>>()
-                                .ok_or_else(|| {
-                                    format!("a read list must hold integers, got {value}")
-                                })?,
-                        ),
-                    ),
-                    other => crate::txn::Mop::ReadRegister(
-                        k,
-                        Some(Some(other.as_i64().ok_or_else(|| {
-                            format!(
-                                "a read's value must be a list, an integer or null, got {other}"
-                            )
-                        })? as u64)),
-                    ),
-                },
-            });
-        }
-        txns.push(process as u32, invoke_ns, complete, status, &converted);
+        let converted = checker_mops(&mut self.history.txns, shown, ok)?;
+        self.history
+            .txns
+            .push(process as u32, invoke_ns, complete, status, &converted);
         Ok(())
     }
 
@@ -673,20 +642,10 @@ impl Parser {
         let mut history = self.history;
         history.ops.shrink_to_fit();
         // A transaction never completed stays indeterminate.
-        for (process, (_, invoke_ns, mops)) in self.txn_in_flight {
-            let txns = &mut history.txns;
-            let converted: Vec<crate::txn::Mop> = mops
-                .iter()
-                .map(|m| {
-                    let k = txns.key(m.key());
-                    match m {
-                        TxnMop::Append { value, .. } => crate::txn::Mop::Append(k, *value as u64),
-                        TxnMop::Write { value, .. } => crate::txn::Mop::Write(k, *value as u64),
-                        TxnMop::Read { .. } => crate::txn::Mop::Read(k, None),
-                    }
-                })
-                .collect();
-            txns.push(
+        for (process, (invoke_ns, mops)) in self.txn_in_flight {
+            let converted = checker_mops(&mut history.txns, &mops, false)
+                .expect("micro-ops with unknown reads always convert");
+            history.txns.push(
                 process as u32,
                 invoke_ns,
                 None,
@@ -697,6 +656,50 @@ impl Parser {
         history.txns.finish();
         history
     }
+}
+
+/// A transaction's micro-ops in the checker's terms, its keys interned in `txns`;
+/// with `reads_known` each read's value (a list, an integer, or null), else every
+/// read unknown.
+fn checker_mops(
+    txns: &mut crate::txn::TxnHistory,
+    mops: &[TxnMop],
+    reads_known: bool,
+) -> Result<Vec<crate::txn::Mop>, String> {
+    use crate::txn::Mop;
+    mops.iter()
+        .map(|m| {
+            let k = txns.key(m.key());
+            Ok(match m {
+                TxnMop::Append { value, .. } => Mop::Append(k, *value as u64),
+                TxnMop::Write { value, .. } => Mop::Write(k, *value as u64),
+                TxnMop::Read { .. } if !reads_known => Mop::Read(k, None),
+                TxnMop::Read { value, .. } => match value {
+                    Value::Null => Mop::ReadRegister(k, Some(None)),
+                    Value::Array(items) => Mop::Read(
+                        k,
+                        Some(
+                            items
+                                .iter()
+                                .map(|x| x.as_i64().map(|v| v as u64))
+                                .collect::<Option<Vec<u64>>>()
+                                .ok_or_else(|| {
+                                    format!("a read list must hold integers, got {value}")
+                                })?,
+                        ),
+                    ),
+                    other => Mop::ReadRegister(
+                        k,
+                        Some(Some(other.as_i64().ok_or_else(|| {
+                            format!(
+                                "a read's value must be a list, an integer or null, got {other}"
+                            )
+                        })? as u64)),
+                    ),
+                },
+            })
+        })
+        .collect()
 }
 
 /// Names the offending field when a line failed to parse (the error path only: the

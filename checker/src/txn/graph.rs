@@ -117,11 +117,6 @@ impl Graph {
         }
     }
 
-    /// Bytes the graph holds.
-    pub fn bytes(&self) -> usize {
-        self.offsets.capacity() * 4 + self.targets.capacity() * 4 + self.kinds.capacity()
-    }
-
     /// The strongly connected components of more than one node, over the edges with
     /// a kind in `mask` (Tarjan's algorithm, iterative: histories are deep).
     pub fn components(&self, mask: u8) -> Vec<Vec<u32>> {

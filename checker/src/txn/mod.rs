@@ -1401,13 +1401,13 @@ impl<'h> Checker<'h> {
 
     fn report(self, edges: usize, components: usize) -> TxnReport {
         let model = self.opts.model;
-        let mut forbidden: Vec<TxnAnomalyKind> = self
+        // Each kind once: `counts` is keyed by kind.
+        let forbidden: Vec<TxnAnomalyKind> = self
             .counts
             .keys()
             .copied()
             .filter(|k| model.forbids(*k))
             .collect();
-        forbidden.dedup();
         let verdict = if !forbidden.is_empty() {
             Verdict::Invalid
         } else if self.unknown.is_some() {
