@@ -130,6 +130,11 @@ fn fail(cmd: &str, e: impl std::fmt::Display, code: Exit) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Transparent huge pages off for this process: with them on, each first
+    // touch of an allocator page made the kernel zero a whole 2 MiB page, and a
+    // simulated run spent from 2% to 30% of its time in that (BENCHMARKS.md).
+    // A refusal (an old kernel) only costs speed.
+    let _ = nix::sys::prctl::set_thp_disable(true);
     // Whatever panics, no node outlives the harness.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

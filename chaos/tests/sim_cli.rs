@@ -498,3 +498,97 @@ fn explore_flags_are_checked() {
         assert!(t.contains(says), "{args:?}: {t}");
     }
 }
+
+/// The report of a run whose transactions were not isolated: the timeline draws
+/// the transactions, and every witness of the isolation anomalies (the witness
+/// table's links, the cycle drawing's circles) is a bar on it.
+#[test]
+fn an_isolation_anomalys_transactions_are_found_on_the_timeline() {
+    let root = tempfile::tempdir().unwrap();
+    let out = chaos(
+        root.path(),
+        &[
+            "sim",
+            "--seed",
+            "1",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "3",
+            "--workload",
+            "list-append",
+            "--node-arg=--bug=split-txn",
+            "--no-progress",
+        ],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let dir = latest(root.path());
+    let result = common::result_of(&dir);
+    let isolation = result["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "isolation")
+        .expect("an isolation check");
+    let anomalies = isolation["anomalies"].as_array().unwrap();
+    assert!(!anomalies.is_empty(), "{isolation}");
+    let mut witnesses = Vec::new();
+    let mut cycles = 0;
+    for a in anomalies {
+        let ops = a["ops"].as_array().unwrap();
+        assert!(
+            !ops.is_empty(),
+            "every isolation anomaly names its transactions: {a}"
+        );
+        for o in ops {
+            assert_eq!(o["f"], "txn", "{o}");
+            assert!(o["txn"].is_u64(), "{o}");
+            witnesses.push(o["index"].as_u64().unwrap());
+        }
+        if let Some(cycle) = a["cycle"].as_array().filter(|c| !c.is_empty()) {
+            cycles += 1;
+            // Every transaction of the cycle is among the anomaly's witnesses.
+            for step in cycle {
+                assert!(ops.iter().any(|o| o["txn"] == step["from"]), "{a}");
+            }
+        }
+    }
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let data = html
+        .split_once(r#"id="tl-data">"#)
+        .and_then(|(_, rest)| rest.split_once("</script>"))
+        .map(|(data, _)| data)
+        .expect("the timeline's data");
+    let data: serde_json::Value = serde_json::from_str(data).unwrap();
+    let bars: Vec<u64> = data["i"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_u64().unwrap())
+        .collect();
+    let txns = data["f"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| **f == 4)
+        .count();
+    assert!(txns > 100, "the timeline draws the transactions: {txns}");
+    for w in &witnesses {
+        assert!(bars.contains(w), "witness #{w} is a bar on the timeline");
+        assert!(
+            html.contains(&format!(r##"href="#op-{w}" data-op="{w}""##)),
+            "witness #{w} links to the timeline"
+        );
+    }
+    let marked: Vec<u64> = data["marked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_u64().unwrap())
+        .collect();
+    assert!(witnesses.iter().all(|w| marked.contains(w)));
+    // Seed 1 half-applies transactions into cycles, each drawn.
+    assert!(cycles > 0, "{isolation}");
+    assert_eq!(html.matches(r#"<svg class="cycle""#).count(), cycles);
+}

@@ -432,7 +432,7 @@ struct Parser {
     /// Every key seen, once.
     keys: BTreeSet<Arc<str>>,
     /// Process -> its transaction in flight: invoke time and micro-ops.
-    txn_in_flight: BTreeMap<u64, (u64, Vec<TxnMop>)>,
+    txn_in_flight: BTreeMap<u64, (u64, u64, Vec<TxnMop>)>,
 }
 
 impl Parser {
@@ -534,15 +534,17 @@ impl Parser {
                     "process {process} invokes after its op completed with info at index {info_index}"
                 ));
             }
-            self.txn_in_flight.insert(process, (raw.time_ns, mops));
+            self.txn_in_flight
+                .insert(process, (raw.index, raw.time_ns, mops));
             return Ok(());
         }
-        let (invoke_ns, invoked) = self.txn_in_flight.remove(&process).ok_or_else(|| {
-            format!(
-                "{} txn completion for process {process} without a pending invoke",
-                raw.kind.name()
-            )
-        })?;
+        let (invoke_index, invoke_ns, invoked) =
+            self.txn_in_flight.remove(&process).ok_or_else(|| {
+                format!(
+                    "{} txn completion for process {process} without a pending invoke",
+                    raw.kind.name()
+                )
+            })?;
         if mops.len() != invoked.len() || mops.iter().zip(&invoked).any(|(a, b)| a.key() != b.key())
         {
             return Err(format!(
@@ -559,9 +561,11 @@ impl Parser {
         };
         let ok = status == crate::txn::Status::Ok;
         let converted = checker_mops(&mut self.history.txns, shown, ok)?;
-        self.history
+        let t = self
+            .history
             .txns
             .push(process as u32, invoke_ns, complete, status, &converted);
+        self.history.txns.set_index(t, invoke_index);
         Ok(())
     }
 
@@ -642,16 +646,17 @@ impl Parser {
         let mut history = self.history;
         history.ops.shrink_to_fit();
         // A transaction never completed stays indeterminate.
-        for (process, (invoke_ns, mops)) in self.txn_in_flight {
+        for (process, (invoke_index, invoke_ns, mops)) in self.txn_in_flight {
             let converted = checker_mops(&mut history.txns, &mops, false)
                 .expect("micro-ops with unknown reads always convert");
-            history.txns.push(
+            let t = history.txns.push(
                 process as u32,
                 invoke_ns,
                 None,
                 crate::txn::Status::Info,
                 &converted,
             );
+            history.txns.set_index(t, invoke_index);
         }
         history.txns.finish();
         history

@@ -244,7 +244,12 @@ pub fn isolation(history: &History, options: &Options) -> CheckReport {
             key: None,
             slot: None,
             message: a.message.clone(),
-            ops: Vec::new(),
+            // The transactions as witnesses, so a report finds them on its timeline.
+            ops: a
+                .txns
+                .iter()
+                .map(|t| OpRef::of_txn(&history.txns, *t))
+                .collect(),
             witness: None,
             messages: Vec::new(),
             cycle: a.cycle.clone(),

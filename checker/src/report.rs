@@ -58,6 +58,10 @@ pub struct OpRef {
     pub result: Option<String>,
     pub invoke_ns: u64,
     pub complete_ns: Option<u64>,
+    /// A transaction's number in the isolation check's words (`T12`); absent for
+    /// a single-key op.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn: Option<u32>,
 }
 
 /// `count` and `noun`, plural unless the count is one ("1 key", "5 keys"): every
@@ -101,6 +105,61 @@ impl OpRef {
                 .map(|r| r.map_or("null".into(), |v| v.to_string())),
             invoke_ns: op.invoke_ns,
             complete_ns: op.complete_ns,
+            txn: None,
+        }
+    }
+
+    /// Transaction `t` of `txns` as a witness: `f` is `txn`, the key every key it
+    /// touches (`x.1,y.2`), the value its micro-ops as invoked (`append x.1 5; r
+    /// y.2`) and, once ok, the result what its reads returned (`y.2 [1,2]`).
+    pub fn of_txn(txns: &crate::txn::TxnHistory, t: crate::txn::TxnId) -> OpRef {
+        use crate::txn::{MopView, Status};
+        let (invoke_ns, complete_ns) = txns.times(t);
+        let status = txns.status(t);
+        let mut keys: Vec<String> = Vec::new();
+        let mut asked: Vec<String> = Vec::new();
+        let mut read: Vec<String> = Vec::new();
+        for m in txns.mops(t) {
+            let k = txns.key_name(m.key());
+            match m {
+                MopView::Append(_, v) => asked.push(format!("append {k} {v}")),
+                MopView::Write(_, v) => asked.push(format!("w {k} {v}")),
+                MopView::Read(_, vs) => {
+                    asked.push(format!("r {k}"));
+                    if let Some(vs) = vs {
+                        let vs: Vec<String> = vs.iter().map(u64::to_string).collect();
+                        read.push(format!("{k} [{}]", vs.join(",")));
+                    }
+                }
+                MopView::ReadRegister(_, v) => {
+                    asked.push(format!("r {k}"));
+                    match v {
+                        Some(Some(v)) => read.push(format!("{k} {v}")),
+                        Some(None) => read.push(format!("{k} nil")),
+                        None => {}
+                    }
+                }
+            }
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        OpRef {
+            index: txns.index(t).unwrap_or(u64::from(t)),
+            process: u64::from(txns.process(t)),
+            node: None,
+            f: "txn".into(),
+            key: keys.join(","),
+            value: asked.join("; "),
+            outcome: match status {
+                Status::Ok => Outcome::Ok,
+                Status::Fail => Outcome::Fail,
+                Status::Info => Outcome::Info,
+            },
+            result: (status == Status::Ok).then(|| read.join("; ")),
+            invoke_ns,
+            complete_ns,
+            txn: Some(t),
         }
     }
 
@@ -423,6 +482,7 @@ mod tests {
             result: result.map(str::to_string),
             invoke_ns: 0,
             complete_ns: Some(1),
+            txn: None,
         };
         assert_eq!(
             op("read", "null", Outcome::Ok, Some("4000000013")).label(),

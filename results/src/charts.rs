@@ -5,10 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use checker::history::{History, Op, Outcome};
+use checker::history::Outcome;
 use maud::{Markup, html};
 
-use crate::data::{TracedMessage, outcome_name};
+use crate::data::{Bar, TracedMessage, outcome_name};
 use crate::faults::FaultPeriod;
 
 const W: f64 = 1000.0;
@@ -127,18 +127,15 @@ fn outcome_colour(o: Outcome) -> &'static str {
     }
 }
 
-fn op_title(op: &Op) -> String {
-    let result = match op.result {
-        Some(Some(v)) => format!(" -> {v}"),
-        Some(None) => " -> null".into(),
-        None => String::new(),
-    };
-    let node = op.node.map(|n| format!(" via n{n}")).unwrap_or_default();
-    let err = op
-        .error
+fn op_title(bar: &Bar) -> String {
+    let op = bar.op_ref();
+    let result = op
+        .result
         .as_deref()
-        .map(|e| format!(" ({e})"))
+        .map(|r| format!(" -> {r}"))
         .unwrap_or_default();
+    let node = op.node.map(|n| format!(" via n{n}")).unwrap_or_default();
+    let err = bar.error().map(|e| format!(" ({e})")).unwrap_or_default();
     let done = op.complete_ns.map_or("never completed".into(), |c| {
         format!("{} ({:.3} ms)", fmt_ms(c), (c - op.invoke_ns) as f64 / 1e6)
     });
@@ -146,9 +143,9 @@ fn op_title(op: &Op) -> String {
         "#{} p{} {} {} {}{result}: {}{err}{node}; {} to {done}",
         op.index,
         op.process,
-        op.f().name(),
+        op.f,
         op.key,
-        op.call.value_text(),
+        op.value,
         outcome_name(op.outcome),
         fmt_ms(op.invoke_ns)
     )
@@ -157,44 +154,35 @@ fn op_title(op: &Op) -> String {
 /// Latency of every op over time, log scale, coloured by outcome. At most `cap` ok ops
 /// are drawn (an even sample); every fail, info and anomaly op is drawn.
 pub fn latency(
-    history: &History,
+    bars: &[Bar],
+    end_ns: u64,
     periods: &[FaultPeriod],
     marked: &BTreeSet<u64>,
     cap: usize,
 ) -> Markup {
-    let start = history.ops.first().map_or(0, |o| o.invoke_ns);
+    let start = bars.iter().map(Bar::invoke_ns).min().unwrap_or(0);
     let axis = TimeAxis {
         a: start,
-        b: history.end_ns.max(start + 1),
+        b: end_ns.max(start + 1),
     };
     let (top, h) = (10.0, 260.0);
-    let ok = history
-        .ops
-        .iter()
-        .filter(|o| o.outcome == Outcome::Ok)
-        .count();
+    let ok = bars.iter().filter(|o| o.outcome() == Outcome::Ok).count();
     let stride = ok.div_ceil(cap.max(1)).max(1);
-    let lat = |o: &Op| {
-        o.complete_ns
-            .map(|c| c.saturating_sub(o.invoke_ns).max(1_000))
+    let lat = |o: &Bar| {
+        o.complete_ns()
+            .map(|c| c.saturating_sub(o.invoke_ns()).max(1_000))
     };
-    let max_ns = history
-        .ops
-        .iter()
-        .filter_map(lat)
-        .max()
-        .unwrap_or(1_000_000);
+    let max_ns = bars.iter().filter_map(lat).max().unwrap_or(1_000_000);
     let (lo, hi) = (4.0f64, ((max_ns as f64).log10()).ceil().max(7.0));
     let y = |ns: u64| top + h - ((ns as f64).log10() - lo) / (hi - lo) * h;
     let mut seen_ok = 0usize;
-    let points: Vec<&Op> = history
-        .ops
+    let points: Vec<&Bar> = bars
         .iter()
         .filter(|o| {
             if lat(o).is_none() {
                 return false;
             }
-            if o.outcome == Outcome::Ok && !marked.contains(&o.index) {
+            if o.outcome() == Outcome::Ok && !marked.contains(&o.index()) {
                 seen_ok += 1;
                 return seen_ok % stride == 0;
             }
@@ -211,10 +199,10 @@ pub fn latency(
             }
             @for o in &points {
                 @let l = lat(o).unwrap_or(1_000);
-                @if marked.contains(&o.index) {
-                    circle cx=(axis.x(o.invoke_ns)) cy=(y(l)) r="4" fill="none" stroke="#000" stroke-width="2" { title { (op_title(o)) } }
+                @if marked.contains(&o.index()) {
+                    circle cx=(axis.x(o.invoke_ns())) cy=(y(l)) r="4" fill="none" stroke="#000" stroke-width="2" { title { (op_title(o)) } }
                 } @else {
-                    circle cx=(axis.x(o.invoke_ns)) cy=(y(l)) r="1.6" fill=(outcome_colour(o.outcome)) { title { (op_title(o)) } }
+                    circle cx=(axis.x(o.invoke_ns())) cy=(y(l)) r="1.6" fill=(outcome_colour(o.outcome())) { title { (op_title(o)) } }
                 }
             }
             (x_axis(axis, top + h))
@@ -236,11 +224,11 @@ fn latency_label(exp: i32) -> String {
 }
 
 /// Completions per second over time, one line per outcome.
-pub fn throughput(history: &History, periods: &[FaultPeriod]) -> Markup {
-    let start = history.ops.first().map_or(0, |o| o.invoke_ns);
+pub fn throughput(bars: &[Bar], end_ns: u64, periods: &[FaultPeriod]) -> Markup {
+    let start = bars.iter().map(Bar::invoke_ns).min().unwrap_or(0);
     let axis = TimeAxis {
         a: start,
-        b: history.end_ns.max(start + 1),
+        b: end_ns.max(start + 1),
     };
     let span = axis.b - axis.a;
     let bin = [
@@ -255,10 +243,10 @@ pub fn throughput(history: &History, periods: &[FaultPeriod]) -> Markup {
     .unwrap_or(10_000_000_000);
     let bins = (span / bin + 1) as usize;
     let mut counts = [vec![0u64; bins], vec![0u64; bins], vec![0u64; bins]];
-    for o in &history.ops {
-        if let Some(c) = o.complete_ns {
+    for o in bars {
+        if let Some(c) = o.complete_ns() {
             let i = ((c.saturating_sub(start)) / bin) as usize;
-            let k = match o.outcome {
+            let k = match o.outcome() {
                 Outcome::Ok => 0,
                 Outcome::Fail => 1,
                 Outcome::Info => 2,
@@ -308,7 +296,7 @@ pub fn throughput(history: &History, periods: &[FaultPeriod]) -> Markup {
 /// The ops overlapping a window as bars on their lanes, anomaly ops outlined; each bar
 /// has an id (`op-<index>`) the anomaly tables link to.
 pub fn closeup(
-    ops: &[&Op],
+    ops: &[Bar],
     lanes: &[u32],
     index_to_pos: &dyn Fn(u64) -> usize,
     window: (u64, u64),
@@ -319,7 +307,7 @@ pub fn closeup(
         a: window.0,
         b: window.1.max(window.0 + 1),
     };
-    let mut used: Vec<u32> = ops.iter().map(|o| lanes[index_to_pos(o.index)]).collect();
+    let mut used: Vec<u32> = ops.iter().map(|o| lanes[index_to_pos(o.index())]).collect();
     used.sort_unstable();
     used.dedup();
     let row = |lane: u32| used.binary_search(&lane).unwrap_or(0) as f64;
@@ -332,17 +320,17 @@ pub fn closeup(
                 text x=(LEFT - 6.0) y=(top + i as f64 * lane_h + 10.0) text-anchor="end" class="tick" { "lane " (lane) }
             }
             @for o in ops {
-                @let x0 = axis.x(o.invoke_ns);
-                @let x1 = axis.x(o.complete_ns.unwrap_or(window.1)).max(x0 + 2.0);
-                @let yy = top + row(lanes[index_to_pos(o.index)]) * lane_h + 2.0;
-                @let hit = marked.contains(&o.index);
-                rect id=(format!("op-{}", o.index)) x=(x0) y=(yy) width=(x1 - x0) height=(lane_h - 4.0)
-                    fill=(outcome_colour(o.outcome)) stroke=(if hit { "#000" } else { "none" })
+                @let x0 = axis.x(o.invoke_ns());
+                @let x1 = axis.x(o.complete_ns().unwrap_or(window.1)).max(x0 + 2.0);
+                @let yy = top + row(lanes[index_to_pos(o.index())]) * lane_h + 2.0;
+                @let hit = marked.contains(&o.index());
+                rect id=(format!("op-{}", o.index())) x=(x0) y=(yy) width=(x1 - x0) height=(lane_h - 4.0)
+                    fill=(outcome_colour(o.outcome())) stroke=(if hit { "#000" } else { "none" })
                     stroke-width=(if hit { "2.5" } else { "0" }) {
                     title { (op_title(o)) }
                 }
                 @if hit {
-                    text x=(x1 + 3.0) y=(yy + 9.0) class="tick mark" { (checker::OpRef::of(o).label()) }
+                    text x=(x1 + 3.0) y=(yy + 9.0) class="tick mark" { (o.op_ref().label()) }
                 }
             }
             (x_axis(axis, top + h))

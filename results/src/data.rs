@@ -7,23 +7,117 @@ use std::io::BufRead;
 use std::path::Path;
 
 use checker::history::{History, Op, Outcome};
+use checker::txn::{Status, TxnHistory, TxnId};
 use serde::{Deserialize, Serialize};
 
 use crate::schema::RunResult;
 
+/// One bar of the timeline: a single-key op, or a transaction. Its text is made
+/// when it is drawn, not held for every bar of a large run.
+#[derive(Clone, Copy, Debug)]
+pub enum Bar<'a> {
+    Op(&'a Op),
+    Txn(&'a TxnHistory, TxnId),
+}
+
+/// The code of a transaction in the timeline's `f` column, after the single-key
+/// ops' (`F` as a number).
+pub const TXN_F: u8 = 4;
+
+impl<'a> Bar<'a> {
+    pub fn index(&self) -> u64 {
+        match *self {
+            Bar::Op(o) => o.index,
+            Bar::Txn(h, t) => h.index(t).unwrap_or(u64::from(t)),
+        }
+    }
+
+    pub fn process(&self) -> u64 {
+        match *self {
+            Bar::Op(o) => o.process,
+            Bar::Txn(h, t) => u64::from(h.process(t)),
+        }
+    }
+
+    pub fn node(&self) -> Option<paxos_trace::NodeId> {
+        match *self {
+            Bar::Op(o) => o.node,
+            Bar::Txn(..) => None,
+        }
+    }
+
+    pub fn invoke_ns(&self) -> u64 {
+        match *self {
+            Bar::Op(o) => o.invoke_ns,
+            Bar::Txn(h, t) => h.times(t).0,
+        }
+    }
+
+    pub fn complete_ns(&self) -> Option<u64> {
+        match *self {
+            Bar::Op(o) => o.complete_ns,
+            Bar::Txn(h, t) => h.times(t).1,
+        }
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        match *self {
+            Bar::Op(o) => o.outcome,
+            Bar::Txn(h, t) => match h.status(t) {
+                Status::Ok => Outcome::Ok,
+                Status::Fail => Outcome::Fail,
+                Status::Info => Outcome::Info,
+            },
+        }
+    }
+
+    /// The `f` column's code: the op's `F`, or [`TXN_F`].
+    pub fn f_code(&self) -> u8 {
+        match *self {
+            Bar::Op(o) => o.f() as u8,
+            Bar::Txn(..) => TXN_F,
+        }
+    }
+
+    /// The bar as a witness names it (every field as text).
+    pub fn op_ref(&self) -> checker::OpRef {
+        match *self {
+            Bar::Op(o) => checker::OpRef::of(o),
+            Bar::Txn(h, t) => checker::OpRef::of_txn(h, t),
+        }
+    }
+
+    /// The error a failed or indeterminate op gave, when the history kept it.
+    pub fn error(&self) -> Option<&'a str> {
+        match *self {
+            Bar::Op(o) => o.error.as_deref(),
+            Bar::Txn(..) => None,
+        }
+    }
+}
+
+/// Every op and transaction of the history, in the order of their invoke events.
+pub fn bars(history: &History) -> Vec<Bar<'_>> {
+    let mut bars: Vec<Bar> = history.ops.iter().map(Bar::Op).collect();
+    if !history.txns.is_empty() {
+        bars.extend((0..history.txns.len() as TxnId).map(|t| Bar::Txn(&history.txns, t)));
+        bars.sort_by_key(|b| b.index());
+    }
+    bars
+}
+
 /// Ops on one lane never overlap: a process has one op in flight, and a lane is reused
 /// only after its previous process retired. Lanes recover the client slots from the
 /// process numbers (a process that got `info` is replaced by a new number).
-pub fn assign_lanes(history: &History) -> (Vec<u32>, Vec<Vec<u64>>) {
-    let end = history.end_ns;
+pub fn assign_lanes(bars: &[Bar], end: u64) -> (Vec<u32>, Vec<Vec<u64>>) {
     // Process -> (first invoke, last completion).
     let mut spans: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
-    for op in &history.ops {
-        let done = op.complete_ns.unwrap_or(end).max(op.invoke_ns);
+    for op in bars {
+        let done = op.complete_ns().unwrap_or(end).max(op.invoke_ns());
         spans
-            .entry(op.process)
+            .entry(op.process())
             .and_modify(|s| s.1 = s.1.max(done))
-            .or_insert((op.invoke_ns, done));
+            .or_insert((op.invoke_ns(), done));
     }
     let mut by_start: Vec<(u64, u64, u64)> = spans.iter().map(|(p, (a, b))| (*a, *b, *p)).collect();
     by_start.sort_unstable();
@@ -44,7 +138,7 @@ pub fn assign_lanes(history: &History) -> (Vec<u32>, Vec<Vec<u64>>) {
         lane_procs[lane].push(p);
         lane_of.insert(p, lane as u32);
     }
-    let lanes = history.ops.iter().map(|op| lane_of[&op.process]).collect();
+    let lanes = bars.iter().map(|op| lane_of[&op.process()]).collect();
     (lanes, lane_procs)
 }
 
@@ -80,47 +174,46 @@ pub const SMALL_RUN_OPS: usize = 200;
 
 /// The time window (ns) a close-up should show: a small run whole; else around the
 /// first anomaly's ops, or the start of the run when there is none.
-pub fn focus_window(r: &RunResult, history: &History) -> (u64, u64) {
-    if history.ops.len() <= SMALL_RUN_OPS {
-        let start = history.ops.first().map_or(0, |o| o.invoke_ns);
-        let end = history
-            .ops
+pub fn focus_window(r: &RunResult, bars: &[Bar], end_ns: u64) -> (u64, u64) {
+    let start = bars.iter().map(Bar::invoke_ns).min().unwrap_or(0);
+    if bars.len() <= SMALL_RUN_OPS {
+        let end = bars
             .iter()
-            .map(|o| o.complete_ns.unwrap_or(history.end_ns))
+            .map(|o| o.complete_ns().unwrap_or(end_ns))
             .max()
-            .unwrap_or(history.end_ns);
+            .unwrap_or(end_ns);
         let margin = ((end - start.min(end)) / 50).max(1_000_000);
         return (start.saturating_sub(margin), end + margin);
     }
     let ops = first_anomaly_ops(r);
-    let end_of = |o: &checker::OpRef| o.complete_ns.unwrap_or(history.end_ns);
+    let end_of = |o: &checker::OpRef| o.complete_ns.unwrap_or(end_ns);
     if let (Some(a), Some(b)) = (
         ops.iter().map(|o| o.invoke_ns).min(),
         ops.iter().map(end_of).max(),
     ) {
         let margin = ((b - a) / 4).max(2_000_000);
-        return (
-            a.saturating_sub(margin),
-            (b + margin).min(history.end_ns.max(b)),
-        );
+        return (a.saturating_sub(margin), (b + margin).min(end_ns.max(b)));
     }
-    let start = history.ops.first().map_or(0, |o| o.invoke_ns);
-    (start, (start + 200_000_000).min(history.end_ns.max(start)))
+    (start, (start + 200_000_000).min(end_ns.max(start)))
 }
 
-/// Ops overlapping a window, at most `cap`, preferring those nearest its middle.
-pub fn ops_in_window(history: &History, (a, b): (u64, u64), cap: usize) -> Vec<&Op> {
-    let end = history.end_ns;
-    let mut ops: Vec<&Op> = history
-        .ops
+/// Bars overlapping a window, at most `cap`, preferring those nearest its middle.
+pub fn ops_in_window<'a>(
+    bars: &[Bar<'a>],
+    end: u64,
+    (a, b): (u64, u64),
+    cap: usize,
+) -> Vec<Bar<'a>> {
+    let mut ops: Vec<Bar> = bars
         .iter()
-        .filter(|o| o.invoke_ns <= b && o.complete_ns.unwrap_or(end) >= a)
+        .filter(|o| o.invoke_ns() <= b && o.complete_ns().unwrap_or(end) >= a)
+        .copied()
         .collect();
     if ops.len() > cap {
         let mid = a / 2 + b / 2;
-        ops.sort_by_key(|o| (o.invoke_ns.abs_diff(mid), o.index));
+        ops.sort_by_key(|o| (o.invoke_ns().abs_diff(mid), o.index()));
         ops.truncate(cap);
-        ops.sort_by_key(|o| o.index);
+        ops.sort_by_key(Bar::index);
     }
     ops
 }
@@ -170,7 +263,7 @@ pub fn trace_focus(r: &RunResult, history: Option<&History>) -> TraceFocus {
         .iter()
         .map(|o| o.invoke_ns.saturating_sub(1_000_000))
         .min()
-        .or_else(|| history.map(|h| focus_window(r, h).0))
+        .or_else(|| history.map(|h| focus_window(r, &bars(h), h.end_ns).0))
         .unwrap_or(0);
     TraceFocus::From(from)
 }

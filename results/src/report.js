@@ -14,7 +14,7 @@
   var range = document.getElementById("tl-range");
   var ctx = canvas.getContext("2d");
   var LANE = 12, TOP = 22, LEFT = 56, NODE_ROWS = d.nodes;
-  var F = ["propose", "read", "write", "cas"], OUT = ["ok", "fail", "info"];
+  var F = ["propose", "read", "write", "cas", "txn"], OUT = ["ok", "fail", "info"];
   var COL = ["#2e7d32", "#9e9e9e", "#ef6c00"];
   var FAULT = { partition: "rgba(244,180,0,0.16)", links: "rgba(66,133,244,0.14)", kill: "#db4437", pause: "#9c27b0", clock: "#00897b", corrupt: "#795548" };
   var marked = {};

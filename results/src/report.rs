@@ -91,7 +91,7 @@ pub fn explain(kind: AnomalyKind) -> &'static str {
             "A node's recovery after a restart returned other records than its disk held: it dropped a record that had reached the disk whole (synced, or written back before the crash), or brought back one the crash lost. A dropped promise or acceptance is a vow forgotten; clients rarely see it until it matters."
         }
         AnomalyKind::Isolation => {
-            "Transactions were not isolated as the consistency model promises: the order their reads reveal has a cycle (or a read saw what no committed transaction left), named as Adya's levels name it, each edge of the cycle in words. Two transactions each saw the other first; no serial order explains what clients read."
+            "Transactions were not isolated as the consistency model promises. A cycle (G0, G1c, G-single, G2-item, with -process or -realtime when a client's own order or real time closes it) is an order the transactions' reads force that goes round: each edge is given in words, and no serial order explains what clients read. The other classes need no cycle: a read of a failed transaction's write (G1a), of a value a transaction later overwrote itself (G1b), of a value no transaction wrote (garbage), or one a transaction's own earlier micro-ops contradict (internal)."
         }
         AnomalyKind::CoreAssertion => {
             "A node's core stopped on one of its own assertions: it met a state its protocol says cannot happen (for raft-rs, typically a follower that lost entries it had acknowledged). The core found the violation before the clients did."
@@ -290,6 +290,18 @@ fn witness_arrows(messages: &[checker::report::MessageRef]) -> Vec<data::TracedM
         .collect()
 }
 
+/// An anomaly's name for its heading: its kind, or for the isolation check the
+/// class the message begins with (`G-single-realtime: ...`).
+fn anomaly_name(a: &checker::Anomaly) -> &str {
+    match a.kind {
+        AnomalyKind::Isolation => a
+            .message
+            .split_once(':')
+            .map_or(a.kind.as_str(), |(class, _)| class),
+        kind => kind.as_str(),
+    }
+}
+
 fn anomalies(r: &RunResult) -> Markup {
     let list: Vec<_> = r.anomalies().collect();
     html! {
@@ -298,7 +310,7 @@ fn anomalies(r: &RunResult) -> Markup {
                 h2 { "Anomalies (" (list.len()) ")" }
                 @for (i, (check, a)) in list.iter().enumerate() {
                     article class="anomaly" id=(format!("anomaly-{}", i + 1)) {
-                        h3 { (i + 1) ". " (a.kind.as_str()) " in " (check.name)
+                        h3 { (i + 1) ". " (anomaly_name(a)) " in " (check.name)
                             @if let Some(k) = &a.key { ", key " code { (k) } }
                             @if let Some(s) = a.slot { ", slot " (s) } }
                         p class="message" { (a.message) }
@@ -325,7 +337,7 @@ fn anomalies(r: &RunResult) -> Markup {
                         }
                         @if !a.cycle.is_empty() {
                             p { "The cycle: each arrow is an order the transactions' reads force (ww: write then write, wr: a read saw a write, rw: a read missed a later write, realtime, process):" }
-                            (cycle_drawing(&a.cycle))
+                            (cycle_drawing(&a.cycle, &a.ops))
                             ol class="cycle" {
                                 @for step in &a.cycle { li { code { (step.kind) } " " (step.why) } }
                             }
@@ -348,7 +360,9 @@ fn anomalies(r: &RunResult) -> Markup {
 
 /// An isolation anomaly's cycle as a drawing: its transactions on a circle, an
 /// arrow for each edge, labelled with its kind.
-fn cycle_drawing(cycle: &[checker::txn::CycleStep]) -> Markup {
+fn cycle_drawing(cycle: &[checker::txn::CycleStep], witnesses: &[checker::OpRef]) -> Markup {
+    // Each transaction links to its bar on the timeline, as the witness table does.
+    let index_of = |t: u32| witnesses.iter().find(|o| o.txn == Some(t)).map(|o| o.index);
     let n = cycle.len().max(1) as f64;
     let (w, h, r) = (420.0, 260.0, 95.0);
     let at = |i: usize| {
@@ -385,8 +399,14 @@ fn cycle_drawing(cycle: &[checker::txn::CycleStep]) -> Markup {
             }
             @for (i, step) in cycle.iter().enumerate() {
                 @let (x, y) = at(i);
-                circle cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="20" fill="#fff" stroke="#333" {}
-                text x=(format!("{x:.1}")) y=(format!("{:.1}", y + 4.0)) font-size="12" text-anchor="middle" { "T" (step.from) }
+                @let node = html! {
+                    circle cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="20" fill="#fff" stroke="#333" {}
+                    text x=(format!("{x:.1}")) y=(format!("{:.1}", y + 4.0)) font-size="12" text-anchor="middle" { "T" (step.from) }
+                };
+                @match index_of(step.from) {
+                    Some(index) => a href=(format!("#op-{index}")) data-op=(index) { title { "T" (step.from) ": history index " (index) ", click to find it on the timeline" } (node) },
+                    None => (node),
+                }
             }
         }
     }
@@ -440,15 +460,27 @@ fn checks(r: &RunResult) -> Markup {
 fn write_timeline_json(
     out: &mut dyn std::io::Write,
     history: &History,
+    bars: &[data::Bar],
     lanes: &[u32],
     lane_procs: &[Vec<u64>],
     r: &RunResult,
     marked: &std::collections::BTreeSet<u64>,
 ) -> std::io::Result<()> {
+    // A transaction's keys, micro-ops and reads are text made once, here: the
+    // columns below are written one after another.
+    let txn_text: BTreeMap<u64, checker::OpRef> = bars
+        .iter()
+        .filter(|b| matches!(b, data::Bar::Txn(..)))
+        .map(|b| (b.index(), b.op_ref()))
+        .collect();
     let mut keys: BTreeMap<&str, usize> = BTreeMap::new();
-    for op in &history.ops {
+    for bar in bars {
+        let key = match bar {
+            data::Bar::Op(o) => &*o.key,
+            data::Bar::Txn(..) => txn_text[&bar.index()].key.as_str(),
+        };
         let next = keys.len();
-        keys.entry(&*op.key).or_insert(next);
+        keys.entry(key).or_insert(next);
     }
     let mut key_list = vec![""; keys.len()];
     for (k, i) in &keys {
@@ -456,10 +488,10 @@ fn write_timeline_json(
     }
     let us = |ns: u64| ns / 1_000;
     type Cell<'a> =
-        dyn FnMut(usize, &checker::Op, &mut dyn std::io::Write) -> std::io::Result<()> + 'a;
+        dyn FnMut(usize, &data::Bar, &mut dyn std::io::Write) -> std::io::Result<()> + 'a;
     let col = |out: &mut dyn std::io::Write, name: &str, f: &mut Cell| {
         write!(out, "\"{name}\":[")?;
-        for (i, op) in history.ops.iter().enumerate() {
+        for (i, op) in bars.iter().enumerate() {
             if i > 0 {
                 out.write_all(b",")?;
             }
@@ -467,39 +499,50 @@ fn write_timeline_json(
         }
         out.write_all(b"],")
     };
+    let text = |s: &str| script_safe(&serde_json::Value::from(s));
     out.write_all(b"{")?;
     col(out, "t0", &mut |_, o, out| {
-        write!(out, "{}", us(o.invoke_ns))
+        write!(out, "{}", us(o.invoke_ns()))
     })?;
     col(out, "t1", &mut |_, o, out| {
-        write!(out, "{}", o.complete_ns.map_or(-1, |c| us(c) as i64))
+        write!(out, "{}", o.complete_ns().map_or(-1, |c| us(c) as i64))
     })?;
     col(out, "lane", &mut |i, _, out| write!(out, "{}", lanes[i]))?;
     col(out, "c", &mut |_, o, out| {
-        let c = match o.outcome {
+        let c = match o.outcome() {
             Outcome::Ok => 0,
             Outcome::Fail => 1,
             Outcome::Info => 2,
         };
         write!(out, "{c}")
     })?;
-    col(out, "f", &mut |_, o, out| write!(out, "{}", o.f() as u8))?;
-    col(out, "p", &mut |_, o, out| write!(out, "{}", o.process))?;
+    col(out, "f", &mut |_, o, out| write!(out, "{}", o.f_code()))?;
+    col(out, "p", &mut |_, o, out| write!(out, "{}", o.process()))?;
     col(out, "n", &mut |_, o, out| {
-        write!(out, "{}", o.node.unwrap_or(0))
+        write!(out, "{}", o.node().unwrap_or(0))
     })?;
-    col(out, "i", &mut |_, o, out| write!(out, "{}", o.index))?;
-    col(out, "k", &mut |_, o, out| write!(out, "{}", keys[&*o.key]))?;
-    col(out, "v", &mut |_, o, out| {
-        write!(out, "\"{}\"", o.call.value_text().replace('"', ""))
+    col(out, "i", &mut |_, o, out| write!(out, "{}", o.index()))?;
+    col(out, "k", &mut |_, o, out| match o {
+        data::Bar::Op(op) => write!(out, "{}", keys[&*op.key]),
+        data::Bar::Txn(..) => write!(out, "{}", keys[txn_text[&o.index()].key.as_str()]),
     })?;
-    col(out, "r", &mut |_, o, out| match o.result {
-        Some(Some(v)) => write!(out, "\"{v}\""),
-        Some(None) => out.write_all(b"\"null\""),
-        None => match &o.error {
-            Some(e) => out.write_all(script_safe(&serde_json::Value::from(e.as_str())).as_bytes()),
-            None => out.write_all(b"\"\""),
+    col(out, "v", &mut |_, o, out| match o {
+        data::Bar::Op(op) => write!(out, "\"{}\"", op.call.value_text().replace('"', "")),
+        data::Bar::Txn(..) => out.write_all(text(&txn_text[&o.index()].value).as_bytes()),
+    })?;
+    col(out, "r", &mut |_, o, out| match o {
+        data::Bar::Op(op) => match op.result {
+            Some(Some(v)) => write!(out, "\"{v}\""),
+            Some(None) => out.write_all(b"\"null\""),
+            None => match &op.error {
+                Some(e) => out.write_all(text(e).as_bytes()),
+                None => out.write_all(b"\"\""),
+            },
         },
+        data::Bar::Txn(..) => {
+            let r = txn_text[&o.index()].result.as_deref().unwrap_or("");
+            out.write_all(text(r).as_bytes())
+        }
     })?;
     write!(
         out,
@@ -527,7 +570,7 @@ fn write_timeline_json(
         "\"marked\":{},",
         serde_json::to_string(&marked.iter().collect::<Vec<_>>()).unwrap_or_default()
     )?;
-    let focus = data::focus_window(r, history);
+    let focus = data::focus_window(r, bars, history.end_ns);
     write!(out, "\"focus\":[{},{}],", us(focus.0), us(focus.1))?;
     write!(out, "\"nodes\":{},", r.plan.nodes)?;
     write!(out, "\"end\":{}", us(history.end_ns))?;
@@ -540,24 +583,31 @@ fn script_safe(v: &serde_json::Value) -> String {
     v.to_string().replace("</", "<\\/")
 }
 
-fn timeline(history: &History, r: &RunResult) -> Markup {
-    let (lanes, lane_procs) = data::assign_lanes(history);
+fn timeline(history: &History, bars: &[data::Bar], r: &RunResult) -> Markup {
+    let (lanes, lane_procs) = data::assign_lanes(bars, history.end_ns);
     let marked = data::anomaly_ops(r);
-    let window = data::focus_window(r, history);
-    let close = data::ops_in_window(history, window, CLOSEUP_CAP);
-    // The parser keeps ops in invoke order with strictly increasing indexes, so an
-    // op is found by binary search, not through a map of every op.
+    let window = data::focus_window(r, bars, history.end_ns);
+    let close = data::ops_in_window(bars, history.end_ns, window, CLOSEUP_CAP);
+    // Bars are in invoke order with strictly increasing indexes, so one is found
+    // by binary search, not through a map of every op.
     let pos = |index: u64| {
-        history
-            .ops
-            .binary_search_by_key(&index, |o| o.index)
+        bars.binary_search_by_key(&index, |o| o.index())
             .unwrap_or(0)
     };
+    let txns = bars
+        .iter()
+        .filter(|b| matches!(b, data::Bar::Txn(..)))
+        .count();
     let has_anomaly = r.anomalies().next().is_some();
     html! {
         section id="timeline" {
             h2 { "Timeline" }
-            p { (history.ops.len()) " ops on " (lane_procs.len()) " client lanes (a lane is a client slot: a process that timed out is replaced by a new one on the same lane). "
+            p { @match (history.ops.len(), txns) {
+                    (ops, 0) => { (count(ops, "op")) }
+                    (0, txns) => { (count(txns, "transaction")) }
+                    (ops, txns) => { (count(ops, "op")) " and " (count(txns, "transaction")) }
+                }
+                " on " (lane_procs.len()) " client lanes (a lane is a client slot: a process that timed out is replaced by a new one on the same lane). "
                 "Bars run from invoke to completion: " span class="key ok" { "ok" } " " span class="key fail" { "fail" } " " span class="key info" { "info" }
                 "; outlined: ops of an anomaly. Shaded: " span class="key partition" { "partition" } " " span class="key links" { "link faults" }
                 "; per-node rows: " span class="key kill" { "killed" } " " span class="key pause" { "paused" } " " span class="key clock" { "clock skewed" } " " span class="key corrupt" { "data corrupted" } "." }
@@ -571,7 +621,7 @@ fn timeline(history: &History, r: &RunResult) -> Markup {
             }
             div id="tl-wrap" class="js-only" { canvas id="tl-canvas" width="1000" height="200" {} div id="tl-tip" hidden {} }
             noscript { p { "The zoomable timeline of every op needs JavaScript; the close-up below does not." } }
-            h3 { (if history.ops.len() <= data::SMALL_RUN_OPS { "Every op" } else if has_anomaly { "Close-up around the first anomaly" } else { "Close-up of the first 200 ms" }) }
+            h3 { (if bars.len() <= data::SMALL_RUN_OPS { "Every op" } else if has_anomaly { "Close-up around the first anomaly" } else { "Close-up of the first 200 ms" }) }
             p class="caption" { (close.len()) " ops from " (ms(window.0)) " ms to " (ms(window.1)) " ms. Hover a bar for its fields." }
             (charts::closeup(&close, &lanes, &pos, window, &r.faults.periods, &marked))
             script type="application/json" id="tl-data" { (PreEscaped(DATA_SLOT)) }
@@ -714,9 +764,10 @@ pub fn render_to(inputs: &Inputs, out: &mut dyn std::io::Write) -> std::io::Resu
     };
     out.write_all(head.as_bytes())?;
     if let Some(h) = inputs.history {
-        let (lanes, lane_procs) = data::assign_lanes(h);
+        let bars = data::bars(h);
+        let (lanes, lane_procs) = data::assign_lanes(&bars, h.end_ns);
         let marked = data::anomaly_ops(inputs.result);
-        write_timeline_json(out, h, &lanes, &lane_procs, inputs.result, &marked)?;
+        write_timeline_json(out, h, &bars, &lanes, &lane_procs, inputs.result, &marked)?;
     }
     out.write_all(tail.as_bytes())
 }
@@ -739,10 +790,11 @@ fn page(inputs: &Inputs) -> String {
                 (anomalies(r))
                 (checks(r))
                 @if let Some(h) = inputs.history {
-                    @if !h.ops.is_empty() {
-                        (timeline(h, r))
-                        section id="latency" { h2 { "Latency" } (charts::latency(h, &r.faults.periods, &marked, SCATTER_OK_CAP)) }
-                        section id="throughput" { h2 { "Throughput" } (charts::throughput(h, &r.faults.periods)) }
+                    @let bars = data::bars(h);
+                    @if !bars.is_empty() {
+                        (timeline(h, &bars, r))
+                        section id="latency" { h2 { "Latency" } (charts::latency(&bars, h.end_ns, &r.faults.periods, &marked, SCATTER_OK_CAP)) }
+                        section id="throughput" { h2 { "Throughput" } (charts::throughput(&bars, h.end_ns, &r.faults.periods)) }
                     }
                 } @else {
                     section { h2 { "Timeline" } p { "No readable history: nothing to draw." } }
@@ -797,7 +849,26 @@ mod cycle_tests {
             why: format!("T{from} before T{to}"),
         };
         let cycle = [step(3, 8, "wr"), step(8, 12, "realtime"), step(12, 3, "rw")];
-        let svg = super::cycle_drawing(&cycle).into_string();
+        // T8's witness: its bar on the timeline is the history's op 41.
+        let witness = checker::OpRef {
+            index: 41,
+            process: 2,
+            node: None,
+            f: "txn".into(),
+            key: "x".into(),
+            value: "r x".into(),
+            outcome: checker::history::Outcome::Ok,
+            result: Some("x [1]".into()),
+            invoke_ns: 0,
+            complete_ns: Some(1),
+            txn: Some(8),
+        };
+        let svg = super::cycle_drawing(&cycle, &[witness]).into_string();
+        assert!(
+            svg.contains("<a href=\"#op-41\" data-op=\"41\">"),
+            "T8 links to its bar: {svg}"
+        );
+        assert_eq!(svg.matches("<a ").count(), 1, "only T8 has a witness");
         assert!(svg.starts_with("<svg class=\"cycle\""), "{svg}");
         for t in ["T3", "T8", "T12"] {
             assert!(svg.contains(&format!(">{t}</text>")), "{t}: {svg}");

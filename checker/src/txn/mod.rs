@@ -103,13 +103,15 @@ const MAX_LIST_KEY: u32 = 1 << 24;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct TxnRec {
-    process: u32,
-    status: Status,
     invoke: u64,
     /// [`NEVER`] for a transaction that did not complete.
     complete: u64,
+    /// The history's index of its invoke event, [`NEVER`] when none was given.
+    index: u64,
+    process: u32,
     mops: u32,
     n: u32,
+    status: Status,
 }
 
 const NEVER: u64 = u64::MAX;
@@ -134,7 +136,7 @@ impl MopView<'_> {
     }
 }
 
-/// A history of transactions in flat arrays: 32 bytes a transaction, 16 a
+/// A history of transactions in flat arrays: 40 bytes a transaction, 16 a
 /// micro-operation and 8 a value written. Each key's list is kept once, as long as
 /// the longest read of it so far; a read that is a prefix of it (or extends it) is
 /// stored as its length, so a read costs no more than its micro-operation.
@@ -242,10 +244,23 @@ impl TxnHistory {
             status,
             invoke,
             complete: complete.unwrap_or(NEVER),
+            index: NEVER,
             mops: start,
             n: mops.len() as u32,
         });
         id
+    }
+
+    /// Names the history event that invoked transaction `t`, so a report can point
+    /// at it on the history's timeline.
+    pub fn set_index(&mut self, t: TxnId, index: u64) {
+        self.txns[t as usize].index = index;
+    }
+
+    /// The history's index of transaction `t`'s invoke event, when one was given.
+    pub fn index(&self, t: TxnId) -> Option<u64> {
+        let index = self.txns[t as usize].index;
+        (index != NEVER).then_some(index)
     }
 
     /// Whether `read` is a prefix of key `k`'s list, after extending the list with
