@@ -135,6 +135,19 @@ pub struct RunArgs {
     /// strict-serializable] (docs/transactions.md).
     #[arg(long, value_name = "MODEL", value_parser = parse_model)]
     pub consistency_model: Option<checker::txn::Model>,
+    /// Micro-ops per transaction of a transaction workload, drawn uniformly from
+    /// MIN..MAX (or exactly N), at most 64 [default: 1..4].
+    #[arg(long, value_name = "MIN..MAX", value_parser = parse_txn_length)]
+    pub txn_length: Option<(u32, u32)>,
+    /// How a transaction's micro-op picks its key among the active keys (one per
+    /// --keys): uniform, or exponential (each key twice as likely as the one
+    /// before it: a few hot keys and a cold tail) [default: exponential].
+    #[arg(long, value_name = "DIST", value_parser = parse_key_dist)]
+    pub key_dist: Option<results::plan::KeyDist>,
+    /// A transaction workload's key is retired for a fresh one after this many
+    /// appends or writes, so lists stay short [default: 32].
+    #[arg(long, value_name = "N")]
+    pub max_writes_per_key: Option<u32>,
     /// Root directory of run directories.
     #[arg(long, value_name = "DIR", default_value = "runs")]
     pub results: PathBuf,
@@ -343,6 +356,9 @@ const PLAN_FLAGS: &[&str] = &[
     "core",
     "swarm",
     "consistency_model",
+    "txn_length",
+    "key_dist",
+    "max_writes_per_key",
     "name",
     "grace",
     "op_timeout_ms",
@@ -452,6 +468,9 @@ impl RunArgs {
             core: self.core.unwrap_or_default(),
             swarm: self.swarm,
             consistency_model: self.consistency_model,
+            txn_length: self.txn_length,
+            key_dist: self.key_dist,
+            max_writes_per_key: self.max_writes_per_key,
             net: self.net.map(|n| match n {
                 NetFlag::Proxy => results::Net::Proxy,
                 NetFlag::Netns => results::Net::Netns,
@@ -683,6 +702,26 @@ impl MatrixArgs {
             results: self.results.clone(),
         }
     }
+}
+
+/// `MIN..MAX` or `N` (for `N..N`).
+pub fn parse_txn_length(s: &str) -> Result<(u32, u32), String> {
+    let number = |t: &str| {
+        t.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("expected MIN..MAX or N, micro-ops per transaction (got '{s}')"))
+    };
+    let (min, max) = match s.split_once("..") {
+        Some((a, b)) => (number(a)?, number(b)?),
+        None => (number(s)?, number(s)?),
+    };
+    results::ranges::txn_length(min, max)?;
+    Ok((min, max))
+}
+
+pub fn parse_key_dist(s: &str) -> Result<results::plan::KeyDist, String> {
+    results::plan::KeyDist::parse(s)
+        .ok_or_else(|| format!("unknown key distribution '{s}'; expected uniform or exponential"))
 }
 
 pub fn parse_model(s: &str) -> Result<checker::txn::Model, String> {

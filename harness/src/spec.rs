@@ -70,6 +70,13 @@ pub struct PlanSpec {
     pub swarm: bool,
     /// What transactions are judged against.
     pub consistency_model: Option<checker::txn::Model>,
+    /// Micro-ops per transaction, `(min, max)` (`--txn-length`); `None`: the
+    /// default shape's, or a swarm draw.
+    pub txn_length: Option<(u32, u32)>,
+    /// How a micro-op picks its key (`--key-dist`).
+    pub key_dist: Option<results::plan::KeyDist>,
+    /// Writes a key takes before it is retired (`--max-writes-per-key`).
+    pub max_writes_per_key: Option<u32>,
     /// `None`: netns for etcd, else proxy.
     pub net: Option<Net>,
     /// `None`: the default kinds of the mode and network.
@@ -106,6 +113,9 @@ impl Default for PlanSpec {
             core: results::plan::CoreName::Paxos,
             swarm: false,
             consistency_model: None,
+            txn_length: None,
+            key_dist: None,
+            max_writes_per_key: None,
             net: None,
             nemesis: None,
             nemesis_interval_s: None,
@@ -168,7 +178,19 @@ impl PlanSpec {
             write: rng.random_range(1..=6),
             cas: rng.random_range(0..=4),
         };
+        // A transaction workload's shape, drawn last so that the draws above stay
+        // what they were before shapes were drawn.
+        let max_len = [1, 2, 4, 8][rng.random_range(0..4)];
+        let min_len = rng.random_range(1..=max_len);
+        let key_dist = match rng.random_bool(0.5) {
+            true => results::plan::KeyDist::Uniform,
+            false => results::plan::KeyDist::Exponential,
+        };
+        let max_writes = [4, 16, 32, 128][rng.random_range(0..4)];
         let mut spec = self.clone();
+        spec.txn_length.get_or_insert((min_len, max_len));
+        spec.key_dist.get_or_insert(key_dist);
+        spec.max_writes_per_key.get_or_insert(max_writes);
         if spec.nemesis.is_none() {
             spec.nemesis = Some(names.join(",").parse().expect("drawn from the known names"));
         }
@@ -198,13 +220,28 @@ impl PlanSpec {
                 (self.time_limit_s * 1e3) as u64,
             ),
         };
+        let workload = self.workload.unwrap_or(self.default_workload());
+        let txn_shape = workload.is_txn().then(|| {
+            let default = results::plan::TxnShape::default();
+            let (min_len, max_len) = self
+                .txn_length
+                .unwrap_or((default.min_len, default.max_len));
+            results::plan::TxnShape {
+                min_len,
+                max_len,
+                key_dist: self.key_dist.unwrap_or(default.key_dist),
+                max_writes_per_key: self
+                    .max_writes_per_key
+                    .unwrap_or(default.max_writes_per_key),
+            }
+        });
         let plan = Plan {
             version: PLAN_VERSION,
             mode: self.mode,
             name: self.name.clone(),
             seed,
             nodes: self.nodes,
-            workload: self.workload.unwrap_or(self.default_workload()),
+            workload,
             time_limit_s: self.time_limit_s,
             concurrency,
             rate: self.rate,
@@ -228,6 +265,7 @@ impl PlanSpec {
             core: self.core,
             swarm: self.swarm,
             consistency_model: self.consistency_model,
+            txn_shape,
             node_cmd: self.node_cmd.clone(),
             net: self.net.unwrap_or(self.system.default_net()),
             script: None,
@@ -296,6 +334,24 @@ impl PlanSpec {
         }
         if let Some(n) = self.ops_per_client {
             u(ranges::OPS_PER_CLIENT.check(n as f64))?;
+        }
+        if let Some((min, max)) = self.txn_length {
+            u(ranges::txn_length(min, max))?;
+        }
+        if let Some(n) = self.max_writes_per_key {
+            u(ranges::MAX_WRITES_PER_KEY.check(f64::from(n)))?;
+        }
+        let shaped = [
+            ("--txn-length", self.txn_length.is_some()),
+            ("--key-dist", self.key_dist.is_some()),
+            ("--max-writes-per-key", self.max_writes_per_key.is_some()),
+        ];
+        if let Some((flag, _)) = shaped.iter().find(|(_, given)| *given) {
+            if !self.workload.is_some_and(|w| w.is_txn()) {
+                usage!(
+                    "{flag} shapes transactions: it goes with --workload list-append or rw-register"
+                );
+            }
         }
         if let Some(cmd) = &self.node_cmd {
             crate::system::maelstrom::NodeCommand::parse(cmd).map_err(UsageError)?;

@@ -44,6 +44,9 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// The register key the register slots contend on now.
     pub register_key: AtomicU64,
+    /// A transaction workload's active keys, one per plan key: its generation
+    /// (`k0.3` is key `k0`'s fourth) and the writes drawn to it so far.
+    pub txn_keys: std::sync::Mutex<Vec<(u64, u32)>>,
 }
 
 impl Shared {
@@ -51,6 +54,7 @@ impl Shared {
         Shared {
             stop: AtomicBool::new(false),
             register_key: AtomicU64::new(0),
+            txn_keys: std::sync::Mutex::new(Vec::new()),
         }
     }
 }
@@ -72,6 +76,8 @@ pub struct WorkloadConfig {
     pub workload: Workload,
     pub kv_keys: Arc<[String]>,
     pub op_mix: OpMix,
+    /// How a transaction workload draws its transactions.
+    pub txn_shape: results::plan::TxnShape,
     /// Total ops/s; 0 = as fast as possible.
     pub rate: f64,
     pub op_timeout: Duration,
@@ -93,6 +99,7 @@ impl WorkloadConfig {
             workload: plan.workload,
             kv_keys: plan.kv_keys.clone().into(),
             op_mix: plan.op_mix,
+            txn_shape: plan.txn_shape.unwrap_or_default(),
             rate: plan.rate,
             op_timeout: Duration::from_millis(plan.op_timeout_ms),
             ops_per_client: plan.ops_per_client,
@@ -140,6 +147,25 @@ pub fn is_unavailable(done: &Completion) -> bool {
             done.error.as_deref(),
             Some(UNAVAILABLE | "temporarily-unavailable")
         )
+}
+
+/// One of `keys` active keys, as `dist` weighs them. Exponential: key `i` is
+/// twice as likely as key `i - 1`, drawn as `keys - 1 - j` with `j` geometric
+/// (each step on with probability 1/2) and drawn again past the last key, which
+/// is exact for any number of keys where weights of `2^i` overflow.
+fn draw_key(rng: &mut rand_chacha::ChaCha8Rng, dist: results::plan::KeyDist, keys: usize) -> usize {
+    match dist {
+        results::plan::KeyDist::Uniform => rng.random_range(0..keys),
+        results::plan::KeyDist::Exponential => loop {
+            let mut j = 0;
+            while j < keys && rng.random_bool(0.5) {
+                j += 1;
+            }
+            if j < keys {
+                return keys - 1 - j;
+            }
+        },
+    }
 }
 
 /// One client slot's own state: what it draws its ops from and what it has seen.
@@ -228,7 +254,7 @@ impl ClientSlot {
             };
         }
         if cfg.workload.is_txn() {
-            return self.next_txn(cfg);
+            return self.next_txn(cfg, shared);
         }
         let rng = &mut self.rng;
         let key = cfg.kv_keys[rng.random_range(0..cfg.kv_keys.len().max(1))].clone();
@@ -249,21 +275,31 @@ impl ClientSlot {
         }
     }
 
-    /// A transaction of 1-4 micro-ops, each a read or (as often) an append or write
-    /// of a value unique in the run, over the plan's keys of the slot's current
-    /// generation. Every slot moves to fresh keys (`k0.1`, `k0.2`, ...) after a
-    /// number of transactions that keeps a key's list near 32 appends, so reads
-    /// stay short however long the run.
-    fn next_txn(&mut self, cfg: &WorkloadConfig) -> WorkloadOp {
+    /// A transaction drawn as the plan's shape says (docs/transactions.md): its
+    /// length, then per micro-op an active key and a read or (as often) an append
+    /// or write of a value unique in the run. An active key that has taken its
+    /// writes is retired for a fresh one (`k0.1`, `k0.2`, ...), so reads stay short
+    /// however long the run.
+    fn next_txn(&mut self, cfg: &WorkloadConfig, shared: &Shared) -> WorkloadOp {
         use checker::history::TxnMop;
+        let shape = cfg.txn_shape;
         let keys = cfg.kv_keys.len().max(1);
-        let per_generation = ((26 * keys) / cfg.concurrency.max(1)).max(4) as i64;
-        let generation = (self.seq - 1) / per_generation;
         let rng = &mut self.rng;
-        let n = rng.random_range(1..=4);
+        let n = rng.random_range(shape.min_len..=shape.max_len.max(shape.min_len)) as usize;
+        // The slots take turns: in a simulation in a fixed order, so the same plan
+        // draws the same keys.
+        let mut active = shared
+            .txn_keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if active.len() < keys {
+            active.resize(keys, (0, 0));
+        }
         let mut txn = Vec::with_capacity(n);
         for _ in 0..n {
-            let key = match cfg.kv_keys.get(rng.random_range(0..keys)) {
+            let slot = draw_key(rng, shape.key_dist, keys);
+            let (generation, writes) = active[slot];
+            let key = match cfg.kv_keys.get(slot) {
                 Some(k) => format!("{k}.{generation}"),
                 None => format!("k.{generation}"),
             };
@@ -274,6 +310,10 @@ impl ClientSlot {
                 });
                 continue;
             }
+            active[slot] = match writes + 1 >= shape.max_writes_per_key {
+                true => (generation + 1, 0),
+                false => (generation, writes + 1),
+            };
             self.written += 1;
             let value = (self.index as i64 + 1) * 1_000_000_000 + self.written;
             txn.push(match cfg.workload {
@@ -375,5 +415,121 @@ async fn client_slot<S: System>(
         // A system that answers without ever waiting (in memory, simulated) would
         // otherwise keep this worker forever, starving the time limit itself.
         tokio::task::yield_now().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use results::plan::{KeyDist, TxnShape};
+
+    fn cfg(shape: TxnShape, keys: usize, concurrency: usize) -> WorkloadConfig {
+        let plan = crate::spec::PlanSpec {
+            mode: results::Mode::Sim,
+            seed: Some(5),
+            nodes: 3,
+            workload: Some(Workload::ListAppend),
+            keys,
+            concurrency: Some(concurrency),
+            ..crate::spec::PlanSpec::default()
+        }
+        .plan()
+        .unwrap();
+        WorkloadConfig {
+            txn_shape: shape,
+            ..WorkloadConfig::of(&plan)
+        }
+    }
+
+    /// (key, appends) over `n` transactions drawn in turn by every slot.
+    fn draw(cfg: &WorkloadConfig, n: usize) -> (Vec<usize>, BTreeMap<String, u32>) {
+        let shared = Shared::new();
+        let mut slots: Vec<ClientSlot> = (0..cfg.concurrency)
+            .map(|i| ClientSlot::new(cfg, i))
+            .collect();
+        let mut lengths = Vec::new();
+        let mut writes: BTreeMap<String, u32> = BTreeMap::new();
+        for i in 0..n {
+            let slot = i % slots.len();
+            let WorkloadOp::Txn { txn } = slots[slot].next_op(cfg, &shared) else {
+                panic!("a list-append slot draws transactions");
+            };
+            lengths.push(txn.len());
+            for m in &txn {
+                if let checker::history::TxnMop::Append { key, .. } = m {
+                    *writes.entry(key.clone()).or_default() += 1;
+                }
+            }
+        }
+        (lengths, writes)
+    }
+
+    #[test]
+    fn a_transactions_length_is_drawn_from_its_shapes_range() {
+        let shape = TxnShape {
+            min_len: 2,
+            max_len: 6,
+            ..TxnShape::default()
+        };
+        let (lengths, _) = draw(&cfg(shape, 5, 4), 2_000);
+        assert_eq!(lengths.iter().min(), Some(&2));
+        assert_eq!(lengths.iter().max(), Some(&6));
+        let exact = TxnShape {
+            min_len: 3,
+            max_len: 3,
+            ..TxnShape::default()
+        };
+        let (lengths, _) = draw(&cfg(exact, 5, 4), 200);
+        assert!(lengths.iter().all(|n| *n == 3));
+    }
+
+    #[test]
+    fn a_key_takes_at_most_its_writes_and_is_retired_for_a_fresh_one() {
+        for dist in [KeyDist::Uniform, KeyDist::Exponential] {
+            let shape = TxnShape {
+                key_dist: dist,
+                max_writes_per_key: 8,
+                ..TxnShape::default()
+            };
+            let (_, writes) = draw(&cfg(shape, 3, 6), 3_000);
+            assert!(writes.values().all(|n| *n <= 8), "{dist:?}: {writes:?}");
+            // Every key but the last of each base was filled before it was retired.
+            for base in ["k0", "k1", "k2"] {
+                let full: Vec<u32> = writes
+                    .iter()
+                    .filter(|(k, _)| k.split_once('.').map(|(b, _)| b) == Some(base))
+                    .map(|(_, n)| *n)
+                    .collect();
+                assert!(full.len() >= 2, "{dist:?}: {base} was retired: {writes:?}");
+                let retired = full.iter().filter(|n| **n == 8).count();
+                assert!(retired + 1 >= full.len(), "{dist:?}: {writes:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn exponential_keys_make_the_last_key_hot_and_uniform_keys_do_not() {
+        let mut rng = substream(1, "test");
+        let mut counts = [0u32; 6];
+        for _ in 0..60_000 {
+            counts[draw_key(&mut rng, KeyDist::Exponential, 6)] += 1;
+        }
+        // Each key twice as likely as the one before it: about 1/2, 1/4, ... of
+        // the draws from the last key down.
+        for i in 1..6 {
+            let ratio = f64::from(counts[i]) / f64::from(counts[i - 1]);
+            assert!((1.7..2.3).contains(&ratio), "{counts:?}");
+        }
+        let mut counts = [0u32; 6];
+        for _ in 0..60_000 {
+            counts[draw_key(&mut rng, KeyDist::Uniform, 6)] += 1;
+        }
+        assert!(
+            counts.iter().all(|c| (9_000..11_000).contains(c)),
+            "{counts:?}"
+        );
+        // However many keys: no weight of 2^i overflows.
+        let k = draw_key(&mut rng, KeyDist::Exponential, 1_200);
+        assert!(k < 1_200);
     }
 }

@@ -103,6 +103,76 @@ impl Default for OpMix {
     }
 }
 
+/// How a transaction workload draws its transactions (docs/transactions.md), as
+/// Elle's generator does: a length, each micro-op's key from a pool of active keys
+/// (one per plan key), a key retired for a fresh one once it has taken
+/// `max_writes_per_key` writes, so lists stay short however long the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnShape {
+    /// Micro-ops per transaction, drawn uniformly from `min_len..=max_len`.
+    pub min_len: u32,
+    pub max_len: u32,
+    /// How a micro-op picks its key among the active keys.
+    pub key_dist: KeyDist,
+    /// Writes (appends or register writes) a key takes before it is retired.
+    pub max_writes_per_key: u32,
+}
+
+impl Default for TxnShape {
+    /// 1 to 4 micro-ops, exponential keys, 32 writes a key (Elle's generator's
+    /// distribution and bound; up to 4 micro-ops rather than its 2, so that more
+    /// transactions span several keys).
+    fn default() -> Self {
+        TxnShape {
+            min_len: 1,
+            max_len: 4,
+            key_dist: KeyDist::Exponential,
+            max_writes_per_key: 32,
+        }
+    }
+}
+
+impl TxnShape {
+    /// `1-4 micro-ops, exponential keys, 32 writes a key`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}-{} micro-ops, {} keys, {} writes a key",
+            self.min_len,
+            self.max_len,
+            self.key_dist.name(),
+            self.max_writes_per_key
+        )
+    }
+}
+
+/// Which active key a transaction's micro-op touches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyDist {
+    /// Every active key as likely.
+    Uniform,
+    /// Each active key twice as likely as the one before it: a few hot keys where
+    /// transactions meet, and a tail of cold ones.
+    Exponential,
+}
+
+impl KeyDist {
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyDist::Uniform => "uniform",
+            KeyDist::Exponential => "exponential",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<KeyDist> {
+        match s {
+            "uniform" => Some(KeyDist::Uniform),
+            "exponential" => Some(KeyDist::Exponential),
+            _ => None,
+        }
+    }
+}
+
 /// What a KV client does next, drawn from the mix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KvChoice {
@@ -275,6 +345,10 @@ pub struct Plan {
     /// unset: strict serializable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistency_model: Option<checker::txn::Model>,
+    /// How a transaction workload draws its transactions; absent for the other
+    /// workloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn_shape: Option<TxnShape>,
     /// The command line that runs one Maelstrom node (split into words as a shell
     /// would, run without one; docs/maelstrom.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -785,6 +859,15 @@ impl Plan {
                 self.kv_keys.len()
             ));
         }
+        // A transaction plan written before shapes were stored drew the default's.
+        if self.workload.is_txn() {
+            self.txn_shape.get_or_insert_with(TxnShape::default);
+        } else if self.txn_shape.is_some() {
+            return bad(format!(
+                "txn_shape shapes transactions, but the workload is {}",
+                self.workload.name()
+            ));
+        }
         crate::ranges::check_plan(&self).map_err(PlanError::Inconsistent)?;
         if self.workload.has_kv() && self.op_mix.total() == 0 {
             return bad("op_mix gives every op weight 0".into());
@@ -885,15 +968,19 @@ impl Plan {
         if self.explicit_schedule {
             format!("an explicit schedule of {faults}")
         } else if self.swarm {
+            let ops = match self.txn_shape {
+                Some(shape) => format!("transactions of {}", shape.describe()),
+                None => format!(
+                    "op mix {}/{}/{}",
+                    self.op_mix.read, self.op_mix.write, self.op_mix.cas
+                ),
+            };
             format!(
-                "swarm draw: nemesis {} every {} s ({faults} scheduled), {} clients, {} keys, op mix {}/{}/{}",
+                "swarm draw: nemesis {} every {} s ({faults} scheduled), {} clients, {} keys, {ops}",
                 self.nemesis.describe(),
                 self.nemesis_interval_s,
                 self.concurrency,
                 self.keys,
-                self.op_mix.read,
-                self.op_mix.write,
-                self.op_mix.cas
             )
         } else {
             format!(
@@ -960,6 +1047,18 @@ impl Plan {
         }
         if let Some(model) = self.consistency_model {
             parts.push(format!("--consistency-model {model}"));
+        }
+        if let Some(shape) = self.txn_shape {
+            let default = TxnShape::default();
+            if (shape.min_len, shape.max_len) != (default.min_len, default.max_len) {
+                parts.push(format!("--txn-length {}..{}", shape.min_len, shape.max_len));
+            }
+            if shape.key_dist != default.key_dist {
+                parts.push(format!("--key-dist {}", shape.key_dist.name()));
+            }
+            if shape.max_writes_per_key != default.max_writes_per_key {
+                parts.push(format!("--max-writes-per-key {}", shape.max_writes_per_key));
+            }
         }
         for arg in &self.node_args {
             parts.push(format!("--node-arg={}", shell_quote(arg)));
@@ -1050,10 +1149,59 @@ pub(crate) mod tests {
             core: CoreName::Paxos,
             swarm: false,
             consistency_model: None,
+            txn_shape: None,
             node_cmd: None,
             net: Net::Proxy,
             script: None,
             shrunk_from: None,
+        }
+    }
+
+    #[test]
+    fn a_transaction_plan_has_a_shape_and_no_other_plan_has_one() {
+        // A list-append plan.json from before shapes were stored drew the default's.
+        let mut plan = sample();
+        plan.workload = Workload::ListAppend;
+        let plan = plan.normalised().unwrap();
+        assert_eq!(plan.txn_shape, Some(TxnShape::default()));
+        assert!(!plan.command_line().contains("--txn-length"));
+        let shaped = Plan {
+            txn_shape: Some(TxnShape {
+                min_len: 2,
+                max_len: 8,
+                key_dist: KeyDist::Uniform,
+                max_writes_per_key: 4,
+            }),
+            ..plan
+        };
+        let line = shaped.command_line();
+        assert!(
+            line.contains("--txn-length 2..8 --key-dist uniform --max-writes-per-key 4"),
+            "{line}"
+        );
+        let back: Plan = serde_json::from_str(&shaped.to_json()).unwrap();
+        assert_eq!(back.txn_shape, shaped.txn_shape);
+        // A KV plan with a shape is refused, as is an empty or too long range.
+        let kv = Plan {
+            workload: Workload::Kv,
+            ..shaped.clone()
+        };
+        assert!(
+            kv.normalised()
+                .unwrap_err()
+                .to_string()
+                .contains("txn_shape")
+        );
+        for (min, max) in [(3, 2), (0, 2), (1, 65)] {
+            let bad = Plan {
+                txn_shape: Some(TxnShape {
+                    min_len: min,
+                    max_len: max,
+                    ..TxnShape::default()
+                }),
+                ..shaped.clone()
+            };
+            assert!(bad.normalised().is_err(), "{min}..{max}");
         }
     }
 

@@ -107,6 +107,15 @@ pub const NEMESIS_INTERVAL: Range = Range::closed(
     86_400.0,
     "s",
 );
+pub const TXN_LENGTH: Range =
+    Range::closed("--txn-length", "txn_shape.max_len", 1.0, 64.0, "micro-ops");
+pub const MAX_WRITES_PER_KEY: Range = Range::closed(
+    "--max-writes-per-key",
+    "txn_shape.max_writes_per_key",
+    1.0,
+    1_000_000.0,
+    "",
+);
 pub const OPS_PER_CLIENT: Range =
     Range::closed("--ops-per-client", "ops_per_client", 1.0, 1e12, "");
 /// The most fault slots a run may have (time limit over fault interval): a schedule
@@ -148,6 +157,22 @@ pub fn check_plan(plan: &Plan) -> Result<(), String> {
     slots(plan.time_limit_s, plan.nemesis_interval_s)?;
     if let Some(n) = plan.ops_per_client {
         OPS_PER_CLIENT.check(n as f64)?;
+    }
+    if let Some(shape) = plan.txn_shape {
+        txn_length(shape.min_len, shape.max_len)?;
+        MAX_WRITES_PER_KEY.check(f64::from(shape.max_writes_per_key))?;
+    }
+    Ok(())
+}
+
+/// `Err` unless `1 <= min <= max <= 64`.
+pub fn txn_length(min: u32, max: u32) -> Result<(), String> {
+    TXN_LENGTH.check(f64::from(min))?;
+    TXN_LENGTH.check(f64::from(max))?;
+    if min > max {
+        return Err(format!(
+            "--txn-length (plan.json `txn_shape`): {min}..{max} is empty: the first bound is above the second"
+        ));
     }
     Ok(())
 }

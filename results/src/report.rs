@@ -161,13 +161,16 @@ fn params(r: &RunResult) -> Vec<(&'static str, String)> {
         ("clients", plan.concurrency.to_string()),
         ("rate", plan.rate.to_string()),
         ("keys", plan.kv_keys.join(" ")),
-        (
-            "op mix",
-            format!(
-                "read {} · write {} · cas {}",
-                plan.op_mix.read, plan.op_mix.write, plan.op_mix.cas
+        match plan.txn_shape {
+            Some(shape) => ("transactions", shape.describe()),
+            None => (
+                "op mix",
+                format!(
+                    "read {} · write {} · cas {}",
+                    plan.op_mix.read, plan.op_mix.write, plan.op_mix.cas
+                ),
             ),
-        ),
+        },
         ("nemesis", plan.nemesis.describe()),
         ("network", plan.network_words().to_string()),
         ("nemesis interval", format!("{} s", plan.nemesis_interval_s)),
