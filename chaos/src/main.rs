@@ -159,11 +159,11 @@ fn main() -> ExitCode {
             return fail(cmd, e, Exit::Usage);
         }
     }
+    if matches!(cli.command, Command::Check(_)) {
+        return_freed_memory_at_once();
+    }
     match cli.command {
-        Command::Check(args) => match {
-            return_freed_memory_at_once();
-            check::check(&args)
-        } {
+        Command::Check(args) => match check::check(&args) {
             Ok(code) => code.into(),
             Err(e) => fail("check", e, Exit::Usage),
         },
