@@ -6,6 +6,7 @@ each from several search seeds, with a wall-clock cap per search. Prints one
 JSON line per search and a Markdown table of medians (BENCHMARKS.md).
 
     python3 chaos/benches/detection.py [--chaos target/release/chaos] [--cap 30]
+    python3 chaos/benches/detection.py --workload list-append   # the transaction bugs
 """
 import argparse, json, re, statistics, subprocess, sys, tempfile, time
 
@@ -14,11 +15,13 @@ BUGS = [("--bug=" + b) for b in [
     "stale-read", "early-ack", "unsynced-reply", "unsynced-snapshot"]] + [
     ("--mistake=" + m) for m in [
     "lowest-promise-wins", "snapshot-skips-next", "restart-drops-promise"]]
+# The bugs only a transaction workload shows (--workload list-append or rw-register).
+TXN_BUGS = ["--bug=split-txn", "--bug=txn-local-read"]
 MODES = ["plain", "swarm", "explore", "explore-swarm"]
 PLAN = ["--nodes", "3", "--time-limit", "5", "--jobs", "2", "--no-progress"]
 
 
-def search(chaos, mode, bug, start, cap, results):
+def search(chaos, mode, bug, start, cap, results, plan):
     """(found, wall seconds to the first failure or the cap, runs, faults/run)."""
     base = [chaos]
     if mode.startswith("explore"):
@@ -31,7 +34,7 @@ def search(chaos, mode, bug, start, cap, results):
         cmd = base + ["sim", "--seeds", f"{start}..{start + int(cap * 80)}"]
         if mode == "swarm":
             cmd.append("--swarm")
-    cmd += PLAN + ["--node-arg=" + bug, "--results", results]
+    cmd += plan + ["--node-arg=" + bug, "--results", results]
     t0 = time.time()
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=cap * 3 + 60).stdout
@@ -56,8 +59,12 @@ def main():
     ap.add_argument("--cap", type=float, default=30.0)
     ap.add_argument("--searches", type=int, default=3)
     ap.add_argument("--bugs", default="")
+    ap.add_argument("--workload", default="")
     args = ap.parse_args()
-    bugs = [b for b in BUGS if not args.bugs or any(x in b for x in args.bugs.split(","))]
+    txn = args.workload in ("list-append", "rw-register")
+    plan = PLAN + (["--workload", args.workload] if args.workload else [])
+    bugs = [b for b in (TXN_BUGS if txn else BUGS)
+            if not args.bugs or any(x in b for x in args.bugs.split(","))]
     rows = []
     with tempfile.TemporaryDirectory() as results:
         for bug in bugs:
@@ -66,7 +73,7 @@ def main():
                 found = []
                 for k in range(args.searches):
                     start = k + 1 if mode.startswith("explore") else 1 + 100_000 * k
-                    ok, secs, runs, faults = search(args.chaos, mode, bug, start, args.cap, results)
+                    ok, secs, runs, faults = search(args.chaos, mode, bug, start, args.cap, results, plan)
                     rec = {"bug": bug, "mode": mode, "start": start, "found": ok,
                            "secs": round(secs, 2), "runs": runs, "faults_per_run": faults}
                     print(json.dumps(rec), flush=True)
