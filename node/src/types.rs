@@ -243,10 +243,65 @@ impl KvOp {
 
 /// One client command in the log.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "FlatCommand")]
 pub struct Command {
     pub id: CmdId,
     #[serde(flatten)]
     pub op: KvOp,
+}
+
+/// A [`KvOp`]'s kind: the `op` of its encoding.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum KvOpKind {
+    Read,
+    Write,
+    Cas,
+    Txn,
+}
+
+/// A [`Command`] as its encoding reads, every op's fields optional. serde reads a
+/// struct field by field, where a flattened, tagged op is first buffered whole to
+/// find its tag: every command of every WAL record and peer message was read
+/// twice over. The same bytes give the same command, fields of other ops ignored
+/// as the derived reader ignored them, a missing one named.
+#[derive(Deserialize)]
+struct FlatCommand {
+    id: CmdId,
+    op: KvOpKind,
+    key: Option<String>,
+    value: Option<i64>,
+    from: Option<i64>,
+    to: Option<i64>,
+    txn: Option<Vec<MicroOp>>,
+}
+
+impl TryFrom<FlatCommand> for Command {
+    type Error = String;
+
+    fn try_from(c: FlatCommand) -> Result<Command, String> {
+        fn need<T>(field: Option<T>, name: &str) -> Result<T, String> {
+            field.ok_or_else(|| format!("missing field `{name}`"))
+        }
+        let op = match c.op {
+            KvOpKind::Read => KvOp::Read {
+                key: need(c.key, "key")?,
+            },
+            KvOpKind::Write => KvOp::Write {
+                key: need(c.key, "key")?,
+                value: need(c.value, "value")?,
+            },
+            KvOpKind::Cas => KvOp::Cas {
+                key: need(c.key, "key")?,
+                from: need(c.from, "from")?,
+                to: need(c.to, "to")?,
+            },
+            KvOpKind::Txn => KvOp::Txn {
+                txn: need(c.txn, "txn")?,
+            },
+        };
+        Ok(Command { id: c.id, op })
+    }
 }
 
 /// The value of one log slot: the client commands batched into it. An empty batch is a

@@ -149,7 +149,7 @@ impl Config {
 /// A durable record: the only state that survives a restart. Written to the WAL by
 /// the driver when the core returns [`Action::Persist`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "r", rename_all = "kebab-case")]
+#[serde(tag = "r", rename_all = "kebab-case", try_from = "FlatRecord")]
 pub enum Record {
     /// Written at every start; command ids embed it so they never repeat.
     Incarnation {
@@ -241,7 +241,7 @@ impl crate::seam::Wire for Record {
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, String> {
-        crate::seam::json_decode::<FlatRecord>(bytes)?.record()
+        crate::seam::json_decode(bytes)
     }
 }
 
@@ -261,8 +261,9 @@ enum RecordKind {
 /// A [`Record`] as its encoding reads, every variant's fields optional. serde
 /// reads a struct field by field where an internally tagged enum first buffers
 /// the whole object to find its tag: recovery read every WAL record that way, a
-/// tenth of a restart-heavy simulation. The same bytes give the same record, or
-/// an error naming the field that is missing (as the derived reader's does).
+/// tenth of a restart-heavy simulation. The same bytes give the same record,
+/// fields of other kinds ignored as the tagged reader ignored them, a missing one
+/// named.
 #[derive(Deserialize)]
 struct FlatRecord {
     r: RecordKind,
@@ -274,39 +275,42 @@ struct FlatRecord {
     batch: Option<Batch>,
 }
 
-impl FlatRecord {
-    fn record(self) -> Result<Record, String> {
+impl TryFrom<FlatRecord> for Record {
+    type Error = String;
+
+    fn try_from(flat: FlatRecord) -> Result<Record, String> {
         fn need<T>(field: Option<T>, name: &str) -> Result<T, String> {
             field.ok_or_else(|| format!("missing field `{name}`"))
         }
-        Ok(match self.r {
+        let f = flat;
+        Ok(match f.r {
             RecordKind::Incarnation => Record::Incarnation {
-                incarnation: need(self.incarnation, "incarnation")?,
+                incarnation: need(f.incarnation, "incarnation")?,
             },
             RecordKind::RegisterPromise => Record::RegisterPromise {
-                key: need(self.key, "key")?,
-                ballot: need(self.ballot, "ballot")?,
+                key: need(f.key, "key")?,
+                ballot: need(f.ballot, "ballot")?,
             },
             RecordKind::RegisterAccept => Record::RegisterAccept {
-                key: need(self.key, "key")?,
-                ballot: need(self.ballot, "ballot")?,
-                value: need(self.value, "value")?,
+                key: need(f.key, "key")?,
+                ballot: need(f.ballot, "ballot")?,
+                value: need(f.value, "value")?,
             },
             RecordKind::RegisterChosen => Record::RegisterChosen {
-                key: need(self.key, "key")?,
-                value: need(self.value, "value")?,
+                key: need(f.key, "key")?,
+                value: need(f.value, "value")?,
             },
             RecordKind::LogPromise => Record::LogPromise {
-                ballot: need(self.ballot, "ballot")?,
+                ballot: need(f.ballot, "ballot")?,
             },
             RecordKind::LogAccept => Record::LogAccept {
-                slot: need(self.slot, "slot")?,
-                ballot: need(self.ballot, "ballot")?,
-                batch: need(self.batch, "batch")?,
+                slot: need(f.slot, "slot")?,
+                ballot: need(f.ballot, "ballot")?,
+                batch: need(f.batch, "batch")?,
             },
             RecordKind::LogChosen => Record::LogChosen {
-                slot: need(self.slot, "slot")?,
-                batch: need(self.batch, "batch")?,
+                slot: need(f.slot, "slot")?,
+                batch: need(f.batch, "batch")?,
             },
         })
     }
