@@ -250,6 +250,12 @@ pub struct Command {
     pub op: KvOp,
 }
 
+/// A field a flat reader ([`FlatCommand`], the core's records) needs for the kind
+/// it read: the value, or the error serde's own readers give.
+pub(crate) fn need<T>(field: Option<T>, name: &str) -> Result<T, String> {
+    field.ok_or_else(|| format!("missing field `{name}`"))
+}
+
 /// A [`KvOp`]'s kind: the `op` of its encoding.
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -280,9 +286,6 @@ impl TryFrom<FlatCommand> for Command {
     type Error = String;
 
     fn try_from(c: FlatCommand) -> Result<Command, String> {
-        fn need<T>(field: Option<T>, name: &str) -> Result<T, String> {
-            field.ok_or_else(|| format!("missing field `{name}`"))
-        }
         let op = match c.op {
             KvOpKind::Read => KvOp::Read {
                 key: need(c.key, "key")?,

@@ -278,11 +278,8 @@ struct FlatRecord {
 impl TryFrom<FlatRecord> for Record {
     type Error = String;
 
-    fn try_from(flat: FlatRecord) -> Result<Record, String> {
-        fn need<T>(field: Option<T>, name: &str) -> Result<T, String> {
-            field.ok_or_else(|| format!("missing field `{name}`"))
-        }
-        let f = flat;
+    fn try_from(f: FlatRecord) -> Result<Record, String> {
+        use crate::types::need;
         Ok(match f.r {
             RecordKind::Incarnation => Record::Incarnation {
                 incarnation: need(f.incarnation, "incarnation")?,
