@@ -543,7 +543,7 @@ fn an_isolation_anomalys_transactions_are_found_on_the_timeline() {
         );
         for o in ops {
             assert_eq!(o["f"], "txn", "{o}");
-            assert!(o["txn"].is_u64(), "{o}");
+            assert!(o["txn"].is_u64() && o["node"].is_u64(), "{o}");
             witnesses.push(o["index"].as_u64().unwrap());
         }
         if let Some(cycle) = a["cycle"].as_array().filter(|c| !c.is_empty()) {

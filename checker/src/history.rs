@@ -432,7 +432,7 @@ struct Parser {
     /// Every key seen, once.
     keys: BTreeSet<Arc<str>>,
     /// Process -> its transaction in flight: invoke time and micro-ops.
-    txn_in_flight: BTreeMap<u64, (u64, u64, Vec<TxnMop>)>,
+    txn_in_flight: BTreeMap<u64, (u64, u64, Option<NodeId>, Vec<TxnMop>)>,
 }
 
 impl Parser {
@@ -535,10 +535,10 @@ impl Parser {
                 ));
             }
             self.txn_in_flight
-                .insert(process, (raw.index, raw.time_ns, mops));
+                .insert(process, (raw.index, raw.time_ns, raw.node, mops));
             return Ok(());
         }
-        let (invoke_index, invoke_ns, invoked) =
+        let (invoke_index, invoke_ns, invoke_node, invoked) =
             self.txn_in_flight.remove(&process).ok_or_else(|| {
                 format!(
                     "{} txn completion for process {process} without a pending invoke",
@@ -565,7 +565,9 @@ impl Parser {
             .history
             .txns
             .push(process as u32, invoke_ns, complete, status, &converted);
-        self.history.txns.set_index(t, invoke_index);
+        self.history
+            .txns
+            .set_index(t, invoke_index, raw.node.or(invoke_node));
         Ok(())
     }
 
@@ -646,7 +648,7 @@ impl Parser {
         let mut history = self.history;
         history.ops.shrink_to_fit();
         // A transaction never completed stays indeterminate.
-        for (process, (invoke_index, invoke_ns, mops)) in self.txn_in_flight {
+        for (process, (invoke_index, invoke_ns, node, mops)) in self.txn_in_flight {
             let converted = checker_mops(&mut history.txns, &mops, false)
                 .expect("micro-ops with unknown reads always convert");
             let t = history.txns.push(
@@ -656,7 +658,7 @@ impl Parser {
                 crate::txn::Status::Info,
                 &converted,
             );
-            history.txns.set_index(t, invoke_index);
+            history.txns.set_index(t, invoke_index, node);
         }
         history.txns.finish();
         history

@@ -147,7 +147,7 @@ impl OpRef {
         OpRef {
             index: txns.index(t).unwrap_or(u64::from(t)),
             process: u64::from(txns.process(t)),
-            node: None,
+            node: txns.node(t),
             f: "txn".into(),
             key: keys.join(","),
             value: asked.join("; "),

@@ -42,7 +42,7 @@ impl<'a> Bar<'a> {
     pub fn node(&self) -> Option<paxos_trace::NodeId> {
         match *self {
             Bar::Op(o) => o.node,
-            Bar::Txn(..) => None,
+            Bar::Txn(h, t) => h.node(t),
         }
     }
 

@@ -677,6 +677,7 @@ fn faults(r: &RunResult) -> Markup {
 }
 
 fn node_panels(r: &RunResult, history: Option<&History>, files: &[(u32, Vec<String>)]) -> Markup {
+    let bars = history.map(data::bars).unwrap_or_default();
     html! {
         section id="nodes" {
             h2 { "Nodes" }
@@ -685,11 +686,11 @@ fn node_panels(r: &RunResult, history: Option<&History>, files: &[(u32, Vec<Stri
                     @let mine: Vec<_> = r.faults.periods.iter().filter(|p| p.nodes.contains(id)).collect();
                     @let kills = mine.iter().filter(|p| p.kind == "kill").count();
                     @let pauses = mine.iter().filter(|p| p.kind == "pause").count();
-                    @let served: BTreeMap<&str, u64> = history.map(|h| {
+                    @let served: BTreeMap<&str, u64> = {
                         let mut m = BTreeMap::new();
-                        for o in h.ops.iter().filter(|o| o.node == Some(*id)) { *m.entry(data::outcome_name(o.outcome)).or_default() += 1; }
+                        for o in bars.iter().filter(|o| o.node() == Some(*id)) { *m.entry(data::outcome_name(o.outcome())).or_default() += 1; }
                         m
-                    }).unwrap_or_default();
+                    };
                     div class="panel" id=(format!("node-{id}")) {
                         h3 { "n" (id) }
                         p { (count(kills, "kill")) " (each followed by a restart on the same data), " (count(pauses, "pause")) ", in " (count(mine.len(), "fault period")) "." }

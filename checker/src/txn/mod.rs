@@ -111,8 +111,13 @@ struct TxnRec {
     process: u32,
     mops: u32,
     n: u32,
+    /// The node the client talked to, [`NO_NODE`] when none was given (it fits
+    /// beside `status` in what the record's alignment leaves).
+    node: u16,
     status: Status,
 }
+
+const NO_NODE: u16 = u16::MAX;
 
 const NEVER: u64 = u64::MAX;
 
@@ -245,6 +250,7 @@ impl TxnHistory {
             invoke,
             complete: complete.unwrap_or(NEVER),
             index: NEVER,
+            node: NO_NODE,
             mops: start,
             n: mops.len() as u32,
         });
@@ -252,9 +258,21 @@ impl TxnHistory {
     }
 
     /// Names the history event that invoked transaction `t`, so a report can point
-    /// at it on the history's timeline.
-    pub fn set_index(&mut self, t: TxnId, index: u64) {
-        self.txns[t as usize].index = index;
+    /// at it on the history's timeline, and the node its client talked to (a node
+    /// numbered past 65,534 is kept as none).
+    pub fn set_index(&mut self, t: TxnId, index: u64, node: Option<u32>) {
+        let rec = &mut self.txns[t as usize];
+        rec.index = index;
+        rec.node = node
+            .and_then(|n| u16::try_from(n).ok())
+            .filter(|n| *n != NO_NODE)
+            .unwrap_or(NO_NODE);
+    }
+
+    /// The node transaction `t`'s client talked to, when the history said.
+    pub fn node(&self, t: TxnId) -> Option<u32> {
+        let node = self.txns[t as usize].node;
+        (node != NO_NODE).then_some(u32::from(node))
     }
 
     /// The history's index of transaction `t`'s invoke event, when one was given.

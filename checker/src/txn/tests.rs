@@ -551,3 +551,16 @@ proptest! {
             | TxnAnomalyKind::LostAppend)), "{:#?}", report);
     }
 }
+
+#[test]
+fn a_transaction_keeps_its_invoke_and_node_in_forty_bytes() {
+    assert_eq!(std::mem::size_of::<TxnRec>(), 40);
+    let mut h = TxnHistory::new();
+    let t = h.push(3, 10, Some(20), Status::Ok, &[Mop::Append(X, 1)]);
+    assert_eq!((h.index(t), h.node(t)), (None, None));
+    h.set_index(t, 41, Some(2));
+    assert_eq!((h.index(t), h.node(t)), (Some(41), Some(2)));
+    // A node number too large to keep is kept as none, never as another node.
+    h.set_index(t, 41, Some(70_000));
+    assert_eq!(h.node(t), None);
+}
