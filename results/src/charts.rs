@@ -293,6 +293,39 @@ pub fn throughput(bars: &[Bar], end_ns: u64, periods: &[FaultPeriod]) -> Markup 
     }
 }
 
+/// The longest label the close-up writes beside a bar.
+const LABEL_CHARS: usize = 60;
+/// A close-up label's width per character, in the chart's units.
+const CHAR_W: f64 = 6.0;
+
+/// Where an outlined bar's label goes: after the bar where it fits, else before
+/// it, else over the bar from its start, cut to what fits before the right edge. A
+/// transaction's long label is cut short (its tooltip and the tables say it all).
+/// (x, text-anchor, label).
+fn mark_label(label: &str, x0: f64, x1: f64) -> (f64, &'static str, String) {
+    let label = cut(label, LABEL_CHARS);
+    let width = label.chars().count() as f64 * CHAR_W;
+    if x1 + 3.0 + width <= W - RIGHT {
+        return (x1 + 3.0, "start", label);
+    }
+    if x0 - 3.0 - width >= LEFT {
+        return (x0 - 3.0, "end", label);
+    }
+    let x = (x0 + 3.0).max(LEFT);
+    let fits = ((W - RIGHT - x) / CHAR_W).max(1.0) as usize;
+    (x, "start", cut(&label, fits))
+}
+
+/// `text`, or its first `max - 1` characters and an ellipsis.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut short: String = text.chars().take(max.saturating_sub(1)).collect();
+    short.push('…');
+    short
+}
+
 /// The ops overlapping a window as bars on their lanes, anomaly ops outlined; each bar
 /// has an id (`op-<index>`) the anomaly tables link to.
 pub fn closeup(
@@ -330,7 +363,8 @@ pub fn closeup(
                     title { (op_title(o)) }
                 }
                 @if hit {
-                    text x=(x1 + 3.0) y=(yy + 9.0) class="tick mark" { (o.op_ref().label()) }
+                    @let (x, anchor, label) = mark_label(&o.op_ref().label(), x0, x1);
+                    text x=(x) y=(yy + 9.0) text-anchor=(anchor) class="tick mark" { (label) }
                 }
             }
             (x_axis(axis, top + h))
@@ -528,6 +562,44 @@ pub fn lamport(messages: &[TracedMessage], nodes: u32, anomaly: &[checker::OpRef
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_close_up_label_is_cut_to_its_length_on_a_character_boundary() {
+        assert_eq!(cut("#12 read k0 → 4", 60), "#12 read k0 → 4");
+        let long = "#7 txn k0.1 append k0.1 1000000001; r k2.1 → ".repeat(4);
+        let short = cut(&long, LABEL_CHARS);
+        assert_eq!(short.chars().count(), LABEL_CHARS);
+        assert!(short.ends_with('…') && long.starts_with(short.trim_end_matches('…')));
+        assert_eq!(cut("→→→→", 3), "→→…");
+    }
+
+    #[test]
+    fn an_outlined_bars_label_stays_inside_the_chart() {
+        let label = "#7 txn k0.1 append k0.1 1000000001; r k2.1 → k2.1 [1,2,3]";
+        for (x0, x1) in [
+            (100.0, 200.0),
+            (700.0, 980.0),
+            (80.0, 985.0),
+            (990.0, 990.0),
+        ] {
+            let (x, anchor, text) = mark_label(label, x0, x1);
+            let width = text.chars().count() as f64 * CHAR_W;
+            let (from, to) = match anchor {
+                "end" => (x - width, x),
+                _ => (x, x + width),
+            };
+            assert!(
+                from >= LEFT && to <= W - RIGHT,
+                "{x0}-{x1}: {from}-{to} {text}"
+            );
+            assert!(!text.is_empty());
+        }
+        // A short bar far from the edges has its whole label after it.
+        assert_eq!(
+            mark_label(label, 100.0, 200.0),
+            (203.0, "start", label.to_string())
+        );
+    }
 
     #[test]
     fn the_legend_wraps_inside_the_chart_and_every_type_has_its_own_style() {
