@@ -361,6 +361,19 @@ impl MessageRef {
 }
 
 impl Anomaly {
+    /// The anomaly's name for a heading: its kind, or for an isolation anomaly the
+    /// class its message is led by (`G-single-realtime: ...`, as `checker::txn`
+    /// words every anomaly it finds).
+    pub fn name(&self) -> &str {
+        match self.kind {
+            AnomalyKind::Isolation => self
+                .message
+                .split_once(':')
+                .map_or(self.kind.as_str(), |(class, _)| class),
+            kind => kind.as_str(),
+        }
+    }
+
     /// The anomaly for a person, one line each: `kind: message`, then its witness ops
     /// (indented), then for a linearizability witness the end of the longest order
     /// found and the op that cannot come next.

@@ -10,6 +10,7 @@ use maud::{Markup, html};
 
 use crate::data::{Bar, TracedMessage, outcome_name};
 use crate::faults::FaultPeriod;
+use crate::sweep::one_line;
 
 const W: f64 = 1000.0;
 const LEFT: f64 = 60.0;
@@ -303,7 +304,7 @@ const CHAR_W: f64 = 6.0;
 /// transaction's long label is cut short (its tooltip and the tables say it all).
 /// (x, text-anchor, label).
 fn mark_label(label: &str, x0: f64, x1: f64) -> (f64, &'static str, String) {
-    let label = cut(label, LABEL_CHARS);
+    let label = one_line(label, LABEL_CHARS);
     let width = label.chars().count() as f64 * CHAR_W;
     if x1 + 3.0 + width <= W - RIGHT {
         return (x1 + 3.0, "start", label);
@@ -313,17 +314,7 @@ fn mark_label(label: &str, x0: f64, x1: f64) -> (f64, &'static str, String) {
     }
     let x = (x0 + 3.0).max(LEFT);
     let fits = ((W - RIGHT - x) / CHAR_W).max(1.0) as usize;
-    (x, "start", cut(&label, fits))
-}
-
-/// `text`, or its first `max - 1` characters and an ellipsis.
-fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut short: String = text.chars().take(max.saturating_sub(1)).collect();
-    short.push('…');
-    short
+    (x, "start", one_line(&label, fits))
 }
 
 /// The ops overlapping a window as bars on their lanes, anomaly ops outlined; each bar
@@ -565,12 +556,12 @@ mod tests {
 
     #[test]
     fn a_close_up_label_is_cut_to_its_length_on_a_character_boundary() {
-        assert_eq!(cut("#12 read k0 → 4", 60), "#12 read k0 → 4");
+        assert_eq!(one_line("#12 read k0 → 4", 60), "#12 read k0 → 4");
         let long = "#7 txn k0.1 append k0.1 1000000001; r k2.1 → ".repeat(4);
-        let short = cut(&long, LABEL_CHARS);
+        let short = one_line(&long, LABEL_CHARS);
         assert_eq!(short.chars().count(), LABEL_CHARS);
         assert!(short.ends_with('…') && long.starts_with(short.trim_end_matches('…')));
-        assert_eq!(cut("→→→→", 3), "→→…");
+        assert_eq!(one_line("→→→→", 3), "→→…");
     }
 
     #[test]

@@ -293,18 +293,6 @@ fn witness_arrows(messages: &[checker::report::MessageRef]) -> Vec<data::TracedM
         .collect()
 }
 
-/// An anomaly's name for its heading: its kind, or for the isolation check the
-/// class the message begins with (`G-single-realtime: ...`).
-fn anomaly_name(a: &checker::Anomaly) -> &str {
-    match a.kind {
-        AnomalyKind::Isolation => a
-            .message
-            .split_once(':')
-            .map_or(a.kind.as_str(), |(class, _)| class),
-        kind => kind.as_str(),
-    }
-}
-
 fn anomalies(r: &RunResult) -> Markup {
     let list: Vec<_> = r.anomalies().collect();
     html! {
@@ -313,7 +301,7 @@ fn anomalies(r: &RunResult) -> Markup {
                 h2 { "Anomalies (" (list.len()) ")" }
                 @for (i, (check, a)) in list.iter().enumerate() {
                     article class="anomaly" id=(format!("anomaly-{}", i + 1)) {
-                        h3 { (i + 1) ". " (anomaly_name(a)) " in " (check.name)
+                        h3 { (i + 1) ". " (a.name()) " in " (check.name)
                             @if let Some(k) = &a.key { ", key " code { (k) } }
                             @if let Some(s) = a.slot { ", slot " (s) } }
                         p class="message" { (a.message) }
@@ -469,18 +457,22 @@ fn write_timeline_json(
     r: &RunResult,
     marked: &std::collections::BTreeSet<u64>,
 ) -> std::io::Result<()> {
-    // A transaction's keys, micro-ops and reads are text made once, here: the
-    // columns below are written one after another.
-    let txn_text: BTreeMap<u64, checker::OpRef> = bars
-        .iter()
-        .filter(|b| matches!(b, data::Bar::Txn(..)))
-        .map(|b| (b.index(), b.op_ref()))
-        .collect();
+    // A transaction's keys, micro-ops and reads as text, made once for the columns
+    // below, by bar (none at all for a history without transactions, which may
+    // have hundreds of thousands of ops).
+    let txn_text: Vec<Option<Box<checker::OpRef>>> = match history.txns.is_empty() {
+        true => Vec::new(),
+        false => bars
+            .iter()
+            .map(|b| matches!(b, data::Bar::Txn(..)).then(|| Box::new(b.op_ref())))
+            .collect(),
+    };
+    let txn = |i: usize| txn_text[i].as_ref().expect("a transaction's text was made");
     let mut keys: BTreeMap<&str, usize> = BTreeMap::new();
-    for bar in bars {
+    for (i, bar) in bars.iter().enumerate() {
         let key = match bar {
             data::Bar::Op(o) => &*o.key,
-            data::Bar::Txn(..) => txn_text[&bar.index()].key.as_str(),
+            data::Bar::Txn(..) => txn(i).key.as_str(),
         };
         let next = keys.len();
         keys.entry(key).or_insert(next);
@@ -525,15 +517,15 @@ fn write_timeline_json(
         write!(out, "{}", o.node().unwrap_or(0))
     })?;
     col(out, "i", &mut |_, o, out| write!(out, "{}", o.index()))?;
-    col(out, "k", &mut |_, o, out| match o {
+    col(out, "k", &mut |i, o, out| match o {
         data::Bar::Op(op) => write!(out, "{}", keys[&*op.key]),
-        data::Bar::Txn(..) => write!(out, "{}", keys[txn_text[&o.index()].key.as_str()]),
+        data::Bar::Txn(..) => write!(out, "{}", keys[txn(i).key.as_str()]),
     })?;
-    col(out, "v", &mut |_, o, out| match o {
+    col(out, "v", &mut |i, o, out| match o {
         data::Bar::Op(op) => write!(out, "\"{}\"", op.call.value_text().replace('"', "")),
-        data::Bar::Txn(..) => out.write_all(text(&txn_text[&o.index()].value).as_bytes()),
+        data::Bar::Txn(..) => out.write_all(text(&txn(i).value).as_bytes()),
     })?;
-    col(out, "r", &mut |_, o, out| match o {
+    col(out, "r", &mut |i, o, out| match o {
         data::Bar::Op(op) => match op.result {
             Some(Some(v)) => write!(out, "\"{v}\""),
             Some(None) => out.write_all(b"\"null\""),
@@ -543,8 +535,7 @@ fn write_timeline_json(
             },
         },
         data::Bar::Txn(..) => {
-            let r = txn_text[&o.index()].result.as_deref().unwrap_or("");
-            out.write_all(text(r).as_bytes())
+            out.write_all(text(txn(i).result.as_deref().unwrap_or("")).as_bytes())
         }
     })?;
     write!(
@@ -586,8 +577,12 @@ fn script_safe(v: &serde_json::Value) -> String {
     v.to_string().replace("</", "<\\/")
 }
 
-fn timeline(history: &History, bars: &[data::Bar], r: &RunResult) -> Markup {
-    let (lanes, lane_procs) = data::assign_lanes(bars, history.end_ns);
+fn timeline(
+    history: &History,
+    bars: &[data::Bar],
+    (lanes, lane_procs): &(Vec<u32>, Vec<Vec<u64>>),
+    r: &RunResult,
+) -> Markup {
     let marked = data::anomaly_ops(r);
     let window = data::focus_window(r, bars, history.end_ns);
     let close = data::ops_in_window(bars, history.end_ns, window, CLOSEUP_CAP);
@@ -626,7 +621,7 @@ fn timeline(history: &History, bars: &[data::Bar], r: &RunResult) -> Markup {
             noscript { p { "The zoomable timeline of every op needs JavaScript; the close-up below does not." } }
             h3 { (if bars.len() <= data::SMALL_RUN_OPS { "Every op" } else if has_anomaly { "Close-up around the first anomaly" } else { "Close-up of the first 200 ms" }) }
             p class="caption" { (close.len()) " ops from " (ms(window.0)) " ms to " (ms(window.1)) " ms. Hover a bar for its fields." }
-            (charts::closeup(&close, &lanes, &pos, window, &r.faults.periods, &marked))
+            (charts::closeup(&close, lanes, &pos, window, &r.faults.periods, &marked))
             script type="application/json" id="tl-data" { (PreEscaped(DATA_SLOT)) }
         }
     }
@@ -676,8 +671,7 @@ fn faults(r: &RunResult) -> Markup {
     }
 }
 
-fn node_panels(r: &RunResult, history: Option<&History>, files: &[(u32, Vec<String>)]) -> Markup {
-    let bars = history.map(data::bars).unwrap_or_default();
+fn node_panels(r: &RunResult, bars: &[data::Bar], files: &[(u32, Vec<String>)]) -> Markup {
     html! {
         section id="nodes" {
             h2 { "Nodes" }
@@ -762,21 +756,29 @@ pub fn render(inputs: &Inputs) -> String {
 
 /// Writes the report to `out`.
 pub fn render_to(inputs: &Inputs, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-    let page = page(inputs);
+    // The history's bars and their lanes, made once for the page and its data.
+    let drawn = inputs.history.map(|h| {
+        let bars = data::bars(h);
+        let lanes = data::assign_lanes(&bars, h.end_ns);
+        (h, bars, lanes)
+    });
+    let page = page(inputs, drawn.as_ref());
     let Some((head, tail)) = page.split_once(DATA_SLOT) else {
         return out.write_all(page.as_bytes());
     };
     out.write_all(head.as_bytes())?;
-    if let Some(h) = inputs.history {
-        let bars = data::bars(h);
-        let (lanes, lane_procs) = data::assign_lanes(&bars, h.end_ns);
+    if let Some((h, bars, (lanes, lane_procs))) = &drawn {
         let marked = data::anomaly_ops(inputs.result);
-        write_timeline_json(out, h, &bars, &lanes, &lane_procs, inputs.result, &marked)?;
+        write_timeline_json(out, h, bars, lanes, lane_procs, inputs.result, &marked)?;
     }
     out.write_all(tail.as_bytes())
 }
 
-fn page(inputs: &Inputs) -> String {
+/// A history as the page draws it: its bars, and each bar's lane with the
+/// processes of every lane.
+type Drawn<'a> = (&'a History, Vec<data::Bar<'a>>, (Vec<u32>, Vec<Vec<u64>>));
+
+fn page(inputs: &Inputs, drawn: Option<&Drawn>) -> String {
     let r = inputs.result;
     let marked = data::anomaly_ops(r);
     let page: Markup = html! {
@@ -793,18 +795,17 @@ fn page(inputs: &Inputs) -> String {
                 (problems(r, &inputs.notes))
                 (anomalies(r))
                 (checks(r))
-                @if let Some(h) = inputs.history {
-                    @let bars = data::bars(h);
+                @if let Some((h, bars, lanes)) = drawn {
                     @if !bars.is_empty() {
-                        (timeline(h, &bars, r))
-                        section id="latency" { h2 { "Latency" } (charts::latency(&bars, h.end_ns, &r.faults.periods, &marked, SCATTER_OK_CAP)) }
-                        section id="throughput" { h2 { "Throughput" } (charts::throughput(&bars, h.end_ns, &r.faults.periods)) }
+                        (timeline(h, bars, lanes, r))
+                        section id="latency" { h2 { "Latency" } (charts::latency(bars, h.end_ns, &r.faults.periods, &marked, SCATTER_OK_CAP)) }
+                        section id="throughput" { h2 { "Throughput" } (charts::throughput(bars, h.end_ns, &r.faults.periods)) }
                     }
                 } @else {
                     section { h2 { "Timeline" } p { "No readable history: nothing to draw." } }
                 }
                 (faults(r))
-                (node_panels(r, inputs.history, &inputs.node_files))
+                (node_panels(r, drawn.map_or(&[][..], |d| &d.1[..]), &inputs.node_files))
                 (links(r))
                 section id="lamport" {
                     h2 { "Messages around " (if r.anomalies().next().is_none() { "the start of the run" } else { "the first anomaly" }) }
