@@ -143,47 +143,77 @@ type RegisterReport = (NodeId, Option<(Ballot, i64)>, u64);
 /// What a node's own acceptor accepted in a slot (`None` ballot: learned chosen).
 type OwnSlot = Vec<(Option<Ballot>, BatchId)>;
 
+/// A register's name, interned: the rules' maps are keyed by integers, not strings
+/// (building and comparing key strings was a visible part of a simulated run).
+type Key = u32;
+/// Maps and sets the rules only look up, never walk in an order that reaches a
+/// verdict or a report: hashed (a fixed hash, the same in every process).
+type Map<K, V> = rustc_hash::FxHashMap<K, V>;
+type Set<K> = rustc_hash::FxHashSet<K>;
+
+/// The distinct acceptors that sent something: a cluster is small, so a short list.
+#[derive(Clone, Debug, Default)]
+struct Acceptors(Vec<NodeId>);
+
+impl Acceptors {
+    fn insert(&mut self, node: NodeId) {
+        if !self.0.contains(&node) {
+            self.0.push(node);
+        }
+    }
+    fn contains(&self, node: NodeId) -> bool {
+        self.0.contains(&node)
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// The rules' state over a run.
 pub struct Invariants {
     quorum: usize,
     time_ns: u64,
+    /// Register names by [`Key`], and back.
+    keys: Map<String, Key>,
+    names: Vec<String>,
     /// (acceptor, register) -> highest ballot promised or accepted, and where.
-    reg_promised: BTreeMap<(NodeId, String), (Ballot, MessageRef)>,
-    log_promised: BTreeMap<NodeId, (Ballot, MessageRef)>,
+    reg_promised: Map<(NodeId, Key), (Ballot, MessageRef)>,
+    log_promised: Map<NodeId, (Ballot, MessageRef)>,
     /// The same, as of each acceptor's last restart. On the wire, messages on
     /// different links are stamped by different proxies, so only a promise made
     /// before a restart is certainly earlier than one made after it.
-    settled_reg: BTreeMap<(NodeId, String), (Ballot, MessageRef)>,
-    settled_log: BTreeMap<NodeId, (Ballot, MessageRef)>,
+    settled_reg: Map<(NodeId, Key), (Ballot, MessageRef)>,
+    settled_log: Map<NodeId, (Ballot, MessageRef)>,
     /// Promises a proposer took in for (register, ballot), until its first accept.
-    reg_promises: BTreeMap<(NodeId, String, Ballot), Vec<RegisterReport>>,
+    reg_promises: Map<(NodeId, Key, Ballot), Vec<RegisterReport>>,
     /// The value of a proposer's first accept of (register, ballot).
-    reg_proposed: BTreeMap<(NodeId, String, Ballot), i64>,
-    log_promises: BTreeMap<(NodeId, Ballot), Vec<LogReport>>,
+    reg_proposed: Map<(NodeId, Key, Ballot), i64>,
+    log_promises: Map<(NodeId, Ballot), Vec<LogReport>>,
     /// Per leader ballot, what phase 1 required per slot (set at its first accept).
-    log_required: BTreeMap<(NodeId, Ballot), BTreeMap<Slot, Reports<BatchId>>>,
-    log_proposed: BTreeMap<(NodeId, Ballot, Slot), BatchId>,
+    log_required: Map<(NodeId, Ballot), Map<Slot, Reports<BatchId>>>,
+    log_proposed: Map<(NodeId, Ballot, Slot), BatchId>,
     /// The same, by (node, slot): the ballots it proposed the slot in.
-    log_proposed_in: BTreeMap<(NodeId, Slot), Vec<(Ballot, BatchId)>>,
+    log_proposed_in: Map<(NodeId, Slot), Vec<(Ballot, BatchId)>>,
     /// What each node's own acceptor accepted, from its records.
-    own_reg: BTreeMap<(NodeId, String), Vec<(Ballot, i64)>>,
-    own_log: BTreeMap<(NodeId, Slot), OwnSlot>,
+    own_reg: Map<(NodeId, Key), Vec<(Ballot, i64)>>,
+    own_log: Map<(NodeId, Slot), OwnSlot>,
     /// The first learned value of each register and slot, and where.
-    reg_learned: BTreeMap<String, (i64, MessageRef)>,
-    log_learned: BTreeMap<Slot, (BatchId, MessageRef)>,
+    reg_learned: Map<Key, (i64, MessageRef)>,
+    log_learned: Map<Slot, (BatchId, MessageRef)>,
     /// What each node was told was chosen, and the acceptances it took in.
-    told_register: BTreeSet<(NodeId, String, i64)>,
-    told_slot: BTreeSet<(NodeId, Slot, BatchId)>,
+    told_register: Set<(NodeId, Key, i64)>,
+    told_slot: Set<(NodeId, Slot, BatchId)>,
     /// (node, leader ballot) -> the highest commit index it took in from that ballot.
-    commits: BTreeMap<(NodeId, Ballot), Slot>,
-    reg_acks: BTreeMap<(NodeId, String, Ballot), BTreeSet<NodeId>>,
-    log_acks: BTreeMap<(NodeId, Ballot, Slot), BTreeSet<NodeId>>,
+    commits: Map<(NodeId, Ballot), Slot>,
+    /// (proposer, register) -> ballot -> the acceptors that acknowledged it.
+    reg_acks: Map<(NodeId, Key), Map<Ballot, Acceptors>>,
+    log_acks: Map<(NodeId, Ballot, Slot), Acceptors>,
     /// Coverage bookkeeping.
-    promised_then_restarted: BTreeSet<(NodeId, Option<String>, Ballot)>,
-    last_promise: BTreeMap<(NodeId, Option<String>), Ballot>,
-    accepted_seen: BTreeSet<(NodeId, NodeId, Option<String>, Slot, Ballot)>,
-    log_accepted_by: BTreeMap<(Slot, Ballot), BTreeSet<NodeId>>,
-    in_flight: BTreeMap<Slot, NodeId>,
+    promised_then_restarted: Set<(NodeId, Option<Key>, Ballot)>,
+    last_promise: Map<(NodeId, Option<Key>), Ballot>,
+    accepted_seen: Set<(NodeId, NodeId, Option<Key>, Slot, Ballot)>,
+    log_accepted_by: Map<(Slot, Ballot), Acceptors>,
+    in_flight: Map<Slot, NodeId>,
     anomalies: Vec<Anomaly>,
     events: u64,
     /// Only what the wire shows: sends, no steps or records.
@@ -200,30 +230,32 @@ impl Invariants {
         Invariants {
             quorum: n / 2 + 1,
             time_ns: 0,
-            reg_promised: BTreeMap::new(),
-            log_promised: BTreeMap::new(),
-            settled_reg: BTreeMap::new(),
-            settled_log: BTreeMap::new(),
-            reg_promises: BTreeMap::new(),
-            reg_proposed: BTreeMap::new(),
-            log_promises: BTreeMap::new(),
-            log_required: BTreeMap::new(),
-            log_proposed: BTreeMap::new(),
-            log_proposed_in: BTreeMap::new(),
-            own_reg: BTreeMap::new(),
-            own_log: BTreeMap::new(),
-            reg_learned: BTreeMap::new(),
-            log_learned: BTreeMap::new(),
-            told_register: BTreeSet::new(),
-            told_slot: BTreeSet::new(),
-            commits: BTreeMap::new(),
-            reg_acks: BTreeMap::new(),
-            log_acks: BTreeMap::new(),
-            promised_then_restarted: BTreeSet::new(),
-            last_promise: BTreeMap::new(),
-            accepted_seen: BTreeSet::new(),
-            log_accepted_by: BTreeMap::new(),
-            in_flight: BTreeMap::new(),
+            keys: Default::default(),
+            names: Default::default(),
+            reg_promised: Default::default(),
+            log_promised: Default::default(),
+            settled_reg: Default::default(),
+            settled_log: Default::default(),
+            reg_promises: Default::default(),
+            reg_proposed: Default::default(),
+            log_promises: Default::default(),
+            log_required: Default::default(),
+            log_proposed: Default::default(),
+            log_proposed_in: Default::default(),
+            own_reg: Default::default(),
+            own_log: Default::default(),
+            reg_learned: Default::default(),
+            log_learned: Default::default(),
+            told_register: Default::default(),
+            told_slot: Default::default(),
+            commits: Default::default(),
+            reg_acks: Default::default(),
+            log_acks: Default::default(),
+            promised_then_restarted: Default::default(),
+            last_promise: Default::default(),
+            accepted_seen: Default::default(),
+            log_accepted_by: Default::default(),
+            in_flight: Default::default(),
             anomalies: Vec::new(),
             events: 0,
             wire: false,
@@ -252,13 +284,14 @@ impl Invariants {
             Event::Receive { from, to, msg } => self.received(*from, *to, msg),
             Event::Record { node, record } => self.recorded(*node, record),
             Event::Restart { node } => {
+                // Walked in any order: each entry lands in a set or a map the same way.
                 for ((n, key), b) in &self.last_promise {
                     if n == node {
-                        self.promised_then_restarted.insert((*n, key.clone(), *b));
+                        self.promised_then_restarted.insert((*n, *key, *b));
                     }
                 }
                 for (k, v) in self.reg_promised.iter().filter(|(k, _)| k.0 == *node) {
-                    self.settled_reg.insert(k.clone(), v.clone());
+                    self.settled_reg.insert(*k, v.clone());
                 }
                 if let Some(v) = self.log_promised.get(node) {
                     self.settled_log.insert(*node, v.clone());
@@ -276,6 +309,17 @@ impl Invariants {
                 }
             }
         }
+    }
+
+    /// The [`Key`] of register `name`, interned on first sight.
+    fn key(&mut self, name: &str) -> Key {
+        if let Some(k) = self.keys.get(name) {
+            return *k;
+        }
+        let k = Key::try_from(self.names.len()).expect("under 4 G registers");
+        self.names.push(name.to_string());
+        self.keys.insert(name.to_string(), k);
+        k
     }
 
     fn at(&self, kind: &str, from: Option<NodeId>, to: Option<NodeId>, text: String) -> MessageRef {
@@ -325,16 +369,17 @@ impl Invariants {
         accepting: bool,
         here: impl Fn(&Self) -> MessageRef,
     ) {
-        let previous = match key {
-            Some(k) => self.reg_promised.get(&(node, k.to_string())).map(|p| p.0),
+        let id = key.map(|k| self.key(k));
+        let previous = match id {
+            Some(k) => self.reg_promised.get(&(node, k)).map(|p| p.0),
             None => self.log_promised.get(&node).map(|p| p.0),
         };
         // What the step is judged against: the promise as settled by a restart when
         // judging the wire, else the last promise sent.
-        let reference = match (self.wire, key) {
-            (true, Some(k)) => self.settled_reg.get(&(node, k.to_string())),
+        let reference = match (self.wire, id) {
+            (true, Some(k)) => self.settled_reg.get(&(node, k)),
             (true, None) => self.settled_log.get(&node),
-            (false, Some(k)) => self.reg_promised.get(&(node, k.to_string())),
+            (false, Some(k)) => self.reg_promised.get(&(node, k)),
             (false, None) => self.log_promised.get(&node),
         };
         let broken = reference
@@ -360,22 +405,18 @@ impl Invariants {
         }
         if previous.is_none_or(|p| ballot > p) {
             let here = here(self);
-            match key {
+            match id {
                 Some(k) => {
-                    self.reg_promised
-                        .insert((node, k.to_string()), (ballot, here));
+                    self.reg_promised.insert((node, k), (ballot, here));
                 }
                 None => {
                     self.log_promised.insert(node, (ballot, here));
                 }
             }
         }
-        let k = (node, key.map(str::to_string));
+        let k = (node, id);
         if accepting {
-            if self
-                .promised_then_restarted
-                .remove(&(k.0, k.1.clone(), ballot))
-            {
+            if self.promised_then_restarted.remove(&(k.0, k.1, ballot)) {
                 self.coverage.reached("restart_between_promise_and_accept");
             }
         } else {
@@ -433,16 +474,20 @@ impl Invariants {
 
     fn received(&mut self, from: NodeId, to: NodeId, msg: &Msg) {
         match msg {
-            // Only promises taken in before the proposer's first accept count.
             Msg::Promise {
                 key,
                 ballot,
                 accepted,
-            } if !self.reg_proposed.contains_key(&(to, key.clone(), *ballot)) => {
-                self.reg_promises
-                    .entry((to, key.clone(), *ballot))
-                    .or_default()
-                    .push((from, *accepted, self.time_ns));
+            } => {
+                let id = (to, self.key(key), *ballot);
+                // Only promises taken in before the proposer's first accept count.
+                if !self.reg_proposed.contains_key(&id) {
+                    let now = self.time_ns;
+                    self.reg_promises
+                        .entry(id)
+                        .or_default()
+                        .push((from, *accepted, now));
+                }
             }
             Msg::LogPromise { ballot, entries }
                 if !self.log_required.contains_key(&(to, *ballot)) =>
@@ -454,9 +499,12 @@ impl Invariants {
                 ));
             }
             Msg::Accepted { key, ballot } => {
-                self.note_accepted((from, to, Some(key.clone()), 0, *ballot));
+                let k = self.key(key);
+                self.note_accepted((from, to, Some(k), 0, *ballot));
                 self.reg_acks
-                    .entry((to, key.clone(), *ballot))
+                    .entry((to, k))
+                    .or_default()
+                    .entry(*ballot)
                     .or_default()
                     .insert(from);
             }
@@ -468,7 +516,8 @@ impl Invariants {
                     .insert(from);
             }
             Msg::Decided { key, value } => {
-                self.told_register.insert((to, key.clone(), *value));
+                let k = self.key(key);
+                self.told_register.insert((to, k, *value));
             }
             Msg::Chosen { entries } => {
                 for (slot, batch) in entries {
@@ -493,21 +542,25 @@ impl Invariants {
     }
 
     /// Rule: a register value written down as chosen must have been learned.
-    fn register_justified(&self, node: NodeId, key: &str, value: i64) -> bool {
-        if self.told_register.contains(&(node, key.to_string(), value)) {
+    fn register_justified(&self, node: NodeId, key: Key, value: i64) -> bool {
+        if self.told_register.contains(&(node, key, value)) {
             return true;
         }
-        let own = self.own_reg.get(&(node, key.to_string()));
+        let own = self.own_reg.get(&(node, key));
         if self.alone() && own.is_some_and(|v| v.iter().any(|(_, x)| *x == value)) {
             return true;
         }
+        // Any ballot of the node's that a quorum acknowledged for this value: the
+        // answer does not depend on the order the ballots are tried in.
         self.reg_acks
-            .range((node, key.to_string(), 0)..=(node, key.to_string(), Ballot::MAX))
-            .any(|((_, _, b), acks)| {
-                if self.reg_proposed.get(&(node, key.to_string(), *b)) != Some(&value) {
+            .get(&(node, key))
+            .into_iter()
+            .flatten()
+            .any(|(b, acks)| {
+                if self.reg_proposed.get(&(node, key, *b)) != Some(&value) {
                     return false;
                 }
-                let mine = own.is_some_and(|v| v.contains(&(*b, value))) && !acks.contains(&node);
+                let mine = own.is_some_and(|v| v.contains(&(*b, value))) && !acks.contains(node);
                 acks.len() + usize::from(mine) >= self.quorum
             })
     }
@@ -541,15 +594,15 @@ impl Invariants {
             .filter(|(_, x)| *x == batch)
             .any(|(b, _)| {
                 let acks = self.log_acks.get(&(node, *b, slot));
-                let n = acks.map_or(0, BTreeSet::len);
+                let n = acks.map_or(0, Acceptors::len);
                 let mine =
-                    own.contains(&(Some(*b), batch)) && !acks.is_some_and(|a| a.contains(&node));
+                    own.contains(&(Some(*b), batch)) && !acks.is_some_and(|a| a.contains(node));
                 n + usize::from(mine) >= self.quorum
             })
     }
 
     /// An acceptance taken in by its proposer: counts the duplicates.
-    fn note_accepted(&mut self, id: (NodeId, NodeId, Option<String>, Slot, Ballot)) {
+    fn note_accepted(&mut self, id: (NodeId, NodeId, Option<Key>, Slot, Ballot)) {
         if !self.accepted_seen.insert(id) {
             self.coverage.reached("duplicate_accepted_delivered");
         }
@@ -562,8 +615,9 @@ impl Invariants {
         match record {
             Record::Promise { .. } | Record::LogPromise { .. } => {}
             Record::Accept { key, ballot, value } => {
+                let k = self.key(key);
                 self.own_reg
-                    .entry((node, key.clone()))
+                    .entry((node, k))
                     .or_default()
                     .push((*ballot, *value));
             }
@@ -585,7 +639,8 @@ impl Invariants {
                 // Written out only when a witness is kept: formatting every record
                 // was a visible part of a simulated run.
                 let here = |w: &Self| w.at("record", Some(node), None, format!("{record:?}"));
-                if !self.register_justified(node, key, *value) {
+                let k = self.key(key);
+                if !self.register_justified(node, k, *value) {
                     let r = here(self);
                     self.flag(
                         AnomalyKind::ChosenWithoutQuorum,
@@ -625,7 +680,8 @@ impl Invariants {
 
     /// Rule 3 for a register: the first accept of (key, ballot) by `from`.
     fn register_accept(&mut self, from: NodeId, key: &str, ballot: Ballot, value: i64) {
-        let id = (from, key.to_string(), ballot);
+        let k = self.key(key);
+        let id = (from, k, ballot);
         let proposal = |me: &Self| {
             me.at(
                 "propose",
@@ -647,7 +703,7 @@ impl Invariants {
             }
             return;
         }
-        self.reg_proposed.insert(id.clone(), value);
+        self.reg_proposed.insert(id, value);
         let promises = self.reg_promises.remove(&id).unwrap_or_default();
         let mut reports = Reports::<i64>::default();
         for (acceptor, accepted, _) in &promises {
@@ -659,7 +715,7 @@ impl Invariants {
         // below this ballot, as its records say.
         let own: Vec<(Ballot, i64)> = self
             .own_reg
-            .get(&(from, key.to_string()))
+            .get(&(from, k))
             .map(|v| v.iter().filter(|(b, _)| *b < ballot).copied().collect())
             .unwrap_or_default();
         let own_best = own.iter().max_by_key(|(b, _)| *b).map(|(_, v)| *v);
@@ -702,7 +758,7 @@ impl Invariants {
             return;
         }
         let promises = self.log_promises.remove(&leader).unwrap_or_default();
-        let mut per_slot: BTreeMap<Slot, Reports<BatchId>> = BTreeMap::new();
+        let mut per_slot: Map<Slot, Reports<BatchId>> = Map::default();
         for (acceptor, entries, t) in &promises {
             for (s, b, batch) in entries {
                 per_slot
@@ -712,6 +768,7 @@ impl Invariants {
                     .push((*b, *batch, *acceptor, *t));
             }
         }
+        // Walked in any order: each slot only adds to the counts.
         for (s, reports) in &per_slot {
             let own_best = self
                 .own_log
@@ -726,7 +783,7 @@ impl Invariants {
                 self.coverage.reached("promises_disagreed");
             }
             if let Some((Some(b), _)) = reports.required() {
-                let had = self.log_accepted_by.get(&(*s, b)).map_or(0, BTreeSet::len);
+                let had = self.log_accepted_by.get(&(*s, b)).map_or(0, Acceptors::len);
                 if had < self.quorum {
                     self.coverage.reached("minority_slot_recovered");
                 }
@@ -826,10 +883,11 @@ impl Invariants {
     /// Rule 4: one value per register. `here` makes the witness of this learning,
     /// asked only when it is kept.
     fn learn_register(&mut self, key: &str, value: i64, here: impl Fn(&Self) -> MessageRef) {
-        match self.reg_learned.get(key) {
+        let k = self.key(key);
+        match self.reg_learned.get(&k) {
             None => {
                 let here = here(self);
-                self.reg_learned.insert(key.to_string(), (value, here));
+                self.reg_learned.insert(k, (value, here));
             }
             Some((v, there)) if *v != value => {
                 let (v, there) = (*v, there.clone());
