@@ -420,6 +420,40 @@ pub fn parse_history_str(text: &str) -> Result<History, HistoryError> {
     parse_history(text.as_bytes())
 }
 
+/// Builds a history from its events as they are written, without their text: the
+/// history [`parse_history`] makes of the same events' lines (a simulation that
+/// judges its history at once need not write it out and read it back; it still
+/// writes the text, for its hash and its run directory). The first event the
+/// history's rules refuse is kept as the error, numbered as its line would be.
+#[derive(Default)]
+pub struct Builder {
+    parser: Parser,
+    error: Option<HistoryError>,
+}
+
+impl Builder {
+    /// Takes the next event, as the parser takes the next line.
+    pub fn event(&mut self, event: Event<'_>) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(message) = self.parser.event(event) {
+            self.error = Some(HistoryError {
+                line: self.parser.history.events + 1,
+                message,
+            });
+        }
+    }
+
+    /// The history, or the first refused event.
+    pub fn finish(self) -> Result<History, HistoryError> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.parser.finish()),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Parser {
     history: History,
@@ -442,6 +476,11 @@ impl Parser {
         }
         let raw: Event = serde_json::from_str(line)
             .map_err(|e| format!("not a valid history event: {}", diagnose(line, &e)))?;
+        self.event(raw)
+    }
+
+    /// One event, read from its line or handed over as written ([`Builder`]).
+    fn event(&mut self, raw: Event<'_>) -> Result<(), String> {
         if let Some(last) = self.last_index {
             if raw.index <= last {
                 return Err(format!(

@@ -32,6 +32,8 @@ struct Inner {
     /// a hole cannot be judged, so the run stops ([`Recorder::broken`]) and nothing
     /// more is written.
     broken: Option<String>,
+    /// The history built from the events as they are written ([`Recorder::build`]).
+    built: Option<checker::history::Builder>,
 }
 
 /// Where `time_ns` comes from: the wall clock since the recorder was made, or the
@@ -84,6 +86,7 @@ impl Recorder {
                 next_index: 0,
                 last_time_ns: 0,
                 broken: None,
+                built: None,
             }),
             name,
             start: Instant::now(),
@@ -149,9 +152,32 @@ impl Recorder {
         let result = serde_json::to_writer(&mut inner.out, &event)
             .map_err(std::io::Error::from)
             .and_then(|()| inner.out.write_all(b"\n"));
-        if let Err(err) = result {
-            self.break_on(&mut inner, &err);
+        match result {
+            Err(err) => self.break_on(&mut inner, &err),
+            Ok(()) => {
+                if let Some(built) = inner.built.as_mut() {
+                    built.event(event);
+                }
+            }
         }
+    }
+
+    /// From now on, also builds the history from the events as they are written
+    /// (what a judge reading the text back would make of it, without reading it):
+    /// [`Recorder::built`] hands it over.
+    pub fn build(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.built.get_or_insert_with(Default::default);
+        }
+    }
+
+    /// The history built since [`Recorder::build`], or the first event it refused;
+    /// `None` when it was not asked for.
+    pub fn built(
+        &self,
+    ) -> Option<Result<checker::history::History, checker::history::HistoryError>> {
+        let mut inner = self.inner.lock().ok()?;
+        inner.built.take().map(checker::history::Builder::finish)
     }
 
     /// Keeps the first write error.

@@ -473,3 +473,37 @@ fn a_command_chosen_twice_below_a_snapshot_is_found() {
         dumps_only.summary
     );
 }
+
+/// A sweep judges the history it built as the events were written; a single run
+/// judges the text it wrote. Both must be the same history, op for op and
+/// transaction for transaction, under every fault and with a bug that makes the
+/// history invalid.
+#[test]
+fn the_history_built_as_written_is_the_history_read_back() {
+    let mut plans = vec![
+        plan(3, 1, 1.5, EVERY_FAULT, 0.25, None),
+        plan(5, 2, 1.5, EVERY_FAULT, 0.25, Some(Bug::StaleRead)),
+    ];
+    for workload in [results::Workload::ListAppend, results::Workload::RwRegister] {
+        let mut p = plan(3, 3, 1.5, EVERY_FAULT, 0.25, None);
+        p.workload = workload;
+        p.txn_shape = Some(results::plan::TxnShape::default());
+        plans.push(p);
+    }
+    for p in &plans {
+        let memory = harness::sim::Memory::default();
+        let recorder = harness::recorder::Recorder::with_virtual_clock(Box::new(memory.clone()), 4);
+        recorder.build();
+        harness::sim::simulate(p, &recorder).unwrap();
+        recorder.flush().unwrap();
+        let built = recorder.built().expect("asked for").unwrap();
+        let text = String::from_utf8(memory.0.lock().unwrap().clone()).unwrap();
+        let read = checker::history::parse_history_str(&text).unwrap();
+        assert!(
+            read.ops.len() + read.txns.len() > 20,
+            "{}",
+            p.command_line()
+        );
+        assert!(built == read, "{}", p.command_line());
+    }
+}

@@ -72,6 +72,8 @@ pub fn judge(plan: &Plan) -> Result<Judged, Failure> {
 pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, Failure> {
     let memory = Memory::default();
     let recorder = Recorder::with_virtual_clock(Box::new(memory.clone()), plan.concurrency as u64);
+    // The history is judged as it was written, not read back from its text.
+    recorder.build();
     let (sim, _) = simulate_traced(plan, &recorder, None, capture)?;
     recorder
         .flush()
@@ -79,6 +81,7 @@ pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, Failure> {
     let ok_ops = recorder.ok.load(Ordering::Relaxed);
     let fail_ops = recorder.fail.load(Ordering::Relaxed);
     let info_ops = recorder.info.load(Ordering::Relaxed);
+    let built = recorder.built();
     drop(recorder);
     let bytes = std::mem::take(
         &mut *memory
@@ -86,9 +89,8 @@ pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, Failure> {
             .lock()
             .map_err(|_| Failure::harness("the history's memory is poisoned"))?,
     );
-    let text = String::from_utf8(bytes)
-        .map_err(|e| Failure::harness(format!("history is not UTF-8: {e}")))?;
-    let history = checker::history::parse_history_str(&text)
+    let history = built
+        .expect("asked for above")
         .map_err(|e| Failure::harness(format!("the simulated history is unreadable: {e}")))?;
     let finals = sim
         .dumps
@@ -127,7 +129,7 @@ pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, Failure> {
         exit_code,
         verdict: checked.verdict,
         problem,
-        history_sha256: sha256(text.as_bytes()),
+        history_sha256: sha256(&bytes),
         ok_ops,
         fail_ops,
         info_ops,
