@@ -169,6 +169,39 @@ impl Acceptors {
     }
 }
 
+/// Where a kept promise or learning was seen, in words only when a rule breaks:
+/// most are never shown, and formatting each was a visible part of a simulated run.
+#[derive(Clone, Debug)]
+struct Seen {
+    time_ns: u64,
+    /// `send` or `record`.
+    event: &'static str,
+    from: Option<NodeId>,
+    to: Option<NodeId>,
+    what: Seeing,
+}
+
+#[derive(Clone, Debug)]
+enum Seeing {
+    Msg(Msg),
+    Record(Record),
+}
+
+impl Seen {
+    fn message_ref(&self) -> MessageRef {
+        MessageRef {
+            time_ns: self.time_ns,
+            event: self.event.to_string(),
+            from: self.from,
+            to: self.to,
+            text: match &self.what {
+                Seeing::Msg(m) => describe(m),
+                Seeing::Record(r) => format!("{r:?}"),
+            },
+        }
+    }
+}
+
 /// The rules' state over a run.
 pub struct Invariants {
     quorum: usize,
@@ -177,13 +210,13 @@ pub struct Invariants {
     keys: Map<String, Key>,
     names: Vec<String>,
     /// (acceptor, register) -> highest ballot promised or accepted, and where.
-    reg_promised: Map<(NodeId, Key), (Ballot, MessageRef)>,
-    log_promised: Map<NodeId, (Ballot, MessageRef)>,
+    reg_promised: Map<(NodeId, Key), (Ballot, Seen)>,
+    log_promised: Map<NodeId, (Ballot, Seen)>,
     /// The same, as of each acceptor's last restart. On the wire, messages on
     /// different links are stamped by different proxies, so only a promise made
     /// before a restart is certainly earlier than one made after it.
-    settled_reg: Map<(NodeId, Key), (Ballot, MessageRef)>,
-    settled_log: Map<NodeId, (Ballot, MessageRef)>,
+    settled_reg: Map<(NodeId, Key), (Ballot, Seen)>,
+    settled_log: Map<NodeId, (Ballot, Seen)>,
     /// Promises a proposer took in for (register, ballot), until its first accept.
     reg_promises: Map<(NodeId, Key, Ballot), Vec<RegisterReport>>,
     /// The value of a proposer's first accept of (register, ballot).
@@ -198,8 +231,8 @@ pub struct Invariants {
     own_reg: Map<(NodeId, Key), Vec<(Ballot, i64)>>,
     own_log: Map<(NodeId, Slot), OwnSlot>,
     /// The first learned value of each register and slot, and where.
-    reg_learned: Map<Key, (i64, MessageRef)>,
-    log_learned: Map<Slot, (BatchId, MessageRef)>,
+    reg_learned: Map<Key, (i64, Seen)>,
+    log_learned: Map<Slot, (BatchId, Seen)>,
     /// What each node was told was chosen, and the acceptances it took in.
     told_register: Set<(NodeId, Key, i64)>,
     told_slot: Set<(NodeId, Slot, BatchId)>,
@@ -303,7 +336,7 @@ impl Invariants {
                 // is the history checks' to find (agreement, linearizability, the log
                 // of its dump).
                 if self.alone() {
-                    let mine = |r: &MessageRef| r.event == "record" && r.from == Some(*node);
+                    let mine = |r: &Seen| r.event == "record" && r.from == Some(*node);
                     self.reg_learned.retain(|_, (_, r)| !mine(r));
                     self.log_learned.retain(|_, (_, r)| !mine(r));
                 }
@@ -367,7 +400,7 @@ impl Invariants {
         key: Option<&str>,
         ballot: Ballot,
         accepting: bool,
-        here: impl Fn(&Self) -> MessageRef,
+        here: impl Fn(&Self) -> Seen,
     ) {
         let id = key.map(|k| self.key(k));
         let previous = match id {
@@ -400,7 +433,7 @@ impl Invariants {
                 format!(
                     "node {node} {verb} ballot {ballot} for {what} after promising ballot {promised}"
                 ),
-                vec![there, here],
+                vec![there.message_ref(), here.message_ref()],
             );
         }
         if previous.is_none_or(|p| ballot > p) {
@@ -425,7 +458,13 @@ impl Invariants {
     }
 
     fn sent(&mut self, from: NodeId, to: NodeId, msg: &Msg) {
-        let witness = |w: &Self| w.at("send", Some(from), Some(to), describe(msg));
+        let witness = |w: &Self| Seen {
+            time_ns: w.time_ns,
+            event: "send",
+            from: Some(from),
+            to: Some(to),
+            what: Seeing::Msg(msg.clone()),
+        };
         match msg {
             Msg::Promise { key, ballot, .. } => {
                 self.acceptor_ballot(from, Some(key), *ballot, false, witness);
@@ -638,10 +677,16 @@ impl Invariants {
             Record::Chosen { key, value } => {
                 // Written out only when a witness is kept: formatting every record
                 // was a visible part of a simulated run.
-                let here = |w: &Self| w.at("record", Some(node), None, format!("{record:?}"));
+                let here = |w: &Self| Seen {
+                    time_ns: w.time_ns,
+                    event: "record",
+                    from: Some(node),
+                    to: None,
+                    what: Seeing::Record(record.clone()),
+                };
                 let k = self.key(key);
                 if !self.register_justified(node, k, *value) {
-                    let r = here(self);
+                    let r = here(self).message_ref();
                     self.flag(
                         AnomalyKind::ChosenWithoutQuorum,
                         Some(key.clone()),
@@ -655,9 +700,15 @@ impl Invariants {
                 self.learn_register(key, *value, here);
             }
             Record::LogChosen { slot, batch } => {
-                let here = |w: &Self| w.at("record", Some(node), None, format!("{record:?}"));
+                let here = |w: &Self| Seen {
+                    time_ns: w.time_ns,
+                    event: "record",
+                    from: Some(node),
+                    to: None,
+                    what: Seeing::Record(record.clone()),
+                };
                 if !self.slot_justified(node, *slot, *batch) {
-                    let r = here(self);
+                    let r = here(self).message_ref();
                     self.flag(
                         AnomalyKind::ChosenWithoutQuorum,
                         None,
@@ -882,7 +933,7 @@ impl Invariants {
 
     /// Rule 4: one value per register. `here` makes the witness of this learning,
     /// asked only when it is kept.
-    fn learn_register(&mut self, key: &str, value: i64, here: impl Fn(&Self) -> MessageRef) {
+    fn learn_register(&mut self, key: &str, value: i64, here: impl Fn(&Self) -> Seen) {
         let k = self.key(key);
         match self.reg_learned.get(&k) {
             None => {
@@ -897,7 +948,7 @@ impl Invariants {
                     Some(key.to_string()),
                     None,
                     format!("register {key} was learned as {v} and as {value}"),
-                    vec![there, here],
+                    vec![there.message_ref(), here.message_ref()],
                 );
             }
             Some(_) => {}
@@ -906,7 +957,7 @@ impl Invariants {
 
     /// Rule 4: one batch per slot. `here` makes the witness of this learning,
     /// asked only when it is kept.
-    fn learn_slot(&mut self, slot: Slot, batch: BatchId, here: impl Fn(&Self) -> MessageRef) {
+    fn learn_slot(&mut self, slot: Slot, batch: BatchId, here: impl Fn(&Self) -> Seen) {
         match self.log_learned.get(&slot) {
             None => {
                 let here = here(self);
@@ -922,7 +973,7 @@ impl Invariants {
                     format!(
                         "slot {slot} was learned as batch #{b:016x} and as batch #{batch:016x}"
                     ),
-                    vec![there, here],
+                    vec![there.message_ref(), here.message_ref()],
                 );
             }
             Some(_) => {}

@@ -86,11 +86,11 @@ enum Item<C: SimCore> {
         seq: u64,
         result: OpResult,
     },
+    /// Carries a timer of the node's life `epoch` ([`Armed`]).
     Timer {
         node: NodeId,
         epoch: u64,
         timer: C::Timer,
-        generation: u64,
     },
     SyncDone {
         node: NodeId,
@@ -99,9 +99,9 @@ enum Item<C: SimCore> {
     Wake {
         client: usize,
     },
+    /// Carries the client's op timeout ([`SimClient::timeout`]).
     Timeout {
         client: usize,
-        seq: u64,
     },
     Fault(usize),
 }
@@ -129,6 +129,24 @@ impl Clock {
     }
 }
 
+/// A timer armed, or a client's op timeout set: due at `due` (time, sequence
+/// number), and carried by the queued item at `carrier`.
+///
+/// Most timers are set again before they fire (an election timer on every
+/// heartbeat, an op timeout on every op), and an item queued for each setting was
+/// up to a sixth of all the items a run handled, each doing nothing when it came
+/// up. Now one item waits per timer: a setting due no earlier than the item waiting
+/// only moves `due`, and the item, when it comes up early, is queued again at
+/// `due` under the sequence number `due` took when it was set. Items are handled in
+/// (time, sequence number) order, so every timer fires exactly where it did with an
+/// item per setting. A setting due earlier than the item waiting queues its own,
+/// and the older item finds itself no carrier when it comes up.
+#[derive(Clone, Copy, Debug)]
+struct Armed {
+    due: (u64, u64),
+    carrier: (u64, u64),
+}
+
 struct SimNode<C: SimCore> {
     core: Option<C>,
     /// The node's data directory (`n<id>`) on its own simulated file system, and
@@ -146,9 +164,8 @@ struct SimNode<C: SimCore> {
     /// Effects waiting for the sync in flight.
     after_sync: Vec<Effect<C::Msg, C::Timer>>,
     inbox: VecDeque<EventOf<C>>,
-    /// Timer -> (local deadline, generation).
-    timers: BTreeMap<C::Timer, (u64, u64)>,
-    generation: u64,
+    /// Timer -> its local deadline and when it is due.
+    timers: BTreeMap<C::Timer, (u64, Armed)>,
     clock: Clock,
     /// Why the node refused to start (its WAL or snapshot is corrupt): it stays down.
     refused: Option<String>,
@@ -180,6 +197,9 @@ struct SimClient {
     in_flight: Option<InFlight>,
     /// A completion the final phase waits for.
     done: Option<Completion>,
+    /// The timeout of the op in flight (or of the last one), and the op's sequence
+    /// number.
+    timeout: Option<(Armed, u64)>,
     /// A workload slot; `None` for the final phase's clients.
     slot: Option<ClientSlot>,
     next_at: u64,
@@ -253,7 +273,6 @@ impl<'r, C: SimCore> World<'r, C> {
                 after_sync: Vec::new(),
                 inbox: VecDeque::new(),
                 timers: BTreeMap::new(),
-                generation: 0,
                 clock: Clock {
                     rate: 1.0,
                     base_global: 0,
@@ -309,6 +328,19 @@ impl<'r, C: SimCore> World<'r, C> {
     }
 
     fn schedule(&mut self, at: u64, item: Item<C>) {
+        let seq = self.next_seq();
+        self.push(at, seq, item);
+    }
+
+    /// The next sequence number: items due at the same time are handled in the
+    /// order they took these.
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Queues `item` at (`at`, `seq`).
+    fn push(&mut self, at: u64, seq: u64, item: Item<C>) {
         // Nothing is scheduled in the past: what is due now runs after what is
         // already due now, by its sequence number.
         assert!(
@@ -316,7 +348,6 @@ impl<'r, C: SimCore> World<'r, C> {
             "an item scheduled at {at} ns at {} ns",
             self.now
         );
-        self.seq += 1;
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.items[slot as usize] = Some(item);
@@ -327,11 +358,7 @@ impl<'r, C: SimCore> World<'r, C> {
                 u32::try_from(self.items.len() - 1).expect("under 4 G queued items")
             }
         };
-        self.queue.push(Queued {
-            at,
-            seq: self.seq,
-            slot,
-        });
+        self.queue.push(Queued { at, seq, slot });
     }
 
     /// Boots every node from its (empty) disk.
@@ -349,6 +376,7 @@ impl<'r, C: SimCore> World<'r, C> {
                 conn: None,
                 seq: 0,
                 in_flight: None,
+                timeout: None,
                 done: None,
                 slot: Some(ClientSlot::new(&self.workload, i)),
                 next_at: 0,
@@ -443,24 +471,32 @@ impl<'r, C: SimCore> World<'r, C> {
                     }
                 }
             }
-            Item::Timer {
-                node,
-                epoch,
-                timer,
-                generation,
-            } => {
+            Item::Timer { node, epoch, timer } => {
+                let here = self.last_handled;
                 let n = self.node(node);
-                // An item carries the epoch and generation it was made in: never a
-                // later one than the node's own.
+                // An item carries the epoch it was made in: never a later one than
+                // the node's own.
                 assert!(
-                    epoch <= n.epoch && generation <= n.generation,
-                    "node {node}: a timer of epoch {epoch} generation {generation}, the node at {} and {}",
-                    n.epoch,
-                    n.generation
+                    epoch <= n.epoch,
+                    "node {node}: a timer of epoch {epoch}, the node at {}",
+                    n.epoch
                 );
-                if n.epoch == epoch && n.timers.get(&timer).map(|t| t.1) == Some(generation) {
-                    n.timers.remove(&timer);
-                    self.deliver(node, Event::Timer(timer));
+                if n.epoch != epoch {
+                    return;
+                }
+                match n.timers.get_mut(&timer) {
+                    Some((_, armed)) if armed.carrier == here => {
+                        if armed.due == here {
+                            n.timers.remove(&timer);
+                            self.deliver(node, Event::Timer(timer));
+                        } else {
+                            armed.carrier = armed.due;
+                            let (at, seq) = armed.due;
+                            self.push(at, seq, Item::Timer { node, epoch, timer });
+                        }
+                    }
+                    // Set again earlier, under its own item.
+                    _ => {}
                 }
             }
             Item::SyncDone { node, epoch } => {
@@ -469,9 +505,24 @@ impl<'r, C: SimCore> World<'r, C> {
                 }
             }
             Item::Wake { client } => self.wake(client),
-            Item::Timeout { client, seq } => {
-                let c = &self.clients[client];
-                if c.seq == seq {
+            Item::Timeout { client } => {
+                let here = self.last_handled;
+                let c = &mut self.clients[client];
+                let Some((armed, seq)) = c.timeout.as_mut() else {
+                    return;
+                };
+                if armed.carrier != here {
+                    return; // set again earlier, under its own item
+                }
+                let live = c.seq == *seq && c.in_flight.is_some();
+                if !live {
+                    c.timeout = None; // its op is done: nothing left to time out
+                } else if armed.due != here {
+                    armed.carrier = armed.due;
+                    let (at, seq) = armed.due;
+                    self.push(at, seq, Item::Timeout { client });
+                } else {
+                    c.timeout = None;
                     if let Some(f) = &c.in_flight {
                         let done = Completion::unknown(&f.op, CLIENT_TIMEOUT, true);
                         self.complete(client, done);
@@ -955,21 +1006,30 @@ impl<'r, C: SimCore> World<'r, C> {
     /// (Re)arms a timer at a local deadline; an earlier arming of it is void.
     fn arm(&mut self, id: NodeId, timer: C::Timer, deadline: u64) {
         let now = self.now;
+        let seq = self.next_seq();
         let n = self.node(id);
-        n.generation += 1;
-        let generation = n.generation;
         let epoch = n.epoch;
-        let at = n.clock.global_at(deadline, now);
-        n.timers.insert(timer.clone(), (deadline, generation));
-        self.schedule(
-            at,
-            Item::Timer {
-                node: id,
-                epoch,
-                timer,
-                generation,
-            },
-        );
+        let due = (n.clock.global_at(deadline, now), seq);
+        match n.timers.get_mut(&timer) {
+            // The item waiting comes up no later: it carries the timer on ([`Armed`]).
+            Some((d, armed)) if armed.carrier <= due => {
+                *d = deadline;
+                armed.due = due;
+            }
+            _ => {
+                let armed = Armed { due, carrier: due };
+                n.timers.insert(timer.clone(), (deadline, armed));
+                self.push(
+                    due.0,
+                    seq,
+                    Item::Timer {
+                        node: id,
+                        epoch,
+                        timer,
+                    },
+                );
+            }
+        }
     }
 
     fn transmit(&mut self, from: NodeId, to: NodeId, msg: C::Msg) {
@@ -1115,7 +1175,20 @@ impl<'r, C: SimCore> World<'r, C> {
                 op: request,
             },
         );
-        self.schedule(self.now + timeout, Item::Timeout { client, seq });
+        let due = (self.now + timeout, self.next_seq());
+        let c = &mut self.clients[client];
+        match c.timeout.as_mut() {
+            // The item waiting comes up no later: it carries the timeout on ([`Armed`]).
+            Some((armed, op)) if armed.carrier <= due => {
+                armed.due = due;
+                *op = seq;
+            }
+            _ => {
+                let armed = Armed { due, carrier: due };
+                c.timeout = Some((armed, seq));
+                self.push(due.0, due.1, Item::Timeout { client });
+            }
+        }
     }
 
     fn complete(&mut self, client: usize, done: Completion) {
@@ -1152,6 +1225,7 @@ impl<'r, C: SimCore> World<'r, C> {
             conn: None,
             seq: 0,
             in_flight: None,
+            timeout: None,
             done: None,
             slot: None,
             next_at: 0,
