@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use checker::CheckReport;
-use checker::protocol::{Coverage, Invariants};
+use checker::protocol::{Coverage, Event, Invariants};
 use paxos_node::core::{Config, Node, Record};
 use paxos_node::msg::PeerMessage;
 use paxos_node::rules;
@@ -50,6 +50,14 @@ pub trait SimCore: Core {
 /// order the nodes took them.
 pub trait Rules<C: Core> {
     fn new(n: usize) -> Self;
+    /// Rules for a single run, which has a second core to spare: they may judge on
+    /// a thread of their own, in the same order (the verdict is the same).
+    fn apart(n: usize) -> Self
+    where
+        Self: Sized,
+    {
+        Self::new(n)
+    }
     /// Node `id` restarted from its durable state (not its first start).
     fn restarted(&mut self, now: u64, id: NodeId);
     /// Node `id` took in `msg` from `from`; called before the step.
@@ -63,7 +71,7 @@ pub trait Rules<C: Core> {
 }
 
 impl SimCore for Node {
-    type Rules = Invariants;
+    type Rules = PaxosRules;
 
     fn plan_config(plan: &Plan) -> Result<Config, UsageError> {
         super::node_config(plan)
@@ -95,33 +103,103 @@ impl SimCore for Node {
     }
 }
 
-impl Rules<Node> for Invariants {
+/// The bundled node's rules ([`Invariants`]), judged as the nodes step, or on a
+/// thread of their own ([`Rules::apart`]): the events go over in batches, in the
+/// order the nodes stepped, so the thread reaches the same verdict. Translating a
+/// step into the rules' events stays here; judging it (most of the rules' cost)
+/// moves off the simulation's thread.
+pub enum PaxosRules {
+    Here(Invariants),
+    Apart(Apart),
+}
+
+/// Events waiting for the rules' thread, the way to it, and the thread.
+pub struct Apart {
+    batch: Vec<(u64, Event)>,
+    to: std::sync::mpsc::SyncSender<Vec<(u64, Event)>>,
+    worker: std::thread::JoinHandle<Invariants>,
+}
+
+/// Events per batch sent to the rules' thread.
+const BATCH: usize = 4096;
+/// Batches in flight to it at most: the simulation waits rather than queueing more.
+const BATCHES: usize = 16;
+
+impl PaxosRules {
+    fn observe(&mut self, now: u64, event: Event) {
+        match self {
+            PaxosRules::Here(rules) => rules.observe(now, &event),
+            PaxosRules::Apart(apart) => {
+                apart.batch.push((now, event));
+                if apart.batch.len() >= BATCH {
+                    let full = std::mem::replace(&mut apart.batch, Vec::with_capacity(BATCH));
+                    // The thread ends only when the sender is dropped (or panics,
+                    // which its join below reports).
+                    let _ = apart.to.send(full);
+                }
+            }
+        }
+    }
+}
+
+impl Rules<Node> for PaxosRules {
     fn new(n: usize) -> Self {
-        Invariants::new(n)
+        PaxosRules::Here(Invariants::new(n))
+    }
+
+    fn apart(n: usize) -> Self {
+        let (to, from) = std::sync::mpsc::sync_channel::<Vec<(u64, Event)>>(BATCHES);
+        let worker = std::thread::Builder::new()
+            .name("rules".into())
+            .spawn(move || {
+                let mut rules = Invariants::new(n);
+                for batch in from {
+                    for (now, event) in &batch {
+                        rules.observe(*now, event);
+                    }
+                }
+                rules
+            })
+            .expect("a thread for the rules");
+        PaxosRules::Apart(Apart {
+            batch: Vec::with_capacity(BATCH),
+            to,
+            worker,
+        })
     }
 
     fn restarted(&mut self, now: u64, id: NodeId) {
-        self.observe(now, &checker::protocol::Event::Restart { node: id });
+        self.observe(now, Event::Restart { node: id });
     }
 
     fn received(&mut self, now: u64, id: NodeId, from: NodeId, msg: &PeerMessage) {
         if let Some(e) = rules::received(from, id, msg) {
-            self.observe(now, &e);
+            self.observe(now, e);
         }
     }
 
     fn stepped(&mut self, now: u64, id: NodeId, actions: &Actions<Node>, _core: &Node) {
-        rules::step_events(id, actions, |e| self.observe(now, &e));
+        rules::step_events(id, actions, |e| self.observe(now, e));
     }
 
     fn sent(&mut self, now: u64, id: NodeId, to: NodeId, msg: &PeerMessage) {
         if let Some(e) = rules::sent(id, to, msg) {
-            self.observe(now, &e);
+            self.observe(now, e);
         }
     }
 
     fn finish(self) -> (CheckReport, Coverage) {
-        Invariants::finish(self)
+        match self {
+            PaxosRules::Here(rules) => rules.finish(),
+            PaxosRules::Apart(Apart { batch, to, worker }) => {
+                let _ = to.send(batch);
+                drop(to);
+                match worker.join() {
+                    Ok(rules) => rules.finish(),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        }
     }
 }
 

@@ -140,7 +140,8 @@ pub const SIM_SNAPSHOT_EVERY: u64 = 200;
 ///
 /// [`Blame::Input`]: crate::vocab::Blame::Input
 pub fn simulate(plan: &Plan, recorder: &Recorder) -> Result<Simulated, Failure> {
-    simulate_traced(plan, recorder, None, false).map(|(sim, _)| sim)
+    // One run at a time: the protocol's rules judge on the second core.
+    simulate_with(plan, recorder, None, false, true).map(|(sim, _)| sim)
 }
 
 /// [`simulate`], keeping the messages `trace` selects and, with `capture`, every
@@ -151,12 +152,24 @@ pub fn simulate_traced(
     trace: Option<results::data::TraceSelector>,
     capture: bool,
 ) -> Result<(Simulated, Vec<results::data::TracedMessage>), Failure> {
+    simulate_with(plan, recorder, trace, capture, false)
+}
+
+/// [`simulate_traced`]; with `rules_apart`, the rules judge on a thread of their
+/// own ([`core::Rules::apart`]).
+fn simulate_with(
+    plan: &Plan,
+    recorder: &Recorder,
+    trace: Option<results::data::TraceSelector>,
+    capture: bool,
+    rules_apart: bool,
+) -> Result<(Simulated, Vec<results::data::TracedMessage>), Failure> {
     match plan.core {
         results::plan::CoreName::Paxos => {
-            simulate_core::<paxos_node::core::Node>(plan, recorder, trace, capture)
+            simulate_core::<paxos_node::core::Node>(plan, recorder, trace, capture, rules_apart)
         }
         results::plan::CoreName::RaftRs => {
-            simulate_core::<paxos_node::raft::RaftCore>(plan, recorder, trace, capture)
+            simulate_core::<paxos_node::raft::RaftCore>(plan, recorder, trace, capture, rules_apart)
         }
     }
 }
@@ -167,9 +180,13 @@ fn simulate_core<C: SimCore>(
     recorder: &Recorder,
     trace: Option<results::data::TraceSelector>,
     capture: bool,
+    rules_apart: bool,
 ) -> Result<(Simulated, Vec<results::data::TracedMessage>), Failure> {
     let base = C::plan_config(plan).map_err(|e| Failure::input(e.0))?;
     let mut w = World::<C>::new(plan, recorder, base);
+    if rules_apart {
+        w.rules = C::Rules::apart(plan.nodes);
+    }
     w.trace = trace;
     w.capture = capture.then(Vec::new);
     let ran = procedure::run(plan, &mut Sim { w: &mut w, plan }, recorder);
