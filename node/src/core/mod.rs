@@ -17,6 +17,7 @@
 //! per register key) and `log.rs` (Multi-Paxos: a replicated log behind the KV store,
 //! with a stable leader). This file holds what they share.
 
+mod encode;
 mod log;
 mod register;
 mod snapshot;
@@ -237,7 +238,8 @@ impl crate::seam::Wire for Record {
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
-        crate::seam::json_encode(self, out)
+        // The bytes serde writes, by hand (the encoding's own module says why).
+        encode::record(self, out)
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, String> {
