@@ -307,8 +307,12 @@ fn write_entries(out: &mut String, slot: Slot, batch: &Batch, before: &mut dyn F
         before(out);
         let _ = write!(out, "{{\"slot\":{slot},\"command\":");
         match command {
-            // Commands are plain data: serialising one cannot fail.
-            Some(c) => out.push_str(&serde_json::to_string(c).expect("a command serialises")),
+            // As serde writes it (core::encode).
+            Some(c) => {
+                let mut text = Vec::with_capacity(96);
+                crate::core::encode::command(&mut text, c);
+                out.push_str(std::str::from_utf8(&text).expect("JSON text is UTF-8"));
+            }
             None => out.push_str("null"),
         }
         out.push('}');

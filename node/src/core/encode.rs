@@ -77,7 +77,7 @@ fn commands(out: &mut Vec<u8>, batch: &[Command]) {
 
 /// A command: its id, then its op's fields behind the op's tag (the op is flattened
 /// into the command).
-fn command(out: &mut Vec<u8>, c: &Command) {
+pub(crate) fn command(out: &mut Vec<u8>, c: &Command) {
     let CmdId {
         node,
         incarnation,

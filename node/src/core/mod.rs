@@ -17,7 +17,7 @@
 //! per register key) and `log.rs` (Multi-Paxos: a replicated log behind the KV store,
 //! with a stable leader). This file holds what they share.
 
-mod encode;
+pub(crate) mod encode;
 mod log;
 mod register;
 mod snapshot;
