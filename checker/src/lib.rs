@@ -72,24 +72,34 @@ pub fn check(history: &History, finals: &[FinalDump], options: &Options) -> Chec
 /// judging path of a run directory: `chaos run`, `chaos check` and `chaos report`
 /// all come here, so they agree on every input.
 pub fn check_finals_dir(history: &History, dir: Option<&Path>, options: &Options) -> CheckResult {
+    check_folded(history, fold_finals_dir(dir), options)
+}
+
+/// The final dumps of `dir` folded in ([`fold_finals`]); none when it is `None` or
+/// missing. Needs no history: a judge reads the history meanwhile.
+pub fn fold_finals_dir(dir: Option<&Path>) -> Folded {
     match dir.filter(|d| d.exists()) {
-        None => check_streaming(history, std::iter::empty::<Result<_, String>>(), options),
+        None => fold_finals(std::iter::empty::<Result<_, String>>()),
         Some(d) => match finals::finals_in(d) {
-            Ok(dumps) => check_streaming(history, dumps, options),
-            Err(e) => check_streaming(history, std::iter::once(Err(e)), options),
+            Ok(dumps) => fold_finals(dumps),
+            Err(e) => fold_finals(std::iter::once(Err(e))),
         },
     }
 }
 
-/// Runs every check, taking the final dumps one at a time (each is dropped once it is
-/// folded in), so that memory holds the history plus one dump, not every dump. A dump
-/// that cannot be read makes log agreement `unknown` (naming the dump and why): what
-/// it held is not known, so the check cannot say valid.
-pub fn check_streaming<E: std::fmt::Display>(
-    history: &History,
+/// What the final dumps contribute before the history is looked at: log agreement's
+/// state, the registers, and the dumps that could not be read.
+pub struct Folded {
+    log: logcheck::LogAgreement,
+    registers: Vec<FinalDump>,
+    unreadable: Vec<String>,
+}
+
+/// Takes the final dumps one at a time (each is dropped once it is folded in), so
+/// that memory holds one dump, not every dump.
+pub fn fold_finals<E: std::fmt::Display>(
     finals: impl IntoIterator<Item = Result<FinalDump, E>>,
-    options: &Options,
-) -> CheckResult {
+) -> Folded {
     let mut log = logcheck::LogAgreement::new();
     // Registers are small: keep them, without the logs.
     let mut registers = Vec::new();
@@ -105,6 +115,32 @@ pub fn check_streaming<E: std::fmt::Display>(
             Err(e) => unreadable.push(format!("a final dump is unreadable: {e}")),
         }
     }
+    Folded {
+        log,
+        registers,
+        unreadable,
+    }
+}
+
+/// Runs every check, taking the final dumps one at a time (each is dropped once it is
+/// folded in), so that memory holds the history plus one dump, not every dump. A dump
+/// that cannot be read makes log agreement `unknown` (naming the dump and why): what
+/// it held is not known, so the check cannot say valid.
+pub fn check_streaming<E: std::fmt::Display>(
+    history: &History,
+    finals: impl IntoIterator<Item = Result<FinalDump, E>>,
+    options: &Options,
+) -> CheckResult {
+    check_folded(history, fold_finals(finals), options)
+}
+
+/// Runs every check over `history`, with the final dumps already folded in.
+pub fn check_folded(history: &History, folded: Folded, options: &Options) -> CheckResult {
+    let Folded {
+        log,
+        registers,
+        unreadable,
+    } = folded;
     // Log agreement is finished (and its per-slot state freed) before the
     // linearizability search allocates its memo, so the two never peak together.
     let mut log = log.finish(history);

@@ -51,7 +51,15 @@ pub fn read_history(path: &Path) -> Result<History, String> {
 pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> Judged {
     let started = Instant::now();
     let history_path = history;
-    let history = read_history(history);
+    // The dumps are read and folded in on a second thread while the history is read.
+    let (history, folded) = std::thread::scope(|s| {
+        let folding = s.spawn(|| checker::fold_finals_dir(finals));
+        let history = read_history(history);
+        let folded = folding
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (history, folded)
+    });
     // The run's plan beside the history, read once for every use below.
     let plan = history_path
         .parent()
@@ -65,7 +73,7 @@ pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> 
     let mut checked = history
         .as_ref()
         .ok()
-        .map(|h| checker::check_finals_dir(h, finals, options));
+        .map(|h| checker::check_folded(h, folded, options));
     // The protocol's rules (docs/protocol.md): over the nodes' journals beside the
     // history when the nodes kept them (every rule), else over a message trace that
     // carries messages (the rules the wire shows).

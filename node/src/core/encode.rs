@@ -212,12 +212,14 @@ mod tests {
                 key,
                 value: Some(MopValue::Int(v))
             }),
-            (key_strategy(), proptest::collection::vec(any::<i64>(), 0..4)).prop_map(
-                |(key, l)| MicroOp::Read {
+            (
+                key_strategy(),
+                proptest::collection::vec(any::<i64>(), 0..4)
+            )
+                .prop_map(|(key, l)| MicroOp::Read {
                     key,
                     value: Some(MopValue::List(l))
-                }
-            ),
+                }),
         ]
     }
 
@@ -225,8 +227,11 @@ mod tests {
         prop_oneof![
             key_strategy().prop_map(|key| KvOp::Read { key }),
             (key_strategy(), any::<i64>()).prop_map(|(key, value)| KvOp::Write { key, value }),
-            (key_strategy(), any::<i64>(), any::<i64>())
-                .prop_map(|(key, from, to)| KvOp::Cas { key, from, to }),
+            (key_strategy(), any::<i64>(), any::<i64>()).prop_map(|(key, from, to)| KvOp::Cas {
+                key,
+                from,
+                to
+            }),
             proptest::collection::vec(micro_op_strategy(), 0..4).prop_map(|txn| KvOp::Txn { txn }),
         ]
     }
@@ -252,9 +257,8 @@ mod tests {
             any::<u64>().prop_map(|incarnation| Record::Incarnation { incarnation }),
             (key_strategy(), any::<u64>())
                 .prop_map(|(key, ballot)| Record::RegisterPromise { key, ballot }),
-            (key_strategy(), any::<u64>(), any::<i64>()).prop_map(|(key, ballot, value)| {
-                Record::RegisterAccept { key, ballot, value }
-            }),
+            (key_strategy(), any::<u64>(), any::<i64>())
+                .prop_map(|(key, ballot, value)| { Record::RegisterAccept { key, ballot, value } }),
             (key_strategy(), any::<i64>())
                 .prop_map(|(key, value)| Record::RegisterChosen { key, value }),
             any::<u64>().prop_map(|ballot| Record::LogPromise { ballot }),
@@ -265,7 +269,8 @@ mod tests {
                     batch,
                 }
             }),
-            (any::<u64>(), batch_strategy()).prop_map(|(slot, batch)| Record::LogChosen { slot, batch }),
+            (any::<u64>(), batch_strategy())
+                .prop_map(|(slot, batch)| Record::LogChosen { slot, batch }),
         ]
     }
 
