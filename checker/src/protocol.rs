@@ -651,6 +651,14 @@ impl Invariants {
     /// never count against an acceptor (its messages do), only as its own report
     /// to its own proposer and as what a node learned.
     fn recorded(&mut self, node: NodeId, record: &Record) {
+        // The record as a witness, put in words only when a rule breaks ([`Seen`]).
+        let here = |w: &Self| Seen {
+            time_ns: w.time_ns,
+            event: "record",
+            from: Some(node),
+            to: None,
+            what: Seeing::Record(record.clone()),
+        };
         match record {
             Record::Promise { .. } | Record::LogPromise { .. } => {}
             Record::Accept { key, ballot, value } => {
@@ -675,15 +683,6 @@ impl Invariants {
                     .insert(node);
             }
             Record::Chosen { key, value } => {
-                // Written out only when a witness is kept: formatting every record
-                // was a visible part of a simulated run.
-                let here = |w: &Self| Seen {
-                    time_ns: w.time_ns,
-                    event: "record",
-                    from: Some(node),
-                    to: None,
-                    what: Seeing::Record(record.clone()),
-                };
                 let k = self.key(key);
                 if !self.register_justified(node, k, *value) {
                     let r = here(self).message_ref();
@@ -700,13 +699,6 @@ impl Invariants {
                 self.learn_register(key, *value, here);
             }
             Record::LogChosen { slot, batch } => {
-                let here = |w: &Self| Seen {
-                    time_ns: w.time_ns,
-                    event: "record",
-                    from: Some(node),
-                    to: None,
-                    what: Seeing::Record(record.clone()),
-                };
                 if !self.slot_justified(node, *slot, *batch) {
                     let r = here(self).message_ref();
                     self.flag(
