@@ -973,7 +973,13 @@ impl Invariants {
     }
 
     /// The verdict: invalid with the broken rules' anomalies, valid otherwise.
-    pub fn finish(self) -> (CheckReport, Coverage) {
+    pub fn finish(mut self) -> (CheckReport, Coverage) {
+        self.verdict()
+    }
+
+    /// [`Invariants::finish`], leaving the state behind (for a thread that hands the
+    /// verdict over before it frees the state).
+    pub fn verdict(&mut self) -> (CheckReport, Coverage) {
         let summary = if self.wire {
             format!(
                 "{} messages from the wire; {} rules broken; {} registers and {} slots announced (promise-regressed, accepted-below-promise and conflicting-learn judged; wrong-value-proposed and chosen-without-quorum need each node's steps, which chaos sim sees)",
@@ -993,8 +999,8 @@ impl Invariants {
             )
         };
         (
-            CheckReport::decided("protocol", summary, self.anomalies),
-            self.coverage,
+            CheckReport::decided("protocol", summary, std::mem::take(&mut self.anomalies)),
+            std::mem::take(&mut self.coverage),
         )
     }
 }

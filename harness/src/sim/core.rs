@@ -113,11 +113,13 @@ pub enum PaxosRules {
     Apart(Apart),
 }
 
-/// Events waiting for the rules' thread, the way to it, and the thread.
+/// Events waiting for the rules' thread, the way to it, and the way back of its
+/// verdict. The thread hands the verdict over, then frees the rules' state on its
+/// own time: nobody waits for that.
 pub struct Apart {
     batch: Vec<(u64, Event)>,
     to: std::sync::mpsc::SyncSender<Vec<(u64, Event)>>,
-    worker: std::thread::JoinHandle<Invariants>,
+    verdict: std::sync::mpsc::Receiver<(CheckReport, Coverage)>,
 }
 
 /// Events per batch sent to the rules' thread.
@@ -149,7 +151,8 @@ impl Rules<Node> for PaxosRules {
 
     fn apart(n: usize) -> Self {
         let (to, from) = std::sync::mpsc::sync_channel::<Vec<(u64, Event)>>(BATCHES);
-        let worker = std::thread::Builder::new()
+        let (give, verdict) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
             .name("rules".into())
             .spawn(move || {
                 let mut rules = Invariants::new(n);
@@ -158,13 +161,13 @@ impl Rules<Node> for PaxosRules {
                         rules.observe(*now, event);
                     }
                 }
-                rules
+                let _ = give.send(rules.verdict());
             })
             .expect("a thread for the rules");
         PaxosRules::Apart(Apart {
             batch: Vec::with_capacity(BATCH),
             to,
-            worker,
+            verdict,
         })
     }
 
@@ -191,13 +194,12 @@ impl Rules<Node> for PaxosRules {
     fn finish(self) -> (CheckReport, Coverage) {
         match self {
             PaxosRules::Here(rules) => rules.finish(),
-            PaxosRules::Apart(Apart { batch, to, worker }) => {
+            PaxosRules::Apart(Apart { batch, to, verdict }) => {
                 let _ = to.send(batch);
                 drop(to);
-                match worker.join() {
-                    Ok(rules) => rules.finish(),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
+                // The thread gives a verdict unless the rules panicked, which its
+                // own panic message has said.
+                verdict.recv().expect("the rules' thread panicked")
             }
         }
     }
