@@ -21,6 +21,7 @@
 pub mod core;
 mod disk;
 mod faults;
+mod queue;
 pub mod raft;
 
 pub mod explore;

@@ -14,7 +14,7 @@
 //! sync is in flight or while the node is paused wait in its inbox, as on a socket,
 //! and are stepped as one burst afterwards (group commit).
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 
 use nemesis::{LinkFaults, NemesisOutcome, ScheduledFault, substream};
@@ -29,6 +29,7 @@ use results::schema::SimCounts;
 
 use super::core::{Learned, Rules, SimCore};
 use super::disk::{self, CrashFate, SimFs};
+use super::queue::Queue;
 use crate::recorder::Recorder;
 use crate::system::node::{completion_of, request_of};
 use crate::system::{CLIENT_TIMEOUT, CONNECTION_BROKEN, Completion, NodeId, WorkloadOp};
@@ -43,29 +44,6 @@ const CLIENT_DELAY: (u64, u64) = (50_000, 300_000);
 const FSYNC: (u64, u64) = (300_000, 2_500_000);
 /// Events a paused or syncing node holds before it drops more (a full socket).
 const INBOX_CAPACITY: usize = 65_536;
-
-/// An item due at `at`; `seq` orders items due at the same time (first scheduled,
-/// first processed); the item itself waits in the world's arena at `slot`, so the
-/// heap moves 24 bytes per swap rather than a message. The heap is a max-heap, so
-/// the order is reversed.
-#[derive(PartialEq, Eq)]
-struct Queued {
-    at: u64,
-    seq: u64,
-    slot: u32,
-}
-
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Queued {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
 
 #[derive(Clone, Debug)]
 enum Item<C: SimCore> {
@@ -219,7 +197,8 @@ pub struct World<'r, C: SimCore> {
     /// The (time, sequence number) of the item handled last: items are handled in
     /// strictly increasing order of it.
     last_handled: (u64, u64),
-    queue: BinaryHeap<Queued>,
+    /// Items by (time, sequence number), each by its slot in `items`.
+    queue: Queue,
     /// The queued items, by slot; freed slots are reused.
     items: Vec<Option<Item<C>>>,
     free: Vec<u32>,
@@ -296,7 +275,7 @@ impl<'r, C: SimCore> World<'r, C> {
             now: 0,
             seq: 0,
             last_handled: (0, 0),
-            queue: BinaryHeap::new(),
+            queue: Queue::default(),
             items: Vec::new(),
             free: Vec::new(),
             nodes,
@@ -358,7 +337,7 @@ impl<'r, C: SimCore> World<'r, C> {
                 u32::try_from(self.items.len() - 1).expect("under 4 G queued items")
             }
         };
-        self.queue.push(Queued { at, seq, slot });
+        self.queue.push(at, seq, slot);
     }
 
     /// Boots every node from its (empty) disk.
@@ -390,11 +369,11 @@ impl<'r, C: SimCore> World<'r, C> {
 
     /// Processes items up to virtual time `until` or until `done` holds.
     pub fn run_until(&mut self, until: u64, done: impl Fn(&World<C>) -> bool) {
-        while let Some(next) = self.queue.peek() {
-            if next.at > until || done(self) {
+        while let Some((next, _, _)) = self.queue.peek() {
+            if next > until || done(self) {
                 return;
             }
-            let Queued { at, seq, slot } = self.queue.pop().expect("looked at it");
+            let (at, seq, slot) = self.queue.pop().expect("looked at it");
             let item = self.items[slot as usize]
                 .take()
                 .expect("a queued slot holds its item");
