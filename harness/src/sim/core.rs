@@ -109,7 +109,7 @@ impl SimCore for Node {
 /// step into the rules' events stays here; judging it (most of the rules' cost)
 /// moves off the simulation's thread.
 pub enum PaxosRules {
-    Here(Invariants),
+    Here(Box<Invariants>),
     Apart(Apart),
 }
 
@@ -146,7 +146,7 @@ impl PaxosRules {
 
 impl Rules<Node> for PaxosRules {
     fn new(n: usize) -> Self {
-        PaxosRules::Here(Invariants::new(n))
+        PaxosRules::Here(Box::new(Invariants::new(n)))
     }
 
     fn apart(n: usize) -> Self {
