@@ -67,16 +67,11 @@ pub fn check(history: &History, finals: &[FinalDump], options: &Options) -> Chec
     )
 }
 
-/// Runs every check with the final dumps of `dir` (`n<i>.json`, read one at a time);
-/// `None`, or a directory that does not exist, means no dumps. This is the one
-/// judging path of a run directory: `chaos run`, `chaos check` and `chaos report`
-/// all come here, so they agree on every input.
-pub fn check_finals_dir(history: &History, dir: Option<&Path>, options: &Options) -> CheckResult {
-    check_folded(history, fold_finals_dir(dir), options)
-}
-
-/// The final dumps of `dir` folded in ([`fold_finals`]); none when it is `None` or
-/// missing. Needs no history: a judge reads the history meanwhile.
+/// The final dumps of `dir` (`n<i>.json`, read one at a time) folded in
+/// ([`fold_finals`]); `None`, or a directory that does not exist, means no dumps.
+/// Needs no history: a judge reads the history meanwhile. With [`check_folded`],
+/// the one judging path of a run directory (`results::judge_files`): `chaos run`,
+/// `chaos check` and `chaos report` all come here, so they agree on every input.
 pub fn fold_finals_dir(dir: Option<&Path>) -> Folded {
     match dir.filter(|d| d.exists()) {
         None => fold_finals(std::iter::empty::<Result<_, String>>()),
