@@ -125,6 +125,46 @@ struct Armed {
     carrier: (u64, u64),
 }
 
+/// What the item that came up at a key does for its timer.
+enum CameUp {
+    /// The timer is due now.
+    Due,
+    /// The timer is due later: queue the item again at this key.
+    Carry((u64, u64)),
+    /// A later setting queued its own item: this one is void.
+    Void,
+}
+
+impl Armed {
+    /// Set for the first time, or after its item came up: its own item is queued.
+    fn new(due: (u64, u64)) -> Armed {
+        Armed { due, carrier: due }
+    }
+
+    /// Set again, due at `due`. `true`: the item waiting comes up later than that,
+    /// so `due` needs an item of its own (now the carrier).
+    fn set(&mut self, due: (u64, u64)) -> bool {
+        self.due = due;
+        if self.carrier <= due {
+            return false;
+        }
+        self.carrier = due;
+        true
+    }
+
+    /// An item of this timer came up at `here`.
+    fn came_up(&mut self, here: (u64, u64)) -> CameUp {
+        if self.carrier != here {
+            CameUp::Void
+        } else if self.due == here {
+            CameUp::Due
+        } else {
+            self.carrier = self.due;
+            CameUp::Carry(self.due)
+        }
+    }
+}
+
 struct SimNode<C: SimCore> {
     core: Option<C>,
     /// The node's data directory (`n<id>`) on its own simulated file system, and
@@ -463,19 +503,19 @@ impl<'r, C: SimCore> World<'r, C> {
                 if n.epoch != epoch {
                     return;
                 }
-                match n.timers.get_mut(&timer) {
-                    Some((_, armed)) if armed.carrier == here => {
-                        if armed.due == here {
-                            n.timers.remove(&timer);
-                            self.deliver(node, Event::Timer(timer));
-                        } else {
-                            armed.carrier = armed.due;
-                            let (at, seq) = armed.due;
-                            self.push(at, seq, Item::Timer { node, epoch, timer });
-                        }
+                let came = match n.timers.get_mut(&timer) {
+                    Some((_, armed)) => armed.came_up(here),
+                    None => CameUp::Void,
+                };
+                match came {
+                    CameUp::Due => {
+                        n.timers.remove(&timer);
+                        self.deliver(node, Event::Timer(timer));
                     }
-                    // Set again earlier, under its own item.
-                    _ => {}
+                    CameUp::Carry((at, seq)) => {
+                        self.push(at, seq, Item::Timer { node, epoch, timer });
+                    }
+                    CameUp::Void => {}
                 }
             }
             Item::SyncDone { node, epoch } => {
@@ -487,24 +527,21 @@ impl<'r, C: SimCore> World<'r, C> {
             Item::Timeout { client } => {
                 let here = self.last_handled;
                 let c = &mut self.clients[client];
-                let Some((armed, seq)) = c.timeout.as_mut() else {
+                let Some((armed, op)) = c.timeout.as_mut() else {
                     return;
                 };
-                if armed.carrier != here {
-                    return; // set again earlier, under its own item
-                }
-                let live = c.seq == *seq && c.in_flight.is_some();
-                if !live {
-                    c.timeout = None; // its op is done: nothing left to time out
-                } else if armed.due != here {
-                    armed.carrier = armed.due;
-                    let (at, seq) = armed.due;
-                    self.push(at, seq, Item::Timeout { client });
-                } else {
-                    c.timeout = None;
-                    if let Some(f) = &c.in_flight {
-                        let done = Completion::unknown(&f.op, CLIENT_TIMEOUT, true);
-                        self.complete(client, done);
+                let live = c.seq == *op && c.in_flight.is_some();
+                match armed.came_up(here) {
+                    CameUp::Void => {}
+                    // Its op is done: nothing is left to time out.
+                    _ if !live => c.timeout = None,
+                    CameUp::Carry((at, seq)) => self.push(at, seq, Item::Timeout { client }),
+                    CameUp::Due => {
+                        c.timeout = None;
+                        if let Some(f) = &c.in_flight {
+                            let done = Completion::unknown(&f.op, CLIENT_TIMEOUT, true);
+                            self.complete(client, done);
+                        }
                     }
                 }
             }
@@ -989,25 +1026,23 @@ impl<'r, C: SimCore> World<'r, C> {
         let n = self.node(id);
         let epoch = n.epoch;
         let due = (n.clock.global_at(deadline, now), seq);
-        match n.timers.get_mut(&timer) {
-            // The item waiting comes up no later: it carries the timer on ([`Armed`]).
-            Some((d, armed)) if armed.carrier <= due => {
+        let queue = match n.timers.get_mut(&timer) {
+            Some((d, armed)) => {
                 *d = deadline;
-                armed.due = due;
+                armed.set(due)
             }
-            _ => {
-                let armed = Armed { due, carrier: due };
-                n.timers.insert(timer.clone(), (deadline, armed));
-                self.push(
-                    due.0,
-                    seq,
-                    Item::Timer {
-                        node: id,
-                        epoch,
-                        timer,
-                    },
-                );
+            None => {
+                n.timers.insert(timer.clone(), (deadline, Armed::new(due)));
+                true
             }
+        };
+        if queue {
+            let item = Item::Timer {
+                node: id,
+                epoch,
+                timer,
+            };
+            self.push(due.0, seq, item);
         }
     }
 
@@ -1156,17 +1191,18 @@ impl<'r, C: SimCore> World<'r, C> {
         );
         let due = (self.now + timeout, self.next_seq());
         let c = &mut self.clients[client];
-        match c.timeout.as_mut() {
-            // The item waiting comes up no later: it carries the timeout on ([`Armed`]).
-            Some((armed, op)) if armed.carrier <= due => {
-                armed.due = due;
+        let queue = match c.timeout.as_mut() {
+            Some((armed, op)) => {
                 *op = seq;
+                armed.set(due)
             }
-            _ => {
-                let armed = Armed { due, carrier: due };
-                c.timeout = Some((armed, seq));
-                self.push(due.0, due.1, Item::Timeout { client });
+            None => {
+                c.timeout = Some((Armed::new(due), seq));
+                true
             }
+        };
+        if queue {
+            self.push(due.0, due.1, Item::Timeout { client });
         }
     }
 
