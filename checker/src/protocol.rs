@@ -206,9 +206,8 @@ impl Seen {
 pub struct Invariants {
     quorum: usize,
     time_ns: u64,
-    /// Register names by [`Key`], and back.
+    /// Register names and their [`Key`]s.
     keys: Map<String, Key>,
-    names: Vec<String>,
     /// (acceptor, register) -> highest ballot promised or accepted, and where.
     reg_promised: Map<(NodeId, Key), (Ballot, Seen)>,
     log_promised: Map<NodeId, (Ballot, Seen)>,
@@ -264,7 +263,6 @@ impl Invariants {
             quorum: n / 2 + 1,
             time_ns: 0,
             keys: Default::default(),
-            names: Default::default(),
             reg_promised: Default::default(),
             log_promised: Default::default(),
             settled_reg: Default::default(),
@@ -349,8 +347,7 @@ impl Invariants {
         if let Some(k) = self.keys.get(name) {
             return *k;
         }
-        let k = Key::try_from(self.names.len()).expect("under 4 G registers");
-        self.names.push(name.to_string());
+        let k = Key::try_from(self.keys.len()).expect("under 4 G registers");
         self.keys.insert(name.to_string(), k);
         k
     }

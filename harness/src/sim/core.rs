@@ -135,8 +135,8 @@ impl PaxosRules {
                 apart.batch.push((now, event));
                 if apart.batch.len() >= BATCH {
                     let full = std::mem::replace(&mut apart.batch, Vec::with_capacity(BATCH));
-                    // The thread ends only when the sender is dropped (or panics,
-                    // which its join below reports).
+                    // The thread ends only when the sender is dropped, or when it
+                    // panics, which `finish` reports.
                     let _ = apart.to.send(full);
                 }
             }
