@@ -420,11 +420,9 @@ fn replace_file<F: Fs>(fs: &F, path: &Path, bytes: &[u8], sync: bool) -> Result<
 
 /// One framed snapshot.
 pub fn encode_snapshot<S: Serialize>(snapshot: &S, out: &mut Vec<u8>) {
-    let payload = serde_json::to_vec(snapshot).expect("snapshots always serialize");
-    let len = u32::try_from(payload.len()).expect("snapshot under 4 GiB");
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    frame_into(out, |out| {
+        serde_json::to_writer(out, snapshot).expect("snapshots always serialize")
+    });
 }
 
 /// The snapshot in a snapshot file's bytes (named `path` in errors). Unlike the
@@ -490,14 +488,22 @@ pub fn recover<R: Wire>(path: &Path, bytes: &[u8]) -> Result<Recovery<R>, WalErr
 
 /// Appends one framed record to `out`.
 pub fn encode_into<R: Wire>(record: &R, out: &mut Vec<u8>) {
-    // As serde_json::to_vec starts: most records fit without a reallocation.
-    let mut payload = Vec::with_capacity(128);
-    record.encode(&mut payload);
+    frame_into(out, |out| record.encode(out));
+}
+
+/// Appends `[len][crc32][payload]` to `out`, the payload written by `write` straight
+/// after a header left blank and filled in once its length and checksum are known:
+/// no payload buffer per record (a snapshot's `keep` is thousands of records).
+fn frame_into(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_BYTES]);
+    write(out);
+    let payload = &out[start + HEADER_BYTES..];
     let len = u32::try_from(payload.len()).expect("record under 4 GiB");
     assert!(len <= MAX_RECORD_BYTES, "record of {len} bytes");
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    let crc = crc32fast::hash(payload);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Decodes every record; returns them and the length of the good prefix. A damaged
