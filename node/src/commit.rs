@@ -47,33 +47,48 @@ pub fn order<M, R, S, T>(
     actions: Vec<Action<M, R, S, T>>,
     effects_first: bool,
 ) -> Vec<Step<M, R, S, T>> {
-    let mut appends = Vec::new();
-    let mut effects = Vec::new();
-    for action in actions {
-        match action {
-            Action::Persist(record) => appends.push(Step::Append(record)),
-            Action::Snapshot { snapshot, keep } => appends.push(Step::Snapshot { snapshot, keep }),
-            Action::Send { to, msg } => effects.push(Step::Effect(Effect::Send { to, msg })),
-            Action::Reply { token, result } => {
-                effects.push(Step::Effect(Effect::Reply { token, result }));
-            }
-            Action::SetTimer { timer, after_ms } => {
-                effects.push(Step::Effect(Effect::SetTimer { timer, after_ms }));
-            }
-        }
-    }
-    let sync = (!appends.is_empty()).then_some(Step::Sync);
-    let mut steps = Vec::with_capacity(appends.len() + effects.len() + 1);
+    let Burst { durable, effects } = split(actions);
+    let sync = (!durable.is_empty()).then_some(Step::Sync);
+    let effects = effects.into_iter().map(Step::Effect);
+    let mut steps = Vec::with_capacity(durable.len() + effects.len() + 1);
     if effects_first {
         steps.extend(effects);
-        steps.extend(appends);
+        steps.extend(durable);
         steps.extend(sync);
     } else {
-        steps.extend(appends);
+        steps.extend(durable);
         steps.extend(sync);
         steps.extend(effects);
     }
     steps
+}
+
+/// A burst's actions in the two groups [`order`] carries out: what must become
+/// durable (in the core's order) and the effects (in the core's order). A driver that
+/// keeps the effects aside until its sync completes (the simulation) takes them
+/// from here, each action moved once.
+pub struct Burst<M, R, S, T> {
+    /// Only [`Step::Append`] and [`Step::Snapshot`].
+    pub durable: Vec<Step<M, R, S, T>>,
+    pub effects: Vec<Effect<M, T>>,
+}
+
+/// Splits a burst's actions into [`Burst`]'s two groups.
+pub fn split<M, R, S, T>(actions: Vec<Action<M, R, S, T>>) -> Burst<M, R, S, T> {
+    let mut durable = Vec::new();
+    let mut effects = Vec::with_capacity(actions.len());
+    for action in actions {
+        match action {
+            Action::Persist(record) => durable.push(Step::Append(record)),
+            Action::Snapshot { snapshot, keep } => durable.push(Step::Snapshot { snapshot, keep }),
+            Action::Send { to, msg } => effects.push(Effect::Send { to, msg }),
+            Action::Reply { token, result } => effects.push(Effect::Reply { token, result }),
+            Action::SetTimer { timer, after_ms } => {
+                effects.push(Effect::SetTimer { timer, after_ms })
+            }
+        }
+    }
+    Burst { durable, effects }
 }
 
 #[cfg(test)]

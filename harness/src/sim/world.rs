@@ -876,15 +876,30 @@ impl<'r, C: SimCore> World<'r, C> {
         }
     }
 
-    /// Carries out a burst of actions in the shell's order.
+    /// Carries out a burst of actions in the shell's order ([`commit::order`]):
+    /// appends and snapshots, the sync, then the effects, which wait in `after_sync`
+    /// until the sync completes (with `effects_first`, the effects first).
     fn commit(&mut self, id: NodeId, actions: Actions<C>) {
         let n = self.node(id);
         if let Some(core) = n.core.as_mut() {
             n.unsynced_chosen.extend(core.take_committed());
         }
-        let steps = commit::order(actions, self.effects_first);
-        let mut steps = steps.into_iter();
-        while let Some(step) = steps.next() {
+        let commit::Burst {
+            durable,
+            mut effects,
+        } = commit::split(actions);
+        if self.effects_first {
+            for effect in std::mem::take(&mut effects) {
+                self.effect(id, effect);
+            }
+        }
+        if durable.is_empty() {
+            for effect in effects {
+                self.effect(id, effect);
+            }
+            return;
+        }
+        for step in durable {
             match step {
                 Step::Append(record) => {
                     let n = self.node(id);
@@ -907,32 +922,22 @@ impl<'r, C: SimCore> World<'r, C> {
                         return self.panicked(id, format!("its log failed: {e}"));
                     }
                 }
-                Step::Sync => {
-                    let rest: Vec<Effect<C::Msg, C::Timer>> = steps
-                        .by_ref()
-                        .map(|s| match s {
-                            Step::Effect(e) => e,
-                            other => unreachable!("commit::order: {other:?} after the sync"),
-                        })
-                        .collect();
-                    let n = self.node(id);
-                    // The records reach the page cache now and the disk when the
-                    // sync completes; a crash between decides their fate.
-                    let log = n.wal.as_mut().expect("a running node has its log");
-                    if let Err(e) = log.write() {
-                        return self.panicked(id, format!("its log failed: {e}"));
-                    }
-                    let delay = n.rng.random_range(FSYNC.0..=FSYNC.1);
-                    n.syncing = true;
-                    n.after_sync = rest;
-                    let epoch = n.epoch;
-                    self.counts.fsyncs += 1;
-                    self.schedule(self.now + delay, Item::SyncDone { node: id, epoch });
-                    return;
-                }
-                Step::Effect(effect) => self.effect(id, effect),
+                other => unreachable!("commit::split: {other:?} among the durable steps"),
             }
         }
+        let n = self.node(id);
+        // The records reach the page cache now and the disk when the sync
+        // completes; a crash between decides their fate.
+        let log = n.wal.as_mut().expect("a running node has its log");
+        if let Err(e) = log.write() {
+            return self.panicked(id, format!("its log failed: {e}"));
+        }
+        let delay = n.rng.random_range(FSYNC.0..=FSYNC.1);
+        n.syncing = true;
+        n.after_sync = effects;
+        let epoch = n.epoch;
+        self.counts.fsyncs += 1;
+        self.schedule(self.now + delay, Item::SyncDone { node: id, epoch });
     }
 
     fn sync_done(&mut self, id: NodeId) {
