@@ -129,27 +129,92 @@ fn outcome_colour(o: Outcome) -> &'static str {
 }
 
 fn op_title(bar: &Bar) -> String {
-    let op = bar.op_ref();
-    let result = op
-        .result
-        .as_deref()
-        .map(|r| format!(" -> {r}"))
-        .unwrap_or_default();
-    let node = op.node.map(|n| format!(" via n{n}")).unwrap_or_default();
-    let err = bar.error().map(|e| format!(" ({e})")).unwrap_or_default();
-    let done = op.complete_ns.map_or("never completed".into(), |c| {
-        format!("{} ({:.3} ms)", fmt_ms(c), (c - op.invoke_ns) as f64 / 1e6)
-    });
-    format!(
-        "#{} p{} {} {} {}{result}: {}{err}{node}; {} to {done}",
-        op.index,
-        op.process,
-        op.f,
-        op.key,
-        op.value,
-        outcome_name(op.outcome),
-        fmt_ms(op.invoke_ns)
-    )
+    // From the op itself where it is one (no witness of it made): the latency chart
+    // titles every op it draws.
+    match bar {
+        Bar::Op(o) => {
+            let result = o.result.map(|r| match r {
+                Some(v) => v.to_string(),
+                None => "null".into(),
+            });
+            let value = o.call.value_text();
+            let f = o.f();
+            title(Title {
+                index: o.index,
+                process: o.process,
+                f: f.name(),
+                key: &o.key,
+                value: &value,
+                result: result.as_deref(),
+                outcome: o.outcome,
+                error: bar.error(),
+                node: o.node.map(u64::from),
+                invoke_ns: o.invoke_ns,
+                complete_ns: o.complete_ns,
+            })
+        }
+        Bar::Txn(..) => {
+            let op = bar.op_ref();
+            title(Title {
+                index: op.index,
+                process: op.process,
+                f: &op.f,
+                key: &op.key,
+                value: &op.value,
+                result: op.result.as_deref(),
+                outcome: op.outcome,
+                error: bar.error(),
+                node: op.node.map(u64::from),
+                invoke_ns: op.invoke_ns,
+                complete_ns: op.complete_ns,
+            })
+        }
+    }
+}
+
+/// What an op's title says.
+struct Title<'a> {
+    index: u64,
+    process: u64,
+    f: &'a str,
+    key: &'a str,
+    value: &'a str,
+    result: Option<&'a str>,
+    outcome: Outcome,
+    error: Option<&'a str>,
+    node: Option<u64>,
+    invoke_ns: u64,
+    complete_ns: Option<u64>,
+}
+
+/// `#12 p3 write x 5: ok via n2; 1.000 ms to 2.500 ms (1.500 ms)`, written into one
+/// string.
+fn title(op: Title) -> String {
+    use std::fmt::Write as _;
+    let mut t = String::with_capacity(112);
+    let _ = write!(
+        t,
+        "#{} p{} {} {} {}",
+        op.index, op.process, op.f, op.key, op.value
+    );
+    if let Some(r) = op.result {
+        let _ = write!(t, " -> {r}");
+    }
+    let _ = write!(t, ": {}", outcome_name(op.outcome));
+    if let Some(e) = op.error {
+        let _ = write!(t, " ({e})");
+    }
+    if let Some(n) = op.node {
+        let _ = write!(t, " via n{n}");
+    }
+    // As fmt_ms writes a time.
+    let ms = |ns: u64| ns as f64 / 1e6;
+    let _ = write!(t, "; {:.3} ms to ", ms(op.invoke_ns));
+    let _ = match op.complete_ns {
+        Some(c) => write!(t, "{:.3} ms ({:.3} ms)", ms(c), ms(c - op.invoke_ns)),
+        None => write!(t, "never completed"),
+    };
+    t
 }
 
 /// Latency of every op over time, log scale, coloured by outcome. At most `cap` ok ops

@@ -446,8 +446,8 @@ fn checks(r: &RunResult) -> Markup {
 }
 
 /// The timeline's data for the script: columnar, times in microseconds.
-/// Writes the timeline's data, column by column, straight into the page: a run of
-/// 589,000 ops makes about 50 MB of it, which is not worth holding in memory too.
+/// Writes the timeline's data, column by column: a run of 589,000 ops makes about
+/// 50 MB of it, which is not worth holding in memory too.
 fn write_timeline_json(
     out: &mut dyn std::io::Write,
     history: &History,
@@ -747,6 +747,9 @@ pub fn command(cmd: &str) -> Markup {
 /// halves of the page rather than copied into the page's string.
 const DATA_SLOT: &str = "<!--chaos:timeline-data-->";
 
+/// The most ops whose timeline data is made in memory beside the page (about 8 MB).
+const PARALLEL_DATA_MAX_BARS: usize = 100_000;
+
 /// The report as one string (tests, benches); [`render_to`] writes it out.
 pub fn render(inputs: &Inputs) -> String {
     let mut out = Vec::new();
@@ -762,14 +765,41 @@ pub fn render_to(inputs: &Inputs, out: &mut dyn std::io::Write) -> std::io::Resu
         let lanes = data::assign_lanes(&bars, h.end_ns);
         (h, bars, lanes)
     });
-    let page = page(inputs, drawn.as_ref());
+    let marked = data::anomaly_ops(inputs.result);
+    let timeline = |out: &mut dyn std::io::Write| match &drawn {
+        Some((h, bars, (lanes, lane_procs))) => {
+            write_timeline_json(out, h, bars, lanes, lane_procs, inputs.result, &marked)
+        }
+        None => Ok(()),
+    };
+    // Up to PARALLEL_DATA_MAX_BARS ops, the timeline's data is written to memory on a
+    // second thread while the page is drawn (they take about as long as each
+    // other); beyond, straight to the output after the page, not held in memory.
+    let small = drawn
+        .as_ref()
+        .is_none_or(|(_, bars, _)| bars.len() <= PARALLEL_DATA_MAX_BARS);
+    let (page, data) = match small {
+        false => (page(inputs, drawn.as_ref()), None),
+        true => std::thread::scope(|s| {
+            let data = s.spawn(|| {
+                let mut data = Vec::new();
+                timeline(&mut data).expect("writing to memory cannot fail");
+                data
+            });
+            let page = page(inputs, drawn.as_ref());
+            let data = data
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (page, Some(data))
+        }),
+    };
     let Some((head, tail)) = page.split_once(DATA_SLOT) else {
         return out.write_all(page.as_bytes());
     };
     out.write_all(head.as_bytes())?;
-    if let Some((h, bars, (lanes, lane_procs))) = &drawn {
-        let marked = data::anomaly_ops(inputs.result);
-        write_timeline_json(out, h, bars, lanes, lane_procs, inputs.result, &marked)?;
+    match data {
+        Some(data) => out.write_all(&data)?,
+        None => timeline(out)?,
     }
     out.write_all(tail.as_bytes())
 }
