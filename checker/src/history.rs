@@ -369,6 +369,27 @@ pub struct Event<'a> {
     pub error: Option<Cow<'a, str>>,
 }
 
+impl Event<'_> {
+    /// The same event owning its text (to hand to another thread).
+    pub fn into_owned(self) -> Event<'static> {
+        let owned = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+        Event {
+            index: self.index,
+            time_ns: self.time_ns,
+            process: self.process,
+            kind: self.kind,
+            f: match self.f {
+                Func::Op(f) => Func::Op(f),
+                Func::Fault(name) => Func::Fault(owned(name)),
+            },
+            key: self.key.map(owned),
+            value: self.value,
+            node: self.node,
+            error: self.error.map(owned),
+        }
+    }
+}
+
 impl Call {
     /// The invoke's value as the history writes it: `null`, `v` or `[from, to]`.
     pub fn value_json(self) -> Value {

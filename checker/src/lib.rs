@@ -75,8 +75,20 @@ pub fn check(history: &History, finals: &[FinalDump], options: &Options) -> Chec
 pub fn fold_finals_dir(dir: Option<&Path>) -> Folded {
     match dir.filter(|d| d.exists()) {
         None => fold_finals(std::iter::empty::<Result<_, String>>()),
+        // Each dump is parsed on a thread of its own while the one before is folded
+        // in, in the files' order; at most two wait between them.
         Some(d) => match finals::finals_in(d) {
-            Ok(dumps) => fold_finals(dumps),
+            Ok(dumps) => std::thread::scope(|s| {
+                let (parsed, to_fold) = std::sync::mpsc::sync_channel(1);
+                s.spawn(move || {
+                    for dump in dumps {
+                        if parsed.send(dump).is_err() {
+                            break;
+                        }
+                    }
+                });
+                fold_finals(to_fold)
+            }),
             Err(e) => fold_finals(std::iter::once(Err(e))),
         },
     }

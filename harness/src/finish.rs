@@ -51,6 +51,9 @@ pub struct Judgement {
     pub system_version: Option<String>,
     /// The steps of the run procedure taken.
     pub steps: Vec<crate::procedure::Step>,
+    /// The history the run built as it wrote history.jsonl, judged in place of
+    /// reading the file back ([`results::judge_run_dir_built`]).
+    pub built_history: Option<Result<checker::history::History, String>>,
 }
 
 impl Judgement {
@@ -68,6 +71,7 @@ impl Judgement {
             protocol: None,
             system_version: None,
             steps: ran.steps,
+            built_history: None,
         }
     }
 }
@@ -88,7 +92,11 @@ pub fn failed(plan: &Plan, dir: &RunDir, show: &dyn Observer, why: String) -> Ru
 /// Checks the history, writes result.json, prints the summary, picks the exit code.
 pub fn finish(plan: &Plan, dir: &RunDir, show: &dyn Observer, j: Judgement) -> RunOutcome {
     let learned_notes = results::learned::gather(&dir.path, plan);
-    let judged = results::judge_run_dir(&dir.path, &checker::Options::default());
+    let options = checker::Options::default();
+    let judged = match j.built_history {
+        Some(built) => results::judge_run_dir_built(&dir.path, built, &options),
+        None => results::judge_run_dir(&dir.path, &options),
+    };
     let mut harness_failure = j.harness_failure;
     let mut notes = plan.schedule_notes();
     notes.extend(j.notes);

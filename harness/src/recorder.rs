@@ -24,7 +24,7 @@ use serde_json::Value;
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 struct Inner {
-    out: BufWriter<Box<dyn Write + Send>>,
+    sink: Sink,
     next_index: u64,
     /// The time of the last event written: the next is never earlier.
     last_time_ns: u64,
@@ -32,8 +32,106 @@ struct Inner {
     /// a hole cannot be judged, so the run stops ([`Recorder::broken`]) and nothing
     /// more is written.
     broken: Option<String>,
-    /// The history built from the events as they are written ([`Recorder::build`]).
-    built: Option<checker::history::Builder>,
+}
+
+/// Where events go once stamped.
+enum Sink {
+    /// Written under the lock.
+    Here {
+        out: BufWriter<Box<dyn Write + Send>>,
+        /// The history built from the events as they are written ([`Recorder::build`]).
+        built: Option<checker::history::Builder>,
+    },
+    /// Handed in batches to a thread of their own ([`Recorder::with_virtual_clock_apart`]).
+    Apart(Apart),
+}
+
+/// Events on their way to the writer thread, which writes them, hashes the bytes
+/// and builds the history from them.
+struct Apart {
+    batch: Vec<Event<'static>>,
+    /// `None` once closed ([`Recorder::flush`]).
+    to_writer: Option<std::sync::mpsc::SyncSender<Vec<Event<'static>>>>,
+    writer: Option<std::thread::JoinHandle<Written>>,
+    /// The writer's first error, said as soon as it meets it.
+    failed: std::sync::Arc<std::sync::OnceLock<std::io::Error>>,
+    /// What the writer made, once closed.
+    written: Option<Written>,
+}
+
+/// Events per batch handed to the writer thread, and batches on their way at most:
+/// the simulation never waits for it unless it falls that far behind.
+const APART_BATCH: usize = 4096;
+const APART_IN_FLIGHT: usize = 16;
+
+/// What the writer thread made of the events.
+struct Written {
+    /// SHA-256 of the bytes written, in hex.
+    sha256: String,
+    built: Option<Result<checker::history::History, checker::history::HistoryError>>,
+}
+
+/// The writer thread: writes each batch's events as the recorder would under its
+/// lock, hashing the bytes and building the history from the events.
+fn write_apart(
+    out: Box<dyn Write + Send>,
+    batches: std::sync::mpsc::Receiver<Vec<Event<'static>>>,
+    failed: &std::sync::OnceLock<std::io::Error>,
+) -> Written {
+    use sha2::Digest as _;
+    /// Hashes what passes through to `out`.
+    struct Hashing {
+        out: Box<dyn Write + Send>,
+        hasher: sha2::Sha256,
+    }
+    impl Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = self.out.write(buf)?;
+            self.hasher.update(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.out.flush()
+        }
+    }
+    let mut out = BufWriter::with_capacity(
+        1 << 20,
+        Hashing {
+            out,
+            hasher: sha2::Sha256::new(),
+        },
+    );
+    let mut built = checker::history::Builder::default();
+    for batch in batches {
+        for event in batch {
+            if failed.get().is_some() {
+                continue;
+            }
+            let wrote = serde_json::to_writer(&mut out, &event)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"));
+            match wrote {
+                Ok(()) => built.event(event),
+                Err(e) => {
+                    let _ = failed.set(e);
+                }
+            }
+        }
+    }
+    if let Err(e) = out.flush() {
+        let _ = failed.set(e);
+    }
+    let hashing = match out.into_inner() {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = failed.set(std::io::Error::other(e.error().to_string()));
+            e.into_inner().into_parts().0
+        }
+    };
+    Written {
+        sha256: crate::sim::hex(&hashing.hasher.finalize()),
+        built: Some(built.finish()),
+    }
 }
 
 /// Where `time_ns` comes from: the wall clock since the recorder was made, or the
@@ -79,14 +177,48 @@ impl Recorder {
         )
     }
 
+    /// [`Recorder::with_virtual_clock`], writing on a thread of its own: the
+    /// simulation only stamps each event and hands it over. The thread also hashes
+    /// the bytes ([`Recorder::sha256`]) and builds the history ([`Recorder::built`]),
+    /// both ready once [`Recorder::flush`] has closed it; nothing is written after.
+    pub fn with_virtual_clock_apart(out: Box<dyn Write + Send>, first_process: u64) -> Recorder {
+        let (to_writer, batches) = std::sync::mpsc::sync_channel(APART_IN_FLIGHT);
+        let failed = std::sync::Arc::new(std::sync::OnceLock::new());
+        let theirs = failed.clone();
+        let writer = std::thread::Builder::new()
+            .name("history".into())
+            .spawn(move || write_apart(out, batches, &theirs))
+            .expect("a thread for the history's writer");
+        let sink = Sink::Apart(Apart {
+            batch: Vec::with_capacity(APART_BATCH),
+            to_writer: Some(to_writer),
+            writer: Some(writer),
+            failed,
+            written: None,
+        });
+        Recorder::with_sink(
+            sink,
+            "history.jsonl".into(),
+            first_process,
+            Clock::Virtual(AtomicU64::new(0)),
+        )
+    }
+
     fn new(out: Box<dyn Write + Send>, name: String, first_process: u64, clock: Clock) -> Recorder {
+        let sink = Sink::Here {
+            out: BufWriter::with_capacity(1 << 20, out),
+            built: None,
+        };
+        Recorder::with_sink(sink, name, first_process, clock)
+    }
+
+    fn with_sink(sink: Sink, name: String, first_process: u64, clock: Clock) -> Recorder {
         Recorder {
             inner: Mutex::new(Inner {
-                out: BufWriter::with_capacity(1 << 20, out),
+                sink,
                 next_index: 0,
                 last_time_ns: 0,
                 broken: None,
-                built: None,
             }),
             name,
             start: Instant::now(),
@@ -149,16 +281,20 @@ impl Recorder {
         inner.last_time_ns = event.time_ns;
         event.index = inner.next_index;
         inner.next_index += 1;
-        let result = serde_json::to_writer(&mut inner.out, &event)
-            .map_err(std::io::Error::from)
-            .and_then(|()| inner.out.write_all(b"\n"));
-        match result {
-            Err(err) => self.break_on(&mut inner, &err),
-            Ok(()) => {
-                if let Some(built) = inner.built.as_mut() {
+        let result = match &mut inner.sink {
+            Sink::Here { out, built } => {
+                let result = serde_json::to_writer(&mut *out, &event)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"));
+                if let (Ok(()), Some(built)) = (&result, built.as_mut()) {
                     built.event(event);
                 }
+                result
             }
+            Sink::Apart(apart) => apart.hand_over(event),
+        };
+        if let Err(err) = result {
+            self.break_on(&mut inner, &err);
         }
     }
 
@@ -166,8 +302,10 @@ impl Recorder {
     /// (what a judge reading the text back would make of it, without reading it):
     /// [`Recorder::built`] hands it over.
     pub fn build(&self) {
-        if let Ok(mut inner) = self.inner.lock() {
-            inner.built.get_or_insert_with(Default::default);
+        if let Ok(mut inner) = self.inner.lock()
+            && let Sink::Here { built, .. } = &mut inner.sink
+        {
+            built.get_or_insert_with(Default::default);
         }
     }
 
@@ -177,7 +315,20 @@ impl Recorder {
         &self,
     ) -> Option<Result<checker::history::History, checker::history::HistoryError>> {
         let mut inner = self.inner.lock().ok()?;
-        inner.built.take().map(checker::history::Builder::finish)
+        match &mut inner.sink {
+            Sink::Here { built, .. } => built.take().map(checker::history::Builder::finish),
+            Sink::Apart(apart) => apart.written.as_mut()?.built.take(),
+        }
+    }
+
+    /// SHA-256 of the history's bytes, in hex, from a recorder writing apart once
+    /// [`Recorder::flush`] has closed it.
+    pub fn sha256(&self) -> Option<String> {
+        let inner = self.inner.lock().ok()?;
+        match &inner.sink {
+            Sink::Here { .. } => None,
+            Sink::Apart(apart) => apart.written.as_ref().map(|w| w.sha256.clone()),
+        }
     }
 
     /// Keeps the first write error.
@@ -190,7 +341,14 @@ impl Recorder {
     /// Why the history can no longer be written (the first write error, naming the
     /// file), once it cannot: the run must stop, since what follows would be lost.
     pub fn broken(&self) -> Option<String> {
-        self.inner.lock().ok().and_then(|i| i.broken.clone())
+        let mut inner = self.inner.lock().ok()?;
+        if let Sink::Apart(apart) = &inner.sink
+            && let Some(e) = apart.failed.get()
+        {
+            let e = std::io::Error::new(e.kind(), e.to_string());
+            self.break_on(&mut inner, &e);
+        }
+        inner.broken.clone()
     }
 
     /// A client's invoke of `op` through `node`.
@@ -368,11 +526,14 @@ impl Recorder {
         if let Some(why) = &inner.broken {
             return Err(std::io::Error::other(why.clone()));
         }
-        if let Err(e) = inner.out.flush() {
-            self.break_on(&mut inner, &e);
-            return Err(e);
+        let flushed = match &mut inner.sink {
+            Sink::Here { out, .. } => out.flush(),
+            Sink::Apart(apart) => apart.close(),
+        };
+        if let Err(e) = &flushed {
+            self.break_on(&mut inner, e);
         }
-        Ok(())
+        flushed
     }
 }
 
@@ -414,6 +575,48 @@ impl Misbehaviour {
             if total > results::faults::MISBEHAVED_EVENTS_MAX {
                 self.recorder.misbehaved_total(node, kind, total);
             }
+        }
+    }
+}
+
+impl Apart {
+    /// Queues one stamped event, handing a full batch to the writer.
+    fn hand_over(&mut self, event: Event<'_>) -> std::io::Result<()> {
+        if let Some(e) = self.failed.get() {
+            return Err(std::io::Error::new(e.kind(), e.to_string()));
+        }
+        let Some(to_writer) = &self.to_writer else {
+            return Err(std::io::Error::other(
+                "an event after the history was closed",
+            ));
+        };
+        self.batch.push(event.into_owned());
+        if self.batch.len() >= APART_BATCH {
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(APART_BATCH));
+            to_writer
+                .send(batch)
+                .map_err(|_| std::io::Error::other("the history's writer stopped"))?;
+        }
+        Ok(())
+    }
+
+    /// Hands over the last batch and waits for the writer to finish: its file
+    /// flushed, its hash and history made. Closing twice is closing once.
+    fn close(&mut self) -> std::io::Result<()> {
+        if let Some(to_writer) = self.to_writer.take() {
+            let batch = std::mem::take(&mut self.batch);
+            // A writer that stopped early has said why in `failed`.
+            let _ = to_writer.send(batch);
+        }
+        if let Some(writer) = self.writer.take() {
+            match writer.join() {
+                Ok(written) => self.written = Some(written),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        match self.failed.get() {
+            Some(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+            None => Ok(()),
         }
     }
 }

@@ -505,5 +505,52 @@ fn the_history_built_as_written_is_the_history_read_back() {
             p.command_line()
         );
         assert!(built == read, "{}", p.command_line());
+        // Written apart (as a single `chaos sim` run writes it): the same bytes, the
+        // same history, and the hash of those bytes.
+        let apart_memory = harness::sim::Memory::default();
+        let apart = harness::recorder::Recorder::with_virtual_clock_apart(
+            Box::new(apart_memory.clone()),
+            4,
+        );
+        harness::sim::simulate(p, &apart).unwrap();
+        assert_eq!(apart.sha256(), None, "no hash before the writer is closed");
+        apart.flush().unwrap();
+        apart.flush().unwrap();
+        let apart_text = String::from_utf8(apart_memory.0.lock().unwrap().clone()).unwrap();
+        assert!(apart_text == text, "{}", p.command_line());
+        assert_eq!(
+            apart.sha256(),
+            Some(harness::sim::sha256(text.as_bytes())),
+            "{}",
+            p.command_line()
+        );
+        assert!(apart.built().expect("always built").unwrap() == read);
     }
+}
+
+/// A history that cannot be written stops the run, said in the file's words, when
+/// written apart as when written under the lock.
+#[test]
+fn a_history_writer_that_fails_breaks_the_recorder_written_apart() {
+    struct Full;
+    impl std::io::Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("no space left"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let p = plan(3, 1, 1.5, EVERY_FAULT, 0.25, None);
+    let recorder = harness::recorder::Recorder::with_virtual_clock_apart(Box::new(Full), 4);
+    // The run stops once the failure shows; it may have handed over more first.
+    let _ = harness::sim::simulate(&p, &recorder);
+    let e = recorder.flush().expect_err("the writer failed");
+    assert!(e.to_string().contains("no space left"), "{e}");
+    let broken = recorder.broken().expect("broken");
+    assert!(
+        broken.contains("history.jsonl") && broken.contains("no space left"),
+        "{broken}"
+    );
+    assert!(recorder.sha256().is_some_and(|s| s.len() == 64));
 }

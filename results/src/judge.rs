@@ -2,7 +2,9 @@
 //! dumps in final/, and summarise its faults. `chaos run` (after a run), `chaos check`
 //! (on a history or a run directory) and `chaos report` (on a run that left no
 //! result.json) all call [`judge_files`], so they reach the same verdict on the same
-//! files; what differs is only how each presents it.
+//! files; what differs is only how each presents it. A simulated run that built its
+//! history as it wrote it hands that over ([`judge_built`]): the same fold over the
+//! same events, judged the same way.
 
 use std::path::Path;
 use std::time::Instant;
@@ -49,12 +51,33 @@ pub fn read_history(path: &Path) -> Result<History, String> {
 /// unreadable dump makes log agreement `unknown`, on every path. A messages.jsonl
 /// beside the history that carries messages adds the `protocol` check.
 pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> Judged {
+    judge(history, None, finals, options)
+}
+
+/// [`judge_files`] of a run that built its history from the events as it wrote them
+/// to `history` (what reading the file back gives: the simulation's recorder makes it
+/// with the parser's own fold), so the file is not read again.
+pub fn judge_built(
+    history: &Path,
+    built: Result<History, String>,
+    finals: Option<&Path>,
+    options: &Options,
+) -> Judged {
+    judge(history, Some(built), finals, options)
+}
+
+fn judge(
+    history: &Path,
+    built: Option<Result<History, String>>,
+    finals: Option<&Path>,
+    options: &Options,
+) -> Judged {
     let started = Instant::now();
     let history_path = history;
     // The dumps are read and folded in on a second thread while the history is read.
     let (history, folded) = std::thread::scope(|s| {
         let folding = s.spawn(|| checker::fold_finals_dir(finals));
-        let history = read_history(history);
+        let history = built.unwrap_or_else(|| read_history(history));
         let folded = folding
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -261,6 +284,20 @@ fn wire_rules(
 pub fn judge_run_dir(dir: &Path, options: &Options) -> Judged {
     judge_files(
         &dir.join("history.jsonl"),
+        Some(&dir.join("final")),
+        options,
+    )
+}
+
+/// [`judge_run_dir`] with the history the run built as it wrote it ([`judge_built`]).
+pub fn judge_run_dir_built(
+    dir: &Path,
+    built: Result<History, String>,
+    options: &Options,
+) -> Judged {
+    judge_built(
+        &dir.join("history.jsonl"),
+        built,
         Some(&dir.join("final")),
         options,
     )

@@ -26,7 +26,7 @@ use checker::history::History;
 use std::path::{Path, PathBuf};
 
 pub use faults::{FaultPeriod, FaultSummary};
-pub use judge::{Judged, judge_files, judge_run_dir};
+pub use judge::{Judged, judge_built, judge_files, judge_run_dir, judge_run_dir_built};
 pub use plan::{Mode, Net, OpMix, PLAN_VERSION, Plan, PlanError, SystemKind, Workload};
 pub use schema::{ExitCode, RunEnd, RunResult, SCHEMA_VERSION, Verdict};
 pub use store::RunDir;

@@ -407,7 +407,7 @@ pub fn sha256(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -430,7 +430,8 @@ pub fn execute(
     show.run_started(plan, &dir.path);
     let history = dir.file("history.jsonl");
     let file = std::fs::File::create(&history).map_err(io(history.clone()))?;
-    let recorder = Recorder::with_virtual_clock(Box::new(file), plan.concurrency as u64);
+    // The history is written, hashed and built on a thread of its own.
+    let recorder = Recorder::with_virtual_clock_apart(Box::new(file), plan.concurrency as u64);
     let started = Instant::now();
     let simulated = simulate(plan, &recorder);
     let wall_s = started.elapsed().as_secs_f64();
@@ -438,6 +439,13 @@ pub fn execute(
     if let Err(e) = recorder.flush() {
         harness_failure = Some(format!("cannot write history.jsonl: {e}"));
     }
+    // A history written whole is hashed and judged as the writer made it; one that
+    // is not, from what its file holds.
+    let whole = harness_failure.is_none();
+    let written_sha256 = recorder.sha256().filter(|_| whole);
+    let built = recorder
+        .built()
+        .map(|b| b.map_err(|e| format!("{} is not a valid history: {e}", history.display())));
     drop(recorder);
     let judgement = match simulated {
         Err(why) => {
@@ -455,7 +463,10 @@ pub fn execute(
                     harness_failure.get_or_insert(format!("cannot write {}: {e}", path.display()));
                 }
             }
-            let history_sha256 = sha256_file(&history).unwrap_or_default();
+            let history_sha256 = match written_sha256 {
+                Some(sha) => sha,
+                None => sha256_file(&history).unwrap_or_default(),
+            };
             Judgement {
                 harness_failure: harness_failure.or(sim.ran.harness_failure.clone()),
                 durations: Durations {
@@ -472,6 +483,7 @@ pub fn execute(
                     counts: sim.counts,
                 }),
                 protocol: Some((sim.protocol, sim.coverage)),
+                built_history: built.filter(|_| whole),
                 ..Judgement::of(sim.ran)
             }
         }
