@@ -149,16 +149,30 @@ pub fn check_folded(history: &History, folded: Folded, options: &Options) -> Che
         unreadable,
     } = folded;
     // Log agreement is finished (and its per-slot state freed) before the
-    // linearizability search allocates its memo, so the two never peak together.
-    let mut log = log.finish(history);
+    // linearizability search allocates its memo, so the two never peak together;
+    // a history of at most BESIDE_MAX_OPS ops is small enough to judge both at
+    // once, on two threads.
+    let beside = history.ops.len() <= BESIDE_MAX_OPS;
+    let (mut log, (agreement, validity), linearizability) = std::thread::scope(|s| {
+        let log = match beside {
+            true => Err(s.spawn(|| log.finish(history))),
+            false => Ok(log.finish(history)),
+        };
+        let registers = register::check(history, &registers);
+        let linearizability = linearizability(history, options);
+        let log = log.unwrap_or_else(|finishing| {
+            finishing
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (log, registers, linearizability)
+    });
     if !unreadable.is_empty() {
         if log.verdict != Verdict::Invalid {
             log.verdict = Verdict::Unknown;
         }
         log.unknown.extend(unreadable);
     }
-    let (agreement, validity) = register::check(history, &registers);
-    let linearizability = linearizability(history, options);
     let mut checks = vec![agreement, validity, linearizability, log];
     if !history.txns.is_empty() {
         checks.push(isolation(history, options));
@@ -169,6 +183,10 @@ pub fn check_folded(history: &History, folded: Folded, options: &Options) -> Che
         stats: stats::Stats::of(history),
     }
 }
+
+/// The most ops of a history whose log agreement and linearizability are judged at
+/// once ([`check_folded`]).
+const BESIDE_MAX_OPS: usize = 100_000;
 
 /// Linearizability of every KV key, independently (P-compositionality: a history is
 /// linearizable iff each key's sub-history is).

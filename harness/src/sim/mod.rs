@@ -192,15 +192,7 @@ fn simulate_core<C: SimCore>(
     w.capture = capture.then(Vec::new);
     let ran = procedure::run(plan, &mut Sim { w: &mut w, plan }, recorder);
     let dumps = dumps(&w, plan);
-    let learned = (1..=plan.nodes as NodeId)
-        .filter(|id| !w.learned(*id).is_empty())
-        .map(|id| {
-            (
-                id,
-                paxos_node::client::encode_learned(id, w.learned(id).iter()),
-            )
-        })
-        .collect();
+    let learned = encode_learned(&w, plan, rules_apart);
     let rules = std::mem::replace(&mut w.rules, C::Rules::new(plan.nodes));
     let (mut protocol, coverage) = rules.finish();
     for (time_ns, id, kind, why) in std::mem::take(&mut w.findings) {
@@ -223,6 +215,12 @@ fn simulate_core<C: SimCore>(
         });
     }
     let traced = w.trace.take().map(|t| t.finish()).unwrap_or_default();
+    if rules_apart {
+        // The learned logs (every slot of every node) are most of what the world
+        // frees: a single run frees them on a thread of its own while it is judged.
+        let logs = w.take_learned();
+        std::thread::spawn(move || drop(logs));
+    }
     Ok((
         Simulated {
             dumps,
@@ -384,6 +382,35 @@ fn dumps<C: SimCore>(w: &World<C>, plan: &Plan) -> Vec<(NodeId, String)> {
     (1..=plan.nodes as NodeId)
         .filter_map(|id| Some((id, w.core(id)?.dump(id))))
         .collect()
+}
+
+/// Every node's learned log ([`paxos_node::client::encode_learned`]), in node order.
+/// A single run's (`alone`: the run has the cores to itself) on two threads, half
+/// the nodes each: a 5-node run's logs are megabytes.
+fn encode_learned<C: SimCore>(w: &World<C>, plan: &Plan, alone: bool) -> Vec<(NodeId, String)> {
+    let logs: Vec<(NodeId, &core::Learned)> = (1..=plan.nodes as NodeId)
+        .map(|id| (id, w.learned(id)))
+        .filter(|(_, log)| !log.is_empty())
+        .collect();
+    let encode = |logs: &[(NodeId, &core::Learned)]| -> Vec<(NodeId, String)> {
+        logs.iter()
+            .map(|(id, log)| (*id, paxos_node::client::encode_learned(*id, log.iter())))
+            .collect()
+    };
+    if !alone {
+        return encode(&logs);
+    }
+    let (first, second) = logs.split_at(logs.len() / 2);
+    std::thread::scope(|s| {
+        let theirs = s.spawn(|| encode(second));
+        let mut all = encode(first);
+        all.extend(
+            theirs
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        );
+        all
+    })
 }
 
 /// SHA-256 of a file, in hex.

@@ -796,6 +796,14 @@ impl<'r, C: SimCore> World<'r, C> {
         &self.nodes[id as usize - 1].learned
     }
 
+    /// Every node's learned log, taken out of the world.
+    pub fn take_learned(&mut self) -> Vec<Learned> {
+        self.nodes
+            .iter_mut()
+            .map(|n| std::mem::take(&mut n.learned))
+            .collect()
+    }
+
     pub fn core(&self, id: NodeId) -> Option<&C> {
         self.nodes[id as usize - 1].core.as_ref()
     }
