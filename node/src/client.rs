@@ -320,7 +320,7 @@ fn write_entries(out: &mut String, slot: Slot, batch: &Batch, before: &mut dyn F
     if batch.is_empty() {
         entry(out, None);
     }
-    for command in batch {
+    for command in batch.iter() {
         entry(out, Some(command));
     }
 }
@@ -460,9 +460,9 @@ mod tests {
             },
         };
         let log: Vec<(Slot, Batch)> = vec![
-            (0, vec![cmd(1, 5), cmd(2, 6)]),
-            (1, vec![]),
-            (2, vec![cmd(3, 7)]),
+            (0, vec![cmd(1, 5), cmd(2, 6)].into()),
+            (1, vec![].into()),
+            (2, vec![cmd(3, 7)].into()),
         ];
         let registers = std::collections::BTreeMap::from([("r1".to_string(), 9)]);
         let text = encode_dump(42, 3, &registers, log.iter().map(|(s, b)| (s, b)), 3, None);

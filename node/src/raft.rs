@@ -567,13 +567,13 @@ impl RaftCore {
             // A second copy, or a command so far behind its origin's newest that it
             // counts as one: skipped on every node alike. Its client, if it still
             // waits, hears an indefinite timeout.
-            return Vec::new();
+            return Batch::default();
         }
         let result = command.op.apply(&mut self.kv, &mut self.lists);
         if let Some(token) = self.by_command.get(&command.id).copied() {
             self.reply(token, result);
         }
-        vec![command]
+        Batch::new(vec![command])
     }
 
     fn apply_entries(&mut self, entries: Vec<Entry>) {
@@ -584,7 +584,7 @@ impl RaftCore {
             let fp = fingerprint(&e.data);
             let batch = match log_entry_of(&e).command {
                 Some(c) if e.get_entry_type() == EntryType::EntryNormal => self.apply_command(c),
-                _ => Vec::new(),
+                _ => Batch::default(),
             };
             self.applied = e.index;
             self.applied_now.push((e.index, e.term, fp));

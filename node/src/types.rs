@@ -309,7 +309,12 @@ impl TryFrom<FlatCommand> for Command {
 
 /// The value of one log slot: the client commands batched into it. An empty batch is a
 /// no-op, which a new leader proposes to fill a gap it found no value for.
-pub type Batch = Vec<Command>;
+///
+/// Shared, not copied: one slot's batch travels in a proposal to every peer, into
+/// each acceptor's record, its chosen log and the learned log, and a copy of every
+/// command for each was most of a simulated run's allocations. Written and read as
+/// the list of commands it holds.
+pub type Batch = std::sync::Arc<Vec<Command>>;
 
 /// The operations a client can ask of a node (docs/protocol.md), as the core sees them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -116,7 +116,7 @@ fn peer_message() -> impl Strategy<Value = PeerMessage> {
                     .map(|(slot, ballot, batch)| ReportedEntry {
                         slot,
                         ballot,
-                        batch
+                        batch: batch.into(),
                     })
                     .collect()
             }),
@@ -124,7 +124,7 @@ fn peer_message() -> impl Strategy<Value = PeerMessage> {
             PeerMessage::LogAccept {
                 ballot,
                 slot,
-                batch,
+                batch: batch.into(),
             }
         }),
         (ballot(), slot.clone())
@@ -135,8 +135,11 @@ fn peer_message() -> impl Strategy<Value = PeerMessage> {
             .prop_map(|(ballot, commit)| PeerMessage::Commit { ballot, commit }),
         slot.clone()
             .prop_map(|from_slot| PeerMessage::CatchUp { from_slot }),
-        prop::collection::vec((slot, batch.clone()), 0..3)
-            .prop_map(|entries| PeerMessage::Chosen { entries }),
+        prop::collection::vec((slot, batch.clone()), 0..3).prop_map(|entries| {
+            PeerMessage::Chosen {
+                entries: entries.into_iter().map(|(s, b)| (s, b.into())).collect(),
+            }
+        }),
         batch
             .clone()
             .prop_map(|commands| PeerMessage::Forward { commands }),

@@ -266,11 +266,13 @@ mod tests {
                 Record::LogAccept {
                     slot,
                     ballot,
-                    batch,
+                    batch: batch.into(),
                 }
             }),
-            (any::<u64>(), batch_strategy())
-                .prop_map(|(slot, batch)| Record::LogChosen { slot, batch }),
+            (any::<u64>(), batch_strategy()).prop_map(|(slot, batch)| Record::LogChosen {
+                slot,
+                batch: batch.into()
+            }),
         ]
     }
 
@@ -306,7 +308,8 @@ mod tests {
                         from: 3,
                         to: -4,
                     }),
-                ],
+                ]
+                .into(),
             },
             Record::LogChosen {
                 slot: 9,
@@ -333,11 +336,12 @@ mod tests {
                             value: 5,
                         },
                     ],
-                })],
+                })]
+                .into(),
             },
             Record::LogChosen {
                 slot: 10,
-                batch: Vec::new(),
+                batch: Vec::new().into(),
             },
         ];
         for r in &records {

@@ -197,7 +197,7 @@ impl Node {
     }
 
     pub(super) fn note_origins(&mut self, batch: &Batch) {
-        for c in batch {
+        for c in batch.iter() {
             self.note_origin(c.id);
         }
     }
@@ -490,7 +490,7 @@ impl Node {
             match merged.remove(&slot) {
                 Some((None, batch)) => self.learn_slot(slot, batch),
                 Some((Some(_), batch)) => self.propose_slot(ballot, slot, batch),
-                None => self.propose_slot(ballot, slot, Vec::new()),
+                None => self.propose_slot(ballot, slot, Batch::default()),
             }
         }
         self.apply_chosen();
@@ -538,7 +538,7 @@ impl Node {
             let (ballot, slot) = (*ballot, *next_slot);
             *next_slot = next_slot.saturating_add(1);
             let take = self.queue.len().min(max_batch);
-            let batch: Batch = self.queue.drain(..take).collect();
+            let batch = Batch::new(self.queue.drain(..take).collect());
             if self.has_bug(Bug::EarlyAck) {
                 self.early_ack(&batch);
             }
@@ -549,7 +549,7 @@ impl Node {
     /// The `early-ack` bug: acknowledge writes as soon as they are proposed.
     fn early_ack(&mut self, batch: &Batch) {
         let mut by_origin: BTreeMap<NodeId, Vec<CmdId>> = BTreeMap::new();
-        for c in batch {
+        for c in batch.iter() {
             if matches!(c.op, KvOp::Write { .. }) {
                 by_origin.entry(c.id.node).or_default().push(c.id);
             }
@@ -790,7 +790,7 @@ impl Node {
             commands += batch.len().max(1) as u64;
             // Writes the `split-txn` bug held back from the slot before.
             let due = std::mem::take(&mut self.split_rest);
-            for command in batch {
+            for command in batch.iter() {
                 bytes += command.op.key_bytes() as u64 + super::COMMAND_BYTES;
                 let result = self.apply_op(&command.op);
                 self.finish_kv(command.id, result);

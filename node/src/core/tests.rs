@@ -291,7 +291,7 @@ fn a_restarted_acceptor_keeps_its_promise_and_acceptance() {
         PeerMessage::LogAccept {
             ballot: 10,
             slot: 1,
-            batch: vec![],
+            batch: vec![].into(),
         },
     );
     assert_eq!(
@@ -749,11 +749,11 @@ fn log_prepare_reports_accepted_and_chosen_entries() {
         Record::LogAccept {
             slot: 2,
             ballot: 4,
-            batch: vec![write(1, 0, "a", 1)],
+            batch: vec![write(1, 0, "a", 1)].into(),
         },
         Record::LogChosen {
             slot: 3,
-            batch: vec![],
+            batch: vec![].into(),
         },
     ];
     let mut a = start(cfg(1, 3), recovered);
@@ -777,12 +777,12 @@ fn log_prepare_reports_accepted_and_chosen_entries() {
                         ReportedEntry {
                             slot: 2,
                             ballot: Some(4),
-                            batch: vec![write(1, 0, "a", 1)]
+                            batch: vec![write(1, 0, "a", 1)].into()
                         },
                         ReportedEntry {
                             slot: 3,
                             ballot: None,
-                            batch: vec![]
+                            batch: vec![].into()
                         },
                     ]
                 }
@@ -824,28 +824,28 @@ fn a_new_leader_reproposes_the_highest_accepted_batch_and_fills_gaps_with_no_ops
                 ReportedEntry {
                     slot: 1,
                     ballot: Some(1),
-                    batch: old,
+                    batch: old.into(),
                 },
                 ReportedEntry {
                     slot: 1,
                     ballot: Some(2),
-                    batch: newer.clone(),
+                    batch: newer.clone().into(),
                 },
                 ReportedEntry {
                     slot: 3,
                     ballot: Some(1),
-                    batch: vec![write(1, 1, "b", 5)],
+                    batch: vec![write(1, 1, "b", 5)].into(),
                 },
             ],
         },
     );
-    let accepts: Vec<(Slot, Batch)> = out
+    let accepts: Vec<(Slot, Vec<Command>)> = out
         .iter()
         .filter_map(|a| match a {
             Action::Send {
                 to: 1,
                 msg: PeerMessage::LogAccept { slot, batch, .. },
-            } => Some((*slot, batch.clone())),
+            } => Some((*slot, batch.to_vec())),
             _ => None,
         })
         .collect();
@@ -880,7 +880,7 @@ fn a_leader_commits_a_write_once_a_majority_accepted_and_then_answers() {
     let accept = PeerMessage::LogAccept {
         ballot: 1,
         slot: 1,
-        batch: vec![cmd.clone()],
+        batch: vec![cmd.clone()].into(),
     };
     assert_eq!(
         out,
@@ -894,7 +894,7 @@ fn a_leader_commits_a_write_once_a_majority_accepted_and_then_answers() {
             Action::Persist(Record::LogAccept {
                 slot: 1,
                 ballot: 1,
-                batch: vec![cmd.clone()]
+                batch: vec![cmd.clone()].into()
             }),
         ]
     );
@@ -904,7 +904,7 @@ fn a_leader_commits_a_write_once_a_majority_accepted_and_then_answers() {
         vec![
             Action::Persist(Record::LogChosen {
                 slot: 1,
-                batch: vec![cmd]
+                batch: vec![cmd].into()
             }),
             Action::Reply {
                 token: 7,
@@ -938,7 +938,7 @@ fn a_follower_learns_from_commit_in_the_accepted_ballot_and_catches_up_otherwise
         PeerMessage::LogAccept {
             ballot: 1,
             slot: 1,
-            batch: vec![write(1, 0, "a", 1)],
+            batch: vec![write(1, 0, "a", 1)].into(),
         },
     );
     let out = peer(
@@ -954,7 +954,7 @@ fn a_follower_learns_from_commit_in_the_accepted_ballot_and_catches_up_otherwise
         vec![
             Action::Persist(Record::LogChosen {
                 slot: 1,
-                batch: vec![write(1, 0, "a", 1)]
+                batch: vec![write(1, 0, "a", 1)].into()
             }),
             send(1, PeerMessage::CatchUp { from_slot: 2 }),
         ]
@@ -964,14 +964,14 @@ fn a_follower_learns_from_commit_in_the_accepted_ballot_and_catches_up_otherwise
         &mut f,
         1,
         PeerMessage::Chosen {
-            entries: vec![(2, vec![write(1, 1, "a", 2)])],
+            entries: vec![(2, vec![write(1, 1, "a", 2)].into())],
         },
     );
     assert_eq!(
         out,
         vec![Action::Persist(Record::LogChosen {
             slot: 2,
-            batch: vec![write(1, 1, "a", 2)]
+            batch: vec![write(1, 1, "a", 2)].into()
         })]
     );
     assert_eq!(f.commit_index(), 2);
@@ -1074,7 +1074,7 @@ fn a_follower_forwards_to_the_leader_and_answers_when_it_applies() {
         PeerMessage::LogAccept {
             ballot: 1,
             slot: 1,
-            batch: vec![cmd],
+            batch: vec![cmd].into(),
         },
     );
     let out = peer(
@@ -1292,7 +1292,7 @@ fn a_new_leader_reproposes_hundreds_of_slots_in_one_step() {
         .map(|slot| ReportedEntry {
             slot,
             ballot: Some(1),
-            batch: vec![write(1, slot, "a", slot as i64)],
+            batch: vec![write(1, slot, "a", slot as i64)].into(),
         })
         .collect();
     let out = peer(&mut c, 1, PeerMessage::LogPromise { ballot: 3, entries });
@@ -1424,11 +1424,11 @@ fn slot_1_chosen_twice() -> Vec<Record> {
     vec![
         Record::LogChosen {
             slot: 1,
-            batch: vec![write(2, 1, "a", 1)],
+            batch: vec![write(2, 1, "a", 1)].into(),
         },
         Record::LogChosen {
             slot: 1,
-            batch: vec![write(2, 2, "a", 2)],
+            batch: vec![write(2, 2, "a", 2)].into(),
         },
     ]
 }
@@ -1447,7 +1447,7 @@ fn with_a_bug_set_a_conflicting_log_still_recovers() {
     );
     assert_eq!(
         node.chosen[&1],
-        vec![write(2, 1, "a", 1)],
+        vec![write(2, 1, "a", 1)].into(),
         "the first stays"
     );
 }
@@ -1459,7 +1459,7 @@ fn an_accept_below_the_promise_is_never_persisted() {
     node.persist(Record::LogAccept {
         slot: 1,
         ballot: 4,
-        batch: Vec::new(),
+        batch: Vec::new().into(),
     });
 }
 
@@ -1476,9 +1476,9 @@ fn a_chosen_register_is_never_persisted_with_another_value() {
 #[test]
 fn a_peer_claiming_another_value_for_a_chosen_slot_changes_nothing() {
     let mut node = start(cfg(1, 3), Vec::new());
-    node.learn_slot(1, vec![write(2, 1, "a", 1)]);
-    node.learn_slot(1, vec![write(2, 2, "a", 2)]);
-    assert_eq!(node.chosen[&1], vec![write(2, 1, "a", 1)]);
+    node.learn_slot(1, vec![write(2, 1, "a", 1)].into());
+    node.learn_slot(1, vec![write(2, 2, "a", 2)].into());
+    assert_eq!(node.chosen[&1], vec![write(2, 1, "a", 1)].into());
     assert_eq!(node.conflicts, 1);
 }
 
@@ -1547,7 +1547,7 @@ fn a_candidate_too_far_behind_gets_no_promise_and_catches_up_in_bounded_replies(
     let recovered = (1..=30)
         .map(|slot| Record::LogChosen {
             slot,
-            batch: vec![write(2, slot, "a", slot as i64)],
+            batch: vec![write(2, slot, "a", slot as i64)].into(),
         })
         .collect();
     let mut ahead = start(c, recovered);
@@ -1618,7 +1618,7 @@ fn applied_node(id: NodeId, n: u64, snapshot_every: u64) -> (Node, Vec<Action>) 
     let recovered = (1..=n)
         .map(|slot| Record::LogChosen {
             slot,
-            batch: vec![write(2, slot, &format!("k{}", slot % 3), slot as i64)],
+            batch: vec![write(2, slot, &format!("k{}", slot % 3), slot as i64)].into(),
         })
         .collect();
     Node::start(c, recovered)
@@ -1654,7 +1654,7 @@ fn a_snapshot_is_taken_every_n_commands_and_the_log_before_it_leaves_memory() {
     // are skipped.
     let stale = vec![Record::LogChosen {
         slot: 3,
-        batch: vec![write(2, 99, "other", 1)],
+        batch: vec![write(2, 99, "other", 1)].into(),
     }];
     let (skips, _) = Node::start_from(cfg(1, 3), Some(snapshot.clone()), stale);
     assert_eq!(skips.kv(), node.kv());
@@ -1669,7 +1669,7 @@ fn a_snapshot_is_also_taken_after_m_bytes_of_commands() {
     let recovered: Vec<Record> = (1..=25)
         .map(|slot| Record::LogChosen {
             slot,
-            batch: vec![write(2, slot, &format!("k{}", slot % 3), slot as i64)],
+            batch: vec![write(2, slot, &format!("k{}", slot % 3), slot as i64)].into(),
         })
         .collect();
     let (node, actions) = Node::start(c.clone(), recovered.clone());
@@ -1826,7 +1826,7 @@ fn restart_drops_promise_mistake_forgets_a_promise_made_after_the_last_accept() 
         Record::LogAccept {
             slot: 1,
             ballot: 4,
-            batch: vec![write(2, 0, "x", 1)],
+            batch: vec![write(2, 0, "x", 1)].into(),
         },
         Record::LogPromise { ballot: 9 },
     ];
@@ -1852,11 +1852,11 @@ fn snapshot_skips_next_mistake_leaves_the_first_slot_after_the_snapshot_unapplie
     let records = vec![
         Record::LogChosen {
             slot: 4,
-            batch: vec![write(2, 5, "x", 2)],
+            batch: vec![write(2, 5, "x", 2)].into(),
         },
         Record::LogChosen {
             slot: 5,
-            batch: vec![write(2, 6, "y", 3)],
+            batch: vec![write(2, 6, "y", 3)].into(),
         },
     ];
     let (right, _) = Node::start_from(cfg(1, 3), Some(snapshot.clone()), records.clone());
@@ -2042,12 +2042,15 @@ fn a_record_reads_back_field_by_field_as_it_was_written() {
         Record::LogAccept {
             slot: 4,
             ballot: 11,
-            batch: batch.clone(),
+            batch: batch.clone().into(),
         },
-        Record::LogChosen { slot: 4, batch },
+        Record::LogChosen {
+            slot: 4,
+            batch: batch.into(),
+        },
         Record::LogChosen {
             slot: 5,
-            batch: Vec::new(),
+            batch: Vec::new().into(),
         },
     ];
     for r in records {
@@ -2062,7 +2065,7 @@ fn a_record_reads_back_field_by_field_as_it_was_written() {
         Ok(Record::LogAccept {
             slot: 4,
             ballot: 11,
-            batch: vec![write(2, 7, "x", 5)]
+            batch: vec![write(2, 7, "x", 5)].into()
         })
     );
     // Fields of another kind are ignored, as the tagged reader ignored them; a
