@@ -63,7 +63,7 @@ pub fn parse_request(line: &[u8]) -> Result<ParsedRequest, ParseError> {
     let field = |name: &str| Fields { obj: &obj, id }.get(name);
     let request = match op {
         "propose" => Request::Op(ClientOp::Propose {
-            key: field("key")?.string()?,
+            key: field("key")?.string()?.into(),
             value: field("value")?.int()?,
         }),
         "read" => Request::Op(ClientOp::Kv(KvOp::Read {
@@ -258,10 +258,10 @@ pub fn encode_status(id: u64, status: &Status) -> String {
 /// tree: a dump after a long run holds hundreds of thousands of commands, and the
 /// tree cost more time and memory than the text. `"id"` comes first so a client can
 /// match the reply without parsing it all.
-pub fn encode_dump<'a>(
+pub fn encode_dump<'a, K: serde::Serialize + Ord>(
     id: u64,
     node: u32,
-    registers: &std::collections::BTreeMap<String, i64>,
+    registers: &std::collections::BTreeMap<K, i64>,
     log: impl Iterator<Item = (&'a Slot, &'a Batch)>,
     commit_index: Slot,
     snapshot: Option<&crate::core::Snapshot>,
@@ -482,7 +482,14 @@ mod tests {
         assert_eq!(v["log"][2]["command"], Value::Null, "a no-op slot");
         let back: Command = serde_json::from_value(v["log"][1]["command"].clone()).unwrap();
         assert_eq!(back, cmd(2, 6), "commands round-trip, escapes included");
-        let empty = encode_dump(1, 1, &Default::default(), std::iter::empty(), 0, None);
+        let empty = encode_dump(
+            1,
+            1,
+            &std::collections::BTreeMap::<String, i64>::new(),
+            std::iter::empty(),
+            0,
+            None,
+        );
         let v: Value = serde_json::from_str(&empty).unwrap();
         assert_eq!(v["log"], json!([]));
     }

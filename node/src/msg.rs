@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Ballot, Batch, CmdId, Command, NodeId, Slot};
+use crate::types::{Ballot, Batch, CmdId, Command, NodeId, RegKey, Slot};
 
 /// One entry an acceptor reports in a phase-1 reply of the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,30 +23,30 @@ pub struct ReportedEntry {
 pub enum PeerMessage {
     // ---- Basic Paxos, one single-decree instance per register key ----
     /// Phase 1a.
-    Prepare { key: String, ballot: Ballot },
+    Prepare { key: RegKey, ballot: Ballot },
     /// Phase 1b: the acceptor promises `ballot` and reports its highest-numbered
     /// accepted proposal, if any.
     Promise {
-        key: String,
+        key: RegKey,
         ballot: Ballot,
         accepted: Option<(Ballot, i64)>,
     },
     /// Phase 2a.
     Accept {
-        key: String,
+        key: RegKey,
         ballot: Ballot,
         value: i64,
     },
     /// Phase 2b.
-    Accepted { key: String, ballot: Ballot },
+    Accepted { key: RegKey, ballot: Ballot },
     /// A prepare or accept was refused because the acceptor promised `promised`.
     RegisterNack {
-        key: String,
+        key: RegKey,
         ballot: Ballot,
         promised: Ballot,
     },
     /// The learner message: `value` is chosen for `key`.
-    Decided { key: String, value: i64 },
+    Decided { key: RegKey, value: i64 },
 
     // ---- Multi-Paxos log ----
     /// Phase 1a for every slot from `from_slot` on.

@@ -860,7 +860,7 @@ impl RaftCore {
         encode_dump(
             request_id,
             self.cfg.id,
-            &BTreeMap::new(),
+            &BTreeMap::<String, i64>::new(),
             self.log.iter(),
             self.applied,
             snapshot.as_ref(),

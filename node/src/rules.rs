@@ -54,21 +54,21 @@ pub fn msg(m: &PeerMessage) -> Option<Msg> {
             ballot,
             accepted,
         } => Msg::Promise {
-            key: key.clone(),
+            key: key.to_string(),
             ballot: *ballot,
             accepted: *accepted,
         },
         PeerMessage::Accept { key, ballot, value } => Msg::Accept {
-            key: key.clone(),
+            key: key.to_string(),
             ballot: *ballot,
             value: *value,
         },
         PeerMessage::Accepted { key, ballot } => Msg::Accepted {
-            key: key.clone(),
+            key: key.to_string(),
             ballot: *ballot,
         },
         PeerMessage::Decided { key, value } => Msg::Decided {
-            key: key.clone(),
+            key: key.to_string(),
             value: *value,
         },
         PeerMessage::LogPromise { ballot, entries } => Msg::LogPromise {
@@ -107,16 +107,16 @@ pub fn record(r: &Record) -> Option<protocol::Record> {
     Some(match r {
         Record::Incarnation { .. } => return None,
         Record::RegisterPromise { key, ballot } => protocol::Record::Promise {
-            key: key.clone(),
+            key: key.to_string(),
             ballot: *ballot,
         },
         Record::RegisterAccept { key, ballot, value } => protocol::Record::Accept {
-            key: key.clone(),
+            key: key.to_string(),
             ballot: *ballot,
             value: *value,
         },
         Record::RegisterChosen { key, value } => protocol::Record::Chosen {
-            key: key.clone(),
+            key: key.to_string(),
             value: *value,
         },
         Record::LogPromise { ballot } => protocol::Record::LogPromise { ballot: *ballot },

@@ -208,7 +208,13 @@ impl KvOp {
             KvOp::Txn { txn } => OpResult::Txn(apply_txn(txn, kv, lists)),
             KvOp::Read { key } => OpResult::Value(kv.get(key).copied()),
             KvOp::Write { key, value } => {
-                kv.insert(key.clone(), *value);
+                // A key written before keeps its string: no copy of the name.
+                match kv.get_mut(key) {
+                    Some(current) => *current = *value,
+                    None => {
+                        kv.insert(key.clone(), *value);
+                    }
+                }
                 OpResult::Done
             }
             KvOp::Cas { key, from, to } => match kv.get_mut(key) {
@@ -307,6 +313,11 @@ impl TryFrom<FlatCommand> for Command {
     }
 }
 
+/// A register's name. Shared, not copied: one name travels in every message and
+/// record of a register's rounds and in every snapshot's records. Written and read
+/// as a string.
+pub type RegKey = std::sync::Arc<str>;
+
 /// The value of one log slot: the client commands batched into it. An empty batch is a
 /// no-op, which a new leader proposes to fill a gap it found no value for.
 ///
@@ -319,7 +330,7 @@ pub type Batch = std::sync::Arc<Vec<Command>>;
 /// The operations a client can ask of a node (docs/protocol.md), as the core sees them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientOp {
-    Propose { key: String, value: i64 },
+    Propose { key: RegKey, value: i64 },
     Kv(KvOp),
 }
 

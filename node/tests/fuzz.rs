@@ -78,28 +78,42 @@ fn peer_message() -> impl Strategy<Value = PeerMessage> {
     let batch = prop::collection::vec(command(), 0..3);
     let slot = prop_oneof![0..6u64, Just(u64::MAX), any::<u64>()];
     prop_oneof![
-        (key.clone(), ballot()).prop_map(|(key, ballot)| PeerMessage::Prepare { key, ballot }),
+        (key.clone(), ballot()).prop_map(|(key, ballot)| PeerMessage::Prepare {
+            key: key.into(),
+            ballot
+        }),
         (
             key.clone(),
             ballot(),
             prop::option::of((ballot(), any::<i64>()))
         )
             .prop_map(|(key, ballot, accepted)| PeerMessage::Promise {
-                key,
+                key: key.into(),
                 ballot,
                 accepted
             }),
-        (key.clone(), ballot(), any::<i64>())
-            .prop_map(|(key, ballot, value)| PeerMessage::Accept { key, ballot, value }),
-        (key.clone(), ballot()).prop_map(|(key, ballot)| PeerMessage::Accepted { key, ballot }),
+        (key.clone(), ballot(), any::<i64>()).prop_map(|(key, ballot, value)| {
+            PeerMessage::Accept {
+                key: key.into(),
+                ballot,
+                value,
+            }
+        }),
+        (key.clone(), ballot()).prop_map(|(key, ballot)| PeerMessage::Accepted {
+            key: key.into(),
+            ballot
+        }),
         (key.clone(), ballot(), ballot()).prop_map(|(key, ballot, promised)| {
             PeerMessage::RegisterNack {
-                key,
+                key: key.into(),
                 ballot,
                 promised,
             }
         }),
-        (key, any::<i64>()).prop_map(|(key, value)| PeerMessage::Decided { key, value }),
+        (key, any::<i64>()).prop_map(|(key, value)| PeerMessage::Decided {
+            key: key.into(),
+            value
+        }),
         (ballot(), slot.clone())
             .prop_map(|(ballot, from_slot)| PeerMessage::LogPrepare { ballot, from_slot }),
         (

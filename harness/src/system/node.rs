@@ -477,9 +477,10 @@ fn txn_completion(txn: Vec<node_types::MicroOp>) -> Completion {
 pub fn request_of(op: &WorkloadOp) -> Request {
     let kv = |op: KvOp| Request::Op(node_types::ClientOp::Kv(op));
     match op.clone() {
-        WorkloadOp::Propose { key, value } => {
-            Request::Op(node_types::ClientOp::Propose { key, value })
-        }
+        WorkloadOp::Propose { key, value } => Request::Op(node_types::ClientOp::Propose {
+            key: key.into(),
+            value,
+        }),
         WorkloadOp::Read { key } => kv(KvOp::Read { key }),
         WorkloadOp::Write { key, value } => kv(KvOp::Write { key, value }),
         WorkloadOp::Cas { key, from, to } => kv(KvOp::Cas { key, from, to }),

@@ -255,12 +255,21 @@ mod tests {
     fn record_strategy() -> impl Strategy<Value = Record> {
         prop_oneof![
             any::<u64>().prop_map(|incarnation| Record::Incarnation { incarnation }),
-            (key_strategy(), any::<u64>())
-                .prop_map(|(key, ballot)| Record::RegisterPromise { key, ballot }),
-            (key_strategy(), any::<u64>(), any::<i64>())
-                .prop_map(|(key, ballot, value)| { Record::RegisterAccept { key, ballot, value } }),
-            (key_strategy(), any::<i64>())
-                .prop_map(|(key, value)| Record::RegisterChosen { key, value }),
+            (key_strategy(), any::<u64>()).prop_map(|(key, ballot)| Record::RegisterPromise {
+                key: key.into(),
+                ballot
+            }),
+            (key_strategy(), any::<u64>(), any::<i64>()).prop_map(|(key, ballot, value)| {
+                Record::RegisterAccept {
+                    key: key.into(),
+                    ballot,
+                    value,
+                }
+            }),
+            (key_strategy(), any::<i64>()).prop_map(|(key, value)| Record::RegisterChosen {
+                key: key.into(),
+                value
+            }),
             any::<u64>().prop_map(|ballot| Record::LogPromise { ballot }),
             (any::<u64>(), any::<u64>(), batch_strategy()).prop_map(|(slot, ballot, batch)| {
                 Record::LogAccept {
@@ -290,7 +299,7 @@ mod tests {
                 value: -5,
             },
             Record::RegisterChosen {
-                key: String::new(),
+                key: String::new().into(),
                 value: i64::MIN,
             },
             Record::LogPromise { ballot: u64::MAX },

@@ -29,7 +29,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::msg::{PeerMessage, ReportedEntry};
-use crate::types::{Ballot, Batch, Bug, ClientOp, CmdId, Command, Mistake, NodeId, OpResult, Slot};
+use crate::types::{
+    Ballot, Batch, Bug, ClientOp, CmdId, Command, Mistake, NodeId, OpResult, RegKey, Slot,
+};
 
 pub use register::{RegisterAcceptor, RegisterProposer};
 
@@ -157,17 +159,17 @@ pub enum Record {
         incarnation: u64,
     },
     RegisterPromise {
-        key: String,
+        key: RegKey,
         ballot: Ballot,
     },
     /// Also a promise of `ballot` (an acceptor that accepts `ballot` has promised it).
     RegisterAccept {
-        key: String,
+        key: RegKey,
         ballot: Ballot,
         value: i64,
     },
     RegisterChosen {
-        key: String,
+        key: RegKey,
         value: i64,
     },
     LogPromise {
@@ -207,7 +209,7 @@ pub enum TimerId {
     /// Leader: time to send heartbeats and retransmit accepts.
     Heartbeat,
     /// Register proposer for this key: phase timeout or end of backoff.
-    Register(String),
+    Register(RegKey),
     /// Client request with this token: time to give up and answer `timeout`.
     Request(u64),
     /// Commands waiting for a leader: a quarter of `leader_wait_ms` has passed.
@@ -287,16 +289,16 @@ impl TryFrom<FlatRecord> for Record {
                 incarnation: need(f.incarnation, "incarnation")?,
             },
             RecordKind::RegisterPromise => Record::RegisterPromise {
-                key: need(f.key, "key")?,
+                key: need(f.key, "key")?.into(),
                 ballot: need(f.ballot, "ballot")?,
             },
             RecordKind::RegisterAccept => Record::RegisterAccept {
-                key: need(f.key, "key")?,
+                key: need(f.key, "key")?.into(),
                 ballot: need(f.ballot, "ballot")?,
                 value: need(f.value, "value")?,
             },
             RecordKind::RegisterChosen => Record::RegisterChosen {
-                key: need(f.key, "key")?,
+                key: need(f.key, "key")?.into(),
                 value: need(f.value, "value")?,
             },
             RecordKind::LogPromise => Record::LogPromise {
@@ -394,7 +396,7 @@ enum Pending {
     /// A KV command of this node's current incarnation with this sequence number.
     Kv(u64),
     /// A propose on this register key.
-    Register(String),
+    Register(RegKey),
 }
 
 /// A read-only view of the node for the `status` op.
@@ -432,9 +434,9 @@ pub struct Node {
     local: VecDeque<PeerMessage>,
 
     // ---- registers (Basic Paxos) ----
-    reg_acceptors: BTreeMap<String, RegisterAcceptor>,
-    reg_chosen: BTreeMap<String, i64>,
-    reg_proposers: BTreeMap<String, RegisterProposer>,
+    reg_acceptors: BTreeMap<RegKey, RegisterAcceptor>,
+    reg_chosen: BTreeMap<RegKey, i64>,
+    reg_proposers: BTreeMap<RegKey, RegisterProposer>,
 
     // ---- log acceptor ----
     /// The highest ballot this acceptor promised for the log. Invariant (without
@@ -983,7 +985,7 @@ impl Node {
     }
 
     /// Registers this node has learned as chosen.
-    pub fn registers(&self) -> &BTreeMap<String, i64> {
+    pub fn registers(&self) -> &BTreeMap<RegKey, i64> {
         &self.reg_chosen
     }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Node, Pending, Record, TimerId};
 use crate::msg::PeerMessage;
-use crate::types::{Ballot, Bug, NodeId, OpResult, ballot_owner, next_ballot};
+use crate::types::{Ballot, Bug, NodeId, OpResult, RegKey, ballot_owner, next_ballot};
 
 /// Acceptor state of one register. Durable: every change is persisted before the
 /// reply that reveals it.
@@ -59,8 +59,8 @@ pub enum Phase {
 }
 
 impl Node {
-    pub(super) fn client_propose(&mut self, token: u64, key: String, value: i64) {
-        if let Some(&chosen) = self.reg_chosen.get(&key) {
+    pub(super) fn client_propose(&mut self, token: u64, key: RegKey, value: i64) {
+        if let Some(&chosen) = self.reg_chosen.get(&*key) {
             self.reply(token, OpResult::Value(Some(chosen)));
             return;
         }
@@ -89,7 +89,7 @@ impl Node {
     }
 
     /// Phase 1: a new ballot above everything seen, prepare sent to every acceptor.
-    fn start_register_round(&mut self, key: String) {
+    fn start_register_round(&mut self, key: RegKey) {
         let promised_here = self.reg_acceptors.get(&key).map_or(0, |a| a.promised);
         let (id, n, max_rounds) = (self.cfg.id, self.cfg.n, self.cfg.timing.max_register_rounds);
         let Some(p) = self.reg_proposers.get_mut(&key) else {
@@ -115,22 +115,22 @@ impl Node {
         self.broadcast(PeerMessage::Prepare { key, ballot });
     }
 
-    fn arm_phase_timer(&mut self, key: &str) {
+    fn arm_phase_timer(&mut self, key: &RegKey) {
         let base = self.cfg.timing.phase_timeout_ms;
         let jitter = self.random_u64() % (base / 2 + 1);
-        self.set_timer(TimerId::Register(key.to_string()), base + jitter);
+        self.set_timer(TimerId::Register(key.clone()), base + jitter);
     }
 
-    pub(super) fn on_register_timer(&mut self, key: String) {
-        if self.reg_chosen.contains_key(&key) || !self.reg_proposers.contains_key(&key) {
+    pub(super) fn on_register_timer(&mut self, key: RegKey) {
+        if self.reg_chosen.contains_key(&*key) || !self.reg_proposers.contains_key(&*key) {
             return;
         }
         self.start_register_round(key);
     }
 
     /// Acceptor, phase 1.
-    pub(super) fn on_prepare(&mut self, from: NodeId, key: String, ballot: Ballot) {
-        if let Some(&value) = self.reg_chosen.get(&key) {
+    pub(super) fn on_prepare(&mut self, from: NodeId, key: RegKey, ballot: Ballot) {
+        if let Some(&value) = self.reg_chosen.get(&*key) {
             self.send(from, PeerMessage::Decided { key, value });
             return;
         }
@@ -173,7 +173,7 @@ impl Node {
     pub(super) fn on_promise(
         &mut self,
         from: NodeId,
-        key: String,
+        key: RegKey,
         ballot: Ballot,
         accepted: Option<(Ballot, i64)>,
     ) {
@@ -212,8 +212,8 @@ impl Node {
     }
 
     /// Acceptor, phase 2.
-    pub(super) fn on_accept(&mut self, from: NodeId, key: String, ballot: Ballot, value: i64) {
-        if let Some(&chosen) = self.reg_chosen.get(&key) {
+    pub(super) fn on_accept(&mut self, from: NodeId, key: RegKey, ballot: Ballot, value: i64) {
+        if let Some(&chosen) = self.reg_chosen.get(&*key) {
             self.send(from, PeerMessage::Decided { key, value: chosen });
             return;
         }
@@ -245,7 +245,7 @@ impl Node {
     }
 
     /// Proposer, phase 2 replies.
-    pub(super) fn on_accepted(&mut self, from: NodeId, key: String, ballot: Ballot) {
+    pub(super) fn on_accepted(&mut self, from: NodeId, key: RegKey, ballot: Ballot) {
         let quorum = self.quorum();
         let Some(p) = self.reg_proposers.get_mut(&key) else {
             return;
@@ -265,7 +265,7 @@ impl Node {
         self.broadcast_others(PeerMessage::Decided { key, value });
     }
 
-    pub(super) fn on_register_nack(&mut self, key: String, ballot: Ballot, promised: Ballot) {
+    pub(super) fn on_register_nack(&mut self, key: RegKey, ballot: Ballot, promised: Ballot) {
         let backoff = self.cfg.timing.backoff_ms;
         let Some(p) = self.reg_proposers.get_mut(&key) else {
             return;
@@ -280,8 +280,8 @@ impl Node {
     }
 
     /// Learner: `value` is chosen for `key`. Answers every client waiting here.
-    pub(super) fn learn_register(&mut self, key: String, value: i64) {
-        if let Some(&known) = self.reg_chosen.get(&key) {
+    pub(super) fn learn_register(&mut self, key: RegKey, value: i64) {
+        if let Some(&known) = self.reg_chosen.get(&*key) {
             if known != value {
                 // A peer claims another value (a bug, or a forged message): the log
                 // keeps what it chose, and the conflict is counted, never panicked on.

@@ -96,7 +96,7 @@ fn prepare_above_the_promise_is_persisted_then_promised() {
         &mut a,
         2,
         PeerMessage::Prepare {
-            key: k(),
+            key: k().into(),
             ballot: 5,
         },
     );
@@ -104,13 +104,13 @@ fn prepare_above_the_promise_is_persisted_then_promised() {
         out,
         vec![
             Action::Persist(Record::RegisterPromise {
-                key: k(),
+                key: k().into(),
                 ballot: 5
             }),
             send(
                 2,
                 PeerMessage::Promise {
-                    key: k(),
+                    key: k().into(),
                     ballot: 5,
                     accepted: None
                 }
@@ -126,18 +126,25 @@ fn prepare_below_the_promise_is_rejected() {
         &mut a,
         2,
         PeerMessage::Prepare {
-            key: k(),
+            key: k().into(),
             ballot: 5,
         },
     );
     for ballot in [3, 4] {
-        let out = peer(&mut a, 3, PeerMessage::Prepare { key: k(), ballot });
+        let out = peer(
+            &mut a,
+            3,
+            PeerMessage::Prepare {
+                key: k().into(),
+                ballot,
+            },
+        );
         assert_eq!(
             out,
             vec![send(
                 3,
                 PeerMessage::RegisterNack {
-                    key: k(),
+                    key: k().into(),
                     ballot,
                     promised: 5
                 }
@@ -149,7 +156,7 @@ fn prepare_below_the_promise_is_rejected() {
         &mut a,
         3,
         PeerMessage::Prepare {
-            key: k(),
+            key: k().into(),
             ballot: 5,
         },
     );
@@ -169,7 +176,7 @@ fn accept_below_the_promise_is_rejected_and_at_or_above_is_accepted() {
         &mut a,
         2,
         PeerMessage::Prepare {
-            key: k(),
+            key: k().into(),
             ballot: 5,
         },
     );
@@ -177,7 +184,7 @@ fn accept_below_the_promise_is_rejected_and_at_or_above_is_accepted() {
         &mut a,
         3,
         PeerMessage::Accept {
-            key: k(),
+            key: k().into(),
             ballot: 4,
             value: 1,
         },
@@ -187,7 +194,7 @@ fn accept_below_the_promise_is_rejected_and_at_or_above_is_accepted() {
         vec![send(
             3,
             PeerMessage::RegisterNack {
-                key: k(),
+                key: k().into(),
                 ballot: 4,
                 promised: 5
             }
@@ -197,7 +204,7 @@ fn accept_below_the_promise_is_rejected_and_at_or_above_is_accepted() {
         &mut a,
         2,
         PeerMessage::Accept {
-            key: k(),
+            key: k().into(),
             ballot: 5,
             value: 9,
         },
@@ -206,14 +213,14 @@ fn accept_below_the_promise_is_rejected_and_at_or_above_is_accepted() {
         out,
         vec![
             Action::Persist(Record::RegisterAccept {
-                key: k(),
+                key: k().into(),
                 ballot: 5,
                 value: 9
             }),
             send(
                 2,
                 PeerMessage::Accepted {
-                    key: k(),
+                    key: k().into(),
                     ballot: 5
                 }
             ),
@@ -232,16 +239,16 @@ fn accept_below_the_promise_is_rejected_and_at_or_above_is_accepted() {
 fn a_restarted_acceptor_keeps_its_promise_and_acceptance() {
     let recovered = vec![
         Record::RegisterPromise {
-            key: k(),
+            key: k().into(),
             ballot: 5,
         },
         Record::RegisterAccept {
-            key: k(),
+            key: k().into(),
             ballot: 5,
             value: 7,
         },
         Record::RegisterPromise {
-            key: k(),
+            key: k().into(),
             ballot: 8,
         },
         Record::LogPromise { ballot: 11 },
@@ -251,7 +258,7 @@ fn a_restarted_acceptor_keeps_its_promise_and_acceptance() {
         &mut a,
         3,
         PeerMessage::Prepare {
-            key: k(),
+            key: k().into(),
             ballot: 6,
         },
     );
@@ -260,7 +267,7 @@ fn a_restarted_acceptor_keeps_its_promise_and_acceptance() {
         vec![send(
             3,
             PeerMessage::RegisterNack {
-                key: k(),
+                key: k().into(),
                 ballot: 6,
                 promised: 8
             }
@@ -270,7 +277,7 @@ fn a_restarted_acceptor_keeps_its_promise_and_acceptance() {
         &mut a,
         3,
         PeerMessage::Prepare {
-            key: k(),
+            key: k().into(),
             ballot: 9,
         },
     );
@@ -279,7 +286,7 @@ fn a_restarted_acceptor_keeps_its_promise_and_acceptance() {
         send(
             3,
             PeerMessage::Promise {
-                key: k(),
+                key: k().into(),
                 ballot: 9,
                 accepted: Some((5, 7))
             }
@@ -310,23 +317,35 @@ fn a_restarted_acceptor_keeps_its_promise_and_acceptance() {
 fn a_decided_register_answers_prepares_and_clients_with_the_decision() {
     let mut a = start(
         cfg(1, 3),
-        vec![Record::RegisterChosen { key: k(), value: 4 }],
+        vec![Record::RegisterChosen {
+            key: k().into(),
+            value: 4,
+        }],
     );
     let out = peer(
         &mut a,
         2,
         PeerMessage::Prepare {
-            key: k(),
+            key: k().into(),
             ballot: 50,
         },
     );
     assert_eq!(
         out,
-        vec![send(2, PeerMessage::Decided { key: k(), value: 4 })]
+        vec![send(
+            2,
+            PeerMessage::Decided {
+                key: k().into(),
+                value: 4
+            }
+        )]
     );
     let out = a.step(Event::Client {
         token: 9,
-        op: ClientOp::Propose { key: k(), value: 1 },
+        op: ClientOp::Propose {
+            key: k().into(),
+            value: 1,
+        },
     });
     assert_eq!(
         out,
@@ -345,11 +364,11 @@ fn a_decided_register_answers_prepares_and_clients_with_the_decision() {
 fn proposer_adopts_the_highest_accepted_value_five_seven_then_nine_six() {
     let accepted_5_7 = vec![
         Record::RegisterPromise {
-            key: k(),
+            key: k().into(),
             ballot: 5,
         },
         Record::RegisterAccept {
-            key: k(),
+            key: k().into(),
             ballot: 5,
             value: 7,
         },
@@ -360,17 +379,20 @@ fn proposer_adopts_the_highest_accepted_value_five_seven_then_nine_six() {
     let mut c = start(
         cfg(3, 3),
         vec![Record::RegisterPromise {
-            key: k(),
+            key: k().into(),
             ballot: 7,
         }],
     );
 
     let out = norm(c.step(Event::Client {
         token: 1,
-        op: ClientOp::Propose { key: k(), value: 6 },
+        op: ClientOp::Propose {
+            key: k().into(),
+            value: 6,
+        },
     }));
     let prepare = PeerMessage::Prepare {
-        key: k(),
+        key: k().into(),
         ballot: 9,
     };
     assert_eq!(
@@ -381,14 +403,14 @@ fn proposer_adopts_the_highest_accepted_value_five_seven_then_nine_six() {
                 after_ms: 2_000
             },
             Action::SetTimer {
-                timer: TimerId::Register(k()),
+                timer: TimerId::Register(k().into()),
                 after_ms: 0
             },
             send(1, prepare.clone()),
             send(2, prepare.clone()),
             // C's own acceptor promises 9 (handled locally, after the sends).
             Action::Persist(Record::RegisterPromise {
-                key: k(),
+                key: k().into(),
                 ballot: 9
             }),
         ]
@@ -396,7 +418,7 @@ fn proposer_adopts_the_highest_accepted_value_five_seven_then_nine_six() {
 
     let promise_a = peer(&mut a, 3, prepare.clone());
     let promise = PeerMessage::Promise {
-        key: k(),
+        key: k().into(),
         ballot: 9,
         accepted: Some((5, 7)),
     };
@@ -404,7 +426,7 @@ fn proposer_adopts_the_highest_accepted_value_five_seven_then_nine_six() {
         promise_a,
         vec![
             Action::Persist(Record::RegisterPromise {
-                key: k(),
+                key: k().into(),
                 ballot: 9
             }),
             send(3, promise.clone()),
@@ -413,7 +435,7 @@ fn proposer_adopts_the_highest_accepted_value_five_seven_then_nine_six() {
     // C's own promise (nothing accepted) plus A's make a majority: C proposes 7, not 6.
     let out = peer(&mut c, 1, promise);
     let accept = PeerMessage::Accept {
-        key: k(),
+        key: k().into(),
         ballot: 9,
         value: 7,
     };
@@ -421,13 +443,13 @@ fn proposer_adopts_the_highest_accepted_value_five_seven_then_nine_six() {
         out,
         vec![
             Action::SetTimer {
-                timer: TimerId::Register(k()),
+                timer: TimerId::Register(k().into()),
                 after_ms: 0
             },
             send(1, accept.clone()),
             send(2, accept.clone()),
             Action::Persist(Record::RegisterAccept {
-                key: k(),
+                key: k().into(),
                 ballot: 9,
                 value: 7
             }),
@@ -439,7 +461,7 @@ fn proposer_adopts_the_highest_accepted_value_five_seven_then_nine_six() {
         send(
             3,
             PeerMessage::Accepted {
-                key: k(),
+                key: k().into(),
                 ballot: 9
             }
         )
@@ -449,20 +471,35 @@ fn proposer_adopts_the_highest_accepted_value_five_seven_then_nine_six() {
         &mut c,
         2,
         PeerMessage::Accepted {
-            key: k(),
+            key: k().into(),
             ballot: 9,
         },
     );
     assert_eq!(
         out,
         vec![
-            Action::Persist(Record::RegisterChosen { key: k(), value: 7 }),
+            Action::Persist(Record::RegisterChosen {
+                key: k().into(),
+                value: 7
+            }),
             Action::Reply {
                 token: 1,
                 result: OpResult::Value(Some(7))
             },
-            send(1, PeerMessage::Decided { key: k(), value: 7 }),
-            send(2, PeerMessage::Decided { key: k(), value: 7 }),
+            send(
+                1,
+                PeerMessage::Decided {
+                    key: k().into(),
+                    value: 7
+                }
+            ),
+            send(
+                2,
+                PeerMessage::Decided {
+                    key: k().into(),
+                    value: 7
+                }
+            ),
         ]
     );
     assert_eq!(c.registers().get("x"), Some(&7));
@@ -473,19 +510,22 @@ fn ignore_accepted_bug_proposes_its_own_value() {
     let mut c = start(
         with_bug(cfg(3, 3), Bug::IgnoreAccepted),
         vec![Record::RegisterPromise {
-            key: k(),
+            key: k().into(),
             ballot: 7,
         }],
     );
     c.step(Event::Client {
         token: 1,
-        op: ClientOp::Propose { key: k(), value: 6 },
+        op: ClientOp::Propose {
+            key: k().into(),
+            value: 6,
+        },
     });
     let out = peer(
         &mut c,
         1,
         PeerMessage::Promise {
-            key: k(),
+            key: k().into(),
             ballot: 9,
             accepted: Some((5, 7)),
         },
@@ -493,7 +533,7 @@ fn ignore_accepted_bug_proposes_its_own_value() {
     assert!(out.contains(&send(
         1,
         PeerMessage::Accept {
-            key: k(),
+            key: k().into(),
             ballot: 9,
             value: 6
         }
@@ -505,13 +545,16 @@ fn a_refused_proposer_backs_off_then_retries_with_a_higher_ballot() {
     let mut c = start(cfg(3, 3), vec![]);
     c.step(Event::Client {
         token: 1,
-        op: ClientOp::Propose { key: k(), value: 6 },
+        op: ClientOp::Propose {
+            key: k().into(),
+            value: 6,
+        },
     });
     let out = peer(
         &mut c,
         1,
         PeerMessage::RegisterNack {
-            key: k(),
+            key: k().into(),
             ballot: 3,
             promised: 10,
         },
@@ -519,15 +562,15 @@ fn a_refused_proposer_backs_off_then_retries_with_a_higher_ballot() {
     assert_eq!(
         out,
         vec![Action::SetTimer {
-            timer: TimerId::Register(k()),
+            timer: TimerId::Register(k().into()),
             after_ms: 0
         }]
     );
-    let out = norm(c.step(Event::Timer(TimerId::Register(k()))));
+    let out = norm(c.step(Event::Timer(TimerId::Register(k().into()))));
     assert!(out.contains(&send(
         1,
         PeerMessage::Prepare {
-            key: k(),
+            key: k().into(),
             ballot: 12
         }
     )));
@@ -540,7 +583,7 @@ fn accept_lower_ballot_bug_accepts_below_the_promise() {
         &mut a,
         2,
         PeerMessage::Prepare {
-            key: k(),
+            key: k().into(),
             ballot: 5,
         },
     );
@@ -548,7 +591,7 @@ fn accept_lower_ballot_bug_accepts_below_the_promise() {
         &mut a,
         3,
         PeerMessage::Accept {
-            key: k(),
+            key: k().into(),
             ballot: 4,
             value: 1,
         },
@@ -558,7 +601,7 @@ fn accept_lower_ballot_bug_accepts_below_the_promise() {
         send(
             3,
             PeerMessage::Accepted {
-                key: k(),
+                key: k().into(),
                 ballot: 4
             }
         )
@@ -572,7 +615,7 @@ fn forget_promises_bug_persists_no_acceptor_state() {
         &mut a,
         2,
         PeerMessage::Prepare {
-            key: k(),
+            key: k().into(),
             ballot: 5,
         },
     );
@@ -581,7 +624,7 @@ fn forget_promises_bug_persists_no_acceptor_state() {
         vec![send(
             2,
             PeerMessage::Promise {
-                key: k(),
+                key: k().into(),
                 ballot: 5,
                 accepted: None
             }
@@ -594,7 +637,10 @@ fn minority_quorum_bug_decides_alone_in_a_three_node_cluster() {
     let mut c = start(with_bug(cfg(3, 3), Bug::MinorityQuorum), vec![]);
     let out = c.step(Event::Client {
         token: 1,
-        op: ClientOp::Propose { key: k(), value: 6 },
+        op: ClientOp::Propose {
+            key: k().into(),
+            value: 6,
+        },
     });
     // Its own promise and acceptance are "a quorum" of 1: it decides without peers.
     assert!(out.contains(&Action::Reply {
@@ -604,7 +650,10 @@ fn minority_quorum_bug_decides_alone_in_a_three_node_cluster() {
     let mut ok = start(cfg(3, 3), vec![]);
     let out = ok.step(Event::Client {
         token: 1,
-        op: ClientOp::Propose { key: k(), value: 6 },
+        op: ClientOp::Propose {
+            key: k().into(),
+            value: 6,
+        },
     });
     assert!(!out.iter().any(|a| matches!(a, Action::Reply { .. })));
 }
@@ -1270,7 +1319,7 @@ fn an_absurd_ballot_from_a_peer_stops_proposals_without_a_panic() {
         &mut a,
         2,
         PeerMessage::Prepare {
-            key: k(),
+            key: k().into(),
             ballot: u64::MAX,
         },
     );
@@ -1279,7 +1328,10 @@ fn an_absurd_ballot_from_a_peer_stops_proposals_without_a_panic() {
     assert!(!out.iter().any(|x| matches!(x, Action::Send { .. })));
     let out = a.step(Event::Client {
         token: 1,
-        op: ClientOp::Propose { key: k(), value: 1 },
+        op: ClientOp::Propose {
+            key: k().into(),
+            value: 1,
+        },
     });
     assert!(!out.iter().any(|x| matches!(x, Action::Send { .. })));
 }
@@ -1468,9 +1520,15 @@ fn an_accept_below_the_promise_is_never_persisted() {
 fn a_chosen_register_is_never_persisted_with_another_value() {
     let mut node = start(
         cfg(1, 3),
-        vec![Record::RegisterChosen { key: k(), value: 5 }],
+        vec![Record::RegisterChosen {
+            key: k().into(),
+            value: 5,
+        }],
     );
-    node.persist(Record::RegisterChosen { key: k(), value: 6 });
+    node.persist(Record::RegisterChosen {
+        key: k().into(),
+        value: 6,
+    });
 }
 
 #[test]
@@ -1772,14 +1830,17 @@ fn value_after_disagreeing_promises(c: Config) -> i64 {
     let mut p = start(
         c,
         vec![Record::RegisterAccept {
-            key: k(),
+            key: k().into(),
             ballot: 4,
             value: 3,
         }],
     );
     let out = p.step(Event::Client {
         token: 1,
-        op: ClientOp::Propose { key: k(), value: 6 },
+        op: ClientOp::Propose {
+            key: k().into(),
+            value: 6,
+        },
     });
     let ballot = out
         .iter()
@@ -1795,7 +1856,7 @@ fn value_after_disagreeing_promises(c: Config) -> i64 {
         &mut p,
         1,
         PeerMessage::Promise {
-            key: k(),
+            key: k().into(),
             ballot,
             accepted: Some((5, 7)),
         },
@@ -2029,15 +2090,18 @@ fn a_record_reads_back_field_by_field_as_it_was_written() {
     let records = [
         Record::Incarnation { incarnation: 3 },
         Record::RegisterPromise {
-            key: k(),
+            key: k().into(),
             ballot: 7,
         },
         Record::RegisterAccept {
-            key: k(),
+            key: k().into(),
             ballot: 7,
             value: -2,
         },
-        Record::RegisterChosen { key: k(), value: 9 },
+        Record::RegisterChosen {
+            key: k().into(),
+            value: 9,
+        },
         Record::LogPromise { ballot: 11 },
         Record::LogAccept {
             slot: 4,
