@@ -117,9 +117,12 @@ pub fn segment_seq(name: &str) -> Option<u64> {
         .filter(|n| *n > 0 && segment_name(*n) == name)
 }
 
-fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + use<> {
-    let path = path.to_path_buf();
-    move |source| WalError::Io { path, source }
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
+    // The path is copied only for an error: every write and sync goes through here.
+    move |source| WalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The log's segments in `dir`, oldest first.

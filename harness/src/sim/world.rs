@@ -990,6 +990,7 @@ impl<'r, C: SimCore> World<'r, C> {
         let mut stopped = None;
         for event in n.inbox.drain(..) {
             match step(core, &mut self.rules, self.now, id, event) {
+                Ok(more) if actions.is_empty() => actions = more,
                 Ok(more) => actions.extend(more),
                 Err(why) => {
                     stopped = Some(why);

@@ -43,6 +43,9 @@ pub const COMMAND_BYTES: u64 = 64;
 /// freed within a few hundred steps, a fraction of a second under load.
 const RETIRE_PER_STEP: usize = 256;
 
+/// Actions a step has room for before it grows its list.
+const OUT_ROOM: usize = 8;
+
 /// Durations the core asks timers for. Milliseconds of whatever clock the driver runs:
 /// real time in the shell, virtual time in the simulation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -700,7 +703,9 @@ impl Node {
                 break;
             }
         }
-        std::mem::take(&mut self.out)
+        // The next step's actions start with room for a step's usual few (a
+        // broadcast, a record, a timer), not from none, growing as they come.
+        std::mem::replace(&mut self.out, Vec::with_capacity(OUT_ROOM))
     }
 
     fn drain_local(&mut self) {
