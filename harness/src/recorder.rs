@@ -517,6 +517,18 @@ impl Recorder {
         );
     }
 
+    /// The run has written its last event: a recorder writing apart hands its
+    /// last batch over now, so that the writer finishes while the run winds up
+    /// ([`Recorder::flush`] then waits for it). An event after this is refused
+    /// as written after the history was closed. No effect on any other recorder.
+    pub fn last_event_written(&self) {
+        if let Ok(mut inner) = self.inner.lock()
+            && let Sink::Apart(apart) = &mut inner.sink
+        {
+            apart.hand_over_rest();
+        }
+    }
+
     /// Flushes to the file; the first write error seen, if any, every time.
     pub fn flush(&self) -> std::io::Result<()> {
         let mut inner = self
@@ -600,14 +612,19 @@ impl Apart {
         Ok(())
     }
 
-    /// Hands over the last batch and waits for the writer to finish: its file
-    /// flushed, its hash and history made. Closing twice is closing once.
-    fn close(&mut self) -> std::io::Result<()> {
+    /// Hands over the last batch: the writer finishes on its own time.
+    fn hand_over_rest(&mut self) {
         if let Some(to_writer) = self.to_writer.take() {
             let batch = std::mem::take(&mut self.batch);
             // A writer that stopped early has said why in `failed`.
             let _ = to_writer.send(batch);
         }
+    }
+
+    /// Hands over the last batch and waits for the writer to finish: its file
+    /// flushed, its hash and history made. Closing twice is closing once.
+    fn close(&mut self) -> std::io::Result<()> {
+        self.hand_over_rest();
         if let Some(writer) = self.writer.take() {
             match writer.join() {
                 Ok(written) => self.written = Some(written),

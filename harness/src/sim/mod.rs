@@ -191,6 +191,7 @@ fn simulate_core<C: SimCore>(
     w.trace = trace;
     w.capture = capture.then(Vec::new);
     let ran = procedure::run(plan, &mut Sim { w: &mut w, plan }, recorder);
+    recorder.last_event_written();
     let dumps = dumps(&w, plan);
     let learned = encode_learned(&w, plan, rules_apart);
     let rules = std::mem::replace(&mut w.rules, C::Rules::new(plan.nodes));
