@@ -76,10 +76,11 @@ pub fn fold_finals_dir(dir: Option<&Path>) -> Folded {
     match dir.filter(|d| d.exists()) {
         None => fold_finals(std::iter::empty::<Result<_, String>>()),
         // Each dump is parsed on a thread of its own while the one before is folded
-        // in, in the files' order; at most two wait between them.
+        // in, in the files' order; the parser hands over only when the fold takes,
+        // so memory holds at most two dumps.
         Some(d) => match finals::finals_in(d) {
             Ok(dumps) => std::thread::scope(|s| {
-                let (parsed, to_fold) = std::sync::mpsc::sync_channel(1);
+                let (parsed, to_fold) = std::sync::mpsc::sync_channel(0);
                 s.spawn(move || {
                     for dump in dumps {
                         if parsed.send(dump).is_err() {
