@@ -79,7 +79,26 @@ fn time_label(t: u64, step: u64) -> String {
 }
 
 fn fmt_ms(ns: u64) -> String {
-    format!("{:.3} ms", ns as f64 / 1e6)
+    let mut t = String::with_capacity(16);
+    write_ms(&mut t, ns);
+    t.push_str(" ms");
+    t
+}
+
+/// `ns` in milliseconds with three decimals, exactly as `{:.3}` writes `ns as f64 /
+/// 1e6`, without formatting a float: the report writes three for each op it draws.
+/// Away from a tie (a whole number and a half of microseconds) the float is far
+/// closer to `ns / 1e6` than the rounding step, up to 10^15 ns (eleven days), so
+/// rounding the integer to the nearest microsecond gives the same digits; a tie, or
+/// a larger time, is formatted as the float.
+fn write_ms(out: &mut String, ns: u64) {
+    use std::fmt::Write as _;
+    let _ = if ns % 1_000 == 500 || ns >= 1_000_000_000_000_000 {
+        write!(out, "{:.3}", ns as f64 / 1e6)
+    } else {
+        let us = (ns + 500) / 1_000;
+        write!(out, "{}.{:03}", us / 1_000, us % 1_000)
+    };
 }
 
 pub fn fault_colour(kind: &str) -> &'static str {
@@ -207,13 +226,18 @@ fn title(op: Title) -> String {
     if let Some(n) = op.node {
         let _ = write!(t, " via n{n}");
     }
-    // As fmt_ms writes a time.
-    let ms = |ns: u64| ns as f64 / 1e6;
-    let _ = write!(t, "; {:.3} ms to ", ms(op.invoke_ns));
-    let _ = match op.complete_ns {
-        Some(c) => write!(t, "{:.3} ms ({:.3} ms)", ms(c), ms(c - op.invoke_ns)),
-        None => write!(t, "never completed"),
-    };
+    t.push_str("; ");
+    write_ms(&mut t, op.invoke_ns);
+    t.push_str(" ms to ");
+    match op.complete_ns {
+        Some(c) => {
+            write_ms(&mut t, c);
+            t.push_str(" ms (");
+            write_ms(&mut t, c - op.invoke_ns);
+            t.push_str(" ms)");
+        }
+        None => t.push_str("never completed"),
+    }
     t
 }
 
@@ -617,6 +641,33 @@ pub fn lamport(messages: &[TracedMessage], nodes: u32, anomaly: &[checker::OpRef
 
 #[cfg(test)]
 mod tests {
+    /// The integer path writes what formatting the float writes, ties and
+    /// boundaries included.
+    #[test]
+    fn milliseconds_are_written_as_the_float_would_be() {
+        let float = |ns: u64| format!("{:.3}", ns as f64 / 1e6);
+        // splitmix64: spread-out values without a random crate.
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let mut cases: Vec<u64> = vec![0, 1, 499, 500, 501, 999, 1_000, 1_499, 1_500, 1_501];
+        for base in [999_000, 1_234_000, 30_000_000_000, 999_999_999_999_999_000] {
+            cases.extend((0..1_000).map(|d| base + d));
+        }
+        cases.extend((0..200_000).map(|_| next() % 2_000_000_000_000));
+        cases.extend((0..20_000).map(|_| next() >> 4));
+        for ns in cases {
+            let mut ours = String::new();
+            super::write_ms(&mut ours, ns);
+            assert_eq!(ours, float(ns), "{ns} ns");
+        }
+    }
+
     use super::*;
 
     #[test]
