@@ -49,6 +49,7 @@ pub fn order<M, R, S, T>(
 ) -> Vec<Step<M, R, S, T>> {
     let Burst { durable, effects } = split(actions);
     let sync = (!durable.is_empty()).then_some(Step::Sync);
+    let durable = durable.into_iter().map(Step::from);
     let effects = effects.into_iter().map(Step::Effect);
     let mut steps = Vec::with_capacity(durable.len() + effects.len() + 1);
     if effects_first {
@@ -68,9 +69,26 @@ pub fn order<M, R, S, T>(
 /// keeps the effects aside until its sync completes (the simulation) takes them
 /// from here, each action moved once.
 pub struct Burst<M, R, S, T> {
-    /// Only [`Step::Append`] and [`Step::Snapshot`].
-    pub durable: Vec<Step<M, R, S, T>>,
+    pub durable: Vec<Durable<R, S>>,
     pub effects: Vec<Effect<M, T>>,
+}
+
+/// An action that must be durable before the effects that follow it leave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Durable<R, S> {
+    /// [`Step::Append`].
+    Append(R),
+    /// [`Step::Snapshot`].
+    Snapshot { snapshot: S, keep: Vec<R> },
+}
+
+impl<M, R, S, T> From<Durable<R, S>> for Step<M, R, S, T> {
+    fn from(d: Durable<R, S>) -> Self {
+        match d {
+            Durable::Append(record) => Step::Append(record),
+            Durable::Snapshot { snapshot, keep } => Step::Snapshot { snapshot, keep },
+        }
+    }
 }
 
 /// Splits a burst's actions into [`Burst`]'s two groups.
@@ -79,8 +97,10 @@ pub fn split<M, R, S, T>(actions: Vec<Action<M, R, S, T>>) -> Burst<M, R, S, T> 
     let mut effects = Vec::with_capacity(actions.len());
     for action in actions {
         match action {
-            Action::Persist(record) => durable.push(Step::Append(record)),
-            Action::Snapshot { snapshot, keep } => durable.push(Step::Snapshot { snapshot, keep }),
+            Action::Persist(record) => durable.push(Durable::Append(record)),
+            Action::Snapshot { snapshot, keep } => {
+                durable.push(Durable::Snapshot { snapshot, keep })
+            }
             Action::Send { to, msg } => effects.push(Effect::Send { to, msg }),
             Action::Reply { token, result } => effects.push(Effect::Reply { token, result }),
             Action::SetTimer { timer, after_ms } => {

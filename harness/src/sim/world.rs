@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 
 use nemesis::{LinkFaults, NemesisOutcome, ScheduledFault, substream};
-use paxos_node::commit::{self, Effect, Step};
+use paxos_node::commit::{self, Durable, Effect};
 use paxos_node::seam::{Actions, Event, EventOf, Wire};
 use paxos_node::types::{self as node_types, OpResult};
 use paxos_node::wal::{self, Wal};
@@ -909,7 +909,7 @@ impl<'r, C: SimCore> World<'r, C> {
         }
         for step in durable {
             match step {
-                Step::Append(record) => {
+                Durable::Append(record) => {
                     let n = self.node(id);
                     n.wal
                         .as_mut()
@@ -919,7 +919,7 @@ impl<'r, C: SimCore> World<'r, C> {
                         n.unsynced_chosen.push(chosen);
                     }
                 }
-                Step::Snapshot { snapshot, keep } => {
+                Durable::Snapshot { snapshot, keep } => {
                     let sync = !self.unsynced_snapshot;
                     let log = self
                         .node(id)
@@ -930,7 +930,6 @@ impl<'r, C: SimCore> World<'r, C> {
                         return self.panicked(id, format!("its log failed: {e}"));
                     }
                 }
-                other => unreachable!("commit::split: {other:?} among the durable steps"),
             }
         }
         let n = self.node(id);
