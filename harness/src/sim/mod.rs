@@ -141,7 +141,7 @@ pub const SIM_SNAPSHOT_EVERY: u64 = 200;
 ///
 /// [`Blame::Input`]: crate::vocab::Blame::Input
 pub fn simulate(plan: &Plan, recorder: &Recorder) -> Result<Simulated, Failure> {
-    // One run at a time: the protocol's rules judge on the second core.
+    // One run at a time: the second core takes the rules and the learned logs.
     simulate_with(plan, recorder, None, false, true).map(|(sim, _)| sim)
 }
 
@@ -156,21 +156,22 @@ pub fn simulate_traced(
     simulate_with(plan, recorder, trace, capture, false)
 }
 
-/// [`simulate_traced`]; with `rules_apart`, the rules judge on a thread of their
-/// own ([`core::Rules::apart`]).
+/// [`simulate_traced`]; `alone`: a single run with the cores to itself, whose
+/// rules judge on a thread of their own ([`core::Rules::apart`]), whose learned
+/// logs are encoded on two threads and freed on a thread of their own.
 fn simulate_with(
     plan: &Plan,
     recorder: &Recorder,
     trace: Option<results::data::TraceSelector>,
     capture: bool,
-    rules_apart: bool,
+    alone: bool,
 ) -> Result<(Simulated, Vec<results::data::TracedMessage>), Failure> {
     match plan.core {
         results::plan::CoreName::Paxos => {
-            simulate_core::<paxos_node::core::Node>(plan, recorder, trace, capture, rules_apart)
+            simulate_core::<paxos_node::core::Node>(plan, recorder, trace, capture, alone)
         }
         results::plan::CoreName::RaftRs => {
-            simulate_core::<paxos_node::raft::RaftCore>(plan, recorder, trace, capture, rules_apart)
+            simulate_core::<paxos_node::raft::RaftCore>(plan, recorder, trace, capture, alone)
         }
     }
 }
@@ -181,11 +182,11 @@ fn simulate_core<C: SimCore>(
     recorder: &Recorder,
     trace: Option<results::data::TraceSelector>,
     capture: bool,
-    rules_apart: bool,
+    alone: bool,
 ) -> Result<(Simulated, Vec<results::data::TracedMessage>), Failure> {
     let base = C::plan_config(plan).map_err(|e| Failure::input(e.0))?;
     let mut w = World::<C>::new(plan, recorder, base);
-    if rules_apart {
+    if alone {
         w.rules = C::Rules::apart(plan.nodes);
     }
     w.trace = trace;
@@ -193,7 +194,7 @@ fn simulate_core<C: SimCore>(
     let ran = procedure::run(plan, &mut Sim { w: &mut w, plan }, recorder);
     recorder.last_event_written();
     let dumps = dumps(&w, plan);
-    let learned = encode_learned(&w, plan, rules_apart);
+    let learned = encode_learned(&w, plan, alone);
     let rules = std::mem::replace(&mut w.rules, C::Rules::new(plan.nodes));
     let (mut protocol, coverage) = rules.finish();
     for (time_ns, id, kind, why) in std::mem::take(&mut w.findings) {
@@ -216,7 +217,7 @@ fn simulate_core<C: SimCore>(
         });
     }
     let traced = w.trace.take().map(|t| t.finish()).unwrap_or_default();
-    if rules_apart {
+    if alone {
         // The learned logs (every slot of every node) are most of what the world
         // frees: a single run frees them on a thread of its own while it is judged.
         let logs = w.take_learned();
@@ -385,9 +386,8 @@ fn dumps<C: SimCore>(w: &World<C>, plan: &Plan) -> Vec<(NodeId, String)> {
         .collect()
 }
 
-/// Every node's learned log ([`paxos_node::client::encode_learned`]), in node order.
-/// A single run's (`alone`: the run has the cores to itself) on two threads, half
-/// the nodes each: a 5-node run's logs are megabytes.
+/// Every node's learned log ([`paxos_node::client::encode_learned`]), in node order;
+/// `alone`, on two threads, half the nodes each: a 5-node run's logs are megabytes.
 fn encode_learned<C: SimCore>(w: &World<C>, plan: &Plan, alone: bool) -> Vec<(NodeId, String)> {
     let logs: Vec<(NodeId, &core::Learned)> = (1..=plan.nodes as NodeId)
         .map(|id| (id, w.learned(id)))
