@@ -71,6 +71,12 @@ struct Written {
     built: Option<Result<checker::history::History, checker::history::HistoryError>>,
 }
 
+/// One event's line of history.jsonl.
+fn write_line(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, event).map_err(std::io::Error::from)?;
+    out.write_all(b"\n")
+}
+
 /// The writer thread: writes each batch's events as the recorder would under its
 /// lock, hashing the bytes and building the history from the events.
 fn write_apart(
@@ -107,10 +113,7 @@ fn write_apart(
             if failed.get().is_some() {
                 continue;
             }
-            let wrote = serde_json::to_writer(&mut out, &event)
-                .map_err(std::io::Error::from)
-                .and_then(|()| out.write_all(b"\n"));
-            match wrote {
+            match write_line(&mut out, &event) {
                 Ok(()) => built.event(event),
                 Err(e) => {
                     let _ = failed.set(e);
@@ -283,9 +286,7 @@ impl Recorder {
         inner.next_index += 1;
         let result = match &mut inner.sink {
             Sink::Here { out, built } => {
-                let result = serde_json::to_writer(&mut *out, &event)
-                    .map_err(std::io::Error::from)
-                    .and_then(|()| out.write_all(b"\n"));
+                let result = write_line(out, &event);
                 if let (Ok(()), Some(built)) = (&result, built.as_mut()) {
                     built.event(event);
                 }
@@ -343,9 +344,8 @@ impl Recorder {
     pub fn broken(&self) -> Option<String> {
         let mut inner = self.inner.lock().ok()?;
         if let Sink::Apart(apart) = &inner.sink
-            && let Some(e) = apart.failed.get()
+            && let Some(e) = apart.failure()
         {
-            let e = std::io::Error::new(e.kind(), e.to_string());
             self.break_on(&mut inner, &e);
         }
         inner.broken.clone()
@@ -594,8 +594,8 @@ impl Misbehaviour {
 impl Apart {
     /// Queues one stamped event, handing a full batch to the writer.
     fn hand_over(&mut self, event: Event<'_>) -> std::io::Result<()> {
-        if let Some(e) = self.failed.get() {
-            return Err(std::io::Error::new(e.kind(), e.to_string()));
+        if let Some(e) = self.failure() {
+            return Err(e);
         }
         let Some(to_writer) = &self.to_writer else {
             return Err(std::io::Error::other(
@@ -631,10 +631,16 @@ impl Apart {
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
-        match self.failed.get() {
-            Some(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+        match self.failure() {
+            Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// The writer's first error, if it met one, in a copy of its own.
+    fn failure(&self) -> Option<std::io::Error> {
+        let e = self.failed.get()?;
+        Some(std::io::Error::new(e.kind(), e.to_string()))
     }
 }
 
