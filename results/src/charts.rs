@@ -641,6 +641,8 @@ pub fn lamport(messages: &[TracedMessage], nodes: u32, anomaly: &[checker::OpRef
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     /// The integer path writes what formatting the float writes, ties and
     /// boundaries included.
     #[test]
@@ -663,12 +665,10 @@ mod tests {
         cases.extend((0..20_000).map(|_| next() >> 4));
         for ns in cases {
             let mut ours = String::new();
-            super::write_ms(&mut ours, ns);
+            write_ms(&mut ours, ns);
             assert_eq!(ours, float(ns), "{ns} ns");
         }
     }
-
-    use super::*;
 
     #[test]
     fn a_close_up_label_is_cut_to_its_length_on_a_character_boundary() {

@@ -445,9 +445,9 @@ fn checks(r: &RunResult) -> Markup {
     }
 }
 
-/// The timeline's data for the script: columnar, times in microseconds.
-/// Writes the timeline's data, column by column: a run of 589,000 ops makes about
-/// 50 MB of it, which is not worth holding in memory too.
+/// The timeline's data for the script: columnar, times in microseconds, written
+/// column by column to `out` (straight into the page for a large run: 589,000 ops
+/// make about 50 MB of it, not worth holding in memory too).
 fn write_timeline_json(
     out: &mut dyn std::io::Write,
     history: &History,
