@@ -43,6 +43,49 @@ impl FinalDump {
             .map(|(start, len)| &self.text[start as usize..(start + len) as usize])
     }
 
+    /// The dump's JSON text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// A learned log (`"learned": true`, no registers or snapshot) as its writer
+    /// encoded it: `text`, with each entry's slot and the byte range of its command's
+    /// JSON in `text` (`None` for a no-op slot), in the text's order. What
+    /// [`parse_final`] of `text` gives, without reading it again; the writer
+    /// vouches for the ranges, and they are checked to lie in `text`.
+    pub fn learned_as_written(
+        node: NodeId,
+        text: String,
+        entries: Vec<(u64, Option<std::ops::Range<usize>>)>,
+    ) -> Result<FinalDump, String> {
+        if text.len() > u32::MAX as usize {
+            return Err("dump larger than 4 GiB".into());
+        }
+        let log = entries
+            .into_iter()
+            .map(|(slot, range)| {
+                let command = match range {
+                    Some(r) if text.get(r.clone()).is_some() => {
+                        Some((r.start as u32, (r.end - r.start) as u32))
+                    }
+                    Some(r) => {
+                        return Err(format!("slot {slot}'s command at {r:?} is not in the text"));
+                    }
+                    None => None,
+                };
+                Ok(LogEntry { slot, command })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(FinalDump {
+            node,
+            registers: BTreeMap::new(),
+            snapshot: None,
+            log,
+            learned: true,
+            text,
+        })
+    }
+
     /// Drops the log (and the text it points into), keeping node and registers.
     pub fn without_log(mut self) -> FinalDump {
         self.log = Vec::new();

@@ -144,30 +144,83 @@ pub fn check_streaming<E: std::fmt::Display>(
 
 /// Runs every check over `history`, with the final dumps already folded in.
 pub fn check_folded(history: &History, folded: Folded, options: &Options) -> CheckResult {
-    let Folded {
-        log,
-        registers,
-        unreadable,
-    } = folded;
-    // Log agreement is finished (and its per-slot state freed) before the
-    // linearizability search allocates its memo, so the two never peak together;
-    // a history of at most BESIDE_MAX_OPS ops is small enough to judge both at
-    // once, on two threads.
-    let beside = history.ops.len() <= BESIDE_MAX_OPS;
-    let (mut log, (agreement, validity), linearizability) = std::thread::scope(|s| {
-        let log = match beside {
-            true => Err(s.spawn(|| log.finish(history))),
-            false => Ok(log.finish(history)),
-        };
+    check_folding(history, move || folded, options)
+}
+
+/// Runs every check over `history`, folding the final dumps in with `fold` first.
+/// A history of at most BESIDE_MAX_OPS ops is small enough to judge everything at
+/// once: the fold and log agreement run on a second thread beside the
+/// linearizability search, and the registers are checked as soon as the fold has
+/// them. A larger one is judged one check after another, log agreement finished
+/// (and its per-slot state freed) before the linearizability search allocates its
+/// memo, so the two never peak together.
+pub fn check_folding(
+    history: &History,
+    fold: impl FnOnce() -> Folded + Send,
+    options: &Options,
+) -> CheckResult {
+    if history.ops.len() > BESIDE_MAX_OPS {
+        let Folded {
+            log,
+            registers,
+            unreadable,
+        } = fold();
+        let log = log.finish(history);
         let registers = register::check(history, &registers);
         let linearizability = linearizability(history, options);
-        let log = log.unwrap_or_else(|finishing| {
-            finishing
+        return combine(
+            history,
+            registers,
+            linearizability,
+            log,
+            unreadable,
+            options,
+        );
+    }
+    std::thread::scope(|s| {
+        let (give, registers) = std::sync::mpsc::sync_channel(1);
+        let logging = s.spawn(move || {
+            let Folded {
+                log,
+                registers,
+                unreadable,
+            } = fold();
+            let _ = give.send(registers);
+            (log.finish(history), unreadable)
+        });
+        let linearizability = linearizability(history, options);
+        let join = |logging: std::thread::ScopedJoinHandle<'_, _>| {
+            logging
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        });
-        (log, registers, linearizability)
-    });
+        };
+        // Nothing comes when the fold panicked: joining shows its panic.
+        let Ok(registers) = registers.recv() else {
+            join(logging);
+            unreachable!("a fold that gives no registers has panicked");
+        };
+        let registers = register::check(history, &registers);
+        let (log, unreadable) = join(logging);
+        combine(
+            history,
+            registers,
+            linearizability,
+            log,
+            unreadable,
+            options,
+        )
+    })
+}
+
+/// Every check's report, with what the unreadable dumps mean for log agreement.
+fn combine(
+    history: &History,
+    (agreement, validity): (CheckReport, CheckReport),
+    linearizability: CheckReport,
+    mut log: CheckReport,
+    unreadable: Vec<String>,
+    options: &Options,
+) -> CheckResult {
     if !unreadable.is_empty() {
         if log.verdict != Verdict::Invalid {
             log.verdict = Verdict::Unknown;
@@ -186,7 +239,7 @@ pub fn check_folded(history: &History, folded: Folded, options: &Options) -> Che
 }
 
 /// The most ops of a history whose log agreement and linearizability are judged at
-/// once ([`check_folded`]).
+/// once ([`check_folding`]).
 const BESIDE_MAX_OPS: usize = 100_000;
 
 /// Linearizability of every KV key, independently (P-compositionality: a history is

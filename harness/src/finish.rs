@@ -54,6 +54,10 @@ pub struct Judgement {
     /// The history the run built as it wrote history.jsonl, judged in place of
     /// reading the file back ([`results::judge_run_dir_built`]).
     pub built_history: Option<Result<checker::history::History, String>>,
+    /// The final dumps the run wrote to final/, as it wrote them and in the files'
+    /// order (one unreadable as why), judged in place of reading final/ back. Only
+    /// with a built history.
+    pub built_finals: Option<results::judge::BuiltFinals>,
 }
 
 impl Judgement {
@@ -72,6 +76,7 @@ impl Judgement {
             system_version: None,
             steps: ran.steps,
             built_history: None,
+            built_finals: None,
         }
     }
 }
@@ -94,7 +99,7 @@ pub fn finish(plan: &Plan, dir: &RunDir, show: &dyn Observer, j: Judgement) -> R
     let learned_notes = results::learned::gather(&dir.path, plan);
     let options = checker::Options::default();
     let judged = match j.built_history {
-        Some(built) => results::judge_run_dir_built(&dir.path, built, &options),
+        Some(built) => results::judge_run_dir_built(&dir.path, built, j.built_finals, &options),
         None => results::judge_run_dir(&dir.path, &options),
     };
     let mut harness_failure = j.harness_failure;

@@ -528,6 +528,58 @@ fn the_history_built_as_written_is_the_history_read_back() {
     }
 }
 
+/// A single run judges each learned log as it encoded it (the text, and where each
+/// command lies in it), not read back from final/: that must be what reading the
+/// text gives, entry for entry, with snapshots, restarts, transactions and a bug;
+/// and the run's verdict must be what judging its files afresh says.
+#[test]
+fn the_learned_logs_judged_as_written_are_the_logs_read_back() {
+    let mut plans = vec![
+        plan(3, 4, 3.0, EVERY_FAULT, 0.25, None),
+        plan(5, 5, 3.0, EVERY_FAULT, 0.25, Some(Bug::ForgetPromises)),
+    ];
+    let mut txns = plan(3, 6, 2.0, EVERY_FAULT, 0.25, None);
+    txns.workload = results::Workload::ListAppend;
+    txns.txn_shape = Some(results::plan::TxnShape::default());
+    plans.push(txns);
+    for p in &plans {
+        let memory = harness::sim::Memory::default();
+        let recorder = harness::recorder::Recorder::with_virtual_clock(Box::new(memory), 4);
+        let sim = harness::sim::simulate(p, &recorder).unwrap();
+        assert!(!sim.learned.is_empty(), "{}", p.command_line());
+        let mut entries = 0;
+        for log in sim.learned {
+            let read = checker::finals::parse_final(&log.text, None).unwrap();
+            let node = log.node;
+            let built = log.into_dump().unwrap();
+            entries += read.log.len();
+            assert!(read == built, "{}: node {node}", p.command_line());
+            for e in &built.log {
+                assert_eq!(built.command(e), read.command(e));
+            }
+        }
+        assert!(entries > 100, "{}: {entries} entries", p.command_line());
+        let root = tempfile::tempdir().unwrap();
+        let out = harness::sim::execute(p, root.path(), &harness::observe::Silent).unwrap();
+        let stored = result_of(&out.run_dir);
+        let afresh = results::judge_run_dir(&out.run_dir, &checker::Options::default());
+        let afresh = afresh.checked.unwrap();
+        let without_protocol = |checks: &[checker::CheckReport]| -> Vec<String> {
+            checks
+                .iter()
+                .filter(|c| c.name != "protocol")
+                .map(|c| serde_json::to_string(c).unwrap())
+                .collect()
+        };
+        assert_eq!(
+            without_protocol(stored.checks.as_deref().unwrap()),
+            without_protocol(&afresh.checks),
+            "{}",
+            p.command_line()
+        );
+    }
+}
+
 /// A history that cannot be written stops the run, said in the file's words, when
 /// written apart as when written under the lock.
 #[test]

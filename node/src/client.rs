@@ -287,21 +287,47 @@ pub fn encode_dump<'a, K: serde::Serialize + Ord>(
 /// `"log":[...]`: one `{"slot", "command"}` entry per command, a no-op slot as one
 /// entry with `"command": null`.
 fn write_log<'a>(out: &mut String, log: impl Iterator<Item = (&'a Slot, &'a Batch)>) {
+    write_log_placed(out, log, &mut |_, _| {});
+}
+
+/// [`write_log`], telling `placed` each entry's slot and where its command's text
+/// went in `out` (`None` for a no-op), in the order written.
+fn write_log_placed<'a>(
+    out: &mut String,
+    log: impl Iterator<Item = (&'a Slot, &'a Batch)>,
+    placed: &mut dyn FnMut(Slot, Option<std::ops::Range<usize>>),
+) {
     out.push_str("\"log\":[");
     let mut first = true;
+    // One buffer for every command's text.
+    let mut text = Vec::with_capacity(96);
     for (slot, batch) in log {
-        write_entries(out, *slot, batch, &mut |out| {
-            if !first {
-                out.push(',');
-            }
-            first = false;
-        });
+        write_entries(
+            out,
+            *slot,
+            batch,
+            &mut text,
+            &mut |out| {
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+            },
+            placed,
+        );
     }
     out.push(']');
 }
 
-/// A slot's entries, each after `before(out)`.
-fn write_entries(out: &mut String, slot: Slot, batch: &Batch, before: &mut dyn FnMut(&mut String)) {
+/// A slot's entries, each after `before(out)`; `text` is room for a command's.
+fn write_entries(
+    out: &mut String,
+    slot: Slot,
+    batch: &Batch,
+    text: &mut Vec<u8>,
+    before: &mut dyn FnMut(&mut String),
+    placed: &mut dyn FnMut(Slot, Option<std::ops::Range<usize>>),
+) {
     use std::fmt::Write as _;
     let mut entry = |out: &mut String, command: Option<&Command>| {
         before(out);
@@ -309,11 +335,16 @@ fn write_entries(out: &mut String, slot: Slot, batch: &Batch, before: &mut dyn F
         match command {
             // As serde writes it (core::encode).
             Some(c) => {
-                let mut text = Vec::with_capacity(96);
-                crate::core::encode::command(&mut text, c);
-                out.push_str(std::str::from_utf8(&text).expect("JSON text is UTF-8"));
+                text.clear();
+                crate::core::encode::command(text, c);
+                let start = out.len();
+                out.push_str(std::str::from_utf8(text).expect("JSON text is UTF-8"));
+                placed(slot, Some(start..out.len()));
             }
-            None => out.push_str("null"),
+            None => {
+                out.push_str("null");
+                placed(slot, None);
+            }
         }
         out.push('}');
     };
@@ -329,12 +360,20 @@ fn write_entries(out: &mut String, slot: Slot, batch: &Batch, before: &mut dyn F
 /// dump entries, one per line.
 pub fn learned_lines(out: &mut String, slot: Slot, batch: &Batch) {
     let mut first = true;
-    write_entries(out, slot, batch, &mut |out| {
+    let mut before = |out: &mut String| {
         if !first {
             out.push('\n');
         }
         first = false;
-    });
+    };
+    write_entries(
+        out,
+        slot,
+        batch,
+        &mut Vec::new(),
+        &mut before,
+        &mut |_, _| {},
+    );
     out.push('\n');
 }
 
@@ -342,8 +381,19 @@ pub fn learned_lines(out: &mut String, slot: Slot, batch: &Batch) {
 /// down (compacted slots included): `{"node", "learned": true, "log": [...]}`, its
 /// entries as a dump's. Log agreement reads it beside the dumps; it is no node state.
 pub fn encode_learned<'a>(node: u32, log: impl Iterator<Item = (&'a Slot, &'a Batch)>) -> String {
+    encode_learned_placed(node, log, &mut |_, _| {})
+}
+
+/// [`encode_learned`], telling `placed` each entry's slot and the byte range of its
+/// command's JSON in the text (`None` for a no-op slot), in the text's order: what a
+/// reader of the text would find, without reading it.
+pub fn encode_learned_placed<'a>(
+    node: u32,
+    log: impl Iterator<Item = (&'a Slot, &'a Batch)>,
+    placed: &mut dyn FnMut(Slot, Option<std::ops::Range<usize>>),
+) -> String {
     let mut out = format!("{{\"node\":{node},\"learned\":true,");
-    write_log(&mut out, log);
+    write_log_placed(&mut out, log, placed);
     out.push('}');
     out
 }

@@ -54,35 +54,49 @@ pub fn judge_files(history: &Path, finals: Option<&Path>, options: &Options) -> 
     judge(history, None, finals, options)
 }
 
+/// The final dumps a run hands over as it wrote them to its final/ directory, in the
+/// files' order; one that would not read is why, as reading final/ would say it
+/// (`<path>: <why>`).
+pub type BuiltFinals = Vec<Result<checker::FinalDump, String>>;
+
 /// [`judge_files`] of a run that built its history from the events as it wrote them
 /// to `history` (what reading the file back gives: the simulation's recorder makes it
-/// with the parser's own fold), so the file is not read again.
+/// with the parser's own fold), so the file is not read again; and, when given, the
+/// final dumps as it wrote them to `finals` ([`BuiltFinals`]), so they are not
+/// either.
 pub fn judge_built(
     history: &Path,
     built: Result<History, String>,
     finals: Option<&Path>,
+    built_finals: Option<BuiltFinals>,
     options: &Options,
 ) -> Judged {
-    judge(history, Some(built), finals, options)
+    judge(history, Some((built, built_finals)), finals, options)
 }
 
 fn judge(
     history: &Path,
-    built: Option<Result<History, String>>,
+    built: Option<(Result<History, String>, Option<BuiltFinals>)>,
     finals: Option<&Path>,
     options: &Options,
 ) -> Judged {
     let started = Instant::now();
     let history_path = history;
-    // The dumps are read and folded in on a second thread while the history is read.
-    let (history, folded) = std::thread::scope(|s| {
-        let folding = s.spawn(|| checker::fold_finals_dir(finals));
-        let history = built.unwrap_or_else(|| read_history(history));
-        let folded = folding
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (history, folded)
-    });
+    // How the dumps are folded in: a history that must be read is read while the
+    // dumps are folded on a second thread; a built one is checked at once, the
+    // dumps folded beside the checks (checker::check_folding).
+    let (history, fold): (_, Box<dyn FnOnce() -> checker::Folded + Send>) = match built {
+        Some((history, Some(dumps))) => (history, Box::new(move || checker::fold_finals(dumps))),
+        Some((history, None)) => (history, Box::new(move || checker::fold_finals_dir(finals))),
+        None => std::thread::scope(|s| {
+            let folding = s.spawn(|| checker::fold_finals_dir(finals));
+            let history = read_history(history);
+            let folded = folding
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (history, Box::new(move || folded) as Box<_>)
+        }),
+    };
     // The run's plan beside the history, read once for every use below.
     let plan = history_path
         .parent()
@@ -96,7 +110,7 @@ fn judge(
     let mut checked = history
         .as_ref()
         .ok()
-        .map(|h| checker::check_folded(h, folded, options));
+        .map(|h| checker::check_folding(h, fold, options));
     // The protocol's rules (docs/protocol.md): over the nodes' journals beside the
     // history when the nodes kept them (every rule), else over a message trace that
     // carries messages (the rules the wire shows).
@@ -289,16 +303,19 @@ pub fn judge_run_dir(dir: &Path, options: &Options) -> Judged {
     )
 }
 
-/// [`judge_run_dir`] with the history the run built as it wrote it ([`judge_built`]).
+/// [`judge_run_dir`] with the history the run built as it wrote it, and the final
+/// dumps too when given ([`judge_built`]).
 pub fn judge_run_dir_built(
     dir: &Path,
     built: Result<History, String>,
+    built_finals: Option<BuiltFinals>,
     options: &Options,
 ) -> Judged {
     judge_built(
         &dir.join("history.jsonl"),
         built,
         Some(&dir.join("final")),
+        built_finals,
         options,
     )
 }

@@ -33,6 +33,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use checker::finals::{FinalDump, parse_final_owned};
 use paxos_node::core::Config;
 use results::schema::{Durations, SimCounts, Simulation};
 use results::{Plan, RunDir};
@@ -48,6 +49,34 @@ use crate::vocab::{Completion, Failure, NodeId, WorkloadOp};
 use core::{Rules, SimCore};
 use world::World;
 
+/// A node's learned log as encoded, with where each entry's command lies in the
+/// text: log agreement takes it as [`FinalDump::learned_as_written`] gives it,
+/// without reading the text back.
+pub struct LearnedLog {
+    pub node: NodeId,
+    pub text: String,
+    entries: Vec<(u64, Option<std::ops::Range<usize>>)>,
+}
+
+impl LearnedLog {
+    fn encode(node: NodeId, log: &core::Learned) -> LearnedLog {
+        let mut entries = Vec::with_capacity(log.len());
+        let text = paxos_node::client::encode_learned_placed(node, log.iter(), &mut |slot, at| {
+            entries.push((slot, at))
+        });
+        LearnedLog {
+            node,
+            text,
+            entries,
+        }
+    }
+
+    /// The log as a final dump, as reading its text would give it.
+    pub fn into_dump(self) -> Result<FinalDump, String> {
+        FinalDump::learned_as_written(self.node, self.text, self.entries)
+    }
+}
+
 /// What a simulation produced besides its history.
 pub struct Simulated {
     /// What the run procedure found (the simulation is never interrupted and has no
@@ -58,7 +87,7 @@ pub struct Simulated {
     /// Per node, every slot it wrote down as chosen and synced over the run, the
     /// compacted ones included ([`paxos_node::client::encode_learned`]): log agreement
     /// judges the whole log, not only the tail above the snapshots.
-    pub learned: Vec<(NodeId, String)>,
+    pub learned: Vec<LearnedLog>,
     pub counts: SimCounts,
     /// Messages per directed link and type.
     pub links: Vec<nemesis::net::LinkStats>,
@@ -388,14 +417,14 @@ fn dumps<C: SimCore>(w: &World<C>, plan: &Plan) -> Vec<(NodeId, String)> {
 
 /// Every node's learned log ([`paxos_node::client::encode_learned`]), in node order;
 /// `alone`, on two threads, half the nodes each: a 5-node run's logs are megabytes.
-fn encode_learned<C: SimCore>(w: &World<C>, plan: &Plan, alone: bool) -> Vec<(NodeId, String)> {
+fn encode_learned<C: SimCore>(w: &World<C>, plan: &Plan, alone: bool) -> Vec<LearnedLog> {
     let logs: Vec<(NodeId, &core::Learned)> = (1..=plan.nodes as NodeId)
         .map(|id| (id, w.learned(id)))
         .filter(|(_, log)| !log.is_empty())
         .collect();
-    let encode = |logs: &[(NodeId, &core::Learned)]| -> Vec<(NodeId, String)> {
+    let encode = |logs: &[(NodeId, &core::Learned)]| -> Vec<LearnedLog> {
         logs.iter()
-            .map(|(id, log)| (*id, paxos_node::client::encode_learned(*id, log.iter())))
+            .map(|(id, log)| LearnedLog::encode(*id, log))
             .collect()
     };
     if !alone {
@@ -481,16 +510,30 @@ pub fn execute(
         }
         Ok(sim) => {
             // A dump the harness cannot store is its own failure, as in a real run.
-            let finals = [(&sim.dumps, "json"), (&sim.learned, "learned.json")];
-            for (id, text, ext) in finals
-                .iter()
-                .flat_map(|(files, ext)| files.iter().map(move |(id, t)| (id, t, ext)))
-            {
-                let path = dir.file(&format!("final/n{id}.{ext}"));
+            // What was stored is judged as written, in the files' order: each node's
+            // dump as its text parses, each learned log as encoded.
+            let mut finals: Vec<(String, Result<FinalDump, String>)> = Vec::new();
+            let mut stored = |name: String, text: &str| {
+                let path = dir.file(&format!("final/{name}"));
                 if let Err(e) = results::store::write_whole(&path, text) {
                     harness_failure.get_or_insert(format!("cannot write {}: {e}", path.display()));
                 }
+                move |why: String| format!("{}: {why}", path.display())
+            };
+            for (id, text) in sim.dumps {
+                let name = format!("n{id}.json");
+                let why = stored(name.clone(), &text);
+                finals.push((name, parse_final_owned(text, Some(id)).map_err(why)));
             }
+            for log in sim.learned {
+                let name = format!("n{}.learned.json", log.node);
+                let why = stored(name.clone(), &log.text);
+                finals.push((name, log.into_dump().map_err(why)));
+            }
+            finals.sort_by(|a, b| a.0.cmp(&b.0));
+            let built_finals = harness_failure
+                .is_none()
+                .then(|| finals.into_iter().map(|(_, dump)| dump).collect());
             let history_sha256 = match written_sha256 {
                 Some(sha) => sha,
                 None => sha256_file(&history).unwrap_or_default(),
@@ -512,6 +555,7 @@ pub fn execute(
                 }),
                 protocol: Some((sim.protocol, sim.coverage)),
                 built_history: built.filter(|_| whole),
+                built_finals,
                 ..Judgement::of(sim.ran)
             }
         }

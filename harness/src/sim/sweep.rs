@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use checker::finals::parse_final;
+use checker::finals::parse_final_owned;
 use results::schema::SimCounts;
 use results::{ExitCode, Plan, Verdict};
 
@@ -94,9 +94,9 @@ pub fn judge_capturing(plan: &Plan, capture: bool) -> Result<Judged, Failure> {
         .map_err(|e| Failure::harness(format!("the simulated history is unreadable: {e}")))?;
     let finals = sim
         .dumps
-        .iter()
-        .chain(&sim.learned)
-        .map(|(id, dump)| parse_final(dump, Some(*id)));
+        .into_iter()
+        .map(|(id, dump)| parse_final_owned(dump, Some(id)))
+        .chain(sim.learned.into_iter().map(|log| log.into_dump()));
     let faults = results::faults::FaultSummary::of(&history.nemesis, history.end_ns).ran;
     let options = checker::Options {
         consistency_model: plan.consistency_model,
