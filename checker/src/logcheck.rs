@@ -70,7 +70,7 @@ fn understand<'a>(v: &CommandView<'a>) -> Chosen<'a> {
 #[derive(Default)]
 pub struct LogAgreement {
     /// Per slot: the node that first reported it, and its commands.
-    union: BTreeMap<u64, (NodeId, Box<str>)>,
+    union: BTreeMap<u64, First>,
     disagreeing: BTreeMap<u64, Vec<(NodeId, Box<str>)>>,
     dumps: usize,
     /// Of those, the learned logs (every slot a node wrote down, compacted ones too).
@@ -99,9 +99,14 @@ impl LogAgreement {
             let cmds = || group.iter().map(|e| dump.command(e).unwrap_or("null"));
             match self.union.get(&slot) {
                 None => {
-                    self.union.insert(slot, (dump.node, bracketed(cmds())));
+                    let first = First {
+                        node: dump.node,
+                        single: group.len() == 1,
+                        text: bracketed(cmds()),
+                    };
+                    self.union.insert(slot, first);
                 }
-                Some((_, first)) if !bracketed_eq(first, cmds()) => {
+                Some(first) if !bracketed_eq(&first.text, cmds()) => {
                     self.disagreeing
                         .entry(slot)
                         .or_default()
@@ -123,6 +128,29 @@ impl LogAgreement {
             };
         }
         finish(self, history)
+    }
+}
+
+/// A slot's commands as the node that first reported it gave them.
+struct First {
+    node: NodeId,
+    /// Whether it gave one command (or one no-op).
+    single: bool,
+    /// `[cmd, ...]`, `null` for a no-op.
+    text: Box<str>,
+}
+
+impl First {
+    /// The commands' JSON texts, no-ops left out. One command is the text inside
+    /// the brackets (each part is a whole JSON value, as its dump held it); more
+    /// are split by reading the array.
+    fn commands(&self) -> Vec<&str> {
+        if self.single {
+            let one = &self.text[1..self.text.len() - 1];
+            return if one == "null" { Vec::new() } else { vec![one] };
+        }
+        let cmds: Vec<Option<&RawValue>> = serde_json::from_str(&self.text).unwrap_or_default();
+        cmds.into_iter().flatten().map(RawValue::get).collect()
     }
 }
 
@@ -216,7 +244,7 @@ fn failed_but_chosen(c: Chosen, slot: u64, invoked: &[(Chosen, &Op)]) -> Option<
 /// state (a write sets its key; a cas whose condition holds sets it; reads and no-ops
 /// change nothing). A snapshot the log does not reach without a gap is not compared.
 fn snapshot_disagreements(
-    union: &BTreeMap<u64, (NodeId, Box<str>)>,
+    union: &BTreeMap<u64, First>,
     snapshots: &[(NodeId, u64, BTreeMap<String, i64>)],
 ) -> Vec<Anomaly> {
     let Some((base_node, base_index, base_kv)) = snapshots.iter().min_by_key(|s| (s.1, s.0)) else {
@@ -232,7 +260,7 @@ fn snapshot_disagreements(
     let mut out = Vec::new();
     for (node, index, kv) in others {
         while at < *index {
-            let Some((_, text)) = union.get(&(at + 1)) else {
+            let Some(First { text, .. }) = union.get(&(at + 1)) else {
                 return out; // a gap: nothing further can be compared
             };
             let cmds: Vec<Option<&RawValue>> = serde_json::from_str(text).unwrap_or_default();
@@ -291,13 +319,17 @@ fn snapshot_disagreements(
 
 /// One anomaly per slot that some node reported with other commands than the first.
 fn disagreements(
-    union: &BTreeMap<u64, (NodeId, Box<str>)>,
+    union: &BTreeMap<u64, First>,
     disagreeing: &BTreeMap<u64, Vec<(NodeId, Box<str>)>>,
 ) -> Vec<Anomaly> {
     disagreeing
         .iter()
         .map(|(slot, others)| {
-            let (first_node, first) = &union[slot];
+            let First {
+                node: first_node,
+                text: first,
+                ..
+            } = &union[slot];
             let mut text = format!("slot {slot}: node {first_node} chose {first}");
             for (node, cmds) in others {
                 text.push_str(&format!("; node {node} chose {cmds}"));
@@ -354,10 +386,7 @@ fn invokes_of(history: &History) -> Vec<(Chosen<'_>, &Op)> {
 
 /// The same command id in two slots: each repeat against the slot before it, in slot
 /// order. `ids` is (id, slot) for every command that has an id.
-fn repeated_ids(
-    union: &BTreeMap<u64, (NodeId, Box<str>)>,
-    mut ids: Vec<(&str, u64)>,
-) -> Vec<Anomaly> {
+fn repeated_ids(union: &BTreeMap<u64, First>, mut ids: Vec<(&str, u64)>) -> Vec<Anomaly> {
     ids.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
     let mut repeats: Vec<(u64, Anomaly)> = ids
         .windows(2)
@@ -366,7 +395,7 @@ fn repeated_ids(
             let (id, first, slot) = (w[1].0, w[0].1, w[1].1);
             let anomaly = Anomaly {
                 kind: AnomalyKind::DuplicateCommand,
-                key: key_of(&union[&slot].1, id),
+                key: key_of(&union[&slot].text, id),
                 slot: Some(slot),
                 message: format!(
                     "command {id} was chosen in slot {first} and again in slot {slot}"
@@ -384,21 +413,27 @@ fn repeated_ids(
 }
 
 /// A write or cas chosen more often than it was invoked, or chosen although every
-/// client that invoked it was told it failed.
-fn over_chosen<'h>(
-    mut chosen: Vec<(Chosen<'h>, u64)>,
-    invoked_as: &dyn Fn(&Chosen<'h>) -> &'h [(Chosen<'h>, &'h Op)],
+/// client that invoked it was told it failed. `chosen` holds each chosen write or cas
+/// that some client invoked, as where its invokes lie in `invokes` (every KV op as
+/// the command it would be, sorted: [`invokes_of`]) and its slot: the same command
+/// has the same invokes, so grouping by where they lie groups by command, in the
+/// commands' order, without comparing commands. A command nobody invoked can be
+/// neither (it is an unknown command instead).
+fn over_chosen(
+    mut chosen: Vec<(std::ops::Range<usize>, u64)>,
+    invokes: &[(Chosen<'_>, &Op)],
 ) -> Vec<Anomaly> {
     let mut anomalies = Vec::new();
-    chosen.sort_unstable();
-    for group in chosen.chunk_by(|a, b| a.0 == b.0) {
-        let (c, first_slot) = group[0];
+    chosen.sort_unstable_by_key(|(at, slot)| (at.start, *slot));
+    for group in chosen.chunk_by(|a, b| a.0.start == b.0.start) {
+        let (at, first_slot) = &group[0];
+        let invoked = &invokes[at.clone()];
+        let (c, first_slot) = (invoked[0].0, *first_slot);
         let times = group.len();
-        let invoked = invoked_as(&c);
         if let Some(a) = failed_but_chosen(c, first_slot, invoked) {
             anomalies.push(a);
         }
-        if !invoked.is_empty() && times > invoked.len() {
+        if times > invoked.len() {
             let ops = invoked.iter().map(|(_, o)| OpRef::of(o)).collect();
             let key = match c {
                 Chosen::Write { key, .. } | Chosen::Cas { key, .. } | Chosen::Read { key } => key,
@@ -445,21 +480,27 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
     // Sized exactly (a grown vector is up to half empty: ~10 MB here after a long run).
     let invokes = invokes_of(history);
     let kv_ops = invokes.len();
-    let invoked_as = |c: &Chosen| -> &[(Chosen, &Op)] {
+    // Where a command's invokes lie. A write or cas was nearly always invoked once:
+    // its run of equal entries ends at once, and only a longer one (the reads of a
+    // key) is searched for its end.
+    let invoked_at = |c: &Chosen| -> std::ops::Range<usize> {
         let lo = invokes.partition_point(|(x, _)| x < c);
-        let hi = invokes.partition_point(|(x, _)| x <= c);
-        &invokes[lo..hi]
+        let rest = &invokes[lo..];
+        let hi = match rest.get(1) {
+            Some((x, _)) if x == c => lo + rest.partition_point(|(x, _)| x == c),
+            _ => lo + usize::from(rest.first().is_some_and(|(x, _)| x == c)),
+        };
+        lo..hi
     };
     // Both borrow from the union's text: no allocation per command.
     // (id, slot); a repeat's key is looked up again in its slot's text.
     let mut ids: Vec<(&str, u64)> = Vec::with_capacity(union.len());
-    // Every write or cas chosen, with its slot.
-    let mut chosen: Vec<(Chosen, u64)> = Vec::new();
+    // Every write or cas chosen that some client invoked: where its invokes lie, and
+    // its slot.
+    let mut chosen: Vec<(std::ops::Range<usize>, u64)> = Vec::new();
     let mut commands = 0usize;
-    for (slot, (_, text)) in &union {
-        let cmds: Vec<Option<&RawValue>> = serde_json::from_str(text).unwrap_or_default();
-        for cmd in cmds.into_iter().flatten() {
-            let cmd = cmd.get();
+    for (slot, first) in &union {
+        for cmd in first.commands() {
             commands += 1;
             let v = view(cmd);
             if let Some(id) = v.id {
@@ -469,11 +510,8 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
             if c == Chosen::Other {
                 continue;
             }
-            if !matches!(c, Chosen::Read { .. }) {
-                // Reads are not unique and change nothing: no duplicate check for them.
-                chosen.push((c, *slot));
-            }
-            if invoked_as(&c).is_empty() {
+            let at = invoked_at(&c);
+            if at.is_empty() {
                 anomalies.push(Anomaly {
                     kind: AnomalyKind::UnknownCommand,
                     key: v.key.map(str::to_string),
@@ -484,11 +522,14 @@ fn finish(state: LogAgreement, history: &History) -> CheckReport {
                     messages: Vec::new(),
                     cycle: Vec::new(),
                 });
+            } else if !matches!(c, Chosen::Read { .. }) {
+                // Reads are not unique and change nothing: no duplicate check for them.
+                chosen.push((at, *slot));
             }
         }
     }
     anomalies.extend(repeated_ids(&union, ids));
-    anomalies.extend(over_chosen(chosen, &invoked_as));
+    anomalies.extend(over_chosen(chosen, &invokes));
     let summary = format!(
         "{} slots, {commands} commands from {sources} ({kv_ops} KV ops in the history); {} anomalies",
         union.len(),

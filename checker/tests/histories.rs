@@ -467,6 +467,58 @@ fn duplicated_and_unknown_commands() {
     assert_eq!(verdict_of(&h, "log-agreement").0, Verdict::Skipped);
 }
 
+/// A slot of several commands is read command by command, and over-chosen commands
+/// are reported in the commands' order (key, then value), each at its first slot.
+#[test]
+fn commands_chosen_too_often_in_a_slot_of_several() {
+    let mut h = H::new();
+    h.write(1, "a", 1).write(2, "b", 2).read(3, "a", Some(1));
+    let (wa, wb) = (
+        cmd(1, 0, "write", "a", json!({"value": 1})),
+        cmd(2, 0, "write", "b", json!({"value": 2})),
+    );
+    let read = cmd(3, 0, "read", "a", json!({}));
+    let (wa_again, wb_again) = (
+        cmd(1, 1, "write", "a", json!({"value": 1})),
+        cmd(2, 1, "write", "b", json!({"value": 2})),
+    );
+    let log = json!([
+        {"slot": 1, "command": wb}, {"slot": 1, "command": wa},
+        {"slot": 2, "command": null},
+        {"slot": 3, "command": read}, {"slot": 3, "command": wb_again},
+        {"slot": 4, "command": wa_again},
+    ]);
+    let result = check(
+        &h.history(),
+        &[dump(1, json!({}), log)],
+        &Options::default(),
+    );
+    let c = result
+        .checks
+        .iter()
+        .find(|c| c.name == "log-agreement")
+        .unwrap();
+    let said: Vec<(&str, Option<u64>, &str)> = c
+        .anomalies
+        .iter()
+        .map(|a| (a.kind.as_str(), a.slot, a.key.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            ("duplicate-command", Some(1), "a"),
+            ("duplicate-command", Some(1), "b")
+        ],
+        "{:?}",
+        c.anomalies
+    );
+    assert!(
+        c.summary.starts_with("4 slots, 5 commands"),
+        "{}",
+        c.summary
+    );
+}
+
 #[test]
 fn a_chosen_command_whose_client_was_told_it_failed() {
     // p1's write of 5 failed definitely (unavailable), yet slot 1 holds it.
