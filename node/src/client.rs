@@ -10,7 +10,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::core::Status;
-use crate::types::{Batch, ClientOp, Command, ErrorCode, KvOp, OpResult, Slot};
+use crate::types::{Batch, ClientOp, ErrorCode, KvOp, OpResult, Slot};
 
 /// The longest request line a node accepts; a longer one closes the connection.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
@@ -329,16 +329,14 @@ fn write_entries(
     placed: &mut dyn FnMut(Slot, Option<std::ops::Range<usize>>),
 ) {
     use std::fmt::Write as _;
-    let mut entry = |out: &mut String, command: Option<&Command>| {
+    let mut entry = |out: &mut String, command: Option<&[u8]>| {
         before(out);
         let _ = write!(out, "{{\"slot\":{slot},\"command\":");
         match command {
             // As serde writes it (core::encode).
-            Some(c) => {
-                text.clear();
-                crate::core::encode::command(text, c);
+            Some(json) => {
                 let start = out.len();
-                out.push_str(std::str::from_utf8(text).expect("JSON text is UTF-8"));
+                out.push_str(std::str::from_utf8(json).expect("JSON text is UTF-8"));
                 placed(slot, Some(start..out.len()));
             }
             None => {
@@ -351,9 +349,7 @@ fn write_entries(
     if batch.is_empty() {
         entry(out, None);
     }
-    for command in batch.iter() {
-        entry(out, Some(command));
-    }
+    batch.each_json(text, &mut |json| entry(out, Some(json)));
 }
 
 /// A chosen slot as lines of a learned log (`learned.jsonl` beside the journal): its
@@ -434,6 +430,7 @@ mod tests {
         }
     }
     use super::*;
+    use crate::types::Command;
 
     fn err(line: &str) -> ParseError {
         parse_request(line.as_bytes()).expect_err(line)

@@ -10,8 +10,6 @@
 //! Only the messages the rules read are translated; batches of log commands become
 //! fingerprints.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
-
 use paxos_trace::{self as protocol, BatchId, Event, Msg};
 
 use crate::core::{Action, Record};
@@ -21,9 +19,7 @@ use crate::types::{Batch, NodeId};
 /// A batch's fingerprint: equal batches, equal fingerprints (SipHash with fixed keys,
 /// so the same in every process built from this source, node and harness alike).
 pub fn fingerprint(batch: &Batch) -> BatchId {
-    let mut h = DefaultHasher::new();
-    batch.hash(&mut h);
-    h.finish()
+    batch.fingerprint()
 }
 
 /// Whether the rules read `m` when it leaves its node: an acceptor's promises and

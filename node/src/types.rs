@@ -324,8 +324,112 @@ pub type RegKey = std::sync::Arc<str>;
 /// Shared, not copied: one slot's batch travels in a proposal to every peer, into
 /// each acceptor's record, its chosen log and the learned log, and a copy of every
 /// command for each was most of a simulated run's allocations. Written and read as
-/// the list of commands it holds.
-pub type Batch = std::sync::Arc<Vec<Command>>;
+/// the list of commands it holds; equal, and hashed, as that list.
+///
+/// What every holder would otherwise work out again is worked out once, on first
+/// use, and kept with the batch: its JSON text (written into each WAL record that
+/// holds it: on every node, when accepted and again when chosen) and its
+/// fingerprint (the protocol's rules name it by that in every event).
+#[derive(Clone, Default)]
+pub struct Batch(std::sync::Arc<BatchData>);
+
+#[derive(Default)]
+struct BatchData {
+    commands: Vec<Command>,
+    json: std::sync::OnceLock<Box<[u8]>>,
+    fingerprint: std::sync::OnceLock<u64>,
+}
+
+impl Batch {
+    pub fn new(commands: Vec<Command>) -> Batch {
+        Batch(std::sync::Arc::new(BatchData {
+            commands,
+            json: std::sync::OnceLock::new(),
+            fingerprint: std::sync::OnceLock::new(),
+        }))
+    }
+
+    /// The commands' JSON array, as serde writes the list (`[cmd,...]`), made once.
+    pub fn json(&self) -> &[u8] {
+        self.0.json.get_or_init(|| {
+            let mut out = Vec::with_capacity(2 + 96 * self.0.commands.len());
+            crate::core::encode::commands(&mut out, &self.0.commands);
+            out.into_boxed_slice()
+        })
+    }
+
+    /// The commands' text as the list holds them: one command's is the array's
+    /// inside (made once, with [`Batch::json`]); several are each written into
+    /// `room` and handed to `each` in turn.
+    pub fn each_json(&self, room: &mut Vec<u8>, each: &mut dyn FnMut(&[u8])) {
+        if self.0.commands.len() == 1 {
+            let json = self.json();
+            return each(&json[1..json.len() - 1]);
+        }
+        for c in &self.0.commands {
+            room.clear();
+            crate::core::encode::command(room, c);
+            each(room);
+        }
+    }
+
+    /// The batch's fingerprint (the protocol's rules name a batch by it): SipHash
+    /// with fixed keys of the list, so equal batches have equal fingerprints, the
+    /// same in every process built from this source. Made once.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        *self.0.fingerprint.get_or_init(|| {
+            let mut h = std::hash::DefaultHasher::new();
+            self.0.commands.hash(&mut h);
+            h.finish()
+        })
+    }
+}
+
+impl std::ops::Deref for Batch {
+    type Target = Vec<Command>;
+    fn deref(&self) -> &Vec<Command> {
+        &self.0.commands
+    }
+}
+
+impl From<Vec<Command>> for Batch {
+    fn from(commands: Vec<Command>) -> Batch {
+        Batch::new(commands)
+    }
+}
+
+impl PartialEq for Batch {
+    fn eq(&self, other: &Batch) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || self.0.commands == other.0.commands
+    }
+}
+
+impl Eq for Batch {}
+
+impl std::hash::Hash for Batch {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.commands.hash(state)
+    }
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.commands.fmt(f)
+    }
+}
+
+impl Serialize for Batch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.commands.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Batch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Batch, D::Error> {
+        Vec::<Command>::deserialize(d).map(Batch::new)
+    }
+}
 
 /// The operations a client can ask of a node (docs/protocol.md), as the core sees them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -551,5 +655,55 @@ mod tests {
         assert_eq!(next_ballot(0, 1, 3), Some(1));
         assert_eq!(next_ballot(u64::MAX, 3, 3), None);
         assert_eq!(ballot_owner(0, 3), 0);
+    }
+
+    /// What a batch keeps once made is what it would make again: its JSON is serde's
+    /// list, each command's text is serde's command, and its fingerprint is the
+    /// list's SipHash (the ids nodes write in their journals: pinned here, so a
+    /// change to them is seen).
+    #[test]
+    fn a_batch_keeps_its_text_and_fingerprint_as_made() {
+        let cmd = |seq, op| Command {
+            id: CmdId {
+                node: 2,
+                incarnation: 1,
+                seq,
+            },
+            op,
+        };
+        let write = cmd(
+            7,
+            KvOp::Write {
+                key: "k\"1".into(),
+                value: -3,
+            },
+        );
+        let cas = cmd(
+            8,
+            KvOp::Cas {
+                key: "k".into(),
+                from: 1,
+                to: 2,
+            },
+        );
+        for commands in [vec![], vec![write.clone()], vec![write, cas]] {
+            let batch = Batch::new(commands.clone());
+            for _ in 0..2 {
+                assert_eq!(batch.json(), serde_json::to_vec(&commands).unwrap());
+                let mut each = Vec::new();
+                batch.each_json(&mut Vec::new(), &mut |j| each.push(j.to_vec()));
+                let serde: Vec<Vec<u8>> = commands
+                    .iter()
+                    .map(|c| serde_json::to_vec(c).unwrap())
+                    .collect();
+                assert_eq!(each, serde);
+                let mut h = std::hash::DefaultHasher::new();
+                std::hash::Hash::hash(&commands, &mut h);
+                assert_eq!(batch.fingerprint(), std::hash::Hasher::finish(&h));
+            }
+            assert_eq!(batch.clone(), Batch::from(commands));
+        }
+        let one = Batch::new(vec![cmd(1, KvOp::Read { key: "k".into() })]);
+        assert_eq!(one.fingerprint(), 7474337261212944656);
     }
 }

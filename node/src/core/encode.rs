@@ -52,19 +52,19 @@ pub fn record(record: &Record, out: &mut Vec<u8>) {
             out.extend_from_slice(br#","ballot":"#);
             int(out, *ballot);
             out.extend_from_slice(br#","batch":"#);
-            commands(out, batch);
+            out.extend_from_slice(batch.json());
         }
         Record::LogChosen { slot, batch } => {
             out.extend_from_slice(br#"{"r":"log-chosen","slot":"#);
             int(out, *slot);
             out.extend_from_slice(br#","batch":"#);
-            commands(out, batch);
+            out.extend_from_slice(batch.json());
         }
     }
     out.push(b'}');
 }
 
-fn commands(out: &mut Vec<u8>, batch: &[Command]) {
+pub(crate) fn commands(out: &mut Vec<u8>, batch: &[Command]) {
     out.push(b'[');
     for (i, c) in batch.iter().enumerate() {
         if i > 0 {
