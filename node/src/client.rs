@@ -301,6 +301,14 @@ fn write_log_placed<'a>(
     let mut first = true;
     // One buffer for every command's text.
     let mut text = Vec::with_capacity(96);
+    let log = log.collect::<Vec<_>>();
+    // Room for the whole log at once (a learned log is megabytes): each entry's
+    // fixed words and slot, and its command's text (made already, mostly).
+    out.reserve(
+        log.iter()
+            .map(|(_, b)| b.len().max(1) * 48 + b.json().len())
+            .sum::<usize>(),
+    );
     for (slot, batch) in log {
         write_entries(
             out,
@@ -328,15 +336,18 @@ fn write_entries(
     before: &mut dyn FnMut(&mut String),
     placed: &mut dyn FnMut(Slot, Option<std::ops::Range<usize>>),
 ) {
-    use std::fmt::Write as _;
-    let mut entry = |out: &mut String, command: Option<&[u8]>| {
+    let mut digits = itoa::Buffer::new();
+    let slot_text = digits.format(slot);
+    let mut entry = |out: &mut String, command: Option<&str>| {
         before(out);
-        let _ = write!(out, "{{\"slot\":{slot},\"command\":");
+        out.push_str("{\"slot\":");
+        out.push_str(slot_text);
+        out.push_str(",\"command\":");
         match command {
             // As serde writes it (core::encode).
             Some(json) => {
                 let start = out.len();
-                out.push_str(std::str::from_utf8(json).expect("JSON text is UTF-8"));
+                out.push_str(json);
                 placed(slot, Some(start..out.len()));
             }
             None => {

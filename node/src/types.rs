@@ -336,7 +336,7 @@ pub struct Batch(std::sync::Arc<BatchData>);
 #[derive(Default)]
 struct BatchData {
     commands: Vec<Command>,
-    json: std::sync::OnceLock<Box<[u8]>>,
+    json: std::sync::OnceLock<Box<str>>,
     fingerprint: std::sync::OnceLock<u64>,
 }
 
@@ -350,18 +350,20 @@ impl Batch {
     }
 
     /// The commands' JSON array, as serde writes the list (`[cmd,...]`), made once.
-    pub fn json(&self) -> &[u8] {
+    pub fn json(&self) -> &str {
         self.0.json.get_or_init(|| {
             let mut out = Vec::with_capacity(2 + 96 * self.0.commands.len());
             crate::core::encode::commands(&mut out, &self.0.commands);
-            out.into_boxed_slice()
+            String::from_utf8(out)
+                .expect("JSON text is UTF-8")
+                .into_boxed_str()
         })
     }
 
     /// The commands' text as the list holds them: one command's is the array's
     /// inside (made once, with [`Batch::json`]); several are each written into
     /// `room` and handed to `each` in turn.
-    pub fn each_json(&self, room: &mut Vec<u8>, each: &mut dyn FnMut(&[u8])) {
+    pub fn each_json(&self, room: &mut Vec<u8>, each: &mut dyn FnMut(&str)) {
         if self.0.commands.len() == 1 {
             let json = self.json();
             return each(&json[1..json.len() - 1]);
@@ -369,7 +371,7 @@ impl Batch {
         for c in &self.0.commands {
             room.clear();
             crate::core::encode::command(room, c);
-            each(room);
+            each(std::str::from_utf8(room).expect("JSON text is UTF-8"));
         }
     }
 
@@ -689,12 +691,12 @@ mod tests {
         for commands in [vec![], vec![write.clone()], vec![write, cas]] {
             let batch = Batch::new(commands.clone());
             for _ in 0..2 {
-                assert_eq!(batch.json(), serde_json::to_vec(&commands).unwrap());
+                assert_eq!(batch.json(), serde_json::to_string(&commands).unwrap());
                 let mut each = Vec::new();
-                batch.each_json(&mut Vec::new(), &mut |j| each.push(j.to_vec()));
-                let serde: Vec<Vec<u8>> = commands
+                batch.each_json(&mut Vec::new(), &mut |j| each.push(j.to_string()));
+                let serde: Vec<String> = commands
                     .iter()
-                    .map(|c| serde_json::to_vec(c).unwrap())
+                    .map(|c| serde_json::to_string(c).unwrap())
                     .collect();
                 assert_eq!(each, serde);
                 let mut h = std::hash::DefaultHasher::new();

@@ -416,31 +416,42 @@ fn dumps<C: SimCore>(w: &World<C>, plan: &Plan) -> Vec<(NodeId, String)> {
 }
 
 /// Every node's learned log ([`paxos_node::client::encode_learned`]), in node order;
-/// `alone`, on two threads, half the nodes each: a 5-node run's logs are megabytes.
+/// `alone`, on two threads, each taking the next node not yet taken: a 5-node run's
+/// logs are megabytes.
 fn encode_learned<C: SimCore>(w: &World<C>, plan: &Plan, alone: bool) -> Vec<LearnedLog> {
     let logs: Vec<(NodeId, &core::Learned)> = (1..=plan.nodes as NodeId)
         .map(|id| (id, w.learned(id)))
         .filter(|(_, log)| !log.is_empty())
         .collect();
-    let encode = |logs: &[(NodeId, &core::Learned)]| -> Vec<LearnedLog> {
-        logs.iter()
-            .map(|(id, log)| LearnedLog::encode(*id, log))
-            .collect()
-    };
     if !alone {
-        return encode(&logs);
+        return logs
+            .iter()
+            .map(|(id, log)| LearnedLog::encode(*id, log))
+            .collect();
     }
-    let (first, second) = logs.split_at(logs.len() / 2);
-    std::thread::scope(|s| {
-        let theirs = s.spawn(|| encode(second));
-        let mut all = encode(first);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let take = || {
+        let mut mine = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some((id, log)) = logs.get(i) else {
+                return mine;
+            };
+            mine.push((i, LearnedLog::encode(*id, log)));
+        }
+    };
+    let mut all = std::thread::scope(|s| {
+        let theirs = s.spawn(take);
+        let mut all = take();
         all.extend(
             theirs
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
         );
         all
-    })
+    });
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, log)| log).collect()
 }
 
 /// SHA-256 of a file, in hex.

@@ -52,13 +52,13 @@ pub fn record(record: &Record, out: &mut Vec<u8>) {
             out.extend_from_slice(br#","ballot":"#);
             int(out, *ballot);
             out.extend_from_slice(br#","batch":"#);
-            out.extend_from_slice(batch.json());
+            out.extend_from_slice(batch.json().as_bytes());
         }
         Record::LogChosen { slot, batch } => {
             out.extend_from_slice(br#"{"r":"log-chosen","slot":"#);
             int(out, *slot);
             out.extend_from_slice(br#","batch":"#);
-            out.extend_from_slice(batch.json());
+            out.extend_from_slice(batch.json().as_bytes());
         }
     }
     out.push(b'}');
