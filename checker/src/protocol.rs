@@ -685,7 +685,7 @@ impl Invariants {
                     let r = here(self).message_ref();
                     self.flag(
                         AnomalyKind::ChosenWithoutQuorum,
-                        Some(key.clone()),
+                        Some(key.to_string()),
                         None,
                         format!(
                             "node {node} wrote register {key} down as chosen ({value}) without a majority's acceptances or a peer telling it"
@@ -1165,7 +1165,11 @@ fn wire_msg(text: &str) -> Option<Msg> {
     use serde_json::Value;
     let v: Value = serde_json::from_str(text).ok()?;
     let u = |f: &str| v.get(f).and_then(Value::as_u64);
-    let key = || v.get("key").and_then(Value::as_str).map(str::to_string);
+    let key = || {
+        v.get("key")
+            .and_then(Value::as_str)
+            .map(paxos_trace::Key::from)
+    };
     Some(match v.get("type")?.as_str()? {
         "promise" => Msg::Promise {
             key: key()?,

@@ -50,21 +50,21 @@ pub fn msg(m: &PeerMessage) -> Option<Msg> {
             ballot,
             accepted,
         } => Msg::Promise {
-            key: key.to_string(),
+            key: key.clone(),
             ballot: *ballot,
             accepted: *accepted,
         },
         PeerMessage::Accept { key, ballot, value } => Msg::Accept {
-            key: key.to_string(),
+            key: key.clone(),
             ballot: *ballot,
             value: *value,
         },
         PeerMessage::Accepted { key, ballot } => Msg::Accepted {
-            key: key.to_string(),
+            key: key.clone(),
             ballot: *ballot,
         },
         PeerMessage::Decided { key, value } => Msg::Decided {
-            key: key.to_string(),
+            key: key.clone(),
             value: *value,
         },
         PeerMessage::LogPromise { ballot, entries } => Msg::LogPromise {
@@ -103,16 +103,16 @@ pub fn record(r: &Record) -> Option<protocol::Record> {
     Some(match r {
         Record::Incarnation { .. } => return None,
         Record::RegisterPromise { key, ballot } => protocol::Record::Promise {
-            key: key.to_string(),
+            key: key.clone(),
             ballot: *ballot,
         },
         Record::RegisterAccept { key, ballot, value } => protocol::Record::Accept {
-            key: key.to_string(),
+            key: key.clone(),
             ballot: *ballot,
             value: *value,
         },
         Record::RegisterChosen { key, value } => protocol::Record::Chosen {
-            key: key.to_string(),
+            key: key.clone(),
             value: *value,
         },
         Record::LogPromise { ballot } => protocol::Record::LogPromise { ballot: *ballot },

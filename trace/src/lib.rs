@@ -18,27 +18,31 @@ pub type Ballot = u64;
 pub type Slot = u64;
 /// A batch of log commands as the rules compare it: a fingerprint of its contents.
 pub type BatchId = u64;
+/// A register's name: shared with the node that sent it, not copied into every
+/// event (a run's events name registers hundreds of thousands of times). Written
+/// and read as a string.
+pub type Key = std::sync::Arc<str>;
 
 /// A peer message, as far as the rules look at it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Msg {
     Promise {
-        key: String,
+        key: Key,
         ballot: Ballot,
         accepted: Option<(Ballot, i64)>,
     },
     Accept {
-        key: String,
+        key: Key,
         ballot: Ballot,
         value: i64,
     },
     Accepted {
-        key: String,
+        key: Key,
         ballot: Ballot,
     },
     Decided {
-        key: String,
+        key: Key,
         value: i64,
     },
     /// Phase 1b of the log: per slot, the ballot it was accepted in (`None`: known
@@ -72,16 +76,16 @@ pub enum Msg {
 #[serde(rename_all = "kebab-case")]
 pub enum Record {
     Promise {
-        key: String,
+        key: Key,
         ballot: Ballot,
     },
     Accept {
-        key: String,
+        key: Key,
         ballot: Ballot,
         value: i64,
     },
     Chosen {
-        key: String,
+        key: Key,
         value: i64,
     },
     LogPromise {
