@@ -115,10 +115,12 @@ pub enum PaxosRules {
 
 /// Events waiting for the rules' thread, the way to it, and the way back of its
 /// verdict. The thread hands the verdict over, then frees the rules' state on its
-/// own time: nobody waits for that.
+/// own time: nobody waits for that. It hands each batch back emptied, for the
+/// next: a batch is a third of a megabyte, and a fresh one costs its pages.
 pub struct Apart {
     batch: Vec<(u64, Event)>,
     to: std::sync::mpsc::SyncSender<Vec<(u64, Event)>>,
+    emptied: std::sync::mpsc::Receiver<Vec<(u64, Event)>>,
     verdict: std::sync::mpsc::Receiver<(CheckReport, Coverage)>,
 }
 
@@ -134,7 +136,11 @@ impl PaxosRules {
             PaxosRules::Apart(apart) => {
                 apart.batch.push((now, event));
                 if apart.batch.len() >= BATCH {
-                    let full = std::mem::replace(&mut apart.batch, Vec::with_capacity(BATCH));
+                    let next = apart
+                        .emptied
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+                    let full = std::mem::replace(&mut apart.batch, next);
                     // The thread ends only when the sender is dropped, or when it
                     // panics, which `finish` reports.
                     let _ = apart.to.send(full);
@@ -151,15 +157,19 @@ impl Rules<Node> for PaxosRules {
 
     fn apart(n: usize) -> Self {
         let (to, from) = std::sync::mpsc::sync_channel::<Vec<(u64, Event)>>(BATCHES);
+        let (give_back, emptied) = std::sync::mpsc::sync_channel(BATCHES);
         let (give, verdict) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("rules".into())
             .spawn(move || {
                 let mut rules = Invariants::new(n);
-                for batch in from {
+                for mut batch in from {
                     for (now, event) in &batch {
                         rules.observe(*now, event);
                     }
+                    batch.clear();
+                    // Kept only while the simulation has room for it.
+                    let _ = give_back.try_send(batch);
                 }
                 let _ = give.send(rules.verdict());
             })
@@ -167,6 +177,7 @@ impl Rules<Node> for PaxosRules {
         PaxosRules::Apart(Apart {
             batch: Vec::with_capacity(BATCH),
             to,
+            emptied,
             verdict,
         })
     }
@@ -194,7 +205,9 @@ impl Rules<Node> for PaxosRules {
     fn finish(self) -> (CheckReport, Coverage) {
         match self {
             PaxosRules::Here(rules) => rules.finish(),
-            PaxosRules::Apart(Apart { batch, to, verdict }) => {
+            PaxosRules::Apart(Apart {
+                batch, to, verdict, ..
+            }) => {
                 let _ = to.send(batch);
                 drop(to);
                 // The thread gives a verdict unless the rules panicked, which its
