@@ -63,8 +63,13 @@ impl Queue {
         self.buckets[b].push((k, slot));
         self.full[b / 64] |= 1 << (b % 64);
         self.len += 1;
-        // The new item may be the least.
-        self.least = None;
+        // The least item known stays where it is (a push only appends); the new
+        // one replaces it if it is less.
+        if let Some((lb, li)) = self.least
+            && k < self.buckets[lb][li].0
+        {
+            self.least = Some((b, self.buckets[b].len() - 1));
+        }
     }
 
     /// The least item's (time, sequence number, slot), left in the queue.

@@ -1380,9 +1380,13 @@ impl LinkCounts {
 
     fn of(&mut self, from: NodeId, to: NodeId, kind: &'static str) -> &mut nemesis::net::Counts {
         let link = &mut self.links[(from as usize - 1) * self.nodes + (to as usize - 1)];
-        // Kinds are static names: the same pointer, almost always, before the bytes.
-        let same = |k: &&'static str| k.as_ptr() == kind.as_ptr() || *k == kind;
-        let at = match link.iter().position(|(k, _)| same(k)) {
+        // Kinds are static names: found by their pointer, almost always, before
+        // any is compared by its bytes.
+        let at = link
+            .iter()
+            .position(|(k, _)| std::ptr::eq(*k, kind))
+            .or_else(|| link.iter().position(|(k, _)| *k == kind));
+        let at = match at {
             Some(at) => at,
             None => {
                 link.push((kind, nemesis::net::Counts::default()));
