@@ -67,6 +67,10 @@ struct State {
     spare: Vec<Vec<u8>>,
 }
 
+/// Room a new file's buffer starts with: more than a WAL segment holds between
+/// two snapshots of a simulated node.
+const FILE_ROOM: usize = 512 << 10;
+
 impl State {
     /// Frees every file no name reaches now or after a crash.
     fn free_unnamed(&mut self) {
@@ -345,7 +349,14 @@ impl SimFs {
     /// A new empty file at `path`, its name not yet durable.
     fn create_at(st: &mut State, path: &Path) -> usize {
         let ino = st.inodes.len();
-        let data = st.spare.pop().unwrap_or_default();
+        // The roomiest spare buffer, with room for a whole segment: one that
+        // outgrew its buffer would be copied into fresh pages (room not written to
+        // costs no pages).
+        let roomiest = (0..st.spare.len()).max_by_key(|i| st.spare[*i].capacity());
+        let mut data = roomiest
+            .map(|i| st.spare.swap_remove(i))
+            .unwrap_or_default();
+        data.reserve(FILE_ROOM);
         st.inodes.push(Inode { data, synced: 0 });
         let entry = Entry::Create(path.to_path_buf(), ino);
         entry.apply(&mut st.live);
