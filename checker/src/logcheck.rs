@@ -91,29 +91,42 @@ impl LogAgreement {
             self.snapshots.push((dump.node, *index, kv.clone()));
         }
         // Entries grouped by slot (a stable sort keeps the order within a slot); a
-        // slot's text is built only when it is new or disagrees.
+        // slot's text is built only when it is new or disagrees. The dump's slots
+        // and the known ones are walked together, both in slot order, rather than
+        // each slot looked up; the new ones are added after.
         let mut order: Vec<&LogEntry> = dump.log.iter().collect();
         order.sort_by_key(|e| e.slot);
+        let mut known = self.union.iter().peekable();
+        let mut new = Vec::new();
         for group in order.chunk_by(|a, b| a.slot == b.slot) {
             let slot = group[0].slot;
             let cmds = || group.iter().map(|e| dump.command(e).unwrap_or("null"));
-            match self.union.get(&slot) {
-                None => {
-                    let first = First {
+            while known.next_if(|(s, _)| **s < slot).is_some() {}
+            match known.peek() {
+                Some((s, first)) if **s == slot => {
+                    if !bracketed_eq(&first.text, cmds()) {
+                        self.disagreeing
+                            .entry(slot)
+                            .or_default()
+                            .push((dump.node, bracketed(cmds())));
+                    }
+                }
+                _ => new.push((
+                    slot,
+                    First {
                         node: dump.node,
                         single: group.len() == 1,
                         text: bracketed(cmds()),
-                    };
-                    self.union.insert(slot, first);
-                }
-                Some(first) if !bracketed_eq(&first.text, cmds()) => {
-                    self.disagreeing
-                        .entry(slot)
-                        .or_default()
-                        .push((dump.node, bracketed(cmds())));
-                }
-                Some(_) => {}
+                    },
+                )),
             }
+        }
+        // Many new slots (the first dump's, all of them) are built into the map in
+        // one pass; a few are inserted.
+        if new.len() > self.union.len() / 8 {
+            self.union.append(&mut new.into_iter().collect());
+        } else {
+            self.union.extend(new);
         }
     }
 
