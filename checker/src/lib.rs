@@ -103,6 +103,13 @@ pub struct Folded {
     unreadable: Vec<String>,
 }
 
+impl Folded {
+    /// Log agreement's state, the registers' dumps, and why any dump was unreadable.
+    fn into_parts(self) -> (logcheck::LogAgreement, Vec<FinalDump>, Vec<String>) {
+        (self.log, self.registers, self.unreadable)
+    }
+}
+
 /// Takes the final dumps one at a time (each is dropped once it is folded in), so
 /// that memory holds one dump, not every dump.
 pub fn fold_finals<E: std::fmt::Display>(
@@ -159,57 +166,48 @@ pub fn check_folding(
     fold: impl FnOnce() -> Folded + Send,
     options: &Options,
 ) -> CheckResult {
-    if history.ops.len() > BESIDE_MAX_OPS {
-        let Folded {
-            log,
-            registers,
-            unreadable,
-        } = fold();
+    let (registers, linearizability, log, unreadable) = if history.ops.len() > BESIDE_MAX_OPS {
+        let (log, registers, unreadable) = fold().into_parts();
         let log = log.finish(history);
         let registers = register::check(history, &registers);
-        let linearizability = linearizability(history, options);
-        return combine(
-            history,
+        (
             registers,
-            linearizability,
+            linearizability(history, options),
             log,
             unreadable,
-            options,
-        );
-    }
-    std::thread::scope(|s| {
-        let (give, registers) = std::sync::mpsc::sync_channel(1);
-        let logging = s.spawn(move || {
-            let Folded {
-                log,
-                registers,
-                unreadable,
-            } = fold();
-            let _ = give.send(registers);
-            (log.finish(history), unreadable)
-        });
-        let linearizability = linearizability(history, options);
-        let join = |logging: std::thread::ScopedJoinHandle<'_, _>| {
-            logging
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        };
-        // Nothing comes when the fold panicked: joining shows its panic.
-        let Ok(registers) = registers.recv() else {
-            join(logging);
-            unreachable!("a fold that gives no registers has panicked");
-        };
-        let registers = register::check(history, &registers);
-        let (log, unreadable) = join(logging);
-        combine(
-            history,
-            registers,
-            linearizability,
-            log,
-            unreadable,
-            options,
         )
-    })
+    } else {
+        std::thread::scope(|s| {
+            let (give, registers) = std::sync::mpsc::sync_channel(1);
+            let logging = s.spawn(move || {
+                let (log, registers, unreadable) = fold().into_parts();
+                let _ = give.send(registers);
+                (log.finish(history), unreadable)
+            });
+            let linearizability = linearizability(history, options);
+            let join = |logging: std::thread::ScopedJoinHandle<'_, _>| {
+                logging
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            };
+            // Nothing comes when the fold panicked: joining shows its panic.
+            let Ok(registers) = registers.recv() else {
+                join(logging);
+                unreachable!("a fold that gives no registers has panicked");
+            };
+            let registers = register::check(history, &registers);
+            let (log, unreadable) = join(logging);
+            (registers, linearizability, log, unreadable)
+        })
+    };
+    combine(
+        history,
+        registers,
+        linearizability,
+        log,
+        unreadable,
+        options,
+    )
 }
 
 /// Every check's report, with what the unreadable dumps mean for log agreement.

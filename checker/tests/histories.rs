@@ -488,16 +488,14 @@ fn commands_chosen_too_often_in_a_slot_of_several() {
         {"slot": 3, "command": read}, {"slot": 3, "command": wb_again},
         {"slot": 4, "command": wa_again},
     ]);
+    let (_, kinds) = verdict_with(&h, &[dump(1, json!({}), log.clone())], "log-agreement");
     let result = check(
         &h.history(),
         &[dump(1, json!({}), log)],
         &Options::default(),
     );
-    let c = result
-        .checks
-        .iter()
-        .find(|c| c.name == "log-agreement")
-        .unwrap();
+    let c = &result.checks[3];
+    assert_eq!((c.name.as_str(), kinds.len()), ("log-agreement", 2));
     let said: Vec<(&str, Option<u64>, &str)> = c
         .anomalies
         .iter()
