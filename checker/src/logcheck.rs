@@ -200,11 +200,10 @@ fn bracketed_eq<'a>(text: &str, parts: impl Iterator<Item = &'a str>) -> bool {
     rest == "]"
 }
 
-/// The key of the command with id `id` among a slot's commands (`[cmd, ...]`).
-fn key_of(slot_text: &str, id: &str) -> Option<String> {
-    let cmds: Vec<Option<&RawValue>> = serde_json::from_str(slot_text).unwrap_or_default();
-    cmds.into_iter().flatten().find_map(|cmd| {
-        let v = view(cmd.get());
+/// The key of the command with id `id` among a slot's commands.
+fn key_of(slot: &First, id: &str) -> Option<String> {
+    slot.commands().into_iter().find_map(|cmd| {
+        let v = view(cmd);
         (v.id.map(RawValue::get) == Some(id)).then(|| v.key.map(str::to_string))?
     })
 }
@@ -273,12 +272,11 @@ fn snapshot_disagreements(
     let mut out = Vec::new();
     for (node, index, kv) in others {
         while at < *index {
-            let Some(First { text, .. }) = union.get(&(at + 1)) else {
+            let Some(first) = union.get(&(at + 1)) else {
                 return out; // a gap: nothing further can be compared
             };
-            let cmds: Vec<Option<&RawValue>> = serde_json::from_str(text).unwrap_or_default();
-            for cmd in cmds.into_iter().flatten() {
-                let v = view(cmd.get());
+            for cmd in first.commands() {
+                let v = view(cmd);
                 if let (Some("txn"), Some(txn)) = (v.op, v.txn) {
                     // Its register writes, in order (appends change lists only).
                     let mops: Vec<(String, String, serde_json::Value)> =
@@ -408,7 +406,7 @@ fn repeated_ids(union: &BTreeMap<u64, First>, mut ids: Vec<(&str, u64)>) -> Vec<
             let (id, first, slot) = (w[1].0, w[0].1, w[1].1);
             let anomaly = Anomaly {
                 kind: AnomalyKind::DuplicateCommand,
-                key: key_of(&union[&slot].text, id),
+                key: key_of(&union[&slot], id),
                 slot: Some(slot),
                 message: format!(
                     "command {id} was chosen in slot {first} and again in slot {slot}"
