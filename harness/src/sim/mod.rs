@@ -416,8 +416,8 @@ fn dumps<C: SimCore>(w: &World<C>, plan: &Plan) -> Vec<(NodeId, String)> {
 }
 
 /// Every node's learned log ([`paxos_node::client::encode_learned`]), in node order;
-/// `alone`, on two threads, each taking the next node not yet taken: a 5-node run's
-/// logs are megabytes.
+/// `alone`, on two threads, each taking the next node not yet taken
+/// ([`crate::seeds::on_threads`]): a 5-node run's logs are megabytes.
 fn encode_learned<C: SimCore>(w: &World<C>, plan: &Plan, alone: bool) -> Vec<LearnedLog> {
     let logs: Vec<(NodeId, &core::Learned)> = (1..=plan.nodes as NodeId)
         .map(|id| (id, w.learned(id)))
@@ -429,29 +429,25 @@ fn encode_learned<C: SimCore>(w: &World<C>, plan: &Plan, alone: bool) -> Vec<Lea
             .map(|(id, log)| LearnedLog::encode(*id, log))
             .collect();
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let take = || {
-        let mut mine = Vec::new();
-        loop {
-            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Some((id, log)) = logs.get(i) else {
-                return mine;
-            };
-            mine.push((i, LearnedLog::encode(*id, log)));
-        }
-    };
-    let mut all = std::thread::scope(|s| {
-        let theirs = s.spawn(take);
-        let mut all = take();
-        all.extend(
-            theirs
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-        );
-        all
+    let encoded: Vec<Mutex<Option<LearnedLog>>> = logs.iter().map(|_| Mutex::default()).collect();
+    let at = |i: u64| (i < logs.len() as u64).then_some(i);
+    // Nothing stops it and no node's encoding fails: it ends when every node is done.
+    let _ = crate::seeds::on_threads(2, &at, &|| None, &|i| {
+        let (id, log) = logs[i as usize];
+        let done = LearnedLog::encode(id, log);
+        *encoded[i as usize]
+            .lock()
+            .expect("no lock is held across a panic") = Some(done);
+        Ok(())
     });
-    all.sort_by_key(|(i, _)| *i);
-    all.into_iter().map(|(_, log)| log).collect()
+    encoded
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .expect("no lock is held across a panic")
+                .expect("every node is encoded")
+        })
+        .collect()
 }
 
 /// SHA-256 of a file, in hex.
